@@ -1,0 +1,1 @@
+//! Assembler for the bpf_conformance syntax (placeholder, being written).

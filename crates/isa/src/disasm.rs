@@ -1,0 +1,1 @@
+//! Kernel-syntax disassembler (placeholder, being written).

@@ -1,0 +1,1 @@
+//! llvm-objdump-syntax disassembler (placeholder, being written).

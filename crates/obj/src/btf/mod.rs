@@ -1,0 +1,1 @@
+//! BTF and BTF.ext (in progress)
