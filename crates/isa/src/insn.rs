@@ -77,7 +77,7 @@ impl Insn {
 
 /// Splits a byte buffer into instruction slots.
 pub fn insns_from_bytes(bytes: &[u8]) -> Result<Vec<Insn>, InsnError> {
-    if bytes.len() % Insn::SIZE != 0 {
+    if !bytes.len().is_multiple_of(Insn::SIZE) {
         return Err(InsnError::BadLength { len: bytes.len() });
     }
     Ok(bytes
