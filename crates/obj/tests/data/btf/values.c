@@ -99,6 +99,9 @@ typedef struct inner inner_t;
 inner_t g_tdinner = { 7, "q" };
 int __attribute__((btf_type_tag("user"))) *g_tagged = 0;
 int (*g_fp)(int, ...);
+enum e8 { E8_A = 1, E8_B = 255 } __attribute__((packed));
+enum e8 g_e8 = E8_B;
+enum e8 g_e8_a = E8_A;
 
 /* bpftool 7.1 cannot print FLOAT; keep floats in their own map so the error
  * they cause does not hide the rest of .data. */
