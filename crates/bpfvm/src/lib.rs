@@ -1,9 +1,64 @@
 //! bpfvm — the Linux eBPF subsystem rebuilt in userspace.
 //!
-//! This is the public API (the facade); the `bpfvm-*` crates behind it are internal.
-//! (The runtime — the command dispatcher modelled on bpf(2) — is being built.)
+//! This crate is the public API (the facade) and plays the kernel's part. The
+//! [`Runtime`] holds programs, maps and BTF by id, and serves one command
+//! dispatcher ([`Runtime::bpf`], modelled on bpf(2)) that the library, the CLI and
+//! the daemon all use. Data flows: an [`Object`] parsed from an ELF file is loaded
+//! by [`Runtime::load_object`] (maps created, relocations applied, each program
+//! decoded and prepared for the VM, its tag computed as the kernel computes it);
+//! programs then run through `prog_test_run` ([`BpfCmd::ProgTestRun`]) or attach
+//! points, calling the runtime's helpers ([`helpers`]), which reach maps and the
+//! trace pipe through the run's environment.
+//!
+//! The `bpfvm-*` crates behind it are internal dependencies.
 
-pub use bpfvm_isa as isa;
-pub use bpfvm_maps as maps;
-pub use bpfvm_obj as obj;
-pub use bpfvm_vm as vm;
+mod env;
+mod error;
+pub mod helpers;
+pub mod helpers_pure;
+mod idr;
+mod info;
+mod kernel;
+mod loader;
+mod lowmem;
+pub mod printk;
+mod prog;
+pub mod tag;
+mod testrun;
+mod trace;
+pub mod xlated;
+
+pub use env::{Redirect, XdpMd};
+pub use error::BpfError;
+pub use info::{prog_type_name, BtfInfo, MapInfo, ProgInfo};
+pub use kernel::{
+    BpfCmd, BpfReply, BtfObj, MapCreateAttr, MapFd, MapObj, ObjKind, Pinned, ProgFd, ProgLoadAttr, ProgObj,
+    Runtime,
+};
+pub use loader::LoadedObject;
+pub use testrun::{TestRunAttr, TestRunResult, XDP_PACKET_HEADROOM};
+pub use trace::TracePipe;
+
+pub use bpfvm_obj::{FuncInfo, LineInfo, Object, ObjError};
+
+/// The instruction set (instructions, the opcode table, assembler, disassemblers).
+pub mod isa {
+    pub use bpfvm_isa::*;
+}
+
+/// Map types and flags.
+pub mod maps {
+    pub use bpfvm_maps::{MapError, MapOps, MapType};
+    pub use bpfvm_maps::{BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
+}
+
+/// BTF: types, the value pretty-printer, bpftool's dump formats.
+pub mod btf {
+    pub use bpfvm_obj::btf::*;
+}
+
+/// The VM's helper interface, for registering custom helpers.
+pub mod vm {
+    pub use bpfvm_vm::{Helper, HelperCtx, HelperError, HelperOutcome, Region, RegionKind, VmError};
+    pub use bpfvm_vm::conformance;
+}

@@ -1,0 +1,103 @@
+//! What one program run carries besides the VM's registers: the runtime (for maps
+//! and the trace pipe), the simulated CPU, the XDP buffer the adjust helpers move,
+//! the redirect target a program chose, and ring buffer records it has reserved.
+
+use crate::kernel::{MapObj, Runtime};
+use bpfvm_maps::ValueRegion;
+use bpfvm_vm::MemoryOracle;
+use std::sync::Arc;
+
+/// `struct xdp_md` as user space and programs see it (six u32 fields).
+#[doc(alias = "xdp_md")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct XdpMd {
+    pub data: u32,
+    pub data_end: u32,
+    pub data_meta: u32,
+    pub ingress_ifindex: u32,
+    pub rx_queue_index: u32,
+    pub egress_ifindex: u32,
+}
+
+/// The XDP buffer of a run: `hard_start .. frame_end` is the whole frame memory;
+/// the packet and metadata pointers live in the `xdp_md` the program reads.
+pub struct XdpState {
+    pub ctx: *mut XdpMd,
+    pub hard_start: u64,
+    /// End of the memory the packet may grow into (frame size minus the kernel's
+    /// skb_shared_info tailroom).
+    pub frame_end: u64,
+}
+
+/// Where `bpf_redirect` / `bpf_redirect_map` sent the packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redirect {
+    Ifindex { ifindex: u32, flags: u64 },
+    Map { map_id: u32, key: u32, ifindex: Option<u32> },
+}
+
+pub struct RunEnv {
+    pub rt: Runtime,
+    pub cpu: u32,
+    pub xdp: Option<XdpState>,
+    pub redirect: Option<Redirect>,
+    /// Ring buffer records reserved and not yet submitted or discarded.
+    pub reservations: Vec<(u64, Arc<MapObj>)>,
+    pub comm: [u8; 16],
+    pub pid: u32,
+    pub tgid: u32,
+    /// Value memory of the maps the program uses (checked mode).
+    pub value_regions: Vec<ValueRegion>,
+}
+
+impl RunEnv {
+    pub fn new(rt: &Runtime, prog: &crate::kernel::ProgObj, cpu: u32) -> RunEnv {
+        let mut comm = [0u8; 16];
+        let name = current_comm();
+        let n = name.len().min(15);
+        comm[..n].copy_from_slice(&name.as_bytes()[..n]);
+        RunEnv {
+            rt: rt.clone(),
+            cpu,
+            xdp: None,
+            redirect: None,
+            reservations: Vec::new(),
+            comm,
+            // SAFETY: getpid/gettid have no preconditions.
+            pid: unsafe { libc::gettid() } as u32,
+            tgid: std::process::id(),
+            value_regions: prog.used_maps.iter().flat_map(|m| m.ops.value_regions()).collect(),
+        }
+    }
+}
+
+fn current_comm() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_else(|_| "bpfvm".into())
+}
+
+/// Checked-mode oracle for map value memory: the program's maps first, then every
+/// map of the runtime (inner maps reached through map-in-map lookups).
+pub struct MapMemory<'a> {
+    pub regions: &'a [ValueRegion],
+    pub rt: &'a Runtime,
+}
+
+fn region_allows(r: &ValueRegion, addr: u64, len: usize, write: bool) -> bool {
+    r.contains(addr as usize, len) && (!write || r.writable_by_prog)
+}
+
+impl MemoryOracle for MapMemory<'_> {
+    fn check(&self, addr: u64, len: usize, write: bool) -> bool {
+        if self.regions.iter().any(|r| region_allows(r, addr, len, write)) {
+            return true;
+        }
+        self.rt
+            .maps()
+            .iter()
+            .flat_map(|m| m.ops.value_regions())
+            .any(|r| region_allows(&r, addr, len, write))
+    }
+}

@@ -1,0 +1,61 @@
+//! Errors of the runtime's commands, each with the errno the kernel's bpf(2) returns.
+
+use bpfvm_maps::MapError;
+use bpfvm_vm::{LoadError, VmError};
+use thiserror::Error;
+
+/// An error from [`crate::Runtime::bpf`] (and everything built on it).
+#[derive(Debug, Error)]
+pub enum BpfError {
+    #[error("{kind} id {id} does not exist")]
+    NoSuchObject { kind: &'static str, id: u32 },
+    #[error("map operation failed")]
+    Map(#[from] MapError),
+    #[error("program '{name}' refused at load")]
+    ProgLoad {
+        name: String,
+        #[source]
+        source: LoadError,
+    },
+    #[error("program '{name}' refused at load: {reason}")]
+    ProgInvalid { name: String, reason: String },
+    #[error("program '{name}' stopped")]
+    Run {
+        name: String,
+        #[source]
+        source: VmError,
+    },
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("object file")]
+    Obj(#[from] bpfvm_obj::ObjError),
+    #[error("{what} is not supported yet")]
+    NotSupported { what: String },
+    #[error("pin path '{path}': {reason}")]
+    Pin { path: String, reason: &'static str },
+    #[error("no space left for a new {kind} id")]
+    NoIds { kind: &'static str },
+}
+
+impl BpfError {
+    /// The errno the kernel would return for this failure.
+    pub fn errno(&self) -> i32 {
+        match self {
+            BpfError::NoSuchObject { .. } => libc::ENOENT,
+            BpfError::Map(e) => e.errno(),
+            BpfError::ProgLoad { .. } | BpfError::ProgInvalid { .. } => libc::EINVAL,
+            BpfError::Run { .. } => libc::EFAULT,
+            BpfError::Invalid(_) => libc::EINVAL,
+            BpfError::Obj(_) => libc::EINVAL,
+            BpfError::NotSupported { .. } => libc::EOPNOTSUPP,
+            BpfError::Pin { reason, .. } => match *reason {
+                "file exists" => libc::EEXIST,
+                "no such file or directory" => libc::ENOENT,
+                _ => libc::EINVAL,
+            },
+            BpfError::NoIds { .. } => libc::ENOSPC,
+        }
+    }
+}
+
+pub type Result<T, E = BpfError> = std::result::Result<T, E>;

@@ -1,0 +1,621 @@
+//! The userspace "kernel": object tables, handles, and the one command dispatcher
+//! ([`Runtime::bpf`], modelled on `__sys_bpf`). The library API, the CLI and the
+//! daemon all go through it.
+//!
+//! Lifetimes follow the kernel's: an object lives while something holds a strong
+//! reference (a handle — the library's stand-in for an fd —, a pin, an attachment, a
+//! program that uses a map, a prog_array slot). Id tables hold weak references, so
+//! ids of released objects simply stop resolving.
+
+use crate::error::{BpfError, Result};
+use crate::idr::Idr;
+use crate::trace::TracePipe;
+use bpfvm_isa::Insn;
+use bpfvm_maps::{MapAttr, MapOps, MapType};
+use bpfvm_vm::{HelperTable, VmProgram};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::SystemTime;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// BTF loaded into the runtime (`bpftool btf list`).
+pub struct BtfObj {
+    pub id: u32,
+    pub btf: bpfvm_obj::btf::Btf,
+    /// The raw blob as loaded (bytes_btf in `btf show`).
+    pub size: usize,
+    pub name: String,
+}
+
+/// A map in the runtime.
+pub struct MapObj {
+    pub id: u32,
+    pub ops: Arc<dyn MapOps>,
+    pub name: String,
+    pub btf: Option<Arc<BtfObj>>,
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
+    /// Handles and pins (user-space references). When it drops to zero a prog_array
+    /// is cleared, as the kernel does on the last uref.
+    user_refs: AtomicUsize,
+}
+
+impl MapObj {
+    pub fn map_type(&self) -> MapType {
+        self.ops.attr().map_type
+    }
+    pub fn attr(&self) -> &MapAttr {
+        self.ops.attr()
+    }
+    /// The value a program's map pointer register holds for this map.
+    pub fn prog_addr(&self) -> u64 {
+        map_addr(&self.ops)
+    }
+    fn get_uref(&self) {
+        self.user_refs.fetch_add(1, Ordering::AcqRel);
+    }
+    fn put_uref(&self) {
+        if self.user_refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(pa) = self.ops.as_prog_array() {
+                pa.clear();
+            }
+        }
+    }
+}
+
+/// The address identifying a map inside programs (its `struct bpf_map *`).
+pub(crate) fn map_addr(ops: &Arc<dyn MapOps>) -> u64 {
+    Arc::as_ptr(ops) as *const () as u64
+}
+
+/// A loaded program.
+pub struct ProgObj {
+    pub id: u32,
+    pub name: String,
+    /// `enum bpf_prog_type` number.
+    pub prog_type: u32,
+    pub expected_attach_type: u32,
+    pub tag: [u8; 8],
+    /// The instructions as `prog dump xlated` shows them: map references carry map
+    /// ids (src PSEUDO_MAP_FD / PSEUDO_MAP_VALUE, imm = id).
+    pub xlated: Vec<Insn>,
+    pub vm: Arc<VmProgram>,
+    pub used_maps: Vec<Arc<MapObj>>,
+    pub gpl_compatible: bool,
+    pub loaded_at: SystemTime,
+    pub uid: u32,
+    pub btf: Option<Arc<BtfObj>>,
+    pub func_info: Vec<FuncInfo>,
+    pub line_info: Vec<LineInfo>,
+    pub run_cnt: AtomicU64,
+    pub run_time_ns: AtomicU64,
+}
+
+pub use bpfvm_obj::{FuncInfo, LineInfo};
+
+/// A user-space reference to a map (the library's file descriptor).
+pub struct MapFd(Arc<MapObj>);
+
+impl MapFd {
+    fn new(m: Arc<MapObj>) -> MapFd {
+        m.get_uref();
+        MapFd(m)
+    }
+    pub fn obj(&self) -> &Arc<MapObj> {
+        &self.0
+    }
+    pub fn id(&self) -> u32 {
+        self.0.id
+    }
+}
+
+impl Clone for MapFd {
+    fn clone(&self) -> Self {
+        MapFd::new(self.0.clone())
+    }
+}
+
+impl Drop for MapFd {
+    fn drop(&mut self) {
+        self.0.put_uref();
+    }
+}
+
+impl std::fmt::Debug for MapFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MapFd(id {} '{}')", self.0.id, self.0.name)
+    }
+}
+
+/// A user-space reference to a program.
+#[derive(Clone)]
+pub struct ProgFd(pub(crate) Arc<ProgObj>);
+
+impl ProgFd {
+    pub fn obj(&self) -> &Arc<ProgObj> {
+        &self.0
+    }
+    pub fn id(&self) -> u32 {
+        self.0.id
+    }
+}
+
+impl std::fmt::Debug for ProgFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ProgFd(id {} '{}')", self.0.id, self.0.name)
+    }
+}
+
+/// What a pin holds.
+#[derive(Clone, Debug)]
+pub enum Pinned {
+    Prog(ProgFd),
+    Map(MapFd),
+}
+
+/// Object kinds, for commands that take "an object by id".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjKind {
+    Prog,
+    Map,
+    Btf,
+}
+
+pub(crate) struct Kernel {
+    pub(crate) maps: Mutex<Idr<MapObj>>,
+    pub(crate) progs: Mutex<Idr<ProgObj>>,
+    pub(crate) btfs: Mutex<Idr<BtfObj>>,
+    /// Program-side map pointer -> map, for helpers (map pointers come from LD_IMM64
+    /// and from map-in-map lookups).
+    pub(crate) map_by_addr: RwLock<HashMap<u64, Weak<MapObj>>>,
+    pub(crate) pins: Mutex<BTreeMap<String, Pinned>>,
+    pub(crate) trace: TracePipe,
+    pub(crate) ncpus: usize,
+    pub(crate) helpers: RwLock<Arc<HelperTable>>,
+}
+
+/// The runtime: the kernel's part, in-process. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) k: Arc<Kernel>,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `BPF_MAP_CREATE` attributes.
+#[derive(Clone, Debug, Default)]
+pub struct MapCreateAttr {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+    pub name: String,
+    pub numa_node: u32,
+    /// Template map for map-in-map types (the kernel's inner_map_fd).
+    pub inner_map_id: Option<u32>,
+    pub btf_id: Option<u32>,
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
+}
+
+/// `BPF_PROG_LOAD` attributes. Map references in `insns` are LD_IMM64 with src
+/// `BPF_PSEUDO_MAP_FD` (imm = map id) or `BPF_PSEUDO_MAP_VALUE` (imm = map id,
+/// second imm = offset into the value), ids standing in for the kernel's fds.
+#[derive(Clone, Debug, Default)]
+pub struct ProgLoadAttr {
+    pub prog_type: u32,
+    pub expected_attach_type: u32,
+    pub insns: Vec<Insn>,
+    pub license: String,
+    pub name: String,
+    pub btf_id: Option<u32>,
+    pub func_info: Vec<FuncInfo>,
+    pub line_info: Vec<LineInfo>,
+}
+
+/// The commands of the dispatcher, after `enum bpf_cmd`.
+#[derive(Clone, Debug)]
+pub enum BpfCmd {
+    MapCreate(MapCreateAttr),
+    MapLookupElem { map_id: u32, key: Vec<u8>, flags: u64 },
+    MapUpdateElem { map_id: u32, key: Vec<u8>, value: Vec<u8>, flags: u64 },
+    MapDeleteElem { map_id: u32, key: Vec<u8> },
+    MapGetNextKey { map_id: u32, key: Option<Vec<u8>> },
+    MapLookupAndDeleteElem { map_id: u32, key: Option<Vec<u8>>, flags: u64 },
+    MapFreeze { map_id: u32 },
+    ProgLoad(ProgLoadAttr),
+    ProgTestRun(crate::testrun::TestRunAttr),
+    ObjPin { path: String, kind: ObjKind, id: u32 },
+    ObjGet { path: String },
+    ProgGetNextId { start_id: u32 },
+    MapGetNextId { start_id: u32 },
+    BtfGetNextId { start_id: u32 },
+    ProgGetFdById { id: u32 },
+    MapGetFdById { id: u32 },
+    ObjGetInfoById { kind: ObjKind, id: u32 },
+}
+
+/// Replies of the dispatcher.
+#[derive(Debug)]
+pub enum BpfReply {
+    Ok,
+    Map(MapFd),
+    Prog(ProgFd),
+    Bytes(Vec<u8>),
+    Id(u32),
+    Pinned(Pinned),
+    TestRun(crate::testrun::TestRunResult),
+    ProgInfo(crate::info::ProgInfo),
+    MapInfo(crate::info::MapInfo),
+    BtfInfo(crate::info::BtfInfo),
+}
+
+impl Runtime {
+    pub fn new() -> Runtime {
+        Runtime::with_cpus(bpfvm_maps::default_ncpus())
+    }
+
+    /// A runtime that simulates `ncpus` CPUs (per-CPU maps hold that many values).
+    pub fn with_cpus(ncpus: usize) -> Runtime {
+        let ncpus = ncpus.max(1);
+        Runtime {
+            k: Arc::new(Kernel {
+                maps: Mutex::new(Idr::new()),
+                progs: Mutex::new(Idr::new()),
+                btfs: Mutex::new(Idr::new()),
+                map_by_addr: RwLock::new(HashMap::new()),
+                pins: Mutex::new(BTreeMap::new()),
+                trace: TracePipe::default(),
+                ncpus,
+                helpers: RwLock::new(Arc::new(crate::helpers::kernel_helpers())),
+            }),
+        }
+    }
+
+    pub fn ncpus(&self) -> usize {
+        self.k.ncpus
+    }
+
+    /// The trace pipe bpf_trace_printk writes to.
+    pub fn trace_pipe(&self) -> &TracePipe {
+        &self.k.trace
+    }
+
+    /// Registers (or replaces) a helper available to programs loaded afterwards.
+    pub fn register_helper(
+        &self,
+        id: u32,
+        name: &'static str,
+        helper: impl bpfvm_vm::Helper + 'static,
+    ) {
+        let mut h = self.k.helpers.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = (**h).clone();
+        t.register(id, name, helper);
+        *h = Arc::new(t);
+    }
+
+    /// The one command dispatcher.
+    pub fn bpf(&self, cmd: BpfCmd) -> Result<BpfReply> {
+        match cmd {
+            BpfCmd::MapCreate(attr) => self.map_create(&attr).map(BpfReply::Map),
+            BpfCmd::MapLookupElem { map_id, key, flags } => {
+                let m = self.map_by_id(map_id)?;
+                let mut out = vec![0u8; m.ops.user_value_size()];
+                m.ops.lookup_user(&key, &mut out, flags)?;
+                Ok(BpfReply::Bytes(out))
+            }
+            BpfCmd::MapUpdateElem {
+                map_id,
+                key,
+                value,
+                flags,
+            } => {
+                let m = self.map_by_id(map_id)?;
+                self.map_update(&m, &key, &value, flags)?;
+                Ok(BpfReply::Ok)
+            }
+            BpfCmd::MapDeleteElem { map_id, key } => {
+                self.map_by_id(map_id)?.ops.delete_user(&key)?;
+                Ok(BpfReply::Ok)
+            }
+            BpfCmd::MapGetNextKey { map_id, key } => {
+                let m = self.map_by_id(map_id)?;
+                let mut next = vec![0u8; m.attr().key_size as usize];
+                m.ops.get_next_key(key.as_deref(), &mut next)?;
+                Ok(BpfReply::Bytes(next))
+            }
+            BpfCmd::MapLookupAndDeleteElem { map_id, key, flags } => {
+                let m = self.map_by_id(map_id)?;
+                let mut out = vec![0u8; m.ops.user_value_size()];
+                m.ops.lookup_and_delete(key.as_deref(), &mut out, flags)?;
+                Ok(BpfReply::Bytes(out))
+            }
+            BpfCmd::MapFreeze { map_id } => {
+                self.map_by_id(map_id)?.ops.freeze()?;
+                Ok(BpfReply::Ok)
+            }
+            BpfCmd::ProgLoad(attr) => self.prog_load(attr).map(BpfReply::Prog),
+            BpfCmd::ProgTestRun(attr) => {
+                let p = self.prog_by_id(attr.prog_id)?;
+                crate::testrun::test_run(self, &p, &attr).map(BpfReply::TestRun)
+            }
+            BpfCmd::ObjPin { path, kind, id } => {
+                let obj = match kind {
+                    ObjKind::Prog => Pinned::Prog(ProgFd(self.prog_by_id(id)?)),
+                    ObjKind::Map => Pinned::Map(MapFd::new(self.map_by_id(id)?)),
+                    ObjKind::Btf => {
+                        return Err(BpfError::NotSupported {
+                            what: "pinning BTF".into(),
+                        })
+                    }
+                };
+                self.pin(&path, obj)?;
+                Ok(BpfReply::Ok)
+            }
+            BpfCmd::ObjGet { path } => self.pinned(&path).map(BpfReply::Pinned),
+            BpfCmd::ProgGetNextId { start_id } => lock(&self.k.progs)
+                .next_after(start_id)
+                .map(|(id, _)| BpfReply::Id(id))
+                .ok_or(BpfError::NoSuchObject {
+                    kind: "next program",
+                    id: start_id,
+                }),
+            BpfCmd::MapGetNextId { start_id } => lock(&self.k.maps)
+                .next_after(start_id)
+                .map(|(id, _)| BpfReply::Id(id))
+                .ok_or(BpfError::NoSuchObject {
+                    kind: "next map",
+                    id: start_id,
+                }),
+            BpfCmd::BtfGetNextId { start_id } => lock(&self.k.btfs)
+                .next_after(start_id)
+                .map(|(id, _)| BpfReply::Id(id))
+                .ok_or(BpfError::NoSuchObject {
+                    kind: "next btf",
+                    id: start_id,
+                }),
+            BpfCmd::ProgGetFdById { id } => Ok(BpfReply::Prog(ProgFd(self.prog_by_id(id)?))),
+            BpfCmd::MapGetFdById { id } => Ok(BpfReply::Map(MapFd::new(self.map_by_id(id)?))),
+            BpfCmd::ObjGetInfoById { kind, id } => match kind {
+                ObjKind::Prog => Ok(BpfReply::ProgInfo(crate::info::prog_info(
+                    &*self.prog_by_id(id)?,
+                ))),
+                ObjKind::Map => Ok(BpfReply::MapInfo(crate::info::map_info(&*self.map_by_id(id)?))),
+                ObjKind::Btf => Ok(BpfReply::BtfInfo(crate::info::btf_info(&*self.btf_by_id(id)?))),
+            },
+        }
+    }
+
+    pub fn map_by_id(&self, id: u32) -> Result<Arc<MapObj>> {
+        lock(&self.k.maps)
+            .get(id)
+            .ok_or(BpfError::NoSuchObject { kind: "map", id })
+    }
+
+    pub fn prog_by_id(&self, id: u32) -> Result<Arc<ProgObj>> {
+        lock(&self.k.progs)
+            .get(id)
+            .ok_or(BpfError::NoSuchObject { kind: "program", id })
+    }
+
+    pub fn btf_by_id(&self, id: u32) -> Result<Arc<BtfObj>> {
+        lock(&self.k.btfs)
+            .get(id)
+            .ok_or(BpfError::NoSuchObject { kind: "btf", id })
+    }
+
+    /// Every live program, by id.
+    pub fn progs(&self) -> Vec<Arc<ProgObj>> {
+        let t = lock(&self.k.progs);
+        let mut out = Vec::new();
+        let mut id = 0;
+        while let Some((next, p)) = t.next_after(id) {
+            out.push(p);
+            id = next;
+        }
+        out
+    }
+
+    /// Every live map, by id.
+    pub fn maps(&self) -> Vec<Arc<MapObj>> {
+        let t = lock(&self.k.maps);
+        let mut out = Vec::new();
+        let mut id = 0;
+        while let Some((next, m)) = t.next_after(id) {
+            out.push(m);
+            id = next;
+        }
+        out
+    }
+
+    /// Resolves a program-side map pointer.
+    pub(crate) fn map_by_addr(&self, addr: u64) -> Option<Arc<MapObj>> {
+        self.k
+            .map_by_addr
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&addr)
+            .and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn load_btf(&self, btf: bpfvm_obj::btf::Btf, size: usize, name: &str) -> Result<Arc<BtfObj>> {
+        let mut t = lock(&self.k.btfs);
+        let id = t.alloc().ok_or(BpfError::NoIds { kind: "btf" })?;
+        let b = Arc::new(BtfObj {
+            id,
+            btf,
+            size,
+            name: name.to_string(),
+        });
+        t.set(id, &b);
+        Ok(b)
+    }
+
+    fn map_create(&self, a: &MapCreateAttr) -> Result<MapFd> {
+        let map_type = MapType::from_u32(a.map_type)
+            .ok_or_else(|| BpfError::Invalid(format!("unknown map type {}", a.map_type)))?;
+        let inner = match a.inner_map_id {
+            Some(id) => Some(self.map_by_id(id)?.ops.clone()),
+            None => None,
+        };
+        let btf = match a.btf_id {
+            Some(id) => Some(self.btf_by_id(id)?),
+            None => None,
+        };
+        let spin_lock_off = btf
+            .as_ref()
+            .and_then(|b| crate::loader::spin_lock_offset(&b.btf, a.btf_value_type_id));
+        let attr = MapAttr {
+            map_type,
+            key_size: a.key_size,
+            value_size: a.value_size,
+            max_entries: a.max_entries,
+            map_flags: a.map_flags,
+            name: a.name.clone(),
+            numa_node: a.numa_node,
+            inner,
+            btf_key_type_id: a.btf_key_type_id,
+            btf_value_type_id: a.btf_value_type_id,
+            spin_lock_off,
+        };
+        let ops = bpfvm_maps::create_map(&attr, self.k.ncpus)?;
+        let mut t = lock(&self.k.maps);
+        let id = t.alloc().ok_or(BpfError::NoIds { kind: "map" })?;
+        let m = Arc::new(MapObj {
+            id,
+            ops,
+            name: a.name.clone(),
+            btf,
+            btf_key_type_id: a.btf_key_type_id,
+            btf_value_type_id: a.btf_value_type_id,
+            user_refs: AtomicUsize::new(0),
+        });
+        t.set(id, &m);
+        drop(t);
+        let mut by_addr = self.k.map_by_addr.write().unwrap_or_else(|e| e.into_inner());
+        by_addr.retain(|_, w| w.strong_count() > 0);
+        by_addr.insert(m.prog_addr(), Arc::downgrade(&m));
+        Ok(MapFd::new(m))
+    }
+
+    /// User-space update: fd-holding maps (prog_array, map-in-map) take an id.
+    pub(crate) fn map_update(&self, m: &MapObj, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+        match m.map_type() {
+            MapType::ProgArray | MapType::ArrayOfMaps | MapType::HashOfMaps => {
+                let id = u32::from_le_bytes(
+                    value
+                        .get(..4)
+                        .and_then(|v| v.try_into().ok())
+                        .ok_or_else(|| BpfError::Invalid("value must be a 4-byte id".into()))?,
+                );
+                let obj = if m.map_type() == MapType::ProgArray {
+                    let p = self.prog_by_id(id)?;
+                    bpfvm_maps::FdObject::Prog(p)
+                } else {
+                    bpfvm_maps::FdObject::Map(self.map_by_id(id)?.ops.clone())
+                };
+                m.ops.update_fd(key, id, obj, flags)?;
+            }
+            _ => m.ops.update_user(key, value, flags)?,
+        }
+        Ok(())
+    }
+
+    /// Creates a map (`BPF_MAP_CREATE`).
+    pub fn create_map(&self, attr: &MapCreateAttr) -> Result<MapFd> {
+        self.map_create(attr)
+    }
+
+    /// Loads a program from instructions (`BPF_PROG_LOAD`).
+    pub fn load_program(&self, attr: ProgLoadAttr) -> Result<ProgFd> {
+        self.prog_load(attr)
+    }
+
+    fn prog_load(&self, a: ProgLoadAttr) -> Result<ProgFd> {
+        crate::prog::load(self, a)
+    }
+
+    pub(crate) fn register_prog(&self, build: impl FnOnce(u32) -> Result<ProgObj>) -> Result<ProgFd> {
+        let id = lock(&self.k.progs)
+            .alloc()
+            .ok_or(BpfError::NoIds { kind: "program" })?;
+        match build(id) {
+            Ok(p) => {
+                let p = Arc::new(p);
+                lock(&self.k.progs).set(id, &p);
+                Ok(ProgFd(p))
+            }
+            Err(e) => {
+                lock(&self.k.progs).release(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Pins an object at `path` (`BPF_OBJ_PIN`).
+    pub fn pin(&self, path: &str, obj: Pinned) -> Result<()> {
+        let path = normalize_pin_path(path)?;
+        let mut pins = lock(&self.k.pins);
+        if pins.contains_key(&path) {
+            return Err(BpfError::Pin {
+                path,
+                reason: "file exists",
+            });
+        }
+        pins.insert(path, obj);
+        Ok(())
+    }
+
+    /// The object pinned at `path` (`BPF_OBJ_GET`).
+    pub fn pinned(&self, path: &str) -> Result<Pinned> {
+        let path = normalize_pin_path(path)?;
+        lock(&self.k.pins).get(&path).cloned().ok_or(BpfError::Pin {
+            path,
+            reason: "no such file or directory",
+        })
+    }
+
+    /// Removes a pin (`rm /sys/fs/bpf/...`). The object goes if nothing else holds it.
+    pub fn unpin(&self, path: &str) -> Result<Pinned> {
+        let path = normalize_pin_path(path)?;
+        lock(&self.k.pins).remove(&path).ok_or(BpfError::Pin {
+            path,
+            reason: "no such file or directory",
+        })
+    }
+
+    /// All pins, by path.
+    pub fn pins(&self) -> Vec<(String, Pinned)> {
+        lock(&self.k.pins)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// Pin paths are absolute, without `.`/`..` components or empty names.
+fn normalize_pin_path(path: &str) -> Result<String> {
+    if !path.starts_with('/') {
+        return Err(BpfError::Pin {
+            path: path.into(),
+            reason: "pin paths must be absolute",
+        });
+    }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() || parts.iter().any(|p| *p == "." || *p == "..") {
+        return Err(BpfError::Pin {
+            path: path.into(),
+            reason: "invalid pin path",
+        });
+    }
+    Ok(format!("/{}", parts.join("/")))
+}

@@ -1,0 +1,146 @@
+//! `BPF_PROG_LOAD`: check the instructions, resolve map references, compute the
+//! tag, and prepare the program for the interpreter.
+//!
+//! Two instruction streams come out of a load: `xlated` keeps map references as
+//! map ids (what `prog dump xlated` prints and the tag is computed on, with the
+//! references zeroed as the kernel does), and the VM's copy has them replaced by the
+//! addresses helpers and loads use at run time.
+
+use crate::error::{BpfError, Result};
+use crate::kernel::{MapObj, ProgFd, ProgLoadAttr, ProgObj, Runtime};
+use bpfvm_isa::consts::{BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE};
+use bpfvm_isa::{decode_program, Insn, Op};
+use bpfvm_maps::MapType;
+use bpfvm_vm::{LoadOptions, VmProgram};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// `license_is_gpl_compatible()`: the kernel accepts exactly these strings.
+pub fn license_is_gpl_compatible(license: &str) -> bool {
+    matches!(
+        license,
+        "GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL"
+    )
+}
+
+/// Kernel object names: at most 15 characters of `[A-Za-z0-9_.]`.
+fn check_obj_name(name: &str) -> Result<()> {
+    if name.len() > 15 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') {
+        return Err(BpfError::Invalid(format!(
+            "object name '{name}' must be at most 15 characters of [A-Za-z0-9_.]"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
+    check_obj_name(&a.name)?;
+    let name = a.name.clone();
+    let decoded = decode_program(&a.insns).map_err(|e| BpfError::ProgLoad {
+        name: name.clone(),
+        source: e.into(),
+    })?;
+
+    // Resolve map references: ids -> maps (used_maps), and the VM's copy gets addresses.
+    let mut used_maps: Vec<Arc<MapObj>> = Vec::new();
+    let mut vm_insns = a.insns.clone();
+    for (pc, d) in &decoded {
+        if d.op != Op::LdImm64 || d.src == 0 {
+            continue;
+        }
+        let pc = *pc;
+        let map_id = a.insns[pc].imm as u32;
+        let resolve = |used: &mut Vec<Arc<MapObj>>| -> Result<Arc<MapObj>> {
+            let m = rt.map_by_id(map_id).map_err(|_| BpfError::ProgInvalid {
+                name: name.clone(),
+                reason: format!("insn {pc}: fd {map_id} is not pointing to valid bpf_map"),
+            })?;
+            if !used.iter().any(|u| u.id == m.id) {
+                used.push(m.clone());
+            }
+            Ok(m)
+        };
+        match d.src {
+            BPF_PSEUDO_MAP_FD => {
+                let m = resolve(&mut used_maps)?;
+                set_imm64(&mut vm_insns, pc, m.prog_addr());
+            }
+            BPF_PSEUDO_MAP_VALUE => {
+                let m = resolve(&mut used_maps)?;
+                let off = a.insns[pc + 1].imm as u32;
+                let addr = map_value_addr(&m, off).ok_or_else(|| BpfError::ProgInvalid {
+                    name: name.clone(),
+                    reason: format!(
+                        "insn {pc}: direct value access on map '{}' (type {}) at offset {off} is not possible",
+                        m.name,
+                        m.map_type().name()
+                    ),
+                })?;
+                set_imm64(&mut vm_insns, pc, addr);
+            }
+            BPF_PSEUDO_MAP_IDX | BPF_PSEUDO_MAP_IDX_VALUE => {
+                return Err(BpfError::NotSupported {
+                    what: format!("insn {pc}: fd_array map references (BPF_PSEUDO_MAP_IDX)"),
+                })
+            }
+            // PSEUDO_FUNC is resolved by the VM; BTF ids need kernel BTF.
+            4 => {}
+            src => {
+                return Err(BpfError::NotSupported {
+                    what: format!("insn {pc}: LD_IMM64 with pseudo source {src} (kernel BTF ids)"),
+                })
+            }
+        }
+    }
+
+    let helpers = rt.k.helpers.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let vm = VmProgram::new(&vm_insns, &LoadOptions::new(helpers)).map_err(|e| BpfError::ProgLoad {
+        name: name.clone(),
+        source: e,
+    })?;
+    let tag = crate::tag::prog_tag(&a.insns);
+    let btf = match a.btf_id {
+        Some(id) => Some(rt.btf_by_id(id)?),
+        None => None,
+    };
+    let gpl = license_is_gpl_compatible(&a.license);
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    rt.register_prog(|id| {
+        Ok(ProgObj {
+            id,
+            name: a.name,
+            prog_type: a.prog_type,
+            expected_attach_type: a.expected_attach_type,
+            tag,
+            xlated: a.insns,
+            vm: Arc::new(vm),
+            used_maps,
+            gpl_compatible: gpl,
+            loaded_at: SystemTime::now(),
+            uid,
+            btf,
+            func_info: a.func_info,
+            line_info: a.line_info,
+            run_cnt: AtomicU64::new(0),
+            run_time_ns: AtomicU64::new(0),
+        })
+    })
+}
+
+fn set_imm64(insns: &mut [Insn], pc: usize, v: u64) {
+    insns[pc].src_reg = 0;
+    insns[pc].imm = v as u32 as i32;
+    insns[pc + 1].imm = (v >> 32) as u32 as i32;
+}
+
+/// Address of byte `off` of the single value of an array-like map (direct value
+/// access, as `.data`/`.bss`/`.rodata` references use).
+fn map_value_addr(m: &MapObj, off: u32) -> Option<u64> {
+    if m.map_type() != MapType::Array || off >= m.attr().value_size {
+        return None;
+    }
+    let p = m.ops.lookup(&0u32.to_le_bytes(), 0)?;
+    Some(p as u64 + off as u64)
+}

@@ -1,0 +1,560 @@
+//! `bpftool prog dump xlated` for programs of this runtime: the plain listing
+//! (function signatures from BTF, `; source` lines from line info, `[file:..]`
+//! with `linum`, instruction bytes with `opcodes`), its JSON form, and the DOT
+//! control-flow graph of `visual`.
+//!
+//! The instructions are [`ProgObj::xlated`]: map references carry map ids, so
+//! they print as `map[id:N]` / `map[id:N][0]+off`. Helper calls print their
+//! helper id (`call bpf_trace_printk#6`) where the kernel prints the helper's
+//! address relative to `__bpf_call_base`; everything else follows bpftool's text.
+
+use crate::kernel::ProgObj;
+use bpfvm_isa::disasm::{kernel_insn_line, KernelSymbols, XlatedSymbols};
+use bpfvm_isa::{decode_at, Decoded, Insn, Op, Shape};
+use bpfvm_obj::btf::{Btf, BtfKind, BtfTypeData};
+use serde_json::{json, Map, Value};
+use std::fmt::Write as _;
+
+/// The keywords of `prog dump xlated PROG [opcodes] [linum] [visual]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XlatedOpts {
+    /// Each instruction's bytes after it.
+    pub opcodes: bool,
+    /// `[file:F line_num:N line_col:C]` after each source line.
+    pub linum: bool,
+    /// A DOT graph of the basic blocks instead of the listing.
+    pub visual: bool,
+}
+
+/// How deep a BTF type chain may go when rendering a signature (BTF can be cyclic
+/// through pointers only via ids, but a corrupt chain must not recurse forever).
+const MAX_TYPE_DEPTH: usize = 32;
+
+/// bpftool's one-line C rendering of a BTF type (`__btf_dumper_type_only`): each
+/// piece ends with a space, pointers print as `* `.
+fn type_only(btf: &Btf, type_id: u32, out: &mut String, depth: usize) -> Option<()> {
+    if depth > MAX_TYPE_DEPTH {
+        return None;
+    }
+    if type_id == 0 {
+        out.push_str("void ");
+        return Some(());
+    }
+    let t = btf.type_by_id(type_id).ok()?;
+    let name = btf.name(type_id);
+    match t.kind() {
+        BtfKind::Int | BtfKind::Typedef | BtfKind::Float => {
+            let _ = write!(out, "{name} ");
+        }
+        BtfKind::Struct => {
+            let _ = write!(out, "struct {name} ");
+        }
+        BtfKind::Union => {
+            let _ = write!(out, "union {name} ");
+        }
+        BtfKind::Enum | BtfKind::Enum64 => {
+            let _ = write!(out, "enum {name} ");
+        }
+        BtfKind::Array => {
+            if let BtfTypeData::Array(a) = &t.data {
+                type_only(btf, a.elem_type, out, depth + 1)?;
+                let _ = write!(out, "[{}]", a.nelems);
+            }
+        }
+        BtfKind::Ptr => {
+            type_only(btf, t.type_ref()?, out, depth + 1)?;
+            out.push_str("* ");
+        }
+        BtfKind::Fwd => {
+            let kw = if t.kind_flag { "union" } else { "struct" };
+            let _ = write!(out, "{kw} {name} ");
+        }
+        BtfKind::Volatile => {
+            out.push_str("volatile ");
+            type_only(btf, t.type_ref()?, out, depth + 1)?;
+        }
+        BtfKind::Const => {
+            out.push_str("const ");
+            type_only(btf, t.type_ref()?, out, depth + 1)?;
+        }
+        BtfKind::Restrict => {
+            out.push_str("restrict ");
+            type_only(btf, t.type_ref()?, out, depth + 1)?;
+        }
+        BtfKind::FuncProto => func_sig(btf, type_id, None, out, depth + 1)?,
+        BtfKind::Func => func_sig(btf, t.type_ref()?, Some(name), out, depth + 1)?,
+        _ => return None,
+    }
+    Some(())
+}
+
+/// `RET NAME(T1 a, T2 b)` from a FUNC_PROTO.
+fn func_sig(btf: &Btf, proto_id: u32, name: Option<&str>, out: &mut String, depth: usize) -> Option<()> {
+    let proto = btf.type_by_id(proto_id).ok()?;
+    let BtfTypeData::FuncProto(params) = &proto.data else {
+        return None;
+    };
+    type_only(btf, proto.type_ref().unwrap_or(0), out, depth + 1)?;
+    match name {
+        Some(n) => {
+            let _ = write!(out, "{n}(");
+        }
+        None => out.push('('),
+    }
+    for (i, p) in params.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if p.type_id == 0 {
+            out.push_str("...");
+            continue;
+        }
+        type_only(btf, p.type_id, out, depth + 1)?;
+        let pname = btf.str_at(p.name_off);
+        if pname.is_empty() {
+            if out.ends_with(' ') {
+                out.pop();
+            }
+        } else {
+            out.push_str(pname);
+        }
+    }
+    out.push(')');
+    Some(())
+}
+
+/// The C signature of BTF FUNC `func_type_id`, as bpftool prints it before each
+/// function of a dump (`int hello(struct xdp_md * ctx)`).
+pub fn func_signature(btf: &Btf, func_type_id: u32) -> Option<String> {
+    let mut s = String::new();
+    type_only(btf, func_type_id, &mut s, 0)?;
+    while s.ends_with(' ') {
+        s.pop();
+    }
+    Some(s)
+}
+
+/// A function of the program: where it starts and its BTF FUNC.
+struct Func {
+    start: usize,
+    end: usize,
+    type_id: u32,
+}
+
+fn functions(prog: &ProgObj) -> Vec<Func> {
+    let n = prog.xlated.len();
+    let mut starts: Vec<(usize, u32)> = prog
+        .func_info
+        .iter()
+        .map(|f| (f.insn_idx as usize, f.type_id))
+        .filter(|(s, _)| *s < n)
+        .collect();
+    if starts.is_empty() {
+        // Without func info, bpf-to-bpf call targets still start functions.
+        starts.push((0, 0));
+        let mut pc = 0;
+        while pc < n {
+            let Ok(d) = decode_at(&prog.xlated, pc) else {
+                pc += 1;
+                continue;
+            };
+            if d.op == Op::CallLocal {
+                let t = pc as i64 + 1 + d.imm32() as i64;
+                if t > 0 && (t as usize) < n && !starts.iter().any(|(s, _)| *s == t as usize) {
+                    starts.push((t as usize, 0));
+                }
+            }
+            pc += d.slots();
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup_by_key(|(s, _)| *s);
+    let mut out = Vec::new();
+    for (i, (s, t)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(n, |(e, _)| *e);
+        out.push(Func {
+            start: *s,
+            end,
+            type_id: *t,
+        });
+    }
+    out
+}
+
+/// Symbols for the listing: map ids from the instructions, bpf-to-bpf calls named
+/// `pc+N#bpf_prog_TAG_FUNC` as the kernel names its subprograms.
+struct ListingSymbols<'a> {
+    prog: &'a ProgObj,
+    funcs: &'a [Func],
+    /// The DOT graph prints local calls bare (`call pc+7`).
+    bare_calls: bool,
+}
+
+impl KernelSymbols for ListingSymbols<'_> {
+    fn map_id(&self, src: u8, imm: i32) -> Option<u32> {
+        XlatedSymbols.map_id(src, imm)
+    }
+
+    fn call_name(&self, pc: usize, d: &Decoded) -> Option<String> {
+        if d.op != Op::CallLocal || self.bare_calls {
+            return None;
+        }
+        let target = pc as i64 + 1 + d.imm32() as i64;
+        let f = self.funcs.iter().find(|f| f.start as i64 == target)?;
+        let body = self.prog.xlated.get(f.start..f.end)?;
+        let tag = crate::tag::tag_hex(&crate::tag::prog_tag(body));
+        let name = match (&self.prog.btf, f.type_id) {
+            (Some(b), t) if t != 0 => b.btf.name(t).to_string(),
+            _ => String::new(),
+        };
+        Some(format!("{:+}#bpf_prog_{tag}_{name}", d.imm32()))
+    }
+}
+
+fn source_line<'a>(prog: &'a ProgObj, pc: usize) -> Option<&'a crate::LineInfo> {
+    prog.line_info.iter().find(|l| l.insn_idx as usize == pc)
+}
+
+fn sig_for(prog: &ProgObj, f: &Func) -> Option<String> {
+    let btf = prog.btf.as_ref()?;
+    if f.type_id == 0 {
+        return None;
+    }
+    func_signature(&btf.btf, f.type_id)
+}
+
+fn insn_bytes(insns: &[Insn]) -> Vec<u8> {
+    insns.iter().flat_map(|i| i.to_bytes()).collect()
+}
+
+/// The plain listing (or, with `visual`, the DOT graph).
+pub fn dump_xlated(prog: &ProgObj, opts: &XlatedOpts) -> String {
+    if opts.visual {
+        return dump_xlated_dot(prog);
+    }
+    let funcs = functions(prog);
+    let syms = ListingSymbols {
+        prog,
+        funcs: &funcs,
+        bare_calls: false,
+    };
+    let insns = &prog.xlated;
+    let mut out = String::new();
+    let mut pc = 0;
+    while pc < insns.len() {
+        if let Some(f) = funcs.iter().find(|f| f.start == pc) {
+            if let Some(sig) = sig_for(prog, f) {
+                let _ = writeln!(out, "{sig}:");
+            }
+        }
+        if let Some(l) = source_line(prog, pc) {
+            let _ = write!(out, "; {}", l.line.trim_start());
+            if opts.linum {
+                let _ = write!(out, " [file:{} line_num:{}", l.file_name, l.line_num);
+                if l.col != 0 {
+                    let _ = write!(out, " line_col:{}", l.col);
+                }
+                out.push(']');
+            }
+            out.push('\n');
+        }
+        let n = match decode_at(insns, pc) {
+            Ok(d) => {
+                let _ = writeln!(out, "{pc:4}: {}", kernel_insn_line(&d, pc, &syms));
+                d.slots()
+            }
+            Err(e) => {
+                let _ = writeln!(out, "{pc:4}: ({:02x}) invalid: {e}", insns[pc].code);
+                1
+            }
+        };
+        let n = n.min(insns.len() - pc);
+        if opts.opcodes {
+            out.push_str("      ");
+            for b in insn_bytes(&insns[pc..pc + n]) {
+                let _ = write!(out, " {b:02x}");
+            }
+            out.push('\n');
+        }
+        pc += n;
+    }
+    out
+}
+
+fn hex_list(bytes: &[u8]) -> Value {
+    Value::Array(bytes.iter().map(|b| Value::String(format!("0x{b:02x}"))).collect())
+}
+
+/// `bpftool -j prog dump xlated`: one object per instruction with `disasm`, and
+/// `proto` / `src` (`file`, `line_num`, `line_col` with linum) / `opcodes` where
+/// bpftool prints them.
+pub fn dump_xlated_json(prog: &ProgObj, opts: &XlatedOpts) -> Value {
+    let funcs = functions(prog);
+    let syms = ListingSymbols {
+        prog,
+        funcs: &funcs,
+        bare_calls: false,
+    };
+    let insns = &prog.xlated;
+    let mut items = Vec::new();
+    let mut pc = 0;
+    while pc < insns.len() {
+        let mut o = Map::new();
+        if let Some(f) = funcs.iter().find(|f| f.start == pc) {
+            if let Some(sig) = sig_for(prog, f) {
+                o.insert("proto".into(), Value::String(sig));
+            }
+        }
+        if let Some(l) = source_line(prog, pc) {
+            o.insert("src".into(), Value::String(l.line.trim_start().to_string()));
+            if opts.linum {
+                o.insert("file".into(), Value::String(l.file_name.clone()));
+                o.insert("line_num".into(), json!(l.line_num));
+                if l.col != 0 {
+                    o.insert("line_col".into(), json!(l.col));
+                }
+            }
+        }
+        let (text, n) = match decode_at(insns, pc) {
+            Ok(d) => (kernel_insn_line(&d, pc, &syms), d.slots()),
+            Err(e) => (format!("({:02x}) invalid: {e}", insns[pc].code), 1),
+        };
+        let n = n.min(insns.len() - pc);
+        o.insert("disasm".into(), Value::String(text));
+        if opts.opcodes {
+            let bytes = insn_bytes(&insns[pc..pc + n]);
+            let i = insns[pc];
+            o.insert(
+                "opcodes".into(),
+                json!({
+                    "code": format!("0x{:02x}", i.code),
+                    "src_reg": format!("{:#x}", i.src_reg),
+                    "dst_reg": format!("{:#x}", i.dst_reg),
+                    "off": hex_list(&bytes[2..4]),
+                    "imm": hex_list(&bytes[4..]),
+                }),
+            );
+        }
+        items.push(Value::Object(o));
+        pc += n;
+    }
+    Value::Array(items)
+}
+
+/// Escapes a listing line for a DOT record label.
+fn dot_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '<' | '>' | '|' | '&' | '{' | '}' | '"') {
+            o.push('\\');
+        }
+        o.push(c);
+    }
+    o
+}
+
+/// `prog dump xlated PROG visual`: a cluster per function, a record node per basic
+/// block (leaders: the function's first instruction, jump targets, and the
+/// instruction after a jump), ENTRY and EXIT nodes, fall-through edges before jump
+/// edges. Instruction indexes restart at 0 in each function, as bpftool prints them.
+pub fn dump_xlated_dot(prog: &ProgObj) -> String {
+    let funcs = functions(prog);
+    let syms = ListingSymbols {
+        prog,
+        funcs: &funcs,
+        bare_calls: true,
+    };
+    let mut out = String::from("digraph \"DOT graph for eBPF program\" {\n");
+    for (fi, f) in funcs.iter().enumerate() {
+        let insns = &prog.xlated[f.start..f.end];
+        // Decode the function once: (pc relative to the function, decoded).
+        let mut decoded: Vec<(usize, Option<Decoded>)> = Vec::new();
+        let mut pc = 0;
+        while pc < insns.len() {
+            match decode_at(insns, pc) {
+                Ok(d) => {
+                    let n = d.slots();
+                    decoded.push((pc, Some(d)));
+                    pc += n;
+                }
+                Err(_) => {
+                    decoded.push((pc, None));
+                    pc += 1;
+                }
+            }
+        }
+        let jump_target = |pc: usize, d: &Decoded| -> Option<usize> {
+            let rel = match d.op.info().shape {
+                Shape::Ja32 => d.imm32() as i64,
+                Shape::JmpK | Shape::JmpX | Shape::Ja => d.off as i64,
+                _ => return None,
+            };
+            let t = pc as i64 + 1 + rel;
+            (t >= 0 && (t as usize) < insns.len()).then_some(t as usize)
+        };
+        let mut leaders = std::collections::BTreeSet::new();
+        leaders.insert(0usize);
+        for (pc, d) in &decoded {
+            let Some(d) = d else { continue };
+            if d.op.is_jump() {
+                if let Some(t) = jump_target(*pc, d) {
+                    leaders.insert(t);
+                }
+                let next = pc + d.slots();
+                if next < insns.len() {
+                    leaders.insert(next);
+                }
+            }
+        }
+        let leaders: Vec<usize> = leaders.into_iter().collect();
+        let block_of = |pc: usize| -> usize { leaders.partition_point(|l| *l <= pc).saturating_sub(1) };
+        // Node numbers: 0 ENTRY, 1 EXIT, blocks from 2.
+        let _ = writeln!(out, "subgraph \"cluster_{fi}\" {{");
+        out.push_str("\tstyle=\"dashed\";\n\tcolor=\"black\";\n");
+        let _ = writeln!(out, "\tlabel=\"func_{fi} ()\";");
+        let _ = writeln!(out, "\tfn_{fi}_bb_0 [shape=Mdiamond,style=filled,label=\"ENTRY\"];\n");
+        let mut edges: Vec<(usize, usize)> = vec![(0, 2)];
+        for (bi, start) in leaders.iter().enumerate() {
+            let end = leaders.get(bi + 1).copied().unwrap_or(insns.len());
+            let _ = write!(out, "\tfn_{fi}_bb_{} [shape=record,style=filled,label=\"{{", bi + 2);
+            let mut first = true;
+            let mut last: Option<(usize, Decoded)> = None;
+            for (pc, d) in decoded.iter().filter(|(pc, _)| *pc >= *start && *pc < end) {
+                let text = match d {
+                    Some(d) => kernel_insn_line(d, f.start + pc, &syms),
+                    None => format!("({:02x}) invalid", insns[*pc].code),
+                };
+                if !first {
+                    out.push_str(" | ");
+                }
+                first = false;
+                let _ = writeln!(out, "{pc:4}: {}\\l\\", dot_escape(&text));
+                last = d.map(|d| (*pc, d));
+            }
+            out.push_str("}\"];\n\n");
+            let me = bi + 2;
+            match last {
+                Some((_, d)) if d.op == Op::Exit => edges.push((me, 1)),
+                Some((pc, d)) if d.op.is_jump() => {
+                    let uncond = matches!(d.op.info().shape, Shape::Ja | Shape::Ja32);
+                    if !uncond && end < insns.len() {
+                        edges.push((me, block_of(end) + 2));
+                    }
+                    if let Some(t) = jump_target(pc, &d) {
+                        edges.push((me, block_of(t) + 2));
+                    }
+                }
+                _ => {
+                    if end < insns.len() {
+                        edges.push((me, block_of(end) + 2));
+                    } else {
+                        edges.push((me, 1));
+                    }
+                }
+            }
+        }
+        let _ = writeln!(out, "\tfn_{fi}_bb_1 [shape=Mdiamond,style=filled,label=\"EXIT\"];\n");
+        for (a, b) in edges {
+            let _ = writeln!(
+                out,
+                "\tfn_{fi}_bb_{a}:s -> fn_{fi}_bb_{b}:n [style=\"solid,bold\", color=black, weight=10, constraint=true];"
+            );
+        }
+        let _ = writeln!(out, "\tfn_{fi}_bb_0:s -> fn_{fi}_bb_1:n [style=\"invis\", constraint=true];");
+        out.push_str("}\n");
+    }
+    out.push_str("}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Object, Runtime};
+    use std::path::Path;
+
+    fn fixture(name: &str) -> Object {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/obj").join(name);
+        let bytes = std::fs::read(&p).unwrap();
+        Object::parse(&format!("obj/{name}"), &bytes).unwrap()
+    }
+
+    fn golden(name: &str) -> Value {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/golden/kernel")
+            .join(format!("{name}.json"));
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    /// Helper calls print `#ID` here and `#ADDR` on the kernel; map ids differ.
+    fn mask(s: &str) -> String {
+        let mut out = String::new();
+        for line in s.lines() {
+            let mut l = line.to_string();
+            if let Some(i) = l.find("map[id:") {
+                let rest = &l[i + 7..];
+                let j = rest.find(']').unwrap_or(0);
+                l = format!("{}map[id:N{}", &l[..i], &rest[j..]);
+            }
+            if l.contains(") call bpf_") {
+                if let Some(h) = l.rfind('#') {
+                    l.truncate(h + 1);
+                }
+            }
+            // The opcode bytes of masked instructions differ too.
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn hello_and_hello_func_match_the_kernel() {
+        for obj in ["hello", "hello-func"] {
+            let rt = Runtime::new();
+            let loaded = rt.load_object(&fixture(&format!("{obj}.o")), None).unwrap();
+            let g = golden(obj);
+            for (name, p) in &loaded.progs {
+                let gp = &g["programs"][name];
+                let plain = dump_xlated(p.obj(), &XlatedOpts::default());
+                assert_eq!(mask(&plain), mask(gp["xlated"].as_str().unwrap()), "{obj}/{name}");
+                let linum = dump_xlated(
+                    p.obj(),
+                    &XlatedOpts {
+                        linum: true,
+                        ..Default::default()
+                    },
+                );
+                assert_eq!(mask(&linum), mask(gp["xlated_linum"].as_str().unwrap()), "{obj}/{name} linum");
+            }
+        }
+    }
+
+    #[test]
+    fn hello_dot_graph_has_one_block() {
+        let rt = Runtime::new();
+        let loaded = rt.load_object(&fixture("hello.o"), None).unwrap();
+        let dot = dump_xlated_dot(loaded.progs[0].1.obj());
+        assert!(dot.starts_with("digraph \"DOT graph for eBPF program\" {\nsubgraph \"cluster_0\" {\n"));
+        assert!(dot.contains("fn_0_bb_2:s -> fn_0_bb_1:n"));
+        assert!(dot.contains("{   0: (18) r6 = map[id:"));
+        assert!(!dot.contains("fn_0_bb_3"));
+    }
+
+    #[test]
+    fn json_has_proto_src_and_disasm() {
+        let rt = Runtime::new();
+        let loaded = rt.load_object(&fixture("hello.o"), None).unwrap();
+        let v = dump_xlated_json(
+            loaded.progs[0].1.obj(),
+            &XlatedOpts {
+                opcodes: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(v[0]["proto"], "int hello(struct xdp_md * ctx)");
+        assert_eq!(v[0]["src"], "bpf_printk(\"Hello World %d\", counter);");
+        assert_eq!(v[0]["opcodes"]["imm"].as_array().unwrap().len(), 12);
+        assert_eq!(v[3]["disasm"], "(b4) w2 = 15");
+    }
+}
