@@ -12,14 +12,30 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn tool(name: &str) -> Option<()> {
-    Command::new(name).arg("--version").output().ok().filter(|o| o.status.success()).map(|_| ())
+    Command::new(name)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| ())
 }
 
 /// A few operand sets per shape: small and large, positive and negative.
 fn samples(op: Op) -> Vec<Decoded> {
-    let d = |dst, src, off, imm| Decoded { op, dst, src, off, imm };
+    let d = |dst, src, off, imm| Decoded {
+        op,
+        dst,
+        src,
+        off,
+        imm,
+    };
     match op.shape() {
-        Shape::AluK => vec![d(1, 0, 0, 0), d(9, 0, 0, -1), d(0, 0, 0, 0x7fff_ffff), d(3, 0, 0, i32::MIN as i64)],
+        Shape::AluK => vec![
+            d(1, 0, 0, 0),
+            d(9, 0, 0, -1),
+            d(0, 0, 0, 0x7fff_ffff),
+            d(3, 0, 0, i32::MIN as i64),
+        ],
         Shape::AluX | Shape::MovSx => vec![d(1, 2, 0, 0), d(10, 0, 0, 0), d(0, 9, 0, 0)],
         Shape::Neg | Shape::End | Shape::CallX => vec![d(1, 0, 0, 0), d(9, 0, 0, 0)],
         Shape::JmpK => vec![d(1, 0, 3, 2), d(9, 0, -3, -7), d(0, 0, 0, 0x1000)],
@@ -39,7 +55,12 @@ fn samples(op: Op) -> Vec<Decoded> {
         Shape::LdAbs => vec![d(0, 0, 0, 12), d(0, 0, 0, -1)],
         Shape::LdInd => vec![d(0, 3, 0, 0), d(0, 9, 0, 4)],
         Shape::Ldx | Shape::Stx | Shape::Atomic => {
-            vec![d(1, 2, 0, 0), d(10, 1, -8, 0), d(3, 10, 0x7fff, 0), d(0, 9, i16::MIN, 0)]
+            vec![
+                d(1, 2, 0, 0),
+                d(10, 1, -8, 0),
+                d(3, 10, 0x7fff, 0),
+                d(0, 9, i16::MIN, 0),
+            ]
         }
         Shape::St => vec![d(10, 0, -8, 5), d(1, 0, 16, -1)],
     }
@@ -48,7 +69,8 @@ fn samples(op: Op) -> Vec<Decoded> {
 fn llvm_disassemble(insns: &[Insn]) -> Option<BTreeMap<usize, String>> {
     tool("llvm-mc-19")?;
     tool("llvm-objdump-19")?;
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("llvm_table_{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("llvm_table_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut src = String::from("\t.section xdp,\"ax\",@progbits\n\t.globl f\nf:\n");
     for i in insns {
@@ -64,14 +86,19 @@ fn llvm_disassemble(insns: &[Insn]) -> Option<BTreeMap<usize, String>> {
         .status()
         .unwrap();
     assert!(st.success(), "llvm-mc-19 failed");
-    let out = Command::new("llvm-objdump-19").arg("-d").arg(&o).output().unwrap();
+    let out = Command::new("llvm-objdump-19")
+        .arg("-d")
+        .arg(&o)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let _ = std::fs::remove_dir_all(&dir);
     let mut map = BTreeMap::new();
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         // "      12:\t<bytes>\t<text>"
         let mut parts = line.splitn(3, '\t');
-        let (Some(addr), Some(_bytes), Some(text)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(addr), Some(_bytes), Some(text)) = (parts.next(), parts.next(), parts.next())
+        else {
             continue;
         };
         let Ok(pc) = addr.trim().trim_end_matches(':').parse::<usize>() else {
@@ -114,8 +141,17 @@ fn every_table_row_matches_llvm_objdump() {
         }
         let theirs = llvm.get(pc).cloned().unwrap_or_else(|| "(no line)".into());
         if ours != theirs {
-            bad.push(format!("{:?} {:?}\n   ours:  {ours}\n   llvm:  {theirs}", d.op, d));
+            bad.push(format!(
+                "{:?} {:?}\n   ours:  {ours}\n   llvm:  {theirs}",
+                d.op, d
+            ));
         }
     }
-    assert!(bad.is_empty(), "{} of {} differ:\n{}", bad.len(), cases.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} of {} differ:\n{}",
+        bad.len(),
+        cases.len(),
+        bad.join("\n")
+    );
 }
