@@ -619,3 +619,56 @@ fn normalize_pin_path(path: &str) -> Result<String> {
     }
     Ok(format!("/{}", parts.join("/")))
 }
+
+/// Conveniences over the dispatcher for library users.
+impl Runtime {
+    /// Runs a packet program (XDP, socket filter, tc) once on `data`.
+    pub fn run_packet(&self, prog: &ProgFd, data: &[u8]) -> Result<crate::TestRunResult> {
+        self.test_run_attr(crate::TestRunAttr {
+            prog_id: prog.id(),
+            data_in: data.to_vec(),
+            repeat: 1,
+            ..Default::default()
+        })
+    }
+
+    /// Runs a context program (raw tracepoint, syscall) once on `ctx`.
+    pub fn run_context(&self, prog: &ProgFd, ctx: &[u8]) -> Result<crate::TestRunResult> {
+        self.test_run_attr(crate::TestRunAttr {
+            prog_id: prog.id(),
+            ctx_in: Some(ctx.to_vec()),
+            repeat: 1,
+            ..Default::default()
+        })
+    }
+
+    fn test_run_attr(&self, attr: crate::TestRunAttr) -> Result<crate::TestRunResult> {
+        match self.bpf(BpfCmd::ProgTestRun(attr))? {
+            BpfReply::TestRun(r) => Ok(r),
+            other => Err(BpfError::Invalid(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// `BPF_MAP_LOOKUP_ELEM` (per-CPU maps: every CPU's value, each padded to 8 bytes).
+    pub fn map_lookup(&self, map: &MapFd, key: &[u8]) -> Result<Vec<u8>> {
+        match self.bpf(BpfCmd::MapLookupElem {
+            map_id: map.id(),
+            key: key.to_vec(),
+            flags: 0,
+        })? {
+            BpfReply::Bytes(v) => Ok(v),
+            other => Err(BpfError::Invalid(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`/`BPF_NOEXIST`/`BPF_EXIST`/`BPF_F_LOCK` flags.
+    pub fn map_update_elem(&self, map: &MapFd, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+        self.bpf(BpfCmd::MapUpdateElem {
+            map_id: map.id(),
+            key: key.to_vec(),
+            value: value.to_vec(),
+            flags,
+        })
+        .map(|_| ())
+    }
+}

@@ -11,6 +11,19 @@
 //! trace pipe through the run's environment.
 //!
 //! The `bpfvm-*` crates behind it are internal dependencies.
+//!
+//! ```
+//! use bpfvm::{isa::asm::assemble, ProgLoadAttr, Runtime};
+//!
+//! let rt = Runtime::with_cpus(1);
+//! // A syscall program that adds the two u32s of its context.
+//! let insns = assemble("ldxw %r0, [%r1]\nldxw %r2, [%r1+4]\nadd %r0, %r2\nexit").unwrap();
+//! let prog = rt
+//!     .load_program(ProgLoadAttr { prog_type: 31, insns, license: "GPL".into(), name: "add".into(), ..Default::default() })
+//!     .unwrap();
+//! let ctx: Vec<u8> = [20u32, 22].iter().flat_map(|v| v.to_le_bytes()).collect();
+//! assert_eq!(rt.run_context(&prog, &ctx).unwrap().retval, 42);
+//! ```
 
 mod env;
 mod error;
