@@ -53,10 +53,7 @@ pub struct RunEnv {
 
 impl RunEnv {
     pub fn new(rt: &Runtime, prog: &crate::kernel::ProgObj, cpu: u32) -> RunEnv {
-        let mut comm = [0u8; 16];
-        let name = current_comm();
-        let n = name.len().min(15);
-        comm[..n].copy_from_slice(&name.as_bytes()[..n]);
+        let (comm, pid) = thread_identity();
         RunEnv {
             rt: rt.clone(),
             cpu,
@@ -64,18 +61,27 @@ impl RunEnv {
             redirect: None,
             reservations: Vec::new(),
             comm,
-            // SAFETY: getpid/gettid have no preconditions.
-            pid: unsafe { libc::gettid() } as u32,
+            pid,
             tgid: std::process::id(),
             value_regions: prog.used_maps.iter().flat_map(|m| m.ops.value_regions()).collect(),
         }
     }
 }
 
-fn current_comm() -> String {
-    std::fs::read_to_string("/proc/self/comm")
-        .map(|s| s.trim_end().to_string())
-        .unwrap_or_else(|_| "bpfvm".into())
+/// The calling thread's comm and thread id, read once per thread (a run happens
+/// per packet on the datapath; /proc is too slow for that).
+fn thread_identity() -> ([u8; 16], u32) {
+    thread_local!(static ID: ([u8; 16], u32) = {
+        let mut comm = [0u8; 16];
+        let name = std::fs::read_to_string("/proc/thread-self/comm")
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_else(|_| "bpfvm".into());
+        let n = name.len().min(15);
+        comm[..n].copy_from_slice(&name.as_bytes()[..n]);
+        // SAFETY: gettid has no preconditions.
+        (comm, unsafe { libc::gettid() } as u32)
+    });
+    ID.with(|id| *id)
 }
 
 /// Checked-mode oracle for map value memory: the program's maps first, then every

@@ -25,8 +25,8 @@ impl<T> Idr<T> {
         loop {
             let id = self.next;
             self.next = if self.next >= i32::MAX as u32 { 1 } else { self.next + 1 };
-            if !self.slots.contains_key(&id) {
-                self.slots.insert(id, None);
+            if let std::collections::btree_map::Entry::Vacant(e) = self.slots.entry(id) {
+                e.insert(None);
                 return Some(id);
             }
             if self.next == start {

@@ -65,6 +65,25 @@ impl Drop for LowBuf {
     }
 }
 
+/// Runs `f` with a zeroed low buffer of at least `len` bytes, reusing one per thread
+/// (mapping a fresh buffer per packet costs more than running most programs).
+pub fn with_low_buf<R>(len: usize, f: impl FnOnce(&mut LowBuf) -> R) -> std::io::Result<R> {
+    thread_local!(static POOL: std::cell::RefCell<Option<LowBuf>> = const { std::cell::RefCell::new(None) });
+    POOL.with(|pool| {
+        // A nested use (none exists today) falls back to a private buffer.
+        let Ok(mut slot) = pool.try_borrow_mut() else {
+            return LowBuf::new(len).map(|mut b| f(&mut b));
+        };
+        if slot.as_ref().is_none_or(|b| b.as_slice().len() < len) {
+            *slot = Some(LowBuf::new(len)?);
+        }
+        let buf = slot.as_mut().expect("just filled");
+        let n = len.next_multiple_of(4096).min(buf.as_slice().len());
+        buf.as_mut_slice()[..n].fill(0);
+        Ok(f(buf))
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 fn map_32bit() -> libc::c_int {
     libc::MAP_32BIT

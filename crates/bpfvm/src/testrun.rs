@@ -129,58 +129,60 @@ fn run_xdp(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
         }
     }
     let meta_len = md_in.data as usize;
-    let mut buf = LowBuf::new(FRAME_SIZE).map_err(|e| BpfError::Invalid(e.to_string()))?;
-    let base = buf.addr();
-    let start = XDP_PACKET_HEADROOM - meta_len;
-    buf.as_mut_slice()[start..start + a.data_in.len()].copy_from_slice(&a.data_in);
-    let mut md = Box::new(XdpMd {
-        data: (base + XDP_PACKET_HEADROOM as u64) as u32,
-        data_end: (base + (start + a.data_in.len()) as u64) as u32,
-        data_meta: (base + start as u64) as u32,
-        ingress_ifindex: md_in.ingress_ifindex,
-        rx_queue_index: md_in.rx_queue_index,
-        egress_ifindex: 0,
-    });
-    let md_ptr: *mut XdpMd = &mut *md;
-    let mut env = RunEnv::new(rt, prog, a.cpu);
-    env.xdp = Some(XdpState {
-        ctx: md_ptr,
-        hard_start: base,
-        frame_end: base + (FRAME_SIZE - SKB_SHARED_INFO) as u64,
-    });
-    let (r0, duration) = timed(repeat, || {
-        env.redirect = None;
-        // SAFETY: md_ptr points at the live boxed xdp_md; helpers update it in place.
+    crate::lowmem::with_low_buf(FRAME_SIZE, |buf: &mut LowBuf| -> Result<TestRunResult> {
+        let base = buf.addr();
+        let start = XDP_PACKET_HEADROOM - meta_len;
+        buf.as_mut_slice()[start..start + a.data_in.len()].copy_from_slice(&a.data_in);
+        let mut md = Box::new(XdpMd {
+            data: (base + XDP_PACKET_HEADROOM as u64) as u32,
+            data_end: (base + (start + a.data_in.len()) as u64) as u32,
+            data_meta: (base + start as u64) as u32,
+            ingress_ifindex: md_in.ingress_ifindex,
+            rx_queue_index: md_in.rx_queue_index,
+            egress_ifindex: 0,
+        });
+        let md_ptr: *mut XdpMd = &mut *md;
+        let mut env = RunEnv::new(rt, prog, a.cpu);
+        env.xdp = Some(XdpState {
+            ctx: md_ptr,
+            hard_start: base,
+            frame_end: base + (FRAME_SIZE - SKB_SHARED_INFO) as u64,
+        });
+        let (r0, duration) = timed(repeat, || {
+            env.redirect = None;
+            // SAFETY: md_ptr points at the live boxed xdp_md; helpers update it in place.
+            let m = unsafe { *md_ptr };
+            let opts = RunOptions::new()
+                .context(md_ptr as u64, std::mem::size_of::<XdpMd>() as u64, false)
+                .packet(m.data as u64, m.data_end as u64)
+                .region(Region::new(m.data_meta as u64, (m.data - m.data_meta) as u64, true, RegionKind::PacketMeta));
+            run_once(rt, prog, &mut env, opts).map(|r| r.r0)
+        })?;
+        // SAFETY: as above.
         let m = unsafe { *md_ptr };
-        let opts = RunOptions::new()
-            .context(md_ptr as u64, std::mem::size_of::<XdpMd>() as u64, false)
-            .packet(m.data as u64, m.data_end as u64)
-            .region(Region::new(m.data_meta as u64, (m.data - m.data_meta) as u64, true, RegionKind::PacketMeta));
-        run_once(rt, prog, &mut env, opts).map(|r| r.r0)
-    })?;
-    // SAFETY: as above.
-    let m = unsafe { *md_ptr };
-    let (from, to) = ((m.data_meta as u64 - base) as usize, (m.data_end as u64 - base) as usize);
-    let data_out = buf.as_slice()[from..to].to_vec();
-    let mut ctx_out = Vec::new();
-    if a.ctx_in.is_some() {
-        let out = XdpMd {
-            data: m.data - m.data_meta,
-            data_end: m.data_end - m.data_meta,
-            data_meta: 0,
-            ..m
-        };
-        for v in [out.data, out.data_end, out.data_meta, out.ingress_ifindex, out.rx_queue_index, out.egress_ifindex] {
-            ctx_out.extend_from_slice(&v.to_le_bytes());
+        let (from, to) = ((m.data_meta as u64 - base) as usize, (m.data_end as u64 - base) as usize);
+        let data_out = buf.as_slice()[from..to].to_vec();
+        let mut ctx_out = Vec::new();
+        if a.ctx_in.is_some() {
+            let out = XdpMd {
+                data: m.data - m.data_meta,
+                data_end: m.data_end - m.data_meta,
+                data_meta: 0,
+                ..m
+            };
+            for v in [out.data, out.data_end, out.data_meta, out.ingress_ifindex, out.rx_queue_index, out.egress_ifindex] {
+                ctx_out.extend_from_slice(&v.to_le_bytes());
+            }
         }
-    }
-    Ok(TestRunResult {
-        retval: r0 as u32,
-        data_out,
-        ctx_out,
-        duration,
-        redirect: env.redirect.take(),
+        Ok(TestRunResult {
+            retval: r0 as u32,
+            data_out,
+            ctx_out,
+            duration,
+            redirect: env.redirect.take(),
+        })
     })
+    .map_err(|e| BpfError::Invalid(e.to_string()))?
 }
 
 /// `struct __sk_buff` offsets used by test runs (include/uapi/linux/bpf.h).
