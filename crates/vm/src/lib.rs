@@ -1,1 +1,33 @@
-//! placeholder
+//! bpfvm-vm — internal dependency of bpfvm.
+//!
+//! The eBPF interpreter (the kernel's `___bpf_prog_run`, core.c). Data flows:
+//! instruction slots ([`bpfvm_isa::Insn`]) are decoded once through the opcode table
+//! by [`VmProgram::new`], which checks what the dispatch loop must be able to trust
+//! (targets, r10, helper ids) and resolves jumps, calls and helpers into a compact
+//! array. [`VmProgram::run`] executes it with a [`RunOptions`]: the arguments (r1 =
+//! context), the memory regions the program may touch (checked mode), a
+//! [`MemoryOracle`] for map-owned memory, fuel, and an environment for the
+//! [`HelperTable`]'s helpers. Helpers reach the run through [`HelperCtx`]: memory
+//! checks, new regions, callbacks (`bpf_loop`) and tail calls.
+//!
+//! Checked mode ([`VmProgram::run`]) compares every access with the regions; the
+//! unsafe [`VmProgram::run_unchecked`] is for programs a verifier has accepted. At
+//! load, a few frequent instruction pairs and runs of ALU instructions on one
+//! register become superinstructions; semantics and error positions are unchanged.
+//!
+//! [`conformance`] runs the bpf_conformance suite on the interpreter.
+
+pub mod conformance;
+pub mod error;
+pub mod helpers;
+pub mod interp;
+pub mod memory;
+pub mod program;
+
+pub use error::{Access, HelperError, LoadError, VmError};
+pub use helpers::{
+    Helper, HelperCtx, HelperEntry, HelperOutcome, HelperTable, TAIL_CALL_LIMIT_ERR,
+};
+pub use interp::{RunOptions, RunResult};
+pub use memory::{MemoryOracle, Region, RegionKind};
+pub use program::{LoadOptions, VmProgram, FUNC_ADDR_BASE, MAX_PROG_SLOTS};

@@ -1,0 +1,1150 @@
+//! The interpreter: one `match` per instruction over the pre-decoded array, with
+//! one arm per opcode table row ([`Op`]) plus a few superinstructions the loader
+//! forms (`mov`+ALU and `add`+branch pairs, and runs of ALU instructions on one
+//! register, executed with that register held in a host register).
+//!
+//! The loop is generic over `CHECKED`: in checked mode every load, store and atomic
+//! is compared with the run's memory map; in unchecked mode (verified programs
+//! only) it is not. Registers live in a local array. Calls, exits and legacy packet
+//! loads leave the loop for `control`, so the loop keeps its few live values in
+//! host registers. Executed instructions are counted at taken branches, calls and
+//! exits (a straight run of instructions is counted as one subtraction), which also
+//! bounds the run by fuel: every loop has a taken branch.
+
+use crate::error::{Access, HelperError, VmError};
+use crate::helpers::{Helper, HelperCtx, HelperOutcome, TAIL_CALL_LIMIT_ERR};
+use crate::memory::{MemoryMap, MemoryOracle, Region, RegionKind};
+use crate::program::{fused, VInsn, VmProgram};
+use bpfvm_isa::consts::{MAX_BPF_STACK, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
+use bpfvm_isa::Op;
+use std::any::Any;
+use std::ptr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+const FRAME: u64 = MAX_BPF_STACK as u64;
+
+/// Everything a run needs besides the program.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// r1..r5 at entry (r1 is usually the context pointer).
+    pub args: [u64; 5],
+    /// Memory the program may touch besides its stack (checked mode).
+    pub regions: Vec<Region>,
+    /// Asked about addresses no region covers (checked mode).
+    pub oracle: Option<&'a dyn MemoryOracle>,
+    /// The runtime's environment, handed to helpers ([`HelperCtx::env`]).
+    pub env: Option<&'a mut dyn Any>,
+    /// Stop with [`VmError::OutOfFuel`] after about this many instructions (checked
+    /// at taken branches and calls).
+    pub fuel: Option<u64>,
+}
+
+impl<'a> RunOptions<'a> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets r1 (the context pointer).
+    pub fn arg1(mut self, r1: u64) -> Self {
+        self.args[0] = r1;
+        self
+    }
+
+    pub fn args(mut self, args: [u64; 5]) -> Self {
+        self.args = args;
+        self
+    }
+
+    pub fn region(mut self, r: Region) -> Self {
+        self.regions.push(r);
+        self
+    }
+
+    /// The context: r1 = `ctx`, and a region of kind Context over it.
+    pub fn context(mut self, ctx: u64, len: u64, writable: bool) -> Self {
+        self.args[0] = ctx;
+        self.regions
+            .push(Region::new(ctx, len, writable, RegionKind::Context));
+        self
+    }
+
+    /// Packet data `data .. data_end` (writable, as for XDP and tc programs).
+    pub fn packet(mut self, data: u64, data_end: u64) -> Self {
+        self.regions.push(Region {
+            start: data,
+            end: data_end.max(data),
+            writable: true,
+            kind: RegionKind::Packet,
+        });
+        self
+    }
+
+    /// Packet metadata `data_meta .. data` (writable).
+    pub fn packet_meta(mut self, data_meta: u64, data: u64) -> Self {
+        self.regions.push(Region {
+            start: data_meta,
+            end: data.max(data_meta),
+            writable: true,
+            kind: RegionKind::PacketMeta,
+        });
+        self
+    }
+
+    pub fn oracle(mut self, o: &'a dyn MemoryOracle) -> Self {
+        self.oracle = Some(o);
+        self
+    }
+
+    pub fn env(mut self, env: &'a mut dyn Any) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunResult {
+    /// r0 at the final exit.
+    pub r0: u64,
+    /// Instructions executed (an LD_IMM64 counts once), callbacks and tail-called
+    /// programs included.
+    pub executed: u64,
+    /// Tail calls taken.
+    pub tail_calls: u32,
+}
+
+/// A caller's state, saved by `call local`.
+#[derive(Clone, Copy)]
+struct Frame {
+    ret: usize,
+    prog: *const VmProgram,
+    saved: [u64; 4],
+}
+
+const NO_FRAME: Frame = Frame {
+    ret: 0,
+    prog: ptr::null(),
+    saved: [0; 4],
+};
+
+/// The state of one run, shared by nested callback runs.
+pub(crate) struct Machine<'r> {
+    pub(crate) mem: MemoryMap<'r>,
+    pub(crate) env: Option<&'r mut dyn Any>,
+    pub(crate) checked: bool,
+    pub(crate) tail_calls: u32,
+    /// Frames in use minus one (0 in the main program).
+    depth: usize,
+    frames: [Frame; MAX_CALL_FRAMES],
+    executed: u64,
+    fuel: u64,
+    /// The program executing now (the entry program, a callback's program or a
+    /// tail-called one).
+    prog: *const VmProgram,
+    /// Tail-called programs, kept alive for the run (frames point into them).
+    keep: Vec<Arc<VmProgram>>,
+    /// Backing memory of the stack frames; only reached through `mem.stack_*` pointers.
+    _stack: Vec<u64>,
+}
+
+impl<'r> Machine<'r> {
+    fn new(opts: RunOptions<'r>, checked: bool) -> Machine<'r> {
+        let mut stack = vec![0u64; MAX_CALL_FRAMES * MAX_BPF_STACK / 8];
+        let lo = stack.as_mut_ptr() as u64;
+        let hi = lo + (MAX_CALL_FRAMES * MAX_BPF_STACK) as u64;
+        Machine {
+            mem: MemoryMap {
+                stack_lo: hi - FRAME,
+                stack_hi: hi,
+                stack_base: lo,
+                regions: opts.regions,
+                oracle: opts.oracle,
+            },
+            env: opts.env,
+            checked,
+            tail_calls: 0,
+            depth: 0,
+            frames: [NO_FRAME; MAX_CALL_FRAMES],
+            executed: 0,
+            fuel: opts.fuel.unwrap_or(u64::MAX),
+            prog: ptr::null(),
+            keep: Vec::new(),
+            _stack: stack,
+        }
+    }
+
+    /// The program executing now.
+    fn cur(&self) -> &VmProgram {
+        // SAFETY: set by exec before any use; points to the entry program (alive
+        // for the run) or into m.keep.
+        unsafe { &*self.prog }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn violation(&self, e: usize, base: u64, addr: u64, size: usize, access: Access) -> VmError {
+        VmError::MemoryViolation {
+            pc: self.cur().slot(e),
+            addr,
+            size,
+            access,
+            what: self.mem.describe_violation(base, addr, access),
+        }
+    }
+
+    /// Big-endian packet load for BPF_LD_ABS/BPF_LD_IND; None if out of range.
+    fn packet_load(&self, off: u64, size: usize) -> Result<Option<u64>, ()> {
+        let Some(p) = self
+            .mem
+            .regions
+            .iter()
+            .find(|r| r.kind == RegionKind::Packet)
+        else {
+            return Err(());
+        };
+        if off > p.len() || (size as u64) > p.len() - off {
+            return Ok(None);
+        }
+        let mut b = [0u8; 8];
+        // SAFETY: inside the packet region, which the caller keeps alive for the run.
+        unsafe { ptr::copy((p.start + off) as *const u8, b.as_mut_ptr(), size) };
+        Ok(Some(
+            b[..size].iter().fold(0u64, |a, x| (a << 8) | *x as u64),
+        ))
+    }
+}
+
+fn run_mode<const CHECKED: bool>(
+    prog: &VmProgram,
+    opts: RunOptions<'_>,
+) -> Result<RunResult, VmError> {
+    let args = opts.args;
+    let mut m = Machine::new(opts, CHECKED);
+    let mut regs = [0u64; 16];
+    regs[1..6].copy_from_slice(&args);
+    regs[10] = m.mem.stack_hi;
+    let r0 = exec::<CHECKED>(&mut m, prog, 0, regs)?;
+    Ok(RunResult {
+        r0,
+        executed: m.executed,
+        tail_calls: m.tail_calls,
+    })
+}
+
+/// Runs function `entry` of `prog` in a new frame (a callback from a helper).
+pub(crate) fn call_function(
+    m: &mut Machine<'_>,
+    prog: &VmProgram,
+    entry: usize,
+    args: [u64; 5],
+    call_pc: usize,
+) -> Result<u64, VmError> {
+    if m.depth + 1 >= MAX_CALL_FRAMES {
+        return Err(VmError::CallStackTooDeep {
+            pc: call_pc,
+            frames: m.depth + 2,
+        });
+    }
+    let (depth, lo) = (m.depth, m.mem.stack_lo);
+    m.depth += 1;
+    let mut regs = [0u64; 16];
+    regs[1..6].copy_from_slice(&args);
+    regs[10] = lo;
+    m.mem.stack_lo = lo - FRAME;
+    let res = if m.checked {
+        exec::<true>(m, prog, entry, regs)
+    } else {
+        exec::<false>(m, prog, entry, regs)
+    };
+    // Restored whatever happened: a helper may swallow the error and go on.
+    m.depth = depth;
+    m.mem.stack_lo = lo;
+    res
+}
+
+/// The dispatch `match` over the loop's code byte: one arm per opcode table row
+/// (named by its [`Op`] variant; the code of a row is `Op as u8`), then the fused
+/// pairs of [`crate::program::fused`]. A flat `match` on one byte compiles to one
+/// jump table.
+macro_rules! dispatch {
+    ($code:expr; $( $($name:ident)|+ => $body:expr, )+ ; $( $f:pat => $fbody:expr, )* ) => {{
+        $( $( const $name: u8 = Op::$name as u8; )+ )+
+        // Compile-time proof that every row of the table has an arm: this match
+        // must be exhaustive over `Op`.
+        const _: fn(Op) = |op| match op {
+            $( $( Op::$name )|+ => {} )+
+        };
+        // ... and that every fused code has one (the codes are distinct constants
+        // in MOV_ADD_K..END; a repeated arm is an unreachable-pattern error).
+        const _: () = assert!(
+            0 $( + { let _ = stringify!($f); 1 } )* == (fused::END - fused::MOV_ADD_K) as usize
+        );
+        match $code {
+            $( $( $name )|+ => $body, )+
+            $( $f => $fbody, )*
+            // SAFETY: the loader only produces table codes and fused codes, and
+            // both lists are covered above.
+            _ => unsafe { std::hint::unreachable_unchecked() },
+        }
+    }};
+}
+
+/// What a control instruction tells the loop.
+enum Ctl {
+    /// Continue at this entry of `m.prog` (which may have changed).
+    Next(usize),
+    /// The frame the loop started in exited with this r0.
+    Return(u64),
+}
+
+/// The dispatch loop. Returns r0 when the frame it started in exits.
+///
+/// Only straight-line instructions, jumps and memory accesses are handled inline;
+/// calls, exits and legacy packet loads go through [`control`], so the loop keeps
+/// its few live values in registers.
+#[inline(never)]
+fn exec<const CHECKED: bool>(
+    m: &mut Machine<'_>,
+    entry_prog: &VmProgram,
+    entry_pc: usize,
+    mut r: [u64; 16],
+) -> Result<u64, VmError> {
+    let base_depth = m.depth;
+    let saved_prog = m.prog;
+    m.prog = entry_prog;
+    let res = exec_loop::<CHECKED>(m, entry_pc, &mut r, base_depth);
+    m.prog = saved_prog;
+    res
+}
+
+// The dispatch arms are named by the opcode table's variants.
+#[allow(non_upper_case_globals)]
+#[inline(always)]
+fn exec_loop<const CHECKED: bool>(
+    m: &mut Machine<'_>,
+    entry_pc: usize,
+    r: &mut [u64; 16],
+    base_depth: usize,
+) -> Result<u64, VmError> {
+    // SAFETY (for every `prog` dereference): m.prog points to the entry program or
+    // to a tail-called program kept alive in m.keep for the whole run.
+    let mut code: *const VInsn = unsafe { (*m.prog).code.as_ptr() };
+    // The next instruction. A pointer rather than an index keeps the dispatch short.
+    // SAFETY: entry_pc is an entry index of the program (0, or a function start).
+    let mut ip: *const VInsn = unsafe { code.add(entry_pc) };
+    // Start of the current straight-line run, for counting executed instructions.
+    let mut block = ip;
+    let mut executed = m.executed;
+    let fuel = m.fuel;
+
+    // Index of the next instruction (for messages and control instructions).
+    macro_rules! pc {
+        () => {
+            // SAFETY: ip and code point into the same array.
+            (unsafe { ip.offset_from(code) } as usize)
+        };
+    }
+    macro_rules! reg {
+        ($n:expr) => {
+            r[($n & 15) as usize]
+        };
+    }
+    macro_rules! jump {
+        ($i:expr) => {{
+            // SAFETY: block and ip point into the same array, block <= ip.
+            executed += unsafe { ip.offset_from(block) } as u64;
+            if executed > fuel {
+                m.executed = executed;
+                return Err(VmError::OutOfFuel {
+                    pc: unsafe { &*m.prog }.slot(pc!() - 1),
+                    executed,
+                });
+            }
+            // SAFETY: the loader checked every target is an entry index in range.
+            ip = unsafe { code.add($i.off as usize) };
+            block = ip;
+        }};
+    }
+    macro_rules! cond {
+        ($i:expr, $c:expr) => {
+            if $c {
+                jump!($i);
+            }
+        };
+    }
+    macro_rules! alu64 {
+        ($i:expr, |$a:ident, $b:ident| $e:expr, K) => {{
+            let $a = reg!($i.dst);
+            let $b = $i.imm as u64;
+            reg!($i.dst) = $e;
+        }};
+        ($i:expr, |$a:ident, $b:ident| $e:expr, X) => {{
+            let $a = reg!($i.dst);
+            let $b = reg!($i.src);
+            reg!($i.dst) = $e;
+        }};
+    }
+    macro_rules! alu32 {
+        ($i:expr, |$a:ident, $b:ident| $e:expr, K) => {{
+            let $a = reg!($i.dst) as u32;
+            let $b = $i.imm as u32;
+            reg!($i.dst) = ($e) as u32 as u64;
+        }};
+        ($i:expr, |$a:ident, $b:ident| $e:expr, X) => {{
+            let $a = reg!($i.dst) as u32;
+            let $b = reg!($i.src) as u32;
+            reg!($i.dst) = ($e) as u32 as u64;
+        }};
+    }
+    macro_rules! check {
+        ($base:expr, $addr:expr, $size:expr, $access:expr) => {
+            if CHECKED && !m.mem.ok($addr, $size as u64, $access != Access::Read) {
+                return Err(m.violation(pc!() - 1, $base, $addr, $size, $access));
+            }
+        };
+    }
+    macro_rules! ldx {
+        ($i:expr, $t:ty, $conv:expr) => {{
+            let base = reg!($i.src);
+            let addr = base.wrapping_add($i.off as i64 as u64);
+            check!(base, addr, std::mem::size_of::<$t>(), Access::Read);
+            // SAFETY: checked against the run's regions, or (unchecked mode) proved
+            // by the verifier, as the caller of run_unchecked promised.
+            let v = unsafe { ptr::read_unaligned(addr as *const $t) };
+            reg!($i.dst) = $conv(v);
+        }};
+    }
+    macro_rules! store {
+        ($i:expr, $t:ty, $v:expr) => {{
+            let base = reg!($i.dst);
+            let addr = base.wrapping_add($i.off as i64 as u64);
+            check!(base, addr, std::mem::size_of::<$t>(), Access::Write);
+            // SAFETY: as for loads.
+            unsafe { ptr::write_unaligned(addr as *mut $t, $v as $t) };
+        }};
+    }
+    macro_rules! atomic_addr {
+        ($i:expr, $size:expr) => {{
+            let base = reg!($i.dst);
+            let addr = base.wrapping_add($i.off as i64 as u64);
+            check!(base, addr, $size, Access::Atomic);
+            if addr % $size != 0 {
+                return Err(VmError::MisalignedAtomic {
+                    pc: unsafe { &*m.prog }.slot(pc!() - 1),
+                    addr,
+                    size: $size,
+                });
+            }
+            addr
+        }};
+    }
+    macro_rules! atomic32 {
+        ($i:expr, $method:ident, $fetch:expr) => {{
+            let addr = atomic_addr!($i, 4);
+            // SAFETY: checked (or verified) and 4-byte aligned; other threads touch
+            // shared map values only through atomics or plain racy accesses, as in
+            // the kernel.
+            let a = unsafe { AtomicU32::from_ptr(addr as *mut u32) };
+            let old = a.$method(reg!($i.src) as u32, Ordering::SeqCst);
+            if $fetch {
+                reg!($i.src) = old as u64;
+            }
+        }};
+    }
+    macro_rules! atomic64 {
+        ($i:expr, $method:ident, $fetch:expr) => {{
+            let addr = atomic_addr!($i, 8);
+            // SAFETY: as for atomic32, 8-byte aligned.
+            let a = unsafe { AtomicU64::from_ptr(addr as *mut u64) };
+            let old = a.$method(reg!($i.src), Ordering::SeqCst);
+            if $fetch {
+                reg!($i.src) = old;
+            }
+        }};
+    }
+
+    // `mov dst, src` + `op dst, operand`: dst = src op operand; skips the second.
+    macro_rules! mov3 {
+        ($i:expr, |$a:ident, $b:ident| $e:expr, K) => {{
+            // SAFETY: a fused instruction is never last (the loader pairs it with the next).
+            let j = unsafe { &*ip };
+            ip = unsafe { ip.add(1) };
+            let $a = reg!($i.src);
+            let $b = j.imm as u64;
+            reg!($i.dst) = $e;
+        }};
+        ($i:expr, |$a:ident, $b:ident| $e:expr, X) => {{
+            // SAFETY: as above.
+            let j = unsafe { &*ip };
+            ip = unsafe { ip.add(1) };
+            let $a = reg!($i.src);
+            let $b = reg!(j.src);
+            reg!($i.dst) = $e;
+        }};
+    }
+    // `add dst, imm` + `if dst cond operand goto`.
+    macro_rules! addj {
+        ($i:expr, |$a:ident, $b:ident| $c:expr, K) => {{
+            // SAFETY: as for mov3.
+            let j = unsafe { &*ip };
+            ip = unsafe { ip.add(1) };
+            let $a = reg!($i.dst).wrapping_add($i.imm as u64);
+            reg!($i.dst) = $a;
+            let $b = j.imm as u64;
+            if $c {
+                jump!(j);
+            }
+        }};
+        ($i:expr, |$a:ident, $b:ident| $c:expr, X) => {{
+            // SAFETY: as for mov3.
+            let j = unsafe { &*ip };
+            ip = unsafe { ip.add(1) };
+            let $a = reg!($i.dst).wrapping_add($i.imm as u64);
+            reg!($i.dst) = $a;
+            let $b = reg!(j.src);
+            if $c {
+                jump!(j);
+            }
+        }};
+    }
+
+    loop {
+        // SAFETY: the loader guarantees every jump and call target is an entry index
+        // in range and that the last entry is an exit or unconditional jump, so `pc`
+        // is always in range here.
+        let i = unsafe { &*ip };
+        ip = unsafe { ip.add(1) };
+        dispatch! { i.code;
+            // ---- ALU64 ----
+            Add64K => alu64!(i, |a, b| a.wrapping_add(b), K),
+            Add64X => alu64!(i, |a, b| a.wrapping_add(b), X),
+            Sub64K => alu64!(i, |a, b| a.wrapping_sub(b), K),
+            Sub64X => alu64!(i, |a, b| a.wrapping_sub(b), X),
+            Mul64K => alu64!(i, |a, b| a.wrapping_mul(b), K),
+            Mul64X => alu64!(i, |a, b| a.wrapping_mul(b), X),
+            Div64K => alu64!(i, |a, b| a.checked_div(b).unwrap_or(0), K),
+            Div64X => alu64!(i, |a, b| a.checked_div(b).unwrap_or(0), X),
+            SDiv64K => alu64!(i, |a, b| sdiv64(a, b), K),
+            SDiv64X => alu64!(i, |a, b| sdiv64(a, b), X),
+            Mod64K => alu64!(i, |a, b| a.checked_rem(b).unwrap_or(a), K),
+            Mod64X => alu64!(i, |a, b| a.checked_rem(b).unwrap_or(a), X),
+            SMod64K => alu64!(i, |a, b| smod64(a, b), K),
+            SMod64X => alu64!(i, |a, b| smod64(a, b), X),
+            Or64K => alu64!(i, |a, b| a | b, K),
+            Or64X => alu64!(i, |a, b| a | b, X),
+            And64K => alu64!(i, |a, b| a & b, K),
+            And64X => alu64!(i, |a, b| a & b, X),
+            Xor64K => alu64!(i, |a, b| a ^ b, K),
+            Xor64X => alu64!(i, |a, b| a ^ b, X),
+            Lsh64K => alu64!(i, |a, b| a << (b & 63), K),
+            Lsh64X => alu64!(i, |a, b| a << (b & 63), X),
+            Rsh64K => alu64!(i, |a, b| a >> (b & 63), K),
+            Rsh64X => alu64!(i, |a, b| a >> (b & 63), X),
+            Arsh64K => alu64!(i, |a, b| ((a as i64) >> (b & 63)) as u64, K),
+            Arsh64X => alu64!(i, |a, b| ((a as i64) >> (b & 63)) as u64, X),
+            Mov64K => reg!(i.dst) = i.imm as u64,
+            Mov64X => reg!(i.dst) = reg!(i.src),
+            Neg64 => reg!(i.dst) = reg!(i.dst).wrapping_neg(),
+            MovSx8To64 => reg!(i.dst) = reg!(i.src) as i8 as i64 as u64,
+            MovSx16To64 => reg!(i.dst) = reg!(i.src) as i16 as i64 as u64,
+            MovSx32To64 => reg!(i.dst) = reg!(i.src) as i32 as i64 as u64,
+            // ---- ALU32: operate on the low halves, zero-extend the result ----
+            Add32K => alu32!(i, |a, b| a.wrapping_add(b), K),
+            Add32X => alu32!(i, |a, b| a.wrapping_add(b), X),
+            Sub32K => alu32!(i, |a, b| a.wrapping_sub(b), K),
+            Sub32X => alu32!(i, |a, b| a.wrapping_sub(b), X),
+            Mul32K => alu32!(i, |a, b| a.wrapping_mul(b), K),
+            Mul32X => alu32!(i, |a, b| a.wrapping_mul(b), X),
+            Div32K => alu32!(i, |a, b| a.checked_div(b).unwrap_or(0), K),
+            Div32X => alu32!(i, |a, b| a.checked_div(b).unwrap_or(0), X),
+            SDiv32K => alu32!(i, |a, b| sdiv32(a, b), K),
+            SDiv32X => alu32!(i, |a, b| sdiv32(a, b), X),
+            Mod32K => alu32!(i, |a, b| a.checked_rem(b).unwrap_or(a), K),
+            Mod32X => alu32!(i, |a, b| a.checked_rem(b).unwrap_or(a), X),
+            SMod32K => alu32!(i, |a, b| smod32(a, b), K),
+            SMod32X => alu32!(i, |a, b| smod32(a, b), X),
+            Or32K => alu32!(i, |a, b| a | b, K),
+            Or32X => alu32!(i, |a, b| a | b, X),
+            And32K => alu32!(i, |a, b| a & b, K),
+            And32X => alu32!(i, |a, b| a & b, X),
+            Xor32K => alu32!(i, |a, b| a ^ b, K),
+            Xor32X => alu32!(i, |a, b| a ^ b, X),
+            Lsh32K => alu32!(i, |a, b| a << (b & 31), K),
+            Lsh32X => alu32!(i, |a, b| a << (b & 31), X),
+            Rsh32K => alu32!(i, |a, b| a >> (b & 31), K),
+            Rsh32X => alu32!(i, |a, b| a >> (b & 31), X),
+            Arsh32K => alu32!(i, |a, b| (a as i32) >> (b & 31), K),
+            Arsh32X => alu32!(i, |a, b| (a as i32) >> (b & 31), X),
+            Mov32K => reg!(i.dst) = i.imm as u32 as u64,
+            Mov32X => reg!(i.dst) = reg!(i.src) as u32 as u64,
+            Neg32 => reg!(i.dst) = (reg!(i.dst) as u32).wrapping_neg() as u64,
+            MovSx8To32 => reg!(i.dst) = reg!(i.src) as i8 as i32 as u32 as u64,
+            MovSx16To32 => reg!(i.dst) = reg!(i.src) as i16 as i32 as u32 as u64,
+            // ---- byte swaps (the host, like the BPF target here, is little-endian) ----
+            Le16 => reg!(i.dst) = u16::to_le(reg!(i.dst) as u16) as u64,
+            Le32 => reg!(i.dst) = u32::to_le(reg!(i.dst) as u32) as u64,
+            Le64 => reg!(i.dst) = u64::to_le(reg!(i.dst)),
+            Be16 => reg!(i.dst) = u16::to_be(reg!(i.dst) as u16) as u64,
+            Be32 => reg!(i.dst) = u32::to_be(reg!(i.dst) as u32) as u64,
+            Be64 => reg!(i.dst) = u64::to_be(reg!(i.dst)),
+            Bswap16 => reg!(i.dst) = (reg!(i.dst) as u16).swap_bytes() as u64,
+            Bswap32 => reg!(i.dst) = (reg!(i.dst) as u32).swap_bytes() as u64,
+            Bswap64 => reg!(i.dst) = reg!(i.dst).swap_bytes(),
+            // ---- JMP ----
+            Ja | Ja32 => jump!(i),
+            JeqK => cond!(i, reg!(i.dst) == i.imm as u64),
+            JeqX => cond!(i, reg!(i.dst) == reg!(i.src)),
+            JneK => cond!(i, reg!(i.dst) != i.imm as u64),
+            JneX => cond!(i, reg!(i.dst) != reg!(i.src)),
+            JgtK => cond!(i, reg!(i.dst) > i.imm as u64),
+            JgtX => cond!(i, reg!(i.dst) > reg!(i.src)),
+            JgeK => cond!(i, reg!(i.dst) >= i.imm as u64),
+            JgeX => cond!(i, reg!(i.dst) >= reg!(i.src)),
+            JltK => cond!(i, reg!(i.dst) < i.imm as u64),
+            JltX => cond!(i, reg!(i.dst) < reg!(i.src)),
+            JleK => cond!(i, reg!(i.dst) <= i.imm as u64),
+            JleX => cond!(i, reg!(i.dst) <= reg!(i.src)),
+            JsetK => cond!(i, reg!(i.dst) & i.imm as u64 != 0),
+            JsetX => cond!(i, reg!(i.dst) & reg!(i.src) != 0),
+            JsgtK => cond!(i, (reg!(i.dst) as i64) > i.imm),
+            JsgtX => cond!(i, (reg!(i.dst) as i64) > reg!(i.src) as i64),
+            JsgeK => cond!(i, (reg!(i.dst) as i64) >= i.imm),
+            JsgeX => cond!(i, (reg!(i.dst) as i64) >= reg!(i.src) as i64),
+            JsltK => cond!(i, (reg!(i.dst) as i64) < i.imm),
+            JsltX => cond!(i, (reg!(i.dst) as i64) < reg!(i.src) as i64),
+            JsleK => cond!(i, (reg!(i.dst) as i64) <= i.imm),
+            JsleX => cond!(i, (reg!(i.dst) as i64) <= reg!(i.src) as i64),
+            // ---- JMP32: compare the low halves ----
+            Jeq32K => cond!(i, reg!(i.dst) as u32 == i.imm as u32),
+            Jeq32X => cond!(i, reg!(i.dst) as u32 == reg!(i.src) as u32),
+            Jne32K => cond!(i, reg!(i.dst) as u32 != i.imm as u32),
+            Jne32X => cond!(i, reg!(i.dst) as u32 != reg!(i.src) as u32),
+            Jgt32K => cond!(i, reg!(i.dst) as u32 > i.imm as u32),
+            Jgt32X => cond!(i, reg!(i.dst) as u32 > reg!(i.src) as u32),
+            Jge32K => cond!(i, reg!(i.dst) as u32 >= i.imm as u32),
+            Jge32X => cond!(i, reg!(i.dst) as u32 >= reg!(i.src) as u32),
+            Jlt32K => cond!(i, (reg!(i.dst) as u32) < i.imm as u32),
+            Jlt32X => cond!(i, (reg!(i.dst) as u32) < reg!(i.src) as u32),
+            Jle32K => cond!(i, reg!(i.dst) as u32 <= i.imm as u32),
+            Jle32X => cond!(i, reg!(i.dst) as u32 <= reg!(i.src) as u32),
+            Jset32K => cond!(i, reg!(i.dst) as u32 & i.imm as u32 != 0),
+            Jset32X => cond!(i, reg!(i.dst) as u32 & reg!(i.src) as u32 != 0),
+            Jsgt32K => cond!(i, reg!(i.dst) as i32 > i.imm as i32),
+            Jsgt32X => cond!(i, reg!(i.dst) as i32 > reg!(i.src) as i32),
+            Jsge32K => cond!(i, reg!(i.dst) as i32 >= i.imm as i32),
+            Jsge32X => cond!(i, reg!(i.dst) as i32 >= reg!(i.src) as i32),
+            Jslt32K => cond!(i, (reg!(i.dst) as i32) < i.imm as i32),
+            Jslt32X => cond!(i, (reg!(i.dst) as i32) < reg!(i.src) as i32),
+            Jsle32K => cond!(i, reg!(i.dst) as i32 <= i.imm as i32),
+            Jsle32X => cond!(i, reg!(i.dst) as i32 <= reg!(i.src) as i32),
+            // ---- calls, exit, legacy packet loads: out of line ----
+            Call | CallX | CallLocal | CallKfunc | Exit | LdAbsB | LdAbsH | LdAbsW | LdIndB | LdIndH | LdIndW => {
+                // SAFETY: block and ip point into the same array, block <= ip.
+                executed += unsafe { ip.offset_from(block) } as u64;
+                m.executed = executed;
+                match control::<CHECKED>(m, pc!(), r, base_depth)? {
+                    Ctl::Next(next) => {
+                        // SAFETY: see the top of the function; control returns an
+                        // entry index of m.prog (a return address or a call target).
+                        code = unsafe { (*m.prog).code.as_ptr() };
+                        ip = unsafe { code.add(next) };
+                        executed = m.executed;
+                        block = ip;
+                        if executed > fuel {
+                            return Err(VmError::OutOfFuel {
+                                pc: unsafe { &*m.prog }.slot(next),
+                                executed,
+                            });
+                        }
+                    }
+                    Ctl::Return(v) => return Ok(v),
+                }
+            },
+            // ---- loads and stores ----
+            LdImm64 => reg!(i.dst) = i.imm as u64,
+            LdxB => ldx!(i, u8, |v: u8| v as u64),
+            LdxH => ldx!(i, u16, |v: u16| v as u64),
+            LdxW => ldx!(i, u32, |v: u32| v as u64),
+            LdxDw => ldx!(i, u64, |v: u64| v),
+            LdxSB => ldx!(i, i8, |v: i8| v as i64 as u64),
+            LdxSH => ldx!(i, i16, |v: i16| v as i64 as u64),
+            LdxSW => ldx!(i, i32, |v: i32| v as i64 as u64),
+            StB => store!(i, u8, i.imm),
+            StH => store!(i, u16, i.imm),
+            StW => store!(i, u32, i.imm),
+            StDw => store!(i, u64, i.imm),
+            StxB => store!(i, u8, reg!(i.src)),
+            StxH => store!(i, u16, reg!(i.src)),
+            StxW => store!(i, u32, reg!(i.src)),
+            StxDw => store!(i, u64, reg!(i.src)),
+            // ---- atomics ----
+            AtomicAdd32 => atomic32!(i, fetch_add, false),
+            AtomicOr32 => atomic32!(i, fetch_or, false),
+            AtomicAnd32 => atomic32!(i, fetch_and, false),
+            AtomicXor32 => atomic32!(i, fetch_xor, false),
+            AtomicFetchAdd32 => atomic32!(i, fetch_add, true),
+            AtomicFetchOr32 => atomic32!(i, fetch_or, true),
+            AtomicFetchAnd32 => atomic32!(i, fetch_and, true),
+            AtomicFetchXor32 => atomic32!(i, fetch_xor, true),
+            AtomicXchg32 => atomic32!(i, swap, true),
+            AtomicAdd64 => atomic64!(i, fetch_add, false),
+            AtomicOr64 => atomic64!(i, fetch_or, false),
+            AtomicAnd64 => atomic64!(i, fetch_and, false),
+            AtomicXor64 => atomic64!(i, fetch_xor, false),
+            AtomicFetchAdd64 => atomic64!(i, fetch_add, true),
+            AtomicFetchOr64 => atomic64!(i, fetch_or, true),
+            AtomicFetchAnd64 => atomic64!(i, fetch_and, true),
+            AtomicFetchXor64 => atomic64!(i, fetch_xor, true),
+            AtomicXchg64 => atomic64!(i, swap, true),
+            AtomicCmpXchg32 => {
+                let addr = atomic_addr!(i, 4);
+                // SAFETY: as in atomic32!.
+                let a = unsafe { AtomicU32::from_ptr(addr as *mut u32) };
+                let old = match a.compare_exchange(
+                    r[0] as u32,
+                    reg!(i.src) as u32,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                ) {
+                    Ok(v) | Err(v) => v,
+                };
+                r[0] = old as u64;
+            },
+            AtomicCmpXchg64 => {
+                let addr = atomic_addr!(i, 8);
+                // SAFETY: as in atomic64!.
+                let a = unsafe { AtomicU64::from_ptr(addr as *mut u64) };
+                let old =
+                    match a.compare_exchange(r[0], reg!(i.src), Ordering::SeqCst, Ordering::SeqCst)
+                    {
+                        Ok(v) | Err(v) => v,
+                    };
+                r[0] = old;
+            },
+            // ---- superinstructions (see program::fused) ----
+            ;
+            fused::MOV_ADD_K => mov3!(i, |a, b| a.wrapping_add(b), K),
+            fused::MOV_ADD_X => mov3!(i, |a, b| a.wrapping_add(b), X),
+            fused::MOV_SUB_K => mov3!(i, |a, b| a.wrapping_sub(b), K),
+            fused::MOV_SUB_X => mov3!(i, |a, b| a.wrapping_sub(b), X),
+            fused::MOV_MUL_K => mov3!(i, |a, b| a.wrapping_mul(b), K),
+            fused::MOV_MUL_X => mov3!(i, |a, b| a.wrapping_mul(b), X),
+            fused::MOV_DIV_K => mov3!(i, |a, b| a.checked_div(b).unwrap_or(0), K),
+            fused::MOV_DIV_X => mov3!(i, |a, b| a.checked_div(b).unwrap_or(0), X),
+            fused::MOV_MOD_K => mov3!(i, |a, b| a.checked_rem(b).unwrap_or(a), K),
+            fused::MOV_MOD_X => mov3!(i, |a, b| a.checked_rem(b).unwrap_or(a), X),
+            fused::MOV_OR_K => mov3!(i, |a, b| a | b, K),
+            fused::MOV_OR_X => mov3!(i, |a, b| a | b, X),
+            fused::MOV_AND_K => mov3!(i, |a, b| a & b, K),
+            fused::MOV_AND_X => mov3!(i, |a, b| a & b, X),
+            fused::MOV_XOR_K => mov3!(i, |a, b| a ^ b, K),
+            fused::MOV_XOR_X => mov3!(i, |a, b| a ^ b, X),
+            fused::MOV_LSH_K => mov3!(i, |a, b| a << (b & 63), K),
+            fused::MOV_LSH_X => mov3!(i, |a, b| a << (b & 63), X),
+            fused::MOV_RSH_K => mov3!(i, |a, b| a >> (b & 63), K),
+            fused::MOV_RSH_X => mov3!(i, |a, b| a >> (b & 63), X),
+            fused::MOV_ARSH_K => mov3!(i, |a, b| ((a as i64) >> (b & 63)) as u64, K),
+            fused::MOV_ARSH_X => mov3!(i, |a, b| ((a as i64) >> (b & 63)) as u64, X),
+            fused::ADD_JEQ_K => addj!(i, |a, b| a == b, K),
+            fused::ADD_JEQ_X => addj!(i, |a, b| a == b, X),
+            fused::ADD_JNE_K => addj!(i, |a, b| a != b, K),
+            fused::ADD_JNE_X => addj!(i, |a, b| a != b, X),
+            fused::ADD_JGT_K => addj!(i, |a, b| a > b, K),
+            fused::ADD_JGT_X => addj!(i, |a, b| a > b, X),
+            fused::ADD_JGE_K => addj!(i, |a, b| a >= b, K),
+            fused::ADD_JGE_X => addj!(i, |a, b| a >= b, X),
+            fused::ADD_JLT_K => addj!(i, |a, b| a < b, K),
+            fused::ADD_JLT_X => addj!(i, |a, b| a < b, X),
+            fused::ADD_JLE_K => addj!(i, |a, b| a <= b, K),
+            fused::ADD_JLE_X => addj!(i, |a, b| a <= b, X),
+            fused::ADD_JSGT_K => addj!(i, |a, b| (a as i64) > b as i64, K),
+            fused::ADD_JSGT_X => addj!(i, |a, b| (a as i64) > b as i64, X),
+            fused::ADD_JSGE_K => addj!(i, |a, b| (a as i64) >= b as i64, K),
+            fused::ADD_JSGE_X => addj!(i, |a, b| (a as i64) >= b as i64, X),
+            fused::ADD_JSLT_K => addj!(i, |a, b| (a as i64) < b as i64, K),
+            fused::ADD_JSLT_X => addj!(i, |a, b| (a as i64) < b as i64, X),
+            fused::ADD_JSLE_K => addj!(i, |a, b| (a as i64) <= b as i64, K),
+            fused::ADD_JSLE_X => addj!(i, |a, b| (a as i64) <= b as i64, X),
+            fused::ADD_JSET_K => addj!(i, |a, b| a & b != 0, K),
+            fused::ADD_JSET_X => addj!(i, |a, b| a & b != 0, X),
+            fused::ALU_RUN => {
+                // `i.off` instructions from `i` on, all on i.dst (see program::run_member).
+                let d = (i.dst & 15) as usize;
+                let mut acc = r[d];
+                let mut j: *const VInsn = i;
+                for _ in 0..i.off {
+                    // SAFETY: the loader formed the run from `off` existing instructions.
+                    acc = alu_step(unsafe { &*j }, acc, r);
+                    j = unsafe { j.add(1) };
+                }
+                r[d] = acc;
+                ip = j;
+            },
+            fused::ADD_JA => {
+                // SAFETY: as for mov3.
+                let j = unsafe { &*ip };
+                ip = unsafe { ip.add(1) };
+                reg!(i.dst) = reg!(i.dst).wrapping_add(i.imm as u64);
+                jump!(j);
+            },
+        }
+    }
+}
+
+/// Pushes a frame for a bpf-to-bpf call to entry `target`, returning at `*pc`.
+#[inline(always)]
+fn push_frame(
+    m: &mut Machine<'_>,
+    target: usize,
+    pc: &mut usize,
+    r: &mut [u64; 16],
+) -> Result<(), VmError> {
+    if m.depth + 1 >= MAX_CALL_FRAMES {
+        return Err(VmError::CallStackTooDeep {
+            pc: m.cur().slot(*pc - 1),
+            frames: m.depth + 2,
+        });
+    }
+    m.frames[m.depth] = Frame {
+        ret: *pc,
+        prog: m.prog,
+        saved: [r[6], r[7], r[8], r[9]],
+    };
+    m.depth += 1;
+    r[10] -= FRAME;
+    m.mem.stack_lo -= FRAME;
+    *pc = target;
+    Ok(())
+}
+
+/// Calls, exits and legacy packet loads. `next` is the entry after the instruction;
+/// `m.executed` is up to date on entry and must be on return.
+#[inline(never)]
+fn control<const CHECKED: bool>(
+    m: &mut Machine<'_>,
+    next: usize,
+    r: &mut [u64; 16],
+    base_depth: usize,
+) -> Result<Ctl, VmError> {
+    // SAFETY: m.prog is alive for the run (see exec_loop); the reference is not
+    // tied to `m` so that helpers can borrow `m` mutably.
+    let prog: &VmProgram = unsafe { &*m.prog };
+    let i = prog.code[next - 1];
+    let slot = prog.slot(next - 1);
+    let mut pc = next;
+    let pc = &mut pc;
+    match i.op {
+        Op::Exit => {
+            if m.depth == base_depth {
+                return Ok(Ctl::Return(r[0]));
+            }
+            m.depth -= 1;
+            let f = m.frames[m.depth];
+            r[6..10].copy_from_slice(&f.saved);
+            r[10] += FRAME;
+            m.mem.stack_lo += FRAME;
+            m.prog = f.prog;
+            *pc = f.ret;
+        }
+        Op::CallLocal => push_frame(m, i.off as usize, pc, r)?,
+        Op::Call | Op::CallX => {
+            let (id, helper): (i64, &dyn Helper) = if i.op == Op::Call {
+                let h = &prog.helpers[i.off as usize];
+                (h.0, &*h.1)
+            } else {
+                let target = r[(i.dst & 15) as usize];
+                if let Some(e) = prog.func_entry(target) {
+                    // callx to a BPF_PSEUDO_FUNC value: a bpf-to-bpf call.
+                    push_frame(m, e, pc, r)?;
+                    return Ok(Ctl::Next(*pc));
+                }
+                match u32::try_from(target).ok().and_then(|id| prog.table.get(id)) {
+                    Some(h) => (target as i64, &*h.helper),
+                    None => return Err(VmError::BadCallx { pc: slot, target }),
+                }
+            };
+            let args = [r[1], r[2], r[3], r[4], r[5]];
+            let out = helper.call(&mut HelperCtx { m, prog, pc: slot }, args);
+            match out {
+                Ok(HelperOutcome::Return(v)) => r[0] = v,
+                Ok(HelperOutcome::TailCall(target)) => {
+                    if m.tail_calls >= MAX_TAIL_CALL_CNT {
+                        r[0] = TAIL_CALL_LIMIT_ERR;
+                    } else {
+                        m.tail_calls += 1;
+                        m.prog = Arc::as_ptr(&target);
+                        // Kept until the run ends, so m.prog and frames stay valid.
+                        m.keep.push(target);
+                        *pc = 0;
+                        r[1] = args[0];
+                    }
+                }
+                Err(HelperError::Callback(e)) => return Err(*e),
+                Err(source) => {
+                    return Err(VmError::Helper {
+                        pc: slot,
+                        id,
+                        source,
+                    })
+                }
+            }
+        }
+        Op::LdAbsB | Op::LdAbsH | Op::LdAbsW | Op::LdIndB | Op::LdIndH | Op::LdIndW => {
+            let size = i.op.mem_size();
+            let off = match i.op {
+                Op::LdAbsB | Op::LdAbsH | Op::LdAbsW => i.imm as i32 as u32 as u64,
+                // src + imm as a 32-bit quantity, as the kernel computes it.
+                _ => (r[(i.src & 15) as usize] as u32).wrapping_add(i.imm as u32) as u64,
+            };
+            match m.packet_load(off, size) {
+                Ok(Some(v)) => r[0] = v,
+                // Out of range: the kernel ends the program with r0 = 0.
+                Ok(None) => return Ok(Ctl::Return(0)),
+                Err(()) => return Err(VmError::NoPacket { pc: slot }),
+            }
+        }
+        // Refused at load; an error rather than a panic all the same.
+        _ => {
+            return Err(VmError::BadCallx {
+                pc: slot,
+                target: i.imm as u64,
+            })
+        }
+    }
+    Ok(Ctl::Next(*pc))
+}
+
+/// One instruction of an ALU run applied to `acc`, the run's register (which no
+/// operand names). The same semantics as the ALU arms of the dispatch loop; the
+/// `alu_runs_match_single_steps` test runs every ALU op both ways.
+#[inline(always)]
+fn alu_step(j: &VInsn, acc: u64, r: &[u64; 16]) -> u64 {
+    let k = j.imm as u64;
+    let x = r[(j.src & 15) as usize];
+    let (a, k32, x32) = (acc as u32, j.imm as u32, x as u32);
+    match j.op {
+        Op::Add64K => acc.wrapping_add(k),
+        Op::Add64X => acc.wrapping_add(x),
+        Op::Sub64K => acc.wrapping_sub(k),
+        Op::Sub64X => acc.wrapping_sub(x),
+        Op::Mul64K => acc.wrapping_mul(k),
+        Op::Mul64X => acc.wrapping_mul(x),
+        Op::Div64K => acc.checked_div(k).unwrap_or(0),
+        Op::Div64X => acc.checked_div(x).unwrap_or(0),
+        Op::SDiv64K => sdiv64(acc, k),
+        Op::SDiv64X => sdiv64(acc, x),
+        Op::Mod64K => acc.checked_rem(k).unwrap_or(acc),
+        Op::Mod64X => acc.checked_rem(x).unwrap_or(acc),
+        Op::SMod64K => smod64(acc, k),
+        Op::SMod64X => smod64(acc, x),
+        Op::Or64K => acc | k,
+        Op::Or64X => acc | x,
+        Op::And64K => acc & k,
+        Op::And64X => acc & x,
+        Op::Xor64K => acc ^ k,
+        Op::Xor64X => acc ^ x,
+        Op::Lsh64K => acc << (k & 63),
+        Op::Lsh64X => acc << (x & 63),
+        Op::Rsh64K => acc >> (k & 63),
+        Op::Rsh64X => acc >> (x & 63),
+        Op::Arsh64K => ((acc as i64) >> (k & 63)) as u64,
+        Op::Arsh64X => ((acc as i64) >> (x & 63)) as u64,
+        Op::Mov64K => k,
+        Op::Mov64X => x,
+        Op::Neg64 => acc.wrapping_neg(),
+        Op::MovSx8To64 => x as i8 as i64 as u64,
+        Op::MovSx16To64 => x as i16 as i64 as u64,
+        Op::MovSx32To64 => x as i32 as i64 as u64,
+        Op::Add32K => a.wrapping_add(k32) as u64,
+        Op::Add32X => a.wrapping_add(x32) as u64,
+        Op::Sub32K => a.wrapping_sub(k32) as u64,
+        Op::Sub32X => a.wrapping_sub(x32) as u64,
+        Op::Mul32K => a.wrapping_mul(k32) as u64,
+        Op::Mul32X => a.wrapping_mul(x32) as u64,
+        Op::Div32K => a.checked_div(k32).unwrap_or(0) as u64,
+        Op::Div32X => a.checked_div(x32).unwrap_or(0) as u64,
+        Op::SDiv32K => sdiv32(a, k32) as u64,
+        Op::SDiv32X => sdiv32(a, x32) as u64,
+        Op::Mod32K => a.checked_rem(k32).unwrap_or(a) as u64,
+        Op::Mod32X => a.checked_rem(x32).unwrap_or(a) as u64,
+        Op::SMod32K => smod32(a, k32) as u64,
+        Op::SMod32X => smod32(a, x32) as u64,
+        Op::Or32K => (a | k32) as u64,
+        Op::Or32X => (a | x32) as u64,
+        Op::And32K => (a & k32) as u64,
+        Op::And32X => (a & x32) as u64,
+        Op::Xor32K => (a ^ k32) as u64,
+        Op::Xor32X => (a ^ x32) as u64,
+        Op::Lsh32K => (a << (k32 & 31)) as u64,
+        Op::Lsh32X => (a << (x32 & 31)) as u64,
+        Op::Rsh32K => (a >> (k32 & 31)) as u64,
+        Op::Rsh32X => (a >> (x32 & 31)) as u64,
+        Op::Arsh32K => ((a as i32) >> (k32 & 31)) as u32 as u64,
+        Op::Arsh32X => ((a as i32) >> (x32 & 31)) as u32 as u64,
+        Op::Mov32K => k32 as u64,
+        Op::Mov32X => x32 as u64,
+        Op::Neg32 => a.wrapping_neg() as u64,
+        Op::MovSx8To32 => x as i8 as i32 as u32 as u64,
+        Op::MovSx16To32 => x as i16 as i32 as u32 as u64,
+        Op::Le16 => u16::to_le(acc as u16) as u64,
+        Op::Le32 => u32::to_le(acc as u32) as u64,
+        Op::Le64 => u64::to_le(acc),
+        Op::Be16 => u16::to_be(acc as u16) as u64,
+        Op::Be32 => u32::to_be(acc as u32) as u64,
+        Op::Be64 => u64::to_be(acc),
+        Op::Bswap16 => (acc as u16).swap_bytes() as u64,
+        Op::Bswap32 => (acc as u32).swap_bytes() as u64,
+        Op::Bswap64 => acc.swap_bytes(),
+        // Not admitted into runs by the loader.
+        _ => acc,
+    }
+}
+
+#[inline(always)]
+fn sdiv64(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        0
+    } else {
+        (a as i64).wrapping_div(b as i64) as u64
+    }
+}
+
+#[inline(always)]
+fn smod64(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        (a as i64).wrapping_rem(b as i64) as u64
+    }
+}
+
+#[inline(always)]
+fn sdiv32(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        0
+    } else {
+        (a as i32).wrapping_div(b as i32) as u32
+    }
+}
+
+#[inline(always)]
+fn smod32(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        (a as i32).wrapping_rem(b as i32) as u32
+    }
+}
+
+impl VmProgram {
+    /// Runs the program in checked mode: every memory access is checked against the
+    /// stack frames in use, `opts.regions` and `opts.oracle`.
+    pub fn run(&self, opts: RunOptions<'_>) -> Result<RunResult, VmError> {
+        run_mode::<true>(self, opts)
+    }
+
+    /// Runs the program without memory checks (helpers' `check_*` pass too).
+    ///
+    /// # Safety
+    /// The program must have been verified for the memory `opts` describes: every
+    /// load, store and atomic it makes, and every pointer it passes to a helper,
+    /// must be valid for the run.
+    pub unsafe fn run_unchecked(&self, opts: RunOptions<'_>) -> Result<RunResult, VmError> {
+        run_mode::<false>(self, opts)
+    }
+
+    /// Convenience for tests and the conformance suite: r1 = `mem`, r2 = its length,
+    /// `mem` writable, checked mode.
+    pub fn run_with_memory(&self, mem: &mut [u8]) -> Result<RunResult, VmError> {
+        let len = mem.len() as u64;
+        let opts = RunOptions::new()
+            .args([mem.as_mut_ptr() as u64, len, 0, 0, 0])
+            .region(Region::from_mut_slice(mem, RegionKind::Mem));
+        self.run(opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::{fused, LoadOptions};
+    use bpfvm_isa::{encode, Decoded, Insn, Shape};
+
+    fn ins(op: Op, dst: u8, src: u8, imm: i64) -> Vec<Insn> {
+        encode(&Decoded {
+            op,
+            dst,
+            src,
+            off: 0,
+            imm,
+        })
+    }
+
+    /// Every ALU op gives the same result alone (dispatch loop) and inside an ALU
+    /// run (`alu_step`), over a grid of operands.
+    #[test]
+    fn alu_runs_match_single_steps() {
+        let xs = [
+            0u64,
+            1,
+            7,
+            0x8000_0000,
+            0xffff_ffff,
+            0x1_0000_0001,
+            u64::MAX,
+            i64::MIN as u64,
+            0x1234_5678_9abc_def0,
+        ];
+        let ys = [0i64, 1, -1, 3, 31, 32, 63, 64, 0x7fff_ffff, i32::MIN as i64];
+        let alu = Op::all().filter(|op| {
+            matches!(
+                op.shape(),
+                Shape::AluK | Shape::AluX | Shape::Neg | Shape::End | Shape::MovSx
+            )
+        });
+        let mut checked = 0;
+        for op in alu {
+            for &x in &xs {
+                for &y in &ys {
+                    let head =
+                        [ins(Op::LdImm64, 0, 0, x as i64), ins(Op::LdImm64, 1, 0, y)].concat();
+                    let the_op = match op.shape() {
+                        Shape::AluX | Shape::MovSx => ins(op, 0, 1, 0),
+                        Shape::Neg => ins(op, 0, 0, 0),
+                        _ => ins(op, 0, 0, y as i32 as i64),
+                    };
+                    let neg = ins(Op::Neg64, 0, 0, 0);
+                    let exit = ins(Op::Exit, 0, 0, 0);
+                    let alone = [head.clone(), the_op.clone(), exit.clone()].concat();
+                    let in_run = [
+                        head,
+                        neg.clone(),
+                        neg.clone(),
+                        the_op,
+                        neg.clone(),
+                        neg,
+                        exit,
+                    ]
+                    .concat();
+                    let run = |insns: &[Insn]| {
+                        let p = VmProgram::new(insns, &LoadOptions::default()).unwrap();
+                        (p.run(RunOptions::new()).unwrap().r0, p)
+                    };
+                    let (want, p1) = run(&alone);
+                    let (got, p2) = run(&in_run);
+                    assert!(p1.code.iter().all(|v| v.code != fused::ALU_RUN));
+                    assert_eq!(p2.code[2].code, fused::ALU_RUN, "{op:?} not in a run");
+                    assert_eq!(got, want, "{op:?} x={x:#x} y={y:#x}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 70 * 90, "{checked}");
+    }
+}

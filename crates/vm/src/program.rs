@@ -1,0 +1,437 @@
+//! Loading: instruction slots, decoded once through the opcode table, become a
+//! compact array the interpreter dispatches on without looking at encodings again.
+//!
+//! Each entry is 16 bytes: the table row ([`Op`]), registers, a 32-bit field that
+//! holds the memory offset, the absolute index of a jump or call target, or the
+//! index of a resolved helper, and the immediate sign-extended to 64 bits (the
+//! whole constant for LD_IMM64, which becomes one entry). Everything the loop must
+//! trust (targets in range, r10 never written, no falling off the end) is checked
+//! here, once.
+
+use crate::error::LoadError;
+use crate::helpers::{Helper, HelperTable};
+use bpfvm_isa::consts::{BPF_PSEUDO_FUNC, BPF_REG_FP};
+use bpfvm_isa::{decode_program, Insn, Op, Shape};
+use std::sync::Arc;
+
+/// Programs larger than this are refused (the kernel's BPF_COMPLEXITY_LIMIT_INSNS).
+pub const MAX_PROG_SLOTS: usize = 1_000_000;
+
+/// The value a `BPF_PSEUDO_FUNC` LD_IMM64 puts in its register: this base plus the
+/// function's instruction index (entry index, LD_IMM64 counted once). Helpers pass
+/// it back to [`crate::HelperCtx::call_function`]; `callx` accepts it too.
+pub const FUNC_ADDR_BASE: u64 = 0xffff_b7f0_0000_0000;
+
+/// One pre-decoded instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub(crate) struct VInsn {
+    pub(crate) op: Op,
+    pub(crate) dst: u8,
+    pub(crate) src: u8,
+    /// What the loop dispatches on: `op as u8`, or a [`fused`] code when this
+    /// instruction and the next one run as one.
+    pub(crate) code: u8,
+    /// Memory offset (sign-extended), jump/call target (entry index), or helper index.
+    pub(crate) off: i32,
+    /// Immediate, sign-extended; the 64-bit constant for LD_IMM64; the helper id for calls.
+    pub(crate) imm: i64,
+}
+
+const _: () = assert!(std::mem::size_of::<VInsn>() == 16);
+
+/// Load-time options.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Helpers the program may call; `call N` with an id not in the table is refused.
+    pub helpers: Arc<HelperTable>,
+}
+
+impl LoadOptions {
+    pub fn new(helpers: Arc<HelperTable>) -> Self {
+        LoadOptions { helpers }
+    }
+}
+
+/// A program ready to run: decoded, checked, helpers resolved. Cheap to share
+/// (`Arc<VmProgram>`) between threads; runs do not mutate it.
+pub struct VmProgram {
+    pub(crate) code: Box<[VInsn]>,
+    /// Entry index -> slot index, for error messages.
+    pub(crate) slot_of: Box<[u32]>,
+    /// True for entries where a function starts (entry 0, call and PSEUDO_FUNC targets).
+    pub(crate) func_start: Box<[bool]>,
+    /// Helpers of the `call` instructions, in the order `VInsn::off` indexes.
+    pub(crate) helpers: Box<[(i64, Arc<dyn Helper>)]>,
+    pub(crate) table: Arc<HelperTable>,
+    insns: Box<[Insn]>,
+}
+
+// Programs are shared between threads (prog arrays, several CPUs running one program).
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<VmProgram>();
+};
+
+impl std::fmt::Debug for VmProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VmProgram")
+            .field("slots", &self.insns.len())
+            .field("entries", &self.code.len())
+            .field(
+                "helpers",
+                &self.helpers.iter().map(|h| h.0).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl VmProgram {
+    /// Decodes and checks `insns`. See [`LoadError`] for what is refused.
+    pub fn new(insns: &[Insn], opts: &LoadOptions) -> Result<VmProgram, LoadError> {
+        if insns.is_empty() {
+            return Err(LoadError::Empty);
+        }
+        if insns.len() > MAX_PROG_SLOTS {
+            return Err(LoadError::TooLarge {
+                slots: insns.len(),
+                limit: MAX_PROG_SLOTS,
+            });
+        }
+        let decoded = decode_program(insns)?;
+        // Slot -> entry; the second slot of an LD_IMM64 maps to None.
+        let mut entry_of: Vec<Option<u32>> = vec![None; insns.len()];
+        for (e, (slot, _)) in decoded.iter().enumerate() {
+            entry_of[*slot] = Some(e as u32);
+        }
+        let n_slots = insns.len() as i64;
+        // A relative target (`pc + 1 + delta` in slots) as an entry index.
+        let resolve = |pc: usize, delta: i64| -> Result<u32, (i64, bool)> {
+            let t = pc as i64 + 1 + delta;
+            if t < 0 || t >= n_slots {
+                return Err((t, false));
+            }
+            entry_of[t as usize].ok_or((t, true))
+        };
+
+        let mut code = Vec::with_capacity(decoded.len());
+        let mut slot_of = Vec::with_capacity(decoded.len());
+        let mut func_start = vec![false; decoded.len()];
+        func_start[0] = true;
+        let mut helpers: Vec<(i64, Arc<dyn Helper>)> = Vec::new();
+        for &(pc, d) in &decoded {
+            let shape = d.op.shape();
+            let fetch_writes_src = shape == Shape::Atomic && (d.imm & 1) == 1 && d.imm != 0xf1;
+            if (d.op.writes_dst() && d.dst == BPF_REG_FP)
+                || (fetch_writes_src && d.src == BPF_REG_FP)
+            {
+                return Err(LoadError::FramePointerWrite { pc });
+            }
+            let mut v = VInsn {
+                op: d.op,
+                dst: d.dst,
+                src: d.src,
+                code: d.op as u8,
+                off: d.off as i32,
+                imm: d.imm,
+            };
+            match shape {
+                Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 => {
+                    let delta = if shape == Shape::Ja32 {
+                        d.imm
+                    } else {
+                        d.off as i64
+                    };
+                    v.off = match resolve(pc, delta) {
+                        Ok(e) => e as i32,
+                        Err((target, false)) => {
+                            return Err(LoadError::JumpOutOfRange { pc, target })
+                        }
+                        Err((t, true)) => {
+                            return Err(LoadError::JumpIntoLdImm64 {
+                                pc,
+                                target: t as usize,
+                            })
+                        }
+                    };
+                }
+                Shape::Call => match d.op {
+                    Op::CallLocal => {
+                        let e = match resolve(pc, d.imm) {
+                            Ok(e) => e,
+                            Err((target, false)) => {
+                                return Err(LoadError::CallOutOfRange { pc, target })
+                            }
+                            Err((t, true)) => {
+                                return Err(LoadError::CallIntoLdImm64 {
+                                    pc,
+                                    target: t as usize,
+                                })
+                            }
+                        };
+                        func_start[e as usize] = true;
+                        v.off = e as i32;
+                    }
+                    Op::CallKfunc => return Err(LoadError::KfuncCall { pc, id: d.imm }),
+                    _ => {
+                        let entry = u32::try_from(d.imm)
+                            .ok()
+                            .and_then(|id| opts.helpers.get(id))
+                            .ok_or(LoadError::UnknownHelper { pc, id: d.imm })?;
+                        v.off = helpers.len() as i32;
+                        helpers.push((d.imm, entry.helper.clone()));
+                    }
+                },
+                Shape::LdImm64 if d.src == BPF_PSEUDO_FUNC => {
+                    // The constant's low word is a relative target, as for calls.
+                    let e = resolve(pc, d.imm as i32 as i64)
+                        .map_err(|(target, _)| LoadError::FuncOutOfRange { pc, target })?;
+                    func_start[e as usize] = true;
+                    v.imm = (FUNC_ADDR_BASE + e as u64) as i64;
+                }
+                _ => {}
+            }
+            code.push(v);
+            slot_of.push(pc as u32);
+        }
+        let last = code.last().expect("non-empty");
+        if !matches!(last.op, Op::Exit | Op::Ja | Op::Ja32) {
+            return Err(LoadError::FallOffEnd {
+                pc: *slot_of.last().expect("non-empty") as usize,
+            });
+        }
+        fuse(&mut code);
+        Ok(VmProgram {
+            code: code.into_boxed_slice(),
+            slot_of: slot_of.into_boxed_slice(),
+            func_start: func_start.into_boxed_slice(),
+            helpers: helpers.into_boxed_slice(),
+            table: opts.helpers.clone(),
+            insns: insns.into(),
+        })
+    }
+
+    /// The instruction slots the program was loaded from.
+    pub fn insns(&self) -> &[Insn] {
+        &self.insns
+    }
+
+    /// Number of instructions (an LD_IMM64 counts once).
+    pub fn len(&self) -> usize {
+        self.code.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.code.is_empty()
+    }
+
+    /// The helper table the program was loaded against.
+    pub fn helper_table(&self) -> &Arc<HelperTable> {
+        &self.table
+    }
+
+    /// Ids of the helpers the program calls, in program order.
+    pub fn helper_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.helpers.iter().map(|h| h.0)
+    }
+
+    /// The entry index of a function, from a `BPF_PSEUDO_FUNC` value.
+    pub(crate) fn func_entry(&self, value: u64) -> Option<usize> {
+        let e = usize::try_from(value.checked_sub(FUNC_ADDR_BASE)?).ok()?;
+        (*self.func_start.get(e)?).then_some(e)
+    }
+
+    /// Slot index of entry `e` (for error messages).
+    #[inline]
+    pub(crate) fn slot(&self, e: usize) -> usize {
+        self.slot_of.get(e).map_or(e, |s| *s as usize)
+    }
+}
+
+/// Codes for pairs of instructions the loop runs as one (superinstructions). They
+/// follow the opcode table's codes (`Op as u8`) in the dispatch byte. The second
+/// instruction stays in place, unchanged: the fused handler reads its operands
+/// from there and skips it, so counting and error positions are unaffected.
+pub(crate) mod fused {
+    use bpfvm_isa::Op;
+
+    macro_rules! codes {
+        ($base:expr; $($name:ident),* $(,)?) => {
+            codes!(@ $base; $($name),*);
+        };
+        (@ $n:expr; $name:ident $(, $rest:ident)*) => {
+            pub(crate) const $name: u8 = $n;
+            codes!(@ $n + 1; $($rest),*);
+        };
+        (@ $n:expr;) => {
+            pub(crate) const END: u8 = $n;
+        };
+    }
+
+    // `mov dst, src` + `op dst, operand` (same dst): dst = src op operand.
+    // `add dst, imm` + `if dst cond operand goto` / `goto`.
+    // ALU_RUN: `off` (unused by ALU instructions) consecutive ALU instructions on
+    // the same dst, run with dst held in a host register.
+    codes!(168;
+        MOV_ADD_K, MOV_ADD_X, MOV_SUB_K, MOV_SUB_X, MOV_MUL_K, MOV_MUL_X,
+        MOV_DIV_K, MOV_DIV_X, MOV_MOD_K, MOV_MOD_X, MOV_OR_K, MOV_OR_X,
+        MOV_AND_K, MOV_AND_X, MOV_XOR_K, MOV_XOR_X, MOV_LSH_K, MOV_LSH_X,
+        MOV_RSH_K, MOV_RSH_X, MOV_ARSH_K, MOV_ARSH_X,
+        ADD_JEQ_K, ADD_JEQ_X, ADD_JNE_K, ADD_JNE_X, ADD_JGT_K, ADD_JGT_X,
+        ADD_JGE_K, ADD_JGE_X, ADD_JLT_K, ADD_JLT_X, ADD_JLE_K, ADD_JLE_X,
+        ADD_JSGT_K, ADD_JSGT_X, ADD_JSGE_K, ADD_JSGE_X, ADD_JSLT_K, ADD_JSLT_X,
+        ADD_JSLE_K, ADD_JSLE_X, ADD_JSET_K, ADD_JSET_X, ADD_JA,
+        ALU_RUN,
+    );
+
+    const _: () = assert!(END as usize <= 256);
+
+    /// The fused code for `a` followed by `b`, if there is one (operands are
+    /// checked by the caller).
+    pub(crate) fn pair(a: Op, b: Op) -> Option<u8> {
+        use Op::*;
+        Some(match (a, b) {
+            (Mov64X, Add64K) => MOV_ADD_K,
+            (Mov64X, Add64X) => MOV_ADD_X,
+            (Mov64X, Sub64K) => MOV_SUB_K,
+            (Mov64X, Sub64X) => MOV_SUB_X,
+            (Mov64X, Mul64K) => MOV_MUL_K,
+            (Mov64X, Mul64X) => MOV_MUL_X,
+            (Mov64X, Div64K) => MOV_DIV_K,
+            (Mov64X, Div64X) => MOV_DIV_X,
+            (Mov64X, Mod64K) => MOV_MOD_K,
+            (Mov64X, Mod64X) => MOV_MOD_X,
+            (Mov64X, Or64K) => MOV_OR_K,
+            (Mov64X, Or64X) => MOV_OR_X,
+            (Mov64X, And64K) => MOV_AND_K,
+            (Mov64X, And64X) => MOV_AND_X,
+            (Mov64X, Xor64K) => MOV_XOR_K,
+            (Mov64X, Xor64X) => MOV_XOR_X,
+            (Mov64X, Lsh64K) => MOV_LSH_K,
+            (Mov64X, Lsh64X) => MOV_LSH_X,
+            (Mov64X, Rsh64K) => MOV_RSH_K,
+            (Mov64X, Rsh64X) => MOV_RSH_X,
+            (Mov64X, Arsh64K) => MOV_ARSH_K,
+            (Mov64X, Arsh64X) => MOV_ARSH_X,
+            (Add64K, JeqK) => ADD_JEQ_K,
+            (Add64K, JeqX) => ADD_JEQ_X,
+            (Add64K, JneK) => ADD_JNE_K,
+            (Add64K, JneX) => ADD_JNE_X,
+            (Add64K, JgtK) => ADD_JGT_K,
+            (Add64K, JgtX) => ADD_JGT_X,
+            (Add64K, JgeK) => ADD_JGE_K,
+            (Add64K, JgeX) => ADD_JGE_X,
+            (Add64K, JltK) => ADD_JLT_K,
+            (Add64K, JltX) => ADD_JLT_X,
+            (Add64K, JleK) => ADD_JLE_K,
+            (Add64K, JleX) => ADD_JLE_X,
+            (Add64K, JsgtK) => ADD_JSGT_K,
+            (Add64K, JsgtX) => ADD_JSGT_X,
+            (Add64K, JsgeK) => ADD_JSGE_K,
+            (Add64K, JsgeX) => ADD_JSGE_X,
+            (Add64K, JsltK) => ADD_JSLT_K,
+            (Add64K, JsltX) => ADD_JSLT_X,
+            (Add64K, JsleK) => ADD_JSLE_K,
+            (Add64K, JsleX) => ADD_JSLE_X,
+            (Add64K, JsetK) => ADD_JSET_K,
+            (Add64K, JsetX) => ADD_JSET_X,
+            (Add64K, Ja) => ADD_JA,
+            _ => return None,
+        })
+    }
+}
+
+/// Longest run of ALU instructions fused into one.
+const MAX_RUN: usize = 64;
+
+/// True if `v` reads and writes only `d` (plus an operand register other than
+/// `d`), so a run of such instructions can keep `d` in a host register.
+pub(crate) fn run_member(v: &VInsn, d: u8) -> bool {
+    v.dst == d
+        && match v.op.shape() {
+            Shape::AluK | Shape::Neg | Shape::End => true,
+            Shape::AluX | Shape::MovSx => v.src != d,
+            _ => false,
+        }
+}
+
+/// The fused code of the pair at `k`, if it is one.
+fn pair_at(code: &[VInsn], k: usize) -> Option<u8> {
+    let (a, b) = (code.get(k)?, code.get(k + 1)?);
+    let operands_ok = match a.op {
+        // The X operand must not be the register the mov just wrote.
+        Op::Mov64X => b.dst == a.dst && (b.op.shape() == Shape::AluK || b.src != a.dst),
+        // The compare reads the sum; an X operand is read after the add.
+        Op::Add64K => b.op == Op::Ja || b.dst == a.dst,
+        _ => false,
+    };
+    fused::pair(a.op, b.op).filter(|_| operands_ok)
+}
+
+/// Marks superinstructions: ALU runs of three or more (or two that are not a pair),
+/// and pairs. The instructions after the first stay in place unchanged, so a jump
+/// (or a return) into the middle still runs them one by one; a fused group never
+/// starts inside another.
+fn fuse(code: &mut [VInsn]) {
+    let mut k = 0;
+    while k < code.len() {
+        let d = code[k].dst;
+        let mut n = 0;
+        while k + n < code.len() && n < MAX_RUN && run_member(&code[k + n], d) {
+            // Leave an `add` that pairs with the branch after it to that pair.
+            if n > 0 && code[k + n].op == Op::Add64K && pair_at(code, k + n).is_some() {
+                break;
+            }
+            n += 1;
+        }
+        let pair = pair_at(code, k);
+        if n >= 3 || (n == 2 && pair.is_none()) {
+            code[k].code = fused::ALU_RUN;
+            code[k].off = n as i32;
+            k += n;
+        } else if let Some(c) = pair {
+            code[k].code = c;
+            k += 2;
+        } else {
+            k += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpfvm_isa::asm::assemble;
+
+    fn codes(src: &str) -> Vec<u8> {
+        let p = VmProgram::new(&assemble(src).unwrap(), &LoadOptions::default()).unwrap();
+        p.code.iter().map(|v| v.code).collect()
+    }
+
+    #[test]
+    fn pairs_are_fused_once() {
+        let c = codes("mov %r3, %r2\nmul %r3, %r2\nadd %r1, 1\njlt %r1, 9, -4\nexit");
+        assert_eq!(c[0], fused::MOV_MUL_X);
+        assert_eq!(c[1], Op::Mul64X as u8);
+        assert_eq!(c[2], fused::ADD_JLT_K);
+        assert_eq!(c[3], Op::JltK as u8);
+    }
+
+    #[test]
+    fn alu_runs() {
+        let c = codes("mul %r0, 31\nadd %r0, %r1\nxor %r0, 7\nadd %r1, 1\njlt %r1, 9, -5\nexit");
+        assert_eq!(c[0], fused::ALU_RUN);
+        assert_eq!(c[3], fused::ADD_JLT_K);
+        // A run stops at an X operand equal to its register.
+        let c = codes("mul %r0, 31\nadd %r0, %r0\nexit");
+        assert!(c.iter().all(|c| *c < fused::MOV_ADD_K), "{c:?}");
+    }
+
+    #[test]
+    fn operand_hazards_are_not_fused() {
+        // `add r3, r3` after `mov r3, r2` reads the moved value; a compare of
+        // another register than the one added to is not a pair.
+        let c = codes("mov %r3, %r2\nadd %r3, %r3\nadd %r1, 1\njlt %r2, 9, -4\nexit");
+        assert!(c.iter().all(|c| *c < fused::MOV_ADD_K), "{c:?}");
+    }
+}
