@@ -1,0 +1,5 @@
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+// Any byte string: Object::parse must return (Ok or a typed error), never panic.
+fuzz_target!(|data: &[u8]| drop(bpfvm_obj::Object::parse("fuzz.o", data)));
