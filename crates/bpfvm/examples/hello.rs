@@ -6,9 +6,13 @@
 use bpfvm::{Object, Runtime};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/obj/hello.o").to_string());
+    let path = std::env::args().nth(1).unwrap_or_else(|| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/obj/hello.o"
+        )
+        .to_string()
+    });
     let rt = Runtime::new();
     let obj = rt.load_object(&Object::open(&path)?, None)?;
     let hello = obj.prog("hello").ok_or("no program 'hello'")?;

@@ -33,8 +33,15 @@ pub struct XdpState {
 /// Where `bpf_redirect` / `bpf_redirect_map` sent the packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Redirect {
-    Ifindex { ifindex: u32, flags: u64 },
-    Map { map_id: u32, key: u32, ifindex: Option<u32> },
+    Ifindex {
+        ifindex: u32,
+        flags: u64,
+    },
+    Map {
+        map_id: u32,
+        key: u32,
+        ifindex: Option<u32>,
+    },
 }
 
 pub struct RunEnv {
@@ -63,7 +70,11 @@ impl RunEnv {
             comm,
             pid,
             tgid: std::process::id(),
-            value_regions: prog.used_maps.iter().flat_map(|m| m.ops.value_regions()).collect(),
+            value_regions: prog
+                .used_maps
+                .iter()
+                .flat_map(|m| m.ops.value_regions())
+                .collect(),
         }
     }
 }
@@ -97,7 +108,11 @@ fn region_allows(r: &ValueRegion, addr: u64, len: usize, write: bool) -> bool {
 
 impl MemoryOracle for MapMemory<'_> {
     fn check(&self, addr: u64, len: usize, write: bool) -> bool {
-        if self.regions.iter().any(|r| region_allows(r, addr, len, write)) {
+        if self
+            .regions
+            .iter()
+            .any(|r| region_allows(r, addr, len, write))
+        {
             return true;
         }
         self.rt

@@ -45,7 +45,9 @@ fn map_lookup_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let key = key_arg(ctx, &m, a[1])?;
     let cpu = env(ctx)?.cpu as usize;
     let v = match m.map_type() {
-        MapType::ArrayOfMaps | MapType::HashOfMaps => m.ops.lookup_inner(&key).map(|i| map_addr(&i)),
+        MapType::ArrayOfMaps | MapType::HashOfMaps => {
+            m.ops.lookup_inner(&key).map(|i| map_addr(&i))
+        }
         _ => m.ops.lookup(&key, cpu).map(|p| p as u64),
     };
     ret(v.unwrap_or(0) as i64)
@@ -85,7 +87,11 @@ fn pop_or_peek(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], pop: bool) -> HResult {
     let n = m.attr().value_size as usize;
     ctx.check_write(a[1], n as u64)?;
     let mut out = vec![0u8; n];
-    let r = if pop { m.ops.pop(&mut out) } else { m.ops.peek(&mut out) };
+    let r = if pop {
+        m.ops.pop(&mut out)
+    } else {
+        m.ops.peek(&mut out)
+    };
     match r {
         Ok(()) => {
             ctx.write_bytes(a[1], &out)?;
@@ -97,7 +103,9 @@ fn pop_or_peek(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], pop: bool) -> HResult {
 
 /// `read_mem` for the printk formatters: the readable prefix of `[addr, addr+len)`.
 fn read_prefix(ctx: &HelperCtx<'_, '_>, addr: u64, len: usize) -> Option<Vec<u8>> {
-    ctx.read_bytes(addr, len).ok().or_else(|| ctx.read_cstr(addr, len).ok())
+    ctx.read_bytes(addr, len)
+        .ok()
+        .or_else(|| ctx.read_cstr(addr, len).ok())
 }
 
 fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
@@ -114,13 +122,24 @@ fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let e = env(ctx)?;
     let comm = e.comm.split(|b| *b == 0).next().unwrap_or(b"").to_vec();
     let flags = crate::printk::TraceFlags::PROG_TEST_RUN.render();
-    let line = crate::printk::trace_line_bytes(&comm, e.pid, e.cpu, &flags, clock_ns(libc::CLOCK_MONOTONIC), &t.msg);
-    e.rt.trace_pipe().push(String::from_utf8_lossy(&line).into_owned());
+    let line = crate::printk::trace_line_bytes(
+        &comm,
+        e.pid,
+        e.cpu,
+        &flags,
+        clock_ns(libc::CLOCK_MONOTONIC),
+        &t.msg,
+    );
+    e.rt.trace_pipe()
+        .push(String::from_utf8_lossy(&line).into_owned());
     ret(t.ret)
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes the timespec we pass.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -208,8 +227,16 @@ fn redirect_map(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
 }
 
 fn csum_diff(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
-    let from = if a[1] > 0 { ctx.read_bytes(a[0], a[1] as usize)? } else { Vec::new() };
-    let to = if a[3] > 0 { ctx.read_bytes(a[2], a[3] as usize)? } else { Vec::new() };
+    let from = if a[1] > 0 {
+        ctx.read_bytes(a[0], a[1] as usize)?
+    } else {
+        Vec::new()
+    };
+    let to = if a[3] > 0 {
+        ctx.read_bytes(a[2], a[3] as usize)?
+    } else {
+        Vec::new()
+    };
     ret(crate::helpers_pure::csum_diff(&from, &to, a[4] as u32) as i64)
 }
 
@@ -241,8 +268,16 @@ fn xdp_adjust(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], which: u8) -> HResult {
         }
         b'm' => {
             let nm = meta + delta;
-            if nm < hard_start + XDP_FRAME_SZ || nm > data || data - nm > XDP_META_MAX || (data - nm) % 4 != 0 {
-                return err(if nm > data { libc::EINVAL } else { libc::EACCES });
+            if nm < hard_start + XDP_FRAME_SZ
+                || nm > data
+                || data - nm > XDP_META_MAX
+                || (data - nm) % 4 != 0
+            {
+                return err(if nm > data {
+                    libc::EINVAL
+                } else {
+                    libc::EACCES
+                });
             }
             md.data_meta = nm as u32;
         }
@@ -305,7 +340,11 @@ fn ringbuf_commit(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], discard: bool) -> HR
     let (p, m) = e.reservations.swap_remove(i);
     ctx.unregister_region(p);
     if let Some(rb) = m.ops.as_ringbuf() {
-        let r = if discard { rb.discard(p as *mut u8, a[1]) } else { rb.submit(p as *mut u8, a[1]) };
+        let r = if discard {
+            rb.discard(p as *mut u8, a[1])
+        } else {
+            rb.submit(p as *mut u8, a[1])
+        };
         if let Err(e) = r {
             return err(errno_of(&e));
         }
@@ -458,50 +497,112 @@ pub fn kernel_helpers() -> HelperTable {
     t.register(1, "bpf_map_lookup_elem", map_lookup_elem)
         .register(2, "bpf_map_update_elem", map_update_elem)
         .register(3, "bpf_map_delete_elem", map_delete_elem)
-        .register(4, "bpf_probe_read", |c: &mut HelperCtx<'_, '_>, a| probe_read(c, a, false))
-        .register(5, "bpf_ktime_get_ns", |_: &mut HelperCtx<'_, '_>, _| ret(clock_ns(libc::CLOCK_MONOTONIC) as i64))
+        .register(4, "bpf_probe_read", |c: &mut HelperCtx<'_, '_>, a| {
+            probe_read(c, a, false)
+        })
+        .register(5, "bpf_ktime_get_ns", |_: &mut HelperCtx<'_, '_>, _| {
+            ret(clock_ns(libc::CLOCK_MONOTONIC) as i64)
+        })
         .register(6, "bpf_trace_printk", trace_printk)
-        .register(7, "bpf_get_prandom_u32", |_: &mut HelperCtx<'_, '_>, _| ret(prandom() as i64))
-        .register(8, "bpf_get_smp_processor_id", |c: &mut HelperCtx<'_, '_>, _| ret(env(c)?.cpu as i64))
+        .register(7, "bpf_get_prandom_u32", |_: &mut HelperCtx<'_, '_>, _| {
+            ret(prandom() as i64)
+        })
+        .register(
+            8,
+            "bpf_get_smp_processor_id",
+            |c: &mut HelperCtx<'_, '_>, _| ret(env(c)?.cpu as i64),
+        )
         .register(12, "bpf_tail_call", tail_call)
-        .register(14, "bpf_get_current_pid_tgid", |c: &mut HelperCtx<'_, '_>, _| {
-            let e = env(c)?;
-            ret(crate::helpers_pure::pid_tgid(e.tgid, e.pid) as i64)
-        })
-        .register(15, "bpf_get_current_uid_gid", |_: &mut HelperCtx<'_, '_>, _| {
-            // SAFETY: getuid/getgid have no preconditions.
-            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-            ret(crate::helpers_pure::uid_gid(uid, gid) as i64)
-        })
+        .register(
+            14,
+            "bpf_get_current_pid_tgid",
+            |c: &mut HelperCtx<'_, '_>, _| {
+                let e = env(c)?;
+                ret(crate::helpers_pure::pid_tgid(e.tgid, e.pid) as i64)
+            },
+        )
+        .register(
+            15,
+            "bpf_get_current_uid_gid",
+            |_: &mut HelperCtx<'_, '_>, _| {
+                // SAFETY: getuid/getgid have no preconditions.
+                let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+                ret(crate::helpers_pure::uid_gid(uid, gid) as i64)
+            },
+        )
         .register(16, "bpf_get_current_comm", get_current_comm)
         .register(23, "bpf_redirect", redirect)
         .register(26, "bpf_skb_load_bytes", skb_load_bytes)
         .register(28, "bpf_csum_diff", csum_diff)
-        .register(42, "bpf_get_numa_node_id", |_: &mut HelperCtx<'_, '_>, _| ret(0))
-        .register(44, "bpf_xdp_adjust_head", |c: &mut HelperCtx<'_, '_>, a| xdp_adjust(c, a, b'h'))
-        .register(45, "bpf_probe_read_str", |c: &mut HelperCtx<'_, '_>, a| probe_read(c, a, true))
+        .register(
+            42,
+            "bpf_get_numa_node_id",
+            |_: &mut HelperCtx<'_, '_>, _| ret(0),
+        )
+        .register(44, "bpf_xdp_adjust_head", |c: &mut HelperCtx<'_, '_>, a| {
+            xdp_adjust(c, a, b'h')
+        })
+        .register(45, "bpf_probe_read_str", |c: &mut HelperCtx<'_, '_>, a| {
+            probe_read(c, a, true)
+        })
         .register(51, "bpf_redirect_map", redirect_map)
-        .register(54, "bpf_xdp_adjust_meta", |c: &mut HelperCtx<'_, '_>, a| xdp_adjust(c, a, b'm'))
-        .register(65, "bpf_xdp_adjust_tail", |c: &mut HelperCtx<'_, '_>, a| xdp_adjust(c, a, b't'))
+        .register(54, "bpf_xdp_adjust_meta", |c: &mut HelperCtx<'_, '_>, a| {
+            xdp_adjust(c, a, b'm')
+        })
+        .register(65, "bpf_xdp_adjust_tail", |c: &mut HelperCtx<'_, '_>, a| {
+            xdp_adjust(c, a, b't')
+        })
         .register(87, "bpf_map_push_elem", map_push_elem)
-        .register(88, "bpf_map_pop_elem", |c: &mut HelperCtx<'_, '_>, a| pop_or_peek(c, a, true))
-        .register(89, "bpf_map_peek_elem", |c: &mut HelperCtx<'_, '_>, a| pop_or_peek(c, a, false))
-        .register(112, "bpf_probe_read_user", |c: &mut HelperCtx<'_, '_>, a| probe_read(c, a, false))
-        .register(113, "bpf_probe_read_kernel", |c: &mut HelperCtx<'_, '_>, a| probe_read(c, a, false))
-        .register(114, "bpf_probe_read_user_str", |c: &mut HelperCtx<'_, '_>, a| probe_read(c, a, true))
-        .register(115, "bpf_probe_read_kernel_str", |c: &mut HelperCtx<'_, '_>, a| probe_read(c, a, true))
+        .register(88, "bpf_map_pop_elem", |c: &mut HelperCtx<'_, '_>, a| {
+            pop_or_peek(c, a, true)
+        })
+        .register(89, "bpf_map_peek_elem", |c: &mut HelperCtx<'_, '_>, a| {
+            pop_or_peek(c, a, false)
+        })
+        .register(
+            112,
+            "bpf_probe_read_user",
+            |c: &mut HelperCtx<'_, '_>, a| probe_read(c, a, false),
+        )
+        .register(
+            113,
+            "bpf_probe_read_kernel",
+            |c: &mut HelperCtx<'_, '_>, a| probe_read(c, a, false),
+        )
+        .register(
+            114,
+            "bpf_probe_read_user_str",
+            |c: &mut HelperCtx<'_, '_>, a| probe_read(c, a, true),
+        )
+        .register(
+            115,
+            "bpf_probe_read_kernel_str",
+            |c: &mut HelperCtx<'_, '_>, a| probe_read(c, a, true),
+        )
         .register(118, "bpf_jiffies64", |_: &mut HelperCtx<'_, '_>, _| {
             ret(crate::helpers_pure::jiffies64_at(clock_ns(libc::CLOCK_MONOTONIC)) as i64)
         })
-        .register(125, "bpf_ktime_get_boot_ns", |_: &mut HelperCtx<'_, '_>, _| ret(clock_ns(libc::CLOCK_BOOTTIME) as i64))
+        .register(
+            125,
+            "bpf_ktime_get_boot_ns",
+            |_: &mut HelperCtx<'_, '_>, _| ret(clock_ns(libc::CLOCK_BOOTTIME) as i64),
+        )
         .register(130, "bpf_ringbuf_output", ringbuf_output)
         .register(131, "bpf_ringbuf_reserve", ringbuf_reserve)
-        .register(132, "bpf_ringbuf_submit", |c: &mut HelperCtx<'_, '_>, a| ringbuf_commit(c, a, false))
-        .register(133, "bpf_ringbuf_discard", |c: &mut HelperCtx<'_, '_>, a| ringbuf_commit(c, a, true))
-        .register(134, "bpf_ringbuf_query", ringbuf_query)
-        .register(160, "bpf_ktime_get_coarse_ns", |_: &mut HelperCtx<'_, '_>, _| {
-            ret(clock_ns(libc::CLOCK_MONOTONIC_COARSE) as i64)
+        .register(132, "bpf_ringbuf_submit", |c: &mut HelperCtx<'_, '_>, a| {
+            ringbuf_commit(c, a, false)
         })
+        .register(
+            133,
+            "bpf_ringbuf_discard",
+            |c: &mut HelperCtx<'_, '_>, a| ringbuf_commit(c, a, true),
+        )
+        .register(134, "bpf_ringbuf_query", ringbuf_query)
+        .register(
+            160,
+            "bpf_ktime_get_coarse_ns",
+            |_: &mut HelperCtx<'_, '_>, _| ret(clock_ns(libc::CLOCK_MONOTONIC_COARSE) as i64),
+        )
         .register(164, "bpf_for_each_map_elem", for_each_map_elem)
         .register(165, "bpf_snprintf", snprintf)
         .register(181, "bpf_loop", bpf_loop)

@@ -24,7 +24,11 @@ impl<T> Idr<T> {
         let start = self.next;
         loop {
             let id = self.next;
-            self.next = if self.next >= i32::MAX as u32 { 1 } else { self.next + 1 };
+            self.next = if self.next >= i32::MAX as u32 {
+                1
+            } else {
+                self.next + 1
+            };
             if let std::collections::btree_map::Entry::Vacant(e) = self.slots.entry(id) {
                 e.insert(None);
                 return Some(id);

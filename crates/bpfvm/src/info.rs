@@ -66,7 +66,10 @@ pub fn prog_info(p: &ProgObj) -> ProgInfo {
         name: p.name.clone(),
         tag: crate::tag::tag_hex(&p.tag),
         gpl_compatible: p.gpl_compatible,
-        loaded_at: p.loaded_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        loaded_at: p
+            .loaded_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         uid: p.uid,
         orphaned: false,
         bytes_xlated,

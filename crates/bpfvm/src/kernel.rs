@@ -226,22 +226,62 @@ pub struct ProgLoadAttr {
 #[derive(Clone, Debug)]
 pub enum BpfCmd {
     MapCreate(MapCreateAttr),
-    MapLookupElem { map_id: u32, key: Vec<u8>, flags: u64 },
-    MapUpdateElem { map_id: u32, key: Vec<u8>, value: Vec<u8>, flags: u64 },
-    MapDeleteElem { map_id: u32, key: Vec<u8> },
-    MapGetNextKey { map_id: u32, key: Option<Vec<u8>> },
-    MapLookupAndDeleteElem { map_id: u32, key: Option<Vec<u8>>, flags: u64 },
-    MapFreeze { map_id: u32 },
+    MapLookupElem {
+        map_id: u32,
+        key: Vec<u8>,
+        flags: u64,
+    },
+    MapUpdateElem {
+        map_id: u32,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        flags: u64,
+    },
+    MapDeleteElem {
+        map_id: u32,
+        key: Vec<u8>,
+    },
+    MapGetNextKey {
+        map_id: u32,
+        key: Option<Vec<u8>>,
+    },
+    MapLookupAndDeleteElem {
+        map_id: u32,
+        key: Option<Vec<u8>>,
+        flags: u64,
+    },
+    MapFreeze {
+        map_id: u32,
+    },
     ProgLoad(ProgLoadAttr),
     ProgTestRun(crate::testrun::TestRunAttr),
-    ObjPin { path: String, kind: ObjKind, id: u32 },
-    ObjGet { path: String },
-    ProgGetNextId { start_id: u32 },
-    MapGetNextId { start_id: u32 },
-    BtfGetNextId { start_id: u32 },
-    ProgGetFdById { id: u32 },
-    MapGetFdById { id: u32 },
-    ObjGetInfoById { kind: ObjKind, id: u32 },
+    ObjPin {
+        path: String,
+        kind: ObjKind,
+        id: u32,
+    },
+    ObjGet {
+        path: String,
+    },
+    ProgGetNextId {
+        start_id: u32,
+    },
+    MapGetNextId {
+        start_id: u32,
+    },
+    BtfGetNextId {
+        start_id: u32,
+    },
+    ProgGetFdById {
+        id: u32,
+    },
+    MapGetFdById {
+        id: u32,
+    },
+    ObjGetInfoById {
+        kind: ObjKind,
+        id: u32,
+    },
 }
 
 /// Replies of the dispatcher.
@@ -389,8 +429,12 @@ impl Runtime {
                 ObjKind::Prog => Ok(BpfReply::ProgInfo(crate::info::prog_info(
                     &*self.prog_by_id(id)?,
                 ))),
-                ObjKind::Map => Ok(BpfReply::MapInfo(crate::info::map_info(&*self.map_by_id(id)?))),
-                ObjKind::Btf => Ok(BpfReply::BtfInfo(crate::info::btf_info(&*self.btf_by_id(id)?))),
+                ObjKind::Map => Ok(BpfReply::MapInfo(crate::info::map_info(
+                    &*self.map_by_id(id)?,
+                ))),
+                ObjKind::Btf => Ok(BpfReply::BtfInfo(crate::info::btf_info(
+                    &*self.btf_by_id(id)?,
+                ))),
             },
         }
     }
@@ -402,9 +446,10 @@ impl Runtime {
     }
 
     pub fn prog_by_id(&self, id: u32) -> Result<Arc<ProgObj>> {
-        lock(&self.k.progs)
-            .get(id)
-            .ok_or(BpfError::NoSuchObject { kind: "program", id })
+        lock(&self.k.progs).get(id).ok_or(BpfError::NoSuchObject {
+            kind: "program",
+            id,
+        })
     }
 
     pub fn btf_by_id(&self, id: u32) -> Result<Arc<BtfObj>> {
@@ -447,7 +492,12 @@ impl Runtime {
             .and_then(Weak::upgrade)
     }
 
-    pub(crate) fn load_btf(&self, btf: bpfvm_obj::btf::Btf, size: usize, name: &str) -> Result<Arc<BtfObj>> {
+    pub(crate) fn load_btf(
+        &self,
+        btf: bpfvm_obj::btf::Btf,
+        size: usize,
+        name: &str,
+    ) -> Result<Arc<BtfObj>> {
         let mut t = lock(&self.k.btfs);
         let id = t.alloc().ok_or(BpfError::NoIds { kind: "btf" })?;
         let b = Arc::new(BtfObj {
@@ -501,14 +551,24 @@ impl Runtime {
         });
         t.set(id, &m);
         drop(t);
-        let mut by_addr = self.k.map_by_addr.write().unwrap_or_else(|e| e.into_inner());
+        let mut by_addr = self
+            .k
+            .map_by_addr
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         by_addr.retain(|_, w| w.strong_count() > 0);
         by_addr.insert(m.prog_addr(), Arc::downgrade(&m));
         Ok(MapFd::new(m))
     }
 
     /// User-space update: fd-holding maps (prog_array, map-in-map) take an id.
-    pub(crate) fn map_update(&self, m: &MapObj, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
+    pub(crate) fn map_update(
+        &self,
+        m: &MapObj,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> Result<()> {
         match m.map_type() {
             MapType::ProgArray | MapType::ArrayOfMaps | MapType::HashOfMaps => {
                 let id = u32::from_le_bytes(
@@ -544,7 +604,10 @@ impl Runtime {
         crate::prog::load(self, a)
     }
 
-    pub(crate) fn register_prog(&self, build: impl FnOnce(u32) -> Result<ProgObj>) -> Result<ProgFd> {
+    pub(crate) fn register_prog(
+        &self,
+        build: impl FnOnce(u32) -> Result<ProgObj>,
+    ) -> Result<ProgFd> {
         let id = lock(&self.k.progs)
             .alloc()
             .ok_or(BpfError::NoIds { kind: "program" })?;

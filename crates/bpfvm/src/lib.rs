@@ -45,14 +45,14 @@ pub use env::{Redirect, XdpMd};
 pub use error::BpfError;
 pub use info::{prog_type_name, BtfInfo, MapInfo, ProgInfo};
 pub use kernel::{
-    BpfCmd, BpfReply, BtfObj, MapCreateAttr, MapFd, MapObj, ObjKind, Pinned, ProgFd, ProgLoadAttr, ProgObj,
-    Runtime,
+    BpfCmd, BpfReply, BtfObj, MapCreateAttr, MapFd, MapObj, ObjKind, Pinned, ProgFd, ProgLoadAttr,
+    ProgObj, Runtime,
 };
 pub use loader::LoadedObject;
 pub use testrun::{TestRunAttr, TestRunResult, XDP_PACKET_HEADROOM};
 pub use trace::TracePipe;
 
-pub use bpfvm_obj::{FuncInfo, LineInfo, Object, ObjError};
+pub use bpfvm_obj::{FuncInfo, LineInfo, ObjError, Object};
 
 /// The instruction set (instructions, the opcode table, assembler, disassemblers).
 pub mod isa {
@@ -72,6 +72,8 @@ pub mod btf {
 
 /// The VM's helper interface, for registering custom helpers.
 pub mod vm {
-    pub use bpfvm_vm::{Helper, HelperCtx, HelperError, HelperOutcome, Region, RegionKind, VmError};
     pub use bpfvm_vm::conformance;
+    pub use bpfvm_vm::{
+        Helper, HelperCtx, HelperError, HelperOutcome, Region, RegionKind, VmError,
+    };
 }

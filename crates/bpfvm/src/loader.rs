@@ -68,10 +68,16 @@ impl Runtime {
             let mut insns = p.insns.clone();
             for r in &p.map_relocs {
                 let (_, fd) = maps.get(r.map_idx).ok_or_else(|| {
-                    BpfError::Invalid(format!("program '{}': map index {} out of range", p.name, r.map_idx))
+                    BpfError::Invalid(format!(
+                        "program '{}': map index {} out of range",
+                        p.name, r.map_idx
+                    ))
                 })?;
                 let i = insns.get_mut(r.insn_idx).ok_or_else(|| {
-                    BpfError::Invalid(format!("program '{}': relocation at insn {} out of range", p.name, r.insn_idx))
+                    BpfError::Invalid(format!(
+                        "program '{}': relocation at insn {} out of range",
+                        p.name, r.insn_idx
+                    ))
                 })?;
                 i.imm = fd.id() as i32;
                 i.src_reg = match r.kind {
@@ -143,7 +149,9 @@ impl Runtime {
         };
         let fd = self.create_map(&attr)?;
         if !def.initial_data.is_empty() {
-            fd.obj().ops.update_user(&0u32.to_le_bytes(), &def.initial_data, 0)?;
+            fd.obj()
+                .ops
+                .update_user(&0u32.to_le_bytes(), &def.initial_data, 0)?;
         }
         if def.freeze_after_load() {
             fd.obj().ops.freeze()?;

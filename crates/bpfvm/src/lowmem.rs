@@ -38,7 +38,9 @@ impl LowBuf {
         if (ptr.as_ptr() as usize).saturating_add(len) > u32::MAX as usize {
             // SAFETY: unmapping the mapping made above.
             unsafe { libc::munmap(p, len) };
-            return Err(std::io::Error::other("no memory below 4 GiB for packet buffers"));
+            return Err(std::io::Error::other(
+                "no memory below 4 GiB for packet buffers",
+            ));
         }
         Ok(LowBuf { ptr, len })
     }

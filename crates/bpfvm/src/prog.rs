@@ -8,7 +8,9 @@
 
 use crate::error::{BpfError, Result};
 use crate::kernel::{MapObj, ProgFd, ProgLoadAttr, ProgObj, Runtime};
-use bpfvm_isa::consts::{BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE};
+use bpfvm_isa::consts::{
+    BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
+};
 use bpfvm_isa::{decode_program, Insn, Op};
 use bpfvm_maps::MapType;
 use bpfvm_vm::{LoadOptions, VmProgram};
@@ -20,13 +22,22 @@ use std::time::SystemTime;
 pub fn license_is_gpl_compatible(license: &str) -> bool {
     matches!(
         license,
-        "GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL"
+        "GPL"
+            | "GPL v2"
+            | "GPL and additional rights"
+            | "Dual BSD/GPL"
+            | "Dual MIT/GPL"
+            | "Dual MPL/GPL"
     )
 }
 
 /// Kernel object names: at most 15 characters of `[A-Za-z0-9_.]`.
 fn check_obj_name(name: &str) -> Result<()> {
-    if name.len() > 15 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') {
+    if name.len() > 15
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    {
         return Err(BpfError::Invalid(format!(
             "object name '{name}' must be at most 15 characters of [A-Za-z0-9_.]"
         )));
@@ -94,11 +105,16 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
         }
     }
 
-    let helpers = rt.k.helpers.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let vm = VmProgram::new(&vm_insns, &LoadOptions::new(helpers)).map_err(|e| BpfError::ProgLoad {
-        name: name.clone(),
-        source: e,
-    })?;
+    let helpers =
+        rt.k.helpers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+    let vm =
+        VmProgram::new(&vm_insns, &LoadOptions::new(helpers)).map_err(|e| BpfError::ProgLoad {
+            name: name.clone(),
+            source: e,
+        })?;
     let tag = crate::tag::prog_tag(&a.insns);
     let btf = match a.btf_id {
         Some(id) => Some(rt.btf_by_id(id)?),

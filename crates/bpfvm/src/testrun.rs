@@ -59,7 +59,10 @@ pub(crate) fn run_once(
     opts: RunOptions<'_>,
 ) -> Result<RunResult> {
     let regions = std::mem::take(&mut env.value_regions);
-    let oracle = MapMemory { regions: &regions, rt };
+    let oracle = MapMemory {
+        regions: &regions,
+        rt,
+    };
     let r = prog.vm.run(opts.oracle(&oracle).env(env));
     env.value_regions = regions;
     r.map_err(|e| BpfError::Run {
@@ -72,9 +75,10 @@ pub(crate) fn test_run(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr) -> Result<
     let repeat = a.repeat.max(1);
     let res = match prog.prog_type {
         BPF_PROG_TYPE_XDP => run_xdp(rt, prog, a, repeat),
-        BPF_PROG_TYPE_SOCKET_FILTER | BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT | BPF_PROG_TYPE_CGROUP_SKB => {
-            run_skb(rt, prog, a, repeat)
-        }
+        BPF_PROG_TYPE_SOCKET_FILTER
+        | BPF_PROG_TYPE_SCHED_CLS
+        | BPF_PROG_TYPE_SCHED_ACT
+        | BPF_PROG_TYPE_CGROUP_SKB => run_skb(rt, prog, a, repeat),
         BPF_PROG_TYPE_RAW_TRACEPOINT => run_ctx(rt, prog, a, repeat, false),
         BPF_PROG_TYPE_SYSCALL => run_ctx(rt, prog, a, repeat, true),
         t => Err(BpfError::NotSupported {
@@ -108,7 +112,10 @@ fn run_xdp(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
     let mut md_in = XdpMd::default();
     if let Some(c) = &a.ctx_in {
         if c.len() != std::mem::size_of::<XdpMd>() {
-            return Err(BpfError::Invalid(format!("ctx_in must be a {}-byte xdp_md", std::mem::size_of::<XdpMd>())));
+            return Err(BpfError::Invalid(format!(
+                "ctx_in must be a {}-byte xdp_md",
+                std::mem::size_of::<XdpMd>()
+            )));
         }
         let f = |i: usize| u32::from_le_bytes(c[i * 4..i * 4 + 4].try_into().unwrap_or([0; 4]));
         md_in = XdpMd {
@@ -125,7 +132,9 @@ fn run_xdp(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
             || md_in.data_end as usize != a.data_in.len()
             || md_in.egress_ifindex != 0
         {
-            return Err(BpfError::Invalid("xdp_md in ctx_in is inconsistent with data_in".into()));
+            return Err(BpfError::Invalid(
+                "xdp_md in ctx_in is inconsistent with data_in".into(),
+            ));
         }
     }
     let meta_len = md_in.data as usize;
@@ -155,12 +164,20 @@ fn run_xdp(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
             let opts = RunOptions::new()
                 .context(md_ptr as u64, std::mem::size_of::<XdpMd>() as u64, false)
                 .packet(m.data as u64, m.data_end as u64)
-                .region(Region::new(m.data_meta as u64, (m.data - m.data_meta) as u64, true, RegionKind::PacketMeta));
+                .region(Region::new(
+                    m.data_meta as u64,
+                    (m.data - m.data_meta) as u64,
+                    true,
+                    RegionKind::PacketMeta,
+                ));
             run_once(rt, prog, &mut env, opts).map(|r| r.r0)
         })?;
         // SAFETY: as above.
         let m = unsafe { *md_ptr };
-        let (from, to) = ((m.data_meta as u64 - base) as usize, (m.data_end as u64 - base) as usize);
+        let (from, to) = (
+            (m.data_meta as u64 - base) as usize,
+            (m.data_end as u64 - base) as usize,
+        );
         let data_out = buf.as_slice()[from..to].to_vec();
         let mut ctx_out = Vec::new();
         if a.ctx_in.is_some() {
@@ -170,7 +187,14 @@ fn run_xdp(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
                 data_meta: 0,
                 ..m
             };
-            for v in [out.data, out.data_end, out.data_meta, out.ingress_ifindex, out.rx_queue_index, out.egress_ifindex] {
+            for v in [
+                out.data,
+                out.data_end,
+                out.data_meta,
+                out.ingress_ifindex,
+                out.rx_queue_index,
+                out.egress_ifindex,
+            ] {
                 ctx_out.extend_from_slice(&v.to_le_bytes());
             }
         }
@@ -206,7 +230,9 @@ fn put32(b: &mut [u8], off: usize, v: u32) {
 
 fn run_skb(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result<TestRunResult> {
     if a.data_in.len() < ETH_HLEN {
-        return Err(BpfError::Invalid(format!("skb test run needs at least {ETH_HLEN} bytes of data_in")));
+        return Err(BpfError::Invalid(format!(
+            "skb test run needs at least {ETH_HLEN} bytes of data_in"
+        )));
     }
     // The kernel's skb test run refuses an IPv4/IPv6 frame whose network header is
     // cut short (it pulls the header in before running the program).
@@ -220,11 +246,15 @@ fn run_skb(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
     }
     // tc and cgroup programs see the frame from the MAC header; socket filters from the
     // network header, as the kernel's test run sets them up.
-    let l2 = matches!(prog.prog_type, BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT);
+    let l2 = matches!(
+        prog.prog_type,
+        BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT
+    );
     let mut buf = LowBuf::new(XDP_PACKET_HEADROOM + a.data_in.len() + SKB_SHARED_INFO)
         .map_err(|e| BpfError::Invalid(e.to_string()))?;
     let base = buf.addr() + XDP_PACKET_HEADROOM as u64;
-    buf.as_mut_slice()[XDP_PACKET_HEADROOM..XDP_PACKET_HEADROOM + a.data_in.len()].copy_from_slice(&a.data_in);
+    buf.as_mut_slice()[XDP_PACKET_HEADROOM..XDP_PACKET_HEADROOM + a.data_in.len()]
+        .copy_from_slice(&a.data_in);
     let data = if l2 { base } else { base + ETH_HLEN as u64 };
     let end = base + a.data_in.len() as u64;
     let mut ctx = vec![0u8; skb::SIZE];
@@ -236,7 +266,11 @@ fn run_skb(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
     put32(&mut ctx, skb::PKT_TYPE, 0);
     let proto = u16::from_be_bytes([a.data_in[12], a.data_in[13]]);
     // skb->protocol holds the EtherType in network byte order.
-    put32(&mut ctx, skb::PROTOCOL, u16::from_ne_bytes(proto.to_be_bytes()) as u32);
+    put32(
+        &mut ctx,
+        skb::PROTOCOL,
+        u16::from_ne_bytes(proto.to_be_bytes()) as u32,
+    );
     put32(&mut ctx, skb::INGRESS_IFINDEX, 1);
     put32(&mut ctx, skb::IFINDEX, 1);
     put32(&mut ctx, skb::DATA, data as u32);
@@ -252,7 +286,8 @@ fn run_skb(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
             .packet(data, end);
         run_once(rt, prog, &mut env, opts).map(|r| r.r0)
     })?;
-    let mut data_out = buf.as_slice()[XDP_PACKET_HEADROOM..XDP_PACKET_HEADROOM + a.data_in.len()].to_vec();
+    let mut data_out =
+        buf.as_slice()[XDP_PACKET_HEADROOM..XDP_PACKET_HEADROOM + a.data_in.len()].to_vec();
     if !l2 {
         // The MAC header is not part of a socket filter's packet; the kernel hands
         // back zeroes in its place.
@@ -267,9 +302,17 @@ fn run_skb(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
     })
 }
 
-fn run_ctx(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32, writable: bool) -> Result<TestRunResult> {
+fn run_ctx(
+    rt: &Runtime,
+    prog: &ProgObj,
+    a: &TestRunAttr,
+    repeat: u32,
+    writable: bool,
+) -> Result<TestRunResult> {
     if !a.data_in.is_empty() {
-        return Err(BpfError::Invalid("this program type takes no data_in, only ctx_in".into()));
+        return Err(BpfError::Invalid(
+            "this program type takes no data_in, only ctx_in".into(),
+        ));
     }
     let mut ctx = a.ctx_in.clone().unwrap_or_default();
     // Keep the buffer 8-byte aligned and non-empty so r1 is a valid pointer.

@@ -15,8 +15,10 @@ fn root() -> PathBuf {
 
 fn golden(name: &str) -> Value {
     let p = root().join("tests/golden/kernel").join(name);
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-        .expect("golden json")
+    serde_json::from_str(
+        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .expect("golden json")
 }
 
 fn open(obj: &str) -> Object {
@@ -49,12 +51,16 @@ fn tags_equal_the_kernel_tags() {
     for (obj, g) in accepted_objects() {
         let rt = Runtime::with_cpus(1);
         let o = open(&obj);
-        let loaded = rt.load_object(&o, None).unwrap_or_else(|e| panic!("{obj}: {e:?}"));
+        let loaded = rt
+            .load_object(&o, None)
+            .unwrap_or_else(|e| panic!("{obj}: {e:?}"));
         for (name, exp) in g["programs"].as_object().expect("programs") {
             if exp["verdict"] != "accepted" {
                 continue;
             }
-            let p = loaded.prog(name).unwrap_or_else(|| panic!("{obj}: program {name} not loaded"));
+            let p = loaded
+                .prog(name)
+                .unwrap_or_else(|| panic!("{obj}: program {name} not loaded"));
             let tag = bpfvm::tag::tag_hex(&p.obj().tag);
             assert_eq!(tag, exp["tag"].as_str().unwrap(), "{obj}: tag of {name}");
             compared += 1;
@@ -64,7 +70,12 @@ fn tags_equal_the_kernel_tags() {
 }
 
 fn packet(name: &str) -> Vec<u8> {
-    std::fs::read(root().join("tests/golden/packets").join(format!("{name}.bin"))).expect("packet")
+    std::fs::read(
+        root()
+            .join("tests/golden/packets")
+            .join(format!("{name}.bin")),
+    )
+    .expect("packet")
 }
 
 fn hex(b: &[u8]) -> String {
@@ -73,7 +84,15 @@ fn hex(b: &[u8]) -> String {
 
 /// bpftool pins maps under their names with characters other than [A-Za-z0-9_] as '_'.
 fn pin_name(n: &str) -> String {
-    n.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+    n.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn golden_bytes(v: &Value) -> Option<Vec<u8>> {
@@ -89,11 +108,18 @@ fn dump(rt: &Runtime, m: &MapObj) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
     let mut out = BTreeSet::new();
     let mut key: Option<Vec<u8>> = None;
     loop {
-        let next = match rt.bpf(BpfCmd::MapGetNextKey { map_id: m.id, key: key.clone() }) {
+        let next = match rt.bpf(BpfCmd::MapGetNextKey {
+            map_id: m.id,
+            key: key.clone(),
+        }) {
             Ok(BpfReply::Bytes(k)) => k,
             _ => break,
         };
-        if let Ok(BpfReply::Bytes(v)) = rt.bpf(BpfCmd::MapLookupElem { map_id: m.id, key: next.clone(), flags: 0 }) {
+        if let Ok(BpfReply::Bytes(v)) = rt.bpf(BpfCmd::MapLookupElem {
+            map_id: m.id,
+            key: next.clone(),
+            flags: 0,
+        }) {
             let vs = m.attr().value_size as usize;
             out.insert((next.clone(), v[..vs.min(v.len())].to_vec()));
         }
@@ -135,8 +161,12 @@ fn compare_runs(file: &str, min_runs: usize) {
         let obj = prog["object"].as_str().unwrap();
         let name = prog["program"].as_str().unwrap();
         let rt = Runtime::with_cpus(1);
-        let loaded = rt.load_object(&open(obj), None).unwrap_or_else(|e| panic!("{obj}: {e:?}"));
-        let p = loaded.prog(name).unwrap_or_else(|| panic!("{obj}: no program {name}"));
+        let loaded = rt
+            .load_object(&open(obj), None)
+            .unwrap_or_else(|e| panic!("{obj}: {e:?}"));
+        let p = loaded
+            .prog(name)
+            .unwrap_or_else(|| panic!("{obj}: no program {name}"));
         for run in prog["runs"].as_array().expect("runs") {
             let pkt = run["packet"].as_str().unwrap();
             let r = rt.bpf(BpfCmd::ProgTestRun(TestRunAttr {
@@ -151,7 +181,9 @@ fn compare_runs(file: &str, min_runs: usize) {
                 match &r {
                     Err(e) if e.errno() == 22 => continue,
                     other => {
-                        mismatches.push(format!("{obj} {name} {pkt}: kernel refused ({kerr}), we gave {other:?}"));
+                        mismatches.push(format!(
+                            "{obj} {name} {pkt}: kernel refused ({kerr}), we gave {other:?}"
+                        ));
                         continue;
                     }
                 }
@@ -164,26 +196,44 @@ fn compare_runs(file: &str, min_runs: usize) {
                 }
             };
             if run["retval"].as_u64() != Some(r.retval as u64) {
-                mismatches.push(format!("{obj} {name} {pkt}: retval {} (kernel {})", r.retval, run["retval"]));
+                mismatches.push(format!(
+                    "{obj} {name} {pkt}: retval {} (kernel {})",
+                    r.retval, run["retval"]
+                ));
             }
             if run["data_out_hex"].as_str() != Some(hex(&r.data_out).as_str()) {
-                mismatches.push(format!("{obj} {name} {pkt}: data_out {} (kernel {})", hex(&r.data_out), run["data_out_hex"]));
+                mismatches.push(format!(
+                    "{obj} {name} {pkt}: data_out {} (kernel {})",
+                    hex(&r.data_out),
+                    run["data_out_hex"]
+                ));
             }
             for (mname, m) in &loaded.maps {
-                let Some(exp) = run["maps"].get(pin_name(mname)) else { continue };
+                let Some(exp) = run["maps"].get(pin_name(mname)) else {
+                    continue;
+                };
                 use bpfvm::maps::MapType::*;
                 // Slots holding ids differ from one load to the next.
                 if matches!(m.obj().map_type(), ProgArray | ArrayOfMaps | HashOfMaps) {
                     continue;
                 }
-                let Some(want) = golden_dump(&exp["dump"]) else { continue };
+                let Some(want) = golden_dump(&exp["dump"]) else {
+                    continue;
+                };
                 let got = dump(&rt, m.obj());
                 if got != want {
-                    mismatches.push(format!("{obj} {name} {pkt}: map {mname} differs:\n  got  {got:?}\n  want {want:?}"));
+                    mismatches.push(format!(
+                        "{obj} {name} {pkt}: map {mname} differs:\n  got  {got:?}\n  want {want:?}"
+                    ));
                 }
             }
         }
     }
     assert!(runs >= min_runs, "only {runs} runs");
-    assert!(mismatches.is_empty(), "{} of {runs} runs differ:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {runs} runs differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }

@@ -1,11 +1,15 @@
 //! The runtime's object model and dispatcher: tail calls, lifetimes, ids, pins,
 //! per-CPU maps, custom helpers.
 
-use bpfvm::{BpfCmd, BpfReply, MapCreateAttr, ObjKind, Object, Pinned, ProgLoadAttr, Runtime, TestRunAttr};
+use bpfvm::{
+    BpfCmd, BpfReply, MapCreateAttr, ObjKind, Object, Pinned, ProgLoadAttr, Runtime, TestRunAttr,
+};
 use std::path::Path;
 
 fn fixture(name: &str) -> Object {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/obj").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/obj")
+        .join(name);
     Object::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -30,7 +34,13 @@ fn trace_messages(rt: &Runtime) -> Vec<String> {
     rt.trace_pipe()
         .snapshot()
         .iter()
-        .map(|l| l.split("bpf_trace_printk: ").nth(1).unwrap_or("").trim_end().to_string())
+        .map(|l| {
+            l.split("bpf_trace_printk: ")
+                .nth(1)
+                .unwrap_or("")
+                .trim_end()
+                .to_string()
+        })
         .collect()
 }
 
@@ -63,26 +73,56 @@ fn prog_array_is_cleared_when_the_last_user_reference_goes() {
     let obj = rt.load_object(&fixture("hop.o"), None).expect("load hop.o");
     let map = obj.map("syscall").expect("syscall map").obj().clone();
     let hello = obj.prog("hello").expect("hello").clone();
-    let lookup = |rt: &Runtime| rt.bpf(BpfCmd::MapLookupElem { map_id: map.id, key: 59u32.to_le_bytes().to_vec(), flags: 0 });
+    let lookup = |rt: &Runtime| {
+        rt.bpf(BpfCmd::MapLookupElem {
+            map_id: map.id,
+            key: 59u32.to_le_bytes().to_vec(),
+            flags: 0,
+        })
+    };
     assert!(lookup(&rt).is_ok(), "slot 59 holds hello_exec after load");
     drop(obj);
     // The program still uses the map, but no user-space reference is left.
-    assert!(rt.map_by_id(map.id).is_ok(), "the map lives while a program uses it");
-    assert!(lookup(&rt).is_err(), "slots are cleared on the last uref, as in the kernel");
+    assert!(
+        rt.map_by_id(map.id).is_ok(),
+        "the map lives while a program uses it"
+    );
+    assert!(
+        lookup(&rt).is_err(),
+        "slots are cleared on the last uref, as in the kernel"
+    );
     let before = trace_messages(&rt).len();
     run(&rt, hello.id(), Vec::new(), Some(raw_tp_args(&[0, 59])));
-    assert_eq!(trace_messages(&rt)[before..], ["Another syscall: 59".to_string()]);
+    assert_eq!(
+        trace_messages(&rt)[before..],
+        ["Another syscall: 59".to_string()]
+    );
 }
 
 #[test]
 fn tail_call_chain_stops_at_33() {
     let rt = Runtime::with_cpus(1);
-    let obj = rt.load_object(&fixture("tailchain.o"), None).expect("load tailchain.o");
+    let obj = rt
+        .load_object(&fixture("tailchain.o"), None)
+        .expect("load tailchain.o");
     let chain = obj.prog("chain").expect("chain").id();
-    let pkt = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/packets/ipv4_udp.bin")).unwrap();
+    let pkt = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/packets/ipv4_udp.bin"),
+    )
+    .unwrap();
     run(&rt, chain, pkt, None);
-    let bss = obj.maps.iter().find(|(n, _)| n.ends_with(".bss") || n.ends_with("_bss")).expect("bss").1.id();
-    let v = match rt.bpf(BpfCmd::MapLookupElem { map_id: bss, key: vec![0; 4], flags: 0 }) {
+    let bss = obj
+        .maps
+        .iter()
+        .find(|(n, _)| n.ends_with(".bss") || n.ends_with("_bss"))
+        .expect("bss")
+        .1
+        .id();
+    let v = match rt.bpf(BpfCmd::MapLookupElem {
+        map_id: bss,
+        key: vec![0; 4],
+        flags: 0,
+    }) {
         Ok(BpfReply::Bytes(v)) => v,
         other => panic!("{other:?}"),
     };
@@ -93,7 +133,14 @@ fn tail_call_chain_stops_at_33() {
 #[test]
 fn ids_are_cyclic_and_objects_go_with_their_last_holder() {
     let rt = Runtime::with_cpus(1);
-    let attr = MapCreateAttr { map_type: 2, key_size: 4, value_size: 8, max_entries: 4, name: "a".into(), ..Default::default() };
+    let attr = MapCreateAttr {
+        map_type: 2,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 4,
+        name: "a".into(),
+        ..Default::default()
+    };
     let m1 = rt.create_map(&attr).unwrap();
     let m2 = rt.create_map(&attr).unwrap();
     assert_eq!((m1.id(), m2.id()), (1, 2));
@@ -104,15 +151,30 @@ fn ids_are_cyclic_and_objects_go_with_their_last_holder() {
     let m3 = rt.create_map(&attr).unwrap();
     assert_eq!(m3.id(), 3);
     // A pin holds the map after the handle goes.
-    rt.bpf(BpfCmd::ObjPin { path: "/sys/fs/bpf/m3".into(), kind: ObjKind::Map, id: 3 }).unwrap();
+    rt.bpf(BpfCmd::ObjPin {
+        path: "/sys/fs/bpf/m3".into(),
+        kind: ObjKind::Map,
+        id: 3,
+    })
+    .unwrap();
     drop(m3);
     assert!(rt.map_by_id(3).is_ok());
-    assert!(matches!(rt.pinned("/sys/fs/bpf//m3"), Ok(Pinned::Map(_))), "paths are normalised");
-    assert!(rt.pin("/sys/fs/bpf/m3", rt.pinned("/sys/fs/bpf/m3").unwrap()).is_err(), "EEXIST");
+    assert!(
+        matches!(rt.pinned("/sys/fs/bpf//m3"), Ok(Pinned::Map(_))),
+        "paths are normalised"
+    );
+    assert!(
+        rt.pin("/sys/fs/bpf/m3", rt.pinned("/sys/fs/bpf/m3").unwrap())
+            .is_err(),
+        "EEXIST"
+    );
     rt.unpin("/sys/fs/bpf/m3").unwrap();
     assert!(rt.map_by_id(3).is_err(), "unpinning released it");
     // get_next_id walks live ids in order.
-    assert!(matches!(rt.bpf(BpfCmd::MapGetNextId { start_id: 0 }), Ok(BpfReply::Id(2))));
+    assert!(matches!(
+        rt.bpf(BpfCmd::MapGetNextId { start_id: 0 }),
+        Ok(BpfReply::Id(2))
+    ));
     assert!(rt.bpf(BpfCmd::MapGetNextId { start_id: 2 }).is_err());
 }
 
@@ -121,21 +183,42 @@ fn unknown_helpers_are_refused_at_load_with_their_id() {
     let rt = Runtime::with_cpus(1);
     let insns = bpfvm::isa::asm::assemble("call 195\nexit").unwrap();
     let e = rt
-        .load_program(ProgLoadAttr { prog_type: 6, insns, license: "GPL".into(), name: "x".into(), ..Default::default() })
+        .load_program(ProgLoadAttr {
+            prog_type: 6,
+            insns,
+            license: "GPL".into(),
+            name: "x".into(),
+            ..Default::default()
+        })
         .unwrap_err();
-    let msg = format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
+    let msg = format!(
+        "{e}: {}",
+        std::error::Error::source(&e)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    );
     assert!(msg.contains("195"), "{msg}");
 }
 
 #[test]
 fn custom_helpers_can_be_registered() {
     let rt = Runtime::with_cpus(1);
-    rt.register_helper(10_000, "my_double", |_: &mut bpfvm::vm::HelperCtx<'_, '_>, a: [u64; 5]| {
-        Ok(bpfvm::vm::HelperOutcome::Return(a[0] * 2))
-    });
+    rt.register_helper(
+        10_000,
+        "my_double",
+        |_: &mut bpfvm::vm::HelperCtx<'_, '_>, a: [u64; 5]| {
+            Ok(bpfvm::vm::HelperOutcome::Return(a[0] * 2))
+        },
+    );
     let insns = bpfvm::isa::asm::assemble("mov %r1, 21\ncall 10000\nexit").unwrap();
     let p = rt
-        .load_program(ProgLoadAttr { prog_type: 31, insns, license: "GPL".into(), name: "dbl".into(), ..Default::default() })
+        .load_program(ProgLoadAttr {
+            prog_type: 31,
+            insns,
+            license: "GPL".into(),
+            name: "dbl".into(),
+            ..Default::default()
+        })
         .unwrap();
     let r = run(&rt, p.id(), Vec::new(), Some(vec![0; 8]));
     assert_eq!(r.retval, 42);
@@ -145,10 +228,21 @@ fn custom_helpers_can_be_registered() {
 fn per_cpu_maps_hold_one_value_per_cpu() {
     let rt = Runtime::with_cpus(4);
     let m = rt
-        .create_map(&MapCreateAttr { map_type: 6, key_size: 4, value_size: 4, max_entries: 2, name: "pc".into(), ..Default::default() })
+        .create_map(&MapCreateAttr {
+            map_type: 6,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 2,
+            name: "pc".into(),
+            ..Default::default()
+        })
         .unwrap();
     // User space sees every CPU's value, each rounded up to 8 bytes.
-    let v = match rt.bpf(BpfCmd::MapLookupElem { map_id: m.id(), key: vec![0; 4], flags: 0 }) {
+    let v = match rt.bpf(BpfCmd::MapLookupElem {
+        map_id: m.id(),
+        key: vec![0; 4],
+        flags: 0,
+    }) {
         Ok(BpfReply::Bytes(v)) => v,
         other => panic!("{other:?}"),
     };

@@ -5,12 +5,15 @@
 //! (`opcode`), and the same table drives encoding, the disassemblers, the assembler
 //! and the interpreter's dispatch in bpfvm-vm.
 
-pub mod consts;
-pub mod insn;
-pub mod opcode;
 pub mod asm;
+pub mod consts;
 pub mod disasm;
 pub mod disasm_llvm;
+pub mod insn;
+pub mod opcode;
 
 pub use insn::{insns_from_bytes, insns_to_bytes, Insn, InsnError};
-pub use opcode::{decode_at, decode_program, encode, encode_program, DecodeError, Decoded, Disc, Op, OpInfo, Shape, OPS};
+pub use opcode::{
+    decode_at, decode_program, encode, encode_program, DecodeError, Decoded, Disc, Op, OpInfo,
+    Shape, OPS,
+};

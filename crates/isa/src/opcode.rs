@@ -325,13 +325,22 @@ impl Op {
     }
     /// Ops that may jump (conditional jumps and `ja`/`gotol`, not calls or exit).
     pub fn is_jump(self) -> bool {
-        matches!(self.shape(), Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32)
+        matches!(
+            self.shape(),
+            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32
+        )
     }
     /// Ops that write `dst_reg`.
     pub fn writes_dst(self) -> bool {
         matches!(
             self.shape(),
-            Shape::AluK | Shape::AluX | Shape::Neg | Shape::End | Shape::MovSx | Shape::LdImm64 | Shape::Ldx
+            Shape::AluK
+                | Shape::AluX
+                | Shape::Neg
+                | Shape::End
+                | Shape::MovSx
+                | Shape::LdImm64
+                | Shape::Ldx
         )
     }
     /// All ops, in table order.
@@ -392,7 +401,9 @@ pub enum DecodeError {
     BadRegister { pc: usize, reg: u8 },
     #[error("insn {pc}: invalid BPF_LD_IMM insn: missing second slot")]
     LdImm64Truncated { pc: usize },
-    #[error("insn {pc}: invalid BPF_LD_IMM insn: second slot must have code, registers and offset zero")]
+    #[error(
+        "insn {pc}: invalid BPF_LD_IMM insn: second slot must have code, registers and offset zero"
+    )]
     LdImm64BadSecondSlot { pc: usize },
     #[error("insn {pc}: invalid BPF_LD_IMM insn: unknown pseudo source {src}")]
     LdImm64BadPseudo { pc: usize, src: u8 },
@@ -469,7 +480,12 @@ pub fn decode_at(insns: &[Insn], pc: usize) -> Result<Decoded, DecodeError> {
     if i.src_reg > 10 && info.shape != Shape::LdImm64 {
         return Err(DecodeError::BadRegister { pc, reg: i.src_reg });
     }
-    let (src, off, imm, dst) = (i.src_reg as i64, i.off as i64, i.imm as i64, i.dst_reg as i64);
+    let (src, off, imm, dst) = (
+        i.src_reg as i64,
+        i.off as i64,
+        i.imm as i64,
+        i.dst_reg as i64,
+    );
     let off_is_disc = matches!(info.disc, Disc::Off(_));
     match info.shape {
         Shape::AluK => {

@@ -6,29 +6,99 @@ use proptest::prelude::*;
 
 /// A valid instruction of the given row with random operands in the fields it uses.
 fn arb_decoded() -> impl Strategy<Value = Decoded> {
-    (0..OPS.len(), 0u8..=10, 0u8..=10, any::<i16>(), any::<i32>(), any::<i64>(), 0u8..=6).prop_map(
-        |(row, dst, src, off, imm, imm64, pseudo)| {
+    (
+        0..OPS.len(),
+        0u8..=10,
+        0u8..=10,
+        any::<i16>(),
+        any::<i32>(),
+        any::<i64>(),
+        0u8..=6,
+    )
+        .prop_map(|(row, dst, src, off, imm, imm64, pseudo)| {
             let info = &OPS[row];
-            let mut d = Decoded { op: info.op, dst, src, off, imm: imm as i64 };
+            let mut d = Decoded {
+                op: info.op,
+                dst,
+                src,
+                off,
+                imm: imm as i64,
+            };
             match info.shape {
-                Shape::AluK => { d.src = 0; d.off = 0; }
-                Shape::AluX => { d.imm = 0; d.off = 0; }
-                Shape::Neg => { d.src = 0; d.off = 0; d.imm = 0; }
-                Shape::End => { d.src = 0; d.off = 0; }
-                Shape::MovSx => { d.imm = 0; }
-                Shape::JmpK => { d.src = 0; }
-                Shape::JmpX => { d.imm = 0; }
-                Shape::Ja => { d.dst = 0; d.src = 0; d.imm = 0; }
-                Shape::Ja32 => { d.dst = 0; d.src = 0; d.off = 0; }
-                Shape::Call => { d.dst = 0; d.off = 0; }
-                Shape::CallX => { d.src = 0; d.off = 0; d.imm = 0; }
-                Shape::Exit => { d.dst = 0; d.src = 0; d.off = 0; d.imm = 0; }
-                Shape::LdImm64 => { d.off = 0; d.src = pseudo; d.imm = imm64; }
-                Shape::LdAbs => { d.dst = 0; d.src = 0; d.off = 0; }
-                Shape::LdInd => { d.dst = 0; d.off = 0; }
-                Shape::Ldx => { d.imm = 0; }
-                Shape::St => { d.src = 0; }
-                Shape::Stx => { d.imm = 0; }
+                Shape::AluK => {
+                    d.src = 0;
+                    d.off = 0;
+                }
+                Shape::AluX => {
+                    d.imm = 0;
+                    d.off = 0;
+                }
+                Shape::Neg => {
+                    d.src = 0;
+                    d.off = 0;
+                    d.imm = 0;
+                }
+                Shape::End => {
+                    d.src = 0;
+                    d.off = 0;
+                }
+                Shape::MovSx => {
+                    d.imm = 0;
+                }
+                Shape::JmpK => {
+                    d.src = 0;
+                }
+                Shape::JmpX => {
+                    d.imm = 0;
+                }
+                Shape::Ja => {
+                    d.dst = 0;
+                    d.src = 0;
+                    d.imm = 0;
+                }
+                Shape::Ja32 => {
+                    d.dst = 0;
+                    d.src = 0;
+                    d.off = 0;
+                }
+                Shape::Call => {
+                    d.dst = 0;
+                    d.off = 0;
+                }
+                Shape::CallX => {
+                    d.src = 0;
+                    d.off = 0;
+                    d.imm = 0;
+                }
+                Shape::Exit => {
+                    d.dst = 0;
+                    d.src = 0;
+                    d.off = 0;
+                    d.imm = 0;
+                }
+                Shape::LdImm64 => {
+                    d.off = 0;
+                    d.src = pseudo;
+                    d.imm = imm64;
+                }
+                Shape::LdAbs => {
+                    d.dst = 0;
+                    d.src = 0;
+                    d.off = 0;
+                }
+                Shape::LdInd => {
+                    d.dst = 0;
+                    d.off = 0;
+                }
+                Shape::Ldx => {
+                    d.imm = 0;
+                }
+                Shape::St => {
+                    d.src = 0;
+                }
+                Shape::Stx => {
+                    d.imm = 0;
+                }
                 Shape::Atomic => {}
             }
             // Discriminator fields come from the row.
@@ -39,8 +109,7 @@ fn arb_decoded() -> impl Strategy<Value = Decoded> {
                 Disc::Src(s) => d.src = s,
             }
             d
-        },
-    )
+        })
 }
 
 proptest! {
@@ -68,7 +137,12 @@ fn every_row_is_reachable_and_unique() {
     for (a, ra) in OPS.iter().enumerate() {
         assert_eq!(ra.op as usize, a, "table order must match Op discriminants");
         for rb in &OPS[a + 1..] {
-            assert!(!(ra.code == rb.code && ra.disc == rb.disc), "{:?} and {:?} collide", ra.op, rb.op);
+            assert!(
+                !(ra.code == rb.code && ra.disc == rb.disc),
+                "{:?} and {:?} collide",
+                ra.op,
+                rb.op
+            );
         }
     }
 }
@@ -77,14 +151,23 @@ fn every_row_is_reachable_and_unique() {
 fn reserved_fields_are_refused() {
     // add64 imm with off=1 (conformance negative/unused-add64_imm-offset)
     let p = [Insn::new(0x07, 0, 0, 1, 1)];
-    assert!(matches!(decode_at(&p, 0), Err(DecodeError::ReservedField { field: "off", .. })));
+    assert!(matches!(
+        decode_at(&p, 0),
+        Err(DecodeError::ReservedField { field: "off", .. })
+    ));
     // exit with dst set
     let p = [Insn::new(0x95, 1, 0, 0, 0)];
     assert!(decode_at(&p, 0).is_err());
     // lddw without its second slot
     let p = [Insn::new(0x18, 1, 0, 0, 0)];
-    assert_eq!(decode_at(&p, 0), Err(DecodeError::LdImm64Truncated { pc: 0 }));
+    assert_eq!(
+        decode_at(&p, 0),
+        Err(DecodeError::LdImm64Truncated { pc: 0 })
+    );
     // unknown opcode
     let p = [Insn::new(0xff, 0, 0, 0, 0)];
-    assert!(matches!(decode_at(&p, 0), Err(DecodeError::UnknownOpcode { .. })));
+    assert!(matches!(
+        decode_at(&p, 0),
+        Err(DecodeError::UnknownOpcode { .. })
+    ));
 }

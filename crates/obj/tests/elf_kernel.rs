@@ -66,7 +66,10 @@ fn linked_programs_match_the_kernel_tags() {
     }
     let _ = std::fs::remove_dir_all(&pin);
     assert_eq!(results.len(), 2);
-    eprintln!("comparing {} programs with the kernel's tags", results.len());
+    eprintln!(
+        "comparing {} programs with the kernel's tags",
+        results.len()
+    );
     for (p, kernel_tag) in results {
         let ours = [
             prog_tag(&p.insns, Hash::Sha256),
