@@ -1,1 +1,173 @@
-fn main() {}
+//! The `bpfvm` command line: bpftool's grammar (`bpfvm [OPTIONS] OBJECT {COMMAND | help}`),
+//! objects and commands matched by prefix in table order as bpftool matches them, so
+//! `bpfvm p l` is `bpfvm prog list`. Each object lives in its own module of the
+//! `bpfvm_cli` library; state lives in the daemon (`bpfvm daemon`).
+
+mod conformance;
+mod objdump;
+
+use bpfvm_cli::{client, select, Handler, Opts, OPTIONS_USAGE};
+use std::process::ExitCode;
+
+/// The object table. Order matters: the first entry that the word is a prefix of wins.
+const OBJECTS: &[(&str, Handler)] = &[
+    ("prog", bpfvm_cli::prog::main),
+    ("map", bpfvm_cli::map::main),
+    ("net", bpfvm_cli::net::main),
+    ("btf", bpfvm_cli::btf::main),
+    ("objdump", run_objdump),
+    ("verify", bpfvm_cli::verify::main),
+    ("conformance", run_conformance),
+    ("daemon", daemon),
+    ("version", version),
+    ("help", help_cmd),
+];
+
+fn run_objdump(_: &Opts, args: &[String]) -> i32 {
+    objdump::main(args)
+}
+
+fn run_conformance(_: &Opts, args: &[String]) -> i32 {
+    conformance::main(args)
+}
+
+fn version(opts: &Opts, _: &[String]) -> i32 {
+    if opts.json {
+        let v = serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "protocol": bpfvm_cli::proto::PROTO_VERSION, "features": { "jit": false, "verifier": false } });
+        print!("{}", bpfvm_cli::render::json(client::format_of(opts), &v));
+    } else {
+        println!("bpfvm v{}", env!("CARGO_PKG_VERSION"));
+        println!("features: interpreter, no jit, no verifier (structural load checks only)");
+    }
+    0
+}
+
+/// `bpfvm daemon [stop | status | help]`.
+fn daemon(opts: &Opts, args: &[String]) -> i32 {
+    const SUB: &[(&str, Handler)] = &[
+        ("start", daemon_run),
+        ("stop", daemon_stop),
+        ("status", daemon_status),
+        ("help", daemon_help),
+    ];
+    match args.first() {
+        None => daemon_run(opts, args),
+        Some(w) => match select(SUB, w) {
+            Some((_, h)) => h(opts, &args[1..]),
+            None => {
+                daemon_help(opts, args);
+                client::print_error(opts, &format!("unknown command '{w}' for object 'daemon'"))
+            }
+        },
+    }
+}
+
+fn daemon_run(opts: &Opts, _: &[String]) -> i32 {
+    let dir = client::state_dir(opts);
+    match bpfvm_cli::daemon::run(&dir) {
+        Ok(()) => 0,
+        Err(e) => client::print_error(opts, &bpfvm_cli::render::error_chain(&e)),
+    }
+}
+
+fn daemon_stop(opts: &Opts, _: &[String]) -> i32 {
+    client::stop(opts)
+}
+
+fn daemon_status(opts: &Opts, _: &[String]) -> i32 {
+    client::status(opts)
+}
+
+fn daemon_help(_: &Opts, _: &[String]) -> i32 {
+    eprintln!(
+        "Usage: bpfvm daemon [start]     run the runtime in the foreground
+       bpfvm daemon stop        save pinned objects and stop the daemon
+       bpfvm daemon status      is a daemon running for the state directory?
+       bpfvm daemon help
+
+       Any command that needs state starts the daemon in the background.
+{OPTIONS_USAGE}"
+    );
+    0
+}
+
+fn help_cmd(_: &Opts, _: &[String]) -> i32 {
+    print_usage();
+    0
+}
+
+fn print_usage() {
+    eprintln!(
+        "Usage: bpfvm [OPTIONS] OBJECT {{ COMMAND | help }}
+       bpfvm help
+       bpfvm version
+
+       OBJECT := {{ prog | map | net | btf | objdump | verify | conformance | daemon }}
+{OPTIONS_USAGE}"
+    );
+}
+
+/// Splits global options from the rest of the arguments.
+fn parse_opts(args: Vec<String>) -> Result<(Opts, Vec<String>), String> {
+    let mut opts = Opts {
+        state_dir: std::env::var("BPFVM_STATE_DIR")
+            .ok()
+            .filter(|s| !s.is_empty()),
+        ..Opts::default()
+    };
+    let mut rest = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-j" | "--json" => opts.json = true,
+            "-p" | "--pretty" => {
+                opts.json = true;
+                opts.pretty = true
+            }
+            "-d" | "--debug" => opts.debug = true,
+            "--state-dir" => {
+                opts.state_dir = Some(it.next().ok_or("option --state-dir needs a directory")?);
+            }
+            _ => match a.strip_prefix("--state-dir=") {
+                Some(d) => opts.state_dir = Some(d.to_string()),
+                None => rest.push(a),
+            },
+        }
+    }
+    Ok((opts, rest))
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Commands with their own option syntax (objdump -d/-S) take their arguments raw.
+    if let Some(first) = args.first() {
+        if let Some(("objdump", h)) = select(OBJECTS, first) {
+            return exit(h(&Opts::default(), &args[1..]));
+        }
+    }
+    let (opts, rest) = match parse_opts(args) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return exit(255);
+        }
+    };
+    let Some(obj) = rest.first() else {
+        print_usage();
+        return exit(255);
+    };
+    match select(OBJECTS, obj) {
+        Some((_, handler)) => exit(handler(&opts, &rest[1..])),
+        None => {
+            let code = client::print_error(&opts, &format!("unrecognized object '{obj}'"));
+            if !opts.json {
+                print_usage();
+            }
+            exit(code)
+        }
+    }
+}

@@ -89,7 +89,13 @@ fn type_only(btf: &Btf, type_id: u32, out: &mut String, depth: usize) -> Option<
 }
 
 /// `RET NAME(T1 a, T2 b)` from a FUNC_PROTO.
-fn func_sig(btf: &Btf, proto_id: u32, name: Option<&str>, out: &mut String, depth: usize) -> Option<()> {
+fn func_sig(
+    btf: &Btf,
+    proto_id: u32,
+    name: Option<&str>,
+    out: &mut String,
+    depth: usize,
+) -> Option<()> {
     let proto = btf.type_by_id(proto_id).ok()?;
     let BtfTypeData::FuncProto(params) = &proto.data else {
         return None;
@@ -211,7 +217,7 @@ impl KernelSymbols for ListingSymbols<'_> {
     }
 }
 
-fn source_line<'a>(prog: &'a ProgObj, pc: usize) -> Option<&'a crate::LineInfo> {
+fn source_line(prog: &ProgObj, pc: usize) -> Option<&crate::LineInfo> {
     prog.line_info.iter().find(|l| l.insn_idx as usize == pc)
 }
 
@@ -282,7 +288,12 @@ pub fn dump_xlated(prog: &ProgObj, opts: &XlatedOpts) -> String {
 }
 
 fn hex_list(bytes: &[u8]) -> Value {
-    Value::Array(bytes.iter().map(|b| Value::String(format!("0x{b:02x}"))).collect())
+    Value::Array(
+        bytes
+            .iter()
+            .map(|b| Value::String(format!("0x{b:02x}")))
+            .collect(),
+    )
 }
 
 /// `bpftool -j prog dump xlated`: one object per instruction with `disasm`, and
@@ -407,16 +418,24 @@ pub fn dump_xlated_dot(prog: &ProgObj) -> String {
             }
         }
         let leaders: Vec<usize> = leaders.into_iter().collect();
-        let block_of = |pc: usize| -> usize { leaders.partition_point(|l| *l <= pc).saturating_sub(1) };
+        let block_of =
+            |pc: usize| -> usize { leaders.partition_point(|l| *l <= pc).saturating_sub(1) };
         // Node numbers: 0 ENTRY, 1 EXIT, blocks from 2.
         let _ = writeln!(out, "subgraph \"cluster_{fi}\" {{");
         out.push_str("\tstyle=\"dashed\";\n\tcolor=\"black\";\n");
         let _ = writeln!(out, "\tlabel=\"func_{fi} ()\";");
-        let _ = writeln!(out, "\tfn_{fi}_bb_0 [shape=Mdiamond,style=filled,label=\"ENTRY\"];\n");
+        let _ = writeln!(
+            out,
+            "\tfn_{fi}_bb_0 [shape=Mdiamond,style=filled,label=\"ENTRY\"];\n"
+        );
         let mut edges: Vec<(usize, usize)> = vec![(0, 2)];
         for (bi, start) in leaders.iter().enumerate() {
             let end = leaders.get(bi + 1).copied().unwrap_or(insns.len());
-            let _ = write!(out, "\tfn_{fi}_bb_{} [shape=record,style=filled,label=\"{{", bi + 2);
+            let _ = write!(
+                out,
+                "\tfn_{fi}_bb_{} [shape=record,style=filled,label=\"{{",
+                bi + 2
+            );
             let mut first = true;
             let mut last: Option<(usize, Decoded)> = None;
             for (pc, d) in decoded.iter().filter(|(pc, _)| *pc >= *start && *pc < end) {
@@ -453,14 +472,20 @@ pub fn dump_xlated_dot(prog: &ProgObj) -> String {
                 }
             }
         }
-        let _ = writeln!(out, "\tfn_{fi}_bb_1 [shape=Mdiamond,style=filled,label=\"EXIT\"];\n");
+        let _ = writeln!(
+            out,
+            "\tfn_{fi}_bb_1 [shape=Mdiamond,style=filled,label=\"EXIT\"];\n"
+        );
         for (a, b) in edges {
             let _ = writeln!(
                 out,
                 "\tfn_{fi}_bb_{a}:s -> fn_{fi}_bb_{b}:n [style=\"solid,bold\", color=black, weight=10, constraint=true];"
             );
         }
-        let _ = writeln!(out, "\tfn_{fi}_bb_0:s -> fn_{fi}_bb_1:n [style=\"invis\", constraint=true];");
+        let _ = writeln!(
+            out,
+            "\tfn_{fi}_bb_0:s -> fn_{fi}_bb_1:n [style=\"invis\", constraint=true];"
+        );
         out.push_str("}\n");
     }
     out.push_str("}\n");
@@ -474,7 +499,9 @@ mod tests {
     use std::path::Path;
 
     fn fixture(name: &str) -> Object {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/obj").join(name);
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/obj")
+            .join(name);
         let bytes = std::fs::read(&p).unwrap();
         Object::parse(&format!("obj/{name}"), &bytes).unwrap()
     }
@@ -517,7 +544,11 @@ mod tests {
             for (name, p) in &loaded.progs {
                 let gp = &g["programs"][name];
                 let plain = dump_xlated(p.obj(), &XlatedOpts::default());
-                assert_eq!(mask(&plain), mask(gp["xlated"].as_str().unwrap()), "{obj}/{name}");
+                assert_eq!(
+                    mask(&plain),
+                    mask(gp["xlated"].as_str().unwrap()),
+                    "{obj}/{name}"
+                );
                 let linum = dump_xlated(
                     p.obj(),
                     &XlatedOpts {
@@ -525,7 +556,11 @@ mod tests {
                         ..Default::default()
                     },
                 );
-                assert_eq!(mask(&linum), mask(gp["xlated_linum"].as_str().unwrap()), "{obj}/{name} linum");
+                assert_eq!(
+                    mask(&linum),
+                    mask(gp["xlated_linum"].as_str().unwrap()),
+                    "{obj}/{name} linum"
+                );
             }
         }
     }
@@ -535,7 +570,9 @@ mod tests {
         let rt = Runtime::new();
         let loaded = rt.load_object(&fixture("hello.o"), None).unwrap();
         let dot = dump_xlated_dot(loaded.progs[0].1.obj());
-        assert!(dot.starts_with("digraph \"DOT graph for eBPF program\" {\nsubgraph \"cluster_0\" {\n"));
+        assert!(
+            dot.starts_with("digraph \"DOT graph for eBPF program\" {\nsubgraph \"cluster_0\" {\n")
+        );
         assert!(dot.contains("fn_0_bb_2:s -> fn_0_bb_1:n"));
         assert!(dot.contains("{   0: (18) r6 = map[id:"));
         assert!(!dot.contains("fn_0_bb_3"));

@@ -1,0 +1,402 @@
+//! `bpfvm prog`: load, list, show, dump, run, pin programs; read the trace pipe.
+
+use crate::client::{self, print_error};
+use crate::proto::{self, Command};
+use crate::{dispatch, no_more, parse_target, pin_arg, Handler, Opts, OPTIONS_USAGE};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// In bpftool's order, which decides prefixes (`bpfvm prog l` is `list`).
+const COMMANDS: &[(&str, Handler)] = &[
+    ("show", show),
+    ("list", show),
+    ("help", help),
+    ("dump", dump),
+    ("pin", pin),
+    ("load", load),
+    ("loadall", loadall),
+    ("tracelog", tracelog),
+    ("run", run),
+];
+
+pub fn main(opts: &Opts, args: &[String]) -> i32 {
+    dispatch(opts, "prog", COMMANDS, args, usage)
+}
+
+pub fn usage() {
+    eprintln!(
+        "Usage: bpfvm prog {{ show | list }} [PROG]
+       bpfvm prog dump xlated PROG [{{ opcodes | visual | linum }}]
+       bpfvm prog dump jited  PROG [{{ opcodes | linum }}]
+       bpfvm prog pin   PROG FILE
+       bpfvm prog {{ load | loadall }} OBJ  PATH \\
+                         [type TYPE] [pinmaps MAP_DIR]
+       bpfvm prog run PROG \\
+                         data_in FILE \\
+                         [data_out FILE [data_size_out L]] \\
+                         [ctx_in FILE [ctx_out FILE [ctx_size_out M]]] \\
+                         [repeat N]
+       bpfvm prog tracelog [--max-lines N] [--timeout SECONDS]
+       bpfvm prog help
+
+       PROG := {{ id PROG_ID | pinned FILE | tag PROG_TAG | name PROG_NAME }}
+       TYPE := {{ socket | kprobe | kretprobe | classifier | action |
+                 tracepoint | raw_tracepoint | xdp | perf_event | cgroup/skb |
+                 syscall | ... (the section names libbpf knows) }}
+{OPTIONS_USAGE}"
+    );
+}
+
+fn help(_: &Opts, _: &[String]) -> i32 {
+    usage();
+    0
+}
+
+fn show(opts: &Opts, args: &[String]) -> i32 {
+    let target = if args.is_empty() {
+        None
+    } else {
+        let mut i = 0;
+        match parse_target(args, &mut i, "PROG").and_then(|t| no_more(args, i).map(|_| t)) {
+            Ok(t) => Some(t),
+            Err(e) => return print_error(opts, &e),
+        }
+    };
+    client::run(opts, Command::ProgShow { target })
+}
+
+fn dump(opts: &Opts, args: &[String]) -> i32 {
+    let Some(kind) = args.first() else {
+        return print_error(opts, "expected 'xlated' or 'jited'");
+    };
+    let mut i = 1;
+    let target = match parse_target(args, &mut i, "PROG") {
+        Ok(t) => t,
+        Err(e) => return print_error(opts, &e),
+    };
+    if "jited".starts_with(kind.as_str()) {
+        return print_error(
+            opts,
+            "programs loaded by this build of bpfvm are not JIT-compiled: the runtime runs \
+             them in its interpreter ('prog dump xlated' shows the instructions it runs)",
+        );
+    }
+    let (mut opcodes, mut linum, mut visual) = (false, false, false);
+    while let Some(w) = args.get(i) {
+        match w.as_str() {
+            "opcodes" => opcodes = true,
+            "linum" => linum = true,
+            "visual" => visual = true,
+            other => return print_error(opts, &format!("unexpected argument '{other}'")),
+        }
+        i += 1;
+    }
+    if !"xlated".starts_with(kind.as_str()) {
+        return print_error(
+            opts,
+            &format!("expected 'xlated' or 'jited', got: '{kind}'"),
+        );
+    }
+    client::run(
+        opts,
+        Command::ProgDumpXlated {
+            target,
+            opcodes,
+            linum,
+            visual,
+        },
+    )
+}
+
+fn pin(opts: &Opts, args: &[String]) -> i32 {
+    let mut i = 0;
+    let target = match parse_target(args, &mut i, "PROG") {
+        Ok(t) => t,
+        Err(e) => return print_error(opts, &e),
+    };
+    let Some(path) = args.get(i) else {
+        return print_error(opts, "expected a pin path");
+    };
+    if let Err(e) = no_more(args, i + 1) {
+        return print_error(opts, &e);
+    }
+    client::run(
+        opts,
+        Command::ProgPin {
+            target,
+            path: pin_arg(path),
+        },
+    )
+}
+
+fn load(opts: &Opts, args: &[String]) -> i32 {
+    load_common(opts, args, false)
+}
+
+fn loadall(opts: &Opts, args: &[String]) -> i32 {
+    load_common(opts, args, true)
+}
+
+fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
+    let (Some(obj), Some(path)) = (args.first(), args.get(1)) else {
+        return print_error(opts, "expected OBJ and PATH");
+    };
+    let mut prog_type = None;
+    let mut pinmaps = None;
+    let mut i = 2;
+    while let Some(w) = args.get(i) {
+        let val = args.get(i + 1);
+        match (w.as_str(), val) {
+            ("type", Some(v)) => prog_type = Some(v.clone()),
+            ("pinmaps", Some(v)) => pinmaps = Some(pin_arg(v)),
+            ("type" | "pinmaps", None) => {
+                return print_error(opts, &format!("expected a value after '{w}'"))
+            }
+            (other, _) => {
+                return print_error(
+                    opts,
+                    &format!("expected no more arguments, 'type' or 'pinmaps', got: '{other}'"),
+                )
+            }
+        }
+        i += 2;
+    }
+    let bytes = match std::fs::read(obj) {
+        Ok(b) => b,
+        Err(e) => return print_error(opts, &format!("failed to open object file {obj}: {e}")),
+    };
+    client::run(
+        opts,
+        Command::ProgLoad {
+            file_name: obj.clone(),
+            object_hex: proto::to_hex(&bytes),
+            path: pin_arg(path),
+            all,
+            prog_type,
+            pinmaps,
+        },
+    )
+}
+
+fn read_input(path: &str) -> Result<Vec<u8>, String> {
+    if path == "-" {
+        let mut b = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .map_err(|e| format!("failed to read stdin: {e}"))?;
+        return Ok(b);
+    }
+    std::fs::read(path).map_err(|e| format!("failed to open {path}: {e}"))
+}
+
+/// bpftool's hex dump of `data_out -`: offset, 16 bytes in pairs, then ASCII.
+pub fn hex_print(data: &[u8]) -> String {
+    let mut s = String::new();
+    for (row, chunk) in data.chunks(16).enumerate() {
+        s.push_str(&format!("{:07x}\t", row * 16));
+        for j in 0..16 {
+            match chunk.get(j) {
+                Some(b) => s.push_str(&format!("{b:02x}")),
+                None => s.push_str("  "),
+            }
+            if j % 2 == 1 {
+                s.push(' ');
+            }
+        }
+        s.push_str("| ");
+        for (j, b) in chunk.iter().enumerate() {
+            let c = if (b' '..=b'~').contains(b) {
+                *b as char
+            } else {
+                '.'
+            };
+            s.push(c);
+            if j == 7 {
+                s.push(' ');
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn run(opts: &Opts, args: &[String]) -> i32 {
+    let mut i = 0;
+    let target = match parse_target(args, &mut i, "PROG") {
+        Ok(t) => t,
+        Err(e) => return print_error(opts, &e),
+    };
+    let (mut data_in, mut data_out, mut ctx_in, mut ctx_out) = (None, None, None, None);
+    let (mut data_size_out, mut ctx_size_out) = (None::<usize>, None::<usize>);
+    let mut repeat = 1u32;
+    while let Some(w) = args.get(i) {
+        let Some(v) = args.get(i + 1) else {
+            return print_error(opts, &format!("expected a value after '{w}'"));
+        };
+        let num = |v: &str| {
+            v.parse::<usize>()
+                .map_err(|_| format!("can't parse {v} as a number"))
+        };
+        match w.as_str() {
+            "data_in" => data_in = Some(v.clone()),
+            "data_out" => data_out = Some(v.clone()),
+            "ctx_in" => ctx_in = Some(v.clone()),
+            "ctx_out" => ctx_out = Some(v.clone()),
+            "data_size_out" => match num(v) {
+                Ok(n) => data_size_out = Some(n),
+                Err(e) => return print_error(opts, &e),
+            },
+            "ctx_size_out" => match num(v) {
+                Ok(n) => ctx_size_out = Some(n),
+                Err(e) => return print_error(opts, &e),
+            },
+            "repeat" => match v.parse() {
+                Ok(n) => repeat = n,
+                Err(_) => return print_error(opts, &format!("can't parse {v} as repeat")),
+            },
+            other => return print_error(opts, &format!("unexpected argument '{other}'")),
+        }
+        i += 2;
+    }
+    let data = match data_in.as_deref().map(read_input) {
+        Some(Ok(d)) => d,
+        Some(Err(e)) => return print_error(opts, &e),
+        None => Vec::new(),
+    };
+    let ctx = match ctx_in.as_deref().map(read_input) {
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => return print_error(opts, &e),
+        None => None,
+    };
+    let resp = match client::call(
+        opts,
+        Command::ProgRun {
+            target,
+            data_in_hex: proto::to_hex(&data),
+            ctx_in_hex: ctx.as_deref().map(proto::to_hex),
+            repeat,
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => return print_error(opts, &e),
+    };
+    if !resp.ok {
+        return client::print_response(opts, &resp);
+    }
+    let d = resp.data.unwrap_or_default();
+    let bytes = |k: &str| {
+        proto::from_hex(d.get(k).and_then(|v| v.as_str()).unwrap_or("")).unwrap_or_default()
+    };
+    let mut out_data = bytes("data_out_hex");
+    let mut out_ctx = bytes("ctx_out_hex");
+    if let Some(n) = data_size_out {
+        out_data.truncate(n);
+    }
+    if let Some(n) = ctx_size_out {
+        out_ctx.truncate(n);
+    }
+    let retval = d.get("retval").and_then(|v| v.as_u64()).unwrap_or(0);
+    let duration = d.get("duration").and_then(|v| v.as_u64()).unwrap_or(0);
+    let mut text = String::new();
+    let mut obj = serde_json::Map::new();
+    for (name, path, bytes) in [
+        ("data_out", &data_out, &out_data),
+        ("ctx_out", &ctx_out, &out_ctx),
+    ] {
+        let Some(path) = path else { continue };
+        if path == "-" {
+            if opts.json {
+                obj.insert(name.into(), serde_json::json!(bytes));
+            } else {
+                text.push_str(&hex_print(bytes));
+            }
+        } else if let Err(e) = std::fs::write(path, bytes) {
+            return print_error(opts, &format!("failed to write {name} to {path}: {e}"));
+        }
+    }
+    if opts.json {
+        obj.insert("retval".into(), serde_json::json!(retval));
+        obj.insert("duration".into(), serde_json::json!(duration));
+        text = crate::render::json(client::format_of(opts), &serde_json::Value::Object(obj));
+    } else {
+        let avg = if repeat > 1 { " (average)" } else { "" };
+        text.push_str(&format!(
+            "Return value: {retval}, duration{avg}: {duration}ns\n"
+        ));
+    }
+    print!("{text}");
+    0
+}
+
+/// `prog tracelog`: the trace pipe's lines as they come, until interrupted (or
+/// `--max-lines N` lines, or `--timeout SECONDS` without reaching them).
+fn tracelog(opts: &Opts, args: &[String]) -> i32 {
+    let mut max_lines: Option<usize> = None;
+    let mut timeout: Option<Duration> = None;
+    let mut i = 0;
+    while let Some(w) = args.get(i) {
+        let v = args.get(i + 1);
+        match (w.as_str(), v) {
+            ("--max-lines" | "max_lines", Some(v)) => match v.parse() {
+                Ok(n) => max_lines = Some(n),
+                Err(_) => return print_error(opts, &format!("can't parse {v} as a line count")),
+            },
+            ("--timeout" | "timeout", Some(v)) => match v.parse::<f64>() {
+                Ok(s) if s >= 0.0 && s.is_finite() => timeout = Some(Duration::from_secs_f64(s)),
+                _ => return print_error(opts, &format!("can't parse {v} as seconds")),
+            },
+            (other, _) => return print_error(opts, &format!("unexpected argument '{other}'")),
+        }
+        i += 2;
+    }
+    let dir = client::state_dir(opts);
+    let mut s = match client::connect_or_start(&dir) {
+        Ok(s) => s,
+        Err(e) => return print_error(opts, &e),
+    };
+    let start = Instant::now();
+    let mut printed = 0usize;
+    let mut out = std::io::stdout();
+    loop {
+        if max_lines.is_some_and(|m| printed >= m) {
+            return 0;
+        }
+        let wait_ms = match timeout {
+            Some(t) => {
+                let left = t.saturating_sub(start.elapsed());
+                if left.is_zero() {
+                    return 0;
+                }
+                left.as_millis().min(1000) as u64
+            }
+            None => 1000,
+        };
+        let req = proto::Request::new(client::format_of(opts), Command::TraceRead { wait_ms });
+        let r = match client::exchange(&mut s, &req) {
+            Ok(r) => r,
+            Err(e) => return print_error(opts, &e),
+        };
+        let lines = r
+            .data
+            .as_ref()
+            .and_then(|d| d.get("lines"))
+            .and_then(|l| l.as_array())
+            .cloned()
+            .unwrap_or_default();
+        for l in lines {
+            if max_lines.is_some_and(|m| printed >= m) {
+                break;
+            }
+            let text = l.as_str().unwrap_or("");
+            if out
+                .write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .is_err()
+            {
+                // The reader went away (a closed pipe): stop quietly.
+                return 0;
+            }
+            printed += 1;
+        }
+    }
+}

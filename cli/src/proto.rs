@@ -1,0 +1,399 @@
+//! The daemon's wire protocol (version [`PROTO_VERSION`]).
+//!
+//! Every message, in both directions, is one frame: a 4-byte big-endian length
+//! followed by that many bytes of UTF-8 JSON. Lengths above [`MAX_MESSAGE`] are
+//! refused before anything is allocated. A request is a JSON object with a
+//! `version` field (must equal [`PROTO_VERSION`]), a `cmd` field naming the command
+//! (`prog_load`, `map_dump`, ...) and the command's fields; the reply is a
+//! [`Response`]. Bytes (object files, packets) travel as lowercase hex strings.
+//! A connection may carry any number of request/reply pairs; the daemon closes it
+//! after a framing error (oversized or truncated frame), since it cannot find the
+//! next frame boundary, and keeps it after a well-framed bad request.
+
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use thiserror::Error;
+
+/// The protocol version this build speaks.
+pub const PROTO_VERSION: u32 = 1;
+/// Largest frame accepted (an object file, hex-encoded, must fit).
+pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// Errors of framing and decoding.
+#[derive(Debug, Error)]
+pub enum ProtoError {
+    #[error("connection error")]
+    Io(#[source] std::io::Error),
+    #[error("message of {len} bytes is larger than the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("message truncated: expected {expected} bytes, got {got}")]
+    Truncated { expected: usize, got: usize },
+    #[error("connection closed")]
+    Closed,
+    #[error("message is not valid JSON: {reason}")]
+    BadJson { reason: String },
+    #[error("message has no numeric 'version' field")]
+    NoVersion,
+    #[error("protocol version {got} is not supported (this build speaks version {PROTO_VERSION})")]
+    Version { got: u64 },
+    #[error("bad request: {reason}")]
+    BadRequest { reason: String },
+}
+
+/// Output format the client asked for (`-j`, `-p`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    Plain,
+    Json,
+    Pretty,
+}
+
+impl Format {
+    pub fn is_json(self) -> bool {
+        self != Format::Plain
+    }
+}
+
+/// `PROG` / `MAP`: how bpftool names an object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Id(u32),
+    Name(String),
+    Tag(String),
+    Pinned(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Id(i) => write!(f, "id {i}"),
+            Target::Name(n) => write!(f, "name {n}"),
+            Target::Tag(t) => write!(f, "tag {t}"),
+            Target::Pinned(p) => write!(f, "pinned {p}"),
+        }
+    }
+}
+
+/// A request's command and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// Is the daemon there (and which version)?
+    Ping,
+    /// `daemon stop`: save state and exit.
+    Shutdown,
+    /// `prog load` (first program pinned at `path`) and `prog loadall` (`all`:
+    /// every program pinned under the directory `path`).
+    ProgLoad {
+        /// The path as the user gave it: names the object (global data map prefix).
+        file_name: String,
+        object_hex: String,
+        path: String,
+        all: bool,
+        prog_type: Option<String>,
+        pinmaps: Option<String>,
+    },
+    ProgShow {
+        target: Option<Target>,
+    },
+    ProgDumpXlated {
+        target: Target,
+        opcodes: bool,
+        linum: bool,
+        visual: bool,
+    },
+    ProgRun {
+        target: Target,
+        data_in_hex: String,
+        ctx_in_hex: Option<String>,
+        repeat: u32,
+    },
+    ProgPin {
+        target: Target,
+        path: String,
+    },
+    /// Lines written to the trace pipe since the last read (as reading
+    /// trace_pipe consumes them), waiting up to `wait_ms` for the first.
+    TraceRead {
+        wait_ms: u64,
+    },
+    MapShow {
+        target: Option<Target>,
+    },
+    MapDump {
+        target: Target,
+    },
+    /// `lookup`, `update`, `delete`, `getnext`: the words after MAP, parsed by the
+    /// daemon, which knows the key and value sizes (as bpftool parses exactly
+    /// key_size bytes).
+    MapOp {
+        op: String,
+        target: Target,
+        args: Vec<String>,
+    },
+    MapCreate {
+        path: String,
+        map_type: String,
+        key: u32,
+        value: u32,
+        entries: u32,
+        name: String,
+        flags: u32,
+    },
+    MapPin {
+        target: Target,
+        path: String,
+    },
+    MapFreeze {
+        target: Target,
+    },
+    NetAttach {
+        target: Target,
+        dev: String,
+        overwrite: bool,
+    },
+    NetDetach {
+        dev: String,
+    },
+    NetList {
+        dev: Option<String>,
+    },
+    BtfShow {
+        id: Option<u32>,
+    },
+    /// One of `id`, `prog`, `map`.
+    BtfDump {
+        id: Option<u32>,
+        prog: Option<Target>,
+        map: Option<Target>,
+    },
+}
+
+/// A request: the command, the output format, and the protocol version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub version: u32,
+    #[serde(default)]
+    pub format: Format,
+    #[serde(flatten)]
+    pub cmd: Command,
+}
+
+impl Request {
+    pub fn new(format: Format, cmd: Command) -> Request {
+        Request {
+            version: PROTO_VERSION,
+            format,
+            cmd,
+        }
+    }
+}
+
+/// The daemon's answer. `stdout` is printed as is; on failure `error` holds the
+/// message (printed as `Error: ...` or `{"error":"..."}`) and `exit` the status.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub version: u32,
+    pub ok: bool,
+    #[serde(default)]
+    pub stdout: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub exit: i32,
+    /// Structured results (test runs, trace lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+impl Response {
+    pub fn out(stdout: String) -> Response {
+        Response {
+            version: PROTO_VERSION,
+            ok: true,
+            stdout,
+            ..Response::default()
+        }
+    }
+    pub fn data(v: serde_json::Value) -> Response {
+        Response {
+            version: PROTO_VERSION,
+            ok: true,
+            data: Some(v),
+            ..Response::default()
+        }
+    }
+    pub fn err(msg: impl Into<String>) -> Response {
+        Response {
+            version: PROTO_VERSION,
+            ok: false,
+            error: Some(msg.into()),
+            exit: 255,
+            ..Response::default()
+        }
+    }
+}
+
+/// Reads one frame. `Closed` when the peer closed cleanly before a frame began.
+pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Vec<u8>, ProtoError> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Err(ProtoError::Closed),
+            Ok(0) => return Err(ProtoError::Truncated { expected: 4, got }),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ProtoError::Io(e)),
+        }
+    }
+    let n = u32::from_be_bytes(len) as usize;
+    if n > max {
+        return Err(ProtoError::TooLarge { len: n, max });
+    }
+    let mut body = Vec::new();
+    let got = r
+        .take(n as u64)
+        .read_to_end(&mut body)
+        .map_err(ProtoError::Io)?;
+    if got != n {
+        return Err(ProtoError::Truncated { expected: n, got });
+    }
+    Ok(body)
+}
+
+/// Writes one frame.
+pub fn write_frame(w: &mut impl Write, body: &[u8]) -> Result<(), ProtoError> {
+    if body.len() > MAX_MESSAGE {
+        return Err(ProtoError::TooLarge {
+            len: body.len(),
+            max: MAX_MESSAGE,
+        });
+    }
+    let mut buf = Vec::with_capacity(4 + body.len());
+    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    buf.extend_from_slice(body);
+    w.write_all(&buf).map_err(ProtoError::Io)?;
+    w.flush().map_err(ProtoError::Io)
+}
+
+fn check_version(v: &serde_json::Value) -> Result<(), ProtoError> {
+    let got = v
+        .get("version")
+        .and_then(|x| x.as_u64())
+        .ok_or(ProtoError::NoVersion)?;
+    if got != PROTO_VERSION as u64 {
+        return Err(ProtoError::Version { got });
+    }
+    Ok(())
+}
+
+/// Decodes a request body: JSON, then the version, then the command.
+pub fn decode_request(body: &[u8]) -> Result<Request, ProtoError> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| ProtoError::BadJson {
+        reason: e.to_string(),
+    })?;
+    check_version(&v)?;
+    serde_json::from_value(v).map_err(|e| ProtoError::BadRequest {
+        reason: e.to_string(),
+    })
+}
+
+/// Decodes a response body.
+pub fn decode_response(body: &[u8]) -> Result<Response, ProtoError> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| ProtoError::BadJson {
+        reason: e.to_string(),
+    })?;
+    check_version(&v)?;
+    serde_json::from_value(v).map_err(|e| ProtoError::BadRequest {
+        reason: e.to_string(),
+    })
+}
+
+/// Bytes as lowercase hex.
+pub fn to_hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+
+/// Lowercase or uppercase hex to bytes.
+pub fn from_hex(s: &str) -> Result<Vec<u8>, ProtoError> {
+    if !s.len().is_multiple_of(2) {
+        return Err(ProtoError::BadRequest {
+            reason: "hex string of odd length".into(),
+        });
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| ProtoError::BadRequest {
+                    reason: format!("bad hex at offset {i}"),
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let r = Request::new(
+            Format::Pretty,
+            Command::ProgShow {
+                target: Some(Target::Name("hello".into())),
+            },
+        );
+        let body = serde_json::to_vec(&r).unwrap();
+        let text = String::from_utf8(body.clone()).unwrap();
+        assert!(text.contains("\"cmd\":\"prog_show\""), "{text}");
+        assert_eq!(decode_request(&body).unwrap(), r);
+        let mut framed = Vec::new();
+        write_frame(&mut framed, &body).unwrap();
+        assert_eq!(read_frame(&mut &framed[..], MAX_MESSAGE).unwrap(), body);
+    }
+
+    #[test]
+    fn versions_and_garbage() {
+        assert!(matches!(
+            decode_request(br#"{"version":2,"cmd":"ping"}"#),
+            Err(ProtoError::Version { got: 2 })
+        ));
+        assert!(matches!(
+            decode_request(br#"{"cmd":"ping"}"#),
+            Err(ProtoError::NoVersion)
+        ));
+        assert!(matches!(
+            decode_request(b"\xff\x00"),
+            Err(ProtoError::BadJson { .. })
+        ));
+        assert!(matches!(
+            decode_request(br#"{"version":1,"cmd":"nope"}"#),
+            Err(ProtoError::BadRequest { .. })
+        ));
+        let big = (MAX_MESSAGE as u32 + 1).to_be_bytes();
+        assert!(matches!(
+            read_frame(&mut &big[..], MAX_MESSAGE),
+            Err(ProtoError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            read_frame(&mut &[0, 0, 0, 9, b'{'][..], MAX_MESSAGE),
+            Err(ProtoError::Truncated {
+                expected: 9,
+                got: 1
+            })
+        ));
+        assert_eq!(from_hex("00ff").unwrap(), vec![0, 255]);
+        assert!(from_hex("0").is_err());
+        assert!(from_hex("zz").is_err());
+    }
+}

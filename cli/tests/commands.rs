@@ -1,0 +1,651 @@
+//! The commands against bpftool's formats: golden files of our own output (masked
+//! for times; re-bless with BPFVM_BLESS=1) and the real bpftool/kernel outputs in
+//! tests/golden (compared after masking map ids and helper call numbers).
+
+mod common;
+
+use common::{golden, kernel_golden, mask_times, Env};
+use serde_json::Value;
+
+/// Map ids and helper call numbers differ from the kernel's; the rest must not.
+fn mask_xlated(s: &str) -> String {
+    let mut out = String::new();
+    for line in s.lines() {
+        let mut l = line.to_string();
+        while let Some(i) = l.find("map[id:") {
+            let rest = &l[i + 7..];
+            let j = rest.find(']').unwrap_or(0);
+            l = format!("{}map[ID:N{}", &l[..i], &rest[j..]);
+        }
+        if l.contains(") call bpf_") {
+            if let Some(h) = l.rfind('#') {
+                l.truncate(h + 1);
+            }
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn prog_load_list_show_by_every_name() {
+    let env = Env::new();
+    env.run(&["prog", "load", "obj/hello.o", "/sys/fs/bpf/hello"])
+        .ok();
+    let list = env.run(&["prog", "list"]).ok().stdout;
+    golden("prog_list.txt", &mask_times(&list));
+    let by_id = env.run(&["prog", "show", "id", "1"]).ok().stdout;
+    assert_eq!(by_id, list);
+    for t in [
+        &["name", "hello"][..],
+        &["tag", "eb25a4958caccc29"],
+        &["pinned", "/sys/fs/bpf/hello"],
+    ] {
+        let mut a = vec!["prog", "show"];
+        a.extend_from_slice(t);
+        assert_eq!(env.run(&a).ok().stdout, by_id, "prog show {t:?}");
+    }
+    // The pin's file under the state directory names it too.
+    let file = env.state().join("fs/sys/fs/bpf/hello");
+    assert!(file.is_file());
+    let f = file.to_string_lossy().into_owned();
+    assert_eq!(env.run(&["prog", "show", "pinned", &f]).ok().stdout, by_id);
+    // Prefixes, as bpftool matches them.
+    assert_eq!(env.run(&["p", "l"]).ok().stdout, list);
+
+    let pretty = env
+        .run(&["prog", "show", "id", "1", "--pretty"])
+        .ok()
+        .stdout;
+    golden("prog_show.pretty.json", &mask_times(&pretty));
+    let compact = env.run(&["-j", "prog", "show", "id", "1"]).ok().stdout;
+    golden("prog_show.json", &mask_times(&compact));
+    let ours: Value = serde_json::from_str(&compact).unwrap();
+    let kernel = &kernel_golden("hello")["programs"]["hello"]["show"];
+    for k in [
+        "type",
+        "name",
+        "tag",
+        "gpl_compatible",
+        "uid",
+        "bytes_xlated",
+        "bytes_memlock",
+    ] {
+        assert_eq!(ours[k], kernel[k], "field {k}");
+    }
+    assert_eq!(ours["map_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(ours["jited"], Value::Bool(false));
+    // Same fields in the same order, apart from the JIT's.
+    let keys = |v: &Value| -> Vec<String> {
+        v.as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "bytes_jited")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(keys(&ours), keys(kernel));
+    let list_json: Value =
+        serde_json::from_str(&env.run(&["-j", "prog", "list"]).ok().stdout).unwrap();
+    assert_eq!(list_json.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn xlated_matches_the_kernel() {
+    let env = Env::new();
+    for obj in ["hello", "hello-func"] {
+        let pin = format!("/sys/fs/bpf/{}", obj.replace('-', "_"));
+        env.run(&["prog", "loadall", &format!("obj/{obj}.o"), &pin])
+            .ok();
+        let k = kernel_golden(obj);
+        for (name, p) in k["programs"].as_object().unwrap() {
+            let target = format!("{pin}/{name}");
+            for (extra, key) in [
+                (None, "xlated"),
+                (Some("linum"), "xlated_linum"),
+                (Some("opcodes"), "xlated_opcodes"),
+            ] {
+                let mut args = vec!["prog", "dump", "xlated", "pinned", &target];
+                args.extend(extra);
+                let ours = env.run(&args).ok().stdout;
+                let theirs = p[key].as_str().unwrap();
+                if key == "xlated_opcodes" {
+                    // Instruction bytes of map loads and helper calls carry the ids.
+                    let strip = |s: &str| -> String {
+                        mask_xlated(s)
+                            .lines()
+                            .filter(|l| !l.starts_with("       "))
+                            .map(|l| format!("{l}\n"))
+                            .collect()
+                    };
+                    assert_eq!(strip(&ours), strip(theirs), "{obj}/{name} {key}");
+                    assert_eq!(
+                        ours.lines().count(),
+                        theirs.lines().count(),
+                        "{obj}/{name} {key}"
+                    );
+                } else {
+                    assert_eq!(
+                        mask_xlated(&ours),
+                        mask_xlated(theirs),
+                        "{obj}/{name} {key}"
+                    );
+                }
+            }
+        }
+    }
+    let dot = env
+        .run(&[
+            "prog",
+            "dump",
+            "xlated",
+            "pinned",
+            "/sys/fs/bpf/hello_func/hello",
+            "visual",
+        ])
+        .ok()
+        .stdout;
+    golden("hello_func.dot", &dot);
+    let json = env
+        .run(&["-j", "prog", "dump", "xlated", "name", "hello", "linum"])
+        .stdout;
+    // Two programs are named hello: bpftool-style refusal names the ambiguity.
+    assert!(json.contains("error"), "{json}");
+    let one = env
+        .run(&[
+            "-j",
+            "prog",
+            "dump",
+            "xlated",
+            "pinned",
+            "/sys/fs/bpf/hello/hello",
+        ])
+        .ok()
+        .stdout;
+    let v: Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(v[0]["proto"], "int hello(struct xdp_md * ctx)");
+    let jited = env.run(&["prog", "dump", "jited", "pinned", "/sys/fs/bpf/hello/hello"]);
+    assert_ne!(jited.code, 0);
+    assert!(
+        jited.stderr.contains("not JIT-compiled"),
+        "{}",
+        jited.stderr
+    );
+}
+
+#[test]
+fn map_dump_with_btf_matches_bpftool() {
+    let env = Env::new();
+    env.run(&["prog", "load", "obj/hello.o", "/sys/fs/bpf/hello"])
+        .ok();
+    let plain = env.run(&["map", "dump", "name", "hello.bss"]).ok().stdout;
+    golden("map_dump_bss.txt", &plain);
+    let rodata = env
+        .run(&["map", "dump", "name", "hello.rodata"])
+        .ok()
+        .stdout;
+    assert!(
+        rodata.contains("\"hello.____fmt\": \"Hello World %d\""),
+        "{rodata}"
+    );
+    let k = kernel_golden("hello");
+    for (name, pin) in [("hello.bss", "hello_bss"), ("hello.rodata", "hello_rodata")] {
+        let ours: Value =
+            serde_json::from_str(&env.run(&["-j", "map", "dump", "name", name]).ok().stdout)
+                .unwrap();
+        assert_eq!(ours, k["maps"][pin]["dump"], "{name}");
+        let show: Value =
+            serde_json::from_str(&env.run(&["-j", "map", "show", "name", name]).ok().stdout)
+                .unwrap();
+        for f in [
+            "type",
+            "name",
+            "flags",
+            "bytes_key",
+            "bytes_value",
+            "max_entries",
+            "bytes_memlock",
+            "frozen",
+        ] {
+            assert_eq!(show[f], k["maps"][pin]["show"][f], "{name} {f}");
+        }
+    }
+    golden("map_list.txt", &env.run(&["map", "list"]).ok().stdout);
+    golden(
+        "map_dump_rodata.pretty.json",
+        &env.run(&["-p", "map", "dump", "name", "hello.rodata"])
+            .ok()
+            .stdout,
+    );
+    // Counter after three runs.
+    for _ in 0..3 {
+        let r = env
+            .run(&[
+                "prog",
+                "run",
+                "name",
+                "hello",
+                "data_in",
+                "../golden/packets/ipv4_udp.bin",
+            ])
+            .ok();
+        assert!(
+            r.stdout.starts_with("Return value: 2, duration: "),
+            "{}",
+            r.stdout
+        );
+    }
+    let after = env
+        .run(&[
+            "map",
+            "lookup",
+            "name",
+            "hello.bss",
+            "key",
+            "0",
+            "0",
+            "0",
+            "0",
+        ])
+        .ok()
+        .stdout;
+    assert!(after.contains("\"counter\": 3"), "{after}");
+    let trace = env
+        .run(&["prog", "tracelog", "--max-lines", "3", "--timeout", "5"])
+        .ok()
+        .stdout;
+    for i in 0..3 {
+        assert!(
+            trace.contains(&format!("bpf_trace_printk: Hello World {i}\n")),
+            "{trace}"
+        );
+    }
+}
+
+#[test]
+fn map_hex_form_and_key_parsing() {
+    let env = Env::new();
+    env.run(&[
+        "map",
+        "create",
+        "/sys/fs/bpf/m",
+        "type",
+        "hash",
+        "key",
+        "4",
+        "value",
+        "4",
+        "entries",
+        "8",
+        "name",
+        "m",
+    ])
+    .ok();
+    env.run(&[
+        "map",
+        "update",
+        "pinned",
+        "/sys/fs/bpf/m",
+        "key",
+        "1",
+        "0",
+        "0",
+        "0",
+        "value",
+        "0x19",
+        "1",
+        "0",
+        "0",
+    ])
+    .ok();
+    env.run(&[
+        "map", "update", "name", "m", "key", "hex", "02", "00", "00", "00", "value", "hex", "20",
+        "00", "00", "00",
+    ])
+    .ok();
+    let dump = env.run(&["map", "dump", "name", "m"]).ok().stdout;
+    let mut lines: Vec<&str> = dump.lines().collect();
+    assert_eq!(lines.pop(), Some("Found 2 elements"));
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "key: 01 00 00 00  value: 19 01 00 00",
+            "key: 02 00 00 00  value: 20 00 00 00"
+        ]
+    );
+    let one = env
+        .run(&["map", "lookup", "name", "m", "key", "1", "0", "0", "0"])
+        .ok()
+        .stdout;
+    assert_eq!(one, "key: 01 00 00 00  value: 19 01 00 00\n");
+    let j = env
+        .run(&[
+            "-j", "map", "lookup", "name", "m", "key", "1", "0", "0", "0",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(j, "{\"key\":[\"0x01\",\"0x00\",\"0x00\",\"0x00\"],\"value\":[\"0x19\",\"0x01\",\"0x00\",\"0x00\"]}\n");
+    let nf = env.run(&["map", "lookup", "name", "m", "key", "9", "0", "0", "0"]);
+    assert_eq!(
+        (nf.code, nf.stdout.as_str()),
+        (254, "key:\n09 00 00 00\n\nNot found\n")
+    );
+    let short = env.run(&[
+        "map", "update", "name", "m", "key", "1", "0", "0", "0", "value", "1", "2",
+    ]);
+    assert_eq!(short.code, 255);
+    assert_eq!(short.stderr, "Error: value expected 4 bytes got 2\n");
+    let bad = env.run(&[
+        "map", "update", "name", "m", "key", "1", "0", "0", "value", "1", "2", "3", "4",
+    ]);
+    assert_eq!(bad.stderr, "Error: error parsing byte: value\n");
+    let first = env.run(&["map", "getnext", "name", "m"]).ok().stdout;
+    assert!(first.starts_with("key: None\nnext key:\n0"), "{first}");
+    env.run(&["map", "delete", "name", "m", "key", "1", "0", "0", "0"])
+        .ok();
+    let del = env.run(&["map", "delete", "name", "m", "key", "1", "0", "0", "0"]);
+    assert_eq!(
+        del.stderr,
+        "Error: delete failed: No such file or directory\n"
+    );
+    env.run(&["map", "freeze", "name", "m"]).ok();
+    let frozen = env.run(&[
+        "map", "update", "name", "m", "key", "3", "0", "0", "0", "value", "1", "1", "1", "1",
+    ]);
+    assert_eq!(
+        frozen.stderr,
+        "Error: update failed: Operation not permitted\n"
+    );
+    let show = env.run(&["map", "show", "name", "m"]).ok().stdout;
+    assert!(show.ends_with("\n\tfrozen\n"), "{show}");
+    assert_eq!(
+        env.run(&["-j", "map", "delete", "name", "m", "key", "2", "0", "0", "0"])
+            .code,
+        255
+    );
+    assert_eq!(env.run(&["-j", "map", "freeze", "name", "m"]).code, 255);
+}
+
+#[test]
+fn btf_dump_file_is_bpftool_exact() {
+    let env = Env::new();
+    let dir = common::root().join("tests/golden/btf");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("txt") {
+            continue;
+        }
+        let stem = p.file_stem().unwrap().to_str().unwrap().to_string();
+        let obj = format!("obj/{stem}.o");
+        let plain = env.run(&["btf", "dump", "file", &obj]).ok().stdout;
+        assert_eq!(plain, std::fs::read_to_string(&p).unwrap(), "{stem}");
+        let json = env.run(&["-j", "btf", "dump", "file", &obj]).ok().stdout;
+        assert_eq!(
+            json,
+            std::fs::read_to_string(p.with_extension("json")).unwrap(),
+            "{stem} -j"
+        );
+        n += 1;
+    }
+    assert!(n >= 10, "only {n} btf goldens");
+    // The loaded BTF (sizes and offsets fixed up) is what the kernel holds.
+    env.run(&["prog", "load", "obj/hello.o", "/sys/fs/bpf/hello"])
+        .ok();
+    let id = env.run(&["btf", "dump", "id", "1"]).ok().stdout;
+    assert_eq!(id, kernel_golden("hello")["btf_loaded"].as_str().unwrap());
+    assert_eq!(
+        env.run(&["btf", "dump", "prog", "name", "hello"])
+            .ok()
+            .stdout,
+        id
+    );
+    assert_eq!(
+        env.run(&["btf", "dump", "map", "name", "hello.bss"])
+            .ok()
+            .stdout,
+        id
+    );
+    let list = env.run(&["btf", "list"]).ok().stdout;
+    assert!(list.starts_with("1: name hello  size "), "{list}");
+    assert!(list.contains("prog_ids 1  map_ids 1,2"), "{list}");
+}
+
+#[test]
+fn errors_name_the_object_and_follow_bpftool() {
+    let env = Env::new();
+    let e = env.run(&["bogus"]);
+    assert_eq!(e.code, 255);
+    assert!(
+        e.stderr.starts_with("Error: unrecognized object 'bogus'"),
+        "{}",
+        e.stderr
+    );
+    let j = env.run(&["-j", "bogus"]);
+    assert_eq!(j.stdout, "{\"error\":\"unrecognized object 'bogus'\"}\n");
+    let p = env.run(&["prog", "show", "id", "999"]);
+    assert_eq!(
+        p.stderr,
+        "Error: get by id (999): No such file or directory\n"
+    );
+    let pj = env.run(&["-j", "prog", "show", "id", "999"]);
+    assert_eq!(
+        pj.stdout,
+        "{\"error\":\"get by id (999): No such file or directory\"}\n"
+    );
+    let n = env.run(&["prog", "show", "name", "nosuch"]);
+    assert_eq!(n.code, 255);
+    assert!(n.stderr.contains("name nosuch"), "{}", n.stderr);
+    let m = env.run(&["map", "dump", "pinned", "/sys/fs/bpf/none"]);
+    assert_eq!(
+        m.stderr,
+        "Error: bpf obj get (/sys/fs/bpf/none): No such file or directory\n"
+    );
+    let load = env.run(&["prog", "load", "obj/nonexistent.o", "/sys/fs/bpf/x"]);
+    assert!(load.stderr.contains("obj/nonexistent.o"), "{}", load.stderr);
+    env.run(&["prog", "load", "obj/hello.o", "/sys/fs/bpf/x"])
+        .ok();
+    let again = env.run(&["prog", "load", "obj/hello.o", "/sys/fs/bpf/x"]);
+    assert!(
+        again.stderr.contains("/sys/fs/bpf/x): File exists"),
+        "{}",
+        again.stderr
+    );
+    for obj in ["prog", "map", "net", "btf", "daemon"] {
+        let h = env.run(&[obj, "help"]);
+        assert_eq!(h.code, 0);
+        assert!(
+            h.stderr.starts_with(&format!("Usage: bpfvm {obj}")),
+            "{}",
+            h.stderr
+        );
+    }
+    assert!(env
+        .run(&["help"])
+        .stderr
+        .starts_with("Usage: bpfvm [OPTIONS] OBJECT"));
+}
+
+#[test]
+fn prog_run_prints_data_out() {
+    let env = Env::new();
+    env.run(&["prog", "load", "obj/hello.o", "/sys/fs/bpf/hello"])
+        .ok();
+    let r = env
+        .run(&[
+            "prog",
+            "run",
+            "name",
+            "hello",
+            "data_in",
+            "../golden/packets/ipv4_udp.bin",
+            "data_out",
+            "-",
+            "repeat",
+            "2",
+        ])
+        .ok()
+        .stdout;
+    let lines: Vec<&str> = r.lines().collect();
+    assert_eq!(
+        lines[0],
+        "0000000\t0200 0000 0002 0200 0000 0001 0800 4500 | ........ ......E."
+    );
+    assert_eq!(
+        lines[3],
+        "0000030\t6270 6676 6d                            | bpfvm"
+    );
+    assert!(
+        lines[4].starts_with("Return value: 2, duration (average): "),
+        "{r}"
+    );
+    let j = env
+        .run(&[
+            "-j",
+            "prog",
+            "run",
+            "name",
+            "hello",
+            "data_in",
+            "../golden/packets/ipv4_udp.bin",
+        ])
+        .ok()
+        .stdout;
+    let v: Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(v["retval"], 2);
+}
+
+#[test]
+fn verify_says_what_it_checked() {
+    let env = Env::new();
+    let v = env.run(&["verify", "obj/hello.o"]).ok().stdout;
+    assert!(v.contains("no verifier"), "{v}");
+    assert!(
+        v.contains("prog hello (section xdp, type xdp): 12 instructions decoded"),
+        "{v}"
+    );
+    let bad = env.run(&["verify", "obj/hello.o", "section", "nope"]);
+    assert_eq!(bad.code, 255);
+}
+
+/// Every map of every fixture the kernel loaded, right after `prog loadall ...
+/// pinmaps`: `-j map dump` (raw bytes and BTF-formatted values) and `map show`
+/// fields equal the kernel's. Hash maps are compared as sets (bucket order is
+/// random in the kernel); maps holding program or map ids are skipped (ids
+/// differ). The gcc objects are skipped: the kernel refuses gcc's BTF and libbpf
+/// loads them without it, which the runtime's loader does not imitate yet.
+#[test]
+fn map_dumps_match_the_kernel_for_every_fixture() {
+    let env = Env::new();
+    let dir = common::root().join("tests/golden/kernel");
+    let mut compared = 0;
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .map(String::from)
+        })
+        .collect();
+    names.sort();
+    for name in names {
+        if name.ends_with(".gcc") {
+            continue;
+        }
+        let k = kernel_golden(&name);
+        if k.get("loaded") != Some(&Value::Bool(true)) {
+            continue;
+        }
+        let pin: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let (progs, maps) = (
+            format!("/sys/fs/bpf/fx_{pin}"),
+            format!("/sys/fs/bpf/fx_{pin}_maps"),
+        );
+        env.run(&[
+            "prog",
+            "loadall",
+            &format!("obj/{name}.o"),
+            &progs,
+            "pinmaps",
+            &maps,
+        ])
+        .ok();
+        for (m, v) in k["maps"].as_object().unwrap() {
+            let path = format!("{maps}/{m}");
+            let t = v["show"]["type"].as_str().unwrap();
+            if matches!(
+                t,
+                "prog_array"
+                    | "array_of_maps"
+                    | "hash_of_maps"
+                    | "queue"
+                    | "stack"
+                    | "ringbuf"
+                    | "devmap"
+                    | "devmap_hash"
+                    | "cpumap"
+            ) {
+                continue;
+            }
+            let show: Value =
+                serde_json::from_str(&env.run(&["-j", "map", "show", "pinned", &path]).ok().stdout)
+                    .unwrap();
+            for f in [
+                "type",
+                "name",
+                "flags",
+                "bytes_key",
+                "bytes_value",
+                "max_entries",
+                "frozen",
+                "bytes_memlock",
+            ] {
+                assert_eq!(show[f], v["show"][f], "{name} {m} {f}");
+            }
+            let ours: Value =
+                serde_json::from_str(&env.run(&["-j", "map", "dump", "pinned", &path]).ok().stdout)
+                    .unwrap();
+            let set = |v: &Value| {
+                let mut s: Vec<String> = v
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect();
+                s.sort();
+                s
+            };
+            assert_eq!(set(&ours), set(&v["dump"]), "{name} {m}");
+            compared += 1;
+        }
+        for (p, pv) in k["programs"].as_object().unwrap() {
+            if pv["verdict"] != "accepted" {
+                continue;
+            }
+            let s: Value = serde_json::from_str(
+                &env.run(&["-j", "prog", "show", "pinned", &format!("{progs}/{p}")])
+                    .ok()
+                    .stdout,
+            )
+            .unwrap();
+            // bytes_xlated differs where the kernel's verifier rewrites (inlined helpers).
+            for f in ["type", "name", "tag", "gpl_compatible"] {
+                assert_eq!(s[f], pv["show"][f], "{name}/{p} {f}");
+            }
+        }
+    }
+    assert!(compared >= 15, "only {compared} map dumps compared");
+}
