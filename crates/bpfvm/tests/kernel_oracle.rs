@@ -237,3 +237,137 @@ fn compare_runs(file: &str, min_runs: usize) {
         mismatches.join("\n")
     );
 }
+
+/// The same comparisons against the live host kernel, where this process may load
+/// programs with bpftool (root, bpffs mounted): tags of every program of a few
+/// objects, and `bpftool prog run` on every packet for their XDP programs.
+#[test]
+fn live_kernel_agrees() {
+    use std::process::Command;
+    let bpftool_ok = Command::new("bpftool")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if !bpftool_ok || !is_root || !Path::new("/sys/fs/bpf").is_dir() {
+        eprintln!("skipping: needs root, bpftool and a mounted bpffs to load programs into the host kernel");
+        return;
+    }
+    let fixtures = root_dir_fixtures();
+    let packets: Vec<String> = [
+        "ipv4_udp",
+        "ipv4_tcp",
+        "arp",
+        "ipv4_truncated",
+        "ipv4_blocked",
+        "ipv4_udp_echo",
+        "ipv6_udp",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut compared_tags = 0;
+    let mut compared_runs = 0;
+    for obj in [
+        "obj/hello.o",
+        "obj/hello-func.o",
+        "obj/xdp_parse.o",
+        "obj/globals.o",
+        "obj/hop.o",
+        "obj/xdp_adjust.o",
+    ] {
+        let pin = format!(
+            "/sys/fs/bpf/bpfvm_oracle_{}_{}",
+            std::process::id(),
+            obj.replace(['/', '.', '-'], "_")
+        );
+        let _ = std::fs::remove_dir_all(&pin);
+        let out = Command::new("bpftool")
+            .current_dir(&fixtures)
+            .args(["prog", "loadall", obj, &pin])
+            .output()
+            .expect("bpftool");
+        if !out.status.success() {
+            eprintln!(
+                "skipping {obj}: the kernel refused it: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
+            let _ = std::fs::remove_dir_all(&pin);
+            continue;
+        }
+        let rt = Runtime::with_cpus(1);
+        let loaded = rt.load_object(&open(obj), None).expect("load");
+        for entry in std::fs::read_dir(&pin).expect("pins") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let show = Command::new("bpftool")
+                .args(["-j", "prog", "show", "pinned"])
+                .arg(&path)
+                .output()
+                .expect("bpftool");
+            let show: Value = serde_json::from_slice(&show.stdout).expect("prog show json");
+            let ours = loaded
+                .prog(&name)
+                .unwrap_or_else(|| panic!("{obj}: no program {name}"));
+            assert_eq!(
+                show["tag"].as_str(),
+                Some(bpfvm::tag::tag_hex(&ours.obj().tag).as_str()),
+                "{obj} {name}: tag"
+            );
+            compared_tags += 1;
+            if show["type"] != "xdp" {
+                continue;
+            }
+            for pkt in &packets {
+                let pkt_path = root()
+                    .join("tests/golden/packets")
+                    .join(format!("{pkt}.bin"));
+                let out_path = std::env::temp_dir().join(format!(
+                    "bpfvm_oracle_{}_{name}_{pkt}.out",
+                    std::process::id()
+                ));
+                let run = Command::new("bpftool")
+                    .args(["-j", "prog", "run", "pinned"])
+                    .arg(&path)
+                    .arg("data_in")
+                    .arg(&pkt_path)
+                    .arg("data_out")
+                    .arg(&out_path)
+                    .output()
+                    .expect("bpftool");
+                let kernel: Value = serde_json::from_slice(&run.stdout).unwrap_or(Value::Null);
+                let kernel_out = std::fs::read(&out_path).unwrap_or_default();
+                let _ = std::fs::remove_file(&out_path);
+                let ours = rt.run_packet(ours, &packet(pkt));
+                match (kernel.get("retval"), ours) {
+                    (Some(rv), Ok(r)) => {
+                        assert_eq!(
+                            rv.as_u64(),
+                            Some(r.retval as u64),
+                            "{obj} {name} {pkt}: retval"
+                        );
+                        assert_eq!(
+                            hex(&kernel_out),
+                            hex(&r.data_out),
+                            "{obj} {name} {pkt}: data_out"
+                        );
+                    }
+                    (None, Err(_)) => {}
+                    (k, o) => panic!("{obj} {name} {pkt}: kernel {k:?} vs ours {o:?}"),
+                }
+                compared_runs += 1;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&pin);
+    }
+    eprintln!("live kernel: {compared_tags} tags and {compared_runs} XDP runs compared");
+    assert!(compared_tags >= 10);
+}
+
+fn root_dir_fixtures() -> PathBuf {
+    root().join("tests/fixtures")
+}
