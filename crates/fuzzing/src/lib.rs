@@ -14,9 +14,11 @@
 //! The JIT joins by implementing [`DiffEngine`].
 
 mod gen;
+mod jit;
 mod kernel;
 
 pub use gen::{Case, Gen, GenConfig};
+pub use jit::{JitEngine, JitUnchecked};
 pub use kernel::KernelEngine;
 
 use bpfvm_isa::Insn;

@@ -148,13 +148,16 @@ pub(crate) struct Machine<'r> {
     /// tail-called one).
     prog: *const VmProgram,
     /// Tail-called programs, kept alive for the run (frames point into them).
-    keep: Vec<Arc<VmProgram>>,
+    pub(crate) keep: Vec<Arc<VmProgram>>,
     /// Backing memory of the stack frames; only reached through `mem.stack_*` pointers.
     _stack: Vec<u64>,
+    /// The JIT's run context when the JIT runs on this machine (null for the
+    /// interpreter); callbacks then run native code.
+    pub(crate) jit: *mut (),
 }
 
 impl<'r> Machine<'r> {
-    fn new(opts: RunOptions<'r>, checked: bool) -> Machine<'r> {
+    pub(crate) fn new(opts: RunOptions<'r>, checked: bool) -> Machine<'r> {
         let mut stack = vec![0u64; MAX_CALL_FRAMES * MAX_BPF_STACK / 8];
         let lo = stack.as_mut_ptr() as u64;
         let hi = lo + (MAX_CALL_FRAMES * MAX_BPF_STACK) as u64;
@@ -176,6 +179,7 @@ impl<'r> Machine<'r> {
             prog: ptr::null(),
             keep: Vec::new(),
             _stack: stack,
+            jit: ptr::null_mut(),
         }
     }
 
@@ -199,7 +203,7 @@ impl<'r> Machine<'r> {
     }
 
     /// Big-endian packet load for BPF_LD_ABS/BPF_LD_IND; None if out of range.
-    fn packet_load(&self, off: u64, size: usize) -> Result<Option<u64>, ()> {
+    pub(crate) fn packet_load(&self, off: u64, size: usize) -> Result<Option<u64>, ()> {
         let Some(p) = self
             .mem
             .regions
@@ -245,6 +249,9 @@ pub(crate) fn call_function(
     args: [u64; 5],
     call_pc: usize,
 ) -> Result<u64, VmError> {
+    if !m.jit.is_null() {
+        return crate::jit::runtime::call_function(m, prog, entry, args, call_pc);
+    }
     if m.depth + 1 >= MAX_CALL_FRAMES {
         return Err(VmError::CallStackTooDeep {
             pc: call_pc,

@@ -15,12 +15,18 @@
 //! load, a few frequent instruction pairs and runs of ALU instructions on one
 //! register become superinstructions; semantics and error positions are unchanged.
 //!
-//! [`conformance`] runs the bpf_conformance suite on the interpreter.
+//! [`VmProgram::jit`] compiles the same decoded array to x86-64 ([`jit`]); a
+//! [`JitProgram`] runs with the same [`RunOptions`] on the same machine state, so
+//! helpers, tail calls, callbacks, memory checks and errors behave as under the
+//! interpreter. [`VmProgram::aarch64_listing`] emits arm64 code for reading only.
+//!
+//! [`conformance`] runs the bpf_conformance suite on the interpreter or the JIT.
 
 pub mod conformance;
 pub mod error;
 pub mod helpers;
 pub mod interp;
+pub mod jit;
 pub mod memory;
 pub mod program;
 
@@ -29,5 +35,6 @@ pub use helpers::{
     Helper, HelperCtx, HelperEntry, HelperOutcome, HelperTable, TAIL_CALL_LIMIT_ERR,
 };
 pub use interp::{RunOptions, RunResult};
+pub use jit::{Aarch64Listing, Arm64Insn, JitError, JitOptions, JitProgram, NativeInsn};
 pub use memory::{MemoryOracle, Region, RegionKind};
 pub use program::{LoadOptions, VmProgram, FUNC_ADDR_BASE, MAX_PROG_SLOTS};

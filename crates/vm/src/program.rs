@@ -65,6 +65,22 @@ pub struct VmProgram {
     pub(crate) helpers: Box<[(i64, Arc<dyn Helper>)]>,
     pub(crate) table: Arc<HelperTable>,
     insns: Box<[Insn]>,
+    /// JIT code for tail calls into this program, compiled on first use.
+    pub(crate) jit_cache: crate::jit::JitCache,
+}
+
+impl Clone for VmProgram {
+    fn clone(&self) -> Self {
+        VmProgram {
+            code: self.code.clone(),
+            slot_of: self.slot_of.clone(),
+            func_start: self.func_start.clone(),
+            helpers: self.helpers.clone(),
+            table: self.table.clone(),
+            insns: self.insns.clone(),
+            jit_cache: Default::default(),
+        }
+    }
 }
 
 // Programs are shared between threads (prog arrays, several CPUs running one program).
@@ -208,6 +224,7 @@ impl VmProgram {
             helpers: helpers.into_boxed_slice(),
             table: opts.helpers.clone(),
             insns: insns.into(),
+            jit_cache: Default::default(),
         })
     }
 

@@ -63,7 +63,11 @@ fn reserved_fields_are_refused_at_load() {
 }
 
 #[test]
-fn jit_is_reported_missing() {
+fn jit_is_available_on_x86_64_only() {
     let Some(dir) = suite_dir() else { return };
-    assert!(run_conformance_dir(&dir.join("tests"), true).is_err());
+    // The suite's results on the JIT are checked in jit_conformance.rs.
+    assert_eq!(
+        run_conformance_dir(&dir.join("tests"), true).is_ok(),
+        cfg!(target_arch = "x86_64")
+    );
 }

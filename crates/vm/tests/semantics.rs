@@ -6,8 +6,8 @@ use bpfvm_isa::asm::assemble;
 use bpfvm_isa::consts::BPF_PSEUDO_FUNC;
 use bpfvm_isa::Insn;
 use bpfvm_vm::{
-    HelperCtx, HelperError, HelperOutcome, HelperTable, LoadOptions, Region, RegionKind,
-    RunOptions, RunResult, VmError, VmProgram, TAIL_CALL_LIMIT_ERR,
+    HelperCtx, HelperError, HelperOutcome, HelperTable, JitOptions, LoadOptions, Region,
+    RegionKind, RunOptions, RunResult, VmError, VmProgram, TAIL_CALL_LIMIT_ERR,
 };
 use std::sync::Arc;
 
@@ -48,8 +48,44 @@ impl Engine for Unchecked {
     }
 }
 
+struct JitChecked;
+struct JitUnchecked;
+
+impl Engine for JitChecked {
+    fn name(&self) -> &'static str {
+        "jit (checked)"
+    }
+    fn checks_memory(&self) -> bool {
+        true
+    }
+    fn run(&self, prog: &VmProgram, opts: RunOptions<'_>) -> Result<RunResult, VmError> {
+        prog.jit(&JitOptions::checked())
+            .expect("jit compile")
+            .run(opts)
+    }
+}
+
+impl Engine for JitUnchecked {
+    fn name(&self) -> &'static str {
+        "jit (unchecked)"
+    }
+    fn checks_memory(&self) -> bool {
+        false
+    }
+    fn run(&self, prog: &VmProgram, opts: RunOptions<'_>) -> Result<RunResult, VmError> {
+        // SAFETY: as for the unchecked interpreter.
+        let opts_jit = unsafe { JitOptions::unchecked() };
+        prog.jit(&opts_jit).expect("jit compile").run(opts)
+    }
+}
+
 fn engines() -> Vec<Box<dyn Engine>> {
-    vec![Box::new(Checked), Box::new(Unchecked)]
+    vec![
+        Box::new(Checked),
+        Box::new(Unchecked),
+        Box::new(JitChecked),
+        Box::new(JitUnchecked),
+    ]
 }
 
 /// How the case's memory is presented to the program (r1 = its address, r2 = length).
@@ -808,6 +844,9 @@ fn executed_instructions_are_counted_exactly() {
     let r = prog.run(RunOptions::new()).unwrap();
     // 1 + 10 * 2 + call + callee exit + exit
     assert_eq!((r.r0, r.executed), (10, 24));
+    let j = prog.jit(&JitOptions::checked()).unwrap();
+    let r = j.run(RunOptions::new()).unwrap();
+    assert_eq!((r.r0, r.executed), (10, 24), "jit");
 }
 
 #[test]

@@ -1,0 +1,842 @@
+//! The code generator: one pass over the pre-decoded instructions, one native
+//! sequence per instruction, BPF registers pinned to host registers.
+//!
+//! Register map (BPF -> x86-64): r0 rax, r1 rdi, r2 rsi, r3 rdx, r4 rcx, r5 r8,
+//! r6 rbx, r7 r13, r8 r14, r9 r15, r10 rbp. r1..r5 sit in the System V argument
+//! registers so a helper's arguments are already in place for the trampoline's
+//! spill; r6..r10 are callee-saved. r12 holds the run context, r9 the remaining
+//! fuel (signed; negative = out of fuel), r10 and r11 are scratch.
+//!
+//! Fuel: each basic block subtracts its length when it starts; the count is tested
+//! where the interpreter tests it (on taken jumps, after calls and returns), so
+//! `executed` and whether a run runs out of fuel match it exactly. The position
+//! in an out-of-fuel error differs for jumps: the interpreter names the jump, the
+//! JIT the instruction jumped to (the test sits at the target, shared by every
+//! jump there, which keeps taken jumps to one native jump).
+
+use super::runtime::{self, ctx_off, FaultKind};
+use super::x86::{alu, cc, shift, Asm, Label, Size};
+use super::x86::{R10, R11, R12, R13, R14, R15, R8, R9, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
+use crate::error::Access;
+use crate::program::{VInsn, VmProgram};
+use bpfvm_isa::consts::{MAX_BPF_STACK, MAX_CALL_FRAMES};
+use bpfvm_isa::{Op, Shape};
+
+/// BPF register -> host register.
+const HOST: [u8; 11] = [RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP];
+
+fn h(r: u8) -> u8 {
+    HOST[(r as usize).min(10)]
+}
+
+const FRAME: i32 = MAX_BPF_STACK as i32;
+
+pub(crate) struct Generated {
+    pub(crate) code: Vec<u8>,
+    /// Native offset of each slot's first instruction (an LD_IMM64's second slot
+    /// maps to the same offset as its first).
+    pub(crate) slot_offsets: Vec<u32>,
+    /// Per entry: where a jump or call lands (fuel test first).
+    pub(crate) entry_chk: Vec<u32>,
+    /// Per entry: where a run or a callback starts (no fuel test).
+    pub(crate) entry_nochk: Vec<u32>,
+    /// Where the out-of-line code starts.
+    pub(crate) main_end: u32,
+}
+
+pub(crate) struct Params<'a> {
+    pub(crate) checked: bool,
+    pub(crate) proven_safe: Option<&'a [bool]>,
+    pub(crate) metering: bool,
+    /// The program's data block (passed to trampolines to find helpers).
+    pub(crate) data: u64,
+    /// The per-entry table of function addresses (for callx).
+    pub(crate) func_table: u64,
+}
+
+struct MemSlow {
+    slow: Label,
+    resume: Label,
+    base: u8,
+    size: usize,
+    access: Access,
+    slot: usize,
+}
+
+struct Fault {
+    at: Label,
+    kind: FaultKind,
+    slot: usize,
+    info: u32,
+}
+
+struct Gen<'a> {
+    a: Asm,
+    p: &'a Params<'a>,
+    prog: &'a VmProgram,
+    chk: Vec<Label>,
+    nochk: Vec<Label>,
+    unwind: Label,
+    status: Label,
+    slows: Vec<MemSlow>,
+    faults: Vec<Fault>,
+}
+
+/// What ends a basic block, and whether the interpreter tests fuel after it when
+/// execution continues with the next instruction.
+fn ends_block(op: Op) -> Option<bool> {
+    match op.shape() {
+        Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 | Shape::Exit => Some(false),
+        Shape::Call | Shape::CallX | Shape::LdAbs | Shape::LdInd => Some(true),
+        _ => None,
+    }
+}
+
+pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
+    let code = &prog.code;
+    let n = code.len();
+    // Jump and call targets.
+    let mut target = vec![false; n];
+    for (e, v) in code.iter().enumerate() {
+        match v.op.shape() {
+            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 => target[v.off as usize] = true,
+            _ => {}
+        }
+        if prog.func_start[e] {
+            target[e] = true;
+        }
+    }
+    // Block starts: targets, and the instruction after a block end.
+    let mut start = target.clone();
+    start[0] = true;
+    for e in 0..n.saturating_sub(1) {
+        if ends_block(code[e].op).is_some() {
+            start[e + 1] = true;
+        }
+    }
+
+    let mut a = Asm::default();
+    let chk: Vec<Label> = (0..n).map(|_| a.label()).collect();
+    let nochk: Vec<Label> = (0..n).map(|_| a.label()).collect();
+    let unwind = a.label();
+    let status = a.label();
+    let mut g = Gen {
+        a,
+        p,
+        prog,
+        chk,
+        nochk,
+        unwind,
+        status,
+        slows: Vec::new(),
+        faults: Vec::new(),
+    };
+    g.entry_thunk();
+
+    let mut slot_offsets = vec![0u32; prog.insns().len()];
+    for e in 0..n {
+        // The block prologue (fuel) belongs to the instruction that starts it.
+        let slot = prog.slot(e);
+        let pos = g.a.pos() as u32;
+        slot_offsets[slot] = pos;
+        if slot + 1 < slot_offsets.len() && code[e].op == Op::LdImm64 {
+            slot_offsets[slot + 1] = pos;
+        }
+        if start[e] {
+            let prev_checks = e > 0 && ends_block(code[e - 1].op) == Some(true);
+            let prev_falls =
+                e > 0 && !matches!(code[e - 1].op, Op::Ja | Op::Ja32 | Op::Exit) && !prev_checks;
+            let needs_chk = target[e] || prev_checks;
+            if p.metering && needs_chk {
+                if prev_falls {
+                    // Straight-line fall-through is not a point where the
+                    // interpreter tests fuel.
+                    let l = g.nochk[e];
+                    g.a.jmp(l);
+                }
+                let l = g.chk[e];
+                g.a.bind(l);
+                g.a.alu_rr(true, 0x85, R9, R9);
+                let f = g.fault(FaultKind::OutOfFuel, prog.slot(e), 0);
+                g.a.jcc(cc::S, f);
+            } else {
+                let l = g.chk[e];
+                g.a.bind(l);
+            }
+            let l = g.nochk[e];
+            g.a.bind(l);
+            if p.metering {
+                let len = (e + 1..n).position(|k| start[k]).map_or(n - e, |k| k + 1);
+                g.a.alu_ri(true, alu::SUB, R9, len as i32);
+            }
+        } else {
+            let (c, nc) = (g.chk[e], g.nochk[e]);
+            g.a.bind(c);
+            g.a.bind(nc);
+        }
+        g.insn(e, &code[e]);
+    }
+    let main_end = g.a.pos() as u32;
+    g.stubs();
+    let entry_chk = g
+        .chk
+        .iter()
+        .map(|l| g.a.offset_of(*l).unwrap_or(0))
+        .collect();
+    let entry_nochk = g
+        .nochk
+        .iter()
+        .map(|l| g.a.offset_of(*l).unwrap_or(0))
+        .collect();
+    let code = g.a.finish().unwrap_or_default();
+    Generated {
+        code,
+        slot_offsets,
+        entry_chk,
+        entry_nochk,
+        main_end,
+    }
+}
+
+impl Gen<'_> {
+    fn fault(&mut self, kind: FaultKind, slot: usize, info: u32) -> Label {
+        let at = self.a.label();
+        self.faults.push(Fault {
+            at,
+            kind,
+            slot,
+            info,
+        });
+        at
+    }
+
+    /// `extern "sysv64" fn(ctx, target, args: *const [u64; 5], r10) -> r0`:
+    /// saves the callee-saved registers, loads r1..r5, calls the BPF function at
+    /// `target`, and returns r0. Errors come back through `unwind`, which resets
+    /// the stack pointer saved here.
+    fn entry_thunk(&mut self) {
+        let a = &mut self.a;
+        for r in [RBX, RBP, R12, R13, R14, R15] {
+            a.push(r);
+        }
+        a.alu_ri(true, alu::SUB, RSP, 8);
+        a.mov_rr(true, R12, RDI);
+        a.store(Size::Dw, RSP, R12, ctx_off::SAVED_RSP);
+        a.mov_rr(true, RBP, RCX);
+        a.mov_rr(true, R11, RSI);
+        a.load(Size::Dw, false, R9, R12, ctx_off::FUEL);
+        a.load(Size::Dw, false, RDI, RDX, 0);
+        a.load(Size::Dw, false, RSI, RDX, 8);
+        a.load(Size::Dw, false, RCX, RDX, 24);
+        a.load(Size::Dw, false, R8, RDX, 32);
+        a.load(Size::Dw, false, RDX, RDX, 16);
+        for r in [RAX, RBX, R13, R14, R15] {
+            a.alu_rr(false, 0x31, r, r);
+        }
+        a.call_r(R11);
+        let ret_point = a.label();
+        a.bind(ret_point);
+        a.store(Size::Dw, R9, R12, ctx_off::FUEL);
+        a.alu_ri(true, alu::ADD, RSP, 8);
+        for r in [R15, R14, R13, R12, RBP, RBX] {
+            a.pop(r);
+        }
+        a.ret();
+        let unwind = self.unwind;
+        a.bind(unwind);
+        a.load(Size::Dw, false, RSP, R12, ctx_off::SAVED_RSP);
+        a.jmp(ret_point);
+        // After a call-out: status 2 is a tail call, anything else unwinds.
+        let status = self.status;
+        a.bind(status);
+        a.cmp_m32_i8(R12, ctx_off::STATUS, runtime::STATUS_TAIL_CALL as i8);
+        a.jcc(cc::NE, unwind);
+        a.store_imm32(R12, ctx_off::STATUS, 0);
+        a.jmp_m(R12, ctx_off::TAIL_ADDR);
+    }
+
+    /// Calls a Rust function at `f` (`mov r11, f; call r11`).
+    fn call_abs(&mut self, f: usize) {
+        self.a.mov_ri64(R11, f as u64);
+        self.a.call_r(R11);
+    }
+
+    fn check_status(&mut self) {
+        self.a.cmp_m32_i8(R12, ctx_off::STATUS, 0);
+        let s = self.status;
+        self.a.jcc(cc::NE, s);
+    }
+
+    fn insn(&mut self, e: usize, i: &VInsn) {
+        let slot = self.prog.slot(e);
+        let (dst, src) = (h(i.dst), h(i.src));
+        let imm = i.imm;
+        let a = &mut self.a;
+        use Op::*;
+        match i.op {
+            // ---- ALU ----
+            Add64K | Sub64K | And64K | Or64K | Xor64K | Add32K | Sub32K | And32K | Or32K
+            | Xor32K => {
+                let w = !i.op.is_32bit();
+                let ext = match i.op {
+                    Add64K | Add32K => alu::ADD,
+                    Sub64K | Sub32K => alu::SUB,
+                    And64K | And32K => alu::AND,
+                    Or64K | Or32K => alu::OR,
+                    _ => alu::XOR,
+                };
+                a.alu_ri(w, ext, dst, imm as i32);
+            }
+            Add64X | Sub64X | And64X | Or64X | Xor64X | Add32X | Sub32X | And32X | Or32X
+            | Xor32X => {
+                let w = !i.op.is_32bit();
+                let opc = match i.op {
+                    Add64X | Add32X => 0x01,
+                    Sub64X | Sub32X => 0x29,
+                    And64X | And32X => 0x21,
+                    Or64X | Or32X => 0x09,
+                    _ => 0x31,
+                };
+                a.alu_rr(w, opc, dst, src);
+            }
+            Mul64K | Mul32K => a.imul_ri(!i.op.is_32bit(), dst, imm as i32),
+            Mul64X | Mul32X => a.imul_rr(!i.op.is_32bit(), dst, src),
+            Div64K | Div32K | Mod64K | Mod32K | SDiv64K | SDiv32K | SMod64K | SMod32K => {
+                let is_mod = matches!(i.op, Mod64K | Mod32K | SMod64K | SMod32K);
+                let signed = matches!(i.op, SDiv64K | SDiv32K | SMod64K | SMod32K);
+                self.divmod_k(!i.op.is_32bit(), signed, is_mod, dst, imm);
+            }
+            Div64X | Div32X | Mod64X | Mod32X | SDiv64X | SDiv32X | SMod64X | SMod32X => {
+                let is_mod = matches!(i.op, Mod64X | Mod32X | SMod64X | SMod32X);
+                let signed = matches!(i.op, SDiv64X | SDiv32X | SMod64X | SMod32X);
+                self.divmod_x(!i.op.is_32bit(), signed, is_mod, dst, src);
+            }
+            Lsh64K | Rsh64K | Arsh64K | Lsh32K | Rsh32K | Arsh32K => {
+                let w = !i.op.is_32bit();
+                let ext = match i.op {
+                    Lsh64K | Lsh32K => shift::SHL,
+                    Rsh64K | Rsh32K => shift::SHR,
+                    _ => shift::SAR,
+                };
+                let count = (imm as u8) & if w { 63 } else { 31 };
+                if count != 0 {
+                    a.shift_ri(w, ext, dst, count);
+                } else if !w {
+                    a.mov_rr(false, dst, dst);
+                }
+            }
+            Lsh64X | Rsh64X | Arsh64X | Lsh32X | Rsh32X | Arsh32X => {
+                let w = !i.op.is_32bit();
+                let ext = match i.op {
+                    Lsh64X | Lsh32X => shift::SHL,
+                    Rsh64X | Rsh32X => shift::SHR,
+                    _ => shift::SAR,
+                };
+                self.shift_x(w, ext, dst, src);
+            }
+            Mov64K => a.mov_ri(dst, imm as u64),
+            Mov32K => a.mov_ri32(dst, imm as u32),
+            Mov64X => {
+                if dst != src {
+                    a.mov_rr(true, dst, src)
+                }
+            }
+            Mov32X => a.mov_rr(false, dst, src),
+            Neg64 => a.neg(true, dst),
+            Neg32 => a.neg(false, dst),
+            MovSx8To64 => a.movsx(true, Size::B, dst, src),
+            MovSx16To64 => a.movsx(true, Size::H, dst, src),
+            MovSx32To64 => a.movsx(true, Size::W, dst, src),
+            MovSx8To32 => a.movsx(false, Size::B, dst, src),
+            MovSx16To32 => a.movsx(false, Size::H, dst, src),
+            // ---- byte swaps ----
+            Le16 => a.movzx(Size::H, dst, dst),
+            Le32 => a.mov_rr(false, dst, dst),
+            Le64 => {}
+            Be16 | Bswap16 => {
+                a.ror16_8(dst);
+                a.movzx(Size::H, dst, dst);
+            }
+            Be32 | Bswap32 => a.bswap(false, dst),
+            Be64 | Bswap64 => a.bswap(true, dst),
+            // ---- jumps ----
+            Ja | Ja32 => {
+                let t = self.chk[i.off as usize];
+                a.jmp(t);
+            }
+            JeqK | JneK | JgtK | JgeK | JltK | JleK | JsgtK | JsgeK | JsltK | JsleK | JsetK
+            | Jeq32K | Jne32K | Jgt32K | Jge32K | Jlt32K | Jle32K | Jsgt32K | Jsge32K | Jslt32K
+            | Jsle32K | Jset32K => {
+                let w = !i.op.is_32bit();
+                if matches!(i.op, JsetK | Jset32K) {
+                    a.test_ri(w, dst, imm as i32);
+                } else {
+                    a.alu_ri(w, alu::CMP, dst, imm as i32);
+                }
+                let t = self.chk[i.off as usize];
+                a.jcc(cond(i.op), t);
+            }
+            JeqX | JneX | JgtX | JgeX | JltX | JleX | JsgtX | JsgeX | JsltX | JsleX | JsetX
+            | Jeq32X | Jne32X | Jgt32X | Jge32X | Jlt32X | Jle32X | Jsgt32X | Jsge32X | Jslt32X
+            | Jsle32X | Jset32X => {
+                let w = !i.op.is_32bit();
+                let opc = if matches!(i.op, JsetX | Jset32X) {
+                    0x85
+                } else {
+                    0x39
+                };
+                a.alu_rr(w, opc, dst, src);
+                let t = self.chk[i.off as usize];
+                a.jcc(cond(i.op), t);
+            }
+            Exit => a.ret(),
+            CallLocal => {
+                let t = self.chk[i.off as usize];
+                self.call_local(slot, |a| a.call(t));
+            }
+            Call => self.helper_call(slot, HelperKind::Index(i.off as u32)),
+            CallX => self.callx(slot, dst),
+            CallKfunc => {
+                let f = self.fault(FaultKind::BadInsn, slot, 0);
+                self.a.jmp(f);
+            }
+            LdAbsB | LdAbsH | LdAbsW | LdIndB | LdIndH | LdIndW => {
+                self.ld_packet(slot, i);
+            }
+            // ---- memory ----
+            LdImm64 => a.mov_ri(dst, imm as u64),
+            LdxB | LdxH | LdxW | LdxDw | LdxSB | LdxSH | LdxSW => {
+                let size = Size::from_bytes(i.op.mem_size());
+                let sign = matches!(i.op, LdxSB | LdxSH | LdxSW);
+                let (base, disp) =
+                    self.mem_operand(i.src, i.off, i.op.mem_size(), Access::Read, slot, false);
+                self.a.load(size, sign, dst, base, disp);
+            }
+            StB | StH | StW | StDw => {
+                let size = Size::from_bytes(i.op.mem_size());
+                let (base, disp) =
+                    self.mem_operand(i.dst, i.off, i.op.mem_size(), Access::Write, slot, false);
+                self.a.store_imm(size, imm as i32, base, disp);
+            }
+            StxB | StxH | StxW | StxDw => {
+                let size = Size::from_bytes(i.op.mem_size());
+                let (base, disp) =
+                    self.mem_operand(i.dst, i.off, i.op.mem_size(), Access::Write, slot, false);
+                self.a.store(size, src, base, disp);
+            }
+            AtomicAdd32 | AtomicOr32 | AtomicAnd32 | AtomicXor32 | AtomicAdd64 | AtomicOr64
+            | AtomicAnd64 | AtomicXor64 => {
+                let w = !i.op.is_32bit();
+                let (base, disp) =
+                    self.mem_operand(i.dst, i.off, i.op.mem_size(), Access::Atomic, slot, true);
+                let opc = match i.op {
+                    AtomicAdd32 | AtomicAdd64 => 0x01,
+                    AtomicOr32 | AtomicOr64 => 0x09,
+                    AtomicAnd32 | AtomicAnd64 => 0x21,
+                    _ => 0x31,
+                };
+                self.a.lock_alu(w, opc, src, base, disp);
+            }
+            AtomicFetchAdd32 | AtomicFetchAdd64 | AtomicXchg32 | AtomicXchg64 => {
+                let w = !i.op.is_32bit();
+                let (base, disp) =
+                    self.mem_operand(i.dst, i.off, i.op.mem_size(), Access::Atomic, slot, true);
+                let a = &mut self.a;
+                a.mov_rr(true, R10, src);
+                if matches!(i.op, AtomicFetchAdd32 | AtomicFetchAdd64) {
+                    a.lock_xadd(w, R10, base, disp);
+                } else {
+                    a.xchg(w, R10, base, disp);
+                }
+                a.mov_rr(w, src, R10);
+            }
+            AtomicFetchOr32 | AtomicFetchAnd32 | AtomicFetchXor32 | AtomicFetchOr64
+            | AtomicFetchAnd64 | AtomicFetchXor64 => {
+                let w = !i.op.is_32bit();
+                let (base, disp) =
+                    self.mem_operand(i.dst, i.off, i.op.mem_size(), Access::Atomic, slot, true);
+                let opc = match i.op {
+                    AtomicFetchOr32 | AtomicFetchOr64 => 0x0b,
+                    AtomicFetchAnd32 | AtomicFetchAnd64 => 0x23,
+                    _ => 0x33,
+                };
+                // A compare-exchange loop: rax holds the old value, r10 the new one,
+                // the operand is kept on the stack (it may be r0 itself).
+                let a = &mut self.a;
+                let base = if base == RAX {
+                    a.mov_rr(true, R11, RAX);
+                    R11
+                } else {
+                    base
+                };
+                a.push(RAX);
+                a.push(src);
+                a.load(if w { Size::Dw } else { Size::W }, false, RAX, base, disp);
+                let l = a.label();
+                a.bind(l);
+                a.mov_rr(true, R10, RAX);
+                a.alu_rm(w, opc, R10, RSP, 0);
+                a.lock_cmpxchg(w, R10, base, disp);
+                a.jcc(cc::NE, l);
+                a.mov_rr(true, R10, RAX);
+                a.alu_ri(true, alu::ADD, RSP, 8);
+                a.pop(RAX);
+                a.mov_rr(w, src, R10);
+            }
+            AtomicCmpXchg32 | AtomicCmpXchg64 => {
+                let w = !i.op.is_32bit();
+                let (base, disp) =
+                    self.mem_operand(i.dst, i.off, i.op.mem_size(), Access::Atomic, slot, true);
+                self.a.lock_cmpxchg(w, src, base, disp);
+                if !w {
+                    // Zero-extends r0 whether or not the exchange happened.
+                    self.a.mov_rr(false, RAX, RAX);
+                }
+            }
+        }
+    }
+
+    /// The memory operand of a load, store or atomic, after its check. Returns
+    /// (base, displacement) to use.
+    fn mem_operand(
+        &mut self,
+        breg: u8,
+        off: i32,
+        size: usize,
+        access: Access,
+        slot: usize,
+        atomic: bool,
+    ) -> (u8, i32) {
+        let base = h(breg);
+        let proven = self
+            .p
+            .proven_safe
+            .is_some_and(|v| v.get(slot).copied().unwrap_or(false));
+        // r10 is read-only and frames are 512 bytes, so `[r10 + off]` inside the
+        // current frame always passes the interpreter's check.
+        let in_frame = breg == 10 && off >= -FRAME && off + size as i32 <= 0;
+        let check = self.p.checked && !proven && !in_frame;
+        if !check && !atomic {
+            return (base, off);
+        }
+        let a = &mut self.a;
+        a.lea(R11, base, off);
+        if check {
+            // Fast path: the stack frames in use, [r10 - 512, stack top - size].
+            let slow = a.label();
+            let resume = a.label();
+            a.lea(R10, RBP, -FRAME);
+            a.alu_rr(true, 0x39, R11, R10);
+            a.jcc(cc::B, slow);
+            let k = size.trailing_zeros() as i32;
+            a.alu_rm(true, 0x3b, R11, R12, ctx_off::STACK_LIMIT + 8 * k);
+            a.jcc(cc::A, slow);
+            a.bind(resume);
+            self.slows.push(MemSlow {
+                slow,
+                resume,
+                base,
+                size,
+                access,
+                slot,
+            });
+        }
+        if atomic {
+            self.a.test_ri(false, R11, size as i32 - 1);
+            let f = self.fault(FaultKind::Misaligned, slot, size as u32);
+            self.a.jcc(cc::NE, f);
+        }
+        (R11, 0)
+    }
+
+    fn divmod_k(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, imm: i64) {
+        let a = &mut self.a;
+        let divisor = if w { imm as u64 } else { imm as u32 as u64 };
+        let minus_one = if w { u64::MAX } else { u32::MAX as u64 };
+        if divisor == 0 {
+            if is_mod {
+                if !w {
+                    a.mov_rr(false, dst, dst);
+                }
+            } else {
+                a.alu_rr(false, 0x31, dst, dst);
+            }
+        } else if signed && divisor == minus_one {
+            if is_mod {
+                a.alu_rr(false, 0x31, dst, dst);
+            } else {
+                a.neg(w, dst);
+            }
+        } else {
+            a.mov_ri(R11, divisor);
+            self.div_core(w, signed, is_mod, dst);
+        }
+    }
+
+    fn divmod_x(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, src: u8) {
+        let a = &mut self.a;
+        let (zero, done) = (a.label(), a.label());
+        a.mov_rr(w, R11, src);
+        a.alu_rr(w, 0x85, R11, R11);
+        a.jcc(cc::E, zero);
+        let m1 = a.label();
+        if signed {
+            a.alu_ri(w, alu::CMP, R11, -1);
+            a.jcc(cc::E, m1);
+        }
+        self.div_core(w, signed, is_mod, dst);
+        let a = &mut self.a;
+        a.jmp(done);
+        a.bind(zero);
+        if is_mod {
+            if !w {
+                a.mov_rr(false, dst, dst);
+            }
+        } else {
+            a.alu_rr(false, 0x31, dst, dst);
+        }
+        if signed {
+            a.jmp(done);
+            a.bind(m1);
+            if is_mod {
+                a.alu_rr(false, 0x31, dst, dst);
+            } else {
+                a.neg(w, dst);
+            }
+        }
+        a.bind(done);
+    }
+
+    /// dst = dst / r11 or dst % r11 (r11 nonzero, and not -1 when signed).
+    fn div_core(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8) {
+        let a = &mut self.a;
+        a.mov_rr(true, R10, RAX);
+        a.push(RDX);
+        if dst != RAX {
+            a.mov_rr(true, RAX, dst);
+        }
+        if signed {
+            a.sign_extend_rax(w);
+        } else {
+            a.alu_rr(false, 0x31, RDX, RDX);
+        }
+        a.div(w, signed, R11);
+        a.mov_rr(true, R11, if is_mod { RDX } else { RAX });
+        a.pop(RDX);
+        a.mov_rr(true, RAX, R10);
+        a.mov_rr(w, dst, R11);
+    }
+
+    /// Shifts by a register: the count must be in cl, and rcx is BPF r4.
+    fn shift_x(&mut self, w: bool, ext: u8, dst: u8, src: u8) {
+        let a = &mut self.a;
+        if src == RCX && dst != RCX {
+            a.shift_cl(w, ext, dst);
+            if !w {
+                a.mov_rr(false, dst, dst);
+            }
+            return;
+        }
+        a.mov_rr(true, R11, RCX);
+        if src != RCX {
+            a.mov_rr(true, RCX, src);
+        }
+        let t = if dst == RCX { R11 } else { dst };
+        a.shift_cl(w, ext, t);
+        if !w {
+            a.mov_rr(false, t, t);
+        }
+        a.mov_rr(true, RCX, R11);
+    }
+
+    /// A bpf-to-bpf call: depth check, save r6..r10, new frame, `emit_call`.
+    fn call_local(&mut self, slot: usize, emit_call: impl FnOnce(&mut Asm)) {
+        let f = self.fault(FaultKind::CallDepth, slot, 0);
+        let a = &mut self.a;
+        a.cmp_m32_i8(R12, ctx_off::DEPTH, (MAX_CALL_FRAMES - 1) as i8);
+        a.jcc(cc::AE, f);
+        a.incdec_m32(false, R12, ctx_off::DEPTH);
+        for r in [RBX, R13, R14, R15, RBP] {
+            a.push(r);
+        }
+        a.alu_ri(true, alu::SUB, RBP, FRAME);
+        emit_call(a);
+        for r in [RBP, R15, R14, R13, RBX] {
+            a.pop(r);
+        }
+        a.incdec_m32(true, R12, ctx_off::DEPTH);
+    }
+
+    /// A helper call through the trampoline. r0..r5 are spilled (r1..r5 become the
+    /// argument array; r0 is given back on a tail call), fuel is stored for
+    /// callbacks and reloaded after.
+    fn helper_call(&mut self, slot: usize, kind: HelperKind) {
+        let data = self.p.data;
+        let a = &mut self.a;
+        if let HelperKind::Value(r) = kind {
+            a.mov_rr(true, R10, r);
+        }
+        a.store(Size::Dw, R9, R12, ctx_off::FUEL);
+        for r in [RAX, R8, RCX, RDX, RSI, RDI] {
+            a.push(r);
+        }
+        a.alu_ri(true, alu::SUB, RSP, 8);
+        a.mov_rr(true, RDI, R12);
+        match kind {
+            HelperKind::Index(k) => a.mov_ri32(RSI, k),
+            HelperKind::Value(_) => a.mov_rr(true, RSI, R10),
+        }
+        a.mov_rr(true, RDX, RBP);
+        a.lea(RCX, RSP, 8);
+        a.mov_ri64(R8, data);
+        a.mov_ri32(R9, slot as u32);
+        let f = match kind {
+            HelperKind::Index(_) => runtime::jit_helper as *const () as usize,
+            HelperKind::Value(_) => runtime::jit_callx as *const () as usize,
+        };
+        self.call_abs(f);
+        let a = &mut self.a;
+        a.alu_ri(true, alu::ADD, RSP, 8);
+        for r in [RDI, RSI, RDX, RCX, R8] {
+            a.pop(r);
+        }
+        a.alu_ri(true, alu::ADD, RSP, 8);
+        a.load(Size::Dw, false, R9, R12, ctx_off::FUEL);
+        self.check_status();
+    }
+
+    /// `callx dst`: a function of this program (BPF_PSEUDO_FUNC value) is called
+    /// natively through the function table; anything else goes to the trampoline.
+    fn callx(&mut self, slot: usize, dst: u8) {
+        let n = self.prog.code.len() as i32;
+        let table = self.p.func_table;
+        let a = &mut self.a;
+        let (helper, done) = (a.label(), a.label());
+        a.mov_ri64(R10, crate::program::FUNC_ADDR_BASE.wrapping_neg());
+        a.alu_rr(true, 0x01, R10, dst);
+        a.alu_ri(true, alu::CMP, R10, n);
+        a.jcc(cc::AE, helper);
+        a.shift_ri(true, shift::SHL, R10, 3);
+        a.mov_ri64(R11, table);
+        a.alu_rr(true, 0x01, R11, R10);
+        a.load(Size::Dw, false, R11, R11, 0);
+        a.alu_rr(true, 0x85, R11, R11);
+        a.jcc(cc::E, helper);
+        self.call_local(slot, |a| a.call_r(R11));
+        self.a.jmp(done);
+        self.a.bind(helper);
+        self.helper_call(slot, HelperKind::Value(dst));
+        self.a.bind(done);
+    }
+
+    /// BPF_LD_ABS / BPF_LD_IND through the runtime (r0 = the big-endian value).
+    fn ld_packet(&mut self, slot: usize, i: &VInsn) {
+        let a = &mut self.a;
+        if matches!(i.op, Op::LdAbsB | Op::LdAbsH | Op::LdAbsW) {
+            a.mov_ri32(R10, i.imm as u32);
+        } else {
+            a.mov_rr(false, R10, h(i.src));
+            a.alu_ri(false, alu::ADD, R10, i.imm as i32);
+        }
+        for r in [R9, R8, RCX, RDX, RSI, RDI] {
+            a.push(r);
+        }
+        a.alu_ri(true, alu::SUB, RSP, 8);
+        a.mov_rr(true, RDI, R12);
+        a.mov_rr(true, RSI, R10);
+        a.mov_ri(RDX, i.op.mem_size() as u64 | (slot as u64) << 8);
+        self.call_abs(runtime::jit_ld_packet as *const () as usize);
+        let a = &mut self.a;
+        a.alu_ri(true, alu::ADD, RSP, 8);
+        for r in [RDI, RSI, RDX, RCX, R8, R9] {
+            a.pop(r);
+        }
+        self.check_status();
+    }
+
+    /// Out-of-line code: memory check slow paths and faults.
+    fn stubs(&mut self) {
+        for s in std::mem::take(&mut self.slows) {
+            let a = &mut self.a;
+            a.bind(s.slow);
+            // The region the last slow check found (see runtime::RunCtx).
+            let (start, limit) = if s.access == Access::Read {
+                (ctx_off::RC_START, ctx_off::RC_LIMIT)
+            } else {
+                (ctx_off::WC_START, ctx_off::WC_LIMIT)
+            };
+            let call = a.label();
+            a.alu_rm(true, 0x3b, R11, R12, start);
+            a.jcc(cc::B, call);
+            a.alu_rm(
+                true,
+                0x3b,
+                R11,
+                R12,
+                limit + 8 * s.size.trailing_zeros() as i32,
+            );
+            a.jcc(cc::BE, s.resume);
+            a.bind(call);
+            for r in [RAX, RCX, RDX, RSI, RDI, R8, R9, R11] {
+                a.push(r);
+            }
+            a.alu_ri(true, alu::SUB, RSP, 8);
+            a.mov_rr(true, RDX, s.base);
+            a.mov_rr(true, RSI, R11);
+            a.mov_rr(true, RDI, R12);
+            let access = match s.access {
+                Access::Read => 0u64,
+                Access::Write => 1,
+                Access::Atomic => 2,
+            };
+            a.mov_ri(RCX, s.size as u64 | access << 8 | (s.slot as u64) << 16);
+            self.call_abs(runtime::jit_mem_check as *const () as usize);
+            let a = &mut self.a;
+            a.alu_ri(true, alu::ADD, RSP, 8);
+            a.alu_rr(false, 0x85, RAX, RAX);
+            for r in [R11, R9, R8, RDI, RSI, RDX, RCX, RAX] {
+                a.pop(r);
+            }
+            a.jcc(cc::NE, s.resume);
+            let u = self.unwind;
+            a.jmp(u);
+        }
+        for f in std::mem::take(&mut self.faults) {
+            let a = &mut self.a;
+            a.bind(f.at);
+            a.store_imm32(R12, ctx_off::FAULT_KIND, f.kind as u32);
+            a.store_imm32(R12, ctx_off::FAULT_PC, f.slot as u32);
+            a.store_imm32(R12, ctx_off::FAULT_INFO, f.info);
+            a.store(Size::Dw, R11, R12, ctx_off::FAULT_ADDR);
+            a.store(Size::Dw, R9, R12, ctx_off::FUEL);
+            a.store_imm32(R12, ctx_off::STATUS, runtime::STATUS_FAULT);
+            let u = self.unwind;
+            a.jmp(u);
+        }
+        self.a.ud2();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum HelperKind {
+    /// A `call N` resolved at load: index into the program's helpers.
+    Index(u32),
+    /// `callx` with a value that is not a function of the program.
+    Value(u8),
+}
+
+fn cond(op: Op) -> u8 {
+    use Op::*;
+    match op {
+        JeqK | JeqX | Jeq32K | Jeq32X => cc::E,
+        JneK | JneX | Jne32K | Jne32X | JsetK | JsetX | Jset32K | Jset32X => cc::NE,
+        JgtK | JgtX | Jgt32K | Jgt32X => cc::A,
+        JgeK | JgeX | Jge32K | Jge32X => cc::AE,
+        JltK | JltX | Jlt32K | Jlt32X => cc::B,
+        JleK | JleX | Jle32K | Jle32X => cc::BE,
+        JsgtK | JsgtX | Jsgt32K | Jsgt32X => cc::G,
+        JsgeK | JsgeX | Jsge32K | Jsge32X => cc::GE,
+        JsltK | JsltX | Jslt32K | Jslt32X => cc::L,
+        _ => cc::LE,
+    }
+}

@@ -1,0 +1,481 @@
+//! The run-time side of JIT code: the context block the code addresses through
+//! r12, and the trampolines it calls for helpers, `callx`, legacy packet loads and
+//! memory checks that miss the stack. Trampolines run on the interpreter's
+//! [`Machine`], so helpers see exactly what they see under the interpreter.
+
+use super::{JitInner, ProgData};
+use crate::error::{Access, HelperError, VmError};
+use crate::helpers::{Helper, HelperCtx, HelperOutcome, TAIL_CALL_LIMIT_ERR};
+use crate::interp::Machine;
+use crate::program::VmProgram;
+use bpfvm_isa::consts::{MAX_BPF_STACK, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
+use std::any::Any;
+use std::mem::offset_of;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::addr_of_mut;
+use std::sync::Arc;
+
+pub(crate) const STATUS_OK: u32 = 0;
+pub(crate) const STATUS_FAULT: u32 = 1;
+pub(crate) const STATUS_TAIL_CALL: u32 = 2;
+/// A legacy packet load out of range: the run ends with r0 = 0.
+pub(crate) const STATUS_RETURN_ZERO: u32 = 3;
+
+/// Faults the generated code detects itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum FaultKind {
+    /// `ctx.error` holds the error (set by a trampoline).
+    Recorded = 0,
+    OutOfFuel = 1,
+    CallDepth = 2,
+    Misaligned = 3,
+    BadInsn = 4,
+}
+
+/// What the generated code reads and writes through r12. The first fields are at
+/// fixed offsets (see [`ctx_off`]); the rest is only touched from Rust.
+#[repr(C)]
+pub(crate) struct RunCtx {
+    /// Remaining fuel, signed: negative means out of fuel.
+    fuel: i64,
+    status: u32,
+    /// Frames in use minus one.
+    depth: u32,
+    saved_rsp: u64,
+    tail_addr: u64,
+    /// Highest address an access of 1, 2, 4, 8 bytes may start at on the stack.
+    stack_limit: [u64; 4],
+    fault_kind: u32,
+    fault_pc: u32,
+    fault_info: u32,
+    _pad: u32,
+    fault_addr: u64,
+    /// A region the last slow-path read check found: accesses of 1 << k bytes
+    /// starting in `rc_start ..= rc_limit[k]` pass without a call.
+    rc_start: u64,
+    rc_limit: [u64; 4],
+    /// The same for writes and atomics (a writable region no earlier region overlaps).
+    wc_start: u64,
+    wc_limit: [u64; 4],
+    // ---- Rust only ----
+    fuel_start: i64,
+    error: Option<VmError>,
+    panic: Option<Box<dyn Any + Send>>,
+    m: *mut Machine<'static>,
+    /// The program whose code made the current helper call (for callbacks).
+    cur: *const ProgData,
+    /// Tail-called programs, alive until the run ends (frames return into them).
+    keep: Vec<Arc<JitInner>>,
+    checked: bool,
+    metering: bool,
+}
+
+/// Offsets of [`RunCtx`] fields, as the code generator addresses them.
+pub(crate) mod ctx_off {
+    use super::*;
+    pub(crate) const FUEL: i32 = offset_of!(RunCtx, fuel) as i32;
+    pub(crate) const STATUS: i32 = offset_of!(RunCtx, status) as i32;
+    pub(crate) const DEPTH: i32 = offset_of!(RunCtx, depth) as i32;
+    pub(crate) const SAVED_RSP: i32 = offset_of!(RunCtx, saved_rsp) as i32;
+    pub(crate) const TAIL_ADDR: i32 = offset_of!(RunCtx, tail_addr) as i32;
+    pub(crate) const STACK_LIMIT: i32 = offset_of!(RunCtx, stack_limit) as i32;
+    pub(crate) const FAULT_KIND: i32 = offset_of!(RunCtx, fault_kind) as i32;
+    pub(crate) const FAULT_PC: i32 = offset_of!(RunCtx, fault_pc) as i32;
+    pub(crate) const FAULT_INFO: i32 = offset_of!(RunCtx, fault_info) as i32;
+    pub(crate) const FAULT_ADDR: i32 = offset_of!(RunCtx, fault_addr) as i32;
+    pub(crate) const RC_START: i32 = offset_of!(RunCtx, rc_start) as i32;
+    pub(crate) const RC_LIMIT: i32 = offset_of!(RunCtx, rc_limit) as i32;
+    pub(crate) const WC_START: i32 = offset_of!(RunCtx, wc_start) as i32;
+    pub(crate) const WC_LIMIT: i32 = offset_of!(RunCtx, wc_limit) as i32;
+}
+
+type Entry = unsafe extern "sysv64" fn(*mut RunCtx, u64, *const [u64; 5], u64) -> u64;
+
+/// Runs `inner` from its first instruction on a new machine.
+pub(crate) fn run(
+    inner: &Arc<JitInner>,
+    opts: crate::RunOptions<'_>,
+) -> Result<crate::RunResult, VmError> {
+    let args = opts.args;
+    let fuel = opts.fuel.unwrap_or(u64::MAX).min(i64::MAX as u64) as i64;
+    let checked = inner.checked;
+    let mut m = Machine::new(opts, checked);
+    let hi = m.mem.stack_hi;
+    let mut ctx = RunCtx {
+        fuel,
+        status: STATUS_OK,
+        depth: 0,
+        saved_rsp: 0,
+        tail_addr: 0,
+        stack_limit: [hi - 1, hi - 2, hi - 4, hi - 8],
+        fault_kind: 0,
+        fault_pc: 0,
+        fault_info: 0,
+        _pad: 0,
+        fault_addr: 0,
+        rc_start: u64::MAX,
+        rc_limit: [0; 4],
+        wc_start: u64::MAX,
+        wc_limit: [0; 4],
+        fuel_start: fuel,
+        error: None,
+        panic: None,
+        m: std::ptr::null_mut(),
+        cur: &*inner.data,
+        keep: Vec::new(),
+        checked,
+        metering: inner.opts.metering,
+    };
+    let ctx_ptr: *mut RunCtx = &mut ctx;
+    // The machine's lifetime is erased in the context; the context does not
+    // outlive this function.
+    let m_ptr = (&mut m as *mut Machine<'_>).cast::<Machine<'static>>();
+    // SAFETY: both pointers are to locals alive until the end of this function.
+    unsafe {
+        (*ctx_ptr).m = m_ptr;
+        (*m_ptr).jit = ctx_ptr.cast();
+    }
+    let data = &*inner.data;
+    let start = data.addr(data.entry_nochk[0]);
+    // SAFETY: the entry thunk is at offset 0 of the code; the context is valid.
+    let res = unsafe { enter(ctx_ptr, data, start, &args, hi) };
+    // SAFETY: ctx_ptr is the local `ctx`; nothing else refers to it now.
+    let ctx = unsafe { &mut *ctx_ptr };
+    if let Some(p) = ctx.panic.take() {
+        std::panic::resume_unwind(p);
+    }
+    let r0 = res?;
+    Ok(crate::RunResult {
+        r0,
+        executed: (ctx.fuel_start - ctx.fuel) as u64,
+        tail_calls: m.tail_calls,
+    })
+}
+
+/// Calls the entry thunk of `inner` for the function at `target`; turns a fault or
+/// an early return into the result and restores the saved stack pointer (callbacks
+/// nest).
+unsafe fn enter(
+    ctx: *mut RunCtx,
+    inner: &ProgData,
+    target: u64,
+    args: &[u64; 5],
+    r10: u64,
+) -> Result<u64, VmError> {
+    let saved = (*ctx).saved_rsp;
+    // SAFETY: offset 0 of the code is the entry thunk, an `Entry`.
+    let f: Entry = std::mem::transmute::<u64, Entry>(inner.addr(0));
+    let r0 = f(ctx, target, args, r10);
+    (*ctx).saved_rsp = saved;
+    let status = std::mem::replace(&mut (*ctx).status, STATUS_OK);
+    match status {
+        STATUS_OK => Ok(r0),
+        STATUS_RETURN_ZERO => Ok(0),
+        _ => Err(take_fault(ctx)),
+    }
+}
+
+unsafe fn take_fault(ctx: *mut RunCtx) -> VmError {
+    let c = &mut *ctx;
+    let pc = c.fault_pc as usize;
+    match c.fault_kind {
+        k if k == FaultKind::OutOfFuel as u32 => VmError::OutOfFuel {
+            pc,
+            executed: (c.fuel_start - c.fuel) as u64,
+        },
+        k if k == FaultKind::CallDepth as u32 => VmError::CallStackTooDeep {
+            pc,
+            frames: c.depth as usize + 2,
+        },
+        k if k == FaultKind::Misaligned as u32 => VmError::MisalignedAtomic {
+            pc,
+            addr: c.fault_addr,
+            size: c.fault_info as usize,
+        },
+        k if k == FaultKind::BadInsn as u32 => VmError::BadCallx { pc, target: 0 },
+        _ => c
+            .error
+            .take()
+            .unwrap_or(VmError::BadCallx { pc, target: 0 }),
+    }
+}
+
+/// Records an error and asks the code to unwind.
+unsafe fn fail(ctx: *mut RunCtx, e: VmError) {
+    (*ctx).error = Some(e);
+    (*ctx).fault_kind = FaultKind::Recorded as u32;
+    (*ctx).status = STATUS_FAULT;
+}
+
+/// The memory check's slow path: the listed regions, then the oracle. Returns 1
+/// if the access may go ahead; otherwise records the violation and returns 0.
+pub(crate) unsafe extern "sysv64" fn jit_mem_check(
+    ctx: *mut RunCtx,
+    addr: u64,
+    base: u64,
+    info: u64,
+) -> u64 {
+    let size = (info & 0xff) as usize;
+    let access = match (info >> 8) & 0xff {
+        0 => Access::Read,
+        1 => Access::Write,
+        _ => Access::Atomic,
+    };
+    let pc = (info >> 16) as usize;
+    let m = &*(*ctx).m;
+    let write = access != Access::Read;
+    let regions = &m.mem.regions;
+    // The first region that contains the access decides, as in MemoryMap::ok_slow.
+    if let Some(k) = regions.iter().position(|r| r.contains(addr, size as u64)) {
+        let r = regions[k];
+        if r.writable || !write {
+            let (start, limit) = cache_bounds(&r);
+            (*ctx).rc_start = start;
+            (*ctx).rc_limit = limit;
+            if r.writable
+                && !regions[..k]
+                    .iter()
+                    .any(|o| o.start < r.end && r.start < o.end)
+            {
+                (*ctx).wc_start = start;
+                (*ctx).wc_limit = limit;
+            }
+            return 1;
+        }
+    } else if m.mem.ok_slow(addr, size as u64, write) {
+        // The oracle vouched for it; its answers are not cached (map elements
+        // come and go).
+        return 1;
+    }
+    let what = m.mem.describe_violation(base, addr, access);
+    fail(
+        ctx,
+        VmError::MemoryViolation {
+            pc,
+            addr,
+            size,
+            access,
+            what,
+        },
+    );
+    0
+}
+
+/// The cache entry for region `r`: its start (at least 1) and, per access size,
+/// the last start address that fits (0 when none does).
+fn cache_bounds(r: &crate::Region) -> (u64, [u64; 4]) {
+    let start = r.start.max(1);
+    let mut limit = [0u64; 4];
+    for (k, l) in limit.iter_mut().enumerate() {
+        let sz = 1u64 << k;
+        if r.end >= sz && r.end - sz >= start {
+            *l = r.end - sz;
+        }
+    }
+    (start, limit)
+}
+
+/// Forgets the cached regions (helpers may add, remove or move regions).
+unsafe fn reset_cache(ctx: *mut RunCtx) {
+    (*ctx).rc_start = u64::MAX;
+    (*ctx).rc_limit = [0; 4];
+    (*ctx).wc_start = u64::MAX;
+    (*ctx).wc_limit = [0; 4];
+}
+
+/// BPF_LD_ABS / BPF_LD_IND: `info` = size | slot << 8.
+pub(crate) unsafe extern "sysv64" fn jit_ld_packet(ctx: *mut RunCtx, off: u64, info: u64) -> u64 {
+    let size = (info & 0xff) as usize;
+    let pc = (info >> 8) as usize;
+    let m = &*(*ctx).m;
+    match m.packet_load(off, size) {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            (*ctx).status = STATUS_RETURN_ZERO;
+            0
+        }
+        Err(()) => {
+            fail(ctx, VmError::NoPacket { pc });
+            0
+        }
+    }
+}
+
+/// `call N`: `regs` is r1..r5 then r0.
+pub(crate) unsafe extern "sysv64" fn jit_helper(
+    ctx: *mut RunCtx,
+    index: u64,
+    r10: u64,
+    regs: *const [u64; 6],
+    data: *const ProgData,
+    slot: u64,
+) -> u64 {
+    let prog = &(*data).prog;
+    let Some((id, helper)) = prog.helpers.get(index as usize) else {
+        fail(
+            ctx,
+            VmError::BadCallx {
+                pc: slot as usize,
+                target: index,
+            },
+        );
+        return 0;
+    };
+    call_helper(ctx, *id, &**helper, r10, &*regs, data, slot as usize)
+}
+
+/// `callx` with a value that is not a function of the program: a helper id.
+pub(crate) unsafe extern "sysv64" fn jit_callx(
+    ctx: *mut RunCtx,
+    target: u64,
+    r10: u64,
+    regs: *const [u64; 6],
+    data: *const ProgData,
+    slot: u64,
+) -> u64 {
+    let prog = &(*data).prog;
+    match u32::try_from(target).ok().and_then(|id| prog.table.get(id)) {
+        Some(h) => {
+            let helper = h.helper.clone();
+            call_helper(
+                ctx,
+                target as i64,
+                &*helper,
+                r10,
+                &*regs,
+                data,
+                slot as usize,
+            )
+        }
+        None => {
+            fail(
+                ctx,
+                VmError::BadCallx {
+                    pc: slot as usize,
+                    target,
+                },
+            );
+            0
+        }
+    }
+}
+
+unsafe fn call_helper(
+    ctx: *mut RunCtx,
+    id: i64,
+    helper: &dyn Helper,
+    r10: u64,
+    regs: &[u64; 6],
+    data: *const ProgData,
+    slot: usize,
+) -> u64 {
+    let m = &mut *(*ctx).m;
+    m.mem.stack_lo = r10 - MAX_BPF_STACK as u64;
+    let prog: &VmProgram = &(*data).prog;
+    let saved_cur = std::mem::replace(&mut *addr_of_mut!((*ctx).cur), data);
+    let args = [regs[0], regs[1], regs[2], regs[3], regs[4]];
+    let out = catch_unwind(AssertUnwindSafe(|| {
+        helper.call(&mut HelperCtx { m, prog, pc: slot }, args)
+    }));
+    *addr_of_mut!((*ctx).cur) = saved_cur;
+    reset_cache(ctx);
+    let out = match out {
+        Ok(o) => o,
+        Err(p) => {
+            (*ctx).panic = Some(p);
+            fail(
+                ctx,
+                VmError::BadCallx {
+                    pc: slot,
+                    target: id as u64,
+                },
+            );
+            return 0;
+        }
+    };
+    match out {
+        Ok(HelperOutcome::Return(v)) => v,
+        Ok(HelperOutcome::TailCall(target)) => {
+            let m = &mut *(*ctx).m;
+            if m.tail_calls >= MAX_TAIL_CALL_CNT {
+                return TAIL_CALL_LIMIT_ERR;
+            }
+            match super::cached_jit(&target, (*ctx).checked, (*ctx).metering) {
+                Ok(inner) => {
+                    m.tail_calls += 1;
+                    (*ctx).tail_addr = inner.data.addr(inner.data.entry_chk[0]);
+                    (*ctx).status = STATUS_TAIL_CALL;
+                    (*addr_of_mut!((*ctx).keep)).push(inner);
+                    m.keep.push(target);
+                    // r0 is unchanged by a tail call.
+                    regs[5]
+                }
+                Err(e) => {
+                    fail(
+                        ctx,
+                        VmError::Helper {
+                            pc: slot,
+                            id,
+                            source: HelperError::Other(Box::new(e)),
+                        },
+                    );
+                    0
+                }
+            }
+        }
+        Err(HelperError::Callback(e)) => {
+            fail(ctx, *e);
+            0
+        }
+        Err(source) => {
+            fail(
+                ctx,
+                VmError::Helper {
+                    pc: slot,
+                    id,
+                    source,
+                },
+            );
+            0
+        }
+    }
+}
+
+/// [`HelperCtx::call_function`] during a JIT run: runs function `entry` of the
+/// program that made the helper call, natively, in a new frame.
+pub(crate) fn call_function(
+    m: &mut Machine<'_>,
+    prog: &VmProgram,
+    entry: usize,
+    args: [u64; 5],
+    call_pc: usize,
+) -> Result<u64, VmError> {
+    let ctx: *mut RunCtx = m.jit.cast();
+    // SAFETY: m.jit is set by `run` to its context, alive for the run; the
+    // current program data was set by the trampoline that called the helper.
+    unsafe {
+        let data = &*(*ctx).cur;
+        if !std::ptr::eq(&data.prog, prog) {
+            return Err(VmError::BadCallback {
+                target: crate::program::FUNC_ADDR_BASE + entry as u64,
+            });
+        }
+        let depth = (*ctx).depth;
+        if depth as usize + 1 >= MAX_CALL_FRAMES {
+            return Err(VmError::CallStackTooDeep {
+                pc: call_pc,
+                frames: depth as usize + 2,
+            });
+        }
+        let lo = m.mem.stack_lo;
+        (*ctx).depth = depth + 1;
+        m.mem.stack_lo = lo - MAX_BPF_STACK as u64;
+        (*ctx).m = (m as *mut Machine<'_>).cast();
+        reset_cache(ctx);
+        let res = enter(ctx, data, data.addr(data.entry_nochk[entry]), &args, lo);
+        (*ctx).depth = depth;
+        m.mem.stack_lo = lo;
+        res
+    }
+}
