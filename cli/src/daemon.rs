@@ -449,6 +449,28 @@ impl Daemon {
                     Response::out(bpfvm::xlated::dump_xlated(&p, &o))
                 }
             }),
+            Command::ProgDumpJited {
+                target,
+                opcodes,
+                linum,
+                arch,
+            } => self.prog_one(&target).and_then(|p| {
+                let arch = match arch.as_str() {
+                    "x86_64" | "x86" | "" => bpfvm::xlated::JitArch::X86_64,
+                    "aarch64" | "arm64" => bpfvm::xlated::JitArch::Aarch64,
+                    other => {
+                        return Err(format!("unknown arch '{other}' (x86_64 or aarch64)"))
+                    }
+                };
+                let o = bpfvm::xlated::JitedOpts { opcodes, linum, arch };
+                match bpfvm::xlated::dump_jited(&p, &o) {
+                    Some(text) => Ok(Response::out(text)),
+                    None => Err(
+                        "the program was loaded with the JIT off (BPFVM_NO_JIT): it has no native code"
+                            .to_string(),
+                    ),
+                }
+            }),
             Command::ProgRun {
                 target,
                 data_in_hex,

@@ -27,7 +27,7 @@ pub fn usage() {
     eprintln!(
         "Usage: bpfvm prog {{ show | list }} [PROG]
        bpfvm prog dump xlated PROG [{{ opcodes | visual | linum }}]
-       bpfvm prog dump jited  PROG [{{ opcodes | linum }}]
+       bpfvm prog dump jited  PROG [{{ opcodes | linum }}] [arch {{ x86_64 | aarch64 }}]
        bpfvm prog pin   PROG FILE
        bpfvm prog {{ load | loadall }} OBJ  PATH \\
                          [type TYPE] [pinmaps MAP_DIR]
@@ -74,22 +74,35 @@ fn dump(opts: &Opts, args: &[String]) -> i32 {
         Ok(t) => t,
         Err(e) => return print_error(opts, &e),
     };
-    if "jited".starts_with(kind.as_str()) {
-        return print_error(
-            opts,
-            "programs loaded by this build of bpfvm are not JIT-compiled: the runtime runs \
-             them in its interpreter ('prog dump xlated' shows the instructions it runs)",
-        );
-    }
+    let jited = "jited".starts_with(kind.as_str());
     let (mut opcodes, mut linum, mut visual) = (false, false, false);
+    let mut arch = String::from("x86_64");
     while let Some(w) = args.get(i) {
         match w.as_str() {
             "opcodes" => opcodes = true,
             "linum" => linum = true,
-            "visual" => visual = true,
+            "visual" if !jited => visual = true,
+            "arch" if jited => {
+                i += 1;
+                match args.get(i) {
+                    Some(a) => arch = a.clone(),
+                    None => return print_error(opts, "expected an architecture after 'arch'"),
+                }
+            }
             other => return print_error(opts, &format!("unexpected argument '{other}'")),
         }
         i += 1;
+    }
+    if jited {
+        return client::run(
+            opts,
+            Command::ProgDumpJited {
+                target,
+                opcodes,
+                linum,
+                arch,
+            },
+        );
     }
     if !"xlated".starts_with(kind.as_str()) {
         return print_error(

@@ -105,6 +105,13 @@ pub enum Command {
         linum: bool,
         visual: bool,
     },
+    ProgDumpJited {
+        target: Target,
+        opcodes: bool,
+        linum: bool,
+        /// "x86_64" (the code that runs) or "aarch64" (a listing).
+        arch: String,
+    },
     ProgRun {
         target: Target,
         data_in_hex: String,

@@ -75,7 +75,7 @@ fn prog_load_list_show_by_every_name() {
         assert_eq!(ours[k], kernel[k], "field {k}");
     }
     assert_eq!(ours["map_ids"].as_array().unwrap().len(), 2);
-    assert_eq!(ours["jited"], Value::Bool(false));
+    assert_eq!(ours["jited"], Value::Bool(true));
     // Same fields in the same order, apart from the JIT's.
     let keys = |v: &Value| -> Vec<String> {
         v.as_object()
@@ -165,12 +165,45 @@ fn xlated_matches_the_kernel() {
         .stdout;
     let v: Value = serde_json::from_str(&one).unwrap();
     assert_eq!(v[0]["proto"], "int hello(struct xdp_md * ctx)");
-    let jited = env.run(&["prog", "dump", "jited", "pinned", "/sys/fs/bpf/hello/hello"]);
-    assert_ne!(jited.code, 0);
+    // The native code, with the source lines above the instructions they produced.
+    let jited = env
+        .run(&[
+            "prog",
+            "dump",
+            "jited",
+            "pinned",
+            "/sys/fs/bpf/hello/hello",
+            "opcodes",
+        ])
+        .ok()
+        .stdout;
     assert!(
-        jited.stderr.contains("not JIT-compiled"),
-        "{}",
-        jited.stderr
+        jited.starts_with("int hello(struct xdp_md * ctx):\nbpf_prog_"),
+        "{jited}"
+    );
+    assert!(
+        jited.contains("; bpf_printk(\"Hello World %d\", counter);\n"),
+        "{jited}"
+    );
+    assert!(
+        jited.contains("\tret\n") || jited.contains(":\tret"),
+        "{jited}"
+    );
+    let arm = env
+        .run(&[
+            "prog",
+            "dump",
+            "jited",
+            "pinned",
+            "/sys/fs/bpf/hello/hello",
+            "arch",
+            "aarch64",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        arm.contains("; counter++;\n") && arm.contains("\tret"),
+        "{arm}"
     );
 }
 

@@ -73,8 +73,8 @@ pub fn prog_info(p: &ProgObj) -> ProgInfo {
         uid: p.uid,
         orphaned: false,
         bytes_xlated,
-        jited: false,
-        bytes_jited: 0,
+        jited: p.jit.is_some(),
+        bytes_jited: p.jit.as_ref().map_or(0, |j| j.bytes_jited() as u32),
         // The kernel charges whole pages for the program image.
         bytes_memlock: bytes_xlated.next_multiple_of(4096).max(4096),
         map_ids: p.used_maps.iter().map(|m| m.id).collect(),

@@ -84,6 +84,8 @@ pub struct ProgObj {
     /// ids (src PSEUDO_MAP_FD / PSEUDO_MAP_VALUE, imm = id).
     pub xlated: Vec<Insn>,
     pub vm: Arc<VmProgram>,
+    /// Native code, when the JIT is on (the kernel's `jited`); runs use it.
+    pub jit: Option<bpfvm_vm::JitProgram>,
     pub used_maps: Vec<Arc<MapObj>>,
     pub gpl_compatible: bool,
     pub loaded_at: SystemTime,
@@ -176,6 +178,8 @@ pub(crate) struct Kernel {
     pub(crate) trace: TracePipe,
     pub(crate) ncpus: usize,
     pub(crate) helpers: RwLock<Arc<HelperTable>>,
+    /// `net.core.bpf_jit_enable`: programs loaded while on are JIT-compiled.
+    pub(crate) jit_enable: std::sync::atomic::AtomicBool,
 }
 
 /// The runtime: the kernel's part, in-process. Cheap to clone (shared state).
@@ -317,12 +321,25 @@ impl Runtime {
                 trace: TracePipe::default(),
                 ncpus,
                 helpers: RwLock::new(Arc::new(crate::helpers::kernel_helpers())),
+                jit_enable: std::sync::atomic::AtomicBool::new(
+                    std::env::var_os("BPFVM_NO_JIT").is_none(),
+                ),
             }),
         }
     }
 
     pub fn ncpus(&self) -> usize {
         self.k.ncpus
+    }
+
+    /// Turns the JIT on or off for programs loaded afterwards (the kernel's
+    /// `bpf_jit_enable`; also off when `BPFVM_NO_JIT` is set).
+    pub fn set_jit(&self, on: bool) {
+        self.k.jit_enable.store(on, Ordering::Relaxed);
+    }
+
+    pub fn jit_enabled(&self) -> bool {
+        self.k.jit_enable.load(Ordering::Relaxed)
     }
 
     /// The trace pipe bpf_trace_printk writes to.

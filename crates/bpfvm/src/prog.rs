@@ -115,6 +115,13 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
             name: name.clone(),
             source: e,
         })?;
+    // Checked native code until the verifier's proofs let it drop checks; a host
+    // the JIT does not target runs the interpreter.
+    let jit = if rt.jit_enabled() {
+        vm.jit(&bpfvm_vm::JitOptions::checked()).ok()
+    } else {
+        None
+    };
     let tag = crate::tag::prog_tag(&a.insns);
     let btf = match a.btf_id {
         Some(id) => Some(rt.btf_by_id(id)?),
@@ -132,6 +139,7 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
             tag,
             xlated: a.insns,
             vm: Arc::new(vm),
+            jit,
             used_maps,
             gpl_compatible: gpl,
             loaded_at: SystemTime::now(),

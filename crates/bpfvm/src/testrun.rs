@@ -63,7 +63,11 @@ pub(crate) fn run_once(
         regions: &regions,
         rt,
     };
-    let r = prog.vm.run(opts.oracle(&oracle).env(env));
+    let opts = opts.oracle(&oracle).env(env);
+    let r = match &prog.jit {
+        Some(j) => j.run(opts),
+        None => prog.vm.run(opts),
+    };
     env.value_regions = regions;
     r.map_err(|e| BpfError::Run {
         name: prog.name.clone(),

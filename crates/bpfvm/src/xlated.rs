@@ -221,6 +221,21 @@ fn source_line(prog: &ProgObj, pc: usize) -> Option<&crate::LineInfo> {
     prog.line_info.iter().find(|l| l.insn_idx as usize == pc)
 }
 
+/// `; source text` (with `linum`: ` [file:F line_num:N line_col:C]`), as bpftool
+/// prints it above the instructions of a line.
+fn source_annotation(l: &crate::LineInfo, linum: bool) -> String {
+    let mut out = format!("; {}", l.line.trim_start());
+    if linum {
+        out.push_str(&format!(" [file:{} line_num:{}", l.file_name, l.line_num));
+        if l.col != 0 {
+            out.push_str(&format!(" line_col:{}", l.col));
+        }
+        out.push(']');
+    }
+    out.push('\n');
+    out
+}
+
 fn sig_for(prog: &ProgObj, f: &Func) -> Option<String> {
     let btf = prog.btf.as_ref()?;
     if f.type_id == 0 {
@@ -254,15 +269,7 @@ pub fn dump_xlated(prog: &ProgObj, opts: &XlatedOpts) -> String {
             }
         }
         if let Some(l) = source_line(prog, pc) {
-            let _ = write!(out, "; {}", l.line.trim_start());
-            if opts.linum {
-                let _ = write!(out, " [file:{} line_num:{}", l.file_name, l.line_num);
-                if l.col != 0 {
-                    let _ = write!(out, " line_col:{}", l.col);
-                }
-                out.push(']');
-            }
-            out.push('\n');
+            out.push_str(&source_annotation(l, opts.linum));
         }
         let n = match decode_at(insns, pc) {
             Ok(d) => {
@@ -594,4 +601,107 @@ mod tests {
         assert_eq!(v[0]["opcodes"]["imm"].as_array().unwrap().len(), 12);
         assert_eq!(v[3]["disasm"], "(b4) w2 = 15");
     }
+}
+
+/// Architectures `prog dump jited` can show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum JitArch {
+    /// The code the runtime runs.
+    #[default]
+    X86_64,
+    /// arm64 code generated for the listing (as the chapter's listing is arm64).
+    Aarch64,
+}
+
+/// Options of `prog dump jited`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JitedOpts {
+    pub opcodes: bool,
+    pub linum: bool,
+    pub arch: JitArch,
+}
+
+/// Native instructions and where each BPF slot's code starts.
+struct NativeListing {
+    insns: Vec<(usize, Vec<u8>, String)>,
+    offsets: Vec<u32>,
+}
+
+fn native_listing(prog: &ProgObj, arch: JitArch) -> Option<NativeListing> {
+    match arch {
+        JitArch::X86_64 => {
+            let j = prog.jit.as_ref()?;
+            Some(NativeListing {
+                insns: j
+                    .disassemble()
+                    .into_iter()
+                    .map(|n| (n.offset, n.bytes, n.text))
+                    .collect(),
+                offsets: j.insn_offsets().to_vec(),
+            })
+        }
+        JitArch::Aarch64 => {
+            let l = prog.vm.aarch64_listing(&bpfvm_vm::JitOptions::checked());
+            Some(NativeListing {
+                insns: l
+                    .insns()
+                    .iter()
+                    .map(|i| (i.offset, i.word.to_le_bytes().to_vec(), i.text.clone()))
+                    .collect(),
+                offsets: l.insn_offsets().to_vec(),
+            })
+        }
+    }
+}
+
+/// `bpftool prog dump jited`: per function its signature and `bpf_prog_TAG_NAME:`
+/// label, source lines above the native instructions they produced, `opcodes` adds
+/// the bytes of each instruction. None when the program has no native code.
+pub fn dump_jited(prog: &ProgObj, opts: &JitedOpts) -> Option<String> {
+    let native = native_listing(prog, opts.arch)?;
+    let funcs = functions(prog);
+    let mut out = String::new();
+    let mut k = 0;
+    let n = prog.xlated.len();
+    let code_start = |pc: usize| native.offsets.get(pc).map_or(usize::MAX, |o| *o as usize);
+    for (fi, f) in funcs.iter().enumerate() {
+        if let Some(sig) = sig_for(prog, f) {
+            out.push_str(&format!("{sig}:\n"));
+        }
+        let body = prog.xlated.get(f.start..f.end).unwrap_or(&[]);
+        let tag = crate::tag::tag_hex(&crate::tag::prog_tag(body));
+        let name = match (&prog.btf, f.type_id) {
+            (Some(b), t) if t != 0 => b.btf.name(t).to_string(),
+            _ if fi == 0 => prog.name.clone(),
+            _ => String::new(),
+        };
+        out.push_str(&format!("bpf_prog_{tag}_{name}:\n"));
+        let end = if fi + 1 < funcs.len() {
+            code_start(funcs[fi + 1].start)
+        } else {
+            usize::MAX
+        };
+        let mut pc = f.start;
+        while k < native.insns.len() && native.insns[k].0 < end {
+            let off = native.insns[k].0;
+            // Source lines of every BPF instruction whose code starts here.
+            while pc < f.end.min(n) && code_start(pc) <= off {
+                if let Some(l) = source_line(prog, pc) {
+                    out.push_str(&source_annotation(l, opts.linum));
+                }
+                pc += 1;
+            }
+            let (off, bytes, text) = &native.insns[k];
+            out.push_str(&format!("{off:4x}:\t{text}\n"));
+            if opts.opcodes {
+                let b: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                out.push_str(&format!("\t{}\n", b.join(" ")));
+            }
+            k += 1;
+        }
+        if fi + 1 < funcs.len() {
+            out.push('\n');
+        }
+    }
+    Some(out)
 }
