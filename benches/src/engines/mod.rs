@@ -1,0 +1,61 @@
+//! The engines. To add one: implement [`Engine`] in a module here and list it
+//! in [`all`]; the harness, table and JSON need no other change (`bpfvm-jit`
+//! was added that way: `bpfvm::BpfvmJit`, about sixty lines).
+
+use crate::engine::Engine;
+
+pub mod bpfvm;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod hostmaps;
+pub mod kernel;
+pub mod native;
+pub mod rbpf;
+
+/// Every engine, in the table's column order.
+pub fn all() -> Vec<Box<dyn Engine>> {
+    let mut v: Vec<Box<dyn Engine>> = vec![
+        Box::new(bpfvm::BpfvmInterp { checked: false }),
+        Box::new(bpfvm::BpfvmInterp { checked: true }),
+        Box::new(bpfvm::BpfvmJit { checked: false }),
+        Box::new(bpfvm::BpfvmJit { checked: true }),
+        Box::new(rbpf::Rbpf { jit: false }),
+        Box::new(rbpf::Rbpf { jit: true }),
+    ];
+    #[cfg(feature = "dpdk")]
+    {
+        v.push(Box::new(dpdk::Dpdk { jit: false }));
+        v.push(Box::new(dpdk::Dpdk { jit: true }));
+    }
+    #[cfg(not(feature = "dpdk"))]
+    for name in ["dpdk-interp", "dpdk-jit"] {
+        v.push(Box::new(Missing {
+            name,
+            reason: "built without the dpdk feature (scripts/bench.sh turns it on when pkg-config finds libdpdk)",
+        }));
+    }
+    v.push(Box::new(kernel::Kernel));
+    v.push(Box::new(native::Native { novec: false }));
+    v.push(Box::new(native::Native { novec: true }));
+    v
+}
+
+/// A column for an engine this build does not have; every cell says why.
+pub struct Missing {
+    pub name: &'static str,
+    pub reason: &'static str,
+}
+
+impl Engine for Missing {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn prepare(
+        &self,
+        _: &crate::programs::Program,
+        _: &crate::programs::Input,
+    ) -> Result<Box<dyn crate::engine::Runner>, crate::engine::Skip> {
+        Err(crate::engine::Skip::new(self.reason))
+    }
+}
