@@ -56,6 +56,9 @@ pub struct RunEnv {
     pub tgid: u32,
     /// Value memory of the maps the program uses (checked mode).
     pub value_regions: Vec<ValueRegion>,
+    /// The program's maps by their program-side address, so helpers resolve them
+    /// without the runtime-wide table.
+    pub maps: Vec<(u64, Arc<MapObj>)>,
 }
 
 impl RunEnv {
@@ -74,6 +77,11 @@ impl RunEnv {
                 .used_maps
                 .iter()
                 .flat_map(|m| m.ops.value_regions())
+                .collect(),
+            maps: prog
+                .used_maps
+                .iter()
+                .map(|m| (m.prog_addr(), m.clone()))
                 .collect(),
         }
     }

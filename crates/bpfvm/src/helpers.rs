@@ -24,16 +24,24 @@ fn env<'c>(ctx: &'c mut HelperCtx<'_, '_>) -> Result<&'c mut RunEnv, HelperError
 
 /// The map a program-side map pointer designates.
 fn map_arg(ctx: &mut HelperCtx<'_, '_>, addr: u64) -> Result<Arc<MapObj>, HelperError> {
-    env(ctx)?
-        .rt
-        .map_by_addr(addr)
+    let e = env(ctx)?;
+    if let Some((_, m)) = e.maps.iter().find(|(a, _)| *a == addr) {
+        return Ok(m.clone());
+    }
+    // Maps reached through map-in-map lookups are not in the program's list.
+    e.rt.map_by_addr(addr)
         .ok_or_else(|| HelperError::InvalidArgument {
             reason: format!("{addr:#x} is not a map pointer"),
         })
 }
 
-fn key_arg(ctx: &HelperCtx<'_, '_>, m: &MapObj, addr: u64) -> Result<Vec<u8>, HelperError> {
-    ctx.read_bytes(addr, m.attr().key_size as usize)
+/// The key a program passed: checked readable, then borrowed in place (no copy;
+/// the program cannot run while its helper does).
+fn key_arg<'c>(ctx: &'c HelperCtx<'_, '_>, m: &MapObj, addr: u64) -> Result<&'c [u8], HelperError> {
+    let n = m.attr().key_size as usize;
+    ctx.check_read(addr, n as u64)?;
+    // SAFETY: checked above (or, for verified programs, proven by the verifier).
+    Ok(unsafe { std::slice::from_raw_parts(addr as *const u8, n) })
 }
 
 fn errno_of(e: &MapError) -> i32 {
@@ -42,23 +50,23 @@ fn errno_of(e: &MapError) -> i32 {
 
 fn map_lookup_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let m = map_arg(ctx, a[0])?;
-    let key = key_arg(ctx, &m, a[1])?;
     let cpu = env(ctx)?.cpu as usize;
+    let key = key_arg(ctx, &m, a[1])?;
     let v = match m.map_type() {
         MapType::ArrayOfMaps | MapType::HashOfMaps => {
             m.ops.lookup_inner(&key).map(|i| map_addr(&i))
         }
-        _ => m.ops.lookup(&key, cpu).map(|p| p as u64),
+        _ => m.ops.lookup(key, cpu).map(|p| p as u64),
     };
     ret(v.unwrap_or(0) as i64)
 }
 
 fn map_update_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let m = map_arg(ctx, a[0])?;
+    let cpu = env(ctx)?.cpu as usize;
     let key = key_arg(ctx, &m, a[1])?;
     let value = ctx.read_bytes(a[2], m.attr().value_size as usize)?;
-    let cpu = env(ctx)?.cpu as usize;
-    match m.ops.update(&key, &value, a[3], cpu) {
+    match m.ops.update(key, &value, a[3], cpu) {
         Ok(()) => ret(0),
         Err(e) => err(errno_of(&e)),
     }
@@ -67,7 +75,7 @@ fn map_update_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
 fn map_delete_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let m = map_arg(ctx, a[0])?;
     let key = key_arg(ctx, &m, a[1])?;
-    match m.ops.delete(&key) {
+    match m.ops.delete(key) {
         Ok(()) => ret(0),
         Err(e) => err(errno_of(&e)),
     }
