@@ -716,8 +716,15 @@ impl Daemon {
         let mut planned: Vec<PinEntry> = Vec::new();
         let loaded = self
             .rt
-            .load_object(&obj, None)
-            .map_err(|e| format!("failed to load object file: {}", render::error_chain(&e)))?;
+            .load_object_with(
+                &obj,
+                None,
+                &bpfvm::LoadOpts {
+                    log_level: 1,
+                    unprivileged: false,
+                },
+            )
+            .map_err(|e| format!("failed to load object file: {}", render::load_error(&e)))?;
         if all {
             for (name, _) in &loaded.progs {
                 planned.push(PinEntry {

@@ -142,6 +142,10 @@ fn exit(code: i32) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`bpfvm ... | head`), as C tools do, instead of
+    // panicking in println!.
+    // SAFETY: setting a signal disposition to its default has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     // Commands with their own option syntax (objdump -d/-S) take their arguments raw.
     if let Some(first) = args.first() {

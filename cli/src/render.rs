@@ -41,6 +41,24 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// A failed load as libbpf reports it: the error, then the verifier's log between
+/// libbpf's markers when the verifier refused a program.
+pub fn load_error(e: &BpfError) -> String {
+    let mut s = error_chain(e);
+    if let BpfError::Verifier { name, source } = e {
+        let log = &source.log;
+        if !log.is_empty() {
+            let _ = write!(
+                s,
+                "\nprog '{name}': -- BEGIN PROG LOAD LOG --\n{}{}-- END PROG LOAD LOG --",
+                log,
+                if log.ends_with('\n') { "" } else { "\n" }
+            );
+        }
+    }
+    s
+}
+
 /// `strerror(errno)` of a runtime error, as bpftool reports syscall failures.
 pub fn errno_text(e: &BpfError) -> String {
     strerror(e.errno())

@@ -551,16 +551,44 @@ fn prog_run_prints_data_out() {
 }
 
 #[test]
-fn verify_says_what_it_checked() {
+fn verify_prints_the_verifier_log_with_source_lines() {
     let env = Env::new();
     let v = env.run(&["verify", "obj/hello.o"]).ok().stdout;
-    assert!(v.contains("no verifier"), "{v}");
     assert!(
-        v.contains("prog hello (section xdp, type xdp): 12 instructions decoded"),
+        v.starts_with("prog 'hello' (section xdp): accepted\n"),
         "{v}"
     );
-    let bad = env.run(&["verify", "obj/hello.o", "section", "nope"]);
-    assert_eq!(bad.code, 255);
+    assert!(v.contains("processed 10 insns (limit 1000000)"), "{v}");
+    // The kernel's words for a refused program, with the source line.
+    let bad = env.run(&["verify", "obj/refused_pkt.o"]);
+    assert_eq!(bad.code, 1);
+    for want in [
+        "refused: R1 offset is outside of the packet",
+        "; return data[12] == 0x08 ? XDP_PASS : XDP_DROP; @ refused_pkt.bpf.c:10",
+        "invalid access to packet, off=12 size=1, R1(id=0,off=12,r=0)",
+    ] {
+        assert!(
+            bad.stdout.contains(want),
+            "missing {want:?} in {}",
+            bad.stdout
+        );
+    }
+    // A refused `prog load` prints the log too.
+    let load = env.run(&["prog", "load", "obj/refused_null.o", "/sys/fs/bpf/x"]);
+    assert_ne!(load.code, 0);
+    assert!(
+        load.stderr
+            .contains("R0 invalid mem access 'map_value_or_null'"),
+        "{}",
+        load.stderr
+    );
+    assert!(
+        load.stderr.contains("-- BEGIN PROG LOAD LOG --"),
+        "{}",
+        load.stderr
+    );
+    let none = env.run(&["verify", "obj/hello.o", "section", "nope"]);
+    assert_eq!(none.code, 255);
 }
 
 /// Every map of every fixture the kernel loaded, right after `prog loadall ...

@@ -19,6 +19,14 @@ pub enum BpfError {
     },
     #[error("program '{name}' refused at load: {reason}")]
     ProgInvalid { name: String, reason: String },
+    /// The verifier refused the program; its log (the kernel's wording) is in
+    /// `source.log`, see [`BpfError::verifier_log`].
+    #[error("program '{name}' refused by the verifier: {}", source.error)]
+    Verifier {
+        name: String,
+        #[source]
+        source: Box<bpfvm_verifier::Refused>,
+    },
     #[error("program '{name}' stopped")]
     Run {
         name: String,
@@ -38,12 +46,21 @@ pub enum BpfError {
 }
 
 impl BpfError {
+    /// The verifier's log, when the verifier refused a program.
+    pub fn verifier_log(&self) -> Option<&str> {
+        match self {
+            BpfError::Verifier { source, .. } => Some(&source.log),
+            _ => None,
+        }
+    }
+
     /// The errno the kernel would return for this failure.
     pub fn errno(&self) -> i32 {
         match self {
             BpfError::NoSuchObject { .. } => libc::ENOENT,
             BpfError::Map(e) => e.errno(),
             BpfError::ProgLoad { .. } | BpfError::ProgInvalid { .. } => libc::EINVAL,
+            BpfError::Verifier { source, .. } => source.error.errno(),
             BpfError::Run { .. } => libc::EFAULT,
             BpfError::Invalid(_) => libc::EINVAL,
             BpfError::Obj(_) => libc::EINVAL,

@@ -53,9 +53,7 @@ fn map_lookup_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let cpu = env(ctx)?.cpu as usize;
     let key = key_arg(ctx, &m, a[1])?;
     let v = match m.map_type() {
-        MapType::ArrayOfMaps | MapType::HashOfMaps => {
-            m.ops.lookup_inner(key).map(|i| map_addr(&i))
-        }
+        MapType::ArrayOfMaps | MapType::HashOfMaps => m.ops.lookup_inner(key).map(|i| map_addr(&i)),
         _ => m.ops.lookup(key, cpu).map(|p| p as u64),
     };
     ret(v.unwrap_or(0) as i64)

@@ -95,6 +95,10 @@ pub struct ProgObj {
     pub line_info: Vec<LineInfo>,
     pub run_cnt: AtomicU64,
     pub run_time_ns: AtomicU64,
+    /// The verifier's log at the level the loader asked for (empty at level 0).
+    pub verifier_log: String,
+    /// The verifier's statistics (`processed N insns ...`).
+    pub verifier_stats: bpfvm_verifier::Stats,
 }
 
 pub use bpfvm_obj::{FuncInfo, LineInfo};
@@ -178,6 +182,8 @@ pub(crate) struct Kernel {
     pub(crate) trace: TracePipe,
     pub(crate) ncpus: usize,
     pub(crate) helpers: RwLock<Arc<HelperTable>>,
+    /// Ids of helpers registered by the embedder (the verifier checks them loosely).
+    pub(crate) custom_helpers: RwLock<Vec<u32>>,
     /// `net.core.bpf_jit_enable`: programs loaded while on are JIT-compiled.
     pub(crate) jit_enable: std::sync::atomic::AtomicBool,
 }
@@ -224,6 +230,10 @@ pub struct ProgLoadAttr {
     pub btf_id: Option<u32>,
     pub func_info: Vec<FuncInfo>,
     pub line_info: Vec<LineInfo>,
+    /// Verifier log level (`log_level` of BPF_PROG_LOAD: 0, 1 or 2).
+    pub log_level: u32,
+    /// Apply the kernel's rules for loaders without CAP_BPF/CAP_PERFMON.
+    pub unprivileged: bool,
 }
 
 /// The commands of the dispatcher, after `enum bpf_cmd`.
@@ -321,6 +331,7 @@ impl Runtime {
                 trace: TracePipe::default(),
                 ncpus,
                 helpers: RwLock::new(Arc::new(crate::helpers::kernel_helpers())),
+                custom_helpers: RwLock::new(Vec::new()),
                 jit_enable: std::sync::atomic::AtomicBool::new(
                     std::env::var_os("BPFVM_NO_JIT").is_none(),
                 ),
@@ -358,6 +369,14 @@ impl Runtime {
         let mut t = (**h).clone();
         t.register(id, name, helper);
         *h = Arc::new(t);
+        let mut custom = self
+            .k
+            .custom_helpers
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if !custom.contains(&id) {
+            custom.push(id);
+        }
     }
 
     /// The one command dispatcher.

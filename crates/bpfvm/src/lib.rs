@@ -41,6 +41,7 @@ mod testrun;
 mod trace;
 pub mod xlated;
 
+pub use bpfvm_verifier::{Refused as VerifierRefused, Stats as VerifierStats};
 pub use env::{Redirect, XdpMd};
 pub use error::BpfError;
 pub use info::{prog_type_name, BtfInfo, MapInfo, ProgInfo};
@@ -48,7 +49,7 @@ pub use kernel::{
     BpfCmd, BpfReply, BtfObj, MapCreateAttr, MapFd, MapObj, ObjKind, Pinned, ProgFd, ProgLoadAttr,
     ProgObj, Runtime,
 };
-pub use loader::LoadedObject;
+pub use loader::{LoadOpts, LoadedObject};
 pub use testrun::{TestRunAttr, TestRunResult, XDP_PACKET_HEADROOM};
 pub use trace::TracePipe;
 

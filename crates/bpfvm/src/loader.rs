@@ -8,6 +8,15 @@ use crate::kernel::{MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
 use bpfvm_obj::btf::{Btf, BtfKind};
 use bpfvm_obj::{MapDef, MapRelocKind, Object};
 
+/// Options of an object load.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOpts {
+    /// Verifier log level (0: none, 1: errors and statistics, 2: every instruction).
+    pub log_level: u32,
+    /// The kernel's rules for an unprivileged loader.
+    pub unprivileged: bool,
+}
+
 /// What loading an object created: its programs and maps, by the object's names.
 #[derive(Debug, Clone)]
 pub struct LoadedObject {
@@ -42,6 +51,16 @@ impl Runtime {
     /// Loads every program of `obj` (libbpf's `bpf_object__load`). Only programs whose
     /// type is known from their section are loaded; `only` restricts to one program.
     pub fn load_object(&self, obj: &Object, only: Option<&str>) -> Result<LoadedObject> {
+        self.load_object_with(obj, only, &LoadOpts::default())
+    }
+
+    /// [`Runtime::load_object`] with the verifier's log level and privilege.
+    pub fn load_object_with(
+        &self,
+        obj: &Object,
+        only: Option<&str>,
+        opts: &LoadOpts,
+    ) -> Result<LoadedObject> {
         let btf = match &obj.btf {
             Some(b) => Some(self.load_btf(b.clone(), b.to_bytes().len(), &obj.name)?),
             None => None,
@@ -99,6 +118,8 @@ impl Runtime {
                 btf_id,
                 func_info: p.func_info.clone(),
                 line_info: p.line_info.clone(),
+                log_level: opts.log_level,
+                unprivileged: opts.unprivileged,
             };
             let fd = self.load_program(attr)?;
             progs.push((p.name.clone(), fd));

@@ -105,6 +105,7 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
         }
     }
 
+    let verified = verify(rt, &a, &name)?;
     let helpers =
         rt.k.helpers
             .read()
@@ -117,8 +118,15 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
         })?;
     // Checked native code until the verifier's proofs let it drop checks; a host
     // the JIT does not target runs the interpreter.
+    // Native code checks only the accesses the verifier could not prove safe; a
+    // verified program terminates, so it needs no fuel metering. A host the JIT
+    // does not target runs the interpreter (checked).
     let jit = if rt.jit_enabled() {
-        vm.jit(&bpfvm_vm::JitOptions::checked()).ok()
+        // SAFETY: safe_mem comes from the verifier for exactly these instructions
+        // and the memory the runtime gives runs (context, packet, stack, map values).
+        let opts =
+            unsafe { bpfvm_vm::JitOptions::proven(verified.safe_mem.clone()) }.metering(false);
+        vm.jit(&opts).ok()
     } else {
         None
     };
@@ -149,6 +157,8 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
             line_info: a.line_info,
             run_cnt: AtomicU64::new(0),
             run_time_ns: AtomicU64::new(0),
+            verifier_log: verified.log,
+            verifier_stats: verified.stats,
         })
     })
 }
@@ -167,4 +177,76 @@ fn map_value_addr(m: &MapObj, off: u32) -> Option<u64> {
     }
     let p = m.ops.lookup(&0u32.to_le_bytes(), 0)?;
     Some(p as u64 + off as u64)
+}
+
+/// What the verifier knows of a map.
+fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
+    fn from_attr(a: &bpfvm_maps::MapAttr, id: u32, frozen: bool) -> bpfvm_verifier::MapDesc {
+        bpfvm_verifier::MapDesc {
+            id,
+            map_type: a.map_type as u32,
+            key_size: a.key_size,
+            value_size: a.value_size,
+            max_entries: a.max_entries,
+            map_flags: a.map_flags,
+            frozen,
+            name: a.name.clone(),
+            inner: a
+                .inner
+                .as_ref()
+                .map(|i| Box::new(from_attr(i.attr(), 0, i.is_frozen()))),
+        }
+    }
+    from_attr(m.attr(), m.id, m.ops.is_frozen())
+}
+
+/// Runs the verifier as BPF_PROG_LOAD does, before anything is registered.
+fn verify(rt: &Runtime, a: &ProgLoadAttr, name: &str) -> Result<bpfvm_verifier::Verified> {
+    let btf = match a.btf_id {
+        Some(id) => Some(rt.btf_by_id(id)?),
+        None => None,
+    };
+    let opts = bpfvm_verifier::VerifierOpts {
+        prog_type: a.prog_type,
+        expected_attach_type: a.expected_attach_type,
+        privileged: !a.unprivileged,
+        log_level: a.log_level,
+        line_info: a
+            .line_info
+            .iter()
+            .map(|l| bpfvm_verifier::LineRef {
+                insn_idx: l.insn_idx,
+                file: l.file_name.clone(),
+                line: l.line.clone(),
+                line_num: l.line_num,
+                col: l.col,
+            })
+            .collect(),
+        func_info: a
+            .func_info
+            .iter()
+            .map(|f| {
+                let name = btf
+                    .as_ref()
+                    .map(|b| b.btf.name(f.type_id).to_string())
+                    .unwrap_or_default();
+                (f.insn_idx, name)
+            })
+            .collect(),
+        gpl_compatible: license_is_gpl_compatible(&a.license),
+        extra_helpers: rt
+            .k
+            .custom_helpers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|id| *id as i32)
+            .collect(),
+        ..Default::default()
+    };
+    let maps = |id: u32| rt.map_by_id(id).ok().map(|m| map_desc(&m));
+    bpfvm_verifier::verify(&a.insns, &maps, &opts).map_err(|r| BpfError::Verifier {
+        name: name.to_string(),
+        source: Box::new(r),
+    })
 }

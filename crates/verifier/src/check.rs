@@ -1,0 +1,1052 @@
+//! do_check: path-by-path exploration of register and stack state.
+//!
+//! A path is a [`State`] (call frames with registers and stack, acquired
+//! references) walked instruction by instruction. Conditional jumps whose
+//! outcome is unknown fork the path (the other side goes on a stack of pending
+//! paths); at prune points the state is compared with checkpoints already
+//! proven safe there ([`Verifier::subsumes`]) and the path stops if one covers
+//! it. Checkpoints carry a count of live descendant paths, so a checkpoint that
+//! is still being explored (a loop head on the current path) is used to detect
+//! loops that make no progress rather than to prune.
+
+use crate::cfg::{check_cfg, target, Cfg};
+use crate::helpers::{allowed_in, proto, Arg, Effect, Ret};
+use crate::prog::*;
+use crate::reg::{reg_text, Reg, RegType};
+use crate::tnum::Tnum;
+use crate::{MapDesc, Refused, Stats, Verified, VerifierError, VerifierOpts};
+use bpfvm_isa::consts::*;
+use bpfvm_isa::disasm::{kernel_insn_line, KernelSymbols, HELPER_NAMES};
+use bpfvm_isa::{Decoded, Insn, Op, Shape};
+use std::collections::HashMap;
+
+const MAX_INSNS: u64 = 1_000_000;
+const MAX_JMP_SEQ: usize = 8192;
+const MAX_STACK: i64 = 512;
+const MAX_FRAMES: usize = 8;
+const MAX_VAR_OFF: i64 = 1 << 29;
+const MAX_PACKET_OFF: u64 = 0xffff;
+const MAX_STATES_PER_INSN: usize = 64;
+
+// Stack byte kinds (`enum bpf_stack_slot_type`).
+const STACK_INVALID: u8 = 0;
+const STACK_SPILL: u8 = 1;
+const STACK_MISC: u8 = 2;
+const STACK_ZERO: u8 = 3;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Slot {
+    /// Indexed by `(-addr - 1) % 8`, as the kernel's `slot_type`.
+    ty: [u8; 8],
+    spill: Reg,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            ty: [STACK_INVALID; 8],
+            spill: Reg::not_init(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Frame {
+    regs: [Reg; 11],
+    stack: Vec<Slot>,
+    /// Instruction of the call that created this frame.
+    callsite: usize,
+    subprog: usize,
+    /// Callback frames return to the helper call (bpf_loop) and must return 0 or 1.
+    callback: bool,
+}
+
+impl Frame {
+    fn slot(&self, spi: usize) -> Option<&Slot> {
+        self.stack.get(spi)
+    }
+    fn slot_mut(&mut self, spi: usize) -> &mut Slot {
+        if self.stack.len() <= spi {
+            self.stack.resize(spi + 1, Slot::default());
+        }
+        &mut self.stack[spi]
+    }
+}
+
+#[derive(Clone, Debug)]
+struct State {
+    frames: Vec<Frame>,
+    /// Acquired references: (id, allocating instruction).
+    refs: Vec<(u32, usize)>,
+}
+
+impl State {
+    fn cur(&self) -> &Frame {
+        self.frames.last().expect("a state always has a frame")
+    }
+    fn cur_mut(&mut self) -> &mut Frame {
+        self.frames.last_mut().expect("a state always has a frame")
+    }
+    fn reg(&self, r: u8) -> &Reg {
+        &self.cur().regs[r as usize]
+    }
+    fn reg_mut(&mut self, r: u8) -> &mut Reg {
+        &mut self.cur_mut().regs[r as usize]
+    }
+    fn curframe(&self) -> u8 {
+        (self.frames.len() - 1) as u8
+    }
+    /// Every register and spilled register, in every frame.
+    fn for_each_reg(&mut self, mut f: impl FnMut(&mut Reg)) {
+        for fr in &mut self.frames {
+            for r in fr.regs.iter_mut() {
+                f(r);
+            }
+            for s in fr.stack.iter_mut() {
+                if s.ty.contains(&STACK_SPILL) {
+                    f(&mut s.spill);
+                }
+            }
+        }
+    }
+}
+
+struct Checkpoint {
+    state: Option<State>,
+    /// Live paths descending from this checkpoint.
+    branches: u32,
+    parent: Option<usize>,
+}
+
+struct Pending {
+    state: State,
+    insn: usize,
+    prev: usize,
+    parent: Option<usize>,
+    log_pos: usize,
+}
+
+type Fail = (VerifierError, Option<usize>);
+
+fn unsafe_(reason: impl Into<String>) -> VerifierError {
+    VerifierError::Unsafe {
+        reason: reason.into(),
+    }
+}
+fn invalid(reason: impl Into<String>) -> VerifierError {
+    VerifierError::Invalid {
+        reason: reason.into(),
+    }
+}
+fn too_complex(reason: impl Into<String>) -> VerifierError {
+    VerifierError::TooComplex {
+        reason: reason.into(),
+    }
+}
+fn call_err(reason: impl Into<String>) -> VerifierError {
+    VerifierError::Call {
+        reason: reason.into(),
+    }
+}
+
+/// Symbols for the log. The kernel prints the map's (or value's) kernel
+/// address for map references; we print a stand-in address of the same shape
+/// derived from the map id, so lines line up with kernel logs.
+struct LogSyms;
+impl KernelSymbols for LogSyms {
+    fn imm64_text(&self, _pc: usize, d: &Decoded) -> Option<String> {
+        let id = d.imm32() as u32 as u64;
+        match d.src {
+            BPF_PSEUDO_MAP_FD => Some(format!("{:#x}", 0xffff_8881_0000_0000u64 + id * 0x400)),
+            BPF_PSEUDO_MAP_VALUE => Some(format!(
+                "{:#x}",
+                0xffff_c900_0000_0000u64 + id * 0x10_0000 + d.imm_hi() as u32 as u64
+            )),
+            _ => None,
+        }
+    }
+}
+
+pub struct Verifier<'a> {
+    insns: &'a [Insn],
+    maps: &'a dyn Fn(u32) -> Option<MapDesc>,
+    map_cache: HashMap<u32, Option<MapDesc>>,
+    opts: &'a VerifierOpts,
+    cfg: Option<Cfg>,
+    log: String,
+    /// Log position right after the last instruction line, and that line's length.
+    insn_line_end: usize,
+    insn_line_len: usize,
+    prev_linfo: Option<usize>,
+    /// Which registers / stack slots the current instruction touched.
+    scratched_regs: u32,
+    scratched_stack: u64,
+    checkpoints: Vec<Checkpoint>,
+    explored: HashMap<usize, Vec<usize>>,
+    pending: Vec<Pending>,
+    next_id: u32,
+    stats: Stats,
+    live_states: u32,
+    insns_since_ckpt: u64,
+    jmps_since_ckpt: u64,
+    safe_mem: Vec<bool>,
+    stack_depth: Vec<u32>,
+    /// For the error report: the instruction being checked.
+    cur_insn: usize,
+    /// A callback frame's argument registers, by the helper call's instruction.
+    callback_init: HashMap<usize, Box<[Reg; 11]>>,
+    /// Entries of subprograms called back by helpers: iterations there
+    /// converge against checkpoints still being explored.
+    callback_entries: std::collections::HashSet<usize>,
+    started: std::time::Instant,
+}
+
+impl<'a> Verifier<'a> {
+    pub fn new(
+        insns: &'a [Insn],
+        maps: &'a dyn Fn(u32) -> Option<MapDesc>,
+        opts: &'a VerifierOpts,
+    ) -> Self {
+        Verifier {
+            insns,
+            maps,
+            map_cache: HashMap::new(),
+            opts,
+            cfg: None,
+            log: String::new(),
+            insn_line_end: usize::MAX,
+            insn_line_len: 0,
+            prev_linfo: None,
+            scratched_regs: 0,
+            scratched_stack: 0,
+            checkpoints: Vec::new(),
+            explored: HashMap::new(),
+            pending: Vec::new(),
+            next_id: 0,
+            stats: Stats::default(),
+            live_states: 0,
+            insns_since_ckpt: 0,
+            jmps_since_ckpt: 0,
+            safe_mem: vec![false; insns.len()],
+            stack_depth: Vec::new(),
+            cur_insn: 0,
+            callback_init: HashMap::new(),
+            callback_entries: Default::default(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// The trace (levels 1 and 2) is being written.
+    fn logging(&self) -> bool {
+        self.opts.log_level & 3 != 0 && self.log.len() < self.opts.log_size
+    }
+
+    fn map(&mut self, id: u32) -> Option<MapDesc> {
+        if let Some(m) = self.map_cache.get(&id) {
+            return m.clone();
+        }
+        let m = (self.maps)(id);
+        self.map_cache.insert(id, m.clone());
+        m
+    }
+
+    fn new_id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn privileged(&self) -> bool {
+        self.opts.privileged
+    }
+
+    pub fn run(mut self) -> Result<Verified, Refused> {
+        match self.run_inner() {
+            Ok(()) => {
+                let stats = self.stats;
+                self.finish_log();
+                Ok(Verified {
+                    log: self.log,
+                    stats,
+                    safe_mem: self.safe_mem,
+                    stack_depth: self.stack_depth,
+                })
+            }
+            Err((error, insn)) => {
+                if self.opts.log_level > 0 {
+                    self.log.push_str(error.reason());
+                    self.log.push('\n');
+                }
+                let stats = self.stats;
+                self.finish_stats_line();
+                Err(Refused {
+                    log: self.log,
+                    insn,
+                    error,
+                    stats,
+                })
+            }
+        }
+    }
+
+    fn finish_stats_line(&mut self) {
+        if self.opts.log_level > 0 {
+            let s = self.stats;
+            self.log.push_str(&format!(
+                "processed {} insns (limit {MAX_INSNS}) max_states_per_insn {} total_states {} peak_states {} mark_read {}\n",
+                s.processed, s.max_states_per_insn, s.total_states, s.peak_states, s.mark_read
+            ));
+        }
+    }
+
+    fn finish_log(&mut self) {
+        // Level 1 keeps the trace only for refused programs.
+        if self.opts.log_level & 3 == 1 {
+            self.log.clear();
+        }
+        if self.opts.log_level & 4 != 0 {
+            let us = self.started.elapsed().as_micros();
+            self.log.push_str(&format!("verification time {us} usec\n"));
+            let depths: Vec<String> = self
+                .stack_depth
+                .iter()
+                .map(|d| d.div_ceil(8) * 8)
+                .map(|d| d.to_string())
+                .collect();
+            self.log
+                .push_str(&format!("stack depth {}\n", depths.join("+")));
+        }
+        self.finish_stats_line();
+    }
+
+    fn run_inner(&mut self) -> Result<(), Fail> {
+        let cfg = check_cfg(self.insns, self.privileged())?;
+        self.stack_depth = vec![0; cfg.subprogs.len()];
+        if self.opts.log_level & 2 != 0 {
+            for (i, s) in cfg.subprogs.iter().enumerate() {
+                self.log.push_str(&format!("func#{i} @{s}\n"));
+            }
+            self.log.push_str("Live regs before insn:\n");
+            for (pc, d) in cfg.dec.iter().enumerate() {
+                let Some(d) = d else { continue };
+                let live: String = (0..10)
+                    .map(|r| {
+                        if cfg.live_in[pc] & (1 << r) != 0 {
+                            char::from(b'0' + r as u8)
+                        } else {
+                            '.'
+                        }
+                    })
+                    .collect();
+                self.log.push_str(&format!(
+                    "{pc:7}: {live} {}\n",
+                    kernel_insn_line(d, pc, &LogSyms)
+                ));
+            }
+        }
+        self.cfg = Some(cfg);
+        self.do_check()?;
+        self.check_max_stack_depth()?;
+        Ok(())
+    }
+
+    fn cfg(&self) -> &Cfg {
+        self.cfg.as_ref().expect("cfg ran")
+    }
+
+    fn dec(&self, pc: usize) -> Decoded {
+        self.cfg().dec[pc].expect("paths only reach instruction starts")
+    }
+
+    // ---------------------------------------------------------------- log
+
+    fn map_info(&mut self, id: u32) -> (String, u32, u32) {
+        match self.map(id) {
+            Some(m) => (m.name, m.key_size, m.value_size),
+            None => (String::new(), 0, 0),
+        }
+    }
+
+    fn reg_str(&mut self, r: &Reg, frame: u8) -> String {
+        let mut cache: HashMap<u32, (String, u32, u32)> = HashMap::new();
+        let mut ids = Vec::new();
+        if matches!(r.ty, RegType::MapPtr | RegType::MapValue | RegType::MapKey) {
+            ids.push(r.map);
+        }
+        for id in ids {
+            let info = self.map_info(id);
+            cache.insert(id, info);
+        }
+        reg_text(r, frame, &|id| cache.get(&id).cloned().unwrap_or_default())
+    }
+
+    fn slot_str(&mut self, s: &Slot, frame: u8) -> String {
+        let mut out = String::new();
+        let has_spill = s.ty.contains(&STACK_SPILL);
+        for &t in &s.ty {
+            match t {
+                STACK_INVALID => out.push('?'),
+                STACK_MISC => out.push('m'),
+                STACK_ZERO => out.push('0'),
+                _ => {}
+            }
+        }
+        if has_spill {
+            out.push_str(&self.reg_str(&s.spill, frame));
+        }
+        out
+    }
+
+    /// `print_verifier_state`: registers (all, or those the instruction touched),
+    /// stack slots, references.
+    fn state_str(&mut self, st: &State, all: bool) -> String {
+        let frameno = st.curframe();
+        let f = st.cur().clone();
+        let mut out = String::new();
+        if frameno > 0 {
+            out.push_str(&format!(" frame{frameno}:"));
+        }
+        for (i, r) in f.regs.iter().enumerate() {
+            if !r.is_init() || (!all && self.scratched_regs & (1 << i) == 0) {
+                continue;
+            }
+            let t = self.reg_str(r, frameno);
+            out.push_str(&format!(" R{i}={t}"));
+        }
+        for (spi, s) in f.stack.iter().enumerate() {
+            if s.ty.iter().all(|&t| t == STACK_INVALID)
+                || (!all && (spi >= 64 || self.scratched_stack & (1 << spi) == 0))
+            {
+                continue;
+            }
+            let t = self.slot_str(s, frameno);
+            out.push_str(&format!(" fp-{}={t}", (spi + 1) * 8));
+        }
+        if !st.refs.is_empty() {
+            let ids: Vec<String> = st.refs.iter().map(|r| r.0.to_string()).collect();
+            out.push_str(&format!(" refs={}", ids.join(",")));
+        }
+        out
+    }
+
+    /// `print_insn_state`: the touched state after an instruction, on the
+    /// instruction's line when nothing was logged since, else on its own line.
+    fn print_insn_state(&mut self, st: &State, next_insn: usize) {
+        if self.scratched_regs == 0 && self.scratched_stack == 0 {
+            return;
+        }
+        let s = self.state_str(st, false);
+        self.scratched_regs = 0;
+        self.scratched_stack = 0;
+        if s.is_empty() {
+            return;
+        }
+        if self.insn_line_end == self.log.len() {
+            self.log.pop();
+            let len = self.insn_line_len;
+            let col = 38.max((len + 5).div_ceil(8) * 8 - 2);
+            for _ in len..col {
+                self.log.push(' ');
+            }
+            self.log.push(';');
+        } else {
+            self.log.push_str(&format!("{next_insn}:"));
+        }
+        self.log.push_str(&s);
+        self.log.push('\n');
+    }
+
+    fn print_linfo(&mut self, pc: usize) {
+        let li = &self.opts.line_info;
+        if li.is_empty() {
+            return;
+        }
+        let idx = li.partition_point(|l| l.insn_idx as usize <= pc);
+        if idx == 0 {
+            return;
+        }
+        let i = idx - 1;
+        if self.prev_linfo == Some(i) {
+            return;
+        }
+        // Records that only move the column do not repeat the line.
+        if let Some(p) = self.prev_linfo {
+            if li[p].file == li[i].file && li[p].line_num == li[i].line_num {
+                self.prev_linfo = Some(i);
+                return;
+            }
+        }
+        self.prev_linfo = Some(i);
+        let l = &li[i];
+        let file = l.file.rsplit('/').next().unwrap_or(&l.file);
+        let text = format!("; {} @ {}:{}\n", l.line.trim_start(), file, l.line_num);
+        self.log.push_str(&text);
+    }
+
+    fn print_insn(&mut self, pc: usize, d: &Decoded) {
+        self.print_linfo(pc);
+        let line = format!("{pc}: {}", kernel_insn_line(d, pc, &LogSyms));
+        self.insn_line_len = line.len();
+        self.log.push_str(&line);
+        self.log.push('\n');
+        self.insn_line_end = self.log.len();
+    }
+
+    fn scratch_reg(&mut self, r: u8) {
+        self.scratched_regs |= 1 << r;
+    }
+
+    // ---------------------------------------------------------------- main loop
+
+    fn initial_state(&self) -> State {
+        let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::not_init());
+        regs[1] = Reg::ptr(RegType::Ctx);
+        regs[10] = Reg::ptr(RegType::Stack);
+        State {
+            frames: vec![Frame {
+                regs,
+                stack: Vec::new(),
+                callsite: usize::MAX,
+                subprog: 0,
+                callback: false,
+            }],
+            refs: Vec::new(),
+        }
+    }
+
+    fn do_check(&mut self) -> Result<(), Fail> {
+        let mut st = self.initial_state();
+        if self.logging() {
+            self.scratched_regs = (1 << 1) | (1 << 10);
+            self.print_insn_state(&st.clone(), 0);
+        }
+        // The root checkpoint: parent of everything.
+        self.checkpoints.push(Checkpoint {
+            state: None,
+            branches: 1,
+            parent: None,
+        });
+        let mut parent = Some(0usize);
+        let mut pc = 0usize;
+        let mut prev = 0usize;
+        let mut from_branch: Option<usize> = None;
+        loop {
+            // Paths end at exit (None) or continue at a new pc.
+            let outcome = self.walk(&mut st, &mut pc, &mut prev, &mut parent, &mut from_branch)?;
+            debug_assert!(outcome.is_none());
+            // This path is done: release its checkpoint chain.
+            self.path_done(parent);
+            let Some(p) = self.pending.pop() else { break };
+            if self.opts.log_level & 3 == 1 {
+                self.log.truncate(p.log_pos);
+                if !self.log.is_empty() && !self.log.ends_with('\n') {
+                    self.log.push('\n');
+                }
+                self.insn_line_end = usize::MAX;
+            }
+            st = p.state;
+            pc = p.insn;
+            prev = p.prev;
+            parent = p.parent;
+            from_branch = Some(prev);
+            self.live_states = self.live_states.saturating_sub(0);
+        }
+        Ok(())
+    }
+
+    fn path_done(&mut self, mut cp: Option<usize>) {
+        while let Some(i) = cp {
+            let c = &mut self.checkpoints[i];
+            c.branches = c.branches.saturating_sub(1);
+            if c.branches > 0 {
+                break;
+            }
+            cp = c.parent;
+        }
+    }
+
+    fn push_branch(
+        &mut self,
+        st: State,
+        insn: usize,
+        prev: usize,
+        parent: Option<usize>,
+    ) -> Result<(), Fail> {
+        if let Some(p) = parent {
+            self.checkpoints[p].branches += 1;
+        }
+        self.pending.push(Pending {
+            state: st,
+            insn,
+            prev,
+            parent,
+            log_pos: self.log.len(),
+        });
+        if self.pending.len() > MAX_JMP_SEQ {
+            return Err((
+                VerifierError::TooComplex {
+                    reason: format!("The sequence of {MAX_JMP_SEQ} jumps is too complex."),
+                },
+                Some(insn),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Walks one path until it exits or is pruned. Returns Ok(None) at the end.
+    fn walk(
+        &mut self,
+        st: &mut State,
+        pc: &mut usize,
+        prev: &mut usize,
+        parent: &mut Option<usize>,
+        from_branch: &mut Option<usize>,
+    ) -> Result<Option<()>, Fail> {
+        let mut do_print_state = from_branch.is_some();
+        loop {
+            self.cur_insn = *pc;
+            if *pc >= self.insns.len() {
+                return Err((
+                    unsafe_(format!(
+                        "invalid insn idx {} insn_cnt {}",
+                        *pc,
+                        self.insns.len()
+                    )),
+                    Some(*prev),
+                ));
+            }
+            self.stats.processed += 1;
+            if self.stats.processed > MAX_INSNS {
+                return Err((
+                    VerifierError::TooComplex {
+                        reason: format!(
+                            "BPF program is too large. Processed {} insn",
+                            self.stats.processed
+                        ),
+                    },
+                    Some(*pc),
+                ));
+            }
+            self.insns_since_ckpt += 1;
+            if self.cfg().prune_point[*pc] {
+                match self.is_state_visited(st, *pc, parent)? {
+                    Visit::Pruned => {
+                        if self.logging() {
+                            if do_print_state && self.opts.log_level >= 2 {
+                                self.log
+                                    .push_str(&format!("\nfrom {} to {}: safe\n", *prev, *pc));
+                            } else {
+                                self.log.push_str(&format!("{}: safe\n", *pc));
+                            }
+                        }
+                        return Ok(None);
+                    }
+                    Visit::Continue => {}
+                }
+            }
+            if self.logging() {
+                if self.opts.log_level >= 2 && do_print_state {
+                    let s = self.state_str(st, true);
+                    self.log
+                        .push_str(&format!("\nfrom {} to {}:{s}\n", *prev, *pc));
+                    self.log.push_str(&format!("{}:{s}\n", *pc));
+                    self.scratched_regs = 0;
+                    self.scratched_stack = 0;
+                }
+                do_print_state = false;
+                let d = self.dec(*pc);
+                self.print_insn(*pc, &d);
+            }
+            let d = self.dec(*pc);
+            let next = self.step(st, *pc, &d, parent)?;
+            if self.logging() && !matches!(next, Next::Exit | Next::Dead) {
+                let snapshot = st.clone();
+                let np = match next {
+                    Next::Go(n) => n,
+                    Next::Exit | Next::Dead => *pc,
+                };
+                self.print_insn_state(&snapshot, np);
+            }
+            match next {
+                Next::Go(n) => {
+                    *prev = *pc;
+                    *pc = n;
+                }
+                Next::Dead => return Ok(None),
+                Next::Exit => {
+                    // Returning from a bpf-to-bpf call continues in the caller.
+                    if st.frames.len() > 1 {
+                        let ret = self.return_from_call(st, *pc, *parent)?;
+                        *prev = *pc;
+                        *pc = ret;
+                        continue;
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- pruning
+
+    /// Live registers of each frame of `st` when its current frame is at `pc`.
+    fn live_masks(&self, st: &State, pc: usize) -> Vec<u16> {
+        let live = &self.cfg().live_in;
+        let n = st.frames.len();
+        (0..n)
+            .map(|i| {
+                let at = if i + 1 == n {
+                    pc
+                } else {
+                    st.frames[i + 1].callsite + 1
+                };
+                live.get(at).copied().unwrap_or(0x7ff)
+            })
+            .collect()
+    }
+
+    fn is_state_visited(
+        &mut self,
+        st: &State,
+        pc: usize,
+        parent: &mut Option<usize>,
+    ) -> Result<Visit, Fail> {
+        let ids: Vec<usize> = self.explored.get(&pc).cloned().unwrap_or_default();
+        let live = self.live_masks(st, pc);
+        for &ci in &ids {
+            let Some(old) = self.checkpoints[ci].state.as_ref() else {
+                continue;
+            };
+            if self.checkpoints[ci].branches > 0 {
+                // A helper bounds callback iterations: a covered re-entry is done.
+                if self.callback_entries.contains(&pc) && subsumes(old, st, &live) {
+                    return Ok(Visit::Pruned);
+                }
+                // Still being explored: an exact repeat is a loop without progress.
+                if states_exact(old, st) {
+                    if self.logging() {
+                        let old = old.clone();
+                        let cur = self.state_str(st, true);
+                        let olds = self.state_str(&old, true);
+                        self.log.push_str(&format!("infinite loop detected at insn {pc}\ncur state:{cur}\nold state:{olds}\n"));
+                    }
+                    return Err((
+                        VerifierError::Cfg {
+                            reason: format!("infinite loop detected at insn {pc}"),
+                        },
+                        Some(pc),
+                    ));
+                }
+                continue;
+            }
+            if subsumes(old, st, &live) {
+                return Ok(Visit::Pruned);
+            }
+        }
+        let force = self.cfg().loop_head[pc] || self.callback_entries.contains(&pc);
+        let heuristic = self.jmps_since_ckpt >= 2 && self.insns_since_ckpt >= 8;
+        if (force || heuristic) && ids.len() < MAX_STATES_PER_INSN {
+            let idx = self.checkpoints.len();
+            self.checkpoints.push(Checkpoint {
+                state: Some(st.clone()),
+                branches: 1,
+                parent: *parent,
+            });
+            // The path now lives under the new checkpoint instead of its parent.
+            *parent = Some(idx);
+            let list = self.explored.entry(pc).or_default();
+            list.push(idx);
+            let n = list.len() as u32;
+            self.stats.total_states += 1;
+            self.live_states += 1;
+            self.stats.peak_states = self.stats.peak_states.max(self.live_states);
+            self.stats.max_states_per_insn =
+                self.stats.max_states_per_insn.max(n.saturating_sub(1));
+            self.insns_since_ckpt = 0;
+            self.jmps_since_ckpt = 0;
+        }
+        Ok(Visit::Continue)
+    }
+
+    // ---------------------------------------------------------------- registers
+
+    fn check_reg_read(&mut self, st: &State, r: u8) -> Result<(), Fail> {
+        self.scratch_reg(r);
+        if !st.reg(r).is_init() {
+            return Err((unsafe_(format!("R{r} !read_ok")), Some(self.cur_insn)));
+        }
+        Ok(())
+    }
+
+    fn check_reg_write(&mut self, r: u8) -> Result<(), Fail> {
+        self.scratch_reg(r);
+        if r == BPF_REG_FP {
+            return Err((unsafe_("frame pointer is read only"), Some(self.cur_insn)));
+        }
+        Ok(())
+    }
+
+    fn err<T>(&self, e: VerifierError) -> Result<T, Fail> {
+        Err((e, Some(self.cur_insn)))
+    }
+
+    /// Is this register a pointer the program must not leak (unprivileged)?
+    fn is_pointer_value(&self, r: &Reg) -> bool {
+        !self.privileged() && r.ty.is_ptr()
+    }
+
+    // ---------------------------------------------------------------- one instruction
+
+    fn step(
+        &mut self,
+        st: &mut State,
+        pc: usize,
+        d: &Decoded,
+        parent: &mut Option<usize>,
+    ) -> Result<Next, Fail> {
+        let next = pc + d.slots();
+        match d.op.shape() {
+            Shape::AluK | Shape::AluX | Shape::Neg | Shape::End | Shape::MovSx => {
+                self.check_alu(st, d)?;
+                Ok(Next::Go(next))
+            }
+            Shape::LdImm64 => {
+                self.check_ld_imm64(st, pc, d)?;
+                Ok(Next::Go(next))
+            }
+            Shape::LdAbs | Shape::LdInd => {
+                self.check_ld_abs(st, d)?;
+                Ok(Next::Go(next))
+            }
+            Shape::Ldx => {
+                self.check_reg_read(st, d.src)?;
+                self.check_reg_write(d.dst)?;
+                let size = d.op.mem_size() as i32;
+                let sx = d.op.code() & 0xe0 == BPF_MEMSX;
+                let val = self.check_mem_access(st, pc, d.src, d.off as i32, size, Access::Read)?;
+                let mut v = val.unwrap_or_else(Reg::unknown);
+                if sx && v.is_scalar() {
+                    v = sign_extend_load(&v, size);
+                }
+                *st.reg_mut(d.dst) = v;
+                Ok(Next::Go(next))
+            }
+            Shape::St | Shape::Stx => {
+                self.check_reg_read(st, d.dst)?;
+                let val = if d.op.shape() == Shape::Stx {
+                    self.check_reg_read(st, d.src)?;
+                    st.reg(d.src).clone()
+                } else {
+                    Reg::konst(d.imm as u64)
+                };
+                let src = (d.op.shape() == Shape::Stx).then_some(d.src);
+                self.check_mem_access(
+                    st,
+                    pc,
+                    d.dst,
+                    d.off as i32,
+                    d.op.mem_size() as i32,
+                    Access::Write(val, src),
+                )?;
+                Ok(Next::Go(next))
+            }
+            Shape::Atomic => {
+                self.check_atomic(st, pc, d)?;
+                Ok(Next::Go(next))
+            }
+            Shape::Ja | Shape::Ja32 => {
+                self.jmps_since_ckpt += 1;
+                Ok(Next::Go(target(pc, d) as usize))
+            }
+            Shape::JmpK | Shape::JmpX => {
+                self.jmps_since_ckpt += 1;
+                self.check_cond_jmp(st, pc, d, parent)
+            }
+            Shape::Call => {
+                self.jmps_since_ckpt += 1;
+                match d.op {
+                    Op::CallLocal => self.check_local_call(st, pc, d),
+                    Op::CallKfunc => self.err(call_err("calling kernel function is not allowed")),
+                    _ => match self.check_helper_call(st, pc, d, parent)? {
+                        Some(entry) => Ok(Next::Go(entry)),
+                        None => Ok(Next::Go(next)),
+                    },
+                }
+            }
+            Shape::CallX => self.err(VerifierError::BadInsn {
+                reason: format!("unknown opcode {:02x}", d.op.code()),
+            }),
+            Shape::Exit => {
+                self.jmps_since_ckpt += 1;
+                self.check_exit(st)?;
+                Ok(Next::Exit)
+            }
+        }
+    }
+}
+
+enum Visit {
+    Pruned,
+    Continue,
+}
+
+enum Next {
+    Go(usize),
+    Exit,
+    /// The path cannot happen (no value satisfies the branch taken).
+    Dead,
+}
+
+#[derive(Clone, Debug)]
+enum Access {
+    Read,
+    /// The value stored, and the register it came from.
+    Write(Reg, Option<u8>),
+}
+
+fn sign_extend_load(v: &Reg, size: i32) -> Reg {
+    if v.is_const() {
+        let bits = 64 - size * 8;
+        let x = ((v.var_off.value << bits) as i64) >> bits;
+        return Reg::konst(x as u64);
+    }
+    let mut r = Reg::unknown();
+    let half = 1i64 << (size * 8 - 1);
+    r.smin = -half;
+    r.smax = half - 1;
+    r.sync_bounds();
+    r
+}
+
+/// Every concrete state `cur` describes is described by `old` (which was
+/// proven safe), so exploring `cur` further is pointless.
+fn subsumes(old: &State, cur: &State, live: &[u16]) -> bool {
+    if old.frames.len() != cur.frames.len() || old.refs.len() != cur.refs.len() {
+        return false;
+    }
+    let mut idmap = IdMap::default();
+    for (a, b) in old.refs.iter().zip(&cur.refs) {
+        if !idmap.check(a.0, b.0) {
+            return false;
+        }
+    }
+    for (fi, (fo, fc)) in old.frames.iter().zip(&cur.frames).enumerate() {
+        if fo.callsite != fc.callsite || fo.callback != fc.callback {
+            return false;
+        }
+        let mask = live.get(fi).copied().unwrap_or(0x7ff);
+        for (ri, (ro, rc)) in fo.regs.iter().zip(&fc.regs).enumerate() {
+            // A register no path reads before writing cannot matter.
+            if mask & (1 << ri) == 0 {
+                continue;
+            }
+            if !regsafe(ro, rc, &mut idmap) {
+                return false;
+            }
+        }
+        for (spi, so) in fo.stack.iter().enumerate() {
+            let empty = Slot::default();
+            let sc = fc.stack.get(spi).unwrap_or(&empty);
+            if !slot_safe(so, sc, &mut idmap) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn states_exact(old: &State, cur: &State) -> bool {
+    if old.frames.len() != cur.frames.len() || old.refs != cur.refs {
+        return false;
+    }
+    old.frames.iter().zip(&cur.frames).all(|(a, b)| {
+        a.callsite == b.callsite && a.regs == b.regs && {
+            let n = a.stack.len().max(b.stack.len());
+            let e = Slot::default();
+            (0..n).all(|i| a.stack.get(i).unwrap_or(&e) == b.stack.get(i).unwrap_or(&e))
+        }
+    })
+}
+
+#[derive(Default)]
+struct IdMap {
+    fwd: HashMap<u32, u32>,
+    back: HashMap<u32, u32>,
+}
+
+impl IdMap {
+    fn check(&mut self, old: u32, cur: u32) -> bool {
+        if old == 0 {
+            return true;
+        }
+        if cur == 0 {
+            return false;
+        }
+        match (self.fwd.get(&old), self.back.get(&cur)) {
+            (None, None) => {
+                self.fwd.insert(old, cur);
+                self.back.insert(cur, old);
+                true
+            }
+            (Some(&c), Some(&o)) => c == cur && o == old,
+            _ => false,
+        }
+    }
+}
+
+fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap) -> bool {
+    if old.ty == RegType::NotInit {
+        return true;
+    }
+    if cur.ty != old.ty || cur.maybe_null != old.maybe_null {
+        return false;
+    }
+    match old.ty {
+        RegType::Scalar => old.range_contains(cur) && idmap.check(old.id, cur.id),
+        _ => {
+            old.off == cur.off
+                && old.map == cur.map
+                && old.frameno == cur.frameno
+                && old.mem_size == cur.mem_size
+                && old.subprog == cur.subprog
+                && (old.range == cur.range || (old.range >= 0 && old.range <= cur.range))
+                && old.range_contains(cur)
+                && idmap.check(old.id, cur.id)
+                && idmap.check(old.ref_obj_id, cur.ref_obj_id)
+        }
+    }
+}
+
+fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap) -> bool {
+    let old_spill = old.ty.contains(&STACK_SPILL);
+    if old_spill {
+        // The same bytes must hold a covered spill.
+        for k in 0..8 {
+            if (old.ty[k] == STACK_SPILL) != (cur.ty[k] == STACK_SPILL) {
+                return false;
+            }
+        }
+        if !regsafe(&old.spill, &cur.spill, idmap) {
+            return false;
+        }
+    }
+    for k in 0..8 {
+        let ok = match old.ty[k] {
+            STACK_INVALID | STACK_SPILL => true,
+            STACK_MISC => match cur.ty[k] {
+                STACK_MISC | STACK_ZERO => true,
+                STACK_SPILL => cur.spill.is_scalar(),
+                _ => false,
+            },
+            _ => cur.ty[k] == STACK_ZERO || (cur.ty[k] == STACK_SPILL && cur.spill.is_null_const()),
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+mod alu;
+mod calls;
+mod jumps;
+mod mem;

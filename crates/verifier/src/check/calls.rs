@@ -1,0 +1,820 @@
+//! Calls: helper calls against their prototypes (`check_helper_call`),
+//! bpf-to-bpf calls with their own frames, callbacks (bpf_loop,
+//! for_each_map_elem), exits, references, and the combined stack limit.
+
+use super::jumps::mark_null;
+use super::*;
+
+const MAX_VAR_SIZE: u64 = 1 << 29;
+const MEM_TYPES: &str =
+    "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
+const KEY_TYPES: &str = MEM_TYPES;
+
+fn helper_name(id: i32) -> String {
+    usize::try_from(id)
+        .ok()
+        .and_then(|i| HELPER_NAMES.get(i))
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[derive(Default)]
+struct Meta {
+    map: Option<MapDesc>,
+    map_reg: u32,
+    /// Register number of a pointer argument waiting for its size.
+    mem_reg: Option<(u8, bool, bool)>,
+    release: Option<u32>,
+    alloc_size: u64,
+    func: Option<u32>,
+    key_reg: Option<Reg>,
+}
+
+impl Verifier<'_> {
+    /// Returns the callback entry when the helper calls back into the program.
+    pub(super) fn check_helper_call(
+        &mut self,
+        st: &mut State,
+        pc: usize,
+        d: &Decoded,
+        parent: &mut Option<usize>,
+    ) -> Result<Option<usize>, Fail> {
+        let id = d.imm32();
+        let name = helper_name(id);
+        // Helpers the embedder registered beyond the kernel's: the verifier knows
+        // nothing of their arguments (r1-r5 are passed as they are, unchecked) and
+        // treats the result as an integer.
+        let extra = self.opts.extra_helpers.contains(&id);
+        let custom = extra.then_some(crate::helpers::Proto {
+            args: [crate::helpers::Arg::DontCare; 5],
+            ret: crate::helpers::Ret::Integer,
+            effect: crate::helpers::Effect::None,
+            gpl_only: false,
+        });
+        let Some(p) = proto(id).or(custom) else {
+            if (0..HELPER_NAMES.len() as i32).contains(&id) && id > 0 {
+                return self.err(invalid(format!(
+                    "program of this type cannot use helper {name}#{id}"
+                )));
+            }
+            return self.err(invalid(format!("invalid func {name}#{id}")));
+        };
+        if !extra && !allowed_in(id, self.opts.prog_type, self.privileged()) {
+            return self.err(invalid(format!(
+                "program of this type cannot use helper {name}#{id}"
+            )));
+        }
+        if p.gpl_only && !self.opts.gpl_compatible {
+            return self.err(call_err(
+                "cannot call GPL-restricted function from non-GPL compatible program",
+            ));
+        }
+        let mut meta = Meta::default();
+        for (i, arg) in p.args.iter().enumerate() {
+            if *arg == Arg::DontCare {
+                continue;
+            }
+            self.check_func_arg(st, (i + 1) as u8, *arg, &mut meta)?;
+        }
+        // Map and helper must go together.
+        if let Some(m) = &meta.map {
+            let ok = match m.map_type {
+                BPF_MAP_TYPE_RINGBUF => matches!(id, 130..=134),
+                BPF_MAP_TYPE_PROG_ARRAY => id == 12,
+                BPF_MAP_TYPE_QUEUE | BPF_MAP_TYPE_STACK => matches!(id, 87..=89 | 2),
+                _ => true,
+            };
+            let ok = ok
+                && match id {
+                    130..=134 => m.map_type == BPF_MAP_TYPE_RINGBUF,
+                    12 => m.map_type == BPF_MAP_TYPE_PROG_ARRAY,
+                    87..=89 => matches!(m.map_type, BPF_MAP_TYPE_QUEUE | BPF_MAP_TYPE_STACK),
+                    51 => matches!(m.map_type, 14 | 17 | 16),
+                    _ => true,
+                };
+            if !ok && id == 12 {
+                return self.err(invalid("expected prog array map for tail call"));
+            }
+            if !ok {
+                return self.err(call_err(format!(
+                    "cannot pass map_type {} into func {name}#{id}",
+                    m.map_type
+                )));
+            }
+        }
+        if p.effect == Effect::TailCall && !st.refs.is_empty() {
+            return self.err(VerifierError::Reference {
+                reason: "tail_call would lead to reference leak".into(),
+            });
+        }
+        if let Some(rid) = meta.release {
+            st.refs.retain(|r| r.0 != rid);
+            let privileged = self.privileged();
+            st.for_each_reg(|r| {
+                if r.ref_obj_id == rid {
+                    *r = if privileged {
+                        Reg::unknown()
+                    } else {
+                        Reg::not_init()
+                    };
+                }
+            });
+        }
+        if p.effect == Effect::ChangesPkt {
+            let privileged = self.privileged();
+            st.for_each_reg(|r| {
+                if matches!(
+                    r.ty,
+                    RegType::Packet | RegType::PacketMeta | RegType::PacketEnd
+                ) {
+                    *r = if privileged {
+                        Reg::unknown()
+                    } else {
+                        Reg::not_init()
+                    };
+                }
+            });
+        }
+        // Callbacks: run the callback body as a new frame now; the state
+        // after zero iterations goes on the pending stack.
+        let cb = if p.effect == Effect::Callback {
+            Some(self.callback_frame(st, pc, id, &meta)?)
+        } else {
+            None
+        };
+        for r in 1..=5u8 {
+            *st.reg_mut(r) = Reg::not_init();
+            self.scratch_reg(r);
+        }
+        self.scratch_reg(0);
+        let r0 = match p.ret {
+            Ret::Integer => Reg::unknown(),
+            Ret::Void => Reg::not_init(),
+            Ret::MapValueOrNull if meta.map.as_ref().is_some_and(|m| m.inner.is_some()) => {
+                let inner = meta
+                    .map
+                    .as_ref()
+                    .and_then(|m| m.inner.clone())
+                    .map(|b| *b)
+                    .unwrap_or_default();
+                let mut r = Reg::ptr(RegType::MapPtr);
+                r.map = inner.id;
+                r.maybe_null = true;
+                r.id = self.new_id();
+                self.map_cache.insert(inner.id, Some(inner));
+                r
+            }
+            Ret::MapValueOrNull => {
+                let m = meta.map.clone().unwrap_or_default();
+                let mut r = Reg::ptr(RegType::MapValue);
+                r.map = m.id;
+                let const_key = meta
+                    .key_reg
+                    .as_ref()
+                    .and_then(|k| self.const_stack_key(st, k, m.key_size));
+                let in_range = matches!(m.map_type, BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY)
+                    && const_key.is_some_and(|k| k < m.max_entries as u64);
+                if !in_range {
+                    r.maybe_null = true;
+                    r.id = self.new_id();
+                }
+                r
+            }
+            Ret::RingbufMemOrNull => {
+                let mut r = Reg::ptr(RegType::RingbufMem);
+                // The kernel spends one id on the reference state and one on
+                // the register; both print as the second.
+                self.new_id();
+                let id = self.new_id();
+                r.maybe_null = true;
+                r.id = id;
+                r.ref_obj_id = id;
+                r.mem_size = meta.alloc_size as u32;
+                st.refs.push((id, pc));
+                r
+            }
+        };
+        *st.reg_mut(0) = r0;
+        if let Some(frame) = cb {
+            // Zero iterations: continue after the call.
+            let after = st.clone();
+            self.push_branch(after, pc + 1, pc, *parent)?;
+            // One iteration: the callback frame on top of the caller's.
+            let entry = self.cfg().subprogs[frame.subprog];
+            self.callback_init.insert(pc, Box::new(frame.regs.clone()));
+            self.callback_entries.insert(entry);
+            st.frames.push(frame);
+            return Ok(Some(entry));
+        }
+        Ok(None)
+    }
+
+    /// The key at a constant stack address, if its bytes are known.
+    fn const_stack_key(&self, st: &State, key: &Reg, key_size: u32) -> Option<u64> {
+        if key.ty != RegType::Stack || !key.is_const() || !(1..=8).contains(&key_size) {
+            return None;
+        }
+        let addr = key.off as i64 + key.var_off.value as i64;
+        if !(-MAX_STACK..0).contains(&addr) {
+            return None;
+        }
+        let fr = &st.frames[Self::stack_frame_of(st, key)];
+        let spi = ((-addr - 1) / 8) as usize;
+        let slot = fr.stack.get(spi)?;
+        let first_k = ((-addr - 1) % 8) as usize;
+        if first_k + 1 < key_size as usize {
+            return None;
+        }
+        let ks: Vec<usize> = (0..key_size as usize).map(|i| first_k - i).collect();
+        if ks.iter().all(|&k| slot.ty[k] == STACK_ZERO) {
+            return Some(0);
+        }
+        let spilled = slot.ty.iter().filter(|&&t| t == STACK_SPILL).count();
+        if addr % 8 == 0
+            && spilled == key_size as usize
+            && ks.iter().all(|&k| slot.ty[k] == STACK_SPILL)
+            && slot.spill.is_scalar()
+            && slot.spill.is_const()
+        {
+            return Some(slot.spill.var_off.value);
+        }
+        None
+    }
+
+    fn stack_frame_of(st: &State, reg: &Reg) -> usize {
+        (reg.frameno as usize).min(st.frames.len() - 1)
+    }
+
+    fn type_err<T>(&self, regno: u8, r: &Reg, expected: &str) -> Result<T, Fail> {
+        let t = r.ty.name(r.maybe_null);
+        self.err(call_err(format!("R{regno} type={t} expected={expected}")))
+    }
+
+    fn check_func_arg(
+        &mut self,
+        st: &mut State,
+        regno: u8,
+        arg: Arg,
+        meta: &mut Meta,
+    ) -> Result<(), Fail> {
+        self.check_reg_read(st, regno)?;
+        let r = st.reg(regno).clone();
+        match arg {
+            Arg::DontCare => {}
+            Arg::Anything => {
+                if self.is_pointer_value(&r) {
+                    return self.err(unsafe_(format!("R{regno} leaks addr into helper function")));
+                }
+            }
+            Arg::MapPtr => {
+                if r.ty != RegType::MapPtr {
+                    return self.type_err(regno, &r, "map_ptr");
+                }
+                meta.map = self.map(r.map);
+                meta.map_reg = r.map;
+            }
+            Arg::MapKey | Arg::MapValue | Arg::MapValueUninit => {
+                let Some(m) = meta.map.clone() else {
+                    let what = if arg == Arg::MapKey { "key" } else { "value" };
+                    return self.err(call_err(format!("invalid map_ptr to access map->{what}")));
+                };
+                if !matches!(
+                    r.ty,
+                    RegType::Stack
+                        | RegType::Packet
+                        | RegType::PacketMeta
+                        | RegType::MapKey
+                        | RegType::MapValue
+                ) || r.maybe_null
+                {
+                    return self.type_err(regno, &r, KEY_TYPES);
+                }
+                let (size, write) = match arg {
+                    Arg::MapKey => (m.key_size, false),
+                    Arg::MapValue => (m.value_size, false),
+                    _ => (m.value_size, true),
+                };
+                if arg == Arg::MapKey {
+                    meta.key_reg = Some(r.clone());
+                }
+                self.check_helper_mem(st, regno, size as i64, write)?;
+            }
+            Arg::Mem { nullable } | Arg::UninitMem { nullable } => {
+                let write = matches!(arg, Arg::UninitMem { .. });
+                if nullable && r.is_null_const() {
+                    meta.mem_reg = Some((regno, write, true));
+                    return Ok(());
+                }
+                if !r.ty.is_ptr()
+                    || r.maybe_null
+                    || !matches!(
+                        r.ty,
+                        RegType::Stack
+                            | RegType::Packet
+                            | RegType::PacketMeta
+                            | RegType::MapKey
+                            | RegType::MapValue
+                            | RegType::RingbufMem
+                    )
+                {
+                    return self.type_err(regno, &r, MEM_TYPES);
+                }
+                meta.mem_reg = Some((regno, write, false));
+            }
+            Arg::ConstSize | Arg::ConstSizeOrZero => {
+                let zero_ok = arg == Arg::ConstSizeOrZero;
+                if !r.is_scalar() {
+                    return self.type_err(regno, &r, "scalar");
+                }
+                if r.smin < 0 {
+                    return self.err(call_err(format!(
+                        "R{regno} min value is negative, either use unsigned or 'var &= const'"
+                    )));
+                }
+                if r.umin == 0 && !zero_ok {
+                    return self.err(call_err(format!(
+                        "R{regno} invalid zero-sized read: u64=[{},{}]",
+                        r.umin, r.umax
+                    )));
+                }
+                if r.umax >= MAX_VAR_SIZE {
+                    return self.err(call_err(format!("R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")));
+                }
+                if let Some((mreg, write, was_null)) = meta.mem_reg.take() {
+                    if was_null {
+                        if r.umax != 0 {
+                            let t = st.reg(mreg).ty.name(false);
+                            return self
+                                .err(call_err(format!("R{mreg} type={t} expected={MEM_TYPES}")));
+                        }
+                    } else if r.umax > 0 {
+                        self.check_helper_mem(st, mreg, r.umax as i64, write)?;
+                    }
+                }
+            }
+            Arg::AllocSize => {
+                if !r.is_scalar() || !r.is_const() {
+                    return self.err(call_err(format!("R{regno} is not a known constant'")));
+                }
+                meta.alloc_size = r.var_off.value;
+            }
+            Arg::Ctx => {
+                if r.ty != RegType::Ctx {
+                    return self.type_err(regno, &r, "ctx");
+                }
+                if r.off != 0 || !r.is_const() || r.var_off.value != 0 {
+                    return self.err(call_err(format!(
+                        "dereference of modified ctx ptr R{regno} off={} disallowed",
+                        r.off
+                    )));
+                }
+            }
+            Arg::RingbufMemRelease => {
+                if r.ty != RegType::RingbufMem || r.maybe_null {
+                    return self.type_err(regno, &r, "ringbuf_mem");
+                }
+                if r.off != 0 || !r.is_const() || r.var_off.value != 0 {
+                    return self.err(VerifierError::Reference { reason: format!("R{regno} must have zero offset when passed to release func or trusted arg to kfunc") });
+                }
+                if r.ref_obj_id == 0 || !st.refs.iter().any(|x| x.0 == r.ref_obj_id) {
+                    return self.err(VerifierError::Reference {
+                        reason: format!(
+                            "R{regno} must be referenced when passed to release function"
+                        ),
+                    });
+                }
+                meta.release = Some(r.ref_obj_id);
+            }
+            Arg::Func => {
+                if r.ty != RegType::Func {
+                    return self.type_err(regno, &r, "func");
+                }
+                meta.func = Some(r.subprog);
+            }
+            Arg::StackOrNull => {
+                if !(r.is_null_const() || r.ty == RegType::Stack) {
+                    return self.type_err(regno, &r, "fp");
+                }
+            }
+            Arg::ConstStr => {
+                let m = if r.ty == RegType::MapValue && !r.maybe_null {
+                    self.map(r.map)
+                } else {
+                    None
+                };
+                let Some(m) = m else {
+                    return self.type_err(regno, &r, "map_value");
+                };
+                if m.map_flags & BPF_F_RDONLY_PROG == 0 || !m.frozen {
+                    return self.err(call_err(format!(
+                        "R{regno} does not point to a readonly map'"
+                    )));
+                }
+                if !r.is_const() {
+                    return self.err(call_err(format!("R{regno} is not a constant address'")));
+                }
+                let off = r.off as i64 + r.var_off.value as i64;
+                if off < 0 || off >= m.value_size as i64 {
+                    return self.err(call_err(format!(
+                        "invalid access to map value, value_size={} off={off} size=1",
+                        m.value_size
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `check_helper_mem_access`: a helper reads or writes `size` bytes at R`regno`.
+    fn check_helper_mem(
+        &mut self,
+        st: &mut State,
+        regno: u8,
+        size: i64,
+        write: bool,
+    ) -> Result<(), Fail> {
+        let r = st.reg(regno).clone();
+        let size32 = size.min(i32::MAX as i64) as i32;
+        let off_total = r.off as i64;
+        match r.ty {
+            RegType::Stack => {
+                let fi = Self::stack_frame_of(st, &r);
+                let (lo, hi) = if r.is_const() {
+                    let a = off_total + r.var_off.value as i64;
+                    (a, a)
+                } else {
+                    if !self.privileged() {
+                        return self.err(unsafe_(format!(
+                            "R{regno} variable stack access prohibited for !root"
+                        )));
+                    }
+                    if r.smin == i64::MIN || r.smax >= MAX_VAR_OFF {
+                        return self.err(unsafe_(format!(
+                            "R{regno} unbounded indirect variable offset stack access"
+                        )));
+                    }
+                    (off_total + r.smin, off_total + r.smax)
+                };
+                let kind = if write { "write to" } else { "read from" };
+                if size == 0 {
+                    return self.err(unsafe_("invalid zero-sized read"));
+                }
+                if lo < -MAX_STACK || hi + size > 0 || size < 0 {
+                    if r.is_const() {
+                        return self.err(invalid(format!(
+                            "invalid {kind} stack R{regno} off={lo} size={size}"
+                        )));
+                    }
+                    return self.err(invalid(format!(
+                        "invalid variable-offset {kind} stack R{regno} var_off={} off={off_total} size={size}",
+                        r.var_off.text()
+                    )));
+                }
+                self.record_depth(st, fi, lo);
+                let privileged = self.privileged();
+                let frame = &mut st.frames[fi];
+                for a in lo..hi + size {
+                    let spi = ((-a - 1) / 8) as usize;
+                    let k = ((-a - 1) % 8) as usize;
+                    if write && spi < 64 {
+                        self.scratched_stack |= 1 << spi;
+                    }
+                    let slot = frame.slot_mut(spi);
+                    let t = slot.ty[k];
+                    if write {
+                        if slot.ty.contains(&STACK_SPILL) && !(slot.spill.is_scalar() || privileged)
+                        {
+                            return Err((
+                                unsafe_(format!(
+                                    "invalid write to stack R{regno} off={lo} size={size}"
+                                )),
+                                Some(self.cur_insn),
+                            ));
+                        }
+                        if slot.ty.contains(&STACK_SPILL) {
+                            for x in slot.ty.iter_mut() {
+                                if *x == STACK_SPILL {
+                                    *x = STACK_MISC;
+                                }
+                            }
+                        }
+                        slot.ty[k] = STACK_MISC;
+                        continue;
+                    }
+                    let ok = match t {
+                        STACK_MISC | STACK_ZERO => true,
+                        STACK_SPILL => slot.spill.is_scalar() || privileged,
+                        _ => privileged,
+                    };
+                    if !ok {
+                        let base = if r.is_const() { lo } else { off_total };
+                        return Err((
+                            unsafe_(format!("invalid indirect read from stack R{regno} off {base}+{} size {size}", a - lo)),
+                            Some(self.cur_insn),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            RegType::MapValue => {
+                let m = self.map(r.map).unwrap_or_default();
+                if write && m.map_flags & BPF_F_RDONLY_PROG != 0 {
+                    return self.err(unsafe_(format!(
+                        "write into map forbidden, value_size={} off={off_total} size={size}",
+                        m.value_size
+                    )));
+                }
+                self.check_region(
+                    regno,
+                    &r,
+                    off_total,
+                    size32,
+                    m.value_size as i64,
+                    "map value",
+                )
+            }
+            RegType::MapKey => {
+                let m = self.map(r.map).unwrap_or_default();
+                self.check_region(regno, &r, off_total, size32, m.key_size as i64, "map key")
+            }
+            RegType::RingbufMem => {
+                self.check_region(regno, &r, off_total, size32, r.mem_size as i64, "memory")
+            }
+            RegType::Packet | RegType::PacketMeta => {
+                if write
+                    && !matches!(
+                        self.opts.prog_type,
+                        BPF_PROG_TYPE_XDP | BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT
+                    )
+                {
+                    return self.err(unsafe_("cannot write into packet"));
+                }
+                if r.smin < 0 {
+                    return self.err(unsafe_(format!("R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.")));
+                }
+                if off_total < 0 || off_total + size > r.range as i64 {
+                    if self.logging() {
+                        self.log.push_str(&format!(
+                            "invalid access to packet, off={off_total} size={size}, R{regno}(id={},off={off_total},r={})\n",
+                            r.id, r.range
+                        ));
+                    }
+                    return self.err(unsafe_(format!("R{regno} offset is outside of the packet")));
+                }
+                Ok(())
+            }
+            _ => self.type_err(regno, &r, MEM_TYPES),
+        }
+    }
+
+    fn callback_frame(
+        &mut self,
+        st: &State,
+        pc: usize,
+        id: i32,
+        meta: &Meta,
+    ) -> Result<Frame, Fail> {
+        if st.frames.len() >= MAX_FRAMES {
+            return self.err(too_complex(format!(
+                "the call stack of {} frames is too deep",
+                st.frames.len() + 1
+            )));
+        }
+        let Some(entry) = meta.func else {
+            return self.err(call_err("callback function not static"));
+        };
+        let cfg = self.cfg();
+        let sp = cfg
+            .subprogs
+            .iter()
+            .position(|&s| s == entry as usize)
+            .unwrap_or(0);
+        let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::not_init());
+        if id == 181 {
+            regs[1] = Reg::bounded(u32::MAX as u64);
+            regs[2] = st.reg(3).clone();
+        } else {
+            let m = meta.map.clone().unwrap_or_default();
+            let mut mp = Reg::ptr(RegType::MapPtr);
+            mp.map = m.id;
+            regs[1] = mp;
+            let mut k = Reg::ptr(RegType::MapKey);
+            k.map = m.id;
+            regs[2] = k;
+            let mut v = Reg::ptr(RegType::MapValue);
+            v.map = m.id;
+            regs[3] = v;
+            regs[4] = st.reg(3).clone();
+        }
+        let mut fp = Reg::ptr(RegType::Stack);
+        fp.frameno = st.frames.len() as u8;
+        regs[10] = fp;
+        Ok(Frame {
+            regs,
+            stack: Vec::new(),
+            callsite: pc,
+            subprog: sp,
+            callback: true,
+        })
+    }
+
+    pub(super) fn check_local_call(
+        &mut self,
+        st: &mut State,
+        pc: usize,
+        d: &Decoded,
+    ) -> Result<Next, Fail> {
+        if !self.privileged() && self.opts.prog_type != BPF_PROG_TYPE_SOCKET_FILTER {
+            // Unprivileged programs may call subprograms too; nothing to refuse here.
+        }
+        if st.frames.len() >= MAX_FRAMES {
+            return self.err(too_complex(format!(
+                "the call stack of {} frames is too deep",
+                st.frames.len() + 1
+            )));
+        }
+        let tgt = target(pc, d) as usize;
+        let sp = self.cfg().subprog_of[tgt];
+        let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::not_init());
+        regs[1..=5].clone_from_slice(&st.cur().regs[1..=5]);
+        let mut fp = Reg::ptr(RegType::Stack);
+        fp.frameno = st.frames.len() as u8;
+        regs[10] = fp;
+        // The arguments move to the callee; the caller's copies are clobbered.
+        for r in 1..=5u8 {
+            *st.reg_mut(r) = Reg::not_init();
+        }
+        if self.logging() {
+            let s = self.state_str(st, true);
+            self.log.push_str(&format!("caller:\n{s}\n"));
+        }
+        st.frames.push(Frame {
+            regs,
+            stack: Vec::new(),
+            callsite: pc,
+            subprog: sp,
+            callback: false,
+        });
+        if self.logging() {
+            let s = self.state_str(st, true);
+            self.log.push_str(&format!("callee:\n{s}\n"));
+            self.scratched_regs = 0x7ff;
+        }
+        Ok(Next::Go(tgt))
+    }
+
+    pub(super) fn check_exit(&mut self, st: &mut State) -> Result<(), Fail> {
+        self.check_reg_read(st, 0)?;
+        let r0 = st.reg(0).clone();
+        let frame = st.cur().clone();
+        if st.frames.len() > 1 {
+            if frame.callback {
+                if !r0.is_scalar() || r0.smin < 0 || r0.smax > 1 {
+                    let t = if r0.is_scalar() {
+                        format!("smin={} smax={}", r0.smin, r0.smax)
+                    } else {
+                        format!("type={}", r0.ty.name(r0.maybe_null))
+                    };
+                    return self.err(unsafe_(format!(
+                        "At callback return the register R0 has {t} should have been in [0, 1]"
+                    )));
+                }
+            } else if r0.ty == RegType::Stack && r0.frameno as usize == st.frames.len() - 1 {
+                return self.err(invalid("cannot return stack pointer to the caller"));
+            }
+            return Ok(());
+        }
+        if !st.refs.is_empty() {
+            if self.logging() {
+                for &(id, at) in &st.refs {
+                    self.log
+                        .push_str(&format!("Unreleased reference id={id} alloc_insn={at}\n"));
+                }
+            }
+            return self.err(VerifierError::Reference {
+                reason: "BPF_EXIT instruction in main prog would lead to reference leak".into(),
+            });
+        }
+        if self.is_pointer_value(&r0) {
+            return self.err(unsafe_("R0 leaks addr as return value"));
+        }
+        Ok(())
+    }
+
+    /// Pops a frame at a subprogram's exit; returns where the caller goes on.
+    pub(super) fn return_from_call(
+        &mut self,
+        st: &mut State,
+        pc: usize,
+        parent: Option<usize>,
+    ) -> Result<usize, Fail> {
+        let callee = st.frames.pop().expect("more than one frame");
+        let depth = st.frames.len();
+        if self.logging() {
+            let mut tmp = st.clone();
+            tmp.frames.push(callee.clone());
+            let s = self.state_str(&tmp, true);
+            self.log.push_str(&format!("returning from callee:\n{s}\n"));
+        }
+        // Nothing may keep pointing into the popped frame.
+        let privileged = self.privileged();
+        st.for_each_reg(|r| {
+            if r.ty == RegType::Stack && r.frameno as usize >= depth {
+                *r = if privileged {
+                    Reg::unknown()
+                } else {
+                    Reg::not_init()
+                };
+            }
+        });
+        let ret = callee.callsite + 1;
+        if callee.callback {
+            // Another iteration may follow: the callback runs again from its entry
+            // with fresh arguments over the caller state as it is now.
+            let mut again = st.clone();
+            let mut f = callee.clone();
+            let entry = self.cfg().subprogs[f.subprog];
+            f.stack.clear();
+            let init = self.callback_init.get(&callee.callsite).cloned();
+            if let Some(regs) = init {
+                f.regs = *regs;
+                // Widen what the callback may have changed in its callers' stacks
+                // (counters through the context pointer), so iterations converge.
+                for fr in again.frames.iter_mut() {
+                    for slot in fr.stack.iter_mut() {
+                        if slot.ty.contains(&STACK_SPILL) && slot.spill.is_scalar() {
+                            let n = slot.ty.iter().filter(|&&t| t == STACK_SPILL).count() as i32;
+                            slot.spill = Reg::unknown().clone_low(n);
+                        }
+                    }
+                }
+                again.frames.push(f);
+                self.push_branch(again, entry, pc, parent)?;
+            }
+            // The caller's R0 is the helper's result; R1-R5 were clobbered.
+            *st.reg_mut(0) = Reg::unknown();
+        } else {
+            *st.reg_mut(0) = callee.regs[0].clone();
+        }
+        for r in 1..=5u8 {
+            *st.reg_mut(r) = Reg::not_init();
+        }
+        self.scratched_regs |= 1;
+        if self.logging() {
+            let s = self.state_str(st, true);
+            self.log.push_str(&format!("to caller at {ret}:\n{s}\n"));
+            if self.opts.log_level & 2 != 0 {
+                self.log.push_str(&format!("\nfrom {pc} to {ret}:{s}\n"));
+            }
+            self.scratched_regs = 0;
+            self.scratched_stack = 0;
+        }
+        let _ = mark_null;
+        Ok(ret)
+    }
+
+    /// `check_max_stack_depth`: frames of a call chain share 512 bytes, each
+    /// rounded up to 32.
+    pub(super) fn check_max_stack_depth(&mut self) -> Result<(), Fail> {
+        let cfg = self.cfg();
+        let n = cfg.subprogs.len();
+        let mut callees: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
+        for (pc, d) in cfg.dec.iter().enumerate() {
+            if let Some(d) = d {
+                if d.op == Op::CallLocal {
+                    let t = target(pc, d) as usize;
+                    callees[cfg.subprog_of[pc]].push((cfg.subprog_of[t], pc));
+                }
+            }
+        }
+        let frame = |d: u32| (d.max(1) as usize).div_ceil(32) * 32;
+        // Depth-first over call chains (the call graph is acyclic after check_cfg
+        // unless the program recurses, which exploration already bounds).
+        let mut stack: Vec<(usize, usize, usize)> = vec![(0, frame(self.stack_depth[0]), 1)];
+        let mut seen = 0usize;
+        while let Some((sp, total, calls)) = stack.pop() {
+            seen += 1;
+            if seen > 100_000 {
+                break;
+            }
+            if total > MAX_STACK as usize {
+                return Err((
+                    call_err(format!(
+                        "combined stack size of {calls} calls is {total}. Too large"
+                    )),
+                    None,
+                ));
+            }
+            if calls > MAX_FRAMES {
+                return Err((
+                    too_complex(format!("the call stack of {calls} frames is too deep")),
+                    None,
+                ));
+            }
+            for &(c, _) in &callees[sp] {
+                stack.push((c, total + frame(self.stack_depth[c]), calls + 1));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! bpfvm-verifier — internal dependency of bpfvm.
+//!
+//! A static verifier for eBPF programs modelled on the Linux kernel's
+//! (`kernel/bpf/verifier.c`). Data flows in two passes over the instruction
+//! slots: [`cfg`] checks the control-flow graph (jump targets, unreachable code,
+//! back-edges, subprogram boundaries), then [`check`] explores every path with
+//! abstract register and stack state ([`reg::Reg`] with [`tnum::Tnum`] bounds),
+//! checking each memory access, helper call and exit, and pruning paths whose
+//! state is covered by one already proven safe. The result is either
+//! [`Verified`] (with the log, statistics and which loads/stores were proven in
+//! bounds) or [`Refused`] (the log and the error in the kernel's wording).
+//!
+//! Conventions for callers: an LD_IMM64 with `src_reg` BPF_PSEUDO_MAP_FD or
+//! BPF_PSEUDO_MAP_VALUE carries a map id in its first `imm` (the value offset
+//! in the second slot's `imm`), resolved through the `maps` callback; context
+//! accesses are checked against the kernel's UAPI layouts (`struct xdp_md`,
+//! `struct __sk_buff`, ...). `log_level` takes the kernel's bits: 1 (the
+//! failing path only), 2 (every instruction), 4 (verification time and stack
+//! depth).
+
+pub mod cfg;
+pub mod check;
+pub mod helpers;
+pub mod prog;
+pub mod reg;
+pub mod tnum;
+
+use bpfvm_isa::Insn;
+use thiserror::Error;
+
+pub use prog::*;
+
+/// A map as the verifier needs to know it (`struct bpf_map` fields).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapDesc {
+    pub id: u32,
+    /// `BPF_MAP_TYPE_*`
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    /// `BPF_F_RDONLY_PROG` makes program writes to values an error.
+    pub map_flags: u32,
+    pub frozen: bool,
+    /// Printed in register states (`map_value(map=NAME,...)`).
+    pub name: String,
+    /// For array_of_maps / hash_of_maps: the inner map template (a lookup
+    /// gives a map pointer to a map like it).
+    pub inner: Option<Box<MapDesc>>,
+}
+
+/// One `bpf_line_info` record, resolved to text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LineRef {
+    pub insn_idx: u32,
+    pub file: String,
+    pub line: String,
+    pub line_num: u32,
+    pub col: u32,
+}
+
+/// What `BPF_PROG_LOAD` tells the verifier besides the instructions.
+#[derive(Clone, Debug)]
+pub struct VerifierOpts {
+    /// `BPF_PROG_TYPE_*`
+    pub prog_type: u32,
+    pub expected_attach_type: u32,
+    /// CAP_BPF + CAP_PERFMON: bounded loops, pointer leaks, uninitialised
+    /// stack reads, pointer comparisons.
+    pub privileged: bool,
+    /// 0: nothing; 1: the failing path and statistics; 2: every instruction.
+    pub log_level: u32,
+    pub line_info: Vec<LineRef>,
+    /// `(insn_idx, name)` per function.
+    pub func_info: Vec<(u32, String)>,
+    /// The license is GPL-compatible (GPL-only helpers are allowed).
+    pub gpl_compatible: bool,
+    /// Log buffer size (`log_size`): the trace stops growing past it; the
+    /// closing lines are always written.
+    pub log_size: usize,
+    /// Helper ids the embedder registered beyond the kernel's (custom helpers):
+    /// their arguments are not checked and their result is an integer.
+    pub extra_helpers: Vec<i32>,
+}
+
+impl Default for VerifierOpts {
+    fn default() -> Self {
+        VerifierOpts {
+            prog_type: BPF_PROG_TYPE_XDP,
+            expected_attach_type: 0,
+            privileged: true,
+            log_level: 0,
+            line_info: Vec::new(),
+            func_info: Vec::new(),
+            gpl_compatible: true,
+            log_size: 16 << 20,
+            extra_helpers: Vec::new(),
+        }
+    }
+}
+
+/// The closing statistics line's numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Instructions processed over all paths.
+    pub processed: u64,
+    pub max_states_per_insn: u32,
+    pub total_states: u32,
+    pub peak_states: u32,
+    pub mark_read: u32,
+}
+
+/// An accepted program.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub log: String,
+    pub stats: Stats,
+    /// Per slot: the load/store at this slot was proven in bounds on every
+    /// path that reaches it, so the VM may skip its runtime check.
+    pub safe_mem: Vec<bool>,
+    /// Stack depth of each subprogram, in bytes (`stack depth A+B`).
+    pub stack_depth: Vec<u32>,
+}
+
+/// A refused program.
+#[derive(Clone, Debug, Error)]
+#[error("{error}")]
+pub struct Refused {
+    pub log: String,
+    /// The instruction the error is about, if any.
+    pub insn: Option<usize>,
+    #[source]
+    pub error: VerifierError,
+    pub stats: Stats,
+}
+
+/// Why a program was refused. Messages are the kernel's.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum VerifierError {
+    /// The instruction stream itself is malformed (`unknown opcode 8d`).
+    #[error("{reason}")]
+    BadInsn { reason: String },
+    /// check_cfg: control flow (`unreachable insn 3`, `back-edge from insn 4 to 2`).
+    #[error("{reason}")]
+    Cfg { reason: String },
+    /// An access or operation is not provably safe (`R0 invalid mem access 'scalar'`).
+    #[error("{reason}")]
+    Unsafe { reason: String },
+    /// A helper or function call is malformed or its arguments are wrong.
+    #[error("{reason}")]
+    Call { reason: String },
+    /// A reference (ringbuf record) is leaked or misused.
+    #[error("{reason}")]
+    Reference { reason: String },
+    /// A malformed request the kernel answers with EINVAL rather than EACCES
+    /// (`invalid func unknown#9999`, `expected prog array map for tail call`).
+    #[error("{reason}")]
+    Invalid { reason: String },
+    /// Complexity limits (`BPF program is too large. Processed 1000001 insn`).
+    #[error("{reason}")]
+    TooComplex { reason: String },
+}
+
+impl VerifierError {
+    /// The errno the kernel returns for this error (EINVAL, EACCES or E2BIG).
+    pub fn errno(&self) -> i32 {
+        match self {
+            VerifierError::BadInsn { .. }
+            | VerifierError::Cfg { .. }
+            | VerifierError::Reference { .. }
+            | VerifierError::Invalid { .. } => 22,
+            VerifierError::TooComplex { .. } => 7,
+            _ => 13,
+        }
+    }
+    pub fn reason(&self) -> &str {
+        match self {
+            VerifierError::BadInsn { reason }
+            | VerifierError::Cfg { reason }
+            | VerifierError::Unsafe { reason }
+            | VerifierError::Call { reason }
+            | VerifierError::Reference { reason }
+            | VerifierError::Invalid { reason }
+            | VerifierError::TooComplex { reason } => reason,
+        }
+    }
+}
+
+/// Verifies `insns`. LD_IMM64 with `src_reg` BPF_PSEUDO_MAP_FD / _VALUE carry
+/// map ids in `imm`, resolved through `maps`.
+pub fn verify(
+    insns: &[Insn],
+    maps: &dyn Fn(u32) -> Option<MapDesc>,
+    opts: &VerifierOpts,
+) -> Result<Verified, Refused> {
+    check::Verifier::new(insns, maps, opts).run()
+}
+
+#[cfg(test)]
+mod tests;

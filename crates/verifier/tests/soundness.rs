@@ -1,0 +1,503 @@
+//! Soundness fuzzing: random and mutated programs; whatever `verify` accepts
+//! is run on bpfvm-vm's checked interpreter with random packets, context and
+//! map values. A memory violation the interpreter reports is a verifier bug.
+//!
+//! The XDP context is laid out below 4 GiB (MAP_32BIT) so the u32 `data` /
+//! `data_end` fields hold real addresses, as the kernel's rewrite makes them.
+//! Iterations: VERIFIER_FUZZ_ITERS (default 3000).
+
+mod common;
+use bpfvm_isa::Insn;
+use bpfvm_verifier::*;
+use bpfvm_vm::{HelperTable, LoadOptions, Region, RegionKind, RunOptions, VmError, VmProgram};
+use std::sync::Arc;
+
+/// xorshift64*: deterministic, seedable.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+const IMMS: &[i32] = &[
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    8,
+    12,
+    13,
+    14,
+    15,
+    16,
+    20,
+    24,
+    31,
+    32,
+    63,
+    64,
+    255,
+    256,
+    511,
+    512,
+    -1,
+    -4,
+    -8,
+    -16,
+    -512,
+    0x7fff_ffff,
+    i32::MIN,
+];
+
+fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn::new(code, dst, src, off, imm)
+}
+
+/// A random straight-line-with-forward-jumps XDP program over packet, stack,
+/// context and a 48-byte global (map 3).
+fn gen(r: &mut Rng) -> Vec<Insn> {
+    let p = vec![
+        ins(0xbf, 6, 1, 0, 0), // r6 = ctx
+        ins(0x61, 2, 1, 0, 0), // r2 = data
+        ins(0x61, 3, 1, 4, 0), // r3 = data_end
+        ins(0x18, 7, 2, 0, 3), // r7 = &global
+        ins(0, 0, 0, 0, 0),
+        ins(0xb7, 0, 0, 0, 0),
+        ins(0xbf, 4, 2, 0, 0),  // r4 = data
+        ins(0xbf, 5, 10, 0, 0), // r5 = fp
+        ins(0x07, 5, 0, 0, -64),
+        ins(0xbf, 8, 7, 0, 0),  // r8 = &global
+        ins(0x61, 9, 6, 12, 0), // r9 = ingress_ifindex
+    ];
+    let n = 4 + r.below(28) as usize;
+    let mut body: Vec<Vec<Insn>> = Vec::new();
+    for _ in 0..n * 3 {
+        let reg = |r: &mut Rng| r.pick(&[0u8, 1, 2, 3, 4, 5, 7, 8, 9]);
+        let base = |r: &mut Rng| r.pick(&[2u8, 4, 5, 7, 8, 10, 10, 6]);
+        let size = |r: &mut Rng| r.pick(&[0x00u8, 0x08, 0x10, 0x18]);
+        let off = |r: &mut Rng| {
+            r.pick(&[
+                -16i16, -8, -4, -1, 0, 0, 1, 2, 4, 6, 8, 12, 13, 14, 16, 20, 40, 44, 47,
+            ])
+        };
+        let choice = r.below(16);
+        let v = match choice {
+            0 | 1 => {
+                // ALU with an immediate (64 or 32 bit)
+                let op = r.pick(&[
+                    0x00u8, 0x10, 0x20, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0x30, 0x90,
+                ]);
+                let class = r.pick(&[0x07u8, 0x04]);
+                let mut imm = r.pick(IMMS);
+                if matches!(op, 0x60 | 0x70 | 0xc0) {
+                    imm = (imm & 31).abs();
+                }
+                if matches!(op, 0x30 | 0x90) && imm == 0 {
+                    imm = 3;
+                }
+                vec![ins(op | class, reg(r), 0, 0, imm)]
+            }
+            2 | 3 => {
+                // ALU between registers, often pointer arithmetic
+                let op = r.pick(&[0x00u8, 0x10, 0xb0, 0x50, 0x20, 0x70, 0x30, 0x90]);
+                let class = r.pick(&[0x0fu8, 0x0f, 0x0c]);
+                vec![ins(
+                    op | class,
+                    reg(r),
+                    r.pick(&[0u8, 1, 2, 3, 4, 5, 7, 8, 9, 10]),
+                    0,
+                    0,
+                )]
+            }
+            4 | 5 => {
+                // load
+                let sz = size(r);
+                vec![ins(0x61 | sz, reg(r), base(r), off(r), 0)]
+            }
+            6 => {
+                // store register
+                vec![ins(0x63 | size(r), base(r), reg(r), off(r), 0)]
+            }
+            7 => vec![ins(0x62 | size(r), base(r), 0, off(r), r.pick(IMMS))],
+            8 | 9 => {
+                // forward conditional jump on a scalar or on packet pointers
+                let op = r.pick(&[
+                    0x10u8, 0x20, 0x30, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0xd0, 0x40,
+                ]);
+                let fwd = 1 + r.below(4) as i16;
+                if r.below(2) == 0 {
+                    vec![ins(op | 0x05, reg(r), 0, fwd, r.pick(IMMS))]
+                } else {
+                    vec![ins(op | r.pick(&[0x0du8, 0x0e]), reg(r), reg(r), fwd, 0)]
+                }
+            }
+            10 | 11 => {
+                // the bounds-check idiom with a random length
+                let len = r.pick(&[1i32, 2, 4, 8, 13, 14, 16, 20, 34]);
+                let t = r.pick(&[4u8, 5, 8]);
+                vec![
+                    ins(0xbf, t, 2, 0, 0),
+                    ins(0x07, t, 0, 0, len),
+                    ins(
+                        r.pick(&[0x2du8, 0x3d, 0xad, 0xbd]),
+                        t,
+                        3,
+                        2 + r.below(3) as i16,
+                        0,
+                    ),
+                ]
+            }
+            12 => {
+                // masked variable offset added to a pointer
+                let t = r.pick(&[2u8, 4, 7, 10]);
+                let t = if t == 10 { 5 } else { t };
+                vec![
+                    ins(0x61, 9, 6, 12, 0),
+                    ins(0x57, 9, 0, 0, r.pick(&[1, 3, 7, 15, 31, 255, 0xffff])),
+                    ins(0x0f, t, 9, 0, 0),
+                ]
+            }
+            13 => vec![
+                ins(0xbf, reg(r), 10, 0, 0),
+                ins(0x07, reg(r), 0, 0, r.pick(&[-8, -16, -512, -520, 0, 8])),
+            ],
+            14 => vec![ins(0x61, reg(r), 6, r.pick(&[0i16, 4, 8, 12, 16, 20]), 0)],
+            15 if r.below(2) == 0 => {
+                // A bounded loop walking the packet (a back-edge: exercises
+                // checkpoints, loop-head pruning and liveness).
+                let k = r.pick(&[2i32, 5, 16, 40]);
+                vec![
+                    ins(0xb7, 5, 0, 0, 0),
+                    ins(0xbf, 4, 2, 0, 0),
+                    ins(0x0f, 4, 5, 0, 0),
+                    ins(0x07, 4, 0, 0, 1),
+                    ins(0x2d, 4, 3, 3, 0),
+                    ins(0x71, 0, 4, -1, 0),
+                    ins(0x07, 5, 0, 0, 1),
+                    ins(0xa5, 5, 0, -7, k),
+                ]
+            }
+            _ => vec![ins(0xbf, reg(r), r.pick(&[2u8, 3, 6, 7, 10]), 0, 0)],
+        };
+        body.push(v);
+    }
+    let mut out = p;
+    let mut kept = 0;
+    for b in body {
+        if kept >= n {
+            break;
+        }
+        // Keep a block only if the program with it still verifies, so the
+        // programs that reach the interpreter are long and varied.
+        let mut t = out.clone();
+        t.extend(b);
+        finish(&mut t);
+        if filter(&t) {
+            t.truncate(t.len() - 2);
+            out = t;
+            kept += 1;
+        }
+    }
+    finish(&mut out);
+    out
+}
+
+/// The generator keeps what the verifier accepts.
+fn filter(p: &[Insn]) -> bool {
+    let maps = [MapDesc {
+        id: 3,
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 48,
+        max_entries: 1,
+        name: "global".into(),
+        ..Default::default()
+    }];
+    let opts = VerifierOpts {
+        prog_type: BPF_PROG_TYPE_XDP,
+        ..Default::default()
+    };
+    verify(p, &|id| maps.iter().find(|m| m.id == id).cloned(), &opts).is_ok()
+}
+
+/// Appends `r0 = 0; exit` and clamps forward jumps that run past it.
+fn finish(p: &mut Vec<Insn>) {
+    p.push(ins(0xb7, 0, 0, 0, 0));
+    p.push(ins(0x95, 0, 0, 0, 0));
+    let last = p.len() - 2;
+    for (i, x) in p.iter_mut().enumerate() {
+        let c = x.code;
+        if matches!(c & 0x07, 0x05 | 0x06) && c & 0xf0 != 0x80 && c & 0xf0 != 0x90 {
+            let t = i as i64 + 1 + x.off as i64;
+            if t > last as i64 {
+                x.off = (last - i - 1) as i16;
+            }
+        }
+    }
+}
+
+fn mutate(r: &mut Rng, p: &mut [Insn]) {
+    let i = r.below(p.len() as u64) as usize;
+    if p[i].code == 0 || p[i].code == 0x18 {
+        return;
+    }
+    match r.below(4) {
+        0 => p[i].off = p[i].off.wrapping_add(r.pick(&[-8i16, -4, -1, 1, 4, 8])),
+        1 => p[i].imm = r.pick(IMMS),
+        2 => p[i].dst_reg = r.below(10) as u8,
+        _ => p[i].src_reg = r.below(11) as u8,
+    }
+}
+
+struct Mem {
+    base: *mut u8,
+}
+
+impl Mem {
+    fn new() -> Mem {
+        // SAFETY: anonymous private mapping; checked for failure.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                1 << 16,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                -1,
+                0,
+            )
+        };
+        assert!(p != libc::MAP_FAILED, "mmap MAP_32BIT failed");
+        Mem { base: p as *mut u8 }
+    }
+}
+
+impl Drop for Mem {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the mapping made in `new`.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, 1 << 16) };
+    }
+}
+
+/// Runs a verified program on random inputs; returns the violation, if any.
+fn run_checked(prog: &[Insn], mem: &Mem, r: &mut Rng) -> Option<String> {
+    let mut vm_insns = prog.to_vec();
+    let global = mem.base as u64 + 4096;
+    for i in 0..vm_insns.len() {
+        if vm_insns[i].code == 0x18 && vm_insns[i].src_reg == 2 {
+            let addr = global + vm_insns[i + 1].imm as u32 as u64;
+            vm_insns[i].src_reg = 0;
+            vm_insns[i].imm = addr as u32 as i32;
+            vm_insns[i + 1].imm = (addr >> 32) as i32;
+        }
+    }
+    let vp = VmProgram::new(&vm_insns, &LoadOptions::new(Arc::new(HelperTable::new()))).ok()?;
+    for _ in 0..4 {
+        let ctx = mem.base as u64;
+        let pkt = ctx + 256;
+        let len = r.pick(&[0u64, 1, 7, 13, 14, 15, 20, 34, 60, 100]);
+        // SAFETY: offsets stay inside the 64 KiB mapping.
+        unsafe {
+            for k in 0..200 {
+                *mem.base.add(256 + k) = r.next() as u8;
+            }
+            for k in 0..48 {
+                *mem.base.add(4096 + k) = r.next() as u8;
+            }
+            let c = mem.base as *mut u32;
+            *c = pkt as u32;
+            *c.add(1) = (pkt + len) as u32;
+            *c.add(2) = pkt as u32;
+            *c.add(3) = r.next() as u32;
+            *c.add(4) = r.next() as u32;
+            *c.add(5) = r.next() as u32;
+        }
+        let opts = RunOptions::new()
+            .context(ctx, 24, false)
+            .region(Region::new(pkt, len, true, RegionKind::Packet))
+            .region(Region::new(global, 48, true, RegionKind::MapValue));
+        let opts = RunOptions {
+            fuel: Some(100_000),
+            ..opts
+        };
+        match vp.run(opts) {
+            Err(e @ VmError::MemoryViolation { .. })
+            | Err(e @ VmError::MisalignedAtomic { .. }) => return Some(e.to_string()),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[test]
+fn verified_programs_do_not_fault() {
+    let iters: u64 = std::env::var("VERIFIER_FUZZ_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) { 300 } else { 3000 });
+    let maps = [MapDesc {
+        id: 3,
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 48,
+        max_entries: 1,
+        name: "global".into(),
+        ..Default::default()
+    }];
+    let lookup = |id: u32| maps.iter().find(|m| m.id == id).cloned();
+    let opts = VerifierOpts {
+        prog_type: BPF_PROG_TYPE_XDP,
+        ..Default::default()
+    };
+    let mem = Mem::new();
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15
+        ^ std::env::var("VERIFIER_FUZZ_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1));
+    let (mut tried, mut accepted, mut ran) = (0u64, 0u64, 0u64);
+    let mut escapes = Vec::new();
+    let mut reasons: std::collections::HashMap<String, u32> = Default::default();
+    for _ in 0..iters {
+        let mut p = gen(&mut r);
+        for _ in 0..4 {
+            tried += 1;
+            let v = verify(&p, &lookup, &opts);
+            if let Err(e) = &v {
+                let key: String = e
+                    .error
+                    .reason()
+                    .chars()
+                    .filter(|c| !c.is_ascii_digit())
+                    .collect();
+                *reasons.entry(key).or_default() += 1;
+            }
+            if v.is_ok() {
+                accepted += 1;
+                ran += 1;
+                if let Some(e) = run_checked(&p, &mem, &mut r) {
+                    escapes.push(format!(
+                        "{e}\n{}",
+                        bpfvm_isa::asm::disassemble_conformance(&p)
+                    ));
+                }
+            }
+            mutate(&mut r, &mut p);
+        }
+    }
+    eprintln!(
+        "soundness fuzz: {tried} programs tried, {accepted} accepted and run, {} escapes",
+        escapes.len()
+    );
+    let _ = ran;
+    if std::env::var("VERIFIER_FUZZ_REASONS").is_ok() {
+        let mut v: Vec<_> = reasons.into_iter().collect();
+        v.sort_by_key(|x| std::cmp::Reverse(x.1));
+        for (k, n) in v.iter().take(25) {
+            eprintln!("{n:6} {k}");
+        }
+    }
+    assert!(
+        escapes.is_empty(),
+        "{} escapes, first:\n{}",
+        escapes.len(),
+        escapes[0]
+    );
+}
+
+/// The harness itself: an unchecked packet read (which `verify` refuses) must
+/// be reported by the checked interpreter, or the fuzz test proves nothing.
+#[test]
+fn harness_catches_unverified_violation() {
+    let p = vec![
+        ins(0x61, 2, 1, 0, 0),  // r2 = data
+        ins(0x71, 0, 2, 12, 0), // r0 = *(u8 *)(r2 + 12)
+        ins(0x95, 0, 0, 0, 0),
+    ];
+    let maps: Vec<MapDesc> = Vec::new();
+    let v = verify(
+        &p,
+        &|id| maps.iter().find(|m| m.id == id).cloned(),
+        &VerifierOpts::default(),
+    );
+    assert!(v.is_err());
+    let mem = Mem::new();
+    let mut r = Rng(3);
+    let mut seen = false;
+    for _ in 0..8 {
+        seen |= run_checked(&p, &mem, &mut r).is_some();
+    }
+    assert!(
+        seen,
+        "the checked interpreter never reported the out-of-bounds read"
+    );
+}
+
+/// Arbitrary slots (valid opcodes with random fields, and random bytes) must
+/// give a verdict, never a panic.
+#[test]
+fn random_slots_never_panic() {
+    let iters = if cfg!(debug_assertions) { 3000 } else { 30000 };
+    let codes: Vec<u8> = bpfvm_isa::OPS.iter().map(|o| o.code).collect();
+    let maps = [MapDesc {
+        id: 3,
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 48,
+        max_entries: 1,
+        name: "global".into(),
+        ..Default::default()
+    }];
+    let lookup = |id: u32| maps.iter().find(|m| m.id == id).cloned();
+    let mut r = Rng(0x51);
+    let mut accepted = 0;
+    for i in 0..iters {
+        let n = 1 + r.below(12) as usize;
+        let mut p: Vec<Insn> = (0..n)
+            .map(|_| {
+                let code = if r.below(8) == 0 {
+                    r.next() as u8
+                } else {
+                    r.pick(&codes)
+                };
+                ins(
+                    code,
+                    r.below(11) as u8,
+                    {
+                        let lim = if r.below(4) == 0 { 16 } else { 11 };
+                        r.below(lim) as u8
+                    },
+                    r.pick(&[-3i16, -1, 0, 1, 2, 4, 8, -8]),
+                    r.pick(IMMS),
+                )
+            })
+            .collect();
+        p.push(ins(0x95, 0, 0, 0, 0));
+        let prog_type = [
+            BPF_PROG_TYPE_XDP,
+            BPF_PROG_TYPE_SOCKET_FILTER,
+            BPF_PROG_TYPE_RAW_TRACEPOINT,
+        ][i % 3];
+        let opts = VerifierOpts {
+            prog_type,
+            privileged: i % 5 != 0,
+            log_level: (i % 3) as u32,
+            ..Default::default()
+        };
+        if verify(&p, &lookup, &opts).is_ok() {
+            accepted += 1;
+        }
+    }
+    eprintln!("random slots: {iters} programs, {accepted} accepted, no panics");
+}

@@ -1,0 +1,558 @@
+//! The verifier table: programs (bpf_conformance assembly) with their program
+//! type, privilege, and the expected verdict and error text. Where the host
+//! kernel can load programs (root), each privileged case is also loaded into
+//! the kernel and its verdict must agree; its error line is compared too.
+//!
+//! Assembly extensions (rewritten before assembling): `map:N` in an `lddw`
+//! is a BPF_PSEUDO_MAP_FD reference to map id N, `mapval:N+OFF` a
+//! BPF_PSEUDO_MAP_VALUE reference, `fn:SLOT` a BPF_PSEUDO_FUNC to the
+//! instruction at absolute slot SLOT; `;` separates instructions.
+
+mod common;
+use bpfvm_isa::asm::assemble;
+use bpfvm_isa::Insn;
+use bpfvm_verifier::*;
+use common::*;
+
+const XDP: u32 = BPF_PROG_TYPE_XDP;
+const SK: u32 = BPF_PROG_TYPE_SOCKET_FILTER;
+const TC: u32 = BPF_PROG_TYPE_SCHED_CLS;
+const RAW: u32 = BPF_PROG_TYPE_RAW_TRACEPOINT;
+const KP: u32 = BPF_PROG_TYPE_KPROBE;
+const SYS: u32 = BPF_PROG_TYPE_SYSCALL;
+
+pub struct Case {
+    pub name: String,
+    pub prog_type: u32,
+    pub privileged: bool,
+    pub src: String,
+    /// None: accepted; Some(text): refused with this error (the last line).
+    pub expect: Option<String>,
+    /// The host kernel cannot check this case (needs flags or fds we lack).
+    pub no_kernel: bool,
+}
+
+fn c(name: &str, prog_type: u32, src: &str, expect: Option<&str>) -> Case {
+    Case {
+        name: name.into(),
+        prog_type,
+        privileged: true,
+        src: src.into(),
+        expect: expect.map(String::from),
+        no_kernel: false,
+    }
+}
+fn unpriv(name: &str, prog_type: u32, src: &str, expect: Option<&str>) -> Case {
+    Case {
+        privileged: false,
+        no_kernel: true,
+        ..c(name, prog_type, src, expect)
+    }
+}
+fn nk(mut k: Case) -> Case {
+    k.no_kernel = true;
+    k
+}
+
+pub fn maps() -> Vec<MapDesc> {
+    let m =
+        |id, map_type, key_size, value_size, max_entries, map_flags, frozen, name: &str| MapDesc {
+            id,
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            map_flags,
+            frozen,
+            name: name.into(),
+            inner: None,
+        };
+    vec![
+        m(1, BPF_MAP_TYPE_HASH, 4, 8, 16, 0, false, "hash"),
+        m(2, BPF_MAP_TYPE_ARRAY, 4, 8, 4, 0, false, "array"),
+        m(3, BPF_MAP_TYPE_ARRAY, 4, 48, 1, 0, false, "global"),
+        m(
+            4,
+            BPF_MAP_TYPE_ARRAY,
+            4,
+            4,
+            1,
+            BPF_F_RDONLY_PROG,
+            true,
+            "rodata",
+        ),
+        m(5, BPF_MAP_TYPE_RINGBUF, 0, 0, 4096, 0, false, "rb"),
+        m(6, BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4, 0, false, "jmp"),
+        m(7, BPF_MAP_TYPE_QUEUE, 0, 4, 8, 0, false, "queue"),
+    ]
+}
+
+/// Assembles a case's source with the map/func extensions.
+pub fn build(src: &str) -> Vec<Insn> {
+    let mut text = String::new();
+    for part in src.split(';') {
+        let mut line = part.trim().to_string();
+        for (pfx, kind) in [("mapval:", 2u64), ("map:", 1), ("fn:", 4)] {
+            if let Some(i) = line.find(pfx) {
+                let arg = &line[i + pfx.len()..];
+                let (id, off) = match arg.split_once('+') {
+                    Some((a, b)) => (
+                        a.trim().parse::<u64>().unwrap(),
+                        b.trim().parse::<u64>().unwrap(),
+                    ),
+                    None => (arg.trim().parse::<u64>().unwrap(), 0),
+                };
+                let v = (0x7ead_0000u64 | kind << 8 | id) << 32 | off;
+                line = format!("{}{:#x}", &line[..i], v);
+                break;
+            }
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let mut insns = assemble(&text).unwrap_or_else(|e| panic!("{src}: {e}"));
+    let mut i = 0;
+    while i < insns.len() {
+        if insns[i].code == 0x18 && i + 1 < insns.len() && (insns[i + 1].imm as u32) >> 16 == 0x7ead
+        {
+            let hi = insns[i + 1].imm as u32;
+            let kind = ((hi >> 8) & 0xff) as u8;
+            let id = hi & 0xff;
+            let off = insns[i].imm;
+            insns[i].src_reg = kind;
+            if kind == 4 {
+                insns[i].imm = id as i32 - (i as i32 + 1);
+                insns[i + 1].imm = 0;
+            } else {
+                insns[i].imm = id as i32;
+                insns[i + 1].imm = off;
+            }
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    insns
+}
+
+const LOOKUP_HASH: &str =
+    "mov %r1, 0; stxw [%r10-4], %r1; mov %r2, %r10; add %r2, -4; lddw %r1, map:1; call 1";
+const LOOKUP_ARR: &str =
+    "mov %r1, 0; stxw [%r10-4], %r1; mov %r2, %r10; add %r2, -4; lddw %r1, map:2; call 1";
+/// XDP: r2 = data, r3 = data_end, r4 = data + 14, branch to `out` unless 14 bytes are there.
+const PKT14: &str =
+    "ldxw %r2, [%r1+0]; ldxw %r3, [%r1+4]; mov %r4, %r2; add %r4, 14; jgt %r4, %r3, out";
+const OUT: &str = "mov %r0, 0; exit; out: mov %r0, 1; exit";
+
+fn j(parts: &[&str]) -> String {
+    parts.join("; ")
+}
+
+pub fn cases() -> Vec<Case> {
+    let mut v = vec![
+        // ---- accepted: basics
+        c("ret0", XDP, "mov %r0, 0; exit", None),
+        c("ret_imm32", XDP, "mov32 %r0, 2; exit", None),
+        c("lddw", XDP, "lddw %r0, 0x123456789; exit", None),
+        c("alu_chain", XDP, "mov %r0, 1; add %r0, 2; mul %r0, 3; sub %r0, 1; div %r0, 2; mod %r0, 3; or %r0, 8; and %r0, 15; xor %r0, 1; lsh %r0, 2; rsh %r0, 1; arsh %r0, 1; neg %r0; exit", None),
+        c("alu32_chain", XDP, "mov32 %r0, 1; add32 %r0, 2; mul32 %r0, 3; sub32 %r0, 1; div32 %r0, 2; mod32 %r0, 3; or32 %r0, 8; and32 %r0, 15; xor32 %r0, 1; lsh32 %r0, 2; rsh32 %r0, 1; arsh32 %r0, 1; neg32 %r0; exit", None),
+        c("div_by_maybe_zero_reg", XDP, "ldxw %r2, [%r1+12]; mov %r0, 100; div %r0, %r2; exit", None),
+        c("mod_by_maybe_zero_reg", XDP, "ldxw %r2, [%r1+12]; mov %r0, 100; mod %r0, %r2; exit", None),
+        c("div32_by_maybe_zero_reg", XDP, "ldxw %r2, [%r1+12]; mov32 %r0, 7; div32 %r0, %r2; exit", None),
+        c("sdiv_smod", XDP, "ldxw %r2, [%r1+12]; mov %r0, -100; sdiv %r0, %r2; smod %r0, %r2; exit", None),
+        c("stack_rw_dw", XDP, "mov %r1, 5; stxdw [%r10-8], %r1; ldxdw %r0, [%r10-8]; exit", None),
+        c("stack_st_w", XDP, "stw [%r10-4], 7; ldxw %r0, [%r10-4]; exit", None),
+        c("stack_byte", XDP, "stb [%r10-1], 1; ldxb %r0, [%r10-1]; exit", None),
+        c("stack_bottom", XDP, "stdw [%r10-512], 1; ldxdw %r0, [%r10-512]; exit", None),
+        c("stack_uninit_read_privileged", XDP, "ldxdw %r0, [%r10-8]; exit", None),
+        c("spill_fill_ctx", XDP, "stxdw [%r10-8], %r1; ldxdw %r2, [%r10-8]; ldxw %r0, [%r2+12]; exit", None),
+        c("spill_fill_scalar_bounds", XDP, "ldxw %r2, [%r1+12]; and %r2, 3; stxdw [%r10-16], %r2; ldxdw %r3, [%r10-16]; mov %r0, 0; exit", None),
+        c("pkt_checked_jgt", XDP, &j(&[PKT14, "ldxb %r0, [%r2+13]", OUT]), None),
+        c("pkt_checked_jlt", XDP, "ldxw %r2, [%r1+0]; ldxw %r3, [%r1+4]; mov %r4, %r2; add %r4, 14; jlt %r3, %r4, out; ldxh %r0, [%r2+12]; mov %r0, 0; exit; out: mov %r0, 1; exit", None),
+        c("pkt_checked_jge", XDP, "ldxw %r2, [%r1+0]; ldxw %r3, [%r1+4]; mov %r4, %r2; add %r4, 14; jge %r4, %r3, out; ldxw %r0, [%r2+8]; mov %r0, 0; exit; out: mov %r0, 1; exit", None),
+        c("pkt_checked_jle", XDP, "ldxw %r2, [%r1+0]; ldxw %r3, [%r1+4]; mov %r4, %r2; add %r4, 8; jle %r4, %r3, ok; mov %r0, 1; exit; ok: ldxdw %r0, [%r2+0]; exit", None),
+        c("pkt_write", XDP, &j(&[PKT14, "stb [%r2+0], 1", OUT]), None),
+        c("pkt_read_via_copy", XDP, &j(&[PKT14, "ldxw %r0, [%r4-4]", OUT]), None),
+        c("pkt_meta_checked", XDP, "ldxw %r2, [%r1+8]; ldxw %r3, [%r1+0]; mov %r4, %r2; add %r4, 4; jgt %r4, %r3, out; ldxw %r0, [%r2+0]; mov %r0, 0; exit; out: mov %r0, 1; exit", None),
+        c("pkt_var_offset_checked", XDP, "ldxw %r2, [%r1+0]; ldxw %r3, [%r1+4]; ldxw %r5, [%r1+12]; and %r5, 0xff; add %r2, %r5; mov %r4, %r2; add %r4, 4; jgt %r4, %r3, out; ldxw %r0, [%r2+0]; mov %r0, 0; exit; out: mov %r0, 1; exit", None),
+        c("pkt_two_checks", XDP, &j(&[PKT14, "mov %r5, %r2; add %r5, 34; jgt %r5, %r3, out; ldxw %r0, [%r2+30]", OUT]), None),
+        c("map_lookup_null_checked", XDP, &j(&[LOOKUP_HASH, "jeq %r0, 0, out; ldxdw %r0, [%r0+0]", OUT]), None),
+        c("map_lookup_jne_checked", XDP, &j(&[LOOKUP_HASH, "jne %r0, 0, ok; mov %r0, 0; exit; ok: ldxdw %r0, [%r0+0]; exit"]), None),
+        c("map_lookup_copy_checked", XDP, &j(&[LOOKUP_HASH, "mov %r6, %r0; jeq %r6, 0, out; ldxdw %r0, [%r0+0]", OUT]), None),
+        c("array_const_key_nonnull", XDP, &j(&[LOOKUP_ARR, "ldxdw %r0, [%r0+0]; exit"]), None),
+        c("map_update", XDP, "mov %r1, 0; stxw [%r10-4], %r1; stdw [%r10-16], 5; mov %r2, %r10; add %r2, -4; mov %r3, %r10; add %r3, -16; mov %r4, 0; lddw %r1, map:1; call 2; exit", None),
+        c("map_delete", XDP, "stw [%r10-4], 1; mov %r2, %r10; add %r2, -4; lddw %r1, map:1; call 3; exit", None),
+        c("map_value_write", XDP, &j(&[LOOKUP_HASH, "jeq %r0, 0, out; stdw [%r0+0], 1", OUT]), None),
+        c("map_value_index_masked", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "ldxw %r2, [%r6+12]; and %r2, 7; add %r0, %r2; ldxb %r0, [%r0+0]; exit"]), None),
+        c("map_value_index_checked", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "ldxw %r2, [%r6+12]; jgt %r2, 4, out; add %r0, %r2; ldxw %r0, [%r0+0]", OUT]), None),
+        c("map_value_signed_checked", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "ldxw %r2, [%r6+12]; lsh %r2, 32; arsh %r2, 32; jslt %r2, 0, out; jsgt %r2, 7, out; add %r0, %r2; ldxb %r0, [%r0+0]", OUT]), None),
+        c("global_read", XDP, "lddw %r1, mapval:3+8; ldxdw %r0, [%r1+0]; exit", None),
+        c("global_write", XDP, "lddw %r1, mapval:3+0; stdw [%r1+40], 1; mov %r0, 0; exit", None),
+        c("rodata_read", XDP, "lddw %r1, mapval:4+0; ldxw %r0, [%r1+0]; exit", None),
+        c("ringbuf_submit", XDP, "lddw %r1, map:5; mov %r2, 16; mov %r3, 0; call 131; jeq %r0, 0, out; stdw [%r0+8], 1; mov %r1, %r0; mov %r2, 0; call 132; out: mov %r0, 0; exit", None),
+        c("ringbuf_discard", XDP, "lddw %r1, map:5; mov %r2, 16; mov %r3, 0; call 131; jeq %r0, 0, out; mov %r1, %r0; mov %r2, 0; call 133; out: mov %r0, 0; exit", None),
+        c("ringbuf_output", XDP, "stdw [%r10-8], 1; lddw %r1, map:5; mov %r2, %r10; add %r2, -8; mov %r3, 8; mov %r4, 0; call 130; exit", None),
+        c("ringbuf_query", XDP, "lddw %r1, map:5; mov %r2, 0; call 134; exit", None),
+        c("trace_printk", XDP, "stdw [%r10-8], 0x41; mov %r1, %r10; add %r1, -8; mov %r2, 8; call 6; exit", None),
+        c("ktime", XDP, "call 5; exit", None),
+        c("prandom", XDP, "call 7; exit", None),
+        c("smp_id", XDP, "call 8; exit", None),
+        c("jiffies", XDP, "call 118; exit", None),
+        c("boot_ns", XDP, "call 125; exit", None),
+        c("coarse_ns", XDP, "call 160; exit", None),
+        c("numa_node", XDP, "call 42; exit", None),
+        c("tail_call", XDP, "lddw %r2, map:6; mov %r3, 0; call 12; mov %r0, 0; exit", None),
+        c("redirect", XDP, "mov %r1, 1; mov %r2, 0; call 23; exit", None),
+        c("csum_diff", XDP, "stdw [%r10-8], 0; mov %r1, %r10; add %r1, -8; mov %r2, 8; mov %r3, 0; mov %r4, 0; mov %r5, 0; call 28; exit", None),
+        c("xdp_adjust_head_reload", XDP, "mov %r6, %r1; mov %r2, -14; call 44; ldxw %r2, [%r6+0]; ldxw %r3, [%r6+4]; mov %r4, %r2; add %r4, 1; jgt %r4, %r3, out; ldxb %r0, [%r2+0]; mov %r0, 0; exit; out: mov %r0, 1; exit", None),
+        c("xdp_adjust_tail", XDP, "mov %r2, -4; call 65; mov %r0, 2; exit", None),
+        c("queue_push", XDP, "stw [%r10-4], 5; lddw %r1, map:7; mov %r2, %r10; add %r2, -4; mov %r3, 0; call 87; exit", None),
+        c("queue_pop", XDP, "lddw %r1, map:7; mov %r2, %r10; add %r2, -4; call 88; exit", None),
+        c("queue_peek", XDP, "lddw %r1, map:7; mov %r2, %r10; add %r2, -4; call 89; exit", None),
+        c("strncmp_rodata", XDP, "stdw [%r10-8], 0x61; mov %r1, %r10; add %r1, -8; mov %r2, 8; lddw %r3, mapval:4+0; call 182; exit", None),
+        c("bpf_to_bpf", XDP, "mov %r1, 1; call local f; exit; f: mov %r0, %r1; exit", None),
+        c("subprog_stack", XDP, "call local f; exit; f: stdw [%r10-8], 1; ldxdw %r0, [%r10-8]; exit", None),
+        c("subprog_reads_caller_stack", XDP, "stdw [%r10-8], 3; mov %r1, %r10; add %r1, -8; call local f; exit; f: ldxdw %r0, [%r1+0]; exit", None),
+        c("subprog_writes_caller_stack", XDP, "mov %r1, %r10; add %r1, -8; call local f; ldxdw %r0, [%r10-8]; exit; f: stdw [%r1+0], 4; mov %r0, 0; exit", None),
+        c("subprog_3_deep", XDP, "call local a; exit; a: call local b; exit; b: call local d; exit; d: mov %r0, 0; exit", None),
+        c("subprog_callee_saved", XDP, "mov %r6, 7; call local f; mov %r0, %r6; exit; f: mov %r0, 0; exit", None),
+        c("loop_10", XDP, "mov %r0, 0; mov %r1, 0; l: add %r0, %r1; add %r1, 1; jlt %r1, 10, l; exit", None),
+        c("loop_1000", XDP, "mov %r0, 0; mov %r1, 0; l: add %r0, 1; add %r1, 1; jlt %r1, 1000, l; exit", None),
+        c("loop_pkt_bytes", XDP, "ldxw %r2, [%r1+0]; ldxw %r3, [%r1+4]; mov %r0, 0; mov %r5, 0; l: mov %r4, %r2; add %r4, 1; jgt %r4, %r3, done; ldxb %r6, [%r2+0]; add %r0, %r6; mov %r2, %r4; add %r5, 1; jlt %r5, 16, l; done: exit", None),
+        c("jset", XDP, "ldxw %r2, [%r1+12]; jset %r2, 1, out; mov %r0, 0; exit; out: mov %r0, 1; exit", None),
+        c("jmp32", XDP, "ldxw %r2, [%r1+12]; jgt32 %r2, 5, out; mov %r0, 0; exit; out: mov %r0, 1; exit", None),
+        c("jsgt", XDP, "ldxw %r2, [%r1+12]; jsgt %r2, 5, out; mov %r0, 0; exit; out: mov %r0, 1; exit", None),
+        c("dead_branch_uninit", XDP, "mov %r0, 0; jeq %r0, 0, +1; ldxdw %r0, [%r5+0]; exit", None),
+        c("xdp_ctx_fields", XDP, "ldxw %r0, [%r1+12]; ldxw %r2, [%r1+16]; add %r0, %r2; exit", None),
+        c("atomic_add_stack", XDP, "stdw [%r10-8], 0; mov %r1, 1; lock add [%r10-8], %r1; ldxdw %r0, [%r10-8]; exit", None),
+        c("atomic_fetch_add_map", XDP, &j(&[LOOKUP_ARR, "mov %r1, 1; lock fetch add [%r0+0], %r1; mov %r0, %r1; exit"]), None),
+        c("atomic_cmpxchg_map", XDP, &j(&[LOOKUP_ARR, "mov %r1, %r0; mov %r0, 0; mov %r2, 1; lock cmpxchg [%r1+0], %r2; exit"]), None),
+        c("atomic_xchg32_map", XDP, &j(&[LOOKUP_ARR, "mov %r1, 1; lock xchg32 [%r0+0], %r1; mov %r0, %r1; exit"]), None),
+        c("bswap_be16", XDP, "ldxw %r0, [%r1+12]; be16 %r0; exit", None),
+        c("bswap_le32", XDP, "ldxw %r0, [%r1+12]; le32 %r0; exit", None),
+        c("movsx", XDP, "ldxw %r2, [%r1+12]; movsx864 %r0, %r2; movsx1632 %r0, %r2; exit", None),
+        c("ldsx", XDP, &j(&[LOOKUP_ARR, "ldxsb %r1, [%r0+0]; ldxsh %r2, [%r0+2]; ldxsw %r0, [%r0+4]; exit"]), None),
+        c("gotol", XDP, "ja32 +1; exit; mov %r0, 0; ja -3", None),
+        c("raw_tp_args", RAW, "ldxdw %r0, [%r1+8]; exit", None),
+        c("raw_tp_arg_u32", RAW, "ldxw %r0, [%r1+16]; exit", None),
+        c("kprobe_regs", KP, "ldxdw %r0, [%r1+80]; exit", None),
+        c("kprobe_pid_tgid", KP, "call 14; exit", None),
+        c("kprobe_uid_gid", KP, "call 15; exit", None),
+        c("kprobe_comm", KP, "mov %r1, %r10; add %r1, -16; mov %r2, 16; call 16; mov %r0, 0; exit", None),
+        c("kprobe_probe_read_kernel", KP, "mov %r1, %r10; add %r1, -8; mov %r2, 8; mov %r3, 0; call 113; mov %r0, 0; exit", None),
+        c("kprobe_probe_read_user_str", KP, "mov %r1, %r10; add %r1, -8; mov %r2, 8; mov %r3, 0; call 114; mov %r0, 0; exit", None),
+        c("sk_len", SK, "ldxw %r0, [%r1+0]; exit", None),
+        c("sk_cb_write", SK, "stw [%r1+48], 1; mov %r0, 0; exit", None),
+        c("sk_narrow_protocol", SK, "ldxh %r0, [%r1+16]; exit", None),
+        c("sk_ld_abs", SK, "mov %r6, %r1; ldabsb 12; exit", None),
+        c("sk_ld_ind", SK, "mov %r6, %r1; mov %r7, 2; ldindh %r7, 10; exit", None),
+        c("sk_load_bytes", SK, "mov %r2, 0; mov %r3, %r10; add %r3, -8; mov %r4, 8; call 26; mov %r0, 0; exit", None),
+        c("tc_mark_write", TC, "stw [%r1+8], 1; mov %r0, 0; exit", None),
+        c("tc_pkt_checked", TC, "ldxw %r2, [%r1+76]; ldxw %r3, [%r1+80]; mov %r4, %r2; add %r4, 14; jgt %r4, %r3, out; ldxb %r0, [%r2+12]; mov %r0, 0; exit; out: mov %r0, 0; exit", None),
+        c("tc_priority_write", TC, "stw [%r1+32], 3; mov %r0, 0; exit", None),
+        nk(c("bpf_loop_cb", XDP, "mov %r1, 10; lddw %r2, fn:8; mov %r3, 0; mov %r4, 0; call 181; mov %r0, 0; exit; mov %r0, 0; exit", None)), // the kernel wants BTF func_info for callbacks
+        nk(c("bpf_loop_ctx_counter", XDP, "stdw [%r10-8], 0; mov %r1, 10; lddw %r2, fn:10; mov %r3, %r10; add %r3, -8; mov %r4, 0; call 181; ldxdw %r0, [%r10-8]; exit; ldxdw %r3, [%r2+0]; add %r3, 1; stxdw [%r2+0], %r3; mov %r0, 0; exit", None)),
+        c("join_paths", XDP, "ldxw %r2, [%r1+12]; mov %r0, 0; jeq %r2, 1, a; mov %r0, 1; a: jeq %r2, 2, b; add %r0, 1; b: exit", None),
+        c("ptr_sub_pkt", XDP, "ldxw %r2, [%r1+0]; ldxw %r3, [%r1+4]; sub %r3, %r2; mov %r0, %r3; exit", None),
+        c("mov32_ptr_privileged", XDP, "mov32 %r0, %r10; exit", None),
+        c("stack_var_offset_in_range", XDP, "ldxw %r2, [%r1+12]; and %r2, 7; mov %r3, %r10; add %r3, -16; add %r3, %r2; stb [%r3+0], 1; mov %r0, 0; exit", None),
+        c("map_value_var_helper_size", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "mov %r1, %r0; ldxw %r2, [%r6+12]; and %r2, 7; add %r2, 1; call 6; exit"]), None),
+        // ---- refused: control flow
+        c("no_exit", XDP, "mov %r0, 0", Some("last insn is not an exit or jmp")),
+        c("unreachable", XDP, "mov %r0, 0; exit; mov %r0, 1; exit", Some("unreachable insn 2")),
+        c("jump_out_of_range", XDP, "ja +5; exit", Some("jump out of range from insn 0 to 6")),
+        c("jump_before_start", XDP, "ja -5; exit", Some("jump out of range from insn 0 to -4")),
+        c("jump_into_ldimm64", XDP, "ja +1; lddw %r0, 1; exit", Some("unreachable insn 1")),
+        c("fall_off_cond", XDP, "mov %r0, 0; jeq %r0, 0, -2", Some("last insn is not an exit or jmp")),
+        c("infinite_loop", XDP, "l: mov %r0, 0; ja l", Some("infinite loop detected at insn 0")),
+        c("loop_never_ends", XDP, "mov %r0, 0; l: add %r0, 1; jne %r0, 0, l; exit", Some("BPF program is too large. Processed 1000001 insn")),
+        unpriv("back_edge_unpriv", SK, "mov %r0, 0; l: add %r0, 1; jlt %r0, 10, l; exit", Some("back-edge from insn 2 to 1")),
+        c("callx", XDP, "mov %r1, 0; call %r1; exit", Some("unknown opcode 8d")),
+        // ---- refused: registers
+        c("uninit_reg", XDP, "mov %r0, %r2; exit", Some("R2 !read_ok")),
+        c("uninit_r0_exit", XDP, "exit", Some("R0 !read_ok")),
+        c("write_fp", XDP, "mov %r10, 0; exit", Some("frame pointer is read only")),
+        c("uninit_helper_arg", XDP, "lddw %r1, map:1; call 1; exit", Some("R2 !read_ok")),
+        c("helper_ctx_as_map", XDP, "call 1; exit", Some("R1 type=ctx expected=map_ptr")),
+        c("div_by_zero_imm", XDP, "mov %r0, 1; div %r0, 0; exit", Some("div by zero")),
+        c("mod_by_zero_imm", XDP, "mov %r0, 1; mod32 %r0, 0; exit", Some("div by zero")),
+        c("shift_too_far", XDP, "mov %r0, 1; lsh %r0, 64; exit", Some("invalid shift 64")),
+        c("shift32_too_far", XDP, "mov %r0, 1; rsh32 %r0, 32; exit", Some("invalid shift 32")),
+        // ---- refused: packet
+        c("pkt_no_check", XDP, "ldxw %r2, [%r1+0]; ldxb %r0, [%r2+12]; exit", Some("R2 offset is outside of the packet")),
+        c("pkt_off_by_one", XDP, &j(&[PKT14, "ldxh %r0, [%r2+13]", OUT]), Some("R2 offset is outside of the packet")),
+        c("pkt_negative_off", XDP, &j(&[PKT14, "ldxb %r0, [%r2-1]", OUT]), Some("R2 offset is outside of the packet")),
+        c("pkt_wrong_branch", XDP, "ldxw %r2, [%r1+0]; ldxw %r3, [%r1+4]; mov %r4, %r2; add %r4, 14; jgt %r4, %r3, out; mov %r0, 0; exit; out: ldxb %r0, [%r2+0]; exit", Some("R2 offset is outside of the packet")),
+        c("pkt_var_unchecked", XDP, "ldxw %r2, [%r1+0]; ldxw %r3, [%r1+4]; mov %r4, %r2; add %r4, 14; jgt %r4, %r3, out; ldxw %r5, [%r1+12]; and %r5, 7; add %r2, %r5; ldxb %r0, [%r2+0]; mov %r0, 0; exit; out: mov %r0, 1; exit", Some("R2 offset is outside of the packet")),
+        c("pkt_meta_vs_moved_data", XDP, "ldxw %r2, [%r1+8]; ldxw %r3, [%r1+0]; add %r3, 20; mov %r4, %r2; add %r4, 1; jgt %r4, %r3, out; ldxb %r0, [%r2+0]; mov %r0, 0; exit; out: mov %r0, 1; exit", Some("R2 offset is outside of the packet")),
+        c("pkt_end_deref", XDP, "ldxw %r2, [%r1+4]; ldxb %r0, [%r2+0]; exit", Some("R2 invalid mem access 'pkt_end'")),
+        c("pkt_end_arith", XDP, "ldxw %r3, [%r1+4]; add %r3, 1; mov %r0, 0; exit", Some("R3 pointer arithmetic on pkt_end prohibited")),
+        c("pkt_after_adjust_head", XDP, &j(&["mov %r6, %r1", PKT14, "mov %r7, %r2; mov %r1, %r6; mov %r2, 0; call 44; ldxb %r0, [%r7+0]", OUT]), Some("R7 invalid mem access 'scalar'")),
+        c("pkt_write_socket_filter", SK, "ldxw %r2, [%r1+76]; mov %r0, 0; exit", Some("invalid bpf_context access off=76 size=4")),
+        // ---- refused: maps
+        c("null_deref", XDP, &j(&[LOOKUP_HASH, "ldxdw %r0, [%r0+0]; exit"]), Some("R0 invalid mem access 'map_value_or_null'")),
+        c("null_deref_wrong_branch", XDP, &j(&[LOOKUP_HASH, "jne %r0, 0, out; ldxdw %r0, [%r0+0]; exit; out: mov %r0, 0; exit"]), Some("R0 invalid mem access 'scalar'")),
+        c("array_key_oob", XDP, "stw [%r10-4], 4; mov %r2, %r10; add %r2, -4; lddw %r1, map:2; call 1; ldxdw %r0, [%r0+0]; exit", Some("R0 invalid mem access 'map_value_or_null'")),
+        c("map_value_oob_const", XDP, &j(&[LOOKUP_ARR, "ldxdw %r0, [%r0+8]; exit"]), Some("R0 min value is outside of the allowed memory range")),
+        c("map_value_oob_partial", XDP, &j(&[LOOKUP_ARR, "ldxw %r0, [%r0+6]; exit"]), Some("R0 min value is outside of the allowed memory range")),
+        c("map_value_index_unbounded", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "ldxw %r2, [%r6+12]; add %r0, %r2; ldxb %r0, [%r0+0]; exit"]), Some("R0 unbounded memory access, make sure to bounds check any such access")),
+        c("map_value_index_too_big", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "ldxw %r2, [%r6+12]; and %r2, 15; add %r0, %r2; ldxb %r0, [%r0+0]; exit"]), Some("R0 max value is outside of the allowed memory range")),
+        c("map_value_index_off_by_one", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "ldxw %r2, [%r6+12]; jgt %r2, 5, out; add %r0, %r2; ldxw %r0, [%r0+0]", OUT]), Some("R0 max value is outside of the allowed memory range")),
+        c("map_value_index_negative", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "ldxw %r2, [%r6+12]; and %r2, 7; sub %r2, 4; add %r0, %r2; ldxb %r0, [%r0+0]; exit"]), Some("R0 min value is negative, either use unsigned index or do a if (index >=0) check.")),
+        c("rodata_write", XDP, "lddw %r1, mapval:4+0; stw [%r1+0], 1; mov %r0, 0; exit", Some("write into map forbidden, value_size=4 off=0 size=4")),
+        c("global_oob", XDP, "lddw %r1, mapval:3+44; ldxdw %r0, [%r1+0]; exit", Some("R1 min value is outside of the allowed memory range")),
+        c("mapval_direct_too_far", XDP, "lddw %r1, mapval:3+48; mov %r0, 0; exit", Some("invalid access to map value pointer, value_size=48 off=48")),
+        nk(c("map_ptr_deref", XDP, "lddw %r1, map:1; ldxdw %r0, [%r1+0]; exit", Some("R1 invalid mem access 'map_ptr'"))), // the kernel reads struct bpf_map fields through BTF
+        c("map_ptr_arith", XDP, "lddw %r1, map:1; add %r1, 8; mov %r0, 0; exit", Some("R1 pointer arithmetic on map_ptr prohibited")),
+        c("nullable_arith", XDP, &j(&[LOOKUP_HASH, "add %r0, 8; mov %r0, 0; exit"]), Some("R0 pointer arithmetic on map_value_or_null prohibited, null-check it first")),
+        nk(c("bad_map_id", XDP, "lddw %r1, map:99; mov %r0, 0; exit", Some("fd 99 is not pointing to valid bpf_map"))),
+        c("lookup_ringbuf", XDP, &j(&["stw [%r10-4], 0; mov %r2, %r10; add %r2, -4; lddw %r1, map:5; call 1; mov %r0, 0; exit"]), Some("invalid zero-sized read")),
+        c("tail_call_wrong_map", XDP, "lddw %r2, map:1; mov %r3, 0; call 12; mov %r0, 0; exit", Some("expected prog array map for tail call")),
+        // ---- refused: helper arguments
+        c("lookup_scalar_map", XDP, "mov %r1, 0; mov %r2, %r10; add %r2, -4; stw [%r10-4], 0; call 1; exit", Some("R1 type=scalar expected=map_ptr")),
+        c("lookup_scalar_key", XDP, "lddw %r1, map:1; mov %r2, 0; call 1; exit", Some("R2 type=scalar expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_")),
+        c("lookup_key_stack_oob", XDP, "stw [%r10-4], 0; mov %r2, %r10; add %r2, -2; lddw %r1, map:1; call 1; mov %r0, 0; exit", Some("invalid read from stack R2 off=-2 size=4")),
+        c("update_value_too_small", XDP, "stw [%r10-4], 0; mov %r2, %r10; add %r2, -4; mov %r3, %r10; add %r3, -4; mov %r4, 0; lddw %r1, map:1; call 2; exit", Some("invalid read from stack R3 off=-4 size=8")),
+        c("unknown_helper", XDP, "call 9999; exit", Some("invalid func unknown#9999")),
+        c("helper_wrong_prog_type", XDP, "mov %r2, 0; mov %r3, %r10; add %r3, -8; mov %r4, 8; call 26; exit", Some("program of this type cannot use helper bpf_skb_load_bytes#26")),
+        c("probe_read_in_xdp", XDP, "mov %r1, %r10; add %r1, -8; mov %r2, 8; mov %r3, 0; call 4; exit", Some("program of this type cannot use helper bpf_probe_read#4")),
+        c("probe_read_kernel_in_xdp", XDP, "mov %r1, %r10; add %r1, -8; mov %r2, 8; mov %r3, 0; call 113; exit", None),
+        c("printk_zero_size", XDP, "stdw [%r10-8], 0; mov %r1, %r10; add %r1, -8; mov %r2, 0; call 6; exit", Some("R2 invalid zero-sized read: u64=[0,0]")),
+        c("printk_scalar_fmt", XDP, "mov %r1, 0; mov %r2, 8; call 6; exit", Some("R1 type=scalar expected=fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_")),
+        c("output_unbounded_size", XDP, "mov %r6, %r1; stdw [%r10-8], 0; ldxw %r3, [%r6+12]; lddw %r1, map:5; mov %r2, %r10; add %r2, -8; mov %r4, 0; call 130; exit", Some("R3 unbounded memory access, use 'var &= const' or 'if (var < const)'")),
+        c("output_size_too_big", XDP, "mov %r6, %r1; stdw [%r10-8], 0; ldxw %r3, [%r6+12]; and %r3, 15; lddw %r1, map:5; mov %r2, %r10; add %r2, -8; mov %r4, 0; call 130; exit", Some("invalid read from stack R2 off=-8 size=15")),
+        c("tail_call_ctx_not_ctx", XDP, "mov %r1, 0; lddw %r2, map:6; mov %r3, 0; call 12; mov %r0, 0; exit", Some("R1 type=scalar expected=ctx")),
+        c("adjust_head_modified_ctx", XDP, "add %r1, 4; mov %r2, 0; call 44; exit", Some("dereference of modified ctx ptr R1 off=4 disallowed")),
+        // ---- refused: references
+        c("ringbuf_leak", XDP, "lddw %r1, map:5; mov %r2, 16; mov %r3, 0; call 131; jeq %r0, 0, out; out: mov %r0, 0; exit", Some("BPF_EXIT instruction in main prog would lead to reference leak")),
+        c("ringbuf_submit_unchecked", XDP, "lddw %r1, map:5; mov %r2, 16; mov %r3, 0; call 131; mov %r1, %r0; mov %r2, 0; call 132; mov %r0, 0; exit", Some("R1 type=ringbuf_mem_or_null expected=ringbuf_mem")),
+        c("ringbuf_double_submit", XDP, "lddw %r1, map:5; mov %r2, 16; mov %r3, 0; call 131; jeq %r0, 0, out; mov %r6, %r0; mov %r1, %r6; mov %r2, 0; call 132; mov %r1, %r6; mov %r2, 0; call 132; out: mov %r0, 0; exit", Some("R1 type=scalar expected=ringbuf_mem")),
+        c("ringbuf_size_not_const", XDP, "ldxw %r2, [%r1+12]; lddw %r1, map:5; mov %r3, 0; call 131; mov %r0, 0; exit", Some("R2 is not a known constant'")),
+        c("ringbuf_write_past_end", XDP, "lddw %r1, map:5; mov %r2, 16; mov %r3, 0; call 131; jeq %r0, 0, out; stdw [%r0+16], 1; mov %r1, %r0; mov %r2, 0; call 133; out: mov %r0, 0; exit", Some("R0 min value is outside of the allowed memory range")),
+        c("ringbuf_submit_offset", XDP, "lddw %r1, map:5; mov %r2, 16; mov %r3, 0; call 131; jeq %r0, 0, out; mov %r1, %r0; add %r1, 8; mov %r2, 0; call 132; out: mov %r0, 0; exit", Some("R1 must have zero offset when passed to release func or trusted arg to kfunc")),
+        c("ringbuf_tail_call_leak", XDP, "mov %r6, %r1; lddw %r1, map:5; mov %r2, 16; mov %r3, 0; call 131; jeq %r0, 0, out; mov %r7, %r0; mov %r1, %r6; lddw %r2, map:6; mov %r3, 0; call 12; mov %r1, %r7; mov %r2, 0; call 133; out: mov %r0, 0; exit", Some("tail_call would lead to reference leak")),
+        // ---- refused: stack
+        c("stack_oob_below", XDP, "stdw [%r10-520], 1; mov %r0, 0; exit", Some("invalid write to stack R10 off=-520 size=8")),
+        c("stack_oob_above", XDP, "stdw [%r10+0], 1; mov %r0, 0; exit", Some("invalid write to stack R10 off=0 size=8")),
+        c("stack_read_oob", XDP, "ldxdw %r0, [%r10-520]; exit", Some("invalid read from stack R10 off=-520 size=8")),
+        c("stack_var_oob", XDP, "ldxw %r2, [%r1+12]; and %r2, 1023; mov %r3, %r10; add %r3, -600; add %r3, %r2; stb [%r3+0], 0; mov %r0, 0; exit", Some("invalid variable-offset write to stack R3 var_off=(0x0; 0x3ff) off=-600 size=1")),
+        c("stack_misaligned", XDP, "stw [%r10-6], 1; mov %r0, 0; exit", Some("misaligned stack access off 0+0+-6 size 4")),
+        unpriv("stack_uninit_read_unpriv", SK, "ldxdw %r0, [%r10-8]; exit", Some("invalid read from stack off -8+0 size 8")),
+        unpriv("stack_indirect_uninit_unpriv", SK, "mov %r2, %r10; add %r2, -4; lddw %r1, map:1; call 1; mov %r0, 0; exit", Some("invalid indirect read from stack R2 off -4+0 size 4")),
+        // ---- refused: calls
+        c("calls_too_deep", XDP, "call local a; exit; a: call local b; exit; b: call local c1; exit; c1: call local d; exit; d: call local e; exit; e: call local f; exit; f: call local g; exit; g: call local h; exit; h: mov %r0, 0; exit", Some("the call stack of 9 frames is too deep")),
+        c("combined_stack_too_large", XDP, "stdw [%r10-512], 0; call local f; exit; f: stdw [%r10-64], 0; mov %r0, 0; exit", Some("combined stack size of 2 calls is 576. Too large")),
+        c("return_callee_stack", XDP, "call local f; mov %r0, 0; exit; f: mov %r0, %r10; exit", Some("cannot return stack pointer to the caller")),
+        nk(c("callback_bad_return", XDP, "mov %r1, 10; lddw %r2, fn:8; mov %r3, 0; mov %r4, 0; call 181; mov %r0, 0; exit; mov %r0, 2; exit", Some("At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]"))),
+        // ---- refused: context
+        c("xdp_ctx_write", XDP, "stw [%r1+0], 1; mov %r0, 0; exit", Some("invalid bpf_context access off=0 size=4")),
+        c("xdp_ctx_past_end", XDP, "ldxw %r0, [%r1+24]; exit", Some("invalid bpf_context access off=24 size=4")),
+        c("xdp_ctx_narrow", XDP, "ldxb %r0, [%r1+12]; exit", Some("invalid bpf_context access off=12 size=1")),
+        c("xdp_ctx_dw", XDP, "ldxdw %r0, [%r1+0]; exit", Some("invalid bpf_context access off=0 size=8")),
+        c("xdp_egress_ifindex", XDP, "ldxw %r0, [%r1+20]; exit", Some("invalid bpf_context access off=20 size=4")),
+        c("ctx_modified", XDP, "add %r1, 4; ldxw %r0, [%r1+0]; exit", Some("dereference of modified ctx ptr R1 off=4 disallowed")),
+        c("sk_len_write", SK, "stw [%r1+0], 1; mov %r0, 0; exit", Some("invalid bpf_context access off=0 size=4")),
+        c("sk_data_read", SK, "ldxw %r0, [%r1+76]; exit", Some("invalid bpf_context access off=76 size=4")),
+        c("raw_tp_write", RAW, "stdw [%r1+0], 1; mov %r0, 0; exit", Some("invalid bpf_context access off=0 size=8")),
+        c("raw_tp_past_end", RAW, "ldxdw %r0, [%r1+96]; exit", Some("invalid bpf_context access off=96 size=8")),
+        c("kprobe_write", KP, "stdw [%r1+0], 1; mov %r0, 0; exit", Some("invalid bpf_context access off=0 size=8")),
+        c("tc_len_write", TC, "stw [%r1+0], 1; mov %r0, 0; exit", Some("invalid bpf_context access off=0 size=4")),
+        c("ld_abs_xdp", XDP, "mov %r6, %r1; ldabsb 12; exit", Some("BPF_LD_[ABS|IND] instructions not allowed for this program type")),
+        c("atomic_ctx", XDP, "mov %r2, 1; lock add [%r1+0], %r2; mov %r0, 0; exit", Some("BPF_ATOMIC stores into R1 ctx is not allowed")),
+        // ---- refused: pointers
+        c("scalar_deref", XDP, "mov %r2, 0; ldxw %r0, [%r2+0]; exit", Some("R2 invalid mem access 'scalar'")),
+        c("ptr_and", XDP, "and %r1, 1; mov %r0, 0; exit", Some("R1 bitwise operator &= on pointer prohibited")),
+        c("ptr_mul", XDP, "mov %r2, %r10; mul %r2, 2; mov %r0, 0; exit", Some("R2 pointer arithmetic with *= operator prohibited")),
+        c("ptr_add32", XDP, "mov %r2, %r10; add32 %r2, 1; mov %r0, 0; exit", Some("R2 32-bit pointer arithmetic prohibited")),
+        c("ptr_add_ptr", XDP, "mov %r2, %r10; add %r2, %r1; mov %r0, 0; exit", Some("R2 pointer += pointer prohibited")),
+        unpriv("bpf_to_bpf_unpriv", SK, "call local f; exit; f: mov %r0, 0; exit", Some("loading/calling other bpf or kernel functions are allowed for CAP_BPF and CAP_SYS_ADMIN")),
+        unpriv("ret_ptr_unpriv", SK, "mov %r0, %r10; exit", Some("R0 leaks addr as return value")),
+        unpriv("ptr_cmp_unpriv", SK, "mov %r0, 0; jeq %r1, %r10, +0; exit", Some("R1 pointer comparison prohibited")),
+        unpriv("ptr_sub_unpriv", SK, "mov %r0, %r10; sub %r0, %r1; mov %r0, 0; exit", Some("R0 pointer -= pointer prohibited")),
+        unpriv("mov32_ptr_unpriv", SK, "mov32 %r0, %r10; exit", Some("R10 partial copy of pointer")),
+        nk(c("syscall_any_ctx", SYS, "ldxdw %r0, [%r1+96]; exit", None)),
+        nk(c("syscall_ctx_write", SYS, "stdw [%r1+8], 1; mov %r0, 0; exit", None)),
+    ];
+    // XDP context matrix: every offset and size.
+    for off in (0..28).step_by(2) {
+        for (sz, mn) in [(1, "ldxb"), (2, "ldxh"), (4, "ldxw"), (8, "ldxdw")] {
+            if off % sz != 0 {
+                continue;
+            }
+            let ok = sz == 4 && off < 20;
+            let expect = (!ok).then(|| format!("invalid bpf_context access off={off} size={sz}"));
+            v.push(Case {
+                name: format!("xdp_ctx_{off}_{sz}"),
+                prog_type: XDP,
+                privileged: true,
+                src: format!("{mn} %r0, [%r1+{off}]; mov %r0, 0; exit"),
+                expect,
+                no_kernel: false,
+            });
+        }
+    }
+    // Stack offsets around the ends.
+    for off in [-520i32, -516, -512, -508, -16, -8, -4, 0, 4] {
+        let ok = (-512..=-4).contains(&off);
+        let expect = (!ok).then(|| format!("invalid write to stack R10 off={off} size=4"));
+        v.push(Case {
+            name: format!("stack_w_{off}"),
+            prog_type: XDP,
+            privileged: true,
+            src: format!("stw [%r10{off:+}], 1; mov %r0, 0; exit"),
+            expect,
+            no_kernel: false,
+        });
+    }
+    // Packet checks of each length against each access.
+    for check in [1, 2, 4, 8] {
+        for (sz, mn) in [(1, "ldxb"), (2, "ldxh"), (4, "ldxw"), (8, "ldxdw")] {
+            let ok = sz <= check;
+            v.push(Case {
+                name: format!("pkt_check{check}_read{sz}"),
+                prog_type: XDP,
+                privileged: true,
+                src: format!("ldxw %r2, [%r1+0]; ldxw %r3, [%r1+4]; mov %r4, %r2; add %r4, {check}; jgt %r4, %r3, out; {mn} %r0, [%r2+0]; mov %r0, 0; exit; out: mov %r0, 1; exit"),
+                expect: (!ok).then(|| "R2 offset is outside of the packet".to_string()),
+                no_kernel: false,
+            });
+        }
+    }
+    v
+}
+
+#[test]
+fn table() {
+    let maps = maps();
+    let lookup = |id: u32| maps.iter().find(|m| m.id == id).cloned();
+    let cases = cases();
+    let mut failures = Vec::new();
+    let (mut kchecked, mut kagree, mut kwording, mut krefused, mut kerrno) = (0, 0, 0, 0, 0);
+    let (mut l2_total, mut l2_same, mut l1_total, mut l1_same) = (0, 0, 0, 0);
+    let mut wording_diffs = Vec::new();
+    let kernel = is_root() && std::env::var("VERIFIER_NO_KERNEL").is_err();
+    if !kernel {
+        eprintln!("skipping kernel comparison: not root (or VERIFIER_NO_KERNEL set)");
+    }
+    for k in &cases {
+        let insns = build(&k.src);
+        let opts = VerifierOpts {
+            prog_type: k.prog_type,
+            privileged: k.privileged,
+            log_level: 1,
+            ..Default::default()
+        };
+        let r = verify(&insns, &lookup, &opts);
+        match (&k.expect, &r) {
+            (None, Ok(_)) => {}
+            (Some(want), Err(e)) if e.error.reason() == want => {}
+            (None, Err(e)) => failures.push(format!(
+                "{}: expected accept, got `{}`\n{}",
+                k.name, e.error, e.log
+            )),
+            (Some(want), Err(e)) => {
+                failures.push(format!("{}: expected `{want}`, got `{}`", k.name, e.error))
+            }
+            (Some(want), Ok(_)) => {
+                failures.push(format!("{}: expected `{want}`, accepted", k.name))
+            }
+        }
+        if kernel && !k.no_kernel && k.privileged {
+            // Log fidelity: our level-1 and level-2 logs against the kernel's.
+            for level in [1u32, 2] {
+                let Some(kr) = kernel_load(&insns, &maps, k.prog_type, level) else {
+                    continue;
+                };
+                if kr.errno == libc::ENOSPC {
+                    continue;
+                }
+                let o = VerifierOpts {
+                    log_level: level,
+                    ..opts.clone()
+                };
+                let ours = match verify(&insns, &lookup, &o) {
+                    Ok(v) => v.log,
+                    Err(e) => e.log,
+                };
+                if std::env::var("VERIFIER_RAW").is_ok() {
+                    eprintln!("RAW {} {level}\n{}", k.name, kr.log);
+                }
+                let (a, b) = (normalise(&kr.log), normalise(&ours));
+                let same = lcs(&a, &b);
+                if std::env::var("VERIFIER_DIFF").is_ok() && same < a.len().max(b.len()) {
+                    eprintln!(
+                        "== {} level {level}\n-- kernel\n{}\n-- ours\n{}",
+                        k.name,
+                        a.join("\n"),
+                        b.join("\n")
+                    );
+                }
+                if level == 1 {
+                    l1_total += a.len().max(b.len());
+                    l1_same += same;
+                } else {
+                    l2_total += a.len().max(b.len());
+                    l2_same += same;
+                }
+            }
+            if let Some(kr) = kernel_load(&insns, &maps, k.prog_type, 1) {
+                kchecked += 1;
+                if kr.accepted == r.is_ok() {
+                    kagree += 1;
+                } else {
+                    failures.push(format!(
+                        "{}: kernel {} (`{}`), we {}",
+                        k.name,
+                        if kr.accepted { "accepted" } else { "refused" },
+                        kr.error_line(),
+                        match &r {
+                            Ok(_) => "accepted".to_string(),
+                            Err(e) => format!("refused: {}", e.error),
+                        }
+                    ));
+                }
+                if let Err(e) = &r {
+                    if !kr.accepted {
+                        krefused += 1;
+                        if kr.errno == e.error.errno() {
+                            kerrno += 1;
+                        } else {
+                            wording_diffs.push(format!(
+                                "{}: errno kernel {} ours {} ({})",
+                                k.name,
+                                kr.errno,
+                                e.error.errno(),
+                                e.error
+                            ));
+                        }
+                        if kr.error_line() == e.error.reason() {
+                            kwording += 1;
+                        } else {
+                            wording_diffs.push(format!(
+                                "{}: kernel `{}` / ours `{}`",
+                                k.name,
+                                kr.error_line(),
+                                e.error
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for w in &wording_diffs {
+        eprintln!("wording: {w}");
+    }
+    eprintln!(
+        "table: {} cases; kernel checked {kchecked}, verdicts agree {kagree}; error wording identical {kwording} of {krefused} refused by both, errno identical {kerrno}",
+        cases.len()
+    );
+    eprintln!("log lines identical to the kernel's: level 1 {l1_same}/{l1_total}, level 2 {l2_same}/{l2_total}");
+    assert!(cases.len() >= 150, "table has {} cases", cases.len());
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
