@@ -1,11 +1,23 @@
 //! The code generator: one pass over the pre-decoded instructions, one native
-//! sequence per instruction, BPF registers pinned to host registers.
+//! sequence per instruction (a few patterns fused), BPF registers pinned to host
+//! registers.
+//!
+//! Beyond the one-to-one translation, measured on the benchmark programs
+//! (benches/): `d = a; d += b` is one `lea`, or with the load/store through d
+//! that follows, one indexed access (when d's sum is dead after it, by a
+//! liveness pass); shifts by a register use BMI2 `shlx`/`shrx`/`sarx` where the
+//! host has them; backward jumps are rel8 when close; the divisor-0/-1 paths of
+//! a division are out of line; and without metering, a tree of compares on one
+//! register against constants (what clang makes of a `switch`, BPF having no
+//! indirect jump) gets a jump table for the register's values 0..=255, decided
+//! here by walking the tree.
 //!
 //! Register map (BPF -> x86-64): r0 rax, r1 rdi, r2 rsi, r3 rdx, r4 rcx, r5 r8,
 //! r6 rbx, r7 r13, r8 r14, r9 r15, r10 rbp. r1..r5 sit in the System V argument
 //! registers so a helper's arguments are already in place for the trampoline's
 //! spill; r6..r10 are callee-saved. r12 holds the run context, r9 the remaining
-//! fuel (signed; negative = out of fuel), r10 and r11 are scratch.
+//! fuel (signed; negative = out of fuel; a scratch register when metering is off),
+//! r10 and r11 are scratch.
 //!
 //! Fuel: each basic block subtracts its length when it starts; the count is tested
 //! where the interpreter tests it (on taken jumps, after calls and returns), so
@@ -63,6 +75,16 @@ struct MemSlow {
     slot: usize,
 }
 
+/// The out-of-line divisor-0 and divisor-(-1) paths of a division by a register.
+struct DivEdge {
+    zero: Label,
+    m1: Option<Label>,
+    done: Label,
+    w: bool,
+    is_mod: bool,
+    dst: u8,
+}
+
 struct Fault {
     at: Label,
     kind: FaultKind,
@@ -80,6 +102,25 @@ struct Gen<'a> {
     status: Label,
     slows: Vec<MemSlow>,
     faults: Vec<Fault>,
+    div_edges: Vec<DivEdge>,
+    /// Per instruction: registers live after it (see [`live_out`]).
+    live_out: Vec<u16>,
+    /// Jump tables to emit after the code: (table label, leaf per value).
+    tables: Vec<(Label, Vec<usize>)>,
+    /// BMI2 (`shlx`/`shrx`/`sarx`): shifts by any register without moving the
+    /// count into cl (which is BPF r4).
+    bmi2: bool,
+}
+
+fn has_bmi2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("bmi2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// What ends a basic block, and whether the interpreter tests fuel after it when
@@ -130,10 +171,24 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         status,
         slows: Vec::new(),
         faults: Vec::new(),
+        div_edges: Vec::new(),
+        live_out: live_out(code),
+        tables: Vec::new(),
+        bmi2: has_bmi2(),
     };
     g.entry_thunk();
 
+    // Compare trees (a compiled `switch`) that become a jump table. Without
+    // metering only: the table skips the tree's instructions, which metering
+    // would have to count.
+    let dispatch = if p.metering {
+        vec![None; n]
+    } else {
+        switch_trees(prog)
+    };
     let mut slot_offsets = vec![0u32; prog.insns().len()];
+    // Instructions still to skip: already emitted by a fused sequence.
+    let mut fused_rest = 0usize;
     for e in 0..n {
         // The block prologue (fuel) belongs to the instruction that starts it.
         let slot = prog.slot(e);
@@ -141,6 +196,14 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         slot_offsets[slot] = pos;
         if slot + 1 < slot_offsets.len() && code[e].op == Op::LdImm64 {
             slot_offsets[slot + 1] = pos;
+        }
+        if fused_rest > 0 {
+            // Never a block start (`fused` checks), so no label here is a target.
+            fused_rest -= 1;
+            let (c, nc) = (g.chk[e], g.nochk[e]);
+            g.a.bind(c);
+            g.a.bind(nc);
+            continue;
         }
         if start[e] {
             let prev_checks = e > 0 && ends_block(code[e - 1].op) == Some(true);
@@ -174,10 +237,24 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             g.a.bind(c);
             g.a.bind(nc);
         }
-        g.insn(e, &code[e]);
+        if let Some((x, leaves)) = dispatch[e].clone() {
+            g.dispatch(x, leaves);
+        }
+        match g.fused(e, &start) {
+            0 => g.insn(e, &code[e]),
+            k => fused_rest = k - 1,
+        }
     }
     let main_end = g.a.pos() as u32;
     g.stubs();
+    g.a.align(4);
+    for (table, leaves) in std::mem::take(&mut g.tables) {
+        g.a.bind(table);
+        for leaf in leaves {
+            let l = g.chk[leaf];
+            g.a.table_entry(l, table);
+        }
+    }
     let entry_chk = g
         .chk
         .iter()
@@ -198,7 +275,213 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
     }
 }
 
+/// Registers as bits (r0 = bit 0 .. r10 = bit 10).
+const ALL_REGS: u16 = 0x7ff;
+/// r0..r5: what a call clobbers.
+const CALLER_SAVED: u16 = 0x3f;
+
+/// Per instruction: the registers whose value may still be read after it runs
+/// (a backward data-flow over the jumps; calls read r1..r5 and clobber
+/// r0..r5, `exit` reads r0; anything unusual is taken to read everything).
+fn live_out(code: &[VInsn]) -> Vec<u16> {
+    use Shape::*;
+    let n = code.len();
+    let bit = |r: u8| 1u16 << r.min(10);
+    // (uses, defs, successors) per instruction.
+    let info: Vec<(u16, u16, [Option<usize>; 2])> = code
+        .iter()
+        .enumerate()
+        .map(|(e, c)| {
+            let (d, s) = (bit(c.dst), bit(c.src));
+            let next = Some(e + 1);
+            let to = Some(c.off as usize);
+            match c.op.shape() {
+                AluK if matches!(c.op, Op::Mov64K | Op::Mov32K) => (0, d, [next, None]),
+                AluK | Neg | End => (d, d, [next, None]),
+                AluX if matches!(c.op, Op::Mov64X | Op::Mov32X) => (s, d, [next, None]),
+                AluX => (d | s, d, [next, None]),
+                MovSx => (s, d, [next, None]),
+                LdImm64 => (0, d, [next, None]),
+                Ldx => (s, d, [next, None]),
+                St => (d, 0, [next, None]),
+                Stx => (d | s, 0, [next, None]),
+                JmpK => (d, 0, [next, to]),
+                JmpX => (d | s, 0, [next, to]),
+                Ja | Ja32 => (0, 0, [to, None]),
+                Exit => (1, 0, [None, None]),
+                // A helper reads r1..r5. A bpf-to-bpf callee (callx may be one)
+                // is not checked to leave r6..r9 alone, so it reads everything.
+                Call if c.op == Op::Call => (CALLER_SAVED & !1, CALLER_SAVED, [next, None]),
+                Call | CallX => (ALL_REGS, CALLER_SAVED, [next, None]),
+                // Atomics, legacy packet loads: read everything, kill nothing.
+                _ => (ALL_REGS, 0, [next, None]),
+            }
+        })
+        .collect();
+    let mut live_in = vec![0u16; n];
+    let mut out = vec![0u16; n];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for e in (0..n).rev() {
+            let (uses, defs, succ) = info[e];
+            // Falling off the end cannot happen in a loaded program; be safe.
+            let lo = succ
+                .iter()
+                .flatten()
+                .map(|&t| live_in.get(t).copied().unwrap_or(ALL_REGS))
+                .fold(0, |a, b| a | b);
+            let li = uses | (lo & !defs);
+            if lo != out[e] || li != live_in[e] {
+                out[e] = lo;
+                live_in[e] = li;
+                changed = true;
+            }
+        }
+    }
+    out
+}
+
+/// Values a compare tree is tabulated for: `0..=SWITCH_MAX` at most.
+const SWITCH_MAX: u64 = 255;
+/// A tree is worth a table when it has at least this many leaves.
+const SWITCH_MIN_LEAVES: usize = 8;
+
+/// Longest compare chain followed from a tree's root.
+const SWITCH_DEPTH: usize = 64;
+
+/// Whether `c` is an inner node of a compare tree on register `x`: a
+/// conditional jump on `x` against an immediate (jset aside), or `ja`. Such
+/// nodes only read `x`.
+fn tree_node(c: &VInsn, x: u8) -> bool {
+    match c.op.shape() {
+        Shape::Ja | Shape::Ja32 => true,
+        Shape::JmpK => c.dst == x && !matches!(c.op, Op::JsetK | Op::Jset32K),
+        _ => false,
+    }
+}
+
+/// Where the tree starting at `e` leads when register `x` holds `v`: the first
+/// instruction that is not a tree node. None if the walk is longer than
+/// [`SWITCH_DEPTH`] (or loops).
+fn walk(code: &[VInsn], e: usize, x: u8, v: u64) -> Option<usize> {
+    let mut i = e;
+    for _ in 0..SWITCH_DEPTH {
+        let c = code.get(i)?;
+        if !tree_node(c, x) {
+            return Some(i);
+        }
+        i = if c.op.shape() != Shape::JmpK
+            || jump_taken(cond(c.op), !c.op.is_32bit(), v, c.imm as u64)
+        {
+            c.off as usize
+        } else {
+            i + 1
+        };
+    }
+    None
+}
+
+/// Whether `cmp a, b; j<cc>` jumps, at 64 bits (`w`) or 32.
+fn jump_taken(cc_: u8, w: bool, a: u64, b: u64) -> bool {
+    let (a, b, sa, sb) = if w {
+        (a, b, a as i64, b as i64)
+    } else {
+        let (a, b) = (a as u32, b as u32);
+        (a as u64, b as u64, a as i32 as i64, b as i32 as i64)
+    };
+    match cc_ {
+        cc::E => a == b,
+        cc::NE => a != b,
+        cc::A => a > b,
+        cc::AE => a >= b,
+        cc::B => a < b,
+        cc::BE => a <= b,
+        cc::G => sa > sb,
+        cc::GE => sa >= sb,
+        cc::L => sa < sb,
+        _ => sa <= sb,
+    }
+}
+
+/// Per instruction: Some((register, leaf per value 0..=hi)) where a tree of
+/// compares on one register starts that is worth a jump table. Values of the
+/// register above `hi` (as an unsigned 64-bit number) run the tree as before;
+/// for values up to `hi` the tree's outcome is computed here, and the leaf
+/// reached is the same whether the compares are 32- or 64-bit (a small
+/// non-negative value reads the same either way).
+fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
+    let code = &prog.code;
+    let n = code.len();
+    let mut out = vec![None; n];
+    let mut covered = vec![false; n];
+    for e in 0..n {
+        let c = &code[e];
+        if covered[e] || c.op.shape() != Shape::JmpK || c.dst >= 10 || !tree_node(c, c.dst) {
+            continue;
+        }
+        let x = c.dst;
+        // The tree's nodes, found structurally (cheap): too few compares for
+        // SWITCH_MIN_LEAVES leaves means no table. Every node found is covered,
+        // so each is examined as part of one tree only.
+        let mut nodes = vec![e];
+        let mut k = 0;
+        while k < nodes.len() && nodes.len() < SWITCH_DEPTH {
+            let i = nodes[k];
+            k += 1;
+            let succ: &[usize] = if code[i].op.shape() == Shape::JmpK {
+                &[i + 1, code[i].off as usize]
+            } else {
+                &[code[i].off as usize]
+            };
+            for &s in succ {
+                if s < n && tree_node(&code[s], x) && !nodes.contains(&s) {
+                    nodes.push(s);
+                }
+            }
+        }
+        for &i in &nodes {
+            covered[i] = true;
+        }
+        let compares = nodes
+            .iter()
+            .filter(|&&i| code[i].op.shape() == Shape::JmpK)
+            .count();
+        if compares + 1 < SWITCH_MIN_LEAVES {
+            continue;
+        }
+        let leaves: Option<Vec<usize>> = (0..=SWITCH_MAX).map(|v| walk(code, e, x, v)).collect();
+        let Some(mut leaves) = leaves else { continue };
+        let mut distinct = leaves.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < SWITCH_MIN_LEAVES {
+            continue;
+        }
+        // Values past the last change of leaf run the tree itself.
+        let last = leaves[leaves.len() - 1];
+        let hi = leaves.iter().rposition(|&l| l != last).map_or(0, |k| k + 1);
+        leaves.truncate(hi + 1);
+        out[e] = Some((c.dst, leaves));
+    }
+    out
+}
+
 impl Gen<'_> {
+    /// The jump-table entry of a compare tree (see [`switch_trees`]):
+    /// `if x <= hi goto table[x]`, else fall into the tree.
+    fn dispatch(&mut self, x: u8, leaves: Vec<usize>) {
+        let hx = h(x);
+        let a = &mut self.a;
+        let tree = a.label();
+        a.alu_ri(true, alu::CMP, hx, leaves.len() as i32 - 1);
+        a.jcc(cc::A, tree);
+        let table = a.label();
+        a.jmp_table(table, hx);
+        a.bind(tree);
+        self.tables.push((table, leaves));
+    }
+
     fn fault(&mut self, kind: FaultKind, slot: usize, info: u32) -> Label {
         let at = self.a.label();
         self.faults.push(Fault {
@@ -265,6 +548,99 @@ impl Gen<'_> {
         self.a.cmp_m32_i8(R12, ctx_off::STATUS, 0);
         let s = self.status;
         self.a.jcc(cc::NE, s);
+    }
+
+    /// Peephole fusion inside a basic block: `d = a; d += b` (b a register or
+    /// an immediate) is one `lea d, [a + b]`, and when the next instruction
+    /// loads or stores through d without a run-time check and the sum is dead
+    /// after it (the load overwrites d, or liveness says no one reads d), one
+    /// indexed access `*(size *)(a + b + off)`.
+    /// Returns how many instructions were emitted (0: none fused).
+    fn fused(&mut self, e: usize, start: &[bool]) -> usize {
+        let code = &self.prog.code;
+        let (Some(i0), Some(i1)) = (code.get(e), code.get(e + 1)) else {
+            return 0;
+        };
+        if i0.op != Op::Mov64X || start[e + 1] || i1.dst != i0.dst {
+            return 0;
+        }
+        let (d, a) = (i0.dst, i0.src);
+        if d == a || d >= 10 || a > 10 {
+            return 0;
+        }
+        let (index, imm) = match i1.op {
+            Op::Add64X if i1.src != d && i1.src <= 10 => (Some(h(i1.src)), 0i64),
+            Op::Add64K => (None, i1.imm as i32 as i64),
+            _ => return 0,
+        };
+        if let Some(i2) = code.get(e + 2) {
+            let shape = i2.op.shape();
+            let disp = imm + i2.off as i64;
+            // The access goes through d, and d's sum is not needed afterwards:
+            // a load overwrites it, or nothing reads d before writing it.
+            let base = if shape == Shape::Ldx { i2.src } else { i2.dst };
+            let dead = (shape == Shape::Ldx && i2.dst == d) || self.live_out[e + 2] & (1 << d) == 0;
+            if matches!(shape, Shape::Ldx | Shape::St | Shape::Stx)
+                && !start[e + 2]
+                && base == d
+                && !(shape == Shape::Stx && i2.src == d)
+                && dead
+                && super::x86::fits_i32(disp)
+                && !self.mem_checked(d, i2.off, i2.op.mem_size(), self.prog.slot(e + 2))
+            {
+                let size = Size::from_bytes(i2.op.mem_size());
+                let (b, disp) = (h(a), disp as i32);
+                match shape {
+                    Shape::Ldx => {
+                        let sign = matches!(i2.op, Op::LdxSB | Op::LdxSH | Op::LdxSW);
+                        self.a.load_x(size, sign, h(i2.dst), b, index, disp);
+                    }
+                    Shape::St => self.a.store_imm_x(size, i2.imm as i32, b, index, disp),
+                    _ => self.a.store_x(size, h(i2.src), b, index, disp),
+                }
+                return 3;
+            }
+        }
+        match index {
+            Some(b) => self.a.lea_x(h(d), h(a), b, 0),
+            None => self.a.lea(h(d), h(a), imm as i32),
+        }
+        2
+    }
+
+    /// Whether a load or store through `breg + off` is checked at run time.
+    fn mem_checked(&self, breg: u8, off: i32, size: usize, slot: usize) -> bool {
+        let proven = self
+            .p
+            .proven_safe
+            .is_some_and(|v| v.get(slot).copied().unwrap_or(false));
+        // r10 is read-only and frames are 512 bytes, so `[r10 + off]` inside the
+        // current frame always passes the interpreter's check.
+        let in_frame = breg == 10 && off >= -FRAME && off + size as i32 <= 0;
+        self.p.checked && !proven && !in_frame
+    }
+
+    /// `cmp`/`test` and a conditional jump to `t`.
+    fn cond_jump(&mut self, i: &VInsn, t: Label) {
+        use Op::*;
+        let (dst, src) = (h(i.dst), h(i.src));
+        let w = !i.op.is_32bit();
+        let a = &mut self.a;
+        if i.op.shape() == Shape::JmpK {
+            if matches!(i.op, JsetK | Jset32K) {
+                a.test_ri(w, dst, i.imm as i32);
+            } else {
+                a.alu_ri(w, alu::CMP, dst, i.imm as i32);
+            }
+        } else {
+            let opc = if matches!(i.op, JsetX | Jset32X) {
+                0x85
+            } else {
+                0x39
+            };
+            a.alu_rr(w, opc, dst, src);
+        }
+        a.jcc(cond(i.op), t);
     }
 
     fn insn(&mut self, e: usize, i: &VInsn) {
@@ -366,28 +742,11 @@ impl Gen<'_> {
             }
             JeqK | JneK | JgtK | JgeK | JltK | JleK | JsgtK | JsgeK | JsltK | JsleK | JsetK
             | Jeq32K | Jne32K | Jgt32K | Jge32K | Jlt32K | Jle32K | Jsgt32K | Jsge32K | Jslt32K
-            | Jsle32K | Jset32K => {
-                let w = !i.op.is_32bit();
-                if matches!(i.op, JsetK | Jset32K) {
-                    a.test_ri(w, dst, imm as i32);
-                } else {
-                    a.alu_ri(w, alu::CMP, dst, imm as i32);
-                }
+            | Jsle32K | Jset32K | JeqX | JneX | JgtX | JgeX | JltX | JleX | JsgtX | JsgeX
+            | JsltX | JsleX | JsetX | Jeq32X | Jne32X | Jgt32X | Jge32X | Jlt32X | Jle32X
+            | Jsgt32X | Jsge32X | Jslt32X | Jsle32X | Jset32X => {
                 let t = self.chk[i.off as usize];
-                a.jcc(cond(i.op), t);
-            }
-            JeqX | JneX | JgtX | JgeX | JltX | JleX | JsgtX | JsgeX | JsltX | JsleX | JsetX
-            | Jeq32X | Jne32X | Jgt32X | Jge32X | Jlt32X | Jle32X | Jsgt32X | Jsge32X | Jslt32X
-            | Jsle32X | Jset32X => {
-                let w = !i.op.is_32bit();
-                let opc = if matches!(i.op, JsetX | Jset32X) {
-                    0x85
-                } else {
-                    0x39
-                };
-                a.alu_rr(w, opc, dst, src);
-                let t = self.chk[i.off as usize];
-                a.jcc(cond(i.op), t);
+                self.cond_jump(i, t);
             }
             Exit => a.ret(),
             CallLocal => {
@@ -508,14 +867,7 @@ impl Gen<'_> {
         atomic: bool,
     ) -> (u8, i32) {
         let base = h(breg);
-        let proven = self
-            .p
-            .proven_safe
-            .is_some_and(|v| v.get(slot).copied().unwrap_or(false));
-        // r10 is read-only and frames are 512 bytes, so `[r10 + off]` inside the
-        // current frame always passes the interpreter's check.
-        let in_frame = breg == 10 && off >= -FRAME && off + size as i32 <= 0;
-        let check = self.p.checked && !proven && !in_frame;
+        let check = self.mem_checked(breg, off, size, slot);
         if !check && !atomic {
             return (base, off);
         }
@@ -579,41 +931,40 @@ impl Gen<'_> {
         a.mov_rr(w, R11, src);
         a.alu_rr(w, 0x85, R11, R11);
         a.jcc(cc::E, zero);
-        let m1 = a.label();
-        if signed {
+        let m1 = signed.then(|| a.label());
+        if let Some(m1) = m1 {
             a.alu_ri(w, alu::CMP, R11, -1);
             a.jcc(cc::E, m1);
         }
         self.div_core(w, signed, is_mod, dst);
-        let a = &mut self.a;
-        a.jmp(done);
-        a.bind(zero);
-        if is_mod {
-            if !w {
-                a.mov_rr(false, dst, dst);
-            }
-        } else {
-            a.alu_rr(false, 0x31, dst, dst);
-        }
-        if signed {
-            a.jmp(done);
-            a.bind(m1);
-            if is_mod {
-                a.alu_rr(false, 0x31, dst, dst);
-            } else {
-                a.neg(w, dst);
-            }
-        }
-        a.bind(done);
+        self.a.bind(done);
+        // The divisor 0 and -1 cases are out of line: the common case falls
+        // through without a taken jump.
+        self.div_edges.push(DivEdge {
+            zero,
+            m1,
+            done,
+            w,
+            is_mod,
+            dst,
+        });
     }
 
     /// dst = dst / r11 or dst % r11 (r11 nonzero, and not -1 when signed).
     fn div_core(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8) {
         let a = &mut self.a;
-        a.mov_rr(true, R10, RAX);
-        a.push(RDX);
+        // rdx is saved in r9 when r9 holds no fuel (a register, not the stack).
+        let save_rdx = dst != RDX;
         if dst != RAX {
+            a.mov_rr(true, R10, RAX);
             a.mov_rr(true, RAX, dst);
+        }
+        if save_rdx {
+            if self.p.metering {
+                a.push(RDX);
+            } else {
+                a.mov_rr(true, R9, RDX);
+            }
         }
         if signed {
             a.sign_extend_rax(w);
@@ -621,15 +972,31 @@ impl Gen<'_> {
             a.alu_rr(false, 0x31, RDX, RDX);
         }
         a.div(w, signed, R11);
-        a.mov_rr(true, R11, if is_mod { RDX } else { RAX });
-        a.pop(RDX);
-        a.mov_rr(true, RAX, R10);
+        let result = if is_mod { RDX } else { RAX };
+        if dst == RAX {
+            a.mov_rr(w, R11, result);
+        } else {
+            a.mov_rr(true, R11, result);
+            a.mov_rr(true, RAX, R10);
+        }
+        if save_rdx {
+            if self.p.metering {
+                a.pop(RDX);
+            } else {
+                a.mov_rr(true, RDX, R9);
+            }
+        }
         a.mov_rr(w, dst, R11);
     }
 
     /// Shifts by a register: the count must be in cl, and rcx is BPF r4.
     fn shift_x(&mut self, w: bool, ext: u8, dst: u8, src: u8) {
         let a = &mut self.a;
+        if self.bmi2 {
+            // The 32-bit form zero-extends, as every VEX write does.
+            a.shiftx(w, ext, dst, dst, src);
+            return;
+        }
         if src == RCX && dst != RCX {
             a.shift_cl(w, ext, dst);
             if !w {
@@ -756,6 +1123,29 @@ impl Gen<'_> {
 
     /// Out-of-line code: memory check slow paths and faults.
     fn stubs(&mut self) {
+        for d in std::mem::take(&mut self.div_edges) {
+            let a = &mut self.a;
+            a.bind(d.zero);
+            // Division by zero: dst = 0; modulo: dst unchanged (truncated at 32).
+            if d.is_mod {
+                if !d.w {
+                    a.mov_rr(false, d.dst, d.dst);
+                }
+            } else {
+                a.alu_rr(false, 0x31, d.dst, d.dst);
+            }
+            a.jmp(d.done);
+            if let Some(m1) = d.m1 {
+                // Signed by -1: dst = -dst (INT_MIN stays); modulo: 0.
+                a.bind(m1);
+                if d.is_mod {
+                    a.alu_rr(false, 0x31, d.dst, d.dst);
+                } else {
+                    a.neg(d.w, d.dst);
+                }
+                a.jmp(d.done);
+            }
+        }
         for s in std::mem::take(&mut self.slows) {
             let a = &mut self.a;
             a.bind(s.slow);

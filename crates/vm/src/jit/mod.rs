@@ -103,8 +103,9 @@ impl JitOptions {
     }
 
     /// Counting executed instructions (and fuel) costs a subtraction per basic
-    /// block and a test per taken jump; without it `RunResult::executed` is 0 and
-    /// `RunOptions::fuel` is ignored. On by default.
+    /// block and a test per taken jump; without it `RunResult::executed` is 0,
+    /// `RunOptions::fuel` is ignored, and compare trees (compiled `switch`es)
+    /// become jump tables. On by default.
     pub fn metering(mut self, on: bool) -> Self {
         self.metering = on;
         self
@@ -417,5 +418,215 @@ impl JitProgram {
     /// instructions generated for it.
     pub fn listing(&self) -> String {
         disasm::listing(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The code generator's rewrites (compare trees to jump tables, fused
+    //! address arithmetic) against the interpreter, on programs built to
+    //! contain them.
+    use super::JitOptions;
+    use crate::{LoadOptions, RunOptions, VmProgram};
+    use bpfvm_isa::asm::assemble;
+
+    /// A small deterministic generator (xorshift64).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// A random compare tree on r1: inner nodes compare r1 with a constant
+    /// (every condition, 32 and 64 bits, some `ja` in between), each leaf sets
+    /// r0 to its own number and exits.
+    fn tree(rng: &mut Rng, depth: u32, out: &mut String, labels: &mut u32, leaves: &mut u32) {
+        const OPS: [&str; 10] = [
+            "jeq", "jne", "jgt", "jge", "jlt", "jle", "jsgt", "jsge", "jslt", "jsle",
+        ];
+        if depth == 0 || rng.below(16) == 0 {
+            *leaves += 1;
+            out.push_str(&format!("mov %r0, {leaves}\nexit\n"));
+            return;
+        }
+        if rng.below(6) == 0 {
+            *labels += 1;
+            out.push_str(&format!("ja L{labels}\nL{labels}:\n"));
+        }
+        let op = OPS[rng.below(OPS.len() as u64) as usize];
+        let w = if rng.below(3) == 0 { "32" } else { "" };
+        let k = rng.below(340) as i64 - 20;
+        *labels += 1;
+        let l = *labels;
+        out.push_str(&format!("{op}{w} %r1, {k}, L{l}\n"));
+        tree(rng, depth - 1, out, labels, leaves);
+        out.push_str(&format!("L{l}:\n"));
+        tree(rng, depth - 1, out, labels, leaves);
+    }
+
+    fn run(p: &VmProgram, jit: &super::JitProgram, r1: u64) -> (u64, u64) {
+        let interp = p
+            .run(RunOptions::new().args([r1, 0, 0, 0, 0]))
+            .expect("interpreter runs")
+            .r0;
+        let native = jit
+            .run(RunOptions::new().args([r1, 0, 0, 0, 0]))
+            .expect("jit runs")
+            .r0;
+        (interp, native)
+    }
+
+    #[test]
+    fn compare_trees_become_tables_and_agree_with_the_interpreter() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut tables = 0;
+        for _ in 0..60 {
+            let (mut src, mut labels, mut leaves) = (String::new(), 0, 0);
+            tree(&mut rng, 8, &mut src, &mut labels, &mut leaves);
+            let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+            let jit = p
+                .jit(&JitOptions::checked().metering(false))
+                .expect("compiles");
+            tables += jit.disassemble().iter().any(|i| i.text == "jmp r10") as u32;
+            let mut values: Vec<u64> = (-40i64..360).map(|v| v as u64).collect();
+            for base in [1u64 << 31, 1 << 32, u64::MAX - 300] {
+                values.extend((0..400).map(|v| base.wrapping_add(v)));
+            }
+            for r1 in values {
+                let (want, got) = run(&p, &jit, r1);
+                assert_eq!(got, want, "r1 = {r1:#x}\n{src}");
+            }
+        }
+        assert!(tables > 10, "only {tables} of 60 trees became tables");
+    }
+
+    #[test]
+    fn fused_address_arithmetic_agrees_with_the_interpreter() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        // Stack slots at r10-16 and r10-8; loads through `d = a; d += b/k;
+        // d = *(d + off)` (fused into one indexed load when unchecked, a lea and
+        // a load when checked) and the lea-only form where d stays live.
+        let src = "
+            lddw %r6, 0x8877665544332211
+            stxdw [%r10-16], %r6
+            lddw %r6, 0xfffefdfcfbfaf9f8
+            stxdw [%r10-8], %r6
+            mov %r4, -16
+            mov %r3, %r10
+            add %r3, %r4
+            ldxdw %r3, [%r3+8]
+            mov %r0, %r3
+            mov %r5, %r10
+            add %r5, -16
+            ldxb %r5, [%r5+3]
+            add %r0, %r5
+            mov %r7, %r10
+            add %r7, -8
+            ldxh %r7, [%r7-6]
+            xor %r0, %r7
+            mov %r8, %r4
+            add %r8, %r10
+            ldxw %r8, [%r8+12]
+            add %r0, %r8
+            mov %r9, %r10
+            add %r9, %r4
+            ldxdw %r2, [%r9+0]
+            add %r0, %r2
+            add %r9, 1
+            add %r0, %r9
+            sub %r0, %r10
+            mov %r3, %r10
+            add %r3, %r4
+            stxdw [%r3+8], %r6
+            add %r0, %r3
+            sub %r0, %r10
+            mov %r5, %r10
+            add %r5, %r4
+            stb [%r5+1], 0x5a
+            mov %r5, 0
+            ldxdw %r5, [%r10-16]
+            add %r0, %r5
+            exit";
+        let insns = assemble(src).expect("assembles");
+        let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+        let want = p.run(RunOptions::new()).expect("runs").r0;
+        let unchecked = unsafe { JitOptions::unchecked() };
+        for opts in [
+            JitOptions::checked(),
+            JitOptions::checked().metering(false),
+            unchecked.clone(),
+            unchecked.metering(false),
+        ] {
+            let jit = p.jit(&opts).expect("compiles");
+            assert_eq!(
+                jit.run(RunOptions::new()).expect("runs").r0,
+                want,
+                "{opts:?}"
+            );
+            let text: Vec<String> = jit.disassemble().into_iter().map(|i| i.text).collect();
+            let fused_load = text.iter().any(|t| t == "mov rdx, [rbp+rcx+8]");
+            assert_eq!(fused_load, !opts.is_checked(), "{text:?}");
+            // A store through a dead sum is fused; through a live one it is not.
+            let fused_store = text.iter().any(|t| t == "mov byte ptr [rbp+rcx+1], 0x5a");
+            assert_eq!(fused_store, !opts.is_checked(), "{text:?}");
+            assert!(
+                !text.iter().any(|t| t == "mov [rbp+rcx+8], rbx"),
+                "{text:?}"
+            );
+            assert!(text.iter().any(|t| t == "lea r15, [rbp+rcx]"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn divisions_by_registers_agree_with_the_interpreter_with_and_without_metering() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        // Every division and modulo, with dst and src in rax and rdx (the
+        // registers `div` uses) and elsewhere, divisors 0 and -1 included; all
+        // registers are folded into r0 so a clobbered one shows.
+        let values: [i64; 6] = [0, -1, 7, -9, i64::MIN, 0x1_0000_0003];
+        let unchecked = unsafe { JitOptions::unchecked() };
+        for op in ["div", "mod", "sdiv", "smod"] {
+            for w in ["", "32"] {
+                for (dst, src) in [(0, 3), (3, 0), (3, 4), (1, 3), (0, 0), (3, 3)] {
+                    for (x, y) in values
+                        .iter()
+                        .flat_map(|x| values.iter().map(move |y| (*x, *y)))
+                    {
+                        let src_text = format!(
+                            "lddw %r0, 0x1111\nlddw %r3, 0x3333\nlddw %r4, 0x4444\nlddw %r1, 0x5555\n\
+                             lddw %r{dst}, {x:#x}\nlddw %r{src}, {y:#x}\n{op}{w} %r{dst}, %r{src}\n\
+                             mov %r6, %r{dst}\nadd %r0, %r1\nadd %r0, %r3\nxor %r0, %r4\n\
+                             lsh %r6, 1\nxor %r0, %r6\nexit"
+                        );
+                        let insns =
+                            assemble(&src_text).unwrap_or_else(|e| panic!("{src_text}: {e}"));
+                        let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+                        let want = p.run(RunOptions::new()).expect("runs").r0;
+                        for opts in [unchecked.clone(), unchecked.clone().metering(false)] {
+                            let jit = p.jit(&opts).expect("compiles");
+                            let got = jit.run(RunOptions::new()).expect("runs").r0;
+                            assert_eq!(got, want, "{opts:?}\n{src_text}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

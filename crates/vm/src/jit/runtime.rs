@@ -148,7 +148,13 @@ pub(crate) fn run(
     let r0 = res?;
     Ok(crate::RunResult {
         r0,
-        executed: (ctx.fuel_start - ctx.fuel) as u64,
+        // Without metering r9 is a scratch register (see codegen's div_core)
+        // and nothing is counted.
+        executed: if ctx.metering {
+            (ctx.fuel_start - ctx.fuel) as u64
+        } else {
+            0
+        },
         tail_calls: m.tail_calls,
     })
 }

@@ -1,5 +1,6 @@
 //! A small x86-64 encoder: exactly the instruction forms the code generator uses,
-//! with labels and rel32 fixups. Every jump is rel32 so one pass suffices.
+//! with labels and rel32 fixups. Forward jumps are rel32 so one pass suffices;
+//! backward jumps to a bound label within reach are rel8.
 
 pub(crate) const RAX: u8 = 0;
 pub(crate) const RCX: u8 = 1;
@@ -78,6 +79,8 @@ pub(crate) struct Asm {
     pub(crate) buf: Vec<u8>,
     labels: Vec<Option<u32>>,
     fixups: Vec<(u32, Label)>,
+    /// Jump-table entries: (at, target, table): 4 bytes of `target - table`.
+    entries: Vec<(u32, Label, Label)>,
 }
 
 fn fits_i8(v: i64) -> bool {
@@ -114,6 +117,12 @@ impl Asm {
             self.buf[at as usize..at as usize + 4].copy_from_slice(&rel.to_le_bytes());
         }
         self.fixups.clear();
+        for &(at, target, table) in &self.entries {
+            let t = self.labels[target.0 as usize]? as i64;
+            let base = self.labels[table.0 as usize]? as i64;
+            let rel = (t - base) as i32;
+            self.buf[at as usize..at as usize + 4].copy_from_slice(&rel.to_le_bytes());
+        }
         Some(self.buf)
     }
 
@@ -151,9 +160,30 @@ impl Asm {
     // The fields of one encoding; a struct would only rename them.
     #[allow(clippy::too_many_arguments)]
     fn rm(&mut self, pfx: &[u8], w: bool, byte: bool, op: &[u8], reg: u8, base: u8, disp: i32) {
+        self.rmx(pfx, w, byte, op, reg, base, None, disp);
+    }
+
+    /// `op reg, [base + index + disp]` (scale 1; `index` is never rsp, which
+    /// no BPF register lives in).
+    #[allow(clippy::too_many_arguments)]
+    fn rmx(
+        &mut self,
+        pfx: &[u8],
+        w: bool,
+        byte: bool,
+        op: &[u8],
+        reg: u8,
+        base: u8,
+        index: Option<u8>,
+        disp: i32,
+    ) {
         self.buf.extend_from_slice(pfx);
         let force = byte && (4..8).contains(&reg);
-        self.rex(w, reg, base, force);
+        let x = index.map_or(0, |i| (i >> 3) & 1);
+        let rex = 0x40 | ((w as u8) << 3) | (((reg >> 3) & 1) << 2) | (x << 1) | ((base >> 3) & 1);
+        if rex != 0x40 || force {
+            self.b(rex);
+        }
         self.buf.extend_from_slice(op);
         let md = if disp == 0 && base & 7 != 5 {
             0
@@ -162,9 +192,18 @@ impl Asm {
         } else {
             2
         };
-        self.b((md << 6) | ((reg & 7) << 3) | (base & 7));
-        if base & 7 == 4 {
-            self.b(0x24);
+        match index {
+            None => {
+                self.b((md << 6) | ((reg & 7) << 3) | (base & 7));
+                if base & 7 == 4 {
+                    self.b(0x24);
+                }
+            }
+            Some(i) => {
+                debug_assert_ne!(i, RSP, "rsp cannot be an index");
+                self.b((md << 6) | ((reg & 7) << 3) | 4);
+                self.b(((i & 7) << 3) | (base & 7));
+            }
         }
         match md {
             1 => self.b(disp as i8 as u8),
@@ -208,15 +247,29 @@ impl Asm {
     }
 
     pub(crate) fn load(&mut self, size: Size, sign: bool, dst: u8, base: u8, disp: i32) {
-        match (size, sign) {
-            (Size::B, false) => self.rm(&[], false, false, &[0x0f, 0xb6], dst, base, disp),
-            (Size::H, false) => self.rm(&[], false, false, &[0x0f, 0xb7], dst, base, disp),
-            (Size::W, false) => self.rm(&[], false, false, &[0x8b], dst, base, disp),
-            (Size::Dw, _) => self.rm(&[], true, false, &[0x8b], dst, base, disp),
-            (Size::B, true) => self.rm(&[], true, false, &[0x0f, 0xbe], dst, base, disp),
-            (Size::H, true) => self.rm(&[], true, false, &[0x0f, 0xbf], dst, base, disp),
-            (Size::W, true) => self.rm(&[], true, false, &[0x63], dst, base, disp),
-        }
+        self.load_x(size, sign, dst, base, None, disp);
+    }
+
+    /// A zero- or sign-extending load from `[base + index + disp]`.
+    pub(crate) fn load_x(
+        &mut self,
+        size: Size,
+        sign: bool,
+        dst: u8,
+        base: u8,
+        index: Option<u8>,
+        disp: i32,
+    ) {
+        let (w, op): (bool, &[u8]) = match (size, sign) {
+            (Size::B, false) => (false, &[0x0f, 0xb6]),
+            (Size::H, false) => (false, &[0x0f, 0xb7]),
+            (Size::W, false) => (false, &[0x8b]),
+            (Size::Dw, _) => (true, &[0x8b]),
+            (Size::B, true) => (true, &[0x0f, 0xbe]),
+            (Size::H, true) => (true, &[0x0f, 0xbf]),
+            (Size::W, true) => (true, &[0x63]),
+        };
+        self.rmx(&[], w, false, op, dst, base, index, disp);
     }
 
     pub(crate) fn store(&mut self, size: Size, src: u8, base: u8, disp: i32) {
@@ -229,17 +282,39 @@ impl Asm {
     }
 
     pub(crate) fn store_imm(&mut self, size: Size, imm: i32, base: u8, disp: i32) {
+        self.store_imm_x(size, imm, base, None, disp);
+    }
+
+    /// A store of `src` to `[base + index + disp]`.
+    pub(crate) fn store_x(&mut self, size: Size, src: u8, base: u8, index: Option<u8>, disp: i32) {
+        match size {
+            Size::B => self.rmx(&[], false, true, &[0x88], src, base, index, disp),
+            Size::H => self.rmx(&[0x66], false, false, &[0x89], src, base, index, disp),
+            Size::W => self.rmx(&[], false, false, &[0x89], src, base, index, disp),
+            Size::Dw => self.rmx(&[], true, false, &[0x89], src, base, index, disp),
+        }
+    }
+
+    /// A store of `imm` (sign-extended for 64 bits) to `[base + index + disp]`.
+    pub(crate) fn store_imm_x(
+        &mut self,
+        size: Size,
+        imm: i32,
+        base: u8,
+        index: Option<u8>,
+        disp: i32,
+    ) {
         match size {
             Size::B => {
-                self.rm(&[], false, false, &[0xc6], 0, base, disp);
+                self.rmx(&[], false, false, &[0xc6], 0, base, index, disp);
                 self.b(imm as u8);
             }
             Size::H => {
-                self.rm(&[0x66], false, false, &[0xc7], 0, base, disp);
+                self.rmx(&[0x66], false, false, &[0xc7], 0, base, index, disp);
                 self.buf.extend_from_slice(&(imm as u16).to_le_bytes());
             }
             Size::W | Size::Dw => {
-                self.rm(&[], size == Size::Dw, false, &[0xc7], 0, base, disp);
+                self.rmx(&[], size == Size::Dw, false, &[0xc7], 0, base, index, disp);
                 self.d(imm as u32);
             }
         }
@@ -252,6 +327,11 @@ impl Asm {
 
     pub(crate) fn lea(&mut self, dst: u8, base: u8, disp: i32) {
         self.rm(&[], true, false, &[0x8d], dst, base, disp);
+    }
+
+    /// `lea dst, [base + index + disp]`: a three-operand add.
+    pub(crate) fn lea_x(&mut self, dst: u8, base: u8, index: u8, disp: i32) {
+        self.rmx(&[], true, false, &[0x8d], dst, base, Some(index), disp);
     }
 
     /// `movzx dst32, src16` / `movzx dst32, src8`.
@@ -318,6 +398,22 @@ impl Asm {
         self.rr(&[], w, false, &[0xd3], ext, dst);
     }
 
+    /// BMI2 `shlx`/`shrx`/`sarx dst, src, count`: any count register, flags
+    /// untouched, the count masked to the operand width as `shl reg, cl` masks it.
+    pub(crate) fn shiftx(&mut self, w: bool, ext: u8, dst: u8, src: u8, count: u8) {
+        let pp = match ext {
+            shift::SHL => 0b01,
+            shift::SAR => 0b10,
+            _ => 0b11,
+        };
+        self.b(0xc4);
+        // Inverted R, X, B; map 0F38.
+        self.b((((!dst >> 3) & 1) << 7) | (1 << 6) | (((!src >> 3) & 1) << 5) | 0b00010);
+        self.b(((w as u8) << 7) | ((!count & 15) << 3) | pp);
+        self.b(0xf7);
+        self.b(0xc0 | ((dst & 7) << 3) | (src & 7));
+    }
+
     pub(crate) fn neg(&mut self, w: bool, dst: u8) {
         self.rr(&[], w, false, &[0xf7], 3, dst);
     }
@@ -382,15 +478,81 @@ impl Asm {
 
     // ---- control flow ----
 
+    /// The rel8 of a two-byte jump to `l` if `l` is already bound (a backward
+    /// jump) and close enough; forward jumps stay rel32 so one pass suffices.
+    fn short_rel(&self, l: Label) -> Option<u8> {
+        let target = self.labels[l.0 as usize]? as i64;
+        let rel = target - (self.buf.len() as i64 + 2);
+        fits_i8(rel).then_some(rel as i8 as u8)
+    }
+
     pub(crate) fn jmp(&mut self, l: Label) {
+        if let Some(r) = self.short_rel(l) {
+            self.b(0xeb);
+            self.b(r);
+            return;
+        }
         self.b(0xe9);
         self.rel32(l);
     }
 
     pub(crate) fn jcc(&mut self, cond: u8, l: Label) {
+        if let Some(r) = self.short_rel(l) {
+            self.b(0x70 | cond);
+            self.b(r);
+            return;
+        }
         self.b(0x0f);
         self.b(0x80 | cond);
         self.rel32(l);
+    }
+
+    /// One jump-table entry: `target - table` as 4 bytes.
+    pub(crate) fn table_entry(&mut self, target: Label, table: Label) {
+        self.entries.push((self.buf.len() as u32, target, table));
+        self.d(0);
+    }
+
+    /// `lea r11, [rip + table]; movsxd r10, [r11 + index*4]; add r10, r11;
+    /// jmp r10`: an indirect jump through a table of [`Asm::table_entry`]s.
+    pub(crate) fn jmp_table(&mut self, table: Label, index: u8) {
+        debug_assert_ne!(index, RSP, "rsp cannot be an index");
+        // lea r11, [rip + rel32]
+        self.b(0x4c);
+        self.b(0x8d);
+        self.b(0x1d);
+        self.rel32(table);
+        // movsxd r10, dword [r11 + index*4]
+        self.b(0x4d | (((index >> 3) & 1) << 1));
+        self.b(0x63);
+        self.b(0x14);
+        self.b(0x80 | ((index & 7) << 3) | 3);
+        self.alu_rr(true, 0x01, R10, R11);
+        self.b(0x41);
+        self.b(0xff);
+        self.b(0xe2);
+    }
+
+    /// Multi-byte NOPs up to the next multiple of `to` (loop heads: a loop body
+    /// that starts on a fetch-block boundary decodes in fewer blocks).
+    pub(crate) fn align(&mut self, to: usize) {
+        const NOPS: [&[u8]; 9] = [
+            &[0x90],
+            &[0x66, 0x90],
+            &[0x0f, 0x1f, 0x00],
+            &[0x0f, 0x1f, 0x40, 0x00],
+            &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+            &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+            &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+            &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+            &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+        ];
+        let mut pad = (to - self.buf.len() % to) % to;
+        while pad > 0 {
+            let n = pad.min(NOPS.len());
+            self.buf.extend_from_slice(NOPS[n - 1]);
+            pad -= n;
+        }
     }
 
     pub(crate) fn call(&mut self, l: Label) {
@@ -496,5 +658,90 @@ mod tests {
         check("call r11", |a| a.call_r(R11));
         check("idiv r11", |a| a.div(true, true, R11));
         check("push r13", |a| a.push(R13));
+        // Indexed operands: r12/r13 bases, r8..r15 indices.
+        check("movzx ebx, byte ptr [rdi+rdx]", |a| {
+            a.load_x(Size::B, false, RBX, RDI, Some(RDX), 0)
+        });
+        check("mov r15, [r13+r14-8]", |a| {
+            a.load_x(Size::Dw, false, R15, R13, Some(R14), -8)
+        });
+        check("movsx rax, word ptr [r12+r8+0x100]", |a| {
+            a.load_x(Size::H, true, RAX, R12, Some(R8), 0x100)
+        });
+        check("lea rax, [rcx+r8]", |a| a.lea_x(RAX, RCX, R8, 0));
+        check("mov [rcx+r8], bl", |a| {
+            a.store_x(Size::B, RBX, RCX, Some(R8), 0)
+        });
+        check("mov [rbp+rbx-8], sil", |a| {
+            a.store_x(Size::B, RSI, RBP, Some(RBX), -8)
+        });
+        check("mov [r13+rdi+4], r15w", |a| {
+            a.store_x(Size::H, R15, R13, Some(RDI), 4)
+        });
+        check("mov qword ptr [r14+rax], 0xfffffffffffffffe", |a| {
+            a.store_imm_x(Size::Dw, -2, R14, Some(RAX), 0)
+        });
+        check("mov byte ptr [rdi+rsi+1], 0x7f", |a| {
+            a.store_imm_x(Size::B, 127, RDI, Some(RSI), 1)
+        });
+        check("lea r9, [rbp+rbx]", |a| a.lea_x(R9, RBP, RBX, 0));
+        check("shrx r13, rbx, rax", |a| {
+            a.shiftx(true, shift::SHR, R13, RBX, RAX)
+        });
+        check("shlx eax, r15d, r14d", |a| {
+            a.shiftx(false, shift::SHL, RAX, R15, R14)
+        });
+        check("sarx rdi, rdi, rcx", |a| {
+            a.shiftx(true, shift::SAR, RDI, RDI, RCX)
+        });
+    }
+
+    #[test]
+    fn jump_tables_hold_offsets_from_the_table() {
+        let mut a = Asm::default();
+        let (table, t0, t1) = (a.label(), a.label(), a.label());
+        a.jmp_table(table, R13);
+        a.bind(t0);
+        a.ret();
+        a.bind(t1);
+        a.ud2();
+        a.bind(table);
+        a.table_entry(t1, table);
+        a.table_entry(t0, table);
+        let at = a.offset_of(table).expect("bound") as usize;
+        let (t0, t1) = (a.offset_of(t0).unwrap(), a.offset_of(t1).unwrap());
+        let bytes = a.finish().expect("bound");
+        let insns = crate::jit::disasm::decode(&bytes[..t0 as usize], 0);
+        let texts: Vec<&str> = insns.iter().map(|i| i.text.as_str()).collect();
+        assert_eq!(
+            texts[1..],
+            ["movsxd r10, [r11+r13*4]", "add r10, r11", "jmp r10"]
+        );
+        // The decoder resolves rip-relative operands to the address.
+        assert_eq!(texts[0], format!("lea r11, [{at:#x}]"));
+        let entry =
+            |k: usize| i32::from_le_bytes(bytes[at + 4 * k..at + 4 * k + 4].try_into().unwrap());
+        assert_eq!(entry(0), t1 as i32 - at as i32);
+        assert_eq!(entry(1), t0 as i32 - at as i32);
+    }
+
+    #[test]
+    fn backward_jumps_are_short_and_alignment_pads_with_nops() {
+        let mut a = Asm::default();
+        let top = a.label();
+        a.bind(top);
+        a.ret();
+        a.jcc(cc::NE, top);
+        a.jmp(top);
+        a.align(16);
+        assert_eq!(a.pos(), 16);
+        let bytes = a.finish().expect("bound");
+        let insns = crate::jit::disasm::decode(&bytes, 0);
+        assert_eq!(insns[1].text, "jne short 0");
+        assert_eq!(insns[2].text, "jmp short 0");
+        assert_eq!(&bytes[1..5], &[0x75, 0xfd, 0xeb, 0xfb]);
+        // `66 90` decodes as its alias.
+        let nop = |t: &str| t.starts_with("nop") || t == "xchg ax, ax";
+        assert!(insns[3..].iter().all(|i| nop(&i.text)), "{insns:?}");
     }
 }
