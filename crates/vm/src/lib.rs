@@ -1,6 +1,7 @@
 //! bpfvm-vm — internal dependency of bpfvm.
 //!
-//! The eBPF interpreter (the kernel's `___bpf_prog_run`, core.c). Data flows:
+//! The eBPF interpreter (the kernel's `___bpf_prog_run`, core.c) and the x86-64 JIT
+//! ([`jit`], arch/x86/net; arm64 listings too). Data flows:
 //! instruction slots ([`bpfvm_isa::Insn`]) are decoded once through the opcode table
 //! by [`VmProgram::new`], which checks what the dispatch loop must be able to trust
 //! (targets, r10, helper ids) and resolves jumps, calls and helpers into a compact
@@ -14,6 +15,8 @@
 //! unsafe [`VmProgram::run_unchecked`] is for programs a verifier has accepted. At
 //! load, a few frequent instruction pairs and runs of ALU instructions on one
 //! register become superinstructions; semantics and error positions are unchanged.
+//! [`VmProgram::jit`] compiles the same decoded program to native code that runs
+//! with the same machine state, helpers and errors ([`JitProgram::run`]).
 //!
 //! [`VmProgram::jit`] compiles the same decoded array to x86-64 ([`jit`]); a
 //! [`JitProgram`] runs with the same [`RunOptions`] on the same machine state, so
