@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 export BPF_CONFORMANCE_DIR="${BPF_CONFORMANCE_DIR:-$PWD/../shared/conformance}"
 cargo build --release -p bpfvm-cli
 cargo test --release 2>&1
-./target/release/bpfvm conformance "$BPF_CONFORMANCE_DIR/tests"
+"${CARGO_TARGET_DIR:-target}/release/bpfvm" conformance "$BPF_CONFORMANCE_DIR/tests"

@@ -17,7 +17,7 @@ ROOT=$PWD
 BPFVM=${BPFVM:-}
 if [ -z "$BPFVM" ]; then
     cargo build --release -q -p bpfvm-cli
-    BPFVM=$ROOT/target/release/bpfvm
+    BPFVM=${CARGO_TARGET_DIR:-$ROOT/target}/release/bpfvm
 fi
 export BPFVM_STATE_DIR
 BPFVM_STATE_DIR=$(mktemp -d /tmp/bpfvm-walkthrough.XXXXXX)
