@@ -18,18 +18,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// `license_is_gpl_compatible()`: the kernel accepts exactly these strings.
-pub fn license_is_gpl_compatible(license: &str) -> bool {
-    matches!(
-        license,
-        "GPL"
-            | "GPL v2"
-            | "GPL and additional rights"
-            | "Dual BSD/GPL"
-            | "Dual MIT/GPL"
-            | "Dual MPL/GPL"
-    )
-}
+use bpfvm_obj::license_is_gpl_compatible;
 
 /// Kernel object names: at most 15 characters of `[A-Za-z0-9_.]`.
 fn check_obj_name(name: &str) -> Result<()> {
