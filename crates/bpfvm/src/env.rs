@@ -59,6 +59,8 @@ pub struct RunEnv {
     /// The program's maps by their program-side address, so helpers resolve them
     /// without the runtime-wide table.
     pub maps: Vec<(u64, Arc<MapObj>)>,
+    /// The context flags column of trace pipe lines this run writes.
+    pub trace_flags: crate::printk::TraceFlags,
 }
 
 impl RunEnv {
@@ -83,6 +85,7 @@ impl RunEnv {
                 .iter()
                 .map(|m| (m.prog_addr(), m.clone()))
                 .collect(),
+            trace_flags: crate::printk::TraceFlags::PROG_TEST_RUN,
         }
     }
 }

@@ -127,7 +127,7 @@ fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     };
     let e = env(ctx)?;
     let comm = e.comm.split(|b| *b == 0).next().unwrap_or(b"").to_vec();
-    let flags = crate::printk::TraceFlags::PROG_TEST_RUN.render();
+    let flags = e.trace_flags.render();
     let line = crate::printk::trace_line_bytes(
         &comm,
         e.pid,

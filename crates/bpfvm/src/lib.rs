@@ -50,7 +50,7 @@ pub use kernel::{
     ProgObj, Runtime,
 };
 pub use loader::{LoadOpts, LoadedObject};
-pub use testrun::{TestRunAttr, TestRunResult, XDP_PACKET_HEADROOM};
+pub use testrun::{TestRunAttr, TestRunResult, BPF_F_TEST_XDP_LIVE_FRAMES, XDP_PACKET_HEADROOM};
 pub use trace::TracePipe;
 
 pub use bpfvm_obj::{FuncInfo, LineInfo, ObjError, Object};

@@ -11,6 +11,11 @@ use bpfvm_vm::{Region, RegionKind, RunOptions, RunResult};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+/// `BPF_F_TEST_XDP_LIVE_FRAMES`: the frame arrived on a live interface (the
+/// datapath sets it); the run then looks like the kernel's XDP hook, e.g. in the
+/// trace pipe's context flags (`..s2.`, softirq) instead of a test run's (`b..11`).
+pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+
 pub const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 pub const BPF_PROG_TYPE_SCHED_ACT: u32 = 4;
@@ -156,6 +161,9 @@ fn run_xdp(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
         });
         let md_ptr: *mut XdpMd = &mut *md;
         let mut env = RunEnv::new(rt, prog, a.cpu);
+        if a.flags & BPF_F_TEST_XDP_LIVE_FRAMES != 0 {
+            env.trace_flags = crate::printk::TraceFlags::XDP_SOFTIRQ;
+        }
         env.xdp = Some(XdpState {
             ctx: md_ptr,
             hard_start: base,

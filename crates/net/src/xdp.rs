@@ -147,6 +147,7 @@ pub fn run_xdp(
             ctx_in: Some(xdp_md_bytes(len, ingress_ifindex, rx_queue_index)),
             repeat: 1,
             cpu,
+            flags: bpfvm::BPF_F_TEST_XDP_LIVE_FRAMES,
             ..TestRunAttr::default()
         }))
         .map_err(|source| RunError::Program { prog_id, source })?;

@@ -263,6 +263,9 @@ fn run_veth(a: &str, b: &str) {
             line.contains(&format!("bpf_trace_printk: Hello World {i}")),
             "{line}"
         );
+        // Attached programs run in softirq context in the kernel; the trace line's
+        // context flags say so (a test run shows `b..11`).
+        assert!(line.contains("] ..s2. "), "{line}");
     }
 
     // 2. xdp_parse: a busy hook refuses a second program unless overwrite.
