@@ -148,7 +148,6 @@ pub fn run_xdp(
             repeat: 1,
             cpu,
             flags: bpfvm::BPF_F_TEST_XDP_LIVE_FRAMES,
-            ..TestRunAttr::default()
         }))
         .map_err(|source| RunError::Program { prog_id, source })?;
     let BpfReply::TestRun(res) = reply else {
