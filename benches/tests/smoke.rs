@@ -9,12 +9,6 @@ use bpfvm_bench::engines::{
 use bpfvm_bench::programs::Kind;
 use bpfvm_bench::{Engine, Scale, PROGRAMS};
 
-/// Programs the host kernel's verifier accepts and bpfvm's does not yet: its
-/// verifier has no precision tracking, so it prunes less and exceeds the
-/// 1,000,000-instruction budget on this 512-iteration lookup loop. When it
-/// learns to, this test fails until the entry is removed.
-const KNOWN_VERIFIER_GAPS: &[&str] = &["hashmap"];
-
 #[test]
 fn every_program_agrees_with_native() {
     for prog in PROGRAMS {
@@ -23,16 +17,6 @@ fn every_program_agrees_with_native() {
             checked: prog.kind == Kind::Compute,
         };
         let prepared = interp.prepare(&prog, &input);
-        if KNOWN_VERIFIER_GAPS.contains(&prog.name) {
-            match prepared {
-                Err(s) if s.reason.contains("BPF program is too large") => continue,
-                Err(s) => panic!("{}: refused for another reason: {}", prog.name, s.reason),
-                Ok(_) => panic!(
-                    "{}: now verifies; remove it from KNOWN_VERIFIER_GAPS",
-                    prog.name
-                ),
-            }
-        }
         let mut r =
             prepared.unwrap_or_else(|s| panic!("{}: bpfvm cannot run it: {}", prog.name, s.reason));
         let (vm_r0, _) = r

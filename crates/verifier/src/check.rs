@@ -26,7 +26,14 @@ const MAX_STACK: i64 = 512;
 const MAX_FRAMES: usize = 8;
 const MAX_VAR_OFF: i64 = 1 << 29;
 const MAX_PACKET_OFF: u64 = 0xffff;
-const MAX_STATES_PER_INSN: usize = 64;
+/// A safety bound on one instruction's list; eviction keeps real lists short.
+const MAX_STATES_PER_INSN: usize = 4096;
+/// BPF_COMPLEXITY_LIMIT_STATES: the kernel's cap for unprivileged loaders.
+const UNPRIV_STATES_PER_INSN: usize = 64;
+/// Bounds the verifier's memory: past it no new checkpoints are stored.
+const MAX_LIVE_STATES: u32 = 32_768;
+/// Completed states at one insn past which the ones that keep missing go.
+const EVICT_ABOVE: usize = 64;
 
 // Stack byte kinds (`enum bpf_stack_slot_type`).
 const STACK_INVALID: u8 = 0;
@@ -116,6 +123,12 @@ struct Checkpoint {
     /// Live paths descending from this checkpoint.
     branches: u32,
     parent: Option<usize>,
+    /// Lookups this state pruned, and lookups it failed to match.
+    hit: u32,
+    miss: u32,
+    /// Where the state was taken, and its `fingerprint` (loop check).
+    pc: usize,
+    fp: u64,
 }
 
 struct Pending {
@@ -182,7 +195,15 @@ pub struct Verifier<'a> {
     scratched_regs: u32,
     scratched_stack: u64,
     checkpoints: Vec<Checkpoint>,
+    /// Completed checkpoints per instruction (the ones pruning compares with).
     explored: HashMap<usize, Vec<usize>>,
+    /// Every checkpoint per instruction, completed or not.
+    all_states: HashMap<usize, Vec<usize>>,
+    /// Checkpoints still being explored, by instruction and fingerprint:
+    /// loop detection looks up exact repeats here instead of scanning.
+    in_progress: HashMap<(usize, u64), Vec<usize>>,
+    /// How many checkpoints at each instruction are still being explored.
+    in_progress_at: HashMap<usize, u32>,
     pending: Vec<Pending>,
     next_id: u32,
     stats: Stats,
@@ -221,6 +242,9 @@ impl<'a> Verifier<'a> {
             scratched_stack: 0,
             checkpoints: Vec::new(),
             explored: HashMap::new(),
+            all_states: HashMap::new(),
+            in_progress: HashMap::new(),
+            in_progress_at: HashMap::new(),
             pending: Vec::new(),
             next_id: 0,
             stats: Stats::default(),
@@ -524,6 +548,10 @@ impl<'a> Verifier<'a> {
             state: None,
             branches: 1,
             parent: None,
+            hit: 0,
+            miss: 0,
+            pc: 0,
+            fp: 0,
         });
         let mut parent = Some(0usize);
         let mut pc = 0usize;
@@ -561,6 +589,17 @@ impl<'a> Verifier<'a> {
                 break;
             }
             cp = c.parent;
+            // Every path below is safe: the state may now prune others.
+            if c.state.is_some() {
+                let (pc, fp) = (c.pc, c.fp);
+                self.explored.entry(pc).or_default().push(i);
+                if let Some(n) = self.in_progress_at.get_mut(&pc) {
+                    *n = n.saturating_sub(1);
+                }
+                if let Some(v) = self.in_progress.get_mut(&(pc, fp)) {
+                    v.retain(|&x| x != i);
+                }
+            }
         }
     }
 
@@ -710,57 +749,111 @@ impl<'a> Verifier<'a> {
         pc: usize,
         parent: &mut Option<usize>,
     ) -> Result<Visit, Fail> {
-        let ids: Vec<usize> = self.explored.get(&pc).cloned().unwrap_or_default();
         let live = self.live_masks(st, pc);
-        for &ci in &ids {
-            let Some(old) = self.checkpoints[ci].state.as_ref() else {
-                continue;
-            };
-            if self.checkpoints[ci].branches > 0 {
-                // A helper bounds callback iterations: a covered re-entry is done.
-                if self.callback_entries.contains(&pc) && subsumes(old, st, &live) {
-                    return Ok(Visit::Pruned);
-                }
-                // Still being explored: an exact repeat is a loop without progress.
-                if states_exact(old, st) {
-                    if self.logging() {
-                        let old = old.clone();
-                        let cur = self.state_str(st, true);
-                        let olds = self.state_str(&old, true);
-                        self.log.push_str(&format!("infinite loop detected at insn {pc}\ncur state:{cur}\nold state:{olds}\n"));
+        let callback_entry = self.callback_entries.contains(&pc);
+        let fp = fingerprint(st);
+        let n_here = self.all_states.get(&pc).map_or(0, Vec::len);
+        self.stats.max_states_per_insn = self.stats.max_states_per_insn.max(n_here as u32);
+        // A helper bounds callback iterations: a covered re-entry is done.
+        if callback_entry {
+            for &ci in self.all_states.get(&pc).into_iter().flatten() {
+                let c = &self.checkpoints[ci];
+                if let Some(old) = c.state.as_ref() {
+                    if c.branches > 0 && subsumes(old, st, &live) {
+                        return Ok(Visit::Pruned);
                     }
-                    return Err((
-                        VerifierError::Cfg {
-                            reason: format!("infinite loop detected at insn {pc}"),
-                        },
-                        Some(pc),
-                    ));
                 }
-                continue;
-            }
-            if subsumes(old, st, &live) {
-                return Ok(Visit::Pruned);
             }
         }
-        let force = self.cfg().loop_head[pc] || self.callback_entries.contains(&pc);
-        let heuristic = self.jmps_since_ckpt >= 2 && self.insns_since_ckpt >= 8;
-        if (force || heuristic) && ids.len() < MAX_STATES_PER_INSN {
+        // An exact repeat of a state still being explored is a loop without
+        // progress.
+        let repeat = self.in_progress.get(&(pc, fp)).and_then(|v| {
+            v.iter().copied().find(|&ci| {
+                self.checkpoints[ci]
+                    .state
+                    .as_ref()
+                    .is_some_and(|old| states_exact(old, st))
+            })
+        });
+        if let Some(ci) = repeat {
+            if self.logging() {
+                let old = self.checkpoints[ci]
+                    .state
+                    .clone()
+                    .unwrap_or_else(|| st.clone());
+                let cur = self.state_str(st, true);
+                let olds = self.state_str(&old, true);
+                self.log.push_str(&format!(
+                    "infinite loop detected at insn {pc}\ncur state:{cur}\nold state:{olds}\n"
+                ));
+            }
+            return Err((
+                VerifierError::Cfg {
+                    reason: format!("infinite loop detected at insn {pc}"),
+                },
+                Some(pc),
+            ));
+        }
+        // Newest first: recent states are the likeliest to cover this one.
+        if let Some(done) = self.explored.get_mut(&pc) {
+            let long = done.len() > EVICT_ABOVE;
+            let mut evict = false;
+            for &ci in done.iter().rev() {
+                let c = &mut self.checkpoints[ci];
+                let Some(old) = c.state.as_ref() else {
+                    continue;
+                };
+                if subsumes(old, st, &live) {
+                    c.hit += 1;
+                    return Ok(Visit::Pruned);
+                }
+                // A long list costs every arrival a scan: states that keep
+                // missing are dropped, as the kernel does.
+                c.miss += 1;
+                if long && c.miss > 3 * c.hit + 3 {
+                    c.state = None;
+                    evict = true;
+                }
+            }
+            if evict {
+                let cps = &self.checkpoints;
+                let before = done.len();
+                done.retain(|&ci| cps[ci].state.is_some());
+                self.live_states -= (before - done.len()) as u32;
+            }
+        }
+        // Checkpoints are taken every few jumps; inside a loop (a state at
+        // this insn is still being explored) far more rarely, because each
+        // iteration differs and would only grow the list.
+        let looping = self.in_progress_at.get(&pc).copied().unwrap_or(0) > 0;
+        let add_new_state = callback_entry
+            || (self.jmps_since_ckpt >= 2 && self.insns_since_ckpt >= 8)
+                && !(looping && self.jmps_since_ckpt < 20 && self.insns_since_ckpt < 100);
+        // Unprivileged programs get a hard cap per instruction, as in the kernel.
+        let cap = if self.privileged() {
+            MAX_STATES_PER_INSN
+        } else {
+            UNPRIV_STATES_PER_INSN
+        };
+        if add_new_state && n_here < cap && self.live_states < MAX_LIVE_STATES {
             let idx = self.checkpoints.len();
             self.checkpoints.push(Checkpoint {
                 state: Some(st.clone()),
                 branches: 1,
                 parent: *parent,
+                hit: 0,
+                miss: 0,
+                pc,
+                fp,
             });
             // The path now lives under the new checkpoint instead of its parent.
             *parent = Some(idx);
-            let list = self.explored.entry(pc).or_default();
-            list.push(idx);
-            let n = list.len() as u32;
+            self.all_states.entry(pc).or_default().push(idx);
+            self.in_progress.entry((pc, fp)).or_default().push(idx);
+            *self.in_progress_at.entry(pc).or_default() += 1;
             self.stats.total_states += 1;
             self.live_states += 1;
             self.stats.peak_states = self.stats.peak_states.max(self.live_states);
-            self.stats.max_states_per_insn =
-                self.stats.max_states_per_insn.max(n.saturating_sub(1));
             self.insns_since_ckpt = 0;
             self.jmps_since_ckpt = 0;
         }
@@ -952,6 +1045,25 @@ fn subsumes(old: &State, cur: &State, live: &[u16]) -> bool {
         }
     }
     true
+}
+
+/// A cheap hash of every frame's registers: equal states have equal
+/// fingerprints (it reads a subset of the fields `states_exact` compares).
+fn fingerprint(st: &State) -> u64 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut mix = |v: u64| {
+        h = (h ^ v).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
+    };
+    for f in &st.frames {
+        mix(f.callsite as u64);
+        for r in &f.regs {
+            mix(r.ty as u64 | (r.maybe_null as u64) << 8 | (r.off as u32 as u64) << 32);
+            mix(r.var_off.value);
+            mix(r.var_off.mask);
+            mix(r.smin as u64 ^ r.umax.rotate_left(17));
+        }
+    }
+    h
 }
 
 fn states_exact(old: &State, cur: &State) -> bool {

@@ -373,7 +373,16 @@ fn verified_programs_do_not_fault() {
         let mut p = gen(&mut r);
         for _ in 0..4 {
             tried += 1;
+            let t0 = std::time::Instant::now();
             let v = verify(&p, &lookup, &opts);
+            if std::env::var("VERIFIER_FUZZ_SLOW").is_ok() && t0.elapsed().as_millis() > 300 {
+                eprintln!(
+                    "slow: {:?} {:?}\n{}",
+                    t0.elapsed(),
+                    v.as_ref().err().map(|e| e.error.reason().to_string()),
+                    bpfvm_isa::asm::disassemble_conformance(&p)
+                );
+            }
             if let Err(e) = &v {
                 let key: String = e
                     .error
