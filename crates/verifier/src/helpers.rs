@@ -196,9 +196,17 @@ pub fn allowed_in(id: i32, prog_type: u32, privileged: bool) -> bool {
             | BPF_PROG_TYPE_RAW_TRACEPOINT
     );
     let skb = matches!(prog_type, BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT);
+    // Base helpers the kernel offers only with CAP_BPF (spin locks, jiffies,
+    // per-cpu pointers, timers, for_each/loop, strncmp/strtol, kptrs,
+    // dynptrs) or CAP_PERFMON (printk family, probe_read_*, current task).
+    const NEEDS_CAPS: &[i32] = &[
+        6, 35, 93, 94, 105, 106, 112, 113, 114, 115, 118, 149, 153, 154, 158, 164, 165, 169, 170,
+        171, 172, 175, 177, 181, 182, 194, 195, 197, 198, 199, 200, 201, 202, 203, 209,
+    ];
+    if !privileged && NEEDS_CAPS.contains(&id) {
+        return false;
+    }
     match id {
-        // The probe_read_{user,kernel} family are base helpers for CAP_PERFMON.
-        112..=115 => privileged,
         4 | 45 | 14 | 15 | 16 => tracing || prog_type == BPF_PROG_TYPE_SYSCALL,
         23 => skb || prog_type == BPF_PROG_TYPE_XDP,
         9 => skb,

@@ -2,6 +2,9 @@
 //! type, privilege, and the expected verdict and error text. Where the host
 //! kernel can load programs (root), each privileged case is also loaded into
 //! the kernel and its verdict must agree; its error line is compared too.
+//! Unprivileged cases are loaded by a forked child that has dropped root
+//! (uid 65534, no capabilities), which the kernel allows only while
+//! `kernel.unprivileged_bpf_disabled` is 0 (`.ci/run` sets it for the run).
 //!
 //! Assembly extensions (rewritten before assembling): `map:N` in an `lddw`
 //! is a BPF_PSEUDO_MAP_FD reference to map id N, `mapval:N+OFF` a
@@ -45,7 +48,6 @@ fn c(name: &str, prog_type: u32, src: &str, expect: Option<&str>) -> Case {
 fn unpriv(name: &str, prog_type: u32, src: &str, expect: Option<&str>) -> Case {
     Case {
         privileged: false,
-        no_kernel: true,
         ..c(name, prog_type, src, expect)
     }
 }
@@ -337,8 +339,8 @@ pub fn cases() -> Vec<Case> {
         c("stack_read_oob", XDP, "ldxdw %r0, [%r10-520]; exit", Some("invalid read from stack R10 off=-520 size=8")),
         c("stack_var_oob", XDP, "ldxw %r2, [%r1+12]; and %r2, 1023; mov %r3, %r10; add %r3, -600; add %r3, %r2; stb [%r3+0], 0; mov %r0, 0; exit", Some("invalid variable-offset write to stack R3 var_off=(0x0; 0x3ff) off=-600 size=1")),
         c("stack_misaligned", XDP, "stw [%r10-6], 1; mov %r0, 0; exit", Some("misaligned stack access off 0+0+-6 size 4")),
-        unpriv("stack_uninit_read_unpriv", SK, "ldxdw %r0, [%r10-8]; exit", Some("invalid read from stack off -8+0 size 8")),
-        unpriv("stack_indirect_uninit_unpriv", SK, "mov %r2, %r10; add %r2, -4; lddw %r1, map:1; call 1; mov %r0, 0; exit", Some("invalid indirect read from stack R2 off -4+0 size 4")),
+        unpriv("stack_uninit_read_unpriv", SK, "ldxdw %r0, [%r10-8]; exit", Some("invalid read from stack R10 off=-8 size=8")),
+        unpriv("stack_indirect_uninit_unpriv", SK, "mov %r2, %r10; add %r2, -4; lddw %r1, map:1; call 1; mov %r0, 0; exit", Some("invalid read from stack R2 off=-4 size=4")),
         // ---- refused: calls
         c("calls_too_deep", XDP, "call local a; exit; a: call local b; exit; b: call local c1; exit; c1: call local d; exit; d: call local e; exit; e: call local f; exit; f: call local g; exit; g: call local h; exit; h: mov %r0, 0; exit", Some("the call stack of 9 frames is too deep")),
         c("combined_stack_too_large", XDP, "stdw [%r10-512], 0; call local f; exit; f: stdw [%r10-64], 0; mov %r0, 0; exit", Some("combined stack size of 2 calls is 576. Too large")),
@@ -367,9 +369,34 @@ pub fn cases() -> Vec<Case> {
         c("ptr_add_ptr", XDP, "mov %r2, %r10; add %r2, %r1; mov %r0, 0; exit", Some("R2 pointer += pointer prohibited")),
         unpriv("bpf_to_bpf_unpriv", SK, "call local f; exit; f: mov %r0, 0; exit", Some("loading/calling other bpf or kernel functions are allowed for CAP_BPF and CAP_SYS_ADMIN")),
         unpriv("ret_ptr_unpriv", SK, "mov %r0, %r10; exit", Some("R0 leaks addr as return value")),
-        unpriv("ptr_cmp_unpriv", SK, "mov %r0, 0; jeq %r1, %r10, +0; exit", Some("R1 pointer comparison prohibited")),
+        unpriv("ptr_cmp_unpriv", SK, "mov %r0, 0; jeq %r1, %r10, +0; exit", Some("R10 pointer comparison prohibited")),
         unpriv("ptr_sub_unpriv", SK, "mov %r0, %r10; sub %r0, %r1; mov %r0, 0; exit", Some("R0 pointer -= pointer prohibited")),
         unpriv("mov32_ptr_unpriv", SK, "mov32 %r0, %r10; exit", Some("R10 partial copy of pointer")),
+        unpriv("leak_stack_ptr_into_map_unpriv", SK, "mov %r1, 0; stxw [%r10-4], %r1; mov %r2, %r10; add %r2, -4; lddw %r1, map:2; call 1; jeq %r0, 0, +1; stxdw [%r0+0], %r10; mov %r0, 0; exit", Some("R10 leaks addr into map")),
+        unpriv("leak_ctx_ptr_into_map_unpriv", SK, "mov %r6, %r1; mov %r1, 0; stxw [%r10-4], %r1; mov %r2, %r10; add %r2, -4; lddw %r1, map:2; call 1; jeq %r0, 0, +1; stxdw [%r0+0], %r6; mov %r0, 0; exit", Some("R6 leaks addr into map")),
+        unpriv("map_scalar_store_unpriv", SK, "mov %r1, 0; stxw [%r10-4], %r1; mov %r2, %r10; add %r2, -4; lddw %r1, map:2; call 1; jeq %r0, 0, +2; mov %r1, 7; stxdw [%r0+0], %r1; mov %r0, 0; exit", None),
+        unpriv("spill_fill_ptr_unpriv", SK, "stxdw [%r10-8], %r10; ldxdw %r2, [%r10-8]; mov %r0, 0; exit", None),
+        unpriv("spill_partial_fill_ptr_unpriv", SK, "stxdw [%r10-8], %r10; ldxw %r0, [%r10-8]; exit", Some("invalid size of register fill")),
+        unpriv("stack_var_offset_write_unpriv", SK, "ldxw %r2, [%r1+0]; and %r2, 7; mov %r3, %r10; add %r3, -16; add %r3, %r2; stb [%r3+0], 0; mov %r0, 0; exit", Some("R3 variable stack access prohibited for !root, var_off=(0x0; 0x7) off=-16")),
+        unpriv("map_value_var_offset_unpriv", SK, "mov %r1, 0; stxw [%r10-4], %r1; mov %r2, %r10; add %r2, -4; lddw %r1, map:3; call 1; jeq %r0, 0, +4; ldxb %r1, [%r0+0]; and %r1, 15; add %r0, %r1; ldxb %r1, [%r0+0]; mov %r0, 0; exit", None),
+        unpriv("map_value_const_offset_unpriv", SK, "mov %r1, 0; stxw [%r10-4], %r1; mov %r2, %r10; add %r2, -4; lddw %r1, map:3; call 1; jeq %r0, 0, +2; add %r0, 8; ldxdw %r1, [%r0+0]; mov %r0, 0; exit", None),
+        unpriv("null_check_allowed_unpriv", SK, "mov %r1, 0; stxw [%r10-4], %r1; mov %r2, %r10; add %r2, -4; lddw %r1, map:1; call 1; jne %r0, 0, +1; exit; mov %r0, 0; exit", None),
+        unpriv("ptr_cmp_imm_unpriv", SK, "mov %r0, 0; jeq %r10, 5, +0; exit", Some("R10 pointer comparison prohibited")),
+        unpriv("prandom_unpriv", SK, "call 7; mov %r0, 0; exit", None),
+        unpriv("ktime_unpriv", SK, "call 5; mov %r0, 0; exit", None),
+        unpriv("trace_printk_unpriv", SK, "mov %r1, 0; stxdw [%r10-8], %r1; mov %r1, %r10; add %r1, -8; mov %r2, 8; call 6; mov %r0, 0; exit", Some("program of this type cannot use helper bpf_trace_printk#6")),
+        unpriv("mapval_return_unpriv", SK, "lddw %r0, mapval:3+0; exit", Some("R0 leaks addr as return value")),
+        unpriv("mapval_read_unpriv", SK, "lddw %r1, mapval:3+8; ldxdw %r0, [%r1+0]; exit", None),
+        unpriv("ptr_neg_unpriv", SK, "mov %r0, %r10; neg %r0; mov %r0, 0; exit", Some("R0 pointer arithmetic prohibited")),
+        unpriv("ld_abs_unpriv", SK, "mov %r6, %r1; ldabsb 12; exit", None),
+        unpriv("stack_partial_uninit_unpriv", SK, "stw [%r10-8], 1; ldxdw %r0, [%r10-8]; exit", Some("invalid read from stack off -8+4 size 8")),
+        unpriv("xadd_stack_unpriv", SK, "stdw [%r10-8], 0; mov %r1, 1; lock add [%r10-8], %r1; mov %r0, 0; exit", None),
+        unpriv("ctx_ptr_return_unpriv", SK, "mov %r0, %r1; exit", Some("R0 leaks addr as return value")),
+        unpriv("spill_map_value_unpriv", SK, "mov %r1, 0; stxw [%r10-4], %r1; mov %r2, %r10; add %r2, -4; lddw %r1, map:2; call 1; jeq %r0, 0, +3; stxdw [%r10-16], %r0; ldxdw %r1, [%r10-16]; ldxdw %r0, [%r1+0]; mov %r0, 0; exit", None),
+        unpriv("stack_ptr_add_scalar_const_unpriv", SK, "mov %r2, %r10; mov %r3, -8; add %r2, %r3; stdw [%r2+0], 1; mov %r0, 0; exit", None),
+        unpriv("ptr_to_helper_scalar_arg_unpriv", SK, "mov %r1, %r10; call 7; mov %r0, 0; exit", None),
+        unpriv("ctx_field_write_cb_unpriv", SK, "stw [%r1+48], 1; mov %r0, 0; exit", None),
+        unpriv("ctx_write_ptr_unpriv", SK, "stxw [%r1+48], %r10; mov %r0, 0; exit", Some("R10 leaks addr into ctx")),
         nk(c("syscall_any_ctx", SYS, "ldxdw %r0, [%r1+96]; exit", None)),
         nk(c("syscall_ctx_write", SYS, "stdw [%r1+8], 1; mov %r0, 0; exit", None)),
     ];
@@ -434,6 +461,14 @@ fn table() {
     if !kernel {
         eprintln!("skipping kernel comparison: not root (or VERIFIER_NO_KERNEL set)");
     }
+    let unpriv_live = kernel && unprivileged_bpf_enabled();
+    if kernel && !unpriv_live {
+        eprintln!(
+            "unprivileged cases not checked against the kernel: kernel.unprivileged_bpf_disabled is not 0 \
+             (as root: sysctl kernel.unprivileged_bpf_disabled=0, then restore it)"
+        );
+    }
+    let mut unpriv_checked = 0;
     for k in &cases {
         let insns = build(&k.src);
         let opts = VerifierOpts {
@@ -457,9 +492,12 @@ fn table() {
                 failures.push(format!("{}: expected `{want}`, accepted", k.name))
             }
         }
-        if kernel && !k.no_kernel && k.privileged {
+        if kernel && !k.no_kernel && (k.privileged || unpriv_live) {
             // Log fidelity: our level-1 and level-2 logs against the kernel's.
             for level in [1u32, 2] {
+                if !k.privileged {
+                    break;
+                }
                 let Some(kr) = kernel_load(&insns, &maps, k.prog_type, level) else {
                     continue;
                 };
@@ -495,8 +533,11 @@ fn table() {
                     l2_same += same;
                 }
             }
-            if let Some(kr) = kernel_load(&insns, &maps, k.prog_type, 1) {
+            if let Some(kr) = kernel_load_as(&insns, &maps, k.prog_type, 1, !k.privileged) {
                 kchecked += 1;
+                if !k.privileged {
+                    unpriv_checked += 1;
+                }
                 if kr.accepted == r.is_ok() {
                     kagree += 1;
                 } else {
@@ -544,7 +585,7 @@ fn table() {
         eprintln!("wording: {w}");
     }
     eprintln!(
-        "table: {} cases; kernel checked {kchecked}, verdicts agree {kagree}; error wording identical {kwording} of {krefused} refused by both, errno identical {kerrno}",
+        "table: {} cases; kernel checked {kchecked} ({unpriv_checked} as an unprivileged process), verdicts agree {kagree}; error wording identical {kwording} of {krefused} refused by both, errno identical {kerrno}",
         cases.len()
     );
     eprintln!("log lines identical to the kernel's: level 1 {l1_same}/{l1_total}, level 2 {l2_same}/{l2_total}");

@@ -431,9 +431,12 @@ impl Verifier<'_> {
                 )));
             }
             if ptr.ty == RegType::Stack && !self.privileged() {
+                let var = crate::tnum::Tnum::add(ptr.var_off, off.var_off);
                 return self.err(unsafe_(format!(
-                    "R{} variable stack access prohibited for !root",
-                    d.dst
+                    "R{} variable stack access prohibited for !root, var_off={} off={}",
+                    d.dst,
+                    var.text(),
+                    ptr.off
                 )));
             }
         }

@@ -473,6 +473,20 @@ impl Verifier<'_> {
                 self.record_depth(st, fi, lo);
                 let privileged = self.privileged();
                 let frame = &mut st.frames[fi];
+                // Nothing was ever written that deep: worded by register, as
+                // the kernel does.
+                if !write
+                    && !privileged
+                    && r.is_const()
+                    && ((-lo - 1) / 8) as usize >= frame.stack.len()
+                {
+                    return Err((
+                        unsafe_(format!(
+                            "invalid read from stack R{regno} off={lo} size={size}"
+                        )),
+                        Some(self.cur_insn),
+                    ));
+                }
                 for a in lo..hi + size {
                     let spi = ((-a - 1) / 8) as usize;
                     let k = ((-a - 1) % 8) as usize;

@@ -350,7 +350,8 @@ impl Verifier<'_> {
             return Ok(Next::Go(next));
         }
         if !self.privileged() {
-            let r = if a.ty.is_ptr() { d.dst } else { d.src };
+            // The kernel looks at the source register first.
+            let r = if is_x && b.ty.is_ptr() { d.src } else { d.dst };
             return self.err(unsafe_(format!("R{r} pointer comparison prohibited")));
         }
         // Packet pointer against its end.

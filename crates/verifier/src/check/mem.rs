@@ -393,6 +393,13 @@ impl Verifier<'_> {
         let first_k = ((-addr - 1) % 8) as usize;
         let privileged = self.privileged();
         let frame = &st.frames[fi];
+        // Below the deepest slot this frame ever wrote: the kernel words it
+        // by register and offset rather than by byte.
+        if !privileged && frame.slot(spi).is_none() {
+            return self.err(unsafe_(format!(
+                "invalid read from stack R{regno} off={addr} size={size}"
+            )));
+        }
         let empty = Slot::default();
         let slot = frame.slot(spi).unwrap_or(&empty);
         let ks: Vec<usize> = (0..size as usize).map(|i| first_k - i).collect();

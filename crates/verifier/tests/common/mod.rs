@@ -181,7 +181,92 @@ pub fn kernel_load(
     prog_type: u32,
     log_level: u32,
 ) -> Option<KernelResult> {
-    if !is_root() {
+    kernel_load_as(insns, maps, prog_type, log_level, false)
+}
+
+/// `kernel.unprivileged_bpf_disabled` is 0: a process without capabilities
+/// may load socket filters, so unprivileged verdicts can be asked for.
+pub fn unprivileged_bpf_enabled() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled")
+        .is_ok_and(|s| s.trim() == "0")
+}
+
+/// Issues BPF_PROG_LOAD from a forked child that has given up root (uid and
+/// gid 65534, so no capabilities): the kernel then applies its unprivileged
+/// rules. The maps were created by the parent; the child inherits the fds.
+/// Returns the fd or -errno, and the log.
+fn load_unprivileged(attr: &ProgLoadAttr, log: &mut [u8]) -> (i64, i32) {
+    let mut pipe = [0i32; 2];
+    if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
+        return (-1, libc::EIO);
+    }
+    // Only async-signal-safe calls in the child: the test binary is threaded.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe {
+            libc::close(pipe[0]);
+            let ok = libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setresgid(65534, 65534, 65534) == 0
+                && libc::setresuid(65534, 65534, 65534) == 0;
+            let fd = if ok {
+                libc::syscall(
+                    libc::SYS_bpf,
+                    BPF_PROG_LOAD,
+                    attr as *const _ as *const u8,
+                    std::mem::size_of::<ProgLoadAttr>(),
+                )
+            } else {
+                -1
+            };
+            let errno = if fd < 0 { *libc::__errno_location() } else { 0 };
+            let head = [if ok { errno } else { -1 }];
+            libc::write(pipe[1], head.as_ptr() as *const libc::c_void, 4);
+            let end = log.iter().position(|&b| b == 0).unwrap_or(0);
+            let mut off = 0;
+            while off < end {
+                let n = libc::write(
+                    pipe[1],
+                    log[off..].as_ptr() as *const libc::c_void,
+                    end - off,
+                );
+                if n <= 0 {
+                    break;
+                }
+                off += n as usize;
+            }
+            libc::_exit(0);
+        }
+    }
+    unsafe { libc::close(pipe[1]) };
+    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(pipe[0]) };
+    let mut buf = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut f, &mut buf);
+    if pid > 0 {
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+    if buf.len() < 4 {
+        return (-1, libc::EIO);
+    }
+    let errno = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let n = (buf.len() - 4).min(log.len().saturating_sub(1));
+    log[..n].copy_from_slice(&buf[4..4 + n]);
+    log[n] = 0;
+    if errno == -1 {
+        return (-1, libc::EPERM);
+    }
+    (if errno == 0 { 1 } else { -1 }, errno)
+}
+
+/// As `kernel_load`, optionally as an unprivileged process.
+pub fn kernel_load_as(
+    insns: &[Insn],
+    maps: &[MapDesc],
+    prog_type: u32,
+    log_level: u32,
+    unprivileged: bool,
+) -> Option<KernelResult> {
+    if !is_root() || (unprivileged && !unprivileged_bpf_enabled()) {
         return None;
     }
     let mut fds: Vec<(u32, i32)> = Vec::new();
@@ -256,19 +341,25 @@ pub fn kernel_load(
             },
             ..Default::default()
         };
-        let fd = bpf(
-            BPF_PROG_LOAD,
-            &a as *const _ as *const u8,
-            std::mem::size_of::<ProgLoadAttr>(),
-        );
-        let errno = if fd < 0 {
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+        let (fd, errno) = if unprivileged {
+            // The child's fd dies with it.
+            load_unprivileged(&a, &mut log)
         } else {
-            0
+            let fd = bpf(
+                BPF_PROG_LOAD,
+                &a as *const _ as *const u8,
+                std::mem::size_of::<ProgLoadAttr>(),
+            );
+            let errno = if fd < 0 {
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+            } else {
+                0
+            };
+            if fd >= 0 {
+                unsafe { libc::close(fd as i32) };
+            }
+            (fd, errno)
         };
-        if fd >= 0 {
-            unsafe { libc::close(fd as i32) };
-        }
         let end = log.iter().position(|&b| b == 0).unwrap_or(0);
         let log = String::from_utf8_lossy(&log[..end]).to_string();
         if errno == libc::EPERM {
