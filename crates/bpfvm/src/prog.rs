@@ -184,9 +184,24 @@ fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
                 .inner
                 .as_ref()
                 .map(|i| Box::new(from_attr(i.attr(), 0, i.is_frozen()))),
+            frozen_data: None,
         }
     }
-    from_attr(m.attr(), m.id, m.ops.is_frozen())
+    let mut d = from_attr(m.attr(), m.id, m.ops.is_frozen());
+    // `.rodata`: the verifier folds constant loads from it, as the kernel does.
+    if d.frozen
+        && d.map_flags & bpfvm_verifier::BPF_F_RDONLY_PROG != 0
+        && m.map_type() == MapType::Array
+        && d.max_entries == 1
+    {
+        if let Some(p) = m.ops.lookup(&0u32.to_le_bytes(), 0) {
+            // SAFETY: an array's value lives as long as the map, and a frozen
+            // map cannot change under us.
+            let v = unsafe { std::slice::from_raw_parts(p as *const u8, d.value_size as usize) };
+            d.frozen_data = Some(v.into());
+        }
+    }
+    d
 }
 
 /// Runs the verifier as BPF_PROG_LOAD does, before anything is registered.

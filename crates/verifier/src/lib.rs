@@ -47,6 +47,10 @@ pub struct MapDesc {
     /// For array_of_maps / hash_of_maps: the inner map template (a lookup
     /// gives a map pointer to a map like it).
     pub inner: Option<Box<MapDesc>>,
+    /// The one value of a frozen `BPF_F_RDONLY_PROG` array with one entry
+    /// (`.rodata`): constant-offset loads from it become known constants, as
+    /// in the kernel, so `const volatile` settings can bound loops and index.
+    pub frozen_data: Option<std::sync::Arc<[u8]>>,
 }
 
 /// One `bpf_line_info` record, resolved to text.

@@ -68,6 +68,8 @@ pub fn maps() -> Vec<MapDesc> {
             frozen,
             name: name.into(),
             inner: None,
+            // The kernel side creates these maps empty, then freezes them.
+            frozen_data: frozen.then(|| vec![0u8; value_size as usize].into()),
         };
     vec![
         m(1, BPF_MAP_TYPE_HASH, 4, 8, 16, 0, false, "hash"),
@@ -191,6 +193,10 @@ pub fn cases() -> Vec<Case> {
         c("global_read", XDP, "lddw %r1, mapval:3+8; ldxdw %r0, [%r1+0]; exit", None),
         c("global_write", XDP, "lddw %r1, mapval:3+0; stdw [%r1+40], 1; mov %r0, 0; exit", None),
         c("rodata_read", XDP, "lddw %r1, mapval:4+0; ldxw %r0, [%r1+0]; exit", None),
+        // A frozen read-only value is a known constant (0 here): it can index the stack.
+        c("rodata_const_index", XDP, "lddw %r1, mapval:4+0; ldxw %r2, [%r1+0]; mov %r3, %r10; add %r3, -8; add %r3, %r2; stb [%r3+0], 0; mov %r0, 0; exit", None),
+        c("rodata_const_branch", XDP, "lddw %r1, mapval:4+0; ldxw %r2, [%r1+0]; jeq %r2, 0, +1; ldxw %r0, [%r2+0]; mov %r0, 0; exit", None),
+        c("rwdata_not_const", XDP, "lddw %r1, mapval:3+0; ldxw %r2, [%r1+0]; mov %r3, %r10; add %r3, -8; add %r3, %r2; stb [%r3+0], 0; mov %r0, 0; exit", Some("invalid unbounded variable-offset write to stack R3")),
         c("ringbuf_submit", XDP, "lddw %r1, map:5; mov %r2, 16; mov %r3, 0; call 131; jeq %r0, 0, out; stdw [%r0+8], 1; mov %r1, %r0; mov %r2, 0; call 132; out: mov %r0, 0; exit", None),
         c("ringbuf_discard", XDP, "lddw %r1, map:5; mov %r2, 16; mov %r3, 0; call 131; jeq %r0, 0, out; mov %r1, %r0; mov %r2, 0; call 133; out: mov %r0, 0; exit", None),
         c("ringbuf_output", XDP, "stdw [%r10-8], 1; lddw %r1, map:5; mov %r2, %r10; add %r2, -8; mov %r3, 8; mov %r4, 0; call 130; exit", None),

@@ -6,6 +6,33 @@ use super::*;
 impl Verifier<'_> {
     /// Checks an access of `size` bytes at `regs[ptr_reg] + off`. For reads,
     /// returns the loaded value.
+    /// A load from a frozen read-only map at a constant offset reads the
+    /// value the program will see: the kernel folds it into a constant.
+    fn rodata_const(
+        &self,
+        m: &crate::MapDesc,
+        reg: &Reg,
+        off: i64,
+        size: i32,
+        write: bool,
+    ) -> Option<Reg> {
+        if write
+            || !m.frozen
+            || m.map_flags & BPF_F_RDONLY_PROG == 0
+            || m.map_type != crate::BPF_MAP_TYPE_ARRAY
+            || m.max_entries != 1
+            || !reg.var_off.is_const()
+        {
+            return None;
+        }
+        let data = m.frozen_data.as_ref()?;
+        let start = usize::try_from(off).ok()?;
+        let bytes = data.get(start..start.checked_add(size as usize)?)?;
+        let mut v = [0u8; 8];
+        v[..bytes.len()].copy_from_slice(bytes);
+        Some(Reg::konst(u64::from_le_bytes(v)))
+    }
+
     pub(super) fn check_mem_access(
         &mut self,
         st: &mut State,
@@ -65,7 +92,7 @@ impl Verifier<'_> {
                     m.value_size as i64,
                     "map value",
                 )?;
-                None
+                self.rodata_const(&m, &reg, off_total, size, write)
             }
             RegType::MapKey => {
                 if write {

@@ -42,6 +42,7 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
             max_entries: m.max_entries,
             map_flags: m.map_flags,
             frozen: m.freeze_after_load(),
+            frozen_data: Some(m.initial_data.clone().into()),
             name: m.name.clone(),
             inner: m.inner.as_ref().map(|inner| {
                 Box::new(MapDesc {
@@ -54,6 +55,7 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
                     frozen: false,
                     name: inner.name.clone(),
                     inner: None,
+                    frozen_data: None,
                 })
             }),
         })
