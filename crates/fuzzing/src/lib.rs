@@ -12,10 +12,15 @@
 //! memory block, so it is safe for them), and the host kernel (socket-filter-free
 //! `BPF_PROG_TYPE_SYSCALL` programs through BPF_PROG_TEST_RUN) where it is present.
 //! The JIT joins by implementing [`DiffEngine`].
+//!
+//! [`verifier`] holds the verifier's soundness oracle: generated XDP programs
+//! the verifier accepts must run in the checked interpreter without a memory
+//! violation (the `verify_sound` fuzz target and the soundness test use it).
 
 mod gen;
 mod jit;
 mod kernel;
+pub mod verifier;
 
 pub use gen::{Case, Gen, GenConfig};
 pub use jit::{JitEngine, JitUnchecked};

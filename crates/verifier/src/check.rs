@@ -32,6 +32,8 @@ const MAX_STATES_PER_INSN: usize = 4096;
 const UNPRIV_STATES_PER_INSN: usize = 64;
 /// Bounds the verifier's memory: past it no new checkpoints are stored.
 const MAX_LIVE_STATES: u32 = 32_768;
+/// Instructions a path remembers since its last checkpoint (precision).
+const MAX_HISTORY: usize = 8192;
 /// Completed states at one insn past which the ones that keep missing go.
 const EVICT_ABOVE: usize = 64;
 
@@ -129,6 +131,10 @@ struct Checkpoint {
     /// Where the state was taken, and its `fingerprint` (loop check).
     pc: usize,
     fp: u64,
+    /// Instructions executed from the parent checkpoint to this one.
+    seg: precise::HistList,
+    /// Every scalar here and above is already precise.
+    all_precise: bool,
 }
 
 struct Pending {
@@ -137,6 +143,8 @@ struct Pending {
     prev: usize,
     parent: Option<usize>,
     log_pos: usize,
+    /// The history the branch shares with the path that pushed it.
+    history: precise::HistList,
 }
 
 type Fail = (VerifierError, Option<usize>);
@@ -220,6 +228,13 @@ pub struct Verifier<'a> {
     /// converge against checkpoints still being explored.
     callback_entries: std::collections::HashSet<usize>,
     started: std::time::Instant,
+    /// Instructions this path executed since its last checkpoint.
+    history: precise::HistList,
+    /// The current path's checkpoint, and the instruction being checked's
+    /// history entry and frame depth (for branches pushed while checking it).
+    cur_parent: Option<usize>,
+    cur_hist: Option<precise::Hist>,
+    cur_depth: usize,
 }
 
 impl<'a> Verifier<'a> {
@@ -257,6 +272,10 @@ impl<'a> Verifier<'a> {
             callback_init: HashMap::new(),
             callback_entries: Default::default(),
             started: std::time::Instant::now(),
+            history: None,
+            cur_parent: None,
+            cur_hist: None,
+            cur_depth: 1,
         }
     }
 
@@ -552,6 +571,8 @@ impl<'a> Verifier<'a> {
             miss: 0,
             pc: 0,
             fp: 0,
+            seg: None,
+            all_precise: false,
         });
         let mut parent = Some(0usize);
         let mut pc = 0usize;
@@ -575,6 +596,7 @@ impl<'a> Verifier<'a> {
             pc = p.insn;
             prev = p.prev;
             parent = p.parent;
+            self.history = p.history;
             from_branch = Some(prev);
             self.live_states = self.live_states.saturating_sub(0);
         }
@@ -613,12 +635,20 @@ impl<'a> Verifier<'a> {
         if let Some(p) = parent {
             self.checkpoints[p].branches += 1;
         }
+        // The branch has executed everything this path has, the current
+        // instruction included.
+        let mut history = self.history.clone();
+        if let Some(mut h) = self.cur_hist {
+            h.frame_change = st.frames.len() != self.cur_depth;
+            precise::hist_push(&mut history, h);
+        }
         self.pending.push(Pending {
             state: st,
             insn,
             prev,
             parent,
             log_pos: self.log.len(),
+            history,
         });
         if self.pending.len() > MAX_JMP_SEQ {
             return Err((
@@ -668,7 +698,11 @@ impl<'a> Verifier<'a> {
             self.insns_since_ckpt += 1;
             if self.cfg().prune_point[*pc] {
                 match self.is_state_visited(st, *pc, parent)? {
-                    Visit::Pruned => {
+                    Visit::Pruned(old) => {
+                        if let Some(ci) = old {
+                            self.cur_parent = *parent;
+                            self.propagate_precision(st, ci);
+                        }
                         if self.logging() {
                             if do_print_state && self.opts.log_level >= 2 {
                                 self.log
@@ -696,7 +730,12 @@ impl<'a> Verifier<'a> {
                 self.print_insn(*pc, &d);
             }
             let d = self.dec(*pc);
+            self.cur_parent = *parent;
+            self.cur_depth = st.frames.len();
+            let mut hist = self.hist_before(st, *pc, &d);
+            self.cur_hist = Some(hist);
             let next = self.step(st, *pc, &d, parent)?;
+            hist.frame_change = st.frames.len() != self.cur_depth;
             if self.logging() && !matches!(next, Next::Exit | Next::Dead) {
                 let snapshot = st.clone();
                 let np = match next {
@@ -707,6 +746,14 @@ impl<'a> Verifier<'a> {
             }
             match next {
                 Next::Go(n) => {
+                    precise::hist_push(&mut self.history, hist);
+                    if precise::hist_len(&self.history) > MAX_HISTORY {
+                        // A long stretch without checkpoints: stop keeping
+                        // it and make everything precise instead.
+                        self.cur_parent = *parent;
+                        self.mark_all_precise(st);
+                        self.history = None;
+                    }
                     *prev = *pc;
                     *pc = n;
                 }
@@ -714,6 +761,8 @@ impl<'a> Verifier<'a> {
                 Next::Exit => {
                     // Returning from a bpf-to-bpf call continues in the caller.
                     if st.frames.len() > 1 {
+                        hist.frame_change = true;
+                        precise::hist_push(&mut self.history, hist);
                         let ret = self.return_from_call(st, *pc, *parent)?;
                         *prev = *pc;
                         *pc = ret;
@@ -752,6 +801,7 @@ impl<'a> Verifier<'a> {
         let live = self.live_masks(st, pc);
         let callback_entry = self.callback_entries.contains(&pc);
         let fp = fingerprint(st);
+        let loose = self.precision_on();
         let n_here = self.all_states.get(&pc).map_or(0, Vec::len);
         self.stats.max_states_per_insn = self.stats.max_states_per_insn.max(n_here as u32);
         // A helper bounds callback iterations: a covered re-entry is done.
@@ -759,22 +809,29 @@ impl<'a> Verifier<'a> {
             for &ci in self.all_states.get(&pc).into_iter().flatten() {
                 let c = &self.checkpoints[ci];
                 if let Some(old) = c.state.as_ref() {
-                    if c.branches > 0 && subsumes(old, st, &live) {
-                        return Ok(Visit::Pruned);
+                    if c.branches > 0 && subsumes(old, st, &live, false) {
+                        return Ok(Visit::Pruned(None));
                     }
                 }
             }
         }
         // An exact repeat of a state still being explored is a loop without
         // progress.
-        let repeat = self.in_progress.get(&(pc, fp)).and_then(|v| {
-            v.iter().copied().find(|&ci| {
-                self.checkpoints[ci]
-                    .state
-                    .as_ref()
-                    .is_some_and(|old| states_exact(old, st))
-            })
-        });
+        // Inside a callback the helper bounds the iterations: a repeat of
+        // the previous iteration's state is expected there.
+        let in_callback = st.frames.iter().any(|f| f.callback);
+        let repeat = self
+            .in_progress
+            .get(&(pc, fp))
+            .filter(|_| !in_callback)
+            .and_then(|v| {
+                v.iter().copied().find(|&ci| {
+                    self.checkpoints[ci]
+                        .state
+                        .as_ref()
+                        .is_some_and(|old| states_exact(old, st))
+                })
+            });
         if let Some(ci) = repeat {
             if self.logging() {
                 let old = self.checkpoints[ci]
@@ -803,9 +860,9 @@ impl<'a> Verifier<'a> {
                 let Some(old) = c.state.as_ref() else {
                     continue;
                 };
-                if subsumes(old, st, &live) {
+                if subsumes(old, st, &live, loose) {
                     c.hit += 1;
-                    return Ok(Visit::Pruned);
+                    return Ok(Visit::Pruned(Some(ci)));
                 }
                 // A long list costs every arrival a scan: states that keep
                 // missing are dropped, as the kernel does.
@@ -845,6 +902,8 @@ impl<'a> Verifier<'a> {
                 miss: 0,
                 pc,
                 fp,
+                seg: std::mem::take(&mut self.history),
+                all_precise: false,
             });
             // The path now lives under the new checkpoint instead of its parent.
             *parent = Some(idx);
@@ -978,7 +1037,8 @@ impl<'a> Verifier<'a> {
 }
 
 enum Visit {
-    Pruned,
+    /// Covered by a completed checkpoint (whose precision the path inherits).
+    Pruned(Option<usize>),
     Continue,
 }
 
@@ -1012,7 +1072,7 @@ fn sign_extend_load(v: &Reg, size: i32) -> Reg {
 
 /// Every concrete state `cur` describes is described by `old` (which was
 /// proven safe), so exploring `cur` further is pointless.
-fn subsumes(old: &State, cur: &State, live: &[u16]) -> bool {
+fn subsumes(old: &State, cur: &State, live: &[u16], loose: bool) -> bool {
     if old.frames.len() != cur.frames.len() || old.refs.len() != cur.refs.len() {
         return false;
     }
@@ -1032,14 +1092,14 @@ fn subsumes(old: &State, cur: &State, live: &[u16]) -> bool {
             if mask & (1 << ri) == 0 {
                 continue;
             }
-            if !regsafe(ro, rc, &mut idmap) {
+            if !regsafe(ro, rc, &mut idmap, loose) {
                 return false;
             }
         }
         for (spi, so) in fo.stack.iter().enumerate() {
             let empty = Slot::default();
             let sc = fc.stack.get(spi).unwrap_or(&empty);
-            if !slot_safe(so, sc, &mut idmap) {
+            if !slot_safe(so, sc, &mut idmap, loose) {
                 return false;
             }
         }
@@ -1070,11 +1130,20 @@ fn states_exact(old: &State, cur: &State) -> bool {
     if old.frames.len() != cur.frames.len() || old.refs != cur.refs {
         return false;
     }
+    // Precision marks say how much a value mattered, not what it is.
+    let reg_eq = |a: &Reg, b: &Reg| {
+        a.precise == b.precise || {
+            let mut x = a.clone();
+            x.precise = b.precise;
+            x == *b
+        }
+    };
+    let slot_eq = |a: &Slot, b: &Slot| a.ty == b.ty && reg_eq(&a.spill, &b.spill);
     old.frames.iter().zip(&cur.frames).all(|(a, b)| {
-        a.callsite == b.callsite && a.regs == b.regs && {
+        a.callsite == b.callsite && a.regs.iter().zip(&b.regs).all(|(x, y)| reg_eq(x, y)) && {
             let n = a.stack.len().max(b.stack.len());
             let e = Slot::default();
-            (0..n).all(|i| a.stack.get(i).unwrap_or(&e) == b.stack.get(i).unwrap_or(&e))
+            (0..n).all(|i| slot_eq(a.stack.get(i).unwrap_or(&e), b.stack.get(i).unwrap_or(&e)))
         }
     })
 }
@@ -1105,7 +1174,7 @@ impl IdMap {
     }
 }
 
-fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap) -> bool {
+fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool) -> bool {
     if old.ty == RegType::NotInit {
         return true;
     }
@@ -1113,6 +1182,9 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap) -> bool {
         return false;
     }
     match old.ty {
+        // An imprecise scalar's value never decided anything on the paths
+        // explored from the old state: any scalar will do.
+        RegType::Scalar if loose && !old.precise => true,
         RegType::Scalar => old.range_contains(cur) && idmap.check(old.id, cur.id),
         _ => {
             old.off == cur.off
@@ -1128,7 +1200,7 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap) -> bool {
     }
 }
 
-fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap) -> bool {
+fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool) -> bool {
     let old_spill = old.ty.contains(&STACK_SPILL);
     if old_spill {
         // The same bytes must hold a covered spill.
@@ -1137,7 +1209,7 @@ fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap) -> bool {
                 return false;
             }
         }
-        if !regsafe(&old.spill, &cur.spill, idmap) {
+        if !regsafe(&old.spill, &cur.spill, idmap, loose) {
             return false;
         }
     }
@@ -1162,3 +1234,4 @@ mod alu;
 mod calls;
 mod jumps;
 mod mem;
+mod precise;

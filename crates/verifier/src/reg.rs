@@ -97,6 +97,9 @@ pub struct Reg {
     pub frameno: u8,
     /// Subprogram entry of a PTR_TO_FUNC.
     pub subprog: u32,
+    /// A scalar whose exact bounds some safety decision depended on: pruning
+    /// compares it; an imprecise scalar matches any scalar.
+    pub precise: bool,
 }
 
 impl Default for Reg {
@@ -134,6 +137,7 @@ impl Reg {
             mem_size: 0,
             frameno: 0,
             subprog: 0,
+            precise: false,
         }
     }
 

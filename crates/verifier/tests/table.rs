@@ -193,6 +193,12 @@ pub fn cases() -> Vec<Case> {
         c("global_read", XDP, "lddw %r1, mapval:3+8; ldxdw %r0, [%r1+0]; exit", None),
         c("global_write", XDP, "lddw %r1, mapval:3+0; stdw [%r1+40], 1; mov %r0, 0; exit", None),
         c("rodata_read", XDP, "lddw %r1, mapval:4+0; ldxw %r0, [%r1+0]; exit", None),
+        // Precision: a value that decides an access only after it was
+        // combined (ALU), spilled and filled, or linked by id must keep the
+        // join point from pruning the path where it is out of range.
+        c("precise_through_alu", SK, "ldxw %r3, [%r1+0]; mov %r2, 16; mov %r7, 0; mov %r8, 0; jeq %r7, 1, +0; mov %r9, 0; jeq %r8, 1, +0; mov %r7, 1; mov %r8, 1; mov %r9, 1; jgt %r3, 10, +1; mov %r2, 0; mov %r5, -8; add %r5, %r2; mov %r6, %r10; add %r6, %r5; stb [%r6-1], 0; mov %r0, 0; exit", Some("invalid write to stack R6 off=7 size=1")),
+        c("precise_through_spill", SK, "ldxw %r3, [%r1+0]; mov %r2, 16; mov %r7, 0; mov %r8, 0; jeq %r7, 1, +0; mov %r9, 0; jeq %r8, 1, +0; mov %r7, 1; mov %r8, 1; mov %r9, 1; jgt %r3, 10, +1; mov %r2, 0; stxdw [%r10-16], %r2; mov %r2, 0; ldxdw %r5, [%r10-16]; add %r5, -8; mov %r6, %r10; add %r6, %r5; stb [%r6-1], 0; mov %r0, 0; exit", Some("invalid write to stack R6 off=7 size=1")),
+        c("precise_loop_sum_ok", SK, "mov %r6, 0; mov %r7, 0; l: ldxw %r2, [%r1+0]; add %r6, %r2; add %r7, 1; jlt %r7, 64, l; mov %r0, %r6; exit", None),
         // A frozen read-only value is a known constant (0 here): it can index the stack.
         c("rodata_const_index", XDP, "lddw %r1, mapval:4+0; ldxw %r2, [%r1+0]; mov %r3, %r10; add %r3, -8; add %r3, %r2; stb [%r3+0], 0; mov %r0, 0; exit", None),
         c("rodata_const_branch", XDP, "lddw %r1, mapval:4+0; ldxw %r2, [%r1+0]; jeq %r2, 0, +1; ldxw %r0, [%r2+0]; mov %r0, 0; exit", None),

@@ -317,6 +317,16 @@ impl Verifier<'_> {
                     *st.reg_mut(d.dst) = r;
                     return Ok(());
                 }
+                if shape == Shape::AluX && dst.ty.is_ptr() != src.ty.is_ptr() {
+                    // A scalar moving a pointer: its bounds decide accesses.
+                    let scalar = if dst.ty.is_ptr() { d.src } else { d.dst };
+                    self.mark_precise(st, 1 << scalar);
+                } else if shape == Shape::AluX && dst.is_scalar() && src.is_scalar() && dst.precise
+                {
+                    // A precise result keeps its flag: what it now depends
+                    // on must be precise too.
+                    self.mark_precise(st, 1 << d.src);
+                }
                 let r = self.alu_binary(st, d, op, is32, &dst, &src)?;
                 *st.reg_mut(d.dst) = r;
             }

@@ -174,6 +174,12 @@ impl Verifier<'_> {
                     .and_then(|k| self.const_stack_key(st, k, m.key_size));
                 let in_range = matches!(m.map_type, BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY)
                     && const_key.is_some_and(|k| k < m.max_entries as u64);
+                if in_range {
+                    // The key's value made the result non-NULL.
+                    if let Some(k) = meta.key_reg.clone() {
+                        self.mark_key_precise(st, &k);
+                    }
+                }
                 if !in_range {
                     r.maybe_null = true;
                     r.id = self.new_id();
@@ -326,6 +332,7 @@ impl Verifier<'_> {
                 if !r.is_scalar() {
                     return self.type_err(regno, &r, "scalar");
                 }
+                self.mark_precise(st, 1 << regno);
                 if r.smin < 0 {
                     return self.err(call_err(format!(
                         "R{regno} min value is negative, either use unsigned or 'var &= const'"
@@ -356,6 +363,7 @@ impl Verifier<'_> {
                 if !r.is_scalar() || !r.is_const() {
                     return self.err(call_err(format!("R{regno} is not a known constant'")));
                 }
+                self.mark_precise(st, 1 << regno);
                 meta.alloc_size = r.var_off.value;
             }
             Arg::Ctx => {
@@ -683,6 +691,9 @@ impl Verifier<'_> {
         let frame = st.cur().clone();
         if st.frames.len() > 1 {
             if frame.callback {
+                if r0.is_scalar() {
+                    self.mark_precise(st, 1);
+                }
                 if !r0.is_scalar() || r0.smin < 0 || r0.smax > 1 {
                     let t = if r0.is_scalar() {
                         format!("smin={} smax={}", r0.smin, r0.smax)

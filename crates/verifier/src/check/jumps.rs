@@ -277,6 +277,35 @@ impl Verifier<'_> {
         let mut fa = a.clone();
         let mut fb = b.clone();
         let fall_ok = refine(negate(op), &mut fa, &mut fb, is32);
+        let mut m = 1u16 << d.dst;
+        if is_x {
+            m |= 1 << d.src;
+        }
+        if taken_ok != fall_ok || !taken_ok {
+            // The bounds decided the branch: they must hold wherever this
+            // path is used to prune.
+            self.mark_precise(st, m);
+        } else {
+            // Both sides refine the operands and their linked copies from
+            // each other: if any of them is precise, all must be.
+            let ids = [a.id, if is_x { b.id } else { 0 }];
+            let f = st.cur();
+            for (i, r) in f.regs.iter().enumerate() {
+                if r.is_scalar() && r.id != 0 && ids.contains(&r.id) {
+                    m |= 1 << i;
+                }
+            }
+            let any_precise = (0..11).any(|i| m & (1 << i) != 0 && f.regs[i].precise)
+                || f.stack.iter().any(|s| {
+                    s.ty.contains(&STACK_SPILL)
+                        && s.spill.precise
+                        && s.spill.id != 0
+                        && ids.contains(&s.spill.id)
+                });
+            if any_precise {
+                self.mark_precise(st, m);
+            }
+        }
         match (taken_ok, fall_ok) {
             (true, false) => {
                 return Ok(Next::Go(tgt));

@@ -1,35 +1,34 @@
-//! Soundness fuzzing: random and mutated programs; whatever `verify` accepts
-//! is run on bpfvm-vm's checked interpreter with random packets, context and
-//! map values. A memory violation the interpreter reports is a verifier bug.
+//! The verifier's soundness oracle: random and mutated XDP programs over
+//! packet, stack, context and a 48-byte global; whatever `verify` accepts is
+//! run on the checked interpreter with random packets, context and map
+//! values. A memory violation the interpreter reports is a verifier bug.
 //!
 //! The XDP context is laid out below 4 GiB (MAP_32BIT) so the u32 `data` /
 //! `data_end` fields hold real addresses, as the kernel's rewrite makes them.
-//! Iterations: VERIFIER_FUZZ_ITERS (default 3000).
 
-mod common;
 use bpfvm_isa::Insn;
 use bpfvm_verifier::*;
 use bpfvm_vm::{HelperTable, LoadOptions, Region, RegionKind, RunOptions, VmError, VmProgram};
 use std::sync::Arc;
 
 /// xorshift64*: deterministic, seedable.
-struct Rng(u64);
+pub struct Rng(pub u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+    pub fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
         xs[self.below(xs.len() as u64) as usize]
     }
 }
 
-const IMMS: &[i32] = &[
+pub const IMMS: &[i32] = &[
     0,
     1,
     2,
@@ -61,13 +60,13 @@ const IMMS: &[i32] = &[
     i32::MIN,
 ];
 
-fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+pub fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn::new(code, dst, src, off, imm)
 }
 
 /// A random straight-line-with-forward-jumps XDP program over packet, stack,
 /// context and a 48-byte global (map 3).
-fn gen(r: &mut Rng) -> Vec<Insn> {
+pub fn gen(r: &mut Rng) -> Vec<Insn> {
     let p = vec![
         ins(0xbf, 6, 1, 0, 0), // r6 = ctx
         ins(0x61, 2, 1, 0, 0), // r2 = data
@@ -215,7 +214,7 @@ fn gen(r: &mut Rng) -> Vec<Insn> {
 }
 
 /// The generator keeps what the verifier accepts.
-fn filter(p: &[Insn]) -> bool {
+pub fn filter(p: &[Insn]) -> bool {
     let maps = [MapDesc {
         id: 3,
         map_type: BPF_MAP_TYPE_ARRAY,
@@ -233,7 +232,7 @@ fn filter(p: &[Insn]) -> bool {
 }
 
 /// Appends `r0 = 0; exit` and clamps forward jumps that run past it.
-fn finish(p: &mut Vec<Insn>) {
+pub fn finish(p: &mut Vec<Insn>) {
     p.push(ins(0xb7, 0, 0, 0, 0));
     p.push(ins(0x95, 0, 0, 0, 0));
     let last = p.len() - 2;
@@ -248,7 +247,7 @@ fn finish(p: &mut Vec<Insn>) {
     }
 }
 
-fn mutate(r: &mut Rng, p: &mut [Insn]) {
+pub fn mutate(r: &mut Rng, p: &mut [Insn]) {
     let i = r.below(p.len() as u64) as usize;
     if p[i].code == 0 || p[i].code == 0x18 {
         return;
@@ -261,12 +260,13 @@ fn mutate(r: &mut Rng, p: &mut [Insn]) {
     }
 }
 
-struct Mem {
+/// 64 KiB below 4 GiB: context, packet and the global value.
+pub struct Mem {
     base: *mut u8,
 }
 
 impl Mem {
-    fn new() -> Mem {
+    pub fn new() -> Mem {
         // SAFETY: anonymous private mapping; checked for failure.
         let p = unsafe {
             libc::mmap(
@@ -283,6 +283,12 @@ impl Mem {
     }
 }
 
+impl Default for Mem {
+    fn default() -> Self {
+        Mem::new()
+    }
+}
+
 impl Drop for Mem {
     fn drop(&mut self) {
         // SAFETY: unmaps the mapping made in `new`.
@@ -291,7 +297,7 @@ impl Drop for Mem {
 }
 
 /// Runs a verified program on random inputs; returns the violation, if any.
-fn run_checked(prog: &[Insn], mem: &Mem, r: &mut Rng) -> Option<String> {
+pub fn run_checked(prog: &[Insn], mem: &Mem, r: &mut Rng) -> Option<String> {
     let mut vm_insns = prog.to_vec();
     let global = mem.base as u64 + 4096;
     for i in 0..vm_insns.len() {
@@ -310,18 +316,18 @@ fn run_checked(prog: &[Insn], mem: &Mem, r: &mut Rng) -> Option<String> {
         // SAFETY: offsets stay inside the 64 KiB mapping.
         unsafe {
             for k in 0..200 {
-                *mem.base.add(256 + k) = r.next() as u8;
+                *mem.base.add(256 + k) = r.next_u64() as u8;
             }
             for k in 0..48 {
-                *mem.base.add(4096 + k) = r.next() as u8;
+                *mem.base.add(4096 + k) = r.next_u64() as u8;
             }
             let c = mem.base as *mut u32;
             *c = pkt as u32;
             *c.add(1) = (pkt + len) as u32;
             *c.add(2) = pkt as u32;
-            *c.add(3) = r.next() as u32;
-            *c.add(4) = r.next() as u32;
-            *c.add(5) = r.next() as u32;
+            *c.add(3) = r.next_u64() as u32;
+            *c.add(4) = r.next_u64() as u32;
+            *c.add(5) = r.next_u64() as u32;
         }
         let opts = RunOptions::new()
             .context(ctx, 24, false)
@@ -340,13 +346,9 @@ fn run_checked(prog: &[Insn], mem: &Mem, r: &mut Rng) -> Option<String> {
     None
 }
 
-#[test]
-fn verified_programs_do_not_fault() {
-    let iters: u64 = std::env::var("VERIFIER_FUZZ_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) { 300 } else { 3000 });
-    let maps = [MapDesc {
+/// The global (map id 3) every generated program may use.
+pub fn global_map() -> MapDesc {
+    MapDesc {
         id: 3,
         map_type: BPF_MAP_TYPE_ARRAY,
         key_size: 4,
@@ -354,159 +356,52 @@ fn verified_programs_do_not_fault() {
         max_entries: 1,
         name: "global".into(),
         ..Default::default()
-    }];
+    }
+}
+
+/// What one soundness round saw.
+#[derive(Debug, Default)]
+pub struct SoundnessReport {
+    pub tried: u64,
+    pub accepted: u64,
+    /// The violation and the program, per escape.
+    pub escapes: Vec<String>,
+    /// Refusal reasons with digits removed, counted.
+    pub reasons: std::collections::HashMap<String, u32>,
+}
+
+/// One generated program and three mutations of it: each is verified and,
+/// if accepted, run in the checked interpreter.
+pub fn soundness_round(r: &mut Rng, mem: &Mem, report: &mut SoundnessReport) {
+    let maps = [global_map()];
     let lookup = |id: u32| maps.iter().find(|m| m.id == id).cloned();
     let opts = VerifierOpts {
         prog_type: BPF_PROG_TYPE_XDP,
         ..Default::default()
     };
-    let mem = Mem::new();
-    let mut r = Rng(0x9e37_79b9_7f4a_7c15
-        ^ std::env::var("VERIFIER_FUZZ_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1));
-    let (mut tried, mut accepted, mut ran) = (0u64, 0u64, 0u64);
-    let mut escapes = Vec::new();
-    let mut reasons: std::collections::HashMap<String, u32> = Default::default();
-    for _ in 0..iters {
-        let mut p = gen(&mut r);
-        for _ in 0..4 {
-            tried += 1;
-            let t0 = std::time::Instant::now();
-            let v = verify(&p, &lookup, &opts);
-            if std::env::var("VERIFIER_FUZZ_SLOW").is_ok() && t0.elapsed().as_millis() > 300 {
-                eprintln!(
-                    "slow: {:?} {:?}\n{}",
-                    t0.elapsed(),
-                    v.as_ref().err().map(|e| e.error.reason().to_string()),
-                    bpfvm_isa::asm::disassemble_conformance(&p)
-                );
-            }
-            if let Err(e) = &v {
+    let mut p = gen(r);
+    for _ in 0..4 {
+        report.tried += 1;
+        match verify(&p, &lookup, &opts) {
+            Err(e) => {
                 let key: String = e
                     .error
                     .reason()
                     .chars()
                     .filter(|c| !c.is_ascii_digit())
                     .collect();
-                *reasons.entry(key).or_default() += 1;
+                *report.reasons.entry(key).or_default() += 1;
             }
-            if v.is_ok() {
-                accepted += 1;
-                ran += 1;
-                if let Some(e) = run_checked(&p, &mem, &mut r) {
-                    escapes.push(format!(
+            Ok(_) => {
+                report.accepted += 1;
+                if let Some(e) = run_checked(&p, mem, r) {
+                    report.escapes.push(format!(
                         "{e}\n{}",
                         bpfvm_isa::asm::disassemble_conformance(&p)
                     ));
                 }
             }
-            mutate(&mut r, &mut p);
         }
+        mutate(r, &mut p);
     }
-    eprintln!(
-        "soundness fuzz: {tried} programs tried, {accepted} accepted and run, {} escapes",
-        escapes.len()
-    );
-    let _ = ran;
-    if std::env::var("VERIFIER_FUZZ_REASONS").is_ok() {
-        let mut v: Vec<_> = reasons.into_iter().collect();
-        v.sort_by_key(|x| std::cmp::Reverse(x.1));
-        for (k, n) in v.iter().take(25) {
-            eprintln!("{n:6} {k}");
-        }
-    }
-    assert!(
-        escapes.is_empty(),
-        "{} escapes, first:\n{}",
-        escapes.len(),
-        escapes[0]
-    );
-}
-
-/// The harness itself: an unchecked packet read (which `verify` refuses) must
-/// be reported by the checked interpreter, or the fuzz test proves nothing.
-#[test]
-fn harness_catches_unverified_violation() {
-    let p = vec![
-        ins(0x61, 2, 1, 0, 0),  // r2 = data
-        ins(0x71, 0, 2, 12, 0), // r0 = *(u8 *)(r2 + 12)
-        ins(0x95, 0, 0, 0, 0),
-    ];
-    let maps: Vec<MapDesc> = Vec::new();
-    let v = verify(
-        &p,
-        &|id| maps.iter().find(|m| m.id == id).cloned(),
-        &VerifierOpts::default(),
-    );
-    assert!(v.is_err());
-    let mem = Mem::new();
-    let mut r = Rng(3);
-    let mut seen = false;
-    for _ in 0..8 {
-        seen |= run_checked(&p, &mem, &mut r).is_some();
-    }
-    assert!(
-        seen,
-        "the checked interpreter never reported the out-of-bounds read"
-    );
-}
-
-/// Arbitrary slots (valid opcodes with random fields, and random bytes) must
-/// give a verdict, never a panic.
-#[test]
-fn random_slots_never_panic() {
-    let iters = if cfg!(debug_assertions) { 3000 } else { 30000 };
-    let codes: Vec<u8> = bpfvm_isa::OPS.iter().map(|o| o.code).collect();
-    let maps = [MapDesc {
-        id: 3,
-        map_type: BPF_MAP_TYPE_ARRAY,
-        key_size: 4,
-        value_size: 48,
-        max_entries: 1,
-        name: "global".into(),
-        ..Default::default()
-    }];
-    let lookup = |id: u32| maps.iter().find(|m| m.id == id).cloned();
-    let mut r = Rng(0x51);
-    let mut accepted = 0;
-    for i in 0..iters {
-        let n = 1 + r.below(12) as usize;
-        let mut p: Vec<Insn> = (0..n)
-            .map(|_| {
-                let code = if r.below(8) == 0 {
-                    r.next() as u8
-                } else {
-                    r.pick(&codes)
-                };
-                ins(
-                    code,
-                    r.below(11) as u8,
-                    {
-                        let lim = if r.below(4) == 0 { 16 } else { 11 };
-                        r.below(lim) as u8
-                    },
-                    r.pick(&[-3i16, -1, 0, 1, 2, 4, 8, -8]),
-                    r.pick(IMMS),
-                )
-            })
-            .collect();
-        p.push(ins(0x95, 0, 0, 0, 0));
-        let prog_type = [
-            BPF_PROG_TYPE_XDP,
-            BPF_PROG_TYPE_SOCKET_FILTER,
-            BPF_PROG_TYPE_RAW_TRACEPOINT,
-        ][i % 3];
-        let opts = VerifierOpts {
-            prog_type,
-            privileged: i % 5 != 0,
-            log_level: (i % 3) as u32,
-            ..Default::default()
-        };
-        if verify(&p, &lookup, &opts).is_ok() {
-            accepted += 1;
-        }
-    }
-    eprintln!("random slots: {iters} programs, {accepted} accepted, no panics");
 }
