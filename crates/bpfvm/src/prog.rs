@@ -115,7 +115,7 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
         // and the memory the runtime gives runs (context, packet, stack, map values).
         let opts =
             unsafe { bpfvm_vm::JitOptions::proven(verified.safe_mem.clone()) }.metering(false);
-        vm.jit(&opts).ok()
+        vm.jit(&with_map_lookups(opts, &used_maps)).ok()
     } else {
         None
     };
@@ -150,6 +150,72 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
             verifier_stats: verified.stats,
         })
     })
+}
+
+/// `bpf_map_lookup_elem` on the program's own maps without the helper trampoline:
+/// arrays inline (the kernel's `array_map_gen_lookup`), hash maps as a direct
+/// call of the map's lookup. Both return exactly what helper 1 returns
+/// (`helpers.rs`: `m.ops.lookup(key, cpu)`, where cpu only matters for per-CPU
+/// maps, which keep the helper); the options keep the maps alive with the code.
+fn with_map_lookups(
+    mut opts: bpfvm_vm::JitOptions,
+    used_maps: &[Arc<MapObj>],
+) -> bpfvm_vm::JitOptions {
+    use bpfvm_vm::jit::MapLookup;
+    for m in used_maps {
+        let how = match m.map_type() {
+            MapType::Array => match m.ops.value_regions().as_slice() {
+                [r] if r.count == m.attr().max_entries as usize => MapLookup::Array {
+                    values: r.base as u64,
+                    max_entries: m.attr().max_entries,
+                    stride: match u32::try_from(r.stride) {
+                        Ok(s) => s,
+                        Err(_) => continue,
+                    },
+                },
+                _ => continue,
+            },
+            MapType::Hash | MapType::LruHash => {
+                let d = Arc::new(DirectLookup {
+                    ops: m.ops.clone(),
+                    key_size: m.attr().key_size as usize,
+                });
+                let how = MapLookup::Call {
+                    f: direct_lookup,
+                    obj: Arc::as_ptr(&d) as u64,
+                };
+                opts = opts.keep_alive(d);
+                how
+            }
+            _ => continue,
+        };
+        // SAFETY: `how` gives what the helper gives for this map (see above); the
+        // array storage never moves while the map lives, and the options keep the
+        // map alive with the code; the runtime compiles only verified programs,
+        // whose lookup keys the verifier proved readable.
+        opts = unsafe { opts.map_lookup(m.prog_addr(), how) }.keep_alive(m.clone());
+    }
+    opts
+}
+
+/// What [`direct_lookup`] gets as its object: the map and its key size.
+struct DirectLookup {
+    ops: Arc<dyn bpfvm_maps::MapOps>,
+    key_size: usize,
+}
+
+/// `bpf_map_lookup_elem` on a non-per-CPU map, called straight from JIT code:
+/// `obj` is a [`DirectLookup`], `key` points to `key_size` readable bytes.
+unsafe extern "sysv64" fn direct_lookup(obj: u64, key: u64) -> u64 {
+    // SAFETY: the JIT options that embed `obj` keep it alive; the verifier
+    // proved the key readable.
+    let d = unsafe { &*(obj as *const DirectLookup) };
+    let key = unsafe { std::slice::from_raw_parts(key as *const u8, d.key_size) };
+    // Unwinding out of an extern "sysv64" fn aborts; a lookup that panics finds nothing.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.ops.lookup(key, 0)))
+        .ok()
+        .flatten()
+        .map_or(0, |p| p as u64)
 }
 
 fn set_imm64(insns: &mut [Insn], pc: usize, v: u64) {

@@ -7,9 +7,9 @@ use crate::env::{MapMemory, Redirect, RunEnv, XdpMd, XdpState};
 use crate::error::{BpfError, Result};
 use crate::kernel::{ProgObj, Runtime};
 use crate::lowmem::LowBuf;
-use bpfvm_vm::{Region, RegionKind, RunOptions, RunResult};
+use bpfvm_vm::jit::Rerun;
+use bpfvm_vm::{Region, RegionKind, RunOptions};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`: the frame arrived on a live interface (the
 /// datapath sets it); the run then looks like the kernel's XDP hook, e.g. in the
@@ -55,29 +55,83 @@ pub struct TestRunResult {
     pub redirect: Option<Redirect>,
 }
 
-/// Runs `prog` once with everything wired: the environment for helpers, the map
-/// memory oracle, checked memory.
-pub(crate) fn run_once(
-    rt: &Runtime,
+/// Runs `prog` `repeat` times (at least once) with everything wired: the
+/// environment for helpers, the map memory oracle, checked memory. `opts` builds
+/// a run's options from the environment as it is before the run (for XDP, from
+/// the xdp_md the adjust helpers move); `reset` clears what one run reports
+/// before the next. Returns the last run's r0 and the mean ns per run.
+///
+/// The JIT sets the run up once and re-enters the code (see
+/// `JitProgram::run_repeat`): a run that calls no helper cannot change the
+/// regions or the environment, so only after one that does are they rebuilt.
+/// The interpreter sets every run up afresh.
+fn run_repeated(
     prog: &ProgObj,
     env: &mut RunEnv,
-    opts: RunOptions<'_>,
-) -> Result<RunResult> {
+    repeat: u32,
+    opts: impl Fn(&RunEnv) -> RunOptions<'static>,
+    reset: impl Fn(&mut RunEnv),
+) -> Result<(u64, u32)> {
+    let rt = env.rt.clone();
     let regions = std::mem::take(&mut env.value_regions);
     let oracle = MapMemory {
         regions: &regions,
-        rt,
+        rt: &rt,
     };
-    let opts = opts.oracle(&oracle).env(env);
+    let repeat = repeat.max(1);
+    let start = thread_cpu_ns();
     let r = match &prog.jit {
-        Some(j) => j.run(opts),
-        None => prog.vm.run(opts),
+        Some(j) => {
+            reset(env);
+            let o = opts(env).oracle(&oracle).env(&mut *env);
+            j.run_repeat(o, repeat, |rr: &mut Rerun<'_>| {
+                if let Some(env) = rr
+                    .env
+                    .as_deref_mut()
+                    .and_then(|e| e.downcast_mut::<RunEnv>())
+                {
+                    reset(env);
+                    *rr.regions = opts(env).regions;
+                }
+            })
+            .map(|r| r.r0)
+        }
+        None => {
+            let mut r0 = Ok(0);
+            for _ in 0..repeat {
+                reset(env);
+                let o = opts(env).oracle(&oracle).env(&mut *env);
+                r0 = prog.vm.run(o).map(|r| r.r0);
+                if r0.is_err() {
+                    break;
+                }
+            }
+            r0
+        }
     };
+    let ns = thread_cpu_ns().saturating_sub(start) / repeat as u128;
     env.value_regions = regions;
-    r.map_err(|e| BpfError::Run {
+    let r0 = r.map_err(|e| BpfError::Run {
         name: prog.name.clone(),
         source: e,
-    })
+    })?;
+    Ok((r0, ns.min(u32::MAX as u128) as u32))
+}
+
+/// This thread's CPU time in ns. The kernel's test run stops its timer while it
+/// reschedules (bpf_test_timer_continue), so time spent descheduled is not in
+/// `duration`; thread CPU time leaves it out the same way (wall-clock time on a
+/// busy machine counted other processes' slices).
+fn thread_cpu_ns() -> u128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
 }
 
 pub(crate) fn test_run(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr) -> Result<TestRunResult> {
@@ -98,16 +152,6 @@ pub(crate) fn test_run(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr) -> Result<
     prog.run_time_ns
         .fetch_add(res.duration as u64 * repeat as u64, Ordering::Relaxed);
     Ok(res)
-}
-
-fn timed(repeat: u32, mut f: impl FnMut() -> Result<u64>) -> Result<(u64, u32)> {
-    let start = Instant::now();
-    let mut r0 = 0;
-    for _ in 0..repeat {
-        r0 = f()?;
-    }
-    let ns = start.elapsed().as_nanos() / repeat as u128;
-    Ok((r0, ns.min(u32::MAX as u128) as u32))
 }
 
 fn run_xdp(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result<TestRunResult> {
@@ -169,11 +213,10 @@ fn run_xdp(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
             hard_start: base,
             frame_end: base + (FRAME_SIZE - SKB_SHARED_INFO) as u64,
         });
-        let (r0, duration) = timed(repeat, || {
-            env.redirect = None;
+        let xdp_opts = |_: &RunEnv| {
             // SAFETY: md_ptr points at the live boxed xdp_md; helpers update it in place.
             let m = unsafe { *md_ptr };
-            let opts = RunOptions::new()
+            RunOptions::new()
                 .context(md_ptr as u64, std::mem::size_of::<XdpMd>() as u64, false)
                 .packet(m.data as u64, m.data_end as u64)
                 .region(Region::new(
@@ -181,9 +224,10 @@ fn run_xdp(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
                     (m.data - m.data_meta) as u64,
                     true,
                     RegionKind::PacketMeta,
-                ));
-            run_once(rt, prog, &mut env, opts).map(|r| r.r0)
-        })?;
+                ))
+        };
+        let (r0, duration) =
+            run_repeated(prog, &mut env, repeat, xdp_opts, |env| env.redirect = None)?;
         // SAFETY: as above.
         let m = unsafe { *md_ptr };
         let (from, to) = (
@@ -292,12 +336,12 @@ fn run_skb(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
     put32(&mut ctx, skb::GSO_SEGS, 1);
     let mut env = RunEnv::new(rt, prog, a.cpu);
     let ctx_ptr = ctx.as_mut_ptr() as u64;
-    let (r0, duration) = timed(repeat, || {
-        let opts = RunOptions::new()
+    let skb_opts = |_: &RunEnv| {
+        RunOptions::new()
             .context(ctx_ptr, skb::SIZE as u64, true)
-            .packet(data, end);
-        run_once(rt, prog, &mut env, opts).map(|r| r.r0)
-    })?;
+            .packet(data, end)
+    };
+    let (r0, duration) = run_repeated(prog, &mut env, repeat, skb_opts, |_| {})?;
     let mut data_out =
         buf.as_slice()[XDP_PACKET_HEADROOM..XDP_PACKET_HEADROOM + a.data_in.len()].to_vec();
     if !l2 {
@@ -332,10 +376,8 @@ fn run_ctx(
     ctx.resize(len.max(8).next_multiple_of(8), 0);
     let ptr = ctx.as_mut_ptr() as u64;
     let mut env = RunEnv::new(rt, prog, a.cpu);
-    let (r0, duration) = timed(repeat, || {
-        let opts = RunOptions::new().context(ptr, len as u64, writable);
-        run_once(rt, prog, &mut env, opts).map(|r| r.r0)
-    })?;
+    let ctx_opts = |_: &RunEnv| RunOptions::new().context(ptr, len as u64, writable);
+    let (r0, duration) = run_repeated(prog, &mut env, repeat, ctx_opts, |_| {})?;
     ctx.truncate(len);
     Ok(TestRunResult {
         retval: r0 as u32,
@@ -344,4 +386,176 @@ fn run_ctx(
         duration,
         redirect: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The JIT's inline array lookups and the repeat fast path against the
+    //! interpreter's helper calls.
+    use crate::kernel::{BpfCmd, BpfReply, MapCreateAttr, ProgLoadAttr, Runtime};
+    use crate::testrun::TestRunAttr;
+
+    const BPF_MAP_TYPE_HASH: u32 = 1;
+    const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
+    /// An XDP program: key = the u32 at byte 14 of the packet; `v =
+    /// bpf_map_lookup_elem(map, &key)`; NULL returns 7, else `*v += 1`, return
+    /// `XDP_PASS`.
+    fn counter_prog(map_id: u32) -> Vec<bpfvm_isa::Insn> {
+        let mut insns = bpfvm_isa::asm::assemble(
+            "ldxw %r2, [%r1]
+             ldxw %r3, [%r1+4]
+             mov %r4, %r2
+             add %r4, 18
+             jgt %r4, %r3, +15
+             ldxw %r5, [%r2+14]
+             stxw [%r10-4], %r5
+             lddw %r1, 0
+             mov %r2, %r10
+             add %r2, -4
+             call 1
+             jeq %r0, 0, +5
+             ldxdw %r1, [%r0]
+             add %r1, 1
+             stxdw [%r0], %r1
+             mov %r0, 2
+             exit
+             mov %r0, 7
+             exit
+             mov %r0, 1
+             exit",
+        )
+        .expect("assemble");
+        // The LD_IMM64 becomes a map reference (BPF_PSEUDO_MAP_FD with the id).
+        insns[7].src_reg = 1;
+        insns[7].imm = map_id as i32;
+        insns
+    }
+
+    fn packet(key: u32) -> Vec<u8> {
+        let mut p = vec![0u8; 60];
+        p[14..18].copy_from_slice(&key.to_le_bytes());
+        p
+    }
+
+    /// A runtime with one map of `map_type` and the counter program on it.
+    fn setup(jit: bool, map_type: u32, max_entries: u32) -> (Runtime, u32, u32) {
+        let rt = Runtime::with_cpus(1);
+        rt.set_jit(jit);
+        let m = rt
+            .create_map(&MapCreateAttr {
+                map_type,
+                key_size: 4,
+                value_size: 8,
+                max_entries,
+                name: "counters".into(),
+                ..Default::default()
+            })
+            .expect("create map");
+        let p = rt
+            .load_program(ProgLoadAttr {
+                prog_type: super::BPF_PROG_TYPE_XDP,
+                insns: counter_prog(m.id()),
+                license: "GPL".into(),
+                name: "count".into(),
+                ..Default::default()
+            })
+            .expect("load");
+        let (mid, pid) = (m.id(), p.id());
+        // The runtime frees what nothing holds: keep the objects for the test.
+        std::mem::forget(m);
+        std::mem::forget(p);
+        (rt, mid, pid)
+    }
+
+    fn run(rt: &Runtime, prog_id: u32, key: u32, repeat: u32) -> u32 {
+        match rt.bpf(BpfCmd::ProgTestRun(TestRunAttr {
+            prog_id,
+            data_in: packet(key),
+            repeat,
+            ..Default::default()
+        })) {
+            Ok(BpfReply::TestRun(r)) => r.retval,
+            other => panic!("test run failed: {other:?}"),
+        }
+    }
+
+    fn value(rt: &Runtime, map_id: u32, key: u32) -> Option<u64> {
+        match rt.bpf(BpfCmd::MapLookupElem {
+            map_id,
+            key: key.to_le_bytes().to_vec(),
+            flags: 0,
+        }) {
+            Ok(BpfReply::Bytes(v)) => Some(u64::from_le_bytes(v[..8].try_into().unwrap())),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn inlined_array_lookups_match_the_helper() {
+        let (jit, jmap, jprog) = setup(true, BPF_MAP_TYPE_ARRAY, 5);
+        let (interp, imap, iprog) = setup(false, BPF_MAP_TYPE_ARRAY, 5);
+        let listing = jit
+            .prog_by_id(jprog)
+            .ok()
+            .and_then(|p| p.jit.as_ref().map(|j| j.listing()))
+            .expect("the runtime JIT-compiled the program");
+        // The lookup is inline: no call at all in the program's code.
+        let body = listing.split("; 11:").nth(1).unwrap_or("");
+        let call_insn = body.split("; 12:").next().unwrap_or("");
+        // Past the instruction's own line (`call bpf_map_lookup_elem#1`).
+        let call_insn = call_insn.split_once('\n').map_or("", |(_, native)| native);
+        assert!(
+            call_insn.contains("cmp") && !call_insn.contains("call"),
+            "{listing}"
+        );
+        // In range (first, middle, last), out of range (max_entries, huge, the
+        // sign bit of a 32-bit key).
+        for key in [0u32, 2, 4, 5, 6, 1 << 31, u32::MAX] {
+            let a = run(&jit, jprog, key, 1);
+            let b = run(&interp, iprog, key, 1);
+            assert_eq!(a, b, "key {key}");
+            assert_eq!(a, if key < 5 { 2 } else { 7 }, "key {key}");
+        }
+        for key in 0..5 {
+            assert_eq!(value(&jit, jmap, key), value(&interp, imap, key));
+            let hits = u64::from(key % 2 == 0);
+            assert_eq!(value(&jit, jmap, key), Some(hits), "key {key}");
+        }
+    }
+
+    #[test]
+    fn direct_hash_lookups_match_the_helper() {
+        let (jit, jmap, jprog) = setup(true, BPF_MAP_TYPE_HASH, 8);
+        let (interp, imap, iprog) = setup(false, BPF_MAP_TYPE_HASH, 8);
+        for (rt, map) in [(&jit, jmap), (&interp, imap)] {
+            for key in [3u32, 1000] {
+                rt.bpf(BpfCmd::MapUpdateElem {
+                    map_id: map,
+                    key: key.to_le_bytes().to_vec(),
+                    value: 40u64.to_le_bytes().to_vec(),
+                    flags: 0,
+                })
+                .expect("update");
+            }
+        }
+        for key in [3u32, 4, 1000, u32::MAX] {
+            assert_eq!(run(&jit, jprog, key, 3), run(&interp, iprog, key, 3));
+        }
+        for key in [3u32, 4, 1000] {
+            assert_eq!(value(&jit, jmap, key), value(&interp, imap, key));
+        }
+        assert_eq!(value(&jit, jmap, 1000), Some(43));
+    }
+
+    #[test]
+    fn repeated_runs_update_the_map_every_time() {
+        for jit in [true, false] {
+            let (rt, map, prog) = setup(jit, BPF_MAP_TYPE_ARRAY, 4);
+            assert_eq!(run(&rt, prog, 3, 1000), 2);
+            assert_eq!(run(&rt, prog, 3, 0), 2, "repeat 0 runs once");
+            assert_eq!(value(&rt, map, 3), Some(1001), "jit {jit}");
+            assert_eq!(value(&rt, map, 0), Some(0));
+        }
+    }
 }

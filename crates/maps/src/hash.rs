@@ -3,8 +3,18 @@
 //!
 //! All `max_entries` elements are preallocated, as the kernel does by default: values live in
 //! one arena at stable, 8-byte aligned addresses; a deleted element goes back to a free list
-//! and is reused, never freed before the map. The index (buckets with chains threaded through
-//! the elements, keys, free list, LRU list) sits behind one `RwLock`.
+//! and is reused, never freed before the map. Buckets, chains (threaded through the
+//! elements), hashes and keys are atomics that program-side lookups on the non-LRU kinds read
+//! without a lock, as the kernel's RCU lookups do; writers (updates, deletes, every user-space
+//! operation) serialise on an `RwLock` that also guards the free list and the LRU list.
+//!
+//! Lock-free lookups, as in the kernel's preallocated maps: a deleted element is reused at
+//! once, so a program that looked up a key may find its value pointer now holding another
+//! key's value. A reader never loops forever nor leaves the arena: chains end in a marker
+//! naming their bucket (the kernel's "nulls" lists) so a walk that strayed into another bucket
+//! restarts, walks are bounded, keys longer than 8 bytes are compared under a per-element
+//! sequence count (shorter ones are one atomic word), and after a few restarts the lookup
+//! takes the read lock.
 //!
 //! Behaviour worth knowing:
 //! - Updating an existing key copies the new value in place (the kernel does so for per-CPU
@@ -21,6 +31,7 @@
 //!   the least recently used element instead of failing with `E2BIG`.
 
 use std::any::Any;
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::devmap::{parse_pair, DevmapVal};
@@ -30,7 +41,21 @@ use crate::mem::{self, hash_key, round8, Arena};
 use crate::ops::{Common, FdObject, ForEachCallback, MapOps, ValueRegion};
 use crate::types::*;
 
+/// End-of-chain marker bit: a chain ends in `NULLS | bucket` rather than one shared "none",
+/// so a lock-free reader that followed a reused element into another bucket notices (the
+/// kernel's `hlist_nulls`). Element indices stay below it (the byte budget caps
+/// `max_entries` far lower).
+const NULLS: u32 = 1 << 31;
+/// "No element" in the LRU list links.
 const NONE: u32 = u32::MAX;
+/// Lock-free attempts before a program-side lookup gives up and takes the read lock (only
+/// reached while writers keep recycling the elements the reader is walking).
+const MAX_RESTARTS: u32 = 16;
+
+#[inline]
+fn is_nulls(i: u32) -> bool {
+    i & NULLS != 0
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -42,31 +67,307 @@ enum Kind {
     OfMaps,
 }
 
-/// Key equality with fixed-size fast paths for the common 4- and 8-byte keys (the generic
-/// slice comparison calls `memcmp`).
-#[inline]
-fn key_eq(a: &[u8], b: &[u8]) -> bool {
-    match (a.len(), b.len()) {
-        (4, 4) => {
-            u32::from_ne_bytes(a.try_into().unwrap_or([0; 4]))
-                == u32::from_ne_bytes(b.try_into().unwrap_or([0; 4]))
+/// Word `j` of a key as stored in [`Table`]: the bytes in native order (as
+/// `u64::from_ne_bytes`), the last word padded with zeros. Built in registers: going through
+/// a zeroed `[u8; 8]` made the common 4-byte key a narrow store read back wide, which
+/// defeats store forwarding and cost more than the rest of the lookup.
+#[inline(always)]
+fn key_word(key: &[u8], j: usize) -> u64 {
+    let rest = key.get(j * 8..).unwrap_or_default();
+    if let Some(w) = rest.first_chunk::<8>() {
+        return u64::from_ne_bytes(*w);
+    }
+    // Byte `k` of a native-order word sits at bit 8k (little-endian) or 56 - 8k (big).
+    let at = |k: usize, v: u64| {
+        if cfg!(target_endian = "little") {
+            v << (8 * k)
+        } else {
+            v << (56 - 8 * k)
         }
-        (8, 8) => {
-            u64::from_ne_bytes(a.try_into().unwrap_or([0; 8]))
-                == u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]))
+    };
+    if let Some(w) = rest.first_chunk::<4>() {
+        let v = u32::from_ne_bytes(*w) as u64;
+        let lo = if cfg!(target_endian = "little") {
+            v
+        } else {
+            v << 32
+        };
+        return rest[4..]
+            .iter()
+            .enumerate()
+            .fold(lo, |acc, (k, &b)| acc | at(k + 4, b as u64));
+    }
+    rest.iter()
+        .enumerate()
+        .fold(0, |acc, (k, &b)| acc | at(k, b as u64))
+}
+
+#[cfg(test)]
+#[test]
+fn key_word_is_the_zero_padded_native_word() {
+    let key: Vec<u8> = (1..=23).collect();
+    for len in 0..=23usize {
+        for j in 0..len.div_ceil(8) {
+            let mut w = [0u8; 8];
+            let part = &key[j * 8..len.min(j * 8 + 8)];
+            w[..part.len()].copy_from_slice(part);
+            assert_eq!(
+                key_word(&key[..len], j),
+                u64::from_ne_bytes(w),
+                "len {len} word {j}"
+            );
         }
-        _ => a == b,
     }
 }
 
-/// The locked part: buckets, chains, keys, free list, LRU list.
-struct Index {
-    key_size: usize,
+/// The chains, hashes and keys: what a program-side lookup reads without any lock.
+///
+/// Only a writer holding the [`Index`] write lock changes them (the methods that do take
+/// `&mut Index` as proof); readers load with `Acquire`, writers publish with `Release`, and
+/// every field is atomic, so a reader racing a writer is never a data race. Deleted
+/// elements keep their `next` link so that a reader standing on one can walk on. Keys of up
+/// to 8 bytes are one atomic word, so a reader sees a whole key; longer keys are compared
+/// under a per-element sequence count that a writer makes odd while it replaces the key.
+struct Table {
     mask: u32,
-    heads: Box<[u32]>,
-    next: Box<[u32]>,
-    hashes: Box<[u32]>,
-    keys: Box<[u8]>,
+    /// Elements (`max_entries`).
+    n: usize,
+    key_size: usize,
+    /// Key words per element (`key_size` rounded up to 8, in words).
+    kw: usize,
+    /// Words per element record (`1 + kw`).
+    stride: usize,
+    /// First element of each bucket, or `NULLS | bucket`.
+    heads: Box<[AtomicU32]>,
+    /// Element records, `stride` words each: `hash | next << 32`, then the key words (one
+    /// cache line holds several small-key elements whole).
+    elems: Box<[AtomicU64]>,
+    /// Per element, for keys longer than 8 bytes (else empty): even while the key is stable.
+    seq: Box<[AtomicU32]>,
+}
+
+impl Table {
+    fn new(max_entries: u32, key_size: usize) -> Table {
+        let n = max_entries as usize;
+        let n_buckets = (n.max(1)).next_power_of_two();
+        let kw = key_size.div_ceil(8).max(1);
+        let stride = 1 + kw;
+        Table {
+            mask: (n_buckets - 1) as u32,
+            n,
+            key_size,
+            kw,
+            stride,
+            heads: (0..n_buckets as u32)
+                .map(|b| AtomicU32::new(NULLS | b))
+                .collect(),
+            elems: (0..n * stride).map(|_| AtomicU64::new(0)).collect(),
+            seq: (0..if kw > 1 { n } else { 0 })
+                .map(|_| AtomicU32::new(0))
+                .collect(),
+        }
+    }
+
+    fn n_buckets(&self) -> usize {
+        self.heads.len()
+    }
+
+    /// Element `idx`'s `hash | next << 32` word (callers keep `idx` below `max_entries`).
+    #[inline(always)]
+    fn meta(&self, idx: u32) -> &AtomicU64 {
+        &self.elems[idx as usize * self.stride]
+    }
+
+    fn next_of(&self, idx: u32) -> u32 {
+        (self.meta(idx).load(Ordering::Acquire) >> 32) as u32
+    }
+
+    fn hash_of(&self, idx: u32) -> u32 {
+        self.meta(idx).load(Ordering::Relaxed) as u32
+    }
+
+    fn set_next(&self, _w: &mut Index, idx: u32, next: u32) {
+        let hash = self.hash_of(idx) as u64;
+        self.meta(idx)
+            .store(hash | (next as u64) << 32, Ordering::Release);
+    }
+
+    /// Whether the key words of record `rec` (after its meta word) equal `key`'s.
+    #[inline(always)]
+    fn key_matches(rec: &[AtomicU64], key: &[u8], probe0: u64) -> bool {
+        let Some((first, rest)) = rec.get(1..).and_then(|k| k.split_first()) else {
+            return false;
+        };
+        first.load(Ordering::Relaxed) == probe0
+            && rest
+                .iter()
+                .enumerate()
+                .all(|(j, w)| w.load(Ordering::Relaxed) == key_word(key, j + 1))
+    }
+
+    /// Copy element `idx`'s key into `out` (`key_size` bytes).
+    fn key_into(&self, idx: u32, out: &mut [u8]) {
+        let base = idx as usize * self.stride + 1;
+        for (j, chunk) in out.chunks_mut(8).enumerate() {
+            let w = self.elems[base + j].load(Ordering::Relaxed).to_ne_bytes();
+            chunk.copy_from_slice(&w[..chunk.len()]);
+        }
+    }
+
+    /// The element holding `key`, with the index lock held (read or write): no writer runs,
+    /// so one walk is exact.
+    fn find_locked(&self, _ix: &Index, hash: u32, key: &[u8]) -> Option<u32> {
+        if key.len() != self.key_size {
+            return None;
+        }
+        let probe0 = key_word(key, 0);
+        let mut i = self.heads[(hash & self.mask) as usize].load(Ordering::Relaxed);
+        while !is_nulls(i) {
+            let base = i as usize * self.stride;
+            let rec = self.elems.get(base..base + self.stride)?;
+            let m = rec[0].load(Ordering::Relaxed);
+            if m as u32 == hash && Self::key_matches(rec, key, probe0) {
+                return Some(i);
+            }
+            i = (m >> 32) as u32;
+        }
+        None
+    }
+
+    /// The element holding `key` (`key_size` bytes), without a lock. `Err(())` when writers
+    /// kept changing the chain under the reader for [`MAX_RESTARTS`] walks.
+    #[inline(always)]
+    fn find_lockfree(&self, hash: u32, key: &[u8]) -> Result<Option<u32>, ()> {
+        if self.kw == 1 {
+            self.walk::<true>(hash, key)
+        } else {
+            self.walk::<false>(hash, key)
+        }
+    }
+
+    /// [`find_lockfree`](Self::find_lockfree) for one key layout: `SMALL` keys (up to 8
+    /// bytes) are one atomic word, compared in one load; longer ones under `seq`.
+    #[inline(always)]
+    fn walk<const SMALL: bool>(&self, hash: u32, key: &[u8]) -> Result<Option<u32>, ()> {
+        let b = (hash & self.mask) as usize;
+        let end = NULLS | b as u32;
+        let probe0 = key_word(key, 0);
+        let stride = if SMALL { 2 } else { self.stride };
+        let elems = &*self.elems;
+        let head = &self.heads[b];
+        'walk: for _attempt in 0..MAX_RESTARTS {
+            #[cfg(test)]
+            if _attempt > 0 {
+                stress::RESTARTS.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut i = head.load(Ordering::Acquire);
+            // A chain never holds more than every element; a longer walk went round in
+            // circles through elements being recycled.
+            let mut budget = self.n;
+            while !is_nulls(i) {
+                let base = i as usize * stride;
+                let (Some(rec), Some(left)) =
+                    (elems.get(base..base + stride), budget.checked_sub(1))
+                else {
+                    continue 'walk;
+                };
+                budget = left;
+                let m = rec[0].load(Ordering::Acquire);
+                if m as u32 == hash {
+                    if SMALL {
+                        // One atomic word: the key read is whole, if perhaps newer.
+                        if rec[1].load(Ordering::Relaxed) == probe0 {
+                            return Ok(Some(i));
+                        }
+                    } else {
+                        // Seqlock read: an unchanged even count around the comparison
+                        // means no writer replaced the key meanwhile.
+                        let Some(seq) = self.seq.get(i as usize) else {
+                            continue 'walk;
+                        };
+                        let s1 = seq.load(Ordering::Acquire);
+                        let same = Self::key_matches(rec, key, probe0);
+                        fence(Ordering::Acquire);
+                        if s1 & 1 != 0 || seq.load(Ordering::Relaxed) != s1 {
+                            continue 'walk;
+                        }
+                        if same {
+                            return Ok(Some(i));
+                        }
+                    }
+                }
+                i = (m >> 32) as u32;
+            }
+            if i == end {
+                return Ok(None);
+            }
+            // Ended in another bucket's chain: an element we stood on was moved. Again.
+        }
+        Err(())
+    }
+
+    /// Give free element `idx` its key and hash and put it at the head of its bucket. The
+    /// element is published last, with `Release`, so a reader that reaches it through the
+    /// bucket sees its key; a stale reader still on it sees the key change inside an odd
+    /// `seq` window (long keys) or in one word (short keys).
+    fn link(&self, ix: &mut Index, idx: u32, hash: u32, key: &[u8]) {
+        let i = idx as usize;
+        let seq = self.seq.get(i);
+        let s = seq.map_or(0, |q| q.load(Ordering::Relaxed));
+        if let Some(q) = seq {
+            q.store(s.wrapping_add(1), Ordering::Relaxed);
+            fence(Ordering::Release);
+        }
+        let base = i * self.stride;
+        for j in 0..self.kw {
+            self.elems[base + 1 + j].store(key_word(key, j), Ordering::Relaxed);
+        }
+        let b = (hash & self.mask) as usize;
+        let head = self.heads[b].load(Ordering::Relaxed);
+        self.elems[base].store(hash as u64 | (head as u64) << 32, Ordering::Release);
+        if let Some(q) = seq {
+            q.store(s.wrapping_add(2), Ordering::Release);
+        }
+        self.heads[b].store(idx, Ordering::Release);
+        ix.count += 1;
+    }
+
+    /// Take `idx` out of its chain. Its own `next` stays, so a reader standing on it walks on.
+    fn unlink(&self, ix: &mut Index, idx: u32) {
+        let b = (self.hash_of(idx) & self.mask) as usize;
+        let after = self.next_of(idx);
+        let head = self.heads[b].load(Ordering::Relaxed);
+        if head == idx {
+            self.heads[b].store(after, Ordering::Release);
+        } else {
+            let mut i = head;
+            while !is_nulls(i) {
+                let n = self.next_of(i);
+                if n == idx {
+                    self.set_next(ix, i, after);
+                    break;
+                }
+                i = n;
+            }
+        }
+        ix.count -= 1;
+        if let Some(slot) = ix.inner.get_mut(idx as usize) {
+            *slot = None;
+        }
+    }
+
+    /// First element at or after bucket `b`.
+    fn first_from(&self, b: usize) -> Option<u32> {
+        self.heads[b..]
+            .iter()
+            .map(|h| h.load(Ordering::Relaxed))
+            .find(|&h| !is_nulls(h))
+    }
+}
+
+/// The locked part: free list, count, LRU list, inner maps. Writers hold it for writing
+/// while they change the [`Table`].
+struct Index {
     free: Vec<u32>,
     count: u32,
     /// LRU list (empty for non-LRU maps): `lru_head` is the most recently used.
@@ -79,17 +380,10 @@ struct Index {
 }
 
 impl Index {
-    fn new(max_entries: u32, key_size: usize, lru: bool, of_maps: bool) -> Index {
+    fn new(max_entries: u32, lru: bool, of_maps: bool) -> Index {
         let n = max_entries as usize;
-        let n_buckets = (n.max(1)).next_power_of_two();
         let lru_n = if lru { n } else { 0 };
         Index {
-            key_size,
-            mask: (n_buckets - 1) as u32,
-            heads: vec![NONE; n_buckets].into(),
-            next: vec![NONE; n].into(),
-            hashes: vec![0; n].into(),
-            keys: vec![0; n * key_size].into(),
             // Popped from the end: element 0 is used first.
             free: (0..max_entries).rev().collect(),
             count: 0,
@@ -98,56 +392,6 @@ impl Index {
             lru_head: NONE,
             lru_tail: NONE,
             inner: if of_maps { vec![None; n] } else { Vec::new() },
-        }
-    }
-
-    #[inline]
-    fn key(&self, idx: u32) -> &[u8] {
-        let off = idx as usize * self.key_size;
-        &self.keys[off..off + self.key_size]
-    }
-
-    #[inline]
-    fn find(&self, hash: u32, key: &[u8]) -> Option<u32> {
-        let mut i = self.heads[(hash & self.mask) as usize];
-        while i != NONE {
-            if self.hashes[i as usize] == hash && key_eq(self.key(i), key) {
-                return Some(i);
-            }
-            i = self.next[i as usize];
-        }
-        None
-    }
-
-    fn link(&mut self, idx: u32, hash: u32, key: &[u8]) {
-        let off = idx as usize * self.key_size;
-        self.keys[off..off + self.key_size].copy_from_slice(key);
-        self.hashes[idx as usize] = hash;
-        let b = (hash & self.mask) as usize;
-        self.next[idx as usize] = self.heads[b];
-        self.heads[b] = idx;
-        self.count += 1;
-    }
-
-    fn unlink(&mut self, idx: u32) {
-        let b = (self.hashes[idx as usize] & self.mask) as usize;
-        let after = self.next[idx as usize];
-        if self.heads[b] == idx {
-            self.heads[b] = after;
-        } else {
-            let mut i = self.heads[b];
-            while i != NONE {
-                if self.next[i as usize] == idx {
-                    self.next[i as usize] = after;
-                    break;
-                }
-                i = self.next[i as usize];
-            }
-        }
-        self.next[idx as usize] = NONE;
-        self.count -= 1;
-        if let Some(slot) = self.inner.get_mut(idx as usize) {
-            *slot = None;
         }
     }
 
@@ -191,11 +435,6 @@ impl Index {
             self.lru_push_front(idx);
         }
     }
-
-    /// First element at or after bucket `b`.
-    fn first_from(&self, b: usize) -> Option<u32> {
-        self.heads[b..].iter().copied().find(|&h| h != NONE)
-    }
 }
 
 /// Where the value of an update comes from.
@@ -211,6 +450,9 @@ enum Src<'a> {
 pub struct HashTab {
     c: Common,
     kind: Kind,
+    /// Chains and keys, read by program-side lookups without a lock.
+    table: Table,
+    /// Serialises writers; user-space reads and LRU lookups hold it too.
     index: RwLock<Index>,
     arena: Arena,
     /// Distance between two values (`round_up(value_size, 8)`).
@@ -256,15 +498,11 @@ impl HashTab {
         crate::create::check_budget(&c, bytes.saturating_add(index_bytes))?;
         let arena = crate::create::alloc_arena(&c, bytes)?;
         let lru = matches!(kind, Kind::Lru | Kind::LruPercpu);
-        let index = Index::new(
-            attr.max_entries,
-            attr.key_size as usize,
-            lru,
-            kind == Kind::OfMaps,
-        );
+        let index = Index::new(attr.max_entries, lru, kind == Kind::OfMaps);
         Ok(HashTab {
             c,
             kind,
+            table: Table::new(attr.max_entries, attr.key_size as usize),
             index: RwLock::new(index),
             arena,
             vstride,
@@ -292,6 +530,55 @@ impl HashTab {
     fn ptr(&self, idx: u32, cpu: usize) -> *mut u8 {
         self.arena
             .at((idx as usize * self.copies + cpu) * self.vstride)
+    }
+
+    /// A program-side lookup on a non-LRU kind: lock-free, falling back to the read lock
+    /// only when writers keep recycling the chain under the reader.
+    #[inline(always)]
+    fn find_prog(&self, key: &[u8]) -> Option<u32> {
+        // Fixed-length copies of the common key sizes: the hash and the key word fold to a
+        // few instructions instead of branching on the length.
+        let (hash, found) = if let Ok(k) = <&[u8; 4]>::try_from(key) {
+            let h = hash_key(k);
+            (h, self.table.walk::<true>(h, k))
+        } else if let Ok(k) = <&[u8; 8]>::try_from(key) {
+            let h = hash_key(k);
+            (h, self.table.walk::<true>(h, k))
+        } else {
+            return self.find_prog_any(key);
+        };
+        match found {
+            Ok(found) => found,
+            Err(()) => self.find_prog_locked(hash, key),
+        }
+    }
+
+    /// [`find_prog`](Self::find_prog) for other key sizes, out of line so that the common
+    /// sizes' path stays small.
+    #[inline(never)]
+    fn find_prog_any(&self, key: &[u8]) -> Option<u32> {
+        let hash = hash_key(key);
+        match self.table.find_lockfree(hash, key) {
+            Ok(found) => found,
+            Err(()) => self.find_prog_locked(hash, key),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn find_prog_locked(&self, hash: u32, key: &[u8]) -> Option<u32> {
+        self.table.find_locked(&self.read(), hash, key)
+    }
+
+    /// A program-side lookup on an LRU kind: it reorders the LRU list, so it writes and
+    /// keeps the lock.
+    #[inline(never)]
+    fn find_lru(&self, key: &[u8]) -> Option<u32> {
+        let hash = hash_key(key);
+        let mut ix = self.write();
+        let idx = self.table.find_locked(&ix, hash, key)?;
+        ix.lru_touch(idx);
+        Some(idx)
     }
 
     /// Write a value into element `idx`; `fresh` elements get the other CPUs' values zeroed
@@ -357,7 +644,8 @@ impl HashTab {
         let hash = hash_key(key);
         let lock = flags & BPF_F_LOCK != 0;
         let mut ix = self.write();
-        if let Some(idx) = ix.find(hash, key) {
+        let t = &self.table;
+        if let Some(idx) = t.find_locked(&ix, hash, key) {
             if flags & BPF_NOEXIST != 0 {
                 return Err(self.c.exists());
             }
@@ -377,7 +665,7 @@ impl HashTab {
                 // Full: evict the least recently used element and reuse it.
                 let victim = ix.lru_tail;
                 ix.lru_remove(victim);
-                ix.unlink(victim);
+                t.unlink(&mut ix, victim);
                 victim
             }
             None => {
@@ -386,8 +674,9 @@ impl HashTab {
                     .too_big(format!("map is full ({} entries)", self.c.attr.max_entries)))
             }
         };
+        // The value first: linking publishes the element to lock-free readers.
         self.write_value(idx, src, true, lock);
-        ix.link(idx, hash, key);
+        t.link(&mut ix, idx, hash, key);
         ix.lru_push_front(idx);
         if let Some(m) = inner {
             ix.inner[idx as usize] = Some(m);
@@ -399,9 +688,12 @@ impl HashTab {
         self.c.check_key(key)?;
         let hash = hash_key(key);
         let mut ix = self.write();
-        let idx = ix.find(hash, key).ok_or_else(|| self.c.not_found())?;
+        let idx = self
+            .table
+            .find_locked(&ix, hash, key)
+            .ok_or_else(|| self.c.not_found())?;
         ix.lru_remove(idx);
-        ix.unlink(idx);
+        self.table.unlink(&mut ix, idx);
         ix.free.push(idx);
         Ok(())
     }
@@ -434,25 +726,15 @@ impl MapOps for HashTab {
 
     #[inline]
     fn lookup(&self, key: &[u8], cpu: usize) -> Option<*mut u8> {
-        if key.len() != self.c.key_size() {
+        if key.len() != self.table.key_size {
             return None;
         }
-        let cpu = if self.is_percpu() {
-            if cpu >= self.copies {
-                return None;
-            }
-            cpu
-        } else {
-            0
-        };
-        let hash = hash_key(key);
-        let idx = if self.is_lru() {
-            let mut ix = self.write();
-            let idx = ix.find(hash, key)?;
-            ix.lru_touch(idx);
-            idx
-        } else {
-            self.read().find(hash, key)?
+        let (idx, cpu) = match self.kind {
+            Kind::Plain | Kind::DevmapHash | Kind::OfMaps => (self.find_prog(key)?, 0),
+            Kind::Percpu if cpu < self.copies => (self.find_prog(key)?, cpu),
+            Kind::Lru => (self.find_lru(key)?, 0),
+            Kind::LruPercpu if cpu < self.copies => (self.find_lru(key)?, cpu),
+            _ => return None,
         };
         Some(self.ptr(idx, cpu))
     }
@@ -492,28 +774,29 @@ impl MapOps for HashTab {
             self.c.check_key(k)?;
         }
         let ix = self.read();
+        let t = &self.table;
         let found = match key {
             Some(k) => {
                 let hash = hash_key(k);
-                match ix.find(hash, k) {
-                    Some(idx) if ix.next[idx as usize] != NONE => Some(ix.next[idx as usize]),
+                match t.find_locked(&ix, hash, k) {
+                    Some(idx) if !is_nulls(t.next_of(idx)) => Some(t.next_of(idx)),
                     Some(_) => {
-                        let b = (hash & ix.mask) as usize + 1;
-                        if b < ix.heads.len() {
-                            ix.first_from(b)
+                        let b = (hash & t.mask) as usize + 1;
+                        if b < t.n_buckets() {
+                            t.first_from(b)
                         } else {
                             None
                         }
                     }
                     // A key not in the map restarts the walk from the first element.
-                    None => ix.first_from(0),
+                    None => t.first_from(0),
                 }
             }
-            None => ix.first_from(0),
+            None => t.first_from(0),
         };
         match found {
             Some(idx) => {
-                next.copy_from_slice(ix.key(idx));
+                t.key_into(idx, next);
                 Ok(())
             }
             None => Err(self.c.not_found()),
@@ -527,8 +810,9 @@ impl MapOps for HashTab {
         self.c.check_user_value(out.len())?;
         // No LRU touch: the kernel's syscall lookup does not mark elements either.
         let ix = self.read();
-        let idx = ix
-            .find(hash_key(key), key)
+        let idx = self
+            .table
+            .find_locked(&ix, hash_key(key), key)
             .ok_or_else(|| self.c.not_found())?;
         self.read_value(idx, out, flags & BPF_F_LOCK != 0);
         Ok(())
@@ -581,8 +865,8 @@ impl MapOps for HashTab {
             return None;
         }
         let ix = self.read();
-        let idx = ix.find(hash_key(key), key)?;
-        ix.inner[idx as usize].clone()
+        let idx = self.table.find_locked(&ix, hash_key(key), key)?;
+        ix.inner.get(idx as usize)?.clone()
     }
 
     fn delete_user(&self, key: &[u8]) -> Result<(), MapError> {
@@ -609,12 +893,13 @@ impl MapOps for HashTab {
         self.c.check_key(key)?;
         self.c.check_user_value(out.len())?;
         let mut ix = self.write();
-        let idx = ix
-            .find(hash_key(key), key)
+        let idx = self
+            .table
+            .find_locked(&ix, hash_key(key), key)
             .ok_or_else(|| self.c.not_found())?;
         self.read_value(idx, out, flags & BPF_F_LOCK != 0);
         ix.lru_remove(idx);
-        ix.unlink(idx);
+        self.table.unlink(&mut ix, idx);
         ix.free.push(idx);
         Ok(())
     }
@@ -638,7 +923,9 @@ impl MapOps for HashTab {
             0
         };
         let ks = self.c.key_size();
-        let n_buckets = self.read().heads.len();
+        let t = &self.table;
+        let n_buckets = t.n_buckets();
+        let mut key = vec![0u8; ks];
         let mut keys: Vec<u8> = Vec::new();
         let mut idxs: Vec<u32> = Vec::new();
         let mut n = 0;
@@ -648,12 +935,13 @@ impl MapOps for HashTab {
             keys.clear();
             idxs.clear();
             {
-                let ix = self.read();
-                let mut i = ix.heads[b];
-                while i != NONE {
+                let _ix = self.read();
+                let mut i = t.heads[b].load(Ordering::Relaxed);
+                while !is_nulls(i) {
                     idxs.push(i);
-                    keys.extend_from_slice(ix.key(i));
-                    i = ix.next[i as usize];
+                    t.key_into(i, &mut key);
+                    keys.extend_from_slice(&key);
+                    i = t.next_of(i);
                 }
             }
             for (j, &idx) in idxs.iter().enumerate() {
@@ -682,7 +970,7 @@ impl MapOps for HashTab {
         // The kernel's htab_map_mem_usage / dev_map_mem_usage, with ncpus possible CPUs.
         let ix = self.read();
         let ncpus = self.c.ncpus as u64;
-        let n_buckets = ix.heads.len() as u64;
+        let n_buckets = self.table.n_buckets() as u64;
         let count = ix.count as u64;
         if self.kind == Kind::DevmapHash {
             return SIZEOF_BPF_DTAB + 8 * n_buckets + count * SIZEOF_BPF_DTAB_NETDEV;
@@ -721,7 +1009,7 @@ impl MapOps for HashTab {
         }
         let k = key.to_ne_bytes();
         let ix = self.read();
-        let idx = ix.find(hash_key(&k), &k)?;
+        let idx = self.table.find_locked(&ix, hash_key(&k), &k)?;
         let mut v = [0u8; 8];
         // SAFETY: in-bounds aligned slot (vstride is 8 for devmap values).
         unsafe { mem::copy_out(self.ptr(idx, 0), &mut v[..self.c.value_size()]) };
@@ -733,5 +1021,156 @@ impl MapOps for HashTab {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod stress {
+    //! Lock-free lookups racing writers that delete and reuse elements of the same chains.
+
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    /// Lock-free walks started again (a reader saw a chain change under it).
+    pub(super) static RESTARTS: AtomicU64 = AtomicU64::new(0);
+
+    /// A small xorshift generator: each thread its own reproducible stream.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// `key_size` bytes for key number `k` (the number in the first bytes, a fixed tail).
+    fn key(k: u32, key_size: usize) -> Vec<u8> {
+        let mut v = vec![0xa5; key_size];
+        let n = key_size.min(4);
+        v[..n].copy_from_slice(&k.to_ne_bytes()[..n]);
+        v
+    }
+
+    /// Readers look up churning keys (every pointer must lie in the value arena) and stable
+    /// keys (always found, with their own value) while writers insert, update and delete
+    /// the churning keys. 64 elements and 64 buckets keep chains long and reuse constant.
+    fn hammer(map_type: MapType, key_size: u32) {
+        const STABLE: u32 = 8;
+        const CHURN: u32 = 96;
+        let attr = MapAttr::new(map_type, key_size, 8, 64);
+        let m = Arc::new(HashTab::new(&attr, 2).unwrap());
+        let ks = key_size as usize;
+        // Stable keys get ids far from the churning ones, with value = id.
+        let stable: Vec<(Vec<u8>, u64)> = (0..STABLE)
+            .map(|s| (key(1_000_000 + s, ks), 1_000_000 + s as u64))
+            .collect();
+        for (k, v) in &stable {
+            // Every CPU's value (one for plain maps) is the id.
+            let user: Vec<u8> = (0..m.user_value_size() / 8)
+                .flat_map(|_| v.to_ne_bytes())
+                .collect();
+            m.update_user(k, &user, BPF_NOEXIST).unwrap();
+        }
+        let region = m.value_regions()[0];
+        let stop = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + Duration::from_millis(700);
+        let writers: Vec<_> = (0..2u64)
+            .map(|t| {
+                let (m, stop) = (m.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut rng = Rng(0x9e37_79b9 + t);
+                    let mut ops = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let k = (rng.next() % CHURN as u64) as u32;
+                        let kb = key(k, ks);
+                        if rng.next() % 2 == 0 {
+                            // E2BIG when the map is full is expected.
+                            let _ = m.update(&kb, &(k as u64).to_ne_bytes(), BPF_ANY, 0);
+                        } else {
+                            let _ = m.delete(&kb);
+                        }
+                        ops += 1;
+                    }
+                    ops
+                })
+            })
+            .collect();
+        let readers: Vec<_> = (0..2u64)
+            .map(|t| {
+                let (m, stable) = (m.clone(), stable.clone());
+                std::thread::spawn(move || {
+                    let mut rng = Rng(0x1234_5678 + t);
+                    let (mut hits, mut lookups) = (0u64, 0u64);
+                    while Instant::now() < deadline {
+                        for _ in 0..256 {
+                            let k = (rng.next() % CHURN as u64) as u32;
+                            if let Some(p) = m.lookup(&key(k, ks), t as usize) {
+                                assert!(
+                                    region.contains(p as usize, 8),
+                                    "pointer {p:?} outside the value arena"
+                                );
+                                hits += 1;
+                            }
+                            let (sk, sv) = &stable[(rng.next() % STABLE as u64) as usize];
+                            let p = m.lookup(sk, t as usize).expect("a stable key was missed");
+                            assert!(region.contains(p as usize, 8));
+                            // SAFETY: in the arena (checked above), 8-byte aligned.
+                            let v =
+                                unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Relaxed);
+                            assert_eq!(v, *sv, "a stable key's value changed");
+                            lookups += 2;
+                        }
+                    }
+                    (hits, lookups)
+                })
+            })
+            .collect();
+        let mut lookups = 0;
+        for r in readers {
+            lookups += r.join().unwrap().1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let ops: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert!(
+            lookups > 0 && ops > 0,
+            "lookups {lookups}, writer ops {ops}"
+        );
+        eprintln!(
+            "{map_type} key {key_size}: {lookups} lookups, {ops} writer ops, {} restarts so far",
+            RESTARTS.load(Ordering::Relaxed)
+        );
+        // The index is still consistent: the walk sees exactly `entries` keys, each found.
+        let mut seen = 0u64;
+        let mut cur: Option<Vec<u8>> = None;
+        let mut next = vec![0u8; ks];
+        while m.get_next_key(cur.as_deref(), &mut next).is_ok() {
+            assert!(m.lookup(&next, 0).is_some());
+            seen += 1;
+            assert!(seen <= 64, "get_next_key loops");
+            cur = Some(next.clone());
+        }
+        assert_eq!(seen, m.entries());
+        for (k, _) in &stable {
+            assert!(m.lookup(k, 0).is_some());
+        }
+    }
+
+    #[test]
+    fn lockfree_lookups_race_deletes_and_reuse_4_byte_keys() {
+        hammer(MapType::Hash, 4);
+    }
+
+    #[test]
+    fn lockfree_lookups_race_deletes_and_reuse_20_byte_keys() {
+        hammer(MapType::Hash, 20);
+    }
+
+    #[test]
+    fn lockfree_lookups_race_deletes_and_reuse_percpu() {
+        hammer(MapType::PercpuHash, 8);
     }
 }

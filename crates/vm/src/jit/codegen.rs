@@ -29,6 +29,7 @@
 use super::runtime::{self, ctx_off, FaultKind};
 use super::x86::{alu, cc, shift, Asm, Label, Size};
 use super::x86::{R10, R11, R12, R13, R14, R15, R8, R9, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
+use super::MapLookup;
 use crate::error::Access;
 use crate::program::{VInsn, VmProgram};
 use bpfvm_isa::consts::{MAX_BPF_STACK, MAX_CALL_FRAMES};
@@ -64,6 +65,8 @@ pub(crate) struct Params<'a> {
     pub(crate) data: u64,
     /// The per-entry table of function addresses (for callx).
     pub(crate) func_table: u64,
+    /// `bpf_map_lookup_elem` compiled specially, by map address.
+    pub(crate) map_lookups: &'a [(u64, MapLookup)],
 }
 
 struct MemSlow {
@@ -110,6 +113,8 @@ struct Gen<'a> {
     /// BMI2 (`shlx`/`shrx`/`sarx`): shifts by any register without moving the
     /// count into cl (which is BPF r4).
     bmi2: bool,
+    /// Per instruction: whether a basic block starts there.
+    start: Vec<bool>,
 }
 
 fn has_bmi2() -> bool {
@@ -175,6 +180,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         live_out: live_out(code),
         tables: Vec::new(),
         bmi2: has_bmi2(),
+        start: start.clone(),
     };
     g.entry_thunk();
 
@@ -495,19 +501,27 @@ impl Gen<'_> {
 
     /// `extern "sysv64" fn(ctx, target, args: *const [u64; 5], r10) -> r0`:
     /// saves the callee-saved registers, loads r1..r5, calls the BPF function at
-    /// `target`, and returns r0. Errors come back through `unwind`, which resets
-    /// the stack pointer saved here.
+    /// `target`, and returns r0; again while runs are left (`ctx.loop_left`) and
+    /// the last one called no helper (`ctx.called_out`), each run with r1..r5
+    /// reloaded and the fuel register reset (repeated test runs). Errors come
+    /// back through `unwind`, which resets the stack pointer saved here.
     fn entry_thunk(&mut self) {
         let a = &mut self.a;
         for r in [RBX, RBP, R12, R13, R14, R15] {
             a.push(r);
         }
-        a.alu_ri(true, alu::SUB, RSP, 8);
+        // Target and arguments live at [rsp + 8] and [rsp + 16] across runs;
+        // rsp stays 16-byte aligned for the call.
+        a.alu_ri(true, alu::SUB, RSP, 24);
         a.mov_rr(true, R12, RDI);
         a.store(Size::Dw, RSP, R12, ctx_off::SAVED_RSP);
         a.mov_rr(true, RBP, RCX);
-        a.mov_rr(true, R11, RSI);
+        a.store(Size::Dw, RSI, RSP, 8);
+        a.store(Size::Dw, RDX, RSP, 16);
+        let again = a.label();
+        a.bind(again);
         a.load(Size::Dw, false, R9, R12, ctx_off::FUEL);
+        a.load(Size::Dw, false, RDX, RSP, 16);
         a.load(Size::Dw, false, RDI, RDX, 0);
         a.load(Size::Dw, false, RSI, RDX, 8);
         a.load(Size::Dw, false, RCX, RDX, 24);
@@ -516,11 +530,19 @@ impl Gen<'_> {
         for r in [RAX, RBX, R13, R14, R15] {
             a.alu_rr(false, 0x31, r, r);
         }
+        a.load(Size::Dw, false, R11, RSP, 8);
+        // Counted before the run: a run that unwinds (a fault, or a legacy
+        // packet load out of range ending it with r0 = 0) is done too.
+        a.incdec_m32(true, R12, ctx_off::LOOP_LEFT);
         a.call_r(R11);
         let ret_point = a.label();
+        a.cmp_m32_i8(R12, ctx_off::LOOP_LEFT, 0);
+        a.jcc(cc::E, ret_point);
+        a.cmp_m32_i8(R12, ctx_off::CALLED_OUT, 0);
+        a.jcc(cc::E, again);
         a.bind(ret_point);
         a.store(Size::Dw, R9, R12, ctx_off::FUEL);
-        a.alu_ri(true, alu::ADD, RSP, 8);
+        a.alu_ri(true, alu::ADD, RSP, 24);
         for r in [R15, R14, R13, R12, RBP, RBX] {
             a.pop(r);
         }
@@ -753,7 +775,10 @@ impl Gen<'_> {
                 let t = self.chk[i.off as usize];
                 self.call_local(slot, |a| a.call(t));
             }
-            Call => self.helper_call(slot, HelperKind::Index(i.off as u32)),
+            Call => match self.map_lookup_at(e, i) {
+                Some(how) => self.map_lookup(how),
+                None => self.helper_call(slot, HelperKind::Index(i.off as u32)),
+            },
             CallX => self.callx(slot, dst),
             CallKfunc => {
                 let f = self.fault(FaultKind::BadInsn, slot, 0);
@@ -1032,6 +1057,95 @@ impl Gen<'_> {
             a.pop(r);
         }
         a.incdec_m32(true, R12, ctx_off::DEPTH);
+    }
+
+    /// How to compile the call at `e` if it is `bpf_map_lookup_elem` on a map
+    /// [`Params::map_lookups`] lists: r1 must be that map's address on every path
+    /// to the call, which holds when the last write to r1 before it in its basic
+    /// block (nothing jumps into the middle of a block) is an LD_IMM64 of the
+    /// address.
+    fn map_lookup_at(&self, e: usize, i: &VInsn) -> Option<MapLookup> {
+        const BPF_FUNC_MAP_LOOKUP_ELEM: i64 = 1;
+        if i.imm != BPF_FUNC_MAP_LOOKUP_ELEM || self.p.map_lookups.is_empty() {
+            return None;
+        }
+        let code = &self.prog.code;
+        let mut k = e;
+        while !self.start[k] && k > 0 {
+            k -= 1;
+            let c = &code[k];
+            let writes_r1 = match c.op.shape() {
+                // Stores write memory; an atomic's fetch writes src (or r0).
+                Shape::St | Shape::Stx => false,
+                Shape::Atomic => c.dst == 1 || c.src == 1,
+                // Block ends never sit inside the scanned range; be safe anyway.
+                Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 | Shape::Exit => false,
+                Shape::Call | Shape::CallX | Shape::LdAbs | Shape::LdInd => true,
+                _ => c.dst == 1,
+            };
+            if writes_r1 {
+                if c.op != Op::LdImm64 || c.dst != 1 {
+                    return None;
+                }
+                let map = c.imm as u64;
+                return self
+                    .p
+                    .map_lookups
+                    .iter()
+                    .find(|(m, _)| *m == map)
+                    .map(|(_, how)| *how)
+                    .filter(|how| match how {
+                        // imul takes a 32-bit immediate.
+                        MapLookup::Array { stride, .. } => {
+                            stride.is_power_of_two() || *stride <= i32::MAX as u32
+                        }
+                        MapLookup::Call { .. } => true,
+                    });
+            }
+        }
+        None
+    }
+
+    /// `r0 = bpf_map_lookup_elem(r1, r2)` without the trampoline (see
+    /// [`MapLookup`]); r1..r5 and the fuel register are kept.
+    fn map_lookup(&mut self, how: MapLookup) {
+        let a = &mut self.a;
+        match how {
+            MapLookup::Array {
+                values,
+                max_entries,
+                stride,
+            } => {
+                let done = a.label();
+                a.load(Size::W, false, R11, h(2), 0);
+                a.alu_rr(false, 0x31, RAX, RAX);
+                a.alu_ri(false, alu::CMP, R11, max_entries as i32);
+                a.jcc(cc::AE, done);
+                if stride.is_power_of_two() {
+                    a.shift_ri(true, shift::SHL, R11, stride.trailing_zeros() as u8);
+                } else {
+                    a.imul_ri(true, R11, stride as i32);
+                }
+                a.mov_ri(RAX, values);
+                a.alu_rr(true, 0x01, RAX, R11);
+                a.bind(done);
+            }
+            MapLookup::Call { f, obj } => {
+                // Inside BPF code rsp is 8 mod 16: six pushes and 8 bytes align it.
+                for r in [RDI, RSI, RDX, RCX, R8, R9] {
+                    a.push(r);
+                }
+                a.alu_ri(true, alu::SUB, RSP, 8);
+                a.mov_ri(RDI, obj);
+                // The key pointer (BPF r2) is in rsi already.
+                self.call_abs(f as usize);
+                let a = &mut self.a;
+                a.alu_ri(true, alu::ADD, RSP, 8);
+                for r in [R9, R8, RCX, RDX, RSI, RDI] {
+                    a.pop(r);
+                }
+            }
+        }
     }
 
     /// A helper call through the trampoline. r0..r5 are spilled (r1..r5 become the

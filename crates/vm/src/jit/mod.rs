@@ -52,12 +52,55 @@ use crate::program::VmProgram;
 use std::sync::{Arc, OnceLock};
 use thiserror::Error;
 
+/// How the JIT compiles `bpf_map_lookup_elem` (helper 1) at a call site whose
+/// map argument is statically one known map (see [`JitOptions::map_lookup`]).
+#[derive(Clone, Copy, Debug)]
+pub enum MapLookup {
+    /// `BPF_MAP_TYPE_ARRAY`, inline as the kernel's `array_map_gen_lookup`:
+    /// `key = *(u32 *)r2; r0 = key < max_entries ? values + key * stride : 0`.
+    #[doc(alias = "array_map_gen_lookup")]
+    Array {
+        /// Address of element 0's value.
+        values: u64,
+        max_entries: u32,
+        /// Distance between two values (`round_up(value_size, 8)`).
+        stride: u32,
+    },
+    /// A direct call `r0 = f(obj, r2)` in place of the helper trampoline (no
+    /// helper context is built; the function must not unwind).
+    Call {
+        f: unsafe extern "sysv64" fn(obj: u64, key: u64) -> u64,
+        obj: u64,
+    },
+}
+
+/// What [`JitProgram::run_repeat`] hands its `refresh` between two runs.
+pub struct Rerun<'a> {
+    /// The run's regions (the stack excluded) as the last run left them.
+    pub regions: &'a mut Vec<crate::Region>,
+    /// The run's environment ([`RunOptions::env`]).
+    pub env: Option<&'a mut dyn std::any::Any>,
+}
+
+/// Objects the compiled code points into, kept alive as long as the code.
+#[derive(Clone, Default)]
+struct KeepAlive(Vec<Arc<dyn std::any::Any + Send + Sync>>);
+
+impl std::fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} objects", self.0.len())
+    }
+}
+
 /// How to compile.
 #[derive(Clone, Debug)]
 pub struct JitOptions {
     checked: bool,
     proven_safe: Option<Vec<bool>>,
     metering: bool,
+    /// Map address (the LD_IMM64 value a program loads into r1) -> how to look up.
+    map_lookups: Vec<(u64, MapLookup)>,
+    keep: KeepAlive,
 }
 
 impl Default for JitOptions {
@@ -73,6 +116,8 @@ impl JitOptions {
             checked: true,
             proven_safe: None,
             metering: true,
+            map_lookups: Vec::new(),
+            keep: KeepAlive::default(),
         }
     }
 
@@ -86,6 +131,8 @@ impl JitOptions {
             checked: false,
             proven_safe: None,
             metering: true,
+            map_lookups: Vec::new(),
+            keep: KeepAlive::default(),
         }
     }
 
@@ -99,7 +146,39 @@ impl JitOptions {
             checked: true,
             proven_safe: Some(safe_mem),
             metering: true,
+            map_lookups: Vec::new(),
+            keep: KeepAlive::default(),
         }
+    }
+
+    /// Compiles `bpf_map_lookup_elem` on the map whose address is `map` as `how`
+    /// says, instead of a call through the helper trampoline, wherever r1 is
+    /// statically that map: set by an LD_IMM64 of `map` earlier in the same basic
+    /// block with no other write to r1 in between. r1..r5 are preserved.
+    ///
+    /// # Safety
+    /// `how` must return exactly what the program's helper 1 returns for that map
+    /// (for [`MapLookup::Array`], the map's storage must stay at `values` while the
+    /// code lives: pass the map to [`Self::keep_alive`]); and at every such call r2
+    /// must point to a readable key (a verifier's proof), since the key is read
+    /// without a check.
+    #[doc(alias = "map_gen_lookup")]
+    pub unsafe fn map_lookup(mut self, map: u64, how: MapLookup) -> Self {
+        self.map_lookups.retain(|(m, _)| *m != map);
+        self.map_lookups.push((map, how));
+        self
+    }
+
+    /// Keeps `obj` alive as long as code compiled with these options (the maps
+    /// whose memory [`Self::map_lookup`] addresses).
+    pub fn keep_alive(mut self, obj: Arc<dyn std::any::Any + Send + Sync>) -> Self {
+        self.keep.0.push(obj);
+        self
+    }
+
+    /// The map lookups compiled specially (see [`Self::map_lookup`]).
+    pub fn map_lookups(&self) -> &[(u64, MapLookup)] {
+        &self.map_lookups
     }
 
     /// Counting executed instructions (and fuel) costs a subtraction per basic
@@ -256,6 +335,8 @@ pub(crate) fn cached_jit(
         checked,
         proven_safe: None,
         metering,
+        map_lookups: Vec::new(),
+        keep: KeepAlive::default(),
     };
     let j = Arc::new(compile(prog, &opts)?);
     Ok(cell.get_or_init(|| j).clone())
@@ -287,6 +368,7 @@ fn compile(prog: &VmProgram, opts: &JitOptions) -> Result<JitInner, JitError> {
         metering: opts.metering,
         data: &*data as *const ProgData as u64,
         func_table: data.func_table.as_ptr() as u64,
+        map_lookups: &opts.map_lookups,
     };
     let g = codegen::generate(prog, &params);
     if g.code.is_empty() {
@@ -363,7 +445,35 @@ impl JitProgram {
     /// [`JitOptions`]; the unsafe constructors of unchecked options carry the
     /// caller's promise).
     pub fn run(&self, opts: RunOptions<'_>) -> Result<RunResult, VmError> {
-        runtime::run(&self.inner, opts)
+        runtime::run(&self.inner, opts, 1, &mut |_| {})
+    }
+
+    /// Runs the program `repeat` times (0 counts as 1) and returns the last run's
+    /// result; the first error ends the loop. The machine (stack, regions, run
+    /// context) is set up once and the code re-entered, as the kernel's test run
+    /// with `repeat` reuses its buffer. Each run starts with r1..r5 = `opts.args`,
+    /// fuel and the tail-call count reset; the stack is not cleared between runs
+    /// (the kernel's holds garbage too). Only helpers can change the regions or
+    /// the environment, so after a run that called one (or a callback, or a tail
+    /// call), `refresh` gets both to put them as a fresh run would see them.
+    ///
+    /// ```
+    /// use bpfvm_vm::{JitOptions, LoadOptions, Region, RegionKind, RunOptions, VmProgram};
+    /// let insns = bpfvm_isa::asm::assemble("ldxdw %r0, [%r1]\nadd %r0, 1\nstxdw [%r1], %r0\nexit").unwrap();
+    /// let prog = VmProgram::new(&insns, &LoadOptions::default()).unwrap();
+    /// let jit = prog.jit(&JitOptions::checked()).unwrap();
+    /// let mut counter = [0u8; 8];
+    /// let p = counter.as_mut_ptr() as u64;
+    /// let opts = RunOptions::new().arg1(p).region(Region::new(p, 8, true, RegionKind::Mem));
+    /// assert_eq!(jit.run_repeat(opts, 1000, |_| {}).unwrap().r0, 1000);
+    /// ```
+    pub fn run_repeat(
+        &self,
+        opts: RunOptions<'_>,
+        repeat: u32,
+        mut refresh: impl FnMut(&mut Rerun<'_>),
+    ) -> Result<RunResult, VmError> {
+        runtime::run(&self.inner, opts, repeat, &mut refresh)
     }
 
     /// Convenience as [`VmProgram::run_with_memory`]: r1 = `mem`, r2 = its length,
@@ -628,5 +738,121 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A stand-in map for the lookup tests: helper 1 computes what the inline
+    /// code must (values + key * 16 for key < 4, else 0) and marks that it ran.
+    fn lookup_program(src: &str) -> (VmProgram, Box<[u64; 8]>) {
+        use crate::{HelperOutcome, HelperTable};
+        use std::sync::Arc;
+        let values = Box::new([0u64; 8]);
+        let base = values.as_ptr() as u64;
+        let mut t = HelperTable::new();
+        t.register(
+            1,
+            "bpf_map_lookup_elem",
+            move |ctx: &mut crate::HelperCtx<'_, '_>, a: [u64; 5]| {
+                let key = u32::from_le_bytes(ctx.read_bytes(a[1], 4)?.try_into().unwrap_or([0; 4]));
+                // Bit 0 tells the helper ran (the inline path never sets it).
+                let r = if a[0] != MAP || key >= 4 {
+                    1
+                } else {
+                    base + key as u64 * 16 + 1
+                };
+                Ok(HelperOutcome::Return(r))
+            },
+        );
+        let insns = assemble(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        let p = VmProgram::new(&insns, &LoadOptions::new(Arc::new(t))).expect("loads");
+        (p, values)
+    }
+
+    const MAP: u64 = 0x5000_0000;
+
+    fn lookup_opts(values: u64) -> JitOptions {
+        // SAFETY: the test programs' keys are on their stack.
+        unsafe {
+            JitOptions::checked().map_lookup(
+                MAP,
+                super::MapLookup::Array {
+                    values,
+                    max_entries: 4,
+                    stride: 16,
+                },
+            )
+        }
+    }
+
+    #[test]
+    fn array_lookups_inline_only_where_r1_is_known() {
+        let run = |src: &str, key: u64| {
+            let (p, values) = lookup_program(src);
+            let jit = p
+                .jit(&lookup_opts(values.as_ptr() as u64))
+                .expect("compiles");
+            let helper = p.jit(&JitOptions::checked()).expect("compiles");
+            let args = [key, 0, 0, 0, 0];
+            let got = jit.run(RunOptions::new().args(args)).expect("runs").r0;
+            let want = helper.run(RunOptions::new().args(args)).expect("runs").r0;
+            (got, want, values.as_ptr() as u64)
+        };
+        // r1 set in the same block: inline, and the same pointers (or NULL) as the
+        // helper gives, r1..r5 kept.
+        let known = "stxw [%r10-4], %r1\nmov %r3, 32\nlddw %r1, 0x50000000\nmov %r2, %r10\n\
+                     add %r2, -4\ncall 1\nadd %r0, %r3\nexit";
+        for key in [0u64, 3, 4, 5, 1 << 31, u32::MAX as u64] {
+            let (got, want, base) = run(known, key);
+            assert_eq!(got | 1, want, "key {key}");
+            let expect = if key < 4 { base + key * 16 } else { 0 };
+            assert_eq!(got, expect + 32, "key {key}: inline");
+        }
+        // A jump lands between the LD_IMM64 and the call: r1 may be anything there.
+        let joined = "stxw [%r10-4], %r1\nlddw %r1, 0x50000000\njeq %r2, 1, +1\n\
+                      mov %r2, %r10\nmov %r2, %r10\nadd %r2, -4\ncall 1\nexit";
+        // r1 rewritten after the LD_IMM64.
+        let rewritten = "stxw [%r10-4], %r1\nlddw %r1, 0x50000000\nadd %r1, 0\n\
+                         mov %r2, %r10\nadd %r2, -4\ncall 1\nexit";
+        // Another map.
+        let other = "stxw [%r10-4], %r1\nlddw %r1, 0x60000000\n\
+                     mov %r2, %r10\nadd %r2, -4\ncall 1\nexit";
+        for src in [joined, rewritten, other] {
+            for key in [1u64, 7] {
+                let (got, want, _) = run(src, key);
+                assert_eq!(got, want, "{src}");
+                assert_eq!(got & 1, 1, "the helper ran: {src}");
+            }
+        }
+    }
+
+    #[test]
+    fn repeat_refreshes_only_after_helper_calls() {
+        // Counts its runs in the memory r1 points to; calls helper 1 when the
+        // count is odd.
+        let src = "ldxdw %r6, [%r1]\nadd %r6, 1\nstxdw [%r1], %r6\nmov %r0, %r6\n\
+                   jset %r6, 1, +1\nexit\nstxw [%r10-4], %r6\nlddw %r1, 0x60000000\n\
+                   mov %r2, %r10\nadd %r2, -4\ncall 1\nmov %r0, %r6\nexit";
+        let (p, values) = lookup_program(src);
+        let jit = p
+            .jit(&lookup_opts(values.as_ptr() as u64))
+            .expect("compiles");
+        let mut count = [0u8; 8];
+        let at = count.as_mut_ptr() as u64;
+        let mut refreshes = 0;
+        let opts = RunOptions::new().arg1(at).region(crate::Region::new(
+            at,
+            8,
+            true,
+            crate::RegionKind::Mem,
+        ));
+        let r = jit
+            .run_repeat(opts, 10, |rr| {
+                assert_eq!(rr.regions.len(), 1);
+                refreshes += 1;
+            })
+            .expect("runs");
+        assert_eq!(r.r0, 10);
+        assert_eq!(u64::from_le_bytes(count), 10);
+        // Runs 1, 3, 5, 7, 9 called the helper; the last one is not followed by a run.
+        assert_eq!(refreshes, 5);
     }
 }

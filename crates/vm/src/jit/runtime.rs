@@ -58,6 +58,12 @@ pub(crate) struct RunCtx {
     /// The same for writes and atomics (a writable region no earlier region overlaps).
     wc_start: u64,
     wc_limit: [u64; 4],
+    /// Runs the entry thunk still has to make (it re-enters the code until this
+    /// reaches 0 or a run called out).
+    loop_left: u32,
+    /// Nonzero when a trampoline ran a helper in this run (the regions or the
+    /// environment may have changed; see `run`).
+    called_out: u32,
     // ---- Rust only ----
     fuel_start: i64,
     error: Option<VmError>,
@@ -88,20 +94,27 @@ pub(crate) mod ctx_off {
     pub(crate) const RC_LIMIT: i32 = offset_of!(RunCtx, rc_limit) as i32;
     pub(crate) const WC_START: i32 = offset_of!(RunCtx, wc_start) as i32;
     pub(crate) const WC_LIMIT: i32 = offset_of!(RunCtx, wc_limit) as i32;
+    pub(crate) const LOOP_LEFT: i32 = offset_of!(RunCtx, loop_left) as i32;
+    pub(crate) const CALLED_OUT: i32 = offset_of!(RunCtx, called_out) as i32;
 }
 
 type Entry = unsafe extern "sysv64" fn(*mut RunCtx, u64, *const [u64; 5], u64) -> u64;
 
-/// Runs `inner` from its first instruction on a new machine.
+/// Runs `inner` from its first instruction on a new machine, `repeat` times (at
+/// least once): the machine and the context are set up once (see
+/// [`super::JitProgram::run_repeat`]).
 pub(crate) fn run(
     inner: &Arc<JitInner>,
     opts: crate::RunOptions<'_>,
+    repeat: u32,
+    refresh: &mut dyn FnMut(&mut super::Rerun<'_>),
 ) -> Result<crate::RunResult, VmError> {
     let args = opts.args;
     let fuel = opts.fuel.unwrap_or(u64::MAX).min(i64::MAX as u64) as i64;
     let checked = inner.checked;
     let mut m = Machine::new(opts, checked);
     let hi = m.mem.stack_hi;
+    let stack_lo = m.mem.stack_lo;
     let mut ctx = RunCtx {
         fuel,
         status: STATUS_OK,
@@ -118,6 +131,8 @@ pub(crate) fn run(
         rc_limit: [0; 4],
         wc_start: u64::MAX,
         wc_limit: [0; 4],
+        loop_left: 0,
+        called_out: 0,
         fuel_start: fuel,
         error: None,
         panic: None,
@@ -131,27 +146,57 @@ pub(crate) fn run(
     // The machine's lifetime is erased in the context; the context does not
     // outlive this function.
     let m_ptr = (&mut m as *mut Machine<'_>).cast::<Machine<'static>>();
-    // SAFETY: both pointers are to locals alive until the end of this function.
+    // SAFETY: both pointers are to locals alive until the end of this function;
+    // from here on both are reached only through these pointers.
     unsafe {
         (*ctx_ptr).m = m_ptr;
         (*m_ptr).jit = ctx_ptr.cast();
     }
     let data = &*inner.data;
     let start = data.addr(data.entry_nochk[0]);
-    // SAFETY: the entry thunk is at offset 0 of the code; the context is valid.
-    let res = unsafe { enter(ctx_ptr, data, start, &args, hi) };
-    // SAFETY: ctx_ptr is the local `ctx`; nothing else refers to it now.
-    let ctx = unsafe { &mut *ctx_ptr };
-    if let Some(p) = ctx.panic.take() {
-        std::panic::resume_unwind(p);
-    }
-    let r0 = res?;
+    let mut left = repeat.max(1);
+    let r0 = loop {
+        // SAFETY: as above; no run is in progress between two `enter`s.
+        unsafe {
+            (*ctx_ptr).loop_left = left;
+            // The entry thunk runs the code until `loop_left` runs out or a run
+            // called out (see codegen's entry_thunk).
+            let res = enter(ctx_ptr, data, start, &args, hi);
+            if let Some(p) = (*ctx_ptr).panic.take() {
+                std::panic::resume_unwind(p);
+            }
+            let r0 = res?;
+            let c = &mut *ctx_ptr;
+            left = c.loop_left;
+            if left == 0 {
+                break r0;
+            }
+            // A run called a helper: it may have moved or added regions, or
+            // changed the environment; put them as a fresh run sees them.
+            let m = &mut *m_ptr;
+            c.called_out = 0;
+            refresh(&mut super::Rerun {
+                regions: &mut m.mem.regions,
+                env: m.env.as_deref_mut(),
+            });
+            reset_cache(ctx_ptr);
+            m.tail_calls = 0;
+            m.keep.clear();
+            c.keep.clear();
+            m.mem.stack_lo = stack_lo;
+            c.cur = data;
+            c.fuel = fuel;
+            c.depth = 0;
+        }
+    };
+    // SAFETY: no run is in progress; the pointers are to the locals above.
+    let (c, m) = unsafe { (&*ctx_ptr, &*m_ptr) };
     Ok(crate::RunResult {
         r0,
         // Without metering r9 is a scratch register (see codegen's div_core)
         // and nothing is counted.
-        executed: if ctx.metering {
-            (ctx.fuel_start - ctx.fuel) as u64
+        executed: if c.metering {
+            (c.fuel_start - c.fuel) as u64
         } else {
             0
         },
@@ -376,6 +421,7 @@ unsafe fn call_helper(
     data: *const ProgData,
     slot: usize,
 ) -> u64 {
+    (*ctx).called_out = 1;
     let m = &mut *(*ctx).m;
     m.mem.stack_lo = r10 - MAX_BPF_STACK as u64;
     let prog: &VmProgram = &(*data).prog;
@@ -479,7 +525,10 @@ pub(crate) fn call_function(
         m.mem.stack_lo = lo - MAX_BPF_STACK as u64;
         (*ctx).m = (m as *mut Machine<'_>).cast();
         reset_cache(ctx);
+        // One run of the callback; the outer thunk's count is kept.
+        let left = std::mem::replace(&mut (*ctx).loop_left, 1);
         let res = enter(ctx, data, data.addr(data.entry_nochk[entry]), &args, lo);
+        (*ctx).loop_left = left;
         (*ctx).depth = depth;
         m.mem.stack_lo = lo;
         res
