@@ -6,7 +6,8 @@
 //! executed instruction for bpfvm (unchecked and checked mode) and rbpf's
 //! interpreter, and the ratio (rbpf time / bpfvm time). Each figure is
 //! the best single run over interleaved rounds, since the machine is shared. Set
-//! BPFVM_BENCH_MS to change the time spent per engine and program (default 1000 ms).
+//! BPFVM_BENCH_MS to change the time spent per engine and program (default 1000 ms)
+//! and BPFVM_BENCH_FILTER to run only the programs whose name contains it.
 
 use bpfvm_isa::asm::assemble;
 use bpfvm_isa::insns_to_bytes;
@@ -72,7 +73,12 @@ fn main() {
         ("moves", MOVES),
         ("chain", CHAIN),
     ];
+    // BPFVM_BENCH_FILTER=name runs only the programs whose name contains it.
+    let filter = std::env::var("BPFVM_BENCH_FILTER").unwrap_or_default();
     for (name, src) in programs {
+        if !name.contains(filter.as_str()) {
+            continue;
+        }
         let insns = assemble(src).expect("benchmark program assembles");
         let prog = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
         // Every program gets r1 = a 4096-byte buffer (only memsum reads it).

@@ -1,14 +1,20 @@
-//! The interpreter: one `match` per instruction over the pre-decoded array, with
-//! one arm per opcode table row ([`Op`]) plus a few superinstructions the loader
-//! forms (`mov`+ALU and `add`+branch pairs, and runs of ALU instructions on one
-//! register, executed with that register held in a host register).
+//! The interpreter: threaded code over the pre-decoded array. Every dispatch code
+//! (one per opcode table row, [`Op`], plus the superinstructions the loader forms:
+//! `mov`+ALU and `add`+branch pairs, indexed loads, runs of ALU instructions on
+//! one register held in a host register) has its own handler function, the one
+//! `match` arm of `step` for that code; a handler ends by calling the next
+//! instruction's handler through a table, a tail call that LLVM compiles to a jump
+//! in release builds, so each handler carries its own indirect jump
+//! (`handlers_do_not_grow_the_stack` fails if one does not). Debug builds return
+//! to a loop after each instruction instead.
 //!
-//! The loop is generic over `CHECKED`: in checked mode every load, store and atomic
-//! is compared with the run's memory map; in unchecked mode (verified programs
-//! only) it is not. Registers live in a local array. Calls, exits and legacy packet
-//! loads leave the loop for `control`, so the loop keeps its few live values in
-//! host registers. Executed instructions are counted at taken branches, calls and
-//! exits (a straight run of instructions is counted as one subtraction), which also
+//! Handlers are generic over `CHECKED`: in checked mode every load, store and
+//! atomic is compared with the run's memory map; in unchecked mode (verified
+//! programs only) it is not. Registers live in `Run`, in memory; the next
+//! instruction, the code array and the instruction count travel in host
+//! registers as arguments. Calls, exits and legacy packet loads go through
+//! `control`. Executed instructions are counted at taken branches, calls and exits
+//! (a straight run counts itself as the instruction pointer advances), which also
 //! bounds the run by fuel: every loop has a taken branch.
 
 use crate::error::{Access, HelperError, VmError};
@@ -349,45 +355,213 @@ enum Ctl {
     Return(u64),
 }
 
-/// The dispatch loop. Returns r0 when the frame it started in exits.
+/// The loop's live values, handed from one handler to the next in host registers.
+#[derive(Clone, Copy)]
+struct Live {
+    /// The next instruction. A pointer rather than an index keeps the dispatch short.
+    ip: *const VInsn,
+    /// The current program's entries.
+    code: *const VInsn,
+    /// Instructions executed so far, minus the entry count of `ip`'s address
+    /// (`ip as u64 >> 4`, entries being 16 bytes): a straight run counts itself as
+    /// `ip` advances, so only taken jumps, calls and exits touch it (`executed!`).
+    base: u64,
+}
+
+/// What handlers share through memory: the registers, the rarely used values and
+/// the result.
+#[repr(C)]
+struct Run {
+    /// r0..r10 (indices up to 15 so that a masked index needs no bounds check).
+    regs: [u64; 16],
+    /// The machine; a raw pointer because handlers are plain functions without
+    /// lifetimes. Valid (and not otherwise used) while the handlers run.
+    m: *mut Machine<'static>,
+    fuel: u64,
+    base_depth: usize,
+    /// Set by the handler that ends the loop.
+    out: Option<Result<u64, VmError>>,
+    /// Where a handler left off when it returned without a tail call (debug builds).
+    cont: Live,
+}
+
+/// One instruction's handler: runs it, then tail-calls the next instruction's
+/// handler (in release builds, where LLVM turns the call into a jump; see
+/// [`handler`]). Returns when the loop ends (`Run::out` set), or after every
+/// instruction in debug builds, which do not turn calls into jumps.
+type Handler = unsafe fn(*const VInsn, *mut Run, *const VInsn, u64);
+
+/// The handler of dispatch code `CODE`: [`step`] specialised to one code, so its
+/// `match` folds to one arm, followed by its own copy of the dispatch (one
+/// indirect jump per handler predicts better than one shared by all, and saves
+/// the jump back to a shared loop head). Four arguments, so that most handlers
+/// find enough scratch registers and save none.
+///
+/// # Safety
+/// `ip` points at an entry of `code` whose dispatch code is `CODE`, and `run` is
+/// valid.
+unsafe fn handler<const CHECKED: bool, const CODE: u8>(
+    ip: *const VInsn,
+    run: *mut Run,
+    code: *const VInsn,
+    base: u64,
+) {
+    let mut s = Live { ip, code, base };
+    // SAFETY: the caller's promise.
+    if unsafe { step::<CHECKED, CODE>(run, &mut s) } {
+        return;
+    }
+    if cfg!(debug_assertions) {
+        // SAFETY: as above.
+        unsafe { (*run).cont = s };
+        return;
+    }
+    // SAFETY: step leaves ip at an entry of the (possibly new) code array.
+    let next = Table::<CHECKED>::H[unsafe { (*s.ip).code } as usize];
+    unsafe { next(s.ip, run, s.code, s.base) }
+}
+
+/// The handlers, indexed by dispatch code.
+struct Table<const CHECKED: bool>;
+
+macro_rules! table {
+    ($($n:literal)*) => {
+        impl<const CHECKED: bool> Table<CHECKED> {
+            const H: [Handler; 256] = [$(handler::<CHECKED, $n> as Handler),*];
+        }
+    };
+}
+table!(
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+    33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61
+    62 63 64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79 80 81 82 83 84 85 86 87 88 89 90
+    91 92 93 94 95 96 97 98 99 100 101 102 103 104 105 106 107 108 109 110 111 112 113 114
+    115 116 117 118 119 120 121 122 123 124 125 126 127 128 129 130 131 132 133 134 135 136
+    137 138 139 140 141 142 143 144 145 146 147 148 149 150 151 152 153 154 155 156 157 158
+    159 160 161 162 163 164 165 166 167 168 169 170 171 172 173 174 175 176 177 178 179 180
+    181 182 183 184 185 186 187 188 189 190 191 192 193 194 195 196 197 198 199 200 201 202
+    203 204 205 206 207 208 209 210 211 212 213 214 215 216 217 218 219 220 221 222 223 224
+    225 226 227 228 229 230 231 232 233 234 235 236 237 238 239 240 241 242 243 244 245 246
+    247 248 249 250 251 252 253 254 255
+);
+
+/// Ends the loop with `out`. Out of line: handlers stay free of the result's
+/// stack space and drop code.
+#[inline(never)]
+unsafe fn finish(run: *mut Run, out: Result<u64, VmError>) -> bool {
+    // SAFETY: run is valid while handlers run.
+    unsafe { (*run).out = Some(out) };
+    true
+}
+
+/// Ends the loop with [`VmError::OutOfFuel`] at entry `e`.
+#[cold]
+#[inline(never)]
+unsafe fn out_of_fuel(run: *mut Run, e: usize, executed: u64) -> bool {
+    // SAFETY: run and its machine are valid while handlers run.
+    let m = unsafe { &mut *(*run).m };
+    m.executed = executed;
+    let pc = m.cur().slot(e);
+    unsafe { finish(run, Err(VmError::OutOfFuel { pc, executed })) }
+}
+
+/// Ends the loop with a memory violation by entry `e`.
+#[cold]
+#[inline(never)]
+unsafe fn violation(
+    run: *mut Run,
+    e: usize,
+    base: u64,
+    addr: u64,
+    size: usize,
+    access: Access,
+) -> bool {
+    // SAFETY: as for out_of_fuel.
+    let err = unsafe { &*(*run).m }.violation(e, base, addr, size, access);
+    unsafe { finish(run, Err(err)) }
+}
+
+/// Ends the loop with [`VmError::MisalignedAtomic`] at entry `e`.
+#[cold]
+#[inline(never)]
+unsafe fn misaligned(run: *mut Run, e: usize, addr: u64, size: usize) -> bool {
+    // SAFETY: as for out_of_fuel.
+    let pc = unsafe { &*(*run).m }.cur().slot(e);
+    unsafe { finish(run, Err(VmError::MisalignedAtomic { pc, addr, size })) }
+}
+
+/// Runs frame `entry_pc` of `entry_prog` until it exits. Returns its r0.
 ///
 /// Only straight-line instructions, jumps and memory accesses are handled inline;
-/// calls, exits and legacy packet loads go through [`control`], so the loop keeps
-/// its few live values in registers.
+/// calls, exits and legacy packet loads go through [`control`].
 #[inline(never)]
 fn exec<const CHECKED: bool>(
     m: &mut Machine<'_>,
     entry_prog: &VmProgram,
     entry_pc: usize,
-    mut r: [u64; 16],
+    regs: [u64; 16],
 ) -> Result<u64, VmError> {
     let base_depth = m.depth;
     let saved_prog = m.prog;
     m.prog = entry_prog;
-    let res = exec_loop::<CHECKED>(m, entry_pc, &mut r, base_depth);
+    let code = entry_prog.code.as_ptr();
+    // SAFETY: entry_pc is an entry index of the program (0, or a function start).
+    let ip = unsafe { code.add(entry_pc) };
+    let mut s = Live {
+        ip,
+        code,
+        base: m.executed.wrapping_sub(ip as u64 >> 4),
+    };
+    let mut run = Run {
+        regs,
+        m: (m as *mut Machine<'_>).cast(),
+        fuel: m.fuel,
+        base_depth,
+        out: None,
+        cont: s,
+    };
+    let res = loop {
+        // SAFETY: s.ip is an entry of s.code (see handler); the handlers use the
+        // machine only through run.m while this loop does not touch `m`.
+        unsafe {
+            let h = Table::<CHECKED>::H[(*s.ip).code as usize];
+            h(s.ip, &mut run, s.code, s.base);
+        }
+        if let Some(out) = run.out.take() {
+            break out;
+        }
+        s = run.cont;
+    };
     m.prog = saved_prog;
     res
 }
 
+/// One instruction at `s.ip`, whose dispatch code is `CODE`: updates `s`, or
+/// ends the loop (sets `run.out`, returns true: the frame exited, or an error).
 // The dispatch arms are named by the opcode table's variants.
 #[allow(non_upper_case_globals)]
 #[inline(always)]
-fn exec_loop<const CHECKED: bool>(
-    m: &mut Machine<'_>,
-    entry_pc: usize,
-    r: &mut [u64; 16],
-    base_depth: usize,
-) -> Result<u64, VmError> {
+unsafe fn step<const CHECKED: bool, const CODE: u8>(run: *mut Run, s: &mut Live) -> bool {
     // SAFETY (for every `prog` dereference): m.prog points to the entry program or
-    // to a tail-called program kept alive in m.keep for the whole run.
-    let mut code: *const VInsn = unsafe { (*m.prog).code.as_ptr() };
-    // The next instruction. A pointer rather than an index keeps the dispatch short.
-    // SAFETY: entry_pc is an entry index of the program (0, or a function start).
-    let mut ip: *const VInsn = unsafe { code.add(entry_pc) };
-    // Start of the current straight-line run, for counting executed instructions.
-    let mut block = ip;
-    let mut executed = m.executed;
-    let fuel = m.fuel;
+    // to a tail-called program kept alive in m.keep for the whole run. `run` is
+    // valid while handlers run.
+    let Live {
+        mut ip,
+        mut code,
+        mut base,
+    } = *s;
+    let r = unsafe { &mut (*run).regs };
+    // Instructions executed up to `ip`.
+    macro_rules! executed {
+        () => {
+            base.wrapping_add(ip as u64 >> 4)
+        };
+    }
+    macro_rules! m {
+        () => {
+            unsafe { &mut *(*run).m }
+        };
+    }
 
     // Index of the next instruction (for messages and control instructions).
     macro_rules! pc {
@@ -403,18 +577,15 @@ fn exec_loop<const CHECKED: bool>(
     }
     macro_rules! jump {
         ($i:expr) => {{
-            // SAFETY: block and ip point into the same array, block <= ip.
-            executed += unsafe { ip.offset_from(block) } as u64;
-            if executed > fuel {
-                m.executed = executed;
-                return Err(VmError::OutOfFuel {
-                    pc: unsafe { &*m.prog }.slot(pc!() - 1),
-                    executed,
-                });
+            let executed = executed!();
+            // SAFETY: run is valid while handlers run.
+            if executed > unsafe { (*run).fuel } {
+                let e = pc!() - 1;
+                return unsafe { out_of_fuel(run, e, executed) };
             }
             // SAFETY: the loader checked every target is an entry index in range.
             ip = unsafe { code.add($i.off as usize) };
-            block = ip;
+            base = executed.wrapping_sub(ip as u64 >> 4);
         }};
     }
     macro_rules! cond {
@@ -450,8 +621,9 @@ fn exec_loop<const CHECKED: bool>(
     }
     macro_rules! check {
         ($base:expr, $addr:expr, $size:expr, $access:expr) => {
-            if CHECKED && !m.mem.ok($addr, $size as u64, $access != Access::Read) {
-                return Err(m.violation(pc!() - 1, $base, $addr, $size, $access));
+            if CHECKED && !m!().mem.ok($addr, $size as u64, $access != Access::Read) {
+                let e = pc!() - 1;
+                return unsafe { violation(run, e, $base, $addr, $size, $access) };
             }
         };
     }
@@ -481,11 +653,8 @@ fn exec_loop<const CHECKED: bool>(
             let addr = base.wrapping_add($i.off as i64 as u64);
             check!(base, addr, $size, Access::Atomic);
             if addr % $size != 0 {
-                return Err(VmError::MisalignedAtomic {
-                    pc: unsafe { &*m.prog }.slot(pc!() - 1),
-                    addr,
-                    size: $size,
-                });
+                let e = pc!() - 1;
+                return unsafe { misaligned(run, e, addr, $size) };
             }
             addr
         }};
@@ -516,6 +685,7 @@ fn exec_loop<const CHECKED: bool>(
     }
 
     // `mov dst, src` + `op dst, operand`: dst = src op operand; skips the second.
+    // An X operand is register `i.off` (see program::fused).
     macro_rules! mov3 {
         ($i:expr, |$a:ident, $b:ident| $e:expr, K) => {{
             // SAFETY: a fused instruction is never last (the loader pairs it with the next).
@@ -526,21 +696,38 @@ fn exec_loop<const CHECKED: bool>(
             reg!($i.dst) = $e;
         }};
         ($i:expr, |$a:ident, $b:ident| $e:expr, X) => {{
-            // SAFETY: as above.
-            let j = unsafe { &*ip };
             ip = unsafe { ip.add(1) };
             let $a = reg!($i.src);
-            let $b = reg!(j.src);
+            let $b = reg!($i.off);
             reg!($i.dst) = $e;
         }};
     }
-    // `add dst, imm` + `if dst cond operand goto`.
+    // The same for `w` moves and ops.
+    macro_rules! mov3_32 {
+        ($i:expr, |$a:ident, $b:ident| $e:expr, K) => {{
+            // SAFETY: as for mov3.
+            let j = unsafe { &*ip };
+            ip = unsafe { ip.add(1) };
+            let $a = reg!($i.src) as u32;
+            let $b = j.imm as u32;
+            reg!($i.dst) = ($e) as u32 as u64;
+        }};
+        ($i:expr, |$a:ident, $b:ident| $e:expr, X) => {{
+            ip = unsafe { ip.add(1) };
+            let $a = reg!($i.src) as u32;
+            let $b = reg!($i.off) as u32;
+            reg!($i.dst) = ($e) as u32 as u64;
+        }};
+    }
+    // `add dst, imm` + `if dst cond operand goto`; `i.off` is 0 for a 32-bit add
+    // (the sum keeps its low half), -1 for a 64-bit one.
     macro_rules! addj {
         ($i:expr, |$a:ident, $b:ident| $c:expr, K) => {{
             // SAFETY: as for mov3.
             let j = unsafe { &*ip };
             ip = unsafe { ip.add(1) };
-            let $a = reg!($i.dst).wrapping_add($i.imm as u64);
+            let $a = reg!($i.dst).wrapping_add($i.imm as u64)
+                & ((($i.off as i64 as u64) << 32) | 0xffff_ffff);
             reg!($i.dst) = $a;
             let $b = j.imm as u64;
             if $c {
@@ -551,7 +738,8 @@ fn exec_loop<const CHECKED: bool>(
             // SAFETY: as for mov3.
             let j = unsafe { &*ip };
             ip = unsafe { ip.add(1) };
-            let $a = reg!($i.dst).wrapping_add($i.imm as u64);
+            let $a = reg!($i.dst).wrapping_add($i.imm as u64)
+                & ((($i.off as i64 as u64) << 32) | 0xffff_ffff);
             reg!($i.dst) = $a;
             let $b = reg!(j.src);
             if $c {
@@ -559,14 +747,29 @@ fn exec_loop<const CHECKED: bool>(
             }
         }};
     }
+    // `mov d, a` + `add d, b` + `ldx v, [d + off]`.
+    macro_rules! ldx_idx {
+        ($i:expr, $t:ty) => {{
+            // SAFETY: the loader formed the group from three existing instructions.
+            let l = unsafe { &*ip.add(1) };
+            ip = unsafe { ip.add(2) };
+            let base = reg!($i.src).wrapping_add(reg!($i.off));
+            reg!($i.dst) = base;
+            let addr = base.wrapping_add(l.off as i64 as u64);
+            check!(base, addr, std::mem::size_of::<$t>(), Access::Read);
+            // SAFETY: as in ldx!.
+            let v = unsafe { ptr::read_unaligned(addr as *const $t) };
+            reg!(l.dst) = v as u64;
+        }};
+    }
 
-    loop {
+    {
         // SAFETY: the loader guarantees every jump and call target is an entry index
-        // in range and that the last entry is an exit or unconditional jump, so `pc`
+        // in range and that the last entry is an exit or unconditional jump, so `ip`
         // is always in range here.
         let i = unsafe { &*ip };
         ip = unsafe { ip.add(1) };
-        dispatch! { i.code;
+        dispatch! { CODE;
             // ---- ALU64 ----
             Add64K => alu64!(i, |a, b| a.wrapping_add(b), K),
             Add64X => alu64!(i, |a, b| a.wrapping_add(b), X),
@@ -691,25 +894,24 @@ fn exec_loop<const CHECKED: bool>(
             Jsle32X => cond!(i, reg!(i.dst) as i32 <= reg!(i.src) as i32),
             // ---- calls, exit, legacy packet loads: out of line ----
             Call | CallX | CallLocal | CallKfunc | Exit | LdAbsB | LdAbsH | LdAbsW | LdIndB | LdIndH | LdIndW => {
-                // SAFETY: block and ip point into the same array, block <= ip.
-                executed += unsafe { ip.offset_from(block) } as u64;
-                m.executed = executed;
-                match control::<CHECKED>(m, pc!(), r, base_depth)? {
-                    Ctl::Next(next) => {
+                let m = m!();
+                m.executed = executed!();
+                // SAFETY: run is valid while handlers run.
+                let base_depth = unsafe { (*run).base_depth };
+                match control::<CHECKED>(m, pc!(), r, base_depth) {
+                    Err(e) => return unsafe { finish(run, Err(e)) },
+                    Ok(Ctl::Next(next)) => {
                         // SAFETY: see the top of the function; control returns an
                         // entry index of m.prog (a return address or a call target).
                         code = unsafe { (*m.prog).code.as_ptr() };
                         ip = unsafe { code.add(next) };
-                        executed = m.executed;
-                        block = ip;
-                        if executed > fuel {
-                            return Err(VmError::OutOfFuel {
-                                pc: unsafe { &*m.prog }.slot(next),
-                                executed,
-                            });
+                        let executed = m.executed;
+                        base = executed.wrapping_sub(ip as u64 >> 4);
+                        if executed > unsafe { (*run).fuel } {
+                            return unsafe { out_of_fuel(run, next, executed) };
                         }
                     }
-                    Ctl::Return(v) => return Ok(v),
+                    Ok(Ctl::Return(v)) => return unsafe { finish(run, Ok(v)) },
                 }
             },
             // ---- loads and stores ----
@@ -797,6 +999,28 @@ fn exec_loop<const CHECKED: bool>(
             fused::MOV_RSH_X => mov3!(i, |a, b| a >> (b & 63), X),
             fused::MOV_ARSH_K => mov3!(i, |a, b| ((a as i64) >> (b & 63)) as u64, K),
             fused::MOV_ARSH_X => mov3!(i, |a, b| ((a as i64) >> (b & 63)) as u64, X),
+            fused::MOV32_ADD_K => mov3_32!(i, |a, b| a.wrapping_add(b), K),
+            fused::MOV32_ADD_X => mov3_32!(i, |a, b| a.wrapping_add(b), X),
+            fused::MOV32_SUB_K => mov3_32!(i, |a, b| a.wrapping_sub(b), K),
+            fused::MOV32_SUB_X => mov3_32!(i, |a, b| a.wrapping_sub(b), X),
+            fused::MOV32_MUL_K => mov3_32!(i, |a, b| a.wrapping_mul(b), K),
+            fused::MOV32_MUL_X => mov3_32!(i, |a, b| a.wrapping_mul(b), X),
+            fused::MOV32_DIV_K => mov3_32!(i, |a, b| a.checked_div(b).unwrap_or(0), K),
+            fused::MOV32_DIV_X => mov3_32!(i, |a, b| a.checked_div(b).unwrap_or(0), X),
+            fused::MOV32_MOD_K => mov3_32!(i, |a, b| a.checked_rem(b).unwrap_or(a), K),
+            fused::MOV32_MOD_X => mov3_32!(i, |a, b| a.checked_rem(b).unwrap_or(a), X),
+            fused::MOV32_OR_K => mov3_32!(i, |a, b| a | b, K),
+            fused::MOV32_OR_X => mov3_32!(i, |a, b| a | b, X),
+            fused::MOV32_AND_K => mov3_32!(i, |a, b| a & b, K),
+            fused::MOV32_AND_X => mov3_32!(i, |a, b| a & b, X),
+            fused::MOV32_XOR_K => mov3_32!(i, |a, b| a ^ b, K),
+            fused::MOV32_XOR_X => mov3_32!(i, |a, b| a ^ b, X),
+            fused::MOV32_LSH_K => mov3_32!(i, |a, b| a << (b & 31), K),
+            fused::MOV32_LSH_X => mov3_32!(i, |a, b| a << (b & 31), X),
+            fused::MOV32_RSH_K => mov3_32!(i, |a, b| a >> (b & 31), K),
+            fused::MOV32_RSH_X => mov3_32!(i, |a, b| a >> (b & 31), X),
+            fused::MOV32_ARSH_K => mov3_32!(i, |a, b| ((a as i32) >> (b & 31)), K),
+            fused::MOV32_ARSH_X => mov3_32!(i, |a, b| ((a as i32) >> (b & 31)), X),
             fused::ADD_JEQ_K => addj!(i, |a, b| a == b, K),
             fused::ADD_JEQ_X => addj!(i, |a, b| a == b, X),
             fused::ADD_JNE_K => addj!(i, |a, b| a != b, K),
@@ -832,15 +1056,21 @@ fn exec_loop<const CHECKED: bool>(
                 r[d] = acc;
                 ip = j;
             },
+            fused::LDX_IDX_B => ldx_idx!(i, u8),
+            fused::LDX_IDX_H => ldx_idx!(i, u16),
+            fused::LDX_IDX_W => ldx_idx!(i, u32),
+            fused::LDX_IDX_DW => ldx_idx!(i, u64),
             fused::ADD_JA => {
                 // SAFETY: as for mov3.
                 let j = unsafe { &*ip };
                 ip = unsafe { ip.add(1) };
-                reg!(i.dst) = reg!(i.dst).wrapping_add(i.imm as u64);
+                reg!(i.dst) = reg!(i.dst).wrapping_add(i.imm as u64) & (((i.off as i64 as u64) << 32) | 0xffff_ffff);
                 jump!(j);
             },
         }
     }
+    *s = Live { ip, code, base };
+    false
 }
 
 /// Pushes a frame for a bpf-to-bpf call to entry `target`, returning at `*pc`.
@@ -1130,6 +1360,113 @@ mod tests {
             off: 0,
             imm,
         })
+    }
+
+    fn insn(op: Op, dst: u8, src: u8, off: i16, imm: i64) -> Vec<Insn> {
+        encode(&Decoded {
+            op,
+            dst,
+            src,
+            off,
+            imm,
+        })
+    }
+
+    /// Handlers pass control to the next one by tail calls: a handler that grew
+    /// the stack instead would overflow this thread's small stack within a few
+    /// thousand iterations. Every dispatch code but helper calls and legacy packet
+    /// loads runs in a loop here (debug builds return to a loop after each
+    /// instruction and pass trivially).
+    #[test]
+    fn handlers_do_not_grow_the_stack() {
+        const ITERS: i64 = 20_000;
+        let mut bodies: Vec<Vec<Insn>> = Vec::new();
+        for op in Op::all() {
+            let body = match op.shape() {
+                Shape::AluK | Shape::Neg | Shape::End => insn(op, 3, 0, 0, 5),
+                Shape::AluX | Shape::MovSx => insn(op, 3, 4, 0, 0),
+                Shape::JmpK | Shape::Ja => insn(op, 3, 0, 0, 0),
+                Shape::JmpX => insn(op, 3, 4, 0, 0),
+                Shape::Ja32 => insn(op, 0, 0, 0, 0),
+                Shape::LdImm64 => insn(op, 3, 0, 0, 7),
+                Shape::Ldx => insn(op, 3, 10, -8, 0),
+                Shape::St => insn(op, 10, 0, -8, 1),
+                Shape::Stx | Shape::Atomic => insn(op, 10, 4, -8, 0),
+                _ => continue,
+            };
+            bodies.push(body);
+        }
+        for a in Op::all() {
+            for b in Op::all() {
+                if fused::pair(a, b).is_none() {
+                    continue;
+                }
+                let first = if a.shape() == Shape::AluX {
+                    insn(a, 3, 4, 0, 0)
+                } else {
+                    insn(a, 3, 0, 0, 1)
+                };
+                let second = match b.shape() {
+                    Shape::AluX | Shape::JmpX => insn(b, 3, 4, 0, 0),
+                    Shape::Ja => insn(b, 0, 0, 0, 0),
+                    _ => insn(b, 3, 0, 0, 3),
+                };
+                bodies.push([first, second].concat());
+            }
+        }
+        let asm = |src: &str| bpfvm_isa::asm::assemble(src).unwrap();
+        bodies.push(asm("add %r3, 1\nxor %r3, 5\nmul %r3, 3"));
+        for size in ["b", "h", "w", "dw"] {
+            bodies.push(asm(&format!(
+                "mov %r5, %r10\nadd %r5, %r6\nldx{size} %r5, [%r5]"
+            )));
+        }
+        // A bpf-to-bpf call and its exit.
+        bodies.push(asm("call local +0"));
+        let mut covered = std::collections::HashSet::new();
+        let mut ran = 0;
+        for body in &bodies {
+            let n = body.len() as i16;
+            let mut call_target = Vec::new();
+            if body[0].code == 0x85 {
+                // `call local` to an `exit` placed after the main exit.
+                call_target = asm("exit");
+            }
+            let prog = [
+                asm(&format!(
+                    "mov %r1, {ITERS}\nmov %r3, 5\nmov %r4, 3\nmov %r6, -8\nstdw [%r10-8], 0"
+                )),
+                body.clone(),
+                asm(&format!("add %r1, -1\njne %r1, 0, {}\nexit", -(n + 2))),
+                call_target,
+            ]
+            .concat();
+            let mut prog = prog;
+            if body[0].code == 0x85 {
+                // Relative to the slot after the call: skip add, jne and exit.
+                prog[5].imm = 3;
+            }
+            let Ok(p) = VmProgram::new(&prog, &LoadOptions::default()) else {
+                continue;
+            };
+            covered.extend(p.code.iter().map(|v| v.code));
+            let out = std::thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let unchecked = unsafe { p.run_unchecked(RunOptions::new()) }.map(|r| r.r0);
+                    (p.run(RunOptions::new()).map(|r| r.r0), unchecked)
+                })
+                .unwrap()
+                .join()
+                .expect("no stack overflow");
+            assert!(out.0.is_ok(), "{out:?}");
+            assert_eq!(out.0.ok(), out.1.ok());
+            ran += 1;
+        }
+        assert!(ran > 200, "{ran}");
+        for c in fused::MOV_ADD_K..fused::END {
+            assert!(covered.contains(&c), "fused code {c} not covered");
+        }
     }
 
     /// Every ALU op gives the same result alone (dispatch loop) and inside an ALU

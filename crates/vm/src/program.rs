@@ -285,20 +285,30 @@ pub(crate) mod fused {
         };
     }
 
-    // `mov dst, src` + `op dst, operand` (same dst): dst = src op operand.
-    // `add dst, imm` + `if dst cond operand goto` / `goto`.
+    // `mov dst, src` + `op dst, operand` (same dst): dst = src op operand; MOV32_*
+    // for `w` moves and ops. The head's `off` (unused by moves) holds the register
+    // an X operand reads, the mov's source when the op names dst itself.
+    // `add dst, imm` + `if dst cond operand goto` / `goto`; the head's `off` is 0
+    // for a 32-bit add (the sum is truncated), else -1.
     // ALU_RUN: `off` (unused by ALU instructions) consecutive ALU instructions on
     // the same dst, run with dst held in a host register.
+    // LDX_IDX_*: `mov d, a` + `add d, b` + `ldx v, [d + off]`: a load through a
+    // computed address (`off` of the head as for MOV_ADD_X).
     codes!(168;
         MOV_ADD_K, MOV_ADD_X, MOV_SUB_K, MOV_SUB_X, MOV_MUL_K, MOV_MUL_X,
         MOV_DIV_K, MOV_DIV_X, MOV_MOD_K, MOV_MOD_X, MOV_OR_K, MOV_OR_X,
         MOV_AND_K, MOV_AND_X, MOV_XOR_K, MOV_XOR_X, MOV_LSH_K, MOV_LSH_X,
         MOV_RSH_K, MOV_RSH_X, MOV_ARSH_K, MOV_ARSH_X,
+        MOV32_ADD_K, MOV32_ADD_X, MOV32_SUB_K, MOV32_SUB_X, MOV32_MUL_K, MOV32_MUL_X,
+        MOV32_DIV_K, MOV32_DIV_X, MOV32_MOD_K, MOV32_MOD_X, MOV32_OR_K, MOV32_OR_X,
+        MOV32_AND_K, MOV32_AND_X, MOV32_XOR_K, MOV32_XOR_X, MOV32_LSH_K, MOV32_LSH_X,
+        MOV32_RSH_K, MOV32_RSH_X, MOV32_ARSH_K, MOV32_ARSH_X,
         ADD_JEQ_K, ADD_JEQ_X, ADD_JNE_K, ADD_JNE_X, ADD_JGT_K, ADD_JGT_X,
         ADD_JGE_K, ADD_JGE_X, ADD_JLT_K, ADD_JLT_X, ADD_JLE_K, ADD_JLE_X,
         ADD_JSGT_K, ADD_JSGT_X, ADD_JSGE_K, ADD_JSGE_X, ADD_JSLT_K, ADD_JSLT_X,
         ADD_JSLE_K, ADD_JSLE_X, ADD_JSET_K, ADD_JSET_X, ADD_JA,
         ALU_RUN,
+        LDX_IDX_B, LDX_IDX_H, LDX_IDX_W, LDX_IDX_DW,
     );
 
     const _: () = assert!(END as usize <= 256);
@@ -330,6 +340,28 @@ pub(crate) mod fused {
             (Mov64X, Rsh64X) => MOV_RSH_X,
             (Mov64X, Arsh64K) => MOV_ARSH_K,
             (Mov64X, Arsh64X) => MOV_ARSH_X,
+            (Mov32X, Add32K) => MOV32_ADD_K,
+            (Mov32X, Add32X) => MOV32_ADD_X,
+            (Mov32X, Sub32K) => MOV32_SUB_K,
+            (Mov32X, Sub32X) => MOV32_SUB_X,
+            (Mov32X, Mul32K) => MOV32_MUL_K,
+            (Mov32X, Mul32X) => MOV32_MUL_X,
+            (Mov32X, Div32K) => MOV32_DIV_K,
+            (Mov32X, Div32X) => MOV32_DIV_X,
+            (Mov32X, Mod32K) => MOV32_MOD_K,
+            (Mov32X, Mod32X) => MOV32_MOD_X,
+            (Mov32X, Or32K) => MOV32_OR_K,
+            (Mov32X, Or32X) => MOV32_OR_X,
+            (Mov32X, And32K) => MOV32_AND_K,
+            (Mov32X, And32X) => MOV32_AND_X,
+            (Mov32X, Xor32K) => MOV32_XOR_K,
+            (Mov32X, Xor32X) => MOV32_XOR_X,
+            (Mov32X, Lsh32K) => MOV32_LSH_K,
+            (Mov32X, Lsh32X) => MOV32_LSH_X,
+            (Mov32X, Rsh32K) => MOV32_RSH_K,
+            (Mov32X, Rsh32X) => MOV32_RSH_X,
+            (Mov32X, Arsh32K) => MOV32_ARSH_K,
+            (Mov32X, Arsh32X) => MOV32_ARSH_X,
             (Add64K, JeqK) => ADD_JEQ_K,
             (Add64K, JeqX) => ADD_JEQ_X,
             (Add64K, JneK) => ADD_JNE_K,
@@ -353,6 +385,29 @@ pub(crate) mod fused {
             (Add64K, JsetK) => ADD_JSET_K,
             (Add64K, JsetX) => ADD_JSET_X,
             (Add64K, Ja) => ADD_JA,
+            (Add32K, JeqK) => ADD_JEQ_K,
+            (Add32K, JeqX) => ADD_JEQ_X,
+            (Add32K, JneK) => ADD_JNE_K,
+            (Add32K, JneX) => ADD_JNE_X,
+            (Add32K, JgtK) => ADD_JGT_K,
+            (Add32K, JgtX) => ADD_JGT_X,
+            (Add32K, JgeK) => ADD_JGE_K,
+            (Add32K, JgeX) => ADD_JGE_X,
+            (Add32K, JltK) => ADD_JLT_K,
+            (Add32K, JltX) => ADD_JLT_X,
+            (Add32K, JleK) => ADD_JLE_K,
+            (Add32K, JleX) => ADD_JLE_X,
+            (Add32K, JsgtK) => ADD_JSGT_K,
+            (Add32K, JsgtX) => ADD_JSGT_X,
+            (Add32K, JsgeK) => ADD_JSGE_K,
+            (Add32K, JsgeX) => ADD_JSGE_X,
+            (Add32K, JsltK) => ADD_JSLT_K,
+            (Add32K, JsltX) => ADD_JSLT_X,
+            (Add32K, JsleK) => ADD_JSLE_K,
+            (Add32K, JsleX) => ADD_JSLE_X,
+            (Add32K, JsetK) => ADD_JSET_K,
+            (Add32K, JsetX) => ADD_JSET_X,
+            (Add32K, Ja) => ADD_JA,
             _ => return None,
         })
     }
@@ -372,41 +427,123 @@ pub(crate) fn run_member(v: &VInsn, d: u8) -> bool {
         }
 }
 
-/// The fused code of the pair at `k`, if it is one.
-fn pair_at(code: &[VInsn], k: usize) -> Option<u8> {
+/// The fused code of the pair at `k`, if it is one. `leader[e]` is true where
+/// control can arrive other than from `e - 1` (jump and call targets): a fused
+/// group never contains a leader after its head, so it always runs whole.
+fn pair_at(code: &[VInsn], leader: &[bool], k: usize) -> Option<u8> {
     let (a, b) = (code.get(k)?, code.get(k + 1)?);
+    if leader[k + 1] {
+        return None;
+    }
     let operands_ok = match a.op {
-        // The X operand must not be the register the mov just wrote.
-        Op::Mov64X => b.dst == a.dst && (b.op.shape() == Shape::AluK || b.src != a.dst),
+        Op::Mov64X | Op::Mov32X => b.dst == a.dst,
         // The compare reads the sum; an X operand is read after the add.
-        Op::Add64K => b.op == Op::Ja || b.dst == a.dst,
+        Op::Add64K | Op::Add32K => b.op == Op::Ja || b.dst == a.dst,
         _ => false,
     };
     fused::pair(a.op, b.op).filter(|_| operands_ok)
 }
 
-/// Marks superinstructions: ALU runs of three or more (or two that are not a pair),
-/// and pairs. The instructions after the first stay in place unchanged, so a jump
-/// (or a return) into the middle still runs them one by one; a fused group never
-/// starts inside another.
+/// The fused code of `mov d, a` + `add d, b` + `ldx v, [d + off]` at `k`.
+fn indexed_load_at(code: &[VInsn], leader: &[bool], k: usize) -> Option<u8> {
+    let (a, b, l) = (code.get(k)?, code.get(k + 1)?, code.get(k + 2)?);
+    if leader[k + 1] || leader[k + 2] {
+        return None;
+    }
+    if a.op != Op::Mov64X || b.op != Op::Add64X || b.dst != a.dst || l.src != a.dst {
+        return None;
+    }
+    Some(match l.op {
+        Op::LdxB => fused::LDX_IDX_B,
+        Op::LdxH => fused::LDX_IDX_H,
+        Op::LdxW => fused::LDX_IDX_W,
+        Op::LdxDw => fused::LDX_IDX_DW,
+        _ => return None,
+    })
+}
+
+/// Entries where control arrives other than by falling through: jump targets,
+/// function starts, and the return points after calls.
+fn leaders(code: &[VInsn]) -> Vec<bool> {
+    let mut leader = vec![false; code.len() + 1];
+    leader[0] = true;
+    for (e, v) in code.iter().enumerate() {
+        match v.op.shape() {
+            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 => {
+                leader[v.off as usize] = true;
+            }
+            Shape::Call => {
+                if v.op == Op::CallLocal {
+                    leader[v.off as usize] = true;
+                }
+                leader[e + 1] = true;
+            }
+            // BPF_PSEUDO_FUNC values become call targets (callx, callbacks).
+            Shape::LdImm64 if v.src == BPF_PSEUDO_FUNC => {
+                if let Some(t) = v.imm.checked_sub(FUNC_ADDR_BASE as i64) {
+                    if let Some(l) = leader.get_mut(t as usize) {
+                        *l = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    leader
+}
+
+/// The register an X operand `b.src` reads after `mov a.dst, a.src`: the mov's
+/// source when the operand is the moved register.
+fn operand_after_mov(a: &VInsn, b: &VInsn) -> i32 {
+    if b.src == a.dst {
+        a.src as i32
+    } else {
+        b.src as i32
+    }
+}
+
+/// Marks superinstructions: indexed loads, ALU runs of three or more (or two that
+/// are not a pair), and pairs. The instructions after the first stay in place
+/// unchanged, so error positions and counting are unaffected; a fused group never
+/// starts inside another and never spans a leader (see [`leaders`]).
 fn fuse(code: &mut [VInsn]) {
+    let leader = leaders(code);
     let mut k = 0;
     while k < code.len() {
+        if let Some(c) = indexed_load_at(code, &leader, k) {
+            code[k].off = operand_after_mov(&code[k], &code[k + 1]);
+            code[k].code = c;
+            k += 3;
+            continue;
+        }
         let d = code[k].dst;
         let mut n = 0;
-        while k + n < code.len() && n < MAX_RUN && run_member(&code[k + n], d) {
+        while k + n < code.len()
+            && n < MAX_RUN
+            && (n == 0 || !leader[k + n])
+            && run_member(&code[k + n], d)
+        {
             // Leave an `add` that pairs with the branch after it to that pair.
-            if n > 0 && code[k + n].op == Op::Add64K && pair_at(code, k + n).is_some() {
+            if n > 0
+                && matches!(code[k + n].op, Op::Add64K | Op::Add32K)
+                && pair_at(code, &leader, k + n).is_some()
+            {
                 break;
             }
             n += 1;
         }
-        let pair = pair_at(code, k);
+        let pair = pair_at(code, &leader, k);
         if n >= 3 || (n == 2 && pair.is_none()) {
             code[k].code = fused::ALU_RUN;
             code[k].off = n as i32;
             k += n;
         } else if let Some(c) = pair {
+            code[k].off = match code[k].op {
+                Op::Mov64X | Op::Mov32X => operand_after_mov(&code[k], &code[k + 1]),
+                // The handler masks the sum with `off << 32 | 0xffff_ffff`.
+                Op::Add32K => 0,
+                _ => -1,
+            };
             code[k].code = c;
             k += 2;
         } else {
@@ -445,10 +582,39 @@ mod tests {
     }
 
     #[test]
-    fn operand_hazards_are_not_fused() {
-        // `add r3, r3` after `mov r3, r2` reads the moved value; a compare of
+    fn operand_hazards() {
+        // `add r3, r3` after `mov r3, r2` reads the moved value (r2); a compare of
         // another register than the one added to is not a pair.
-        let c = codes("mov %r3, %r2\nadd %r3, %r3\nadd %r1, 1\njlt %r2, 9, -4\nexit");
-        assert!(c.iter().all(|c| *c < fused::MOV_ADD_K), "{c:?}");
+        let p = VmProgram::new(
+            &assemble("mov %r3, %r2\nadd %r3, %r3\nadd %r1, 1\njlt %r2, 9, -4\nexit").unwrap(),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(p.code[0].code, fused::MOV_ADD_X);
+        assert_eq!(p.code[0].off, 2);
+        assert!(p.code[2..].iter().all(|v| v.code < fused::MOV_ADD_K));
+    }
+
+    #[test]
+    fn groups_never_span_a_jump_target() {
+        // The loop enters at the second add: no run may start before it.
+        let c = codes(
+            "mov %r0, 0\nadd %r0, 1\nadd %r0, 2\nadd %r0, 3\nadd %r1, 1\njlt %r1, 9, -5\nexit",
+        );
+        assert_eq!(c[0], Op::Mov64K as u8);
+        assert_eq!(c[1], fused::ALU_RUN);
+        let c = codes("mov %r3, %r2\nja +0\nexit");
+        assert_eq!(c[0], Op::Mov64X as u8);
+        let c = codes("mov %r3, %r2\njeq %r1, 0, +0\nmul %r3, 3\nexit");
+        assert_eq!(c[2], Op::Mul64K as u8);
+    }
+
+    #[test]
+    fn indexed_loads() {
+        let c = codes("mov %r5, %r1\nadd %r5, %r2\nldxb %r5, [%r5]\nexit");
+        assert_eq!(c[0], fused::LDX_IDX_B);
+        // The load must use the computed address.
+        let c = codes("mov %r5, %r1\nadd %r5, %r2\nldxb %r5, [%r1]\nexit");
+        assert_eq!(c[0], fused::MOV_ADD_X);
     }
 }
