@@ -175,6 +175,24 @@ fn with_map_lookups(
                 },
                 _ => continue,
             },
+            MapType::Hash
+                if matches!(m.attr().key_size, 4 | 8)
+                    && m.ops
+                        .as_any()
+                        .downcast_ref::<bpfvm_maps::HashTab>()
+                        .is_some() =>
+            {
+                // The common key sizes call the hash table itself, not through
+                // the trait object; the map (kept alive below) owns the table.
+                let h = m.ops.as_any().downcast_ref::<bpfvm_maps::HashTab>();
+                let obj = h.map_or(0, |h| h as *const bpfvm_maps::HashTab as u64);
+                let f = if m.attr().key_size == 4 {
+                    direct_hash_lookup::<4> as unsafe extern "sysv64" fn(u64, u64) -> u64
+                } else {
+                    direct_hash_lookup::<8>
+                };
+                MapLookup::Call { f, obj }
+            }
             MapType::Hash | MapType::LruHash => {
                 let d = Arc::new(DirectLookup {
                     ops: m.ops.clone(),
@@ -213,6 +231,19 @@ unsafe extern "sysv64" fn direct_lookup(obj: u64, key: u64) -> u64 {
     let key = unsafe { std::slice::from_raw_parts(key as *const u8, d.key_size) };
     // Unwinding out of an extern "sysv64" fn aborts; a lookup that panics finds nothing.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.ops.lookup(key, 0)))
+        .ok()
+        .flatten()
+        .map_or(0, |p| p as u64)
+}
+
+/// [`direct_lookup`] for a plain hash map with an `N`-byte key: `obj` is the
+/// map's [`HashTab`](bpfvm_maps::HashTab).
+unsafe extern "sysv64" fn direct_hash_lookup<const N: usize>(obj: u64, key: u64) -> u64 {
+    // SAFETY: the JIT options keep the map, and so its table, alive; the
+    // verifier proved the key's N bytes readable.
+    let h = unsafe { &*(obj as *const bpfvm_maps::HashTab) };
+    let key = unsafe { &*(key as *const [u8; N]) };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.prog_lookup(key)))
         .ok()
         .flatten()
         .map_or(0, |p| p as u64)

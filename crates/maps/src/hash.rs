@@ -553,6 +553,17 @@ impl HashTab {
         }
     }
 
+    /// `bpf_map_lookup_elem` from a program on a plain `BPF_MAP_TYPE_HASH` with an
+    /// `N`-byte key, for JIT code that calls it directly: the same result as
+    /// [`MapOps::lookup`] without the dynamic dispatch (`None` for other kinds).
+    #[inline]
+    pub fn prog_lookup<const N: usize>(&self, key: &[u8; N]) -> Option<*mut u8> {
+        if self.kind != Kind::Plain || N != self.table.key_size {
+            return None;
+        }
+        Some(self.ptr(self.find_prog(key)?, 0))
+    }
+
     /// [`find_prog`](Self::find_prog) for other key sizes, out of line so that the common
     /// sizes' path stays small.
     #[inline(never)]
