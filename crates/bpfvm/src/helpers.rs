@@ -258,7 +258,10 @@ fn xdp_adjust(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], which: u8) -> HResult {
     let md = unsafe { &mut *x.ctx };
     let (hard_start, frame_end) = (x.hard_start as i64, x.frame_end as i64);
     let (data, end, meta) = (md.data as i64, md.data_end as i64, md.data_meta as i64);
-    const XDP_META_MAX: i64 = 32;
+    // Linux 6.18 lets metadata grow past the old 32-byte limit (observed: a
+    // repeated 8-byte bpf_xdp_adjust_meta stops only at the xdp_frame, 216
+    // bytes into 256 of headroom); the length still has to fit skb's u8.
+    const XDP_META_MAX: i64 = 255;
     const ETH_HLEN: i64 = 14;
     // The kernel keeps room for struct xdp_frame (40 bytes) at the start of the frame.
     const XDP_FRAME_SZ: i64 = 40;

@@ -248,3 +248,45 @@ fn per_cpu_maps_hold_one_value_per_cpu() {
     };
     assert_eq!(v.len(), 4 * 8);
 }
+
+/// Repeated test runs reuse one buffer, so `set_meta`'s 8-byte
+/// `bpf_xdp_adjust_meta` accumulates: on Linux 6.18 the metadata grows past
+/// the old 32-byte limit until it would reach the xdp_frame (216 bytes into
+/// the 256 of headroom). Return values and output sizes as observed with
+/// `bpftool prog run ... repeat N` on the host kernel.
+#[test]
+fn xdp_metadata_accumulates_across_repeats_as_in_the_kernel() {
+    let pkt = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/packets/ipv4_udp.bin"),
+    )
+    .expect("packet");
+    assert_eq!(pkt.len(), 53);
+    for (repeat, retval, out_len) in [
+        (1u32, 2u32, 61usize),
+        (4, 2, 85),
+        (5, 2, 93),
+        (25, 2, 253),
+        (28, 0, 269),
+        (40, 0, 269),
+    ] {
+        let rt = Runtime::with_cpus(2);
+        let obj = rt
+            .load_object(&fixture("xdp_adjust.o"), None)
+            .expect("load");
+        let id = obj.prog("set_meta").expect("set_meta").id();
+        let r = match rt.bpf(BpfCmd::ProgTestRun(TestRunAttr {
+            prog_id: id,
+            data_in: pkt.clone(),
+            repeat,
+            ..Default::default()
+        })) {
+            Ok(BpfReply::TestRun(r)) => r,
+            other => panic!("test run failed: {other:?}"),
+        };
+        assert_eq!(
+            (r.retval, r.data_out.len()),
+            (retval, out_len),
+            "repeat {repeat}"
+        );
+    }
+}
