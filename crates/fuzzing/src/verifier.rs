@@ -215,15 +215,7 @@ pub fn gen(r: &mut Rng) -> Vec<Insn> {
 
 /// The generator keeps what the verifier accepts.
 pub fn filter(p: &[Insn]) -> bool {
-    let maps = [MapDesc {
-        id: 3,
-        map_type: BPF_MAP_TYPE_ARRAY,
-        key_size: 4,
-        value_size: 48,
-        max_entries: 1,
-        name: "global".into(),
-        ..Default::default()
-    }];
+    let maps = [global_map()];
     let opts = VerifierOpts {
         prog_type: BPF_PROG_TYPE_XDP,
         ..Default::default()

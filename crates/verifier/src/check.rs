@@ -598,7 +598,6 @@ impl<'a> Verifier<'a> {
             parent = p.parent;
             self.history = p.history;
             from_branch = Some(prev);
-            self.live_states = self.live_states.saturating_sub(0);
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! The bpf_conformance suite (../shared/conformance, or BPF_CONFORMANCE_DIR): every
-//! test passes on the interpreter, and every `negative/unused-*.data` program (a
-//! reserved field set) is refused at load.
+//! test passes on the interpreter and on the x86-64 JIT in checked mode, and every
+//! `negative/unused-*.data` program (a reserved field set) is refused at load.
 
 use bpfvm_vm::conformance::{run_conformance_dir, Outcome, Stage};
 use std::path::PathBuf;
@@ -25,11 +25,13 @@ fn suite_dir() -> Option<PathBuf> {
 #[test]
 fn conformance_suite_passes() {
     let Some(dir) = suite_dir() else { return };
-    let report = run_conformance_dir(&dir.join("tests"), false).expect("suite runs");
-    for c in report.failures() {
-        eprintln!("{}: {:?}", c.file.display(), c.outcome);
+    for jit in [false, true] {
+        let report = run_conformance_dir(&dir.join("tests"), jit).expect("suite runs");
+        for c in report.failures() {
+            eprintln!("jit={jit} {}: {:?}", c.file.display(), c.outcome);
+        }
+        assert_eq!((report.passed(), report.failed()), (313, 0), "jit={jit}");
     }
-    assert_eq!((report.passed(), report.failed()), (313, 0));
 }
 
 #[test]
