@@ -81,6 +81,9 @@ pub enum VmError {
     NoPacket { pc: usize },
     #[error("callback target {target:#x} is not the start of a function of the program")]
     BadCallback { target: u64 },
+    /// An observer ([`crate::step::Observer`]) ended the run before `pc` ran.
+    #[error("insn {pc}: the run was stopped by its observer")]
+    Stopped { pc: usize },
     /// A helper failed in a way that ends the program (a helper's ordinary failure is
     /// a negative return value in r0, not this).
     #[error("insn {pc}: helper {id} failed")]

@@ -127,10 +127,10 @@ pub struct RunResult {
 
 /// A caller's state, saved by `call local`.
 #[derive(Clone, Copy)]
-struct Frame {
-    ret: usize,
-    prog: *const VmProgram,
-    saved: [u64; 4],
+pub(crate) struct Frame {
+    pub(crate) ret: usize,
+    pub(crate) prog: *const VmProgram,
+    pub(crate) saved: [u64; 4],
 }
 
 const NO_FRAME: Frame = Frame {
@@ -146,13 +146,13 @@ pub(crate) struct Machine<'r> {
     pub(crate) checked: bool,
     pub(crate) tail_calls: u32,
     /// Frames in use minus one (0 in the main program).
-    depth: usize,
-    frames: [Frame; MAX_CALL_FRAMES],
-    executed: u64,
-    fuel: u64,
+    pub(crate) depth: usize,
+    pub(crate) frames: [Frame; MAX_CALL_FRAMES],
+    pub(crate) executed: u64,
+    pub(crate) fuel: u64,
     /// The program executing now (the entry program, a callback's program or a
     /// tail-called one).
-    prog: *const VmProgram,
+    pub(crate) prog: *const VmProgram,
     /// Tail-called programs, kept alive for the run (frames point into them).
     pub(crate) keep: Vec<Arc<VmProgram>>,
     /// Backing memory of the stack frames; only reached through `mem.stack_*` pointers.
@@ -160,6 +160,9 @@ pub(crate) struct Machine<'r> {
     /// The JIT's run context when the JIT runs on this machine (null for the
     /// interpreter); callbacks then run native code.
     pub(crate) jit: *mut (),
+    /// The observer of an observed run ([`crate::step`]; null otherwise):
+    /// callbacks then run one instruction at a time too.
+    pub(crate) step: *mut (),
 }
 
 const STACK_WORDS: usize = MAX_CALL_FRAMES * MAX_BPF_STACK / 8;
@@ -225,6 +228,7 @@ impl<'r> Machine<'r> {
             keep: Vec::new(),
             _stack: stack,
             jit: ptr::null_mut(),
+            step: ptr::null_mut(),
         }
     }
 
@@ -297,6 +301,9 @@ pub(crate) fn call_function(
     if !m.jit.is_null() {
         return crate::jit::runtime::call_function(m, prog, entry, args, call_pc);
     }
+    if !m.step.is_null() {
+        return crate::step::call_function(m, prog, entry, args, call_pc);
+    }
     if m.depth + 1 >= MAX_CALL_FRAMES {
         return Err(VmError::CallStackTooDeep {
             pc: call_pc,
@@ -357,32 +364,32 @@ enum Ctl {
 
 /// The loop's live values, handed from one handler to the next in host registers.
 #[derive(Clone, Copy)]
-struct Live {
+pub(crate) struct Live {
     /// The next instruction. A pointer rather than an index keeps the dispatch short.
-    ip: *const VInsn,
+    pub(crate) ip: *const VInsn,
     /// The current program's entries.
-    code: *const VInsn,
+    pub(crate) code: *const VInsn,
     /// Instructions executed so far, minus the entry count of `ip`'s address
     /// (`ip as u64 >> 4`, entries being 16 bytes): a straight run counts itself as
     /// `ip` advances, so only taken jumps, calls and exits touch it (`executed!`).
-    base: u64,
+    pub(crate) base: u64,
 }
 
 /// What handlers share through memory: the registers, the rarely used values and
 /// the result.
 #[repr(C)]
-struct Run {
+pub(crate) struct Run {
     /// r0..r10 (indices up to 15 so that a masked index needs no bounds check).
-    regs: [u64; 16],
+    pub(crate) regs: [u64; 16],
     /// The machine; a raw pointer because handlers are plain functions without
     /// lifetimes. Valid (and not otherwise used) while the handlers run.
-    m: *mut Machine<'static>,
-    fuel: u64,
-    base_depth: usize,
+    pub(crate) m: *mut Machine<'static>,
+    pub(crate) fuel: u64,
+    pub(crate) base_depth: usize,
     /// Set by the handler that ends the loop.
-    out: Option<Result<u64, VmError>>,
+    pub(crate) out: Option<Result<u64, VmError>>,
     /// Where a handler left off when it returned without a tail call (debug builds).
-    cont: Live,
+    pub(crate) cont: Live,
 }
 
 /// One instruction's handler: runs it, then tail-calls the next instruction's
@@ -541,7 +548,7 @@ fn exec<const CHECKED: bool>(
 // The dispatch arms are named by the opcode table's variants.
 #[allow(non_upper_case_globals)]
 #[inline(always)]
-unsafe fn step<const CHECKED: bool, const CODE: u8>(run: *mut Run, s: &mut Live) -> bool {
+pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(run: *mut Run, s: &mut Live) -> bool {
     // SAFETY (for every `prog` dereference): m.prog points to the entry program or
     // to a tail-called program kept alive in m.keep for the whole run. `run` is
     // valid while handlers run.

@@ -23,6 +23,9 @@
 //! helpers, tail calls, callbacks, memory checks and errors behave as under the
 //! interpreter. [`VmProgram::aarch64_listing`] emits arm64 code for reading only.
 //!
+//! [`VmProgram::run_observed`] ([`step`]) runs the interpreter one instruction at
+//! a time with an [`Observer`] called before each: debuggers, profiles, coverage.
+//!
 //! [`conformance`] runs the bpf_conformance suite on the interpreter or the JIT.
 
 pub mod conformance;
@@ -32,6 +35,7 @@ pub mod interp;
 pub mod jit;
 pub mod memory;
 pub mod program;
+pub mod step;
 
 pub use error::{Access, HelperError, LoadError, VmError};
 pub use helpers::{
@@ -41,3 +45,4 @@ pub use interp::{RunOptions, RunResult};
 pub use jit::{Aarch64Listing, Arm64Insn, JitError, JitOptions, JitProgram, NativeInsn};
 pub use memory::{MemoryOracle, Region, RegionKind};
 pub use program::{LoadOptions, VmProgram, FUNC_ADDR_BASE, MAX_PROG_SLOTS};
+pub use step::{At, CallSite, Flow, Observer};

@@ -79,8 +79,31 @@ impl Engine for JitUnchecked {
     }
 }
 
+/// The observed interpreter (one instruction at a time, an observer before
+/// each): the observer sees exactly the instructions the run counts.
+struct Observed;
+
+impl Engine for Observed {
+    fn name(&self) -> &'static str {
+        "interpreter (observed)"
+    }
+    fn checks_memory(&self) -> bool {
+        true
+    }
+    fn run(&self, prog: &VmProgram, opts: RunOptions<'_>) -> Result<RunResult, VmError> {
+        let mut seen = 0u64;
+        let r = prog.run_observed(opts, &mut |_: &bpfvm_vm::At<'_>| {
+            seen += 1;
+            bpfvm_vm::Flow::Continue
+        })?;
+        assert_eq!(seen, r.executed, "observed instructions");
+        Ok(r)
+    }
+}
+
 fn engines() -> Vec<Box<dyn Engine>> {
     vec![
+        Box::new(Observed),
         Box::new(Checked),
         Box::new(Unchecked),
         Box::new(JitChecked),
