@@ -478,6 +478,7 @@ impl Daemon {
                 repeat,
             } => self.prog_run(&target, &data_in_hex, ctx_in_hex.as_deref(), repeat),
             Command::ProgPin { target, path } => self.prog_pin(&mut st, &target, &path),
+            Command::ProgFetch { target } => self.prog_fetch(&st, &target),
             Command::MapShow { target } => self.map_show(f, target.as_ref()),
             Command::MapDump { target } => self
                 .map_one(&target)
@@ -947,6 +948,45 @@ impl Daemon {
                 render::error_chain(&e)
             )),
         }
+    }
+
+    /// `ProgFetch`: the program's object, its name in it, its maps' entries
+    /// and its prog arrays' slots by program name.
+    fn prog_fetch(&self, st: &State, t: &Target) -> Result<Response, String> {
+        let p = self.prog_one(t)?;
+        let owns = |r: &&Record| r.progs.iter().any(|(_, w)| w.upgrade().is_some_and(|x| x.id == p.id));
+        let rec = st.records.iter().find(owns).ok_or_else(|| {
+            format!("program {} was not loaded from an object file", p.id)
+        })?;
+        let Source::Object { file_name, stored, prog_type } = &rec.source else {
+            return Err(format!("program {} was not loaded from an object file", p.id));
+        };
+        let bytes = std::fs::read(self.dir.join("store").join(stored))
+            .map_err(|e| format!("{stored}: {e}"))?;
+        let name = rec.progs.iter().find(|(_, w)| w.upgrade().is_some_and(|x| x.id == p.id));
+        let mut maps = Vec::new();
+        for (n, w) in &rec.maps {
+            let Some(m) = w.upgrade() else { continue };
+            if let Some(entries) = snapshot_map(&self.rt, &m) {
+                maps.push(serde_json::json!({ "name": n, "entries": entries }));
+            } else if let Some(pa) = m.ops.as_prog_array() {
+                let slots: Vec<(u32, String)> = (0..m.attr().max_entries)
+                    .filter_map(|k| {
+                        let id = pa.get_id(k)?;
+                        let (pn, _) = rec.progs.iter().find(|(_, w)| w.upgrade().is_some_and(|x| x.id == id))?;
+                        Some((k, pn.clone()))
+                    })
+                    .collect();
+                maps.push(serde_json::json!({ "name": n, "prog_slots": slots }));
+            }
+        }
+        Ok(Response::data(serde_json::json!({
+            "file_name": file_name,
+            "object_hex": proto::to_hex(&bytes),
+            "prog_type": prog_type,
+            "prog": name.map(|(n, _)| n.clone()),
+            "maps": maps,
+        })))
     }
 
     // ---- persistence ---------------------------------------------------------

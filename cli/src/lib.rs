@@ -10,13 +10,20 @@
 
 pub mod btf;
 pub mod client;
+pub mod counts;
+pub mod coverage;
+pub mod dap;
+pub mod debug;
 pub mod daemon;
 pub mod map;
 pub mod net;
 pub mod netglue;
 pub mod prog;
+pub mod profile;
 pub mod proto;
 pub mod render;
+pub mod replay;
+pub mod session;
 pub mod verify;
 
 use proto::Target;

@@ -17,6 +17,9 @@ const COMMANDS: &[(&str, Handler)] = &[
     ("loadall", loadall),
     ("tracelog", tracelog),
     ("run", run),
+    ("profile", crate::profile::main),
+    ("debug", crate::debug::main),
+    ("replay", crate::replay::main),
 ];
 
 pub fn main(opts: &Opts, args: &[String]) -> i32 {
@@ -35,11 +38,17 @@ pub fn usage() {
                          data_in FILE \\
                          [data_out FILE [data_size_out L]] \\
                          [ctx_in FILE [ctx_out FILE [ctx_size_out M]]] \\
-                         [repeat N]
+                         [repeat N] [coverage LCOV_FILE]
+       bpfvm prog debug PROG_OR_OBJ data_in FILE [ctx_in FILE] [-x SCRIPT | dap]
+       bpfvm prog profile PROG_OR_OBJ {{ data_in FILE [ctx_in FILE] | pcap FILE }} \\
+                         [repeat N] [flamegraph SVG] [time MS]
+       bpfvm prog replay PROG_OR_OBJ pcap FILE [out FILE] [repeat N] \\
+                         [coverage LCOV_FILE] [each]
        bpfvm prog tracelog [--max-lines N] [--timeout SECONDS]
        bpfvm prog help
 
        PROG := {{ id PROG_ID | pinned FILE | tag PROG_TAG | name PROG_NAME }}
+       PROG_OR_OBJ := {{ PROG | OBJECT_FILE [prog NAME] }}
        TYPE := {{ socket | kprobe | kretprobe | classifier | action |
                  tracepoint | raw_tracepoint | xdp | perf_event | cgroup/skb |
                  syscall | ... (the section names libbpf knows) }}
@@ -411,5 +420,56 @@ fn tracelog(opts: &Opts, args: &[String]) -> i32 {
             }
             printed += 1;
         }
+    }
+}
+
+/// The test run of a program looked at in this process (`debug`, `profile`,
+/// `replay`, `run ... coverage`): `data_in` and `ctx_in` read from files.
+pub fn test_attr(
+    s: &crate::session::Session,
+    data_in: Option<&str>,
+    ctx_in: Option<&str>,
+) -> Result<bpfvm::TestRunAttr, String> {
+    let data = match data_in {
+        Some(p) => read_input(p)?,
+        None => Vec::new(),
+    };
+    let ctx = match ctx_in {
+        Some(p) => Some(read_input(p)?),
+        None => None,
+    };
+    Ok(bpfvm::TestRunAttr {
+        prog_id: s.prog.id(),
+        data_in: data,
+        ctx_in: ctx,
+        repeat: 1,
+        ..Default::default()
+    })
+}
+
+/// The name of a program's return value where its type gives it one.
+pub fn verdict_name(prog_type: u32, retval: u32) -> Option<&'static str> {
+    const XDP: [&str; 5] = ["XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"];
+    const TC: [&str; 9] = [
+        "TC_ACT_OK",
+        "TC_ACT_RECLASSIFY",
+        "TC_ACT_SHOT",
+        "TC_ACT_PIPE",
+        "TC_ACT_STOLEN",
+        "TC_ACT_QUEUED",
+        "TC_ACT_REPEAT",
+        "TC_ACT_REDIRECT",
+        "TC_ACT_TRAP",
+    ];
+    match prog_type {
+        6 => XDP.get(retval as usize).copied(),
+        3 | 4 if retval == u32::MAX => Some("TC_ACT_UNSPEC"),
+        3 | 4 => TC.get(retval as usize).copied(),
+        8 => match retval {
+            0 => Some("SK_DROP"),
+            1 => Some("SK_PASS"),
+            _ => None,
+        },
+        _ => None,
     }
 }

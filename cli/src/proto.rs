@@ -122,6 +122,12 @@ pub enum Command {
         target: Target,
         path: String,
     },
+    /// What a client needs to run a program in its own process (`prog debug`,
+    /// `profile`, `replay`, `run ... coverage`): the object it was loaded
+    /// from, its name there, and the contents of the object's maps.
+    ProgFetch {
+        target: Target,
+    },
     /// Lines written to the trace pipe since the last read (as reading
     /// trace_pipe consumes them), waiting up to `wait_ms` for the first.
     TraceRead {

@@ -31,6 +31,7 @@ pub mod helpers;
 pub mod helpers_pure;
 mod idr;
 mod info;
+mod inspect;
 mod kernel;
 mod loader;
 mod lowmem;
@@ -75,6 +76,7 @@ pub mod btf {
 pub mod vm {
     pub use bpfvm_vm::conformance;
     pub use bpfvm_vm::{
-        Helper, HelperCtx, HelperError, HelperOutcome, Region, RegionKind, VmError,
+        At, CallSite, Flow, Helper, HelperCtx, HelperError, HelperOutcome, Observer, Region,
+        RegionKind, VmError, VmProgram,
     };
 }

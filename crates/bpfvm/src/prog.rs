@@ -303,6 +303,32 @@ fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
 
 /// Runs the verifier as BPF_PROG_LOAD does, before anything is registered.
 fn verify(rt: &Runtime, a: &ProgLoadAttr, name: &str) -> Result<bpfvm_verifier::Verified> {
+    verify_with(rt, a, name, false)
+}
+
+/// Runs the verifier again on a loaded program, keeping each instruction's
+/// register states ([`bpfvm_verifier::Verified::insn_regs`]).
+pub(crate) fn reg_states(rt: &Runtime, p: &ProgObj) -> Result<Vec<[Vec<String>; 11]>> {
+    let a = ProgLoadAttr {
+        prog_type: p.prog_type,
+        expected_attach_type: p.expected_attach_type,
+        insns: p.xlated.clone(),
+        license: if p.gpl_compatible { "GPL" } else { "Proprietary" }.into(),
+        name: p.name.clone(),
+        btf_id: p.btf.as_ref().map(|b| b.id),
+        func_info: p.func_info.clone(),
+        line_info: p.line_info.clone(),
+        ..Default::default()
+    };
+    verify_with(rt, &a, &p.name, true).map(|v| v.insn_regs)
+}
+
+fn verify_with(
+    rt: &Runtime,
+    a: &ProgLoadAttr,
+    name: &str,
+    record_regs: bool,
+) -> Result<bpfvm_verifier::Verified> {
     let btf = match a.btf_id {
         Some(id) => Some(rt.btf_by_id(id)?),
         None => None,
@@ -343,6 +369,7 @@ fn verify(rt: &Runtime, a: &ProgLoadAttr, name: &str) -> Result<bpfvm_verifier::
             .iter()
             .map(|id| *id as i32)
             .collect(),
+        record_regs,
         ..Default::default()
     };
     let maps = |id: u32| rt.map_by_id(id).ok().map(|m| map_desc(&m));

@@ -8,7 +8,7 @@ use crate::error::{BpfError, Result};
 use crate::kernel::{ProgObj, Runtime};
 use crate::lowmem::LowBuf;
 use bpfvm_vm::jit::Rerun;
-use bpfvm_vm::{Region, RegionKind, RunOptions};
+use bpfvm_vm::{Observer, Region, RegionKind, RunOptions};
 use std::sync::atomic::Ordering;
 
 /// `BPF_F_TEST_XDP_LIVE_FRAMES`: the frame arrived on a live interface (the
@@ -71,6 +71,7 @@ fn run_repeated(
     repeat: u32,
     opts: impl Fn(&RunEnv) -> RunOptions<'static>,
     reset: impl Fn(&mut RunEnv),
+    observer: Option<&mut dyn Observer>,
 ) -> Result<(u64, u32)> {
     let rt = env.rt.clone();
     let regions = std::mem::take(&mut env.value_regions);
@@ -80,8 +81,22 @@ fn run_repeated(
     };
     let repeat = repeat.max(1);
     let start = thread_cpu_ns();
-    let r = match &prog.jit {
-        Some(j) => {
+    let r = match (&prog.jit, observer) {
+        // Observed runs (debugger, profile, coverage): the interpreter, one
+        // instruction at a time.
+        (_, Some(obs)) => {
+            let mut r0 = Ok(0);
+            for _ in 0..repeat {
+                reset(env);
+                let o = opts(env).oracle(&oracle).env(&mut *env);
+                r0 = prog.vm.run_observed(o, &mut *obs).map(|r| r.r0);
+                if r0.is_err() {
+                    break;
+                }
+            }
+            r0
+        }
+        (Some(j), None) => {
             reset(env);
             let o = opts(env).oracle(&oracle).env(&mut *env);
             j.run_repeat(o, repeat, |rr: &mut Rerun<'_>| {
@@ -96,7 +111,7 @@ fn run_repeated(
             })
             .map(|r| r.r0)
         }
-        None => {
+        (None, None) => {
             let mut r0 = Ok(0);
             for _ in 0..repeat {
                 reset(env);
@@ -135,15 +150,25 @@ fn thread_cpu_ns() -> u128 {
 }
 
 pub(crate) fn test_run(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr) -> Result<TestRunResult> {
+    test_run_with(rt, prog, a, None)
+}
+
+/// [`test_run`], observed by `obs` when given (see [`Runtime::test_run_observed`]).
+pub(crate) fn test_run_with(
+    rt: &Runtime,
+    prog: &ProgObj,
+    a: &TestRunAttr,
+    obs: Option<&mut dyn Observer>,
+) -> Result<TestRunResult> {
     let repeat = a.repeat.max(1);
     let res = match prog.prog_type {
-        BPF_PROG_TYPE_XDP => run_xdp(rt, prog, a, repeat),
+        BPF_PROG_TYPE_XDP => run_xdp(rt, prog, a, repeat, obs),
         BPF_PROG_TYPE_SOCKET_FILTER
         | BPF_PROG_TYPE_SCHED_CLS
         | BPF_PROG_TYPE_SCHED_ACT
-        | BPF_PROG_TYPE_CGROUP_SKB => run_skb(rt, prog, a, repeat),
-        BPF_PROG_TYPE_RAW_TRACEPOINT => run_ctx(rt, prog, a, repeat, false),
-        BPF_PROG_TYPE_SYSCALL => run_ctx(rt, prog, a, repeat, true),
+        | BPF_PROG_TYPE_CGROUP_SKB => run_skb(rt, prog, a, repeat, obs),
+        BPF_PROG_TYPE_RAW_TRACEPOINT => run_ctx(rt, prog, a, repeat, false, obs),
+        BPF_PROG_TYPE_SYSCALL => run_ctx(rt, prog, a, repeat, true, obs),
         t => Err(BpfError::NotSupported {
             what: format!("test run of program type {t}"),
         }),
@@ -154,7 +179,13 @@ pub(crate) fn test_run(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr) -> Result<
     Ok(res)
 }
 
-fn run_xdp(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result<TestRunResult> {
+fn run_xdp(
+    rt: &Runtime,
+    prog: &ProgObj,
+    a: &TestRunAttr,
+    repeat: u32,
+    obs: Option<&mut dyn Observer>,
+) -> Result<TestRunResult> {
     let max = FRAME_SIZE - XDP_PACKET_HEADROOM - SKB_SHARED_INFO;
     if a.data_in.len() < ETH_HLEN || a.data_in.len() > max {
         return Err(BpfError::Invalid(format!(
@@ -227,7 +258,7 @@ fn run_xdp(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
                 ))
         };
         let (r0, duration) =
-            run_repeated(prog, &mut env, repeat, xdp_opts, |env| env.redirect = None)?;
+            run_repeated(prog, &mut env, repeat, xdp_opts, |env| env.redirect = None, obs)?;
         // SAFETY: as above.
         let m = unsafe { *md_ptr };
         let (from, to) = (
@@ -284,7 +315,13 @@ fn put32(b: &mut [u8], off: usize, v: u32) {
     b[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
 
-fn run_skb(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result<TestRunResult> {
+fn run_skb(
+    rt: &Runtime,
+    prog: &ProgObj,
+    a: &TestRunAttr,
+    repeat: u32,
+    obs: Option<&mut dyn Observer>,
+) -> Result<TestRunResult> {
     if a.data_in.len() < ETH_HLEN {
         return Err(BpfError::Invalid(format!(
             "skb test run needs at least {ETH_HLEN} bytes of data_in"
@@ -341,7 +378,7 @@ fn run_skb(rt: &Runtime, prog: &ProgObj, a: &TestRunAttr, repeat: u32) -> Result
             .context(ctx_ptr, skb::SIZE as u64, true)
             .packet(data, end)
     };
-    let (r0, duration) = run_repeated(prog, &mut env, repeat, skb_opts, |_| {})?;
+    let (r0, duration) = run_repeated(prog, &mut env, repeat, skb_opts, |_| {}, obs)?;
     let mut data_out =
         buf.as_slice()[XDP_PACKET_HEADROOM..XDP_PACKET_HEADROOM + a.data_in.len()].to_vec();
     if !l2 {
@@ -364,6 +401,7 @@ fn run_ctx(
     a: &TestRunAttr,
     repeat: u32,
     writable: bool,
+    obs: Option<&mut dyn Observer>,
 ) -> Result<TestRunResult> {
     if !a.data_in.is_empty() {
         return Err(BpfError::Invalid(
@@ -377,7 +415,7 @@ fn run_ctx(
     let ptr = ctx.as_mut_ptr() as u64;
     let mut env = RunEnv::new(rt, prog, a.cpu);
     let ctx_opts = |_: &RunEnv| RunOptions::new().context(ptr, len as u64, writable);
-    let (r0, duration) = run_repeated(prog, &mut env, repeat, ctx_opts, |_| {})?;
+    let (r0, duration) = run_repeated(prog, &mut env, repeat, ctx_opts, |_| {}, obs)?;
     ctx.truncate(len);
     Ok(TestRunResult {
         retval: r0 as u32,

@@ -12,17 +12,19 @@
 //!   copies, so the host stack still sees every frame whatever the verdict.
 //! - **Pcap replay** ([`replay_pcap`]): frames from a capture file ([`pcap`])
 //!   through the same run, verdicts counted, surviving frames optionally written to
-//!   a new capture. No privileges needed.
+//!   a new capture. No privileges needed. [`CaptureFile`] reads pcap and pcapng.
 
 pub mod datapath;
 pub mod frame;
 pub mod packet;
 pub mod pcap;
+pub mod pcapng;
 pub mod replay;
 pub mod xdp;
 
 pub use datapath::{ifindex_of, AttachInfo, Attachment, Datapath, NetError, ATTACH_MODE};
 pub use pcap::{PcapError, PcapReader, PcapRecord, PcapWriter, LINKTYPE_ETHERNET};
+pub use pcapng::{CaptureFile, PcapngReader};
 pub use replay::{replay_pcap, replay_records, FrameResult, ReplayError, ReplayOptions, Summary};
 pub use xdp::{
     run_xdp, RunError, XdpAction, XdpCounters, XdpOutcome, XdpStats, XDP_ABORTED, XDP_DROP,

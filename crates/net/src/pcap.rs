@@ -1,4 +1,4 @@
-//! The classic libpcap file format (not pcapng): a 24-byte file header, then per
+//! The classic libpcap file format (pcapng: [`crate::pcapng`]): a 24-byte file header, then per
 //! record a 16-byte header and the captured bytes. Both byte orders and both
 //! timestamp resolutions (microseconds, magic 0xa1b2c3d4; nanoseconds, 0xa1b23c4d)
 //! are read; files are written little-endian with microseconds. Only Ethernet
@@ -27,6 +27,8 @@ pub enum PcapError {
     RecordTooLarge { index: u64, len: u32 },
     #[error("record {index} is cut short by the end of the file")]
     Truncated { index: u64 },
+    #[error("record {index} names interface {interface}, which no interface block describes")]
+    NoInterface { index: u64, interface: u32 },
 }
 
 /// One captured frame.

@@ -220,6 +220,8 @@ pub struct Verifier<'a> {
     jmps_since_ckpt: u64,
     safe_mem: Vec<bool>,
     stack_depth: Vec<u32>,
+    /// Register states per slot (`VerifierOpts::record_regs`).
+    insn_regs: Vec<[Vec<String>; 11]>,
     /// For the error report: the instruction being checked.
     cur_insn: usize,
     /// A callback frame's argument registers, by the helper call's instruction.
@@ -267,6 +269,11 @@ impl<'a> Verifier<'a> {
             insns_since_ckpt: 0,
             jmps_since_ckpt: 0,
             safe_mem: vec![false; insns.len()],
+            insn_regs: if opts.record_regs {
+                vec![Default::default(); insns.len()]
+            } else {
+                Vec::new()
+            },
             stack_depth: Vec::new(),
             cur_insn: 0,
             callback_init: HashMap::new(),
@@ -311,6 +318,7 @@ impl<'a> Verifier<'a> {
                     log: self.log,
                     stats,
                     safe_mem: self.safe_mem,
+                    insn_regs: std::mem::take(&mut self.insn_regs),
                     stack_depth: self.stack_depth,
                 })
             }
@@ -469,6 +477,25 @@ impl<'a> Verifier<'a> {
             out.push_str(&format!(" refs={}", ids.join(",")));
         }
         out
+    }
+
+    /// Adds the registers of `st`'s current frame to what slot `pc` saw.
+    fn record_regs(&mut self, st: &State, pc: usize) {
+        let frameno = st.curframe();
+        for (i, r) in st.cur().regs.iter().enumerate() {
+            if !r.is_init() {
+                continue;
+            }
+            let seen = &self.insn_regs[pc][i];
+            if seen.len() >= crate::MAX_RECORDED {
+                continue;
+            }
+            let t = self.reg_str(r, frameno);
+            let seen = &mut self.insn_regs[pc][i];
+            if !seen.contains(&t) {
+                seen.push(t);
+            }
+        }
     }
 
     /// `print_insn_state`: the touched state after an instruction, on the
@@ -729,6 +756,9 @@ impl<'a> Verifier<'a> {
                 self.print_insn(*pc, &d);
             }
             let d = self.dec(*pc);
+            if self.opts.record_regs {
+                self.record_regs(st, *pc);
+            }
             self.cur_parent = *parent;
             self.cur_depth = st.frames.len();
             let mut hist = self.hist_before(st, *pc, &d);

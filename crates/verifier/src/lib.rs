@@ -85,6 +85,9 @@ pub struct VerifierOpts {
     /// Helper ids the embedder registered beyond the kernel's (custom helpers):
     /// their arguments are not checked and their result is an integer.
     pub extra_helpers: Vec<i32>,
+    /// Keep, per instruction, what each register held on the paths that
+    /// reached it ([`Verified::insn_regs`]; debuggers show it).
+    pub record_regs: bool,
 }
 
 impl Default for VerifierOpts {
@@ -99,6 +102,7 @@ impl Default for VerifierOpts {
             gpl_compatible: true,
             log_size: 16 << 20,
             extra_helpers: Vec::new(),
+            record_regs: false,
         }
     }
 }
@@ -124,7 +128,15 @@ pub struct Verified {
     pub safe_mem: Vec<bool>,
     /// Stack depth of each subprogram, in bytes (`stack depth A+B`).
     pub stack_depth: Vec<u32>,
+    /// With [`VerifierOpts::record_regs`], per slot: for r0..r10, the distinct
+    /// states (log text, e.g. `pkt(r=42)`) the register had before the
+    /// instruction on the paths walked there, at most [`MAX_RECORDED`]; empty
+    /// for an uninitialised register and for slots no path reached.
+    pub insn_regs: Vec<[Vec<String>; 11]>,
 }
+
+/// Distinct states kept per register and instruction by `record_regs`.
+pub const MAX_RECORDED: usize = 4;
 
 /// A refused program.
 #[derive(Clone, Debug, Error)]
