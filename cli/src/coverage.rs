@@ -3,9 +3,10 @@
 //! outcomes, on the jump's source line) coverage, added to what the file
 //! already holds, so several runs accumulate.
 //!
-//! A line's count is the largest count of its instructions (the times the
-//! line ran, however many instructions it compiled to); a function's is the
-//! count of its first instruction.
+//! A line's count is the largest count of the instructions where its line
+//! records start (the times the line began to run, however many
+//! instructions it compiled to); a function's is the count of its first
+//! instruction.
 
 use crate::counts::Counts;
 use crate::session::Session;
@@ -155,15 +156,14 @@ pub fn from_counts(s: &mut Session, c: &Counts, test: &str) -> Tracefile {
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_else(|| file.to_string())
         };
-        // Lines: every line with code appears, hit or not.
-        for slot in 0..pc.insn.len() {
-            let Some(l) = pc.src.line(slot) else { continue };
-            if bpfvm::isa::decode_at(&pc.prog.xlated, slot).is_err() {
-                continue;
-            }
+        // Lines: every line with code appears, hit or not; a line ran as
+        // often as the instruction a line record of it starts at (the
+        // instructions after it may belong to other lines BTF does not mark).
+        for (slot, l, _) in &pc.src.records {
+            let Some(n) = pc.insn.get(*slot) else { continue };
             let f = path_of(&l.file, s);
             let e = files.entry(f).or_default().lines.entry(l.line).or_insert(0);
-            *e = (*e).max(pc.insn[slot]);
+            *e = (*e).max(*n);
         }
         for (start, name) in &pc.src.funcs {
             let Some(l) = pc.src.line(*start) else { continue };

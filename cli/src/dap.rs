@@ -149,10 +149,13 @@ fn common(d: &mut Debugger, req: &Value) -> bool {
                 let line = b["line"].as_u64().unwrap_or(0);
                 match d.try_add_breakpoint(&format!("{path}:{line}"), None) {
                     Ok(id) => {
+                        let mut at = line;
                         if let Some(bp) = d.bps.iter_mut().find(|x| x.id == id) {
                             bp.spec = format!("{tag}:{line}");
+                            // Moved to the next line with code, as gdb does.
+                            at = bp.line.as_ref().map_or(line, |l| l.line as u64);
                         }
-                        out.push(json!({ "id": id, "verified": true, "line": line }));
+                        out.push(json!({ "id": id, "verified": true, "line": at }));
                     }
                     Err(e) => out.push(json!({
                         "verified": false, "line": line, "message": e.trim_end(),

@@ -255,7 +255,7 @@ struct LineRow {
     file: String,
     line: u32,
     text: String,
-    /// Times the line ran (its most executed instruction).
+    /// Times the line ran (the count of the instruction it starts at).
     count: u64,
     /// Instructions executed on it.
     insns: u64,
@@ -360,7 +360,10 @@ impl Report {
             }
             let l = lines.last_mut().expect("pushed above");
             let n = main.insn[slot];
-            l.count = l.count.max(n);
+            if l.rows.is_empty() {
+                // The line ran as often as the instruction it starts at.
+                l.count = n;
+            }
             l.insns += n;
             l.time += time[slot];
             l.rows.push(Row {

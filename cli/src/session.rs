@@ -319,6 +319,7 @@ impl SourceFiles {
             }
             let found = cands.into_iter().find_map(|p| {
                 let text = std::fs::read_to_string(&p).ok()?;
+                let p = std::fs::canonicalize(&p).unwrap_or(p);
                 Some((p, text.lines().map(str::to_string).collect()))
             });
             self.cache.insert(file.to_string(), found);
