@@ -52,16 +52,25 @@ impl Tracefile {
                     let c = &mut cur.as_mut().ok_or_else(bad)?.1;
                     let parts: Vec<&str> = val.split(',').collect();
                     match (tag, parts.as_slice()) {
-                        ("DA", [l, c2, ..]) => *c.lines.entry(num(l)? as u32).or_insert(0) += num(c2)?,
+                        ("DA", [l, c2, ..]) => {
+                            *c.lines.entry(num(l)? as u32).or_insert(0) += num(c2)?
+                        }
                         ("FN", [l, name]) => {
-                            c.funcs.entry(name.to_string()).or_insert((num(l)? as u32, 0)).0 = num(l)? as u32
+                            c.funcs
+                                .entry(name.to_string())
+                                .or_insert((num(l)? as u32, 0))
+                                .0 = num(l)? as u32
                         }
                         ("FNDA", [cnt, name]) => {
                             c.funcs.entry(name.to_string()).or_insert((0, 0)).1 += num(cnt)?
                         }
                         ("BRDA", [l, b, br, taken]) => {
                             let k = (num(l)? as u32, num(b)? as u32, num(br)? as u32);
-                            let v = if *taken == "-" { None } else { Some(num(taken)?) };
+                            let v = if *taken == "-" {
+                                None
+                            } else {
+                                Some(num(taken)?)
+                            };
                             let e = c.branches.entry(k).or_insert(None);
                             *e = add_opt(*e, v);
                         }
@@ -106,7 +115,10 @@ impl Tracefile {
             let _ = writeln!(
                 s,
                 "BRH:{}",
-                c.branches.values().filter(|v| v.is_some_and(|v| v > 0)).count()
+                c.branches
+                    .values()
+                    .filter(|v| v.is_some_and(|v| v > 0))
+                    .count()
             );
             for (l, cnt) in &c.lines {
                 let _ = writeln!(s, "DA:{l},{cnt}");
@@ -160,13 +172,17 @@ pub fn from_counts(s: &mut Session, c: &Counts, test: &str) -> Tracefile {
         // often as the instruction a line record of it starts at (the
         // instructions after it may belong to other lines BTF does not mark).
         for (slot, l, _) in &pc.src.records {
-            let Some(n) = pc.insn.get(*slot) else { continue };
+            let Some(n) = pc.insn.get(*slot) else {
+                continue;
+            };
             let f = path_of(&l.file, s);
             let e = files.entry(f).or_default().lines.entry(l.line).or_insert(0);
             *e = (*e).max(*n);
         }
         for (start, name) in &pc.src.funcs {
-            let Some(l) = pc.src.line(*start) else { continue };
+            let Some(l) = pc.src.line(*start) else {
+                continue;
+            };
             let f = path_of(&l.file, s);
             let cnt = pc.insn.get(*start).copied().unwrap_or(0);
             files
@@ -225,7 +241,10 @@ mod tests {
         f.branches.insert((4, 0, 1), None);
         a.files.insert("/src/x.c".into(), f);
         let text = a.render();
-        assert!(text.contains("BRDA:4,0,1,-\n") && text.contains("LH:1\n"), "{text}");
+        assert!(
+            text.contains("BRDA:4,0,1,-\n") && text.contains("LH:1\n"),
+            "{text}"
+        );
         let b = Tracefile::parse(&text).unwrap();
         assert_eq!(a, b);
         let mut c = b.clone();

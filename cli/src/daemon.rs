@@ -954,16 +954,33 @@ impl Daemon {
     /// and its prog arrays' slots by program name.
     fn prog_fetch(&self, st: &State, t: &Target) -> Result<Response, String> {
         let p = self.prog_one(t)?;
-        let owns = |r: &&Record| r.progs.iter().any(|(_, w)| w.upgrade().is_some_and(|x| x.id == p.id));
-        let rec = st.records.iter().find(owns).ok_or_else(|| {
-            format!("program {} was not loaded from an object file", p.id)
-        })?;
-        let Source::Object { file_name, stored, prog_type } = &rec.source else {
-            return Err(format!("program {} was not loaded from an object file", p.id));
+        let owns = |r: &&Record| {
+            r.progs
+                .iter()
+                .any(|(_, w)| w.upgrade().is_some_and(|x| x.id == p.id))
+        };
+        let rec = st
+            .records
+            .iter()
+            .find(owns)
+            .ok_or_else(|| format!("program {} was not loaded from an object file", p.id))?;
+        let Source::Object {
+            file_name,
+            stored,
+            prog_type,
+        } = &rec.source
+        else {
+            return Err(format!(
+                "program {} was not loaded from an object file",
+                p.id
+            ));
         };
         let bytes = std::fs::read(self.dir.join("store").join(stored))
             .map_err(|e| format!("{stored}: {e}"))?;
-        let name = rec.progs.iter().find(|(_, w)| w.upgrade().is_some_and(|x| x.id == p.id));
+        let name = rec
+            .progs
+            .iter()
+            .find(|(_, w)| w.upgrade().is_some_and(|x| x.id == p.id));
         let mut maps = Vec::new();
         for (n, w) in &rec.maps {
             let Some(m) = w.upgrade() else { continue };
@@ -973,7 +990,10 @@ impl Daemon {
                 let slots: Vec<(u32, String)> = (0..m.attr().max_entries)
                     .filter_map(|k| {
                         let id = pa.get_id(k)?;
-                        let (pn, _) = rec.progs.iter().find(|(_, w)| w.upgrade().is_some_and(|x| x.id == id))?;
+                        let (pn, _) = rec
+                            .progs
+                            .iter()
+                            .find(|(_, w)| w.upgrade().is_some_and(|x| x.id == id))?;
                         Some((k, pn.clone()))
                     })
                     .collect();

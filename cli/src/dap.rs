@@ -213,7 +213,10 @@ pub fn serve(d: &mut Debugger) -> i32 {
             return 0;
         }
         if !common(d, &req) {
-            dap(d).fail(&req, &format!("'{cmd}' is not possible before configurationDone"));
+            dap(d).fail(
+                &req,
+                &format!("'{cmd}' is not possible before configurationDone"),
+            );
         }
     }
     d.mode = if dap(d).stop_on_entry {
@@ -225,11 +228,18 @@ pub fn serve(d: &mut Debugger) -> i32 {
     match d.run_once() {
         Ok((_, Some(r), _)) => {
             let text = crate::debug::exit_text(&prog, &r);
-            dap(d).event("output", json!({ "category": "console", "output": format!("{text}\n") }));
+            dap(d).event(
+                "output",
+                json!({ "category": "console", "output": format!("{text}\n") }),
+            );
             dap(d).event("exited", json!({ "exitCode": r.retval }));
         }
         Ok((_, None, msg)) => {
-            let msg = if msg.is_empty() { "[program killed]\n".to_string() } else { msg };
+            let msg = if msg.is_empty() {
+                "[program killed]\n".to_string()
+            } else {
+                msg
+            };
             dap(d).event("output", json!({ "category": "stderr", "output": msg }));
             dap(d).event("exited", json!({ "exitCode": 1 }));
         }
@@ -315,7 +325,10 @@ pub fn stopped(d: &mut Debugger, at: &At<'_>, p: &ProgObj, reason: &Reason) -> A
                         .map_or(out.trim_end().to_string(), |(_, v)| v.to_string());
                     dap(d).respond(&req, json!({ "result": result, "variablesReference": 0 }));
                 } else {
-                    dap(d).fail(&req, "use the debugger's step and continue buttons to run the program");
+                    dap(d).fail(
+                        &req,
+                        "use the debugger's step and continue buttons to run the program",
+                    );
                 }
             }
             "continue" => {
@@ -325,11 +338,23 @@ pub fn stopped(d: &mut Debugger, at: &At<'_>, p: &ProgObj, reason: &Reason) -> A
             }
             "next" | "stepIn" => {
                 let instruction = args["granularity"].as_str() == Some("instruction");
-                let from = d.srcs.get(&p.id).and_then(|s| s.line(at.slot).cloned()).map(|l| (p.id, l));
+                let from = d
+                    .srcs
+                    .get(&p.id)
+                    .and_then(|s| s.line(at.slot).cloned())
+                    .map(|l| (p.id, l));
                 d.mode = if instruction {
-                    Mode::Insn { left: 1, over: cmd == "next", depth: at.depth }
+                    Mode::Insn {
+                        left: 1,
+                        over: cmd == "next",
+                        depth: at.depth,
+                    }
                 } else {
-                    Mode::Line { from, depth: at.depth, over: cmd == "next" }
+                    Mode::Line {
+                        from,
+                        depth: at.depth,
+                        over: cmd == "next",
+                    }
                 };
                 dap(d).respond(&req, json!({}));
                 return Action::Resume;
@@ -389,8 +414,12 @@ fn frame_json(d: &mut Debugger, id: usize, p: &ProgObj, slot: usize) -> Value {
 fn stack_frames(d: &mut Debugger, at: &At<'_>, p: &ProgObj) -> Vec<Value> {
     let mut out = vec![frame_json(d, 0, p, at.slot)];
     for (k, cs) in at.callers.iter().rev().enumerate() {
-        let Some(origin) = at.origin_of(cs.prog) else { continue };
-        let Some(cp) = d.session.program_by_vm(origin) else { continue };
+        let Some(origin) = at.origin_of(cs.prog) else {
+            continue;
+        };
+        let Some(cp) = d.session.program_by_vm(origin) else {
+            continue;
+        };
         out.push(frame_json(d, k + 1, &cp, cs.slot));
     }
     out

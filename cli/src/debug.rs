@@ -49,9 +49,15 @@ pub enum Mode {
         over: bool,
     },
     /// `stepi`/`nexti` N instructions.
-    Insn { left: u64, over: bool, depth: usize },
+    Insn {
+        left: u64,
+        over: bool,
+        depth: usize,
+    },
     /// Until the current function returns.
-    Finish { depth: usize },
+    Finish {
+        depth: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -250,9 +256,10 @@ impl Debugger {
             Mode::Finish { depth } => (at.depth < *depth).then_some(Reason::Finish),
             Mode::Continue => None,
         };
-        let bp = self.bps.iter_mut().find(|b| {
-            b.prog == p.id && b.slots.contains(&at.slot) && (!b.on_entry || entered)
-        });
+        let bp = self
+            .bps
+            .iter_mut()
+            .find(|b| b.prog == p.id && b.slots.contains(&at.slot) && (!b.on_entry || entered));
         let r = match (bp, r) {
             // A breakpoint reached while stepping reports the breakpoint.
             (Some(b), _) => {
@@ -285,7 +292,11 @@ impl Debugger {
                 let _ = writeln!(out, "\nBreakpoint {id}, {}", self.where_text(p, at.slot));
             }
             Reason::Finish => {
-                let _ = writeln!(out, "Run till exit: returned to {}", self.where_text(p, at.slot));
+                let _ = writeln!(
+                    out,
+                    "Run till exit: returned to {}",
+                    self.where_text(p, at.slot)
+                );
                 let _ = writeln!(out, "Value returned is r0 = {}", at.regs[0] as i64);
             }
             Reason::Step => {
@@ -325,7 +336,9 @@ impl Debugger {
         match word {
             "" => (Action::Stay, String::new()),
             "help" | "h" => (Action::Stay, HELP.to_string()),
-            "break" | "b" | "br" | "tbreak" => (Action::Stay, self.add_breakpoint(rest, cur.as_ref())),
+            "break" | "b" | "br" | "tbreak" => {
+                (Action::Stay, self.add_breakpoint(rest, cur.as_ref()))
+            }
             "delete" | "d" => (Action::Stay, self.delete(rest)),
             "run" | "r" | "start" => {
                 if running {
@@ -333,7 +346,11 @@ impl Debugger {
                         self.mode = Mode::Continue;
                         return (Action::Resume, String::new());
                     }
-                    return (Action::Stay, "The program is already running; use 'continue' (or 'kill' and 'run').\n".into());
+                    return (
+                        Action::Stay,
+                        "The program is already running; use 'continue' (or 'kill' and 'run').\n"
+                            .into(),
+                    );
                 }
                 (Action::Run, String::new())
             }
@@ -369,11 +386,17 @@ impl Debugger {
                 if a.depth == 0 {
                     return (
                         Action::Stay,
-                        format!("\"finish\" not meaningful in the outermost frame ({}).\n", self.src(&p).func(a.slot).1),
+                        format!(
+                            "\"finish\" not meaningful in the outermost frame ({}).\n",
+                            self.src(&p).func(a.slot).1
+                        ),
                     );
                 }
                 self.mode = Mode::Finish { depth: a.depth };
-                (Action::Resume, format!("Run till exit from #0  {}\n", self.where_text(&p, a.slot)))
+                (
+                    Action::Resume,
+                    format!("Run till exit from #0  {}\n", self.where_text(&p, a.slot)),
+                )
             }
             "kill" | "k" => {
                 if !running {
@@ -448,14 +471,22 @@ impl Debugger {
                 (Action::Stay, String::new())
             }
             "bt" | "backtrace" | "where" => {
-                let Some((a, p)) = cur else { return (Action::Stay, "No stack.\n".into()) };
+                let Some((a, p)) = cur else {
+                    return (Action::Stay, "No stack.\n".into());
+                };
                 (Action::Stay, self.backtrace(a, &p))
             }
             "list" | "l" => (Action::Stay, self.list(rest, cur.as_ref())),
             "map" => (Action::Stay, self.map_cmd(rest)),
             "directory" | "dir" => {
-                self.session.sources.dirs.push(crate::client::absolute(std::path::Path::new(rest)));
-                (Action::Stay, format!("Source directories searched: {rest}\n"))
+                self.session
+                    .sources
+                    .dirs
+                    .push(crate::client::absolute(std::path::Path::new(rest)));
+                (
+                    Action::Stay,
+                    format!("Source directories searched: {rest}\n"),
+                )
             }
             other => (
                 Action::Stay,
@@ -467,7 +498,9 @@ impl Debugger {
     fn eval_display(&mut self, expr: &str, at: &At<'_>, _p: &ProgObj) -> String {
         if let Some(rest) = expr.strip_prefix('/') {
             let (fmt, e) = rest.split_once(' ').unwrap_or((rest, ""));
-            if fmt.ends_with(['b', 'h', 'w', 'g']) || fmt.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            if fmt.ends_with(['b', 'h', 'w', 'g'])
+                || fmt.chars().next().is_some_and(|c| c.is_ascii_digit())
+            {
                 return match examine(fmt, e, at, at.regs[10]) {
                     Ok(s) => format!("x/{fmt} {e}\n{}", s.trim_end()),
                     Err(err) => err,
@@ -526,7 +559,9 @@ impl Debugger {
             (p.clone(), vec![a.slot], false, None)
         } else if let Some(n) = spec.strip_prefix('*') {
             match parse_num(n) {
-                Some(n) if (n as usize) < cur_prog.xlated.len() => (cur_prog.clone(), vec![n as usize], false, None),
+                Some(n) if (n as usize) < cur_prog.xlated.len() => {
+                    (cur_prog.clone(), vec![n as usize], false, None)
+                }
                 _ => return Err(format!("No instruction {n} in {}.\n", cur_prog.name)),
             }
         } else {
@@ -595,7 +630,9 @@ impl Debugger {
         let (what, args) = rest.split_once(' ').unwrap_or((rest, ""));
         match what {
             "registers" | "r" | "reg" | "all-registers" => {
-                let Some((a, p)) = cur else { return "The program has no registers now.\n".into() };
+                let Some((a, p)) = cur else {
+                    return "The program has no registers now.\n".into();
+                };
                 self.registers(a, p, args)
             }
             "breakpoints" | "b" | "break" => {
@@ -611,22 +648,42 @@ impl Debugger {
                     };
                     let _ = writeln!(s, "{:<7} breakpoint     insn {} in {w}", b.id, b.slots[0]);
                     if b.hits > 0 {
-                        let _ = writeln!(s, "\tbreakpoint already hit {} time{}", b.hits, if b.hits == 1 { "" } else { "s" });
+                        let _ = writeln!(
+                            s,
+                            "\tbreakpoint already hit {} time{}",
+                            b.hits,
+                            if b.hits == 1 { "" } else { "s" }
+                        );
                     }
                 }
                 s
             }
             "maps" => self.info_maps(),
             "line" => {
-                let Some((a, p)) = cur else { return "No line number information available.\n".into() };
+                let Some((a, p)) = cur else {
+                    return "No line number information available.\n".into();
+                };
                 match self.line_of(p, a.slot) {
-                    Some(l) => format!("Line {} of \"{}\" is at insn {} of {}.\n", l.line, l.file, a.slot, p.name),
-                    None => format!("No line number information available for insn {}.\n", a.slot),
+                    Some(l) => format!(
+                        "Line {} of \"{}\" is at insn {} of {}.\n",
+                        l.line, l.file, a.slot, p.name
+                    ),
+                    None => format!(
+                        "No line number information available for insn {}.\n",
+                        a.slot
+                    ),
                 }
             }
             "frame" => {
-                let Some((a, p)) = cur else { return "No stack.\n".into() };
-                format!("Stack level 0, frame at r10 = {:#x}:\n insn {} in {}\n", a.regs[10], a.slot, self.where_text(p, a.slot))
+                let Some((a, p)) = cur else {
+                    return "No stack.\n".into();
+                };
+                format!(
+                    "Stack level 0, frame at r10 = {:#x}:\n insn {} in {}\n",
+                    a.regs[10],
+                    a.slot,
+                    self.where_text(p, a.slot)
+                )
             }
             "display" => {
                 let mut s = String::new();
@@ -653,7 +710,13 @@ impl Debugger {
         for r in list {
             let v = a.regs[r];
             let ty = self.reg_state(p, a.slot, r);
-            let _ = write!(s, "{:<15}{:<19}{:<21}", format!("r{r}"), format!("{v:#x}"), v as i64);
+            let _ = write!(
+                s,
+                "{:<15}{:<19}{:<21}",
+                format!("r{r}"),
+                format!("{v:#x}"),
+                v as i64
+            );
             if let Some(t) = ty {
                 let _ = write!(s, "R{r}={t}");
             }
@@ -662,7 +725,13 @@ impl Debugger {
             }
             s.push('\n');
         }
-        let _ = writeln!(s, "{:<15}{:<19}{}", "pc", format!("{:#x}", a.slot), self.where_text(p, a.slot));
+        let _ = writeln!(
+            s,
+            "{:<15}{:<19}{}",
+            "pc",
+            format!("{:#x}", a.slot),
+            self.where_text(p, a.slot)
+        );
         s
     }
 
@@ -672,13 +741,27 @@ impl Debugger {
         let _ = writeln!(s, "#{n}  {}", self.where_text(p, a.slot));
         for cs in a.callers.iter().rev() {
             n += 1;
-            let Some(cp) = self.prog_of(a, cs.prog) else { continue };
-            let _ = writeln!(s, "#{n}  insn {} in {}", cs.slot, self.where_text(&cp, cs.slot));
+            let Some(cp) = self.prog_of(a, cs.prog) else {
+                continue;
+            };
+            let _ = writeln!(
+                s,
+                "#{n}  insn {} in {}",
+                cs.slot,
+                self.where_text(&cp, cs.slot)
+            );
         }
         for (tp, tslot) in a.tail_calls.iter().rev() {
             n += 1;
-            let Some(cp) = self.prog_of(a, *tp) else { continue };
-            let _ = writeln!(s, "#{n}  insn {tslot} in {} [tail call to {}]", self.where_text(&cp, *tslot), p.name);
+            let Some(cp) = self.prog_of(a, *tp) else {
+                continue;
+            };
+            let _ = writeln!(
+                s,
+                "#{n}  insn {tslot} in {} [tail call to {}]",
+                self.where_text(&cp, *tslot),
+                p.name
+            );
         }
         s
     }
@@ -702,7 +785,10 @@ impl Debugger {
                     None => return "No line number information.\n".into(),
                 }
             }
-        } else if let Some(n) = rest.rsplit_once(':').and_then(|(f, l)| l.parse::<u32>().ok().map(|l| (f, l))) {
+        } else if let Some(n) = rest
+            .rsplit_once(':')
+            .and_then(|(f, l)| l.parse::<u32>().ok().map(|l| (f, l)))
+        {
             let file = self
                 .src(&p)
                 .files()
@@ -729,7 +815,10 @@ impl Debugger {
         };
         let mut s = String::new();
         for n in lo..=hi {
-            let l = Line { file: file.clone(), line: n };
+            let l = Line {
+                file: file.clone(),
+                line: n,
+            };
             let t = self.line_text(&p, &l);
             if total.is_none() && t.is_empty() {
                 continue;
@@ -737,7 +826,10 @@ impl Debugger {
             let _ = writeln!(s, "{n}\t{t}");
         }
         if s.is_empty() {
-            let _ = writeln!(s, "No source for {file} (give its directory with 'directory DIR').");
+            let _ = writeln!(
+                s,
+                "No source for {file} (give its directory with 'directory DIR')."
+            );
         }
         self.list_next = Some((file, hi + 5));
         s
@@ -783,9 +875,14 @@ impl Debugger {
         let rt = &self.session.rt;
         let r = match op.as_str() {
             "dump" => crate::render::map_dump(rt, &m, crate::proto::Format::Plain),
-            "lookup" => crate::render::map_op(rt, &m, crate::proto::Format::Plain, "lookup", &words[2..], |_| {
-                Err("map references are not supported here".to_string())
-            }),
+            "lookup" => crate::render::map_op(
+                rt,
+                &m,
+                crate::proto::Format::Plain,
+                "lookup",
+                &words[2..],
+                |_| Err("map references are not supported here".to_string()),
+            ),
             other => Err(format!("unknown map command '{other}' (lookup or dump)")),
         };
         match r {
@@ -869,7 +966,10 @@ impl Debugger {
         self.run_progs.clear();
         let rt = self.session.rt.clone();
         let attr = self.attr.clone();
-        let mut obs = Obs { d: self, ended: None };
+        let mut obs = Obs {
+            d: self,
+            ended: None,
+        };
         let r = rt.test_run_observed(&attr, &mut obs);
         let ended = obs.ended;
         match r {
@@ -880,7 +980,11 @@ impl Debugger {
                 if matches!(a, Action::Kill | Action::Quit) {
                     Ok((a, None, String::new()))
                 } else {
-                    Ok((Action::Stay, None, format!("The program stopped with an error: {msg}\n")))
+                    Ok((
+                        Action::Stay,
+                        None,
+                        format!("The program stopped with an error: {msg}\n"),
+                    ))
                 }
             }
         }
@@ -954,7 +1058,11 @@ pub fn eval(expr: &str, at: &At<'_>) -> Result<u64, String> {
     let mut term = String::new();
     let apply = |term: &str, sign: i8, total: &mut u64| -> Result<(), String> {
         let v = atom(term.trim(), at)?;
-        *total = if sign > 0 { total.wrapping_add(v) } else { total.wrapping_sub(v) };
+        *total = if sign > 0 {
+            total.wrapping_add(v)
+        } else {
+            total.wrapping_sub(v)
+        };
         Ok(())
     };
     for c in expr.chars() {
@@ -971,7 +1079,10 @@ pub fn eval(expr: &str, at: &At<'_>) -> Result<u64, String> {
 }
 
 fn region(at: &At<'_>, kind: RegionKind) -> Option<(u64, u64)> {
-    at.regions().iter().find(|r| r.kind == kind).map(|r| (r.start, r.end))
+    at.regions()
+        .iter()
+        .find(|r| r.kind == kind)
+        .map(|r| (r.start, r.end))
 }
 
 fn atom(t: &str, at: &At<'_>) -> Result<u64, String> {
@@ -992,7 +1103,9 @@ fn atom(t: &str, at: &At<'_>) -> Result<u64, String> {
         return Ok(v);
     }
     if t.starts_with('$') {
-        return Err(format!("No symbol \"{w}\" in this run ($pkt, $pkt_end, $meta, $ctx, $fp, $pc, $rN)."));
+        return Err(format!(
+            "No symbol \"{w}\" in this run ($pkt, $pkt_end, $meta, $ctx, $fp, $pc, $rN)."
+        ));
     }
     parse_num(t).ok_or_else(|| format!("No symbol \"{t}\" in current context."))
 }
@@ -1032,7 +1145,11 @@ fn addr_label(at: &At<'_>, addr: u64, fp: u64) -> String {
 /// `x/NFU ADDR`: N units of U (b, h, w, g) in format F (x, d, u, c).
 pub fn examine(fmt: &str, expr: &str, at: &At<'_>, fp: u64) -> Result<String, String> {
     let digits: String = fmt.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let count: usize = if digits.is_empty() { 1 } else { digits.parse().map_err(|_| "bad count")? };
+    let count: usize = if digits.is_empty() {
+        1
+    } else {
+        digits.parse().map_err(|_| "bad count")?
+    };
     let mut f = 'x';
     let mut unit = 1usize;
     for c in fmt[digits.len()..].chars() {
@@ -1177,7 +1294,8 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
             Ok(e) => e,
             Err(e) => return print_error(opts, &format!("cannot set up the terminal: {e}")),
         };
-        let history = std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".bpfvm_debug_history"));
+        let history = std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(".bpfvm_debug_history"));
         if let Some(h) = &history {
             let _ = ed.load_history(h);
         }

@@ -61,7 +61,11 @@ pub struct Sampled {
 }
 
 /// Runs the program on the JIT for at least `min` and samples where it is.
-fn sample_jit(s: &Session, inputs: &[bpfvm::TestRunAttr], min: Duration) -> Result<Option<Sampled>, String> {
+fn sample_jit(
+    s: &Session,
+    inputs: &[bpfvm::TestRunAttr],
+    min: Duration,
+) -> Result<Option<Sampled>, String> {
     let Some(jit) = s.prog.obj().jit.as_ref() else {
         return Ok(None);
     };
@@ -135,7 +139,9 @@ fn sample_jit(s: &Session, inputs: &[bpfvm::TestRunAttr], min: Duration) -> Resu
             continue;
         }
         // The last slot whose code starts at or before the address.
-        let k = offsets.partition_point(|o| (*o as u64) <= off).saturating_sub(1);
+        let k = offsets
+            .partition_point(|o| (*o as u64) <= off)
+            .saturating_sub(1);
         // Both slots of an LD_IMM64 start at the same offset: the first one.
         let mut k = k;
         while k > 0 && offsets[k - 1] == offsets[k] {
@@ -200,8 +206,16 @@ fn run(opts: &Opts, args: &[String]) -> Result<i32, String> {
             "ctx_in" => ctx_in = Some(v.clone()),
             "pcap" => pcap = Some(v.clone()),
             "flamegraph" => svg = Some(v.clone()),
-            "repeat" => repeat = v.parse().map_err(|_| format!("can't parse {v} as repeat"))?,
-            "time" => min_ms = v.parse().map_err(|_| format!("can't parse {v} as milliseconds"))?,
+            "repeat" => {
+                repeat = v
+                    .parse()
+                    .map_err(|_| format!("can't parse {v} as repeat"))?
+            }
+            "time" => {
+                min_ms = v
+                    .parse()
+                    .map_err(|_| format!("can't parse {v} as milliseconds"))?
+            }
             other => return Err(format!("unexpected argument '{other}'")),
         }
         i += 2;
@@ -342,11 +356,16 @@ impl Report {
                     || (line.is_none() && l.line == 0)
             });
             if !same {
-                let (file, num) = line.clone().map_or((String::new(), 0), |l| (l.file, l.line));
+                let (file, num) = line
+                    .clone()
+                    .map_or((String::new(), 0), |l| (l.file, l.line));
                 let text = line
                     .as_ref()
                     .and_then(|l| s.sources.line(&l.file, l.line, obj_dir.as_deref()))
-                    .or_else(|| line.as_ref().and_then(|l| main.src.btf_text(l).map(str::to_string)))
+                    .or_else(|| {
+                        line.as_ref()
+                            .and_then(|l| main.src.btf_text(l).map(str::to_string))
+                    })
                     .unwrap_or_default();
                 lines.push(LineRow {
                     file,
@@ -424,11 +443,20 @@ impl Report {
                 String::new()
             }
         );
-        let _ = writeln!(s, "count: instructions executed, counted on the interpreter (exact)");
+        let _ = writeln!(
+            s,
+            "count: instructions executed, counted on the interpreter (exact)"
+        );
         let _ = writeln!(s, "{}", self.time_label);
         for (name, lines) in &self.funcs {
-            let _ = writeln!(s, "\n Percent |     count | Source code & Disassembly of {name}");
-            let _ = writeln!(s, "---------------------------------------------------------------");
+            let _ = writeln!(
+                s,
+                "\n Percent |     count | Source code & Disassembly of {name}"
+            );
+            let _ = writeln!(
+                s,
+                "---------------------------------------------------------------"
+            );
             for l in lines {
                 if l.line != 0 {
                     let _ = writeln!(
@@ -453,7 +481,12 @@ impl Report {
                 }
             }
         }
-        let mut hot: Vec<&LineRow> = self.funcs.iter().flat_map(|f| &f.1).filter(|l| l.line != 0).collect();
+        let mut hot: Vec<&LineRow> = self
+            .funcs
+            .iter()
+            .flat_map(|f| &f.1)
+            .filter(|l| l.line != 0)
+            .collect();
         hot.sort_by(|a, b| b.time.total_cmp(&a.time).then(b.insns.cmp(&a.insns)));
         let _ = writeln!(s, "\nHottest source lines:");
         for l in hot.iter().take(10) {
@@ -562,12 +595,25 @@ pub fn flamegraph(c: &Counts, title: &str) -> String {
         xml(title),
         root.total
     );
-    fn emit(out: &mut String, name: &str, n: &Node, x: f64, level: usize, scale: f64, height: f64, row: f64, total: u64) {
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        out: &mut String,
+        name: &str,
+        n: &Node,
+        x: f64,
+        level: usize,
+        scale: f64,
+        height: f64,
+        row: f64,
+        total: u64,
+    ) {
         let w = n.total as f64 * scale;
         let y = height - row * (level as f64 + 1.0) - 4.0;
         if level > 0 && w >= 0.5 {
             // Warm colours from the name, so a function keeps its colour.
-            let h = name.bytes().fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
+            let h = name
+                .bytes()
+                .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
             let (r, g, b) = (205 + h % 50, 80 + (h / 50) % 120, 40 + (h / 6000) % 40);
             let pct = 100.0 * n.total as f64 / total.max(1) as f64;
             let _ = writeln!(
@@ -580,11 +626,20 @@ pub fn flamegraph(c: &Counts, title: &str) -> String {
             let chars = ((w - 6.0) / 7.0).max(0.0) as usize;
             if chars >= 3 {
                 let label: String = if name.chars().count() > chars {
-                    name.chars().take(chars.saturating_sub(2)).collect::<String>() + ".."
+                    name.chars()
+                        .take(chars.saturating_sub(2))
+                        .collect::<String>()
+                        + ".."
                 } else {
                     name.to_string()
                 };
-                let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, x + 3.0, y + row - 5.0, xml(&label));
+                let _ = writeln!(
+                    out,
+                    r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+                    x + 3.0,
+                    y + row - 5.0,
+                    xml(&label)
+                );
             }
             out.push_str("</g>\n");
         }
@@ -598,7 +653,17 @@ pub fn flamegraph(c: &Counts, title: &str) -> String {
     let mut body = String::new();
     let mut cx = 10.0;
     for (cn, c) in &root.children {
-        emit(&mut body, cn, c, cx, 1, scale, height - row, row, root.total);
+        emit(
+            &mut body,
+            cn,
+            c,
+            cx,
+            1,
+            scale,
+            height - row,
+            row,
+            root.total,
+        );
         cx += c.total as f64 * scale;
     }
     out.push_str(&body);

@@ -243,13 +243,20 @@ pub fn hex_print(data: &[u8]) -> String {
 }
 
 fn run(opts: &Opts, args: &[String]) -> i32 {
+    // An object file (or `coverage`) runs in this process; programs of the
+    // daemon run there.
+    let local = !matches!(
+        args.first().map(String::as_str),
+        Some("id" | "name" | "tag" | "pinned")
+    ) || args.iter().any(|a| a == "coverage");
     let mut i = 0;
-    let target = match parse_target(args, &mut i, "PROG") {
+    let source = match crate::session::parse_source(args, &mut i) {
         Ok(t) => t,
         Err(e) => return print_error(opts, &e),
     };
     let (mut data_in, mut data_out, mut ctx_in, mut ctx_out) = (None, None, None, None);
     let (mut data_size_out, mut ctx_size_out) = (None::<usize>, None::<usize>);
+    let mut coverage = None;
     let mut repeat = 1u32;
     while let Some(w) = args.get(i) {
         let Some(v) = args.get(i + 1) else {
@@ -264,6 +271,7 @@ fn run(opts: &Opts, args: &[String]) -> i32 {
             "data_out" => data_out = Some(v.clone()),
             "ctx_in" => ctx_in = Some(v.clone()),
             "ctx_out" => ctx_out = Some(v.clone()),
+            "coverage" => coverage = Some(v.clone()),
             "data_size_out" => match num(v) {
                 Ok(n) => data_size_out = Some(n),
                 Err(e) => return print_error(opts, &e),
@@ -280,32 +288,49 @@ fn run(opts: &Opts, args: &[String]) -> i32 {
         }
         i += 2;
     }
-    let data = match data_in.as_deref().map(read_input) {
-        Some(Ok(d)) => d,
-        Some(Err(e)) => return print_error(opts, &e),
-        None => Vec::new(),
-    };
-    let ctx = match ctx_in.as_deref().map(read_input) {
-        Some(Ok(d)) => Some(d),
-        Some(Err(e)) => return print_error(opts, &e),
-        None => None,
-    };
-    let resp = match client::call(
-        opts,
-        Command::ProgRun {
-            target,
-            data_in_hex: proto::to_hex(&data),
-            ctx_in_hex: ctx.as_deref().map(proto::to_hex),
+    let d = if local {
+        match run_local(
+            opts,
+            &source,
+            data_in.as_deref(),
+            ctx_in.as_deref(),
             repeat,
-        },
-    ) {
-        Ok(r) => r,
-        Err(e) => return print_error(opts, &e),
+            coverage.as_deref(),
+        ) {
+            Ok(d) => d,
+            Err(e) => return print_error(opts, &e),
+        }
+    } else {
+        let crate::session::ProgSource::Daemon(target) = source else {
+            return print_error(opts, "expected PROG");
+        };
+        let data = match data_in.as_deref().map(read_input) {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => return print_error(opts, &e),
+            None => Vec::new(),
+        };
+        let ctx = match ctx_in.as_deref().map(read_input) {
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => return print_error(opts, &e),
+            None => None,
+        };
+        let resp = match client::call(
+            opts,
+            Command::ProgRun {
+                target,
+                data_in_hex: proto::to_hex(&data),
+                ctx_in_hex: ctx.as_deref().map(proto::to_hex),
+                repeat,
+            },
+        ) {
+            Ok(r) => r,
+            Err(e) => return print_error(opts, &e),
+        };
+        if !resp.ok {
+            return client::print_response(opts, &resp);
+        }
+        resp.data.unwrap_or_default()
     };
-    if !resp.ok {
-        return client::print_response(opts, &resp);
-    }
-    let d = resp.data.unwrap_or_default();
     let bytes = |k: &str| {
         proto::from_hex(d.get(k).and_then(|v| v.as_str()).unwrap_or("")).unwrap_or_default()
     };
@@ -348,6 +373,41 @@ fn run(opts: &Opts, args: &[String]) -> i32 {
     }
     print!("{text}");
     0
+}
+
+/// `prog run` in this process: on an object file's program, or with
+/// `coverage` (then on a copy of a daemon program and its maps, observed
+/// instruction by instruction, the coverage added to the lcov file). The
+/// reply has the daemon's fields.
+fn run_local(
+    opts: &Opts,
+    source: &crate::session::ProgSource,
+    data_in: Option<&str>,
+    ctx_in: Option<&str>,
+    repeat: u32,
+    coverage: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let mut s = crate::session::Session::open(opts, source)?;
+    let mut attr = test_attr(&s, data_in, ctx_in)?;
+    attr.repeat = repeat;
+    let r = match coverage {
+        Some(path) => {
+            let mut c = crate::counts::Counts::new(&s);
+            let r = s.rt.test_run_observed(&attr, &mut c);
+            let name = s.prog.obj().name.clone();
+            let t = crate::coverage::from_counts(&mut s, &c, &name);
+            crate::coverage::accumulate(path, &t)?;
+            r
+        }
+        None => crate::replay::test_run(&s.rt, attr),
+    }
+    .map_err(|e| format!("failed to run program: {}", crate::render::error_chain(&e)))?;
+    Ok(serde_json::json!({
+        "retval": r.retval,
+        "duration": r.duration,
+        "data_out_hex": proto::to_hex(&r.data_out),
+        "ctx_out_hex": proto::to_hex(&r.ctx_out),
+    }))
 }
 
 /// `prog tracelog`: the trace pipe's lines as they come, until interrupted (or
@@ -449,7 +509,13 @@ pub fn test_attr(
 
 /// The name of a program's return value where its type gives it one.
 pub fn verdict_name(prog_type: u32, retval: u32) -> Option<&'static str> {
-    const XDP: [&str; 5] = ["XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"];
+    const XDP: [&str; 5] = [
+        "XDP_ABORTED",
+        "XDP_DROP",
+        "XDP_PASS",
+        "XDP_TX",
+        "XDP_REDIRECT",
+    ];
     const TC: [&str; 9] = [
         "TC_ACT_OK",
         "TC_ACT_RECLASSIFY",

@@ -77,7 +77,11 @@ fn run(opts: &Opts, args: &[String]) -> Result<i32, String> {
             "out" => out = Some(v.clone()),
             "coverage" => cov = Some(v.clone()),
             "ctx_in" => ctx_in = Some(v.clone()),
-            "repeat" => repeat = v.parse().map_err(|_| format!("can't parse {v} as repeat"))?,
+            "repeat" => {
+                repeat = v
+                    .parse()
+                    .map_err(|_| format!("can't parse {v} as repeat"))?
+            }
             other => return Err(format!("unexpected argument '{other}'")),
         }
         i += 2;
@@ -122,7 +126,9 @@ fn run(opts: &Opts, args: &[String]) -> Result<i32, String> {
             if lt != LINKTYPE_ETHERNET {
                 skipped += 1;
                 if each {
-                    results.push(json!({ "frame": n, "error": format!("link type {lt}, not Ethernet") }));
+                    results.push(
+                        json!({ "frame": n, "error": format!("link type {lt}, not Ethernet") }),
+                    );
                 }
                 continue;
             }
@@ -148,8 +154,9 @@ fn run(opts: &Opts, args: &[String]) -> Result<i32, String> {
                     *verdicts.entry(name.clone()).or_insert(0) += 1;
                     if leaves(prog.prog_type, r.retval) {
                         if let Some(w) = writer.as_mut() {
-                            w.write(rec.ts_sec, rec.ts_nsec, &r.data_out)
-                                .map_err(|e| format!("cannot write {}: {e}", out.as_deref().unwrap_or("")))?;
+                            w.write(rec.ts_sec, rec.ts_nsec, &r.data_out).map_err(|e| {
+                                format!("cannot write {}: {e}", out.as_deref().unwrap_or(""))
+                            })?;
                             written += 1;
                         }
                     }
@@ -161,7 +168,8 @@ fn run(opts: &Opts, args: &[String]) -> Result<i32, String> {
                     errors += 1;
                     *verdicts.entry("error".into()).or_insert(0) += 1;
                     if each && pass == 0 {
-                        results.push(json!({ "frame": n, "error": crate::render::error_chain(&e) }));
+                        results
+                            .push(json!({ "frame": n, "error": crate::render::error_chain(&e) }));
                     }
                 }
             }
@@ -169,7 +177,8 @@ fn run(opts: &Opts, args: &[String]) -> Result<i32, String> {
         }
     }
     if let Some(w) = writer.as_mut() {
-        w.flush().map_err(|e| format!("cannot write {}: {e}", out.as_deref().unwrap_or("")))?;
+        w.flush()
+            .map_err(|e| format!("cannot write {}: {e}", out.as_deref().unwrap_or("")))?;
     }
     let elapsed = started.elapsed();
     if started.elapsed().as_secs() >= 2 && std::io::stderr().is_terminal() {
@@ -194,7 +203,10 @@ fn run(opts: &Opts, args: &[String]) -> Result<i32, String> {
             "engine": if counts.is_some() { "interpreter (observed, for coverage)" } else if prog.jit.is_some() { "jit" } else { "interpreter" },
             "results": results,
         });
-        print!("{}", crate::render::json(crate::client::format_of(opts), &v));
+        print!(
+            "{}",
+            crate::render::json(crate::client::format_of(opts), &v)
+        );
         return Ok(0);
     }
     let mut text = String::new();
@@ -203,9 +215,16 @@ fn run(opts: &Opts, args: &[String]) -> Result<i32, String> {
             match r.get("verdict") {
                 Some(v) => text.push_str(&format!(
                     "frame {}: {} ({} -> {} bytes)\n",
-                    r["frame"], v.as_str().unwrap_or(""), r["len_in"], r["len_out"]
+                    r["frame"],
+                    v.as_str().unwrap_or(""),
+                    r["len_in"],
+                    r["len_out"]
                 )),
-                None => text.push_str(&format!("frame {}: {}\n", r["frame"], r["error"].as_str().unwrap_or(""))),
+                None => text.push_str(&format!(
+                    "frame {}: {}\n",
+                    r["frame"],
+                    r["error"].as_str().unwrap_or("")
+                )),
             }
         }
     }
@@ -227,16 +246,25 @@ fn run(opts: &Opts, args: &[String]) -> Result<i32, String> {
         "{:.0} frames/s ({:.3} s{})\n",
         fps,
         elapsed.as_secs_f64(),
-        if counts.is_some() { ", observed interpreter for coverage" } else { "" }
+        if counts.is_some() {
+            ", observed interpreter for coverage"
+        } else {
+            ""
+        }
     ));
     print!("{text}");
     Ok(0)
 }
 
 /// `BPF_PROG_TEST_RUN`, as `prog run` makes it.
-pub fn test_run(rt: &bpfvm::Runtime, a: bpfvm::TestRunAttr) -> Result<bpfvm::TestRunResult, bpfvm::BpfError> {
+pub fn test_run(
+    rt: &bpfvm::Runtime,
+    a: bpfvm::TestRunAttr,
+) -> Result<bpfvm::TestRunResult, bpfvm::BpfError> {
     match rt.bpf(bpfvm::BpfCmd::ProgTestRun(a))? {
         bpfvm::BpfReply::TestRun(r) => Ok(r),
-        other => Err(bpfvm::BpfError::Invalid(format!("unexpected reply {other:?}"))),
+        other => Err(bpfvm::BpfError::Invalid(format!(
+            "unexpected reply {other:?}"
+        ))),
     }
 }

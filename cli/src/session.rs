@@ -64,12 +64,13 @@ impl Session {
                 let bytes = std::fs::read(path)
                     .map_err(|e| format!("failed to open object file {path}: {e}"))?;
                 let obj = crate::daemon::parse_object(path, &bytes, None)?;
-                let loaded = rt
-                    .load_object(&obj, None)
-                    .map_err(|e| format!("failed to load {path}: {}", crate::render::load_error(&e)))?;
+                let loaded = rt.load_object(&obj, None).map_err(|e| {
+                    format!("failed to load {path}: {}", crate::render::load_error(&e))
+                })?;
                 let pick = match prog {
                     Some(n) => loaded.prog(n).cloned().ok_or_else(|| {
-                        let names: Vec<&str> = loaded.progs.iter().map(|(n, _)| n.as_str()).collect();
+                        let names: Vec<&str> =
+                            loaded.progs.iter().map(|(n, _)| n.as_str()).collect();
                         format!("{path}: no program '{n}' (it has: {})", names.join(", "))
                     })?,
                     None => match loaded.progs.as_slice() {
@@ -104,19 +105,35 @@ impl Session {
                 let file_name = s("file_name").unwrap_or_default();
                 let bytes = proto::from_hex(&s("object_hex").unwrap_or_default())
                     .map_err(|e| e.to_string())?;
-                let obj = crate::daemon::parse_object(&file_name, &bytes, s("prog_type").as_deref())?;
-                let loaded = rt
-                    .load_object(&obj, None)
-                    .map_err(|e| format!("failed to load {file_name}: {}", crate::render::load_error(&e)))?;
+                let obj =
+                    crate::daemon::parse_object(&file_name, &bytes, s("prog_type").as_deref())?;
+                let loaded = rt.load_object(&obj, None).map_err(|e| {
+                    format!(
+                        "failed to load {file_name}: {}",
+                        crate::render::load_error(&e)
+                    )
+                })?;
                 let name = s("prog").unwrap_or_default();
                 let prog = loaded
                     .prog(&name)
                     .cloned()
                     .ok_or_else(|| format!("the daemon's object has no program '{name}'"))?;
-                for m in d.get("maps").and_then(|m| m.as_array()).into_iter().flatten() {
+                for m in d
+                    .get("maps")
+                    .and_then(|m| m.as_array())
+                    .into_iter()
+                    .flatten()
+                {
                     let mname = m.get("name").and_then(|v| v.as_str()).unwrap_or("");
-                    let Some(fd) = loaded.map(mname) else { continue };
-                    for e in m.get("entries").and_then(|v| v.as_array()).into_iter().flatten() {
+                    let Some(fd) = loaded.map(mname) else {
+                        continue;
+                    };
+                    for e in m
+                        .get("entries")
+                        .and_then(|v| v.as_array())
+                        .into_iter()
+                        .flatten()
+                    {
                         let hex = |i: usize| {
                             e.get(i)
                                 .and_then(|v| v.as_str())
@@ -134,7 +151,12 @@ impl Session {
                             let key = sl.get(0).and_then(|v| v.as_u64()).unwrap_or(0) as u32;
                             let pn = sl.get(1).and_then(|v| v.as_str()).unwrap_or("");
                             if let Some(p) = loaded.prog(pn) {
-                                let _ = rt.map_update_elem(fd, &key.to_le_bytes(), &p.id().to_le_bytes(), 0);
+                                let _ = rt.map_update_elem(
+                                    fd,
+                                    &key.to_le_bytes(),
+                                    &p.id().to_le_bytes(),
+                                    0,
+                                );
                             }
                         }
                     }
@@ -231,7 +253,10 @@ impl SourceMap {
 
     /// Index and name of the function `slot` is in.
     pub fn func(&self, slot: usize) -> (usize, &str) {
-        let i = self.funcs.partition_point(|f| f.0 <= slot).saturating_sub(1);
+        let i = self
+            .funcs
+            .partition_point(|f| f.0 <= slot)
+            .saturating_sub(1);
         (i, self.funcs.get(i).map_or("?", |f| f.1.as_str()))
     }
 

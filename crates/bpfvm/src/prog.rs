@@ -313,7 +313,12 @@ pub(crate) fn reg_states(rt: &Runtime, p: &ProgObj) -> Result<Vec<[Vec<String>; 
         prog_type: p.prog_type,
         expected_attach_type: p.expected_attach_type,
         insns: p.xlated.clone(),
-        license: if p.gpl_compatible { "GPL" } else { "Proprietary" }.into(),
+        license: if p.gpl_compatible {
+            "GPL"
+        } else {
+            "Proprietary"
+        }
+        .into(),
         name: p.name.clone(),
         btf_id: p.btf.as_ref().map(|b| b.id),
         func_info: p.func_info.clone(),

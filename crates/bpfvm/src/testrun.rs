@@ -257,8 +257,14 @@ fn run_xdp(
                     RegionKind::PacketMeta,
                 ))
         };
-        let (r0, duration) =
-            run_repeated(prog, &mut env, repeat, xdp_opts, |env| env.redirect = None, obs)?;
+        let (r0, duration) = run_repeated(
+            prog,
+            &mut env,
+            repeat,
+            xdp_opts,
+            |env| env.redirect = None,
+            obs,
+        )?;
         // SAFETY: as above.
         let m = unsafe { *md_ptr };
         let (from, to) = (

@@ -122,7 +122,7 @@ impl<R: Read> PcapngReader<R> {
                 };
                 self.ifaces.clear();
                 let total = self.u32_at(&lenb, 0);
-                if !(28..=MAX_BLOCK).contains(&total) || total % 4 != 0 {
+                if !(28..=MAX_BLOCK).contains(&total) || !total.is_multiple_of(4) {
                     return Err(PcapError::RecordTooLarge { index, len: total });
                 }
                 let mut rest = vec![0u8; total as usize - 12];
@@ -132,7 +132,7 @@ impl<R: Read> PcapngReader<R> {
                 continue;
             }
             let total = self.u32_at(&lenb, 0);
-            if !(12..=MAX_BLOCK).contains(&total) || total % 4 != 0 {
+            if !(12..=MAX_BLOCK).contains(&total) || !total.is_multiple_of(4) {
                 return Err(PcapError::RecordTooLarge { index, len: total });
             }
             let mut body = vec![0u8; total as usize - 8];
@@ -272,7 +272,7 @@ mod tests {
 
     fn block(ty: u32, body: &[u8]) -> Vec<u8> {
         let mut b = body.to_vec();
-        while b.len() % 4 != 0 {
+        while !b.len().is_multiple_of(4) {
             b.push(0);
         }
         let total = (b.len() + 12) as u32;
@@ -318,7 +318,10 @@ mod tests {
         let bytes = sample();
         let mut r = PcapngReader::new(&bytes[..]).unwrap();
         let (lt, a) = r.next_packet().unwrap().unwrap();
-        assert_eq!((lt, a.ts_sec, a.ts_nsec, a.data.as_slice()), (1, 5, 123, &[1u8, 2, 3][..]));
+        assert_eq!(
+            (lt, a.ts_sec, a.ts_nsec, a.data.as_slice()),
+            (1, 5, 123, &[1u8, 2, 3][..])
+        );
         let (_, b) = r.next_packet().unwrap().unwrap();
         assert_eq!(b.data, vec![7, 8]);
         assert!(r.next_packet().unwrap().is_none());
@@ -326,11 +329,17 @@ mod tests {
         let cut = &bytes[..bytes.len() - 3];
         let mut r = PcapngReader::new(cut).unwrap();
         r.next_packet().unwrap();
-        assert!(matches!(r.next_packet(), Err(PcapError::Truncated { index: 1 })));
+        assert!(matches!(
+            r.next_packet(),
+            Err(PcapError::Truncated { index: 1 })
+        ));
         // A packet before any interface description.
         let mut no_if = bytes[..28].to_vec();
         no_if.extend_from_slice(&bytes[28 + 32..]);
         let mut r = PcapngReader::new(&no_if[..]).unwrap();
-        assert!(matches!(r.next_packet(), Err(PcapError::NoInterface { .. })));
+        assert!(matches!(
+            r.next_packet(),
+            Err(PcapError::NoInterface { .. })
+        ));
     }
 }

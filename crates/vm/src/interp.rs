@@ -548,7 +548,10 @@ fn exec<const CHECKED: bool>(
 // The dispatch arms are named by the opcode table's variants.
 #[allow(non_upper_case_globals)]
 #[inline(always)]
-pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(run: *mut Run, s: &mut Live) -> bool {
+pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
+    run: *mut Run,
+    s: &mut Live,
+) -> bool {
     // SAFETY (for every `prog` dereference): m.prog points to the entry program or
     // to a tail-called program kept alive in m.keep for the whole run. `run` is
     // valid while handlers run.

@@ -329,8 +329,13 @@ fn exec_observed(
             break Err(VmError::Stopped { pc: slot });
         }
         // SAFETY: as above; the loader and `plain` leave only table codes.
-        let (before, depth_before, was_call) =
-            unsafe { ((*run.m).prog, (*run.m).depth, (*s.ip).op == bpfvm_isa::Op::Call) };
+        let (before, depth_before, was_call) = unsafe {
+            (
+                (*run.m).prog,
+                (*run.m).depth,
+                (*s.ip).op == bpfvm_isa::Op::Call,
+            )
+        };
         let done = unsafe { STEPS[(*s.ip).code as usize](&mut run, &mut s) };
         if done {
             break run.out.take().unwrap_or(Ok(0));
