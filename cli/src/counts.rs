@@ -80,12 +80,24 @@ pub struct Counts {
 
 impl Counts {
     pub fn new(s: &Session) -> Counts {
-        let known = s
+        let all: Vec<Arc<ProgObj>> = s
             .loaded
             .progs
             .iter()
-            .map(|(_, p)| (Arc::as_ptr(&p.obj().vm), p.obj().clone(), None))
+            .map(|(_, p)| p.obj().clone())
             .collect();
+        Counts::for_programs(s.prog.obj(), &all)
+    }
+
+    /// Counts for runs of `main`, which may tail-call any of `all`.
+    pub fn for_programs(main: &Arc<ProgObj>, all: &[Arc<ProgObj>]) -> Counts {
+        let mut known: Vec<(*const VmProgram, Arc<ProgObj>, Option<usize>)> = all
+            .iter()
+            .map(|p| (Arc::as_ptr(&p.vm), p.clone(), None))
+            .collect();
+        if !known.iter().any(|k| Arc::ptr_eq(&k.1, main)) {
+            known.push((Arc::as_ptr(&main.vm), main.clone(), None));
+        }
         let mut c = Counts {
             progs: Vec::new(),
             stacks: HashMap::new(),
@@ -96,12 +108,60 @@ impl Counts {
             total: 0,
         };
         // The program under test first, even if it never runs.
-        let main = Arc::as_ptr(&s.prog.obj().vm);
-        if let Some(k) = c.known.iter().position(|k| k.0 == main) {
+        if let Some(k) = c.known.iter().position(|k| Arc::ptr_eq(&k.1, main)) {
             c.progs.push(ProgCounts::new(c.known[k].1.clone()));
             c.known[k].2 = Some(0);
         }
         c
+    }
+
+    /// The counts for the wire (the daemon counts `prog run ... coverage`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let progs: Vec<serde_json::Value> = self
+            .progs
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "name": p.prog.name, "insn": p.insn, "taken": p.taken, "fallen": p.fallen,
+                })
+            })
+            .collect();
+        serde_json::json!({ "runs": self.runs, "instructions": self.total, "progs": progs })
+    }
+
+    /// Counts made elsewhere ([`Counts::to_json`]) for the session's copy of
+    /// the same programs (matched by name).
+    pub fn from_json(s: &Session, v: &serde_json::Value) -> Result<Counts, String> {
+        let mut c = Counts::new(s);
+        c.progs.clear();
+        let nums = |x: &serde_json::Value| -> Vec<u64> {
+            x.as_array()
+                .map(|a| a.iter().map(|n| n.as_u64().unwrap_or(0)).collect())
+                .unwrap_or_default()
+        };
+        for p in v["progs"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap_or("");
+            let Some(k) = c.known.iter().position(|k| k.1.name == name) else {
+                return Err(format!(
+                    "the daemon counted program '{name}', which the object does not have"
+                ));
+            };
+            let mut pc = ProgCounts::new(c.known[k].1.clone());
+            let (insn, taken, fallen) = (nums(&p["insn"]), nums(&p["taken"]), nums(&p["fallen"]));
+            if insn.len() != pc.insn.len()
+                || taken.len() != pc.insn.len()
+                || fallen.len() != pc.insn.len()
+            {
+                return Err(format!(
+                    "the daemon's counts for '{name}' do not fit its instructions"
+                ));
+            }
+            (pc.insn, pc.taken, pc.fallen) = (insn, taken, fallen);
+            c.progs.push(pc);
+        }
+        c.runs = v["runs"].as_u64().unwrap_or(0);
+        c.total = v["instructions"].as_u64().unwrap_or(0);
+        Ok(c)
     }
 
     /// The counts of program `i` of this run.

@@ -476,7 +476,8 @@ impl Daemon {
                 data_in_hex,
                 ctx_in_hex,
                 repeat,
-            } => self.prog_run(&target, &data_in_hex, ctx_in_hex.as_deref(), repeat),
+                coverage,
+            } => self.prog_run(&target, &data_in_hex, ctx_in_hex.as_deref(), repeat, coverage),
             Command::ProgPin { target, path } => self.prog_pin(&mut st, &target, &path),
             Command::ProgFetch { target } => self.prog_fetch(&st, &target),
             Command::MapShow { target } => self.map_show(f, target.as_ref()),
@@ -921,6 +922,7 @@ impl Daemon {
         data_hex: &str,
         ctx_hex: Option<&str>,
         repeat: u32,
+        coverage: bool,
     ) -> Result<Response, String> {
         let p = self.prog_one(t)?;
         let data_in = proto::from_hex(data_hex).map_err(|e| e.to_string())?;
@@ -935,12 +937,25 @@ impl Daemon {
             repeat,
             ..TestRunAttr::default()
         };
-        match self.rt.bpf(BpfCmd::ProgTestRun(attr)) {
+        let mut counts = None;
+        let res = if coverage {
+            let mut c = crate::counts::Counts::for_programs(&p, &self.rt.progs());
+            let r = self
+                .rt
+                .test_run_observed(&attr, &mut c)
+                .map(BpfReply::TestRun);
+            counts = Some(c.to_json());
+            r
+        } else {
+            self.rt.bpf(BpfCmd::ProgTestRun(attr))
+        };
+        match res {
             Ok(BpfReply::TestRun(r)) => Ok(Response::data(serde_json::json!({
                 "retval": r.retval,
                 "duration": r.duration,
                 "data_out_hex": proto::to_hex(&r.data_out),
                 "ctx_out_hex": proto::to_hex(&r.ctx_out),
+                "coverage": counts,
             }))),
             Ok(_) => Err("failed to run program: unexpected reply".into()),
             Err(e) => Err(format!(

@@ -560,7 +560,8 @@ impl Debugger {
         } else if let Some(n) = spec.strip_prefix('*') {
             match parse_num(n) {
                 Some(n) if (n as usize) < cur_prog.xlated.len() => {
-                    (cur_prog.clone(), vec![n as usize], false, None)
+                    let l = self.line_of(&cur_prog, n as usize);
+                    (cur_prog.clone(), vec![n as usize], false, l)
                 }
                 _ => return Err(format!("No instruction {n} in {}.\n", cur_prog.name)),
             }

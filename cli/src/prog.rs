@@ -243,12 +243,12 @@ pub fn hex_print(data: &[u8]) -> String {
 }
 
 fn run(opts: &Opts, args: &[String]) -> i32 {
-    // An object file (or `coverage`) runs in this process; programs of the
-    // daemon run there.
+    // An object file runs in this process; programs of the daemon run there
+    // (with `coverage`, on its observed interpreter).
     let local = !matches!(
         args.first().map(String::as_str),
         Some("id" | "name" | "tag" | "pinned")
-    ) || args.iter().any(|a| a == "coverage");
+    );
     let mut i = 0;
     let source = match crate::session::parse_source(args, &mut i) {
         Ok(t) => t,
@@ -317,10 +317,11 @@ fn run(opts: &Opts, args: &[String]) -> i32 {
         let resp = match client::call(
             opts,
             Command::ProgRun {
-                target,
+                target: target.clone(),
                 data_in_hex: proto::to_hex(&data),
                 ctx_in_hex: ctx.as_deref().map(proto::to_hex),
                 repeat,
+                coverage: coverage.is_some(),
             },
         ) {
             Ok(r) => r,
@@ -329,7 +330,21 @@ fn run(opts: &Opts, args: &[String]) -> i32 {
         if !resp.ok {
             return client::print_response(opts, &resp);
         }
-        resp.data.unwrap_or_default()
+        let d = resp.data.unwrap_or_default();
+        if let Some(path) = &coverage {
+            // The counts are the daemon's; lines come from the program's object.
+            let src = crate::session::ProgSource::Daemon(target);
+            let written = crate::session::Session::open(opts, &src).and_then(|mut s| {
+                let c = crate::counts::Counts::from_json(&s, &d["coverage"])?;
+                let name = s.prog.obj().name.clone();
+                let t = crate::coverage::from_counts(&mut s, &c, &name);
+                crate::coverage::accumulate(path, &t)
+            });
+            if let Err(e) = written {
+                return print_error(opts, &e);
+            }
+        }
+        d
     };
     let bytes = |k: &str| {
         proto::from_hex(d.get(k).and_then(|v| v.as_str()).unwrap_or("")).unwrap_or_default()
@@ -375,10 +390,9 @@ fn run(opts: &Opts, args: &[String]) -> i32 {
     0
 }
 
-/// `prog run` in this process: on an object file's program, or with
-/// `coverage` (then on a copy of a daemon program and its maps, observed
-/// instruction by instruction, the coverage added to the lcov file). The
-/// reply has the daemon's fields.
+/// `prog run` of an object file's program, in this process (with
+/// `coverage`: observed instruction by instruction, the coverage added to
+/// the lcov file). The reply has the daemon's fields.
 fn run_local(
     opts: &Opts,
     source: &crate::session::ProgSource,

@@ -117,6 +117,10 @@ pub enum Command {
         data_in_hex: String,
         ctx_in_hex: Option<String>,
         repeat: u32,
+        /// Run on the observed interpreter and reply with instruction and
+        /// branch counts (`prog run ... coverage FILE`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        coverage: bool,
     },
     ProgPin {
         target: Target,

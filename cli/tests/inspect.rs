@@ -215,6 +215,36 @@ fn debugger_on_a_daemon_program_sees_its_maps() {
         "the daemon's counts were copied: {out}"
     );
     assert!(out.contains("[program killed]"), "{out}");
+    // `prog run ... coverage` on the daemon's program: counted there, and its
+    // map changes stay (the counter goes on from 3).
+    let info = tmp(&env, "d.info");
+    for _ in 0..2 {
+        env.run(&[
+            "prog",
+            "run",
+            "pinned",
+            "/sys/fs/bpf/xp",
+            "data_in",
+            pkt,
+            "coverage",
+            info.to_str().unwrap(),
+        ])
+        .ok();
+    }
+    let text = std::fs::read_to_string(&info).unwrap();
+    assert!(text.contains("FNDA:2,classify\n"), "{text}");
+    let n = line_of("sum += p[i];");
+    assert!(
+        text.contains(&format!("DA:{n},{}\n", 2 * packet("ipv4_udp").len())),
+        "{text}"
+    );
+    let dump = env
+        .run(&[
+            "map", "lookup", "name", "verdicts", "key", "2", "0", "0", "0",
+        ])
+        .ok()
+        .stdout;
+    assert!(dump.contains("\"value\": 5"), "{dump}");
 }
 
 /// A DAP client over the debugger's stdin and stdout.

@@ -30,14 +30,16 @@ fn command() -> impl Strategy<Value = Command> {
         (
             target(),
             proptest::collection::vec(any::<u8>(), 0..64),
-            any::<u32>()
+            any::<u32>(),
+            any::<bool>()
         )
-            .prop_map(|(target, d, repeat)| {
+            .prop_map(|(target, d, repeat, coverage)| {
                 Command::ProgRun {
                     target,
                     data_in_hex: proto::to_hex(&d),
                     ctx_in_hex: None,
                     repeat,
+                    coverage,
                 }
             }),
         (target(), proptest::collection::vec("[ -~]{0,6}", 0..8)).prop_map(|(target, args)| {
