@@ -85,6 +85,8 @@ pub struct VerifierOpts {
     /// Helper ids the embedder registered beyond the kernel's (custom helpers):
     /// their arguments are not checked and their result is an integer.
     pub extra_helpers: Vec<i32>,
+    /// `BPF_PROG_LOAD`'s `prog_flags` (`BPF_F_STRICT_ALIGNMENT`, ...).
+    pub prog_flags: u32,
 }
 
 impl Default for VerifierOpts {
@@ -99,6 +101,7 @@ impl Default for VerifierOpts {
             gpl_compatible: true,
             log_size: 16 << 20,
             extra_helpers: Vec::new(),
+            prog_flags: 0,
         }
     }
 }
