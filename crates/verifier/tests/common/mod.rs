@@ -87,6 +87,7 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
         gpl_compatible: o.gpl_compatible,
         log_size: 16 << 20,
         extra_helpers: Vec::new(),
+        prog_flags: 0,
     };
     Some(FixtureProg {
         name: prog.to_string(),
