@@ -723,7 +723,7 @@ impl Daemon {
                 None,
                 &bpfvm::LoadOpts {
                     log_level: 1,
-                    unprivileged: false,
+                    ..Default::default()
                 },
             )
             .map_err(|e| format!("failed to load object file: {}", render::load_error(&e)))?;

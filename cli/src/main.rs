@@ -31,13 +31,37 @@ fn run_conformance(_: &Opts, args: &[String]) -> i32 {
     conformance::main(args)
 }
 
+/// The JIT runs natively only on x86-64 (elsewhere programs run on the
+/// interpreter; arm64 code is produced for listings only).
+const NATIVE_JIT: bool = cfg!(target_arch = "x86_64");
+
+/// `bpfvm version`, `-V`, `--version`: what this build does, in bpftool's
+/// layout (`bpftool v7.1.0` / `using libbpf ...` / `features: ...`).
 fn version(opts: &Opts, _: &[String]) -> i32 {
+    let arch = std::env::consts::ARCH;
     if opts.json {
-        let v = serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "protocol": bpfvm_cli::proto::PROTO_VERSION, "features": { "jit": false, "verifier": false } });
+        let v = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "protocol": bpfvm_cli::proto::PROTO_VERSION,
+            "arch": arch,
+            "features": {
+                "interpreter": true,
+                "jit": NATIVE_JIT,
+                "jit_listing_archs": ["x86_64", "aarch64"],
+                "verifier": true,
+                "daemon": true,
+            },
+        });
         print!("{}", bpfvm_cli::render::json(client::format_of(opts), &v));
     } else {
         println!("bpfvm v{}", env!("CARGO_PKG_VERSION"));
-        println!("features: interpreter, no jit, no verifier (structural load checks only)");
+        println!("daemon protocol v{}", bpfvm_cli::proto::PROTO_VERSION);
+        let jit = if NATIVE_JIT {
+            "jit (x86_64)".to_string()
+        } else {
+            format!("no native jit on {arch} (listings only)")
+        };
+        println!("features: interpreter, {jit}, verifier, daemon");
     }
     0
 }
@@ -125,6 +149,9 @@ fn parse_opts(args: Vec<String>) -> Result<(Opts, Vec<String>), String> {
                 opts.pretty = true
             }
             "-d" | "--debug" => opts.debug = true,
+            // bpftool's -h/--help and -V/--version, as the first word.
+            "-h" | "--help" if rest.is_empty() => rest.push("help".to_string()),
+            "-V" | "--version" if rest.is_empty() => rest.push("version".to_string()),
             "--state-dir" => {
                 opts.state_dir = Some(it.next().ok_or("option --state-dir needs a directory")?);
             }

@@ -48,6 +48,7 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
     let load = LoadOpts {
         log_level: if opts.debug { 2 } else { 1 },
         unprivileged,
+        ..Default::default()
     };
     let mut refused = 0;
     let mut results = Vec::new();

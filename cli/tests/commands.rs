@@ -710,3 +710,25 @@ fn map_dumps_match_the_kernel_for_every_fixture() {
     }
     assert!(compared >= 15, "only {compared} map dumps compared");
 }
+
+#[test]
+fn version_and_help_flags_answer_as_bpftool() {
+    let env = Env::new();
+    for flag in ["-V", "--version", "version"] {
+        let out = env.run(&[flag]).ok().stdout;
+        assert!(out.starts_with("bpfvm v"), "{flag}: {out}");
+        assert!(out.contains("verifier"), "{flag}: {out}");
+        assert!(!out.contains("no verifier"), "{flag}: {out}");
+    }
+    let v: Value = serde_json::from_str(&env.run(&["-j", "version"]).ok().stdout).unwrap();
+    assert_eq!(v["features"]["verifier"], true);
+    assert_eq!(
+        v["features"]["jit"],
+        cfg!(target_arch = "x86_64"),
+        "the JIT runs natively on x86_64 only"
+    );
+    for flag in ["-h", "--help", "help"] {
+        let r = env.run(&[flag]).ok();
+        assert!(r.stderr.contains("Usage: bpfvm"), "{flag}: {}", r.stderr);
+    }
+}

@@ -234,6 +234,8 @@ pub struct ProgLoadAttr {
     pub log_level: u32,
     /// Apply the kernel's rules for loaders without CAP_BPF/CAP_PERFMON.
     pub unprivileged: bool,
+    /// `BPF_F_STRICT_ALIGNMENT`, `BPF_F_ANY_ALIGNMENT`, `BPF_F_SLEEPABLE`, ...
+    pub prog_flags: u32,
 }
 
 /// The commands of the dispatcher, after `enum bpf_cmd`.

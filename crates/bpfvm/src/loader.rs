@@ -15,6 +15,11 @@ pub struct LoadOpts {
     pub log_level: u32,
     /// The kernel's rules for an unprivileged loader.
     pub unprivileged: bool,
+    /// `prog_flags` added to every program's (`BPF_F_STRICT_ALIGNMENT`, ...).
+    pub prog_flags: u32,
+    /// The programs to load (libbpf's autoload set); `None`: every program
+    /// whose section does not start with `?`.
+    pub programs: Option<Vec<String>>,
 }
 
 /// What loading an object created: its programs and maps, by the object's names.
@@ -75,7 +80,12 @@ impl Runtime {
 
         let mut progs: Vec<(String, ProgFd)> = Vec::new();
         for p in &obj.programs {
-            if only.is_some_and(|n| n != p.name) {
+            let wanted = match (&opts.programs, only) {
+                (_, Some(n)) => n == p.name,
+                (Some(list), None) => list.contains(&p.name),
+                (None, None) => p.autoload,
+            };
+            if !wanted {
                 continue;
             }
             if p.prog_type.as_u32() == 0 {
@@ -120,6 +130,7 @@ impl Runtime {
                 line_info: p.line_info.clone(),
                 log_level: opts.log_level,
                 unprivileged: opts.unprivileged,
+                prog_flags: p.prog_flags | opts.prog_flags,
             };
             let fd = self.load_program(attr)?;
             progs.push((p.name.clone(), fd));

@@ -343,6 +343,7 @@ fn verify_with(
         expected_attach_type: a.expected_attach_type,
         privileged: !a.unprivileged,
         log_level: a.log_level,
+        prog_flags: a.prog_flags,
         line_info: a
             .line_info
             .iter()

@@ -9,9 +9,8 @@
 //!
 //! Engines here: the interpreter in checked mode and in unchecked mode (the mode
 //! verified programs run in — generated programs only touch their stack and their
-//! memory block, so it is safe for them), and the host kernel (socket-filter-free
-//! `BPF_PROG_TYPE_SYSCALL` programs through BPF_PROG_TEST_RUN) where it is present.
-//! The JIT joins by implementing [`DiffEngine`].
+//! memory block, so it is safe for them), the x86-64 JIT, and the host kernel
+//! (`BPF_PROG_TYPE_SYSCALL` programs through BPF_PROG_TEST_RUN) where it is present.
 //!
 //! [`verifier`] holds the verifier's soundness oracle: generated XDP programs
 //! the verifier accepts must run in the checked interpreter without a memory

@@ -319,7 +319,7 @@ fn check_ringbuf(attr: &MapAttr) -> Result<(), MapError> {
     if attr.key_size != 0 || attr.value_size != 0 {
         return Err(invalid(attr, "ringbuf key_size and value_size must be 0"));
     }
-    if !attr.max_entries.is_power_of_two() || attr.max_entries % PAGE_SIZE != 0 {
+    if !attr.max_entries.is_power_of_two() || !attr.max_entries.is_multiple_of(PAGE_SIZE) {
         return Err(invalid(
             attr,
             format!(

@@ -50,6 +50,9 @@ pub struct Program {
     pub attach_to: Option<String>,
     /// `BPF_F_SLEEPABLE` / `BPF_F_XDP_HAS_FRAGS` from the section name.
     pub prog_flags: u32,
+    /// libbpf's autoload: false for a section named `?SEC` (loaded only when
+    /// asked for by name).
+    pub autoload: bool,
     /// The linked instructions: the program, then its subprograms.
     pub insns: Vec<Insn>,
     /// The `LD_IMM64` instructions that refer to maps.
@@ -566,7 +569,8 @@ pub(crate) fn link_program(
         })
         .collect();
     let section = name_of(ef.sec);
-    let def = section_def(&section);
+    let autoload = !section.starts_with('?');
+    let def = section_def(section.strip_prefix('?').unwrap_or(&section));
     let (func_info, line_info) = match btf_ext {
         Some(ext) => remap_ext(ext, &ef.name, &ranges, warnings),
         None => (Vec::new(), Vec::new()),
@@ -600,6 +604,7 @@ pub(crate) fn link_program(
         expected_attach_type: def.as_ref().and_then(|d| d.expected_attach_type),
         attach_to: def.as_ref().and_then(|d| d.attach_to.clone()),
         prog_flags: def.as_ref().map_or(0, |d| d.prog_flags),
+        autoload,
         insns,
         map_relocs,
         funcs: ranges,

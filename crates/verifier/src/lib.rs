@@ -88,6 +88,8 @@ pub struct VerifierOpts {
     /// Keep, per instruction, what each register held on the paths that
     /// reached it ([`Verified::insn_regs`]; debuggers show it).
     pub record_regs: bool,
+    /// `BPF_PROG_LOAD`'s `prog_flags` (`BPF_F_STRICT_ALIGNMENT`, ...).
+    pub prog_flags: u32,
 }
 
 impl Default for VerifierOpts {
@@ -103,6 +105,7 @@ impl Default for VerifierOpts {
             log_size: 16 << 20,
             extra_helpers: Vec::new(),
             record_regs: false,
+            prog_flags: 0,
         }
     }
 }

@@ -15,8 +15,6 @@
 //! unsafe [`VmProgram::run_unchecked`] is for programs a verifier has accepted. At
 //! load, a few frequent instruction pairs and runs of ALU instructions on one
 //! register become superinstructions; semantics and error positions are unchanged.
-//! [`VmProgram::jit`] compiles the same decoded program to native code that runs
-//! with the same machine state, helpers and errors ([`JitProgram::run`]).
 //!
 //! [`VmProgram::jit`] compiles the same decoded array to x86-64 ([`jit`]); a
 //! [`JitProgram`] runs with the same [`RunOptions`] on the same machine state, so

@@ -1,0 +1,767 @@
+//! The Linux kernel's own verifier selftests as a test table.
+//!
+//! `tests/selftests/obj` holds `tools/testing/selftests/bpf/progs/verifier_*.c`
+//! of Linux 6.12 built as the selftests build them (`scripts/selftests/build.sh`;
+//! the GPL sources are not in the project). Each program carries its expected
+//! behaviour as BTF decl tags (`__success`, `__failure`, `__msg(...)`,
+//! `__retval(...)`, ...). This test reads those annotations, loads every case
+//! into bpfvm the way the selftests' loader does (the program with the file's
+//! auxiliary programs, its flags and log level, privileged and unprivileged),
+//! and compares with the host kernel's answers recorded in
+//! `tests/selftests/kernel.jsonl` (`scripts/selftests/capture.sh`), or with a
+//! fresh capture named by `BPFVM_SELFTESTS_LIVE`.
+//!
+//! What is compared, on every case the host kernel could judge: the verdict; for
+//! refusals, the annotated messages in bpfvm's log, in order (where the
+//! kernel's own log has them); `__retval` against the kernel's test run. The
+//! remaining differences are listed in `tests/selftests/known-diffs.txt`; the
+//! test fails on a difference not listed there and on a listed one that is
+//! gone (re-bless with `BPFVM_BLESS=1`, and review the diff).
+
+use bpfvm::btf::{Btf, BtfKind, BtfTypeData};
+use bpfvm::{BpfError, LoadOpts, LoadedObject, Object, Runtime, TestRunAttr};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+const PRIV: u8 = 1;
+const UNPRIV: u8 = 2;
+const BPF_PROG_TYPE_SYSCALL: u32 = 31;
+const EPERM: i64 = 1;
+const POINTER_VALUE: i32 = 0xcafe4a11u32 as i32;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// What one mode of a case expects (`struct test_subspec`).
+#[derive(Clone, Debug, Default)]
+struct Sub {
+    fail: bool,
+    execute: bool,
+    retval: i32,
+    msgs: Vec<String>,
+}
+
+/// A program's annotations (`struct test_spec`).
+#[derive(Clone, Debug, Default)]
+struct Spec {
+    name: String,
+    priv_: Sub,
+    unpriv: Sub,
+    mode: u8,
+    log_level: u32,
+    flags: u32,
+    aux: bool,
+    arch_ok: bool,
+}
+
+fn retval_of(s: &str) -> i32 {
+    match s {
+        "INT_MIN" => i32::MIN,
+        "POINTER_VALUE" => POINTER_VALUE,
+        "TEST_DATA_LEN" => 64,
+        _ => match s.strip_prefix("0x") {
+            Some(h) => i64::from_str_radix(h, 16).unwrap_or(0) as i32,
+            None => s.parse::<i64>().unwrap_or(0) as i32,
+        },
+    }
+}
+
+fn flag_of(s: &str) -> u32 {
+    match s {
+        "BPF_F_STRICT_ALIGNMENT" => 1,
+        "BPF_F_ANY_ALIGNMENT" => 2,
+        "BPF_F_TEST_RND_HI32" => 4,
+        "BPF_F_TEST_STATE_FREQ" => 8,
+        "BPF_F_SLEEPABLE" => 16,
+        "BPF_F_XDP_HAS_FRAGS" => 32,
+        "BPF_F_TEST_REG_INVARIANTS" => 128,
+        _ => match s.strip_prefix("0x") {
+            Some(h) => u32::from_str_radix(h, 16).unwrap_or(0),
+            None => s.parse().unwrap_or(0),
+        },
+    }
+}
+
+/// `<counter>=<text>` after `pfx` -> text.
+fn counted<'a>(s: &'a str, pfx: &str) -> Option<&'a str> {
+    let rest = s.strip_prefix(pfx)?;
+    rest.split_once('=').map(|(_, m)| m)
+}
+
+/// The flags the selftests add to every program where the kernel takes them
+/// (`testing_prog_flags()`): BPF_F_TEST_RND_HI32 | BPF_F_TEST_REG_INVARIANTS.
+const BASE_FLAGS: u32 = 4 | 128;
+
+fn parse_spec(btf: &Btf, prog: &str) -> Spec {
+    let mut sp = Spec {
+        name: prog.to_string(),
+        flags: BASE_FLAGS,
+        arch_ok: true,
+        ..Default::default()
+    };
+    let Some(fid) = btf.find_by_name_kind(prog, BtfKind::Func) else {
+        return sp;
+    };
+    let (mut unpriv_res, mut unpriv_ret, mut any_arch) = (false, false, false);
+    for (_, t) in btf.iter() {
+        let BtfTypeData::DeclTag { component_idx: -1 } = t.data else {
+            continue;
+        };
+        if t.size_or_type != fid {
+            continue;
+        }
+        let s = btf.str_at(t.name_off);
+        if s == "comment:test_expect_failure" {
+            sp.priv_.fail = true;
+            sp.mode |= PRIV;
+        } else if s == "comment:test_expect_success" {
+            sp.priv_.fail = false;
+            sp.mode |= PRIV;
+        } else if s == "comment:test_expect_failure_unpriv" {
+            sp.unpriv.fail = true;
+            sp.mode |= UNPRIV;
+            unpriv_res = true;
+        } else if s == "comment:test_expect_success_unpriv" {
+            sp.unpriv.fail = false;
+            sp.mode |= UNPRIV;
+            unpriv_res = true;
+        } else if s == "comment:test_auxiliary" {
+            sp.aux = true;
+            sp.mode |= PRIV;
+        } else if s == "comment:test_auxiliary_unpriv" {
+            sp.aux = true;
+            sp.mode |= UNPRIV;
+        } else if let Some(m) = counted(s, "comment:test_expect_msg=") {
+            sp.priv_.msgs.push(m.to_string());
+            sp.mode |= PRIV;
+        } else if let Some(m) = counted(s, "comment:test_expect_msg_unpriv=") {
+            sp.unpriv.msgs.push(m.to_string());
+            sp.mode |= UNPRIV;
+        } else if s.starts_with("comment:test_expect_xlated_unpriv=")
+            || s.starts_with("comment:test_jited_unpriv=")
+        {
+            sp.mode |= UNPRIV;
+        } else if s.starts_with("comment:test_expect_xlated=")
+            || s.starts_with("comment:test_jited=")
+        {
+            sp.mode |= PRIV;
+        } else if let Some(v) = s.strip_prefix("comment:test_retval_unpriv=") {
+            sp.unpriv.retval = retval_of(v);
+            sp.unpriv.execute = true;
+            sp.mode |= UNPRIV;
+            unpriv_ret = true;
+        } else if let Some(v) = s.strip_prefix("comment:test_retval=") {
+            sp.priv_.retval = retval_of(v);
+            sp.priv_.execute = true;
+            sp.mode |= PRIV;
+        } else if let Some(v) = s.strip_prefix("comment:test_log_level=") {
+            sp.log_level = v.parse().unwrap_or(0);
+        } else if let Some(v) = s.strip_prefix("comment:test_prog_flags=") {
+            match v.strip_prefix('!') {
+                Some(f) => sp.flags &= !flag_of(f),
+                None => sp.flags |= flag_of(v),
+            }
+        } else if let Some(v) = s.strip_prefix("comment:test_arch=") {
+            if !any_arch {
+                sp.arch_ok = false;
+            }
+            any_arch = true;
+            sp.arch_ok |= v == "X86_64";
+        }
+    }
+    if sp.mode == 0 {
+        sp.mode = PRIV;
+    }
+    if !unpriv_res {
+        sp.unpriv.fail = sp.priv_.fail;
+    }
+    if !unpriv_ret {
+        sp.unpriv.retval = sp.priv_.retval;
+        sp.unpriv.execute = sp.priv_.execute;
+    }
+    if sp.unpriv.msgs.is_empty() {
+        sp.unpriv.msgs = sp.priv_.msgs.clone();
+    }
+    sp
+}
+
+/// A `__msg` pattern: text with `{{regex}}` parts (POSIX extended, lines).
+fn pattern(msg: &str) -> Option<regex::Regex> {
+    let mut re = String::from("(?m)");
+    let mut rest = msg;
+    let mut in_re = false;
+    while !rest.is_empty() {
+        if !in_re && rest.starts_with("{{") {
+            in_re = true;
+            rest = &rest[2..];
+        } else if in_re && rest.starts_with("}}") {
+            in_re = false;
+            rest = &rest[2..];
+        } else {
+            let c = rest.chars().next()?;
+            if in_re {
+                re.push(c);
+            } else {
+                re.push_str(&regex::escape(&c.to_string()));
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    regex::Regex::new(&re).ok()
+}
+
+/// The annotated messages appear in `log`, in order (`validate_msgs`).
+fn msgs_match(log: &str, msgs: &[String]) -> bool {
+    let mut at = 0;
+    for m in msgs {
+        if !m.contains("{{") {
+            match log[at..].find(m.as_str()) {
+                Some(i) => at += i + m.len(),
+                None => return false,
+            }
+        } else {
+            let Some(re) = pattern(m) else { return false };
+            match re.find(&log[at..]) {
+                Some(f) => at += f.end(),
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+/// The host kernel's answer on one case (a line of `kernel.jsonl`).
+#[derive(Clone, Debug)]
+struct Answer {
+    stage: String,
+    load_ok: bool,
+    errno: i64,
+    retval: Option<i64>,
+    msgs_ok: bool,
+    log_tail: String,
+    libbpf: String,
+}
+
+impl Answer {
+    /// The kernel judged the program (not a loader failure before it, and not
+    /// this host's blanket EPERM for tracing programs in a privileged run).
+    fn judged(&self, mode: &str) -> bool {
+        self.stage == "verifier"
+            && (self.load_ok
+                || !self.log_tail.is_empty()
+                || mode == "unpriv"
+                || self.errno != EPERM)
+    }
+}
+
+type Key = (String, String, String);
+
+fn read_answers(path: &Path) -> BTreeMap<Key, Answer> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut out = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1));
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        let file = s("file").trim_end_matches(".o").to_string();
+        out.insert(
+            (file, s("prog"), s("mode")),
+            Answer {
+                stage: s("stage"),
+                load_ok: v["load"] == "ok",
+                errno: v["errno"].as_i64().unwrap_or(0),
+                retval: v["retval"].as_i64(),
+                msgs_ok: v["msgs_ok"].as_bool().unwrap_or(false),
+                log_tail: s("log_tail"),
+                libbpf: s("libbpf"),
+            },
+        );
+    }
+    out
+}
+
+/// bpfvm's answer on one case.
+#[derive(Clone, Debug)]
+struct Ours {
+    ok: bool,
+    log: String,
+    /// The first line of the error, for the report.
+    error: String,
+    retval: Option<i64>,
+}
+
+/// Sets the map value the selftests set before these files' runs
+/// (`init_test_val_map`): index = 7 * sizeof(int), foo[6] = 0xabcdef12.
+fn pre_run(rt: &Runtime, file: &str, l: &LoadedObject) {
+    let map = match file {
+        "verifier_array_access" => "map_array_ro",
+        "verifier_value_ptr_arith" => "map_array_48b",
+        _ => return,
+    };
+    let Some(m) = l.map(map) else { return };
+    let mut v = vec![0u8; 48];
+    v[0..4].copy_from_slice(&28u32.to_le_bytes());
+    v[4 + 24..4 + 28].copy_from_slice(&0xabcdef12u32.to_le_bytes());
+    let _ = rt.map_update_elem(m, &0u32.to_le_bytes(), &v, 0);
+}
+
+fn run_case(
+    file: &str,
+    obj: &Object,
+    specs: &[Spec],
+    sp: &Spec,
+    unpriv: bool,
+    execute: bool,
+) -> Ours {
+    let mode = if unpriv { UNPRIV } else { PRIV };
+    let mut programs = vec![sp.name.clone()];
+    programs.extend(
+        specs
+            .iter()
+            .filter(|s| s.aux && s.mode & mode != 0 && s.name != sp.name)
+            .map(|s| s.name.clone()),
+    );
+    let load = |log_level: u32| {
+        let rt = Runtime::with_cpus(1);
+        let opts = LoadOpts {
+            log_level,
+            unprivileged: unpriv,
+            prog_flags: sp.flags,
+            programs: Some(programs.clone()),
+        };
+        let r = rt.load_object_with(obj, None, &opts);
+        (rt, r)
+    };
+    let (mut rt, mut r) = load(sp.log_level);
+    // libbpf loads again at level 1 to have a log when a load without one fails.
+    if r.is_err() && sp.log_level == 0 {
+        (rt, r) = load(1);
+    }
+    match r {
+        Ok(l) => {
+            let prog = l.prog(&sp.name).cloned();
+            let log = prog
+                .as_ref()
+                .map(|p| p.obj().verifier_log.clone())
+                .unwrap_or_default();
+            let mut retval = None;
+            let mut error = String::new();
+            if let (true, Some(p)) = (execute, prog) {
+                pre_run(&rt, file, &l);
+                let syscall = p.obj().prog_type == BPF_PROG_TYPE_SYSCALL;
+                let attr = TestRunAttr {
+                    prog_id: p.id(),
+                    data_in: if syscall { Vec::new() } else { vec![0; 64] },
+                    repeat: 1,
+                    ..Default::default()
+                };
+                match rt.bpf(bpfvm::BpfCmd::ProgTestRun(attr)) {
+                    Ok(bpfvm::BpfReply::TestRun(t)) => retval = Some(t.retval as i32 as i64),
+                    Ok(other) => error = format!("test run: unexpected reply {other:?}"),
+                    Err(e) => error = format!("test run: {e}"),
+                }
+            }
+            Ours {
+                ok: true,
+                log,
+                error,
+                retval,
+            }
+        }
+        Err(e) => {
+            let log = e.verifier_log().unwrap_or_default().to_string();
+            let error = match &e {
+                BpfError::Verifier { source, .. } => source.error.to_string(),
+                other => error_chain(other),
+            };
+            Ours {
+                ok: false,
+                log,
+                error,
+                retval: None,
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let _ = write!(s, ": {c}");
+        cur = c.source();
+    }
+    s
+}
+
+/// One case's outcome.
+struct Outcome {
+    key: Key,
+    judged: bool,
+    kernel_ok: bool,
+    ours: Ours,
+    /// Some(found) where the kernel refused, both refused, and the annotated
+    /// messages are in the kernel's own log.
+    msgs: Option<bool>,
+    /// Some(equal) where both ran the program.
+    retval: Option<bool>,
+    kernel: Answer,
+}
+
+impl Outcome {
+    fn diffs(&self) -> Vec<&'static str> {
+        let mut d = Vec::new();
+        if !self.judged {
+            return d;
+        }
+        match (self.ours.ok, self.kernel_ok) {
+            (true, false) => d.push("escape"),
+            (false, true) => d.push("false-refusal"),
+            _ => {}
+        }
+        if self.msgs == Some(false) {
+            d.push("msg");
+        }
+        if self.retval == Some(false) {
+            d.push("retval");
+        }
+        d
+    }
+}
+
+fn evaluate(answers: &BTreeMap<Key, Answer>) -> Vec<Outcome> {
+    let dir = repo().join("tests/selftests/obj");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "o"))
+        .collect();
+    files.sort();
+    let files = std::sync::Mutex::new(files.into_iter());
+    let results = std::sync::Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let Some(path) = files.lock().unwrap().next() else {
+                    break;
+                };
+                let out = evaluate_file(&path, answers);
+                results.lock().unwrap().extend(out);
+            });
+        }
+    });
+    let mut r = results.into_inner().unwrap();
+    r.sort_by(|a, b| a.key.cmp(&b.key));
+    r
+}
+
+fn evaluate_file(path: &Path, answers: &BTreeMap<Key, Answer>) -> Vec<Outcome> {
+    let file = path.file_stem().unwrap().to_string_lossy().to_string();
+    let bytes = std::fs::read(path).unwrap();
+    let parsed = Object::parse(&path.to_string_lossy(), &bytes);
+    let mut out = Vec::new();
+    // The cases come from the kernel's answers (one per program and mode), so
+    // an object bpfvm cannot parse still has its cases counted.
+    let cases: Vec<(&Key, &Answer)> = answers.iter().filter(|(k, _)| k.0 == file).collect();
+    let (obj, specs) = match &parsed {
+        Ok(o) => {
+            let btf = o.btf.as_ref().expect("selftest objects have BTF");
+            let specs: Vec<Spec> = o
+                .programs
+                .iter()
+                .map(|p| parse_spec(btf, &p.name))
+                .collect();
+            (Some(o), specs)
+        }
+        Err(_) => (None, Vec::new()),
+    };
+    for (key, ans) in cases {
+        let unpriv = key.2 == "unpriv";
+        let judged = ans.judged(&key.2);
+        let ours = match (obj, specs.iter().find(|s| s.name == key.1)) {
+            (Some(o), Some(sp)) => {
+                let sub = if unpriv { &sp.unpriv } else { &sp.priv_ };
+                run_case(&file, o, &specs, sp, unpriv, sub.execute)
+            }
+            (Some(_), None) => Ours {
+                ok: false,
+                log: String::new(),
+                error: format!("program '{}' not found in the object", key.1),
+                retval: None,
+            },
+            (None, _) => Ours {
+                ok: false,
+                log: String::new(),
+                error: error_chain(parsed.as_ref().err().unwrap()),
+                retval: None,
+            },
+        };
+        let sub = specs
+            .iter()
+            .find(|s| s.name == key.1)
+            .map(|s| {
+                if unpriv {
+                    s.unpriv.clone()
+                } else {
+                    s.priv_.clone()
+                }
+            })
+            .unwrap_or_default();
+        let sub_msgs = &sub.msgs;
+        let msgs = (judged && !ans.load_ok && !ours.ok && !sub_msgs.is_empty() && ans.msgs_ok)
+            .then(|| msgs_match(&ours.log, sub_msgs));
+        // A program returning a pointer (`__retval(POINTER_VALUE)`) is not
+        // compared, as in the selftests: the value is an address.
+        let pointer = sub.retval == POINTER_VALUE;
+        let retval = match (ans.retval, ours.retval) {
+            (_, _) if pointer => None,
+            (Some(k), Some(o)) if judged => Some(k == o),
+            (Some(_), None) if judged && ours.ok => Some(false),
+            _ => None,
+        };
+        out.push(Outcome {
+            key: key.clone(),
+            judged,
+            kernel_ok: ans.load_ok,
+            ours,
+            msgs,
+            retval,
+            kernel: ans.clone(),
+        });
+    }
+    out
+}
+
+#[derive(Default)]
+struct Tally {
+    cases: usize,
+    judged: usize,
+    agree: usize,
+    escapes: usize,
+    false_refusals: usize,
+    msgs: usize,
+    msgs_found: usize,
+    retvals: usize,
+    retvals_equal: usize,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Outcome) {
+        self.cases += 1;
+        if !o.judged {
+            return;
+        }
+        self.judged += 1;
+        match (o.ours.ok, o.kernel_ok) {
+            (true, false) => self.escapes += 1,
+            (false, true) => self.false_refusals += 1,
+            _ => self.agree += 1,
+        }
+        if let Some(f) = o.msgs {
+            self.msgs += 1;
+            self.msgs_found += f as usize;
+        }
+        if let Some(e) = o.retval {
+            self.retvals += 1;
+            self.retvals_equal += e as usize;
+        }
+    }
+
+    fn row(&self, name: &str) -> String {
+        format!(
+            "{name:<44} {:>5} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}",
+            self.cases,
+            self.judged,
+            self.agree,
+            self.escapes,
+            self.false_refusals,
+            format!("{}/{}", self.msgs_found, self.msgs),
+            format!("{}/{}", self.retvals_equal, self.retvals),
+        )
+    }
+}
+
+fn report(outcomes: &[Outcome], against: &str) -> String {
+    let mut per_file: BTreeMap<&str, Tally> = BTreeMap::new();
+    let mut total = Tally::default();
+    for o in outcomes {
+        per_file.entry(o.key.0.as_str()).or_default().add(o);
+        total.add(o);
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "verifier selftests (Linux 6.12) against {against}");
+    let _ = writeln!(
+        s,
+        "{:<44} {:>5} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}",
+        "file", "cases", "judged", "agree", "escape", "refuse", "msgs", "retval"
+    );
+    for (f, t) in &per_file {
+        let _ = writeln!(s, "{}", t.row(f));
+    }
+    let _ = writeln!(s, "{}", total.row("total"));
+    let pct = |a: usize, b: usize| {
+        if b == 0 {
+            100.0
+        } else {
+            100.0 * a as f64 / b as f64
+        }
+    };
+    let _ = writeln!(
+        s,
+        "verdicts equal {}/{} ({:.1}%), escapes {}, false refusals {}, messages found {}/{} ({:.1}%), retvals equal {}/{}; {} cases the host could not judge",
+        total.agree,
+        total.judged,
+        pct(total.agree, total.judged),
+        total.escapes,
+        total.false_refusals,
+        total.msgs_found,
+        total.msgs,
+        pct(total.msgs_found, total.msgs),
+        total.retvals_equal,
+        total.retvals,
+        total.cases - total.judged
+    );
+    s
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.starts_with("processed "))
+        .unwrap_or("")
+}
+
+fn diff_lines(outcomes: &[Outcome]) -> BTreeSet<String> {
+    outcomes
+        .iter()
+        .flat_map(|o| {
+            o.diffs()
+                .into_iter()
+                .map(move |d| format!("{} {} {} {d}", o.key.0, o.key.1, o.key.2))
+        })
+        .collect()
+}
+
+fn describe(o: &Outcome) -> String {
+    let kernel = if o.kernel_ok {
+        "kernel accepts".to_string()
+    } else {
+        format!("kernel refuses: {}", first_line(&o.kernel.log_tail))
+    };
+    let ours = if o.ours.ok {
+        format!(
+            "bpfvm accepts{}",
+            if o.ours.error.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", o.ours.error)
+            }
+        )
+    } else {
+        format!("bpfvm refuses: {}", o.ours.error)
+    };
+    let mut s = format!("{kernel}; {ours}");
+    if let (Some(false), Some(k)) = (o.retval, o.kernel.retval) {
+        let _ = write!(s, "; retval kernel {k}, bpfvm {:?}", o.ours.retval);
+    }
+    if !o.kernel.libbpf.is_empty() && !o.kernel_ok && o.kernel.log_tail.is_empty() {
+        let _ = write!(s, " [{}]", o.kernel.libbpf);
+    }
+    s
+}
+
+#[test]
+fn kernel_verifier_selftests() {
+    let golden = repo().join("tests/selftests/kernel.jsonl");
+    let answers = read_answers(&golden);
+    let outcomes = evaluate(&answers);
+    let mut summary = report(&outcomes, "the recorded answers of Linux 6.18");
+    print!("{summary}");
+
+    let now = diff_lines(&outcomes);
+    let known_path = repo().join("tests/selftests/known-diffs.txt");
+    if std::env::var_os("BPFVM_BLESS").is_some() {
+        let mut text = String::from(
+            "# Cases where bpfvm and the host kernel (tests/selftests/kernel.jsonl) differ:\n\
+             # FILE PROG MODE KIND, KIND one of escape (bpfvm accepts what the kernel\n\
+             # refuses), false-refusal, msg (annotated message missing from bpfvm's log),\n\
+             # retval. Written by BPFVM_BLESS=1 cargo test -p bpfvm --test selftests.\n",
+        );
+        for l in &now {
+            text.push_str(l);
+            text.push('\n');
+        }
+        std::fs::write(&known_path, text).unwrap();
+    }
+    let known: BTreeSet<String> = std::fs::read_to_string(&known_path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let by_line: BTreeMap<String, &Outcome> = outcomes
+        .iter()
+        .flat_map(|o| {
+            o.diffs()
+                .into_iter()
+                .map(move |d| (format!("{} {} {} {d}", o.key.0, o.key.1, o.key.2), o))
+        })
+        .collect();
+    let verbose = std::env::var_os("BPFVM_SELFTESTS_VERBOSE").is_some();
+    for l in &now {
+        if verbose || !known.contains(l) {
+            println!(
+                "{}{l}: {}",
+                if known.contains(l) { "" } else { "NEW " },
+                describe(by_line[l])
+            );
+        }
+    }
+    let new: Vec<&String> = now.difference(&known).collect();
+    let gone: Vec<&String> = known.difference(&now).collect();
+    for l in &gone {
+        println!("FIXED (remove from known-diffs.txt): {l}");
+    }
+
+    if let Some(live) = std::env::var_os("BPFVM_SELFTESTS_LIVE") {
+        let live_answers = read_answers(Path::new(&live));
+        let changed = live_answers
+            .iter()
+            .filter(|(k, a)| answers.get(*k).is_none_or(|g| g.load_ok != a.load_ok))
+            .count();
+        let live_outcomes = evaluate(&live_answers);
+        let live_report = report(&live_outcomes, "the live host kernel");
+        print!("{live_report}");
+        println!("{changed} verdicts of the live kernel differ from the recorded ones");
+        summary.push_str(&live_report);
+        let _ = writeln!(
+            summary,
+            "{changed} verdicts of the live kernel differ from the recorded ones"
+        );
+        let live_escapes: Vec<String> = live_outcomes
+            .iter()
+            .filter(|o| o.diffs().contains(&"escape"))
+            .map(|o| format!("{} {} {} escape", o.key.0, o.key.1, o.key.2))
+            .filter(|l| !known.contains(l))
+            .collect();
+        assert!(
+            live_escapes.is_empty(),
+            "bpfvm accepts programs the live kernel refuses: {live_escapes:#?}"
+        );
+    }
+    // The table is long; scripts/test.sh prints this file after the tests.
+    let _ = std::fs::write(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("selftests-report.txt"),
+        &summary,
+    );
+    assert!(
+        new.is_empty() && gone.is_empty(),
+        "{} new differences, {} listed differences gone (BPFVM_BLESS=1 to re-list after review)",
+        new.len(),
+        gone.len()
+    );
+}

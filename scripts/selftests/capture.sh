@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Asks the host kernel for its answer on every case of tests/selftests/obj and
+# writes them as JSON lines: to tests/selftests/kernel.jsonl (the committed
+# goldens), or to the file given as $1 (a live run, e.g. in CI).
+#
+# Needs root, a kernel that takes BPF programs, linux-source-6.12 (the 6.12
+# libbpf is built from it), libelf-dev and zlib1g-dev. Unprivileged cases need
+# kernel.unprivileged_bpf_disabled=0; it is set for the run and restored.
+source "$(dirname "$0")/common.sh"
+out="${1:-$ROOT/tests/selftests/kernel.jsonl}"
+if [ "$(id -u)" != 0 ]; then
+  echo "capture: needs root (the host kernel is the oracle)" >&2
+  exit 2
+fi
+unpack
+build_libbpf
+tool="$CACHE/capture"
+cc -O1 -Wall -o "$tool" "$ROOT/scripts/selftests/capture.c" -I "$LIBBPF/include" \
+  "$LIBBPF/lib64/libbpf.a" -lelf -lz
+knob=/proc/sys/kernel/unprivileged_bpf_disabled
+old="$(cat "$knob" 2>/dev/null || echo 1)"
+if [ "$old" = 2 ]; then
+  trap 'echo 2 > "$knob" || true' EXIT
+  echo 0 > "$knob" || true
+fi
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+CAPTURE_QUIET=1 "$tool" "$ROOT"/tests/selftests/obj/verifier_*.o > "$out.tmp"
+mv "$out.tmp" "$out"
+echo "capture: $(wc -l < "$out") cases from $(uname -r) into $out" >&2
