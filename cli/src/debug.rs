@@ -330,6 +330,7 @@ impl Debugger {
             Some((w, f)) => (w, f),
             None => (word, ""),
         };
+        let word = complete(word, COMMANDS);
         let cur = at.and_then(|a| self.prog_of(a, a.prog).map(|p| (a, p)));
         let running = cur.is_some();
         let need = || (Action::Stay, "The program is not being run.\n".to_string());
@@ -629,6 +630,7 @@ impl Debugger {
 
     fn info(&mut self, rest: &str, cur: Option<&(&At<'_>, Arc<ProgObj>)>) -> String {
         let (what, args) = rest.split_once(' ').unwrap_or((rest, ""));
+        let what = complete(what, INFO);
         match what {
             "registers" | "r" | "reg" | "all-registers" => {
                 let Some((a, p)) = cur else {
@@ -1028,6 +1030,52 @@ impl Observer for Obs<'_> {
     }
 }
 
+/// Command words, for gdb's unique-prefix matching (`inf` is `info`).
+const COMMANDS: &[&str] = &[
+    "backtrace",
+    "break",
+    "continue",
+    "delete",
+    "directory",
+    "display",
+    "finish",
+    "help",
+    "info",
+    "kill",
+    "list",
+    "map",
+    "next",
+    "nexti",
+    "print",
+    "quit",
+    "run",
+    "start",
+    "step",
+    "stepi",
+    "undisplay",
+    "where",
+];
+const INFO: &[&str] = &[
+    "breakpoints",
+    "display",
+    "frame",
+    "line",
+    "maps",
+    "registers",
+];
+
+/// `w` itself if it is a command or alias, else the one command it begins.
+fn complete<'a>(w: &'a str, words: &[&'a str]) -> &'a str {
+    if w.is_empty() || words.contains(&w) {
+        return w;
+    }
+    let mut m = words.iter().filter(|c| c.starts_with(w));
+    match (m.next(), m.next()) {
+        (Some(c), None) => c,
+        _ => w,
+    }
+}
+
 // ---- expressions -------------------------------------------------------------
 
 pub fn reg_index(w: &str) -> Option<usize> {
@@ -1186,7 +1234,14 @@ pub fn examine(fmt: &str, expr: &str, at: &At<'_>, fp: u64) -> Result<String, St
                 s.push('\n');
             }
             let a = addr + (i * unit) as u64;
-            let _ = write!(s, "{a:#x} {}:", addr_label(at, a, fp));
+            match addr_label(at, a, fp) {
+                l if l.is_empty() => {
+                    let _ = write!(s, "{a:#x}:");
+                }
+                l => {
+                    let _ = write!(s, "{a:#x} {l}:");
+                }
+            }
         }
         let mut b = [0u8; 8];
         b[..chunk.len()].copy_from_slice(chunk);
@@ -1318,6 +1373,13 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
             Ok(v) => v,
             Err(e) => return print_error(opts, &e),
         };
+        if res.is_none() && d.prev.is_none() && !msg.is_empty() {
+            // Refused before its first instruction (bad data_in or ctx_in).
+            let m = msg
+                .trim_end()
+                .trim_start_matches("The program stopped with an error: ");
+            return print_error(opts, &format!("cannot run the program: {m}"));
+        }
         print!("{msg}");
         if a == Action::Quit {
             return 0;

@@ -785,6 +785,14 @@ fn bad_input_gets_clear_errors() {
     );
     let r = env.run(&["prog", "debug", "obj/hello-func.o", "data_in", "x"]);
     assert_ne!(r.code, 0);
+    let r = env.run(&["prog", "debug", "obj/xdp_prof.o"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("cannot run the program: invalid argument: xdp test run needs 14"),
+        "{}",
+        r.stderr
+    );
     let r = env.run(&[
         "prog",
         "replay",
@@ -793,4 +801,69 @@ fn bad_input_gets_clear_errors() {
         junk.to_str().unwrap(),
     ]);
     assert!(r.stderr.contains("takes no packet"), "{}", r.stderr);
+}
+
+#[test]
+fn debugger_follows_tail_calls_and_reads_map_memory() {
+    let env = Env::new();
+    let pkt = root().join("tests/golden/packets/ipv4_udp.bin");
+    let script = tmp(&env, "tail.gdb");
+    // tailchain tail-calls itself: the second stop has a tail call below it.
+    std::fs::write(&script, "break *3\nrun\ncontinue\nbt\ninf reg r1\nkill\n").unwrap();
+    let out = env
+        .run(&[
+            "prog",
+            "debug",
+            "obj/tailchain.o",
+            "data_in",
+            pkt.to_str().unwrap(),
+            "-x",
+            script.to_str().unwrap(),
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        out.contains("#1  insn 8 in chain () at ./src/tailchain.bpf.c:29 [tail call to chain]"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("r1 ") && l.ends_with("R1=ctx()")),
+        "{out}"
+    );
+    // After the lookup, r0 points into the map's value: x reads it, display
+    // shows it at every stop.
+    let n = line_of("if (n)");
+    std::fs::write(
+        &script,
+        format!("break {n}\nrun\ndisplay/x r0\nx/8xb r0\nnext\nnext\nx/8xb r0\ncontinue\n"),
+    )
+    .unwrap();
+    let out = env
+        .run(&[
+            "prog",
+            "debug",
+            "obj/xdp_prof.o",
+            "data_in",
+            pkt.to_str().unwrap(),
+            "-x",
+            script.to_str().unwrap(),
+        ])
+        .ok()
+        .stdout;
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("0x") && l.contains(":\t"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(
+        rows[0].ends_with(":\t0x00\t0x00\t0x00\t0x00\t0x00\t0x00\t0x00\t0x00"),
+        "{out}"
+    );
+    // __sync_fetch_and_add ran: the counter is 1.
+    assert!(
+        rows[1].ends_with(":\t0x01\t0x00\t0x00\t0x00\t0x00\t0x00\t0x00\t0x00"),
+        "{out}"
+    );
+    assert!(out.matches("1: /x r0 = 0x").count() >= 3, "{out}");
 }
