@@ -30,6 +30,8 @@ const MAX_SAMPLES: usize = 1 << 18;
 static SAMPLES: [AtomicU64; MAX_SAMPLES] = [const { AtomicU64::new(0) }; MAX_SAMPLES];
 static NSAMPLES: AtomicUsize = AtomicUsize::new(0);
 const INTERVAL: Duration = Duration::from_micros(50);
+/// Runs per test run while sampling (at least).
+const SAMPLE_REPEAT: u32 = 100;
 
 extern "C" fn on_sigprof(_: libc::c_int, _: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     // SAFETY: the kernel passes a ucontext_t to SA_SIGINFO handlers; reading
@@ -107,7 +109,10 @@ fn sample_jit(
     'outer: while start.elapsed() < min {
         for a in inputs {
             let mut a = a.clone();
-            a.repeat = a.repeat.max(1);
+            // Runs of one input back to back, so that the program's code,
+            // not the test run's setup, is what the samples see (as with
+            // `repeat`, the packet buffer is reused between them).
+            a.repeat = a.repeat.max(SAMPLE_REPEAT);
             if let Err(e) = s.rt.bpf(bpfvm::BpfCmd::ProgTestRun(a.clone())) {
                 err = Some(crate::render::error_chain(&e));
                 break 'outer;
