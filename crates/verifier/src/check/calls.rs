@@ -356,6 +356,8 @@ impl Verifier<'_> {
                         }
                     } else if r.umax > 0 {
                         self.check_helper_mem(st, mreg, r.umax as i64, write)?;
+                    } else if st.reg(mreg).ty == RegType::Stack {
+                        self.check_zero_sized_stack(st, mreg, write)?;
                     }
                 }
             }
