@@ -664,7 +664,7 @@ impl Verifier<'_> {
                         r.var_off.text()
                     )));
                 }
-                if off >= 0 || off < -MAX_STACK {
+                if !(-MAX_STACK..0).contains(&off) {
                     return self.err(unsafe_(format!(
                         "R{dst} stack pointer arithmetic goes out of range, prohibited for !root; off={off}"
                     )));

@@ -464,7 +464,7 @@ impl Verifier<'_> {
                 }
                 Some(v)
             }
-            None if aligned && is_st && privileged => Some(Reg::konst(d.imm as i64 as u64)),
+            None if aligned && is_st && privileged => Some(Reg::konst(d.imm as u64)),
             Some(v) if v.ty.is_ptr() => {
                 if size != 8 {
                     return self.err(unsafe_("invalid size of register spill"));
