@@ -37,10 +37,17 @@ fn check_obj_name(name: &str) -> Result<()> {
 pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
     check_obj_name(&a.name)?;
     let name = a.name.clone();
-    let decoded = decode_program(&a.insns).map_err(|e| BpfError::ProgLoad {
-        name: name.clone(),
-        source: e.into(),
-    })?;
+    let decoded = match decode_program(&a.insns) {
+        Ok(d) => d,
+        Err(e) => {
+            // The kernel's verifier finds malformed instructions, with a log.
+            verify(rt, &a, &name)?;
+            return Err(BpfError::ProgLoad {
+                name,
+                source: e.into(),
+            });
+        }
+    };
 
     // Resolve map references: ids -> maps (used_maps), and the VM's copy gets addresses.
     let mut used_maps: Vec<Arc<MapObj>> = Vec::new();
@@ -95,6 +102,15 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
     }
 
     let verified = verify(rt, &a, &name)?;
+    // Dead code is never checked (it may even write r10); as the kernel's
+    // `sanitize_dead_code` does, it becomes `goto pc-1`.
+    for (pc, d) in &decoded {
+        if !verified.visited.get(*pc).copied().unwrap_or(true) {
+            for slot in vm_insns.iter_mut().skip(*pc).take(d.slots()) {
+                *slot = Insn::new(0x05, 0, 0, -1, 0);
+            }
+        }
+    }
     let helpers =
         rt.k.helpers
             .read()

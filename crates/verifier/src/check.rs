@@ -240,6 +240,8 @@ pub struct Verifier<'a> {
     /// Unprivileged masking depends on exact scalar bounds: pruning then
     /// compares scalars exactly (`env->explore_alu_limits`).
     explore_alu_limits: bool,
+    /// Instructions some path reached.
+    visited: Vec<bool>,
 }
 
 impl<'a> Verifier<'a> {
@@ -283,6 +285,7 @@ impl<'a> Verifier<'a> {
             cur_depth: 1,
             insn_aux: vec![alu::InsnAux::default(); insns.len()],
             explore_alu_limits: false,
+            visited: vec![false; insns.len()],
         }
     }
 
@@ -319,6 +322,7 @@ impl<'a> Verifier<'a> {
                     stats,
                     safe_mem: self.safe_mem,
                     stack_depth: self.stack_depth,
+                    visited: self.visited,
                 })
             }
             Err((error, insn)) => {
@@ -690,6 +694,7 @@ impl<'a> Verifier<'a> {
                 ));
             }
             self.stats.processed += 1;
+            self.visited[*pc] = true;
             if self.stats.processed > MAX_INSNS {
                 return Err((
                     VerifierError::TooComplex {

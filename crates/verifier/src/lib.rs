@@ -127,6 +127,9 @@ pub struct Verified {
     pub safe_mem: Vec<bool>,
     /// Stack depth of each subprogram, in bytes (`stack depth A+B`).
     pub stack_depth: Vec<u32>,
+    /// Per slot: some path reached this instruction. The others are dead
+    /// code the kernel never checks (and replaces before running).
+    pub visited: Vec<bool>,
 }
 
 /// A refused program.
