@@ -183,9 +183,9 @@ impl KernelVerifier {
     /// kernel accepts, else the kernel's last log line.
     pub fn verdict(&self, insns: &[bpfvm_isa::Insn], prog_flags: u32) -> Result<(), String> {
         let mut v = insns.to_vec();
-        for i in 0..v.len() {
-            if v[i].code == 0x18 && matches!(v[i].src_reg, 1 | 2) {
-                v[i].imm = self.map_fd;
+        for x in v.iter_mut() {
+            if x.code == 0x18 && matches!(x.src_reg, 1 | 2) {
+                x.imm = self.map_fd;
             }
         }
         let code = insns_to_bytes(&v);
