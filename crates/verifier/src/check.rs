@@ -1148,11 +1148,9 @@ fn states_exact(old: &State, cur: &State) -> bool {
     }
     // Precision marks say how much a value mattered, not what it is.
     let reg_eq = |a: &Reg, b: &Reg| {
-        a.precise == b.precise || {
-            let mut x = a.clone();
-            x.precise = b.precise;
-            x == *b
-        }
+        let mut x = a.clone();
+        x.precise = b.precise;
+        x == *b
     };
     let slot_eq = |a: &Slot, b: &Slot| a.ty == b.ty && reg_eq(&a.spill, &b.spill);
     old.frames.iter().zip(&cur.frames).all(|(a, b)| {

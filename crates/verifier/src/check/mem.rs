@@ -148,19 +148,26 @@ impl Verifier<'_> {
                 None
             }
             RegType::Ctx => {
-                if !reg.is_const() {
-                    let t = reg.var_off.text();
-                    return self.err(unsafe_(format!(
-                        "variable ctx access var_off={t} disallowed"
-                    )));
-                }
                 if value_is_ptr {
                     return self.err(unsafe_(format!("R{value_reg} leaks addr into ctx")));
+                }
+                // `__check_ptr_off_reg`: negative, then moved, then variable.
+                if reg.off < 0 {
+                    return self.err(unsafe_(format!(
+                        "negative offset ctx ptr R{ptr_reg} off={} disallowed",
+                        reg.off
+                    )));
                 }
                 if reg.off != 0 {
                     return self.err(unsafe_(format!(
                         "dereference of modified ctx ptr R{ptr_reg} off={} disallowed",
                         reg.off
+                    )));
+                }
+                if !reg.is_const() || reg.var_off.value != 0 {
+                    let t = reg.var_off.text();
+                    return self.err(unsafe_(format!(
+                        "variable ctx access var_off={t} disallowed"
                     )));
                 }
                 // cgroup_skb gives direct packet access and tstamp writes
