@@ -18,6 +18,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bpfvm_obj::btf::BtfKind;
 use bpfvm_obj::license_is_gpl_compatible;
 
 /// Kernel object names: at most 15 characters of `[A-Za-z0-9_.]`.
@@ -350,6 +351,34 @@ fn verify(rt: &Runtime, a: &ProgLoadAttr, name: &str) -> Result<bpfvm_verifier::
                     .unwrap_or_default();
                 (f.insn_idx, name)
             })
+            .collect(),
+        func_non_scalar_return: a
+            .func_info
+            .iter()
+            .filter(|f| {
+                let Some(b) = btf.as_ref() else { return false };
+                let ret = b
+                    .btf
+                    .type_by_id(f.type_id)
+                    .ok()
+                    .and_then(|t| t.type_ref())
+                    .and_then(|proto| b.btf.type_by_id(proto).ok())
+                    .and_then(|p| p.type_ref());
+                let scalar = match ret {
+                    Some(id) if id != 0 => b
+                        .btf
+                        .skip_modifiers(id)
+                        .ok()
+                        .and_then(|id| b.btf.type_by_id(id).ok())
+                        .is_some_and(|t| {
+                            matches!(t.kind(), BtfKind::Enum | BtfKind::Enum64)
+                                || (t.kind() == BtfKind::Int && t.size().is_some_and(|s| s <= 8))
+                        }),
+                    _ => false,
+                };
+                !scalar
+            })
+            .map(|f| f.insn_idx)
             .collect(),
         gpl_compatible: license_is_gpl_compatible(&a.license),
         extra_helpers: rt

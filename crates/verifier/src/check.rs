@@ -978,7 +978,7 @@ impl<'a> Verifier<'a> {
                 Ok(Next::Go(next))
             }
             Shape::LdAbs | Shape::LdInd => {
-                self.check_ld_abs(st, d)?;
+                self.check_ld_abs(st, d, *parent)?;
                 Ok(Next::Go(next))
             }
             Shape::Ldx => {

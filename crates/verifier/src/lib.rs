@@ -87,6 +87,9 @@ pub struct VerifierOpts {
     pub extra_helpers: Vec<i32>,
     /// `BPF_PROG_LOAD`'s `prog_flags` (`BPF_F_STRICT_ALIGNMENT`, ...).
     pub prog_flags: u32,
+    /// First instructions of the functions whose BTF return type is not an
+    /// integer or enum (`void`): LD_ABS may not end them early there.
+    pub func_non_scalar_return: Vec<u32>,
 }
 
 impl Default for VerifierOpts {
@@ -102,6 +105,7 @@ impl Default for VerifierOpts {
             log_size: 16 << 20,
             extra_helpers: Vec::new(),
             prog_flags: 0,
+            func_non_scalar_return: Vec::new(),
         }
     }
 }

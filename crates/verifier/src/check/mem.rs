@@ -777,18 +777,18 @@ impl Verifier<'_> {
         Ok(())
     }
 
-    pub(super) fn check_ld_abs(&mut self, st: &mut State, d: &Decoded) -> Result<(), Fail> {
+    pub(super) fn check_ld_abs(
+        &mut self,
+        st: &mut State,
+        d: &Decoded,
+        parent: Option<usize>,
+    ) -> Result<(), Fail> {
         if !matches!(
             self.opts.prog_type,
             BPF_PROG_TYPE_SOCKET_FILTER | BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT
         ) {
             return self.err(invalid(
                 "BPF_LD_[ABS|IND] instructions not allowed for this program type",
-            ));
-        }
-        if st.frames.len() > 1 {
-            return self.err(unsafe_(
-                "BPF_LD_[ABS|IND] instructions cannot be mixed with bpf-to-bpf calls",
             ));
         }
         if !st.refs.is_empty() {
@@ -815,6 +815,21 @@ impl Verifier<'_> {
         self.scratch_reg(0);
         let size = d.op.mem_size() as i32;
         *st.reg_mut(0) = Reg::unknown().clone_low(size);
+        if st.frames.len() > 1 {
+            let entry = self.cfg().subprogs[st.cur().subprog] as u32;
+            if self.opts.func_non_scalar_return.contains(&entry) {
+                return self.err(invalid(
+                    "LD_ABS is only allowed in functions that return 'int'.",
+                ));
+            }
+            // A load past the packet ends the function with r0 = 0: in a
+            // subprogram that is a return to the caller, a path of its own.
+            let pc = self.cur_insn;
+            let mut gone = st.clone();
+            *gone.reg_mut(0) = Reg::konst(0);
+            let ret = self.return_from_call(&mut gone, pc, parent)?;
+            self.push_branch(gone, ret, pc, parent)?;
+        }
         Ok(())
     }
 }
