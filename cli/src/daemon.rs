@@ -422,6 +422,8 @@ impl Daemon {
                 all,
                 prog_type,
                 pinmaps,
+                prog_flags,
+                unprivileged,
             } => self.prog_load(
                 &mut st,
                 &file_name,
@@ -430,6 +432,12 @@ impl Daemon {
                 all,
                 prog_type,
                 pinmaps,
+                bpfvm::LoadOpts {
+                    log_level: 1,
+                    unprivileged,
+                    prog_flags,
+                    ..Default::default()
+                },
             ),
             Command::ProgShow { target } => self.prog_show(f, target.as_ref()),
             Command::ProgDumpXlated {
@@ -707,6 +715,7 @@ impl Daemon {
         all: bool,
         prog_type: Option<String>,
         pinmaps: Option<String>,
+        load_opts: bpfvm::LoadOpts,
     ) -> Result<Response, String> {
         let bytes = proto::from_hex(object_hex).map_err(|e| e.to_string())?;
         let obj = parse_object(file_name, &bytes, prog_type.as_deref())?;
@@ -718,14 +727,7 @@ impl Daemon {
         let mut planned: Vec<PinEntry> = Vec::new();
         let loaded = self
             .rt
-            .load_object_with(
-                &obj,
-                None,
-                &bpfvm::LoadOpts {
-                    log_level: 1,
-                    ..Default::default()
-                },
-            )
+            .load_object_with(&obj, None, &load_opts)
             .map_err(|e| format!("failed to load object file: {}", render::load_error(&e)))?;
         if all {
             for (name, _) in &loaded.progs {

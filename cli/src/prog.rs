@@ -165,19 +165,38 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
     };
     let mut prog_type = None;
     let mut pinmaps = None;
+    let mut prog_flags = 0u32;
+    let mut unprivileged = false;
     let mut i = 2;
     while let Some(w) = args.get(i) {
         let val = args.get(i + 1);
         match (w.as_str(), val) {
             ("type", Some(v)) => prog_type = Some(v.clone()),
             ("pinmaps", Some(v)) => pinmaps = Some(pin_arg(v)),
-            ("type" | "pinmaps", None) => {
+            ("flags", Some(_)) => {
+                match crate::verify::parse_flags(args, i + 1, &["type", "pinmaps", "unprivileged"]) {
+                    Ok((f, next)) => {
+                        prog_flags |= f;
+                        i = next;
+                        continue;
+                    }
+                    Err(e) => return print_error(opts, &e),
+                }
+            }
+            ("unprivileged", _) => {
+                unprivileged = true;
+                i += 1;
+                continue;
+            }
+            ("type" | "pinmaps" | "flags", None) => {
                 return print_error(opts, &format!("expected a value after '{w}'"))
             }
             (other, _) => {
                 return print_error(
                     opts,
-                    &format!("expected no more arguments, 'type' or 'pinmaps', got: '{other}'"),
+                    &format!(
+                        "expected no more arguments, 'type', 'pinmaps', 'flags' or 'unprivileged', got: '{other}'"
+                    ),
                 )
             }
         }
@@ -196,6 +215,8 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
             all,
             prog_type,
             pinmaps,
+            prog_flags,
+            unprivileged,
         },
     )
 }

@@ -95,6 +95,12 @@ pub enum Command {
         all: bool,
         prog_type: Option<String>,
         pinmaps: Option<String>,
+        /// `BPF_PROG_LOAD`'s `prog_flags` added to every program's.
+        #[serde(default)]
+        prog_flags: u32,
+        /// Verify under the kernel's rules for a loader without CAP_BPF.
+        #[serde(default)]
+        unprivileged: bool,
     },
     ProgShow {
         target: Option<Target>,

@@ -591,6 +591,104 @@ fn verify_prints_the_verifier_log_with_source_lines() {
     assert_eq!(none.code, 255);
 }
 
+/// `verify ... prog NAME flags ... unprivileged` and `prog load ... flags
+/// unprivileged` load as the kernel's selftests load their cases.
+#[test]
+fn verify_and_load_take_prog_flags_and_unprivileged() {
+    let env = Env::new();
+    let obj = "../selftests/obj/verifier_unpriv.o";
+    // A comparison of the context pointer with 0: fine with CAP_BPF, not without.
+    let ok = env.run(&["verify", obj, "prog", "unpriv_cmp_pointer_with_const"]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    assert!(
+        ok.stdout
+            .starts_with("prog 'unpriv_cmp_pointer_with_const' (section socket): accepted\n"),
+        "{}",
+        ok.stdout
+    );
+    assert_eq!(ok.stdout.matches("prog '").count(), 1, "{}", ok.stdout);
+    let no = env.run(&[
+        "verify",
+        obj,
+        "prog",
+        "unpriv_cmp_pointer_with_const",
+        "unprivileged",
+    ]);
+    assert_eq!(no.code, 1);
+    assert!(
+        no.stdout
+            .contains("refused: R1 pointer comparison prohibited"),
+        "{}",
+        no.stdout
+    );
+    // Misaligned packet access is refused only under BPF_F_STRICT_ALIGNMENT;
+    // BPF_F_ANY_ALIGNMENT overrides it.
+    let pkt = "../selftests/obj/verifier_direct_packet_access.o";
+    let name = "packet_access_test17_pruning_alignment";
+    let plain = env.run(&["verify", pkt, "prog", name]);
+    assert_eq!(plain.code, 0, "{}", plain.stdout);
+    let strict = env.run(&[
+        "verify",
+        pkt,
+        "prog",
+        name,
+        "flags",
+        "BPF_F_STRICT_ALIGNMENT",
+    ]);
+    assert_eq!(strict.code, 1);
+    assert!(
+        strict
+            .stdout
+            .contains("misaligned packet access off 2+0+15+-4 size 4"),
+        "{}",
+        strict.stdout
+    );
+    let any = env.run(&[
+        "verify",
+        pkt,
+        "prog",
+        name,
+        "flags",
+        "strict_alignment",
+        "0x2",
+    ]);
+    assert_eq!(any.code, 0, "{}", any.stdout);
+    let bad = env.run(&["verify", pkt, "flags", "BPF_F_NOPE"]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("unknown program flag 'BPF_F_NOPE'"),
+        "{}",
+        bad.stderr
+    );
+    // `prog load` passes the same to the daemon's loader.
+    let load = env.run(&[
+        "prog",
+        "load",
+        "obj/hello.o",
+        "/sys/fs/bpf/hello_strict",
+        "flags",
+        "BPF_F_STRICT_ALIGNMENT",
+        "unprivileged",
+    ]);
+    assert_ne!(load.code, 0, "{}", load.stdout);
+    // Unprivileged: the verifier ran under the rules for a loader without CAP_BPF.
+    assert!(
+        load.stderr
+            .contains("program of this type cannot use helper bpf_trace_printk#6"),
+        "{}",
+        load.stderr
+    );
+    let load = env.run(&[
+        "prog",
+        "load",
+        "obj/hello.o",
+        "/sys/fs/bpf/hello_flags",
+        "flags",
+        "BPF_F_TEST_STATE_FREQ",
+    ]);
+    assert_eq!(load.code, 0, "{}", load.stderr);
+}
+
 /// Every map of every fixture the kernel loaded, right after `prog loadall ...
 /// pinmaps`: `-j map dump` (raw bytes and BTF-formatted values) and `map show`
 /// fields equal the kernel's. Hash maps are compared as sets (bucket order is

@@ -18,6 +18,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bpfvm_obj::btf::BtfKind;
 use bpfvm_obj::license_is_gpl_compatible;
 
 /// Kernel object names: at most 15 characters of `[A-Za-z0-9_.]`.
@@ -37,10 +38,17 @@ fn check_obj_name(name: &str) -> Result<()> {
 pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
     check_obj_name(&a.name)?;
     let name = a.name.clone();
-    let decoded = decode_program(&a.insns).map_err(|e| BpfError::ProgLoad {
-        name: name.clone(),
-        source: e.into(),
-    })?;
+    let decoded = match decode_program(&a.insns) {
+        Ok(d) => d,
+        Err(e) => {
+            // The kernel's verifier finds malformed instructions, with a log.
+            verify(rt, &a, &name)?;
+            return Err(BpfError::ProgLoad {
+                name,
+                source: e.into(),
+            });
+        }
+    };
 
     // Resolve map references: ids -> maps (used_maps), and the VM's copy gets addresses.
     let mut used_maps: Vec<Arc<MapObj>> = Vec::new();
@@ -95,6 +103,15 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
     }
 
     let verified = verify(rt, &a, &name)?;
+    // Dead code is never checked (it may even write r10); as the kernel's
+    // `sanitize_dead_code` does, it becomes `goto pc-1`.
+    for (pc, d) in &decoded {
+        if !verified.visited.get(*pc).copied().unwrap_or(true) {
+            for slot in vm_insns.iter_mut().skip(*pc).take(d.slots()) {
+                *slot = Insn::new(0x05, 0, 0, -1, 0);
+            }
+        }
+    }
     let helpers =
         rt.k.helpers
             .read()
@@ -365,6 +382,34 @@ fn verify_with(
                     .unwrap_or_default();
                 (f.insn_idx, name)
             })
+            .collect(),
+        func_non_scalar_return: a
+            .func_info
+            .iter()
+            .filter(|f| {
+                let Some(b) = btf.as_ref() else { return false };
+                let ret = b
+                    .btf
+                    .type_by_id(f.type_id)
+                    .ok()
+                    .and_then(|t| t.type_ref())
+                    .and_then(|proto| b.btf.type_by_id(proto).ok())
+                    .and_then(|p| p.type_ref());
+                let scalar = match ret {
+                    Some(id) if id != 0 => b
+                        .btf
+                        .skip_modifiers(id)
+                        .ok()
+                        .and_then(|id| b.btf.type_by_id(id).ok())
+                        .is_some_and(|t| {
+                            matches!(t.kind(), BtfKind::Enum | BtfKind::Enum64)
+                                || (t.kind() == BtfKind::Int && t.size().is_some_and(|s| s <= 8))
+                        }),
+                    _ => false,
+                };
+                !scalar
+            })
+            .map(|f| f.insn_idx)
             .collect(),
         gpl_compatible: license_is_gpl_compatible(&a.license),
         extra_helpers: rt

@@ -135,3 +135,95 @@ impl DiffEngine for KernelEngine {
         }
     }
 }
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_PROG_TYPE_XDP: u32 = 6;
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    _rest: [u32; 27],
+}
+
+/// The host kernel's verifier as a judge of verdicts: XDP programs over one
+/// array map whose value the programs address with `BPF_PSEUDO_MAP_VALUE`
+/// (the soundness generator's global, `value_size` bytes).
+pub struct KernelVerifier {
+    map_fd: i32,
+}
+
+impl KernelVerifier {
+    /// Creates the map; `Err` says why the host kernel cannot judge.
+    pub fn new(value_size: u32) -> Result<KernelVerifier, String> {
+        let mut attr = MapCreateAttr {
+            map_type: BPF_MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size,
+            max_entries: 1,
+            ..Default::default()
+        };
+        let fd = sys_bpf(BPF_MAP_CREATE, &mut attr);
+        if fd < 0 {
+            return Err(format!(
+                "the host kernel does not create BPF maps here: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(KernelVerifier { map_fd: fd as i32 })
+    }
+
+    /// Loads `insns` (map references: `BPF_PSEUDO_MAP_VALUE` slots, whatever
+    /// their id) as a privileged XDP program with `prog_flags`: `Ok` if the
+    /// kernel accepts, else the kernel's last log line.
+    pub fn verdict(&self, insns: &[bpfvm_isa::Insn], prog_flags: u32) -> Result<(), String> {
+        let mut v = insns.to_vec();
+        for x in v.iter_mut() {
+            if x.code == 0x18 && matches!(x.src_reg, 1 | 2) {
+                x.imm = self.map_fd;
+            }
+        }
+        let code = insns_to_bytes(&v);
+        let license = b"GPL\0";
+        let mut log = vec![0u8; 1 << 16];
+        let mut attr = ProgLoadAttr {
+            prog_type: BPF_PROG_TYPE_XDP,
+            insn_cnt: v.len() as u32,
+            insns: code.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            log_level: 1,
+            log_size: log.len() as u32,
+            log_buf: log.as_mut_ptr() as u64,
+            prog_flags,
+            ..Default::default()
+        };
+        let fd = sys_bpf(BPF_PROG_LOAD, &mut attr);
+        if fd >= 0 {
+            // SAFETY: closing the fd the load returned.
+            unsafe { libc::close(fd as i32) };
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        let text = String::from_utf8_lossy(&log);
+        let last = text
+            .trim_end_matches('\0')
+            .lines()
+            .rev()
+            .find(|l| !l.starts_with("processed ") && !l.trim().is_empty())
+            .unwrap_or("")
+            .to_string();
+        Err(format!("{err}: {last}"))
+    }
+}
+
+impl Drop for KernelVerifier {
+    fn drop(&mut self) {
+        // SAFETY: closing the map fd `new` created.
+        unsafe { libc::close(self.map_fd) };
+    }
+}

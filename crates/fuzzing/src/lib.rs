@@ -23,7 +23,7 @@ pub mod verifier;
 
 pub use gen::{Case, Gen, GenConfig};
 pub use jit::{JitEngine, JitUnchecked};
-pub use kernel::KernelEngine;
+pub use kernel::{KernelEngine, KernelVerifier};
 
 use bpfvm_isa::Insn;
 use bpfvm_vm::{HelperTable, LoadOptions, Region, RegionKind, RunOptions, VmProgram};

@@ -91,7 +91,7 @@ pub fn gen(r: &mut Rng) -> Vec<Insn> {
                 -16i16, -8, -4, -1, 0, 0, 1, 2, 4, 6, 8, 12, 13, 14, 16, 20, 40, 44, 47,
             ])
         };
-        let choice = r.below(16);
+        let choice = r.below(22);
         let v = match choice {
             0 | 1 => {
                 // ALU with an immediate (64 or 32 bit)
@@ -186,6 +186,89 @@ pub fn gen(r: &mut Rng) -> Vec<Insn> {
                     ins(0x71, 0, 4, -1, 0),
                     ins(0x07, 5, 0, 0, 1),
                     ins(0xa5, 5, 0, -7, k),
+                ]
+            }
+            // The kernel-rule patterns below come from escapes found against
+            // the kernel's selftests; the kernel-verdict oracle judges them.
+            16 => {
+                // scalar -= pointer, pointer -= scalar, fp -= anything
+                let p = r.pick(&[2u8, 5, 6, 7, 10]);
+                let t = r.pick(&[0u8, 4, 8, 9]);
+                match r.below(3) {
+                    0 => vec![
+                        ins(0xb7, t, 0, 0, r.pick(IMMS)),
+                        ins(0x1f, t, p, 0, 0),
+                        ins(0x71, 0, t, 0, 0),
+                    ],
+                    1 => vec![
+                        ins(0xbf, 5, 10, 0, 0),
+                        ins(0x1f, 5, t, 0, 0),
+                        ins(0x71, 0, 5, -8, 0),
+                    ],
+                    _ => vec![
+                        ins(0xbf, t, p, 0, 0),
+                        ins(0x17, t, 0, 0, r.pick(&[-8, -1, 0, 1, 8, 16])),
+                        ins(0x71, 0, t, 0, 0),
+                    ],
+                }
+            }
+            17 => {
+                // a spilled pointer read back in part, or spilled in part
+                let p = r.pick(&[2u8, 5, 6, 7, 10]);
+                let sz = r.pick(&[0x00u8, 0x08, 0x10]);
+                if r.below(2) == 0 {
+                    vec![
+                        ins(0x7b, 10, p, -24, 0),
+                        ins(0x61 | sz, reg(r), 10, r.pick(&[-24i16, -20, -23, -18]), 0),
+                    ]
+                } else {
+                    vec![ins(0x63 | sz, 10, p, -24, 0)]
+                }
+            }
+            18 => {
+                // one load instruction dereferencing the context on one path
+                // and the stack on another
+                let y = r.pick(&[0u8, 9]);
+                let t = r.pick(&[4u8, 8]);
+                vec![
+                    ins(0x55, y, 0, 2, r.pick(&[0, 1])),
+                    ins(0x7b, 10, 6, -32, 0),
+                    ins(0x05, 0, 0, 1, 0),
+                    ins(0x7b, 10, 5, -32, 0),
+                    ins(0x79, t, 10, -32, 0),
+                    ins(0x61, 0, t, r.pick(&[0i16, 8, 12]), 0),
+                ]
+            }
+            19 => {
+                // atomics at unaligned offsets of the global and the stack
+                let (b, o) = r.pick(&[
+                    (7u8, 0i16),
+                    (7, 3),
+                    (7, 4),
+                    (7, 2),
+                    (10, -8),
+                    (10, -12),
+                    (10, -6),
+                ]);
+                let sz = r.pick(&[0x00u8, 0x18]);
+                vec![
+                    ins(0x7a, 10, 0, -8, 0),
+                    ins(0x7a, 10, 0, -16, 0),
+                    ins(
+                        0xc3 | sz,
+                        b,
+                        0,
+                        o,
+                        r.pick(&[0x00, 0x40, 0x50, 0xa0, 0x01, 0xe1]),
+                    ),
+                ]
+            }
+            20 => {
+                // a pointer compared with 0: only map values are known non-NULL
+                let p = r.pick(&[2u8, 5, 6, 7, 10]);
+                vec![
+                    ins(r.pick(&[0x15u8, 0x55, 0x16, 0x56]), p, 0, 1, 0),
+                    ins(0x71, 0, r.pick(&[9u8, 3]), 0, 0),
                 ]
             }
             _ => vec![ins(0xbf, reg(r), r.pick(&[2u8, 3, 6, 7, 10]), 0, 0)],
@@ -362,9 +445,22 @@ pub struct SoundnessReport {
     pub reasons: std::collections::HashMap<String, u32>,
 }
 
-/// One generated program and three mutations of it: each is verified and,
-/// if accepted, run in the checked interpreter.
-pub fn soundness_round(r: &mut Rng, mem: &Mem, report: &mut SoundnessReport) {
+/// What the kernel-verdict oracle saw: programs bpfvm accepts that the host
+/// kernel refuses are escapes of the kernel's rules even when they do not
+/// fault (pointer arithmetic policy, spill sizes, mixed pointer types).
+#[derive(Debug, Default)]
+pub struct VerdictReport {
+    pub tried: u64,
+    pub accepted: u64,
+    /// The kernel's error and the program, per escape.
+    pub escapes: Vec<String>,
+    /// bpfvm refuses, the kernel accepts.
+    pub false_refusals: u64,
+}
+
+/// One generated program and three mutations, each judged by bpfvm and by
+/// the host kernel (privileged XDP).
+pub fn verdict_round(r: &mut Rng, kernel: &crate::KernelVerifier, report: &mut VerdictReport) {
     let maps = [global_map()];
     let lookup = |id: u32| maps.iter().find(|m| m.id == id).cloned();
     let opts = VerifierOpts {
@@ -374,7 +470,44 @@ pub fn soundness_round(r: &mut Rng, mem: &Mem, report: &mut SoundnessReport) {
     let mut p = gen(r);
     for _ in 0..4 {
         report.tried += 1;
-        match verify(&p, &lookup, &opts) {
+        let ours = verify(&p, &lookup, &opts);
+        let theirs = kernel.verdict(&p, 0);
+        match (ours, theirs) {
+            (Ok(_), Err(e)) => {
+                report.accepted += 1;
+                report.escapes.push(format!(
+                    "kernel refuses: {e}\n{}",
+                    bpfvm_isa::asm::disassemble_conformance(&p)
+                ));
+            }
+            (Ok(_), Ok(())) => report.accepted += 1,
+            (Err(_), Ok(())) => report.false_refusals += 1,
+            (Err(_), Err(_)) => {}
+        }
+        mutate(r, &mut p);
+    }
+}
+
+/// One generated program and three mutations of it: each is verified and,
+/// if accepted, run in the checked interpreter.
+pub fn soundness_round(r: &mut Rng, mem: &Mem, report: &mut SoundnessReport) {
+    let maps = [global_map()];
+    let lookup = |id: u32| maps.iter().find(|m| m.id == id).cloned();
+    let opts = VerifierOpts {
+        prog_type: BPF_PROG_TYPE_XDP,
+        ..Default::default()
+    };
+    let unpriv = VerifierOpts {
+        privileged: false,
+        ..opts.clone()
+    };
+    let mut p = gen(r);
+    for i in 0..4 {
+        report.tried += 1;
+        // Every other program under the unprivileged rules (sanitation,
+        // pointer comparisons, no scalar spills).
+        let o = if i % 2 == 1 { &unpriv } else { &opts };
+        match verify(&p, &lookup, o) {
             Err(e) => {
                 let key: String = e
                     .error

@@ -121,3 +121,59 @@ fn random_slots_never_panic() {
     }
     eprintln!("random slots: {iters} programs, {accepted} accepted, no panics");
 }
+
+/// The kernel-verdict oracle: generated programs (with the patterns of the
+/// escapes found against the kernel's selftests: scalar minus pointer, stack
+/// pointer subtraction, partial fills and spills of pointers, one load on two
+/// kinds of pointer, unaligned atomics, pointers compared with NULL) that bpfvm
+/// accepts must load in the host kernel. Needs root and a BPF-enabled kernel
+/// (skips otherwise). Rounds: VERIFIER_KERNEL_ITERS (default 500).
+#[test]
+fn accepted_programs_load_in_the_host_kernel() {
+    let kernel = match bpfvm_fuzzing::KernelVerifier::new(global_map().value_size) {
+        Ok(k) => k,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let iters: u64 = std::env::var("VERIFIER_KERNEL_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    let seed: u64 = std::env::var("VERIFIER_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let mut r = Rng(0x2545_f491_4f6c_dd1d ^ seed);
+    let mut report = VerdictReport::default();
+    for _ in 0..iters {
+        verdict_round(&mut r, &kernel, &mut report);
+    }
+    eprintln!(
+        "kernel verdicts: {} programs, {} accepted by bpfvm, {} of them refused by the kernel, {} refused by bpfvm only",
+        report.tried,
+        report.accepted,
+        report.escapes.len(),
+        report.false_refusals
+    );
+    if std::env::var("VERIFIER_FUZZ_REASONS").is_ok() {
+        let mut kinds: std::collections::HashMap<String, u32> = Default::default();
+        for e in &report.escapes {
+            let first = e.lines().next().unwrap_or("");
+            let key: String = first.chars().filter(|c| !c.is_ascii_digit()).collect();
+            *kinds.entry(key).or_default() += 1;
+        }
+        let mut v: Vec<_> = kinds.into_iter().collect();
+        v.sort_by_key(|x| std::cmp::Reverse(x.1));
+        for (k, n) in v.iter().take(25) {
+            eprintln!("{n:6} {k}");
+        }
+    }
+    assert!(
+        report.escapes.is_empty(),
+        "{} escapes, first:\n{}",
+        report.escapes.len(),
+        report.escapes[0]
+    );
+}

@@ -397,7 +397,7 @@ pub enum DecodeError {
         field: &'static str,
         actual: i64,
     },
-    #[error("insn {pc}: invalid register r{reg}")]
+    #[error("insn {pc}: R{reg} is invalid")]
     BadRegister { pc: usize, reg: u8 },
     #[error("insn {pc}: invalid BPF_LD_IMM insn: missing second slot")]
     LdImm64Truncated { pc: usize },

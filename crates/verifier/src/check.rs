@@ -237,6 +237,13 @@ pub struct Verifier<'a> {
     cur_parent: Option<usize>,
     cur_hist: Option<precise::Hist>,
     cur_depth: usize,
+    /// Per instruction, what every path must agree on (`insn_aux_data`).
+    insn_aux: Vec<alu::InsnAux>,
+    /// Unprivileged masking depends on exact scalar bounds: pruning then
+    /// compares scalars exactly (`env->explore_alu_limits`).
+    explore_alu_limits: bool,
+    /// Instructions some path reached.
+    visited: Vec<bool>,
 }
 
 impl<'a> Verifier<'a> {
@@ -283,6 +290,9 @@ impl<'a> Verifier<'a> {
             cur_parent: None,
             cur_hist: None,
             cur_depth: 1,
+            insn_aux: vec![alu::InsnAux::default(); insns.len()],
+            explore_alu_limits: false,
+            visited: vec![false; insns.len()],
         }
     }
 
@@ -320,6 +330,7 @@ impl<'a> Verifier<'a> {
                     safe_mem: self.safe_mem,
                     insn_regs: std::mem::take(&mut self.insn_regs),
                     stack_depth: self.stack_depth,
+                    visited: self.visited,
                 })
             }
             Err((error, insn)) => {
@@ -710,6 +721,7 @@ impl<'a> Verifier<'a> {
                 ));
             }
             self.stats.processed += 1;
+            self.visited[*pc] = true;
             if self.stats.processed > MAX_INSNS {
                 return Err((
                     VerifierError::TooComplex {
@@ -831,6 +843,7 @@ impl<'a> Verifier<'a> {
         let callback_entry = self.callback_entries.contains(&pc);
         let fp = fingerprint(st);
         let loose = self.precision_on();
+        let exact = self.explore_alu_limits;
         let n_here = self.all_states.get(&pc).map_or(0, Vec::len);
         self.stats.max_states_per_insn = self.stats.max_states_per_insn.max(n_here as u32);
         // A helper bounds callback iterations: a covered re-entry is done.
@@ -838,7 +851,7 @@ impl<'a> Verifier<'a> {
             for &ci in self.all_states.get(&pc).into_iter().flatten() {
                 let c = &self.checkpoints[ci];
                 if let Some(old) = c.state.as_ref() {
-                    if c.branches > 0 && subsumes(old, st, &live, false) {
+                    if c.branches > 0 && subsumes(old, st, &live, false, exact) {
                         return Ok(Visit::Pruned(None));
                     }
                 }
@@ -889,7 +902,7 @@ impl<'a> Verifier<'a> {
                 let Some(old) = c.state.as_ref() else {
                     continue;
                 };
-                if subsumes(old, st, &live, loose) {
+                if subsumes(old, st, &live, loose, exact) {
                     c.hit += 1;
                     return Ok(Visit::Pruned(Some(ci)));
                 }
@@ -995,7 +1008,7 @@ impl<'a> Verifier<'a> {
                 Ok(Next::Go(next))
             }
             Shape::LdAbs | Shape::LdInd => {
-                self.check_ld_abs(st, d)?;
+                self.check_ld_abs(st, d, *parent)?;
                 Ok(Next::Go(next))
             }
             Shape::Ldx => {
@@ -1003,7 +1016,9 @@ impl<'a> Verifier<'a> {
                 self.check_reg_write(d.dst)?;
                 let size = d.op.mem_size() as i32;
                 let sx = d.op.code() & 0xe0 == BPF_MEMSX;
+                let src_ty = st.reg(d.src).ty;
                 let val = self.check_mem_access(st, pc, d.src, d.off as i32, size, Access::Read)?;
+                self.save_aux_ptr_type(src_ty)?;
                 let mut v = val.unwrap_or_else(Reg::unknown);
                 if sx && v.is_scalar() {
                     v = sign_extend_load(&v, size);
@@ -1020,6 +1035,7 @@ impl<'a> Verifier<'a> {
                     Reg::konst(d.imm as u64)
                 };
                 let src = (d.op.shape() == Shape::Stx).then_some(d.src);
+                let dst_ty = st.reg(d.dst).ty;
                 self.check_mem_access(
                     st,
                     pc,
@@ -1028,6 +1044,7 @@ impl<'a> Verifier<'a> {
                     d.op.mem_size() as i32,
                     Access::Write(val, src),
                 )?;
+                self.save_aux_ptr_type(dst_ty)?;
                 Ok(Next::Go(next))
             }
             Shape::Atomic => {
@@ -1101,7 +1118,7 @@ fn sign_extend_load(v: &Reg, size: i32) -> Reg {
 
 /// Every concrete state `cur` describes is described by `old` (which was
 /// proven safe), so exploring `cur` further is pointless.
-fn subsumes(old: &State, cur: &State, live: &[u16], loose: bool) -> bool {
+fn subsumes(old: &State, cur: &State, live: &[u16], loose: bool, exact: bool) -> bool {
     if old.frames.len() != cur.frames.len() || old.refs.len() != cur.refs.len() {
         return false;
     }
@@ -1121,14 +1138,14 @@ fn subsumes(old: &State, cur: &State, live: &[u16], loose: bool) -> bool {
             if mask & (1 << ri) == 0 {
                 continue;
             }
-            if !regsafe(ro, rc, &mut idmap, loose) {
+            if !regsafe(ro, rc, &mut idmap, loose, exact) {
                 return false;
             }
         }
         for (spi, so) in fo.stack.iter().enumerate() {
             let empty = Slot::default();
             let sc = fc.stack.get(spi).unwrap_or(&empty);
-            if !slot_safe(so, sc, &mut idmap, loose) {
+            if !slot_safe(so, sc, &mut idmap, loose, exact) {
                 return false;
             }
         }
@@ -1161,11 +1178,9 @@ fn states_exact(old: &State, cur: &State) -> bool {
     }
     // Precision marks say how much a value mattered, not what it is.
     let reg_eq = |a: &Reg, b: &Reg| {
-        a.precise == b.precise || {
-            let mut x = a.clone();
-            x.precise = b.precise;
-            x == *b
-        }
+        let mut x = a.clone();
+        x.precise = b.precise;
+        x == *b
     };
     let slot_eq = |a: &Slot, b: &Slot| a.ty == b.ty && reg_eq(&a.spill, &b.spill);
     old.frames.iter().zip(&cur.frames).all(|(a, b)| {
@@ -1203,7 +1218,7 @@ impl IdMap {
     }
 }
 
-fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool) -> bool {
+fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool, exact: bool) -> bool {
     if old.ty == RegType::NotInit {
         return true;
     }
@@ -1213,6 +1228,15 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool) -> bool {
     match old.ty {
         // An imprecise scalar's value never decided anything on the paths
         // explored from the old state: any scalar will do.
+        RegType::Scalar if exact => {
+            let bounds = |r: &Reg| {
+                (
+                    r.var_off, r.smin, r.smax, r.umin, r.umax, r.s32_min, r.s32_max, r.u32_min,
+                    r.u32_max,
+                )
+            };
+            bounds(old) == bounds(cur) && idmap.check(old.id, cur.id)
+        }
         RegType::Scalar if loose && !old.precise => true,
         RegType::Scalar => old.range_contains(cur) && idmap.check(old.id, cur.id),
         _ => {
@@ -1229,7 +1253,7 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool) -> bool {
     }
 }
 
-fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool) -> bool {
+fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool, exact: bool) -> bool {
     let old_spill = old.ty.contains(&STACK_SPILL);
     if old_spill {
         // The same bytes must hold a covered spill.
@@ -1238,7 +1262,7 @@ fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool) -> bool {
                 return false;
             }
         }
-        if !regsafe(&old.spill, &cur.spill, idmap, loose) {
+        if !regsafe(&old.spill, &cur.spill, idmap, loose, exact) {
             return false;
         }
     }

@@ -90,6 +90,9 @@ pub struct VerifierOpts {
     pub record_regs: bool,
     /// `BPF_PROG_LOAD`'s `prog_flags` (`BPF_F_STRICT_ALIGNMENT`, ...).
     pub prog_flags: u32,
+    /// First instructions of the functions whose BTF return type is not an
+    /// integer or enum (`void`): LD_ABS may not end them early there.
+    pub func_non_scalar_return: Vec<u32>,
 }
 
 impl Default for VerifierOpts {
@@ -106,6 +109,7 @@ impl Default for VerifierOpts {
             extra_helpers: Vec::new(),
             record_regs: false,
             prog_flags: 0,
+            func_non_scalar_return: Vec::new(),
         }
     }
 }
@@ -136,6 +140,9 @@ pub struct Verified {
     /// instruction on the paths walked there, at most [`MAX_RECORDED`]; empty
     /// for an uninitialised register and for slots no path reached.
     pub insn_regs: Vec<[Vec<String>; 11]>,
+    /// Per slot: some path reached this instruction. The others are dead
+    /// code the kernel never checks (and replaces before running).
+    pub visited: Vec<bool>,
 }
 
 /// Distinct states kept per register and instruction by `record_regs`.

@@ -187,6 +187,9 @@ impl Verifier<'_> {
         if !(op == BPF_MOV && shape != Shape::End) || shape == Shape::Neg {
             self.check_reg_read(st, d.dst)?;
         }
+        if matches!(shape, Shape::Neg | Shape::End) && self.is_pointer_value(st.reg(d.dst)) {
+            return self.err(unsafe_(format!("R{} pointer arithmetic prohibited", d.dst)));
+        }
         self.check_reg_write(d.dst)?;
         if shape == Shape::AluK && matches!(op, BPF_DIV | BPF_MOD) && d.imm32() == 0 {
             return self.err(VerifierError::BadInsn {
@@ -203,10 +206,11 @@ impl Verifier<'_> {
         }
         let dst = st.reg(d.dst).clone();
         match shape {
+            // Privileged: NEG/END of a pointer is just an unknown number.
+            Shape::Neg | Shape::End if dst.ty.is_ptr() => {
+                *st.reg_mut(d.dst) = Reg::unknown();
+            }
             Shape::Neg => {
-                if dst.ty.is_ptr() {
-                    return self.err(unsafe_(format!("R{} pointer arithmetic prohibited", d.dst)));
-                }
                 let z = Reg::konst(0);
                 let r = if is32 {
                     scalar_op32(BPF_SUB, &z, &dst)
@@ -216,9 +220,6 @@ impl Verifier<'_> {
                 *st.reg_mut(d.dst) = r;
             }
             Shape::End => {
-                if dst.ty.is_ptr() {
-                    return self.err(unsafe_(format!("R{} pointer arithmetic prohibited", d.dst)));
-                }
                 let bits = d.imm32() as u32;
                 let to_le = d.op.code() & 0x08 == 0 && d.op.class() == BPF_ALU;
                 let r = if dst.is_const() {
@@ -346,6 +347,12 @@ impl Verifier<'_> {
         let dptr = dst.ty.is_ptr();
         let sptr = src.ty.is_ptr();
         if !dptr && !sptr {
+            // Unprivileged: a register ADD/SUB here is masked as a scalar
+            // operation; the same insn may not later move a pointer.
+            if matches!(op, BPF_ADD | BPF_SUB) && self.sanitizes(d) {
+                self.update_alu_aux(BPF_ALU_NON_POINTER, 0)
+                    .map_err(|r| self.sanitize_err(d, r, false))?;
+            }
             let mut r = if is32 {
                 scalar_op32(op, dst, src)
             } else {
@@ -359,6 +366,31 @@ impl Verifier<'_> {
             .find(|i| i.code == d.op.code())
             .map(|i| i.sym)
             .unwrap_or("?");
+        if dptr && sptr {
+            // Combining two pointers yields an arbitrary scalar: only the
+            // difference is allowed, and only where pointers may leak.
+            if op == BPF_SUB && self.privileged() {
+                return Ok(Reg::unknown());
+            }
+            return self.err(unsafe_(format!(
+                "R{} pointer {opname} pointer prohibited",
+                d.dst
+            )));
+        }
+        // One pointer, one scalar (`adjust_ptr_min_max_vals`).
+        let (ptr, off, dst_is_off) = if dptr {
+            (dst, src, false)
+        } else {
+            (src, dst, true)
+        };
+        let known = off.is_const();
+        if (known && (off.smin != off.smax || off.umin != off.umax))
+            || off.smin > off.smax
+            || off.umin > off.umax
+        {
+            // Bounds that came from a dead branch taint the result.
+            return Ok(Reg::unknown());
+        }
         if is32 {
             if op == BPF_SUB && self.privileged() {
                 // The kernel leaves the result fully unknown (a superset).
@@ -369,126 +401,318 @@ impl Verifier<'_> {
                 d.dst
             )));
         }
-        if dptr && sptr {
-            if op != BPF_SUB {
-                return self.err(unsafe_(format!(
-                    "R{} pointer {opname} pointer prohibited",
-                    d.dst
-                )));
-            }
-            if !self.privileged() {
-                return self.err(unsafe_(format!("R{} pointer -= pointer prohibited", d.dst)));
-            }
-            return Ok(Reg::unknown());
-        }
-        // One pointer, one scalar.
-        let (ptr, off, ptr_reg) = if dptr {
-            (dst, src, d.dst)
-        } else {
-            (src, dst, d.src)
-        };
-        if !dptr && op != BPF_ADD {
-            // scalar -= pointer
-            if op == BPF_SUB && self.privileged() {
-                return Ok(Reg::unknown());
-            }
-            return self.err(unsafe_(format!("R{} pointer arithmetic prohibited", d.dst)));
-        }
-        if matches!(op, BPF_AND | BPF_OR | BPF_XOR) {
-            return self.err(unsafe_(format!(
-                "R{} bitwise operator {opname} on pointer prohibited",
-                d.dst
-            )));
-        }
-        if op != BPF_ADD && op != BPF_SUB {
-            return self.err(unsafe_(format!(
-                "R{} pointer arithmetic with {opname} operator prohibited",
-                d.dst
-            )));
-        }
         let tyname = ptr.ty.name(ptr.maybe_null);
         if ptr.maybe_null {
             return self.err(unsafe_(format!(
-                "R{ptr_reg} pointer arithmetic on {tyname} prohibited, null-check it first"
+                "R{} pointer arithmetic on {tyname} prohibited, null-check it first",
+                d.dst
             )));
         }
-        if matches!(ptr.ty, RegType::MapPtr | RegType::PacketEnd | RegType::Func) {
+        let type_ok = match ptr.ty {
+            RegType::Ctx
+            | RegType::MapValue
+            | RegType::MapKey
+            | RegType::Stack
+            | RegType::Packet
+            | RegType::PacketMeta
+            | RegType::RingbufMem => true,
+            RegType::MapPtr => known && off.smin == 0 && op == BPF_ADD,
+            _ => false,
+        };
+        if !type_ok {
             return self.err(unsafe_(format!(
-                "R{ptr_reg} pointer arithmetic on {tyname} prohibited"
+                "R{} pointer arithmetic on {tyname} prohibited",
+                d.dst
             )));
         }
-        if ptr.ty == RegType::Ctx && !off.is_const() {
-            // Variable context offsets are refused at access time; keep going.
-        }
-        // check_reg_sane_offset
-        if off.is_const() {
-            let v = off.var_off.value as i64;
-            if !(-MAX_VAR_OFF + 1..MAX_VAR_OFF).contains(&v) {
-                return self.err(unsafe_(format!(
-                    "math between {tyname} pointer and {v} is not allowed"
-                )));
-            }
-        } else {
-            if off.smin == i64::MIN {
-                return self.err(unsafe_(format!(
-                    "math between {tyname} pointer and register with unbounded min value is not allowed"
-                )));
-            }
-            if off.smin >= MAX_VAR_OFF || off.smin <= -MAX_VAR_OFF {
-                return self.err(unsafe_(format!(
-                    "value {} makes {tyname} pointer be out of bounds",
-                    off.smin
-                )));
-            }
-            if ptr.ty == RegType::Stack && !self.privileged() {
-                let var = crate::tnum::Tnum::add(ptr.var_off, off.var_off);
-                return self.err(unsafe_(format!(
-                    "R{} variable stack access prohibited for !root, var_off={} off={}",
-                    d.dst,
-                    var.text(),
-                    ptr.off
-                )));
-            }
+        self.sane_offset(off, &tyname)?;
+        self.sane_offset(ptr, &tyname)?;
+        let sanitize = matches!(op, BPF_ADD | BPF_SUB) && self.sanitizes(d);
+        let mut info = (0u32, 0u32, false);
+        if sanitize {
+            info = self
+                .sanitize_ptr_first(ptr, off, op, dst_is_off)
+                .map_err(|r| self.sanitize_err(d, r, dst_is_off))?;
         }
         let mut r = ptr.clone();
-        if off.is_const() {
-            let v = off.var_off.value as i64;
-            let new_off = if op == BPF_ADD {
-                r.off as i64 + v
-            } else {
-                r.off as i64 - v
-            };
-            if new_off.abs() >= MAX_VAR_OFF {
+        match op {
+            BPF_ADD | BPF_SUB => {
+                if op == BPF_SUB && dst_is_off {
+                    return self.err(unsafe_(format!(
+                        "R{} tried to subtract pointer from scalar",
+                        d.dst
+                    )));
+                }
+                if op == BPF_SUB && ptr.ty == RegType::Stack {
+                    // JITs may not cope with a frame pointer moving down by
+                    // a register, so the kernel refuses any subtraction.
+                    return self.err(unsafe_(format!(
+                        "R{} subtraction from stack pointer prohibited",
+                        d.dst
+                    )));
+                }
+                if known {
+                    // Accumulate a constant into the fixed offset.
+                    let v = off.smin;
+                    r.off = if op == BPF_ADD {
+                        (ptr.off as i64 + v) as i32
+                    } else {
+                        (ptr.off as i64 - v) as i32
+                    };
+                } else {
+                    // A new variable offset: combine, then a fresh id (and
+                    // no range) for packets.
+                    let var = scalar_op64(op, &strip(ptr), off);
+                    r.var_off = var.var_off;
+                    r.smin = var.smin;
+                    r.smax = var.smax;
+                    r.umin = var.umin;
+                    r.umax = var.umax;
+                    r.reset32();
+                    if r.ty.is_pkt() {
+                        r.id = self.new_id();
+                        if op == BPF_ADD || off.smin < 0 {
+                            r.range = 0;
+                        }
+                    }
+                }
+            }
+            BPF_AND | BPF_OR | BPF_XOR => {
                 return self.err(unsafe_(format!(
-                    "value {new_off} makes {tyname} pointer be out of bounds"
+                    "R{} bitwise operator {opname} on pointer prohibited",
+                    d.dst
                 )));
             }
-            r.off = new_off as i32;
-            return Ok(r);
+            _ => {
+                return self.err(unsafe_(format!(
+                    "R{} pointer arithmetic with {opname} operator prohibited",
+                    d.dst
+                )));
+            }
         }
-        // Variable part: combine, then a fresh id (and no range) for packets.
-        let var = scalar_op64(op, &strip(ptr), off);
-        r.var_off = var.var_off;
-        r.smin = var.smin;
-        r.smax = var.smax;
-        r.umin = var.umin;
-        r.umax = var.umax;
-        r.s32_min = var.s32_min;
-        r.s32_max = var.s32_max;
-        r.u32_min = var.u32_min;
-        r.u32_max = var.u32_max;
-        if r.smin <= -MAX_VAR_OFF || r.smin >= MAX_VAR_OFF {
-            return self.err(unsafe_(format!(
-                "value {} makes {tyname} pointer be out of bounds",
-                r.smin
-            )));
+        self.sane_offset(&r, &tyname)?;
+        r.sync_bounds();
+        if !self.privileged() {
+            self.sanitize_check_bounds(d.dst, &r)?;
         }
-        if r.ty.is_pkt() {
-            r.id = self.new_id();
-            r.range = 0;
+        if sanitize {
+            self.sanitize_ptr_commit(&r, info)
+                .map_err(|e| self.sanitize_err(d, e, dst_is_off))?;
         }
         Ok(r)
     }
+
+    /// `check_reg_sane_offset`: constants, fixed offsets and variable
+    /// bounds far outside any object are refused outright (EINVAL).
+    fn sane_offset(&self, reg: &Reg, tyname: &str) -> Result<(), Fail> {
+        let val = reg.var_off.value as i64;
+        if reg.is_const() && (val >= MAX_VAR_OFF || val <= -MAX_VAR_OFF) {
+            return self.err(invalid(format!(
+                "math between {tyname} pointer and {val} is not allowed"
+            )));
+        }
+        if reg.off as i64 >= MAX_VAR_OFF || reg.off as i64 <= -MAX_VAR_OFF {
+            return self.err(invalid(format!(
+                "{tyname} pointer offset {} is not allowed",
+                reg.off
+            )));
+        }
+        if reg.smin == i64::MIN {
+            return self.err(invalid(format!(
+                "math between {tyname} pointer and register with unbounded min value is not allowed"
+            )));
+        }
+        if reg.smin >= MAX_VAR_OFF || reg.smin <= -MAX_VAR_OFF {
+            return self.err(invalid(format!(
+                "value {} makes {tyname} pointer be out of bounds",
+                reg.smin
+            )));
+        }
+        Ok(())
+    }
+
+    /// Unprivileged loads mask register-operand ADD/SUB against Spectre v1
+    /// (`can_skip_alu_sanitation`).
+    fn sanitizes(&self, d: &Decoded) -> bool {
+        !self.privileged() && d.op.shape() == Shape::AluX
+    }
+
+    /// `update_alu_sanitation_state`: one instruction has one masking
+    /// state on every path that reaches it.
+    fn update_alu_aux(&mut self, state: u32, limit: u32) -> Result<(), SanitizeReason> {
+        let pc = self.cur_insn;
+        let aux = &mut self.insn_aux[pc];
+        if aux.alu_state != 0 && (aux.alu_state != state || aux.alu_limit != limit) {
+            return Err(SanitizeReason::Paths);
+        }
+        aux.alu_state = state;
+        aux.alu_limit = limit;
+        Ok(())
+    }
+
+    /// `retrieve_ptr_limit`: how far the pointer may move towards either end
+    /// of its object.
+    fn ptr_limit(&mut self, ptr: &Reg, mask_to_left: bool) -> Result<u32, SanitizeReason> {
+        let (max, limit) = match ptr.ty {
+            RegType::Stack => (
+                MAX_STACK as u32 + mask_to_left as u32,
+                (ptr.var_off.value as i64)
+                    .wrapping_add(ptr.off as i64)
+                    .wrapping_neg() as u32,
+            ),
+            RegType::MapValue => {
+                let vs = self.map(ptr.map).map_or(0, |m| m.value_size);
+                let base = if mask_to_left {
+                    ptr.smin
+                } else {
+                    ptr.umax as i64
+                };
+                (vs, base.wrapping_add(ptr.off as i64) as u32)
+            }
+            _ => return Err(SanitizeReason::Type),
+        };
+        if limit >= max {
+            return Err(SanitizeReason::Limit);
+        }
+        Ok(limit)
+    }
+
+    /// `sanitize_ptr_alu` before the operation: (state, limit, mask_to_left).
+    fn sanitize_ptr_first(
+        &mut self,
+        ptr: &Reg,
+        off: &Reg,
+        op: u8,
+        dst_is_off: bool,
+    ) -> Result<(u32, u32, bool), SanitizeReason> {
+        let off_is_imm = off.is_const();
+        let off_is_neg = off.smin < 0;
+        if !off_is_imm && (off.smin < 0) != (off.smax < 0) {
+            return Err(SanitizeReason::Bounds);
+        }
+        let mask_to_left = (op == BPF_ADD && off_is_neg) || (op == BPF_SUB && !off_is_neg);
+        let limit = self.ptr_limit(ptr, mask_to_left)?;
+        let mut state = if off_is_neg { BPF_ALU_NEG_VALUE } else { 0 };
+        if off_is_imm {
+            state |= BPF_ALU_IMMEDIATE;
+        }
+        // The masked register is the scalar operand.
+        state |= if dst_is_off {
+            BPF_ALU_SANITIZE_DST
+        } else {
+            BPF_ALU_SANITIZE_SRC
+        };
+        if !off_is_imm {
+            // Pruning must compare scalars exactly from now on, or a path
+            // with another masking limit could be cut short.
+            self.explore_alu_limits = true;
+        }
+        Ok((state, limit, mask_to_left))
+    }
+
+    /// `sanitize_ptr_alu` after the operation: record the masking window.
+    fn sanitize_ptr_commit(
+        &mut self,
+        result: &Reg,
+        (state, limit, mask_to_left): (u32, u32, bool),
+    ) -> Result<(), SanitizeReason> {
+        let after = self.ptr_limit(result, mask_to_left)?;
+        let window = (limit.wrapping_sub(after) as i32).unsigned_abs();
+        self.update_alu_aux(state, window)
+    }
+
+    /// `sanitize_err`: the kernel's wording per reason.
+    fn sanitize_err(&self, d: &Decoded, reason: SanitizeReason, dst_is_off: bool) -> Fail {
+        const ERR: &str = "pointer arithmetic with it prohibited for !root";
+        let op = if d.op.code() & 0xf0 == BPF_ADD {
+            "add"
+        } else {
+            "sub"
+        };
+        let (off_reg, ptr_reg) = if dst_is_off {
+            (d.dst, d.src)
+        } else {
+            (d.src, d.dst)
+        };
+        let msg = match reason {
+            SanitizeReason::Bounds => {
+                format!("R{off_reg} has unknown scalar with mixed signed bounds, {ERR}")
+            }
+            SanitizeReason::Type => {
+                format!("R{ptr_reg} has pointer with unsupported alu operation, {ERR}")
+            }
+            SanitizeReason::Paths => format!(
+                "R{} tried to {op} from different maps, paths or scalars, {ERR}",
+                d.dst
+            ),
+            SanitizeReason::Limit => {
+                format!("R{} tried to {op} beyond pointer bounds, {ERR}", d.dst)
+            }
+        };
+        (unsafe_(msg), Some(self.cur_insn))
+    }
+
+    /// `sanitize_check_bounds`: unprivileged pointer arithmetic must stay
+    /// inside the object so that later accesses can be masked.
+    fn sanitize_check_bounds(&mut self, dst: u8, r: &Reg) -> Result<(), Fail> {
+        match r.ty {
+            RegType::Stack => {
+                let off = r.off as i64 + r.var_off.value as i64;
+                if !r.is_const() {
+                    return self.err(unsafe_(format!(
+                        "R{dst} variable stack access prohibited for !root, var_off={} off={off}",
+                        r.var_off.text()
+                    )));
+                }
+                if !(-MAX_STACK..0).contains(&off) {
+                    return self.err(unsafe_(format!(
+                        "R{dst} stack pointer arithmetic goes out of range, prohibited for !root; off={off}"
+                    )));
+                }
+            }
+            RegType::MapValue => {
+                let vs = self.map(r.map).map_or(0, |m| m.value_size);
+                if let Err((e, _)) =
+                    self.check_region(dst, r, r.off as i64, 1, vs as i64, "map value")
+                {
+                    if self.logging() {
+                        self.log.push_str(e.reason());
+                        self.log.push('\n');
+                    }
+                    return self.err(unsafe_(format!(
+                        "R{dst} pointer arithmetic of map value goes out of range, prohibited for !root"
+                    )));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+// `enum bpf_alu_state` bits: how an instruction's scalar operand is masked.
+const BPF_ALU_SANITIZE_SRC: u32 = 1 << 0;
+const BPF_ALU_SANITIZE_DST: u32 = 1 << 1;
+const BPF_ALU_NEG_VALUE: u32 = 1 << 2;
+const BPF_ALU_NON_POINTER: u32 = 1 << 3;
+const BPF_ALU_IMMEDIATE: u32 = 1 << 4;
+
+/// Why unprivileged pointer arithmetic cannot be masked.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum SanitizeReason {
+    Bounds,
+    Type,
+    Paths,
+    Limit,
+}
+
+/// What the kernel's `bpf_insn_aux_data` remembers about one instruction
+/// across every path: its masking state and the pointer type it accessed.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct InsnAux {
+    pub alu_state: u32,
+    pub alu_limit: u32,
+    pub ptr_type: Option<RegType>,
 }
 
 /// The variable part of a pointer as a scalar.

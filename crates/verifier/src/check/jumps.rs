@@ -351,20 +351,29 @@ impl Verifier<'_> {
         parent: &mut Option<usize>,
     ) -> Result<Next, Fail> {
         let pc = self.cur_insn;
-        // Comparisons with NULL.
-        let (p, pr, z) = if a.ty.is_ptr() && b.is_null_const() {
-            (a, d.dst, true)
-        } else if b.ty.is_ptr() && a.is_null_const() && is_x {
-            (b, d.src, true)
+        let pkt_any = |r: &Reg| r.ty.is_pkt() || r.ty == RegType::PacketEnd;
+        // The kernel looks at the source register first.
+        if is_x && b.ty.is_ptr() && !self.privileged() && !(pkt_any(a) && pkt_any(b)) {
+            return self.err(unsafe_(format!("R{} pointer comparison prohibited", d.src)));
+        }
+        // `is_branch_taken`: a pointer that cannot be NULL is never equal
+        // to 0. Only these types are known non-NULL (`reg_not_null`).
+        let (p, c) = if b.ty.is_ptr() || !b.is_const() {
+            (b, a)
         } else {
-            (a, d.dst, false)
+            (a, b)
         };
-        if z && !is32 && matches!(op, BPF_JEQ | BPF_JNE) {
-            if !p.maybe_null {
-                // A non-NULL pointer is never 0.
-                return Ok(Next::Go(if op == BPF_JEQ { next } else { tgt }));
-            }
-            let id = p.id;
+        let not_null = !p.maybe_null
+            && matches!(
+                p.ty,
+                RegType::MapValue | RegType::MapKey | RegType::RingbufMem | RegType::MapPtr
+            );
+        if !is32 && not_null && c.is_null_const() && matches!(op, BPF_JEQ | BPF_JNE) {
+            return Ok(Next::Go(if op == BPF_JEQ { next } else { tgt }));
+        }
+        // A NULL check of a nullable pointer.
+        if !is32 && matches!(op, BPF_JEQ | BPF_JNE) && a.maybe_null && b.is_null_const() {
+            let id = a.id;
             let mut other = st.clone();
             // On the JEQ-taken side the pointer is NULL.
             let (null_st, nonnull_st): (&mut State, &mut State) = if op == BPF_JEQ {
@@ -374,27 +383,29 @@ impl Verifier<'_> {
             };
             mark_null(null_st, id, true);
             mark_null(nonnull_st, id, false);
-            let _ = pr;
             self.push_branch(other, tgt, pc, *parent)?;
             return Ok(Next::Go(next));
         }
-        if !self.privileged() {
-            // The kernel looks at the source register first.
-            let r = if is_x && b.ty.is_ptr() { d.src } else { d.dst };
-            return self.err(unsafe_(format!("R{r} pointer comparison prohibited")));
+        // `try_match_pkt_pointers`: the comparisons that teach a packet range.
+        let pkt_vs_end = |x: &Reg, y: &Reg| {
+            (x.ty == RegType::Packet && y.ty == RegType::PacketEnd)
+                || (x.ty == RegType::PacketMeta
+                    && y.ty == RegType::Packet
+                    && y.off == 0
+                    && y.is_const()
+                    && y.var_off.value == 0)
+        };
+        let pkt_match = is_x
+            && !is32
+            && matches!(op, BPF_JGT | BPF_JGE | BPF_JLT | BPF_JLE)
+            && (pkt_vs_end(a, b) || pkt_vs_end(b, a));
+        if !self.privileged() && a.ty.is_ptr() && !pkt_match {
+            return self.err(unsafe_(format!("R{} pointer comparison prohibited", d.dst)));
         }
         // Packet pointer against its end.
         if is_x && !is32 {
             // The end of the metadata is `data` itself: only an unmoved packet
             // pointer bounds a meta pointer (found by the soundness fuzzer).
-            let pkt_vs_end = |x: &Reg, y: &Reg| {
-                (x.ty == RegType::Packet && y.ty == RegType::PacketEnd)
-                    || (x.ty == RegType::PacketMeta
-                        && y.ty == RegType::Packet
-                        && y.off == 0
-                        && y.is_const()
-                        && y.var_off.value == 0)
-            };
             let (pkt, pkt_on_left) = if pkt_vs_end(a, b) {
                 (Some(a), true)
             } else if pkt_vs_end(b, a) {

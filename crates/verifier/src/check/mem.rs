@@ -53,6 +53,8 @@ impl Verifier<'_> {
             _ => 0,
         };
         let off_total = off as i64 + reg.off as i64;
+        let atomic = self.dec(pc).op.shape() == Shape::Atomic;
+        self.check_ptr_alignment(&reg, off, size, atomic)?;
         if reg.maybe_null
             || !reg.ty.is_ptr()
             || matches!(reg.ty, RegType::MapPtr | RegType::PacketEnd | RegType::Func)
@@ -60,7 +62,6 @@ impl Verifier<'_> {
             let t = reg.ty.name(reg.maybe_null);
             return self.err(unsafe_(format!("R{ptr_reg} invalid mem access '{t}'")));
         }
-        // Alignment is only enforced for the stack and context (strict alignment off).
         let result = match reg.ty {
             RegType::Stack => {
                 let v = self.check_stack_access(st, ptr_reg, &reg, off, size, access)?;
@@ -147,19 +148,36 @@ impl Verifier<'_> {
                 None
             }
             RegType::Ctx => {
-                if !reg.is_const() {
-                    let t = reg.var_off.text();
-                    return self.err(unsafe_(format!(
-                        "variable ctx access var_off={t} disallowed"
-                    )));
-                }
                 if value_is_ptr {
                     return self.err(unsafe_(format!("R{value_reg} leaks addr into ctx")));
+                }
+                // `__check_ptr_off_reg`: negative, then moved, then variable.
+                if reg.off < 0 {
+                    return self.err(unsafe_(format!(
+                        "negative offset ctx ptr R{ptr_reg} off={} disallowed",
+                        reg.off
+                    )));
                 }
                 if reg.off != 0 {
                     return self.err(unsafe_(format!(
                         "dereference of modified ctx ptr R{ptr_reg} off={} disallowed",
                         reg.off
+                    )));
+                }
+                if !reg.is_const() || reg.var_off.value != 0 {
+                    let t = reg.var_off.text();
+                    return self.err(unsafe_(format!(
+                        "variable ctx access var_off={t} disallowed"
+                    )));
+                }
+                // cgroup_skb gives direct packet access and tstamp writes
+                // only to CAP_BPF.
+                let unpriv_denied = !self.privileged()
+                    && self.opts.prog_type == BPF_PROG_TYPE_CGROUP_SKB
+                    && ((76..84).contains(&off) || (write && (152..160).contains(&off)));
+                if unpriv_denied {
+                    return self.err(unsafe_(format!(
+                        "invalid bpf_context access off={off} size={size}"
                     )));
                 }
                 match ctx_access(
@@ -191,6 +209,116 @@ impl Verifier<'_> {
             Some(p) => p,
             None => Reg::unknown().clone_low(size),
         }))
+    }
+
+    /// `check_ptr_alignment`: the stack is always strict (spill tracking
+    /// relies on it), atomics are strict (`strict_once`), everything else
+    /// only under BPF_F_STRICT_ALIGNMENT; packet offsets count NET_IP_ALIGN.
+    pub(super) fn check_ptr_alignment(
+        &mut self,
+        reg: &Reg,
+        off: i32,
+        size: i32,
+        strict_once: bool,
+    ) -> Result<(), Fail> {
+        let flags = self.opts.prog_flags;
+        let mut strict = (flags & BPF_F_STRICT_ALIGNMENT != 0 && flags & BPF_F_ANY_ALIGNMENT == 0)
+            || strict_once;
+        let desc = match reg.ty {
+            RegType::Packet | RegType::PacketMeta => "packet ",
+            RegType::MapKey => "key ",
+            RegType::MapValue => "value ",
+            RegType::Ctx => "context ",
+            RegType::Stack => {
+                strict = true;
+                "stack "
+            }
+            _ => "",
+        };
+        if !strict || size <= 1 {
+            return Ok(());
+        }
+        let ip_align = if reg.ty.is_pkt() { 2 } else { 0 };
+        let total = reg
+            .var_off
+            .add(Tnum::konst((ip_align + reg.off as i64 + off as i64) as u64));
+        if (total.value | total.mask) & (size as u64 - 1) == 0 {
+            return Ok(());
+        }
+        let var = if reg.var_off.is_const() {
+            (reg.var_off.value as i64).to_string()
+        } else {
+            reg.var_off.text()
+        };
+        let at = if reg.ty.is_pkt() {
+            format!("{ip_align}+{var}")
+        } else {
+            var
+        };
+        self.err(unsafe_(format!(
+            "misaligned {desc}access off {at}+{}+{off} size {size}",
+            reg.off
+        )))
+    }
+
+    /// `save_aux_ptr_type`: a load or store instruction uses one kind of
+    /// pointer on every path when either kind is the context (the kernel
+    /// rewrites context accesses per instruction).
+    pub(super) fn save_aux_ptr_type(&mut self, ty: RegType) -> Result<(), Fail> {
+        let pc = self.cur_insn;
+        match self.insn_aux[pc].ptr_type {
+            None => self.insn_aux[pc].ptr_type = Some(ty),
+            Some(prev) if prev != ty && (prev == RegType::Ctx || ty == RegType::Ctx) => {
+                return Err((
+                    invalid("same insn cannot be used with different pointers"),
+                    Some(pc),
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// A helper's zero-sized stack argument still has to point into the
+    /// stack (`check_stack_access_within_bounds` with size 0).
+    pub(super) fn check_zero_sized_stack(
+        &mut self,
+        st: &State,
+        regno: u8,
+        write: bool,
+    ) -> Result<(), Fail> {
+        let r = st.reg(regno).clone();
+        let kind = if write { " write to" } else { " read from" };
+        let off = r.off as i64;
+        let (lo, hi) = if r.is_const() {
+            let a = off + r.var_off.value as i64;
+            (a, a)
+        } else {
+            if r.smax >= MAX_VAR_OFF || r.smin <= -MAX_VAR_OFF {
+                return self.err(unsafe_(format!(
+                    "invalid unbounded variable-offset{kind} stack R{regno}"
+                )));
+            }
+            (r.smin + off, r.smax + off)
+        };
+        if lo < -MAX_STACK || hi > 0 {
+            if r.is_const() {
+                return self.err(unsafe_(format!(
+                    "invalid{kind} stack R{regno} off={off} size=0"
+                )));
+            }
+            return self.err(unsafe_(format!(
+                "invalid variable-offset{kind} stack R{regno} var_off={} off={off} size=0",
+                r.var_off.text()
+            )));
+        }
+        if !r.is_const() && !self.privileged() {
+            return self.err(unsafe_(format!(
+                "R{regno} variable offset stack access prohibited for !root, var_off={}",
+                r.var_off.text()
+            )));
+        }
+        Ok(())
     }
 
     /// `check_mem_region_access` + `__check_mem_access` for sized regions:
@@ -279,17 +407,6 @@ impl Verifier<'_> {
                 "invalid{kind} stack R{regno} off={addr} size={size}"
             )));
         }
-        if addr % size as i64 != 0 {
-            let var = if reg.is_const() {
-                (reg.var_off.value as i64).to_string()
-            } else {
-                reg.var_off.text()
-            };
-            return self.err(unsafe_(format!(
-                "misaligned stack access off {var}+{}+{off} size {size}",
-                reg.off
-            )));
-        }
         self.record_depth(st, fi, addr);
         let spi = ((-addr - 1) / 8) as usize;
         if spi < 64 {
@@ -304,6 +421,9 @@ impl Verifier<'_> {
         }
     }
 
+    /// `check_stack_write_fixed_off`: an aligned 8-byte store of a pointer,
+    /// or (privileged) an 8-byte-aligned store of a scalar, is a spill the
+    /// slot remembers; anything else leaves STACK_MISC / STACK_ZERO bytes.
     fn stack_write(
         &mut self,
         st: &mut State,
@@ -315,99 +435,97 @@ impl Verifier<'_> {
     ) -> Result<(), Fail> {
         let spi = ((-addr - 1) / 8) as usize;
         let privileged = self.privileged();
-        let st_reg_id = src_reg.map(|r| st.reg(r).id).unwrap_or(0);
-        let links = size == 8 && addr % 8 == 0 && val.is_scalar() && !val.is_const();
-        let new_id = if links && src_reg.is_some() && st_reg_id == 0 {
-            self.new_id()
+        let d = self.dec(self.cur_insn);
+        let is_st = d.op.shape() == Shape::St;
+        // Atomics write memory without a register value.
+        let reg = if d.op.shape() == Shape::Stx {
+            Some(val)
         } else {
-            0
+            None
         };
-        let mut link: Option<(u8, u32)> = None;
-        let frame = &mut st.frames[fi];
-        let slot = frame.slot_mut(spi);
+        let cur_frame = st.frames.len() - 1;
         let first_k = ((-addr - 1) % 8) as usize; // highest k written
         let ks: Vec<usize> = (0..size as usize).map(|i| first_k - i).collect();
-        let had_spill = slot.ty.contains(&STACK_SPILL);
-        if had_spill && slot.spill.ty.is_ptr() && !privileged && size != 8 {
-            return Err((
-                unsafe_("attempt to corrupt spilled pointer on stack"),
-                Some(self.cur_insn),
-            ));
+        {
+            let slot = st.frames[fi].slot_mut(spi);
+            if !privileged && slot.ty[7] == STACK_SPILL && !slot.spill.is_scalar() && size != 8 {
+                return self.err(unsafe_("attempt to corrupt spilled pointer on stack"));
+            }
         }
         let aligned = addr % 8 == 0;
-        if val.ty.is_ptr() {
-            if size == 8 && aligned {
-                slot.ty = [STACK_SPILL; 8];
-                slot.spill = val;
-                return Ok(());
-            }
-            if !privileged {
-                return Err((
-                    unsafe_("invalid size of register spill"),
-                    Some(self.cur_insn),
-                ));
-            }
-            // A partial pointer store is just bytes.
-            if had_spill {
-                for t in slot.ty.iter_mut() {
-                    if *t == STACK_SPILL {
-                        *t = STACK_MISC;
+        let spill = match &reg {
+            Some(v) if aligned && v.is_scalar() && privileged => {
+                let mut v = v.clone();
+                // The copy on the stack is linked to its register when it
+                // holds the whole value.
+                let fits = 64 - v.umax.leading_zeros() <= 8 * size as u32;
+                if fits && v.id == 0 && !v.is_const() {
+                    if let Some(r) = src_reg {
+                        let id = self.new_id();
+                        st.reg_mut(r).id = id;
+                        v.id = id;
                     }
                 }
+                if !fits {
+                    v.id = 0;
+                }
+                Some(v)
             }
-            for k in ks {
-                slot.ty[k] = STACK_MISC;
+            None if aligned && is_st && privileged => Some(Reg::konst(d.imm as u64)),
+            Some(v) if v.ty.is_ptr() => {
+                if size != 8 {
+                    return self.err(unsafe_("invalid size of register spill"));
+                }
+                if fi != cur_frame && v.ty == RegType::Stack {
+                    return self.err(invalid(
+                        "cannot spill pointers to stack into stack frame of the caller",
+                    ));
+                }
+                Some(v.clone())
+            }
+            _ => None,
+        };
+        let slot = st.frames[fi].slot_mut(spi);
+        if let Some(v) = spill {
+            // `save_register_state`: the written bytes hold the spill; the
+            // rest of the slot keeps only what a byte-wise read may use.
+            slot.spill = v;
+            for (k, t) in slot.ty.iter_mut().enumerate() {
+                if k >= 8 - size as usize {
+                    *t = STACK_SPILL;
+                } else if *t == STACK_SPILL {
+                    *t = STACK_MISC;
+                }
             }
             return Ok(());
         }
-        if aligned && (privileged || size == 8) {
-            // (Partial) spill of a scalar: the bytes remember the register.
-            if had_spill && size != 8 {
-                for t in slot.ty.iter_mut() {
-                    if *t == STACK_SPILL {
-                        *t = STACK_MISC;
-                    }
-                }
-            }
-            for k in &ks {
-                slot.ty[*k] = STACK_SPILL;
-            }
-            slot.spill = val.clone_low(size);
-            // A full spill of an unknown scalar stays linked to its register.
-            if size == 8 && slot.spill.is_scalar() && !slot.spill.is_const() {
-                if let Some(src) = src_reg {
-                    if st_reg_id == 0 {
-                        let id = new_id;
-                        slot.spill.id = id;
-                        link = Some((src, id));
-                    } else {
-                        slot.spill.id = st_reg_id;
-                    }
-                }
-            }
-            if let Some((r, id)) = link {
-                st.reg_mut(r).id = id;
-            }
-            return Ok(());
-        }
-        if had_spill {
+        // A plain data store destroys any spill in the slot.
+        if slot.ty[7] == STACK_SPILL {
             for t in slot.ty.iter_mut() {
-                if *t == STACK_SPILL {
+                if *t != STACK_INVALID {
                     *t = STACK_MISC;
                 }
             }
         }
-        let t = if val.is_null_const() {
-            STACK_ZERO
-        } else {
-            STACK_MISC
+        slot.spill = Reg::not_init();
+        let zero = match &reg {
+            Some(v) => v.is_null_const(),
+            None => is_st && d.imm == 0,
         };
+        let t = if zero { STACK_ZERO } else { STACK_MISC };
         for k in ks {
             slot.ty[k] = t;
+        }
+        if zero {
+            // STACK_ZERO stands for the register's value: keep it exact.
+            if let Some(r) = src_reg.filter(|_| reg.is_some()) {
+                self.mark_precise(st, 1 << r);
+            }
         }
         Ok(())
     }
 
+    /// `check_stack_read_fixed_off`.
     fn stack_read(
         &mut self,
         st: &mut State,
@@ -428,34 +546,58 @@ impl Verifier<'_> {
             )));
         }
         let empty = Slot::default();
-        let slot = frame.slot(spi).unwrap_or(&empty);
+        let slot = frame.slot(spi).unwrap_or(&empty).clone();
         let ks: Vec<usize> = (0..size as usize).map(|i| first_k - i).collect();
-        let all_spill = ks.iter().all(|&k| slot.ty[k] == STACK_SPILL);
-        let spill_bytes = slot.ty.iter().filter(|&&t| t == STACK_SPILL).count();
-        if all_spill && addr % 8 == 0 && spill_bytes == size as usize {
-            return Ok(slot.spill.clone());
-        }
-        if ks.iter().any(|&k| slot.ty[k] == STACK_SPILL) && slot.spill.ty.is_ptr() {
-            if !privileged {
+        let byte_check = |this: &Self| -> Result<(usize, usize), Fail> {
+            let (mut spill_cnt, mut zero_cnt) = (0, 0);
+            for (i, &k) in ks.iter().enumerate() {
+                match slot.ty[k] {
+                    STACK_SPILL => spill_cnt += 1,
+                    STACK_ZERO => zero_cnt += 1,
+                    STACK_MISC => {}
+                    _ if privileged => {}
+                    _ => {
+                        return this.err(unsafe_(format!(
+                            "invalid read from stack off {addr}+{i} size {size}"
+                        )))
+                    }
+                }
+            }
+            Ok((spill_cnt, zero_cnt))
+        };
+        if slot.ty[7] == STACK_SPILL {
+            let spill_size = 1 + slot.ty[..7]
+                .iter()
+                .rev()
+                .take_while(|&&t| t == STACK_SPILL)
+                .count();
+            if size == 8 && spill_size == 8 {
+                return Ok(slot.spill.clone());
+            }
+            if !slot.spill.is_scalar() {
                 return self.err(unsafe_("invalid size of register fill"));
+            }
+            if size as usize <= spill_size && addr % 8 == 0 {
+                // A narrowing fill of the spilled value's low bytes.
+                let width = 64 - slot.spill.umax.leading_zeros();
+                let mut v = slot.spill.clone_low(size);
+                v.id = if width <= 8 * size as u32 {
+                    slot.spill.id
+                } else {
+                    0
+                };
+                return Ok(v);
+            }
+            let (spill_cnt, zero_cnt) = byte_check(self)?;
+            if (spill_cnt == size as usize && slot.spill.is_null_const())
+                || zero_cnt == size as usize
+            {
+                return Ok(Reg::konst(0));
             }
             return Ok(Reg::unknown().clone_low(size));
         }
-        let mut zero = true;
-        for (i, &k) in ks.iter().enumerate() {
-            match slot.ty[k] {
-                STACK_ZERO => {}
-                STACK_SPILL if slot.spill.is_null_const() => {}
-                STACK_INVALID if !privileged => {
-                    return self.err(unsafe_(format!(
-                        "invalid read from stack off {addr}+{i} size {size}"
-                    )));
-                }
-                _ => zero = false,
-            }
-        }
-        let _ = regno;
-        if zero {
+        let (_, zero_cnt) = byte_check(self)?;
+        if zero_cnt == size as usize {
             return Ok(Reg::konst(0));
         }
         Ok(Reg::unknown().clone_low(size))
@@ -534,13 +676,6 @@ impl Verifier<'_> {
         let size = d.op.mem_size() as i32;
         let imm = d.imm32();
         let ptr = st.reg(d.dst).clone();
-        if matches!(ptr.ty, RegType::Ctx | RegType::Packet | RegType::PacketMeta) {
-            let t = ptr.ty.name(false);
-            return self.err(unsafe_(format!(
-                "BPF_ATOMIC stores into R{} {t} is not allowed",
-                d.dst
-            )));
-        }
         if imm == BPF_CMPXCHG {
             self.check_reg_read(st, 0)?;
             if self.is_pointer_value(st.reg(0)) {
@@ -551,10 +686,18 @@ impl Verifier<'_> {
         if self.is_pointer_value(&src) {
             return self.err(unsafe_(format!("R{} leaks addr into mem", d.src)));
         }
-        // Atomics on stack slots holding pointers would corrupt them.
+        if matches!(ptr.ty, RegType::Ctx | RegType::Packet | RegType::PacketMeta) {
+            let t = ptr.ty.name(false);
+            return self.err(unsafe_(format!(
+                "BPF_ATOMIC stores into R{} {t} is not allowed",
+                d.dst
+            )));
+        }
+        // Atomics on stack slots holding pointers would leak them.
         let old = self.check_mem_access(st, pc, d.dst, d.off as i32, size, Access::Read)?;
         if old.as_ref().is_some_and(|r| r.ty.is_ptr()) && !self.privileged() {
-            return self.err(unsafe_(format!("R{} leaks addr into mem", d.dst)));
+            let addr = d.off as i64 + ptr.off as i64 + ptr.var_off.value as i64;
+            return self.err(unsafe_(format!("leaking pointer from stack off {addr}")));
         }
         self.check_mem_access(
             st,
@@ -634,18 +777,18 @@ impl Verifier<'_> {
         Ok(())
     }
 
-    pub(super) fn check_ld_abs(&mut self, st: &mut State, d: &Decoded) -> Result<(), Fail> {
+    pub(super) fn check_ld_abs(
+        &mut self,
+        st: &mut State,
+        d: &Decoded,
+        parent: Option<usize>,
+    ) -> Result<(), Fail> {
         if !matches!(
             self.opts.prog_type,
             BPF_PROG_TYPE_SOCKET_FILTER | BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT
         ) {
             return self.err(invalid(
                 "BPF_LD_[ABS|IND] instructions not allowed for this program type",
-            ));
-        }
-        if st.frames.len() > 1 {
-            return self.err(unsafe_(
-                "BPF_LD_[ABS|IND] instructions cannot be mixed with bpf-to-bpf calls",
             ));
         }
         if !st.refs.is_empty() {
@@ -672,6 +815,25 @@ impl Verifier<'_> {
         self.scratch_reg(0);
         let size = d.op.mem_size() as i32;
         *st.reg_mut(0) = Reg::unknown().clone_low(size);
+        if st.frames.len() > 1 {
+            let entry = self.cfg().subprogs[st.cur().subprog] as u32;
+            if self.opts.func_non_scalar_return.contains(&entry) {
+                return self.err(invalid(
+                    "LD_ABS is only allowed in functions that return 'int'.",
+                ));
+            }
+            // A load past the packet ends the function with r0 = 0: in a
+            // subprogram that is a return to the caller, a path of its own.
+            let pc = self.cur_insn;
+            let mut gone = st.clone();
+            *gone.reg_mut(0) = Reg::konst(0);
+            let ret = self.return_from_call(&mut gone, pc, parent)?;
+            self.push_branch(gone, ret, pc, parent)?;
+        }
         Ok(())
     }
 }
+
+/// `BPF_PROG_LOAD` flags that decide alignment checking.
+const BPF_F_STRICT_ALIGNMENT: u32 = 1 << 0;
+const BPF_F_ANY_ALIGNMENT: u32 = 1 << 1;

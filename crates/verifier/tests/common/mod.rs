@@ -89,6 +89,7 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
         extra_helpers: Vec::new(),
         record_regs: false,
         prog_flags: 0,
+        func_non_scalar_return: Vec::new(),
     };
     Some(FixtureProg {
         name: prog.to_string(),
