@@ -152,6 +152,8 @@ fn operand_count(shape: Shape) -> usize {
         | Shape::CallX
         | Shape::LdAbs => 1,
         Shape::JmpK | Shape::JmpX => 3,
+        Shape::MayGoto => 1,
+        Shape::AsCast => 4,
         _ => 2,
     }
 }
@@ -231,6 +233,21 @@ impl Ctx {
             });
         }
         Ok(n.value as u32 as i32)
+    }
+
+    /// An address space number of `addr_space_cast` (16 bits).
+    fn addr_space(&self, s: &str) -> Result<u32, AsmError> {
+        let n = parse_num(s).ok_or_else(|| AsmError::InvalidImmediate {
+            line: self.line,
+            text: s.trim().to_string(),
+        })?;
+        u16::try_from(n.value)
+            .map(u32::from)
+            .map_err(|_| AsmError::ImmediateRange {
+                line: self.line,
+                text: s.trim().to_string(),
+                bits: 16,
+            })
     }
 
     fn imm64(&self, s: &str) -> Result<i64, AsmError> {
@@ -458,9 +475,22 @@ fn parse_insn(ctx: &Ctx, text: &str) -> Result<(Decoded, Option<Target>), AsmErr
             (d.dst, d.off) = ctx.mem(ops[0])?;
             d.imm = ctx.imm32(ops[1])? as i64;
         }
-        Shape::Stx | Shape::Atomic => {
+        Shape::Stx | Shape::Atomic | Shape::StoreRel => {
             (d.dst, d.off) = ctx.mem(ops[0])?;
             d.src = ctx.reg(ops[1])?;
+        }
+        Shape::LoadAcq => {
+            d.dst = ctx.reg(ops[0])?;
+            (d.src, d.off) = ctx.mem(ops[1])?;
+        }
+        Shape::MayGoto => tgt = Some(target(ctx, ops[0])?),
+        // `addr_space_cast %rD, %rS, TO_AS, FROM_AS`
+        Shape::AsCast => {
+            d.dst = ctx.reg(ops[0])?;
+            d.src = ctx.reg(ops[1])?;
+            let to = ctx.addr_space(ops[2])?;
+            let from = ctx.addr_space(ops[3])?;
+            d.imm = ((to << 16) | from) as i32 as i64;
         }
     }
     Ok((d, tgt))
@@ -582,7 +612,14 @@ pub fn conformance_insn_text(d: &Decoded) -> String {
         Shape::LdInd => format!("{m} %r{src}, {imm}"),
         Shape::Ldx => format!("{m} %r{dst}, {}", mem(src)),
         Shape::St => format!("{m} {}, {imm}", mem(dst)),
-        Shape::Stx | Shape::Atomic => format!("{m} {}, %r{src}", mem(dst)),
+        Shape::Stx | Shape::Atomic | Shape::StoreRel => format!("{m} {}, %r{src}", mem(dst)),
+        Shape::LoadAcq => format!("{m} %r{dst}, {}", mem(src)),
+        Shape::MayGoto => format!("{m} {off:+}"),
+        Shape::AsCast => format!(
+            "{m} %r{dst}, %r{src}, {}, {}",
+            (imm as u32) >> 16,
+            imm as u32 & 0xffff
+        ),
     }
 }
 

@@ -69,6 +69,17 @@ pub const BPF_ATOMIC: u8 = 0xc0;
 pub const BPF_FETCH: i32 = 0x01;
 pub const BPF_XCHG: i32 = 0xe0 | BPF_FETCH;
 pub const BPF_CMPXCHG: i32 = 0xf0 | BPF_FETCH;
+/// Load-acquire and store-release (`BPF_ATOMIC_LOAD | BPF_ACQ`, `BPF_ATOMIC_STORE | BPF_REL`).
+pub const BPF_LOAD_ACQ: i32 = 0x100;
+pub const BPF_STORE_REL: i32 = 0x110;
+
+/// `BPF_JMP | BPF_JCOND` with src_reg `BPF_MAY_GOTO` is `may_goto`.
+pub const BPF_JCOND: u8 = 0xe0;
+pub const BPF_MAY_GOTO: u8 = 0;
+/// The `off` of `BPF_ALU64 | BPF_MOV | BPF_X` that makes it `addr_space_cast`.
+pub const BPF_ADDR_SPACE_CAST: i16 = 1;
+/// What a `may_goto` loop counter starts at (the kernel's BPF_MAX_LOOPS).
+pub const BPF_MAX_LOOPS: u64 = 8 * 1024 * 1024;
 
 // src_reg of BPF_LD | BPF_IMM | BPF_DW ("pseudo" sources, resolved by the loader).
 pub const BPF_PSEUDO_MAP_FD: u8 = 1;

@@ -391,6 +391,14 @@ pub fn kernel_insn_text(d: &Decoded, pc: usize, cbs: &dyn KernelSymbols) -> Stri
                 _ => format!("lock *({size} *){at} {sym} r{src}"),
             }
         }
+        Shape::MayGoto => format!("may_goto pc{off:+}"),
+        Shape::AsCast => format!(
+            "r{dst} = addr_space_cast(r{src}, {}, {})",
+            (imm as u32) >> 16,
+            imm as u32 & 0xffff
+        ),
+        Shape::LoadAcq => format!("r{dst} = load_acquire(({sym} *){})", addr(src, off)),
+        Shape::StoreRel => format!("store_release(({sym} *){}, r{src})", addr(dst, off)),
     }
 }
 

@@ -128,6 +128,23 @@ pub fn llvm_text(d: &Decoded) -> String {
         ),
         Shape::Stx => format!("*({} *)({}) = r{src}", sym, mem(dst, d.off)),
         Shape::Atomic => atomic_text(d),
+        Shape::MayGoto => format!("may_goto {}", signed_off(d.off as i64)),
+        Shape::AsCast => format!(
+            "r{dst} = addr_space_cast(r{src}, {}, {})",
+            llvm_hex((d.imm32() as u32 >> 16) as i64),
+            llvm_hex((d.imm32() as u32 & 0xffff) as i64)
+        ),
+        // LLVM 19 has no syntax for these (its decoder reads the bytes as
+        // `lock ... +=` or gives up, see `llvm_decode`); this is LLVM 22's,
+        // which names sub-64-bit values by their `w` register.
+        Shape::LoadAcq => {
+            let w = if op.mem_size() == 8 { 'r' } else { 'w' };
+            format!("{w}{dst} = load_acquire(({sym} *)({}))", mem(src, d.off))
+        }
+        Shape::StoreRel => {
+            let w = if op.mem_size() == 8 { 'r' } else { 'w' };
+            format!("store_release(({sym} *)({}), {w}{src})", mem(dst, d.off))
+        }
     }
 }
 
@@ -195,7 +212,10 @@ fn llvm_regs(shape: Shape) -> (bool, bool) {
             (true, true)
         }
         Shape::LdInd => (false, true),
-        Shape::Ja | Shape::Ja32 | Shape::Call | Shape::Exit | Shape::LdAbs => (false, false),
+        Shape::AsCast | Shape::LoadAcq | Shape::StoreRel => (true, true),
+        Shape::Ja | Shape::Ja32 | Shape::Call | Shape::Exit | Shape::LdAbs | Shape::MayGoto => {
+            (false, false)
+        }
     }
 }
 
@@ -221,7 +241,8 @@ fn llvm_atomic_imm(code: u8, imm: i32) -> Option<i32> {
 /// but LLVM ignores most fields the table insists are zero (a `call`'s
 /// registers, an `exit`'s offset, the second slot of `lddw` but its imm, an
 /// ALU-K's src, ...), accepts register 11, and reads atomics by a few imm bits.
-/// Opcodes the table lacks (`may_goto`, `addr_space_cast`) come out unknown.
+/// `may_goto` is read by its offset alone; load-acquire and store-release,
+/// which LLVM 19 predates, come out as atomic adds (32/64 bits) or unknown.
 pub fn llvm_decode(bytes: &[u8]) -> LlvmDecoded {
     const UNKNOWN8: LlvmDecoded = LlvmDecoded {
         size: 8,
@@ -237,7 +258,17 @@ pub fn llvm_decode(bytes: &[u8]) -> LlvmDecoded {
     let Some(row) = crate::OPS.iter().find(|r| r.code == raw.code) else {
         return UNKNOWN8;
     };
-    let shape = row.shape;
+    // `addr_space_cast` shares its opcode with `mov`; LLVM tells them by off.
+    let shape = if raw.code == 0xbf && raw.off == crate::consts::BPF_ADDR_SPACE_CAST {
+        Shape::AsCast
+    } else {
+        row.shape
+    };
+    // Load-acquire and store-release came with LLVM 21: at 0xc3/0xdb LLVM 19
+    // reads them as atomic adds (below), the other sizes it does not know.
+    if shape == Shape::LoadAcq || shape == Shape::StoreRel {
+        return UNKNOWN8;
+    }
     let (uses_dst, uses_src) = llvm_regs(shape);
     if (uses_dst && raw.dst_reg > 11) || (uses_src && raw.src_reg > 11) {
         return UNKNOWN8;
@@ -279,10 +310,30 @@ pub fn llvm_decode(bytes: &[u8]) -> LlvmDecoded {
                 ..Insn::default()
             });
         }
-        Shape::AluK | Shape::JmpK | Shape::St => {}
+        // LLVM reads only the offset of may_goto.
+        Shape::MayGoto => n.imm = 0,
+        Shape::AluK | Shape::JmpK | Shape::St | Shape::AsCast => {}
+        Shape::LoadAcq | Shape::StoreRel => return UNKNOWN8,
     }
     slots[0] = n;
     let size = slots.len() * 8;
+    // LLVM prints any address-space pair; the table knows only the two the
+    // kernel accepts.
+    if shape == Shape::AsCast {
+        if raw.dst_reg > 11 || raw.src_reg > 11 {
+            return UNKNOWN8;
+        }
+        return LlvmDecoded {
+            size,
+            insn: Some(Decoded {
+                op: Op::AddrSpaceCast,
+                dst: raw.dst_reg,
+                src: raw.src_reg,
+                off: raw.off,
+                imm: raw.imm as i64,
+            }),
+        };
+    }
     match decode_at(&slots, 0) {
         Ok(mut d) => {
             if uses_dst {
@@ -305,7 +356,9 @@ pub fn llvm_decode(bytes: &[u8]) -> LlvmDecoded {
 /// The result may lie outside the program; llvm-objdump annotates it anyway.
 pub fn llvm_branch_target(d: &Decoded, pc: usize) -> Option<i64> {
     match d.op.shape() {
-        Shape::JmpK | Shape::JmpX | Shape::Ja => Some(pc as i64 + 1 + d.off as i64),
+        Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::MayGoto => {
+            Some(pc as i64 + 1 + d.off as i64)
+        }
         Shape::Ja32 => Some(pc as i64 + 1 + d.imm32() as i64),
         _ => None,
     }

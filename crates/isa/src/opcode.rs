@@ -65,6 +65,16 @@ pub enum Shape {
     Stx,
     /// Atomic read-modify-write on `*(size *)(dst + off)` with src; op in imm.
     Atomic,
+    /// `may_goto +off` (JMP | JCOND, src_reg BPF_MAY_GOTO): falls through while
+    /// the hidden loop counter lasts, jumps once it is exhausted.
+    MayGoto,
+    /// `dst = addr_space_cast(src, to_as, from_as)` (ALU64 | MOV | X, off 1):
+    /// imm holds `to_as << 16 | from_as`.
+    AsCast,
+    /// `dst = load_acquire((size *)(src + off))` (STX | ATOMIC, imm BPF_LOAD_ACQ).
+    LoadAcq,
+    /// `store_release((size *)(dst + off), src)` (STX | ATOMIC, imm BPF_STORE_REL).
+    StoreRel,
 }
 
 /// One row of the table.
@@ -86,6 +96,9 @@ macro_rules! bpf_ops {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[repr(u8)]
         pub enum Op { $( $v, )* }
+
+        /// Number of rows (and of `Op` variants).
+        pub const OP_COUNT: usize = [$( Op::$v, )*].len();
 
         /// The table, indexed by `Op as usize`.
         pub static OPS: &[OpInfo] = &[
@@ -127,6 +140,7 @@ bpf_ops! {
     SMod64X  = 0x9f, O(1),  AluX, "smod", "s%=";
     Xor64X   = 0xaf, N,     AluX, "xor",  "^=";
     Mov64X   = 0xbf, O(0),  AluX, "mov",  "=";
+    AddrSpaceCast = 0xbf, O(1), AsCast, "addr_space_cast", "addr_space_cast";
     MovSx8To64  = 0xbf, O(8),  MovSx, "movsx864",  "s8";
     MovSx16To64 = 0xbf, O(16), MovSx, "movsx1664", "s16";
     MovSx32To64 = 0xbf, O(32), MovSx, "movsx3264", "s32";
@@ -203,6 +217,7 @@ bpf_ops! {
     JsltX    = 0xcd, N,     JmpX, "jslt", "s<";
     JsleK    = 0xd5, N,     JmpK, "jsle", "s<=";
     JsleX    = 0xdd, N,     JmpX, "jsle", "s<=";
+    MayGoto  = 0xe5, S(0),  MayGoto, "may_goto", "may_goto";
     // ---- JMP32 ----
     Ja32     = 0x06, N,     Ja32, "ja32",   "gotol";
     Jeq32K   = 0x16, N,     JmpK, "jeq32",  "==";
@@ -274,6 +289,15 @@ bpf_ops! {
     AtomicFetchXor64 = 0xdb, I(0xa1), Atomic, "lock fetch xor",   "fetch_xor";
     AtomicXchg64     = 0xdb, I(0xe1), Atomic, "lock xchg",        "xchg";
     AtomicCmpXchg64  = 0xdb, I(0xf1), Atomic, "lock cmpxchg",     "cmpxchg";
+    // ---- load-acquire / store-release (STX | ATOMIC, any size) ----
+    LoadAcqB  = 0xd3, I(0x100), LoadAcq,  "load_acqb",  "u8";
+    LoadAcqH  = 0xcb, I(0x100), LoadAcq,  "load_acqh",  "u16";
+    LoadAcqW  = 0xc3, I(0x100), LoadAcq,  "load_acqw",  "u32";
+    LoadAcqDw = 0xdb, I(0x100), LoadAcq,  "load_acqdw", "u64";
+    StoreRelB  = 0xd3, I(0x110), StoreRel, "store_relb",  "u8";
+    StoreRelH  = 0xcb, I(0x110), StoreRel, "store_relh",  "u16";
+    StoreRelW  = 0xc3, I(0x110), StoreRel, "store_relw",  "u32";
+    StoreRelDw = 0xdb, I(0x110), StoreRel, "store_reldw", "u64";
 }
 
 impl Op {
@@ -304,14 +328,19 @@ impl Op {
     pub fn mem_size(self) -> usize {
         let c = self.code();
         match self.shape() {
-            Shape::Ldx | Shape::St | Shape::Stx | Shape::Atomic | Shape::LdAbs | Shape::LdInd => {
-                match c & 0x18 {
-                    BPF_W => 4,
-                    BPF_H => 2,
-                    BPF_B => 1,
-                    _ => 8,
-                }
-            }
+            Shape::Ldx
+            | Shape::St
+            | Shape::Stx
+            | Shape::Atomic
+            | Shape::LoadAcq
+            | Shape::StoreRel
+            | Shape::LdAbs
+            | Shape::LdInd => match c & 0x18 {
+                BPF_W => 4,
+                BPF_H => 2,
+                BPF_B => 1,
+                _ => 8,
+            },
             _ => 0,
         }
     }
@@ -327,7 +356,7 @@ impl Op {
     pub fn is_jump(self) -> bool {
         matches!(
             self.shape(),
-            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32
+            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 | Shape::MayGoto
         )
     }
     /// Ops that write `dst_reg`.
@@ -341,6 +370,8 @@ impl Op {
                 | Shape::MovSx
                 | Shape::LdImm64
                 | Shape::Ldx
+                | Shape::AsCast
+                | Shape::LoadAcq
         )
     }
     /// All ops, in table order.
@@ -568,9 +599,20 @@ pub fn decode_at(insns: &[Insn], pc: usize) -> Result<Decoded, DecodeError> {
         }
         Shape::Ldx => need(pc, info, "imm", imm, 0)?,
         Shape::St => need(pc, info, "src_reg", src, 0)?,
-        Shape::Stx | Shape::Atomic => {
+        Shape::Stx | Shape::Atomic | Shape::StoreRel | Shape::LoadAcq => {
             if info.shape == Shape::Stx {
                 need(pc, info, "imm", imm, 0)?;
+            }
+        }
+        Shape::MayGoto => {
+            need(pc, info, "dst_reg", dst, 0)?;
+            need(pc, info, "imm", imm, 0)?;
+        }
+        // Only the pairs the kernel knows (1 -> 0, 0 -> 1); `off = 1` is a
+        // reserved field of `mov` for RFC 9669 otherwise.
+        Shape::AsCast => {
+            if imm != 1 && imm != 1 << 16 {
+                need(pc, info, "imm", imm, 1)?;
             }
         }
     }

@@ -99,7 +99,14 @@ fn arb_decoded() -> impl Strategy<Value = Decoded> {
                 Shape::Stx => {
                     d.imm = 0;
                 }
-                Shape::Atomic => {}
+                Shape::Atomic | Shape::LoadAcq | Shape::StoreRel => {}
+                Shape::AsCast => {
+                    d.imm = if imm & 1 == 0 { 1 } else { 1 << 16 };
+                }
+                Shape::MayGoto => {
+                    d.dst = 0;
+                    d.imm = 0;
+                }
             }
             // Discriminator fields come from the row.
             match info.disc {

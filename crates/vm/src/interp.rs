@@ -21,11 +21,11 @@ use crate::error::{Access, HelperError, VmError};
 use crate::helpers::{Helper, HelperCtx, HelperOutcome, TAIL_CALL_LIMIT_ERR};
 use crate::memory::{MemoryMap, MemoryOracle, Region, RegionKind};
 use crate::program::{fused, VInsn, VmProgram};
-use bpfvm_isa::consts::{MAX_BPF_STACK, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
+use bpfvm_isa::consts::{BPF_MAX_LOOPS, MAX_BPF_STACK, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
 use bpfvm_isa::Op;
 use std::any::Any;
 use std::ptr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 const FRAME: u64 = MAX_BPF_STACK as u64;
@@ -163,6 +163,11 @@ pub(crate) struct Machine<'r> {
     /// The observer of an observed run ([`crate::step`]; null otherwise):
     /// callbacks then run one instruction at a time too.
     pub(crate) step: *mut (),
+    /// Per frame, the `may_goto` executions left before it jumps: set to
+    /// BPF_MAX_LOOPS when the frame's function is entered (the kernel keeps this
+    /// count in the frame's stack and sets it on entry; a jump back to the
+    /// function's first instruction does not reset it).
+    pub(crate) may_goto: [u64; MAX_CALL_FRAMES],
 }
 
 const STACK_WORDS: usize = MAX_CALL_FRAMES * MAX_BPF_STACK / 8;
@@ -229,6 +234,7 @@ impl<'r> Machine<'r> {
             _stack: stack,
             jit: ptr::null_mut(),
             step: ptr::null_mut(),
+            may_goto: [BPF_MAX_LOOPS; MAX_CALL_FRAMES],
         }
     }
 
@@ -312,6 +318,7 @@ pub(crate) fn call_function(
     }
     let (depth, lo) = (m.depth, m.mem.stack_lo);
     m.depth += 1;
+    m.may_goto[m.depth] = BPF_MAX_LOOPS;
     let mut regs = [0u64; 16];
     regs[1..6].copy_from_slice(&args);
     regs[10] = lo;
@@ -694,6 +701,38 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
         }};
     }
 
+    // Load-acquire: `dst = *(src + off)`, an aligned atomic load (the verifier
+    // checks alignment strictly; unverified runs stop at a misaligned one).
+    macro_rules! load_acq {
+        ($i:expr, $atomic:ident, $size:expr) => {{
+            let base = reg!($i.src);
+            let addr = base.wrapping_add($i.off as i64 as u64);
+            check!(base, addr, $size, Access::Read);
+            if !aligned(addr, $size) {
+                let e = pc!() - 1;
+                return unsafe { misaligned(run, e, addr, $size) };
+            }
+            // SAFETY: checked (or verified) and aligned, as for atomic32!.
+            let a = unsafe { $atomic::from_ptr(addr as *mut _) };
+            reg!($i.dst) = a.load(Ordering::SeqCst) as u64;
+        }};
+    }
+    // Store-release: `*(dst + off) = src`, an aligned atomic store.
+    macro_rules! store_rel {
+        ($i:expr, $atomic:ident, $t:ty, $size:expr) => {{
+            let base = reg!($i.dst);
+            let addr = base.wrapping_add($i.off as i64 as u64);
+            check!(base, addr, $size, Access::Write);
+            if !aligned(addr, $size) {
+                let e = pc!() - 1;
+                return unsafe { misaligned(run, e, addr, $size) };
+            }
+            // SAFETY: as for load_acq!.
+            let a = unsafe { $atomic::from_ptr(addr as *mut _) };
+            a.store(reg!($i.src) as $t, Ordering::SeqCst);
+        }};
+    }
+
     // `mov dst, src` + `op dst, operand`: dst = src op operand; skips the second.
     // An X operand is register `i.off` (see program::fused).
     macro_rules! mov3 {
@@ -809,6 +848,10 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             Arsh64X => alu64!(i, |a, b| ((a as i64) >> (b & 63)) as u64, X),
             Mov64K => reg!(i.dst) = i.imm as u64,
             Mov64X => reg!(i.dst) = reg!(i.src),
+            // Without arena maps there is no user address space to add: both
+            // directions keep the 32-bit arena offset, as the kernel's rewrite of
+            // a cast to the kernel space (a 32-bit move) does.
+            AddrSpaceCast => reg!(i.dst) = reg!(i.src) as u32 as u64,
             Neg64 => reg!(i.dst) = reg!(i.dst).wrapping_neg(),
             MovSx8To64 => reg!(i.dst) = reg!(i.src) as i8 as i64 as u64,
             MovSx16To64 => reg!(i.dst) = reg!(i.src) as i16 as i64 as u64,
@@ -879,6 +922,16 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             JsltX => cond!(i, (reg!(i.dst) as i64) < reg!(i.src) as i64),
             JsleK => cond!(i, (reg!(i.dst) as i64) <= i.imm),
             JsleX => cond!(i, (reg!(i.dst) as i64) <= reg!(i.src) as i64),
+            // Falls through while the frame's count lasts, then always jumps.
+            MayGoto => {
+                let m = m!();
+                let left = &mut m.may_goto[m.depth % MAX_CALL_FRAMES];
+                if *left == 0 {
+                    jump!(i);
+                } else {
+                    *left -= 1;
+                }
+            },
             // ---- JMP32: compare the low halves ----
             Jeq32K => cond!(i, reg!(i.dst) as u32 == i.imm as u32),
             Jeq32X => cond!(i, reg!(i.dst) as u32 == reg!(i.src) as u32),
@@ -974,6 +1027,15 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
                 };
                 r[0] = old as u64;
             },
+            // ---- load-acquire, store-release: aligned, sequentially consistent ----
+            LoadAcqB => load_acq!(i, AtomicU8, 1),
+            LoadAcqH => load_acq!(i, AtomicU16, 2),
+            LoadAcqW => load_acq!(i, AtomicU32, 4),
+            LoadAcqDw => load_acq!(i, AtomicU64, 8),
+            StoreRelB => store_rel!(i, AtomicU8, u8, 1),
+            StoreRelH => store_rel!(i, AtomicU16, u16, 2),
+            StoreRelW => store_rel!(i, AtomicU32, u32, 4),
+            StoreRelDw => store_rel!(i, AtomicU64, u64, 8),
             AtomicCmpXchg64 => {
                 let addr = atomic_addr!(i, 8);
                 // SAFETY: as in atomic64!.
@@ -1103,6 +1165,7 @@ fn push_frame(
         saved: [r[6], r[7], r[8], r[9]],
     };
     m.depth += 1;
+    m.may_goto[m.depth] = BPF_MAX_LOOPS;
     r[10] -= FRAME;
     m.mem.stack_lo -= FRAME;
     *pc = target;
@@ -1164,6 +1227,8 @@ fn control<const CHECKED: bool>(
                         r[0] = TAIL_CALL_LIMIT_ERR;
                     } else {
                         m.tail_calls += 1;
+                        // The new program's entry initialises its own count.
+                        m.may_goto[m.depth] = BPF_MAX_LOOPS;
                         m.prog = Arc::as_ptr(&target);
                         // Kept until the run ends, so m.prog and frames stay valid.
                         m.keep.push(target);
@@ -1292,6 +1357,12 @@ fn alu_step(j: &VInsn, acc: u64, r: &[u64; 16]) -> u64 {
     }
 }
 
+/// `addr` is a multiple of `size` (a power of two; 1 always is).
+#[inline(always)]
+fn aligned(addr: u64, size: u64) -> bool {
+    addr & (size - 1) == 0
+}
+
 #[inline(always)]
 fn sdiv64(a: u64, b: u64) -> u64 {
     if b == 0 {
@@ -1401,7 +1472,10 @@ mod tests {
                 Shape::LdImm64 => insn(op, 3, 0, 0, 7),
                 Shape::Ldx => insn(op, 3, 10, -8, 0),
                 Shape::St => insn(op, 10, 0, -8, 1),
-                Shape::Stx | Shape::Atomic => insn(op, 10, 4, -8, 0),
+                Shape::Stx | Shape::Atomic | Shape::StoreRel => insn(op, 10, 4, -8, 0),
+                Shape::LoadAcq => insn(op, 3, 10, -8, 0),
+                Shape::AsCast => insn(op, 3, 4, 0, 1),
+                Shape::MayGoto => insn(op, 0, 0, 0, 0),
                 _ => continue,
             };
             bodies.push(body);

@@ -152,7 +152,7 @@ impl VmProgram {
                 imm: d.imm,
             };
             match shape {
-                Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 => {
+                Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 | Shape::MayGoto => {
                     let delta = if shape == Shape::Ja32 {
                         d.imm
                     } else {
@@ -294,7 +294,7 @@ pub(crate) mod fused {
     // the same dst, run with dst held in a host register.
     // LDX_IDX_*: `mov d, a` + `add d, b` + `ldx v, [d + off]`: a load through a
     // computed address (`off` of the head as for MOV_ADD_X).
-    codes!(168;
+    codes!(bpfvm_isa::OP_COUNT as u8;
         MOV_ADD_K, MOV_ADD_X, MOV_SUB_K, MOV_SUB_X, MOV_MUL_K, MOV_MUL_X,
         MOV_DIV_K, MOV_DIV_X, MOV_MOD_K, MOV_MOD_X, MOV_OR_K, MOV_OR_X,
         MOV_AND_K, MOV_AND_X, MOV_XOR_K, MOV_XOR_X, MOV_LSH_K, MOV_LSH_X,
@@ -469,7 +469,7 @@ fn leaders(code: &[VInsn]) -> Vec<bool> {
     leader[0] = true;
     for (e, v) in code.iter().enumerate() {
         match v.op.shape() {
-            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 => {
+            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 | Shape::MayGoto => {
                 leader[v.off as usize] = true;
             }
             Shape::Call => {

@@ -243,6 +243,7 @@ pub(crate) fn call_function(
         saved: [0; 4],
     };
     m.depth += 1;
+    m.may_goto[m.depth] = bpfvm_isa::consts::BPF_MAX_LOOPS;
     let mut regs = [0u64; 16];
     regs[1..6].copy_from_slice(&args);
     regs[10] = lo;

@@ -559,6 +559,59 @@ fn cases() -> Vec<Case> {
             "mov %r1, 1\nlock add [%r10-12], %r1\nmov %r0, 0\nexit",
             Run("misaligned atomic access of 8 bytes"),
         ),
+        // ---- load-acquire, store-release (Linux 6.15+) ----
+        with_mem(
+            case(
+                "load_acquire zero-extends every size",
+                "load_acqb %r2, [%r1+0]\nload_acqh %r3, [%r1+2]\nload_acqw %r4, [%r1+4]\nload_acqdw %r5, [%r1+0]\nmov %r0, %r2\nadd %r0, %r3\nadd %r0, %r4\nxor %r0, %r5\nexit",
+                R0((0x81 + 0x8483 + 0x8887_8685u64) ^ 0x8887_8685_8483_8281),
+            ),
+            MEM8,
+            Mem::Rw,
+        ),
+        case(
+            "store_release writes the low bytes",
+            "stdw [%r10-8], 0\nlddw %r1, 0x1122334455667788\nstore_relb [%r10-8], %r1\nstore_relh [%r10-6], %r1\nstore_relw [%r10-4], %r1\nldxdw %r0, [%r10-8]\nstore_reldw [%r10-16], %r1\nldxdw %r2, [%r10-16]\nxor %r0, %r2\nexit",
+            R0(0x5566_7788_7788_0088 ^ 0x1122_3344_5566_7788),
+        ),
+        case(
+            "misaligned load_acquire",
+            "stdw [%r10-8], 0\nload_acqw %r0, [%r10-6]\nexit",
+            Run("misaligned atomic access of 4 bytes"),
+        ),
+        case(
+            "misaligned store_release",
+            "mov %r1, 1\nstore_relh [%r10-3], %r1\nmov %r0, 0\nexit",
+            Run("misaligned atomic access of 2 bytes"),
+        ),
+        // ---- addr_space_cast (no arena maps: the 32-bit arena offset) ----
+        case(
+            "addr_space_cast to the kernel space keeps the low half",
+            "lddw %r2, 0x1234567800000010\naddr_space_cast %r0, %r2, 0, 1\nexit",
+            R0(0x10),
+        ),
+        case(
+            "addr_space_cast to the user space keeps the low half",
+            "lddw %r2, 0xffffffff80000000\naddr_space_cast %r0, %r2, 1, 0\nexit",
+            R0(0x8000_0000),
+        ),
+        // ---- may_goto: falls through BPF_MAX_LOOPS (8M) times per frame, then jumps ----
+        case("may_goto falls through", "mov %r0, 2\nmay_goto +1\nmov %r0, 1\nexit", R0(1)),
+        case(
+            "may_goto bounds a loop at BPF_MAX_LOOPS",
+            "mov %r0, 0\nloop:\nadd %r0, 1\nmay_goto out\nja loop\nout:\nexit",
+            R0(8 * 1024 * 1024 + 1),
+        ),
+        case(
+            "a jump back to the function's first insn does not reset the count",
+            "add %r0, 1\nmay_goto +1\nja -3\nexit",
+            R0(8 * 1024 * 1024 + 1),
+        ),
+        case(
+            "each call has its own may_goto count",
+            "call local sub\nmov %r6, %r0\ncall local sub\nadd %r6, %r0\nmov %r0, 0\nloop:\nadd %r0, 1\nmay_goto +1\nja loop\nlsh %r0, 32\nadd %r0, %r6\nexit\nsub:\nmov %r0, 0\nsl:\nadd %r0, 1\nmay_goto +1\nja sl\nexit",
+            R0(((8u64 * 1024 * 1024 + 1) << 32) + 2 * (8 * 1024 * 1024 + 1)),
+        ),
         // ---- legacy packet loads ----
         with_mem(
             case("ldabsh is big-endian", "ldabsh 1\nexit", R0(0x3456)),

@@ -40,7 +40,7 @@ def map_create(mtype=2, ks=4, vs=8, n=1):
     return bpf(0, struct.pack('<IIIII', mtype, ks, vs, n, 0))
 
 
-def prog_load(slots, ptype):
+def prog_load(slots, ptype, refused=False):
     """Loads twice: once at BPF_LOG_LEVEL2 | BPF_LOG_FIXED for the listing at the head
     of the log (the rest may overflow, ENOSPC is fine), once without a log for the fd."""
     prog = b''.join(slots)
@@ -56,9 +56,11 @@ def prog_load(slots, ptype):
     try:
         os.close(load(2 | 8, len(log)))
     except OSError as e:
-        if e.errno != 28:
+        if e.errno != 28 and not refused:
             sys.exit("load failed: %s\n%s" % (e, log.value.decode(errors='replace')))
     text = log.value.decode(errors='replace')
+    if refused:
+        return None, text
     try:
         fd = load(0, 0)
     except OSError as e:
@@ -191,6 +193,35 @@ def p_calls(mfd, kfunc_id):
     return p
 
 
+def p_v618():
+    """What Linux 6.18 adds to the ISA: may_goto, load-acquire/store-release."""
+    p = I(0xb7, 1, 0, 0, 5)
+    p += I(0x7b, 10, 1, -8)                # *(u64 *)(r10 -8) = r1
+    for code in (0xd3, 0xcb, 0xc3, 0xdb):  # load_acquire b/h/w/dw
+        p += I(code, 2, 10, -8, 0x100)
+    for code, off in ((0xd3, -9), (0xcb, -10), (0xc3, -12), (0xdb, -16)):
+        p += I(code, 10, 1, off, 0x110)    # store_release b/h/w/dw
+    p += I(0xb7, 0, 0, 0, 0)
+    p += I(0xe5, 0, 0, 1)                  # may_goto pc+1
+    p += I(0x07, 0, 0, 0, 1)
+    p += I(0x07, 0, 0, 0, 2)               # loop: r0 += 2; may_goto pc+1; goto pc-3
+    p += I(0xe5, 0, 0, 1)
+    p += I(0x05, 0, 0, -3)
+    p += I(0x95)
+    return p
+
+
+def p_as_cast():
+    """addr_space_cast, refused without an arena map (which the host may not be
+    able to create): only the verifier's listing is kept."""
+    p = I(0xb7, 2, 0, 0, 5)
+    p += I(0xbf, 4, 2, 1, 1)               # r4 = addr_space_cast(r2, 0, 1)
+    p += I(0xbf, 5, 2, 1, 1 << 16)         # r5 = addr_space_cast(r2, 1, 0)
+    p += I(0xb7, 0, 0, 0, 0)
+    p += I(0x95)
+    return p
+
+
 def kfunc_btf_id(name):
     out = subprocess.run(['bpftool', 'btf', 'dump', 'file', '/sys/kernel/btf/vmlinux', 'format', 'raw'],
                          capture_output=True, text=True).stdout
@@ -202,8 +233,9 @@ LIVE = re.compile(r'^\s*(?:\d+\s+)?(\d+): [.0-9]{10} (\(\w\w\) .*)$')
 XL = re.compile(r'^\s*(\d+): (\(\w\w\) .*)$')
 
 
-def run(name, slots, out):
-    fd, log = prog_load(slots, SOCKET_FILTER)
+def run(name, slots, out, refused=False):
+    """`refused`: the kernel refuses the program; its listing is kept, no xlated."""
+    fd, log = prog_load(slots, SOCKET_FILTER, refused)
     lines = ['# observed by gen_kernel_golden.py; kernel pointers masked as 0xffffxxxxxxxxxxxx',
              '# kernel %s, %s' % (os.uname().release, subprocess.run(['bpftool', 'version'], capture_output=True,
                                                                      text=True).stdout.splitlines()[0]),
@@ -225,6 +257,10 @@ def run(name, slots, out):
             lines.append('%d\t%s\t%s' % (pc, b''.join(slots[pc:pc + n]).hex(), text))
         elif in_live and not l.startswith('func#'):
             in_live = False
+    if refused:
+        with open(os.path.join(out, 'kernel_%s.txt' % name), 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        return
     path = '/sys/fs/bpf/isatext_%s' % name
     pin(fd, path)
     try:
@@ -249,13 +285,25 @@ def run(name, slots, out):
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+    # Optional names after OUTDIR: regenerate only those goldens.
+    only = set(sys.argv[2:])
+    want = lambda name: not only or name in only
     mfd = map_create()
     try:
-        run('alu', p_alu(), out)
-        run('jmp', p_jmp(), out)
-        run('mem', p_mem(), out)
-        run('ld', p_ld(), out)
-        run('calls', p_calls(mfd, kfunc_btf_id('bpf_cast_to_kern_ctx')), out)
+        if want('alu'):
+            run('alu', p_alu(), out)
+        if want('jmp'):
+            run('jmp', p_jmp(), out)
+        if want('mem'):
+            run('mem', p_mem(), out)
+        if want('ld'):
+            run('ld', p_ld(), out)
+        if want('calls'):
+            run('calls', p_calls(mfd, kfunc_btf_id('bpf_cast_to_kern_ctx')), out)
+        if want('v618'):
+            run('v618', p_v618(), out)
+        if want('as_cast'):
+            run('as_cast', p_as_cast(), out, refused=True)
     finally:
         os.close(mfd)
 

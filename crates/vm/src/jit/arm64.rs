@@ -13,7 +13,7 @@
 
 use super::JitOptions;
 use crate::program::{VInsn, VmProgram};
-use bpfvm_isa::consts::MAX_BPF_STACK;
+use bpfvm_isa::consts::{BPF_MAX_LOOPS, MAX_BPF_STACK};
 use bpfvm_isa::{Op, Shape};
 use std::fmt::Write;
 
@@ -368,7 +368,7 @@ pub(crate) fn generate(prog: &VmProgram, opts: &JitOptions) -> Aarch64Listing {
     for (e, v) in code.iter().enumerate() {
         if matches!(
             v.op.shape(),
-            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32
+            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 | Shape::MayGoto
         ) {
             start[v.off as usize] = true;
         }
@@ -381,6 +381,7 @@ pub(crate) fn generate(prog: &VmProgram, opts: &JitOptions) -> Aarch64Listing {
                 | Shape::JmpX
                 | Shape::Ja
                 | Shape::Ja32
+                | Shape::MayGoto
                 | Shape::Exit
                 | Shape::Call
                 | Shape::CallX
@@ -588,8 +589,30 @@ fn insn(
             );
         }
         Shape::Exit => a.ret(),
+        Shape::MayGoto => {
+            // The frame's count, ctx.may_goto[ctx.depth]: 0 jumps, else one less.
+            may_goto_slot(a);
+            a.emit(
+                0xf940_0000 | (MAY_GOTO_OFF / 8) << 10 | T2 << 5 | T1,
+                format!("ldr {}, [{}, #{MAY_GOTO_OFF:#x}]", x(T1), x(T2)),
+            );
+            a.branch(
+                0xb400_0000 | T1,
+                &format!("cbz {},", x(T1)),
+                labels[i.off as usize],
+                Fix::Imm19,
+            );
+            a.add_imm(true, T1, T1, 1);
+            a.emit(
+                0xf900_0000 | (MAY_GOTO_OFF / 8) << 10 | T2 << 5 | T1,
+                format!("str {}, [{}, #{MAY_GOTO_OFF:#x}]", x(T1), x(T2)),
+            );
+        }
+        // Without arena maps: the 32-bit arena offset (see the interpreter).
+        Shape::AsCast => a.mov(false, dst, src),
         Shape::Call | Shape::CallX => {
             if i.op == CallLocal {
+                let has_may_goto = prog.code.iter().any(|v| v.op == MayGoto);
                 for (p, q) in [(19, 20), (21, 22), (25, 30)] {
                     a.stp_push(p, q);
                 }
@@ -597,7 +620,20 @@ fn insn(
                     0xd100_0000 | (MAX_BPF_STACK as u32) << 10 | 25 << 5 | 25,
                     format!("sub x25, x25, #{:#x}", MAX_BPF_STACK),
                 );
+                if has_may_goto {
+                    // One frame deeper, with a fresh may_goto count.
+                    depth_add(a, false);
+                    may_goto_slot(a);
+                    a.mov_imm(true, T1, BPF_MAX_LOOPS);
+                    a.emit(
+                        0xf900_0000 | (MAY_GOTO_OFF / 8) << 10 | T2 << 5 | T1,
+                        format!("str {}, [{}, #{MAY_GOTO_OFF:#x}]", x(T1), x(T2)),
+                    );
+                }
                 a.branch(0x9400_0000, "bl", labels[i.off as usize], Fix::Imm26);
+                if has_may_goto {
+                    depth_add(a, true);
+                }
                 for (p, q) in [(25, 30), (21, 22), (19, 20)] {
                     a.ldp_pop(p, q);
                 }
@@ -641,8 +677,12 @@ fn insn(
             a.ldp_pop(0, 1);
         }
         Shape::LdImm64 => a.mov_imm(true, dst, imm as u64),
-        Shape::Ldx | Shape::St | Shape::Stx | Shape::Atomic => {
-            let base = if i.op.shape() == Shape::Ldx { src } else { dst };
+        Shape::Ldx | Shape::St | Shape::Stx | Shape::Atomic | Shape::LoadAcq | Shape::StoreRel => {
+            let base = if matches!(i.op.shape(), Shape::Ldx | Shape::LoadAcq) {
+                src
+            } else {
+                dst
+            };
             let size = i.op.mem_size();
             let off = i.off as i64;
             if (0..4096).contains(&off) {
@@ -711,6 +751,24 @@ fn insn(
                         (0xf900_0000, "str"),
                     ][sz as usize];
                     a.mem(op, mn, sz == 3, v, ADDR);
+                }
+                Shape::LoadAcq => {
+                    let (op, mn) = [
+                        (0x08df_fc00, "ldarb"),
+                        (0x48df_fc00, "ldarh"),
+                        (0x88df_fc00, "ldar"),
+                        (0xc8df_fc00, "ldar"),
+                    ][sz as usize];
+                    a.mem(op, mn, sz == 3, dst, ADDR);
+                }
+                Shape::StoreRel => {
+                    let (op, mn) = [
+                        (0x089f_fc00, "stlrb"),
+                        (0x489f_fc00, "stlrh"),
+                        (0x889f_fc00, "stlr"),
+                        (0xc89f_fc00, "stlr"),
+                    ][sz as usize];
+                    a.mem(op, mn, sz == 3, src, ADDR);
                 }
                 _ => {
                     let wide = sz == 3;
@@ -781,6 +839,45 @@ fn insn(
             }
         }
     }
+}
+
+/// Where the run context keeps the depth (u32) and the per-frame `may_goto`
+/// counts: the x86-64 JIT's layout.
+const DEPTH_OFF: u32 = super::runtime::ctx_off::DEPTH as u32;
+const MAY_GOTO_OFF: u32 = super::runtime::ctx_off::MAY_GOTO as u32;
+
+/// T2 = the address of the current frame's count less `MAY_GOTO_OFF`
+/// (`ctx + depth * 8`).
+fn may_goto_slot(a: &mut A64) {
+    a.emit(
+        0xb940_0000 | (DEPTH_OFF / 4) << 10 | CTX << 5 | T1,
+        format!("ldr {}, [x{CTX}, #{DEPTH_OFF:#x}]", w(T1)),
+    );
+    a.emit(
+        0x8b00_0c00 | T1 << 16 | CTX << 5 | T2,
+        format!("add {}, x{CTX}, {}, lsl #3", x(T2), x(T1)),
+    );
+}
+
+/// ctx.depth += 1 (or -= 1).
+fn depth_add(a: &mut A64, sub: bool) {
+    a.emit(
+        0xb940_0000 | (DEPTH_OFF / 4) << 10 | CTX << 5 | T1,
+        format!("ldr {}, [x{CTX}, #{DEPTH_OFF:#x}]", w(T1)),
+    );
+    let (op, mn) = if sub {
+        (0x5100_0400, "sub")
+    } else {
+        (0x1100_0400, "add")
+    };
+    a.emit(
+        op | T1 << 5 | T1,
+        format!("{mn} {}, {}, #0x1", w(T1), w(T1)),
+    );
+    a.emit(
+        0xb900_0000 | (DEPTH_OFF / 4) << 10 | CTX << 5 | T1,
+        format!("str {}, [x{CTX}, #{DEPTH_OFF:#x}]", w(T1)),
+    );
 }
 
 impl VmProgram {

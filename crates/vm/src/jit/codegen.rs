@@ -32,7 +32,7 @@ use super::x86::{R10, R11, R12, R13, R14, R15, R8, R9, RAX, RBP, RBX, RCX, RDI, 
 use super::MapLookup;
 use crate::error::Access;
 use crate::program::{VInsn, VmProgram};
-use bpfvm_isa::consts::{MAX_BPF_STACK, MAX_CALL_FRAMES};
+use bpfvm_isa::consts::{BPF_MAX_LOOPS, MAX_BPF_STACK, MAX_CALL_FRAMES};
 use bpfvm_isa::{Op, Shape};
 
 /// BPF register -> host register.
@@ -115,6 +115,16 @@ struct Gen<'a> {
     bmi2: bool,
     /// Per instruction: whether a basic block starts there.
     start: Vec<bool>,
+    /// The program has `may_goto`: function entries set its count.
+    has_may_goto: bool,
+}
+
+/// `ctx.may_goto[ctx.depth] = BPF_MAX_LOOPS` (clobbers r11).
+fn emit_reset_may_goto(a: &mut Asm) {
+    a.load(Size::W, false, R11, R12, ctx_off::DEPTH);
+    a.shift_ri(true, shift::SHL, R11, 3);
+    a.alu_rr(true, 0x01, R11, R12);
+    a.store_imm(Size::Dw, BPF_MAX_LOOPS as i32, R11, ctx_off::MAY_GOTO);
 }
 
 fn has_bmi2() -> bool {
@@ -132,7 +142,9 @@ fn has_bmi2() -> bool {
 /// execution continues with the next instruction.
 fn ends_block(op: Op) -> Option<bool> {
     match op.shape() {
-        Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 | Shape::Exit => Some(false),
+        Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 | Shape::MayGoto | Shape::Exit => {
+            Some(false)
+        }
         Shape::Call | Shape::CallX | Shape::LdAbs | Shape::LdInd => Some(true),
         _ => None,
     }
@@ -145,7 +157,9 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
     let mut target = vec![false; n];
     for (e, v) in code.iter().enumerate() {
         match v.op.shape() {
-            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 => target[v.off as usize] = true,
+            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 | Shape::MayGoto => {
+                target[v.off as usize] = true
+            }
             _ => {}
         }
         if prog.func_start[e] {
@@ -181,6 +195,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         tables: Vec::new(),
         bmi2: has_bmi2(),
         start: start.clone(),
+        has_may_goto: code.iter().any(|v| v.op == Op::MayGoto),
     };
     g.entry_thunk();
 
@@ -314,6 +329,10 @@ fn live_out(code: &[VInsn]) -> Vec<u16> {
                 JmpK => (d, 0, [next, to]),
                 JmpX => (d | s, 0, [next, to]),
                 Ja | Ja32 => (0, 0, [to, None]),
+                MayGoto => (0, 0, [next, to]),
+                AsCast => (s, d, [next, None]),
+                LoadAcq => (s, d, [next, None]),
+                StoreRel => (d | s, 0, [next, None]),
                 Exit => (1, 0, [None, None]),
                 // A helper reads r1..r5. A bpf-to-bpf callee (callx may be one)
                 // is not checked to leave r6..r9 alone, so it reads everything.
@@ -506,6 +525,7 @@ impl Gen<'_> {
     /// reloaded and the fuel register reset (repeated test runs). Errors come
     /// back through `unwind`, which resets the stack pointer saved here.
     fn entry_thunk(&mut self) {
+        let reset_may_goto = self.has_may_goto;
         let a = &mut self.a;
         for r in [RBX, RBP, R12, R13, R14, R15] {
             a.push(r);
@@ -520,6 +540,11 @@ impl Gen<'_> {
         a.store(Size::Dw, RDX, RSP, 16);
         let again = a.label();
         a.bind(again);
+        // Each run (and each callback, entered here one frame deeper) starts
+        // its frame's may_goto count afresh.
+        if reset_may_goto {
+            emit_reset_may_goto(a);
+        }
         a.load(Size::Dw, false, R9, R12, ctx_off::FUEL);
         a.load(Size::Dw, false, RDX, RSP, 16);
         a.load(Size::Dw, false, RDI, RDX, 0);
@@ -769,6 +794,26 @@ impl Gen<'_> {
             | Jsgt32X | Jsge32X | Jslt32X | Jsle32X | Jset32X => {
                 let t = self.chk[i.off as usize];
                 self.cond_jump(i, t);
+            }
+            MayGoto => {
+                let t = self.chk[i.off as usize];
+                self.may_goto(t);
+            }
+            // Without arena maps: the 32-bit arena offset (see the interpreter).
+            AddrSpaceCast => a.mov_rr(false, dst, src),
+            // x86-64 orders plain loads and stores as acquire and release
+            // (the kernel's JIT emits plain moves too); alignment as for atomics.
+            LoadAcqB | LoadAcqH | LoadAcqW | LoadAcqDw => {
+                let size = Size::from_bytes(i.op.mem_size());
+                let (base, disp) =
+                    self.mem_operand(i.src, i.off, i.op.mem_size(), Access::Read, slot, true);
+                self.a.load(size, false, dst, base, disp);
+            }
+            StoreRelB | StoreRelH | StoreRelW | StoreRelDw => {
+                let size = Size::from_bytes(i.op.mem_size());
+                let (base, disp) =
+                    self.mem_operand(i.dst, i.off, i.op.mem_size(), Access::Write, slot, true);
+                self.a.store(size, src, base, disp);
             }
             Exit => a.ret(),
             CallLocal => {
@@ -1041,6 +1086,28 @@ impl Gen<'_> {
         a.mov_rr(true, RCX, R11);
     }
 
+    /// `may_goto`: the current frame's count (`ctx.may_goto[ctx.depth]`) is
+    /// decremented, or, when it is 0, the jump to `t` is taken.
+    fn may_goto(&mut self, t: Label) {
+        let a = &mut self.a;
+        a.load(Size::W, false, R11, R12, ctx_off::DEPTH);
+        a.shift_ri(true, shift::SHL, R11, 3);
+        a.alu_rr(true, 0x01, R11, R12);
+        a.load(Size::Dw, false, R10, R11, ctx_off::MAY_GOTO);
+        a.alu_rr(true, 0x85, R10, R10);
+        a.jcc(cc::E, t);
+        a.alu_ri(true, alu::SUB, R10, 1);
+        a.store(Size::Dw, R10, R11, ctx_off::MAY_GOTO);
+    }
+
+    /// Sets the current frame's `may_goto` count (a function was entered), in
+    /// programs that have `may_goto`.
+    fn reset_may_goto(&mut self) {
+        if self.has_may_goto {
+            emit_reset_may_goto(&mut self.a);
+        }
+    }
+
     /// A bpf-to-bpf call: depth check, save r6..r10, new frame, `emit_call`.
     fn call_local(&mut self, slot: usize, emit_call: impl FnOnce(&mut Asm)) {
         let f = self.fault(FaultKind::CallDepth, slot, 0);
@@ -1048,6 +1115,8 @@ impl Gen<'_> {
         a.cmp_m32_i8(R12, ctx_off::DEPTH, (MAX_CALL_FRAMES - 1) as i8);
         a.jcc(cc::AE, f);
         a.incdec_m32(false, R12, ctx_off::DEPTH);
+        self.reset_may_goto();
+        let a = &mut self.a;
         for r in [RBX, R13, R14, R15, RBP] {
             a.push(r);
         }

@@ -8,7 +8,7 @@ use crate::error::{Access, HelperError, VmError};
 use crate::helpers::{Helper, HelperCtx, HelperOutcome, TAIL_CALL_LIMIT_ERR};
 use crate::interp::Machine;
 use crate::program::VmProgram;
-use bpfvm_isa::consts::{MAX_BPF_STACK, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
+use bpfvm_isa::consts::{BPF_MAX_LOOPS, MAX_BPF_STACK, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
 use std::any::Any;
 use std::mem::offset_of;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -64,6 +64,10 @@ pub(crate) struct RunCtx {
     /// Nonzero when a trampoline ran a helper in this run (the regions or the
     /// environment may have changed; see `run`).
     called_out: u32,
+    /// Per frame (`depth`), the `may_goto` executions left before it jumps
+    /// (the interpreter's `Machine::may_goto`): set on entry to a function by
+    /// the entry thunk, local calls and tail calls.
+    may_goto: [u64; MAX_CALL_FRAMES],
     // ---- Rust only ----
     fuel_start: i64,
     error: Option<VmError>,
@@ -96,6 +100,7 @@ pub(crate) mod ctx_off {
     pub(crate) const WC_LIMIT: i32 = offset_of!(RunCtx, wc_limit) as i32;
     pub(crate) const LOOP_LEFT: i32 = offset_of!(RunCtx, loop_left) as i32;
     pub(crate) const CALLED_OUT: i32 = offset_of!(RunCtx, called_out) as i32;
+    pub(crate) const MAY_GOTO: i32 = offset_of!(RunCtx, may_goto) as i32;
 }
 
 type Entry = unsafe extern "sysv64" fn(*mut RunCtx, u64, *const [u64; 5], u64) -> u64;
@@ -133,6 +138,7 @@ pub(crate) fn run(
         wc_limit: [0; 4],
         loop_left: 0,
         called_out: 0,
+        may_goto: [BPF_MAX_LOOPS; MAX_CALL_FRAMES],
         fuel_start: fuel,
         error: None,
         panic: None,
@@ -456,6 +462,9 @@ unsafe fn call_helper(
             match super::cached_jit(&target, (*ctx).checked, (*ctx).metering) {
                 Ok(inner) => {
                     m.tail_calls += 1;
+                    // The new program's entry initialises its own count.
+                    let depth = ((*ctx).depth as usize).min(MAX_CALL_FRAMES - 1);
+                    (*ctx).may_goto[depth] = BPF_MAX_LOOPS;
                     (*ctx).tail_addr = inner.data.addr(inner.data.entry_chk[0]);
                     (*ctx).status = STATUS_TAIL_CALL;
                     (*addr_of_mut!((*ctx).keep)).push(inner);
