@@ -48,7 +48,9 @@ fn use_def(d: &Decoded) -> (u16, u16) {
         }
         Shape::JmpK => (bit(dst), 0),
         Shape::JmpX => (bit(dst) | bit(src), 0),
-        Shape::Ja | Shape::Ja32 => (0, 0),
+        Shape::Ja | Shape::Ja32 | Shape::MayGoto => (0, 0),
+        Shape::AsCast | Shape::LoadAcq => (bit(src), bit(dst)),
+        Shape::StoreRel => (bit(dst) | bit(src), 0),
         Shape::Call if d.op == Op::Call => {
             // A helper reads only the arguments its prototype names.
             let n = crate::helpers::proto(d.imm32())
@@ -92,7 +94,9 @@ fn liveness(dec: &[Option<Decoded>]) -> Vec<u16> {
         match d.op.shape() {
             Shape::Exit => [None, None],
             Shape::Ja | Shape::Ja32 => [Some(target(pc, d) as usize), None],
-            Shape::JmpK | Shape::JmpX => [Some(next), Some(target(pc, d) as usize)],
+            Shape::JmpK | Shape::JmpX | Shape::MayGoto => {
+                [Some(next), Some(target(pc, d) as usize)]
+            }
             _ => [Some(next), None],
         }
     };
@@ -131,6 +135,37 @@ pub fn target(pc: usize, d: &Decoded) -> i64 {
 }
 
 fn decode_error_text(insns: &[Insn], e: &DecodeError) -> String {
+    // Instructions the kernel decodes more loosely and refuses in do_check,
+    // with messages of their own.
+    let pc = match e {
+        DecodeError::UnknownOpcode { pc, .. }
+        | DecodeError::ReservedField { pc, .. }
+        | DecodeError::BadDiscriminator { pc, .. }
+        | DecodeError::BadRegister { pc, .. }
+        | DecodeError::LdImm64Truncated { pc }
+        | DecodeError::LdImm64BadSecondSlot { pc }
+        | DecodeError::LdImm64BadPseudo { pc, .. } => *pc,
+    };
+    if let (Some(i), false) = (insns.get(pc), matches!(e, DecodeError::BadRegister { .. })) {
+        const RMW: [i32; 10] = [0x00, 0x40, 0x50, 0xa0, 0x01, 0x41, 0x51, 0xa1, 0xe1, 0xf1];
+        match i.code {
+            0xe5 => return format!("invalid may_goto imm {}", i.imm),
+            0xbf if i.off == BPF_ADDR_SPACE_CAST => {
+                return "addr_space_cast insn can only convert between address space 1 and 0"
+                    .to_string()
+            }
+            0xbf | 0xbc if matches!(e, DecodeError::BadDiscriminator { .. }) => {
+                return "BPF_MOV uses reserved fields".to_string()
+            }
+            0xd3 | 0xcb if RMW.contains(&i.imm) => {
+                return "invalid atomic operand size".to_string()
+            }
+            0xc3 | 0xdb | 0xd3 | 0xcb if matches!(e, DecodeError::BadDiscriminator { .. }) => {
+                return format!("BPF_ATOMIC uses invalid atomic opcode {:02x}", i.imm)
+            }
+            _ => {}
+        }
+    }
     match e {
         DecodeError::UnknownOpcode { code, .. } | DecodeError::BadDiscriminator { code, .. } => {
             format!("unknown opcode {code:02x}")
@@ -270,7 +305,9 @@ pub fn check_cfg(insns: &[Insn], privileged: bool) -> Result<Cfg, (VerifierError
         match d.op.shape() {
             Shape::Exit => vec![],
             Shape::Ja | Shape::Ja32 => vec![(target(pc, &d) as usize, true)],
-            Shape::JmpK | Shape::JmpX => vec![(next, true), (target(pc, &d) as usize, true)],
+            Shape::JmpK | Shape::JmpX | Shape::MayGoto => {
+                vec![(next, true), (target(pc, &d) as usize, true)]
+            }
             Shape::Call if d.op == Op::CallLocal => {
                 vec![(next, true), (target(pc, &d) as usize, false)]
             }
@@ -339,6 +376,13 @@ pub fn check_cfg(insns: &[Insn], privileged: bool) -> Result<Cfg, (VerifierError
     }
     for &s in &subprogs {
         prune_point[s] = true;
+    }
+    // The kernel checkpoints every may_goto (a forced checkpoint): its loops
+    // converge there.
+    for (pc, d) in dec.iter().enumerate() {
+        if d.is_some_and(|d| d.op == Op::MayGoto) {
+            prune_point[pc] = true;
+        }
     }
     let live_in = liveness(&dec);
     Ok(Cfg {

@@ -87,6 +87,9 @@ struct State {
     frames: Vec<Frame>,
     /// Acquired references: (id, allocating instruction).
     refs: Vec<(u32, usize)>,
+    /// `may_goto` fall-throughs this path took (`may_goto_depth`): the hidden
+    /// loop count it stands for differs from a state's with another depth.
+    may_goto_depth: u32,
 }
 
 impl State {
@@ -591,6 +594,7 @@ impl<'a> Verifier<'a> {
                 callback: false,
             }],
             refs: Vec::new(),
+            may_goto_depth: 0,
         }
     }
 
@@ -736,10 +740,17 @@ impl<'a> Verifier<'a> {
             self.insns_since_ckpt += 1;
             if self.cfg().prune_point[*pc] {
                 match self.is_state_visited(st, *pc, parent)? {
-                    Visit::Pruned(old) => {
+                    Visit::Pruned(old) | Visit::LoopDone(old) => {
                         if let Some(ci) = old {
                             self.cur_parent = *parent;
-                            self.propagate_precision(st, ci);
+                            if self.checkpoints[ci].branches > 0 {
+                                // Covered by a state still being explored: its
+                                // precision is not final, so this path's values
+                                // are all kept (see `is_state_visited`).
+                                self.mark_all_precise(st);
+                            } else {
+                                self.propagate_precision(st, ci);
+                            }
                         }
                         if self.logging() {
                             if do_print_state && self.opts.log_level >= 2 {
@@ -857,6 +868,26 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
+        // `may_goto`: a state covered (every value within the old one's
+        // bounds, precise or not: `RANGE_WITHIN`) by one still being explored
+        // here at another may_goto depth ends its loop; the kernel does the
+        // same. The old state's precision is not final while it is explored,
+        // so the path marks all its scalars precise (the kernel propagates
+        // the head's final precision along such back-edges instead).
+        let is_may_goto = self.dec(pc).op == Op::MayGoto;
+        if is_may_goto {
+            for &ci in self.all_states.get(&pc).into_iter().flatten().rev() {
+                let c = &self.checkpoints[ci];
+                if let Some(old) = c.state.as_ref() {
+                    if c.branches > 0
+                        && old.may_goto_depth != st.may_goto_depth
+                        && subsumes(old, st, &live, false, exact)
+                    {
+                        return Ok(Visit::LoopDone(Some(ci)));
+                    }
+                }
+            }
+        }
         // An exact repeat of a state still being explored is a loop without
         // progress.
         // Inside a callback the helper bounds the iterations: a repeat of
@@ -926,6 +957,7 @@ impl<'a> Verifier<'a> {
         // iteration differs and would only grow the list.
         let looping = self.in_progress_at.get(&pc).copied().unwrap_or(0) > 0;
         let add_new_state = callback_entry
+            || is_may_goto
             || (self.jmps_since_ckpt >= 2 && self.insns_since_ckpt >= 8)
                 && !(looping && self.jmps_since_ckpt < 20 && self.insns_since_ckpt < 100);
         // Unprivileged programs get a hard cap per instruction, as in the kernel.
@@ -1051,6 +1083,22 @@ impl<'a> Verifier<'a> {
                 self.check_atomic(st, pc, d)?;
                 Ok(Next::Go(next))
             }
+            Shape::LoadAcq => {
+                self.check_load_acquire(st, pc, d)?;
+                Ok(Next::Go(next))
+            }
+            Shape::StoreRel => {
+                self.check_store_release(st, pc, d)?;
+                Ok(Next::Go(next))
+            }
+            // bpfvm has no arena maps, so no program has an associated arena.
+            Shape::AsCast => self.err(invalid(
+                "addr_space_cast insn can only be used in a program that has an associated arena",
+            )),
+            Shape::MayGoto => {
+                self.jmps_since_ckpt += 1;
+                self.check_may_goto(st, pc, d, *parent)
+            }
             Shape::Ja | Shape::Ja32 => {
                 self.jmps_since_ckpt += 1;
                 Ok(Next::Go(target(pc, d) as usize))
@@ -1085,6 +1133,9 @@ impl<'a> Verifier<'a> {
 enum Visit {
     /// Covered by a completed checkpoint (whose precision the path inherits).
     Pruned(Option<usize>),
+    /// A `may_goto` loop converged: covered by its own head, still being
+    /// explored, at another `may_goto_depth`.
+    LoopDone(Option<usize>),
     Continue,
 }
 
@@ -1173,7 +1224,10 @@ fn fingerprint(st: &State) -> u64 {
 }
 
 fn states_exact(old: &State, cur: &State) -> bool {
-    if old.frames.len() != cur.frames.len() || old.refs != cur.refs {
+    if old.frames.len() != cur.frames.len()
+        || old.refs != cur.refs
+        || old.may_goto_depth != cur.may_goto_depth
+    {
         return false;
     }
     // Precision marks say how much a value mattered, not what it is.

@@ -409,6 +409,28 @@ pub fn cases() -> Vec<Case> {
         unpriv("ptr_to_helper_scalar_arg_unpriv", SK, "mov %r1, %r10; call 7; mov %r0, 0; exit", None),
         unpriv("ctx_field_write_cb_unpriv", SK, "stw [%r1+48], 1; mov %r0, 0; exit", None),
         unpriv("ctx_write_ptr_unpriv", SK, "stxw [%r1+48], %r10; mov %r0, 0; exit", Some("R10 leaks addr into ctx")),
+        // ---- Linux 6.18's additions: may_goto, load-acquire/store-release, addr_space_cast ----
+        c("may_goto_forward", XDP, "mov %r0, 0; may_goto +1; mov %r0, 1; exit", None),
+        unpriv("may_goto_forward_unpriv", SK, "mov %r0, 0; may_goto +1; mov %r0, 1; exit", None),
+        c("may_goto_loop", XDP, "mov %r0, 0; loop: add %r0, 1; may_goto +1; ja loop; mov %r0, 0; exit", None),
+        c("may_goto_loop_counter_returned", XDP, "mov %r6, 0; loop: may_goto out; add %r6, 1; ja loop; out: mov %r0, %r6; exit", None),
+        // The index is precise from the first exit on: no widening, the loop
+        // is walked until the index leaves the stack.
+        c("may_goto_loop_precise_index", XDP, "mov %r6, 0; stdw [%r10-8], 0; loop: may_goto out; add %r6, 1; ja loop; out: mov %r2, %r10; add %r2, -8; add %r2, %r6; ldxb %r0, [%r2+0]; exit", Some("invalid read from stack R2 off=0 size=1")),
+        c("may_goto_infinite", XDP, "mov %r0, 0; may_goto -2; exit", Some("infinite loop detected at insn 1")),
+        unpriv("may_goto_loop_unpriv", SK, "mov %r0, 0; loop: add %r0, 1; may_goto +1; ja loop; mov %r0, 0; exit", Some("back-edge from insn 3 to 1")),
+        c("load_acquire_stack", XDP, "mov %r1, 5; stxdw [%r10-8], %r1; load_acqdw %r0, [%r10-8]; load_acqb %r2, [%r10-8]; add %r0, %r2; exit", None),
+        c("store_release_stack", XDP, "mov %r1, 5; store_relw [%r10-8], %r1; store_relb [%r10-1], %r1; ldxw %r0, [%r10-8]; exit", None),
+        c("load_acquire_map", XDP, &j(&[LOOKUP_ARR, "load_acqw %r0, [%r0+4]; exit"]), None),
+        c("store_release_map", XDP, &j(&[LOOKUP_ARR, "mov %r1, 1; store_reldw [%r0+0], %r1; mov %r0, 0; exit"]), None),
+        c("load_acquire_misaligned", XDP, "stdw [%r10-8], 0; load_acqw %r0, [%r10-6]; exit", Some("misaligned stack access off 0+0+-6 size 4")),
+        c("store_release_misaligned_map", XDP, &j(&[LOOKUP_ARR, "mov %r1, 1; store_relh [%r0+1], %r1; mov %r0, 0; exit"]), Some("misaligned value access off 0+0+1 size 2")),
+        c("load_acquire_ctx", XDP, "load_acqw %r0, [%r1+0]; exit", Some("BPF_ATOMIC loads from R1 ctx is not allowed")),
+        c("store_release_ctx", SK, "mov %r2, 1; store_relw [%r1+48], %r2; mov %r0, 0; exit", Some("BPF_ATOMIC stores into R1 ctx is not allowed")),
+        c("load_acquire_uninit", XDP, "load_acqdw %r0, [%r10-8]; exit", None),
+        unpriv("load_acquire_uninit_unpriv", SK, "load_acqdw %r0, [%r10-8]; mov %r0, 0; exit", Some("invalid read from stack R10 off=-8 size=8")),
+        unpriv("load_acquire_unpriv", SK, "stdw [%r10-8], 0; load_acqdw %r0, [%r10-8]; store_reldw [%r10-16], %r0; exit", None),
+        c("addr_space_cast_no_arena", XDP, "mov %r2, 5; addr_space_cast %r1, %r2, 0, 1; mov %r0, 0; exit", Some("addr_space_cast insn can only be used in a program that has an associated arena")),
         nk(c("syscall_any_ctx", SYS, "ldxdw %r0, [%r1+96]; exit", None)),
         nk(c("syscall_ctx_write", SYS, "stdw [%r1+8], 1; mov %r0, 0; exit", None)),
     ];

@@ -237,7 +237,103 @@ fn sync_linked(st: &mut State, r: &Reg) {
     });
 }
 
+/// `regs_exact`: the same register, ids mapped consistently; precision
+/// marks do not count.
+fn regs_exact(old: &Reg, cur: &Reg, idmap: &mut IdMap) -> bool {
+    let norm = |r: &Reg| {
+        let mut r = r.clone();
+        r.precise = false;
+        r.id = 0;
+        r.ref_obj_id = 0;
+        r
+    };
+    norm(old) == norm(cur)
+        && idmap.check(old.id, cur.id)
+        && idmap.check(old.ref_obj_id, cur.ref_obj_id)
+}
+
+/// `maybe_widen_reg`: a scalar that differs from the previous iteration's and
+/// whose value nothing depended on (imprecise in both) becomes unknown, so
+/// that the loop's states converge.
+fn maybe_widen(old: &Reg, cur: &mut Reg, idmap: &mut IdMap) {
+    if !old.is_scalar() || !cur.is_scalar() || old.precise || cur.precise {
+        return;
+    }
+    if !regs_exact(old, cur, idmap) {
+        *cur = Reg::unknown();
+    }
+}
+
+/// `widen_imprecise_scalars`: `cur` against the loop's previous iteration
+/// `old`, every frame's registers and spilled scalars.
+fn widen_imprecise_scalars(old: &State, cur: &mut State) {
+    let mut idmap = IdMap::default();
+    for (fo, fc) in old.frames.iter().zip(cur.frames.iter_mut()) {
+        for (ro, rc) in fo.regs.iter().zip(fc.regs.iter_mut()) {
+            maybe_widen(ro, rc, &mut idmap);
+        }
+        for (so, sc) in fo.stack.iter().zip(fc.stack.iter_mut()) {
+            if so.ty[7] == STACK_SPILL && sc.ty[7] == STACK_SPILL {
+                maybe_widen(&so.spill, &mut sc.spill, &mut idmap);
+            }
+        }
+    }
+}
+
 impl Verifier<'_> {
+    /// `may_goto +off`: as the kernel explores it, the jump (the hidden loop
+    /// count is exhausted) is followed first, and the fall-through (one more
+    /// iteration) is queued with `may_goto_depth + 1`, its imprecise scalars
+    /// widened against the previous iteration's state at this instruction
+    /// (`find_prev_entry`). `is_state_visited` ends the loop when a state
+    /// repeats with another depth.
+    pub(super) fn check_may_goto(
+        &mut self,
+        st: &mut State,
+        pc: usize,
+        d: &Decoded,
+        parent: Option<usize>,
+    ) -> Result<Next, Fail> {
+        let mut fall = st.clone();
+        fall.may_goto_depth += 1;
+        if self.privileged() {
+            if let Some(prev) = self.prev_loop_entry(st, pc, parent) {
+                widen_imprecise_scalars(&prev, &mut fall);
+            }
+        }
+        self.push_branch(fall, pc + 1, pc, parent)?;
+        Ok(Next::Go(target(pc, d) as usize))
+    }
+
+    /// The checkpoint at `pc` of the previous loop iteration: the nearest
+    /// ancestor of the path's checkpoint (itself skipped when it was just
+    /// taken at `pc`) at `pc` with the same call sites.
+    fn prev_loop_entry(&self, st: &State, pc: usize, parent: Option<usize>) -> Option<State> {
+        let mut cp = parent;
+        if let Some(p) = cp {
+            if self.checkpoints[p].pc == pc {
+                cp = self.checkpoints[p].parent;
+            }
+        }
+        while let Some(c) = cp {
+            let ck = &self.checkpoints[c];
+            if ck.pc == pc {
+                if let Some(s) = ck.state.as_ref() {
+                    let same_sites = s.frames.len() == st.frames.len()
+                        && s.frames
+                            .iter()
+                            .zip(&st.frames)
+                            .all(|(a, b)| a.callsite == b.callsite);
+                    if same_sites {
+                        return Some(s.clone());
+                    }
+                }
+            }
+            cp = ck.parent;
+        }
+        None
+    }
+
     pub(super) fn check_cond_jmp(
         &mut self,
         st: &mut State,

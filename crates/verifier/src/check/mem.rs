@@ -53,7 +53,10 @@ impl Verifier<'_> {
             _ => 0,
         };
         let off_total = off as i64 + reg.off as i64;
-        let atomic = self.dec(pc).op.shape() == Shape::Atomic;
+        let atomic = matches!(
+            self.dec(pc).op.shape(),
+            Shape::Atomic | Shape::LoadAcq | Shape::StoreRel
+        );
         self.check_ptr_alignment(&reg, off, size, atomic)?;
         if reg.maybe_null
             || !reg.ty.is_ptr()
@@ -438,7 +441,7 @@ impl Verifier<'_> {
         let d = self.dec(self.cur_insn);
         let is_st = d.op.shape() == Shape::St;
         // Atomics write memory without a register value.
-        let reg = if d.op.shape() == Shape::Stx {
+        let reg = if matches!(d.op.shape(), Shape::Stx | Shape::StoreRel) {
             Some(val)
         } else {
             None
@@ -663,6 +666,62 @@ impl Verifier<'_> {
             }
             Access::Read => Ok(Some(Reg::unknown().clone_low(size))),
         }
+    }
+
+    /// `check_atomic_load`: a load (`check_load_mem`, alignment strict), then
+    /// the pointer types atomics may not use.
+    pub(super) fn check_load_acquire(
+        &mut self,
+        st: &mut State,
+        pc: usize,
+        d: &Decoded,
+    ) -> Result<(), Fail> {
+        self.check_reg_read(st, d.src)?;
+        self.check_reg_write(d.dst)?;
+        let size = d.op.mem_size() as i32;
+        let src_ty = st.reg(d.src).ty;
+        let val = self.check_mem_access(st, pc, d.src, d.off as i32, size, Access::Read)?;
+        self.save_aux_ptr_type(src_ty)?;
+        if matches!(src_ty, RegType::Ctx | RegType::Packet | RegType::PacketMeta) {
+            return self.err(unsafe_(format!(
+                "BPF_ATOMIC loads from R{} {} is not allowed",
+                d.src,
+                src_ty.name(false)
+            )));
+        }
+        *st.reg_mut(d.dst) = val.unwrap_or_else(Reg::unknown);
+        Ok(())
+    }
+
+    /// `check_atomic_store`: a store (`check_store_reg`, alignment strict),
+    /// then the pointer types atomics may not use.
+    pub(super) fn check_store_release(
+        &mut self,
+        st: &mut State,
+        pc: usize,
+        d: &Decoded,
+    ) -> Result<(), Fail> {
+        self.check_reg_read(st, d.src)?;
+        self.check_reg_read(st, d.dst)?;
+        let val = st.reg(d.src).clone();
+        let dst_ty = st.reg(d.dst).ty;
+        self.check_mem_access(
+            st,
+            pc,
+            d.dst,
+            d.off as i32,
+            d.op.mem_size() as i32,
+            Access::Write(val, Some(d.src)),
+        )?;
+        self.save_aux_ptr_type(dst_ty)?;
+        if matches!(dst_ty, RegType::Ctx | RegType::Packet | RegType::PacketMeta) {
+            return self.err(unsafe_(format!(
+                "BPF_ATOMIC stores into R{} {} is not allowed",
+                d.dst,
+                dst_ty.name(false)
+            )));
+        }
+        Ok(())
     }
 
     pub(super) fn check_atomic(

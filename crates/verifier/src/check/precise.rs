@@ -95,8 +95,8 @@ impl Verifier<'_> {
             frame_change: false,
         };
         let base = match d.op.shape() {
-            Shape::Ldx => Some(d.src),
-            Shape::St | Shape::Stx | Shape::Atomic => Some(d.dst),
+            Shape::Ldx | Shape::LoadAcq => Some(d.src),
+            Shape::St | Shape::Stx | Shape::Atomic | Shape::StoreRel => Some(d.dst),
             _ => None,
         };
         if let Some(b) = base {
@@ -268,6 +268,14 @@ impl Verifier<'_> {
             let has = |m: u16, r: u8| m & bit(r) != 0;
             let slot_bit = h.slot.filter(|&s| s < 64).map(|s| 1u64 << s);
             match d.op.shape() {
+                // A cast keeps the low half of src (a refused insn: no path
+                // gets past it, but the walk must know what it reads).
+                Shape::AsCast => {
+                    if has(*regs, d.dst) {
+                        *regs &= !bit(d.dst);
+                        *regs |= bit(d.src);
+                    }
+                }
                 Shape::AluK | Shape::AluX | Shape::Neg | Shape::End | Shape::MovSx => {
                     let is_mov = d.op.code() & 0xf0 == 0xb0 || d.op.shape() == Shape::MovSx;
                     let from_reg = matches!(d.op.shape(), Shape::AluX | Shape::MovSx);
@@ -282,7 +290,7 @@ impl Verifier<'_> {
                 }
                 Shape::LdImm64 => *regs &= !bit(d.dst),
                 Shape::LdAbs | Shape::LdInd => *regs &= !0x3f,
-                Shape::Ldx => {
+                Shape::Ldx | Shape::LoadAcq => {
                     if has(*regs, d.dst) {
                         *regs &= !bit(d.dst);
                         if let Some(b) = slot_bit {
@@ -292,11 +300,11 @@ impl Verifier<'_> {
                         }
                     }
                 }
-                Shape::St | Shape::Stx => {
+                Shape::St | Shape::Stx | Shape::StoreRel => {
                     if let Some(b) = slot_bit {
                         if *stack & b != 0 {
                             *stack &= !b;
-                            if d.op.shape() == Shape::Stx {
+                            if d.op.shape() != Shape::St {
                                 *regs |= bit(d.src);
                             }
                         }
@@ -333,7 +341,7 @@ impl Verifier<'_> {
                     // r0 is the helper's result; r1-r5 are dead after a call.
                     *regs &= !0x3f;
                 }
-                Shape::Ja | Shape::Ja32 => {}
+                Shape::Ja | Shape::Ja32 | Shape::MayGoto => {}
                 Shape::CallX | Shape::Exit => return Walk::All,
             }
         }
