@@ -21,6 +21,8 @@ use bpfvm_isa::{Decoded, Insn, Op, Shape};
 use std::collections::HashMap;
 
 const MAX_INSNS: u64 = 1_000_000;
+/// The longest program an unprivileged loader may load.
+const BPF_MAXINSNS: usize = 4096;
 const MAX_JMP_SEQ: usize = 8192;
 const MAX_STACK: i64 = 512;
 const MAX_FRAMES: usize = 8;
@@ -384,6 +386,17 @@ impl<'a> Verifier<'a> {
     }
 
     fn run_inner(&mut self) -> Result<(), Fail> {
+        // BPF_PROG_LOAD takes at most BPF_MAXINSNS instructions from a loader
+        // without CAP_BPF (E2BIG, before the verifier runs: no log).
+        if !self.privileged() && self.insns.len() > BPF_MAXINSNS {
+            return Err((
+                too_complex(format!(
+                    "program of {} insns is over BPF_MAXINSNS ({BPF_MAXINSNS}) for an unprivileged loader",
+                    self.insns.len()
+                )),
+                None,
+            ));
+        }
         let cfg = check_cfg(self.insns, self.privileged())?;
         self.stack_depth = vec![0; cfg.subprogs.len()];
         if self.opts.log_level & 2 != 0 {

@@ -225,54 +225,109 @@ impl Reg {
         self.s32_max = self.s32_max.min(s32_hi);
     }
 
-    fn deduce_bounds(&mut self) {
-        // 32-bit signed <-> unsigned when the range does not cross the sign.
-        if (self.s32_min as u32) <= (self.s32_max as u32) && (self.s32_min >= 0 || self.s32_max < 0)
-        {
-            self.u32_min = self.u32_min.max(self.s32_min as u32);
-            self.u32_max = self.u32_max.min(self.s32_max as u32);
+    /// `__reg32_deduce_bounds`: the 32-bit ranges from the 64-bit ones and
+    /// from each other.
+    fn deduce32(&mut self) {
+        // Upper halves equal: the low halves of the u64 range are a range.
+        if self.umin >> 32 == self.umax >> 32 {
+            self.u32_min = self.u32_min.max(self.umin as u32);
+            self.u32_max = self.u32_max.min(self.umax as u32);
+            if (self.umin as i32) <= (self.umax as i32) {
+                self.s32_min = self.s32_min.max(self.umin as i32);
+                self.s32_max = self.s32_max.min(self.umax as i32);
+            }
         }
+        if self.smin >> 32 == self.smax >> 32 {
+            if (self.smin as u32) <= (self.smax as u32) {
+                self.u32_min = self.u32_min.max(self.smin as u32);
+                self.u32_max = self.u32_max.min(self.smax as u32);
+            }
+            if (self.smin as i32) <= (self.smax as i32) {
+                self.s32_min = self.s32_min.max(self.smin as i32);
+                self.s32_max = self.s32_max.min(self.smax as i32);
+            }
+        }
+        // Upper halves two consecutive numbers, the low halves going from
+        // negative to positive: still one s32 range (e.g. s64 [-1, 1]).
+        let consecutive = |lo: u64, hi: u64| {
+            ((lo >> 32) as u32).wrapping_add(1) == (hi >> 32) as u32
+                && (lo as i32) < 0
+                && (hi as i32) >= 0
+        };
+        if consecutive(self.umin, self.umax) {
+            self.s32_min = self.s32_min.max(self.umin as i32);
+            self.s32_max = self.s32_max.min(self.umax as i32);
+        }
+        if consecutive(self.smin as u64, self.smax as u64) {
+            self.s32_min = self.s32_min.max(self.smin as i32);
+            self.s32_max = self.s32_max.min(self.smax as i32);
+        }
+        // A u32 range on one side of the sign bit is an s32 range.
         if (self.u32_min as i32) <= (self.u32_max as i32) {
             self.s32_min = self.s32_min.max(self.u32_min as i32);
             self.s32_max = self.s32_max.min(self.u32_max as i32);
         }
-        // 64-bit signed <-> unsigned
-        if self.smin >= 0 || self.smax < 0 {
-            self.umin = self.umin.max(self.smin as u64);
-            self.umax = self.umax.min(self.smax as u64);
+        if (self.s32_min as u32) <= (self.s32_max as u32) {
+            self.u32_min = self.u32_min.max(self.s32_min as u32);
+            self.u32_max = self.u32_max.min(self.s32_max as u32);
+        } else if self.u32_max < self.s32_min as u32 {
+            // The s32 range crosses the sign bit and the u32 range meets
+            // only its non-negative part ...
+            self.s32_min = self.u32_min as i32;
+            self.u32_max = self.u32_max.min(self.s32_max as u32);
+        } else if (self.s32_max as u32) < self.u32_min {
+            // ... or only its negative part.
+            self.s32_max = self.u32_max as i32;
+            self.u32_min = self.u32_min.max(self.s32_min as u32);
         }
+    }
+
+    /// `__reg64_deduce_bounds`: signed and unsigned 64-bit ranges.
+    fn deduce64(&mut self) {
         if (self.umin as i64) <= (self.umax as i64) {
             self.smin = self.smin.max(self.umin as i64);
             self.smax = self.smax.min(self.umax as i64);
         }
-        // 64 -> 32 when the upper halves agree.
-        if self.umin >> 32 == self.umax >> 32 {
-            self.u32_min = self.u32_min.max(self.umin as u32);
-            self.u32_max = self.u32_max.min(self.umax as u32);
-            if (self.umin as u32 as i32) <= (self.umax as u32 as i32) {
-                self.s32_min = self.s32_min.max(self.umin as u32 as i32);
-                self.s32_max = self.s32_max.min(self.umax as u32 as i32);
-            }
-        }
-        let fits32 = self.smin >= i32::MIN as i64 && self.smax <= i32::MAX as i64;
-        if fits32
-            || (self.smin >> 32 == self.smax >> 32 && (self.smin as i32) <= (self.smax as i32))
-        {
-            self.s32_min = self.s32_min.max(self.smin as i32);
-            self.s32_max = self.s32_max.min(self.smax as i32);
-        }
-        // 32 -> 64 when the upper half is known.
-        if self.umin >> 32 == self.umax >> 32 {
-            let hi = self.umin & !0xffff_ffff;
-            self.umin = self.umin.max(hi | self.u32_min as u64);
-            self.umax = self.umax.min(hi | self.u32_max as u64);
-        }
-        if self.s32_min >= 0 && self.umax <= u32::MAX as u64 {
-            self.umin = self.umin.max(self.u32_min as u64);
-            self.umax = self.umax.min(self.u32_max as u64);
+        if (self.smin as u64) <= (self.smax as u64) {
+            self.umin = self.umin.max(self.smin as u64);
+            self.umax = self.umax.min(self.smax as u64);
+        } else if self.umax < self.smin as u64 {
+            // The s64 range crosses the sign bit; the u64 range meets only
+            // its non-negative part (it cannot stand for two ranges) ...
+            self.smin = self.umin as i64;
+            self.umax = self.umax.min(self.smax as u64);
+        } else if (self.smax as u64) < self.umin {
+            // ... or only its negative part.
+            self.smax = self.umax as i64;
+            self.umin = self.umin.max(self.smin as u64);
         }
     }
 
+    /// `__reg_deduce_mixed_bounds`: 64-bit ranges from the 32-bit ones.
+    fn deduce_mixed(&mut self) {
+        let lo = |v: u64| v & !0xffff_ffff;
+        let new_umin = lo(self.umin) | self.u32_min as u64;
+        let new_umax = lo(self.umax) | self.u32_max as u64;
+        self.umin = self.umin.max(new_umin);
+        self.umax = self.umax.min(new_umax);
+        let new_smin = (lo(self.smin as u64) | self.u32_min as u64) as i64;
+        let new_smax = (lo(self.smax as u64) | self.u32_max as u64) as i64;
+        self.smin = self.smin.max(new_smin);
+        self.smax = self.smax.min(new_smax);
+        // Within [S32_MIN, S32_MAX] with a non-negative low half, the upper
+        // half cannot be all ones: the s32 range is the whole range.
+        if self.s32_min >= 0 && self.smin >= i32::MIN as i64 && self.smax <= i32::MAX as i64 {
+            self.smin = self.s32_min as i64;
+            self.smax = self.s32_max as i64;
+            self.umin = self.s32_min as u64;
+            self.umax = self.s32_max as u64;
+            self.var_off = self
+                .var_off
+                .intersect(Tnum::range(self.smin as u64, self.smax as u64));
+        }
+    }
+
+    /// `__reg_bound_offset`: the tnum from the unsigned ranges.
     fn tnum_from_bounds(&mut self) {
         if self.umin <= self.umax {
             self.var_off = self.var_off.intersect(Tnum::range(self.umin, self.umax));
@@ -286,15 +341,18 @@ impl Reg {
         }
     }
 
-    /// `reg_bounds_sync`: make tnum and the four ranges agree.
+    /// `reg_bounds_sync`: make tnum and the four ranges agree, in the
+    /// kernel's order (three rounds of deduction, as Linux 6.17+).
     pub fn sync_bounds(&mut self) {
-        for _ in 0..2 {
-            self.bounds_from_tnum();
-            self.deduce_bounds();
-            self.tnum_from_bounds();
-        }
         self.bounds_from_tnum();
-        if self.is_const() {
+        for _ in 0..3 {
+            self.deduce32();
+            self.deduce64();
+            self.deduce_mixed();
+        }
+        self.tnum_from_bounds();
+        self.bounds_from_tnum();
+        if self.is_const() && !self.is_empty() {
             let v = self.var_off.value;
             self.set_const(v);
         }

@@ -18,6 +18,87 @@ fn as32(r: &Reg) -> Reg {
 }
 
 /// Keep the low 32 bits of a 64-bit result.
+/// `coerce_reg_to_size_sx`: `r` sign-extended from its low `size` bytes.
+/// When the signed range's bits above `size` are one value and the
+/// extended ends have one sign, the range survives; else the type's range.
+pub(super) fn coerce_reg_to_size_sx(r: &mut Reg, size: i32) {
+    let bits = (size * 8) as u32;
+    let sx = |v: i64| -> i64 {
+        let sh = 64 - bits;
+        (v << sh) >> sh
+    };
+    if r.is_const() {
+        let v = sx(r.var_off.value as i64) as u64;
+        r.set_const(v);
+        return;
+    }
+    let top = |v: i64| ((v as u64) >> bits) << bits;
+    if top(r.smax) == top(r.smin) {
+        let (a, b) = (sx(r.smax), sx(r.smin));
+        let (lo, hi) = (a.min(b), a.max(b));
+        if (lo >= 0) == (hi >= 0) {
+            r.smin = lo;
+            r.smax = hi;
+            r.s32_min = lo as i32;
+            r.s32_max = hi as i32;
+            r.umin = lo as u64;
+            r.umax = hi as u64;
+            r.u32_min = lo as u32;
+            r.u32_max = hi as u32;
+            r.var_off = Tnum::range(lo as u64, hi as u64);
+            return;
+        }
+    }
+    let half = 1i64 << (bits - 1);
+    r.smin = -half;
+    r.smax = half - 1;
+    r.s32_min = (-half).max(i32::MIN as i64) as i32;
+    r.s32_max = (half - 1).min(i32::MAX as i64) as i32;
+    r.umin = 0;
+    r.umax = u64::MAX;
+    r.u32_min = 0;
+    r.u32_max = u32::MAX;
+    r.var_off = Tnum::UNKNOWN;
+}
+
+/// `coerce_subreg_to_size_sx`: the same for the low 32 bits (`w = (s8)w`,
+/// `w = (s16)w`); the caller zero-extends.
+fn coerce_subreg_to_size_sx(r: &mut Reg, size: i32) {
+    let bits = (size * 8) as u32;
+    let sx = |v: i32| -> i32 {
+        let sh = 32 - bits;
+        (v << sh) >> sh
+    };
+    if r.is_const() {
+        let v = sx(r.var_off.value as i32) as u32;
+        r.var_off = Tnum::konst(v as u64);
+        r.s32_min = v as i32;
+        r.s32_max = v as i32;
+        r.u32_min = v;
+        r.u32_max = v;
+        return;
+    }
+    let top = |v: i32| ((v as u32) >> bits) << bits;
+    if top(r.s32_max) == top(r.s32_min) {
+        let (a, b) = (sx(r.s32_max), sx(r.s32_min));
+        let (lo, hi) = (a.min(b), a.max(b));
+        if (lo >= 0) == (hi >= 0) {
+            r.s32_min = lo;
+            r.s32_max = hi;
+            r.u32_min = lo as u32;
+            r.u32_max = hi as u32;
+            r.var_off = Tnum::range(lo as u32 as u64, hi as u32 as u64).subreg();
+            return;
+        }
+    }
+    let half = 1i32 << (bits - 1);
+    r.s32_min = -half;
+    r.s32_max = half - 1;
+    r.u32_min = 0;
+    r.u32_max = u32::MAX;
+    r.var_off = Tnum::UNKNOWN.subreg();
+}
+
 fn trunc32(r: &mut Reg) {
     let (u32min, u32max) = if r.umin >> 32 == r.umax >> 32 {
         (r.umin as u32, r.umax as u32)
@@ -269,9 +350,15 @@ impl Verifier<'_> {
                     return Ok(());
                 }
                 let size = (d.off / 8) as i32;
-                let mut r = sign_extend_load(&src.clone_low(size), size);
+                let mut r = src.clone();
+                r.id = 0;
+                r.precise = false;
                 if is32 {
-                    trunc32(&mut r);
+                    coerce_subreg_to_size_sx(&mut r, size);
+                    r.zext32();
+                } else {
+                    coerce_reg_to_size_sx(&mut r, size);
+                    r.sync_bounds();
                 }
                 *st.reg_mut(d.dst) = r;
             }
