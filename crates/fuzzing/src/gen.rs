@@ -168,9 +168,11 @@ impl Gen {
             .iter()
             .filter(|r| match r.shape {
                 Shape::AluK | Shape::AluX | Shape::Neg | Shape::End | Shape::MovSx => true,
-                Shape::JmpK | Shape::JmpX | Shape::Ja => true,
+                Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::MayGoto => true,
                 Shape::Ldx | Shape::St | Shape::Stx => true,
-                Shape::Atomic => cfg.atomics,
+                Shape::Atomic | Shape::LoadAcq | Shape::StoreRel => cfg.atomics,
+                // The kernel refuses it without an arena map.
+                Shape::AsCast => !cfg.kernel_friendly,
                 _ => false,
             })
             .collect();
@@ -229,7 +231,20 @@ impl Gen {
             imm: n,
         });
         let inner = 1 + self.below(3) as usize;
-        for _ in 0..inner {
+        // Sometimes the loop is also bounded by may_goto, which leaves it
+        // (never, at 8M iterations) past the backward jump.
+        let may_goto = self.below(3) == 0;
+        if may_goto {
+            body.push(Decoded {
+                op: Op::MayGoto,
+                dst: 0,
+                src: 0,
+                off: inner as i16 + 2,
+                imm: 0,
+            });
+        }
+        let inner = inner + may_goto as usize;
+        for _ in 0..inner - may_goto as usize {
             let mut dst = self.wreg();
             while dst == counter {
                 dst = self.wreg();
@@ -285,7 +300,7 @@ impl Gen {
             Shape::AluX => d.src = self.rreg(),
             Shape::MovSx => d.src = self.rreg(),
             Shape::Neg | Shape::End => {}
-            Shape::JmpK | Shape::JmpX | Shape::Ja => {
+            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::MayGoto => {
                 // Forward only, within the body (the final exit is a valid target).
                 d.off = self.below(remaining.clamp(1, 16) as u64) as i16;
                 if row.shape == Shape::JmpK {
@@ -295,6 +310,29 @@ impl Gen {
                 } else {
                     d.dst = 0;
                 }
+            }
+            Shape::AsCast => d.src = self.rreg(),
+            Shape::LoadAcq => {
+                let (mut base, mut off) = self.mem_operand(size);
+                // The kernel refuses atomics on a context (r1 of its syscall programs).
+                if kernel_friendly && base == 1 {
+                    base = 10;
+                    off = -(size as i16)
+                        * (1 + self.below((STACK_WINDOW as i64 / size) as u64) as i16);
+                }
+                d.src = base;
+                d.off = off;
+            }
+            Shape::StoreRel => {
+                let (mut base, mut off) = self.mem_operand(size);
+                if kernel_friendly && base == 1 {
+                    base = 10;
+                    off = -(size as i16)
+                        * (1 + self.below((STACK_WINDOW as i64 / size) as u64) as i16);
+                }
+                d.dst = base;
+                d.off = off;
+                d.src = self.rreg();
             }
             Shape::Ldx => {
                 let (base, off) = self.mem_operand(size);
@@ -324,6 +362,9 @@ impl Gen {
             bpfvm_isa::Disc::Imm(v) => d.imm = v as i64,
             bpfvm_isa::Disc::Src(s) => d.src = s,
             bpfvm_isa::Disc::None => {}
+        }
+        if row.shape == Shape::AsCast {
+            d.imm = self.pick(&[1, 1 << 16]);
         }
         d
     }

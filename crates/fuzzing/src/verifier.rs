@@ -60,6 +60,11 @@ pub const IMMS: &[i32] = &[
     i32::MIN,
 ];
 
+/// The soundness rounds' verifier budget (the kernel's is 1,000,000): the
+/// generated programs need far less, and a mutant that loops for ever would
+/// make every round slow.
+pub const FUZZ_COMPLEXITY_LIMIT: u64 = 30_000;
+
 pub fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn::new(code, dst, src, off, imm)
 }
@@ -91,7 +96,7 @@ pub fn gen(r: &mut Rng) -> Vec<Insn> {
                 -16i16, -8, -4, -1, 0, 0, 1, 2, 4, 6, 8, 12, 13, 14, 16, 20, 40, 44, 47,
             ])
         };
-        let choice = r.below(22);
+        let choice = r.below(24);
         let v = match choice {
             0 | 1 => {
                 // ALU with an immediate (64 or 32 bit)
@@ -271,6 +276,56 @@ pub fn gen(r: &mut Rng) -> Vec<Insn> {
                     ins(0x71, 0, r.pick(&[9u8, 3]), 0, 0),
                 ]
             }
+            21 => {
+                // A loop bounded by a compare and by may_goto, whose counter
+                // then indexes the stack (masked or not): the counter must stay
+                // precise through the may_goto convergence and widening.
+                let k = r.pick(&[3i32, 8, 40, 64, 65, 100]);
+                let mut v = vec![
+                    ins(0xb7, 5, 0, 0, 0),
+                    ins(0xe5, 0, 0, 2, 0), // may_goto +2
+                    ins(0x07, 5, 0, 0, 1),
+                    ins(0xa5, 5, 0, -3, k), // if r5 < k goto the may_goto
+                ];
+                if r.below(2) == 0 {
+                    v.push(ins(0x57, 5, 0, 0, r.pick(&[7, 63, 127])));
+                }
+                v.extend([
+                    ins(0xbf, 4, 10, 0, 0),
+                    ins(0x07, 4, 0, 0, -64),
+                    ins(0x0f, 4, 5, 0, 0),
+                    ins(0x71, 0, 4, 0, 0),
+                ]);
+                if r.below(2) == 0 {
+                    // forward may_goto around the access
+                    v.insert(v.len() - 1, ins(0xe5, 0, 0, 1, 0));
+                }
+                v
+            }
+            22 => {
+                // load-acquire / store-release of any size at (un)aligned
+                // offsets of the global, the stack and the packet
+                let (b, o) = r.pick(&[
+                    (7u8, 0i16),
+                    (7, 3),
+                    (7, 4),
+                    (7, 44),
+                    (7, 47),
+                    (10, -8),
+                    (10, -12),
+                    (10, -6),
+                    (2, 0),
+                    (6, 0),
+                ]);
+                let code = r.pick(&[0xd3u8, 0xcb, 0xc3, 0xdb]);
+                let mut v = vec![ins(0x7a, 10, 0, -8, 0), ins(0x7a, 10, 0, -16, 0)];
+                if r.below(2) == 0 {
+                    v.push(ins(code, reg(r), b, o, 0x100));
+                } else {
+                    v.push(ins(code, b, reg(r), o, 0x110));
+                }
+                v
+            }
             _ => vec![ins(0xbf, reg(r), r.pick(&[2u8, 3, 6, 7, 10]), 0, 0)],
         };
         body.push(v);
@@ -301,6 +356,7 @@ pub fn filter(p: &[Insn]) -> bool {
     let maps = [global_map()];
     let opts = VerifierOpts {
         prog_type: BPF_PROG_TYPE_XDP,
+        complexity_limit: FUZZ_COMPLEXITY_LIMIT,
         ..Default::default()
     };
     verify(p, &|id| maps.iter().find(|m| m.id == id).cloned(), &opts).is_ok()
@@ -495,6 +551,9 @@ pub fn soundness_round(r: &mut Rng, mem: &Mem, report: &mut SoundnessReport) {
     let lookup = |id: u32| maps.iter().find(|m| m.id == id).cloned();
     let opts = VerifierOpts {
         prog_type: BPF_PROG_TYPE_XDP,
+        // A mutated loop that never converges (a pointer moving on each
+        // may_goto iteration) would cost a million instructions: refused early.
+        complexity_limit: FUZZ_COMPLEXITY_LIMIT,
         ..Default::default()
     };
     let unpriv = VerifierOpts {

@@ -739,7 +739,7 @@ impl<'a> Verifier<'a> {
             }
             self.stats.processed += 1;
             self.visited[*pc] = true;
-            if self.stats.processed > MAX_INSNS {
+            if self.stats.processed > self.opts.complexity_limit {
                 return Err((
                     VerifierError::TooComplex {
                         reason: format!(

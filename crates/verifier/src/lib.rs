@@ -93,6 +93,9 @@ pub struct VerifierOpts {
     /// First instructions of the functions whose BTF return type is not an
     /// integer or enum (`void`): LD_ABS may not end them early there.
     pub func_non_scalar_return: Vec<u32>,
+    /// Instructions processed before "BPF program is too large" (the kernel's
+    /// BPF_COMPLEXITY_LIMIT_INSNS, 1,000,000); fuzzers lower it.
+    pub complexity_limit: u64,
 }
 
 impl Default for VerifierOpts {
@@ -110,6 +113,7 @@ impl Default for VerifierOpts {
             record_regs: false,
             prog_flags: 0,
             func_non_scalar_return: Vec::new(),
+            complexity_limit: 1_000_000,
         }
     }
 }

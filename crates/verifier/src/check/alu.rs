@@ -214,11 +214,9 @@ pub(crate) fn scalar_op64(op: u8, a: &Reg, b: &Reg) -> Reg {
                 }
             }
         }
-        BPF_RSH => {
-            // Shifting right never grows an unsigned value.
-            r.umax = a.umax;
-            r.var_off = Tnum::range(0, a.umax);
-        }
+        // A shift by an unknown amount: the kernel computes no range
+        // (`is_safe_to_compute_dst_reg_range`), and neither may we, or we
+        // would prove branches the kernel walks.
         _ => {}
     }
     r.sync_bounds();
@@ -243,12 +241,11 @@ fn scalar_op32(op: u8, a: &Reg, b: &Reg) -> Reg {
                 r.sync_bounds();
                 r
             } else {
-                Reg::bounded(u32::MAX as u64)
+                // As the kernel: not even the upper half is known.
+                return Reg::unknown();
             }
         }
-        BPF_LSH | BPF_RSH if !(b.is_const() && b.var_off.value < 32) => {
-            Reg::bounded(u32::MAX as u64)
-        }
+        BPF_LSH | BPF_RSH if !(b.is_const() && b.var_off.value < 32) => return Reg::unknown(),
         // As the kernel, division leaves even the upper half unknown.
         BPF_DIV | BPF_MOD if !(a.is_const() && b.is_const()) => return Reg::unknown(),
         _ => scalar_op64(op, &x, &y),

@@ -90,6 +90,7 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
         record_regs: false,
         prog_flags: 0,
         func_non_scalar_return: Vec::new(),
+        ..Default::default()
     };
     Some(FixtureProg {
         name: prog.to_string(),
