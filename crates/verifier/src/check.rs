@@ -707,7 +707,10 @@ impl<'a> Verifier<'a> {
         if self.pending.len() > MAX_JMP_SEQ {
             return Err((
                 VerifierError::TooComplex {
-                    reason: format!("The sequence of {MAX_JMP_SEQ} jumps is too complex."),
+                    reason: format!(
+                        "The sequence of {} jumps is too complex.",
+                        self.pending.len()
+                    ),
                 },
                 Some(insn),
             ));
