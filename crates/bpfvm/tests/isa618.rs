@@ -33,7 +33,7 @@ fn compiled_programs_run_as_in_the_kernel() {
         for o in g["objects"].as_array().unwrap() {
             let obj = o["object"].as_str().unwrap();
             let object =
-                Object::open(&dir.join("obj").join(obj)).unwrap_or_else(|e| panic!("{obj}: {e}"));
+                Object::open(dir.join("obj").join(obj)).unwrap_or_else(|e| panic!("{obj}: {e}"));
             let rt = Runtime::with_cpus(1);
             rt.set_jit(jit);
             let loaded = rt
