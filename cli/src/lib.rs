@@ -17,6 +17,7 @@ pub mod netglue;
 pub mod prog;
 pub mod proto;
 pub mod render;
+pub mod safefs;
 pub mod verify;
 
 use proto::Target;

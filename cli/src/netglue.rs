@@ -43,6 +43,19 @@ impl NetState {
         }
     }
 
+    /// (interface, program id) of each live attachment.
+    pub fn attachments(&self) -> Vec<(String, u32)> {
+        match self.dp.get() {
+            Some(dp) => dp
+                .list()
+                .into_iter()
+                .filter(|a| a.stopped.is_none())
+                .map(|a| (a.ifname, a.prog_id))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     pub fn attach(
         &self,
         rt: &Runtime,

@@ -117,6 +117,9 @@ pub enum Command {
         data_in_hex: String,
         ctx_in_hex: Option<String>,
         repeat: u32,
+        /// Stop the run after this many milliseconds (`timeout MS`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
     },
     ProgPin {
         target: Target,
@@ -214,6 +217,9 @@ pub struct Response {
     /// Structured results (test runs, trace lines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// The daemon had no free slot: nothing was done, try again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub busy: bool,
 }
 
 impl Response {
@@ -231,6 +237,13 @@ impl Response {
             ok: true,
             data: Some(v),
             ..Response::default()
+        }
+    }
+    /// "Busy": the request was not handled; the client retries.
+    pub fn busy(why: &str) -> Response {
+        Response {
+            busy: true,
+            ..Response::err(format!("daemon busy: {why}"))
         }
     }
     pub fn err(msg: impl Into<String>) -> Response {

@@ -472,10 +472,22 @@ fn not_found_reply(f: Format, key: &[u8]) -> Response {
         error: None,
         exit: 254,
         data: None,
+        busy: false,
     }
 }
 
 /// `map lookup|update|delete|getnext MAP ...`, arguments parsed with the map's sizes.
+/// What a `map update` or `map delete` changed, for the daemon's journal: the key
+/// (empty for queues and stacks), the new value (`None`: deleted) and the value it
+/// had before (`None`: absent), to undo the change if it cannot be saved.
+#[derive(Debug, Clone)]
+pub struct MapChange {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+    pub old: Option<Vec<u8>>,
+}
+
+/// `map lookup|update|delete|getnext`, with the change made (if any).
 pub fn map_op(
     rt: &Runtime,
     m: &MapObj,
@@ -483,7 +495,79 @@ pub fn map_op(
     op: &str,
     args: &[String],
     resolve: impl Fn(&Target) -> Result<u32, String>,
-) -> Result<Response, String> {
+) -> Result<(Response, Option<MapChange>), String> {
+    let old_of = |k: &[u8]| -> Option<Vec<u8>> {
+        if k.is_empty() {
+            return None;
+        }
+        match rt.bpf(BpfCmd::MapLookupElem {
+            map_id: m.id,
+            key: k.to_vec(),
+            flags: 0,
+        }) {
+            Ok(BpfReply::Bytes(v)) => Some(v),
+            _ => None,
+        }
+    };
+    match op {
+        "update" | "delete" => {}
+        _ => return map_read_op(rt, m, f, op, args, resolve).map(|r| (r, None)),
+    }
+    let (key, value, flags) = map_op_args(m, op, args, &resolve)?;
+    match op {
+        "update" => {
+            let k = match key {
+                Some(k) => k,
+                None if m.attr().key_size == 0 => Vec::new(),
+                None => return Err("did not find key".into()),
+            };
+            let v = value.ok_or("did not find value")?;
+            let old = old_of(&k);
+            rt.bpf(BpfCmd::MapUpdateElem {
+                map_id: m.id,
+                key: k.clone(),
+                value: v.clone(),
+                flags,
+            })
+            .map_err(|e| format!("update failed: {}", errno_text(&e)))?;
+            Ok((
+                Response::out(String::new()),
+                Some(MapChange {
+                    key: k,
+                    value: Some(v),
+                    old,
+                }),
+            ))
+        }
+        _ => {
+            let k = key.ok_or("did not find key")?;
+            let old = old_of(&k);
+            rt.bpf(BpfCmd::MapDeleteElem {
+                map_id: m.id,
+                key: k.clone(),
+            })
+            .map_err(|e| format!("delete failed: {}", errno_text(&e)))?;
+            Ok((
+                Response::out(String::new()),
+                Some(MapChange {
+                    key: k,
+                    value: None,
+                    old,
+                }),
+            ))
+        }
+    }
+}
+
+type OpArgs = (Option<Vec<u8>>, Option<Vec<u8>>, u64);
+
+/// The words after MAP: `key BYTES`, `value BYTES | value PROG/MAP`, flags.
+fn map_op_args(
+    m: &MapObj,
+    op: &str,
+    args: &[String],
+    resolve: &impl Fn(&Target) -> Result<u32, String>,
+) -> Result<OpArgs, String> {
     let a = m.attr();
     let mut i = 0;
     let mut key: Option<Vec<u8>> = None;
@@ -528,6 +612,19 @@ pub fn map_op(
             w => return Err(format!("unknown keyword {w}")),
         }
     }
+    Ok((key, value, flags))
+}
+
+fn map_read_op(
+    rt: &Runtime,
+    m: &MapObj,
+    f: Format,
+    op: &str,
+    args: &[String],
+    resolve: impl Fn(&Target) -> Result<u32, String>,
+) -> Result<Response, String> {
+    let a = m.attr();
+    let (key, _, _) = map_op_args(m, op, args, &resolve)?;
     let key_or_empty = |k: &Option<Vec<u8>>| -> Result<Vec<u8>, String> {
         match k {
             Some(k) => Ok(k.clone()),
@@ -561,27 +658,6 @@ pub fn map_op(
                 Err(e) => Err(format!("lookup failed: {}", errno_text(&e))),
                 Ok(_) => Err("lookup failed: unexpected reply".into()),
             }
-        }
-        "update" => {
-            let k = key_or_empty(&key)?;
-            let v = value.ok_or("did not find value")?;
-            rt.bpf(BpfCmd::MapUpdateElem {
-                map_id: m.id,
-                key: k,
-                value: v,
-                flags,
-            })
-            .map_err(|e| format!("update failed: {}", errno_text(&e)))?;
-            Ok(Response::out(String::new()))
-        }
-        "delete" => {
-            let k = key.ok_or("did not find key")?;
-            rt.bpf(BpfCmd::MapDeleteElem {
-                map_id: m.id,
-                key: k,
-            })
-            .map_err(|e| format!("delete failed: {}", errno_text(&e)))?;
-            Ok(Response::out(String::new()))
         }
         "getnext" => {
             let next = match rt.bpf(BpfCmd::MapGetNextKey {

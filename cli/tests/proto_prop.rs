@@ -38,6 +38,7 @@ fn command() -> impl Strategy<Value = Command> {
                     data_in_hex: proto::to_hex(&d),
                     ctx_in_hex: None,
                     repeat,
+                    timeout_ms: (repeat % 3 == 0).then_some(repeat as u64),
                 }
             }),
         (target(), proptest::collection::vec("[ -~]{0,6}", 0..8)).prop_map(|(target, args)| {

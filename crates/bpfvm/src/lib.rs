@@ -25,6 +25,7 @@
 //! assert_eq!(rt.run_context(&prog, &ctx).unwrap().retval, 42);
 //! ```
 
+mod cancel;
 mod env;
 mod error;
 pub mod helpers;
@@ -42,6 +43,7 @@ mod trace;
 pub mod xlated;
 
 pub use bpfvm_verifier::{Refused as VerifierRefused, Stats as VerifierStats};
+pub use cancel::{set_cancel_flag, CancelGuard};
 pub use env::{Redirect, XdpMd};
 pub use error::BpfError;
 pub use info::{prog_type_name, BtfInfo, MapInfo, ProgInfo};

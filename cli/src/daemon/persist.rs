@@ -1,0 +1,459 @@
+//! Between the runtime and the store: replaying saved entries into a fresh
+//! runtime at start, and writing the live state as a snapshot.
+
+use super::store::{Entry, Loaded, SavedValue, SnapshotWriter, Source, Store, StoreError};
+use super::{Catalog, Daemon, Record};
+use crate::proto::{self, Format};
+use crate::render;
+use bpfvm::maps::MapType;
+use bpfvm::{BpfCmd, BpfReply, MapCreateAttr, MapFd, MapObj, Pinned, ProgFd};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The largest object file kept in the store (an object travels hex-encoded in
+/// one frame, so nothing bigger can have been loaded).
+pub const MAX_OBJECT: u64 = (proto::MAX_MESSAGE as u64) / 2;
+
+/// A record's programs and maps by their names in the object.
+type Objects = (Vec<(String, ProgFd)>, Vec<(String, MapFd)>);
+
+/// A record being replayed: its objects, held until the replay ends.
+struct Live {
+    source: Source,
+    progs: Vec<(String, ProgFd)>,
+    maps: Vec<(String, MapFd)>,
+}
+
+impl Live {
+    fn map(&self, name: &str) -> Option<&MapFd> {
+        self.maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+    }
+}
+
+/// Map types whose entries are saved by key (arrays go as one raw block; queues,
+/// stacks and ring buffers have no keys to walk and are not saved).
+fn saved_by_key(t: MapType) -> bool {
+    !matches!(
+        t,
+        MapType::Array
+            | MapType::PercpuArray
+            | MapType::Queue
+            | MapType::Stack
+            | MapType::Ringbuf
+            | MapType::UserRingbuf
+    )
+}
+
+fn is_fd_map(t: MapType) -> bool {
+    t == MapType::ProgArray || t.is_map_in_map()
+}
+
+/// The raw bytes of an array map's values (all CPUs' for per-CPU arrays).
+fn array_bytes(m: &MapObj) -> Option<Vec<u8>> {
+    let regions = m.ops.value_regions();
+    let r = regions.first()?;
+    let len = r.stride.checked_mul(r.count)?;
+    let mut out = vec![0u8; len];
+    // SAFETY: the region is the map's live value memory of `stride * count` bytes
+    // and lives as long as `m`. Programs may write it concurrently, as they may
+    // race a user-space lookup in the kernel; bytes are copied one word at a time
+    // through relaxed atomics (the memory is 8-byte aligned).
+    unsafe {
+        for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
+            let a = std::sync::atomic::AtomicU64::from_ptr(r.base.add(i * 8).cast());
+            chunk.copy_from_slice(&a.load(std::sync::atomic::Ordering::Relaxed).to_ne_bytes());
+        }
+    }
+    Some(out)
+}
+
+/// Puts back an array map's raw bytes (same layout as [`array_bytes`]).
+fn set_array_bytes(m: &MapObj, bytes: &[u8]) -> Result<(), String> {
+    let regions = m.ops.value_regions();
+    let r = regions.first().ok_or("the map has no value memory")?;
+    let len = r.stride * r.count;
+    if bytes.len() != len || !len.is_multiple_of(8) {
+        return Err(format!(
+            "saved contents are {} bytes, the map has {len} (was the CPU count different?)",
+            bytes.len()
+        ));
+    }
+    // SAFETY: as in array_bytes; `len` bytes of value memory, 8-byte aligned.
+    unsafe {
+        for (i, chunk) in bytes.chunks_exact(8).enumerate() {
+            let a = std::sync::atomic::AtomicU64::from_ptr(r.base.add(i * 8).cast());
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            a.store(u64::from_ne_bytes(w), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+impl Daemon {
+    /// Re-creates what `entries` describe: records loaded again, map contents put
+    /// back, pins whose file still exists re-made, attachments re-attached.
+    /// Problems with one record or entry are logged and the rest goes on; the
+    /// store itself was already checked when read.
+    pub(crate) fn restore(&self, entries: Vec<Loaded>) -> Result<(), String> {
+        let mut live: BTreeMap<u64, Live> = BTreeMap::new();
+        let mut pins: BTreeMap<String, (u64, String, String)> = BTreeMap::new();
+        let mut attach: BTreeMap<String, (u64, String)> = BTreeMap::new();
+        let mut next_record = 0u64;
+        let n = entries.len();
+        let store = super::lock(&self.store);
+        for Loaded { entry, blob } in entries {
+            let warn = |what: &str| eprintln!("warning: restoring {what}");
+            match entry {
+                Entry::Header { .. } => {}
+                Entry::Record { id, source } => {
+                    next_record = next_record.max(id + 1);
+                    match self.recreate(&store, &source) {
+                        Ok((progs, maps)) => {
+                            live.insert(
+                                id,
+                                Live {
+                                    source,
+                                    progs,
+                                    maps,
+                                },
+                            );
+                        }
+                        Err(e) => warn(&format!("record {id}: {e}")),
+                    }
+                }
+                Entry::Drop { record } => {
+                    live.remove(&record);
+                }
+                Entry::Pin {
+                    record,
+                    kind,
+                    name,
+                    path,
+                } => {
+                    pins.insert(path, (record, kind, name));
+                }
+                Entry::Unpin { path } => {
+                    pins.remove(&path);
+                }
+                Entry::MapSet {
+                    record,
+                    map,
+                    key,
+                    value,
+                } => {
+                    let Some(m) = live.get(&record).and_then(|l| l.map(&map)) else {
+                        continue;
+                    };
+                    let value = match &value {
+                        SavedValue::Hex(h) => proto::from_hex(h).ok(),
+                        SavedValue::Prog { record, name } => live
+                            .get(record)
+                            .and_then(|l| l.progs.iter().find(|(n, _)| n == name))
+                            .map(|(_, p)| p.id().to_le_bytes().to_vec()),
+                        SavedValue::Map { record, name } => live
+                            .get(record)
+                            .and_then(|l| l.map(name))
+                            .map(|m| m.id().to_le_bytes().to_vec()),
+                    };
+                    let (Ok(key), Some(value)) = (proto::from_hex(&key), value) else {
+                        warn(&format!("map {map} of record {record}: an entry refers to an object that was not restored"));
+                        continue;
+                    };
+                    if let Err(e) = self.rt.bpf(BpfCmd::MapUpdateElem {
+                        map_id: m.id(),
+                        key,
+                        value,
+                        flags: 0,
+                    }) {
+                        warn(&format!("map {map}: {}", render::error_chain(&e)));
+                    }
+                }
+                Entry::MapDelete { record, map, key } => {
+                    if let (Some(m), Ok(key)) = (
+                        live.get(&record).and_then(|l| l.map(&map)),
+                        proto::from_hex(&key),
+                    ) {
+                        let _ = self.rt.bpf(BpfCmd::MapDeleteElem {
+                            map_id: m.id(),
+                            key,
+                        });
+                    }
+                }
+                Entry::MapPush { record, map, value } => {
+                    if let (Some(m), Ok(value)) = (
+                        live.get(&record).and_then(|l| l.map(&map)),
+                        proto::from_hex(&value),
+                    ) {
+                        let _ = self.rt.bpf(BpfCmd::MapUpdateElem {
+                            map_id: m.id(),
+                            key: Vec::new(),
+                            value,
+                            flags: 0,
+                        });
+                    }
+                }
+                Entry::MapPop { record, map } => {
+                    if let Some(m) = live.get(&record).and_then(|l| l.map(&map)) {
+                        let _ = self.rt.bpf(BpfCmd::MapLookupAndDeleteElem {
+                            map_id: m.id(),
+                            key: None,
+                            flags: 0,
+                        });
+                    }
+                }
+                Entry::MapFreeze { record, map } => {
+                    if let Some(m) = live.get(&record).and_then(|l| l.map(&map)) {
+                        if !m.obj().ops.is_frozen() {
+                            let _ = self.rt.bpf(BpfCmd::MapFreeze { map_id: m.id() });
+                        }
+                    }
+                }
+                Entry::MapArray { record, map, .. } => {
+                    if let Some(m) = live.get(&record).and_then(|l| l.map(&map)) {
+                        if let Err(e) = set_array_bytes(m.obj(), &blob) {
+                            warn(&format!("map {map} of record {record}: {e}"));
+                        }
+                    }
+                }
+                Entry::Attach { dev, record, prog } => {
+                    attach.insert(dev, (record, prog));
+                }
+                Entry::Detach { dev } => {
+                    attach.remove(&dev);
+                }
+            }
+        }
+        drop(store);
+        // Pins whose file is still there (a file removed while the daemon was down
+        // is an unpin, as `rm` on bpffs).
+        let mut restored = 0usize;
+        for (path, (record, kind, name)) in &pins {
+            let Ok((norm, parts)) = crate::safefs::check_pin_path(path) else {
+                continue;
+            };
+            if !self.fs.is_pin_file(&parts) {
+                continue;
+            }
+            let obj = live.get(record).and_then(|l| {
+                if kind == "prog" {
+                    l.progs
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, p)| Pinned::Prog(p.clone()))
+                } else {
+                    l.map(name).map(|m| Pinned::Map(m.clone()))
+                }
+            });
+            match obj {
+                Some(o) => match self.rt.pin(&norm, o) {
+                    Ok(()) => restored += 1,
+                    Err(e) => eprintln!("warning: pin {path}: {}", render::error_chain(&e)),
+                },
+                None => eprintln!("warning: pin {path}: its object was not restored"),
+            }
+        }
+        for (dev, (record, prog)) in &attach {
+            let p = live
+                .get(record)
+                .and_then(|l| l.progs.iter().find(|(n, _)| n == prog));
+            match p {
+                Some((_, p)) => {
+                    if let Err(e) = self.net.attach(&self.rt, p.obj(), dev, true, Format::Plain) {
+                        eprintln!("warning: XDP attachment on {dev} not restored: {e}");
+                    }
+                }
+                None => eprintln!("warning: XDP attachment on {dev}: its program was not restored"),
+            }
+        }
+        let mut cat = super::lock(&self.cat);
+        cat.next_record = next_record;
+        for (id, l) in live {
+            cat.records.push(Record {
+                id,
+                source: l.source,
+                progs: l
+                    .progs
+                    .iter()
+                    .map(|(n, p)| (n.clone(), Arc::downgrade(p.obj())))
+                    .collect(),
+                maps: l
+                    .maps
+                    .iter()
+                    .map(|(n, m)| (n.clone(), Arc::downgrade(m.obj())))
+                    .collect(),
+            });
+            // `l`'s handles drop here: what no pin, attachment or reference
+            // holds goes.
+        }
+        let mut store = super::lock(&self.store);
+        self.gc(&mut cat, &mut store);
+        let keep: Vec<String> = cat
+            .records
+            .iter()
+            .filter_map(|r| match &r.source {
+                Source::Object { stored, .. } => Some(stored.clone()),
+                Source::Map { .. } => None,
+            })
+            .collect();
+        for stray in store.stray_objects(&keep) {
+            store.remove_object(&stray);
+        }
+        if n > 0 {
+            eprintln!(
+                "restored {} records, {restored} pins, {} attachments from {n} saved entries",
+                cat.records.len(),
+                attach.len()
+            );
+        }
+        Ok(())
+    }
+
+    fn recreate(&self, store: &Store, source: &Source) -> Result<Objects, String> {
+        match source {
+            Source::Object {
+                file_name,
+                stored,
+                prog_type,
+            } => {
+                let bytes = store
+                    .read_object(stored, MAX_OBJECT)
+                    .map_err(|e| render::error_chain(&e))?;
+                let obj = super::handlers::parse_object(file_name, &bytes, prog_type.as_deref())?;
+                let loaded = self
+                    .rt
+                    .load_object(&obj, None)
+                    .map_err(|e| render::error_chain(&e))?;
+                Ok((loaded.progs.clone(), loaded.maps.clone()))
+            }
+            Source::Map {
+                map_type,
+                key,
+                value,
+                entries,
+                flags,
+                name,
+            } => {
+                let attr = MapCreateAttr {
+                    map_type: *map_type,
+                    key_size: *key,
+                    value_size: *value,
+                    max_entries: *entries,
+                    map_flags: *flags,
+                    name: name.clone(),
+                    ..MapCreateAttr::default()
+                };
+                match self.rt.bpf(BpfCmd::MapCreate(attr)) {
+                    Ok(BpfReply::Map(fd)) => Ok((Vec::new(), vec![(name.clone(), fd)])),
+                    Ok(_) => Err("unexpected reply".into()),
+                    Err(e) => Err(render::error_chain(&e)),
+                }
+            }
+        }
+    }
+
+    /// Writes the live state as a new snapshot (see [`Store::compact`]).
+    pub(crate) fn compact(&self, cat: &Catalog, store: &mut Store) -> Result<(), StoreError> {
+        store.compact(|w| self.write_snapshot(cat, w))
+    }
+
+    fn write_snapshot(&self, cat: &Catalog, w: &mut SnapshotWriter) -> std::io::Result<()> {
+        let live: Vec<&Record> = cat.records.iter().filter(|r| r.alive()).collect();
+        // Records first: map entries may refer to another record's objects.
+        for r in &live {
+            w.entry(&Entry::Record {
+                id: r.id,
+                source: r.source.clone(),
+            })?;
+        }
+        for r in &live {
+            for (name, m) in &r.maps {
+                let Some(m) = m.upgrade() else { continue };
+                self.write_map(cat, r.id, name, &m, w)?;
+            }
+        }
+        for (path, obj) in self.rt.pins() {
+            let found = match &obj {
+                Pinned::Prog(p) => cat.prog_ref(p.id()).map(|r| (r, "prog")),
+                Pinned::Map(m) => cat.map_ref(m.id()).map(|r| (r, "map")),
+            };
+            if let Some(((record, name), kind)) = found {
+                w.entry(&Entry::Pin {
+                    record,
+                    kind: kind.into(),
+                    name,
+                    path,
+                })?;
+            }
+        }
+        for (dev, prog_id) in self.net.attachments() {
+            if let Some((record, prog)) = cat.prog_ref(prog_id) {
+                w.entry(&Entry::Attach { dev, record, prog })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_map(
+        &self,
+        cat: &Catalog,
+        record: u64,
+        name: &str,
+        m: &MapObj,
+        w: &mut SnapshotWriter,
+    ) -> std::io::Result<()> {
+        let t = m.map_type();
+        if matches!(t, MapType::Array | MapType::PercpuArray) {
+            if let Some(b) = array_bytes(m) {
+                w.array(record, name, &b)?;
+            }
+        } else if saved_by_key(t) {
+            let mut key: Option<Vec<u8>> = None;
+            while let Ok(BpfReply::Bytes(next)) = self.rt.bpf(BpfCmd::MapGetNextKey {
+                map_id: m.id,
+                key: key.clone(),
+            }) {
+                if let Some(value) = self.saved_value(cat, m, &next) {
+                    w.entry(&Entry::MapSet {
+                        record,
+                        map: name.to_string(),
+                        key: proto::to_hex(&next),
+                        value,
+                    })?;
+                }
+                key = Some(next);
+            }
+        }
+        if m.ops.is_frozen() {
+            w.entry(&Entry::MapFreeze {
+                record,
+                map: name.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The value at `key` as saved: bytes, or a reference for fd maps.
+    pub(crate) fn saved_value(&self, cat: &Catalog, m: &MapObj, key: &[u8]) -> Option<SavedValue> {
+        let v = match self.rt.bpf(BpfCmd::MapLookupElem {
+            map_id: m.id,
+            key: key.to_vec(),
+            flags: 0,
+        }) {
+            Ok(BpfReply::Bytes(v)) => v,
+            _ => return None,
+        };
+        if is_fd_map(m.map_type()) {
+            let id = u32::from_le_bytes(v.get(..4)?.try_into().ok()?);
+            if m.map_type() == MapType::ProgArray {
+                let (record, name) = cat.prog_ref(id)?;
+                Some(SavedValue::Prog { record, name })
+            } else {
+                let (record, name) = cat.map_ref(id)?;
+                Some(SavedValue::Map { record, name })
+            }
+        } else {
+            Some(SavedValue::Hex(proto::to_hex(&v)))
+        }
+    }
+}
