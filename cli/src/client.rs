@@ -72,7 +72,15 @@ fn connect(dir: &Dir) -> Result<UnixStream, NoConn> {
             path.display()
         )));
     };
-    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK || st.st_uid != euid() {
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        // Not a socket (a leftover in our own directory): no daemon there; one
+        // started now replaces it.
+        return Err(NoConn::NotRunning(format!(
+            "{} is not a socket",
+            path.display()
+        )));
+    }
+    if st.st_uid != euid() {
         return Err(NoConn::Refused(format!(
             "{} is not a socket owned by uid {} (you): refusing to use it",
             path.display(),
@@ -135,7 +143,7 @@ fn connect(dir: &Dir) -> Result<UnixStream, NoConn> {
 /// Starts `bpfvm daemon` for `dir`, detached: its own session, stdin from
 /// /dev/null, stdout and stderr to `daemon.log` (never the caller's streams, which
 /// scripts and CI wait on).
-fn spawn_daemon(dir: &Dir) -> Result<(), String> {
+fn spawn_daemon(dir: &Dir) -> Result<std::process::Child, String> {
     let log = dir
         .open_append("daemon.log")
         .map_err(|e| format!("daemon log: {}", crate::render::error_chain(&e)))?;
@@ -158,15 +166,8 @@ fn spawn_daemon(dir: &Dir) -> Result<(), String> {
             Ok(())
         });
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start the daemon: {e}"))?;
-    // Reaped by a thread so that no zombie stays while this client runs.
-    std::thread::spawn(move || {
-        let mut c = child;
-        let _ = c.wait();
-    });
-    Ok(())
+    cmd.spawn()
+        .map_err(|e| format!("cannot start the daemon: {e}"))
 }
 
 /// The state directory, checked (and made when `create`): an error names the
@@ -190,7 +191,10 @@ fn last_log_line(dir: &Dir) -> String {
 pub fn connect_or_start(path: &Path) -> Result<UnixStream, String> {
     let dir = open_state(path, true)?;
     let start = Instant::now();
-    let mut spawned = false;
+    let mut spawned: Option<std::process::Child> = None;
+    // When the daemon this client started exited (another client's daemon won
+    // the directory lock, or it could not start), how long to keep trying.
+    let mut exited_at: Option<Instant> = None;
     let mut backoff = Duration::from_millis(10);
     loop {
         match connect(&dir) {
@@ -204,9 +208,20 @@ pub fn connect_or_start(path: &Path) -> Result<UnixStream, String> {
             }
             Err(NoConn::Busy) => {}
             Err(NoConn::NotRunning(e)) => {
-                if !spawned {
-                    spawn_daemon(&dir)?;
-                    spawned = true;
+                if let Some(child) = spawned.as_mut() {
+                    if exited_at.is_none() && matches!(child.try_wait(), Ok(Some(_))) {
+                        exited_at = Some(Instant::now());
+                    }
+                }
+                let gave_up = exited_at.is_some_and(|t| t.elapsed() > Duration::from_secs(1));
+                if spawned.is_none() {
+                    spawned = Some(spawn_daemon(&dir)?);
+                } else if gave_up {
+                    return Err(format!(
+                        "the daemon could not start ({e}); last line of {}: {}",
+                        dir.path().join("daemon.log").display(),
+                        last_log_line(&dir)
+                    ));
                 } else if start.elapsed() > START_TIMEOUT {
                     return Err(format!(
                         "the daemon did not start in {}s ({e}); last line of {}: {}",

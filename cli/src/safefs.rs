@@ -502,6 +502,9 @@ pub fn read_file_capped(mut f: File, path: &Path, max: u64) -> Result<Vec<u8>, S
     Ok(buf)
 }
 
+/// The largest input file a command reads (an object, BTF, a packet).
+pub const MAX_INPUT: u64 = 64 << 20;
+
 /// Reads a user-named input file (an object, a packet) capped at `max` bytes:
 /// size checked before reading, reading stops past the limit (pipes included).
 pub fn read_input_capped(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsError> {

@@ -167,8 +167,10 @@ impl Daemon {
         })
     }
 
-    /// Makes the pins' files and pins the objects; on failure undoes the ones made.
-    fn make_pins(&self, pins: &[(PlannedPin, Pinned)]) -> Result<(), String> {
+    /// Makes the pins' files and pins the objects; on failure undoes the ones
+    /// made. Returns the directories made, for [`Daemon::undo_pins`].
+    fn make_pins(&self, pins: &[(PlannedPin, Pinned)]) -> Result<Vec<String>, String> {
+        let mut dirs = Vec::new();
         for (i, (p, obj)) in pins.iter().enumerate() {
             let (what, id) = match obj {
                 Pinned::Prog(x) => ("prog", x.id()),
@@ -190,7 +192,8 @@ impl Daemon {
                         )
                     }
                 })
-                .and_then(|_| {
+                .and_then(|made| {
+                    dirs.extend(made);
                     self.rt.pin(&p.path, obj.clone()).map_err(|e| {
                         self.fs.remove(&p.parts);
                         format!(
@@ -201,18 +204,20 @@ impl Daemon {
                     })
                 });
             if let Err(e) = made {
-                self.undo_pins(&pins[..i]);
+                self.undo_pins(&pins[..i], &dirs);
                 return Err(e);
             }
         }
-        Ok(())
+        Ok(dirs)
     }
 
-    fn undo_pins(&self, pins: &[(PlannedPin, Pinned)]) {
+    /// Removes pins made by [`Daemon::make_pins`], and the directories it made.
+    fn undo_pins(&self, pins: &[(PlannedPin, Pinned)], dirs: &[String]) {
         for (p, _) in pins {
             let _ = self.rt.unpin(&p.path);
             self.fs.remove(&p.parts);
         }
+        self.fs.remove_dirs_made(dirs);
     }
 
     /// `prog pin` / `map pin`: a second pin of a live object.
@@ -244,9 +249,9 @@ impl Daemon {
         };
         let pins = [(plan, obj)];
         let mut store = lock(&self.store);
-        self.make_pins(&pins)?;
+        let dirs = self.make_pins(&pins)?;
         if let Err(e) = store.append(&[entry]) {
-            self.undo_pins(&pins);
+            self.undo_pins(&pins, &dirs);
             return Err(persist_err(&e));
         }
         self.after_change(&cat, &mut store);
@@ -516,10 +521,13 @@ impl Daemon {
         store
             .put_object(&stored, &bytes)
             .map_err(|e| persist_err(&e))?;
-        if let Err(e) = self.make_pins(&planned) {
-            store.remove_object(&stored);
-            return Err(e);
-        }
+        let dirs = match self.make_pins(&planned) {
+            Ok(d) => d,
+            Err(e) => {
+                store.remove_object(&stored);
+                return Err(e);
+            }
+        };
         let source = Source::Object {
             file_name: file_name.to_string(),
             stored: stored.clone(),
@@ -538,7 +546,7 @@ impl Daemon {
             });
         }
         if let Err(e) = store.append(&entries) {
-            self.undo_pins(&planned);
+            self.undo_pins(&planned, &dirs);
             store.remove_object(&stored);
             return Err(persist_err(&e));
         }
@@ -611,13 +619,13 @@ impl Daemon {
         let weak = Arc::downgrade(fd.obj());
         let pins = [(plan, Pinned::Map(fd))];
         let mut store = lock(&self.store);
-        self.make_pins(&pins)?;
+        let dirs = self.make_pins(&pins)?;
         let rec = Entry::Record {
             id,
             source: source.clone(),
         };
         if let Err(e) = store.append(&[rec, entry_pin]) {
-            self.undo_pins(&pins);
+            self.undo_pins(&pins, &dirs);
             return Err(persist_err(&e));
         }
         cat.records.push(Record {

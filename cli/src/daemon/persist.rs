@@ -48,44 +48,79 @@ fn is_fd_map(t: MapType) -> bool {
     t == MapType::ProgArray || t.is_map_in_map()
 }
 
-/// The raw bytes of an array map's values (all CPUs' for per-CPU arrays).
-fn array_bytes(m: &MapObj) -> Option<Vec<u8>> {
+/// An array map's value memory as saved: its length, the (offset, length) of
+/// the pages that are not all zero, and their bytes. Zero pages are skipped
+/// unread-into-memory, so a huge mostly-empty array (a big `.bss`) costs nothing.
+type ArrayImage = (u64, Vec<(u64, u64)>, Vec<u8>);
+
+fn array_image(m: &MapObj) -> Option<ArrayImage> {
+    const PAGE: usize = 4096;
     let regions = m.ops.value_regions();
     let r = regions.first()?;
     let len = r.stride.checked_mul(r.count)?;
-    let mut out = vec![0u8; len];
-    // SAFETY: the region is the map's live value memory of `stride * count` bytes
-    // and lives as long as `m`. Programs may write it concurrently, as they may
-    // race a user-space lookup in the kernel; bytes are copied one word at a time
-    // through relaxed atomics (the memory is 8-byte aligned).
-    unsafe {
-        for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
-            let a = std::sync::atomic::AtomicU64::from_ptr(r.base.add(i * 8).cast());
-            chunk.copy_from_slice(&a.load(std::sync::atomic::Ordering::Relaxed).to_ne_bytes());
+    let mut segments: Vec<(u64, u64)> = Vec::new();
+    let mut blob = Vec::new();
+    let mut page = [0u8; PAGE];
+    let mut off = 0usize;
+    while off < len {
+        let n = PAGE.min(len - off);
+        // SAFETY: [off, off+n) lies within the map's live value memory (8-byte
+        // aligned, `n` a multiple of 8 since strides are). Programs may write it
+        // meanwhile, as they may race a user-space lookup in the kernel; words
+        // are read through relaxed atomics.
+        unsafe {
+            for (i, w) in page[..n].chunks_exact_mut(8).enumerate() {
+                let a = std::sync::atomic::AtomicU64::from_ptr(r.base.add(off + i * 8).cast());
+                w.copy_from_slice(&a.load(std::sync::atomic::Ordering::Relaxed).to_ne_bytes());
+            }
         }
+        if page[..n].iter().any(|&b| b != 0) {
+            match segments.last_mut() {
+                Some((o, l)) if *o + *l == off as u64 => *l += n as u64,
+                _ => segments.push((off as u64, n as u64)),
+            }
+            blob.extend_from_slice(&page[..n]);
+        }
+        off += n;
     }
-    Some(out)
+    Some((len as u64, segments, blob))
 }
 
-/// Puts back an array map's raw bytes (same layout as [`array_bytes`]).
-fn set_array_bytes(m: &MapObj, bytes: &[u8]) -> Result<(), String> {
+/// Puts back an array map's saved bytes: `len` bytes in all, of which the
+/// `segments` (offset, length; the rest is zero) are in `blob`.
+fn set_array_bytes(
+    m: &MapObj,
+    len: u64,
+    segments: &[(u64, u64)],
+    blob: &[u8],
+) -> Result<(), String> {
     let regions = m.ops.value_regions();
     let r = regions.first().ok_or("the map has no value memory")?;
-    let len = r.stride * r.count;
-    if bytes.len() != len || !len.is_multiple_of(8) {
+    let have = (r.stride * r.count) as u64;
+    if len != have {
         return Err(format!(
-            "saved contents are {} bytes, the map has {len} (was the CPU count different?)",
-            bytes.len()
+            "saved contents are {len} bytes, the map has {have} (was the CPU count different?)"
         ));
     }
-    // SAFETY: as in array_bytes; `len` bytes of value memory, 8-byte aligned.
-    unsafe {
-        for (i, chunk) in bytes.chunks_exact(8).enumerate() {
-            let a = std::sync::atomic::AtomicU64::from_ptr(r.base.add(i * 8).cast());
-            let mut w = [0u8; 8];
-            w.copy_from_slice(chunk);
-            a.store(u64::from_ne_bytes(w), std::sync::atomic::Ordering::Relaxed);
+    let mut at = 0usize;
+    for &(off, n) in segments {
+        let (o, n) = (off as usize, n as usize);
+        let end = o.checked_add(n).filter(|&e| e as u64 <= have);
+        let src = blob.get(at..at + n);
+        let (Some(_), Some(src), true) = (end, src, o % 8 == 0 && n % 8 == 0) else {
+            return Err(format!("a saved segment ({off}, {n}) is out of bounds"));
+        };
+        // SAFETY: as in array_bytes; [o, o+n) lies within the value memory and is
+        // 8-byte aligned (checked above).
+        unsafe {
+            for (i, chunk) in src.chunks_exact(8).enumerate() {
+                let a = std::sync::atomic::AtomicU64::from_ptr(r.base.add(o + i * 8).cast());
+                let mut w = [0u8; 8];
+                w.copy_from_slice(chunk);
+                a.store(u64::from_ne_bytes(w), std::sync::atomic::Ordering::Relaxed);
+            }
         }
+        at += n;
     }
     Ok(())
 }
@@ -209,9 +244,14 @@ impl Daemon {
                         }
                     }
                 }
-                Entry::MapArray { record, map, .. } => {
+                Entry::MapArray {
+                    record,
+                    map,
+                    len,
+                    segments,
+                } => {
                     if let Some(m) = live.get(&record).and_then(|l| l.map(&map)) {
-                        if let Err(e) = set_array_bytes(m.obj(), &blob) {
+                        if let Err(e) = set_array_bytes(m.obj(), len, &segments, &blob) {
                             warn(&format!("map {map} of record {record}: {e}"));
                         }
                     }
@@ -404,8 +444,8 @@ impl Daemon {
     ) -> std::io::Result<()> {
         let t = m.map_type();
         if matches!(t, MapType::Array | MapType::PercpuArray) {
-            if let Some(b) = array_bytes(m) {
-                w.array(record, name, &b)?;
+            if let Some((len, segments, blob)) = array_image(m) {
+                w.array(record, name, len, segments, &blob)?;
             }
         } else if saved_by_key(t) {
             let mut key: Option<Vec<u8>> = None;

@@ -99,8 +99,9 @@ impl PinFs {
 
     /// Creates the file of a pin (`parts` below /sys/fs/bpf). Fails with
     /// `AlreadyExists` if anything is there; on any failure nothing is left behind
-    /// (directories it made are removed again).
-    pub fn create(&self, parts: &[String], text: &str) -> Result<(), SafeFsError> {
+    /// (directories it made are removed again). Returns the directories it made
+    /// (pin paths), for [`PinFs::remove_dirs_made`].
+    pub fn create(&self, parts: &[String], text: &str) -> Result<Vec<String>, SafeFsError> {
         let (last, dirs) = parts.split_last().ok_or_else(|| SafeFsError::BadName {
             path: self.root.path().display().to_string(),
             name: String::new(),
@@ -120,7 +121,24 @@ impl PinFs {
         if r.is_err() {
             self.remove_dirs(dirs, &made);
         }
-        r
+        r.map(|_| made)
+    }
+
+    /// Removes directories [`PinFs::create`] made (pin paths), innermost first,
+    /// if they are empty.
+    pub fn remove_dirs_made(&self, made: &[String]) {
+        let mut v: Vec<&String> = made.iter().collect();
+        v.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for d in v {
+            let Ok((_, parts)) = crate::safefs::check_pin_path(d) else {
+                continue;
+            };
+            if let Some((last, up)) = parts.split_last() {
+                if let Ok((parent, _)) = self.walk(up, false) {
+                    let _ = parent.rmdir(last);
+                }
+            }
+        }
     }
 
     /// Removes the directories `made` (innermost first) if they are empty.

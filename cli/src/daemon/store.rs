@@ -135,11 +135,14 @@ pub enum Entry {
         record: u64,
         map: String,
     },
-    /// A raw array block follows in the frame (snapshots only).
+    /// A raw array block follows in the frame (snapshots only): the `len` bytes
+    /// of the map's values, of which only the `segments` (offset, length) that
+    /// are not all zero are in the block, one after the other.
     MapArray {
         record: u64,
         map: String,
         len: u64,
+        segments: Vec<(u64, u64)>,
     },
     Attach {
         dev: String,
@@ -157,14 +160,32 @@ pub struct Loaded {
     pub blob: Vec<u8>,
 }
 
+/// CRC-32 (IEEE, reflected), one table lookup per byte.
+const CRC_TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
 fn crc32(parts: &[&[u8]]) -> u32 {
     let mut c = !0u32;
     for p in parts {
         for &b in *p {
-            c ^= b as u32;
-            for _ in 0..8 {
-                c = (c >> 1) ^ (0xedb8_8320 & (!(c & 1)).wrapping_add(1));
-            }
+            c = CRC_TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
         }
     }
     !c
@@ -521,21 +542,23 @@ impl Store {
         self.new_journal()
     }
 
-    /// Stores an object's bytes durably in a new file `name`.
+    /// Stores an object's bytes durably in a new file `name` (refused if anything
+    /// is there; removed again if it cannot be written whole).
     pub fn put_object(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let r = (|| {
-            let mut f = self.dir.create_new(name)?;
-            f.write_all(bytes)
-                .and_then(|_| if self.sync { f.sync_all() } else { Ok(()) })
-                .map_err(|source| StoreError::Write {
-                    file: self.path(name),
-                    source,
-                })?;
-            if self.sync {
-                self.dir.sync()?;
-            }
-            Ok(())
-        })();
+        let mut f = self.dir.create_new(name)?;
+        let r = f
+            .write_all(bytes)
+            .and_then(|_| if self.sync { f.sync_all() } else { Ok(()) })
+            .map_err(|source| StoreError::Write {
+                file: self.path(name),
+                source,
+            })
+            .and_then(|_| {
+                if self.sync {
+                    self.dir.sync()?;
+                }
+                Ok(())
+            });
         if r.is_err() {
             let _ = self.dir.unlink(name);
         }
@@ -576,12 +599,21 @@ impl SnapshotWriter {
         self.out.write_all(&b)
     }
 
-    /// A `MapArray` entry and its raw block.
-    pub fn array(&mut self, record: u64, map: &str, blob: &[u8]) -> std::io::Result<()> {
+    /// A `MapArray` entry: `len` bytes of values, of which the `segments` that
+    /// are not zero are in `blob`.
+    pub fn array(
+        &mut self,
+        record: u64,
+        map: &str,
+        len: u64,
+        segments: Vec<(u64, u64)>,
+        blob: &[u8],
+    ) -> std::io::Result<()> {
         let e = Entry::MapArray {
             record,
             map: map.to_string(),
-            len: blob.len() as u64,
+            len,
+            segments,
         };
         let head = encode(&e, blob);
         self.len += (head.len() + blob.len()) as u64;
@@ -631,14 +663,14 @@ mod tests {
         // Compaction: a snapshot, and a new journal.
         s.compact(|w| {
             w.entry(&a)?;
-            w.array(1, "m", &[1, 2, 3, 4])
+            w.array(1, "m", 4096, vec![(0, 8)], &[1, 2, 3, 4, 0, 0, 0, 0])
         })
         .unwrap();
         s.append(std::slice::from_ref(&b)).unwrap();
         drop(s);
         let (_, e, _) = open().unwrap();
         assert_eq!(e.len(), 3);
-        assert_eq!(e[1].blob, [1, 2, 3, 4]);
+        assert_eq!(e[1].blob, [1, 2, 3, 4, 0, 0, 0, 0]);
         // Damage in the middle of the snapshot: refused, file named.
         let sp = d.join("snapshot");
         let mut bytes = std::fs::read(&sp).unwrap();

@@ -18,8 +18,16 @@ use std::time::Duration;
 pub const MAX_ACTIVE: usize = 64;
 /// Connections open at once (each has a thread; idle ones are closed soon).
 pub const MAX_CONNECTIONS: usize = 512;
-/// A connection with no request for this long is closed.
+/// A connection with no request for this long is closed
+/// (`BPFVM_DAEMON_IDLE_MS` changes it, for tests).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn idle_timeout() -> Duration {
+    std::env::var("BPFVM_DAEMON_IDLE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(IDLE_TIMEOUT, Duration::from_millis)
+}
 /// A request (or reply) must be sent within this time once begun.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -113,8 +121,9 @@ pub fn serve(d: Arc<Daemon>, listener: UnixListener) {
 /// One client: requests until it closes, idles too long or breaks framing.
 fn connection(d: &Daemon, mut s: UnixStream) {
     let _ = s.set_write_timeout(Some(IO_TIMEOUT));
+    let idle = idle_timeout();
     loop {
-        let _ = s.set_read_timeout(Some(IDLE_TIMEOUT));
+        let _ = s.set_read_timeout(Some(idle));
         let body = match proto::read_frame(&mut s, proto::MAX_MESSAGE) {
             Ok(b) => b,
             Err(ProtoError::Closed) => return,
