@@ -324,6 +324,11 @@ impl Dir {
         self.openat(name, libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, 0o600)
     }
 
+    /// Creates `name` (0600) for reading and writing; fails if anything is there.
+    pub fn open_rw_new(&self, name: &str) -> Result<File, SafeFsError> {
+        self.openat(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600)
+    }
+
     /// Opens `name` for reading and writing, creating it (0600) if missing.
     pub fn open_rw(&self, name: &str) -> Result<File, SafeFsError> {
         self.openat(name, libc::O_RDWR | libc::O_CREAT, 0o600)

@@ -234,6 +234,22 @@ fn symlinks_are_never_followed() {
     }
     env.run(&["prog", "load", "obj/hello.o", "/sys/fs/bpf/h"])
         .ok();
+    // At the files that hold array maps' values.
+    let values = st.join("store/values");
+    let planted: Vec<_> = (0..64)
+        .map(|i| values.join(format!("v-{i}.bin")))
+        .filter(|p| !p.exists())
+        .collect();
+    for p in &planted {
+        std::os::unix::fs::symlink(&victim, p).unwrap();
+    }
+    let r = env.run(&["prog", "load", "obj/durable.o", "/sys/fs/bpf/dur"]);
+    assert_eq!(r.code, 255, "{}", r.stdout);
+    assert!(r.stderr.contains("File exists"), "{}", r.stderr);
+    assert!(!bpffs.join("dur").exists());
+    for p in &planted {
+        std::fs::remove_file(p).unwrap();
+    }
 
     // At daemon.pid, daemon.log and sock while the daemon is down.
     env.run(&["daemon", "stop"]).ok();

@@ -476,9 +476,8 @@ impl Daemon {
         if let Some(dir) = &pinmaps {
             check_pin_path(&self.pin_name(dir)).map_err(|e| e.to_string())?;
         }
-        let loaded = self
-            .rt
-            .load_object_with(
+        let (loaded, made) = self.values.with_files(|| {
+            self.rt.load_object_with(
                 &obj,
                 None,
                 &bpfvm::LoadOpts {
@@ -486,7 +485,16 @@ impl Daemon {
                     unprivileged: false,
                 },
             )
+        });
+        let mut files = super::values::FilesGuard::new(&self.values, made);
+        let loaded = loaded
             .map_err(|e| format!("failed to load object file: {}", render::load_error(&e)))?;
+        let map_files = files.assign(
+            loaded
+                .maps
+                .iter()
+                .map(|(n, m)| (n.as_str(), m.obj().as_ref())),
+        );
         let mut cat = lock(&self.cat);
         let mut planned: Vec<(PlannedPin, Pinned)> = Vec::new();
         let mut push = |p: PlannedPin, o: Pinned| -> Result<(), String> {
@@ -537,6 +545,13 @@ impl Daemon {
             id,
             source: source.clone(),
         }];
+        for (map, file) in &map_files {
+            entries.push(Entry::ValueFile {
+                record: id,
+                map: map.clone(),
+                file: file.clone(),
+            });
+        }
         for (p, _) in &planned {
             entries.push(Entry::Pin {
                 record: id,
@@ -563,7 +578,9 @@ impl Daemon {
                 .iter()
                 .map(|(n, m)| (n.clone(), Arc::downgrade(m.obj())))
                 .collect(),
+            files: map_files,
         });
+        files.keep();
         drop(loaded);
         self.after_change(&cat, &mut store);
         Ok(Response::out(String::new()))
@@ -594,11 +611,16 @@ impl Daemon {
             name: name.to_string(),
             ..MapCreateAttr::default()
         };
-        let fd = match self.rt.bpf(BpfCmd::MapCreate(attr)) {
+        let (r, made) = self
+            .values
+            .with_files(|| self.rt.bpf(BpfCmd::MapCreate(attr)));
+        let mut files = super::values::FilesGuard::new(&self.values, made);
+        let fd = match r {
             Ok(BpfReply::Map(fd)) => fd,
             Ok(_) => return Err("map create failed: unexpected reply".into()),
             Err(e) => return Err(format!("map create failed: {}", render::error_chain(&e))),
         };
+        let map_files = files.assign([(name, fd.obj().as_ref())]);
         let mut cat = lock(&self.cat);
         let id = cat.next_record;
         cat.next_record += 1;
@@ -624,7 +646,16 @@ impl Daemon {
             id,
             source: source.clone(),
         };
-        if let Err(e) = store.append(&[rec, entry_pin]) {
+        let mut entries = vec![rec];
+        for (map, file) in &map_files {
+            entries.push(Entry::ValueFile {
+                record: id,
+                map: map.clone(),
+                file: file.clone(),
+            });
+        }
+        entries.push(entry_pin);
+        if let Err(e) = store.append(&entries) {
             self.undo_pins(&pins, &dirs);
             return Err(persist_err(&e));
         }
@@ -633,7 +664,9 @@ impl Daemon {
             source,
             progs: Vec::new(),
             maps: vec![(name.to_string(), weak)],
+            files: map_files,
         });
+        files.keep();
         self.after_change(&cat, &mut store);
         Ok(Response::out(String::new()))
     }
@@ -657,6 +690,24 @@ impl Daemon {
             // nothing brings it back after a restart, so nothing to journal.
             return Ok(resp);
         };
+        let file = cat
+            .records
+            .iter()
+            .find(|r| r.id == record)
+            .and_then(|r| r.file_of(&map));
+        if let Some(file) = file {
+            // The change is in the file already: on disk before the reply.
+            if !store.sync {
+                return Ok(resp);
+            }
+            return match self.values.sync(file) {
+                Ok(()) => Ok(resp),
+                Err(e) => {
+                    self.undo(m, &change);
+                    Err(format!("not saved: {file}: {e}"))
+                }
+            };
+        }
         let entry = match (&change.value, change.key.is_empty()) {
             (Some(v), true) => Entry::MapPush {
                 record,

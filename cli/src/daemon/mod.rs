@@ -27,11 +27,13 @@ mod persist;
 pub mod pinfs;
 pub mod store;
 mod transport;
+mod values;
 
 pub use transport::peer_uid;
 
 use crate::safefs::{Dir, SafeFsError};
 use bpfvm::{MapObj, ProgObj, Runtime};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -69,9 +71,19 @@ pub(crate) struct Record {
     pub source: Source,
     pub progs: Vec<(String, Weak<ProgObj>)>,
     pub maps: Vec<(String, Weak<MapObj>)>,
+    /// (map, value file) of its file-backed arrays.
+    pub files: Vec<(String, String)>,
 }
 
 impl Record {
+    /// The value file of map `name`, if it has one.
+    pub fn file_of(&self, name: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|(m, _)| m == name)
+            .map(|(_, f)| f.as_str())
+    }
+
     fn alive(&self) -> bool {
         self.progs.iter().any(|(_, w)| w.strong_count() > 0)
             || self.maps.iter().any(|(_, w)| w.strong_count() > 0)
@@ -82,6 +94,10 @@ impl Record {
 pub(crate) struct Catalog {
     pub records: Vec<Record>,
     pub next_record: u64,
+    /// Saved records that could not be made again at start (their object no
+    /// longer loads, ...): kept as saved, with their files, and written into
+    /// every snapshot, so that nothing is lost; tried again at the next start.
+    pub failed: BTreeMap<u64, Vec<store::Loaded>>,
 }
 
 impl Catalog {
@@ -113,6 +129,7 @@ pub struct Daemon {
     pub(crate) fs: pinfs::PinFs,
     pub(crate) cat: Mutex<Catalog>,
     pub(crate) store: Mutex<Store>,
+    pub(crate) values: values::Values,
     pub(crate) trace_next: Mutex<u64>,
     pub(crate) net: crate::netglue::NetState,
 }
@@ -136,6 +153,7 @@ pub fn run(dir: &std::path::Path) -> Result<(), DaemonError> {
     let _lock = take_lock(&state)?;
     let fs = pinfs::PinFs::open(&state)?;
     let store_dir = state.subdir("store", true)?;
+    let values = values::Values::open(&store_dir)?;
     let (store, entries, warnings) = Store::open(store_dir)?;
     for w in warnings {
         eprintln!("warning: {w}");
@@ -146,6 +164,7 @@ pub fn run(dir: &std::path::Path) -> Result<(), DaemonError> {
         fs,
         cat: Mutex::new(Catalog::default()),
         store: Mutex::new(store),
+        values,
         trace_next: Mutex::new(0),
         net: crate::netglue::NetState::default(),
     });
@@ -225,15 +244,16 @@ impl Daemon {
         cat.records.retain(|r| {
             let keep = r.alive();
             if !keep {
-                dropped.push((r.id, r.source.clone()));
+                dropped.push((r.id, r.source.clone(), r.files.clone()));
             }
             keep
         });
-        for (id, source) in dropped {
+        for (id, source, files) in dropped {
             if store.append(&[store::Entry::Drop { record: id }]).is_ok() {
                 if let Source::Object { stored, .. } = source {
                     store.remove_object(&stored);
                 }
+                self.values.remove(files.into_iter().map(|(_, f)| f));
             }
         }
     }

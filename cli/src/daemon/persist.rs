@@ -22,6 +22,8 @@ struct Live {
     source: Source,
     progs: Vec<(String, ProgFd)>,
     maps: Vec<(String, MapFd)>,
+    /// (map, value file) made for it now.
+    files: Vec<(String, String)>,
 }
 
 impl Live {
@@ -136,29 +138,80 @@ impl Daemon {
         let mut attach: BTreeMap<String, (u64, String)> = BTreeMap::new();
         let mut next_record = 0u64;
         let n = entries.len();
-        let store = super::lock(&self.store);
-        for Loaded { entry, blob } in entries {
+        // Maps whose values are in a file: the file has every value (written by
+        // clients and programs alike), so their entries are not replayed; the
+        // file is copied into the new map's file at the end.
+        let file_backed: std::collections::BTreeSet<(u64, String)> = entries
+            .iter()
+            .filter_map(|l| match &l.entry {
+                Entry::ValueFile { record, map, .. } => Some((*record, map.clone())),
+                _ => None,
+            })
+            .collect();
+        let skip = |record: &u64, map: &String| file_backed.contains(&(*record, map.clone()));
+        let mut old_files: BTreeMap<(u64, String), String> = BTreeMap::new();
+        let mut failed: BTreeMap<u64, Vec<Loaded>> = BTreeMap::new();
+        let mut store = super::lock(&self.store);
+        for l in entries {
+            if let Some(r) = l.entry.record() {
+                if let Entry::Drop { .. } = l.entry {
+                    failed.remove(&r);
+                } else if let Some(v) = failed.get_mut(&r) {
+                    // A record that could not be made again: kept as saved.
+                    v.push(l);
+                    continue;
+                }
+            }
+            let Loaded { entry, blob } = l;
             let warn = |what: &str| eprintln!("warning: restoring {what}");
             match entry {
                 Entry::Header { .. } => {}
                 Entry::Record { id, source } => {
                     next_record = next_record.max(id + 1);
-                    match self.recreate(&store, &source) {
+                    let saved = Loaded {
+                        entry: Entry::Record {
+                            id,
+                            source: source.clone(),
+                        },
+                        blob: Vec::new(),
+                    };
+                    let (r, made) = self.values.with_files(|| self.recreate(&store, &source));
+                    let mut guard = super::values::FilesGuard::new(&self.values, made);
+                    match r {
                         Ok((progs, maps)) => {
+                            let files = guard
+                                .assign(maps.iter().map(|(n, m)| (n.as_str(), m.obj().as_ref())));
+                            guard.keep();
                             live.insert(
                                 id,
                                 Live {
                                     source,
                                     progs,
                                     maps,
+                                    files,
                                 },
                             );
                         }
-                        Err(e) => warn(&format!("record {id}: {e}")),
+                        Err(e) => {
+                            eprintln!(
+                                "warning: record {id} ({}) could not be made again: {e}; it is kept as saved (with its files and pins) and tried again at the next start",
+                                match &source {
+                                    Source::Object { file_name, .. } => file_name.clone(),
+                                    Source::Map { name, .. } => format!("map {name}"),
+                                }
+                            );
+                            failed.insert(id, vec![saved]);
+                        }
                     }
                 }
                 Entry::Drop { record } => {
-                    live.remove(&record);
+                    if let Some(l) = live.remove(&record) {
+                        self.values.remove(l.files.into_iter().map(|(_, f)| f));
+                    }
+                    old_files.retain(|(r, _), _| *r != record);
+                }
+                Entry::ValueFile { record, map, file } => {
+                    old_files.insert((record, map), file);
                 }
                 Entry::Pin {
                     record,
@@ -171,6 +224,9 @@ impl Daemon {
                 Entry::Unpin { path } => {
                     pins.remove(&path);
                 }
+                Entry::MapSet { record, map, .. } if skip(&record, &map) => {}
+                Entry::MapDelete { record, map, .. } if skip(&record, &map) => {}
+                Entry::MapArray { record, map, .. } if skip(&record, &map) => {}
                 Entry::MapSet {
                     record,
                     map,
@@ -264,6 +320,41 @@ impl Daemon {
                 }
             }
         }
+        // The values of file-backed maps: the old file's contents into the new
+        // file, the new file journaled, then the old one removed.
+        let mut moved = Vec::new();
+        let mut now_in = Vec::new();
+        for ((record, map), old) in &old_files {
+            let Some(new) = live
+                .get(record)
+                .and_then(|l| l.files.iter().find(|(m, _)| m == map))
+                .map(|(_, f)| f.clone())
+            else {
+                continue;
+            };
+            match self.values.copy(old, &new) {
+                Ok(_) => {}
+                Err(e) => eprintln!(
+                    "warning: map {map} of record {record}: values not restored from {}: {e}",
+                    self.values.dir.path().join(old).display()
+                ),
+            }
+            now_in.push(Entry::ValueFile {
+                record: *record,
+                map: map.clone(),
+                file: new,
+            });
+            moved.push(old.clone());
+        }
+        if !now_in.is_empty() {
+            if let Err(e) = store.append(&now_in) {
+                return Err(format!(
+                    "cannot record where restored map values live: {}",
+                    render::error_chain(&e)
+                ));
+            }
+            self.values.remove(moved);
+        }
         drop(store);
         // Pins whose file is still there (a file removed while the daemon was down
         // is an unpin, as `rm` on bpffs).
@@ -308,6 +399,7 @@ impl Daemon {
         }
         let mut cat = super::lock(&self.cat);
         cat.next_record = next_record;
+        cat.failed = failed;
         for (id, l) in live {
             cat.records.push(Record {
                 id,
@@ -322,16 +414,23 @@ impl Daemon {
                     .iter()
                     .map(|(n, m)| (n.clone(), Arc::downgrade(m.obj())))
                     .collect(),
+                files: l.files.clone(),
             });
             // `l`'s handles drop here: what no pin, attachment or reference
             // holds goes.
         }
         let mut store = super::lock(&self.store);
         self.gc(&mut cat, &mut store);
+        let failed_entries = cat.failed.values().flatten().map(|l| &l.entry);
         let keep: Vec<String> = cat
             .records
             .iter()
-            .filter_map(|r| match &r.source {
+            .map(|r| &r.source)
+            .chain(failed_entries.clone().filter_map(|e| match e {
+                Entry::Record { source, .. } => Some(source),
+                _ => None,
+            }))
+            .filter_map(|s| match s {
                 Source::Object { stored, .. } => Some(stored.clone()),
                 Source::Map { .. } => None,
             })
@@ -339,6 +438,17 @@ impl Daemon {
         for stray in store.stray_objects(&keep) {
             store.remove_object(&stray);
         }
+        // Value files of nothing (left by a crash between making and journaling).
+        let keep: Vec<String> = cat
+            .records
+            .iter()
+            .flat_map(|r| r.files.iter().map(|(_, f)| f.clone()))
+            .chain(failed_entries.filter_map(|e| match e {
+                Entry::ValueFile { file, .. } => Some(file.clone()),
+                _ => None,
+            }))
+            .collect();
+        self.values.remove(self.values.strays(&keep));
         if n > 0 {
             eprintln!(
                 "restored {} records, {restored} pins, {} attachments from {n} saved entries",
@@ -409,7 +519,23 @@ impl Daemon {
         for r in &live {
             for (name, m) in &r.maps {
                 let Some(m) = m.upgrade() else { continue };
-                self.write_map(cat, r.id, name, &m, w)?;
+                match r.file_of(name) {
+                    // The file holds the values: the snapshot only names it.
+                    Some(file) => {
+                        w.entry(&Entry::ValueFile {
+                            record: r.id,
+                            map: name.clone(),
+                            file: file.to_string(),
+                        })?;
+                        if m.ops.is_frozen() {
+                            w.entry(&Entry::MapFreeze {
+                                record: r.id,
+                                map: name.clone(),
+                            })?;
+                        }
+                    }
+                    None => self.write_map(cat, r.id, name, &m, w)?,
+                }
             }
         }
         for (path, obj) in self.rt.pins() {
@@ -430,6 +556,9 @@ impl Daemon {
             if let Some((record, prog)) = cat.prog_ref(prog_id) {
                 w.entry(&Entry::Attach { dev, record, prog })?;
             }
+        }
+        for l in cat.failed.values().flatten() {
+            w.loaded(l)?;
         }
         Ok(())
     }

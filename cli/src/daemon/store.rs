@@ -144,6 +144,12 @@ pub enum Entry {
         len: u64,
         segments: Vec<(u64, u64)>,
     },
+    /// The values of a record's array map live in `file` (in `store/values/`).
+    ValueFile {
+        record: u64,
+        map: String,
+        file: String,
+    },
     Attach {
         dev: String,
         record: u64,
@@ -154,7 +160,28 @@ pub enum Entry {
     },
 }
 
+impl Entry {
+    /// The record an entry is about, if any.
+    pub fn record(&self) -> Option<u64> {
+        match self {
+            Entry::Record { id, .. } => Some(*id),
+            Entry::Drop { record }
+            | Entry::Pin { record, .. }
+            | Entry::MapSet { record, .. }
+            | Entry::MapDelete { record, .. }
+            | Entry::MapPush { record, .. }
+            | Entry::MapPop { record, .. }
+            | Entry::MapFreeze { record, .. }
+            | Entry::MapArray { record, .. }
+            | Entry::ValueFile { record, .. }
+            | Entry::Attach { record, .. } => Some(*record),
+            Entry::Header { .. } | Entry::Unpin { .. } | Entry::Detach { .. } => None,
+        }
+    }
+}
+
 /// An entry with the raw block a `MapArray` entry carries.
+#[derive(Clone)]
 pub struct Loaded {
     pub entry: Entry,
     pub blob: Vec<u8>,
@@ -597,6 +624,14 @@ impl SnapshotWriter {
         let b = encode(e, &[]);
         self.len += b.len() as u64;
         self.out.write_all(&b)
+    }
+
+    /// An entry as read back (with its block, if any).
+    pub fn loaded(&mut self, l: &Loaded) -> std::io::Result<()> {
+        let head = encode(&l.entry, &l.blob);
+        self.len += (head.len() + l.blob.len()) as u64;
+        self.out.write_all(&head)?;
+        self.out.write_all(&l.blob)
     }
 
     /// A `MapArray` entry: `len` bytes of values, of which the `segments` that

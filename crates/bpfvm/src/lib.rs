@@ -64,6 +64,7 @@ pub mod isa {
 
 /// Map types and flags.
 pub mod maps {
+    pub use bpfvm_maps::{with_value_files, MapAttr, ValueFile};
     pub use bpfvm_maps::{MapError, MapOps, MapType};
     pub use bpfvm_maps::{BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
 }
