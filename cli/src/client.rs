@@ -420,17 +420,26 @@ pub fn stop(opts: &Opts) -> i32 {
     if let Err(e) = exchange(&mut s, &req, Some(REPLY_TIMEOUT)) {
         return print_error(opts, &format!("stopping the daemon: {e}"));
     }
-    // Wait for the process to be gone, so a new daemon can take the directory.
+    // Wait for the process to be gone, so a new daemon can take the directory:
+    // its lock is free once it has exited (even before its parent reaps it).
+    let _ = pid;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
-        // SAFETY: kill with signal 0 only checks that the process exists.
-        let alive = pid.is_some_and(|p| unsafe { libc::kill(p, 0) } == 0);
-        if !alive && connect(&dir).is_err() {
+        if lock_is_free(&dir) && connect(&dir).is_err() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
     0
+}
+
+/// Is no daemon holding the directory's lock?
+fn lock_is_free(dir: &Dir) -> bool {
+    let Ok(f) = dir.open_read("daemon.lock") else {
+        return true;
+    };
+    // SAFETY: flock on a descriptor we own; released when `f` closes.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
 /// `bpfvm daemon status`.

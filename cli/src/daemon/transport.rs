@@ -165,6 +165,15 @@ fn connection(d: &Daemon, mut s: UnixStream) {
     }
 }
 
+/// Sets the calling thread's nice value.
+fn set_nice(n: i32) -> bool {
+    // SAFETY: gettid and setpriority on the calling thread have no preconditions.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, n) == 0
+    }
+}
+
 /// Handles a request; a run is cancelled if the client hangs up meanwhile.
 fn handle_watched(d: &Daemon, s: &UnixStream, req: proto::Request) -> Response {
     let cancel = Arc::new(AtomicBool::new(false));
@@ -192,8 +201,16 @@ fn handle_watched(d: &Daemon, s: &UnixStream, req: proto::Request) -> Response {
     } else {
         None
     };
+    // A run yields the CPU to everything else the daemon does (list, show, map
+    // operations of other clients): its thread runs at a lower priority.
+    let niced = watcher.is_some() && set_nice(10);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.handle(req, cancel)))
         .unwrap_or_else(|_| Response::err("internal error in the daemon (see daemon.log)"));
+    if niced {
+        // Back to normal where allowed (raising priority needs CAP_SYS_NICE; a
+        // thread that cannot stays nice for the rest of its connection).
+        set_nice(0);
+    }
     done.store(true, Ordering::Relaxed);
     if let Some(w) = watcher {
         let _ = w.join();
