@@ -314,7 +314,11 @@ fn main() {
     drop(d);
     let n = lat.len();
     let (p50, p99, max) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99), pct(&mut lat, 1.0));
-    let (b50, b99, bmax) = (pct(&mut base, 0.5), pct(&mut base, 0.99), pct(&mut base, 1.0));
+    let (b50, b99, bmax) = (
+        pct(&mut base, 0.5),
+        pct(&mut base, 0.99),
+        pct(&mut base, 1.0),
+    );
     // SAFETY: getloadavg writes at most 3 doubles.
     let mut load = [0f64; 3];
     unsafe { libc::getloadavg(load.as_mut_ptr(), 3) };
@@ -336,8 +340,19 @@ fn main() {
         for fsync in [true, false] {
             let d = Daemon::start(fsync);
             d.run(&[
-                "map", "create", "/sys/fs/bpf/u", "type", kind, "key", "4", "value", "8",
-                "entries", "100000", "name", "u",
+                "map",
+                "create",
+                "/sys/fs/bpf/u",
+                "type",
+                kind,
+                "key",
+                "4",
+                "value",
+                "8",
+                "entries",
+                "100000",
+                "name",
+                "u",
             ]);
             let mut s = UnixStream::connect(d.sock()).unwrap();
             let t = Instant::now();
@@ -349,10 +364,9 @@ fn main() {
                 ))
                 .unwrap();
                 proto::write_frame(&mut s, &body).unwrap();
-                let r = proto::decode_response(
-                    &proto::read_frame(&mut s, proto::MAX_MESSAGE).unwrap(),
-                )
-                .unwrap();
+                let r =
+                    proto::decode_response(&proto::read_frame(&mut s, proto::MAX_MESSAGE).unwrap())
+                        .unwrap();
                 assert!(r.ok);
                 k += 1;
             }

@@ -344,7 +344,15 @@ pub fn print_response(opts: &Opts, r: &Response) -> i32 {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(r.stdout.as_bytes());
-    if r.ok && opts.json && r.stdout.is_empty() && r.data.is_none() {
+    // Typed results are rendered here, in the format asked for.
+    let listing = r
+        .data
+        .as_ref()
+        .and_then(|d| serde_json::from_value::<proto::Listing>(d.clone()).ok());
+    if let Some(l) = &listing {
+        let _ = out.write_all(crate::render::listing(format_of(opts), l).as_bytes());
+    }
+    if r.ok && opts.json && r.stdout.is_empty() && r.data.is_none() && listing.is_none() {
         // bpftool prints `null` for commands without output in JSON mode.
         let _ = out.write_all(b"null\n");
     }
@@ -420,17 +428,33 @@ pub fn stop(opts: &Opts) -> i32 {
     if let Err(e) = exchange(&mut s, &req, Some(REPLY_TIMEOUT)) {
         return print_error(opts, &format!("stopping the daemon: {e}"));
     }
-    // Wait for the process to be gone, so a new daemon can take the directory:
-    // its lock is free once it has exited (even before its parent reaps it).
-    let _ = pid;
+    // Wait for the process to have exited, so a new daemon can take the
+    // directory (an exited daemon may stay a zombie until its parent, often
+    // init, reaps it: that counts as gone).
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
-        if lock_is_free(&dir) && connect(&dir).is_err() {
+        if pid.is_none_or(exited) && lock_is_free(&dir) && connect(&dir).is_err() {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     0
+}
+
+/// Has process `pid` exited (gone, or a zombie)?
+fn exited(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    if unsafe { libc::kill(pid, 0) } != 0 {
+        return true;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                == Some("Z")
+        })
+        .unwrap_or(true)
 }
 
 /// Is no daemon holding the directory's lock?

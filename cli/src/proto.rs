@@ -202,6 +202,35 @@ impl Request {
     }
 }
 
+/// An XDP attachment, as `net list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetAttachment {
+    pub devname: String,
+    pub ifindex: u32,
+    pub mode: String,
+    pub id: u32,
+}
+
+/// Results the daemon returns as data and the client renders (plain text or
+/// JSON, bpftool's layouts): the daemon formats nothing that the client can.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Listing {
+    /// `prog show|list`; `single`: one program was asked for by name (bpftool
+    /// then prints an object, not an array, in JSON).
+    Progs {
+        single: bool,
+        items: Vec<bpfvm::ProgInfo>,
+    },
+    Maps {
+        single: bool,
+        items: Vec<bpfvm::MapInfo>,
+    },
+    Net {
+        items: Vec<NetAttachment>,
+    },
+}
+
 /// The daemon's answer. `stdout` is printed as is; on failure `error` holds the
 /// message (printed as `Error: ...` or `{"error":"..."}`) and `exit` the status.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -239,6 +268,11 @@ impl Response {
             ..Response::default()
         }
     }
+    /// A typed result for the client to render.
+    pub fn listing(l: &Listing) -> Response {
+        Response::data(serde_json::to_value(l).unwrap_or_default())
+    }
+
     /// "Busy": the request was not handled; the client retries.
     pub fn busy(why: &str) -> Response {
         Response {

@@ -6,7 +6,7 @@ use bpfvm::btf::{
     dump_btf_json, dump_btf_plain, hex_byte_array, map_entry_dump, write_bpftool_compact,
     write_bpftool_pretty, Btf, DumpMode, Dumped, MapValues,
 };
-use bpfvm::{BpfCmd, BpfError, BpfReply, MapObj, ProgInfo, Runtime};
+use bpfvm::{BpfCmd, BpfError, BpfReply, MapInfo, MapObj, ProgInfo, Runtime};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
@@ -176,50 +176,44 @@ pub fn progs(f: Format, infos: &[ProgInfo], single: bool) -> String {
     out
 }
 
-fn map_json(m: &MapObj) -> Value {
-    let a = m.attr();
+fn map_json(m: &MapInfo) -> Value {
     let mut o = Map::new();
     o.insert("id".into(), json!(m.id));
-    o.insert("type".into(), json!(a.map_type.name()));
+    o.insert("type".into(), json!(m.map_type));
     if !m.name.is_empty() {
         o.insert("name".into(), json!(m.name));
     }
-    o.insert("flags".into(), json!(a.map_flags));
-    o.insert("bytes_key".into(), json!(a.key_size));
-    o.insert("bytes_value".into(), json!(a.value_size));
-    o.insert("max_entries".into(), json!(a.max_entries));
-    o.insert("bytes_memlock".into(), json!(m.ops.memory_usage()));
-    o.insert("frozen".into(), json!(u32::from(m.ops.is_frozen())));
-    if let Some(b) = &m.btf {
-        o.insert("btf_id".into(), json!(b.id));
+    o.insert("flags".into(), json!(m.flags));
+    o.insert("bytes_key".into(), json!(m.bytes_key));
+    o.insert("bytes_value".into(), json!(m.bytes_value));
+    o.insert("max_entries".into(), json!(m.max_entries));
+    o.insert("bytes_memlock".into(), json!(m.bytes_memlock));
+    o.insert("frozen".into(), json!(u32::from(m.frozen)));
+    if let Some(b) = m.btf_id {
+        o.insert("btf_id".into(), json!(b));
     }
     Value::Object(o)
 }
 
-fn map_plain(m: &MapObj, out: &mut String) {
-    let a = m.attr();
-    let _ = write!(out, "{}: {}  ", m.id, a.map_type.name());
+fn map_plain(m: &MapInfo, out: &mut String) {
+    let _ = write!(out, "{}: {}  ", m.id, m.map_type);
     if !m.name.is_empty() {
         let _ = write!(out, "name {}  ", m.name);
     }
-    let _ = write!(out, "flags {:#x}", a.map_flags);
+    let _ = write!(out, "flags {:#x}", m.flags);
     let _ = write!(
         out,
         "\n\tkey {}B  value {}B  max_entries {}  memlock {}B",
-        a.key_size,
-        a.value_size,
-        a.max_entries,
-        m.ops.memory_usage()
+        m.bytes_key, m.bytes_value, m.max_entries, m.bytes_memlock
     );
-    let frozen = m.ops.is_frozen();
-    if frozen || m.btf.is_some() {
+    if m.frozen || m.btf_id.is_some() {
         out.push_str("\n\t");
     }
-    if let Some(b) = &m.btf {
-        let _ = write!(out, "btf_id {}", b.id);
+    if let Some(b) = m.btf_id {
+        let _ = write!(out, "btf_id {b}");
     }
-    if frozen {
-        out.push_str(if m.btf.is_some() {
+    if m.frozen {
+        out.push_str(if m.btf_id.is_some() {
             "  frozen"
         } else {
             "frozen"
@@ -228,13 +222,43 @@ fn map_plain(m: &MapObj, out: &mut String) {
     out.push('\n');
 }
 
+/// `net list`: bpftool's layout (XDP only; tc and flow_dissector are empty).
+pub fn net_list(f: Format, items: &[crate::proto::NetAttachment]) -> String {
+    if f.is_json() {
+        let xdp: Vec<Value> = items
+            .iter()
+            .map(
+                |a| json!({"devname": a.devname, "ifindex": a.ifindex, "mode": a.mode, "id": a.id}),
+            )
+            .collect();
+        let v = json!([{ "xdp": xdp, "tc": [], "flow_dissector": [] }]);
+        return json(f, &v);
+    }
+    let mut out = String::from("xdp:\n");
+    for a in items {
+        let _ = writeln!(out, "{}({}) {} id {}", a.devname, a.ifindex, a.mode, a.id);
+    }
+    out.push_str("\ntc:\n\nflow_dissector:\n\n");
+    out
+}
+
+/// Renders a typed result of the daemon.
+pub fn listing(f: Format, l: &crate::proto::Listing) -> String {
+    use crate::proto::Listing;
+    match l {
+        Listing::Progs { single, items } => progs(f, items, *single),
+        Listing::Maps { single, items } => maps(f, items, *single),
+        Listing::Net { items } => net_list(f, items),
+    }
+}
+
 /// `map show`.
-pub fn maps(f: Format, maps: &[std::sync::Arc<MapObj>], single: bool) -> String {
+pub fn maps(f: Format, maps: &[MapInfo], single: bool) -> String {
     if f.is_json() {
         let v = if single && maps.len() == 1 {
             map_json(&maps[0])
         } else {
-            Value::Array(maps.iter().map(|m| map_json(m)).collect())
+            Value::Array(maps.iter().map(map_json).collect())
         };
         return json(f, &v);
     }

@@ -5,7 +5,7 @@
 
 use super::store::{Entry, SavedValue, Source, Store};
 use super::{lock, Catalog, Daemon, Record};
-use crate::proto::{self, Command, Format, Request, Response, Target};
+use crate::proto::{self, Command, Format, Listing, Request, Response, Target};
 use crate::render;
 use crate::safefs::check_pin_path;
 use bpfvm::maps::MapType;
@@ -47,7 +47,7 @@ impl Daemon {
                 prog_type,
                 pinmaps,
             } => self.prog_load(&file_name, &object_hex, &path, all, prog_type, pinmaps),
-            Command::ProgShow { target } => self.prog_show(f, target.as_ref()),
+            Command::ProgShow { target } => self.prog_show(target.as_ref()),
             Command::ProgDumpXlated {
                 target,
                 opcodes,
@@ -88,7 +88,7 @@ impl Daemon {
             Command::ProgPin { target, path } => self
                 .prog_one(&target)
                 .and_then(|p| self.pin_existing("prog", p.id, &path)),
-            Command::MapShow { target } => self.map_show(f, target.as_ref()),
+            Command::MapShow { target } => self.map_show(target.as_ref()),
             Command::MapDump { target } => self
                 .map_one(&target)
                 .and_then(|m| render::map_dump(&self.rt, &m, f)),
@@ -118,7 +118,7 @@ impl Daemon {
                 .prog_one(&target)
                 .and_then(|p| self.net_attach(&p, &dev, overwrite, f)),
             Command::NetDetach { dev } => self.net_detach(&dev, f),
-            Command::NetList { dev } => self.net.list(dev.as_deref(), f),
+            Command::NetList { dev } => Ok(Response::listing(&self.net.list(dev.as_deref()))),
             Command::BtfShow { id } => render::btf_show(&self.rt, f, id),
             Command::BtfDump { id, prog, map } => self.btf_dump(f, id, prog.as_ref(), map.as_ref()),
         };
@@ -417,7 +417,7 @@ impl Daemon {
         }
     }
 
-    fn prog_show(&self, f: Format, t: Option<&Target>) -> Result<Response, String> {
+    fn prog_show(&self, t: Option<&Target>) -> Result<Response, String> {
         let (progs, single) = match t {
             Some(t) => {
                 let v = self.progs_matching(t)?;
@@ -426,7 +426,7 @@ impl Daemon {
             }
             None => (self.rt.progs(), false),
         };
-        let infos: Vec<bpfvm::ProgInfo> = progs
+        let items: Vec<bpfvm::ProgInfo> = progs
             .iter()
             .filter_map(|p| {
                 match self.rt.bpf(BpfCmd::ObjGetInfoById {
@@ -438,10 +438,10 @@ impl Daemon {
                 }
             })
             .collect();
-        Ok(Response::out(render::progs(f, &infos, single)))
+        Ok(Response::listing(&Listing::Progs { single, items }))
     }
 
-    fn map_show(&self, f: Format, t: Option<&Target>) -> Result<Response, String> {
+    fn map_show(&self, t: Option<&Target>) -> Result<Response, String> {
         let (maps, single) = match t {
             Some(t) => {
                 let v = self.maps_matching(t)?;
@@ -450,7 +450,19 @@ impl Daemon {
             }
             None => (self.rt.maps(), false),
         };
-        Ok(Response::out(render::maps(f, &maps, single)))
+        let items: Vec<bpfvm::MapInfo> = maps
+            .iter()
+            .filter_map(|m| {
+                match self.rt.bpf(BpfCmd::ObjGetInfoById {
+                    kind: ObjKind::Map,
+                    id: m.id,
+                }) {
+                    Ok(BpfReply::MapInfo(i)) => Some(i),
+                    _ => None,
+                }
+            })
+            .collect();
+        Ok(Response::listing(&Listing::Maps { single, items }))
     }
 
     // ---- changes ---------------------------------------------------------------
