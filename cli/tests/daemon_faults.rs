@@ -748,3 +748,51 @@ fn idle_connections_cannot_lock_anyone_out() {
     drop(idle);
     drop(more);
 }
+
+/// The state file of the previous version (`store/state.json`) is imported once
+/// and moved aside, not ignored.
+#[test]
+fn an_earlier_versions_state_is_imported() {
+    let env = Env::new();
+    let st = env.state();
+    std::fs::create_dir_all(st.join("store")).unwrap();
+    std::fs::create_dir_all(st.join("fs/sys/fs/bpf")).unwrap();
+    std::fs::copy(
+        common::fixtures().join("obj/hello.o"),
+        st.join("store/obj-0.o"),
+    )
+    .unwrap();
+    std::fs::write(st.join("fs/sys/fs/bpf/hello"), "bpfvm prog id 1\n").unwrap();
+    std::fs::write(
+        st.join("store/state.json"),
+        r#"{"version":1,"records":[{"id":0,
+            "source":{"kind":"object","file_name":"obj/hello.o","stored":"obj-0.o","prog_type":null},
+            "pins":[{"kind":"prog","name":"hello","path":"/sys/fs/bpf/hello"}],
+            "maps":[{"name":"hello.bss","entries":[["00000000","07000000"]]}]}]}"#,
+    )
+    .unwrap();
+    env.run(&["prog", "show", "pinned", "/sys/fs/bpf/hello"])
+        .ok();
+    let bss = env.run(&["map", "dump", "name", "hello.bss"]).ok().stdout;
+    assert!(bss.contains("\"counter\": 7"), "{bss}");
+    assert!(!st.join("store/state.json").exists());
+    assert!(st.join("store/state.json.imported").exists());
+    let log = std::fs::read_to_string(st.join("daemon.log")).unwrap();
+    assert!(
+        log.contains("imported the state of an earlier version"),
+        "{log}"
+    );
+    // Once imported it is in the new store.
+    env.run(&["daemon", "stop"]).ok();
+    let bss = env.run(&["map", "dump", "name", "hello.bss"]).ok().stdout;
+    assert!(bss.contains("\"counter\": 7"), "{bss}");
+    // An unreadable one is refused by name.
+    env.run(&["daemon", "stop"]).ok();
+    for f in ["snapshot", "journal"] {
+        let _ = std::fs::remove_file(st.join("store").join(f));
+    }
+    std::fs::write(st.join("store/state.json"), "{\"version\":1,\"recor").unwrap();
+    let r = env.run(&["prog", "list"]);
+    assert_eq!(r.code, 255);
+    assert!(r.stderr.contains("state.json"), "{}", r.stderr);
+}

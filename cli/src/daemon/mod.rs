@@ -154,9 +154,19 @@ pub fn run(dir: &std::path::Path) -> Result<(), DaemonError> {
     let fs = pinfs::PinFs::open(&state)?;
     let store_dir = state.subdir("store", true)?;
     let values = values::Values::open(&store_dir)?;
-    let (store, entries, warnings) = Store::open(store_dir)?;
+    let (store, mut entries, warnings) = Store::open(store_dir)?;
     for w in warnings {
         eprintln!("warning: {w}");
+    }
+    // State written by an earlier version: imported when the store is empty.
+    let v1 = if entries.is_empty() {
+        store.read_v1()?
+    } else {
+        None
+    };
+    let importing = v1.is_some();
+    if let Some(e) = v1 {
+        entries = e;
     }
     let d = Arc::new(Daemon {
         rt: Runtime::new(),
@@ -170,6 +180,14 @@ pub fn run(dir: &std::path::Path) -> Result<(), DaemonError> {
     });
     d.restore(entries)
         .map_err(|reason| DaemonError::Restore { reason })?;
+    if importing {
+        // Into the new store first (a snapshot), then the old file moved aside.
+        let cat = lock(&d.cat);
+        let mut store = lock(&d.store);
+        d.compact(&cat, &mut store)?;
+        let to = store.retire_v1()?;
+        eprintln!("imported the state of an earlier version; the old file is now {to}");
+    }
     let listener = transport::listen(&d.state)?;
     if let Ok(mut f) = d
         .state

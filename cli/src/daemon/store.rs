@@ -657,6 +657,103 @@ impl SnapshotWriter {
     }
 }
 
+/// The state file of earlier versions (`store/state.json`, version 1): records
+/// with their pins and map entries in hex. Read once, when the store has nothing
+/// else, and converted to entries.
+#[derive(Deserialize)]
+struct V1State {
+    version: u32,
+    records: Vec<V1Record>,
+}
+
+#[derive(Deserialize)]
+struct V1Record {
+    id: u64,
+    source: Source,
+    pins: Vec<V1Pin>,
+    maps: Vec<V1Map>,
+}
+
+#[derive(Deserialize)]
+struct V1Pin {
+    kind: String,
+    name: String,
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct V1Map {
+    name: String,
+    entries: Vec<(String, String)>,
+}
+
+/// The name of the version 1 state file in the store.
+pub const V1_STATE: &str = "state.json";
+
+impl Store {
+    /// Entries from a version 1 `state.json`, if the store has one. A file that
+    /// cannot be read is an error naming it (the daemon will not start over it).
+    pub fn read_v1(&self) -> Result<Option<Vec<Loaded>>, StoreError> {
+        if !self.dir.exists(V1_STATE) {
+            return Ok(None);
+        }
+        let path = self.path(V1_STATE);
+        let bytes = self.dir.read_capped(V1_STATE, 4 << 30)?;
+        let st: V1State = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            file: path.clone(),
+            offset: 0,
+            reason: format!("unreadable: {e}"),
+        })?;
+        if st.version != 1 {
+            return Err(StoreError::Corrupt {
+                file: path,
+                offset: 0,
+                reason: format!("version {} is not one this build reads", st.version),
+            });
+        }
+        let mut out = Vec::new();
+        let mut push = |entry| {
+            out.push(Loaded {
+                entry,
+                blob: Vec::new(),
+            })
+        };
+        for r in st.records {
+            push(Entry::Record {
+                id: r.id,
+                source: r.source,
+            });
+            for m in r.maps {
+                for (key, value) in m.entries {
+                    push(Entry::MapSet {
+                        record: r.id,
+                        map: m.name.clone(),
+                        key,
+                        value: SavedValue::Hex(value),
+                    });
+                }
+            }
+            for p in r.pins {
+                push(Entry::Pin {
+                    record: r.id,
+                    kind: p.kind,
+                    name: p.name,
+                    path: p.path,
+                });
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Moves the version 1 state file aside once its contents are in the store.
+    pub fn retire_v1(&self) -> Result<String, StoreError> {
+        let to = format!("{V1_STATE}.imported");
+        self.dir.rename(V1_STATE, &to)?;
+        self.dir.sync()?;
+        Ok(self.path(&to))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
