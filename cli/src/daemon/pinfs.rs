@@ -201,7 +201,7 @@ impl PinFs {
             }
             let n = n as usize;
             let mut off = 0;
-            let watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+            let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
             let hdr = std::mem::size_of::<libc::inotify_event>();
             while off + hdr <= n {
                 // SAFETY: the kernel wrote a whole event header at `off`.
@@ -219,6 +219,10 @@ impl PinFs {
                     out.push(dir.clone());
                 } else if !name.is_empty() {
                     out.push(format!("{dir}/{name}"));
+                }
+                if ev.mask & libc::IN_IGNORED != 0 {
+                    // The directory is gone: its watch with it.
+                    watches.remove(&ev.wd);
                 }
             }
         }
