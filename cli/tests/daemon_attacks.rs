@@ -268,6 +268,20 @@ fn symlinks_are_never_followed() {
         .file_type()
         .is_socket_like());
 
+    // At the temporary files a snapshot is written through (their names are
+    // predictable: the daemon's pid and a counter).
+    let pid = env.daemon_pid().unwrap();
+    let mut tmps = vec![st.join(format!("store/.snapshot.tmp.{pid}"))];
+    tmps.extend((0..100).map(|i| st.join(format!("store/.journal.tmp.{pid}.{i}"))));
+    for t in &tmps {
+        std::os::unix::fs::symlink(&victim, t).unwrap();
+    }
+    env.run(&["daemon", "stop"]).ok();
+    for t in &tmps {
+        let _ = std::fs::remove_file(t);
+    }
+    env.run(&["prog", "show", "pinned", "/sys/fs/bpf/h"]).ok();
+
     // At the store's snapshot and at fs/: the daemon refuses to start, naming it.
     env.run(&["daemon", "stop"]).ok();
     let snap = st.join("store/snapshot");

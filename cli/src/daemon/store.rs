@@ -566,7 +566,14 @@ impl Store {
         // (older generation) even if starting the new one fails.
         self.generation = generation;
         self.snapshot_len = len;
-        self.new_journal()
+        // Appends to the old journal would be ignored at the next start (it is of
+        // an older generation than the snapshot): without a new one, accept no
+        // more changes until a restart (which starts one).
+        let r = self.new_journal();
+        if r.is_err() {
+            self.broken = true;
+        }
+        r
     }
 
     /// Stores an object's bytes durably in a new file `name` (refused if anything
