@@ -239,8 +239,16 @@ pub fn connect_or_start(path: &Path) -> Result<UnixStream, String> {
 
 /// How long a client keeps retrying a busy daemon.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a client waits for a reply (runs wait as long as they were told to).
+/// How long a client waits for a reply (runs wait as long as they were told to);
+/// `BPFVM_CLIENT_TIMEOUT_MS` changes it.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn reply_timeout() -> Duration {
+    std::env::var("BPFVM_CLIENT_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(REPLY_TIMEOUT, Duration::from_millis)
+}
 
 /// One request/reply exchange on an open connection, waiting at most `wait`
 /// for the reply (`None`: as long as it takes).
@@ -268,8 +276,8 @@ pub fn exchange(
                 if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
             if timed_out {
                 return Err(format!(
-                    "no reply from the daemon in {}s",
-                    wait.unwrap_or_default().as_secs()
+                    "no reply from the daemon in {} ms",
+                    wait.unwrap_or_default().as_millis()
                 ));
             }
             return Err(format!(
@@ -291,7 +299,7 @@ pub fn format_of(opts: &Opts) -> Format {
 
 /// Sends `cmd` to the daemon (starting it if needed).
 pub fn call(opts: &Opts, cmd: Command) -> Result<Response, String> {
-    call_waiting(opts, cmd, Some(REPLY_TIMEOUT))
+    call_waiting(opts, cmd, Some(reply_timeout()))
 }
 
 /// [`call`], waiting at most `wait` for the reply. A "busy" reply is retried
@@ -425,7 +433,7 @@ pub fn stop(opts: &Opts) -> i32 {
     };
     let pid = daemon_pid(&dir);
     let req = Request::new(Format::Plain, Command::Shutdown);
-    if let Err(e) = exchange(&mut s, &req, Some(REPLY_TIMEOUT)) {
+    if let Err(e) = exchange(&mut s, &req, Some(reply_timeout())) {
         return print_error(opts, &format!("stopping the daemon: {e}"));
     }
     // Wait for the process to have exited, so a new daemon can take the

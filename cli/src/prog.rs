@@ -419,7 +419,7 @@ fn tracelog(opts: &Opts, args: &[String]) -> i32 {
             None => 1000,
         };
         let req = proto::Request::new(client::format_of(opts), Command::TraceRead { wait_ms });
-        let r = match client::exchange(&mut s, &req, Some(client::REPLY_TIMEOUT)) {
+        let r = match client::exchange(&mut s, &req, Some(client::reply_timeout())) {
             Ok(r) => r,
             Err(e) => return print_error(opts, &e),
         };

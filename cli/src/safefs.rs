@@ -286,7 +286,10 @@ impl Dir {
             libc::openat(
                 self.raw_fd(),
                 c.as_ptr(),
-                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                // O_NONBLOCK: a FIFO planted where a file is expected must not
+                // block the open (it is then refused as not a regular file); it
+                // changes nothing for regular files.
+                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
                 mode as libc::c_uint,
             )
         };
@@ -311,7 +314,7 @@ impl Dir {
 
     /// Opens `name` for reading (no symlink, regular file only).
     pub fn open_read(&self, name: &str) -> Result<File, SafeFsError> {
-        self.openat(name, libc::O_RDONLY | libc::O_NONBLOCK, 0)
+        self.openat(name, libc::O_RDONLY, 0)
     }
 
     /// Creates `name` (mode 0600); fails if anything exists there.
@@ -526,6 +529,8 @@ pub enum PinPathError {
     NotBpffs { path: String },
     #[error("can't pin the object ({path}): Invalid argument ({reason})")]
     Invalid { path: String, reason: String },
+    #[error("can't pin the object ({path}...): File name too long")]
+    TooLong { path: String },
 }
 
 /// The bpffs mount point: pins are names under it.
@@ -545,6 +550,11 @@ pub fn check_pin_path(p: &str) -> Result<(String, Vec<String>), PinPathError> {
     }
     if p.contains('\0') {
         return Err(invalid("NUL in path"));
+    }
+    if p.len() >= 4096 {
+        return Err(PinPathError::TooLong {
+            path: p.chars().take(64).collect(),
+        });
     }
     let mut parts: Vec<String> = Vec::new();
     for c in Path::new(p).components() {

@@ -262,6 +262,17 @@ fn symlinks_are_never_followed() {
     assert_eq!(r.code, 255, "started with a linked daemon.log");
     assert!(r.stderr.contains("daemon.log"), "{}", r.stderr);
     std::fs::remove_file(st.join("daemon.log")).unwrap();
+    // A FIFO there: refused at once, not waited on.
+    let fifo =
+        std::ffi::CString::new(st.join("daemon.log").as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: fifo is NUL-terminated.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let start = Instant::now();
+    let r = env.run(&["prog", "list"]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(r.code, 255);
+    assert!(r.stderr.contains("daemon.log"), "{}", r.stderr);
+    std::fs::remove_file(st.join("daemon.log")).unwrap();
     env.run(&["prog", "show", "pinned", "/sys/fs/bpf/h"]).ok();
     assert!(std::fs::symlink_metadata(st.join("sock"))
         .unwrap()
@@ -325,6 +336,9 @@ fn pin_paths_are_checked_like_the_kernel() {
     let r = env.run(&["prog", "load", "obj/hello.o", o]);
     assert_eq!(r.code, 255);
     assert!(r.stderr.contains("Operation not permitted"), "{}", r.stderr);
+    let long = format!("/sys/fs/bpf/{}", "d/".repeat(3000));
+    let r = env.run(&["prog", "load", "obj/hello.o", &long]);
+    assert!(r.stderr.contains("File name too long"), "{}", r.stderr);
     let r = env.run(&["prog", "load", "obj/hello.o", "/sys/fs/bpf/../../../tmp/x"]);
     assert_eq!(r.code, 255);
     assert!(r.stderr.contains("Invalid argument"), "{}", r.stderr);
@@ -543,4 +557,39 @@ fn other_users_cannot_talk_to_the_daemon_or_squat_its_socket() {
     env.run(&["prog", "list"]).ok();
     let meta = std::fs::metadata(st.join("sock")).unwrap();
     assert_eq!(meta.uid(), 0);
+}
+
+/// A "daemon" that accepts and never answers (hung, or a stand-in): the client
+/// gives up after its timeout with a clear error, never hangs.
+#[test]
+fn the_client_never_waits_forever() {
+    let env = Env::new();
+    let listener = std::os::unix::net::UnixListener::bind(env.state().join("sock")).unwrap();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in listener.incoming().take(1) {
+            conns.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    let start = Instant::now();
+    let r = out(env
+        .cmd()
+        .env("BPFVM_CLIENT_TIMEOUT_MS", "500")
+        .args(["prog", "list"])
+        .output()
+        .unwrap());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.code, 255);
+    assert!(
+        r.stderr.contains("no reply from the daemon in 500 ms"),
+        "{}",
+        r.stderr
+    );
+    held.join().unwrap();
+    let _ = std::fs::remove_file(env.state().join("sock"));
 }
