@@ -53,6 +53,22 @@ pub fn listen(state: &Dir) -> Result<UnixListener, super::DaemonError> {
     })
 }
 
+/// [`MAX_CONNECTIONS`], or fewer when the descriptor limit is low (half of it,
+/// so that loads, maps and files always have descriptors left).
+fn max_connections() -> usize {
+    // SAFETY: getrlimit writes the struct it is given.
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let nofile = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
+        r.rlim_cur as usize
+    } else {
+        1024
+    };
+    MAX_CONNECTIONS.min(nofile / 2).max(8)
+}
+
 /// The uid of the process at the other end of `s`.
 pub fn peer_uid(s: &UnixStream) -> Option<u32> {
     let mut cred = libc::ucred {
@@ -85,8 +101,17 @@ fn reply(s: &mut UnixStream, r: &Response) -> Result<(), ProtoError> {
 pub fn serve(d: Arc<Daemon>, listener: UnixListener) {
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
+    let max_conns = max_connections();
     for conn in listener.incoming() {
-        let Ok(mut s) = conn else { continue };
+        let mut s = match conn {
+            Ok(s) => s,
+            Err(_) => {
+                // Out of descriptors (or memory): the connection waits in the
+                // queue; do not spin on it.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
         let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
         match peer_uid(&s) {
             Some(uid) if uid == me => {}
@@ -102,7 +127,7 @@ pub fn serve(d: Arc<Daemon>, listener: UnixListener) {
                 continue;
             }
         }
-        if CONNECTIONS.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+        if CONNECTIONS.fetch_add(1, Ordering::AcqRel) >= max_conns {
             CONNECTIONS.fetch_sub(1, Ordering::AcqRel);
             let _ = reply(&mut s, &Response::busy("too many connections"));
             continue;
