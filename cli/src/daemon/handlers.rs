@@ -913,6 +913,9 @@ impl Daemon {
             self.rt.bpf(BpfCmd::ProgTestRun(attr))
         };
         done.store(true, std::sync::atomic::Ordering::Relaxed);
+        // What the run wrote into maps is saved before the reply (even if the
+        // run stopped early: what it changed is changed).
+        self.save_run_effects(&p)?;
         match r {
             Ok(BpfReply::TestRun(r)) => Ok(Response::data(serde_json::json!({
                 "retval": r.retval,
@@ -932,6 +935,131 @@ impl Daemon {
                 render::error_chain(&e)
             )),
         }
+    }
+}
+
+/// Maps with more entries than this are not saved after each run (a clean
+/// `daemon stop` saves them).
+const MAX_RUN_SAVED_ENTRIES: usize = 4096;
+
+impl Daemon {
+    /// The maps a run of `p` can change: its own and those of the programs it
+    /// can tail-call (through its prog arrays, transitively).
+    fn reachable_maps(&self, p: &ProgObj) -> Vec<Arc<MapObj>> {
+        let mut maps: Vec<Arc<MapObj>> = Vec::new();
+        let mut progs: Vec<u32> = vec![p.id];
+        let mut queue: Vec<Arc<MapObj>> = p.used_maps.clone();
+        while let Some(m) = queue.pop() {
+            if maps.iter().any(|x| x.id == m.id) {
+                continue;
+            }
+            if m.map_type() == MapType::ProgArray {
+                let mut key: Option<Vec<u8>> = None;
+                while let Ok(BpfReply::Bytes(next)) = self.rt.bpf(BpfCmd::MapGetNextKey {
+                    map_id: m.id,
+                    key: key.clone(),
+                }) {
+                    if let Ok(BpfReply::Bytes(v)) = self.rt.bpf(BpfCmd::MapLookupElem {
+                        map_id: m.id,
+                        key: next.clone(),
+                        flags: 0,
+                    }) {
+                        let id = v
+                            .get(..4)
+                            .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or_default()));
+                        if !progs.contains(&id) {
+                            if let Ok(t) = self.rt.prog_by_id(id) {
+                                progs.push(id);
+                                queue.extend(t.used_maps.iter().cloned());
+                            }
+                        }
+                    }
+                    key = Some(next);
+                }
+            }
+            maps.push(m);
+        }
+        maps
+    }
+
+    /// A map's entries, or `None` past [`MAX_RUN_SAVED_ENTRIES`].
+    fn small_contents(&self, m: &MapObj) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut contents = Vec::new();
+        let mut key: Option<Vec<u8>> = None;
+        while let Ok(BpfReply::Bytes(next)) = self.rt.bpf(BpfCmd::MapGetNextKey {
+            map_id: m.id,
+            key: key.clone(),
+        }) {
+            if contents.len() >= MAX_RUN_SAVED_ENTRIES {
+                return None;
+            }
+            if let Ok(BpfReply::Bytes(v)) = self.rt.bpf(BpfCmd::MapLookupElem {
+                map_id: m.id,
+                key: next.clone(),
+                flags: 0,
+            }) {
+                contents.push((next.clone(), v));
+            }
+            key = Some(next);
+        }
+        Some(contents)
+    }
+
+    /// Journals the contents of the maps a run may have changed (see
+    /// [`Daemon::reachable_maps`]) that are addressed by key (array values are
+    /// in files already), up to [`MAX_RUN_SAVED_ENTRIES`] entries each, when they
+    /// differ from what was last saved: the run is acknowledged once its
+    /// changes would survive a crash.
+    fn save_run_effects(&self, p: &ProgObj) -> Result<(), String> {
+        use std::hash::{Hash, Hasher};
+        let maps = self.reachable_maps(p);
+        let cat = lock(&self.cat);
+        let mut store = lock(&self.store);
+        let mut entries = Vec::new();
+        let mut hashes = Vec::new();
+        for m in &maps {
+            let t = m.map_type();
+            if !super::persist::saved_by_key(t) || super::persist::is_fd_map(t) {
+                continue;
+            }
+            let Some((record, name)) = cat.map_ref(m.id) else {
+                continue;
+            };
+            let rec = cat.records.iter().find(|r| r.id == record);
+            if rec.is_some_and(|r| r.file_of(&name).is_some()) {
+                continue;
+            }
+            let Some(contents) = self.small_contents(m) else {
+                continue;
+            };
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            contents.hash(&mut h);
+            let h = h.finish();
+            if lock(&self.run_saved).get(&m.id) == Some(&h) {
+                continue;
+            }
+            hashes.push((m.id, h));
+            entries.push(Entry::MapContents {
+                record,
+                map: name,
+                entries: contents
+                    .iter()
+                    .map(|(k, v)| (proto::to_hex(k), SavedValue::Hex(proto::to_hex(v))))
+                    .collect(),
+            });
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        store.append(&entries).map_err(|e| {
+            format!(
+                "the run's changes to maps are not saved: {}",
+                render::error_chain(&e)
+            )
+        })?;
+        lock(&self.run_saved).extend(hashes);
+        self.after_change(&cat, &mut store);
+        Ok(())
     }
 }
 

@@ -130,6 +130,9 @@ pub struct Daemon {
     pub(crate) cat: Mutex<Catalog>,
     pub(crate) store: Mutex<Store>,
     pub(crate) values: values::Values,
+    /// A hash of each map's contents as last journaled after a run (map id ->
+    /// hash), so that a run that changed nothing writes nothing.
+    pub(crate) run_saved: Mutex<std::collections::HashMap<u32, u64>>,
     pub(crate) trace_next: Mutex<u64>,
     pub(crate) net: crate::netglue::NetState,
 }
@@ -175,6 +178,7 @@ pub fn run(dir: &std::path::Path) -> Result<(), DaemonError> {
         cat: Mutex::new(Catalog::default()),
         store: Mutex::new(store),
         values,
+        run_saved: Mutex::new(std::collections::HashMap::new()),
         trace_next: Mutex::new(0),
         net: crate::netglue::NetState::default(),
     });

@@ -34,7 +34,7 @@ impl Live {
 
 /// Map types whose entries are saved by key (arrays go as one raw block; queues,
 /// stacks and ring buffers have no keys to walk and are not saved).
-fn saved_by_key(t: MapType) -> bool {
+pub(crate) fn saved_by_key(t: MapType) -> bool {
     !matches!(
         t,
         MapType::Array
@@ -46,7 +46,7 @@ fn saved_by_key(t: MapType) -> bool {
     )
 }
 
-fn is_fd_map(t: MapType) -> bool {
+pub(crate) fn is_fd_map(t: MapType) -> bool {
     t == MapType::ProgArray || t.is_map_in_map()
 }
 
@@ -258,6 +258,48 @@ impl Daemon {
                         flags: 0,
                     }) {
                         warn(&format!("map {map}: {}", render::error_chain(&e)));
+                    }
+                }
+                Entry::MapContents { record, map, .. } if skip(&record, &map) => {}
+                Entry::MapContents {
+                    record,
+                    map,
+                    entries,
+                } => {
+                    let Some(m) = live.get(&record).and_then(|l| l.map(&map)) else {
+                        continue;
+                    };
+                    // What the map holds now goes, then the saved entries come in.
+                    let mut keys = Vec::new();
+                    let mut key: Option<Vec<u8>> = None;
+                    while let Ok(BpfReply::Bytes(next)) = self.rt.bpf(BpfCmd::MapGetNextKey {
+                        map_id: m.id(),
+                        key: key.clone(),
+                    }) {
+                        keys.push(next.clone());
+                        key = Some(next);
+                    }
+                    for k in keys {
+                        let _ = self.rt.bpf(BpfCmd::MapDeleteElem {
+                            map_id: m.id(),
+                            key: k,
+                        });
+                    }
+                    for (k, v) in entries {
+                        let (Ok(key), SavedValue::Hex(v)) = (proto::from_hex(&k), &v) else {
+                            continue;
+                        };
+                        let Ok(value) = proto::from_hex(v) else {
+                            continue;
+                        };
+                        if let Err(e) = self.rt.bpf(BpfCmd::MapUpdateElem {
+                            map_id: m.id(),
+                            key,
+                            value,
+                            flags: 0,
+                        }) {
+                            warn(&format!("map {map}: {}", render::error_chain(&e)));
+                        }
                     }
                 }
                 Entry::MapDelete { record, map, key } => {

@@ -122,6 +122,13 @@ pub enum Entry {
         map: String,
         key: String,
     },
+    /// The whole contents of a map (after a `prog run` changed it): replaces what
+    /// the map held.
+    MapContents {
+        record: u64,
+        map: String,
+        entries: Vec<(String, SavedValue)>,
+    },
     MapPush {
         record: u64,
         map: String,
@@ -169,6 +176,7 @@ impl Entry {
             | Entry::Pin { record, .. }
             | Entry::MapSet { record, .. }
             | Entry::MapDelete { record, .. }
+            | Entry::MapContents { record, .. }
             | Entry::MapPush { record, .. }
             | Entry::MapPop { record, .. }
             | Entry::MapFreeze { record, .. }
