@@ -366,6 +366,11 @@ fn ringbuf_query(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     ret(m.ops.as_ringbuf().map_or(0, |r| r.query(a[1])) as i64)
 }
 
+/// What a callback helper returns once the run is cancelled: it ends the program.
+pub(crate) fn interrupted() -> HelperError {
+    HelperError::Other("the run was interrupted".into())
+}
+
 fn bpf_loop(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     const BPF_MAX_LOOPS: u64 = 1 << 23;
     if a[3] != 0 {
@@ -376,6 +381,9 @@ fn bpf_loop(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     }
     let mut i = 0;
     while i < a[0] {
+        if crate::cancel::cancelled() {
+            return Err(interrupted());
+        }
         let r = ctx.call_function(a[1], [i, a[2], 0, 0, 0])?;
         i += 1;
         if r != 0 {
@@ -400,6 +408,10 @@ fn for_each_map_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let mut failure: Option<HelperError> = None;
     let n = {
         let mut cb = |key: &[u8], val: *mut u8| {
+            if crate::cancel::cancelled() {
+                failure = Some(interrupted());
+                return std::ops::ControlFlow::Break(());
+            }
             // SAFETY: keybuf outlives the walk and holds at least key.len() bytes.
             unsafe { std::ptr::copy_nonoverlapping(key.as_ptr(), kaddr as *mut u8, key.len()) };
             match ctx.call_function(a[1], [a[0], kaddr, val as u64, a[2], 0]) {

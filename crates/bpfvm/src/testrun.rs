@@ -81,49 +81,75 @@ fn run_repeated(
     };
     let repeat = repeat.max(1);
     let start = thread_cpu_ns();
-    let r = match (&prog.jit, observer) {
-        // Observed runs (debugger, profile, coverage): the interpreter, one
-        // instruction at a time.
-        (_, Some(obs)) => {
-            let mut r0 = Ok(0);
-            for _ in 0..repeat {
-                reset(env);
-                let o = opts(env).oracle(&oracle).env(&mut *env);
-                r0 = prog.vm.run_observed(o, &mut *obs).map(|r| r.r0);
-                if r0.is_err() {
-                    break;
-                }
-            }
-            r0
+    // With a cancel flag (a daemon serving a client), runs go in chunks with the
+    // flag checked between them; each chunk is set up as a whole run is.
+    let cancel = crate::cancel::current();
+    let chunk = if cancel.is_some() { 1024 } else { repeat };
+    let mut done = 0u32;
+    let mut r = Ok(0);
+    let mut observer = observer;
+    while done < repeat {
+        if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+            env.value_regions = regions;
+            return Err(BpfError::Interrupted {
+                name: prog.name.clone(),
+            });
         }
-        (Some(j), None) => {
-            reset(env);
-            let o = opts(env).oracle(&oracle).env(&mut *env);
-            j.run_repeat(o, repeat, |rr: &mut Rerun<'_>| {
-                if let Some(env) = rr
-                    .env
-                    .as_deref_mut()
-                    .and_then(|e| e.downcast_mut::<RunEnv>())
-                {
+        let n = chunk.min(repeat - done);
+        done += n;
+        r = match (&prog.jit, observer.as_deref_mut()) {
+            // Observed runs (debugger, profile, coverage): the interpreter, one
+            // instruction at a time.
+            (_, Some(obs)) => {
+                let mut r0 = Ok(0);
+                for _ in 0..n {
                     reset(env);
-                    *rr.regions = opts(env).regions;
+                    let o = opts(env).oracle(&oracle).env(&mut *env);
+                    r0 = prog.vm.run_observed(o, &mut *obs).map(|r| r.r0);
+                    if r0.is_err() {
+                        break;
+                    }
                 }
-            })
-            .map(|r| r.r0)
-        }
-        (None, None) => {
-            let mut r0 = Ok(0);
-            for _ in 0..repeat {
+                r0
+            }
+            (Some(j), None) => {
                 reset(env);
                 let o = opts(env).oracle(&oracle).env(&mut *env);
-                r0 = prog.vm.run(o).map(|r| r.r0);
-                if r0.is_err() {
-                    break;
-                }
+                j.run_repeat(o, n, |rr: &mut Rerun<'_>| {
+                    if let Some(env) = rr
+                        .env
+                        .as_deref_mut()
+                        .and_then(|e| e.downcast_mut::<RunEnv>())
+                    {
+                        reset(env);
+                        *rr.regions = opts(env).regions;
+                    }
+                })
+                .map(|r| r.r0)
             }
-            r0
+            (None, None) => {
+                let mut r0 = Ok(0);
+                for _ in 0..n {
+                    reset(env);
+                    let o = opts(env).oracle(&oracle).env(&mut *env);
+                    r0 = prog.vm.run(o).map(|r| r.r0);
+                    if r0.is_err() {
+                        break;
+                    }
+                }
+                r0
+            }
+        };
+        if r.is_err() {
+            break;
         }
-    };
+    }
+    if r.is_err() && crate::cancel::cancelled() {
+        env.value_regions = regions;
+        return Err(BpfError::Interrupted {
+            name: prog.name.clone(),
+        });
+    }
     let ns = thread_cpu_ns().saturating_sub(start) / repeat as u128;
     env.value_regions = regions;
     let r0 = r.map_err(|e| BpfError::Run {
