@@ -883,6 +883,7 @@ impl Daemon {
         Ok(r)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn prog_run(
         &self,
         t: &Target,
