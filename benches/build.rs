@@ -14,14 +14,25 @@
 use std::path::Path;
 use std::process::Command;
 
-const PROGRAMS: [&str; 7] = [
+const PROGRAMS: [&str; 18] = [
     "prime",
     "log2_int",
     "memcpy",
     "strcmp",
     "switch",
+    "switch64",
+    "straight",
+    "collatz",
+    "const64",
+    "divconst",
+    "calls",
+    "spill",
     "xdp_count",
+    "parse",
     "hashmap",
+    "lru",
+    "percpu",
+    "lpm",
 ];
 
 fn main() {
