@@ -69,6 +69,51 @@ fn main() {
     if std::env::var_os("CARGO_FEATURE_DPDK").is_some() {
         link_dpdk();
     }
+    link_peers();
+}
+
+/// uBPF and llvmbpf, when `BENCH_PEERS` names the output directory of
+/// scripts/build-peers.sh: cfg `bench_ubpf` / `bench_llvmbpf`, else the
+/// harness's columns say what is missing.
+fn link_peers() {
+    println!("cargo::rustc-check-cfg=cfg(bench_ubpf)");
+    println!("cargo::rustc-check-cfg=cfg(bench_llvmbpf)");
+    println!("cargo:rerun-if-env-changed=BENCH_PEERS");
+    let Some(dir) = std::env::var_os("BENCH_PEERS") else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let ubpf = dir.join("ubpf/lib/libubpf.a");
+    println!("cargo:rerun-if-changed={}", ubpf.display());
+    if ubpf.exists() {
+        println!("cargo:rustc-link-arg={}", ubpf.display());
+        println!("cargo:rustc-link-arg=-lm");
+        println!("cargo:rustc-cfg=bench_ubpf");
+    } else {
+        println!(
+            "cargo:warning=BENCH_PEERS: no {} (scripts/build-peers.sh builds it)",
+            ubpf.display()
+        );
+    }
+    let llvmbpf = dir.join("llvmbpf/libbench_llvmbpf.a");
+    println!("cargo:rerun-if-changed={}", llvmbpf.display());
+    if llvmbpf.exists() {
+        let libdir = std::fs::read_to_string(dir.join("llvmbpf/llvm-libdir"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "/usr/lib/llvm-15/lib".into());
+        println!("cargo:rustc-link-arg={}", llvmbpf.display());
+        println!("cargo:rustc-link-arg=-L{libdir}");
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{libdir}");
+        for lib in ["LLVM-15", "fmt", "stdc++"] {
+            println!("cargo:rustc-link-arg=-l{lib}");
+        }
+        println!("cargo:rustc-cfg=bench_llvmbpf");
+    } else {
+        println!(
+            "cargo:warning=BENCH_PEERS: no {} (scripts/build-peers.sh builds it)",
+            llvmbpf.display()
+        );
+    }
 }
 
 fn link_dpdk() {
