@@ -115,6 +115,9 @@ struct Gen<'a> {
     bmi2: bool,
     /// Per instruction: whether a basic block starts there.
     start: Vec<bool>,
+    /// Per function entry: which of r6..r9 (register bits) the function and
+    /// what it calls may write; a call saves only those (see [`func_writes`]).
+    func_writes: Vec<u16>,
 }
 
 fn has_bmi2() -> bool {
@@ -181,6 +184,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         tables: Vec::new(),
         bmi2: has_bmi2(),
         start: start.clone(),
+        func_writes: func_writes(prog),
     };
     g.entry_thunk();
 
@@ -346,6 +350,61 @@ fn live_out(code: &[VInsn]) -> Vec<u16> {
         }
     }
     out
+}
+
+/// r6..r9 as register bits: what a bpf-to-bpf callee must give back unchanged.
+const CALLEE_SAVED: u16 = 0x3c0;
+
+/// Per function entry (0 elsewhere): the callee-saved registers r6..r9 that the
+/// function may change, itself or through the functions it calls (to a fixed
+/// point over the call graph). A tail call (helper 12) or an indirect call may
+/// run anything, so it counts as writing all four. A local call saves only
+/// these instead of all of r6..r10: a leaf that keeps to r0..r5 costs no
+/// pushes at all.
+fn func_writes(prog: &VmProgram) -> Vec<u16> {
+    const BPF_FUNC_TAIL_CALL: i64 = 12;
+    let code = &prog.code;
+    let n = code.len();
+    let bit = |r: u8| 1u16 << r.min(10);
+    // The function each instruction belongs to: the last entry at or before it.
+    let mut owner = vec![0usize; n];
+    let mut cur = 0;
+    for (e, o) in owner.iter_mut().enumerate() {
+        if prog.func_start[e] {
+            cur = e;
+        }
+        *o = cur;
+    }
+    let mut writes = vec![0u16; n];
+    let mut calls: Vec<(usize, usize)> = Vec::new();
+    for (e, c) in code.iter().enumerate() {
+        let w = match c.op.shape() {
+            Shape::AluK | Shape::AluX | Shape::Neg | Shape::End | Shape::MovSx => bit(c.dst),
+            Shape::LdImm64 | Shape::Ldx => bit(c.dst),
+            // An atomic with fetch writes src (cmpxchg r0): count both.
+            Shape::Atomic => bit(c.src) | 1,
+            Shape::Call if c.op == Op::CallLocal => {
+                calls.push((owner[e], c.off as usize));
+                0
+            }
+            Shape::Call if c.op == Op::Call && c.imm == BPF_FUNC_TAIL_CALL => CALLEE_SAVED,
+            Shape::CallX => CALLEE_SAVED,
+            _ => 0,
+        };
+        writes[owner[e]] |= w & CALLEE_SAVED;
+    }
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &(f, callee) in &calls {
+            let w = writes.get(callee).copied().unwrap_or(CALLEE_SAVED);
+            if writes[f] | w != writes[f] {
+                writes[f] |= w;
+                changed = true;
+            }
+        }
+    }
+    writes
 }
 
 /// Values a compare tree is tabulated for: `0..=SWITCH_MAX` at most.
@@ -773,7 +832,12 @@ impl Gen<'_> {
             Exit => a.ret(),
             CallLocal => {
                 let t = self.chk[i.off as usize];
-                self.call_local(slot, |a| a.call(t));
+                let saves = self
+                    .func_writes
+                    .get(i.off as usize)
+                    .copied()
+                    .unwrap_or(CALLEE_SAVED);
+                self.call_local(slot, saves, |a| a.call(t));
             }
             Call => match self.map_lookup_at(e, i) {
                 Some(how) => self.map_lookup(how),
@@ -1041,19 +1105,29 @@ impl Gen<'_> {
         a.mov_rr(true, RCX, R11);
     }
 
-    /// A bpf-to-bpf call: depth check, save r6..r10, new frame, `emit_call`.
-    fn call_local(&mut self, slot: usize, emit_call: impl FnOnce(&mut Asm)) {
+    /// A bpf-to-bpf call: depth check, save the callee-saved registers the
+    /// callee may write (`saves`, register bits of r6..r9), new frame,
+    /// `emit_call`. r10 is moved down and back up rather than saved: nothing
+    /// writes it, and a frame is always 512 bytes.
+    fn call_local(&mut self, slot: usize, saves: u16, emit_call: impl FnOnce(&mut Asm)) {
         let f = self.fault(FaultKind::CallDepth, slot, 0);
         let a = &mut self.a;
         a.cmp_m32_i8(R12, ctx_off::DEPTH, (MAX_CALL_FRAMES - 1) as i8);
         a.jcc(cc::AE, f);
         a.incdec_m32(false, R12, ctx_off::DEPTH);
-        for r in [RBX, R13, R14, R15, RBP] {
+        let mut pushed: Vec<u8> = (6..10u8).filter(|r| saves & (1 << r) != 0).map(h).collect();
+        // rsp is 8 mod 16 inside BPF code (helper calls rely on it): an odd
+        // number of pushes keeps it so across the call's return address.
+        if pushed.len().is_multiple_of(2) {
+            pushed.push(R10);
+        }
+        for &r in &pushed {
             a.push(r);
         }
         a.alu_ri(true, alu::SUB, RBP, FRAME);
         emit_call(a);
-        for r in [RBP, R15, R14, R13, RBX] {
+        a.alu_ri(true, alu::ADD, RBP, FRAME);
+        for &r in pushed.iter().rev() {
             a.pop(r);
         }
         a.incdec_m32(true, R12, ctx_off::DEPTH);
@@ -1203,7 +1277,7 @@ impl Gen<'_> {
         a.load(Size::Dw, false, R11, R11, 0);
         a.alu_rr(true, 0x85, R11, R11);
         a.jcc(cc::E, helper);
-        self.call_local(slot, |a| a.call_r(R11));
+        self.call_local(slot, CALLEE_SAVED, |a| a.call_r(R11));
         self.a.jmp(done);
         self.a.bind(helper);
         self.helper_call(slot, HelperKind::Value(dst));

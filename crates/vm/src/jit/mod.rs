@@ -740,6 +740,44 @@ mod tests {
         }
     }
 
+    #[test]
+    fn local_calls_keep_r6_to_r9_whatever_the_callee_writes() {
+        // main sets r6..r9, calls f (writes r6 and r8, calls g), g writes r7 and
+        // r9 and calls the leaf h (writes only r0..r5); after each call the
+        // caller's r6..r9 must be its own. All registers are folded into r0.
+        let src = "
+            mov %r6, 6\nmov %r7, 7\nmov %r8, 8\nmov %r9, 9
+            call local f
+            mov %r0, %r6\nlsh %r0, 8\nadd %r0, %r7\nlsh %r0, 8\nadd %r0, %r8
+            lsh %r0, 8\nadd %r0, %r9\nlsh %r0, 8\nadd %r0, %r1
+            exit
+            f:
+            mov %r6, 60\nmov %r8, 80\ncall local g\nadd %r6, %r8\nmov %r1, %r6
+            add %r1, %r0\nexit
+            g:
+            mov %r7, 70\nmov %r9, 90\ncall local h\nadd %r7, %r9\nmov %r0, %r7\nexit
+            h:
+            mov %r0, 1\nmov %r1, 2\nmov %r5, 3\nexit";
+        let insns = assemble(src).expect("assembles");
+        let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+        let want = p.run(RunOptions::new()).expect("runs").r0;
+        assert_eq!(want, 0x06_0708_0900 + 300);
+        let unchecked = unsafe { JitOptions::unchecked() };
+        for opts in [
+            JitOptions::checked(),
+            JitOptions::checked().metering(false),
+            unchecked.clone(),
+            unchecked.metering(false),
+        ] {
+            let jit = p.jit(&opts).expect("compiles");
+            assert_eq!(
+                jit.run(RunOptions::new()).expect("runs").r0,
+                want,
+                "{opts:?}"
+            );
+        }
+    }
+
     /// A stand-in map for the lookup tests: helper 1 computes what the inline
     /// code must (values + key * 16 for key < 4, else 0) and marks that it ran.
     fn lookup_program(src: &str) -> (VmProgram, Box<[u64; 8]>) {
