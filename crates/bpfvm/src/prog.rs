@@ -154,9 +154,10 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
 
 /// `bpf_map_lookup_elem` on the program's own maps without the helper trampoline:
 /// arrays inline (the kernel's `array_map_gen_lookup`), hash maps as a direct
-/// call of the map's lookup. Both return exactly what helper 1 returns
-/// (`helpers.rs`: `m.ops.lookup(key, cpu)`, where cpu only matters for per-CPU
-/// maps, which keep the helper); the options keep the maps alive with the code.
+/// call of the map's lookup, per-CPU arrays inline for the run's CPU (the test
+/// run passes it: `run_repeat_on_cpu`). All return exactly what helper 1
+/// returns (`helpers.rs`: `m.ops.lookup(key, cpu)`); per-CPU hash maps keep the
+/// helper. The options keep the maps alive with the code.
 fn with_map_lookups(
     mut opts: bpfvm_vm::JitOptions,
     used_maps: &[Arc<MapObj>],
@@ -175,7 +176,27 @@ fn with_map_lookups(
                 },
                 _ => continue,
             },
-            MapType::Hash
+            MapType::PercpuArray => match m.ops.value_regions().as_slice() {
+                [r] if m.attr().max_entries > 0
+                    && r.count % m.attr().max_entries as usize == 0
+                    && r.count >= m.attr().max_entries as usize =>
+                {
+                    let (Ok(stride), Ok(ncpus)) = (
+                        u32::try_from(r.stride),
+                        u32::try_from(r.count / m.attr().max_entries as usize),
+                    ) else {
+                        continue;
+                    };
+                    MapLookup::PercpuArray {
+                        values: r.base as u64,
+                        max_entries: m.attr().max_entries,
+                        stride,
+                        ncpus,
+                    }
+                }
+                _ => continue,
+            },
+            MapType::Hash | MapType::LruHash
                 if matches!(m.attr().key_size, 4 | 8)
                     && m.ops
                         .as_any()

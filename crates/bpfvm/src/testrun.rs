@@ -83,8 +83,9 @@ fn run_repeated(
     let r = match &prog.jit {
         Some(j) => {
             reset(env);
+            let cpu = env.cpu;
             let o = opts(env).oracle(&oracle).env(&mut *env);
-            j.run_repeat(o, repeat, |rr: &mut Rerun<'_>| {
+            j.run_repeat_on_cpu(o, repeat, cpu, |rr: &mut Rerun<'_>| {
                 if let Some(env) = rr
                     .env
                     .as_deref_mut()

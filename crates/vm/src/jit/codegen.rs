@@ -1173,6 +1173,9 @@ impl Gen<'_> {
                         MapLookup::Array { stride, .. } => {
                             stride.is_power_of_two() || *stride <= i32::MAX as u32
                         }
+                        MapLookup::PercpuArray { stride, ncpus, .. } => {
+                            (*stride as u64) * (*ncpus as u64) <= i32::MAX as u64
+                        }
                         MapLookup::Call { .. } => true,
                     });
             }
@@ -1200,6 +1203,28 @@ impl Gen<'_> {
                 } else {
                     a.imul_ri(true, R11, stride as i32);
                 }
+                a.mov_ri(RAX, values);
+                a.alu_rr(true, 0x01, RAX, R11);
+                a.bind(done);
+            }
+            MapLookup::PercpuArray {
+                values,
+                max_entries,
+                stride,
+                ncpus,
+            } => {
+                let done = a.label();
+                a.load(Size::W, false, R11, h(2), 0);
+                a.alu_rr(false, 0x31, RAX, RAX);
+                a.alu_ri(false, alu::CMP, R11, max_entries as i32);
+                a.jcc(cc::AE, done);
+                a.load(Size::Dw, false, R10, R12, ctx_off::CPU);
+                a.alu_ri(true, alu::CMP, R10, ncpus as i32);
+                a.jcc(cc::AE, done);
+                // (key * ncpus + cpu) * stride
+                a.imul_ri(true, R11, ncpus as i32);
+                a.alu_rr(true, 0x01, R11, R10);
+                a.imul_ri(true, R11, stride as i32);
                 a.mov_ri(RAX, values);
                 a.alu_rr(true, 0x01, RAX, R11);
                 a.bind(done);

@@ -66,6 +66,17 @@ pub enum MapLookup {
         /// Distance between two values (`round_up(value_size, 8)`).
         stride: u32,
     },
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`, inline as the kernel's
+    /// `percpu_array_map_gen_lookup`: element `key` of the run's CPU (see
+    /// [`JitProgram::run_repeat_on_cpu`]), values laid out CPU-major within an
+    /// element: `values + (key * ncpus + cpu) * stride`, NULL when
+    /// `key >= max_entries` or `cpu >= ncpus`.
+    PercpuArray {
+        values: u64,
+        max_entries: u32,
+        stride: u32,
+        ncpus: u32,
+    },
     /// A direct call `r0 = f(obj, r2)` in place of the helper trampoline (no
     /// helper context is built; the function must not unwind).
     Call {
@@ -445,7 +456,7 @@ impl JitProgram {
     /// [`JitOptions`]; the unsafe constructors of unchecked options carry the
     /// caller's promise).
     pub fn run(&self, opts: RunOptions<'_>) -> Result<RunResult, VmError> {
-        runtime::run(&self.inner, opts, 1, &mut |_| {})
+        runtime::run(&self.inner, opts, 1, 0, &mut |_| {})
     }
 
     /// Runs the program `repeat` times (0 counts as 1) and returns the last run's
@@ -471,9 +482,22 @@ impl JitProgram {
         &self,
         opts: RunOptions<'_>,
         repeat: u32,
+        refresh: impl FnMut(&mut Rerun<'_>),
+    ) -> Result<RunResult, VmError> {
+        self.run_repeat_on_cpu(opts, repeat, 0, refresh)
+    }
+
+    /// [`Self::run_repeat`] on the simulated CPU `cpu`: what inline per-CPU map
+    /// lookups ([`MapLookup::PercpuArray`]) index by (the helpers see the CPU
+    /// through the run's environment).
+    pub fn run_repeat_on_cpu(
+        &self,
+        opts: RunOptions<'_>,
+        repeat: u32,
+        cpu: u32,
         mut refresh: impl FnMut(&mut Rerun<'_>),
     ) -> Result<RunResult, VmError> {
-        runtime::run(&self.inner, opts, repeat, &mut refresh)
+        runtime::run(&self.inner, opts, repeat, cpu, &mut refresh)
     }
 
     /// Convenience as [`VmProgram::run_with_memory`]: r1 = `mem`, r2 = its length,
@@ -858,6 +882,43 @@ mod tests {
                 let (got, want, _) = run(src, key);
                 assert_eq!(got, want, "{src}");
                 assert_eq!(got & 1, 1, "the helper ran: {src}");
+            }
+        }
+    }
+
+    #[test]
+    fn percpu_array_lookups_inline_index_by_the_run_s_cpu() {
+        // Key from r1; the pointer found minus the base, or -1 for NULL.
+        let src = "stxw [%r10-4], %r1\nlddw %r1, 0x50000000\nmov %r2, %r10\n\
+                   add %r2, -4\ncall 1\njne %r0, 0, +2\nmov %r0, -1\nexit\nexit";
+        let (p, _values) = lookup_program(src);
+        let base = 0x7000_0000u64;
+        // SAFETY: the key is on the stack; the values are never dereferenced.
+        let opts = unsafe {
+            JitOptions::checked().map_lookup(
+                MAP,
+                super::MapLookup::PercpuArray {
+                    values: base,
+                    max_entries: 4,
+                    stride: 24,
+                    ncpus: 3,
+                },
+            )
+        };
+        let jit = p.jit(&opts).expect("compiles");
+        for cpu in 0..4u32 {
+            for key in [0u64, 1, 3, 4, 1 << 32 | 1] {
+                let r = jit
+                    .run_repeat_on_cpu(RunOptions::new().arg1(key), 1, cpu, |_| {})
+                    .expect("runs")
+                    .r0;
+                let k = key as u32 as u64;
+                let want = if k < 4 && cpu < 3 {
+                    base + (k * 3 + cpu as u64) * 24
+                } else {
+                    u64::MAX
+                };
+                assert_eq!(r, want, "key {key:#x} cpu {cpu}");
             }
         }
     }

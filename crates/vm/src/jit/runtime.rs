@@ -64,6 +64,8 @@ pub(crate) struct RunCtx {
     /// Nonzero when a trampoline ran a helper in this run (the regions or the
     /// environment may have changed; see `run`).
     called_out: u32,
+    /// The simulated CPU of the run (per-CPU map lookups compiled inline).
+    cpu: u64,
     // ---- Rust only ----
     fuel_start: i64,
     error: Option<VmError>,
@@ -96,6 +98,7 @@ pub(crate) mod ctx_off {
     pub(crate) const WC_LIMIT: i32 = offset_of!(RunCtx, wc_limit) as i32;
     pub(crate) const LOOP_LEFT: i32 = offset_of!(RunCtx, loop_left) as i32;
     pub(crate) const CALLED_OUT: i32 = offset_of!(RunCtx, called_out) as i32;
+    pub(crate) const CPU: i32 = offset_of!(RunCtx, cpu) as i32;
 }
 
 type Entry = unsafe extern "sysv64" fn(*mut RunCtx, u64, *const [u64; 5], u64) -> u64;
@@ -107,6 +110,7 @@ pub(crate) fn run(
     inner: &Arc<JitInner>,
     opts: crate::RunOptions<'_>,
     repeat: u32,
+    cpu: u32,
     refresh: &mut dyn FnMut(&mut super::Rerun<'_>),
 ) -> Result<crate::RunResult, VmError> {
     let args = opts.args;
@@ -133,6 +137,7 @@ pub(crate) fn run(
         wc_limit: [0; 4],
         loop_left: 0,
         called_out: 0,
+        cpu: cpu as u64,
         fuel_start: fuel,
         error: None,
         panic: None,
