@@ -170,15 +170,17 @@ thread_local! {
     static STACK_POOL: std::cell::RefCell<Vec<Vec<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A stack for a run. The entry frame (the top 512 bytes) starts zeroed; deeper
+/// A stack for a run. The entry frame starts zeroed as deep as the program can
+/// read it (`VmProgram::entry_zero`, at most its 512 bytes); deeper
 /// frames of a reused stack hold what earlier runs on this thread left there, as
 /// the kernel's stack holds garbage — only a program reading uninitialised stack
 /// can tell, and zeroing all 4 KiB per run cost more than most packet programs.
-fn take_stack() -> Vec<u64> {
+fn take_stack(zero_bytes: usize) -> Vec<u64> {
     let pooled = STACK_POOL.with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()));
     match pooled {
         Some(mut s) => {
-            let top = STACK_WORDS - MAX_BPF_STACK / 8;
+            // Only what the program can read (VmProgram::entry_zero).
+            let top = STACK_WORDS - zero_bytes.min(MAX_BPF_STACK).div_ceil(8);
             s[top..].fill(0);
             s
         }
@@ -202,8 +204,9 @@ impl Drop for Machine<'_> {
 }
 
 impl<'r> Machine<'r> {
-    pub(crate) fn new(opts: RunOptions<'r>, checked: bool) -> Machine<'r> {
-        let mut stack = take_stack();
+    /// `zero_bytes`: how much of the entry frame's top starts zeroed.
+    pub(crate) fn new(opts: RunOptions<'r>, checked: bool, zero_bytes: usize) -> Machine<'r> {
+        let mut stack = take_stack(zero_bytes);
         let lo = stack.as_mut_ptr() as u64;
         let hi = lo + (MAX_CALL_FRAMES * MAX_BPF_STACK) as u64;
         Machine {
@@ -274,7 +277,7 @@ fn run_mode<const CHECKED: bool>(
     opts: RunOptions<'_>,
 ) -> Result<RunResult, VmError> {
     let args = opts.args;
-    let mut m = Machine::new(opts, CHECKED);
+    let mut m = Machine::new(opts, CHECKED, prog.entry_zero);
     let mut regs = [0u64; 16];
     regs[1..6].copy_from_slice(&args);
     regs[10] = m.mem.stack_hi;

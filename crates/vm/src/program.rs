@@ -67,6 +67,45 @@ pub struct VmProgram {
     insns: Box<[Insn]>,
     /// JIT code for tail calls into this program, compiled on first use.
     pub(crate) jit_cache: crate::jit::JitCache,
+    /// Bytes at the top of the entry frame a run starts zeroed (see
+    /// [`entry_frame_bytes`]).
+    pub(crate) entry_zero: usize,
+}
+
+/// How much of the top of its stack frame a program can read: the deepest
+/// constant offset below r10 any load, store or atomic uses, or the whole
+/// 512-byte frame when r10 itself is copied anywhere (a stack pointer that
+/// escapes to a register, a helper or memory) or the program tail-calls (the
+/// callee shares the frame). Runs zero only this much of the entry frame:
+/// zeroing all of it cost more than short programs run.
+fn entry_frame_bytes(code: &[VInsn]) -> usize {
+    const BPF_FUNC_TAIL_CALL: i64 = 12;
+    let frame = bpfvm_isa::consts::MAX_BPF_STACK;
+    let mut depth = 0usize;
+    for c in code {
+        let base = match c.op.shape() {
+            Shape::Ldx => c.src,
+            Shape::St | Shape::Stx | Shape::Atomic => c.dst,
+            _ => 11,
+        };
+        let escapes = match c.op.shape() {
+            Shape::Ldx => false,
+            Shape::Stx | Shape::Atomic => c.src == 10,
+            Shape::St => false,
+            Shape::Call => c.op == Op::Call && c.imm == BPF_FUNC_TAIL_CALL,
+            _ => c.src == 10 || c.dst == 10,
+        };
+        if escapes {
+            return frame;
+        }
+        if base == 10 {
+            if c.off >= 0 {
+                return frame;
+            }
+            depth = depth.max((-(c.off as i64)) as usize);
+        }
+    }
+    depth.min(frame)
 }
 
 impl Clone for VmProgram {
@@ -79,6 +118,7 @@ impl Clone for VmProgram {
             table: self.table.clone(),
             insns: self.insns.clone(),
             jit_cache: Default::default(),
+            entry_zero: self.entry_zero,
         }
     }
 }
@@ -217,7 +257,9 @@ impl VmProgram {
             });
         }
         fuse(&mut code);
+        let entry_zero = entry_frame_bytes(&code);
         Ok(VmProgram {
+            entry_zero,
             code: code.into_boxed_slice(),
             slot_of: slot_of.into_boxed_slice(),
             func_start: func_start.into_boxed_slice(),

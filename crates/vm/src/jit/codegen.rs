@@ -710,6 +710,9 @@ impl Gen<'_> {
         if i.op.shape() == Shape::JmpK {
             if matches!(i.op, JsetK | Jset32K) {
                 a.test_ri(w, dst, i.imm as i32);
+            } else if i.imm == 0 {
+                // Same flags as `cmp dst, 0` (CF = OF = 0), shorter.
+                a.alu_rr(w, 0x85, dst, dst);
             } else {
                 a.alu_ri(w, alu::CMP, dst, i.imm as i32);
             }
@@ -756,7 +759,7 @@ impl Gen<'_> {
                 };
                 a.alu_rr(w, opc, dst, src);
             }
-            Mul64K | Mul32K => a.imul_ri(!i.op.is_32bit(), dst, imm as i32),
+            Mul64K | Mul32K => mul_k(a, !i.op.is_32bit(), dst, imm as i32),
             Mul64X | Mul32X => a.imul_rr(!i.op.is_32bit(), dst, src),
             Div64K | Div32K | Mod64K | Mod32K | SDiv64K | SDiv32K | SMod64K | SMod32K => {
                 let is_mod = matches!(i.op, Mod64K | Mod32K | SMod64K | SMod32K);
@@ -791,6 +794,8 @@ impl Gen<'_> {
                 };
                 self.shift_x(w, ext, dst, src);
             }
+            // Flags are dead between BPF instructions: zero with xor (2 bytes).
+            Mov64K | Mov32K if imm == 0 => a.alu_rr(false, 0x31, dst, dst),
             Mov64K => a.mov_ri(dst, imm as u64),
             Mov32K => a.mov_ri32(dst, imm as u32),
             Mov64X => {
@@ -852,6 +857,7 @@ impl Gen<'_> {
                 self.ld_packet(slot, i);
             }
             // ---- memory ----
+            LdImm64 if imm == 0 => a.alu_rr(false, 0x31, dst, dst),
             LdImm64 => a.mov_ri(dst, imm as u64),
             LdxB | LdxH | LdxW | LdxDw | LdxSB | LdxSH | LdxSW => {
                 let size = Size::from_bytes(i.op.mem_size());
@@ -991,8 +997,12 @@ impl Gen<'_> {
     }
 
     fn divmod_k(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, imm: i64) {
-        let a = &mut self.a;
         let divisor = if w { imm as u64 } else { imm as u32 as u64 };
+        if !signed && divisor > 1 {
+            self.udivmod_const(w, is_mod, dst, divisor);
+            return;
+        }
+        let a = &mut self.a;
         let minus_one = if w { u64::MAX } else { u32::MAX as u64 };
         if divisor == 0 {
             if is_mod {
@@ -1012,6 +1022,84 @@ impl Gen<'_> {
             a.mov_ri(R11, divisor);
             self.div_core(w, signed, is_mod, dst);
         }
+    }
+
+    /// `dst /= d` or `dst %= d` unsigned, `d > 1` a constant: a shift or mask for
+    /// a power of two, else a multiply by a magic number (see [`udiv_magic`])
+    /// instead of `div` (tens of cycles). `mul` uses rax and rdx (BPF r0 and
+    /// r3), saved around it in r10 and in r9 (no metering) or on the stack.
+    fn udivmod_const(&mut self, w: bool, is_mod: bool, dst: u8, d: u64) {
+        let a = &mut self.a;
+        if d.is_power_of_two() {
+            let k = d.trailing_zeros() as u8;
+            if !is_mod {
+                if !w {
+                    // The 32-bit operand: the shift's 32-bit form zero-extends.
+                    a.shift_ri(false, shift::SHR, dst, k);
+                } else {
+                    a.shift_ri(true, shift::SHR, dst, k);
+                }
+            } else if !w || d - 1 <= i32::MAX as u64 {
+                a.alu_ri(w, alu::AND, dst, (d - 1) as i32);
+            } else {
+                a.mov_ri(R11, d - 1);
+                a.alu_rr(true, 0x21, dst, R11);
+            }
+            return;
+        }
+        let (m, shift_by, add) = udiv_magic(d);
+        let save_rax = dst != RAX;
+        let save_rdx = dst != RDX;
+        // r11 = n (the low 32 bits for a 32-bit operation).
+        a.mov_rr(w, R11, dst);
+        if save_rax {
+            a.mov_rr(true, R10, RAX);
+        }
+        if save_rdx {
+            if self.p.metering {
+                a.push(RDX);
+            } else {
+                a.mov_rr(true, R9, RDX);
+            }
+        }
+        a.mov_ri(RAX, m);
+        a.mul_r(R11);
+        // rdx = hi(n * m); q = add ? (((n - hi) >> 1) + hi) >> s : hi >> s
+        if add {
+            a.mov_rr(true, RAX, R11);
+            a.alu_rr(true, 0x29, RAX, RDX);
+            a.shift_ri(true, shift::SHR, RAX, 1);
+            a.alu_rr(true, 0x01, RAX, RDX);
+        } else {
+            a.mov_rr(true, RAX, RDX);
+        }
+        if shift_by > 0 {
+            a.shift_ri(true, shift::SHR, RAX, shift_by);
+        }
+        if is_mod {
+            // n - q * d
+            if d <= i32::MAX as u64 {
+                a.imul_ri(true, RAX, d as i32);
+            } else {
+                a.mov_ri(RDX, d);
+                a.imul_rr(true, RAX, RDX);
+            }
+            a.alu_rr(true, 0x29, R11, RAX);
+        } else {
+            a.mov_rr(true, R11, RAX);
+        }
+        if save_rax {
+            a.mov_rr(true, RAX, R10);
+        }
+        if save_rdx {
+            if self.p.metering {
+                a.pop(RDX);
+            } else {
+                a.mov_rr(true, RDX, R9);
+            }
+        }
+        // The result is below 2^32 for a 32-bit operation: zero-extended either way.
+        a.mov_rr(true, dst, R11);
     }
 
     fn divmod_x(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, src: u8) {
@@ -1426,6 +1514,46 @@ enum HelperKind {
     Index(u32),
     /// `callx` with a value that is not a function of the program.
     Value(u8),
+}
+
+/// `dst *= k`: a shift for a power of two, `lea` for 3, 5 and 9, else `imul`.
+/// The 32-bit forms zero-extend as BPF's 32-bit multiply does.
+fn mul_k(a: &mut Asm, w: bool, dst: u8, k: i32) {
+    match k {
+        0 => a.alu_rr(false, 0x31, dst, dst),
+        1 if w => {}
+        1 => a.mov_rr(false, dst, dst),
+        3 | 5 | 9 => a.lea_scaled(w, dst, dst, dst, ((k - 1) as u32).trailing_zeros() as u8, 0),
+        k if k > 0 && (k as u32).is_power_of_two() => {
+            a.shift_ri(w, shift::SHL, dst, (k as u32).trailing_zeros() as u8)
+        }
+        k => a.imul_ri(w, dst, k),
+    }
+}
+
+/// Magic number for unsigned 64-bit division by `d` (not 0, not a power of
+/// two): `(m, s, add)` with `q = hi(n * m) >> s` when `!add`, else
+/// `q = (((n - hi) >> 1) + hi) >> s`, where `hi = (n * m) >> 64` (Granlund and
+/// Montgomery's method: the smallest power `2^(64 + s)` whose rounding error
+/// stays below `2^s`, else a 65-bit multiplier with its top bit folded into the
+/// add-and-halve step). Exact for every 64-bit `n` (tested against `/`).
+pub(crate) fn udiv_magic(d: u64) -> (u64, u8, bool) {
+    debug_assert!(d > 1 && !d.is_power_of_two());
+    let log = 63 - d.leading_zeros();
+    let num = 1u128 << (64 + log);
+    let m = (num / d as u128) as u64;
+    let rem = (num % d as u128) as u64;
+    let e = d - rem;
+    if e < (1u64 << log) {
+        (m.wrapping_add(1), log as u8, false)
+    } else {
+        let mut m2 = m.wrapping_add(m);
+        let twice = rem.wrapping_add(rem);
+        if twice >= d || twice < rem {
+            m2 = m2.wrapping_add(1);
+        }
+        (m2.wrapping_add(1), log as u8, true)
+    }
 }
 
 fn cond(op: Op) -> u8 {

@@ -802,6 +802,111 @@ mod tests {
         }
     }
 
+    #[test]
+    fn division_magic_numbers_are_exact() {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut ds: Vec<u64> = (3..2000)
+            .chain([u32::MAX as u64, u64::MAX, u64::MAX - 1])
+            .collect();
+        ds.extend((0..3000).map(|_| rng.next() >> rng.below(64)));
+        for d in ds.into_iter().filter(|d| *d > 1 && !d.is_power_of_two()) {
+            let (m, s, add) = super::codegen::udiv_magic(d);
+            let mut ns: Vec<u64> = vec![
+                0,
+                1,
+                d - 1,
+                d,
+                d + 1,
+                u64::MAX,
+                u64::MAX - 1,
+                u32::MAX as u64,
+            ];
+            ns.extend((0..40).map(|_| rng.next() >> rng.below(64)));
+            for n in ns {
+                let hi = ((n as u128 * m as u128) >> 64) as u64;
+                let q = if add {
+                    (((n - hi) >> 1) + hi) >> s
+                } else {
+                    hi >> s
+                };
+                assert_eq!(q, n / d, "{n} / {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn divisions_by_constants_agree_with_the_interpreter() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let mut rng = Rng(0x5eed);
+        let divisors: [i64; 14] = [
+            1,
+            2,
+            3,
+            7,
+            10,
+            16,
+            641,
+            1 << 30,
+            0x7fff_ffff,
+            -1,
+            -7,
+            -16,
+            0x1_0000,
+            1000,
+        ];
+        let unchecked = unsafe { JitOptions::unchecked() };
+        for op in ["div", "mod"] {
+            for w in ["", "32"] {
+                for d in divisors {
+                    for dst in [0u8, 3, 4, 6] {
+                        let x = rng.next();
+                        let src = format!(
+                            "lddw %r0, 0x1111\nlddw %r3, 0x3333\nlddw %r4, 0x4444\nlddw %r6, 0x6666\n\
+                             lddw %r{dst}, {x:#x}\n{op}{w} %r{dst}, {d}\nmov %r7, %r{dst}\n\
+                             add %r0, %r3\nxor %r0, %r4\nadd %r0, %r6\nlsh %r7, 1\nxor %r0, %r7\nexit"
+                        );
+                        let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+                        let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+                        let want = p.run(RunOptions::new()).expect("runs").r0;
+                        for opts in [JitOptions::checked(), unchecked.clone().metering(false)] {
+                            let jit = p.jit(&opts).expect("compiles");
+                            let got = jit.run(RunOptions::new()).expect("runs").r0;
+                            assert_eq!(got, want, "{opts:?}\n{src}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn multiplies_and_zero_compares_agree_with_the_interpreter() {
+        let unchecked = unsafe { JitOptions::unchecked() };
+        for k in [0i64, 1, 2, 3, 5, 8, 9, 10, -1, -3, 1 << 20, -(1 << 30)] {
+            for w in ["", "32"] {
+                for x in [
+                    0u64,
+                    1,
+                    0xffff_ffff,
+                    0x8000_0000_0000_0001,
+                    0x1234_5678_9abc_def0,
+                ] {
+                    let src = format!(
+                        "lddw %r6, {x:#x}\nmul{w} %r6, {k}\nmov %r0, %r6\njeq{w} %r6, 0, +1\nadd %r0, 1\n\
+                         mov %r1, 0\njsgt %r6, 0, +1\nadd %r0, 2\nexit"
+                    );
+                    let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+                    let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+                    let want = p.run(RunOptions::new()).expect("runs").r0;
+                    let jit = p.jit(&unchecked.clone().metering(false)).expect("compiles");
+                    assert_eq!(jit.run(RunOptions::new()).expect("runs").r0, want, "{src}");
+                }
+            }
+        }
+    }
+
     /// A stand-in map for the lookup tests: helper 1 computes what the inline
     /// code must (values + key * 16 for key < 4, else 0) and marks that it ran.
     fn lookup_program(src: &str) -> (VmProgram, Box<[u64; 8]>) {

@@ -116,7 +116,7 @@ pub(crate) fn run(
     let args = opts.args;
     let fuel = opts.fuel.unwrap_or(u64::MAX).min(i64::MAX as u64) as i64;
     let checked = inner.checked;
-    let mut m = Machine::new(opts, checked);
+    let mut m = Machine::new(opts, checked, inner.data.prog.entry_zero);
     let hi = m.mem.stack_hi;
     let stack_lo = m.mem.stack_lo;
     let mut ctx = RunCtx {
