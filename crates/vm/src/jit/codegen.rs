@@ -155,6 +155,18 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             target[e] = true;
         }
     }
+    // Loop heads: targets of backward jumps, aligned to 16 bytes so that a
+    // short loop's body sits in as few fetch blocks as possible.
+    let mut loop_head = vec![false; n];
+    for (e, v) in code.iter().enumerate() {
+        if matches!(
+            v.op.shape(),
+            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32
+        ) && (v.off as usize) <= e
+        {
+            loop_head[v.off as usize] = true;
+        }
+    }
     // Block starts: targets, and the instruction after a block end.
     let mut start = target.clone();
     start[0] = true;
@@ -215,6 +227,14 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             g.a.bind(nc);
             continue;
         }
+        if start[e] && loop_head[e] && fused_rest == 0 {
+            g.a.align(16);
+            let pos = g.a.pos() as u32;
+            slot_offsets[slot] = pos;
+            if slot + 1 < slot_offsets.len() && code[e].op == Op::LdImm64 {
+                slot_offsets[slot + 1] = pos;
+            }
+        }
         if start[e] {
             let prev_checks = e > 0 && ends_block(code[e - 1].op) == Some(true);
             let prev_falls =
@@ -250,7 +270,11 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         if let Some((x, leaves)) = dispatch[e].clone() {
             g.dispatch(x, leaves);
         }
-        match g.fused(e, &start) {
+        let k = match g.fused_test(e, &start) {
+            0 => g.fused(e, &start),
+            k => k,
+        };
+        match k {
             0 => g.insn(e, &code[e]),
             k => fused_rest = k - 1,
         }
@@ -687,6 +711,86 @@ impl Gen<'_> {
             None => self.a.lea(h(d), h(a), imm as i32),
         }
         2
+    }
+
+    /// Peephole fusion of a bit test and of a multiply-add, inside a basic block:
+    /// `d = s; d &= k; if d ==/!= 0 goto L` (or without the move) is
+    /// `test s, k; je/jne L` when d is dead after the jump; `d *= 3|5|9;
+    /// d += k` is one `lea d, [d + d * (m - 1) + k]`. Returns how many
+    /// instructions were emitted (0: none fused).
+    fn fused_test(&mut self, e: usize, start: &[bool]) -> usize {
+        let code = &self.prog.code;
+        let get = |k: usize| code.get(e + k).filter(|_| k == 0 || !start[e + k]);
+        let Some(i0) = get(0) else { return 0 };
+        // 32-to-64-bit extension as clang writes it without ALU32 (-mcpu=v2):
+        // `[d = s;] d <<= 32; d >>= 32` is `mov d32, s32`, and with `s>>=`
+        // a `movsxd`.
+        let ext = |k: usize| -> Option<bool> {
+            let (a, b) = (get(k)?, get(k + 1)?);
+            let same = a.dst == b.dst && a.dst < 10;
+            (same && a.op == Op::Lsh64K && a.imm == 32 && b.imm == 32)
+                .then_some(())
+                .and_then(|_| match b.op {
+                    Op::Rsh64K => Some(false),
+                    Op::Arsh64K => Some(true),
+                    _ => None,
+                })
+        };
+        let (src, n) = match (i0.op, ext(0), ext(1)) {
+            (_, Some(sign), _) => (Some((i0.dst, sign)), 2),
+            (Op::Mov64X, _, Some(sign))
+                if get(1).is_some_and(|i1| i1.dst == i0.dst) && i0.src <= 10 =>
+            {
+                (Some((i0.src, sign)), 3)
+            }
+            _ => (None, 0),
+        };
+        if let Some((s, sign)) = src {
+            let d = h(get(n - 1).map_or(i0.dst, |i| i.dst));
+            if sign {
+                self.a.movsx(true, Size::W, d, h(s));
+            } else {
+                self.a.mov_rr(false, d, h(s));
+            }
+            return n;
+        }
+        // Multiply-add.
+        if let (Op::Mul64K | Op::Mul32K, Some(i1)) = (i0.op, get(1)) {
+            let w = i0.op == Op::Mul64K;
+            let add = if w { Op::Add64K } else { Op::Add32K };
+            if i1.op == add && i1.dst == i0.dst && matches!(i0.imm, 3 | 5 | 9) && i0.dst < 10 {
+                let d = h(i0.dst);
+                let scale = ((i0.imm - 1) as u32).trailing_zeros() as u8;
+                self.a.lea_scaled(w, d, d, d, scale, i1.imm as i32);
+                return 2;
+            }
+            return 0;
+        }
+        // Bit test: [mov d, s;] and d, k; jeq/jne d, 0.
+        let (src, and, jmp, n) = match (i0.op, get(1), get(2)) {
+            (Op::Mov64X, Some(i1), Some(i2)) if i1.op == Op::And64K => (i0.src, i1, i2, 3),
+            (Op::And64K, Some(i1), _) => (i0.dst, i0, i1, 2),
+            _ => return 0,
+        };
+        let d = and.dst;
+        let mov_ok = n == 2 || (i0.dst == d && src != d && src <= 10);
+        if !mov_ok
+            || d >= 10
+            || !matches!(jmp.op, Op::JeqK | Op::JneK)
+            || jmp.dst != d
+            || jmp.imm != 0
+            || self.live_out[e + n - 1] & (1 << d) != 0
+        {
+            return 0;
+        }
+        let t = self.chk[jmp.off as usize];
+        let c = cond(jmp.op);
+        let k = and.imm as i32;
+        // BPF's imm is sign-extended, as test's imm32 is; a non-negative one has
+        // no high bits, so the 32-bit test gives the same ZF.
+        self.a.test_ri(k < 0, h(src), k);
+        self.a.jcc(c, t);
+        n
     }
 
     /// Whether a load or store through `breg + off` is checked at run time.

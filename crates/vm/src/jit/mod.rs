@@ -907,6 +907,69 @@ mod tests {
         }
     }
 
+    #[test]
+    fn fused_bit_tests_and_multiply_adds_agree_with_the_interpreter() {
+        let unchecked = unsafe { JitOptions::unchecked() };
+        let mut rng = Rng(77);
+        for k in [1i64, 6, 0x80, 0x7fff_ffff, -1, -8, 0x100] {
+            for m in [3i64, 5, 9] {
+                for w in ["", "32"] {
+                    // d dead after the jump (fused), and d live (not fused).
+                    for tail in ["mov %r7, 5", "mov %r7, %r7\nmov %r0, %r7"] {
+                        let x = rng.next();
+                        let src = format!(
+                            "lddw %r6, {x:#x}\nmov %r0, 0\nmov %r7, %r6\nand %r7, {k}\njeq %r7, 0, +1\n\
+                             add %r0, 1\nmov %r8, %r6\nand %r8, {k}\njne %r8, 0, +1\nadd %r0, 2\n\
+                             mov %r9, %r6\nmul{w} %r9, {m}\nadd{w} %r9, {k}\n{tail}\nlsh %r0, 8\n\
+                             xor %r0, %r9\nexit"
+                        );
+                        let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+                        let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+                        let want = p.run(RunOptions::new()).expect("runs").r0;
+                        for opts in [JitOptions::checked(), unchecked.clone().metering(false)] {
+                            let jit = p.jit(&opts).expect("compiles");
+                            let got = jit.run(RunOptions::new()).expect("runs");
+                            assert_eq!(got.r0, want, "{src}");
+                            if opts.is_checked() {
+                                let e = p.run(RunOptions::new()).expect("runs").executed;
+                                assert_eq!(got.executed, e, "{src}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn extension_idioms_agree_with_the_interpreter() {
+        let unchecked = unsafe { JitOptions::unchecked() };
+        for x in [
+            0u64,
+            0xffff_ffff,
+            0x8000_0000,
+            0x1234_5678_9abc_def0,
+            u64::MAX,
+        ] {
+            let src = format!(
+                "lddw %r6, {x:#x}\nmov %r7, %r6\nlsh %r7, 32\nrsh %r7, 32\nmov %r8, %r6\n\
+                 lsh %r8, 32\narsh %r8, 32\nmov %r9, %r6\nlsh %r9, 32\nrsh %r9, 31\n\
+                 lsh %r6, 32\nrsh %r6, 32\nmov %r0, %r7\nxor %r0, %r8\nadd %r0, %r9\n\
+                 lsh %r0, 1\nadd %r0, %r6\nexit"
+            );
+            let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+            let want = p.run(RunOptions::new()).expect("runs").r0;
+            for opts in [JitOptions::checked(), unchecked.clone().metering(false)] {
+                let jit = p.jit(&opts).expect("compiles");
+                assert_eq!(jit.run(RunOptions::new()).expect("runs").r0, want, "{src}");
+                let text: Vec<String> = jit.disassemble().into_iter().map(|i| i.text).collect();
+                assert!(text.iter().any(|t| t == "mov r13d, ebx"), "{text:?}");
+                assert!(text.iter().any(|t| t == "movsxd r14, ebx"), "{text:?}");
+            }
+        }
+    }
+
     /// A stand-in map for the lookup tests: helper 1 computes what the inline
     /// code must (values + key * 16 for key < 4, else 0) and marks that it ran.
     fn lookup_program(src: &str) -> (VmProgram, Box<[u64; 8]>) {
