@@ -728,13 +728,14 @@ impl Gen<'_> {
         let ext = |k: usize| -> Option<bool> {
             let (a, b) = (get(k)?, get(k + 1)?);
             let same = a.dst == b.dst && a.dst < 10;
-            (same && a.op == Op::Lsh64K && a.imm == 32 && b.imm == 32)
-                .then_some(())
-                .and_then(|_| match b.op {
-                    Op::Rsh64K => Some(false),
-                    Op::Arsh64K => Some(true),
-                    _ => None,
-                })
+            if !(same && a.op == Op::Lsh64K && a.imm == 32 && b.imm == 32) {
+                return None;
+            }
+            match b.op {
+                Op::Rsh64K => Some(false),
+                Op::Arsh64K => Some(true),
+                _ => None,
+            }
         };
         let (src, n) = match (i0.op, ext(0), ext(1)) {
             (_, Some(sign), _) => (Some((i0.dst, sign)), 2),
