@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::process::Command;
 
-const PROGRAMS: [&str; 18] = [
+const PROGRAMS: [&str; 19] = [
     "prime",
     "log2_int",
     "memcpy",
@@ -29,6 +29,7 @@ const PROGRAMS: [&str; 18] = [
     "spill",
     "xdp_count",
     "parse",
+    "printk",
     "hashmap",
     "lru",
     "percpu",

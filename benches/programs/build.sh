@@ -18,7 +18,7 @@ CLANG=${CLANG:-clang-19}
 MAP="-ffile-prefix-map=$PWD=."
 
 for src in prime log2_int memcpy strcmp switch switch64 straight collatz const64 \
-    divconst calls spill xdp_count parse hashmap lru percpu lpm; do
+    divconst calls spill xdp_count parse printk hashmap lru percpu lpm; do
     for cpu in v2 v4; do
         out=$src.$cpu.bpf.o
         echo "  CLANG  $out"

@@ -87,7 +87,7 @@ macro_rules! both {
 
 const C: Kind = Kind::Compute;
 const P: Kind = Kind::Packet;
-const NAMES: usize = 19;
+const NAMES: usize = 20;
 
 const ROWS: [[Program; 2]; NAMES] = [
     both!(
@@ -118,6 +118,7 @@ const ROWS: [[Program; 2]; NAMES] = [
     both!("spill", "bench_spill", None, C, What::Words),
     both!("xdp_count", "xdp_count", None, P, What::Udp),
     both!("parse", "xdp_parse", None, P, What::Parse),
+    both!("printk", "xdp_printk", None, P, What::Udp),
     both!("hashmap", "hashmap", None, P, What::Hash),
     both!("lru", "lru", None, P, What::Hash),
     both!("percpu", "percpu", None, P, What::Percpu),

@@ -99,6 +99,7 @@ mod imp {
         ("bench_spill", Compute, bench_spill_native, bench_spill_novec),
         ("xdp_count", Xdp, xdp_count_native, xdp_count_novec),
         ("xdp_parse", Xdp, xdp_parse_native, xdp_parse_novec),
+        ("xdp_printk", Xdp, xdp_printk_native, xdp_printk_novec),
         ("hashmap", Xdp, hashmap_native, hashmap_novec),
         ("lru", Xdp, lru_native, lru_novec),
         ("percpu", Xdp, percpu_native, percpu_novec),

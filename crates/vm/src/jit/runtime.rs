@@ -426,7 +426,9 @@ unsafe fn call_helper(
     data: *const ProgData,
     slot: usize,
 ) -> u64 {
-    (*ctx).called_out = 1;
+    if helper.changes_run() {
+        (*ctx).called_out = 1;
+    }
     let m = &mut *(*ctx).m;
     m.mem.stack_lo = r10 - MAX_BPF_STACK as u64;
     let prog: &VmProgram = &(*data).prog;
