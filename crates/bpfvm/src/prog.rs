@@ -214,7 +214,7 @@ fn with_map_lookups(
                 };
                 MapLookup::Call { f, obj }
             }
-            MapType::Hash | MapType::LruHash => {
+            MapType::Hash | MapType::LruHash | MapType::LpmTrie => {
                 let d = Arc::new(DirectLookup {
                     ops: m.ops.clone(),
                     key_size: m.attr().key_size as usize,
@@ -243,7 +243,8 @@ struct DirectLookup {
     key_size: usize,
 }
 
-/// `bpf_map_lookup_elem` on a non-per-CPU map, called straight from JIT code:
+/// `bpf_map_lookup_elem` on a non-per-CPU map (hash, LRU, LPM trie), called
+/// straight from JIT code:
 /// `obj` is a [`DirectLookup`], `key` points to `key_size` readable bytes.
 unsafe extern "sysv64" fn direct_lookup(obj: u64, key: u64) -> u64 {
     // SAFETY: the JIT options that embed `obj` keep it alive; the verifier
