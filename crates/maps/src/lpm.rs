@@ -114,6 +114,17 @@ struct TNode {
     plen: u32,
     child: [u32; 2],
     elem: u32,
+    /// The first 8 data bytes as a big-endian number (keys of up to 8 data bytes,
+    /// IPv4 and the like, are matched with one xor).
+    w: u64,
+}
+
+/// The first 8 bytes of `data` as a big-endian number, zero-padded.
+fn word(data: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = data.len().min(8);
+    b[..n].copy_from_slice(&data[..n]);
+    u64::from_be_bytes(b)
 }
 
 /// Where a node hangs: the root, or a child slot of a node.
@@ -189,6 +200,7 @@ impl BitTrie {
             plen,
             child: [NONE; 2],
             elem,
+            w: 0,
         };
         let n = match self.free.pop() {
             Some(n) => {
@@ -214,12 +226,16 @@ impl BitTrie {
                 dd[full..].fill(0);
             }
         }
+        self.nodes[n as usize].w = word(dd);
         n
     }
 
     /// The element of the longest prefix of `data` no longer than `limit` bits
     /// (`trie_lookup_elem`).
     fn lookup(&self, data: &[u8], limit: u32, max: u32) -> Option<u32> {
+        if self.dlen <= 8 {
+            return self.lookup_word(word(data), limit, max);
+        }
         let mut found = NONE;
         let mut n = self.root;
         while n != NONE {
@@ -236,6 +252,28 @@ impl BitTrie {
                 found = node.elem;
             }
             n = node.child[bit(data, node.plen)];
+        }
+        (found != NONE).then_some(found)
+    }
+
+    /// [`Self::lookup`] for keys of at most 8 data bytes, as one number.
+    fn lookup_word(&self, key: u64, limit: u32, max: u32) -> Option<u32> {
+        let mut found = NONE;
+        let mut n = self.root;
+        while let Some(node) = self.nodes.get(n as usize) {
+            let m = (node.w ^ key).leading_zeros().min(node.plen.min(limit));
+            if m == max {
+                found = node.elem;
+                break;
+            }
+            if m < node.plen {
+                break;
+            }
+            if node.elem != NONE {
+                found = node.elem;
+            }
+            // The bit after the prefix (a prefix of 64 bits has no children).
+            n = node.child[(key.checked_shl(node.plen).unwrap_or(0) >> 63) as usize];
         }
         (found != NONE).then_some(found)
     }
