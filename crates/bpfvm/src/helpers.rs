@@ -583,7 +583,8 @@ fn skb_load_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
 /// Every helper the runtime provides, by kernel id.
 pub fn kernel_helpers() -> HelperTable {
     let mut t = HelperTable::new();
-    t.register(1, "bpf_map_lookup_elem", map_lookup_elem)
+    // A lookup changes neither the packet nor the regions a run is set up with.
+    t.register(1, "bpf_map_lookup_elem", Leaves(map_lookup_elem))
         .register(2, "bpf_map_update_elem", map_update_elem)
         .register(3, "bpf_map_delete_elem", map_delete_elem)
         .register(4, "bpf_probe_read", |c: &mut HelperCtx<'_, '_>, a| {

@@ -105,6 +105,10 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
             name: name.clone(),
             source: e,
         })?;
+    let (lookups, keep) = map_lookups(&used_maps);
+    // SAFETY: as with_map_lookups below: each lookup gives what helper 1 gives,
+    // and the verifier proved every lookup key readable.
+    let vm = unsafe { vm.with_map_lookups(lookups, keep) };
     // Checked native code until the verifier's proofs let it drop checks; a host
     // the JIT does not target runs the interpreter.
     // Native code checks only the accesses the verifier could not prove safe; a
@@ -162,7 +166,29 @@ fn with_map_lookups(
     mut opts: bpfvm_vm::JitOptions,
     used_maps: &[Arc<MapObj>],
 ) -> bpfvm_vm::JitOptions {
+    let (lookups, keep) = map_lookups(used_maps);
+    for (map, how) in lookups {
+        // SAFETY: see map_lookups.
+        opts = unsafe { opts.map_lookup(map, how) };
+    }
+    for k in keep {
+        opts = opts.keep_alive(k);
+    }
+    opts
+}
+
+/// What [`with_map_lookups`] compiles (and the interpreter does) for each map:
+/// (map address, how) and the objects the lookups point into.
+#[allow(clippy::type_complexity)]
+fn map_lookups(
+    used_maps: &[Arc<MapObj>],
+) -> (
+    Vec<(u64, bpfvm_vm::jit::MapLookup)>,
+    Vec<Arc<dyn std::any::Any + Send + Sync>>,
+) {
     use bpfvm_vm::jit::MapLookup;
+    let mut lookups = Vec::new();
+    let mut keep: Vec<Arc<dyn std::any::Any + Send + Sync>> = Vec::new();
     for m in used_maps {
         let how = match m.map_type() {
             MapType::Array => match m.ops.value_regions().as_slice() {
@@ -223,18 +249,19 @@ fn with_map_lookups(
                     f: direct_lookup,
                     obj: Arc::as_ptr(&d) as u64,
                 };
-                opts = opts.keep_alive(d);
+                keep.push(d);
                 how
             }
             _ => continue,
         };
-        // SAFETY: `how` gives what the helper gives for this map (see above); the
-        // array storage never moves while the map lives, and the options keep the
-        // map alive with the code; the runtime compiles only verified programs,
-        // whose lookup keys the verifier proved readable.
-        opts = unsafe { opts.map_lookup(m.prog_addr(), how) }.keep_alive(m.clone());
+        // `how` gives what the helper gives for this map (see above); the array
+        // storage never moves while the map lives, and `keep` keeps the map alive
+        // with the code; the runtime loads only verified programs, whose lookup
+        // keys the verifier proved readable.
+        lookups.push((m.prog_addr(), how));
+        keep.push(m.clone());
     }
-    opts
+    (lookups, keep)
 }
 
 /// What [`direct_lookup`] gets as its object: the map and its key size.

@@ -61,10 +61,10 @@ pub struct TestRunResult {
 /// the xdp_md the adjust helpers move); `reset` clears what one run reports
 /// before the next. Returns the last run's r0 and the mean ns per run.
 ///
-/// The JIT sets the run up once and re-enters the code (see
-/// `JitProgram::run_repeat`): a run that calls no helper cannot change the
-/// regions or the environment, so only after one that does are they rebuilt.
-/// The interpreter sets every run up afresh.
+/// Both engines set the run up once and run again on it (see
+/// `JitProgram::run_repeat`, `VmProgram::run_repeat`): a run that calls no
+/// helper that may change the setup cannot change the regions or the
+/// environment, so only after one that does are they rebuilt.
 fn run_repeated(
     prog: &ProgObj,
     env: &mut RunEnv,
@@ -98,16 +98,20 @@ fn run_repeated(
             .map(|r| r.r0)
         }
         None => {
-            let mut r0 = Ok(0);
-            for _ in 0..repeat {
-                reset(env);
-                let o = opts(env).oracle(&oracle).env(&mut *env);
-                r0 = prog.vm.run(o).map(|r| r.r0);
-                if r0.is_err() {
-                    break;
-                }
-            }
-            r0
+            reset(env);
+            let o = opts(env).oracle(&oracle).env(&mut *env);
+            prog.vm
+                .run_repeat(o, repeat, |rr: &mut Rerun<'_>| {
+                    if let Some(env) = rr
+                        .env
+                        .as_deref_mut()
+                        .and_then(|e| e.downcast_mut::<RunEnv>())
+                    {
+                        reset(env);
+                        *rr.regions = opts(env).regions;
+                    }
+                })
+                .map(|r| r.r0)
         }
     };
     let ns = thread_cpu_ns().saturating_sub(start) / repeat as u128;

@@ -70,6 +70,10 @@ pub struct VmProgram {
     /// Bytes at the top of the entry frame a run starts zeroed (see
     /// [`entry_frame_bytes`]).
     pub(crate) entry_zero: usize,
+    /// `bpf_map_lookup_elem` on known maps done by the interpreter itself (see
+    /// [`VmProgram::with_map_lookups`]), and what those lookups point into.
+    pub(crate) map_lookups: Arc<[(u64, crate::jit::MapLookup)]>,
+    map_keep: Vec<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// How much of the top of its stack frame a program can read: the deepest
@@ -119,6 +123,8 @@ impl Clone for VmProgram {
             insns: self.insns.clone(),
             jit_cache: Default::default(),
             entry_zero: self.entry_zero,
+            map_lookups: self.map_lookups.clone(),
+            map_keep: self.map_keep.clone(),
         }
     }
 }
@@ -260,6 +266,8 @@ impl VmProgram {
         let entry_zero = entry_frame_bytes(&code);
         Ok(VmProgram {
             entry_zero,
+            map_lookups: Arc::new([]),
+            map_keep: Vec::new(),
             code: code.into_boxed_slice(),
             slot_of: slot_of.into_boxed_slice(),
             func_start: func_start.into_boxed_slice(),
@@ -268,6 +276,30 @@ impl VmProgram {
             insns: insns.into(),
             jit_cache: Default::default(),
         })
+    }
+
+    /// Lets the interpreter do `bpf_map_lookup_elem` (helper 1) itself, without
+    /// the helper call, where r1 is one of the maps `lookups` lists (by the
+    /// address programs load), as [`crate::JitOptions::map_lookup`] compiles
+    /// them: arrays computed in place, other maps through the given function.
+    /// Per-CPU arrays keep the helper (the interpreter does not know the run's
+    /// CPU). `keep` holds what the lookups point into.
+    ///
+    /// # Safety
+    /// As for [`crate::JitOptions::map_lookup`]: each lookup must return what
+    /// the program's helper 1 returns for that map, and at every `call 1` with
+    /// r1 one of those maps r2 must point to a readable key (a verifier's proof).
+    pub unsafe fn with_map_lookups(
+        mut self,
+        lookups: Vec<(u64, crate::jit::MapLookup)>,
+        keep: Vec<Arc<dyn std::any::Any + Send + Sync>>,
+    ) -> Self {
+        self.map_lookups = lookups
+            .into_iter()
+            .filter(|(_, how)| !matches!(how, crate::jit::MapLookup::PercpuArray { .. }))
+            .collect();
+        self.map_keep = keep;
+        self
     }
 
     /// The instruction slots the program was loaded from.

@@ -320,6 +320,10 @@ pub(crate) struct JitInner {
     main_end: u32,
     pub(crate) checked: bool,
     pub(crate) opts: JitOptions,
+    /// Unchecked code that never leaves the native code (no helper, callx or
+    /// legacy packet load): a run needs no interpreter machine (see
+    /// `runtime::run_leaf`).
+    pub(crate) leaf: bool,
 }
 
 /// Per-program cache of JIT code for tail calls, by (checked, metering).
@@ -394,6 +398,13 @@ fn compile(prog: &VmProgram, opts: &JitOptions) -> Result<JitInner, JitError> {
     }
     data.entry_chk = g.entry_chk;
     data.entry_nochk = g.entry_nochk;
+    let leaf = !opts.checked
+        && prog.code.iter().all(|c| {
+            !matches!(
+                c.op.shape(),
+                bpfvm_isa::Shape::CallX | bpfvm_isa::Shape::LdAbs | bpfvm_isa::Shape::LdInd
+            ) && (c.op.shape() != bpfvm_isa::Shape::Call || c.op == bpfvm_isa::Op::CallLocal)
+        });
     Ok(JitInner {
         data,
         mem,
@@ -401,6 +412,7 @@ fn compile(prog: &VmProgram, opts: &JitOptions) -> Result<JitInner, JitError> {
         main_end: g.main_end,
         checked: opts.checked,
         opts: opts.clone(),
+        leaf,
     })
 }
 
