@@ -99,9 +99,10 @@ fn run_repeated(
         }
         None => {
             reset(env);
+            let cpu = env.cpu;
             let o = opts(env).oracle(&oracle).env(&mut *env);
             prog.vm
-                .run_repeat(o, repeat, |rr: &mut Rerun<'_>| {
+                .run_repeat_on_cpu(o, repeat, cpu, |rr: &mut Rerun<'_>| {
                     if let Some(env) = rr
                         .env
                         .as_deref_mut()

@@ -162,6 +162,9 @@ pub(crate) struct Machine<'r> {
     pub(crate) jit: *mut (),
     /// A helper that may change the run's setup ran ([`Helper::changes_run`]).
     called_out: bool,
+    /// The simulated CPU (per-CPU map lookups done in place; see
+    /// `VmProgram::run_repeat_on_cpu`).
+    cpu: u32,
 }
 
 const STACK_WORDS: usize = MAX_CALL_FRAMES * MAX_BPF_STACK / 8;
@@ -231,6 +234,7 @@ impl<'r> Machine<'r> {
             _stack: stack,
             jit: ptr::null_mut(),
             called_out: false,
+            cpu: 0,
         }
     }
 
@@ -279,7 +283,7 @@ impl<'r> Machine<'r> {
 ///
 /// # Safety
 /// `key` points to the map's key; `how` is valid for the map.
-unsafe fn direct_map_lookup(how: crate::jit::MapLookup, key: u64) -> u64 {
+unsafe fn direct_map_lookup(how: crate::jit::MapLookup, key: u64, cpu: u32) -> u64 {
     use crate::jit::MapLookup;
     match how {
         MapLookup::Array {
@@ -297,7 +301,20 @@ unsafe fn direct_map_lookup(how: crate::jit::MapLookup, key: u64) -> u64 {
         }
         // SAFETY: the caller's promise.
         MapLookup::Call { f, obj } => unsafe { f(obj, key) },
-        MapLookup::PercpuArray { .. } => 0,
+        MapLookup::PercpuArray {
+            values,
+            max_entries,
+            stride,
+            ncpus,
+        } => {
+            // SAFETY: the caller's promise (an array key is 4 bytes).
+            let k = unsafe { (key as *const u32).read_unaligned() };
+            if k < max_entries && cpu < ncpus {
+                values + (k as u64 * ncpus as u64 + cpu as u64) * stride as u64
+            } else {
+                0
+            }
+        }
     }
 }
 
@@ -1200,7 +1217,7 @@ fn control<const CHECKED: bool>(
                 if let Some((_, how)) = prog.map_lookups.iter().find(|(map, _)| *map == r[1]) {
                     // SAFETY: VmProgram::with_map_lookups' contract: r2 points to
                     // the map's key, and `how` returns what helper 1 would.
-                    r[0] = unsafe { direct_map_lookup(*how, r[2]) };
+                    r[0] = unsafe { direct_map_lookup(*how, r[2], m.cpu) };
                     return Ok(Ctl::Next(*pc));
                 }
             }
@@ -1405,11 +1422,24 @@ impl VmProgram {
         &self,
         opts: RunOptions<'_>,
         repeat: u32,
+        refresh: impl FnMut(&mut crate::jit::Rerun<'_>),
+    ) -> Result<RunResult, VmError> {
+        self.run_repeat_on_cpu(opts, repeat, 0, refresh)
+    }
+
+    /// [`Self::run_repeat`] on the simulated CPU `cpu`, which per-CPU array
+    /// lookups done in place index by (see [`VmProgram::with_map_lookups`]).
+    pub fn run_repeat_on_cpu(
+        &self,
+        opts: RunOptions<'_>,
+        repeat: u32,
+        cpu: u32,
         mut refresh: impl FnMut(&mut crate::jit::Rerun<'_>),
     ) -> Result<RunResult, VmError> {
         let args = opts.args;
         let fuel = opts.fuel.unwrap_or(u64::MAX);
         let mut m = Machine::new(opts, true, self.entry_zero);
+        m.cpu = cpu;
         let mut regs = [0u64; 16];
         regs[1..6].copy_from_slice(&args);
         regs[10] = m.mem.stack_hi;

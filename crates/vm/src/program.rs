@@ -281,9 +281,9 @@ impl VmProgram {
     /// Lets the interpreter do `bpf_map_lookup_elem` (helper 1) itself, without
     /// the helper call, where r1 is one of the maps `lookups` lists (by the
     /// address programs load), as [`crate::JitOptions::map_lookup`] compiles
-    /// them: arrays computed in place, other maps through the given function.
-    /// Per-CPU arrays keep the helper (the interpreter does not know the run's
-    /// CPU). `keep` holds what the lookups point into.
+    /// them: arrays computed in place (per-CPU ones for the CPU given to
+    /// `run_repeat_on_cpu`, else CPU 0), other maps through the given function.
+    /// `keep` holds what the lookups point into.
     ///
     /// # Safety
     /// As for [`crate::JitOptions::map_lookup`]: each lookup must return what
@@ -294,10 +294,7 @@ impl VmProgram {
         lookups: Vec<(u64, crate::jit::MapLookup)>,
         keep: Vec<Arc<dyn std::any::Any + Send + Sync>>,
     ) -> Self {
-        self.map_lookups = lookups
-            .into_iter()
-            .filter(|(_, how)| !matches!(how, crate::jit::MapLookup::PercpuArray { .. }))
-            .collect();
+        self.map_lookups = lookups.into();
         self.map_keep = keep;
         self
     }

@@ -10,7 +10,13 @@
 //! a division are out of line; and without metering, a tree of compares on one
 //! register against constants (what clang makes of a `switch`, BPF having no
 //! indirect jump) gets a jump table for the register's values 0..=255, decided
-//! here by walking the tree.
+//! here by walking the tree. Found on the broadened suite (issue 14): unsigned
+//! division and modulo by a constant multiply by a magic number; multiplies by
+//! 2^k, 3, 5, 9 are shifts and `lea`s (a multiply-add one `lea`); compares with
+//! 0 are `test`; `d = s; d &= k; if d ==/!= 0` with d dead is one `test`;
+//! clang's v2 extension idiom `d <<= 32; d >>= 32` is one `mov r32`; loop heads
+//! are aligned to 16 bytes; a bpf-to-bpf call saves only the r6..r9 its callee
+//! can write.
 //!
 //! Register map (BPF -> x86-64): r0 rax, r1 rdi, r2 rsi, r3 rdx, r4 rcx, r5 r8,
 //! r6 rbx, r7 r13, r8 r14, r9 r15, r10 rbp. r1..r5 sit in the System V argument
@@ -1414,10 +1420,10 @@ impl Gen<'_> {
                 a.load(Size::Dw, false, R10, R12, ctx_off::CPU);
                 a.alu_ri(true, alu::CMP, R10, ncpus as i32);
                 a.jcc(cc::AE, done);
-                // (key * ncpus + cpu) * stride
-                a.imul_ri(true, R11, ncpus as i32);
+                // (key * ncpus + cpu) * stride, shifts for powers of two.
+                mul_k(a, true, R11, ncpus as i32);
                 a.alu_rr(true, 0x01, R11, R10);
-                a.imul_ri(true, R11, stride as i32);
+                mul_k(a, true, R11, stride as i32);
                 a.mov_ri(RAX, values);
                 a.alu_rr(true, 0x01, RAX, R11);
                 a.bind(done);
