@@ -61,10 +61,10 @@ pub struct TestRunResult {
 /// the xdp_md the adjust helpers move); `reset` clears what one run reports
 /// before the next. Returns the last run's r0 and the mean ns per run.
 ///
-/// The JIT sets the run up once and re-enters the code (see
-/// `JitProgram::run_repeat`): a run that calls no helper cannot change the
-/// regions or the environment, so only after one that does are they rebuilt.
-/// The interpreter sets every run up afresh.
+/// Both engines set the run up once and run again on it (see
+/// `JitProgram::run_repeat`, `VmProgram::run_repeat`): a run that calls no
+/// helper that may change the setup cannot change the regions or the
+/// environment, so only after one that does are they rebuilt.
 fn run_repeated(
     prog: &ProgObj,
     env: &mut RunEnv,
@@ -88,6 +88,18 @@ fn run_repeated(
     let mut done = 0u32;
     let mut r = Ok(0);
     let mut observer = observer;
+    // After a helper that may change the run's setup, the next run is set up
+    // again (the environment, and for XDP the packet the adjust helpers moved).
+    let rerun = |rr: &mut Rerun<'_>| {
+        if let Some(env) = rr
+            .env
+            .as_deref_mut()
+            .and_then(|e| e.downcast_mut::<RunEnv>())
+        {
+            reset(env);
+            *rr.regions = opts(env).regions;
+        }
+    };
     while done < repeat {
         if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
             env.value_regions = regions;
@@ -114,30 +126,15 @@ fn run_repeated(
             }
             (Some(j), None) => {
                 reset(env);
+                let cpu = env.cpu;
                 let o = opts(env).oracle(&oracle).env(&mut *env);
-                j.run_repeat(o, n, |rr: &mut Rerun<'_>| {
-                    if let Some(env) = rr
-                        .env
-                        .as_deref_mut()
-                        .and_then(|e| e.downcast_mut::<RunEnv>())
-                    {
-                        reset(env);
-                        *rr.regions = opts(env).regions;
-                    }
-                })
-                .map(|r| r.r0)
+                j.run_repeat_on_cpu(o, n, cpu, rerun).map(|r| r.r0)
             }
             (None, None) => {
-                let mut r0 = Ok(0);
-                for _ in 0..n {
-                    reset(env);
-                    let o = opts(env).oracle(&oracle).env(&mut *env);
-                    r0 = prog.vm.run(o).map(|r| r.r0);
-                    if r0.is_err() {
-                        break;
-                    }
-                }
-                r0
+                reset(env);
+                let cpu = env.cpu;
+                let o = opts(env).oracle(&oracle).env(&mut *env);
+                prog.vm.run_repeat_on_cpu(o, n, cpu, rerun).map(|r| r.r0)
             }
         };
         if r.is_err() {
