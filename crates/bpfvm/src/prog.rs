@@ -342,7 +342,7 @@ fn verify(rt: &Runtime, a: &ProgLoadAttr, name: &str) -> Result<bpfvm_verifier::
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|id| *id as i32)
+            .map(|(id, proto)| (*id as i32, *proto))
             .collect(),
         ..Default::default()
     };

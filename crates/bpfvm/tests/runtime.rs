@@ -203,9 +203,21 @@ fn unknown_helpers_are_refused_at_load_with_their_id() {
 #[test]
 fn custom_helpers_can_be_registered() {
     let rt = Runtime::with_cpus(1);
+    use bpfvm::isa::helpers::{Arg, Proto, Ret};
+    let proto = Proto::new(
+        [
+            Arg::Anything,
+            Arg::DontCare,
+            Arg::DontCare,
+            Arg::DontCare,
+            Arg::DontCare,
+        ],
+        Ret::Integer,
+    );
     rt.register_helper(
         10_000,
         "my_double",
+        proto,
         |_: &mut bpfvm::vm::HelperCtx<'_, '_>, a: [u64; 5]| {
             Ok(bpfvm::vm::HelperOutcome::Return(a[0] * 2))
         },

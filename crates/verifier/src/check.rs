@@ -10,7 +10,7 @@
 //! loops that make no progress rather than to prune.
 
 use crate::cfg::{check_cfg, target, Cfg};
-use crate::helpers::{allowed_in, proto, Arg, Effect, Ret};
+use crate::helpers::{proto_for, Arg, Effect, Refusal, Ret};
 use crate::prog::*;
 use crate::reg::{reg_text, Reg, RegType};
 use crate::tnum::Tnum;
@@ -235,6 +235,9 @@ pub struct Verifier<'a> {
     cur_parent: Option<usize>,
     cur_hist: Option<precise::Hist>,
     cur_depth: usize,
+    /// Per tail call instruction: the prog array it saw, and whether another
+    /// one reached it on some path (`map_ptr_state` poisoning).
+    tail_call_maps: HashMap<usize, (u32, bool)>,
 }
 
 impl<'a> Verifier<'a> {
@@ -276,6 +279,7 @@ impl<'a> Verifier<'a> {
             cur_parent: None,
             cur_hist: None,
             cur_depth: 1,
+            tail_call_maps: HashMap::new(),
         }
     }
 
@@ -389,6 +393,7 @@ impl<'a> Verifier<'a> {
         self.cfg = Some(cfg);
         self.do_check()?;
         self.check_max_stack_depth()?;
+        self.check_tail_call_maps()?;
         Ok(())
     }
 
@@ -1231,6 +1236,7 @@ fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool) -> bool {
 
 mod alu;
 mod calls;
+mod ctx;
 mod jumps;
 mod mem;
 mod precise;

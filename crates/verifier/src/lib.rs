@@ -82,9 +82,10 @@ pub struct VerifierOpts {
     /// Log buffer size (`log_size`): the trace stops growing past it; the
     /// closing lines are always written.
     pub log_size: usize,
-    /// Helper ids the embedder registered beyond the kernel's (custom helpers):
-    /// their arguments are not checked and their result is an integer.
-    pub extra_helpers: Vec<i32>,
+    /// Helpers the embedder registered (custom ones, or its own versions of
+    /// kernel ones), with the prototypes their calls are checked against; any
+    /// program type may call them.
+    pub extra_helpers: Vec<(i32, helpers::Proto)>,
     /// `BPF_PROG_LOAD`'s `prog_flags` (`BPF_F_STRICT_ALIGNMENT`, ...).
     pub prog_flags: u32,
 }

@@ -417,8 +417,11 @@ impl Verifier<'_> {
                 "R{ptr_reg} pointer arithmetic on {tyname} prohibited"
             )));
         }
-        if ptr.ty == RegType::Ctx && !off.is_const() {
-            // Variable context offsets are refused at access time; keep going.
+        if ptr.ty == RegType::FlowKeys && !off.is_const() {
+            return self.err(unsafe_(format!(
+                "R{} pointer arithmetic on {tyname} prohibited",
+                d.dst
+            )));
         }
         // check_reg_sane_offset
         if off.is_const() {

@@ -147,36 +147,18 @@ impl Verifier<'_> {
                 None
             }
             RegType::Ctx => {
-                if !reg.is_const() {
-                    let t = reg.var_off.text();
-                    return self.err(unsafe_(format!(
-                        "variable ctx access var_off={t} disallowed"
-                    )));
-                }
                 if value_is_ptr {
                     return self.err(unsafe_(format!("R{value_reg} leaks addr into ctx")));
                 }
-                if reg.off != 0 {
-                    return self.err(unsafe_(format!(
-                        "dereference of modified ctx ptr R{ptr_reg} off={} disallowed",
-                        reg.off
-                    )));
+                let ldsx = self.cfg().dec[pc].is_some_and(|d| d.op.code() & 0xe0 == BPF_MEMSX);
+                self.check_ctx_mem(ptr_reg, &reg, off, size, write, ldsx)?
+            }
+            RegType::FlowKeys => {
+                if value_is_ptr {
+                    return self.err(unsafe_(format!("R{value_reg} leaks addr into flow keys")));
                 }
-                match ctx_access(
-                    self.opts.prog_type,
-                    self.opts.expected_attach_type,
-                    off,
-                    size,
-                    write,
-                ) {
-                    None => {
-                        return self.err(unsafe_(format!(
-                            "invalid bpf_context access off={off} size={size}"
-                        )));
-                    }
-                    Some(CtxField::Ptr(t)) => Some(Reg::ptr(t)),
-                    Some(CtxField::Scalar) => None,
-                }
+                self.check_flow_keys(&reg, off, size)?;
+                None
             }
             _ => {
                 let t = reg.ty.name(reg.maybe_null);
