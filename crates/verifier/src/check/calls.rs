@@ -28,6 +28,8 @@ struct Meta {
     /// The helper's `pkt_access`: packet pointers may stand for memory.
     pkt_access: bool,
     alloc_size: u64,
+    /// The largest size the last size argument may have (`msize_max_value`).
+    msize_max: u64,
     func: Option<u32>,
     key_reg: Option<Reg>,
 }
@@ -167,6 +169,17 @@ impl Verifier<'_> {
         }
         self.scratch_reg(0);
         let r0 = match p.ret {
+            // bpf_get_stack and the *_str readers return at most the size
+            // they were given, or a negative errno (do_refine_retval_range).
+            Ret::Integer if matches!(id, 45 | 67 | 114 | 115 | 141) => {
+                let mut r = Reg::unknown();
+                r.smin = -4095;
+                r.smax = meta.msize_max.min(i64::MAX as u64) as i64;
+                r.s32_min = -4095;
+                r.s32_max = meta.msize_max.min(i32::MAX as u64) as i32;
+                r.sync_bounds();
+                r
+            }
             Ret::Integer => Reg::unknown(),
             Ret::Void => Reg::not_init(),
             Ret::MapValueOrNull if meta.map.as_ref().is_some_and(|m| m.inner.is_some()) => {
@@ -423,6 +436,7 @@ impl Verifier<'_> {
                 if r.umax >= MAX_VAR_SIZE {
                     return self.err(call_err(format!("R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")));
                 }
+                meta.msize_max = r.umax;
                 if let Some((mreg, write, was_null)) = meta.mem_reg.take() {
                     if was_null {
                         if r.umax != 0 {
@@ -701,12 +715,7 @@ impl Verifier<'_> {
                 self.check_region(regno, &r, off_total, size32, r.mem_size as i64, "memory")
             }
             RegType::Packet | RegType::PacketMeta => {
-                if write
-                    && !matches!(
-                        self.opts.prog_type,
-                        BPF_PROG_TYPE_XDP | BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT
-                    )
-                {
+                if write && !may_access_pkt(self.opts.prog_type, true, None) {
                     return self.err(unsafe_("cannot write into packet"));
                 }
                 if r.smin < 0 {

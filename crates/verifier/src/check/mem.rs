@@ -117,12 +117,7 @@ impl Verifier<'_> {
                 None
             }
             RegType::Packet | RegType::PacketMeta => {
-                if write
-                    && !matches!(
-                        self.opts.prog_type,
-                        BPF_PROG_TYPE_XDP | BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT
-                    )
-                {
+                if write && !may_access_pkt(self.opts.prog_type, true, None) {
                     return self.err(unsafe_("cannot write into packet"));
                 }
                 if value_is_ptr {
