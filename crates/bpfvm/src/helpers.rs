@@ -536,6 +536,37 @@ fn strtox(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], signed: bool) -> HResult {
     }
 }
 
+/// `bpf_spin_lock` / `bpf_spin_unlock`: the 4-byte lock word in a map value.
+/// The verifier proved it is the value's `struct bpf_spin_lock`, that no
+/// helper runs while it is held and that the program releases it.
+fn spin_lock(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], lock: bool) -> HResult {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let addr = a[0];
+    ctx.check_write(addr, 4)?;
+    if !addr.is_multiple_of(4) {
+        return Err(HelperError::InvalidArgument {
+            reason: format!("spin lock at {addr:#x} is not 4-byte aligned"),
+        });
+    }
+    // SAFETY: 4 writable, aligned bytes of a map value (checked above, or
+    // proven by the verifier for unchecked runs).
+    let word = unsafe { &*(addr as *const AtomicU32) };
+    let e = env(ctx)?;
+    if lock {
+        while word
+            .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        e.locks.push(addr);
+    } else {
+        e.locks.retain(|x| *x != addr);
+        word.store(0, Ordering::Release);
+    }
+    ret(0)
+}
+
 /// The registry's name for helper `id` (bpfvm_isa::helpers).
 fn named(id: u32) -> &'static str {
     bpfvm_isa::helpers::helper_name(id as i64).unwrap_or("unknown")
@@ -626,6 +657,12 @@ pub fn implemented_helpers() -> HelperTable {
         })
         .register(115, named(115), |c: &mut HelperCtx<'_, '_>, a| {
             probe_read(c, a, true)
+        })
+        .register(93, named(93), |c: &mut HelperCtx<'_, '_>, a| {
+            spin_lock(c, a, true)
+        })
+        .register(94, named(94), |c: &mut HelperCtx<'_, '_>, a| {
+            spin_lock(c, a, false)
         })
         .register(105, named(105), |c: &mut HelperCtx<'_, '_>, a| {
             strtox(c, a, true)

@@ -56,6 +56,9 @@ pub enum Arg {
     StackOrNull,
     #[doc(alias = "ARG_PTR_TO_CONST_STR")]
     ConstStr,
+    /// `ARG_PTR_TO_SPIN_LOCK`: the `struct bpf_spin_lock` of a map value.
+    #[doc(alias = "ARG_PTR_TO_SPIN_LOCK")]
+    SpinLock,
 }
 
 /// `enum bpf_return_type`, the subset bpfvm's verifier models.
@@ -778,8 +781,18 @@ pub const HELPERS: &[HelperDef] = &[
         SK_MSG,
     ),
     h(92, "bpf_rc_pointer_rel", p([Ctx, A, A, D, D]), LIRC_MODE2),
-    base_bpf(93, "bpf_spin_lock", None, LSM),
-    base_bpf(94, "bpf_spin_unlock", None, LSM),
+    base_bpf(
+        93,
+        "bpf_spin_lock",
+        some(Proto::new([SpinLock, D, D, D, D], Ret::Void)),
+        LSM,
+    ),
+    base_bpf(
+        94,
+        "bpf_spin_unlock",
+        some(Proto::new([SpinLock, D, D, D, D], Ret::Void)),
+        LSM,
+    ),
     h(95, "bpf_sk_fullsock", None, TC | CGROUP_SKB),
     h(
         96,

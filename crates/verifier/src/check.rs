@@ -87,6 +87,9 @@ struct State {
     frames: Vec<Frame>,
     /// Acquired references: (id, allocating instruction).
     refs: Vec<(u32, usize)>,
+    /// The spin lock held: (map id, id of the map value register it was
+    /// taken through), `active_lock`.
+    active_lock: Option<(u32, u32)>,
 }
 
 impl State {
@@ -558,6 +561,7 @@ impl<'a> Verifier<'a> {
                 callback: false,
             }],
             refs: Vec::new(),
+            active_lock: None,
         }
     }
 
@@ -1086,6 +1090,12 @@ fn subsumes(old: &State, cur: &State, live: &[u16], loose: bool) -> bool {
             return false;
         }
     }
+    match (old.active_lock, cur.active_lock) {
+        (None, None) => {}
+        (Some((om, oid)), Some((cm, cid)))
+            if om == cm && (oid == 0) == (cid == 0) && idmap.check(oid, cid) => {}
+        _ => return false,
+    }
     for (fi, (fo, fc)) in old.frames.iter().zip(&cur.frames).enumerate() {
         if fo.callsite != fc.callsite || fo.callback != fc.callback {
             return false;
@@ -1131,7 +1141,10 @@ fn fingerprint(st: &State) -> u64 {
 }
 
 fn states_exact(old: &State, cur: &State) -> bool {
-    if old.frames.len() != cur.frames.len() || old.refs != cur.refs {
+    if old.frames.len() != cur.frames.len()
+        || old.refs != cur.refs
+        || old.active_lock != cur.active_lock
+    {
         return false;
     }
     // Precision marks say how much a value mattered, not what it is.
@@ -1238,5 +1251,6 @@ mod alu;
 mod calls;
 mod ctx;
 mod jumps;
+mod map_ptr;
 mod mem;
 mod precise;

@@ -51,6 +51,12 @@ pub struct MapDesc {
     /// (`.rodata`): constant-offset loads from it become known constants, as
     /// in the kernel, so `const volatile` settings can bound loops and index.
     pub frozen_data: Option<std::sync::Arc<[u8]>>,
+    /// The map was created with BTF for its value.
+    pub has_btf: bool,
+    /// Offset of the value's `struct bpf_spin_lock`, if it has one.
+    pub spin_lock_off: Option<u32>,
+    /// Offset of the value's `struct bpf_timer`, if it has one.
+    pub timer_off: Option<u32>,
 }
 
 /// One `bpf_line_info` record, resolved to text.
@@ -164,6 +170,9 @@ pub enum VerifierError {
     /// (`invalid func unknown#9999`, `expected prog array map for tail call`).
     #[error("{reason}")]
     Invalid { reason: String },
+    /// An operation the loader's capabilities do not allow (EPERM).
+    #[error("{reason}")]
+    Perm { reason: String },
     /// Complexity limits (`BPF program is too large. Processed 1000001 insn`).
     #[error("{reason}")]
     TooComplex { reason: String },
@@ -178,6 +187,7 @@ impl VerifierError {
             | VerifierError::Reference { .. }
             | VerifierError::Invalid { .. } => 22,
             VerifierError::TooComplex { .. } => 7,
+            VerifierError::Perm { .. } => 1,
             _ => 13,
         }
     }
@@ -189,6 +199,7 @@ impl VerifierError {
             | VerifierError::Call { reason }
             | VerifierError::Reference { reason }
             | VerifierError::Invalid { reason }
+            | VerifierError::Perm { reason }
             | VerifierError::TooComplex { reason } => reason,
         }
     }

@@ -70,6 +70,7 @@ pub fn maps() -> Vec<MapDesc> {
             inner: None,
             // The kernel side creates these maps empty, then freezes them.
             frozen_data: frozen.then(|| vec![0u8; value_size as usize].into()),
+            ..Default::default()
         };
     vec![
         m(1, BPF_MAP_TYPE_HASH, 4, 8, 16, 0, false, "hash"),

@@ -6,6 +6,8 @@ use super::jumps::mark_null;
 use super::*;
 
 const MAX_VAR_SIZE: u64 = 1 << 29;
+const BPF_FUNC_SPIN_LOCK: i32 = 93;
+const BPF_FUNC_SPIN_UNLOCK: i32 = 94;
 const MEM_TYPES: &str =
     "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
 const KEY_TYPES: &str = MEM_TYPES;
@@ -22,6 +24,8 @@ fn helper_name(id: i32) -> String {
 struct Meta {
     map: Option<MapDesc>,
     map_reg: u32,
+    /// The helper being called.
+    func_id: i32,
     /// Register number of a pointer argument waiting for its size.
     mem_reg: Option<(u8, bool, bool)>,
     release: Option<u32>,
@@ -45,6 +49,11 @@ impl Verifier<'_> {
     ) -> Result<Option<usize>, Fail> {
         let id = d.imm32();
         let name = helper_name(id);
+        if st.active_lock.is_some() && id != BPF_FUNC_SPIN_UNLOCK {
+            return self.err(invalid(
+                "function calls are not allowed while holding a lock",
+            ));
+        }
         // Helpers the embedder registered come with their own prototypes.
         let custom = self
             .opts
@@ -82,6 +91,7 @@ impl Verifier<'_> {
             ));
         }
         let mut meta = Meta {
+            func_id: id,
             pkt_access: p.pkt_access,
             ..Meta::default()
         };
@@ -122,6 +132,11 @@ impl Verifier<'_> {
                 let e = self.tail_call_maps.entry(pc).or_insert((m.id, false));
                 e.1 |= e.0 != m.id;
             }
+        }
+        if p.effect == Effect::TailCall && st.active_lock.is_some() {
+            return self.err(invalid(
+                "tail_call cannot be used inside bpf_spin_lock-ed region",
+            ));
         }
         if p.effect == Effect::TailCall && !st.refs.is_empty() {
             return self.err(VerifierError::Reference {
@@ -212,10 +227,12 @@ impl Verifier<'_> {
                         self.mark_key_precise(st, &k);
                     }
                 }
-                if !in_range {
-                    r.maybe_null = true;
+                // A value known not NULL still gets an id when it holds a
+                // spin lock: the id names the lock.
+                if !in_range || m.spin_lock_off.is_some() {
                     r.id = self.new_id();
                 }
+                r.maybe_null = !in_range;
                 r
             }
             Ret::RingbufMemOrNull => {
@@ -351,6 +368,13 @@ impl Verifier<'_> {
                 }
                 self.check_helper_mem(st, regno, size as i64, true)?;
                 self.check_arg_alignment(&r, size)?;
+            }
+            Arg::SpinLock => {
+                if r.ty != RegType::MapValue || r.maybe_null {
+                    return self.type_err(regno, &r, "map_value, ptr_");
+                }
+                let lock = meta.func_id == BPF_FUNC_SPIN_LOCK;
+                self.process_spin_lock(st, regno, &r, lock)?;
             }
             Arg::CtxOrNull if r.is_null_const() => {
                 self.mark_precise(st, 1 << regno);
@@ -705,7 +729,8 @@ impl Verifier<'_> {
                     size32,
                     m.value_size as i64,
                     "map value",
-                )
+                )?;
+                self.check_map_value_fields(&m, &r, off_total, size)
             }
             RegType::MapKey => {
                 let m = self.map(r.map).unwrap_or_default();
@@ -833,6 +858,9 @@ impl Verifier<'_> {
     }
 
     pub(super) fn check_exit(&mut self, st: &mut State) -> Result<(), Fail> {
+        if st.frames.len() == 1 && st.active_lock.is_some() {
+            return self.err(invalid("bpf_spin_unlock is missing"));
+        }
         self.check_reg_read(st, 0)?;
         let r0 = st.reg(0).clone();
         let frame = st.cur().clone();

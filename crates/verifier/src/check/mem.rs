@@ -53,6 +53,9 @@ impl Verifier<'_> {
             _ => 0,
         };
         let off_total = off as i64 + reg.off as i64;
+        if reg.ty == RegType::MapPtr && !reg.maybe_null {
+            return self.check_map_ptr_mem(ptr_reg, &reg, off, size, write);
+        }
         if reg.maybe_null
             || !reg.ty.is_ptr()
             || matches!(reg.ty, RegType::MapPtr | RegType::PacketEnd | RegType::Func)
@@ -92,6 +95,7 @@ impl Verifier<'_> {
                     m.value_size as i64,
                     "map value",
                 )?;
+                self.check_map_value_fields(&m, &reg, off_total, size as i64)?;
                 self.rodata_const(&m, &reg, off_total, size, write)
             }
             RegType::MapKey => {
@@ -575,6 +579,7 @@ impl Verifier<'_> {
                         d.imm32()
                     )));
                 };
+                self.check_map_prog_compat(&m)?;
                 if d.src == BPF_PSEUDO_MAP_FD {
                     let mut r = Reg::ptr(RegType::MapPtr);
                     r.map = id;
@@ -629,6 +634,11 @@ impl Verifier<'_> {
             return self.err(VerifierError::Reference {
                 reason: "BPF_LD_[ABS|IND] cannot be mixed with socket references".into(),
             });
+        }
+        if st.active_lock.is_some() {
+            return self.err(invalid(
+                "BPF_LD_[ABS|IND] cannot be used inside bpf_spin_lock-ed region",
+            ));
         }
         self.check_reg_read(st, 6)?;
         if d.op.shape() == Shape::LdInd {
