@@ -8,7 +8,9 @@
 //! with a prototype, under the same name). The facts are Linux's: names and ids
 //! from `__BPF_FUNC_MAPPER` (uapi/linux/bpf.h), prototypes from the
 //! `bpf_func_proto` definitions, permissions from each program type's
-//! `get_func_proto` (Linux 6.12, checked against a 6.18 host's verifier).
+//! `get_func_proto`, as the Linux 6.18 host the tests record answers from
+//! has them (the `helper_types_kernel` test in crates/verifier compares every
+//! program type with that kernel's answers, `tests/golden/helper_types.txt`).
 //!
 //! A helper may have several rows when program types see different prototypes
 //! under one id (`bpf_get_socket_cookie` takes a context in networking programs
@@ -232,6 +234,8 @@ pub const CG_CURRENT: u64 =
     CGROUP_SOCK | CGROUP_SOCK_ADDR | CGROUP_DEVICE | CGROUP_SYSCTL | CGROUP_SOCKOPT;
 /// cgroup hooks (`cgroup_common_func_proto`).
 pub const CG_COMMON: u64 = CG_CURRENT | CGROUP_SKB | SOCK_OPS;
+/// The `bpf_skc_to_*` casts: sk_base types but sk_reuseport, and BTF tracing.
+pub const SKC_TO: u64 = (SK_BASE & !SK_REUSEPORT) | BTF_TRACE;
 /// Every type reaching `bpf_base_func_proto`.
 pub const BASE: u64 = SK_BASE | TRACE | CG_CURRENT | NETFILTER | STRUCT_OPS | LIRC_MODE2 | EXT;
 
@@ -329,7 +333,7 @@ fn bind_attach(_: u32, attach: u32) -> bool {
 /// sock_addr hooks get set/getsockopt only where a socket is locked.
 fn sockopt_attach(prog_type: u32, attach: u32) -> bool {
     match prog_type {
-        SOCK_ADDR_TYPE => matches!(attach, 8..=11 | 14 | 15 | 19 | 20 | 29..=32 | 49..=51),
+        SOCK_ADDR_TYPE => matches!(attach, 8..=11 | 14 | 15 | 19 | 20 | 29..=32 | 49..=53),
         CGROUP_SOCKOPT_TYPE => attach == SETSOCKOPT,
         _ => true,
     }
@@ -405,21 +409,12 @@ pub const HELPERS: &[HelperDef] = &[
         TC | LWT_XMIT,
     ),
     h(14, "bpf_get_current_pid_tgid", p(NOARGS), BASE),
-    h(
-        15,
-        "bpf_get_current_uid_gid",
-        p(NOARGS),
-        TRACE | CG_CURRENT | SK_MSG,
-    ),
-    h(
-        16,
-        "bpf_get_current_comm",
-        p([UMEM, ConstSize, D, D, D]),
-        TRACE | CG_CURRENT,
-    ),
-    h(17, "bpf_get_cgroup_classid", ctx_only(), TC | LWT | SK_MSG),
-    // The cgroup hooks' bpf_get_cgroup_classid takes no context.
-    h(17, "bpf_get_cgroup_classid", p(NOARGS), CG_CURRENT),
+    // Linux 6.18 offers the process helpers to every type (CAP_PERFMON).
+    base_perfmon(15, "bpf_get_current_uid_gid", p(NOARGS), 0),
+    base_perfmon(16, "bpf_get_current_comm", p([UMEM, ConstSize, D, D, D]), 0),
+    h(17, "bpf_get_cgroup_classid", ctx_only(), TC | LWT),
+    // Elsewhere it reads the current task's classid, without a context.
+    base_perfmon(17, "bpf_get_cgroup_classid", p(NOARGS), 0),
     h(18, "bpf_skb_vlan_push", ctx_changes([Ctx, A, A, D, D]), TC),
     h(19, "bpf_skb_vlan_pop", ctx_changes([Ctx, D, D, D, D]), TC),
     h(
@@ -434,7 +429,7 @@ pub const HELPERS: &[HelperDef] = &[
         p([Ctx, MEM, ConstSize, A, D]),
         TC | LWT_XMIT,
     ),
-    h(22, "bpf_perf_event_read", p([MapPtr, A, D, D, D]), TRACE),
+    base_perfmon(22, "bpf_perf_event_read", p([MapPtr, A, D, D, D]), 0),
     h(23, "bpf_redirect", p([A, A, D, D, D]), TC | XDP | LWT_XMIT),
     h(24, "bpf_get_route_realm", ctx_only(), TC | LWT),
     h(
@@ -450,13 +445,14 @@ pub const HELPERS: &[HelperDef] = &[
             | SOCK_OPS
             | SK_SKB
             | SK_MSG
-            | CG_CURRENT,
+            | CG_CURRENT
+            | SK_LOOKUP,
     ),
     h(
         26,
         "bpf_skb_load_bytes",
         p([Ctx, A, UMEM, ConstSize, D]),
-        SOCKET_FILTER | CGROUP_SKB | TC | SK_SKB | FLOW_DISSECTOR | LWT,
+        SOCKET_FILTER | CGROUP_SKB | TC | SK_SKB | FLOW_DISSECTOR | LWT | SK_REUSEPORT,
     ),
     h(
         27,
@@ -514,17 +510,18 @@ pub const HELPERS: &[HelperDef] = &[
         some(Proto::new(NOARGS, INT).gpl()),
         TRACE,
     ),
+    // Refused by the host kernel for every type (locked down).
     h(
         36,
         "bpf_probe_write_user",
         some(Proto::new([A, MEM, ConstSize, D, D], INT).gpl()),
-        TRACE,
+        0,
     ),
-    h(
+    base_perfmon(
         37,
         "bpf_current_task_under_cgroup",
         p([MapPtr, A, D, D, D]),
-        TRACE | CG_CURRENT,
+        0,
     ),
     h(
         38,
@@ -536,7 +533,7 @@ pub const HELPERS: &[HelperDef] = &[
         39,
         "bpf_skb_pull_data",
         ctx_changes([Ctx, A, D, D, D]),
-        TC | SK_SKB | LWT_IN | LWT_OUT | LWT_XMIT,
+        TC | SK_SKB | LWT,
     ),
     h(40, "bpf_csum_update", p([Ctx, A, D, D, D]), TC | LWT_XMIT),
     h(41, "bpf_set_hash_invalid", ctx_only(), TC | LWT_XMIT),
@@ -560,7 +557,8 @@ pub const HELPERS: &[HelperDef] = &[
         ctx_only(),
         SOCKET_FILTER | CGROUP_SKB | TC | SK_SKB | SOCK_OPS | CGROUP_SOCK | CGROUP_SOCK_ADDR,
     ),
-    h(46, "bpf_get_socket_cookie", None, BTF_TRACE),
+    // sk_reuseport and BTF tracing programs pass a socket, not a context.
+    h(46, "bpf_get_socket_cookie", None, BTF_TRACE | SK_REUSEPORT),
     h(
         47,
         "bpf_get_socket_uid",
@@ -602,11 +600,11 @@ pub const HELPERS: &[HelperDef] = &[
         ctx_changes([Ctx, A, D, D, D]),
         XDP,
     ),
-    h(
+    base_perfmon(
         55,
         "bpf_perf_event_read_value",
         p([MapPtr, A, UMEM, ConstSize, D]),
-        TRACE,
+        0,
     ),
     h(
         56,
@@ -633,11 +631,12 @@ pub const HELPERS: &[HelperDef] = &[
         ),
         sockopt_attach,
     ),
+    // The host kernel is built without CONFIG_BPF_KPROBE_OVERRIDE.
     h(
         58,
         "bpf_override_return",
         some(Proto::new([Ctx, A, D, D, D], INT).gpl()),
-        KPROBE,
+        0,
     ),
     h(
         59,
@@ -685,7 +684,7 @@ pub const HELPERS: &[HelperDef] = &[
         68,
         "bpf_skb_load_bytes_relative",
         p([Ctx, A, UMEM, ConstSize, A]),
-        SOCKET_FILTER | CGROUP_SKB | TC,
+        SOCKET_FILTER | CGROUP_SKB | TC | SK_REUSEPORT,
     ),
     h(
         69,
@@ -702,23 +701,25 @@ pub const HELPERS: &[HelperDef] = &[
         ctx_changes([Ctx, A, MEM, ConstSize, D]),
         LWT_IN | LWT_XMIT,
     ),
+    // The seg6local helpers are not built into the host kernel
+    // (CONFIG_IPV6_SEG6_BPF).
     h(
         74,
         "bpf_lwt_seg6_store_bytes",
         ctx_changes([Ctx, A, MEM, ConstSize, D]),
-        LWT_SEG6LOCAL,
+        0,
     ),
     h(
         75,
         "bpf_lwt_seg6_adjust_srh",
         ctx_changes([Ctx, A, A, D, D]),
-        LWT_SEG6LOCAL,
+        0,
     ),
     h(
         76,
         "bpf_lwt_seg6_action",
         ctx_changes([Ctx, A, MEM, ConstSize, D]),
-        LWT_SEG6LOCAL,
+        0,
     ),
     h(77, "bpf_rc_repeat", ctx_only(), LIRC_MODE2),
     h(78, "bpf_rc_keydown", p([Ctx, A, A, A, D]), LIRC_MODE2),
@@ -748,7 +749,7 @@ pub const HELPERS: &[HelperDef] = &[
         86,
         "bpf_sk_release",
         None,
-        TC | XDP | CGROUP_SKB | SK_SKB | CGROUP_SOCK_ADDR,
+        TC | XDP | CGROUP_SKB | SK_SKB | CGROUP_SOCK_ADDR | SK_LOOKUP,
     ),
     h(
         87,
@@ -846,24 +847,23 @@ pub const HELPERS: &[HelperDef] = &[
             | CGROUP_SOCK
             | CGROUP_SOCK_ADDR
             | CGROUP_SOCKOPT
-            | TRACING
-            | LSM,
+            | BTF_TRACE,
     ),
     h(
         108,
         "bpf_sk_storage_delete",
         None,
-        CGROUP_SKB | TC | SOCK_OPS | SK_MSG | CGROUP_SOCK_ADDR | CGROUP_SOCKOPT | TRACING | LSM,
+        CGROUP_SKB | TC | SOCK_OPS | SK_MSG | CGROUP_SOCK_ADDR | CGROUP_SOCKOPT | BTF_TRACE,
     ),
-    h(109, "bpf_send_signal", p([A, D, D, D, D]), TRACE),
+    base_perfmon(109, "bpf_send_signal", p([A, D, D, D, D]), 0),
     h(110, "bpf_tcp_gen_syncookie", None, TC | XDP),
-    h(111, "bpf_skb_output", None, TRACING),
+    h(111, "bpf_skb_output", None, BTF_TRACE),
     base_perfmon(112, "bpf_probe_read_user", some(PROBE), TRACE),
     base_perfmon(113, "bpf_probe_read_kernel", some(PROBE), TRACE),
     base_perfmon(114, "bpf_probe_read_user_str", some(PROBE), TRACE),
     base_perfmon(115, "bpf_probe_read_kernel_str", some(PROBE), TRACE),
     h(116, "bpf_tcp_send_ack", None, STRUCT_OPS),
-    h(117, "bpf_send_signal_thread", p([A, D, D, D, D]), TRACE),
+    base_perfmon(117, "bpf_send_signal_thread", p([A, D, D, D, D]), 0),
     base_bpf(118, "bpf_jiffies64", p(NOARGS), TRACE),
     h(
         119,
@@ -877,12 +877,19 @@ pub const HELPERS: &[HelperDef] = &[
         p([A, A, UMEM, ConstSize, D]),
         BASE,
     ),
-    h(121, "bpf_xdp_output", None, TRACING),
+    h(121, "bpf_xdp_output", None, BTF_TRACE),
     h(
         122,
         "bpf_get_netns_cookie",
         p([CtxOrNull, D, D, D, D]),
-        CGROUP_SOCK | CGROUP_SOCK_ADDR | SOCK_OPS | SK_MSG | CGROUP_SOCKOPT,
+        CGROUP_SOCK
+            | CGROUP_SOCK_ADDR
+            | SOCK_OPS
+            | SK_MSG
+            | CGROUP_SOCKOPT
+            | SOCKET_FILTER
+            | TC
+            | CGROUP_SKB,
     ),
     base_bpf(
         123,
@@ -928,35 +935,25 @@ pub const HELPERS: &[HelperDef] = &[
     // The skc_to_* casts need CAP_PERFMON (sk_base) and a BTF socket.
     HelperDef {
         cap: Cap::Perfmon,
-        ..h(136, "bpf_skc_to_tcp6_sock", None, SK_BASE | BTF_TRACE)
+        ..h(136, "bpf_skc_to_tcp6_sock", None, SKC_TO)
     },
     HelperDef {
         cap: Cap::Perfmon,
-        ..h(137, "bpf_skc_to_tcp_sock", None, SK_BASE | BTF_TRACE)
+        ..h(137, "bpf_skc_to_tcp_sock", None, SKC_TO)
     },
     HelperDef {
         cap: Cap::Perfmon,
-        ..h(
-            138,
-            "bpf_skc_to_tcp_timewait_sock",
-            None,
-            SK_BASE | BTF_TRACE,
-        )
+        ..h(138, "bpf_skc_to_tcp_timewait_sock", None, SKC_TO)
     },
     HelperDef {
         cap: Cap::Perfmon,
-        ..h(
-            139,
-            "bpf_skc_to_tcp_request_sock",
-            None,
-            SK_BASE | BTF_TRACE,
-        )
+        ..h(139, "bpf_skc_to_tcp_request_sock", None, SKC_TO)
     },
     HelperDef {
         cap: Cap::Perfmon,
-        ..h(140, "bpf_skc_to_udp6_sock", None, SK_BASE | BTF_TRACE)
+        ..h(140, "bpf_skc_to_udp6_sock", None, SKC_TO)
     },
-    h(141, "bpf_get_task_stack", None, TRACE),
+    base_perfmon(141, "bpf_get_task_stack", None, 0),
     h(
         142,
         "bpf_load_hdr_opt",
@@ -972,8 +969,8 @@ pub const HELPERS: &[HelperDef] = &[
     h(144, "bpf_reserve_hdr_opt", p([Ctx, A, A, D, D]), SOCK_OPS),
     h(145, "bpf_inode_storage_get", None, LSM),
     h(146, "bpf_inode_storage_delete", None, LSM),
-    h(147, "bpf_d_path", None, TRACING | LSM),
-    h(148, "bpf_copy_from_user", None, TRACE),
+    h(147, "bpf_d_path", None, BTF_TRACE),
+    base_perfmon(148, "bpf_copy_from_user", None, 0),
     base_perfmon(149, "bpf_snprintf_btf", None, TRACE),
     attach(h(150, "bpf_seq_printf_btf", None, TRACING), iter_attach),
     h(151, "bpf_skb_cgroup_classid", ctx_only(), TC),
@@ -986,8 +983,8 @@ pub const HELPERS: &[HelperDef] = &[
     base_bpf(153, "bpf_per_cpu_ptr", None, TRACE),
     base_bpf(154, "bpf_this_cpu_ptr", None, TRACE),
     h(155, "bpf_redirect_peer", p([A, A, D, D, D]), TC),
-    h(156, "bpf_task_storage_get", None, TRACE),
-    h(157, "bpf_task_storage_delete", None, TRACE),
+    base_perfmon(156, "bpf_task_storage_get", None, 0),
+    base_perfmon(157, "bpf_task_storage_delete", None, 0),
     base_perfmon(158, "bpf_get_current_task_btf", None, TRACE),
     h(159, "bpf_bprm_opts_set", None, LSM),
     h(
@@ -1024,10 +1021,12 @@ pub const HELPERS: &[HelperDef] = &[
     base_bpf(170, "bpf_timer_set_callback", None, 0),
     base_bpf(171, "bpf_timer_start", None, 0),
     base_bpf(172, "bpf_timer_cancel", None, 0),
-    h(173, "bpf_get_func_ip", ctx_only(), TRACE),
-    h(174, "bpf_get_attach_cookie", ctx_only(), TRACE),
+    h(173, "bpf_get_func_ip", ctx_only(), KPROBE),
+    // Elsewhere it needs a trampoline or refuses plain contexts.
+    h(173, "bpf_get_func_ip", None, TRACE & !KPROBE),
+    h(174, "bpf_get_attach_cookie", ctx_only(), TRACE & !SYSCALL),
     base_perfmon(175, "bpf_task_pt_regs", None, TRACE),
-    h(176, "bpf_get_branch_snapshot", None, TRACE),
+    base_perfmon(176, "bpf_get_branch_snapshot", None, 0),
     base_perfmon(
         177,
         "bpf_trace_vprintk",
@@ -1036,10 +1035,10 @@ pub const HELPERS: &[HelperDef] = &[
     ),
     HelperDef {
         cap: Cap::Perfmon,
-        ..h(178, "bpf_skc_to_unix_sock", None, SK_BASE | BTF_TRACE)
+        ..h(178, "bpf_skc_to_unix_sock", None, SKC_TO)
     },
     h(179, "bpf_kallsyms_lookup_name", None, SYSCALL),
-    h(180, "bpf_find_vma", None, TRACE),
+    base_perfmon(180, "bpf_find_vma", None, 0),
     base_bpf(
         181,
         "bpf_loop",
@@ -1064,7 +1063,7 @@ pub const HELPERS: &[HelperDef] = &[
         retval_attach,
     ),
     h(188, "bpf_xdp_get_buff_len", ctx_only(), XDP),
-    h(188, "bpf_xdp_get_buff_len", None, TRACING),
+    h(188, "bpf_xdp_get_buff_len", None, BTF_TRACE),
     h(
         189,
         "bpf_xdp_load_bytes",
@@ -1077,14 +1076,14 @@ pub const HELPERS: &[HelperDef] = &[
         p([Ctx, A, MEM, ConstSize, D]),
         XDP,
     ),
-    h(191, "bpf_copy_from_user_task", None, TRACE),
+    base_perfmon(191, "bpf_copy_from_user_task", None, 0),
     h(192, "bpf_skb_set_tstamp", p([Ctx, A, A, D, D]), TC),
     h(193, "bpf_ima_file_hash", None, LSM),
     base_bpf(194, "bpf_kptr_xchg", None, 0),
     h(195, "bpf_map_lookup_percpu_elem", None, BASE),
     HelperDef {
         cap: Cap::Perfmon,
-        ..h(196, "bpf_skc_to_mptcp_sock", None, SK_BASE | BTF_TRACE)
+        ..h(196, "bpf_skc_to_mptcp_sock", None, SKC_TO)
     },
     base_bpf(197, "bpf_dynptr_from_mem", None, 0),
     base_bpf(198, "bpf_ringbuf_reserve_dynptr", None, 0),

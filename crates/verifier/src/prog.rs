@@ -95,8 +95,9 @@ pub const BPF_TRACE_KPROBE_SESSION: u32 = 56;
 pub enum CtxField {
     Scalar,
     Ptr(RegType),
-    /// A field the kernel allows whose pointer type bpfvm's verifier does not
-    /// model yet (sockets, BTF-typed kernel objects): refused, with this name.
+    /// An access the kernel allows to something bpfvm's verifier does not model
+    /// yet (a socket or BTF-typed kernel object behind a pointer field, memory
+    /// before a tracepoint's record): refused, naming it.
     Unmodelled(&'static str),
 }
 
@@ -174,7 +175,8 @@ fn skb_common(a: &CtxAccess) -> Option<CtxField> {
     } else if within(off, SKB_TSTAMP, 8) {
         size == 8
     } else if within(off, SKB_SK, 8) {
-        return (!write && size == 8).then_some(CtxField::Unmodelled("sock_common_or_null"));
+        return (!write && size == 8)
+            .then_some(CtxField::Unmodelled("the sock_common_or_null pointer"));
     } else if (SKB_TSTAMP_TYPE..SKB_HWTSTAMP).contains(&off) {
         // tstamp_type is the tc types' own; the rest is padding.
         false
@@ -409,7 +411,7 @@ fn sock_addr(a: &CtxAccess) -> Option<CtxField> {
                 };
             ok.then_some(CtxField::Scalar)
         }
-        64..=71 => (!a.write && size == 8).then_some(CtxField::Unmodelled("sock")),
+        64..=71 => (!a.write && size == 8).then_some(CtxField::Unmodelled("the sock pointer")),
         // user_family, family, type, protocol
         0..=3 | 28..=39 => (!a.write && size == 4).then_some(CtxField::Scalar),
         _ => None,
@@ -429,7 +431,7 @@ fn sock_ops(a: &CtxAccess) -> Option<CtxField> {
     match off {
         // bytes_received, bytes_acked, skb_hwtstamp
         168..=183 | 216..=223 => (size == 8).then_some(CtxField::Scalar),
-        184..=191 => (size == 8).then_some(CtxField::Unmodelled("sock_or_null")),
+        184..=191 => (size == 8).then_some(CtxField::Unmodelled("the sock_or_null pointer")),
         192..=199 => (size == 8).then_some(CtxField::Ptr(RegType::Packet)),
         200..=207 => (size == 8).then_some(CtxField::Ptr(RegType::PacketEnd)),
         // skb_tcp_flags
@@ -447,7 +449,7 @@ fn sk_msg(a: &CtxAccess) -> Option<CtxField> {
     match off {
         0..=7 => (size == 8).then_some(CtxField::Ptr(RegType::Packet)),
         8..=15 => (size == 8).then_some(CtxField::Ptr(RegType::PacketEnd)),
-        72..=79 => (size == 8).then_some(CtxField::Unmodelled("sock")),
+        72..=79 => (size == 8).then_some(CtxField::Unmodelled("the sock pointer")),
         // family, remote/local ip4 and ip6, ports, size
         16..=71 => (size == 4).then_some(CtxField::Scalar),
         _ => None,
@@ -464,8 +466,8 @@ fn sk_reuseport(a: &CtxAccess) -> Option<CtxField> {
         0 => (size == 8).then_some(CtxField::Ptr(RegType::Packet)),
         8 => (size == 8).then_some(CtxField::Ptr(RegType::PacketEnd)),
         32 => (size == 4).then_some(CtxField::Scalar),
-        40 => (size == 8).then_some(CtxField::Unmodelled("sock")),
-        48 => (size == 8).then_some(CtxField::Unmodelled("sock_common_or_null")),
+        40 => (size == 8).then_some(CtxField::Unmodelled("the sock pointer")),
+        48 => (size == 8).then_some(CtxField::Unmodelled("the sock_common_or_null pointer")),
         // eth_protocol is a 16-bit skb field: no single-byte loads.
         20..=23 if size < 2 => None,
         // eth_protocol, ip_protocol, bind_inany, len
@@ -481,7 +483,7 @@ fn sk_lookup(a: &CtxAccess) -> Option<CtxField> {
         return None;
     }
     match off {
-        0..=7 => (size == 8).then_some(CtxField::Unmodelled("sock_or_null")),
+        0..=7 => (size == 8).then_some(CtxField::Unmodelled("the sock_or_null pointer")),
         // remote_port: 4-byte loads kept for old programs; the 2 bytes after
         // it are zero padding programs may read.
         36..=37 => (size == 4 || narrow_ok(size, 2)).then_some(CtxField::Scalar),
@@ -507,7 +509,7 @@ fn sockopt(a: &CtxAccess) -> Option<CtxField> {
         return ok.then_some(CtxField::Scalar);
     }
     match off {
-        0..=7 => (size == 8).then_some(CtxField::Unmodelled("sock")),
+        0..=7 => (size == 8).then_some(CtxField::Unmodelled("the sock pointer")),
         8..=15 => (size == 8).then_some(CtxField::Ptr(RegType::Packet)),
         16..=23 => (size == 8).then_some(CtxField::Ptr(RegType::PacketEnd)),
         36 if a.attach != BPF_CGROUP_GETSOCKOPT => None,
@@ -582,7 +584,8 @@ pub fn ctx_access(a: &CtxAccess) -> Option<CtxField> {
         }
         BPF_PROG_TYPE_NETFILTER => {
             // struct bpf_nf_ctx { state, skb }: BTF-typed kernel pointers.
-            (!write && (off == 0 || off == 8) && size == 8).then_some(Unmodelled("trusted_ptr_"))
+            (!write && (off == 0 || off == 8) && size == 8)
+                .then_some(Unmodelled("the trusted_ptr_ pointer"))
         }
         BPF_PROG_TYPE_RAW_TRACEPOINT => {
             (!write && (0..96).contains(&off) && off % size == 0).then_some(Scalar)
@@ -604,7 +607,15 @@ pub fn ctx_access(a: &CtxAccess) -> Option<CtxField> {
             ok.then_some(Scalar)
         }
         BPF_PROG_TYPE_TRACEPOINT => {
-            (!write && (8..2048).contains(&off) && off % size == 0).then_some(Scalar)
+            if write || off % size != 0 {
+                return None;
+            }
+            // The kernel compares the offset with sizeof(void *) unsigned, so
+            // negative offsets pass its check; bpfvm has nothing there.
+            if off < 0 {
+                return Some(Unmodelled("memory before a tracepoint's record"));
+            }
+            (8..2048).contains(&off).then_some(Scalar)
         }
         BPF_PROG_TYPE_SYSCALL => {
             ((0..u16::MAX as i32).contains(&off) && off % size == 0).then_some(Scalar)

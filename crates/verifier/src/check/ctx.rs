@@ -72,7 +72,7 @@ impl Verifier<'_> {
             Some(CtxField::Ptr(t)) => Ok(Some(Reg::ptr(t))),
             Some(CtxField::Scalar) => Ok(None),
             Some(CtxField::Unmodelled(what)) => self.err(unsafe_(format!(
-                "bpfvm does not model the {what} pointer at context offset {off} yet"
+                "bpfvm does not model {what} (context offset {off}) yet"
             ))),
         }
     }
