@@ -19,9 +19,10 @@ fn verified_programs_keep_their_types_rules() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let mut r = Rng(0x2545_f491_4f6c_dd1d ^ seed);
+    let mut buf = Buf::new();
     let mut report = ProgTypeReport::default();
     for _ in 0..iters {
-        progtype_round(&mut r, &mut report);
+        progtype_round(&mut r, &mut buf, &mut report);
     }
     eprintln!(
         "program-type fuzz: {} programs tried, {} accepted and run, {} escapes",
@@ -47,6 +48,7 @@ fn verified_programs_keep_their_types_rules() {
 #[test]
 fn harness_catches_type_violations() {
     let mut r = Rng(7);
+    let mut buf = Buf::new();
     let cases = [
         (
             BPF_PROG_TYPE_KPROBE,
@@ -77,7 +79,7 @@ fn harness_catches_type_violations() {
         };
         assert!(verify(&p, &|_| None, &opts).is_err(), "{t:?} accepted");
         assert!(
-            run_checked(&p, &t, &mut r).is_some(),
+            run_checked(&p, &t, &mut buf, &mut r).is_some(),
             "the oracle missed {t:?}"
         );
     }
