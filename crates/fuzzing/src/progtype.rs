@@ -20,8 +20,8 @@ use bpfvm_isa::helpers::{Cap, HELPERS};
 use bpfvm_isa::Insn;
 use bpfvm_verifier::*;
 use bpfvm_vm::{
-    HelperCtx, HelperOutcome, HelperTable, LoadOptions, Region, RegionKind, RunOptions, VmError,
-    VmProgram,
+    HelperCtx, HelperError, HelperOutcome, HelperTable, LoadOptions, Region, RegionKind,
+    RunOptions, VmError, VmProgram,
 };
 use std::sync::Arc;
 
@@ -171,15 +171,23 @@ impl Target {
     }
 
     /// The helpers the kernel offers this target, each returning a random value
-    /// (set through `seed`).
+    /// (set through `seed`); every other helper traps when called, which the
+    /// harness reports (a call on a path the program never takes is fine, as
+    /// in the kernel, which removes dead code).
     pub fn helper_table(&self, seed: u64) -> HelperTable {
         let mut t = HelperTable::new();
         for d in HELPERS {
-            let offered = d.allows(self.prog_type, self.attach)
-                && (self.privileged || d.cap == Cap::None)
-                && d.proto.is_some();
-            if offered && t.get(d.id).is_none() {
-                let id = d.id as u64;
+            if t.get(d.id).is_some() {
+                continue;
+            }
+            let offered =
+                bpfvm_isa::helpers::helper(d.id as i64, self.prog_type).is_some_and(|x| {
+                    x.allows(self.prog_type, self.attach)
+                        && (self.privileged || x.cap == Cap::None)
+                        && x.proto.is_some()
+                });
+            let id = d.id as u64;
+            if offered {
                 t.register(
                     d.id,
                     d.name,
@@ -189,11 +197,20 @@ impl Target {
                         Ok(HelperOutcome::Return(x.wrapping_mul(0xbf58_476d_1ce4_e5b9)))
                     },
                 );
+            } else {
+                t.register(d.id, d.name, |_: &mut HelperCtx<'_, '_>, _: [u64; 5]| {
+                    Err(HelperError::InvalidArgument {
+                        reason: NOT_OFFERED.into(),
+                    })
+                });
             }
         }
         t
     }
 }
+
+/// What a trapping helper says.
+const NOT_OFFERED: &str = "helper not offered to this program type";
 
 /// A random program for `t`: context loads, helper calls, and a return value
 /// built from constants, masks and shifts, helper results or pointers.
@@ -376,6 +393,15 @@ pub fn run_checked(p: &[Insn], t: &Target, buf: &mut Buf, r: &mut Rng) -> Option
                 }
             }
             Err(e @ VmError::MemoryViolation { .. }) => return Some(e.to_string()),
+            Err(VmError::Helper {
+                pc,
+                id,
+                source: HelperError::InvalidArgument { reason },
+            }) if reason == NOT_OFFERED => {
+                return Some(format!(
+                    "insn {pc}: called helper {id}, which the type is not offered"
+                ))
+            }
             Err(_) => {}
         }
     }

@@ -16,7 +16,10 @@
 //! accesses are checked against the kernel's UAPI layouts (`struct xdp_md`,
 //! `struct __sk_buff`, ...). `log_level` takes the kernel's bits: 1 (the
 //! failing path only), 2 (every instruction), 4 (verification time and stack
-//! depth).
+//! depth). Helper prototypes and the program types each helper is offered to
+//! come from the helper registry in bpfvm-isa (`bpfvm_isa::helpers`), which the
+//! disassembler and the runtime read too; what depends on the program type
+//! (context layouts, packet access, return ranges) is in [`prog`].
 
 pub mod cfg;
 pub mod check;

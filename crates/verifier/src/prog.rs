@@ -590,6 +590,14 @@ pub fn ctx_access(a: &CtxAccess) -> Option<CtxField> {
         BPF_PROG_TYPE_RAW_TRACEPOINT => {
             (!write && (0..96).contains(&off) && off % size == 0).then_some(Scalar)
         }
+        BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE => {
+            if off == 0 {
+                // The first argument is the tracepoint's writable buffer.
+                return (!write && size == 8)
+                    .then_some(Unmodelled("the tracepoint buffer pointer"));
+            }
+            (!write && (0..96).contains(&off) && off % size == 0).then_some(Scalar)
+        }
         BPF_PROG_TYPE_KPROBE => {
             // struct pt_regs on x86-64 is 168 bytes.
             (!write && off >= 0 && off + size <= 168 && off % size == 0).then_some(Scalar)
