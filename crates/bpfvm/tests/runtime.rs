@@ -275,7 +275,10 @@ fn custom_helper_arguments_are_verified() {
     assert_eq!(run(&rt, ok.id(), Vec::new(), Some(vec![0; 8])).retval, 2);
     // A scalar where memory goes, and a size past the stack.
     for (src, msg) in [
-        ("mov %r1, 0\nmov %r2, 8\ncall 10001\nexit", "R1 type=scalar expected=fp"),
+        (
+            "mov %r1, 0\nmov %r2, 8\ncall 10001\nexit",
+            "R1 type=scalar expected=fp",
+        ),
         (
             "mov %r1, %r10\nadd %r1, -8\nmov %r2, 16\ncall 10001\nexit",
             "invalid read from stack R1 off=-8 size=16",
