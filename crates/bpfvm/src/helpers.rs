@@ -125,6 +125,39 @@ fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
             Err(e) => return err(e.errno()),
         }
     };
+    emit_trace(ctx, t)
+}
+
+/// `bpf_trace_vprintk(fmt, fmt_size, data, data_len)`: `bpf_trace_printk`
+/// with its arguments in an array of up to 12 u64s.
+fn trace_vprintk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    let (data, data_len) = (a[2], a[3] as u32);
+    if crate::printk::check_data_len(data_len).is_err() || (data_len > 0 && data == 0) {
+        return err(libc::EINVAL);
+    }
+    let fmt = ctx.read_bytes(a[0], a[1] as usize)?;
+    let args: Vec<u64> = if data_len > 0 {
+        ctx.read_bytes(data, data_len as usize)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let t = {
+        let c: &HelperCtx<'_, '_> = ctx;
+        let mut read = |addr: u64, len: usize| read_prefix(c, addr, len);
+        match crate::printk::format_trace_vprintk(&fmt, &args, &mut read) {
+            Ok(t) => t,
+            Err(e) => return err(e.errno()),
+        }
+    };
+    emit_trace(ctx, t)
+}
+
+/// Writes a formatted message to the trace pipe as the kernel's
+/// `bpf_trace_printk` event prints it.
+fn emit_trace(ctx: &mut HelperCtx<'_, '_>, t: crate::printk::TracePrintk) -> HResult {
     let e = env(ctx)?;
     let comm = e.comm.split(|b| *b == 0).next().unwrap_or(b"").to_vec();
     let flags = e.trace_flags.render();
@@ -690,6 +723,7 @@ pub fn implemented_helpers() -> HelperTable {
         })
         .register(164, named(164), for_each_map_elem)
         .register(165, named(165), snprintf)
+        .register(177, named(177), trace_vprintk)
         .register(181, named(181), bpf_loop)
         .register(182, named(182), strncmp);
     t

@@ -291,6 +291,34 @@ fn custom_helper_arguments_are_verified() {
     }
 }
 
+/// bpf_trace_vprintk (helper 177): bpf_trace_printk with its arguments in an
+/// array, to the trace pipe.
+#[test]
+fn trace_vprintk_prints_its_array() {
+    let rt = Runtime::with_cpus(1);
+    // fmt "x=%d y=%d" at fp-16, the arguments 7 and 9 at fp-32.
+    let src =
+        "lddw %r1, 0x253d792064253d78\nstxdw [%r10-16], %r1\nmov %r1, 0x64\nstxdw [%r10-8], %r1\n\
+               mov %r1, 7\nstxdw [%r10-32], %r1\nmov %r1, 9\nstxdw [%r10-24], %r1\n\
+               mov %r1, %r10\nadd %r1, -16\nmov %r2, 10\nmov %r3, %r10\nadd %r3, -32\nmov %r4, 16\n\
+               call 177\nexit";
+    let p = rt
+        .load_program(ProgLoadAttr {
+            prog_type: 31,
+            insns: bpfvm::isa::asm::assemble(src).unwrap(),
+            license: "GPL".into(),
+            name: "vprintk".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let r = run(&rt, p.id(), Vec::new(), Some(vec![0; 8]));
+    assert_eq!(r.retval, 7, "the length of the message");
+    assert_eq!(
+        trace_messages(&rt).last().map(String::as_str),
+        Some("x=7 y=9")
+    );
+}
+
 #[test]
 fn per_cpu_maps_hold_one_value_per_cpu() {
     let rt = Runtime::with_cpus(4);
