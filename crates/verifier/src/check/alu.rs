@@ -412,6 +412,16 @@ impl Verifier<'_> {
                 "R{ptr_reg} pointer arithmetic on {tyname} prohibited, null-check it first"
             )));
         }
+        // Adding a known 0 to a map pointer leaves it as it is (privileged).
+        if ptr.ty == RegType::MapPtr && op == BPF_ADD && off.is_const() && off.var_off.value == 0 {
+            if !self.privileged() {
+                return self.err(unsafe_(format!(
+                    "R{} has pointer with unsupported alu operation, pointer arithmetic with it prohibited for !root",
+                    d.dst
+                )));
+            }
+            return Ok(ptr.clone());
+        }
         if matches!(ptr.ty, RegType::MapPtr | RegType::PacketEnd | RegType::Func) {
             return self.err(unsafe_(format!(
                 "R{ptr_reg} pointer arithmetic on {tyname} prohibited"
