@@ -348,9 +348,17 @@ fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
                 .as_ref()
                 .map(|i| Box::new(from_attr(i.attr(), 0, i.is_frozen()))),
             frozen_data: None,
+            has_btf: a.btf_value_type_id != 0,
+            spin_lock_off: a.spin_lock_off,
+            timer_off: None,
         }
     }
     let mut d = from_attr(m.attr(), m.id, m.ops.is_frozen());
+    d.has_btf = m.btf.is_some() && m.btf_value_type_id != 0;
+    d.timer_off = m
+        .btf
+        .as_ref()
+        .and_then(|b| crate::loader::timer_offset(&b.btf, m.btf_value_type_id));
     // `.rodata`: the verifier folds constant loads from it, as the kernel does.
     if d.frozen
         && d.map_flags & bpfvm_verifier::BPF_F_RDONLY_PROG != 0
@@ -467,7 +475,7 @@ fn verify_with(
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|id| *id as i32)
+            .map(|(id, proto)| (*id as i32, *proto))
             .collect(),
         record_regs,
         ..Default::default()

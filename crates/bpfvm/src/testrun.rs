@@ -21,6 +21,9 @@ pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 pub const BPF_PROG_TYPE_SCHED_ACT: u32 = 4;
 pub const BPF_PROG_TYPE_XDP: u32 = 6;
 pub const BPF_PROG_TYPE_CGROUP_SKB: u32 = 8;
+pub const BPF_PROG_TYPE_LWT_IN: u32 = 10;
+pub const BPF_PROG_TYPE_LWT_OUT: u32 = 11;
+pub const BPF_PROG_TYPE_LWT_XMIT: u32 = 12;
 pub const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
 pub const BPF_PROG_TYPE_SYSCALL: u32 = 31;
 
@@ -189,7 +192,10 @@ pub(crate) fn test_run_with(
         BPF_PROG_TYPE_SOCKET_FILTER
         | BPF_PROG_TYPE_SCHED_CLS
         | BPF_PROG_TYPE_SCHED_ACT
-        | BPF_PROG_TYPE_CGROUP_SKB => run_skb(rt, prog, a, repeat, obs),
+        | BPF_PROG_TYPE_CGROUP_SKB
+        | BPF_PROG_TYPE_LWT_IN
+        | BPF_PROG_TYPE_LWT_OUT
+        | BPF_PROG_TYPE_LWT_XMIT => run_skb(rt, prog, a, repeat, obs),
         BPF_PROG_TYPE_RAW_TRACEPOINT => run_ctx(rt, prog, a, repeat, false, obs),
         BPF_PROG_TYPE_SYSCALL => run_ctx(rt, prog, a, repeat, true, obs),
         t => Err(BpfError::NotSupported {

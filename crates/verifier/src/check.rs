@@ -10,7 +10,7 @@
 //! loops that make no progress rather than to prune.
 
 use crate::cfg::{check_cfg, target, Cfg};
-use crate::helpers::{allowed_in, proto, Arg, Effect, Ret};
+use crate::helpers::{proto_for, Arg, Effect, Refusal, Ret};
 use crate::prog::*;
 use crate::reg::{reg_text, Reg, RegType};
 use crate::tnum::Tnum;
@@ -87,6 +87,9 @@ struct State {
     frames: Vec<Frame>,
     /// Acquired references: (id, allocating instruction).
     refs: Vec<(u32, usize)>,
+    /// The spin lock held: (map id, id of the map value register it was
+    /// taken through), `active_lock`.
+    active_lock: Option<(u32, u32)>,
 }
 
 impl State {
@@ -244,6 +247,9 @@ pub struct Verifier<'a> {
     explore_alu_limits: bool,
     /// Instructions some path reached.
     visited: Vec<bool>,
+    /// Per tail call instruction: the prog array it saw, and whether another
+    /// one reached it on some path (`map_ptr_state` poisoning).
+    tail_call_maps: HashMap<usize, (u32, bool)>,
 }
 
 impl<'a> Verifier<'a> {
@@ -293,6 +299,7 @@ impl<'a> Verifier<'a> {
             insn_aux: vec![alu::InsnAux::default(); insns.len()],
             explore_alu_limits: false,
             visited: vec![false; insns.len()],
+            tail_call_maps: HashMap::new(),
         }
     }
 
@@ -408,6 +415,7 @@ impl<'a> Verifier<'a> {
         self.cfg = Some(cfg);
         self.do_check()?;
         self.check_max_stack_depth()?;
+        self.check_tail_call_maps()?;
         Ok(())
     }
 
@@ -591,6 +599,7 @@ impl<'a> Verifier<'a> {
                 callback: false,
             }],
             refs: Vec::new(),
+            active_lock: None,
         }
     }
 
@@ -1128,6 +1137,12 @@ fn subsumes(old: &State, cur: &State, live: &[u16], loose: bool, exact: bool) ->
             return false;
         }
     }
+    match (old.active_lock, cur.active_lock) {
+        (None, None) => {}
+        (Some((om, oid)), Some((cm, cid)))
+            if om == cm && (oid == 0) == (cid == 0) && idmap.check(oid, cid) => {}
+        _ => return false,
+    }
     for (fi, (fo, fc)) in old.frames.iter().zip(&cur.frames).enumerate() {
         if fo.callsite != fc.callsite || fo.callback != fc.callback {
             return false;
@@ -1173,7 +1188,10 @@ fn fingerprint(st: &State) -> u64 {
 }
 
 fn states_exact(old: &State, cur: &State) -> bool {
-    if old.frames.len() != cur.frames.len() || old.refs != cur.refs {
+    if old.frames.len() != cur.frames.len()
+        || old.refs != cur.refs
+        || old.active_lock != cur.active_lock
+    {
         return false;
     }
     // Precision marks say how much a value mattered, not what it is.
@@ -1285,6 +1303,8 @@ fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool, exact: bool
 
 mod alu;
 mod calls;
+mod ctx;
 mod jumps;
+mod map_ptr;
 mod mem;
 mod precise;
