@@ -14,14 +14,26 @@
 use std::path::Path;
 use std::process::Command;
 
-const PROGRAMS: [&str; 7] = [
+const PROGRAMS: [&str; 19] = [
     "prime",
     "log2_int",
     "memcpy",
     "strcmp",
     "switch",
+    "switch64",
+    "straight",
+    "collatz",
+    "const64",
+    "divconst",
+    "calls",
+    "spill",
     "xdp_count",
+    "parse",
+    "printk",
     "hashmap",
+    "lru",
+    "percpu",
+    "lpm",
 ];
 
 fn main() {
@@ -57,6 +69,48 @@ fn main() {
 
     if std::env::var_os("CARGO_FEATURE_DPDK").is_some() {
         link_dpdk();
+    }
+    link_peers();
+}
+
+/// uBPF and llvmbpf, when `BENCH_PEERS` names a directory holding them, built
+/// outside this repository (`ubpf/lib/libubpf.a`; `llvmbpf/libbench_llvmbpf.a`,
+/// a static library exporting the C functions `engines/llvmbpf.rs` declares,
+/// and `llvmbpf/llvm-libdir`): cfg `bench_ubpf` / `bench_llvmbpf`, else the
+/// harness's columns say what is missing. Their sources and how they are built
+/// are not part of the project.
+fn link_peers() {
+    println!("cargo::rustc-check-cfg=cfg(bench_ubpf)");
+    println!("cargo::rustc-check-cfg=cfg(bench_llvmbpf)");
+    println!("cargo:rerun-if-env-changed=BENCH_PEERS");
+    let Some(dir) = std::env::var_os("BENCH_PEERS") else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let ubpf = dir.join("ubpf/lib/libubpf.a");
+    println!("cargo:rerun-if-changed={}", ubpf.display());
+    if ubpf.exists() {
+        println!("cargo:rustc-link-arg={}", ubpf.display());
+        println!("cargo:rustc-link-arg=-lm");
+        println!("cargo:rustc-cfg=bench_ubpf");
+    } else {
+        println!("cargo:warning=BENCH_PEERS: no {}", ubpf.display());
+    }
+    let llvmbpf = dir.join("llvmbpf/libbench_llvmbpf.a");
+    println!("cargo:rerun-if-changed={}", llvmbpf.display());
+    if llvmbpf.exists() {
+        let libdir = std::fs::read_to_string(dir.join("llvmbpf/llvm-libdir"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "/usr/lib/llvm-15/lib".into());
+        println!("cargo:rustc-link-arg={}", llvmbpf.display());
+        println!("cargo:rustc-link-arg=-L{libdir}");
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{libdir}");
+        for lib in ["LLVM-15", "fmt", "stdc++"] {
+            println!("cargo:rustc-link-arg=-l{lib}");
+        }
+        println!("cargo:rustc-cfg=bench_llvmbpf");
+    } else {
+        println!("cargo:warning=BENCH_PEERS: no {}", llvmbpf.display());
     }
 }
 

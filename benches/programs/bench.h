@@ -23,6 +23,9 @@ typedef unsigned char u8;
 #define __type(name, val) typeof(val) *name
 #define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
+#define BPF_MAP_TYPE_PERCPU_ARRAY 6
+#define BPF_MAP_TYPE_LRU_HASH 9
+#define BPF_MAP_TYPE_LPM_TRIE 11
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 
 struct xdp_md {

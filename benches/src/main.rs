@@ -110,6 +110,9 @@ fn main() -> ExitCode {
     let mut n = 0;
     for (pi, prog) in programs.iter().enumerate() {
         let input = prog.input(Scale::Full);
+        if let Ok(insns) = prog.insns() {
+            res.insns.insert(pi, insns.len());
+        }
         // The reference r0: native's when there is a native build, else bpfvm's
         // checked interpreter (the mode that checks every access).
         let reference = engines::native::Native { novec: false }

@@ -20,18 +20,20 @@ pub enum Scale {
     Small,
 }
 
-/// A benchmark program.
+/// A benchmark program at one `-mcpu` level.
 #[derive(Debug, Clone, Copy)]
 pub struct Program {
-    /// Name in the report.
+    /// Name in the report: `<program>/<cpu>`.
     pub name: &'static str,
-    /// Source and object stem: `programs/<source>.c`, `programs/<source>.bpf.o`.
+    /// Source and object stem: `programs/<source>.c`, `programs/<source>.v<cpu>.bpf.o`.
     pub source: &'static str,
     /// The function (BPF program) in the object.
     pub function: &'static str,
     /// An XDP variant of a compute program for the host kernel, if it has one.
     pub kernel_entry: Option<&'static str>,
     pub kind: Kind,
+    /// `-mcpu` of the object: 2 or 4.
+    pub cpu: u8,
     what: What,
 }
 
@@ -43,64 +45,97 @@ enum What {
     StrcmpEqual,
     StrcmpMismatch,
     Switch,
+    Switch64,
+    Straight,
+    Collatz,
+    Words,
     Udp,
+    Parse,
     Hash,
+    Percpu,
+    Lpm,
 }
 
-/// Every program, in report order.
-pub const PROGRAMS: [Program; 8] = [
-    compute(
-        "prime",
+/// One program at v2 and at v4 (two rows).
+macro_rules! both {
+    ($name:literal, $function:literal, $kernel:expr, $kind:expr, $what:expr) => {
+        both!($name, $name, $function, $kernel, $kind, $what)
+    };
+    ($name:literal, $source:literal, $function:literal, $kernel:expr, $kind:expr, $what:expr) => {
+        [
+            Program {
+                name: concat!($name, "/v2"),
+                source: $source,
+                function: $function,
+                kernel_entry: $kernel,
+                kind: $kind,
+                cpu: 2,
+                what: $what,
+            },
+            Program {
+                name: concat!($name, "/v4"),
+                source: $source,
+                function: $function,
+                kernel_entry: $kernel,
+                kind: $kind,
+                cpu: 4,
+                what: $what,
+            },
+        ]
+    };
+}
+
+const C: Kind = Kind::Compute;
+const P: Kind = Kind::Packet;
+const NAMES: usize = 20;
+
+const ROWS: [[Program; 2]; NAMES] = [
+    both!(
         "prime",
         "bench_prime",
         Some("bench_prime_xdp"),
-        What::Prime,
+        C,
+        What::Prime
     ),
-    compute("log2_int", "log2_int", "bench_log2_int", None, What::Log2),
-    compute("memcpy", "memcpy", "bench_memcpy", None, What::Memcpy),
-    compute("strcmp", "strcmp", "bench_strcmp", None, What::StrcmpEqual),
-    compute(
+    both!("log2_int", "bench_log2_int", None, C, What::Log2),
+    both!("memcpy", "bench_memcpy", None, C, What::Memcpy),
+    both!("strcmp", "bench_strcmp", None, C, What::StrcmpEqual),
+    both!(
         "strcmp_mismatch",
         "strcmp",
         "bench_strcmp",
         None,
-        What::StrcmpMismatch,
+        C,
+        What::StrcmpMismatch
     ),
-    compute("switch", "switch", "bench_switch", None, What::Switch),
-    Program {
-        name: "xdp_count",
-        source: "xdp_count",
-        function: "xdp_count",
-        kernel_entry: None,
-        kind: Kind::Packet,
-        what: What::Udp,
-    },
-    Program {
-        name: "hashmap",
-        source: "hashmap",
-        function: "hashmap",
-        kernel_entry: None,
-        kind: Kind::Packet,
-        what: What::Hash,
-    },
+    both!("switch", "bench_switch", None, C, What::Switch),
+    both!("switch64", "bench_switch64", None, C, What::Switch64),
+    both!("straight", "bench_straight", None, C, What::Straight),
+    both!("collatz", "bench_collatz", None, C, What::Collatz),
+    both!("const64", "bench_const64", None, C, What::Words),
+    both!("divconst", "bench_divconst", None, C, What::Words),
+    both!("calls", "bench_calls", None, C, What::Words),
+    both!("spill", "bench_spill", None, C, What::Words),
+    both!("xdp_count", "xdp_count", None, P, What::Udp),
+    both!("parse", "xdp_parse", None, P, What::Parse),
+    both!("printk", "xdp_printk", None, P, What::Udp),
+    both!("hashmap", "hashmap", None, P, What::Hash),
+    both!("lru", "lru", None, P, What::Hash),
+    both!("percpu", "percpu", None, P, What::Percpu),
+    both!("lpm", "lpm", None, P, What::Lpm),
 ];
 
-const fn compute(
-    name: &'static str,
-    source: &'static str,
-    function: &'static str,
-    kernel_entry: Option<&'static str>,
-    what: What,
-) -> Program {
-    Program {
-        name,
-        source,
-        function,
-        kernel_entry,
-        kind: Kind::Compute,
-        what,
+/// Every program, in report order (each at v2, then at v4).
+pub const PROGRAMS: [Program; 2 * NAMES] = {
+    let mut out = [ROWS[0][0]; 2 * NAMES];
+    let mut i = 0;
+    while i < NAMES {
+        out[2 * i] = ROWS[i][0];
+        out[2 * i + 1] = ROWS[i][1];
+        i += 1;
     }
-}
+    out
+};
 
 /// A program's input.
 #[derive(Debug, Clone)]
@@ -118,6 +153,23 @@ pub fn hash_entries() -> impl Iterator<Item = (u32, u64)> {
         let k = 2 * i;
         (k, (k as u64) * (k as u64) + 7)
     })
+}
+
+/// The LPM program's routes: 64 distinct prefixes inside 10.0.0.0/8 of lengths
+/// 8 to 32, as (prefix length, address in host order, value = number + 1).
+pub fn lpm_entries() -> impl Iterator<Item = (u32, u32, u64)> {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    while out.len() < 64 {
+        let len = 8 + (rng.next() % 25) as u32;
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        let addr = (0x0a00_0000 | (rng.next() as u32 >> 8)) & mask;
+        if seen.insert((len, addr)) {
+            out.push((len, addr, out.len() as u64 + 1));
+        }
+    }
+    out.into_iter()
 }
 
 /// xorshift64*: a fixed, portable pseudo-random sequence for the inputs.
@@ -152,20 +204,43 @@ pub fn udp_frame() -> Vec<u8> {
     f
 }
 
+/// An IPv6/TCP frame behind two VLAN tags (802.1ad, then 802.1Q), with a
+/// hop-by-hop options header and TCP options (MSS, NOPs, timestamp): the parse
+/// program walks all of it.
+pub fn parse_frame() -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01];
+    f.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0xc8, 0x86, 0xdd]);
+    // IPv6: version 6, payload length, next header 0 (hop-by-hop), hop limit 64.
+    let tcp_len = 36u16;
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&(8 + tcp_len + 8).to_be_bytes());
+    f.extend_from_slice(&[0, 64]);
+    f.extend((0..16).map(|i| 0x20 + i as u8));
+    f.extend((0..16).map(|i| 0x40 + i as u8));
+    // Hop-by-hop: next header TCP, length 0 (8 bytes), PadN.
+    f.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+    // TCP: ports 443 -> 51000, seq, ack, data offset 9 (36 bytes), ACK.
+    f.extend_from_slice(&443u16.to_be_bytes());
+    f.extend_from_slice(&51000u16.to_be_bytes());
+    f.extend_from_slice(&[
+        0, 0, 0x10, 0, 0, 0, 0x20, 0, 0x90, 0x10, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
+    // Options: MSS, NOP, NOP, timestamp.
+    f.extend_from_slice(&[2, 4, 0x05, 0xb4, 1, 1]);
+    f.extend_from_slice(&[8, 10, 0x12, 0x34, 0x56, 0x78, 0, 0, 0, 0]);
+    f.resize(f.len() + 8, 0);
+    f
+}
+
 impl Program {
     /// The directory of the sources and committed objects.
     pub fn dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("programs")
     }
 
-    /// The committed `-mcpu=v3` object.
+    /// The committed object of this row's `-mcpu` level.
     pub fn object_path(&self) -> PathBuf {
-        Self::dir().join(format!("{}.bpf.o", self.source))
-    }
-
-    /// The committed `-mcpu=v2` object (for DPDK, which has no JMP32).
-    pub fn object_v2_path(&self) -> PathBuf {
-        Self::dir().join(format!("{}.v2.bpf.o", self.source))
+        Self::dir().join(format!("{}.v{}.bpf.o", self.source, self.cpu))
     }
 
     /// Instructions of `function` in the object at `path` (no map relocations
@@ -185,7 +260,7 @@ impl Program {
             })
     }
 
-    /// The program's instructions from the v3 object.
+    /// The program's instructions.
     pub fn insns(&self) -> Result<Vec<Insn>, BenchError> {
         Self::insns_from(&self.object_path(), self.function)
     }
@@ -221,12 +296,32 @@ impl Program {
                 a.extend_from_slice(&b);
                 a
             }
-            What::Switch => (0..4096).map(|_| (rng.next() % 64) as u8).collect(),
-            What::Udp | What::Hash => udp_frame(),
+            What::Switch | What::Switch64 => (0..4096).map(|_| (rng.next() % 64) as u8).collect(),
+            What::Straight => (0..64).map(|_| rng.next() as u8).collect(),
+            What::Collatz => (0..256)
+                .flat_map(|_| ((1 + rng.next() % 100_000) as u32).to_le_bytes())
+                .collect(),
+            What::Words => (0..1024).flat_map(|_| rng.next().to_le_bytes()).collect(),
+            What::Udp | What::Hash | What::Percpu | What::Lpm => udp_frame(),
+            What::Parse => parse_frame(),
         };
         let map_entries = match self.what {
             What::Hash => hash_entries()
-                .map(|(k, v)| ("table", k.to_le_bytes().to_vec(), v.to_le_bytes().to_vec()))
+                .map(|(k, v)| {
+                    let map = if self.source == "lru" {
+                        "lru_table"
+                    } else {
+                        "table"
+                    };
+                    (map, k.to_le_bytes().to_vec(), v.to_le_bytes().to_vec())
+                })
+                .collect(),
+            What::Lpm => lpm_entries()
+                .map(|(len, addr, v)| {
+                    let mut key = len.to_le_bytes().to_vec();
+                    key.extend_from_slice(&addr.to_be_bytes());
+                    ("routes", key, v.to_le_bytes().to_vec())
+                })
                 .collect(),
             _ => Vec::new(),
         };

@@ -27,6 +27,8 @@ pub struct Results {
     pub engines: Vec<(&'static str, bool)>,
     pub cells: BTreeMap<(usize, usize), Outcome>,
     pub compile_ns: BTreeMap<(usize, usize), u64>,
+    /// Program -> its number of instruction slots (for compile time per 1,000).
+    pub insns: BTreeMap<usize, usize>,
     /// Engine -> how it ran things.
     pub engine_notes: BTreeMap<&'static str, std::collections::BTreeSet<String>>,
     /// Other remarks (reference used, DPDK's validator, ...).
@@ -114,21 +116,51 @@ impl Results {
             let _ = writeln!(out);
         }
 
+        // Geometric mean of the ratios, over the programs each engine ran.
+        let _ = write!(out, "{:<pw$}", "geomean");
+        for e in 0..self.engines.len() {
+            let ratios: Vec<f64> = (0..self.programs.len())
+                .filter_map(
+                    |p| match (self.ns(p, e), novec.and_then(|n| self.ns(p, n))) {
+                        (Some(t), Some(b)) if b > 0.0 && t > 0.0 => Some(t / b),
+                        _ => None,
+                    },
+                )
+                .collect();
+            let s = if ratios.is_empty() {
+                "-".into()
+            } else {
+                let g = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+                format!("{g:.2}x/{}", ratios.len())
+            };
+            let _ = write!(out, " {s:>w$}");
+        }
+        let _ = writeln!(
+            out,
+            "\n(geomean: over the programs the engine ran, '/N' = how many; compare engines on the same N)"
+        );
+
         let compiling: Vec<usize> = (0..self.engines.len())
             .filter(|e| self.compile_ns.keys().any(|(_, e2)| e2 == e))
             .collect();
         if !compiling.is_empty() {
             let _ = writeln!(
                 out,
-                "\nLoad / compile time per program (bpfvm-interp: pre-decode, or the runtime's load_object for packet programs; JITs: compile; kernel: BPF_PROG_LOAD = verifier + JIT):"
+                "\nLoad / compile time per program (bpfvm-interp: pre-decode, or the runtime's load_object for packet programs, verifier included; JITs: compile; kernel: BPF_PROG_LOAD = verifier + JIT); 'per 1k' = bpfvm-jit's compile time per 1,000 instructions (compute programs: the JIT alone):"
             );
-            let _ = write!(out, "{:<pw$}", "program");
+            let _ = write!(out, "{:<pw$} {:>6} {:>9}", "program", "insns", "per 1k");
             for e in &compiling {
                 let _ = write!(out, " {:>w$}", short(self.engines[*e].0));
             }
             let _ = writeln!(out);
+            let jit = self.engine_index("bpfvm-jit");
             for (p, name) in self.programs.iter().enumerate() {
-                let _ = write!(out, "{name:<pw$}");
+                let n = self.insns.get(&p).copied().unwrap_or(0);
+                let per = match (jit.and_then(|j| self.compile_ns.get(&(p, j))), n) {
+                    (Some(c), n) if n > 0 => fmt_ns(*c as f64 * 1000.0 / n as f64),
+                    _ => "-".into(),
+                };
+                let _ = write!(out, "{name:<pw$} {n:>6} {per:>9}");
                 for e in &compiling {
                     let s = self
                         .compile_ns

@@ -52,7 +52,10 @@ fn every_program_agrees_with_native() {
 #[test]
 fn known_results() {
     // Facts about the inputs that do not depend on any engine.
-    let prime = PROGRAMS.iter().find(|p| p.name == "prime").expect("prime");
+    let prime = PROGRAMS
+        .iter()
+        .find(|p| p.name == "prime/v4")
+        .expect("prime");
     let input = prime.input(Scale::Small);
     let mut r = BpfvmInterp { checked: true }
         .prepare(prime, &input)
@@ -65,7 +68,7 @@ fn known_results() {
 
     let eq = PROGRAMS
         .iter()
-        .find(|p| p.name == "strcmp")
+        .find(|p| p.name == "strcmp/v4")
         .expect("strcmp");
     let input = eq.input(Scale::Small);
     let half = input.data.len() / 2;
@@ -77,7 +80,7 @@ fn known_results() {
 
     let ne = PROGRAMS
         .iter()
-        .find(|p| p.name == "strcmp_mismatch")
+        .find(|p| p.name == "strcmp_mismatch/v4")
         .expect("strcmp_mismatch");
     let input = ne.input(Scale::Small);
     let mut r = BpfvmInterp { checked: true }

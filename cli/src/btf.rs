@@ -96,7 +96,9 @@ fn dump(opts: &Opts, args: &[String]) -> i32 {
 /// The `.BTF` section of an ELF object as written (no fix-ups: `btf dump file`
 /// shows what the compiler emitted), or a raw BTF file.
 pub fn btf_from_file(path: &str) -> Result<Btf, String> {
-    let data = std::fs::read(path).map_err(|e| format!("failed to read {path}: {e}"))?;
+    let data =
+        crate::safefs::read_input_capped(std::path::Path::new(path), crate::safefs::MAX_INPUT)
+            .map_err(|e| format!("failed to read {}", crate::render::error_chain(&e)))?;
     let raw = if data.starts_with(b"\x7fELF") {
         elf_section(&data, ".BTF").ok_or_else(|| format!("{path}: no .BTF section"))?
     } else {

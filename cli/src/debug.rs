@@ -885,7 +885,8 @@ impl Debugger {
                 "lookup",
                 &words[2..],
                 |_| Err("map references are not supported here".to_string()),
-            ),
+            )
+            .map(|(r, _)| r),
             other => Err(format!("unknown map command '{other}' (lookup or dump)")),
         };
         match r {

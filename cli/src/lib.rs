@@ -23,6 +23,7 @@ pub mod prog;
 pub mod proto;
 pub mod render;
 pub mod replay;
+pub mod safefs;
 pub mod session;
 pub mod verify;
 

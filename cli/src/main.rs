@@ -66,7 +66,9 @@ fn version(opts: &Opts, _: &[String]) -> i32 {
     0
 }
 
-/// `bpfvm daemon [stop | status | help]`.
+/// `bpfvm daemon [start | stop | status | help]`. Unlike other commands, a
+/// prefix must name one command only (`st` could be start, stop or status, and
+/// guessing start would leave a daemon in the foreground).
 fn daemon(opts: &Opts, args: &[String]) -> i32 {
     const SUB: &[(&str, Handler)] = &[
         ("start", daemon_run),
@@ -76,18 +78,38 @@ fn daemon(opts: &Opts, args: &[String]) -> i32 {
     ];
     match args.first() {
         None => daemon_run(opts, args),
-        Some(w) => match select(SUB, w) {
-            Some((_, h)) => h(opts, &args[1..]),
-            None => {
-                daemon_help(opts, args);
-                client::print_error(opts, &format!("unknown command '{w}' for object 'daemon'"))
+        Some(w) => {
+            let hits: Vec<&(&str, Handler)> = SUB
+                .iter()
+                .filter(|(n, _)| !w.is_empty() && n.starts_with(w.as_str()))
+                .collect();
+            let exact = SUB.iter().find(|(n, _)| *n == w.as_str());
+            match (exact, hits.as_slice()) {
+                (Some((_, h)), _) | (None, [(_, h)]) => h(opts, &args[1..]),
+                (None, []) => {
+                    daemon_help(opts, args);
+                    client::print_error(opts, &format!("unknown command '{w}' for object 'daemon'"))
+                }
+                (None, many) => {
+                    let names: Vec<&str> = many.iter().map(|(n, _)| *n).collect();
+                    client::print_error(
+                        opts,
+                        &format!(
+                            "ambiguous command '{w}' for object 'daemon': {}",
+                            names.join(", ")
+                        ),
+                    )
+                }
             }
-        },
+        }
     }
 }
 
 fn daemon_run(opts: &Opts, _: &[String]) -> i32 {
-    let dir = client::state_dir(opts);
+    let dir = match client::state_dir(opts) {
+        Ok(d) => d,
+        Err(e) => return client::print_error(opts, &e),
+    };
     match bpfvm_cli::daemon::run(&dir) {
         Ok(()) => 0,
         Err(e) => client::print_error(opts, &bpfvm_cli::render::error_chain(&e)),
@@ -173,7 +195,21 @@ fn main() -> ExitCode {
     // panicking in println!.
     // SAFETY: setting a signal disposition to its default has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Arguments that are not UTF-8 are refused by name, not a panic.
+    let mut args: Vec<String> = Vec::new();
+    for (i, a) in std::env::args_os().skip(1).enumerate() {
+        match a.into_string() {
+            Ok(s) => args.push(s),
+            Err(raw) => {
+                eprintln!(
+                    "Error: argument {} ({}) is not valid UTF-8; bpfvm takes UTF-8 names and paths",
+                    i + 1,
+                    raw.to_string_lossy()
+                );
+                return exit(255);
+            }
+        }
+    }
     // Commands with their own option syntax (objdump -d/-S) take their arguments raw.
     if let Some(first) = args.first() {
         if let Some(("objdump", h)) = select(OBJECTS, first) {

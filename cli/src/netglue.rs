@@ -1,11 +1,11 @@
 //! The daemon's side of `net attach|detach|list`: the XDP datapath of live
 //! interfaces (bpfvm-net), rendered in `bpftool net list`'s layout.
 
-use crate::proto::{Format, Response};
+use crate::proto::{Format, Listing, NetAttachment, Response};
 use crate::render;
 use bpfvm::{BpfCmd, BpfReply, ProgObj, Runtime};
 use bpfvm_net::{Datapath, NetError};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::{Mutex, OnceLock};
 
 /// Printed on every attach: what differs from the kernel's hook.
@@ -38,6 +38,19 @@ impl NetState {
                 .iter()
                 .filter(|a| a.stopped.is_none())
                 .map(|a| a.prog_id)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// (interface, program id) of each live attachment.
+    pub fn attachments(&self) -> Vec<(String, u32)> {
+        match self.dp.get() {
+            Some(dp) => dp
+                .list()
+                .into_iter()
+                .filter(|a| a.stopped.is_none())
+                .map(|a| (a.ifname, a.prog_id))
                 .collect(),
             None => Vec::new(),
         }
@@ -87,28 +100,19 @@ impl NetState {
         }))
     }
 
-    pub fn list(&self, dev: Option<&str>, f: Format) -> Result<Response, String> {
+    /// The live attachments (on `dev` only, if given), for the client to render.
+    pub fn list(&self, dev: Option<&str>) -> Listing {
         let all = self.dp.get().map(|dp| dp.list()).unwrap_or_default();
-        let shown: Vec<_> = all
-            .iter()
+        let items = all
+            .into_iter()
             .filter(|a| a.stopped.is_none() && dev.is_none_or(|d| d == a.ifname))
+            .map(|a| NetAttachment {
+                devname: a.ifname,
+                ifindex: a.ifindex,
+                mode: a.mode.to_string(),
+                id: a.prog_id,
+            })
             .collect();
-        if f.is_json() {
-            let xdp: Vec<Value> = shown
-                .iter()
-                .map(|a| json!({"devname": a.ifname, "ifindex": a.ifindex, "mode": a.mode, "id": a.prog_id}))
-                .collect();
-            let v = json!([{ "xdp": xdp, "tc": [], "flow_dissector": [] }]);
-            return Ok(Response::out(render::json(f, &v)));
-        }
-        let mut out = String::from("xdp:\n");
-        for a in shown {
-            out.push_str(&format!(
-                "{}({}) {} id {}\n",
-                a.ifname, a.ifindex, a.mode, a.prog_id
-            ));
-        }
-        out.push_str("\ntc:\n\nflow_dissector:\n\n");
-        Ok(Response::out(out))
+        Listing::Net { items }
     }
 }

@@ -71,10 +71,17 @@ pub fn main(args: &[String]) -> i32 {
     };
     let stdout = std::io::stdout();
     for f in &files {
-        let bytes = match std::fs::read(f) {
+        let bytes = match bpfvm_cli::safefs::read_input_capped(
+            std::path::Path::new(f),
+            bpfvm_cli::safefs::MAX_INPUT,
+        ) {
             Ok(b) => b,
+            Err(bpfvm_cli::safefs::SafeFsError::Io { source, .. }) => {
+                eprintln!("{TOOL}: error: '{f}': {}", io_reason(&source));
+                return 1;
+            }
             Err(e) => {
-                eprintln!("{TOOL}: error: '{f}': {}", io_reason(&e));
+                eprintln!("{TOOL}: error: '{f}': {e}");
                 return 1;
             }
         };

@@ -38,7 +38,7 @@ pub fn usage() {
                          data_in FILE \\
                          [data_out FILE [data_size_out L]] \\
                          [ctx_in FILE [ctx_out FILE [ctx_size_out M]]] \\
-                         [repeat N] [coverage LCOV_FILE]
+                         [repeat N] [timeout MS] [coverage LCOV_FILE]
        bpfvm prog debug PROG_OR_OBJ data_in FILE [ctx_in FILE] [-x SCRIPT | dap]
        bpfvm prog profile PROG_OR_OBJ {{ data_in FILE [ctx_in FILE] | pcap FILE }} \\
                          [repeat N] [flamegraph SVG] [time MS]
@@ -202,9 +202,17 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
         }
         i += 2;
     }
-    let bytes = match std::fs::read(obj) {
+    let bytes = match crate::safefs::read_input_capped(std::path::Path::new(obj), MAX_OBJECT) {
         Ok(b) => b,
-        Err(e) => return print_error(opts, &format!("failed to open object file {obj}: {e}")),
+        Err(e) => {
+            return print_error(
+                opts,
+                &format!(
+                    "failed to open object file {obj}: {}",
+                    crate::render::error_chain(&e)
+                ),
+            )
+        }
     };
     client::run(
         opts,
@@ -221,15 +229,28 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
     )
 }
 
+/// The largest object file or input a command sends (hex-encoded, it must fit
+/// in one frame to the daemon).
+pub const MAX_OBJECT: u64 = (proto::MAX_MESSAGE as u64 - 4096) / 2;
+
+/// Reads `data_in`/`ctx_in` (or stdin for `-`), refusing more than [`MAX_OBJECT`]
+/// bytes before reading them all.
 fn read_input(path: &str) -> Result<Vec<u8>, String> {
     if path == "-" {
         let mut b = Vec::new();
         std::io::stdin()
+            .take(MAX_OBJECT + 1)
             .read_to_end(&mut b)
             .map_err(|e| format!("failed to read stdin: {e}"))?;
+        if b.len() as u64 > MAX_OBJECT {
+            return Err(format!(
+                "stdin: input larger than the {MAX_OBJECT}-byte limit"
+            ));
+        }
         return Ok(b);
     }
-    std::fs::read(path).map_err(|e| format!("failed to open {path}: {e}"))
+    crate::safefs::read_input_capped(std::path::Path::new(path), MAX_OBJECT)
+        .map_err(|e| format!("failed to open {}", crate::render::error_chain(&e)))
 }
 
 /// bpftool's hex dump of `data_out -`: offset, 16 bytes in pairs, then ASCII.
@@ -279,6 +300,7 @@ fn run(opts: &Opts, args: &[String]) -> i32 {
     let (mut data_size_out, mut ctx_size_out) = (None::<usize>, None::<usize>);
     let mut coverage = None;
     let mut repeat = 1u32;
+    let mut timeout_ms = None::<u64>;
     while let Some(w) = args.get(i) {
         let Some(v) = args.get(i + 1) else {
             return print_error(opts, &format!("expected a value after '{w}'"));
@@ -304,6 +326,10 @@ fn run(opts: &Opts, args: &[String]) -> i32 {
             "repeat" => match v.parse() {
                 Ok(n) => repeat = n,
                 Err(_) => return print_error(opts, &format!("can't parse {v} as repeat")),
+            },
+            "timeout" => match v.parse() {
+                Ok(n) => timeout_ms = Some(n),
+                Err(_) => return print_error(opts, &format!("can't parse {v} as a timeout in ms")),
             },
             other => return print_error(opts, &format!("unexpected argument '{other}'")),
         }
@@ -335,7 +361,10 @@ fn run(opts: &Opts, args: &[String]) -> i32 {
             Some(Err(e)) => return print_error(opts, &e),
             None => None,
         };
-        let resp = match client::call(
+        // A run may take long: the client waits for it (Ctrl-C ends the client,
+        // and the daemon then stops the run), or for its timeout and a margin.
+        let wait = timeout_ms.map(|ms| std::time::Duration::from_millis(ms.saturating_add(10_000)));
+        let resp = match client::call_waiting(
             opts,
             Command::ProgRun {
                 target: target.clone(),
@@ -343,7 +372,9 @@ fn run(opts: &Opts, args: &[String]) -> i32 {
                 ctx_in_hex: ctx.as_deref().map(proto::to_hex),
                 repeat,
                 coverage: coverage.is_some(),
+                timeout_ms,
             },
+            wait,
         ) {
             Ok(r) => r,
             Err(e) => return print_error(opts, &e),
@@ -466,7 +497,10 @@ fn tracelog(opts: &Opts, args: &[String]) -> i32 {
         }
         i += 2;
     }
-    let dir = client::state_dir(opts);
+    let dir = match client::state_dir(opts) {
+        Ok(d) => d,
+        Err(e) => return print_error(opts, &e),
+    };
     let mut s = match client::connect_or_start(&dir) {
         Ok(s) => s,
         Err(e) => return print_error(opts, &e),
@@ -489,7 +523,7 @@ fn tracelog(opts: &Opts, args: &[String]) -> i32 {
             None => 1000,
         };
         let req = proto::Request::new(client::format_of(opts), Command::TraceRead { wait_ms });
-        let r = match client::exchange(&mut s, &req) {
+        let r = match client::exchange(&mut s, &req, Some(client::reply_timeout())) {
             Ok(r) => r,
             Err(e) => return print_error(opts, &e),
         };

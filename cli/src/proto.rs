@@ -127,6 +127,9 @@ pub enum Command {
         /// branch counts (`prog run ... coverage FILE`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         coverage: bool,
+        /// Stop the run after this many milliseconds (`timeout MS`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
     },
     ProgPin {
         target: Target,
@@ -215,6 +218,35 @@ impl Request {
     }
 }
 
+/// An XDP attachment, as `net list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetAttachment {
+    pub devname: String,
+    pub ifindex: u32,
+    pub mode: String,
+    pub id: u32,
+}
+
+/// Results the daemon returns as data and the client renders (plain text or
+/// JSON, bpftool's layouts): the daemon formats nothing that the client can.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Listing {
+    /// `prog show|list`; `single`: one program was asked for by name (bpftool
+    /// then prints an object, not an array, in JSON).
+    Progs {
+        single: bool,
+        items: Vec<bpfvm::ProgInfo>,
+    },
+    Maps {
+        single: bool,
+        items: Vec<bpfvm::MapInfo>,
+    },
+    Net {
+        items: Vec<NetAttachment>,
+    },
+}
+
 /// The daemon's answer. `stdout` is printed as is; on failure `error` holds the
 /// message (printed as `Error: ...` or `{"error":"..."}`) and `exit` the status.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -230,6 +262,9 @@ pub struct Response {
     /// Structured results (test runs, trace lines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// The daemon had no free slot: nothing was done, try again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub busy: bool,
 }
 
 impl Response {
@@ -247,6 +282,18 @@ impl Response {
             ok: true,
             data: Some(v),
             ..Response::default()
+        }
+    }
+    /// A typed result for the client to render.
+    pub fn listing(l: &Listing) -> Response {
+        Response::data(serde_json::to_value(l).unwrap_or_default())
+    }
+
+    /// "Busy": the request was not handled; the client retries.
+    pub fn busy(why: &str) -> Response {
+        Response {
+            busy: true,
+            ..Response::err(format!("daemon busy: {why}"))
         }
     }
     pub fn err(msg: impl Into<String>) -> Response {

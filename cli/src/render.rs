@@ -6,7 +6,7 @@ use bpfvm::btf::{
     dump_btf_json, dump_btf_plain, hex_byte_array, map_entry_dump, write_bpftool_compact,
     write_bpftool_pretty, Btf, DumpMode, Dumped, MapValues,
 };
-use bpfvm::{BpfCmd, BpfError, BpfReply, MapObj, ProgInfo, Runtime};
+use bpfvm::{BpfCmd, BpfError, BpfReply, MapInfo, MapObj, ProgInfo, Runtime};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
@@ -176,50 +176,44 @@ pub fn progs(f: Format, infos: &[ProgInfo], single: bool) -> String {
     out
 }
 
-fn map_json(m: &MapObj) -> Value {
-    let a = m.attr();
+fn map_json(m: &MapInfo) -> Value {
     let mut o = Map::new();
     o.insert("id".into(), json!(m.id));
-    o.insert("type".into(), json!(a.map_type.name()));
+    o.insert("type".into(), json!(m.map_type));
     if !m.name.is_empty() {
         o.insert("name".into(), json!(m.name));
     }
-    o.insert("flags".into(), json!(a.map_flags));
-    o.insert("bytes_key".into(), json!(a.key_size));
-    o.insert("bytes_value".into(), json!(a.value_size));
-    o.insert("max_entries".into(), json!(a.max_entries));
-    o.insert("bytes_memlock".into(), json!(m.ops.memory_usage()));
-    o.insert("frozen".into(), json!(u32::from(m.ops.is_frozen())));
-    if let Some(b) = &m.btf {
-        o.insert("btf_id".into(), json!(b.id));
+    o.insert("flags".into(), json!(m.flags));
+    o.insert("bytes_key".into(), json!(m.bytes_key));
+    o.insert("bytes_value".into(), json!(m.bytes_value));
+    o.insert("max_entries".into(), json!(m.max_entries));
+    o.insert("bytes_memlock".into(), json!(m.bytes_memlock));
+    o.insert("frozen".into(), json!(u32::from(m.frozen)));
+    if let Some(b) = m.btf_id {
+        o.insert("btf_id".into(), json!(b));
     }
     Value::Object(o)
 }
 
-fn map_plain(m: &MapObj, out: &mut String) {
-    let a = m.attr();
-    let _ = write!(out, "{}: {}  ", m.id, a.map_type.name());
+fn map_plain(m: &MapInfo, out: &mut String) {
+    let _ = write!(out, "{}: {}  ", m.id, m.map_type);
     if !m.name.is_empty() {
         let _ = write!(out, "name {}  ", m.name);
     }
-    let _ = write!(out, "flags {:#x}", a.map_flags);
+    let _ = write!(out, "flags {:#x}", m.flags);
     let _ = write!(
         out,
         "\n\tkey {}B  value {}B  max_entries {}  memlock {}B",
-        a.key_size,
-        a.value_size,
-        a.max_entries,
-        m.ops.memory_usage()
+        m.bytes_key, m.bytes_value, m.max_entries, m.bytes_memlock
     );
-    let frozen = m.ops.is_frozen();
-    if frozen || m.btf.is_some() {
+    if m.frozen || m.btf_id.is_some() {
         out.push_str("\n\t");
     }
-    if let Some(b) = &m.btf {
-        let _ = write!(out, "btf_id {}", b.id);
+    if let Some(b) = m.btf_id {
+        let _ = write!(out, "btf_id {b}");
     }
-    if frozen {
-        out.push_str(if m.btf.is_some() {
+    if m.frozen {
+        out.push_str(if m.btf_id.is_some() {
             "  frozen"
         } else {
             "frozen"
@@ -228,13 +222,43 @@ fn map_plain(m: &MapObj, out: &mut String) {
     out.push('\n');
 }
 
+/// `net list`: bpftool's layout (XDP only; tc and flow_dissector are empty).
+pub fn net_list(f: Format, items: &[crate::proto::NetAttachment]) -> String {
+    if f.is_json() {
+        let xdp: Vec<Value> = items
+            .iter()
+            .map(
+                |a| json!({"devname": a.devname, "ifindex": a.ifindex, "mode": a.mode, "id": a.id}),
+            )
+            .collect();
+        let v = json!([{ "xdp": xdp, "tc": [], "flow_dissector": [] }]);
+        return json(f, &v);
+    }
+    let mut out = String::from("xdp:\n");
+    for a in items {
+        let _ = writeln!(out, "{}({}) {} id {}", a.devname, a.ifindex, a.mode, a.id);
+    }
+    out.push_str("\ntc:\n\nflow_dissector:\n\n");
+    out
+}
+
+/// Renders a typed result of the daemon.
+pub fn listing(f: Format, l: &crate::proto::Listing) -> String {
+    use crate::proto::Listing;
+    match l {
+        Listing::Progs { single, items } => progs(f, items, *single),
+        Listing::Maps { single, items } => maps(f, items, *single),
+        Listing::Net { items } => net_list(f, items),
+    }
+}
+
 /// `map show`.
-pub fn maps(f: Format, maps: &[std::sync::Arc<MapObj>], single: bool) -> String {
+pub fn maps(f: Format, maps: &[MapInfo], single: bool) -> String {
     if f.is_json() {
         let v = if single && maps.len() == 1 {
             map_json(&maps[0])
         } else {
-            Value::Array(maps.iter().map(|m| map_json(m)).collect())
+            Value::Array(maps.iter().map(map_json).collect())
         };
         return json(f, &v);
     }
@@ -472,10 +496,22 @@ fn not_found_reply(f: Format, key: &[u8]) -> Response {
         error: None,
         exit: 254,
         data: None,
+        busy: false,
     }
 }
 
 /// `map lookup|update|delete|getnext MAP ...`, arguments parsed with the map's sizes.
+/// What a `map update` or `map delete` changed, for the daemon's journal: the key
+/// (empty for queues and stacks), the new value (`None`: deleted) and the value it
+/// had before (`None`: absent), to undo the change if it cannot be saved.
+#[derive(Debug, Clone)]
+pub struct MapChange {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+    pub old: Option<Vec<u8>>,
+}
+
+/// `map lookup|update|delete|getnext`, with the change made (if any).
 pub fn map_op(
     rt: &Runtime,
     m: &MapObj,
@@ -483,7 +519,79 @@ pub fn map_op(
     op: &str,
     args: &[String],
     resolve: impl Fn(&Target) -> Result<u32, String>,
-) -> Result<Response, String> {
+) -> Result<(Response, Option<MapChange>), String> {
+    let old_of = |k: &[u8]| -> Option<Vec<u8>> {
+        if k.is_empty() {
+            return None;
+        }
+        match rt.bpf(BpfCmd::MapLookupElem {
+            map_id: m.id,
+            key: k.to_vec(),
+            flags: 0,
+        }) {
+            Ok(BpfReply::Bytes(v)) => Some(v),
+            _ => None,
+        }
+    };
+    match op {
+        "update" | "delete" => {}
+        _ => return map_read_op(rt, m, f, op, args, resolve).map(|r| (r, None)),
+    }
+    let (key, value, flags) = map_op_args(m, op, args, &resolve)?;
+    match op {
+        "update" => {
+            let k = match key {
+                Some(k) => k,
+                None if m.attr().key_size == 0 => Vec::new(),
+                None => return Err("did not find key".into()),
+            };
+            let v = value.ok_or("did not find value")?;
+            let old = old_of(&k);
+            rt.bpf(BpfCmd::MapUpdateElem {
+                map_id: m.id,
+                key: k.clone(),
+                value: v.clone(),
+                flags,
+            })
+            .map_err(|e| format!("update failed: {}", errno_text(&e)))?;
+            Ok((
+                Response::out(String::new()),
+                Some(MapChange {
+                    key: k,
+                    value: Some(v),
+                    old,
+                }),
+            ))
+        }
+        _ => {
+            let k = key.ok_or("did not find key")?;
+            let old = old_of(&k);
+            rt.bpf(BpfCmd::MapDeleteElem {
+                map_id: m.id,
+                key: k.clone(),
+            })
+            .map_err(|e| format!("delete failed: {}", errno_text(&e)))?;
+            Ok((
+                Response::out(String::new()),
+                Some(MapChange {
+                    key: k,
+                    value: None,
+                    old,
+                }),
+            ))
+        }
+    }
+}
+
+type OpArgs = (Option<Vec<u8>>, Option<Vec<u8>>, u64);
+
+/// The words after MAP: `key BYTES`, `value BYTES | value PROG/MAP`, flags.
+fn map_op_args(
+    m: &MapObj,
+    op: &str,
+    args: &[String],
+    resolve: &impl Fn(&Target) -> Result<u32, String>,
+) -> Result<OpArgs, String> {
     let a = m.attr();
     let mut i = 0;
     let mut key: Option<Vec<u8>> = None;
@@ -528,6 +636,19 @@ pub fn map_op(
             w => return Err(format!("unknown keyword {w}")),
         }
     }
+    Ok((key, value, flags))
+}
+
+fn map_read_op(
+    rt: &Runtime,
+    m: &MapObj,
+    f: Format,
+    op: &str,
+    args: &[String],
+    resolve: impl Fn(&Target) -> Result<u32, String>,
+) -> Result<Response, String> {
+    let a = m.attr();
+    let (key, _, _) = map_op_args(m, op, args, &resolve)?;
     let key_or_empty = |k: &Option<Vec<u8>>| -> Result<Vec<u8>, String> {
         match k {
             Some(k) => Ok(k.clone()),
@@ -561,27 +682,6 @@ pub fn map_op(
                 Err(e) => Err(format!("lookup failed: {}", errno_text(&e))),
                 Ok(_) => Err("lookup failed: unexpected reply".into()),
             }
-        }
-        "update" => {
-            let k = key_or_empty(&key)?;
-            let v = value.ok_or("did not find value")?;
-            rt.bpf(BpfCmd::MapUpdateElem {
-                map_id: m.id,
-                key: k,
-                value: v,
-                flags,
-            })
-            .map_err(|e| format!("update failed: {}", errno_text(&e)))?;
-            Ok(Response::out(String::new()))
-        }
-        "delete" => {
-            let k = key.ok_or("did not find key")?;
-            rt.bpf(BpfCmd::MapDeleteElem {
-                map_id: m.id,
-                key: k,
-            })
-            .map_err(|e| format!("delete failed: {}", errno_text(&e)))?;
-            Ok(Response::out(String::new()))
         }
         "getnext" => {
             let next = match rt.bpf(BpfCmd::MapGetNextKey {

@@ -111,9 +111,20 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
             (other, _) => return print_error(opts, &format!("unexpected argument '{other}'")),
         }
     }
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::safefs::read_input_capped(
+        std::path::Path::new(path),
+        crate::safefs::MAX_INPUT,
+    ) {
         Ok(b) => b,
-        Err(e) => return print_error(opts, &format!("failed to open object file {path}: {e}")),
+        Err(e) => {
+            return print_error(
+                opts,
+                &format!(
+                    "failed to open object file {}",
+                    crate::render::error_chain(&e)
+                ),
+            )
+        }
     };
     let obj = match crate::daemon::parse_object(path, &bytes, prog_type.as_deref()) {
         Ok(o) => o,

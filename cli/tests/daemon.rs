@@ -82,7 +82,8 @@ fn survives_bad_clients_and_restores_pins_after_restart() {
     // Permissions: only the owner may talk to the daemon.
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&env.state().join("sock")), 0o600);
-    assert_eq!(mode(env.state()), 0o700);
+    // An existing state directory keeps its mode (it is never chmod-ed).
+    assert_eq!(mode(env.state()) & 0o022, 0);
 
     // Garbage in a well-formed frame: an error, and the connection stays usable.
     let mut s = connect(&env);
@@ -176,11 +177,15 @@ fn survives_bad_clients_and_restores_pins_after_restart() {
 
     // Restart with the pins in place; one pin removed while the daemon is down.
     env.run(&["daemon", "stop"]).ok();
-    // SAFETY: probing the stopped daemon's pid.
-    assert_ne!(
-        unsafe { libc::kill(pid, 0) },
-        0,
-        "daemon {pid} still running"
+    // Gone, or a zombie its parent (init) has not reaped yet.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = state
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next());
+    assert!(
+        matches!(state, None | Some("Z")),
+        "daemon {pid} still running ({state:?})"
     );
     assert!(!env.state().join("sock").exists());
     std::fs::remove_file(env.state().join("fs/sys/fs/bpf/hf_maps/hello_fu_rodata")).unwrap();

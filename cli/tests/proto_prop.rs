@@ -40,6 +40,7 @@ fn command() -> impl Strategy<Value = Command> {
                     ctx_in_hex: None,
                     repeat,
                     coverage,
+                    timeout_ms: (repeat % 3 == 0).then_some(repeat as u64),
                 }
             }),
         (target(), proptest::collection::vec("[ -~]{0,6}", 0..8)).prop_map(|(target, args)| {

@@ -169,14 +169,25 @@ impl Engine for Dpdk {
     }
 
     fn prepare(&self, prog: &Program, input: &Input) -> Result<Box<dyn Runner>, Skip> {
+        if prog.cpu != 2 {
+            return Err(Skip::new(
+                "DPDK 22.11 runs -mcpu=v2 code only (no BPF_JMP32 class, no v4 instructions): see the /v2 rows",
+            ));
+        }
         if prog.kind == Kind::Packet {
             return prepare_packet(prog, input, self.jit);
         }
+        let body = Program::insns_from(&prog.object_path(), prog.function)
+            .map_err(|e| Skip::from_err(&e))?;
+        // BPF_JMP | BPF_CALL with src_reg BPF_PSEUDO_CALL: DPDK would take it for
+        // a call to an external function and crash.
+        if body.iter().any(|i| i.code == 0x85 && i.src_reg == 1) {
+            return Err(Skip::new(
+                "DPDK 22.11 has no BPF-to-BPF calls (it takes every call for an external function)",
+            ));
+        }
         let mut insns = len_prologue().to_vec();
-        insns.extend(
-            Program::insns_from(&prog.object_v2_path(), prog.function)
-                .map_err(|e| Skip::from_err(&e))?,
-        );
+        insns.extend(body);
         let block = Block::new(&input.data);
         let l = load(&insns, 8 + block.payload_len(), self.jit, &[])?;
         Ok(Box::new(DpdkRunner {
@@ -273,7 +284,7 @@ fn load(insns: &[Insn], arg_size: usize, jit: bool, xsym: &[RteBpfXsym]) -> Resu
 }
 
 fn prepare_packet(prog: &Program, input: &Input, jit: bool) -> Result<Box<dyn Runner>, Skip> {
-    let mut setup = PacketSetup::new(prog, &prog.object_v2_path(), input)?;
+    let mut setup = PacketSetup::new(prog, &prog.object_path(), input)?;
     for i in setup.insns.iter_mut() {
         // BPF_JMP | BPF_CALL to a helper: DPDK's imm is an index into xsym.
         if i.code == 0x85 && i.src_reg == 0 {

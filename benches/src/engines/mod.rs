@@ -9,8 +9,12 @@ pub mod bpfvm;
 pub mod dpdk;
 pub mod hostmaps;
 pub mod kernel;
+#[cfg(bench_llvmbpf)]
+pub mod llvmbpf;
 pub mod native;
 pub mod rbpf;
+#[cfg(bench_ubpf)]
+pub mod ubpf;
 
 /// Every engine, in the table's column order.
 pub fn all() -> Vec<Box<dyn Engine>> {
@@ -34,11 +38,33 @@ pub fn all() -> Vec<Box<dyn Engine>> {
             reason: "built without the dpdk feature (scripts/bench.sh turns it on when pkg-config finds libdpdk)",
         }));
     }
+    #[cfg(bench_ubpf)]
+    {
+        v.push(Box::new(ubpf::Ubpf { jit: false }));
+        v.push(Box::new(ubpf::Ubpf { jit: true }));
+    }
+    #[cfg(not(bench_ubpf))]
+    for name in ["ubpf-interp", "ubpf-jit"] {
+        v.push(Box::new(Missing {
+            name,
+            reason: PEERS_MISSING,
+        }));
+    }
+    #[cfg(bench_llvmbpf)]
+    v.push(Box::new(llvmbpf::Llvmbpf));
+    #[cfg(not(bench_llvmbpf))]
+    v.push(Box::new(Missing {
+        name: "llvmbpf-jit",
+        reason: PEERS_MISSING,
+    }));
     v.push(Box::new(kernel::Kernel));
     v.push(Box::new(native::Native { novec: false }));
     v.push(Box::new(native::Native { novec: true }));
     v
 }
+
+#[cfg(any(not(bench_ubpf), not(bench_llvmbpf)))]
+const PEERS_MISSING: &str = "not linked: set BENCH_PEERS to a directory holding the peer libraries built outside the project (benches/README.md; scripts/bench.sh says which peers it found)";
 
 /// A column for an engine this build does not have; every cell says why.
 pub struct Missing {

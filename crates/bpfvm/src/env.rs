@@ -61,6 +61,21 @@ pub struct RunEnv {
     pub maps: Vec<(u64, Arc<MapObj>)>,
     /// The context flags column of trace pipe lines this run writes.
     pub trace_flags: crate::printk::TraceFlags,
+    /// Spin locks (`struct bpf_spin_lock` words) taken and not yet released:
+    /// a run that stops holding one (a fault, out of fuel) must not leave it
+    /// held for the next.
+    pub locks: Vec<u64>,
+}
+
+impl Drop for RunEnv {
+    fn drop(&mut self) {
+        for &addr in &self.locks {
+            // SAFETY: the address was a 4-byte aligned lock word inside a map
+            // value when it was taken, and the program's maps outlive the run.
+            unsafe { &*(addr as *const std::sync::atomic::AtomicU32) }
+                .store(0, std::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 impl RunEnv {
@@ -86,6 +101,7 @@ impl RunEnv {
                 .map(|m| (m.prog_addr(), m.clone()))
                 .collect(),
             trace_flags: crate::printk::TraceFlags::PROG_TEST_RUN,
+            locks: Vec::new(),
         }
     }
 }

@@ -33,6 +33,9 @@ pub enum BpfError {
         #[source]
         source: VmError,
     },
+    /// The run was cancelled (its client went away or its time ran out).
+    #[error("program '{name}' interrupted")]
+    Interrupted { name: String },
     #[error("invalid argument: {0}")]
     Invalid(String),
     #[error("object file")]
@@ -62,6 +65,7 @@ impl BpfError {
             BpfError::ProgLoad { .. } | BpfError::ProgInvalid { .. } => libc::EINVAL,
             BpfError::Verifier { source, .. } => source.error.errno(),
             BpfError::Run { .. } => libc::EFAULT,
+            BpfError::Interrupted { .. } => libc::EINTR,
             BpfError::Invalid(_) => libc::EINVAL,
             BpfError::Obj(_) => libc::EINVAL,
             BpfError::NotSupported { .. } => libc::EOPNOTSUPP,

@@ -115,6 +115,95 @@ pub fn strncmp(s1: &[u8], s1_sz: u32, s2: &[u8]) -> i64 {
     0
 }
 
+/// `bpf_strtol` / `bpf_strtoul` (`signed`): parses the start of `buf` in base
+/// `flags & 0x1f` (0: by prefix, `0x` hexadecimal, `0` octal, else decimal;
+/// or 8, 10, 16) after leading white space and a `-`, reading at most 63
+/// characters. Returns the characters consumed and the value, or a negative
+/// errno: `-EINVAL` (bad flags or base, nothing to parse, a negative number
+/// for strtoul) or `-ERANGE` (overflow).
+#[doc(alias = "bpf_strtol")]
+#[doc(alias = "bpf_strtoul")]
+pub fn strtox(buf: &[u8], flags: u64, signed: bool) -> Result<(i64, u64), i64> {
+    const EINVAL: i64 = 22;
+    const ERANGE: i64 = 34;
+    let mut base = (flags & 0x1f) as u32;
+    if buf.is_empty() || !matches!(base, 0 | 8 | 10 | 16) || flags & !0x1f != 0 {
+        return Err(-EINVAL);
+    }
+    // The kernel's isspace: \t \n \v \f \r, space, and Latin-1 NBSP.
+    let space = |c: u8| matches!(c, b' ' | 9..=13 | 0xa0);
+    let mut i = buf.iter().take_while(|c| space(**c)).count();
+    let negative = buf.get(i) == Some(&b'-');
+    if negative {
+        i += 1;
+    }
+    if i == buf.len() {
+        return Err(-EINVAL);
+    }
+    let consumed_before = i;
+    // The rest is copied into a 64-byte string: at most 63 characters, and a
+    // NUL ends it.
+    let rest = &buf[i..buf.len().min(i + 63)];
+    let rest = &rest[..rest.iter().position(|c| *c == 0).unwrap_or(rest.len())];
+    let at = |k: usize| rest.get(k).copied().unwrap_or(0);
+    let mut k = 0;
+    if base == 0 {
+        base = if at(0) == b'0' {
+            if at(1).eq_ignore_ascii_case(&b'x') && at(2).is_ascii_hexdigit() {
+                16
+            } else {
+                8
+            }
+        } else {
+            10
+        };
+    }
+    if base == 16 && at(0) == b'0' && at(1).eq_ignore_ascii_case(&b'x') {
+        k = 2;
+    }
+    let start = k;
+    let mut value: u64 = 0;
+    let mut overflow = false;
+    while let Some(d) = (at(k) as char).to_digit(16).filter(|d| *d < base) {
+        if k >= rest.len() {
+            break;
+        }
+        match value
+            .checked_mul(base as u64)
+            .and_then(|v| v.checked_add(d as u64))
+        {
+            Some(v) => value = v,
+            None => overflow = true,
+        }
+        k += 1;
+    }
+    if overflow {
+        return Err(-ERANGE);
+    }
+    if k == start {
+        return Err(-EINVAL);
+    }
+    let consumed = (consumed_before + k) as i64;
+    if !signed {
+        if negative {
+            return Err(-EINVAL);
+        }
+        return Ok((consumed, value));
+    }
+    let v = if negative {
+        if value > 1 << 63 {
+            return Err(-ERANGE);
+        }
+        (value as i64).wrapping_neg()
+    } else {
+        if value > i64::MAX as u64 {
+            return Err(-ERANGE);
+        }
+        value as i64
+    };
+    Ok((consumed, v as u64))
+}
+
 /// An IPv4 address as `%pI4` prints it (`192.168.1.254`), or as `%pi4`
 /// (`192.168.001.254`, every byte in three digits) when `leading_zeros`.
 pub fn ipv4_fmt(addr: &[u8; 4], leading_zeros: bool) -> String {
@@ -159,6 +248,26 @@ mod tests {
         assert_eq!(csum_partial(&[0; 12], 0), 0);
         assert_eq!(csum_partial(&[0xff; 8], 0), 0xffff_ffff);
         assert_eq!(csum_partial(&[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff], 0), 1);
+    }
+
+    #[test]
+    fn strtox_reads_like_the_kernel() {
+        assert_eq!(strtox(b"  -42x", 0, true), Ok((5, (-42i64) as u64)));
+        assert_eq!(strtox(b"0x1f", 0, true), Ok((4, 31)));
+        assert_eq!(strtox(b"0x1f", 16, false), Ok((4, 31)));
+        assert_eq!(strtox(b"017", 0, false), Ok((3, 15)));
+        assert_eq!(strtox(b"0x", 0, false), Ok((1, 0)));
+        assert_eq!(strtox(b"-1", 0, false), Err(-22));
+        assert_eq!(strtox(b"   ", 10, true), Err(-22));
+        assert_eq!(strtox(b"12", 7, true), Err(-22));
+        assert_eq!(strtox(b"12", 10 | 0x20, true), Err(-22));
+        assert_eq!(strtox(b"18446744073709551616", 10, false), Err(-34));
+        assert_eq!(strtox(b"9223372036854775808", 10, true), Err(-34));
+        assert_eq!(
+            strtox(b"-9223372036854775808", 10, true),
+            Ok((20, i64::MIN as u64))
+        );
+        assert_eq!(strtox(b"12\x0034", 10, true), Ok((2, 12)));
     }
 
     #[test]

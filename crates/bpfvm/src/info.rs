@@ -2,10 +2,10 @@
 //! under bpftool's JSON field names.
 
 use crate::kernel::{BtfObj, MapObj, ProgObj};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::UNIX_EPOCH;
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProgInfo {
     pub id: u32,
     #[serde(rename = "type")]
@@ -28,7 +28,7 @@ pub struct ProgInfo {
     pub run_time_ns: u64,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MapInfo {
     pub id: u32,
     #[serde(rename = "type")]

@@ -183,7 +183,7 @@ pub(crate) struct Kernel {
     pub(crate) ncpus: usize,
     pub(crate) helpers: RwLock<Arc<HelperTable>>,
     /// Ids of helpers registered by the embedder (the verifier checks them loosely).
-    pub(crate) custom_helpers: RwLock<Vec<u32>>,
+    pub(crate) custom_helpers: RwLock<Vec<(u32, bpfvm_isa::helpers::Proto)>>,
     /// `net.core.bpf_jit_enable`: programs loaded while on are JIT-compiled.
     pub(crate) jit_enable: std::sync::atomic::AtomicBool,
 }
@@ -361,10 +361,14 @@ impl Runtime {
     }
 
     /// Registers (or replaces) a helper available to programs loaded afterwards.
+    /// The verifier checks every call of it against `proto` (what each argument
+    /// register must hold, what R0 holds after it), as it checks the kernel's
+    /// helpers against theirs; any program type may call it.
     pub fn register_helper(
         &self,
         id: u32,
         name: &'static str,
+        proto: bpfvm_isa::helpers::Proto,
         helper: impl bpfvm_vm::Helper + 'static,
     ) {
         let mut h = self.k.helpers.write().unwrap_or_else(|e| e.into_inner());
@@ -376,9 +380,8 @@ impl Runtime {
             .custom_helpers
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        if !custom.contains(&id) {
-            custom.push(id);
-        }
+        custom.retain(|(x, _)| *x != id);
+        custom.push((id, proto));
     }
 
     /// The one command dispatcher.

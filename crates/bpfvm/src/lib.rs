@@ -25,6 +25,7 @@
 //! assert_eq!(rt.run_context(&prog, &ctx).unwrap().retval, 42);
 //! ```
 
+mod cancel;
 mod env;
 mod error;
 pub mod helpers;
@@ -43,6 +44,7 @@ mod trace;
 pub mod xlated;
 
 pub use bpfvm_verifier::{Refused as VerifierRefused, Stats as VerifierStats};
+pub use cancel::{set_cancel_flag, CancelGuard};
 pub use env::{Redirect, XdpMd};
 pub use error::BpfError;
 pub use info::{prog_type_name, BtfInfo, MapInfo, ProgInfo};
@@ -63,6 +65,7 @@ pub mod isa {
 
 /// Map types and flags.
 pub mod maps {
+    pub use bpfvm_maps::{with_value_files, MapAttr, ValueFile};
     pub use bpfvm_maps::{MapError, MapOps, MapType};
     pub use bpfvm_maps::{BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
 }

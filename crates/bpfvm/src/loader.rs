@@ -41,6 +41,17 @@ impl LoadedObject {
 
 /// Offset of a `struct bpf_spin_lock` member in a value type, for BPF_F_LOCK.
 pub(crate) fn spin_lock_offset(btf: &Btf, type_id: u32) -> Option<u32> {
+    member_offset(btf, type_id, "bpf_spin_lock")
+}
+
+/// Where the value type's `struct bpf_timer` sits, if it has one.
+pub(crate) fn timer_offset(btf: &Btf, type_id: u32) -> Option<u32> {
+    member_offset(btf, type_id, "bpf_timer")
+}
+
+/// The byte offset of the first top-level member of struct `type_id` whose
+/// type is the struct named `name`.
+fn member_offset(btf: &Btf, type_id: u32, name: &str) -> Option<u32> {
     let id = btf.skip_modifiers(type_id).ok()?;
     let t = btf.type_by_id(id).ok()?;
     if t.kind() != BtfKind::Struct {
@@ -48,7 +59,7 @@ pub(crate) fn spin_lock_offset(btf: &Btf, type_id: u32) -> Option<u32> {
     }
     t.members().iter().find_map(|m| {
         let mid = btf.skip_modifiers(m.type_id).ok()?;
-        (btf.name(mid) == "bpf_spin_lock").then_some(m.bits_offset / 8)
+        (btf.name(mid) == name).then_some(m.bits_offset / 8)
     })
 }
 

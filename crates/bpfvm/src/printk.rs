@@ -162,7 +162,7 @@ pub fn format_bpf_snprintf(
     let pieces = prepare(fmt, args, read_mem)?;
     let cap = (str_size as usize).saturating_sub(1);
     let mut sink = Sink::new(cap);
-    render(&pieces, &mut sink);
+    render(fmt, &pieces, &mut sink);
     let mut out = sink.buf;
     if str_size > 0 {
         out.push(0);
@@ -191,17 +191,53 @@ fn trace_message(
     args: &[u64],
     read_mem: &mut ReadMem<'_>,
 ) -> Result<TracePrintk, PrintkError> {
-    let pieces = prepare(fmt, args, read_mem)?;
-    let mut sink = Sink::new(MAX_BPRINTF_BUF - 1);
-    render(&pieces, &mut sink);
-    let mut msg = sink.buf;
-    // The trace event copies the message as a C string.
-    if let Some(nul) = msg.iter().position(|b| *b == 0) {
-        msg.truncate(nul);
-    }
-    Ok(TracePrintk {
-        msg,
-        ret: sink.len as i64,
+    with_trace_message(fmt, args, read_mem, |msg, ret| TracePrintk {
+        msg: msg.to_vec(),
+        ret,
+    })
+}
+
+thread_local! {
+    /// The buffer messages are rendered into, reused from call to call.
+    static MSG: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`format_trace_printk`] without allocating: `f` gets the message (as the
+/// trace event records it) and the helper's return value.
+pub fn with_trace_printk<T>(
+    fmt: &[u8],
+    args: [u64; MAX_TRACE_PRINTK_VARARGS],
+    read_mem: &mut ReadMem<'_>,
+    f: impl FnOnce(&[u8], i64) -> T,
+) -> Result<T, PrintkError> {
+    with_trace_message(fmt, &args, read_mem, f)
+}
+
+fn with_trace_message<T>(
+    fmt: &[u8],
+    args: &[u64],
+    read_mem: &mut ReadMem<'_>,
+    f: impl FnOnce(&[u8], i64) -> T,
+) -> Result<T, PrintkError> {
+    MSG.with(|m| {
+        let mut spare = m.try_borrow_mut().ok();
+        let buf = spare.as_deref_mut().map(std::mem::take).unwrap_or_default();
+        let mut sink = Sink::with_buf(buf, MAX_BPRINTF_BUF - 1);
+        let r = with_pieces(|pieces| {
+            prepare_into(fmt, args, read_mem, pieces)?;
+            render(fmt, pieces, &mut sink);
+            Ok::<(), PrintkError>(())
+        });
+        let out = r.map(|()| {
+            let msg = &sink.buf[..];
+            // The trace event copies the message as a C string.
+            let msg = &msg[..msg.iter().position(|b| *b == 0).unwrap_or(msg.len())];
+            f(msg, sink.len as i64)
+        });
+        if let Some(s) = spare.as_deref_mut() {
+            *s = sink.buf;
+        }
+        out
     })
 }
 
@@ -220,7 +256,8 @@ struct Spec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
-    Lit(Vec<u8>),
+    /// Bytes `start..end` of the format (no allocation per literal).
+    Lit(usize, usize),
     /// An integer; `bits` is 32 or 64, `signed` for %d/%i.
     Int {
         spec: Spec,
@@ -320,11 +357,40 @@ fn read_exact(read_mem: &mut ReadMem<'_>, addr: u64, len: usize) -> Option<Vec<u
 
 /// Walks the format like `bpf_bprintf_prepare`: validates it and resolves the
 /// arguments into pieces ready to render.
+/// [`prepare_into`] into a fresh vector.
 fn prepare(
     fmt: &[u8],
     args: &[u64],
     read_mem: &mut ReadMem<'_>,
 ) -> Result<Vec<Piece>, PrintkError> {
+    let mut pieces = Vec::with_capacity(8);
+    prepare_into(fmt, args, read_mem, &mut pieces)?;
+    Ok(pieces)
+}
+
+thread_local! {
+    /// The pieces of the last format, reused by the next (one allocation less
+    /// per `bpf_trace_printk`).
+    static PIECES: std::cell::RefCell<Vec<Piece>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on an empty piece vector, the thread's spare one when it is free.
+fn with_pieces<T>(f: impl FnOnce(&mut Vec<Piece>) -> T) -> T {
+    PIECES.with(|p| match p.try_borrow_mut() {
+        Ok(mut v) => {
+            v.clear();
+            f(&mut v)
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+fn prepare_into(
+    fmt: &[u8],
+    args: &[u64],
+    read_mem: &mut ReadMem<'_>,
+    pieces: &mut Vec<Piece>,
+) -> Result<(), PrintkError> {
     let end = fmt
         .iter()
         .position(|b| *b == 0)
@@ -333,8 +399,9 @@ fn prepare(
     // Past the end the format reads as NUL, as the kernel's terminated string does.
     let at = |i: usize| -> u8 { f.get(i).copied().unwrap_or(0) };
 
-    let mut pieces = Vec::new();
-    let mut lit = Vec::new();
+    // The literal run being collected: f[lit.0..lit.1] (a `%%` ends one run
+    // and starts the next at its second `%`).
+    let mut lit = (0usize, 0usize);
     let mut bin = BinArgs { off: 0 };
     let mut num_spec = 0usize;
     let mut skip_alnum = false;
@@ -354,12 +421,18 @@ fn prepare(
             skip_alnum = false;
         }
         if c != b'%' {
-            lit.push(c);
+            if lit.0 == lit.1 {
+                lit = (i, i);
+            }
+            lit.1 = i + 1;
             i += 1;
             continue;
         }
         if at(i + 1) == b'%' {
-            lit.push(b'%');
+            if lit.0 != lit.1 {
+                pieces.push(Piece::Lit(lit.0, lit.1));
+            }
+            lit = (i + 1, i + 2);
             i += 2;
             continue;
         }
@@ -393,8 +466,9 @@ fn prepare(
             spec.width = Some(w.min(FIELD_WIDTH_MAX));
         }
 
-        if !lit.is_empty() {
-            pieces.push(Piece::Lit(std::mem::take(&mut lit)));
+        if lit.0 != lit.1 {
+            pieces.push(Piece::Lit(lit.0, lit.1));
+            lit = (0, 0);
         }
 
         let next = at(i + 1);
@@ -526,10 +600,10 @@ fn prepare(
         i += 1;
         num_spec += 1;
     }
-    if !lit.is_empty() {
-        pieces.push(Piece::Lit(lit));
+    if lit.0 != lit.1 {
+        pieces.push(Piece::Lit(lit.0, lit.1));
     }
-    Ok(pieces)
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -544,9 +618,15 @@ struct Sink {
 }
 
 impl Sink {
+    /// A sink writing into `buf` (emptied first).
+    fn with_buf(mut buf: Vec<u8>, cap: usize) -> Self {
+        buf.clear();
+        Sink { buf, cap, len: 0 }
+    }
+
     fn new(cap: usize) -> Self {
         Sink {
-            buf: Vec::new(),
+            buf: Vec::with_capacity(cap.min(256)),
             cap,
             len: 0,
         }
@@ -569,10 +649,11 @@ impl Sink {
     }
 }
 
-fn render(pieces: &[Piece], out: &mut Sink) {
+fn render(fmt: &[u8], pieces: &[Piece], out: &mut Sink) {
     for p in pieces {
         match p {
-            Piece::Lit(b) | Piece::Pre(b) => out.extend(b),
+            Piece::Lit(a, b) => out.extend(&fmt[*a..*b]),
+            Piece::Pre(b) => out.extend(b),
             Piece::Int {
                 spec,
                 value,
@@ -638,12 +719,36 @@ fn number(out: &mut Sink, mag: u64, neg: bool, signed: bool, spec: Spec, base: u
     } else {
         None
     };
-    let digits: Vec<u8> = match (base, upper) {
-        (16, true) => format!("{mag:X}"),
-        (16, false) => format!("{mag:x}"),
-        _ => mag.to_string(),
+    // Digits at the end of a stack buffer (no allocation).
+    let mut buf = [0u8; 22];
+    let mut i = buf.len();
+    let mut v = mag;
+    let set: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
+    // Constant bases, so the compiler divides by multiplying.
+    if base == 16 {
+        loop {
+            i -= 1;
+            buf[i] = set[(v & 15) as usize];
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
+        }
+    } else {
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
     }
-    .into_bytes();
+    let digits = &buf[i..];
     let len = digits.len() + sign.is_some() as usize;
     let pad = spec.width.unwrap_or(0).saturating_sub(len);
     let zero = spec.zero && !spec.left;
@@ -656,7 +761,7 @@ fn number(out: &mut Sink, mag: u64, neg: bool, signed: bool, spec: Spec, base: u
     if zero {
         out.repeat(b'0', pad);
     }
-    out.extend(&digits);
+    out.extend(digits);
     if spec.left {
         out.repeat(b' ', pad);
     }
@@ -738,6 +843,11 @@ impl TraceFlags {
 
     /// The five characters, as `trace_print_lat_fmt` lays them out.
     pub fn render(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    /// [`Self::render`] as bytes, without allocating.
+    pub fn bytes(&self) -> [u8; 5] {
         let irq = match (self.irqs_off, self.bh_off) {
             (true, true) => 'D',
             (true, false) => 'd',
@@ -754,18 +864,23 @@ impl TraceFlags {
         };
         let nib = |v: u8| {
             if v & 0xf == 0 {
-                '.'
+                b'.'
             } else {
-                char::from_digit((v & 0xf) as u32, 16).unwrap_or('.')
+                b"0123456789abcdef"[(v & 0xf) as usize]
             }
         };
-        let mut s = String::with_capacity(5);
-        s.push(irq);
-        s.push(self.need_resched);
-        s.push(hs);
-        s.push(nib(self.preempt_depth));
-        s.push(nib(self.migrate_disable));
-        s
+        let resched = if self.need_resched.is_ascii() {
+            self.need_resched as u8
+        } else {
+            b'.'
+        };
+        [
+            irq as u8,
+            resched,
+            hs as u8,
+            nib(self.preempt_depth),
+            nib(self.migrate_disable),
+        ]
     }
 }
 
@@ -797,17 +912,82 @@ pub fn trace_line_bytes(
     ts_ns: u64,
     msg: &[u8],
 ) -> Vec<u8> {
-    let usecs = ts_ns / 1000 + u64::from(ts_ns % 1000 >= 500);
-    let (secs, rem) = (usecs / 1_000_000, usecs % 1_000_000);
     let mut out = Vec::with_capacity(64 + msg.len());
+    let head = trace_line_head(comm, pid, cpu, flags.as_bytes());
+    write_trace_line(&mut out, &head, ts_ns, msg);
+    out
+}
+
+/// The start of a trace line up to the timestamp: `comm-pid [cpu] flags `,
+/// which stays the same from one `bpf_trace_printk` of a run to the next
+/// (callers keep it; see [`write_trace_line`]).
+pub fn trace_line_head(comm: &[u8], pid: u32, cpu: u32, flags: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40);
     out.resize(16usize.saturating_sub(comm.len()), b' ');
     out.extend_from_slice(comm);
-    out.extend_from_slice(
-        format!("-{pid:<7} [{cpu:03}] {flags} {secs:>5}.{rem:06}: bpf_trace_printk: ").as_bytes(),
-    );
+    out.push(b'-');
+    let mut digits = [0u8; 20];
+    let n = decimal_digits(pid as u64, &mut digits);
+    out.extend_from_slice(&digits[20 - n..]);
+    out.resize(out.len() + 7usize.saturating_sub(n), b' ');
+    out.extend_from_slice(b" [");
+    let n = decimal_digits(cpu as u64, &mut digits);
+    out.resize(out.len() + 3usize.saturating_sub(n), b'0');
+    out.extend_from_slice(&digits[20 - n..]);
+    out.extend_from_slice(b"] ");
+    out.extend_from_slice(flags);
+    out.push(b' ');
+    out
+}
+
+/// A trace line from its `head` ([`trace_line_head`]), timestamp and message,
+/// appended to `out`. On every `bpf_trace_printk`: the timestamp's digits are
+/// written in place, so a line costs three copies.
+pub fn write_trace_line(out: &mut Vec<u8>, head: &[u8], ts_ns: u64, msg: &[u8]) {
+    const TAIL: &[u8; 20] = b": bpf_trace_printk: ";
+    let usecs = ts_ns / 1000 + u64::from(ts_ns % 1000 >= 500);
+    let (mut secs, mut rem) = (usecs / 1_000_000, usecs % 1_000_000);
+    // "sssss.uuuuuu: bpf_trace_printk: ", seconds right-aligned in 5 columns
+    // (wider when they need it), built right to left.
+    let mut ts = [b' '; 48];
+    let mut i = ts.len() - TAIL.len();
+    ts[i..].copy_from_slice(TAIL);
+    for _ in 0..6 {
+        i -= 1;
+        ts[i] = b'0' + (rem % 10) as u8;
+        rem /= 10;
+    }
+    i -= 1;
+    ts[i] = b'.';
+    let mut n = 0;
+    loop {
+        i -= 1;
+        ts[i] = b'0' + (secs % 10) as u8;
+        secs /= 10;
+        n += 1;
+        if secs == 0 {
+            break;
+        }
+    }
+    i -= 5usize.saturating_sub(n);
+    out.reserve(head.len() + (ts.len() - i) + msg.len() + 1);
+    out.extend_from_slice(head);
+    out.extend_from_slice(&ts[i..]);
     out.extend_from_slice(msg);
     out.push(b'\n');
-    out
+}
+
+/// The decimal digits of `v` at the end of `buf`; returns how many.
+fn decimal_digits(mut v: u64, buf: &mut [u8; 20]) -> usize {
+    let mut i = 20;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return 20 - i;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -871,6 +1051,35 @@ mod tests {
                 assert_eq!(r.out.len(), (r.ret as usize).min(size as usize));
             }
         }
+    }
+
+    #[test]
+    fn trace_lines_are_laid_out_as_the_kernel_s() {
+        let line = trace_line_bytes(
+            b"kfrun",
+            14161,
+            1,
+            "b..11",
+            710_385_371_000,
+            b"Hello World 0",
+        );
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "           kfrun-14161   [001] b..11   710.385371: bpf_trace_printk: Hello World 0\n"
+        );
+        // Long fields overflow their columns rather than being cut.
+        let line = trace_line_bytes(
+            b"a-very-long-command",
+            123_456_789,
+            1234,
+            "..s2.",
+            123_456_000_000_499,
+            b"x",
+        );
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "a-very-long-command-123456789 [1234] ..s2. 123456.000000: bpf_trace_printk: x\n"
+        );
     }
 
     #[test]

@@ -122,6 +122,10 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
             name: name.clone(),
             source: e,
         })?;
+    let (lookups, keep) = map_lookups(&used_maps);
+    // SAFETY: as with_map_lookups below: each lookup gives what helper 1 gives,
+    // and the verifier proved every lookup key readable.
+    let vm = unsafe { vm.with_map_lookups(lookups, keep) };
     // Checked native code until the verifier's proofs let it drop checks; a host
     // the JIT does not target runs the interpreter.
     // Native code checks only the accesses the verifier could not prove safe; a
@@ -171,14 +175,37 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
 
 /// `bpf_map_lookup_elem` on the program's own maps without the helper trampoline:
 /// arrays inline (the kernel's `array_map_gen_lookup`), hash maps as a direct
-/// call of the map's lookup. Both return exactly what helper 1 returns
-/// (`helpers.rs`: `m.ops.lookup(key, cpu)`, where cpu only matters for per-CPU
-/// maps, which keep the helper); the options keep the maps alive with the code.
+/// call of the map's lookup, per-CPU arrays inline for the run's CPU (the test
+/// run passes it: `run_repeat_on_cpu`). All return exactly what helper 1
+/// returns (`helpers.rs`: `m.ops.lookup(key, cpu)`); per-CPU hash maps keep the
+/// helper. The options keep the maps alive with the code.
 fn with_map_lookups(
     mut opts: bpfvm_vm::JitOptions,
     used_maps: &[Arc<MapObj>],
 ) -> bpfvm_vm::JitOptions {
+    let (lookups, keep) = map_lookups(used_maps);
+    for (map, how) in lookups {
+        // SAFETY: see map_lookups.
+        opts = unsafe { opts.map_lookup(map, how) };
+    }
+    for k in keep {
+        opts = opts.keep_alive(k);
+    }
+    opts
+}
+
+/// What [`with_map_lookups`] compiles (and the interpreter does) for each map:
+/// (map address, how) and the objects the lookups point into.
+#[allow(clippy::type_complexity)]
+fn map_lookups(
+    used_maps: &[Arc<MapObj>],
+) -> (
+    Vec<(u64, bpfvm_vm::jit::MapLookup)>,
+    Vec<Arc<dyn std::any::Any + Send + Sync>>,
+) {
     use bpfvm_vm::jit::MapLookup;
+    let mut lookups = Vec::new();
+    let mut keep: Vec<Arc<dyn std::any::Any + Send + Sync>> = Vec::new();
     for m in used_maps {
         let how = match m.map_type() {
             MapType::Array => match m.ops.value_regions().as_slice() {
@@ -192,7 +219,27 @@ fn with_map_lookups(
                 },
                 _ => continue,
             },
-            MapType::Hash
+            MapType::PercpuArray => match m.ops.value_regions().as_slice() {
+                [r] if m.attr().max_entries > 0
+                    && r.count % m.attr().max_entries as usize == 0
+                    && r.count >= m.attr().max_entries as usize =>
+                {
+                    let (Ok(stride), Ok(ncpus)) = (
+                        u32::try_from(r.stride),
+                        u32::try_from(r.count / m.attr().max_entries as usize),
+                    ) else {
+                        continue;
+                    };
+                    MapLookup::PercpuArray {
+                        values: r.base as u64,
+                        max_entries: m.attr().max_entries,
+                        stride,
+                        ncpus,
+                    }
+                }
+                _ => continue,
+            },
+            MapType::Hash | MapType::LruHash
                 if matches!(m.attr().key_size, 4 | 8)
                     && m.ops
                         .as_any()
@@ -210,7 +257,7 @@ fn with_map_lookups(
                 };
                 MapLookup::Call { f, obj }
             }
-            MapType::Hash | MapType::LruHash => {
+            MapType::Hash | MapType::LruHash | MapType::LpmTrie => {
                 let d = Arc::new(DirectLookup {
                     ops: m.ops.clone(),
                     key_size: m.attr().key_size as usize,
@@ -219,18 +266,19 @@ fn with_map_lookups(
                     f: direct_lookup,
                     obj: Arc::as_ptr(&d) as u64,
                 };
-                opts = opts.keep_alive(d);
+                keep.push(d);
                 how
             }
             _ => continue,
         };
-        // SAFETY: `how` gives what the helper gives for this map (see above); the
-        // array storage never moves while the map lives, and the options keep the
-        // map alive with the code; the runtime compiles only verified programs,
-        // whose lookup keys the verifier proved readable.
-        opts = unsafe { opts.map_lookup(m.prog_addr(), how) }.keep_alive(m.clone());
+        // `how` gives what the helper gives for this map (see above); the array
+        // storage never moves while the map lives, and `keep` keeps the map alive
+        // with the code; the runtime loads only verified programs, whose lookup
+        // keys the verifier proved readable.
+        lookups.push((m.prog_addr(), how));
+        keep.push(m.clone());
     }
-    opts
+    (lookups, keep)
 }
 
 /// What [`direct_lookup`] gets as its object: the map and its key size.
@@ -239,7 +287,8 @@ struct DirectLookup {
     key_size: usize,
 }
 
-/// `bpf_map_lookup_elem` on a non-per-CPU map, called straight from JIT code:
+/// `bpf_map_lookup_elem` on a non-per-CPU map (hash, LRU, LPM trie), called
+/// straight from JIT code:
 /// `obj` is a [`DirectLookup`], `key` points to `key_size` readable bytes.
 unsafe extern "sysv64" fn direct_lookup(obj: u64, key: u64) -> u64 {
     // SAFETY: the JIT options that embed `obj` keep it alive; the verifier
@@ -299,9 +348,17 @@ fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
                 .as_ref()
                 .map(|i| Box::new(from_attr(i.attr(), 0, i.is_frozen()))),
             frozen_data: None,
+            has_btf: a.btf_value_type_id != 0,
+            spin_lock_off: a.spin_lock_off,
+            timer_off: None,
         }
     }
     let mut d = from_attr(m.attr(), m.id, m.ops.is_frozen());
+    d.has_btf = m.btf.is_some() && m.btf_value_type_id != 0;
+    d.timer_off = m
+        .btf
+        .as_ref()
+        .and_then(|b| crate::loader::timer_offset(&b.btf, m.btf_value_type_id));
     // `.rodata`: the verifier folds constant loads from it, as the kernel does.
     if d.frozen
         && d.map_flags & bpfvm_verifier::BPF_F_RDONLY_PROG != 0
@@ -418,7 +475,7 @@ fn verify_with(
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|id| *id as i32)
+            .map(|(id, proto)| (*id as i32, *proto))
             .collect(),
         record_regs,
         ..Default::default()

@@ -21,6 +21,9 @@ pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 pub const BPF_PROG_TYPE_SCHED_ACT: u32 = 4;
 pub const BPF_PROG_TYPE_XDP: u32 = 6;
 pub const BPF_PROG_TYPE_CGROUP_SKB: u32 = 8;
+pub const BPF_PROG_TYPE_LWT_IN: u32 = 10;
+pub const BPF_PROG_TYPE_LWT_OUT: u32 = 11;
+pub const BPF_PROG_TYPE_LWT_XMIT: u32 = 12;
 pub const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
 pub const BPF_PROG_TYPE_SYSCALL: u32 = 31;
 
@@ -61,10 +64,10 @@ pub struct TestRunResult {
 /// the xdp_md the adjust helpers move); `reset` clears what one run reports
 /// before the next. Returns the last run's r0 and the mean ns per run.
 ///
-/// The JIT sets the run up once and re-enters the code (see
-/// `JitProgram::run_repeat`): a run that calls no helper cannot change the
-/// regions or the environment, so only after one that does are they rebuilt.
-/// The interpreter sets every run up afresh.
+/// Both engines set the run up once and run again on it (see
+/// `JitProgram::run_repeat`, `VmProgram::run_repeat`): a run that calls no
+/// helper that may change the setup cannot change the regions or the
+/// environment, so only after one that does are they rebuilt.
 fn run_repeated(
     prog: &ProgObj,
     env: &mut RunEnv,
@@ -81,49 +84,72 @@ fn run_repeated(
     };
     let repeat = repeat.max(1);
     let start = thread_cpu_ns();
-    let r = match (&prog.jit, observer) {
-        // Observed runs (debugger, profile, coverage): the interpreter, one
-        // instruction at a time.
-        (_, Some(obs)) => {
-            let mut r0 = Ok(0);
-            for _ in 0..repeat {
-                reset(env);
-                let o = opts(env).oracle(&oracle).env(&mut *env);
-                r0 = prog.vm.run_observed(o, &mut *obs).map(|r| r.r0);
-                if r0.is_err() {
-                    break;
-                }
-            }
-            r0
-        }
-        (Some(j), None) => {
+    // With a cancel flag (a daemon serving a client), runs go in chunks with the
+    // flag checked between them; each chunk is set up as a whole run is.
+    let cancel = crate::cancel::current();
+    let chunk = if cancel.is_some() { 1024 } else { repeat };
+    let mut done = 0u32;
+    let mut r = Ok(0);
+    let mut observer = observer;
+    // After a helper that may change the run's setup, the next run is set up
+    // again (the environment, and for XDP the packet the adjust helpers moved).
+    let rerun = |rr: &mut Rerun<'_>| {
+        if let Some(env) = rr
+            .env
+            .as_deref_mut()
+            .and_then(|e| e.downcast_mut::<RunEnv>())
+        {
             reset(env);
-            let o = opts(env).oracle(&oracle).env(&mut *env);
-            j.run_repeat(o, repeat, |rr: &mut Rerun<'_>| {
-                if let Some(env) = rr
-                    .env
-                    .as_deref_mut()
-                    .and_then(|e| e.downcast_mut::<RunEnv>())
-                {
-                    reset(env);
-                    *rr.regions = opts(env).regions;
-                }
-            })
-            .map(|r| r.r0)
-        }
-        (None, None) => {
-            let mut r0 = Ok(0);
-            for _ in 0..repeat {
-                reset(env);
-                let o = opts(env).oracle(&oracle).env(&mut *env);
-                r0 = prog.vm.run(o).map(|r| r.r0);
-                if r0.is_err() {
-                    break;
-                }
-            }
-            r0
+            *rr.regions = opts(env).regions;
         }
     };
+    while done < repeat {
+        if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+            env.value_regions = regions;
+            return Err(BpfError::Interrupted {
+                name: prog.name.clone(),
+            });
+        }
+        let n = chunk.min(repeat - done);
+        done += n;
+        r = match (&prog.jit, observer.as_deref_mut()) {
+            // Observed runs (debugger, profile, coverage): the interpreter, one
+            // instruction at a time.
+            (_, Some(obs)) => {
+                let mut r0 = Ok(0);
+                for _ in 0..n {
+                    reset(env);
+                    let o = opts(env).oracle(&oracle).env(&mut *env);
+                    r0 = prog.vm.run_observed(o, &mut *obs).map(|r| r.r0);
+                    if r0.is_err() {
+                        break;
+                    }
+                }
+                r0
+            }
+            (Some(j), None) => {
+                reset(env);
+                let cpu = env.cpu;
+                let o = opts(env).oracle(&oracle).env(&mut *env);
+                j.run_repeat_on_cpu(o, n, cpu, rerun).map(|r| r.r0)
+            }
+            (None, None) => {
+                reset(env);
+                let cpu = env.cpu;
+                let o = opts(env).oracle(&oracle).env(&mut *env);
+                prog.vm.run_repeat_on_cpu(o, n, cpu, rerun).map(|r| r.r0)
+            }
+        };
+        if r.is_err() {
+            break;
+        }
+    }
+    if r.is_err() && crate::cancel::cancelled() {
+        env.value_regions = regions;
+        return Err(BpfError::Interrupted {
+            name: prog.name.clone(),
+        });
+    }
     let ns = thread_cpu_ns().saturating_sub(start) / repeat as u128;
     env.value_regions = regions;
     let r0 = r.map_err(|e| BpfError::Run {
@@ -166,7 +192,10 @@ pub(crate) fn test_run_with(
         BPF_PROG_TYPE_SOCKET_FILTER
         | BPF_PROG_TYPE_SCHED_CLS
         | BPF_PROG_TYPE_SCHED_ACT
-        | BPF_PROG_TYPE_CGROUP_SKB => run_skb(rt, prog, a, repeat, obs),
+        | BPF_PROG_TYPE_CGROUP_SKB
+        | BPF_PROG_TYPE_LWT_IN
+        | BPF_PROG_TYPE_LWT_OUT
+        | BPF_PROG_TYPE_LWT_XMIT => run_skb(rt, prog, a, repeat, obs),
         BPF_PROG_TYPE_RAW_TRACEPOINT => run_ctx(rt, prog, a, repeat, false, obs),
         BPF_PROG_TYPE_SYSCALL => run_ctx(rt, prog, a, repeat, true, obs),
         t => Err(BpfError::NotSupported {

@@ -203,9 +203,21 @@ fn unknown_helpers_are_refused_at_load_with_their_id() {
 #[test]
 fn custom_helpers_can_be_registered() {
     let rt = Runtime::with_cpus(1);
+    use bpfvm::isa::helpers::{Arg, Proto, Ret};
+    let proto = Proto::new(
+        [
+            Arg::Anything,
+            Arg::DontCare,
+            Arg::DontCare,
+            Arg::DontCare,
+            Arg::DontCare,
+        ],
+        Ret::Integer,
+    );
     rt.register_helper(
         10_000,
         "my_double",
+        proto,
         |_: &mut bpfvm::vm::HelperCtx<'_, '_>, a: [u64; 5]| {
             Ok(bpfvm::vm::HelperOutcome::Return(a[0] * 2))
         },
@@ -222,6 +234,89 @@ fn custom_helpers_can_be_registered() {
         .unwrap();
     let r = run(&rt, p.id(), Vec::new(), Some(vec![0; 8]));
     assert_eq!(r.retval, 42);
+}
+
+/// An embedder's helper is verified against the prototype it was registered
+/// with: memory arguments must be memory of the size given.
+#[test]
+fn custom_helper_arguments_are_verified() {
+    use bpfvm::isa::helpers::{Arg, Proto, Ret};
+    let rt = Runtime::with_cpus(1);
+    let d = Arg::DontCare;
+    let proto = Proto::new(
+        [Arg::Mem { nullable: false }, Arg::ConstSize, d, d, d],
+        Ret::Integer,
+    );
+    rt.register_helper(
+        10_001,
+        "my_sum",
+        proto,
+        |c: &mut bpfvm::vm::HelperCtx<'_, '_>, a: [u64; 5]| {
+            let b = c.read_bytes(a[0], a[1] as usize)?;
+            Ok(bpfvm::vm::HelperOutcome::Return(
+                b.iter().map(|x| *x as u64).sum(),
+            ))
+        },
+    );
+    let load = |src: &str| {
+        rt.load_program(ProgLoadAttr {
+            prog_type: 31,
+            insns: bpfvm::isa::asm::assemble(src).unwrap(),
+            license: "GPL".into(),
+            name: "sum".into(),
+            ..Default::default()
+        })
+    };
+    // Eight initialised stack bytes, summed.
+    let ok = load(
+        "mov %r1, 0x0101\nstxdw [%r10-8], %r1\nmov %r1, %r10\nadd %r1, -8\nmov %r2, 8\ncall 10001\nexit",
+    )
+    .unwrap();
+    assert_eq!(run(&rt, ok.id(), Vec::new(), Some(vec![0; 8])).retval, 2);
+    // A scalar where memory goes, and a size past the stack.
+    for (src, msg) in [
+        (
+            "mov %r1, 0\nmov %r2, 8\ncall 10001\nexit",
+            "R1 type=scalar expected=fp",
+        ),
+        (
+            "mov %r1, %r10\nadd %r1, -8\nmov %r2, 16\ncall 10001\nexit",
+            "invalid read from stack R1 off=-8 size=16",
+        ),
+    ] {
+        let e = load(src).unwrap_err();
+        let log = e.verifier_log().unwrap_or_default().to_string();
+        let text = format!("{e} {log}");
+        assert!(text.contains(msg), "{src}: {text}");
+    }
+}
+
+/// bpf_trace_vprintk (helper 177): bpf_trace_printk with its arguments in an
+/// array, to the trace pipe.
+#[test]
+fn trace_vprintk_prints_its_array() {
+    let rt = Runtime::with_cpus(1);
+    // fmt "x=%d y=%d" at fp-16, the arguments 7 and 9 at fp-32.
+    let src =
+        "lddw %r1, 0x253d792064253d78\nstxdw [%r10-16], %r1\nmov %r1, 0x64\nstxdw [%r10-8], %r1\n\
+               mov %r1, 7\nstxdw [%r10-32], %r1\nmov %r1, 9\nstxdw [%r10-24], %r1\n\
+               mov %r1, %r10\nadd %r1, -16\nmov %r2, 10\nmov %r3, %r10\nadd %r3, -32\nmov %r4, 16\n\
+               call 177\nexit";
+    let p = rt
+        .load_program(ProgLoadAttr {
+            prog_type: 31,
+            insns: bpfvm::isa::asm::assemble(src).unwrap(),
+            license: "GPL".into(),
+            name: "vprintk".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let r = run(&rt, p.id(), Vec::new(), Some(vec![0; 8]));
+    assert_eq!(r.retval, 7, "the length of the message");
+    assert_eq!(
+        trace_messages(&rt).last().map(String::as_str),
+        Some("x=7 y=9")
+    );
 }
 
 #[test]

@@ -15,10 +15,13 @@
 //! [`verifier`] holds the verifier's soundness oracle: generated XDP programs
 //! the verifier accepts must run in the checked interpreter without a memory
 //! violation (the `verify_sound` fuzz target and the soundness test use it).
+//! [`progtype`] does the same for what depends on the program type: return
+//! values, the helpers a type is offered, its context.
 
 mod gen;
 mod jit;
 mod kernel;
+pub mod progtype;
 pub mod verifier;
 
 pub use gen::{Case, Gen, GenConfig};

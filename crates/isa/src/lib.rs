@@ -10,6 +10,7 @@ pub mod asm;
 pub mod consts;
 pub mod disasm;
 pub mod disasm_llvm;
+pub mod helpers;
 pub mod insn;
 pub mod opcode;
 

@@ -58,6 +58,8 @@ pub struct ArrayMap {
     /// `round_up(value_size, 8)`: distance between values.
     vstride: usize,
     percpu: bool,
+    /// The provider's id of the file the values live in.
+    file_id: Option<u64>,
 }
 
 impl ArrayMap {
@@ -69,12 +71,29 @@ impl ArrayMap {
         let bytes = (attr.max_entries as u64)
             .saturating_mul(vstride as u64)
             .saturating_mul(copies as u64);
-        let arena = crate::create::alloc_arena(&c, bytes)?;
+        let (arena, file_id) = match crate::backing::value_file(attr, bytes) {
+            None => (crate::create::alloc_arena(&c, bytes)?, None),
+            Some(r) => {
+                let storage = |e: std::io::Error| MapError::Storage {
+                    map: c.label(),
+                    reason: e.to_string(),
+                    errno: e.raw_os_error().unwrap_or(crate::error::ENOMEM),
+                };
+                let vf = r.map_err(storage)?;
+                crate::create::check_budget(&c, bytes)?;
+                let n = usize::try_from(bytes).map_err(|_| MapError::NoMemory {
+                    map: c.label(),
+                    bytes,
+                })?;
+                (Arena::from_file(&vf.file, n).map_err(storage)?, Some(vf.id))
+            }
+        };
         Ok(ArrayMap {
             c,
             arena,
             vstride,
             percpu,
+            file_id,
         })
     }
 
@@ -284,5 +303,9 @@ impl MapOps for ArrayMap {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn value_file(&self) -> Option<u64> {
+        self.file_id
     }
 }

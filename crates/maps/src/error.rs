@@ -78,6 +78,13 @@ pub enum MapError {
     /// No such device (cpumap key that is not a possible CPU).
     #[error("{map}: {reason}")]
     NoDevice { map: String, reason: String },
+    /// The file that was to hold the map's values could not be made or mapped.
+    #[error("{map}: value memory file: {reason}")]
+    Storage {
+        map: String,
+        reason: String,
+        errno: i32,
+    },
 }
 
 impl MapError {
@@ -98,6 +105,7 @@ impl MapError {
             MapError::Fault { .. } => EFAULT,
             MapError::Overflow { .. } => EOVERFLOW,
             MapError::NoDevice { .. } => ENODEV,
+            MapError::Storage { errno, .. } => *errno,
         }
     }
 
@@ -117,7 +125,8 @@ impl MapError {
             | MapError::OpNotSupported { map, .. }
             | MapError::Fault { map, .. }
             | MapError::Overflow { map, .. }
-            | MapError::NoDevice { map, .. } => map,
+            | MapError::NoDevice { map, .. }
+            | MapError::Storage { map, .. } => map,
         }
     }
 }

@@ -31,7 +31,7 @@
 //!   the least recently used element instead of failing with `E2BIG`.
 
 use std::any::Any;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::devmap::{parse_pair, DevmapVal};
@@ -459,6 +459,10 @@ pub struct HashTab {
     vstride: usize,
     /// Values per element (ncpus for per-CPU maps, else 1).
     copies: usize,
+    /// LRU kinds: per element, whether a program looked it up since it was
+    /// last placed at the front of the LRU list (the kernel's `ref` bit). Set
+    /// without the lock; eviction gives such an element a second chance.
+    lru_ref: Box<[AtomicBool]>,
 }
 
 impl HashTab {
@@ -499,7 +503,11 @@ impl HashTab {
         let arena = crate::create::alloc_arena(&c, bytes)?;
         let lru = matches!(kind, Kind::Lru | Kind::LruPercpu);
         let index = Index::new(attr.max_entries, lru, kind == Kind::OfMaps);
+        let lru_ref = (0..if lru { attr.max_entries } else { 0 })
+            .map(|_| AtomicBool::new(false))
+            .collect();
         Ok(HashTab {
+            lru_ref,
             c,
             kind,
             table: Table::new(attr.max_entries, attr.key_size as usize),
@@ -558,10 +566,14 @@ impl HashTab {
     /// [`MapOps::lookup`] without the dynamic dispatch (`None` for other kinds).
     #[inline]
     pub fn prog_lookup<const N: usize>(&self, key: &[u8; N]) -> Option<*mut u8> {
-        if self.kind != Kind::Plain || N != self.table.key_size {
+        if N != self.table.key_size {
             return None;
         }
-        Some(self.ptr(self.find_prog(key)?, 0))
+        match self.kind {
+            Kind::Plain => Some(self.ptr(self.find_prog(key)?, 0)),
+            Kind::Lru => Some(self.ptr(self.find_lru(key)?, 0)),
+            _ => None,
+        }
     }
 
     /// [`find_prog`](Self::find_prog) for other key sizes, out of line so that the common
@@ -581,14 +593,18 @@ impl HashTab {
         self.table.find_locked(&self.read(), hash, key)
     }
 
-    /// A program-side lookup on an LRU kind: it reorders the LRU list, so it writes and
-    /// keeps the lock.
-    #[inline(never)]
+    /// A program-side lookup on an LRU kind: lock-free like a plain map's, and it
+    /// marks the element referenced (as the kernel's `bpf_lru_node_set_ref`);
+    /// the list itself is reordered only when an eviction meets the mark.
+    #[inline]
     fn find_lru(&self, key: &[u8]) -> Option<u32> {
-        let hash = hash_key(key);
-        let mut ix = self.write();
-        let idx = self.table.find_locked(&ix, hash, key)?;
-        ix.lru_touch(idx);
+        let idx = self.find_prog(key)?;
+        if let Some(r) = self.lru_ref.get(idx as usize) {
+            // Test first: the flag's cache line stays shared while it is set.
+            if !r.load(Ordering::Relaxed) {
+                r.store(true, Ordering::Relaxed);
+            }
+        }
         Some(idx)
     }
 
@@ -673,8 +689,21 @@ impl HashTab {
         let idx = match ix.free.pop() {
             Some(idx) => idx,
             None if self.is_lru() && ix.lru_tail != NONE => {
-                // Full: evict the least recently used element and reuse it.
-                let victim = ix.lru_tail;
+                // Full: evict the least recently used element and reuse it. An
+                // element a program looked up since it was last placed goes to
+                // the front instead, once (its mark cleared).
+                let mut victim = ix.lru_tail;
+                for _ in 0..ix.count {
+                    let marked = self
+                        .lru_ref
+                        .get(victim as usize)
+                        .is_some_and(|r| r.swap(false, Ordering::Relaxed));
+                    if !marked {
+                        break;
+                    }
+                    ix.lru_touch(victim);
+                    victim = ix.lru_tail;
+                }
                 ix.lru_remove(victim);
                 t.unlink(&mut ix, victim);
                 victim
@@ -685,6 +714,9 @@ impl HashTab {
                     .too_big(format!("map is full ({} entries)", self.c.attr.max_entries)))
             }
         };
+        if let Some(r) = self.lru_ref.get(idx as usize) {
+            r.store(false, Ordering::Relaxed);
+        }
         // The value first: linking publishes the element to lock-free readers.
         self.write_value(idx, src, true, lock);
         t.link(&mut ix, idx, hash, key);

@@ -43,6 +43,7 @@
 //! ```
 
 mod array;
+mod backing;
 mod create;
 mod devmap;
 mod error;
@@ -56,6 +57,7 @@ mod ringbuf;
 mod types;
 
 pub use array::ArrayMap;
+pub use backing::{with_value_files, ValueFile};
 pub use create::{
     create_map, default_ncpus, BPF_OBJ_NAME_LEN, KMALLOC_MAX_SIZE, MAX_MAP_BYTES, NR_CPUS,
     PAGE_SIZE, PCPU_MIN_UNIT_SIZE,

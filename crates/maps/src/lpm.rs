@@ -105,7 +105,274 @@ impl PartialOrd for PostOrder {
     }
 }
 
+const NONE: u32 = u32::MAX;
+
+/// A trie node: its prefix length, children (by the bit after the prefix) and element
+/// (NONE: an intermediate node, made where two prefixes branch).
+#[derive(Clone, Copy)]
+struct TNode {
+    plen: u32,
+    child: [u32; 2],
+    elem: u32,
+    /// The first 8 data bytes as a big-endian number (keys of up to 8 data bytes,
+    /// IPv4 and the like, are matched with one xor).
+    w: u64,
+}
+
+/// The first 8 bytes of `data` as a big-endian number, zero-padded.
+fn word(data: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = data.len().min(8);
+    b[..n].copy_from_slice(&data[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// Where a node hangs: the root, or a child slot of a node.
+#[derive(Clone, Copy)]
+enum Slot {
+    Root,
+    Child(u32, usize),
+}
+
+/// The path-compressed binary trie (the kernel's `lpm_trie` layout): nodes in a vector,
+/// their masked data `dlen` bytes each in another.
+#[derive(Default)]
+struct BitTrie {
+    nodes: Vec<TNode>,
+    data: Vec<u8>,
+    dlen: usize,
+    root: u32,
+    free: Vec<u32>,
+}
+
+/// Bit `i` of `data`, most significant bit of byte 0 first.
+fn bit(data: &[u8], i: u32) -> usize {
+    data.get((i / 8) as usize)
+        .map_or(0, |b| (b >> (7 - i % 8)) as usize & 1)
+}
+
+/// How many leading bits `a` and `b` share, at most `limit`.
+fn common_bits(a: &[u8], b: &[u8], limit: u32) -> u32 {
+    let mut n = 0u32;
+    for (x, y) in a.iter().zip(b) {
+        if n >= limit {
+            break;
+        }
+        let d = x ^ y;
+        if d != 0 {
+            n += d.leading_zeros();
+            break;
+        }
+        n += 8;
+    }
+    n.min(limit)
+}
+
+impl BitTrie {
+    fn new(dlen: usize) -> BitTrie {
+        BitTrie {
+            dlen,
+            root: NONE,
+            ..Default::default()
+        }
+    }
+
+    fn data(&self, n: u32) -> &[u8] {
+        &self.data[n as usize * self.dlen..(n as usize + 1) * self.dlen]
+    }
+
+    fn get(&self, slot: Slot) -> u32 {
+        match slot {
+            Slot::Root => self.root,
+            Slot::Child(p, b) => self.nodes[p as usize].child[b],
+        }
+    }
+
+    fn set(&mut self, slot: Slot, n: u32) {
+        match slot {
+            Slot::Root => self.root = n,
+            Slot::Child(p, b) => self.nodes[p as usize].child[b] = n,
+        }
+    }
+
+    fn alloc(&mut self, plen: u32, data: &[u8], elem: u32) -> u32 {
+        let node = TNode {
+            plen,
+            child: [NONE; 2],
+            elem,
+            w: 0,
+        };
+        let n = match self.free.pop() {
+            Some(n) => {
+                self.nodes[n as usize] = node;
+                n
+            }
+            None => {
+                self.nodes.push(node);
+                self.data.resize(self.data.len() + self.dlen, 0);
+                self.nodes.len() as u32 - 1
+            }
+        };
+        let d = self.dlen;
+        self.data[n as usize * d..(n as usize + 1) * d].copy_from_slice(&data[..d]);
+        // Bits past the prefix cleared (an intermediate node's data is a child's).
+        let (full, rem) = ((plen / 8) as usize, plen % 8);
+        let dd = &mut self.data[n as usize * d..(n as usize + 1) * d];
+        if full < d {
+            if rem != 0 {
+                dd[full] &= 0xffu8 << (8 - rem);
+                dd[full + 1..].fill(0);
+            } else {
+                dd[full..].fill(0);
+            }
+        }
+        self.nodes[n as usize].w = word(dd);
+        n
+    }
+
+    /// The element of the longest prefix of `data` no longer than `limit` bits
+    /// (`trie_lookup_elem`).
+    fn lookup(&self, data: &[u8], limit: u32, max: u32) -> Option<u32> {
+        if self.dlen <= 8 {
+            return self.lookup_word(word(data), limit, max);
+        }
+        let mut found = NONE;
+        let mut n = self.root;
+        while n != NONE {
+            let node = self.nodes[n as usize];
+            let m = common_bits(self.data(n), data, node.plen.min(limit));
+            if m == max {
+                found = node.elem;
+                break;
+            }
+            if m < node.plen {
+                break;
+            }
+            if node.elem != NONE {
+                found = node.elem;
+            }
+            n = node.child[bit(data, node.plen)];
+        }
+        (found != NONE).then_some(found)
+    }
+
+    /// [`Self::lookup`] for keys of at most 8 data bytes, as one number.
+    fn lookup_word(&self, key: u64, limit: u32, max: u32) -> Option<u32> {
+        let mut found = NONE;
+        let mut n = self.root;
+        while let Some(node) = self.nodes.get(n as usize) {
+            let m = (node.w ^ key).leading_zeros().min(node.plen.min(limit));
+            if m == max {
+                found = node.elem;
+                break;
+            }
+            if m < node.plen {
+                break;
+            }
+            if node.elem != NONE {
+                found = node.elem;
+            }
+            // The bit after the prefix (a prefix of 64 bits has no children).
+            n = node.child[(key.checked_shl(node.plen).unwrap_or(0) >> 63) as usize];
+        }
+        (found != NONE).then_some(found)
+    }
+
+    /// Adds (or re-points) the prefix `data/plen` (`trie_update_elem`).
+    fn insert(&mut self, data: &[u8], plen: u32, elem: u32, max: u32) {
+        let mut slot = Slot::Root;
+        let m = loop {
+            let n = self.get(slot);
+            if n == NONE {
+                let new = self.alloc(plen, data, elem);
+                self.set(slot, new);
+                return;
+            }
+            let node = self.nodes[n as usize];
+            let m = common_bits(self.data(n), data, node.plen.min(plen));
+            if node.plen != m || node.plen == plen || node.plen == max {
+                break m;
+            }
+            slot = Slot::Child(n, bit(data, node.plen));
+        };
+        let n = self.get(slot);
+        let node = self.nodes[n as usize];
+        if node.plen == m && node.plen == plen {
+            self.nodes[n as usize].elem = elem;
+            return;
+        }
+        let new = self.alloc(plen, data, elem);
+        if m == plen {
+            // The new prefix contains the node: it goes above it.
+            let b = bit(self.data(n), plen);
+            self.nodes[new as usize].child[b] = n;
+            self.set(slot, new);
+            return;
+        }
+        // They branch after m bits: an intermediate node there.
+        let im = self.alloc(m, data, NONE);
+        let (bn, bnew) = (bit(self.data(n), m), bit(data, m));
+        self.nodes[im as usize].child[bn] = n;
+        self.nodes[im as usize].child[bnew] = new;
+        self.set(slot, im);
+    }
+
+    /// Removes the prefix `data/plen`, which is present (`trie_delete_elem`).
+    fn remove(&mut self, data: &[u8], plen: u32) {
+        let (mut slot, mut parent_slot) = (Slot::Root, None);
+        loop {
+            let n = self.get(slot);
+            if n == NONE {
+                return;
+            }
+            let node = self.nodes[n as usize];
+            let m = common_bits(self.data(n), data, node.plen.min(plen));
+            if node.plen != m || node.plen == plen {
+                if node.plen != plen || m != plen || node.elem == NONE {
+                    return;
+                }
+                break;
+            }
+            parent_slot = Some(slot);
+            slot = Slot::Child(n, bit(data, node.plen));
+        }
+        let n = self.get(slot);
+        let node = self.nodes[n as usize];
+        let kids = node.child.iter().filter(|c| **c != NONE).count();
+        if kids == 2 {
+            self.nodes[n as usize].elem = NONE;
+            return;
+        }
+        if kids == 0 {
+            // A leaf under an intermediate node: the sibling takes the parent's place.
+            if let Some(ps) = parent_slot {
+                let p = self.get(ps);
+                if self.nodes[p as usize].elem == NONE {
+                    let side = match slot {
+                        Slot::Child(_, b) => b,
+                        Slot::Root => 0,
+                    };
+                    let sibling = self.nodes[p as usize].child[1 - side];
+                    self.set(ps, sibling);
+                    self.free.push(p);
+                    self.free.push(n);
+                    return;
+                }
+            }
+        }
+        let child = if node.child[0] != NONE {
+            node.child[0]
+        } else {
+            node.child[1]
+        };
+        self.set(slot, child);
+        self.free.push(n);
+    }
+}
+
 struct Trie {
+    /// The lookup structure.
+    bits: BitTrie,
     /// Masked key -> element.
     exact: FxMap<Box<[u8]>, u32>,
     order: BTreeSet<PostOrder>,
@@ -157,6 +424,7 @@ impl LpmTrie {
         let max_prefixlen = (attr.key_size - 4) * 8;
         Ok(LpmTrie {
             trie: RwLock::new(Trie {
+                bits: BitTrie::new(attr.key_size as usize - 4),
                 exact: FxMap::default(),
                 order: BTreeSet::new(),
                 lens: vec![0; max_prefixlen as usize + 1],
@@ -186,15 +454,7 @@ impl LpmTrie {
     /// Longest-prefix match for `key` (prefixes no longer than the key's own prefixlen).
     fn longest_match(&self, t: &Trie, key: &[u8]) -> Option<u32> {
         let limit = prefixlen(key).min(self.max_prefixlen);
-        let mut buf = [0u8; LPM_KEY_SIZE_MAX as usize];
-        let buf = &mut buf[..key.len()];
-        for &plen in t.used_lens.iter().filter(|&&l| l <= limit) {
-            mask_into(key, plen, buf);
-            if let Some(&idx) = t.exact.get(&*buf) {
-                return Some(idx);
-            }
-        }
-        None
+        t.bits.lookup(&key[4..], limit, self.max_prefixlen)
     }
 
     /// The masked form of an update/delete key, or `EINVAL` for a prefix that is too long.
@@ -237,6 +497,8 @@ impl LpmTrie {
                     });
                 };
                 t.add_len(prefixlen(&m));
+                t.bits
+                    .insert(&m[4..], prefixlen(&m), idx, self.max_prefixlen);
                 t.order.insert(PostOrder(m.clone()));
                 t.exact.insert(m, idx);
                 idx
@@ -252,6 +514,7 @@ impl LpmTrie {
         let m = self.masked(key)?;
         let mut t = self.write();
         let idx = t.exact.remove(&m).ok_or_else(|| self.c.not_found())?;
+        t.bits.remove(&m[4..], prefixlen(&m));
         let m = PostOrder(m);
         t.order.remove(&m);
         t.remove_len(prefixlen(&m.0));

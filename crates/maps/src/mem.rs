@@ -14,10 +14,13 @@ pub(crate) const fn round8(n: usize) -> usize {
     (n + 7) & !7
 }
 
-/// A zero-initialised allocation that never moves and lives as long as its map.
+/// A zero-initialised allocation that never moves and lives as long as its map:
+/// heap memory, or a shared mapping of a file ([`Arena::from_file`]).
 pub(crate) struct Arena {
     ptr: NonNull<u8>,
     layout: Option<Layout>,
+    /// Length of the file mapping, when the memory is one.
+    mapped: Option<usize>,
 }
 
 // SAFETY: the arena is plain memory; all accesses through it go through raw pointers whose
@@ -33,6 +36,7 @@ impl Arena {
             return Some(Arena {
                 ptr: NonNull::<u64>::dangling().cast(),
                 layout: None,
+                mapped: None,
             });
         }
         let layout = Layout::from_size_align(bytes, 8).ok()?;
@@ -41,6 +45,40 @@ impl Arena {
         NonNull::new(raw).map(|ptr| Arena {
             ptr,
             layout: Some(layout),
+            mapped: None,
+        })
+    }
+
+    /// `bytes` of `f` (at least that long) mapped shared, read-write: writes go to
+    /// the file's pages. Page-aligned, so 8-byte aligned.
+    pub(crate) fn from_file(f: &std::fs::File, bytes: usize) -> std::io::Result<Arena> {
+        use std::os::fd::AsRawFd;
+        if bytes == 0 {
+            return Ok(Arena::new(0).unwrap_or(Arena {
+                ptr: NonNull::<u64>::dangling().cast(),
+                layout: None,
+                mapped: None,
+            }));
+        }
+        // SAFETY: a fresh shared mapping of an open file; the result is checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Arena {
+            ptr: NonNull::new(p.cast())
+                .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOMEM))?,
+            layout: None,
+            mapped: Some(bytes),
         })
     }
 
@@ -49,7 +87,8 @@ impl Arena {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.layout.map_or(0, |l| l.size())
+        self.mapped
+            .unwrap_or_else(|| self.layout.map_or(0, |l| l.size()))
     }
 
     /// Pointer `off` bytes into the arena. Callers keep `off` in bounds.
@@ -63,6 +102,11 @@ impl Arena {
 
 impl Drop for Arena {
     fn drop(&mut self) {
+        if let Some(len) = self.mapped {
+            // SAFETY: mapped in `from_file` with this length, unmapped once.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), len) };
+            return;
+        }
         if let Some(layout) = self.layout {
             // SAFETY: allocated in `new` with this layout.
             unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };

@@ -181,6 +181,12 @@ pub trait MapOps: Send + Sync + Any {
     /// Where value memory lives, for the checked interpreter.
     fn value_regions(&self) -> Vec<ValueRegion>;
 
+    /// The id of the file the values live in, when a provider gave one
+    /// ([`crate::with_value_files`]).
+    fn value_file(&self) -> Option<u64> {
+        None
+    }
+
     /// Bytes of memory the map holds (`bytes_memlock`).
     fn memory_usage(&self) -> u64;
 

@@ -198,3 +198,58 @@ fn against_brute_force() {
     }
     assert_eq!(keys(m.as_ref()).len(), entries.len());
 }
+
+#[test]
+fn against_brute_force_with_deletes() {
+    // Rounds of random inserts and deletes over 12-bit prefixes (many nested
+    // and branching ones); after each round every address agrees with a scan.
+    let m = mk_flags(MapType::LpmTrie, 6, 4, 64, BPF_F_NO_PREALLOC);
+    let key = |plen: u32, a: u16| {
+        let mut k = [0u8; 6];
+        k[..4].copy_from_slice(&plen.to_ne_bytes());
+        k[4..].copy_from_slice(&a.to_be_bytes());
+        k
+    };
+    let mask = |plen: u32| {
+        if plen == 0 {
+            0
+        } else {
+            u16::MAX << (16 - plen)
+        }
+    };
+    let mut seed = 0x9e37_79b9u32;
+    let mut rnd = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    let mut entries: Vec<(u32, u16, u32)> = Vec::new();
+    for round in 0..40u32 {
+        for i in 0..12 {
+            if entries.len() < 60 {
+                let plen = rnd() % 13;
+                let a = (rnd() as u16 & 0xfff0) & mask(plen);
+                m.update_user(&key(plen, a), &k32(round * 100 + i), BPF_ANY)
+                    .unwrap();
+                entries.retain(|e| !(e.0 == plen && e.1 == a));
+                entries.push((plen, a, round * 100 + i));
+            }
+            if !entries.is_empty() && rnd() % 3 == 0 {
+                let e = entries.remove(rnd() as usize % entries.len());
+                m.delete_user(&key(e.0, e.1)).unwrap();
+            }
+        }
+        for addr in (0..=u16::MAX).step_by(16) {
+            let want = entries
+                .iter()
+                .filter(|(plen, a, _)| addr & mask(*plen) == *a)
+                .max_by_key(|e| e.0)
+                .map(|e| e.2);
+            let got = m
+                .lookup(&key(16, addr), 0)
+                .map(|p| unsafe { (p as *const u32).read_unaligned() });
+            assert_eq!(got, want, "round {round}, address {addr:#06x}");
+        }
+    }
+}

@@ -10,7 +10,7 @@
 //! loops that make no progress rather than to prune.
 
 use crate::cfg::{check_cfg, target, Cfg};
-use crate::helpers::{allowed_in, proto, Arg, Effect, Ret};
+use crate::helpers::{proto_for, Arg, Effect, Refusal, Ret};
 use crate::prog::*;
 use crate::reg::{reg_text, Reg, RegType};
 use crate::tnum::Tnum;
@@ -92,6 +92,9 @@ struct State {
     /// `may_goto` fall-throughs this path took (`may_goto_depth`): the hidden
     /// loop count it stands for differs from a state's with another depth.
     may_goto_depth: u32,
+    /// The spin lock held: (map id, id of the map value register it was
+    /// taken through), `active_lock`.
+    active_lock: Option<(u32, u32)>,
 }
 
 impl State {
@@ -249,6 +252,9 @@ pub struct Verifier<'a> {
     explore_alu_limits: bool,
     /// Instructions some path reached.
     visited: Vec<bool>,
+    /// Per tail call instruction: the prog array it saw, and whether another
+    /// one reached it on some path (`map_ptr_state` poisoning).
+    tail_call_maps: HashMap<usize, (u32, bool)>,
 }
 
 impl<'a> Verifier<'a> {
@@ -298,6 +304,7 @@ impl<'a> Verifier<'a> {
             insn_aux: vec![alu::InsnAux::default(); insns.len()],
             explore_alu_limits: false,
             visited: vec![false; insns.len()],
+            tail_call_maps: HashMap::new(),
         }
     }
 
@@ -424,6 +431,7 @@ impl<'a> Verifier<'a> {
         self.cfg = Some(cfg);
         self.do_check()?;
         self.check_max_stack_depth()?;
+        self.check_tail_call_maps()?;
         Ok(())
     }
 
@@ -608,6 +616,7 @@ impl<'a> Verifier<'a> {
             }],
             refs: Vec::new(),
             may_goto_depth: 0,
+            active_lock: None,
         }
     }
 
@@ -1195,6 +1204,12 @@ fn subsumes(old: &State, cur: &State, live: &[u16], loose: bool, exact: bool) ->
             return false;
         }
     }
+    match (old.active_lock, cur.active_lock) {
+        (None, None) => {}
+        (Some((om, oid)), Some((cm, cid)))
+            if om == cm && (oid == 0) == (cid == 0) && idmap.check(oid, cid) => {}
+        _ => return false,
+    }
     for (fi, (fo, fc)) in old.frames.iter().zip(&cur.frames).enumerate() {
         if fo.callsite != fc.callsite || fo.callback != fc.callback {
             return false;
@@ -1243,6 +1258,7 @@ fn states_exact(old: &State, cur: &State) -> bool {
     if old.frames.len() != cur.frames.len()
         || old.refs != cur.refs
         || old.may_goto_depth != cur.may_goto_depth
+        || old.active_lock != cur.active_lock
     {
         return false;
     }
@@ -1355,6 +1371,8 @@ fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool, exact: bool
 
 mod alu;
 mod calls;
+mod ctx;
 mod jumps;
+mod map_ptr;
 mod mem;
 mod precise;

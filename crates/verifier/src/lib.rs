@@ -16,7 +16,10 @@
 //! accesses are checked against the kernel's UAPI layouts (`struct xdp_md`,
 //! `struct __sk_buff`, ...). `log_level` takes the kernel's bits: 1 (the
 //! failing path only), 2 (every instruction), 4 (verification time and stack
-//! depth).
+//! depth). Helper prototypes and the program types each helper is offered to
+//! come from the helper registry in bpfvm-isa (`bpfvm_isa::helpers`), which the
+//! disassembler and the runtime read too; what depends on the program type
+//! (context layouts, packet access, return ranges) is in [`prog`].
 
 pub mod cfg;
 pub mod check;
@@ -51,6 +54,12 @@ pub struct MapDesc {
     /// (`.rodata`): constant-offset loads from it become known constants, as
     /// in the kernel, so `const volatile` settings can bound loops and index.
     pub frozen_data: Option<std::sync::Arc<[u8]>>,
+    /// The map was created with BTF for its value.
+    pub has_btf: bool,
+    /// Offset of the value's `struct bpf_spin_lock`, if it has one.
+    pub spin_lock_off: Option<u32>,
+    /// Offset of the value's `struct bpf_timer`, if it has one.
+    pub timer_off: Option<u32>,
 }
 
 /// One `bpf_line_info` record, resolved to text.
@@ -82,9 +91,10 @@ pub struct VerifierOpts {
     /// Log buffer size (`log_size`): the trace stops growing past it; the
     /// closing lines are always written.
     pub log_size: usize,
-    /// Helper ids the embedder registered beyond the kernel's (custom helpers):
-    /// their arguments are not checked and their result is an integer.
-    pub extra_helpers: Vec<i32>,
+    /// Helpers the embedder registered (custom ones, or its own versions of
+    /// kernel ones), with the prototypes their calls are checked against; any
+    /// program type may call them.
+    pub extra_helpers: Vec<(i32, helpers::Proto)>,
     /// Keep, per instruction, what each register held on the paths that
     /// reached it ([`Verified::insn_regs`]; debuggers show it).
     pub record_regs: bool,
@@ -186,6 +196,9 @@ pub enum VerifierError {
     /// (`invalid func unknown#9999`, `expected prog array map for tail call`).
     #[error("{reason}")]
     Invalid { reason: String },
+    /// An operation the loader's capabilities do not allow (EPERM).
+    #[error("{reason}")]
+    Perm { reason: String },
     /// Complexity limits (`BPF program is too large. Processed 1000001 insn`).
     #[error("{reason}")]
     TooComplex { reason: String },
@@ -200,6 +213,7 @@ impl VerifierError {
             | VerifierError::Reference { .. }
             | VerifierError::Invalid { .. } => 22,
             VerifierError::TooComplex { .. } => 7,
+            VerifierError::Perm { .. } => 1,
             _ => 13,
         }
     }
@@ -211,6 +225,7 @@ impl VerifierError {
             | VerifierError::Call { reason }
             | VerifierError::Reference { reason }
             | VerifierError::Invalid { reason }
+            | VerifierError::Perm { reason }
             | VerifierError::TooComplex { reason } => reason,
         }
     }

@@ -32,6 +32,9 @@ pub enum RegType {
     RingbufMem,
     #[doc(alias = "PTR_TO_FUNC")]
     Func,
+    /// `struct bpf_flow_keys` of a flow dissector program.
+    #[doc(alias = "PTR_TO_FLOW_KEYS")]
+    FlowKeys,
 }
 
 impl RegType {
@@ -50,6 +53,7 @@ impl RegType {
             RegType::PacketEnd => "pkt_end",
             RegType::RingbufMem => "ringbuf_mem",
             RegType::Func => "func",
+            RegType::FlowKeys => "flow_keys",
         };
         if maybe_null {
             format!("{base}_or_null")

@@ -107,6 +107,11 @@ pub enum HelperError {
     /// The environment the runtime passed is not the type this helper needs.
     #[error("helper environment is not a {expected}")]
     WrongEnv { expected: &'static str },
+    /// The verifier knows the helper's prototype, but the runtime has no
+    /// implementation of it: programs calling it load, and a run that reaches
+    /// the call stops here.
+    #[error("{name} is verified but not implemented by bpfvm's runtime")]
+    Unimplemented { name: &'static str },
     /// A callback (`bpf_loop`, `bpf_for_each_map_elem`) the helper ran failed.
     #[error("callback failed")]
     Callback(#[source] Box<VmError>),

@@ -39,6 +39,37 @@ pub trait Helper: Send + Sync {
         ctx: &mut HelperCtx<'_, '_>,
         args: [u64; 5],
     ) -> Result<HelperOutcome, HelperError>;
+
+    /// Whether a call may change what a run is set up from: its regions or the
+    /// environment the embedder builds them from (a packet moved by an adjust
+    /// helper, a redirect). After such a call a repeated JIT run is set up
+    /// afresh (`JitProgram::run_repeat`); after the others it is simply
+    /// re-entered. True unless the helper is registered with [`Leaves`].
+    fn changes_run(&self) -> bool {
+        true
+    }
+}
+
+/// A helper that reads the run and its environment but changes neither
+/// (tracing, clocks, random numbers): wrap it in this to register it, and
+/// repeated runs that call it keep their setup (see [`Helper::changes_run`]).
+pub struct Leaves<F>(pub F);
+
+impl<F> Helper for Leaves<F>
+where
+    F: Fn(&mut HelperCtx<'_, '_>, [u64; 5]) -> Result<HelperOutcome, HelperError> + Send + Sync,
+{
+    fn call(
+        &self,
+        ctx: &mut HelperCtx<'_, '_>,
+        args: [u64; 5],
+    ) -> Result<HelperOutcome, HelperError> {
+        (self.0)(ctx, args)
+    }
+
+    fn changes_run(&self) -> bool {
+        false
+    }
 }
 
 impl<F> Helper for F

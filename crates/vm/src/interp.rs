@@ -168,6 +168,11 @@ pub(crate) struct Machine<'r> {
     /// count in the frame's stack and sets it on entry; a jump back to the
     /// function's first instruction does not reset it).
     pub(crate) may_goto: [u64; MAX_CALL_FRAMES],
+    /// A helper that may change the run's setup ran ([`Helper::changes_run`]).
+    called_out: bool,
+    /// The simulated CPU (per-CPU map lookups done in place; see
+    /// `VmProgram::run_repeat_on_cpu`).
+    cpu: u32,
 }
 
 const STACK_WORDS: usize = MAX_CALL_FRAMES * MAX_BPF_STACK / 8;
@@ -178,15 +183,17 @@ thread_local! {
     static STACK_POOL: std::cell::RefCell<Vec<Vec<u64>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A stack for a run. The entry frame (the top 512 bytes) starts zeroed; deeper
+/// A stack for a run. The entry frame starts zeroed as deep as the program can
+/// read it (`VmProgram::entry_zero`, at most its 512 bytes); deeper
 /// frames of a reused stack hold what earlier runs on this thread left there, as
 /// the kernel's stack holds garbage — only a program reading uninitialised stack
 /// can tell, and zeroing all 4 KiB per run cost more than most packet programs.
-fn take_stack() -> Vec<u64> {
+fn take_stack(zero_bytes: usize) -> Vec<u64> {
     let pooled = STACK_POOL.with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.pop()));
     match pooled {
         Some(mut s) => {
-            let top = STACK_WORDS - MAX_BPF_STACK / 8;
+            // Only what the program can read (VmProgram::entry_zero).
+            let top = STACK_WORDS - zero_bytes.min(MAX_BPF_STACK).div_ceil(8);
             s[top..].fill(0);
             s
         }
@@ -210,8 +217,9 @@ impl Drop for Machine<'_> {
 }
 
 impl<'r> Machine<'r> {
-    pub(crate) fn new(opts: RunOptions<'r>, checked: bool) -> Machine<'r> {
-        let mut stack = take_stack();
+    /// `zero_bytes`: how much of the entry frame's top starts zeroed.
+    pub(crate) fn new(opts: RunOptions<'r>, checked: bool, zero_bytes: usize) -> Machine<'r> {
+        let mut stack = take_stack(zero_bytes);
         let lo = stack.as_mut_ptr() as u64;
         let hi = lo + (MAX_CALL_FRAMES * MAX_BPF_STACK) as u64;
         Machine {
@@ -235,6 +243,8 @@ impl<'r> Machine<'r> {
             jit: ptr::null_mut(),
             step: ptr::null_mut(),
             may_goto: [BPF_MAX_LOOPS; MAX_CALL_FRAMES],
+            called_out: false,
+            cpu: 0,
         }
     }
 
@@ -279,12 +289,51 @@ impl<'r> Machine<'r> {
     }
 }
 
+/// `bpf_map_lookup_elem` as `how` describes (see `VmProgram::with_map_lookups`).
+///
+/// # Safety
+/// `key` points to the map's key; `how` is valid for the map.
+unsafe fn direct_map_lookup(how: crate::jit::MapLookup, key: u64, cpu: u32) -> u64 {
+    use crate::jit::MapLookup;
+    match how {
+        MapLookup::Array {
+            values,
+            max_entries,
+            stride,
+        } => {
+            // SAFETY: the caller's promise (an array key is 4 bytes).
+            let k = unsafe { (key as *const u32).read_unaligned() };
+            if k < max_entries {
+                values + k as u64 * stride as u64
+            } else {
+                0
+            }
+        }
+        // SAFETY: the caller's promise.
+        MapLookup::Call { f, obj } => unsafe { f(obj, key) },
+        MapLookup::PercpuArray {
+            values,
+            max_entries,
+            stride,
+            ncpus,
+        } => {
+            // SAFETY: the caller's promise (an array key is 4 bytes).
+            let k = unsafe { (key as *const u32).read_unaligned() };
+            if k < max_entries && cpu < ncpus {
+                values + (k as u64 * ncpus as u64 + cpu as u64) * stride as u64
+            } else {
+                0
+            }
+        }
+    }
+}
+
 fn run_mode<const CHECKED: bool>(
     prog: &VmProgram,
     opts: RunOptions<'_>,
 ) -> Result<RunResult, VmError> {
     let args = opts.args;
-    let mut m = Machine::new(opts, CHECKED);
+    let mut m = Machine::new(opts, CHECKED, prog.entry_zero);
     let mut regs = [0u64; 16];
     regs[1..6].copy_from_slice(&args);
     regs[10] = m.mem.stack_hi;
@@ -395,6 +444,9 @@ pub(crate) struct Run {
     pub(crate) base_depth: usize,
     /// Set by the handler that ends the loop.
     pub(crate) out: Option<Result<u64, VmError>>,
+    /// Set instead of `out` when the frame returns normally: r0 (no error
+    /// value to build and move on the way out of every run).
+    pub(crate) ret: Option<u64>,
     /// Where a handler left off when it returned without a tail call (debug builds).
     pub(crate) cont: Live,
 }
@@ -468,6 +520,14 @@ unsafe fn finish(run: *mut Run, out: Result<u64, VmError>) -> bool {
     true
 }
 
+/// Ends the loop with the frame's r0.
+#[inline(always)]
+unsafe fn finish_ok(run: *mut Run, r0: u64) -> bool {
+    // SAFETY: run is valid while handlers run.
+    unsafe { (*run).ret = Some(r0) };
+    true
+}
+
 /// Ends the loop with [`VmError::OutOfFuel`] at entry `e`.
 #[cold]
 #[inline(never)]
@@ -532,6 +592,7 @@ fn exec<const CHECKED: bool>(
         fuel: m.fuel,
         base_depth,
         out: None,
+        ret: None,
         cont: s,
     };
     let res = loop {
@@ -540,6 +601,9 @@ fn exec<const CHECKED: bool>(
         unsafe {
             let h = Table::<CHECKED>::H[(*s.ip).code as usize];
             h(s.ip, &mut run, s.code, s.base);
+        }
+        if let Some(r0) = run.ret.take() {
+            break Ok(r0);
         }
         if let Some(out) = run.out.take() {
             break out;
@@ -961,6 +1025,10 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
                 m.executed = executed!();
                 // SAFETY: run is valid while handlers run.
                 let base_depth = unsafe { (*run).base_depth };
+                if i.op == Op::Exit && m.depth == base_depth {
+                    // The frame returns: no need for the general path.
+                    return unsafe { finish_ok(run, r[0]) };
+                }
                 match control::<CHECKED>(m, pc!(), r, base_depth) {
                     Err(e) => return unsafe { finish(run, Err(e)) },
                     Ok(Ctl::Next(next)) => {
@@ -974,7 +1042,7 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
                             return unsafe { out_of_fuel(run, next, executed) };
                         }
                     }
-                    Ok(Ctl::Return(v)) => return unsafe { finish(run, Ok(v)) },
+                    Ok(Ctl::Return(v)) => return unsafe { finish_ok(run, v) },
                 }
             },
             // ---- loads and stores ----
@@ -1218,7 +1286,16 @@ fn control<const CHECKED: bool>(
                     None => return Err(VmError::BadCallx { pc: slot, target }),
                 }
             };
+            if id == 1 {
+                if let Some((_, how)) = prog.map_lookups.iter().find(|(map, _)| *map == r[1]) {
+                    // SAFETY: VmProgram::with_map_lookups' contract: r2 points to
+                    // the map's key, and `how` returns what helper 1 would.
+                    r[0] = unsafe { direct_map_lookup(*how, r[2], m.cpu) };
+                    return Ok(Ctl::Next(*pc));
+                }
+            }
             let args = [r[1], r[2], r[3], r[4], r[5]];
+            m.called_out |= helper.changes_run();
             let out = helper.call(&mut HelperCtx { m, prog, pc: slot }, args);
             match out {
                 Ok(HelperOutcome::Return(v)) => r[0] = v,
@@ -1414,6 +1491,63 @@ impl VmProgram {
     /// must be valid for the run.
     pub unsafe fn run_unchecked(&self, opts: RunOptions<'_>) -> Result<RunResult, VmError> {
         run_mode::<false>(self, opts)
+    }
+
+    /// [`Self::run`] `repeat` times (at least once) on one machine, as
+    /// `JitProgram::run_repeat` does: the machine is set up once and the stack
+    /// reused (the kernel reuses its buffer too); only after a run that called a
+    /// helper that may change the setup ([`Helper::changes_run`]) does `refresh`
+    /// put the regions and environment as a fresh run sees them. Returns the
+    /// last run's result; the first error ends the runs.
+    pub fn run_repeat(
+        &self,
+        opts: RunOptions<'_>,
+        repeat: u32,
+        refresh: impl FnMut(&mut crate::jit::Rerun<'_>),
+    ) -> Result<RunResult, VmError> {
+        self.run_repeat_on_cpu(opts, repeat, 0, refresh)
+    }
+
+    /// [`Self::run_repeat`] on the simulated CPU `cpu`, which per-CPU array
+    /// lookups done in place index by (see [`VmProgram::with_map_lookups`]).
+    pub fn run_repeat_on_cpu(
+        &self,
+        opts: RunOptions<'_>,
+        repeat: u32,
+        cpu: u32,
+        mut refresh: impl FnMut(&mut crate::jit::Rerun<'_>),
+    ) -> Result<RunResult, VmError> {
+        let args = opts.args;
+        let fuel = opts.fuel.unwrap_or(u64::MAX);
+        let mut m = Machine::new(opts, true, self.entry_zero);
+        m.cpu = cpu;
+        let mut regs = [0u64; 16];
+        regs[1..6].copy_from_slice(&args);
+        regs[10] = m.mem.stack_hi;
+        let mut left = repeat.max(1);
+        loop {
+            let r0 = exec::<true>(&mut m, self, 0, regs)?;
+            left -= 1;
+            if left == 0 {
+                return Ok(RunResult {
+                    r0,
+                    executed: m.executed,
+                    tail_calls: m.tail_calls,
+                });
+            }
+            if std::mem::take(&mut m.called_out) {
+                refresh(&mut crate::jit::Rerun {
+                    regions: &mut m.mem.regions,
+                    env: m.env.as_deref_mut(),
+                });
+            }
+            m.executed = 0;
+            m.fuel = fuel;
+            m.tail_calls = 0;
+            m.depth = 0;
+            m.keep.clear();
+            m.mem.stack_lo = m.mem.stack_hi - FRAME;
+        }
     }
 
     /// Convenience for tests and the conformance suite: r1 = `mem`, r2 = its length,

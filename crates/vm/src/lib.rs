@@ -37,7 +37,7 @@ pub mod step;
 
 pub use error::{Access, HelperError, LoadError, VmError};
 pub use helpers::{
-    Helper, HelperCtx, HelperEntry, HelperOutcome, HelperTable, TAIL_CALL_LIMIT_ERR,
+    Helper, HelperCtx, HelperEntry, HelperOutcome, HelperTable, Leaves, TAIL_CALL_LIMIT_ERR,
 };
 pub use interp::{RunOptions, RunResult};
 pub use jit::{Aarch64Listing, Arm64Insn, JitError, JitOptions, JitProgram, NativeInsn};

@@ -67,6 +67,49 @@ pub struct VmProgram {
     insns: Box<[Insn]>,
     /// JIT code for tail calls into this program, compiled on first use.
     pub(crate) jit_cache: crate::jit::JitCache,
+    /// Bytes at the top of the entry frame a run starts zeroed (see
+    /// [`entry_frame_bytes`]).
+    pub(crate) entry_zero: usize,
+    /// `bpf_map_lookup_elem` on known maps done by the interpreter itself (see
+    /// [`VmProgram::with_map_lookups`]), and what those lookups point into.
+    pub(crate) map_lookups: Arc<[(u64, crate::jit::MapLookup)]>,
+    map_keep: Vec<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+/// How much of the top of its stack frame a program can read: the deepest
+/// constant offset below r10 any load, store or atomic uses, or the whole
+/// 512-byte frame when r10 itself is copied anywhere (a stack pointer that
+/// escapes to a register, a helper or memory) or the program tail-calls (the
+/// callee shares the frame). Runs zero only this much of the entry frame:
+/// zeroing all of it cost more than short programs run.
+fn entry_frame_bytes(code: &[VInsn]) -> usize {
+    const BPF_FUNC_TAIL_CALL: i64 = 12;
+    let frame = bpfvm_isa::consts::MAX_BPF_STACK;
+    let mut depth = 0usize;
+    for c in code {
+        let base = match c.op.shape() {
+            Shape::Ldx => c.src,
+            Shape::St | Shape::Stx | Shape::Atomic => c.dst,
+            _ => 11,
+        };
+        let escapes = match c.op.shape() {
+            Shape::Ldx => false,
+            Shape::Stx | Shape::Atomic => c.src == 10,
+            Shape::St => false,
+            Shape::Call => c.op == Op::Call && c.imm == BPF_FUNC_TAIL_CALL,
+            _ => c.src == 10 || c.dst == 10,
+        };
+        if escapes {
+            return frame;
+        }
+        if base == 10 {
+            if c.off >= 0 {
+                return frame;
+            }
+            depth = depth.max((-(c.off as i64)) as usize);
+        }
+    }
+    depth.min(frame)
 }
 
 impl Clone for VmProgram {
@@ -79,6 +122,9 @@ impl Clone for VmProgram {
             table: self.table.clone(),
             insns: self.insns.clone(),
             jit_cache: Default::default(),
+            entry_zero: self.entry_zero,
+            map_lookups: self.map_lookups.clone(),
+            map_keep: self.map_keep.clone(),
         }
     }
 }
@@ -217,7 +263,11 @@ impl VmProgram {
             });
         }
         fuse(&mut code);
+        let entry_zero = entry_frame_bytes(&code);
         Ok(VmProgram {
+            entry_zero,
+            map_lookups: Arc::new([]),
+            map_keep: Vec::new(),
             code: code.into_boxed_slice(),
             slot_of: slot_of.into_boxed_slice(),
             func_start: func_start.into_boxed_slice(),
@@ -226,6 +276,27 @@ impl VmProgram {
             insns: insns.into(),
             jit_cache: Default::default(),
         })
+    }
+
+    /// Lets the interpreter do `bpf_map_lookup_elem` (helper 1) itself, without
+    /// the helper call, where r1 is one of the maps `lookups` lists (by the
+    /// address programs load), as [`crate::JitOptions::map_lookup`] compiles
+    /// them: arrays computed in place (per-CPU ones for the CPU given to
+    /// `run_repeat_on_cpu`, else CPU 0), other maps through the given function.
+    /// `keep` holds what the lookups point into.
+    ///
+    /// # Safety
+    /// As for [`crate::JitOptions::map_lookup`]: each lookup must return what
+    /// the program's helper 1 returns for that map, and at every `call 1` with
+    /// r1 one of those maps r2 must point to a readable key (a verifier's proof).
+    pub unsafe fn with_map_lookups(
+        mut self,
+        lookups: Vec<(u64, crate::jit::MapLookup)>,
+        keep: Vec<Arc<dyn std::any::Any + Send + Sync>>,
+    ) -> Self {
+        self.map_lookups = lookups.into();
+        self.map_keep = keep;
+        self
     }
 
     /// The instruction slots the program was loaded from.

@@ -193,7 +193,9 @@ impl VmProgram {
         observer: &mut dyn Observer,
     ) -> Result<RunResult, VmError> {
         let args = opts.args;
-        let mut m = Machine::new(opts, true);
+        // The whole entry frame starts zeroed: an observed run does not need the
+        // fast path's economy.
+        let mut m = Machine::new(opts, true, bpfvm_isa::consts::MAX_BPF_STACK);
         let mut st = Stepper {
             observer,
             progs: Vec::new(),
@@ -288,6 +290,7 @@ fn exec_observed(
         fuel: m.fuel,
         base_depth,
         out: None,
+        ret: None,
         cont: s,
     };
     let res = loop {
@@ -339,7 +342,10 @@ fn exec_observed(
         };
         let done = unsafe { STEPS[(*s.ip).code as usize](&mut run, &mut s) };
         if done {
-            break run.out.take().unwrap_or(Ok(0));
+            break match run.ret.take() {
+                Some(r0) => Ok(r0),
+                None => run.out.take().unwrap_or(Ok(0)),
+            };
         }
         // A tail call (or a return) may have switched programs: continue in
         // the plain copy of the new one, at the same entry.

@@ -492,18 +492,34 @@ impl Verifier<'_> {
                 d.dst
             )));
         }
-        let type_ok = match ptr.ty {
+        // Adding a known 0 to a map pointer leaves it as it is (privileged).
+        if ptr.ty == RegType::MapPtr && op == BPF_ADD && known && off.smin == 0 {
+            if !self.privileged() {
+                return self.err(unsafe_(format!(
+                    "R{} has pointer with unsupported alu operation, pointer arithmetic with it prohibited for !root",
+                    d.dst
+                )));
+            }
+            return Ok(ptr.clone());
+        }
+        let type_ok = matches!(
+            ptr.ty,
             RegType::Ctx
-            | RegType::MapValue
-            | RegType::MapKey
-            | RegType::Stack
-            | RegType::Packet
-            | RegType::PacketMeta
-            | RegType::RingbufMem => true,
-            RegType::MapPtr => known && off.smin == 0 && op == BPF_ADD,
-            _ => false,
-        };
+                | RegType::MapValue
+                | RegType::MapKey
+                | RegType::Stack
+                | RegType::Packet
+                | RegType::PacketMeta
+                | RegType::RingbufMem
+                | RegType::FlowKeys
+        );
         if !type_ok {
+            return self.err(unsafe_(format!(
+                "R{} pointer arithmetic on {tyname} prohibited",
+                d.dst
+            )));
+        }
+        if ptr.ty == RegType::FlowKeys && !off.is_const() {
             return self.err(unsafe_(format!(
                 "R{} pointer arithmetic on {tyname} prohibited",
                 d.dst

@@ -6,6 +6,8 @@ use super::jumps::mark_null;
 use super::*;
 
 const MAX_VAR_SIZE: u64 = 1 << 29;
+const BPF_FUNC_SPIN_LOCK: i32 = 93;
+const BPF_FUNC_SPIN_UNLOCK: i32 = 94;
 const MEM_TYPES: &str =
     "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
 const KEY_TYPES: &str = MEM_TYPES;
@@ -22,10 +24,16 @@ fn helper_name(id: i32) -> String {
 struct Meta {
     map: Option<MapDesc>,
     map_reg: u32,
+    /// The helper being called.
+    func_id: i32,
     /// Register number of a pointer argument waiting for its size.
     mem_reg: Option<(u8, bool, bool)>,
     release: Option<u32>,
+    /// The helper's `pkt_access`: packet pointers may stand for memory.
+    pkt_access: bool,
     alloc_size: u64,
+    /// The largest size the last size argument may have (`msize_max_value`).
+    msize_max: u64,
     func: Option<u32>,
     key_reg: Option<Reg>,
 }
@@ -41,35 +49,52 @@ impl Verifier<'_> {
     ) -> Result<Option<usize>, Fail> {
         let id = d.imm32();
         let name = helper_name(id);
-        // Helpers the embedder registered beyond the kernel's: the verifier knows
-        // nothing of their arguments (r1-r5 are passed as they are, unchecked) and
-        // treats the result as an integer.
-        let extra = self.opts.extra_helpers.contains(&id);
-        let custom = extra.then_some(crate::helpers::Proto {
-            args: [crate::helpers::Arg::DontCare; 5],
-            ret: crate::helpers::Ret::Integer,
-            effect: crate::helpers::Effect::None,
-            gpl_only: false,
-        });
-        let Some(p) = proto(id).or(custom) else {
-            if (0..HELPER_NAMES.len() as i32).contains(&id) && id > 0 {
-                return self.err(invalid(format!(
-                    "program of this type cannot use helper {name}#{id}"
-                )));
-            }
-            return self.err(invalid(format!("invalid func {name}#{id}")));
-        };
-        if !extra && !allowed_in(id, self.opts.prog_type, self.privileged()) {
-            return self.err(invalid(format!(
-                "program of this type cannot use helper {name}#{id}"
-            )));
+        if st.active_lock.is_some() && id != BPF_FUNC_SPIN_UNLOCK {
+            return self.err(invalid(
+                "function calls are not allowed while holding a lock",
+            ));
         }
+        // Helpers the embedder registered come with their own prototypes.
+        let custom = self
+            .opts
+            .extra_helpers
+            .iter()
+            .find(|(x, _)| *x == id)
+            .map(|(_, p)| *p);
+        let p = match custom {
+            Some(p) => p,
+            None => match proto_for(
+                id,
+                self.opts.prog_type,
+                self.opts.expected_attach_type,
+                self.privileged(),
+            ) {
+                Ok(p) => p,
+                Err(Refusal::Invalid) => {
+                    return self.err(invalid(format!("invalid func {name}#{id}")))
+                }
+                Err(Refusal::NotForType) => {
+                    return self.err(invalid(format!(
+                        "program of this type cannot use helper {name}#{id}"
+                    )))
+                }
+                Err(Refusal::Unmodelled) => {
+                    return self.err(invalid(format!(
+                        "helper {name}#{id} is not supported by bpfvm's verifier yet"
+                    )))
+                }
+            },
+        };
         if p.gpl_only && !self.opts.gpl_compatible {
             return self.err(call_err(
                 "cannot call GPL-restricted function from non-GPL compatible program",
             ));
         }
-        let mut meta = Meta::default();
+        let mut meta = Meta {
+            func_id: id,
+            pkt_access: p.pkt_access,
+            ..Meta::default()
+        };
         for (i, arg) in p.args.iter().enumerate() {
             if *arg == Arg::DontCare {
                 continue;
@@ -102,6 +127,17 @@ impl Verifier<'_> {
                 )));
             }
         }
+        if p.effect == Effect::TailCall {
+            if let Some(m) = &meta.map {
+                let e = self.tail_call_maps.entry(pc).or_insert((m.id, false));
+                e.1 |= e.0 != m.id;
+            }
+        }
+        if p.effect == Effect::TailCall && st.active_lock.is_some() {
+            return self.err(invalid(
+                "tail_call cannot be used inside bpf_spin_lock-ed region",
+            ));
+        }
         if p.effect == Effect::TailCall && !st.refs.is_empty() {
             return self.err(VerifierError::Reference {
                 reason: "tail_call would lead to reference leak".into(),
@@ -120,7 +156,7 @@ impl Verifier<'_> {
                 }
             });
         }
-        if p.effect == Effect::ChangesPkt {
+        if p.changes_pkt() {
             let privileged = self.privileged();
             st.for_each_reg(|r| {
                 if matches!(
@@ -148,6 +184,17 @@ impl Verifier<'_> {
         }
         self.scratch_reg(0);
         let r0 = match p.ret {
+            // bpf_get_stack and the *_str readers return at most the size
+            // they were given, or a negative errno (do_refine_retval_range).
+            Ret::Integer if matches!(id, 45 | 67 | 114 | 115 | 141) => {
+                let mut r = Reg::unknown();
+                r.smin = -4095;
+                r.smax = meta.msize_max.min(i64::MAX as u64) as i64;
+                r.s32_min = -4095;
+                r.s32_max = meta.msize_max.min(i32::MAX as u64) as i32;
+                r.sync_bounds();
+                r
+            }
             Ret::Integer => Reg::unknown(),
             Ret::Void => Reg::not_init(),
             Ret::MapValueOrNull if meta.map.as_ref().is_some_and(|m| m.inner.is_some()) => {
@@ -180,10 +227,12 @@ impl Verifier<'_> {
                         self.mark_key_precise(st, &k);
                     }
                 }
-                if !in_range {
-                    r.maybe_null = true;
+                // A value known not NULL still gets an id when it holds a
+                // spin lock: the id names the lock.
+                if !in_range || m.spin_lock_off.is_some() {
                     r.id = self.new_id();
                 }
+                r.maybe_null = !in_range;
                 r
             }
             Ret::RingbufMemOrNull => {
@@ -213,6 +262,25 @@ impl Verifier<'_> {
             return Ok(Some(entry));
         }
         Ok(None)
+    }
+
+    /// `do_misc_fixups`: an unprivileged tail call whose map differs between
+    /// paths cannot get its index masked against one map's size.
+    pub(super) fn check_tail_call_maps(&self) -> Result<(), Fail> {
+        if self.privileged() {
+            return Ok(());
+        }
+        let mut poisoned: Vec<usize> = self
+            .tail_call_maps
+            .iter()
+            .filter(|(_, v)| v.1)
+            .map(|(pc, _)| *pc)
+            .collect();
+        poisoned.sort_unstable();
+        match poisoned.first() {
+            Some(&pc) => Err((invalid("tail_call abusing map_ptr"), Some(pc))),
+            None => Ok(()),
+        }
     }
 
     /// The key at a constant stack address, if its bytes are known.
@@ -265,6 +333,12 @@ impl Verifier<'_> {
     ) -> Result<(), Fail> {
         self.check_reg_read(st, regno)?;
         let r = st.reg(regno).clone();
+        if !matches!(arg, Arg::DontCare | Arg::Anything)
+            && r.ty.is_pkt()
+            && !may_access_pkt(self.opts.prog_type, false, Some(meta.pkt_access))
+        {
+            return self.err(unsafe_("helper access to the packet is not allowed"));
+        }
         match arg {
             Arg::DontCare => {}
             Arg::Anything => {
@@ -272,8 +346,47 @@ impl Verifier<'_> {
                     return self.err(unsafe_(format!("R{regno} leaks addr into helper function")));
                 }
             }
+            Arg::FixedMem { size, uninit } => {
+                if r.maybe_null
+                    || !matches!(
+                        r.ty,
+                        RegType::Stack
+                            | RegType::Packet
+                            | RegType::PacketMeta
+                            | RegType::MapKey
+                            | RegType::MapValue
+                            | RegType::RingbufMem
+                    )
+                {
+                    return self.type_err(regno, &r, MEM_TYPES);
+                }
+                if !uninit {
+                    // MEM_WRITE without MEM_UNINIT: the helper reads the value
+                    // first, so it must be initialised (checked as a direct read).
+                    self.check_fixed_mem_init(st, regno, &r, size)?;
+                    self.check_helper_mem(st, regno, size as i64, false)?;
+                }
+                self.check_helper_mem(st, regno, size as i64, true)?;
+                self.check_arg_alignment(&r, size)?;
+            }
+            Arg::SpinLock => {
+                if r.ty != RegType::MapValue || r.maybe_null {
+                    return self.type_err(regno, &r, "map_value, ptr_");
+                }
+                let lock = meta.func_id == BPF_FUNC_SPIN_LOCK;
+                self.process_spin_lock(st, regno, &r, lock)?;
+            }
+            Arg::CtxOrNull if r.is_null_const() => {
+                self.mark_precise(st, 1 << regno);
+            }
+            Arg::CtxOrNull => {
+                if r.ty != RegType::Ctx {
+                    return self.type_err(regno, &r, "ctx");
+                }
+                self.check_ctx_ptr_off(regno, &r)?;
+            }
             Arg::MapPtr => {
-                if r.ty != RegType::MapPtr {
+                if r.ty != RegType::MapPtr || r.maybe_null {
                     return self.type_err(regno, &r, "map_ptr");
                 }
                 meta.map = self.map(r.map);
@@ -347,6 +460,7 @@ impl Verifier<'_> {
                 if r.umax >= MAX_VAR_SIZE {
                     return self.err(call_err(format!("R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")));
                 }
+                meta.msize_max = r.umax;
                 if let Some((mreg, write, was_null)) = meta.mem_reg.take() {
                     if was_null {
                         if r.umax != 0 {
@@ -372,12 +486,7 @@ impl Verifier<'_> {
                 if r.ty != RegType::Ctx {
                     return self.type_err(regno, &r, "ctx");
                 }
-                if r.off != 0 || !r.is_const() || r.var_off.value != 0 {
-                    return self.err(call_err(format!(
-                        "dereference of modified ctx ptr R{regno} off={} disallowed",
-                        r.off
-                    )));
-                }
+                self.check_ctx_ptr_off(regno, &r)?;
             }
             Arg::RingbufMemRelease => {
                 if r.ty != RegType::RingbufMem || r.maybe_null {
@@ -431,6 +540,67 @@ impl Verifier<'_> {
                     )));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A fixed-size in/out argument on the stack must be initialised: every
+    /// byte written before, whatever the loader's privileges.
+    fn check_fixed_mem_init(&self, st: &State, regno: u8, r: &Reg, size: u32) -> Result<(), Fail> {
+        if r.ty != RegType::Stack || !r.is_const() {
+            return Ok(());
+        }
+        let lo = r.off as i64 + r.var_off.value as i64;
+        let fr = &st.frames[Self::stack_frame_of(st, r)];
+        for i in 0..size as i64 {
+            let a = lo + i;
+            if !(-MAX_STACK..0).contains(&a) {
+                return Ok(());
+            }
+            let t = fr
+                .slot(((-a - 1) / 8) as usize)
+                .map_or(STACK_INVALID, |s| s.ty[((-a - 1) % 8) as usize]);
+            if t == STACK_INVALID {
+                return self.err(unsafe_(format!(
+                    "invalid read from stack R{regno} off {lo}+{i} size {size}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `check_ptr_alignment` with strict alignment, for `MEM_ALIGNED` arguments.
+    fn check_arg_alignment(&self, r: &Reg, size: u32) -> Result<(), Fail> {
+        if size <= 1 {
+            return Ok(());
+        }
+        let tn = if r.var_off.mask == 0 {
+            if r.var_off.value <= u16::MAX as u64 {
+                r.var_off.value.to_string()
+            } else {
+                format!("{:#x}", r.var_off.value)
+            }
+        } else {
+            r.var_off.text()
+        };
+        let (ip_align, desc) = match r.ty {
+            RegType::Packet | RegType::PacketMeta => (2, "packet "),
+            RegType::MapKey => (0, "key "),
+            RegType::MapValue => (0, "value "),
+            RegType::Stack => (0, "stack "),
+            _ => (0, ""),
+        };
+        let at = r.var_off.add(Tnum::konst((ip_align + r.off as i64) as u64));
+        if (at.value | at.mask) & (size as u64 - 1) != 0 {
+            let msg = if ip_align != 0 {
+                format!(
+                    "misaligned packet access off {ip_align}+{tn}+{}+0 size {size}",
+                    r.off
+                )
+            } else {
+                format!("misaligned {desc}access off {tn}+{}+0 size {size}", r.off)
+            };
+            return self.err(unsafe_(msg));
         }
         Ok(())
     }
@@ -548,6 +718,12 @@ impl Verifier<'_> {
                         m.value_size
                     )));
                 }
+                if !write && m.map_flags & BPF_F_WRONLY_PROG != 0 {
+                    return self.err(unsafe_(format!(
+                        "read from map forbidden, value_size={} off={off_total} size={size}",
+                        m.value_size
+                    )));
+                }
                 self.check_region(
                     regno,
                     &r,
@@ -555,7 +731,8 @@ impl Verifier<'_> {
                     size32,
                     m.value_size as i64,
                     "map value",
-                )
+                )?;
+                self.check_map_value_fields(&m, &r, off_total, size)
             }
             RegType::MapKey => {
                 let m = self.map(r.map).unwrap_or_default();
@@ -565,12 +742,7 @@ impl Verifier<'_> {
                 self.check_region(regno, &r, off_total, size32, r.mem_size as i64, "memory")
             }
             RegType::Packet | RegType::PacketMeta => {
-                if write
-                    && !matches!(
-                        self.opts.prog_type,
-                        BPF_PROG_TYPE_XDP | BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT
-                    )
-                {
+                if write && !may_access_pkt(self.opts.prog_type, true, None) {
                     return self.err(unsafe_("cannot write into packet"));
                 }
                 if r.smin < 0 {
@@ -688,6 +860,9 @@ impl Verifier<'_> {
     }
 
     pub(super) fn check_exit(&mut self, st: &mut State) -> Result<(), Fail> {
+        if st.frames.len() == 1 && st.active_lock.is_some() {
+            return self.err(invalid("bpf_spin_unlock is missing"));
+        }
         let frame = st.cur().clone();
         // A static subprogram may leave R0 unset (clang drops an unused return
         // value): only a caller that reads it is refused (`prepare_func_exit`).
@@ -700,14 +875,13 @@ impl Verifier<'_> {
                 if r0.is_scalar() {
                     self.mark_precise(st, 1);
                 }
-                if !r0.is_scalar() || r0.smin < 0 || r0.smax > 1 {
-                    let t = if r0.is_scalar() {
-                        format!("smin={} smax={}", r0.smin, r0.smax)
-                    } else {
-                        format!("type={}", r0.ty.name(r0.maybe_null))
-                    };
-                    return self.err(unsafe_(format!(
-                        "At callback return the register R0 has {t} should have been in [0, 1]"
+                if !r0.is_scalar() {
+                    return self.err(unsafe_("R0 not a scalar value"));
+                }
+                if r0.smin < 0 || r0.smax > 1 {
+                    return self.err(invalid(format!(
+                        "At callback return the register R0 has{} should have been in [0, 1]",
+                        super::ctx::scalar_bounds_text(&r0)
                     )));
                 }
             } else if r0.ty == RegType::Stack && r0.frameno as usize == st.frames.len() - 1 {
@@ -729,7 +903,7 @@ impl Verifier<'_> {
         if self.is_pointer_value(&r0) {
             return self.err(unsafe_("R0 leaks addr as return value"));
         }
-        Ok(())
+        self.check_return_code(st)
     }
 
     /// Pops a frame at a subprogram's exit; returns where the caller goes on.

@@ -477,8 +477,11 @@ impl Verifier<'_> {
             } else {
                 (st, &mut other)
             };
-            mark_null(null_st, id, true);
-            mark_null(nonnull_st, id, false);
+            // Map values of maps with a spin lock keep their id: it names
+            // the lock (reg_may_point_to_spin_lock).
+            let lock_maps = self.spin_lock_maps(nonnull_st, id);
+            mark_null(null_st, id, true, &lock_maps);
+            mark_null(nonnull_st, id, false, &lock_maps);
             self.push_branch(other, tgt, pc, *parent)?;
             return Ok(Next::Go(next));
         }
@@ -547,7 +550,7 @@ impl Verifier<'_> {
 }
 
 /// `mark_ptr_or_null_regs`: after a NULL check, every copy of the pointer.
-pub(super) fn mark_null(st: &mut State, id: u32, is_null: bool) {
+pub(super) fn mark_null(st: &mut State, id: u32, is_null: bool, keep_id_maps: &[u32]) {
     if id == 0 {
         return;
     }
@@ -561,7 +564,8 @@ pub(super) fn mark_null(st: &mut State, id: u32, is_null: bool) {
                 *r = Reg::konst(0);
             } else {
                 r.maybe_null = false;
-                if r.ty != RegType::Packet {
+                let lock = r.ty == RegType::MapValue && keep_id_maps.contains(&r.map);
+                if r.ty != RegType::Packet && !lock {
                     r.id = 0;
                 }
             }

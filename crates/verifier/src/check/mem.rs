@@ -58,6 +58,9 @@ impl Verifier<'_> {
             Shape::Atomic | Shape::LoadAcq | Shape::StoreRel
         );
         self.check_ptr_alignment(&reg, off, size, atomic)?;
+        if reg.ty == RegType::MapPtr && !reg.maybe_null {
+            return self.check_map_ptr_mem(ptr_reg, &reg, off, size, write);
+        }
         if reg.maybe_null
             || !reg.ty.is_ptr()
             || matches!(reg.ty, RegType::MapPtr | RegType::PacketEnd | RegType::Func)
@@ -96,6 +99,7 @@ impl Verifier<'_> {
                     m.value_size as i64,
                     "map value",
                 )?;
+                self.check_map_value_fields(&m, &reg, off_total, size as i64)?;
                 self.rodata_const(&m, &reg, off_total, size, write)
             }
             RegType::MapKey => {
@@ -121,12 +125,7 @@ impl Verifier<'_> {
                 None
             }
             RegType::Packet | RegType::PacketMeta => {
-                if write
-                    && !matches!(
-                        self.opts.prog_type,
-                        BPF_PROG_TYPE_XDP | BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT
-                    )
-                {
+                if write && !may_access_pkt(self.opts.prog_type, true, None) {
                     return self.err(unsafe_("cannot write into packet"));
                 }
                 if value_is_ptr {
@@ -154,50 +153,15 @@ impl Verifier<'_> {
                 if value_is_ptr {
                     return self.err(unsafe_(format!("R{value_reg} leaks addr into ctx")));
                 }
-                // `__check_ptr_off_reg`: negative, then moved, then variable.
-                if reg.off < 0 {
-                    return self.err(unsafe_(format!(
-                        "negative offset ctx ptr R{ptr_reg} off={} disallowed",
-                        reg.off
-                    )));
+                let ldsx = self.cfg().dec[pc].is_some_and(|d| d.op.code() & 0xe0 == BPF_MEMSX);
+                self.check_ctx_mem(ptr_reg, &reg, off, size, write, ldsx)?
+            }
+            RegType::FlowKeys => {
+                if value_is_ptr {
+                    return self.err(unsafe_(format!("R{value_reg} leaks addr into flow keys")));
                 }
-                if reg.off != 0 {
-                    return self.err(unsafe_(format!(
-                        "dereference of modified ctx ptr R{ptr_reg} off={} disallowed",
-                        reg.off
-                    )));
-                }
-                if !reg.is_const() || reg.var_off.value != 0 {
-                    let t = reg.var_off.text();
-                    return self.err(unsafe_(format!(
-                        "variable ctx access var_off={t} disallowed"
-                    )));
-                }
-                // cgroup_skb gives direct packet access and tstamp writes
-                // only to CAP_BPF.
-                let unpriv_denied = !self.privileged()
-                    && self.opts.prog_type == BPF_PROG_TYPE_CGROUP_SKB
-                    && ((76..84).contains(&off) || (write && (152..160).contains(&off)));
-                if unpriv_denied {
-                    return self.err(unsafe_(format!(
-                        "invalid bpf_context access off={off} size={size}"
-                    )));
-                }
-                match ctx_access(
-                    self.opts.prog_type,
-                    self.opts.expected_attach_type,
-                    off,
-                    size,
-                    write,
-                ) {
-                    None => {
-                        return self.err(unsafe_(format!(
-                            "invalid bpf_context access off={off} size={size}"
-                        )));
-                    }
-                    Some(CtxField::Ptr(t)) => Some(Reg::ptr(t)),
-                    Some(CtxField::Scalar) => None,
-                }
+                self.check_flow_keys(&reg, off, size)?;
+                None
             }
             _ => {
                 let t = reg.ty.name(reg.maybe_null);
@@ -800,6 +764,7 @@ impl Verifier<'_> {
                         d.imm32()
                     )));
                 };
+                self.check_map_prog_compat(&m)?;
                 if d.src == BPF_PSEUDO_MAP_FD {
                     let mut r = Reg::ptr(RegType::MapPtr);
                     r.map = id;
@@ -854,6 +819,11 @@ impl Verifier<'_> {
             return self.err(VerifierError::Reference {
                 reason: "BPF_LD_[ABS|IND] cannot be mixed with socket references".into(),
             });
+        }
+        if st.active_lock.is_some() {
+            return self.err(invalid(
+                "BPF_LD_[ABS|IND] cannot be used inside bpf_spin_lock-ed region",
+            ));
         }
         self.check_reg_read(st, 6)?;
         if d.op.shape() == Shape::LdInd {

@@ -44,6 +44,9 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
             frozen: m.freeze_after_load(),
             frozen_data: Some(m.initial_data.clone().into()),
             name: m.name.clone(),
+            has_btf: false,
+            spin_lock_off: None,
+            timer_off: None,
             inner: m.inner.as_ref().map(|inner| {
                 Box::new(MapDesc {
                     id: 1000 + i as u32,
@@ -56,6 +59,7 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
                     name: inner.name.clone(),
                     inner: None,
                     frozen_data: None,
+                    ..Default::default()
                 })
             }),
         })

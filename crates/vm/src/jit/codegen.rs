@@ -10,7 +10,13 @@
 //! a division are out of line; and without metering, a tree of compares on one
 //! register against constants (what clang makes of a `switch`, BPF having no
 //! indirect jump) gets a jump table for the register's values 0..=255, decided
-//! here by walking the tree.
+//! here by walking the tree. Found on the broadened suite (issue 14): unsigned
+//! division and modulo by a constant multiply by a magic number; multiplies by
+//! 2^k, 3, 5, 9 are shifts and `lea`s (a multiply-add one `lea`); compares with
+//! 0 are `test`; `d = s; d &= k; if d ==/!= 0` with d dead is one `test`;
+//! clang's v2 extension idiom `d <<= 32; d >>= 32` is one `mov r32`; loop heads
+//! are aligned to 16 bytes; a bpf-to-bpf call saves only the r6..r9 its callee
+//! can write.
 //!
 //! Register map (BPF -> x86-64): r0 rax, r1 rdi, r2 rsi, r3 rdx, r4 rcx, r5 r8,
 //! r6 rbx, r7 r13, r8 r14, r9 r15, r10 rbp. r1..r5 sit in the System V argument
@@ -117,6 +123,9 @@ struct Gen<'a> {
     start: Vec<bool>,
     /// The program has `may_goto`: function entries set its count.
     has_may_goto: bool,
+    /// Per function entry: which of r6..r9 (register bits) the function and
+    /// what it calls may write; a call saves only those (see [`func_writes`]).
+    func_writes: Vec<u16>,
 }
 
 /// `ctx.may_goto[ctx.depth] = BPF_MAX_LOOPS` (clobbers r11).
@@ -166,6 +175,18 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             target[e] = true;
         }
     }
+    // Loop heads: targets of backward jumps, aligned to 16 bytes so that a
+    // short loop's body sits in as few fetch blocks as possible.
+    let mut loop_head = vec![false; n];
+    for (e, v) in code.iter().enumerate() {
+        if matches!(
+            v.op.shape(),
+            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32
+        ) && (v.off as usize) <= e
+        {
+            loop_head[v.off as usize] = true;
+        }
+    }
     // Block starts: targets, and the instruction after a block end.
     let mut start = target.clone();
     start[0] = true;
@@ -196,6 +217,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         bmi2: has_bmi2(),
         start: start.clone(),
         has_may_goto: code.iter().any(|v| v.op == Op::MayGoto),
+        func_writes: func_writes(prog),
     };
     g.entry_thunk();
 
@@ -225,6 +247,14 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             g.a.bind(c);
             g.a.bind(nc);
             continue;
+        }
+        if start[e] && loop_head[e] && fused_rest == 0 {
+            g.a.align(16);
+            let pos = g.a.pos() as u32;
+            slot_offsets[slot] = pos;
+            if slot + 1 < slot_offsets.len() && code[e].op == Op::LdImm64 {
+                slot_offsets[slot + 1] = pos;
+            }
         }
         if start[e] {
             let prev_checks = e > 0 && ends_block(code[e - 1].op) == Some(true);
@@ -261,7 +291,11 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         if let Some((x, leaves)) = dispatch[e].clone() {
             g.dispatch(x, leaves);
         }
-        match g.fused(e, &start) {
+        let k = match g.fused_test(e, &start) {
+            0 => g.fused(e, &start),
+            k => k,
+        };
+        match k {
             0 => g.insn(e, &code[e]),
             k => fused_rest = k - 1,
         }
@@ -365,6 +399,61 @@ fn live_out(code: &[VInsn]) -> Vec<u16> {
         }
     }
     out
+}
+
+/// r6..r9 as register bits: what a bpf-to-bpf callee must give back unchanged.
+const CALLEE_SAVED: u16 = 0x3c0;
+
+/// Per function entry (0 elsewhere): the callee-saved registers r6..r9 that the
+/// function may change, itself or through the functions it calls (to a fixed
+/// point over the call graph). A tail call (helper 12) or an indirect call may
+/// run anything, so it counts as writing all four. A local call saves only
+/// these instead of all of r6..r10: a leaf that keeps to r0..r5 costs no
+/// pushes at all.
+fn func_writes(prog: &VmProgram) -> Vec<u16> {
+    const BPF_FUNC_TAIL_CALL: i64 = 12;
+    let code = &prog.code;
+    let n = code.len();
+    let bit = |r: u8| 1u16 << r.min(10);
+    // The function each instruction belongs to: the last entry at or before it.
+    let mut owner = vec![0usize; n];
+    let mut cur = 0;
+    for (e, o) in owner.iter_mut().enumerate() {
+        if prog.func_start[e] {
+            cur = e;
+        }
+        *o = cur;
+    }
+    let mut writes = vec![0u16; n];
+    let mut calls: Vec<(usize, usize)> = Vec::new();
+    for (e, c) in code.iter().enumerate() {
+        let w = match c.op.shape() {
+            Shape::AluK | Shape::AluX | Shape::Neg | Shape::End | Shape::MovSx => bit(c.dst),
+            Shape::LdImm64 | Shape::Ldx => bit(c.dst),
+            // An atomic with fetch writes src (cmpxchg r0): count both.
+            Shape::Atomic => bit(c.src) | 1,
+            Shape::Call if c.op == Op::CallLocal => {
+                calls.push((owner[e], c.off as usize));
+                0
+            }
+            Shape::Call if c.op == Op::Call && c.imm == BPF_FUNC_TAIL_CALL => CALLEE_SAVED,
+            Shape::CallX => CALLEE_SAVED,
+            _ => 0,
+        };
+        writes[owner[e]] |= w & CALLEE_SAVED;
+    }
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &(f, callee) in &calls {
+            let w = writes.get(callee).copied().unwrap_or(CALLEE_SAVED);
+            if writes[f] | w != writes[f] {
+                writes[f] |= w;
+                changed = true;
+            }
+        }
+    }
+    writes
 }
 
 /// Values a compare tree is tabulated for: `0..=SWITCH_MAX` at most.
@@ -655,6 +744,87 @@ impl Gen<'_> {
         2
     }
 
+    /// Peephole fusion of a bit test and of a multiply-add, inside a basic block:
+    /// `d = s; d &= k; if d ==/!= 0 goto L` (or without the move) is
+    /// `test s, k; je/jne L` when d is dead after the jump; `d *= 3|5|9;
+    /// d += k` is one `lea d, [d + d * (m - 1) + k]`. Returns how many
+    /// instructions were emitted (0: none fused).
+    fn fused_test(&mut self, e: usize, start: &[bool]) -> usize {
+        let code = &self.prog.code;
+        let get = |k: usize| code.get(e + k).filter(|_| k == 0 || !start[e + k]);
+        let Some(i0) = get(0) else { return 0 };
+        // 32-to-64-bit extension as clang writes it without ALU32 (-mcpu=v2):
+        // `[d = s;] d <<= 32; d >>= 32` is `mov d32, s32`, and with `s>>=`
+        // a `movsxd`.
+        let ext = |k: usize| -> Option<bool> {
+            let (a, b) = (get(k)?, get(k + 1)?);
+            let same = a.dst == b.dst && a.dst < 10;
+            if !(same && a.op == Op::Lsh64K && a.imm == 32 && b.imm == 32) {
+                return None;
+            }
+            match b.op {
+                Op::Rsh64K => Some(false),
+                Op::Arsh64K => Some(true),
+                _ => None,
+            }
+        };
+        let (src, n) = match (i0.op, ext(0), ext(1)) {
+            (_, Some(sign), _) => (Some((i0.dst, sign)), 2),
+            (Op::Mov64X, _, Some(sign))
+                if get(1).is_some_and(|i1| i1.dst == i0.dst) && i0.src <= 10 =>
+            {
+                (Some((i0.src, sign)), 3)
+            }
+            _ => (None, 0),
+        };
+        if let Some((s, sign)) = src {
+            let d = h(get(n - 1).map_or(i0.dst, |i| i.dst));
+            if sign {
+                self.a.movsx(true, Size::W, d, h(s));
+            } else {
+                self.a.mov_rr(false, d, h(s));
+            }
+            return n;
+        }
+        // Multiply-add.
+        if let (Op::Mul64K | Op::Mul32K, Some(i1)) = (i0.op, get(1)) {
+            let w = i0.op == Op::Mul64K;
+            let add = if w { Op::Add64K } else { Op::Add32K };
+            if i1.op == add && i1.dst == i0.dst && matches!(i0.imm, 3 | 5 | 9) && i0.dst < 10 {
+                let d = h(i0.dst);
+                let scale = ((i0.imm - 1) as u32).trailing_zeros() as u8;
+                self.a.lea_scaled(w, d, d, d, scale, i1.imm as i32);
+                return 2;
+            }
+            return 0;
+        }
+        // Bit test: [mov d, s;] and d, k; jeq/jne d, 0.
+        let (src, and, jmp, n) = match (i0.op, get(1), get(2)) {
+            (Op::Mov64X, Some(i1), Some(i2)) if i1.op == Op::And64K => (i0.src, i1, i2, 3),
+            (Op::And64K, Some(i1), _) => (i0.dst, i0, i1, 2),
+            _ => return 0,
+        };
+        let d = and.dst;
+        let mov_ok = n == 2 || (i0.dst == d && src != d && src <= 10);
+        if !mov_ok
+            || d >= 10
+            || !matches!(jmp.op, Op::JeqK | Op::JneK)
+            || jmp.dst != d
+            || jmp.imm != 0
+            || self.live_out[e + n - 1] & (1 << d) != 0
+        {
+            return 0;
+        }
+        let t = self.chk[jmp.off as usize];
+        let c = cond(jmp.op);
+        let k = and.imm as i32;
+        // BPF's imm is sign-extended, as test's imm32 is; a non-negative one has
+        // no high bits, so the 32-bit test gives the same ZF.
+        self.a.test_ri(k < 0, h(src), k);
+        self.a.jcc(c, t);
+        n
+    }
+
     /// Whether a load or store through `breg + off` is checked at run time.
     fn mem_checked(&self, breg: u8, off: i32, size: usize, slot: usize) -> bool {
         let proven = self
@@ -676,6 +846,9 @@ impl Gen<'_> {
         if i.op.shape() == Shape::JmpK {
             if matches!(i.op, JsetK | Jset32K) {
                 a.test_ri(w, dst, i.imm as i32);
+            } else if i.imm == 0 {
+                // Same flags as `cmp dst, 0` (CF = OF = 0), shorter.
+                a.alu_rr(w, 0x85, dst, dst);
             } else {
                 a.alu_ri(w, alu::CMP, dst, i.imm as i32);
             }
@@ -722,7 +895,7 @@ impl Gen<'_> {
                 };
                 a.alu_rr(w, opc, dst, src);
             }
-            Mul64K | Mul32K => a.imul_ri(!i.op.is_32bit(), dst, imm as i32),
+            Mul64K | Mul32K => mul_k(a, !i.op.is_32bit(), dst, imm as i32),
             Mul64X | Mul32X => a.imul_rr(!i.op.is_32bit(), dst, src),
             Div64K | Div32K | Mod64K | Mod32K | SDiv64K | SDiv32K | SMod64K | SMod32K => {
                 let is_mod = matches!(i.op, Mod64K | Mod32K | SMod64K | SMod32K);
@@ -757,6 +930,8 @@ impl Gen<'_> {
                 };
                 self.shift_x(w, ext, dst, src);
             }
+            // Flags are dead between BPF instructions: zero with xor (2 bytes).
+            Mov64K | Mov32K if imm == 0 => a.alu_rr(false, 0x31, dst, dst),
             Mov64K => a.mov_ri(dst, imm as u64),
             Mov32K => a.mov_ri32(dst, imm as u32),
             Mov64X => {
@@ -818,7 +993,12 @@ impl Gen<'_> {
             Exit => a.ret(),
             CallLocal => {
                 let t = self.chk[i.off as usize];
-                self.call_local(slot, |a| a.call(t));
+                let saves = self
+                    .func_writes
+                    .get(i.off as usize)
+                    .copied()
+                    .unwrap_or(CALLEE_SAVED);
+                self.call_local(slot, saves, |a| a.call(t));
             }
             Call => match self.map_lookup_at(e, i) {
                 Some(how) => self.map_lookup(how),
@@ -833,6 +1013,7 @@ impl Gen<'_> {
                 self.ld_packet(slot, i);
             }
             // ---- memory ----
+            LdImm64 if imm == 0 => a.alu_rr(false, 0x31, dst, dst),
             LdImm64 => a.mov_ri(dst, imm as u64),
             LdxB | LdxH | LdxW | LdxDw | LdxSB | LdxSH | LdxSW => {
                 let size = Size::from_bytes(i.op.mem_size());
@@ -972,8 +1153,12 @@ impl Gen<'_> {
     }
 
     fn divmod_k(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, imm: i64) {
-        let a = &mut self.a;
         let divisor = if w { imm as u64 } else { imm as u32 as u64 };
+        if !signed && divisor > 1 {
+            self.udivmod_const(w, is_mod, dst, divisor);
+            return;
+        }
+        let a = &mut self.a;
         let minus_one = if w { u64::MAX } else { u32::MAX as u64 };
         if divisor == 0 {
             if is_mod {
@@ -993,6 +1178,84 @@ impl Gen<'_> {
             a.mov_ri(R11, divisor);
             self.div_core(w, signed, is_mod, dst);
         }
+    }
+
+    /// `dst /= d` or `dst %= d` unsigned, `d > 1` a constant: a shift or mask for
+    /// a power of two, else a multiply by a magic number (see [`udiv_magic`])
+    /// instead of `div` (tens of cycles). `mul` uses rax and rdx (BPF r0 and
+    /// r3), saved around it in r10 and in r9 (no metering) or on the stack.
+    fn udivmod_const(&mut self, w: bool, is_mod: bool, dst: u8, d: u64) {
+        let a = &mut self.a;
+        if d.is_power_of_two() {
+            let k = d.trailing_zeros() as u8;
+            if !is_mod {
+                if !w {
+                    // The 32-bit operand: the shift's 32-bit form zero-extends.
+                    a.shift_ri(false, shift::SHR, dst, k);
+                } else {
+                    a.shift_ri(true, shift::SHR, dst, k);
+                }
+            } else if !w || d - 1 <= i32::MAX as u64 {
+                a.alu_ri(w, alu::AND, dst, (d - 1) as i32);
+            } else {
+                a.mov_ri(R11, d - 1);
+                a.alu_rr(true, 0x21, dst, R11);
+            }
+            return;
+        }
+        let (m, shift_by, add) = udiv_magic(d);
+        let save_rax = dst != RAX;
+        let save_rdx = dst != RDX;
+        // r11 = n (the low 32 bits for a 32-bit operation).
+        a.mov_rr(w, R11, dst);
+        if save_rax {
+            a.mov_rr(true, R10, RAX);
+        }
+        if save_rdx {
+            if self.p.metering {
+                a.push(RDX);
+            } else {
+                a.mov_rr(true, R9, RDX);
+            }
+        }
+        a.mov_ri(RAX, m);
+        a.mul_r(R11);
+        // rdx = hi(n * m); q = add ? (((n - hi) >> 1) + hi) >> s : hi >> s
+        if add {
+            a.mov_rr(true, RAX, R11);
+            a.alu_rr(true, 0x29, RAX, RDX);
+            a.shift_ri(true, shift::SHR, RAX, 1);
+            a.alu_rr(true, 0x01, RAX, RDX);
+        } else {
+            a.mov_rr(true, RAX, RDX);
+        }
+        if shift_by > 0 {
+            a.shift_ri(true, shift::SHR, RAX, shift_by);
+        }
+        if is_mod {
+            // n - q * d
+            if d <= i32::MAX as u64 {
+                a.imul_ri(true, RAX, d as i32);
+            } else {
+                a.mov_ri(RDX, d);
+                a.imul_rr(true, RAX, RDX);
+            }
+            a.alu_rr(true, 0x29, R11, RAX);
+        } else {
+            a.mov_rr(true, R11, RAX);
+        }
+        if save_rax {
+            a.mov_rr(true, RAX, R10);
+        }
+        if save_rdx {
+            if self.p.metering {
+                a.pop(RDX);
+            } else {
+                a.mov_rr(true, RDX, R9);
+            }
+        }
+        // The result is below 2^32 for a 32-bit operation: zero-extended either way.
+        a.mov_rr(true, dst, R11);
     }
 
     fn divmod_x(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, src: u8) {
@@ -1108,8 +1371,11 @@ impl Gen<'_> {
         }
     }
 
-    /// A bpf-to-bpf call: depth check, save r6..r10, new frame, `emit_call`.
-    fn call_local(&mut self, slot: usize, emit_call: impl FnOnce(&mut Asm)) {
+    /// A bpf-to-bpf call: depth check, save the callee-saved registers the
+    /// callee may write (`saves`, register bits of r6..r9), new frame,
+    /// `emit_call`. r10 is moved down and back up rather than saved: nothing
+    /// writes it, and a frame is always 512 bytes.
+    fn call_local(&mut self, slot: usize, saves: u16, emit_call: impl FnOnce(&mut Asm)) {
         let f = self.fault(FaultKind::CallDepth, slot, 0);
         let a = &mut self.a;
         a.cmp_m32_i8(R12, ctx_off::DEPTH, (MAX_CALL_FRAMES - 1) as i8);
@@ -1117,12 +1383,19 @@ impl Gen<'_> {
         a.incdec_m32(false, R12, ctx_off::DEPTH);
         self.reset_may_goto();
         let a = &mut self.a;
-        for r in [RBX, R13, R14, R15, RBP] {
+        let mut pushed: Vec<u8> = (6..10u8).filter(|r| saves & (1 << r) != 0).map(h).collect();
+        // rsp is 8 mod 16 inside BPF code (helper calls rely on it): an odd
+        // number of pushes keeps it so across the call's return address.
+        if pushed.len().is_multiple_of(2) {
+            pushed.push(R10);
+        }
+        for &r in &pushed {
             a.push(r);
         }
         a.alu_ri(true, alu::SUB, RBP, FRAME);
         emit_call(a);
-        for r in [RBP, R15, R14, R13, RBX] {
+        a.alu_ri(true, alu::ADD, RBP, FRAME);
+        for &r in pushed.iter().rev() {
             a.pop(r);
         }
         a.incdec_m32(true, R12, ctx_off::DEPTH);
@@ -1168,6 +1441,9 @@ impl Gen<'_> {
                         MapLookup::Array { stride, .. } => {
                             stride.is_power_of_two() || *stride <= i32::MAX as u32
                         }
+                        MapLookup::PercpuArray { stride, ncpus, .. } => {
+                            (*stride as u64) * (*ncpus as u64) <= i32::MAX as u64
+                        }
                         MapLookup::Call { .. } => true,
                     });
             }
@@ -1195,6 +1471,28 @@ impl Gen<'_> {
                 } else {
                     a.imul_ri(true, R11, stride as i32);
                 }
+                a.mov_ri(RAX, values);
+                a.alu_rr(true, 0x01, RAX, R11);
+                a.bind(done);
+            }
+            MapLookup::PercpuArray {
+                values,
+                max_entries,
+                stride,
+                ncpus,
+            } => {
+                let done = a.label();
+                a.load(Size::W, false, R11, h(2), 0);
+                a.alu_rr(false, 0x31, RAX, RAX);
+                a.alu_ri(false, alu::CMP, R11, max_entries as i32);
+                a.jcc(cc::AE, done);
+                a.load(Size::Dw, false, R10, R12, ctx_off::CPU);
+                a.alu_ri(true, alu::CMP, R10, ncpus as i32);
+                a.jcc(cc::AE, done);
+                // (key * ncpus + cpu) * stride, shifts for powers of two.
+                mul_k(a, true, R11, ncpus as i32);
+                a.alu_rr(true, 0x01, R11, R10);
+                mul_k(a, true, R11, stride as i32);
                 a.mov_ri(RAX, values);
                 a.alu_rr(true, 0x01, RAX, R11);
                 a.bind(done);
@@ -1272,7 +1570,7 @@ impl Gen<'_> {
         a.load(Size::Dw, false, R11, R11, 0);
         a.alu_rr(true, 0x85, R11, R11);
         a.jcc(cc::E, helper);
-        self.call_local(slot, |a| a.call_r(R11));
+        self.call_local(slot, CALLEE_SAVED, |a| a.call_r(R11));
         self.a.jmp(done);
         self.a.bind(helper);
         self.helper_call(slot, HelperKind::Value(dst));
@@ -1396,6 +1694,46 @@ enum HelperKind {
     Index(u32),
     /// `callx` with a value that is not a function of the program.
     Value(u8),
+}
+
+/// `dst *= k`: a shift for a power of two, `lea` for 3, 5 and 9, else `imul`.
+/// The 32-bit forms zero-extend as BPF's 32-bit multiply does.
+fn mul_k(a: &mut Asm, w: bool, dst: u8, k: i32) {
+    match k {
+        0 => a.alu_rr(false, 0x31, dst, dst),
+        1 if w => {}
+        1 => a.mov_rr(false, dst, dst),
+        3 | 5 | 9 => a.lea_scaled(w, dst, dst, dst, ((k - 1) as u32).trailing_zeros() as u8, 0),
+        k if k > 0 && (k as u32).is_power_of_two() => {
+            a.shift_ri(w, shift::SHL, dst, (k as u32).trailing_zeros() as u8)
+        }
+        k => a.imul_ri(w, dst, k),
+    }
+}
+
+/// Magic number for unsigned 64-bit division by `d` (not 0, not a power of
+/// two): `(m, s, add)` with `q = hi(n * m) >> s` when `!add`, else
+/// `q = (((n - hi) >> 1) + hi) >> s`, where `hi = (n * m) >> 64` (Granlund and
+/// Montgomery's method: the smallest power `2^(64 + s)` whose rounding error
+/// stays below `2^s`, else a 65-bit multiplier with its top bit folded into the
+/// add-and-halve step). Exact for every 64-bit `n` (tested against `/`).
+pub(crate) fn udiv_magic(d: u64) -> (u64, u8, bool) {
+    debug_assert!(d > 1 && !d.is_power_of_two());
+    let log = 63 - d.leading_zeros();
+    let num = 1u128 << (64 + log);
+    let m = (num / d as u128) as u64;
+    let rem = (num % d as u128) as u64;
+    let e = d - rem;
+    if e < (1u64 << log) {
+        (m.wrapping_add(1), log as u8, false)
+    } else {
+        let mut m2 = m.wrapping_add(m);
+        let twice = rem.wrapping_add(rem);
+        if twice >= d || twice < rem {
+            m2 = m2.wrapping_add(1);
+        }
+        (m2.wrapping_add(1), log as u8, true)
+    }
 }
 
 fn cond(op: Op) -> u8 {

@@ -66,6 +66,17 @@ pub enum MapLookup {
         /// Distance between two values (`round_up(value_size, 8)`).
         stride: u32,
     },
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`, inline as the kernel's
+    /// `percpu_array_map_gen_lookup`: element `key` of the run's CPU (see
+    /// [`JitProgram::run_repeat_on_cpu`]), values laid out CPU-major within an
+    /// element: `values + (key * ncpus + cpu) * stride`, NULL when
+    /// `key >= max_entries` or `cpu >= ncpus`.
+    PercpuArray {
+        values: u64,
+        max_entries: u32,
+        stride: u32,
+        ncpus: u32,
+    },
     /// A direct call `r0 = f(obj, r2)` in place of the helper trampoline (no
     /// helper context is built; the function must not unwind).
     Call {
@@ -309,6 +320,10 @@ pub(crate) struct JitInner {
     main_end: u32,
     pub(crate) checked: bool,
     pub(crate) opts: JitOptions,
+    /// Unchecked code that never leaves the native code (no helper, callx or
+    /// legacy packet load): a run needs no interpreter machine (see
+    /// `runtime::run_leaf`).
+    pub(crate) leaf: bool,
 }
 
 /// Per-program cache of JIT code for tail calls, by (checked, metering).
@@ -383,6 +398,13 @@ fn compile(prog: &VmProgram, opts: &JitOptions) -> Result<JitInner, JitError> {
     }
     data.entry_chk = g.entry_chk;
     data.entry_nochk = g.entry_nochk;
+    let leaf = !opts.checked
+        && prog.code.iter().all(|c| {
+            !matches!(
+                c.op.shape(),
+                bpfvm_isa::Shape::CallX | bpfvm_isa::Shape::LdAbs | bpfvm_isa::Shape::LdInd
+            ) && (c.op.shape() != bpfvm_isa::Shape::Call || c.op == bpfvm_isa::Op::CallLocal)
+        });
     Ok(JitInner {
         data,
         mem,
@@ -390,6 +412,7 @@ fn compile(prog: &VmProgram, opts: &JitOptions) -> Result<JitInner, JitError> {
         main_end: g.main_end,
         checked: opts.checked,
         opts: opts.clone(),
+        leaf,
     })
 }
 
@@ -445,7 +468,7 @@ impl JitProgram {
     /// [`JitOptions`]; the unsafe constructors of unchecked options carry the
     /// caller's promise).
     pub fn run(&self, opts: RunOptions<'_>) -> Result<RunResult, VmError> {
-        runtime::run(&self.inner, opts, 1, &mut |_| {})
+        runtime::run(&self.inner, opts, 1, 0, &mut |_| {})
     }
 
     /// Runs the program `repeat` times (0 counts as 1) and returns the last run's
@@ -471,9 +494,22 @@ impl JitProgram {
         &self,
         opts: RunOptions<'_>,
         repeat: u32,
+        refresh: impl FnMut(&mut Rerun<'_>),
+    ) -> Result<RunResult, VmError> {
+        self.run_repeat_on_cpu(opts, repeat, 0, refresh)
+    }
+
+    /// [`Self::run_repeat`] on the simulated CPU `cpu`: what inline per-CPU map
+    /// lookups ([`MapLookup::PercpuArray`]) index by (the helpers see the CPU
+    /// through the run's environment).
+    pub fn run_repeat_on_cpu(
+        &self,
+        opts: RunOptions<'_>,
+        repeat: u32,
+        cpu: u32,
         mut refresh: impl FnMut(&mut Rerun<'_>),
     ) -> Result<RunResult, VmError> {
-        runtime::run(&self.inner, opts, repeat, &mut refresh)
+        runtime::run(&self.inner, opts, repeat, cpu, &mut refresh)
     }
 
     /// Convenience as [`VmProgram::run_with_memory`]: r1 = `mem`, r2 = its length,
@@ -740,6 +776,212 @@ mod tests {
         }
     }
 
+    #[test]
+    fn local_calls_keep_r6_to_r9_whatever_the_callee_writes() {
+        // main sets r6..r9, calls f (writes r6 and r8, calls g), g writes r7 and
+        // r9 and calls the leaf h (writes only r0..r5); after each call the
+        // caller's r6..r9 must be its own. All registers are folded into r0.
+        let src = "
+            mov %r6, 6\nmov %r7, 7\nmov %r8, 8\nmov %r9, 9
+            call local f
+            mov %r0, %r6\nlsh %r0, 8\nadd %r0, %r7\nlsh %r0, 8\nadd %r0, %r8
+            lsh %r0, 8\nadd %r0, %r9\nlsh %r0, 8\nadd %r0, %r1
+            exit
+            f:
+            mov %r6, 60\nmov %r8, 80\ncall local g\nadd %r6, %r8\nmov %r1, %r6
+            add %r1, %r0\nexit
+            g:
+            mov %r7, 70\nmov %r9, 90\ncall local h\nadd %r7, %r9\nmov %r0, %r7\nexit
+            h:
+            mov %r0, 1\nmov %r1, 2\nmov %r5, 3\nexit";
+        let insns = assemble(src).expect("assembles");
+        let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+        let want = p.run(RunOptions::new()).expect("runs").r0;
+        assert_eq!(want, 0x06_0708_0900 + 300);
+        let unchecked = unsafe { JitOptions::unchecked() };
+        for opts in [
+            JitOptions::checked(),
+            JitOptions::checked().metering(false),
+            unchecked.clone(),
+            unchecked.metering(false),
+        ] {
+            let jit = p.jit(&opts).expect("compiles");
+            assert_eq!(
+                jit.run(RunOptions::new()).expect("runs").r0,
+                want,
+                "{opts:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn division_magic_numbers_are_exact() {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut ds: Vec<u64> = (3..2000)
+            .chain([u32::MAX as u64, u64::MAX, u64::MAX - 1])
+            .collect();
+        ds.extend((0..3000).map(|_| rng.next() >> rng.below(64)));
+        for d in ds.into_iter().filter(|d| *d > 1 && !d.is_power_of_two()) {
+            let (m, s, add) = super::codegen::udiv_magic(d);
+            let mut ns: Vec<u64> = vec![
+                0,
+                1,
+                d - 1,
+                d,
+                d + 1,
+                u64::MAX,
+                u64::MAX - 1,
+                u32::MAX as u64,
+            ];
+            ns.extend((0..40).map(|_| rng.next() >> rng.below(64)));
+            for n in ns {
+                let hi = ((n as u128 * m as u128) >> 64) as u64;
+                let q = if add {
+                    (((n - hi) >> 1) + hi) >> s
+                } else {
+                    hi >> s
+                };
+                assert_eq!(q, n / d, "{n} / {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn divisions_by_constants_agree_with_the_interpreter() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let mut rng = Rng(0x5eed);
+        let divisors: [i64; 14] = [
+            1,
+            2,
+            3,
+            7,
+            10,
+            16,
+            641,
+            1 << 30,
+            0x7fff_ffff,
+            -1,
+            -7,
+            -16,
+            0x1_0000,
+            1000,
+        ];
+        let unchecked = unsafe { JitOptions::unchecked() };
+        for op in ["div", "mod"] {
+            for w in ["", "32"] {
+                for d in divisors {
+                    for dst in [0u8, 3, 4, 6] {
+                        let x = rng.next();
+                        let src = format!(
+                            "lddw %r0, 0x1111\nlddw %r3, 0x3333\nlddw %r4, 0x4444\nlddw %r6, 0x6666\n\
+                             lddw %r{dst}, {x:#x}\n{op}{w} %r{dst}, {d}\nmov %r7, %r{dst}\n\
+                             add %r0, %r3\nxor %r0, %r4\nadd %r0, %r6\nlsh %r7, 1\nxor %r0, %r7\nexit"
+                        );
+                        let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+                        let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+                        let want = p.run(RunOptions::new()).expect("runs").r0;
+                        for opts in [JitOptions::checked(), unchecked.clone().metering(false)] {
+                            let jit = p.jit(&opts).expect("compiles");
+                            let got = jit.run(RunOptions::new()).expect("runs").r0;
+                            assert_eq!(got, want, "{opts:?}\n{src}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn multiplies_and_zero_compares_agree_with_the_interpreter() {
+        let unchecked = unsafe { JitOptions::unchecked() };
+        for k in [0i64, 1, 2, 3, 5, 8, 9, 10, -1, -3, 1 << 20, -(1 << 30)] {
+            for w in ["", "32"] {
+                for x in [
+                    0u64,
+                    1,
+                    0xffff_ffff,
+                    0x8000_0000_0000_0001,
+                    0x1234_5678_9abc_def0,
+                ] {
+                    let src = format!(
+                        "lddw %r6, {x:#x}\nmul{w} %r6, {k}\nmov %r0, %r6\njeq{w} %r6, 0, +1\nadd %r0, 1\n\
+                         mov %r1, 0\njsgt %r6, 0, +1\nadd %r0, 2\nexit"
+                    );
+                    let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+                    let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+                    let want = p.run(RunOptions::new()).expect("runs").r0;
+                    let jit = p.jit(&unchecked.clone().metering(false)).expect("compiles");
+                    assert_eq!(jit.run(RunOptions::new()).expect("runs").r0, want, "{src}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_bit_tests_and_multiply_adds_agree_with_the_interpreter() {
+        let unchecked = unsafe { JitOptions::unchecked() };
+        let mut rng = Rng(77);
+        for k in [1i64, 6, 0x80, 0x7fff_ffff, -1, -8, 0x100] {
+            for m in [3i64, 5, 9] {
+                for w in ["", "32"] {
+                    // d dead after the jump (fused), and d live (not fused).
+                    for tail in ["mov %r7, 5", "mov %r7, %r7\nmov %r0, %r7"] {
+                        let x = rng.next();
+                        let src = format!(
+                            "lddw %r6, {x:#x}\nmov %r0, 0\nmov %r7, %r6\nand %r7, {k}\njeq %r7, 0, +1\n\
+                             add %r0, 1\nmov %r8, %r6\nand %r8, {k}\njne %r8, 0, +1\nadd %r0, 2\n\
+                             mov %r9, %r6\nmul{w} %r9, {m}\nadd{w} %r9, {k}\n{tail}\nlsh %r0, 8\n\
+                             xor %r0, %r9\nexit"
+                        );
+                        let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+                        let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+                        let want = p.run(RunOptions::new()).expect("runs").r0;
+                        for opts in [JitOptions::checked(), unchecked.clone().metering(false)] {
+                            let jit = p.jit(&opts).expect("compiles");
+                            let got = jit.run(RunOptions::new()).expect("runs");
+                            assert_eq!(got.r0, want, "{src}");
+                            if opts.is_checked() {
+                                let e = p.run(RunOptions::new()).expect("runs").executed;
+                                assert_eq!(got.executed, e, "{src}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn extension_idioms_agree_with_the_interpreter() {
+        let unchecked = unsafe { JitOptions::unchecked() };
+        for x in [
+            0u64,
+            0xffff_ffff,
+            0x8000_0000,
+            0x1234_5678_9abc_def0,
+            u64::MAX,
+        ] {
+            let src = format!(
+                "lddw %r6, {x:#x}\nmov %r7, %r6\nlsh %r7, 32\nrsh %r7, 32\nmov %r8, %r6\n\
+                 lsh %r8, 32\narsh %r8, 32\nmov %r9, %r6\nlsh %r9, 32\nrsh %r9, 31\n\
+                 lsh %r6, 32\nrsh %r6, 32\nmov %r0, %r7\nxor %r0, %r8\nadd %r0, %r9\n\
+                 lsh %r0, 1\nadd %r0, %r6\nexit"
+            );
+            let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+            let want = p.run(RunOptions::new()).expect("runs").r0;
+            for opts in [JitOptions::checked(), unchecked.clone().metering(false)] {
+                let jit = p.jit(&opts).expect("compiles");
+                assert_eq!(jit.run(RunOptions::new()).expect("runs").r0, want, "{src}");
+                let text: Vec<String> = jit.disassemble().into_iter().map(|i| i.text).collect();
+                assert!(text.iter().any(|t| t == "mov r13d, ebx"), "{text:?}");
+                assert!(text.iter().any(|t| t == "movsxd r14, ebx"), "{text:?}");
+            }
+        }
+    }
+
     /// A stand-in map for the lookup tests: helper 1 computes what the inline
     /// code must (values + key * 16 for key < 4, else 0) and marks that it ran.
     fn lookup_program(src: &str) -> (VmProgram, Box<[u64; 8]>) {
@@ -820,6 +1062,43 @@ mod tests {
                 let (got, want, _) = run(src, key);
                 assert_eq!(got, want, "{src}");
                 assert_eq!(got & 1, 1, "the helper ran: {src}");
+            }
+        }
+    }
+
+    #[test]
+    fn percpu_array_lookups_inline_index_by_the_run_s_cpu() {
+        // Key from r1; the pointer found minus the base, or -1 for NULL.
+        let src = "stxw [%r10-4], %r1\nlddw %r1, 0x50000000\nmov %r2, %r10\n\
+                   add %r2, -4\ncall 1\njne %r0, 0, +2\nmov %r0, -1\nexit\nexit";
+        let (p, _values) = lookup_program(src);
+        let base = 0x7000_0000u64;
+        // SAFETY: the key is on the stack; the values are never dereferenced.
+        let opts = unsafe {
+            JitOptions::checked().map_lookup(
+                MAP,
+                super::MapLookup::PercpuArray {
+                    values: base,
+                    max_entries: 4,
+                    stride: 24,
+                    ncpus: 3,
+                },
+            )
+        };
+        let jit = p.jit(&opts).expect("compiles");
+        for cpu in 0..4u32 {
+            for key in [0u64, 1, 3, 4, 1 << 32 | 1] {
+                let r = jit
+                    .run_repeat_on_cpu(RunOptions::new().arg1(key), 1, cpu, |_| {})
+                    .expect("runs")
+                    .r0;
+                let k = key as u32 as u64;
+                let want = if k < 4 && cpu < 3 {
+                    base + (k * 3 + cpu as u64) * 24
+                } else {
+                    u64::MAX
+                };
+                assert_eq!(r, want, "key {key:#x} cpu {cpu}");
             }
         }
     }

@@ -64,6 +64,8 @@ pub(crate) struct RunCtx {
     /// Nonzero when a trampoline ran a helper in this run (the regions or the
     /// environment may have changed; see `run`).
     called_out: u32,
+    /// The simulated CPU of the run (per-CPU map lookups compiled inline).
+    cpu: u64,
     /// Per frame (`depth`), the `may_goto` executions left before it jumps
     /// (the interpreter's `Machine::may_goto`): set on entry to a function by
     /// the entry thunk, local calls and tail calls.
@@ -100,6 +102,7 @@ pub(crate) mod ctx_off {
     pub(crate) const WC_LIMIT: i32 = offset_of!(RunCtx, wc_limit) as i32;
     pub(crate) const LOOP_LEFT: i32 = offset_of!(RunCtx, loop_left) as i32;
     pub(crate) const CALLED_OUT: i32 = offset_of!(RunCtx, called_out) as i32;
+    pub(crate) const CPU: i32 = offset_of!(RunCtx, cpu) as i32;
     pub(crate) const MAY_GOTO: i32 = offset_of!(RunCtx, may_goto) as i32;
 }
 
@@ -112,12 +115,16 @@ pub(crate) fn run(
     inner: &Arc<JitInner>,
     opts: crate::RunOptions<'_>,
     repeat: u32,
+    cpu: u32,
     refresh: &mut dyn FnMut(&mut super::Rerun<'_>),
 ) -> Result<crate::RunResult, VmError> {
     let args = opts.args;
     let fuel = opts.fuel.unwrap_or(u64::MAX).min(i64::MAX as u64) as i64;
     let checked = inner.checked;
-    let mut m = Machine::new(opts, checked);
+    if inner.leaf {
+        return run_leaf(inner, args, fuel, repeat, cpu);
+    }
+    let mut m = Machine::new(opts, checked, inner.data.prog.entry_zero);
     let hi = m.mem.stack_hi;
     let stack_lo = m.mem.stack_lo;
     let mut ctx = RunCtx {
@@ -138,6 +145,7 @@ pub(crate) fn run(
         wc_limit: [0; 4],
         loop_left: 0,
         called_out: 0,
+        cpu: cpu as u64,
         may_goto: [BPF_MAX_LOOPS; MAX_CALL_FRAMES],
         fuel_start: fuel,
         error: None,
@@ -207,6 +215,68 @@ pub(crate) fn run(
             0
         },
         tail_calls: m.tail_calls,
+    })
+}
+
+/// [`run`] for code that never leaves the native code ([`JitInner::leaf`]):
+/// unchecked, no helper to give a machine to, so the frames are a buffer on
+/// this stack (the entry frame's top zeroed as a machine's would be) and the
+/// setup is the run context alone. What a short program spends per run.
+fn run_leaf(
+    inner: &Arc<JitInner>,
+    args: [u64; 5],
+    fuel: i64,
+    repeat: u32,
+    cpu: u32,
+) -> Result<crate::RunResult, VmError> {
+    const WORDS: usize = bpfvm_isa::consts::MAX_CALL_FRAMES * MAX_BPF_STACK / 8;
+    let mut stack = std::mem::MaybeUninit::<[u64; WORDS]>::uninit();
+    let base = stack.as_mut_ptr() as *mut u64;
+    let zero = inner.data.prog.entry_zero.min(MAX_BPF_STACK).div_ceil(8);
+    // SAFETY: the last `zero` words of the buffer.
+    unsafe { std::ptr::write_bytes(base.add(WORDS - zero), 0, zero) };
+    let hi = base as u64 + (WORDS * 8) as u64;
+    let mut ctx = RunCtx {
+        fuel,
+        status: STATUS_OK,
+        depth: 0,
+        saved_rsp: 0,
+        tail_addr: 0,
+        stack_limit: [hi - 1, hi - 2, hi - 4, hi - 8],
+        fault_kind: 0,
+        fault_pc: 0,
+        fault_info: 0,
+        _pad: 0,
+        fault_addr: 0,
+        rc_start: u64::MAX,
+        rc_limit: [0; 4],
+        wc_start: u64::MAX,
+        wc_limit: [0; 4],
+        loop_left: repeat.max(1),
+        called_out: 0,
+        cpu: cpu as u64,
+        fuel_start: fuel,
+        error: None,
+        panic: None,
+        m: std::ptr::null_mut(),
+        cur: &*inner.data,
+        keep: Vec::new(),
+        checked: false,
+        metering: inner.opts.metering,
+    };
+    let data = &*inner.data;
+    let start = data.addr(data.entry_nochk[0]);
+    // SAFETY: the code never calls out (leaf), so nothing reaches the null
+    // machine; ctx and the stack outlive the call.
+    let r0 = unsafe { enter(&mut ctx, data, start, &args, hi) }?;
+    Ok(crate::RunResult {
+        r0,
+        executed: if ctx.metering {
+            (ctx.fuel_start - ctx.fuel) as u64
+        } else {
+            0
+        },
+        tail_calls: 0,
     })
 }
 
@@ -427,7 +497,9 @@ unsafe fn call_helper(
     data: *const ProgData,
     slot: usize,
 ) -> u64 {
-    (*ctx).called_out = 1;
+    if helper.changes_run() {
+        (*ctx).called_out = 1;
+    }
     let m = &mut *(*ctx).m;
     m.mem.stack_lo = r10 - MAX_BPF_STACK as u64;
     let prog: &VmProgram = &(*data).prog;

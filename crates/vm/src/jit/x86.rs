@@ -334,6 +334,42 @@ impl Asm {
         self.rmx(&[], true, false, &[0x8d], dst, base, Some(index), disp);
     }
 
+    /// `lea dst, [base + index * (1 << scale) + disp]` (32-bit when `!w`, which
+    /// zero-extends). `index` is never rsp.
+    pub(crate) fn lea_scaled(
+        &mut self,
+        w: bool,
+        dst: u8,
+        base: u8,
+        index: u8,
+        scale: u8,
+        disp: i32,
+    ) {
+        let rex = 0x40
+            | ((w as u8) << 3)
+            | (((dst >> 3) & 1) << 2)
+            | (((index >> 3) & 1) << 1)
+            | ((base >> 3) & 1);
+        if rex != 0x40 {
+            self.b(rex);
+        }
+        self.b(0x8d);
+        let md = if disp == 0 && base & 7 != 5 {
+            0
+        } else if fits_i8(disp as i64) {
+            1
+        } else {
+            2
+        };
+        self.b((md << 6) | ((dst & 7) << 3) | 4);
+        self.b((scale << 6) | ((index & 7) << 3) | (base & 7));
+        match md {
+            1 => self.b(disp as i8 as u8),
+            2 => self.d(disp as u32),
+            _ => {}
+        }
+    }
+
     /// `movzx dst32, src16` / `movzx dst32, src8`.
     pub(crate) fn movzx(&mut self, size: Size, dst: u8, src: u8) {
         match size {
@@ -419,6 +455,11 @@ impl Asm {
     }
 
     /// `div`/`idiv` by a register (rdx:rax or edx:eax).
+    /// `mul src` (64-bit): rdx:rax = rax * src, unsigned.
+    pub(crate) fn mul_r(&mut self, src: u8) {
+        self.rr(&[], true, false, &[0xf7], 4, src);
+    }
+
     pub(crate) fn div(&mut self, w: bool, signed: bool, src: u8) {
         self.rr(&[], w, false, &[0xf7], if signed { 7 } else { 6 }, src);
     }

@@ -1,0 +1,188 @@
+//! Maps as the program sees them beyond keys and values: loads and stores
+//! through a map pointer (`check_ptr_to_map_access`), which program types may
+//! use maps holding a spin lock or a timer (`check_map_prog_compatibility`),
+//! the value fields loads and stores must not touch, and `bpf_spin_lock` /
+//! `bpf_spin_unlock` (`process_spin_lock`).
+//!
+//! The kernel lets privileged programs read a map's `struct bpf_map` (as the
+//! map type's own struct, `struct bpf_array`, `struct bpf_htab`, ...) through
+//! its BTF. bpfvm has no kernel structs behind its maps: it gives the kernel's
+//! refusals, and refuses the reads the kernel would allow with its own message.
+
+use super::*;
+
+/// The struct the kernel's map type is (`map_btf_id`), as the log names it.
+fn map_struct(map_type: u32) -> &'static str {
+    match map_type {
+        // array, prog_array, perf_event_array, percpu_array, cgroup_array,
+        // array_of_maps
+        2 | 3 | 4 | 6 | 8 | 12 => "bpf_array",
+        // hash, percpu_hash, lru_hash, lru_percpu_hash, hash_of_maps
+        1 | 5 | 9 | 10 | 13 => "bpf_htab",
+        7 => "bpf_stack_map",
+        11 => "lpm_trie",
+        14 | 25 => "bpf_dtab",
+        16 => "bpf_cpu_map",
+        22 | 23 => "bpf_queue_stack",
+        27 => "bpf_ringbuf_map",
+        30 => "bpf_bloom_filter",
+        _ => "bpf_map",
+    }
+}
+
+impl Verifier<'_> {
+    pub(super) fn check_map_ptr_mem(
+        &mut self,
+        regno: u8,
+        reg: &Reg,
+        off: i32,
+        size: i32,
+        write: bool,
+    ) -> Result<Option<Reg>, Fail> {
+        let m = self.map(reg.map).unwrap_or_default();
+        let tname = map_struct(m.map_type);
+        if !self.privileged() {
+            return self.err(VerifierError::Perm {
+                reason: format!(
+                    "'struct {tname}' access is allowed only to CAP_PERFMON and CAP_SYS_ADMIN"
+                ),
+            });
+        }
+        let off = off as i64 + reg.off as i64;
+        if off < 0 {
+            return self.err(unsafe_(format!(
+                "R{regno} is {tname} invalid negative access: off={off}"
+            )));
+        }
+        if write {
+            return self.err(unsafe_(format!("only read from {tname} is supported")));
+        }
+        self.err(unsafe_(format!(
+            "bpfvm does not model reads of struct {tname} (R{regno} off={off} size={size}) yet"
+        )))
+    }
+}
+
+/// `is_tracing_prog_type`
+fn is_tracing(prog_type: u32) -> bool {
+    matches!(
+        prog_type,
+        BPF_PROG_TYPE_KPROBE
+            | BPF_PROG_TYPE_TRACEPOINT
+            | BPF_PROG_TYPE_PERF_EVENT
+            | BPF_PROG_TYPE_RAW_TRACEPOINT
+            | BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE
+    )
+}
+
+impl Verifier<'_> {
+    /// `check_map_prog_compatibility`, when a program refers to a map.
+    pub(super) fn check_map_prog_compat(&self, m: &MapDesc) -> Result<(), Fail> {
+        let t = self.opts.prog_type;
+        if m.spin_lock_off.is_some() {
+            if t == BPF_PROG_TYPE_SOCKET_FILTER {
+                return self.err(invalid("socket filter progs cannot use bpf_spin_lock yet"));
+            }
+            if is_tracing(t) {
+                return self.err(invalid("tracing progs cannot use bpf_spin_lock yet"));
+            }
+        }
+        if m.timer_off.is_some() && is_tracing(t) {
+            return self.err(invalid("tracing progs cannot use bpf_timer yet"));
+        }
+        Ok(())
+    }
+
+    /// A load, store or helper access of `[off, off + size)` (plus the
+    /// register's variable part) in a map value must stay clear of its spin
+    /// lock and timer.
+    pub(super) fn check_map_value_fields(
+        &self,
+        m: &MapDesc,
+        reg: &Reg,
+        off: i64,
+        size: i64,
+    ) -> Result<(), Fail> {
+        let fields = [
+            (m.spin_lock_off, 4, "bpf_spin_lock"),
+            (m.timer_off, 16, "bpf_timer"),
+        ];
+        for (at, len, name) in fields {
+            let Some(p) = at else { continue };
+            let p = p as i64;
+            if reg.smin.saturating_add(off) < p + len
+                && p < (reg.umax.min(i64::MAX as u64) as i64).saturating_add(off + size)
+            {
+                return self.err(unsafe_(format!(
+                    "{name} cannot be accessed directly by load/store"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The maps whose values hold a spin lock, among the map values a NULL
+    /// check of `id` resolves.
+    pub(super) fn spin_lock_maps(&mut self, st: &State, id: u32) -> Vec<u32> {
+        let mut ids = Vec::new();
+        for f in &st.frames {
+            for r in f.regs.iter().chain(f.stack.iter().map(|s| &s.spill)) {
+                if r.ty == RegType::MapValue && r.id == id && !ids.contains(&r.map) {
+                    ids.push(r.map);
+                }
+            }
+        }
+        ids.retain(|m| self.map(*m).is_some_and(|d| d.spin_lock_off.is_some()));
+        ids
+    }
+
+    /// `process_spin_lock`: R`regno` must point at the map value's lock;
+    /// taking a lock needs none held, releasing needs this one.
+    pub(super) fn process_spin_lock(
+        &mut self,
+        st: &mut State,
+        regno: u8,
+        r: &Reg,
+        lock: bool,
+    ) -> Result<(), Fail> {
+        if !r.is_const() {
+            return self.err(invalid(format!(
+                "R{regno} doesn't have constant offset. bpf_spin_lock has to be at the constant offset"
+            )));
+        }
+        let m = self.map(r.map).unwrap_or_default();
+        if !m.has_btf {
+            return self.err(invalid(format!(
+                "map '{}' has to have BTF in order to use bpf_spin_lock",
+                m.name
+            )));
+        }
+        let Some(at) = m.spin_lock_off else {
+            return self.err(invalid(format!(
+                "map '{}' has no valid bpf_spin_lock",
+                m.name
+            )));
+        };
+        let off = r.var_off.value as i64 + r.off as i64;
+        if off != at as i64 {
+            return self.err(invalid(format!(
+                "off {off} doesn't point to 'struct bpf_spin_lock' that is at {at}"
+            )));
+        }
+        if lock {
+            if st.active_lock.is_some() {
+                return self.err(invalid("Locking two bpf_spin_locks are not allowed"));
+            }
+            st.active_lock = Some((r.map, r.id));
+        } else {
+            match st.active_lock {
+                None => return self.err(invalid("bpf_spin_unlock without taking a lock")),
+                Some(l) if l != (r.map, r.id) => {
+                    return self.err(invalid("bpf_spin_unlock of different lock"))
+                }
+                Some(_) => st.active_lock = None,
+            }
+        }
+        Ok(())
+    }
+}
