@@ -88,6 +88,15 @@ pub fn maps() -> Vec<MapDesc> {
         m(5, BPF_MAP_TYPE_RINGBUF, 0, 0, 4096, 0, false, "rb"),
         m(6, BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4, 0, false, "jmp"),
         m(7, BPF_MAP_TYPE_QUEUE, 0, 4, 8, 0, false, "queue"),
+        // Two maps of maps with different templates (katran's pattern).
+        MapDesc {
+            inner: Some(Box::new(m(0, BPF_MAP_TYPE_ARRAY, 4, 8, 1, 0, false, "in8"))),
+            ..m(8, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, 1, 0, false, "outer8")
+        },
+        MapDesc {
+            inner: Some(Box::new(m(0, BPF_MAP_TYPE_HASH, 4, 1, 1, 0, false, "in1"))),
+            ..m(9, BPF_MAP_TYPE_HASH_OF_MAPS, 4, 4, 1, 0, false, "outer1")
+        },
     ]
 }
 
@@ -271,6 +280,12 @@ pub fn cases() -> Vec<Case> {
         c("mov32_ptr_privileged", XDP, "mov32 %r0, %r10; exit", None),
         c("stack_var_offset_in_range", XDP, "ldxw %r2, [%r1+12]; and %r2, 7; mov %r3, %r10; add %r3, -16; add %r3, %r2; stb [%r3+0], 1; mov %r0, 0; exit", None),
         c("map_value_var_helper_size", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "mov %r1, %r0; ldxw %r2, [%r6+12]; and %r2, 7; add %r2, 1; call 6; exit"]), None),
+        // An inner map spilled, then another map of maps looked up: the
+        // filled pointer keeps its own template (value_size 8, not 1).
+        c("map_in_map_templates_kept_apart", XDP, &j(&["stw [%r10-4], 0; mov %r2, %r10; add %r2, -4; lddw %r1, map:8; call 1; jeq %r0, 0, out; stxdw [%r10-16], %r0",
+            "mov %r2, %r10; add %r2, -4; lddw %r1, map:9; call 1; jeq %r0, 0, out; mov %r1, %r0; mov %r2, %r10; add %r2, -4; call 1; jeq %r0, 0, out; ldxb %r3, [%r0+0]",
+            "ldxdw %r1, [%r10-16]; mov %r2, %r10; add %r2, -4; call 1; jeq %r0, 0, out; ldxdw %r0, [%r0+0]", OUT]), None),
+        c("map_in_map_inner_value_size", XDP, &j(&["stw [%r10-4], 0; mov %r2, %r10; add %r2, -4; lddw %r1, map:9; call 1; jeq %r0, 0, out; mov %r1, %r0; mov %r2, %r10; add %r2, -4; call 1; jeq %r0, 0, out; ldxh %r0, [%r0+0]", OUT]), Some("R0 min value is outside of the allowed memory range")),
         // ---- refused: control flow
         c("no_exit", XDP, "mov %r0, 0", Some("last insn is not an exit or jmp")),
         c("unreachable", XDP, "mov %r0, 0; exit; mov %r0, 1; exit", Some("unreachable insn 2")),

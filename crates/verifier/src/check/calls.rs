@@ -18,6 +18,12 @@ fn helper_name(id: i32) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The verifier's id for the inner map template of map of maps `outer`
+/// (map ids the runtime hands out stay below 2^31).
+fn inner_map_id(outer: u32) -> u32 {
+    outer | 1 << 31
+}
+
 #[derive(Default)]
 struct Meta {
     map: Option<MapDesc>,
@@ -151,12 +157,15 @@ impl Verifier<'_> {
             Ret::Integer => Reg::unknown(),
             Ret::Void => Reg::not_init(),
             Ret::MapValueOrNull if meta.map.as_ref().is_some_and(|m| m.inner.is_some()) => {
-                let inner = meta
+                let mut inner = meta
                     .map
                     .as_ref()
                     .and_then(|m| m.inner.clone())
                     .map(|b| *b)
                     .unwrap_or_default();
+                // Each map of maps has its own template: key it by the outer
+                // map, so registers (and pruning) never mix two templates.
+                inner.id = inner_map_id(meta.map_reg);
                 let mut r = Reg::ptr(RegType::MapPtr);
                 r.map = inner.id;
                 r.maybe_null = true;
