@@ -35,6 +35,15 @@ pub enum BpfError {
     },
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// An extern the program uses cannot be resolved (a kfunc bpfvm lacks, a
+    /// `.kconfig` value the configuration does not set, a kernel variable).
+    #[error("program '{prog}': extern '{name}' ({section}): {reason}")]
+    Extern {
+        prog: String,
+        name: String,
+        section: &'static str,
+        reason: String,
+    },
     #[error("object file")]
     Obj(#[from] bpfvm_obj::ObjError),
     #[error("{what} is not supported yet")]
@@ -63,6 +72,7 @@ impl BpfError {
             BpfError::Verifier { source, .. } => source.error.errno(),
             BpfError::Run { .. } => libc::EFAULT,
             BpfError::Invalid(_) => libc::EINVAL,
+            BpfError::Extern { .. } => libc::ESRCH,
             BpfError::Obj(_) => libc::EINVAL,
             BpfError::NotSupported { .. } => libc::EOPNOTSUPP,
             BpfError::Pin { reason, .. } => match *reason {

@@ -332,7 +332,9 @@ impl Runtime {
                 pins: Mutex::new(BTreeMap::new()),
                 trace: TracePipe::default(),
                 ncpus,
-                helpers: RwLock::new(Arc::new(crate::helpers::kernel_helpers())),
+                helpers: RwLock::new(Arc::new(crate::kfuncs::with_kfuncs(
+                    crate::helpers::kernel_helpers(),
+                ))),
                 custom_helpers: RwLock::new(Vec::new()),
                 jit_enable: std::sync::atomic::AtomicBool::new(
                     std::env::var_os("BPFVM_NO_JIT").is_none(),

@@ -31,7 +31,9 @@ pub mod helpers;
 pub mod helpers_pure;
 mod idr;
 mod info;
+pub mod kconfig;
 mod kernel;
+pub mod kfuncs;
 mod loader;
 mod lowmem;
 pub mod printk;
@@ -45,6 +47,7 @@ pub use bpfvm_verifier::{Refused as VerifierRefused, Stats as VerifierStats};
 pub use env::{Redirect, XdpMd};
 pub use error::BpfError;
 pub use info::{prog_type_name, BtfInfo, MapInfo, ProgInfo};
+pub use kconfig::Kconfig;
 pub use kernel::{
     BpfCmd, BpfReply, BtfObj, MapCreateAttr, MapFd, MapObj, ObjKind, Pinned, ProgFd, ProgLoadAttr,
     ProgObj, Runtime,

@@ -46,6 +46,18 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
     let mut used_maps: Vec<Arc<MapObj>> = Vec::new();
     let mut vm_insns = a.insns.clone();
     for (pc, d) in &decoded {
+        // Kfunc calls run as helper calls (see kfuncs.rs); a poisoned call
+        // (an unresolved __weak kfunc) only exists where the verifier will
+        // prove it unreachable.
+        if d.op == Op::CallKfunc {
+            vm_insns[*pc].src_reg = 0;
+            vm_insns[*pc].imm = (crate::kfuncs::KFUNC_HELPER_BASE as i32).wrapping_add(d.imm32());
+            continue;
+        }
+        if d.op == Op::Call && d.imm32() >= crate::loader::POISON_CALL_KFUNC_BASE {
+            vm_insns[*pc].imm = crate::kfuncs::POISON_HELPER as i32;
+            continue;
+        }
         if d.op != Op::LdImm64 || d.src == 0 {
             continue;
         }
@@ -301,6 +313,21 @@ fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
     d
 }
 
+/// Sizes of the kernel structs kfuncs hand out, as the program's BTF
+/// declares them (its copy of the kernel's layout, from vmlinux.h).
+fn kernel_struct_sizes(btf: &bpfvm_obj::Btf) -> Vec<(String, u32)> {
+    use bpfvm_obj::btf::BtfKind;
+    let mut out = Vec::new();
+    for (_, name) in bpfvm_verifier::kfuncs::OBJS {
+        if let Some(id) = btf.find_by_name_kind(name, BtfKind::Struct) {
+            if let Ok(t) = btf.type_by_id(id) {
+                out.push((name.to_string(), t.size_or_type));
+            }
+        }
+    }
+    out
+}
+
 /// Runs the verifier as BPF_PROG_LOAD does, before anything is registered.
 fn verify(rt: &Runtime, a: &ProgLoadAttr, name: &str) -> Result<bpfvm_verifier::Verified> {
     let btf = match a.btf_id {
@@ -336,6 +363,10 @@ fn verify(rt: &Runtime, a: &ProgLoadAttr, name: &str) -> Result<bpfvm_verifier::
             })
             .collect(),
         gpl_compatible: license_is_gpl_compatible(&a.license),
+        btf_structs: btf
+            .as_ref()
+            .map(|b| kernel_struct_sizes(&b.btf))
+            .unwrap_or_default(),
         extra_helpers: rt
             .k
             .custom_helpers

@@ -319,7 +319,7 @@ fn check_ringbuf(attr: &MapAttr) -> Result<(), MapError> {
     if attr.key_size != 0 || attr.value_size != 0 {
         return Err(invalid(attr, "ringbuf key_size and value_size must be 0"));
     }
-    if !attr.max_entries.is_power_of_two() || attr.max_entries % PAGE_SIZE != 0 {
+    if !attr.max_entries.is_power_of_two() || !attr.max_entries.is_multiple_of(PAGE_SIZE) {
         return Err(invalid(
             attr,
             format!(
@@ -406,13 +406,10 @@ pub fn create_map(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapEr
         return Err(invalid(attr, "map type 0 (unspec) is not a map type"));
     }
     if !t.is_supported() {
-        return Err(MapError::OpNotSupported {
+        return Err(MapError::Unimplemented {
             map: attr.label(),
-            reason: format!(
-                "map type {} ({}) is not implemented by bpfvm",
-                t.name(),
-                t as u32
-            ),
+            type_name: t.name(),
+            type_num: t as u32,
         });
     }
     if ncpus == 0 {

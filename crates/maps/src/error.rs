@@ -69,6 +69,14 @@ pub enum MapError {
     /// The feature is not supported for this map (kernel `EOPNOTSUPP`, 95).
     #[error("{map}: {reason}")]
     OpNotSupported { map: String, reason: String },
+    /// A map type the kernel has and bpfvm does not implement (`EOPNOTSUPP`):
+    /// a shortcoming of bpfvm, not of the map's definition.
+    #[error("{map}: map type {type_name} ({type_num}) is not implemented by bpfvm")]
+    Unimplemented {
+        map: String,
+        type_name: &'static str,
+        type_num: u32,
+    },
     /// A pointer does not point where it must.
     #[error("{map}: {reason}")]
     Fault { map: String, reason: String },
@@ -94,7 +102,7 @@ impl MapError {
             MapError::NoSpace { .. } => ENOSPC,
             MapError::Again { .. } => EAGAIN,
             MapError::NotSupported { .. } => ENOTSUPP,
-            MapError::OpNotSupported { .. } => EOPNOTSUPP,
+            MapError::OpNotSupported { .. } | MapError::Unimplemented { .. } => EOPNOTSUPP,
             MapError::Fault { .. } => EFAULT,
             MapError::Overflow { .. } => EOVERFLOW,
             MapError::NoDevice { .. } => ENODEV,
@@ -115,6 +123,7 @@ impl MapError {
             | MapError::Again { map, .. }
             | MapError::NotSupported { map, .. }
             | MapError::OpNotSupported { map, .. }
+            | MapError::Unimplemented { map, .. }
             | MapError::Fault { map, .. }
             | MapError::Overflow { map, .. }
             | MapError::NoDevice { map, .. } => map,

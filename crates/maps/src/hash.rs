@@ -1098,7 +1098,7 @@ mod stress {
                     while !stop.load(Ordering::Relaxed) {
                         let k = (rng.next() % CHURN as u64) as u32;
                         let kb = key(k, ks);
-                        if rng.next() % 2 == 0 {
+                        if rng.next().is_multiple_of(2) {
                             // E2BIG when the map is full is expected.
                             let _ = m.update(&kb, &(k as u64).to_ne_bytes(), BPF_ANY, 0);
                         } else {

@@ -87,6 +87,9 @@ struct State {
     frames: Vec<Frame>,
     /// Acquired references: (id, allocating instruction).
     refs: Vec<(u32, usize)>,
+    /// Callback iterations entered on this path (`callback_unroll_depth`):
+    /// a state of the next iteration is no repeat of this one's.
+    cb_unroll: u32,
 }
 
 impl State {
@@ -135,6 +138,10 @@ struct Checkpoint {
     seg: precise::HistList,
     /// Every scalar here and above is already precise.
     all_precise: bool,
+    /// The outermost iterator loop head (a checkpoint at an iterator's
+    /// `next`) this state's safety was proven against while that head was
+    /// still being explored.
+    loop_entry: Option<usize>,
 }
 
 struct Pending {
@@ -553,6 +560,7 @@ impl<'a> Verifier<'a> {
                 callback: false,
             }],
             refs: Vec::new(),
+            cb_unroll: 0,
         }
     }
 
@@ -573,6 +581,7 @@ impl<'a> Verifier<'a> {
             fp: 0,
             seg: None,
             all_precise: false,
+            loop_entry: None,
         });
         let mut parent = Some(0usize);
         let mut pc = 0usize;
@@ -610,9 +619,13 @@ impl<'a> Verifier<'a> {
                 break;
             }
             cp = c.parent;
+            let le = c.loop_entry;
+            let (has_state, pc, fp) = (c.state.is_some(), c.pc, c.fp);
+            if let (Some(p), Some(le)) = (cp, le) {
+                self.note_loop_entry(Some(p), le);
+            }
             // Every path below is safe: the state may now prune others.
-            if c.state.is_some() {
-                let (pc, fp) = (c.pc, c.fp);
+            if has_state {
                 self.explored.entry(pc).or_default().push(i);
                 if let Some(n) = self.in_progress_at.get_mut(&pc) {
                     *n = n.saturating_sub(1);
@@ -621,6 +634,19 @@ impl<'a> Verifier<'a> {
                     v.retain(|&x| x != i);
                 }
             }
+        }
+    }
+
+    /// `update_loop_entry`: checkpoint `cp` depends on iterator loop head
+    /// `head`; the outermost head (the oldest checkpoint) wins.
+    fn note_loop_entry(&mut self, cp: Option<usize>, head: usize) {
+        let Some(c) = cp else { return };
+        if c == head {
+            return;
+        }
+        let cur = &mut self.checkpoints[c].loop_entry;
+        if cur.is_none_or(|le| head < le) {
+            *cur = Some(head);
         }
     }
 
@@ -695,7 +721,7 @@ impl<'a> Verifier<'a> {
                 ));
             }
             self.insns_since_ckpt += 1;
-            if self.cfg().prune_point[*pc] {
+            if self.cfg().prune_point[*pc] || self.is_iter_next(*pc) {
                 match self.is_state_visited(st, *pc, parent)? {
                     Visit::Pruned(old) => {
                         if let Some(ci) = old {
@@ -808,29 +834,43 @@ impl<'a> Verifier<'a> {
             for &ci in self.all_states.get(&pc).into_iter().flatten() {
                 let c = &self.checkpoints[ci];
                 if let Some(old) = c.state.as_ref() {
-                    if c.branches > 0 && subsumes(old, st, &live, false) {
+                    // Only a later iteration's entry: a loop back to the
+                    // entry inside one iteration is the body's own loop.
+                    if c.branches > 0
+                        && old.cb_unroll != st.cb_unroll
+                        && subsumes(old, st, &live, false)
+                    {
                         return Ok(Visit::Pruned(None));
                     }
                 }
             }
         }
+        // An open-coded iterator's `next`: a state within one seen here
+        // before, even one still being explored, ends the loop (the kernel
+        // skips the infinite-loop check there).
+        let iter_next = self.is_iter_next(pc);
+        if iter_next {
+            if let Some(ci) = self.iter_next_converged(st, pc, &live) {
+                self.note_loop_entry(*parent, ci);
+                return Ok(Visit::Pruned(Some(ci)));
+            }
+        }
         // An exact repeat of a state still being explored is a loop without
         // progress.
-        // Inside a callback the helper bounds the iterations: a repeat of
-        // the previous iteration's state is expected there.
-        let in_callback = st.frames.iter().any(|f| f.callback);
-        let repeat = self
-            .in_progress
-            .get(&(pc, fp))
-            .filter(|_| !in_callback)
-            .and_then(|v| {
-                v.iter().copied().find(|&ci| {
-                    self.checkpoints[ci]
-                        .state
-                        .as_ref()
-                        .is_some_and(|old| states_exact(old, st))
-                })
-            });
+        // A callback's next iteration is no repeat of the previous one
+        // (their unroll depths differ), but a loop without progress inside
+        // one iteration is.
+        let repeat =
+            self.in_progress
+                .get(&(pc, fp))
+                .filter(|_| !iter_next)
+                .and_then(|v| {
+                    v.iter().copied().find(|&ci| {
+                        self.checkpoints[ci].state.as_ref().is_some_and(|old| {
+                            old.cb_unroll == st.cb_unroll && states_exact(old, st)
+                        })
+                    })
+                });
         if let Some(ci) = repeat {
             if self.logging() {
                 let old = self.checkpoints[ci]
@@ -855,11 +895,21 @@ impl<'a> Verifier<'a> {
             let long = done.len() > EVICT_ABOVE;
             let mut evict = false;
             for &ci in done.iter().rev() {
+                // A state proven only up to an iterator loop still being
+                // explored prunes exact repeats only (the kernel's loop_entry).
+                let in_loop = self.checkpoints[ci]
+                    .loop_entry
+                    .is_some_and(|le| self.checkpoints[le].branches > 0);
                 let c = &mut self.checkpoints[ci];
                 let Some(old) = c.state.as_ref() else {
                     continue;
                 };
-                if subsumes(old, st, &live, loose) {
+                let covered = if in_loop {
+                    states_exact(old, st)
+                } else {
+                    subsumes(old, st, &live, loose)
+                };
+                if covered {
                     c.hit += 1;
                     return Ok(Visit::Pruned(Some(ci)));
                 }
@@ -883,6 +933,7 @@ impl<'a> Verifier<'a> {
         // iteration differs and would only grow the list.
         let looping = self.in_progress_at.get(&pc).copied().unwrap_or(0) > 0;
         let add_new_state = callback_entry
+            || iter_next
             || (self.jmps_since_ckpt >= 2 && self.insns_since_ckpt >= 8)
                 && !(looping && self.jmps_since_ckpt < 20 && self.insns_since_ckpt < 100);
         // Unprivileged programs get a hard cap per instruction, as in the kernel.
@@ -903,6 +954,7 @@ impl<'a> Verifier<'a> {
                 fp,
                 seg: std::mem::take(&mut self.history),
                 all_precise: false,
+                loop_entry: None,
             });
             // The path now lives under the new checkpoint instead of its parent.
             *parent = Some(idx);
@@ -1016,7 +1068,7 @@ impl<'a> Verifier<'a> {
                 self.jmps_since_ckpt += 1;
                 match d.op {
                     Op::CallLocal => self.check_local_call(st, pc, d),
-                    Op::CallKfunc => self.err(call_err("calling kernel function is not allowed")),
+                    Op::CallKfunc => self.check_kfunc_call(st, pc, d, parent),
                     _ => match self.check_helper_call(st, pc, d, parent)? {
                         Some(entry) => Ok(Next::Go(entry)),
                         None => Ok(Next::Go(next)),
@@ -1191,6 +1243,7 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool) -> bool {
                 && old.frameno == cur.frameno
                 && old.mem_size == cur.mem_size
                 && old.subprog == cur.subprog
+                && old.kf.same_kind(&cur.kf)
                 && (old.range == cur.range || (old.range >= 0 && old.range <= cur.range))
                 && old.range_contains(cur)
                 && idmap.check(old.id, cur.id)
@@ -1200,6 +1253,10 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool) -> bool {
 }
 
 fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool) -> bool {
+    let special = |s: &Slot| s.ty[0] == kfunc::STACK_ITER || s.ty[0] == kfunc::STACK_DYNPTR;
+    if special(old) || special(cur) {
+        return special(old) && kfunc::special_slot_safe(old, cur, idmap);
+    }
     let old_spill = old.ty.contains(&STACK_SPILL);
     if old_spill {
         // The same bytes must hold a covered spill.
@@ -1232,5 +1289,6 @@ fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool) -> bool {
 mod alu;
 mod calls;
 mod jumps;
+mod kfunc;
 mod mem;
 mod precise;

@@ -21,6 +21,7 @@
 pub mod cfg;
 pub mod check;
 pub mod helpers;
+pub mod kfuncs;
 pub mod prog;
 pub mod reg;
 pub mod tnum;
@@ -87,6 +88,10 @@ pub struct VerifierOpts {
     pub extra_helpers: Vec<i32>,
     /// `BPF_PROG_LOAD`'s `prog_flags` (`BPF_F_STRICT_ALIGNMENT`, ...).
     pub prog_flags: u32,
+    /// Sizes of the structs the program's BTF declares, by name: loads
+    /// through kernel-object pointers kfuncs return are checked against
+    /// them (the object's own copy of the kernel's layout).
+    pub btf_structs: Vec<(String, u32)>,
 }
 
 impl Default for VerifierOpts {
@@ -102,6 +107,7 @@ impl Default for VerifierOpts {
             log_size: 16 << 20,
             extra_helpers: Vec::new(),
             prog_flags: 0,
+            btf_structs: Vec::new(),
         }
     }
 }

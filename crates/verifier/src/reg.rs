@@ -32,6 +32,13 @@ pub enum RegType {
     RingbufMem,
     #[doc(alias = "PTR_TO_FUNC")]
     Func,
+    /// `PTR_TO_BTF_ID`: a kernel object (`task_struct`, the kernel's
+    /// context); which one and how trusted is in [`Reg::kf`].
+    #[doc(alias = "PTR_TO_BTF_ID")]
+    BtfId,
+    /// `PTR_TO_MEM`: `mem_size` bytes (kfunc results, dynptr slices).
+    #[doc(alias = "PTR_TO_MEM")]
+    Mem,
 }
 
 impl RegType {
@@ -50,8 +57,12 @@ impl RegType {
             RegType::PacketEnd => "pkt_end",
             RegType::RingbufMem => "ringbuf_mem",
             RegType::Func => "func",
+            RegType::BtfId => "ptr_",
+            RegType::Mem => "mem",
         };
-        if maybe_null {
+        if maybe_null && self == RegType::BtfId {
+            "ptr_or_null_".to_string()
+        } else if maybe_null {
             format!("{base}_or_null")
         } else {
             base.to_string()
@@ -100,6 +111,9 @@ pub struct Reg {
     /// A scalar whose exact bounds some safety decision depended on: pruning
     /// compares it; an imprecise scalar matches any scalar.
     pub precise: bool,
+    /// Kfunc-related type information: the object of a `PTR_TO_BTF_ID`,
+    /// or the iterator / dynptr a special stack slot holds.
+    pub kf: crate::kfuncs::KfInfo,
 }
 
 impl Default for Reg {
@@ -138,6 +152,7 @@ impl Reg {
             frameno: 0,
             subprog: 0,
             precise: false,
+            kf: crate::kfuncs::KfInfo::NONE,
         }
     }
 
@@ -423,7 +438,11 @@ pub fn reg_text(r: &Reg, cur_frame: u8, map_info: &dyn Fn(u32) -> (String, u32, 
     if r.ty == RegType::Scalar && r.is_const() {
         return snum(r.var_off.value as i64);
     }
-    let mut s = r.ty.name(r.maybe_null);
+    let mut s = if r.ty == RegType::BtfId {
+        crate::kfuncs::btf_ptr_name(r)
+    } else {
+        r.ty.name(r.maybe_null)
+    };
     if r.ty == RegType::Stack {
         if r.frameno != cur_frame {
             s.push_str(&format!("[{}]", r.frameno));
@@ -461,7 +480,7 @@ pub fn reg_text(r: &Reg, cur_frame: u8, map_info: &dyn Fn(u32) -> (String, u32, 
             }
         ));
     }
-    if r.ty == RegType::RingbufMem {
+    if matches!(r.ty, RegType::RingbufMem | RegType::Mem) {
         f.push(format!("sz={}", r.mem_size));
     }
     if r.is_const() {

@@ -126,7 +126,9 @@ impl Verifier<'_> {
                 }
             });
         }
-        if p.effect == Effect::ChangesPkt {
+        // A tail call may run a program that changes the packet (the kernel
+        // counts it among the helpers that do, since 6.13).
+        if matches!(p.effect, Effect::ChangesPkt | Effect::TailCall) {
             let privileged = self.privileged();
             st.for_each_reg(|r| {
                 if matches!(
@@ -154,6 +156,8 @@ impl Verifier<'_> {
         }
         self.scratch_reg(0);
         let r0 = match p.ret {
+            // bpf_get_current_task_btf: a trusted task_struct.
+            Ret::Integer if id == 158 => super::kfunc::current_task_btf(),
             Ret::Integer => Reg::unknown(),
             Ret::Void => Reg::not_init(),
             Ret::MapValueOrNull if meta.map.as_ref().is_some_and(|m| m.inner.is_some()) => {
@@ -256,11 +260,11 @@ impl Verifier<'_> {
         None
     }
 
-    fn stack_frame_of(st: &State, reg: &Reg) -> usize {
+    pub(super) fn stack_frame_of(st: &State, reg: &Reg) -> usize {
         (reg.frameno as usize).min(st.frames.len() - 1)
     }
 
-    fn type_err<T>(&self, regno: u8, r: &Reg, expected: &str) -> Result<T, Fail> {
+    pub(super) fn type_err<T>(&self, regno: u8, r: &Reg, expected: &str) -> Result<T, Fail> {
         let t = r.ty.name(r.maybe_null);
         self.err(call_err(format!("R{regno} type={t} expected={expected}")))
     }
@@ -330,6 +334,7 @@ impl Verifier<'_> {
                             | RegType::MapKey
                             | RegType::MapValue
                             | RegType::RingbufMem
+                            | RegType::Mem
                     )
                 {
                     return self.type_err(regno, &r, MEM_TYPES);
@@ -443,7 +448,7 @@ impl Verifier<'_> {
     }
 
     /// `check_helper_mem_access`: a helper reads or writes `size` bytes at R`regno`.
-    fn check_helper_mem(
+    pub(super) fn check_helper_mem(
         &mut self,
         st: &mut State,
         regno: u8,
@@ -569,6 +574,12 @@ impl Verifier<'_> {
                 self.check_region(regno, &r, off_total, size32, m.key_size as i64, "map key")
             }
             RegType::RingbufMem => {
+                self.check_region(regno, &r, off_total, size32, r.mem_size as i64, "memory")
+            }
+            RegType::Mem => {
+                if write && r.kf.flags & crate::kfuncs::KFI_RDONLY != 0 {
+                    return self.type_err(regno, &r, MEM_TYPES);
+                }
                 self.check_region(regno, &r, off_total, size32, r.mem_size as i64, "memory")
             }
             RegType::Packet | RegType::PacketMeta => {
@@ -783,6 +794,7 @@ impl Verifier<'_> {
                     }
                 }
                 again.frames.push(f);
+                again.cb_unroll = again.cb_unroll.wrapping_add(1);
                 self.push_branch(again, entry, pc, parent)?;
             }
             // The caller's R0 is the helper's result; R1-R5 were clobbered.

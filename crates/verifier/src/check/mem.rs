@@ -178,6 +178,25 @@ impl Verifier<'_> {
                     Some(CtxField::Scalar) => None,
                 }
             }
+            // Kfunc results: kernel objects (never proven: probe reads).
+            RegType::BtfId => return self.check_btf_access(ptr_reg, &reg, off_total, size, write),
+            RegType::Mem => {
+                if write && reg.kf.flags & crate::kfuncs::KFI_RDONLY != 0 {
+                    return self.err(unsafe_(format!("R{ptr_reg} cannot write into rdonly_mem")));
+                }
+                if value_is_ptr {
+                    return self.err(unsafe_(format!("R{value_reg} leaks addr into mem")));
+                }
+                self.check_region(
+                    ptr_reg,
+                    &reg,
+                    off_total,
+                    size,
+                    reg.mem_size as i64,
+                    "memory",
+                )?;
+                None
+            }
             _ => {
                 let t = reg.ty.name(reg.maybe_null);
                 return self.err(unsafe_(format!("R{ptr_reg} invalid mem access '{t}'")));
@@ -447,6 +466,12 @@ impl Verifier<'_> {
                 STACK_ZERO => {}
                 STACK_SPILL if slot.spill.is_null_const() => {}
                 STACK_INVALID if !privileged => {
+                    return self.err(unsafe_(format!(
+                        "invalid read from stack off {addr}+{i} size {size}"
+                    )));
+                }
+                // Iterators and dynptrs are not readable as bytes.
+                kfunc::STACK_ITER | kfunc::STACK_DYNPTR => {
                     return self.err(unsafe_(format!(
                         "invalid read from stack off {addr}+{i} size {size}"
                     )));
