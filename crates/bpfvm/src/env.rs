@@ -61,6 +61,9 @@ pub struct RunEnv {
     pub maps: Vec<(u64, Arc<MapObj>)>,
     /// The context flags column of trace pipe lines this run writes.
     pub trace_flags: crate::printk::TraceFlags,
+    /// Storage `bpf_get_local_storage` gave this run, by map address (a
+    /// test run gets storage of its own, zeroed, as in the kernel).
+    pub local_storage: Vec<(u64, Box<[u64]>)>,
 }
 
 impl RunEnv {
@@ -86,6 +89,7 @@ impl RunEnv {
                 .map(|m| (m.prog_addr(), m.clone()))
                 .collect(),
             trace_flags: crate::printk::TraceFlags::PROG_TEST_RUN,
+            local_storage: Vec::new(),
         }
     }
 }

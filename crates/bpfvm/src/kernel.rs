@@ -215,6 +215,8 @@ pub struct MapCreateAttr {
     pub btf_id: Option<u32>,
     pub btf_key_type_id: u32,
     pub btf_value_type_id: u32,
+    /// `map_extra` (a bloom filter's number of hash functions).
+    pub map_extra: u64,
 }
 
 /// `BPF_PROG_LOAD` attributes. Map references in `insns` are LD_IMM64 with src
@@ -576,6 +578,7 @@ impl Runtime {
             btf_key_type_id: a.btf_key_type_id,
             btf_value_type_id: a.btf_value_type_id,
             spin_lock_off,
+            map_extra: a.map_extra,
         };
         let ops = bpfvm_maps::create_map(&attr, self.k.ncpus)?;
         let mut t = lock(&self.k.maps);

@@ -358,9 +358,11 @@ fn poisoned(_: &mut HelperCtx<'_, '_>, _: [u64; 5]) -> HResult {
     })
 }
 
-/// `t` with every kfunc added (as helper `KFUNC_HELPER_BASE + BTF id`).
+/// `t` with every kfunc added (as helper `KFUNC_HELPER_BASE + BTF id`), and
+/// the helpers of the map types bpfvm added with them.
 pub fn with_kfuncs(mut t: HelperTable) -> HelperTable {
     register(&mut t);
+    crate::maphelpers::register(&mut t);
     t
 }
 

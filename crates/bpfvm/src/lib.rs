@@ -36,6 +36,7 @@ mod kernel;
 pub mod kfuncs;
 mod loader;
 mod lowmem;
+mod maphelpers;
 pub mod printk;
 mod prog;
 pub mod tag;

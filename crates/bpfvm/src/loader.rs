@@ -14,6 +14,7 @@ use crate::error::{BpfError, Result};
 use crate::kconfig::Kconfig;
 use crate::kernel::{MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
 use bpfvm_isa::consts::{BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE};
+use bpfvm_maps::MapType;
 use bpfvm_obj::btf::{Btf, BtfKind};
 use bpfvm_obj::{ExternKind, MapDef, MapKind, MapRelocKind, Object};
 use std::sync::Arc;
@@ -286,11 +287,18 @@ impl Runtime {
             None => None,
         };
         let has_btf = btf_id.is_some() && def.btf_value_type_id != 0;
+        // libbpf sizes a perf_event_array left at 0 entries to the CPUs.
+        let max_entries = if def.map_type == MapType::PerfEventArray as u32 && def.max_entries == 0
+        {
+            self.ncpus() as u32
+        } else {
+            def.max_entries
+        };
         let attr = MapCreateAttr {
             map_type: def.map_type,
             key_size: def.key_size,
             value_size: def.value_size,
-            max_entries: def.max_entries,
+            max_entries,
             map_flags: def.map_flags,
             name: truncate_name(&def.name),
             numa_node: def.numa_node,
@@ -298,6 +306,7 @@ impl Runtime {
             btf_id: if has_btf { btf_id } else { None },
             btf_key_type_id: if has_btf { def.btf_key_type_id } else { 0 },
             btf_value_type_id: if has_btf { def.btf_value_type_id } else { 0 },
+            map_extra: def.map_extra,
         };
         let fd = self.create_map(&attr)?;
         if !def.initial_data.is_empty() {

@@ -28,6 +28,10 @@ pub const EPERM: i32 = 1;
 pub const EOVERFLOW: i32 = 75;
 /// `EOPNOTSUPP`: operation not supported (user-visible errno 95).
 pub const EOPNOTSUPP: i32 = 95;
+/// `EBADF`: bad file descriptor (a value that should be a perf event or cgroup fd).
+pub const EBADF: i32 = 9;
+/// `ENOTSOCK`: the fd is not a socket (sockmap, xskmap values).
+pub const ENOTSOCK: i32 = 88;
 /// `ENOTSUPP`: kernel-internal "not supported" (524), returned by several map ops.
 pub const ENOTSUPP: i32 = 524;
 
@@ -77,6 +81,15 @@ pub enum MapError {
         type_name: &'static str,
         type_num: u32,
     },
+    /// A value that must be a file descriptor of some kernel object is not one.
+    #[error("{map}: {reason}")]
+    BadFd { map: String, reason: String },
+    /// A value that must be a socket fd is not one.
+    #[error("{map}: {reason}")]
+    NotSocket { map: String, reason: String },
+    /// The buffer has no room for what the kernel would copy (`ENOSPC`).
+    #[error("{map}: {reason}")]
+    NoRoom { map: String, reason: String },
     /// A pointer does not point where it must.
     #[error("{map}: {reason}")]
     Fault { map: String, reason: String },
@@ -104,6 +117,9 @@ impl MapError {
             MapError::NotSupported { .. } => ENOTSUPP,
             MapError::OpNotSupported { .. } | MapError::Unimplemented { .. } => EOPNOTSUPP,
             MapError::Fault { .. } => EFAULT,
+            MapError::BadFd { .. } => EBADF,
+            MapError::NotSocket { .. } => ENOTSOCK,
+            MapError::NoRoom { .. } => ENOSPC,
             MapError::Overflow { .. } => EOVERFLOW,
             MapError::NoDevice { .. } => ENODEV,
         }
@@ -124,6 +140,9 @@ impl MapError {
             | MapError::NotSupported { map, .. }
             | MapError::OpNotSupported { map, .. }
             | MapError::Unimplemented { map, .. }
+            | MapError::BadFd { map, .. }
+            | MapError::NotSocket { map, .. }
+            | MapError::NoRoom { map, .. }
             | MapError::Fault { map, .. }
             | MapError::Overflow { map, .. }
             | MapError::NoDevice { map, .. } => map,

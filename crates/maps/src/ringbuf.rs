@@ -120,7 +120,9 @@ impl RingBuf {
             return Err(bad());
         }
         let off = p - base - BPF_RINGBUF_HDR_SZ;
-        if !off.is_multiple_of(8) || self.header(off).load(Ordering::Relaxed) & BPF_RINGBUF_BUSY_BIT == 0 {
+        if !off.is_multiple_of(8)
+            || self.header(off).load(Ordering::Relaxed) & BPF_RINGBUF_BUSY_BIT == 0
+        {
             return Err(bad());
         }
         Ok(off)

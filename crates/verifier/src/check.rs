@@ -1183,7 +1183,9 @@ fn states_exact(old: &State, cur: &State) -> bool {
     }
     // Precision marks say how much a value mattered, not what it is.
     let reg_eq = |a: &Reg, b: &Reg| {
-        a.precise == b.precise || {
+        if a.precise == b.precise {
+            a == b
+        } else {
             let mut x = a.clone();
             x.precise = b.precise;
             x == *b

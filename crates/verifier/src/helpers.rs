@@ -38,6 +38,15 @@ pub enum Arg {
     StackOrNull,
     #[doc(alias = "ARG_PTR_TO_CONST_STR")]
     ConstStr,
+    /// `ARG_PTR_TO_SOCK_COMMON`: a socket of any kind, not NULL.
+    #[doc(alias = "ARG_PTR_TO_SOCK_COMMON")]
+    SockCommon,
+    /// `ARG_PTR_TO_BTF_ID_SOCK_COMMON`, released when `release`
+    /// (`OBJ_RELEASE`: `bpf_sk_release`).
+    #[doc(alias = "ARG_PTR_TO_BTF_ID_SOCK_COMMON")]
+    BtfIdSockCommon { release: bool },
+    /// `ARG_PTR_TO_MAP_VALUE | PTR_MAYBE_NULL`: an initial value, or NULL.
+    MapValueOrNull,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +59,9 @@ pub enum Ret {
     MapValueOrNull,
     /// `RET_PTR_TO_RINGBUF_MEM_OR_NULL`, acquires a reference.
     RingbufMemOrNull,
+    /// `RET_PTR_TO_SOCKET_OR_NULL` (and the other socket kinds).
+    #[doc(alias = "RET_PTR_TO_SOCKET_OR_NULL")]
+    SockOrNull(crate::reg::RegType),
 }
 
 /// What a helper does beyond its arguments and return value.

@@ -22,6 +22,7 @@ pub mod cfg;
 pub mod check;
 pub mod helpers;
 pub mod kfuncs;
+pub mod maphelpers;
 pub mod prog;
 pub mod reg;
 pub mod tnum;

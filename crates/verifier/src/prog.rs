@@ -102,6 +102,18 @@ pub fn ctx_access(
     if size <= 0 {
         return None;
     }
+    // `__sk_buff->sk`: the skb's socket, or NULL (bpf_skb_is_valid_access).
+    if off == SKB_SK
+        && matches!(
+            prog_type,
+            BPF_PROG_TYPE_SOCKET_FILTER
+                | BPF_PROG_TYPE_CGROUP_SKB
+                | BPF_PROG_TYPE_SCHED_CLS
+                | BPF_PROG_TYPE_SCHED_ACT
+        )
+    {
+        return (size == 8 && !write).then_some(Ptr(RegType::SockCommon));
+    }
     match prog_type {
         BPF_PROG_TYPE_XDP => {
             if write || !(0..24).contains(&off) || off % size != 0 || size != 4 {

@@ -39,6 +39,18 @@ pub enum RegType {
     /// `PTR_TO_MEM`: `mem_size` bytes (kfunc results, dynptr slices).
     #[doc(alias = "PTR_TO_MEM")]
     Mem,
+    /// `PTR_TO_SOCK_COMMON`: `struct bpf_sock`'s common part (`skb->sk`).
+    #[doc(alias = "PTR_TO_SOCK_COMMON")]
+    SockCommon,
+    /// `PTR_TO_SOCKET`: a full `struct bpf_sock`.
+    #[doc(alias = "PTR_TO_SOCKET")]
+    Sock,
+    /// `PTR_TO_TCP_SOCK`: `struct bpf_tcp_sock`.
+    #[doc(alias = "PTR_TO_TCP_SOCK")]
+    TcpSock,
+    /// `PTR_TO_XDP_SOCK`: `struct bpf_xdp_sock` (an xskmap element).
+    #[doc(alias = "PTR_TO_XDP_SOCK")]
+    XdpSock,
 }
 
 impl RegType {
@@ -59,6 +71,10 @@ impl RegType {
             RegType::Func => "func",
             RegType::BtfId => "ptr_",
             RegType::Mem => "mem",
+            RegType::SockCommon => "sock_common",
+            RegType::Sock => "sock",
+            RegType::TcpSock => "tcp_sock",
+            RegType::XdpSock => "xdp_sock",
         };
         if maybe_null && self == RegType::BtfId {
             "ptr_or_null_".to_string()
@@ -73,6 +89,13 @@ impl RegType {
     }
     pub fn is_ptr(self) -> bool {
         !matches!(self, RegType::NotInit | RegType::Scalar)
+    }
+    /// `type_is_sk_pointer`
+    pub fn is_sock(self) -> bool {
+        matches!(
+            self,
+            RegType::SockCommon | RegType::Sock | RegType::TcpSock | RegType::XdpSock
+        )
     }
 }
 

@@ -412,7 +412,9 @@ impl Verifier<'_> {
                 "R{ptr_reg} pointer arithmetic on {tyname} prohibited, null-check it first"
             )));
         }
-        if matches!(ptr.ty, RegType::MapPtr | RegType::PacketEnd | RegType::Func) {
+        if matches!(ptr.ty, RegType::MapPtr | RegType::PacketEnd | RegType::Func)
+            || ptr.ty.is_sock()
+        {
             return self.err(unsafe_(format!(
                 "R{ptr_reg} pointer arithmetic on {tyname} prohibited"
             )));

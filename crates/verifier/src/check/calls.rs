@@ -34,6 +34,8 @@ struct Meta {
     alloc_size: u64,
     func: Option<u32>,
     key_reg: Option<Reg>,
+    /// The reference of a socket argument (what a pointer cast keeps).
+    ref_obj_id: u32,
 }
 
 impl Verifier<'_> {
@@ -57,7 +59,8 @@ impl Verifier<'_> {
             effect: crate::helpers::Effect::None,
             gpl_only: false,
         });
-        let Some(p) = proto(id).or(custom) else {
+        let ext = crate::maphelpers::proto(id, self.opts.prog_type);
+        let Some(p) = proto(id).or(ext).or(custom) else {
             if (0..HELPER_NAMES.len() as i32).contains(&id) && id > 0 {
                 return self.err(invalid(format!(
                     "program of this type cannot use helper {name}#{id}"
@@ -84,29 +87,24 @@ impl Verifier<'_> {
         }
         // Map and helper must go together.
         if let Some(m) = &meta.map {
-            let ok = match m.map_type {
-                BPF_MAP_TYPE_RINGBUF => matches!(id, 130..=134),
-                BPF_MAP_TYPE_PROG_ARRAY => id == 12,
-                BPF_MAP_TYPE_QUEUE | BPF_MAP_TYPE_STACK => matches!(id, 87..=89 | 2),
-                _ => true,
-            };
-            let ok = ok
-                && match id {
-                    130..=134 => m.map_type == BPF_MAP_TYPE_RINGBUF,
-                    12 => m.map_type == BPF_MAP_TYPE_PROG_ARRAY,
-                    87..=89 => matches!(m.map_type, BPF_MAP_TYPE_QUEUE | BPF_MAP_TYPE_STACK),
-                    51 => matches!(m.map_type, 14 | 17 | 16),
-                    _ => true,
-                };
-            if !ok && id == 12 {
-                return self.err(invalid("expected prog array map for tail call"));
+            let compat = crate::maphelpers::map_func_compat(
+                m.map_type,
+                id,
+                &name,
+                self.opts.prog_type,
+                self.opts.expected_attach_type,
+            );
+            if let Err(msg) = compat {
+                if id == 12 {
+                    return self.err(invalid("expected prog array map for tail call"));
+                }
+                return self.err(invalid(msg));
             }
-            if !ok {
-                return self.err(call_err(format!(
-                    "cannot pass map_type {} into func {name}#{id}",
-                    m.map_type
-                )));
-            }
+        }
+        if crate::maphelpers::never_null(id) && !st.reg(2).is_null_const() {
+            return self.err(invalid(
+                "get_local_storage() doesn't support non-zero flags",
+            ));
         }
         if p.effect == Effect::TailCall && !st.refs.is_empty() {
             return self.err(VerifierError::Reference {
@@ -160,6 +158,50 @@ impl Verifier<'_> {
             Ret::Integer if id == 158 => super::kfunc::current_task_btf(),
             Ret::Integer => Reg::unknown(),
             Ret::Void => Reg::not_init(),
+            // Socket maps give the socket, referenced; xskmap its AF_XDP socket.
+            Ret::MapValueOrNull
+                if meta.map.as_ref().is_some_and(|m| {
+                    matches!(
+                        m.map_type,
+                        crate::maphelpers::BPF_MAP_TYPE_SOCKMAP
+                            | crate::maphelpers::BPF_MAP_TYPE_SOCKHASH
+                    )
+                }) =>
+            {
+                let mut r = Reg::ptr(RegType::Sock);
+                r.maybe_null = true;
+                self.new_id();
+                let rid = self.new_id();
+                r.id = rid;
+                r.ref_obj_id = rid;
+                st.refs.push((rid, pc));
+                r
+            }
+            Ret::MapValueOrNull
+                if meta
+                    .map
+                    .as_ref()
+                    .is_some_and(|m| m.map_type == crate::maphelpers::BPF_MAP_TYPE_XSKMAP) =>
+            {
+                let mut r = Reg::ptr(RegType::XdpSock);
+                r.maybe_null = true;
+                r.id = self.new_id();
+                r
+            }
+            Ret::SockOrNull(t) => {
+                let mut r = Reg::ptr(t);
+                r.maybe_null = true;
+                r.id = self.new_id();
+                if crate::maphelpers::acquires(id) {
+                    let rid = self.new_id();
+                    r.id = rid;
+                    r.ref_obj_id = rid;
+                    st.refs.push((rid, pc));
+                } else if crate::maphelpers::is_ptr_cast(id) {
+                    r.ref_obj_id = meta.ref_obj_id;
+                }
+                r
+            }
             Ret::MapValueOrNull if meta.map.as_ref().is_some_and(|m| m.inner.is_some()) => {
                 let mut inner = meta
                     .map
@@ -193,7 +235,7 @@ impl Verifier<'_> {
                         self.mark_key_precise(st, &k);
                     }
                 }
-                if !in_range {
+                if !in_range && !crate::maphelpers::never_null(id) {
                     r.maybe_null = true;
                     r.id = self.new_id();
                 }
@@ -412,6 +454,51 @@ impl Verifier<'_> {
                     return self.type_err(regno, &r, "func");
                 }
                 meta.func = Some(r.subprog);
+            }
+            Arg::SockCommon => {
+                if !r.ty.is_sock() || r.maybe_null {
+                    return self.type_err(regno, &r, "sock_common, sock, tcp_sock, xdp_sock");
+                }
+                meta.ref_obj_id = r.ref_obj_id;
+            }
+            Arg::BtfIdSockCommon { release } => {
+                if !r.ty.is_sock() || r.maybe_null {
+                    return self.type_err(
+                        regno,
+                        &r,
+                        "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_",
+                    );
+                }
+                if release {
+                    if r.ref_obj_id == 0 || !st.refs.iter().any(|x| x.0 == r.ref_obj_id) {
+                        return self.err(VerifierError::Reference {
+                            reason: format!(
+                                "R{regno} must be referenced when passed to release function"
+                            ),
+                        });
+                    }
+                    meta.release = Some(r.ref_obj_id);
+                }
+            }
+            Arg::MapValueOrNull => {
+                if r.is_null_const() {
+                    return Ok(());
+                }
+                let Some(m) = meta.map.clone() else {
+                    return self.err(call_err("invalid map_ptr to access map->value"));
+                };
+                if !matches!(
+                    r.ty,
+                    RegType::Stack
+                        | RegType::Packet
+                        | RegType::PacketMeta
+                        | RegType::MapKey
+                        | RegType::MapValue
+                ) || r.maybe_null
+                {
+                    return self.type_err(regno, &r, KEY_TYPES);
+                }
+                self.check_helper_mem(st, regno, m.value_size as i64, false)?;
             }
             Arg::StackOrNull => {
                 if !(r.is_null_const() || r.ty == RegType::Stack) {

@@ -359,11 +359,13 @@ impl Verifier<'_> {
         } else {
             (a, d.dst, false)
         };
-        if z && !is32 && matches!(op, BPF_JEQ | BPF_JNE) {
+        if z && !is32 && matches!(op, BPF_JEQ | BPF_JNE) && (!p.maybe_null || !is_x) {
             if !p.maybe_null {
                 // A non-NULL pointer is never 0.
                 return Ok(Next::Go(if op == BPF_JEQ { next } else { tgt }));
             }
+            // Only `if rX == 0` (an immediate) is a NULL check; a register
+            // that holds 0 teaches nothing, as in the kernel.
             let id = p.id;
             let mut other = st.clone();
             // On the JEQ-taken side the pointer is NULL.
@@ -432,8 +434,22 @@ impl Verifier<'_> {
                 return Ok(Next::Go(next));
             }
         }
-        // Other pointer comparisons teach nothing.
-        let other = st.clone();
+        // Two pointers equal where only one may be NULL: on the equal side
+        // neither is (the kernel skips kernel-object pointers).
+        let mut other = st.clone();
+        if is_x
+            && !is32
+            && matches!(op, BPF_JEQ | BPF_JNE)
+            && a.ty.is_ptr()
+            && b.ty.is_ptr()
+            && a.maybe_null != b.maybe_null
+            && a.ty != RegType::BtfId
+            && b.ty != RegType::BtfId
+        {
+            let eq: &mut State = if op == BPF_JEQ { &mut other } else { st };
+            let r = if b.maybe_null { d.src } else { d.dst };
+            eq.reg_mut(r).maybe_null = false;
+        }
         self.push_branch(other, tgt, pc, *parent)?;
         Ok(Next::Go(next))
     }

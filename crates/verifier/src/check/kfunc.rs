@@ -510,8 +510,12 @@ impl Verifier<'_> {
             if let Some(s) = queued.frames[fi].stack.get_mut(spi) {
                 s.spill.kf.depth = s.spill.kf.depth.saturating_add(1);
             }
-            // The same iterator's previous arrival here, on this path.
-            let mut cp = *parent;
+            // The previous arrival here on this path (not this arrival's own
+            // checkpoint): the kernel's find_prev_entry.
+            let mut cp = match *parent {
+                Some(c) if self.checkpoints[c].pc == pc => self.checkpoints[c].parent,
+                other => other,
+            };
             let mut prev = None;
             while let Some(c) = cp {
                 let ck = &self.checkpoints[c];

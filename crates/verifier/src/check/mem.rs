@@ -174,12 +174,45 @@ impl Verifier<'_> {
                             "invalid bpf_context access off={off} size={size}"
                         )));
                     }
+                    // `skb->sk`: a socket, or NULL.
+                    Some(CtxField::Ptr(RegType::SockCommon)) => {
+                        let mut r = Reg::ptr(RegType::SockCommon);
+                        r.maybe_null = true;
+                        r.id = self.new_id();
+                        Some(r)
+                    }
                     Some(CtxField::Ptr(t)) => Some(Reg::ptr(t)),
                     Some(CtxField::Scalar) => None,
                 }
             }
             // Kfunc results: kernel objects (never proven: probe reads).
             RegType::BtfId => return self.check_btf_access(ptr_reg, &reg, off_total, size, write),
+            // Sockets: `struct bpf_sock` and friends, read only, never proven
+            // (bpfvm's runs have no sockets to point at).
+            t if t.is_sock() => {
+                let name = t.name(false);
+                if write {
+                    return self.err(unsafe_(format!("R{ptr_reg} cannot write into {name}")));
+                }
+                if reg.smin < 0 {
+                    return self.err(unsafe_(format!("R{ptr_reg} min value is negative, either use unsigned index or do a if (index >=0) check.")));
+                }
+                let at = off_total
+                    + if reg.is_const() {
+                        reg.var_off.value as i64
+                    } else {
+                        -1
+                    };
+                let ok = reg.is_const()
+                    && i32::try_from(at)
+                        .is_ok_and(|o| crate::maphelpers::sock_access_ok(t, o, size));
+                if !ok {
+                    return self.err(unsafe_(format!(
+                        "R{ptr_reg} invalid {name} access off={off} size={size}"
+                    )));
+                }
+                return Ok(Some(Reg::unknown().clone_low(size)));
+            }
             RegType::Mem => {
                 if write && reg.kf.flags & crate::kfuncs::KFI_RDONLY != 0 {
                     return self.err(unsafe_(format!("R{ptr_reg} cannot write into rdonly_mem")));
