@@ -32,6 +32,7 @@ const E2BIG: i64 = 7;
 const EAGAIN: i64 = 11;
 const EFAULT: i64 = 14;
 const EINVAL: i64 = 22;
+const EOPNOTSUPP: i64 = 95;
 /// `BPF_F_CURRENT_CPU`
 const BPF_F_CURRENT_CPU: u64 = 0xffff_ffff;
 /// `BPF_F_CTXLEN_MASK`
@@ -177,6 +178,12 @@ pub fn register(t: &mut HelperTable) {
         (99, "bpf_skc_lookup_tcp"),
         (107, "bpf_sk_storage_get"),
         (108, "bpf_sk_storage_delete"),
+        (136, "bpf_skc_to_tcp6_sock"),
+        (137, "bpf_skc_to_tcp_sock"),
+        (138, "bpf_skc_to_tcp_timewait_sock"),
+        (139, "bpf_skc_to_tcp_request_sock"),
+        (140, "bpf_skc_to_udp6_sock"),
+        (178, "bpf_skc_to_unix_sock"),
     ] {
         t.register(id, name, null);
     }
@@ -185,4 +192,19 @@ pub fn register(t: &mut HelperTable) {
         "bpf_sk_select_reuseport",
         |_: &mut HelperCtx<'_, '_>, _: [u64; 5]| ret(-ENOENT),
     );
+    // No socket in any slot: redirects drop (SK_DROP), updates find no
+    // socket to insert.
+    for (id, name) in [
+        (52, "bpf_sk_redirect_map"),
+        (60, "bpf_msg_redirect_map"),
+        (71, "bpf_msg_redirect_hash"),
+        (72, "bpf_sk_redirect_hash"),
+    ] {
+        t.register(id, name, null);
+    }
+    for (id, name) in [(53, "bpf_sock_map_update"), (70, "bpf_sock_hash_update")] {
+        t.register(id, name, |_: &mut HelperCtx<'_, '_>, _: [u64; 5]| {
+            ret(-EOPNOTSUPP)
+        });
+    }
 }

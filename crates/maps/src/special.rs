@@ -12,7 +12,8 @@
 //!   has no kernel or user stack to walk, so it stays empty.
 //! - `xskmap` (`xskmap.c`): AF_XDP sockets; bpfvm has none.
 //! - `bloom_filter` (`bloom_filter.c`): a bit array with `k` jhash probes.
-//! - `sockmap`, `sockhash` (`sock_map.c`), `sk_storage` (`bpf_sk_storage.c`):
+//! - `sockmap`, `sockhash` (`sock_map.c`), `reuseport_sockarray`,
+//!   `sk_storage` (`bpf_sk_storage.c`):
 //!   sockets and per-socket storage; bpfvm has no sockets.
 //! - `cgroup_storage`, `percpu_cgroup_storage` (`local_storage.c`): storage per
 //!   attached cgroup; nothing attaches to cgroups here, so the map stays empty
@@ -35,6 +36,7 @@ use crate::types::*;
 const SIZEOF_BPF_STACK_MAP: u64 = 320;
 const SIZEOF_STACK_MAP_BUCKET: u64 = 16;
 const SIZEOF_XSK_MAP: u64 = 304;
+const SIZEOF_REUSEPORT_ARRAY: u64 = 296;
 const SIZEOF_BLOOM_FILTER: u64 = 312;
 const SIZEOF_SOCK_MAP: u64 = 376;
 const SIZEOF_SOCK_HASH: u64 = 384;
@@ -179,6 +181,15 @@ pub(crate) fn check(attr: &MapAttr) -> Result<(), MapError> {
             if a.value_size as u64 > crate::create::KMALLOC_MAX_SIZE {
                 return Err(too_big(a, "value_size too large"));
             }
+        }
+        ReuseportSockarray => {
+            if !matches!(a.value_size, 4 | 8) || a.max_entries == 0 || a.key_size != 4 {
+                return Err(invalid(
+                    a,
+                    "need max_entries > 0, key_size 4 and value_size 4 or 8",
+                ));
+            }
+            flags_ok(a, BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK)?;
         }
         Sockmap | Sockhash => {
             if a.max_entries == 0
@@ -722,9 +733,10 @@ impl MapOps for Empty {
     }
     fn get_next_key(&self, key: Option<&[u8]>, next: &mut [u8]) -> Result<(), MapError> {
         match self.t() {
-            MapType::CgroupArray | MapType::Xskmap | MapType::Sockmap => {
-                array_next_key(&self.c, key, next)
-            }
+            MapType::CgroupArray
+            | MapType::Xskmap
+            | MapType::Sockmap
+            | MapType::ReuseportSockarray => array_next_key(&self.c, key, next),
             MapType::SkStorage => Err(self.not_supported("get_next_key")),
             _ => {
                 self.c.check_user_read()?;
@@ -741,7 +753,9 @@ impl MapOps for Empty {
                 map: self.label(),
                 reason: "xskmap elements cannot be read from user space".into(),
             }),
-            MapType::Sockmap | MapType::Sockhash if self.c.attr.value_size != 8 => {
+            MapType::Sockmap | MapType::Sockhash | MapType::ReuseportSockarray
+                if self.c.attr.value_size != 8 =>
+            {
                 Err(MapError::NoRoom {
                     map: self.label(),
                     reason: "reading a socket's cookie needs an 8-byte value".into(),
@@ -761,7 +775,10 @@ impl MapOps for Empty {
     fn update_user(&self, key: &[u8], _value: &[u8], _flags: u64) -> Result<(), MapError> {
         self.c.check_user_write()?;
         match self.t() {
-            MapType::Xskmap | MapType::Sockmap | MapType::Sockhash => Err(MapError::NotSocket {
+            MapType::Xskmap
+            | MapType::Sockmap
+            | MapType::Sockhash
+            | MapType::ReuseportSockarray => Err(MapError::NotSocket {
                 map: self.label(),
                 reason: format!(
                     "values are socket fds, and bpfvm has no {}",
@@ -796,6 +813,7 @@ impl MapOps for Empty {
         match self.t() {
             MapType::CgroupArray => crate::create::SIZEOF_BPF_ARRAY + 8 * n,
             MapType::Xskmap => SIZEOF_XSK_MAP + 8 * n,
+            MapType::ReuseportSockarray => SIZEOF_REUSEPORT_ARRAY + 8 * n,
             MapType::Sockmap => SIZEOF_SOCK_MAP + 8 * n,
             MapType::Sockhash => SIZEOF_SOCK_HASH + SIZEOF_SOCK_HASH_BUCKET * n.next_power_of_two(),
             MapType::SkStorage => {

@@ -129,6 +129,7 @@ impl MapType {
                 | MapType::BloomFilter
                 | MapType::Sockmap
                 | MapType::Sockhash
+                | MapType::ReuseportSockarray
                 | MapType::SkStorage
                 | MapType::CgroupStorage
                 | MapType::PercpuCgroupStorage

@@ -212,6 +212,11 @@ fn create_matches_the_kernel() {
         a(Sockhash, 4, 12, 10, 0),
         a(Sockhash, 0, 8, 10, 0),
         a(SkStorage, 4, 8, 0, BPF_F_NO_PREALLOC),
+        a(ReuseportSockarray, 4, 4, 2, 0),
+        a(ReuseportSockarray, 4, 8, 10, 0),
+        a(ReuseportSockarray, 4, 12, 2, 0),
+        a(ReuseportSockarray, 8, 8, 2, 0),
+        a(ReuseportSockarray, 4, 8, 0, 0),
         a(CgroupStorage, 8, 8, 0, 0),
         a(CgroupStorage, 16, 64, 0, 0),
         a(CgroupStorage, 12, 8, 0, 0),
@@ -591,6 +596,18 @@ fn operations_match_the_kernel() {
                 Lookup(k(0)),
                 Update(k(0), vec![1, 0, 0, 0, 0, 0, 0, 0], BPF_ANY),
             ],
+        ),
+        (
+            a(MapType::ReuseportSockarray, 4, 8, 2, 0),
+            vec![
+                Lookup(k(0)),
+                Update(k(0), vec![1, 0, 0, 0, 0, 0, 0, 0], BPF_ANY),
+                Delete(k(0)),
+            ],
+        ),
+        (
+            a(MapType::ReuseportSockarray, 4, 4, 2, 0),
+            vec![Lookup(k(0))],
         ),
         (
             a(MapType::Sockhash, 4, 4, 2, 0),

@@ -152,6 +152,13 @@ pub enum Obj {
     Key,
     SkBuff,
     XdpBuff,
+    /// Kernel sockets `bpf_skc_to_*` casts to.
+    TcpSock,
+    Tcp6Sock,
+    TcpTimewaitSock,
+    TcpRequestSock,
+    Udp6Sock,
+    UnixSock,
 }
 
 /// Every [`Obj`], index + 1 is its number in [`KfInfo::obj`].
@@ -163,9 +170,28 @@ pub const OBJS: &[(Obj, &str)] = &[
     (Obj::Key, "bpf_key"),
     (Obj::SkBuff, "sk_buff"),
     (Obj::XdpBuff, "xdp_buff"),
+    (Obj::TcpSock, "tcp_sock"),
+    (Obj::Tcp6Sock, "tcp6_sock"),
+    (Obj::TcpTimewaitSock, "tcp_timewait_sock"),
+    (Obj::TcpRequestSock, "tcp_request_sock"),
+    (Obj::Udp6Sock, "udp6_sock"),
+    (Obj::UnixSock, "unix_sock"),
 ];
 
 impl Obj {
+    /// A socket of the kernel's (`sock_common` first), as `bpf_sk_release`
+    /// and the socket helpers take.
+    pub fn is_sock(self) -> bool {
+        matches!(
+            self,
+            Obj::TcpSock
+                | Obj::Tcp6Sock
+                | Obj::TcpTimewaitSock
+                | Obj::TcpRequestSock
+                | Obj::Udp6Sock
+                | Obj::UnixSock
+        )
+    }
     pub fn name(self) -> &'static str {
         OBJS.iter()
             .find(|(o, _)| *o == self)

@@ -76,6 +76,12 @@ mod id {
     pub const TCP_SOCK: i32 = 96;
     pub const GET_LISTENER_SOCK: i32 = 98;
     pub const SKC_LOOKUP_TCP: i32 = 99;
+    pub const SKC_TO_TCP6_SOCK: i32 = 136;
+    pub const SKC_TO_TCP_SOCK: i32 = 137;
+    pub const SKC_TO_TCP_TIMEWAIT_SOCK: i32 = 138;
+    pub const SKC_TO_TCP_REQUEST_SOCK: i32 = 139;
+    pub const SKC_TO_UDP6_SOCK: i32 = 140;
+    pub const SKC_TO_UNIX_SOCK: i32 = 178;
     pub const SK_SELECT_REUSEPORT: i32 = 82;
     pub const MAP_PUSH: i32 = 87;
     pub const MAP_POP: i32 = 88;
@@ -105,6 +111,9 @@ mod id {
 /// `may_update_sockmap`: program types that may update or delete sockmap
 /// and sockhash elements with the generic helpers.
 fn may_update_sockmap(func: i32, prog_type: u32, attach: u32) -> bool {
+    if func != id::UPDATE && func != id::DELETE {
+        return false;
+    }
     match prog_type {
         SOCK_OPS => func == id::DELETE,
         TRACING => attach == BPF_TRACE_ITER,
@@ -239,6 +248,16 @@ pub fn map_func_compat(
     }
 }
 
+/// The line the kernel logs before refusing a socket map update or delete
+/// in a program type that may not make one.
+pub fn map_func_note(map: u32, func: i32, prog_type: u32, attach: u32) -> Option<&'static str> {
+    let sockmap = matches!(map, BPF_MAP_TYPE_SOCKMAP | BPF_MAP_TYPE_SOCKHASH);
+    (sockmap
+        && matches!(func, id::UPDATE | id::DELETE)
+        && !may_update_sockmap(func, prog_type, attach))
+    .then_some("cannot update sockmap in this context")
+}
+
 /// Program types with the tracing helpers (`bpf_tracing_func_proto`).
 fn tracing(prog_type: u32) -> bool {
     matches!(
@@ -277,7 +296,7 @@ const fn p(args: [Arg; 5], ret: Ret, gpl_only: bool) -> Proto {
 /// The prototype of helper `id` in a program of `prog_type`, for the
 /// helpers this module adds; `None` when `id` is not one of them or the
 /// program type may not call it.
-pub fn proto(id: i32, prog_type: u32) -> Option<Proto> {
+pub fn proto(id: i32, prog_type: u32, privileged: bool) -> Option<Proto> {
     use Arg::*;
     const D: Arg = Arg::DontCare;
     let out = Mem { nullable: false };
@@ -377,6 +396,35 @@ pub fn proto(id: i32, prog_type: u32) -> Option<Proto> {
                 )
             }
         }
+        id::SOCK_MAP_UPDATE | id::SOCK_HASH_UPDATE if prog_type == SOCK_OPS => {
+            p([Ctx, MapPtr, MapKey, Anything, D], Ret::Integer, false)
+        }
+        id::SK_REDIRECT_MAP | id::SK_REDIRECT_HASH if prog_type == SK_SKB => {
+            let key = if id == id::SK_REDIRECT_MAP {
+                Anything
+            } else {
+                MapKey
+            };
+            p([Ctx, MapPtr, key, Anything, D], Ret::Integer, false)
+        }
+        id::MSG_REDIRECT_MAP | id::MSG_REDIRECT_HASH if prog_type == SK_MSG => {
+            let key = if id == id::MSG_REDIRECT_MAP {
+                Anything
+            } else {
+                MapKey
+            };
+            p([Ctx, MapPtr, key, Anything, D], Ret::Integer, false)
+        }
+        // The BTF casts of a socket (CAP_PERFMON).
+        id::SKC_TO_TCP6_SOCK..=id::SKC_TO_UDP6_SOCK | id::SKC_TO_UNIX_SOCK
+            if privileged && sk_base(prog_type) =>
+        {
+            p(
+                [BtfIdSockCommon { release: false }, D, D, D, D],
+                Ret::SockOrNull(RegType::BtfId),
+                false,
+            )
+        }
         id::SK_SELECT_REUSEPORT if prog_type == SK_REUSEPORT => {
             p([Ctx, MapPtr, MapKey, Anything, D], Ret::Integer, false)
         }
@@ -412,6 +460,46 @@ fn sk_storage(prog_type: u32) -> bool {
     )
 }
 
+/// Program types with `bpf_sk_base_func_proto`'s socket casts.
+fn sk_base(prog_type: u32) -> bool {
+    matches!(
+        prog_type,
+        BPF_PROG_TYPE_SOCKET_FILTER
+            | BPF_PROG_TYPE_SCHED_CLS
+            | BPF_PROG_TYPE_SCHED_ACT
+            | BPF_PROG_TYPE_XDP
+            | BPF_PROG_TYPE_CGROUP_SKB
+            | CGROUP_SOCK
+            | LWT_IN
+            ..=LWT_XMIT
+                | SOCK_OPS
+                | SK_SKB
+                | SK_MSG
+                | CGROUP_SOCK_ADDR
+                | LWT_SEG6LOCAL
+                | SK_REUSEPORT
+                | FLOW_DISSECTOR
+                | 25
+                | TRACING
+                | LSM
+                | SK_LOOKUP
+    )
+}
+
+/// The kernel socket a `bpf_skc_to_*` cast gives.
+pub fn skc_to_obj(id: i32) -> Option<crate::kfuncs::Obj> {
+    use crate::kfuncs::Obj;
+    Some(match id {
+        id::SKC_TO_TCP6_SOCK => Obj::Tcp6Sock,
+        id::SKC_TO_TCP_SOCK => Obj::TcpSock,
+        id::SKC_TO_TCP_TIMEWAIT_SOCK => Obj::TcpTimewaitSock,
+        id::SKC_TO_TCP_REQUEST_SOCK => Obj::TcpRequestSock,
+        id::SKC_TO_UDP6_SOCK => Obj::Udp6Sock,
+        id::SKC_TO_UNIX_SOCK => Obj::UnixSock,
+        _ => return None,
+    })
+}
+
 /// Helpers whose result is a new reference (`is_acquire_function`).
 pub fn acquires(id: i32) -> bool {
     matches!(
@@ -423,7 +511,7 @@ pub fn acquires(id: i32) -> bool {
 /// Helpers whose result is their argument seen as another type, sharing
 /// its reference (`is_ptr_cast_function`).
 pub fn is_ptr_cast(id: i32) -> bool {
-    matches!(id, id::SK_FULLSOCK | id::TCP_SOCK)
+    matches!(id, id::SK_FULLSOCK | id::TCP_SOCK) || skc_to_obj(id).is_some()
 }
 
 /// `bpf_get_local_storage` returns the storage itself, never NULL.

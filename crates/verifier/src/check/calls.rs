@@ -59,7 +59,7 @@ impl Verifier<'_> {
             effect: crate::helpers::Effect::None,
             gpl_only: false,
         });
-        let ext = crate::maphelpers::proto(id, self.opts.prog_type);
+        let ext = crate::maphelpers::proto(id, self.opts.prog_type, self.privileged());
         let Some(p) = proto(id).or(ext).or(custom) else {
             if (0..HELPER_NAMES.len() as i32).contains(&id) && id > 0 {
                 return self.err(invalid(format!(
@@ -95,6 +95,16 @@ impl Verifier<'_> {
                 self.opts.expected_attach_type,
             );
             if let Err(msg) = compat {
+                let note = crate::maphelpers::map_func_note(
+                    m.map_type,
+                    id,
+                    self.opts.prog_type,
+                    self.opts.expected_attach_type,
+                );
+                if let (Some(n), true) = (note, self.logging()) {
+                    self.log.push_str(n);
+                    self.log.push('\n');
+                }
                 if id == 12 {
                     return self.err(invalid("expected prog array map for tail call"));
                 }
@@ -190,6 +200,9 @@ impl Verifier<'_> {
             }
             Ret::SockOrNull(t) => {
                 let mut r = Reg::ptr(t);
+                if let Some(o) = crate::maphelpers::skc_to_obj(id) {
+                    r.kf = crate::kfuncs::KfInfo::object(o, 0);
+                }
                 r.maybe_null = true;
                 r.id = self.new_id();
                 if crate::maphelpers::acquires(id) {
@@ -334,6 +347,23 @@ impl Verifier<'_> {
                 meta.map = self.map(r.map);
                 meta.map_reg = r.map;
             }
+            // resolve_map_arg_type: a socket map's value is a socket.
+            Arg::MapValue
+                if meta.map.as_ref().is_some_and(|m| {
+                    matches!(
+                        m.map_type,
+                        crate::maphelpers::BPF_MAP_TYPE_SOCKMAP
+                            | crate::maphelpers::BPF_MAP_TYPE_SOCKHASH
+                    )
+                }) =>
+            {
+                return self.check_func_arg(
+                    st,
+                    regno,
+                    Arg::BtfIdSockCommon { release: false },
+                    meta,
+                );
+            }
             Arg::MapKey | Arg::MapValue | Arg::MapValueUninit => {
                 let Some(m) = meta.map.clone() else {
                     let what = if arg == Arg::MapKey { "key" } else { "value" };
@@ -462,13 +492,16 @@ impl Verifier<'_> {
                 meta.ref_obj_id = r.ref_obj_id;
             }
             Arg::BtfIdSockCommon { release } => {
-                if !r.ty.is_sock() || r.maybe_null {
+                let btf_sock = r.ty == RegType::BtfId
+                    && crate::kfuncs::Obj::from_u8(r.kf.obj).is_some_and(|o| o.is_sock());
+                if !(r.ty.is_sock() || btf_sock) || r.maybe_null {
                     return self.type_err(
                         regno,
                         &r,
                         "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_",
                     );
                 }
+                meta.ref_obj_id = r.ref_obj_id;
                 if release {
                     if r.ref_obj_id == 0 || !st.refs.iter().any(|x| x.0 == r.ref_obj_id) {
                         return self.err(VerifierError::Reference {

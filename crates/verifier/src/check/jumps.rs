@@ -464,7 +464,9 @@ pub(super) fn mark_null(st: &mut State, id: u32, is_null: bool) {
     st.for_each_reg(|r| {
         if r.maybe_null && r.id == id {
             if is_null {
-                if r.ref_obj_id != 0 {
+                // Only the acquired pointer itself being NULL drops the
+                // reference (a cast of it shares the reference, not the id).
+                if r.ref_obj_id != 0 && r.ref_obj_id == id {
                     released = Some(r.ref_obj_id);
                 }
                 *r = Reg::konst(0);
