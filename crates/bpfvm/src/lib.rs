@@ -27,6 +27,7 @@
 
 mod env;
 mod error;
+mod globalfn;
 pub mod helpers;
 pub mod helpers_pure;
 mod idr;

@@ -106,6 +106,17 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
         }
     }
 
+    // A struct_ops program implements a member of a kernel struct_ops type
+    // (its attach_btf_id); bpfvm's kernel has none, as a kernel without
+    // that type refuses.
+    if a.prog_type == 27 {
+        return Err(BpfError::ProgInvalid {
+            name,
+            reason:
+                "attach_btf_id 0 is not a supported struct (bpfvm's kernel has no struct_ops types)"
+                    .into(),
+        });
+    }
     let verified = verify(rt, &a, &name)?;
     let helpers =
         rt.k.helpers
@@ -363,6 +374,10 @@ fn verify(rt: &Runtime, a: &ProgLoadAttr, name: &str) -> Result<bpfvm_verifier::
             })
             .collect(),
         gpl_compatible: license_is_gpl_compatible(&a.license),
+        global_funcs: btf
+            .as_ref()
+            .map(|b| crate::globalfn::global_funcs(&b.btf, &a.func_info, a.prog_type))
+            .unwrap_or_default(),
         btf_structs: btf
             .as_ref()
             .map(|b| kernel_struct_sizes(&b.btf))

@@ -150,12 +150,6 @@ fn parse_inner(name: &str, bytes: &[u8]) -> Result<Object, ObjErrorKind> {
                     .map_err(|_| ObjErrorKind::BadVersionSection { size: s.size })?;
                 kern_version = Some(u32::from_le_bytes(v));
             }
-            ".struct_ops" | ".struct_ops.link" if s.size > 0 => {
-                return Err(ObjErrorKind::UnsupportedSection {
-                    section: s.name.clone(),
-                    reason: "struct_ops maps".into(),
-                })
-            }
             _ => {}
         }
     }
@@ -177,6 +171,9 @@ fn parse_inner(name: &str, bytes: &[u8]) -> Result<Object, ObjErrorKind> {
         fixup_datasecs(&elf, b)?;
     }
     let (externs, kconfig_size) = externs::collect(&elf, btf.as_mut())?;
+    if let Some(b) = btf.as_mut() {
+        hidden_funcs_static(&elf, b);
+    }
     let btf_ext = match (elf.section_by_name(".BTF.ext"), btf.as_ref()) {
         (Some(s), Some(b)) => match BtfExt::parse(elf.data(s), b) {
             Ok(e) => Some(e),
@@ -249,6 +246,16 @@ fn parse_inner(name: &str, bytes: &[u8]) -> Result<Object, ObjErrorKind> {
         index.kconfig_map = Some(maps_out.len());
         maps_out.push(m);
     }
+    // struct_ops maps (after .kconfig, as libbpf orders them): one per variable of `.struct_ops` / `.struct_ops.link`.
+    for sec in [".struct_ops", ".struct_ops.link"] {
+        let Some(s) = elf.section_by_name(sec).filter(|s| s.size > 0) else {
+            continue;
+        };
+        let b = btf.as_ref().ok_or(ObjErrorKind::MapsNeedBtf)?;
+        for m in maps::struct_ops_maps(b, sec, elf.data(s))? {
+            maps_out.push(m);
+        }
+    }
 
     // Programs.
     let mut code = link::code_sections(&elf)?;
@@ -306,6 +313,36 @@ fn parse_inner(name: &str, bytes: &[u8]) -> Result<Object, ObjErrorKind> {
         kern_version,
         warnings,
     })
+}
+
+/// libbpf's BTF fixup for `__hidden` functions: a global function with
+/// hidden visibility cannot be called from outside the object, so its BTF
+/// `FUNC` gets static linkage and the kernel verifies it with its callers.
+fn hidden_funcs_static(elf: &Elf<'_>, btf: &mut Btf) {
+    const STV_HIDDEN: u8 = 2;
+    let hidden: std::collections::HashSet<&str> = elf
+        .symbols
+        .iter()
+        .filter(|s| {
+            s.sym_type == elf::STT_FUNC && s.visibility == STV_HIDDEN && s.bind != elf::STB_LOCAL
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    if hidden.is_empty() {
+        return;
+    }
+    let ids: Vec<u32> = btf
+        .iter()
+        .filter(|(_, t)| {
+            t.kind() == btf::BtfKind::Func
+                && t.func_linkage == 1
+                && hidden.contains(btf.str_at(t.name_off))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    for id in ids {
+        btf.set_func_linkage(id, 0);
+    }
 }
 
 /// libbpf's `btf_fixup_datasec`: a DATASEC of size 0 (gcc, old clang) gets

@@ -234,6 +234,11 @@ pub struct Verifier<'a> {
     /// Entries of subprograms called back by helpers: iterations there
     /// converge against checkpoints still being explored.
     callback_entries: std::collections::HashSet<usize>,
+    /// Global functions called so far (subprogram indices, in call order),
+    /// each verified on its own after the main program.
+    global_called: Vec<usize>,
+    /// The global function being verified on its own, if any.
+    in_global: Option<usize>,
     started: std::time::Instant,
     /// Instructions this path executed since its last checkpoint.
     history: precise::HistList,
@@ -278,6 +283,8 @@ impl<'a> Verifier<'a> {
             cur_insn: 0,
             callback_init: HashMap::new(),
             callback_entries: Default::default(),
+            global_called: Vec::new(),
+            in_global: None,
             started: std::time::Instant::now(),
             history: None,
             cur_parent: None,
@@ -395,6 +402,7 @@ impl<'a> Verifier<'a> {
         }
         self.cfg = Some(cfg);
         self.do_check()?;
+        self.check_global_funcs()?;
         self.check_max_stack_depth()?;
         Ok(())
     }
@@ -565,10 +573,16 @@ impl<'a> Verifier<'a> {
     }
 
     fn do_check(&mut self) -> Result<(), Fail> {
-        let mut st = self.initial_state();
+        let st = self.initial_state();
+        self.do_check_from(0, st)
+    }
+
+    /// Explores every path from `entry` in state `st` (the main program, or
+    /// a global function verified on its own).
+    fn do_check_from(&mut self, entry: usize, mut st: State) -> Result<(), Fail> {
         if self.logging() {
-            self.scratched_regs = (1 << 1) | (1 << 10);
-            self.print_insn_state(&st.clone(), 0);
+            self.scratched_regs = 0x7fe;
+            self.print_insn_state(&st.clone(), entry);
         }
         // The root checkpoint: parent of everything.
         self.checkpoints.push(Checkpoint {
@@ -577,15 +591,15 @@ impl<'a> Verifier<'a> {
             parent: None,
             hit: 0,
             miss: 0,
-            pc: 0,
+            pc: entry,
             fp: 0,
             seg: None,
             all_precise: false,
             loop_entry: None,
         });
-        let mut parent = Some(0usize);
-        let mut pc = 0usize;
-        let mut prev = 0usize;
+        let mut parent = Some(self.checkpoints.len() - 1);
+        let mut pc = entry;
+        let mut prev = entry;
         let mut from_branch: Option<usize> = None;
         loop {
             // Paths end at exit (None) or continue at a new pc.

@@ -89,6 +89,10 @@ pub struct VerifierOpts {
     pub extra_helpers: Vec<i32>,
     /// `BPF_PROG_LOAD`'s `prog_flags` (`BPF_F_STRICT_ALIGNMENT`, ...).
     pub prog_flags: u32,
+    /// The global functions among the program's subprograms (BTF linkage
+    /// `BTF_FUNC_GLOBAL`): verified on their own, with arguments typed by
+    /// their BTF prototype, as the kernel verifies them.
+    pub global_funcs: Vec<GlobalFunc>,
     /// Sizes of the structs the program's BTF declares, by name: loads
     /// through kernel-object pointers kfuncs return are checked against
     /// them (the object's own copy of the kernel's layout).
@@ -108,9 +112,35 @@ impl Default for VerifierOpts {
             log_size: 16 << 20,
             extra_helpers: Vec::new(),
             prog_flags: 0,
+            global_funcs: Vec::new(),
             btf_structs: Vec::new(),
         }
     }
+}
+
+/// A global function: where it starts, its name and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalFunc {
+    pub insn_idx: u32,
+    pub name: String,
+    /// `Err`: why its prototype is not supported (calls of it are refused).
+    pub args: Result<Vec<GlobalArg>, String>,
+    /// It returns `void` (R0 need not be set at its exit).
+    pub ret_void: bool,
+}
+
+/// How a global function's argument is typed (`btf_prepare_func_args`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlobalArg {
+    /// An integer or enum (`ARG_ANYTHING`).
+    Scalar,
+    /// The program's context (`arg:ctx` or the context's type).
+    Ctx,
+    /// `size` bytes of memory, or NULL unless tagged `arg:nonnull`.
+    Mem { size: u32, nullable: bool },
+    /// `arg:trusted`: a trusted pointer to the kernel object
+    /// ([`kfuncs::Obj`] number `obj`), or NULL with `arg:nullable`.
+    Trusted { obj: u8, nullable: bool },
 }
 
 /// The closing statistics line's numbers.

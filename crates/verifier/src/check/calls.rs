@@ -797,6 +797,9 @@ impl Verifier<'_> {
         }
         let tgt = target(pc, d) as usize;
         let sp = self.cfg().subprog_of[tgt];
+        if let Some(g) = self.global_func(sp) {
+            return self.call_global(st, pc, sp, g);
+        }
         let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::not_init());
         regs[1..=5].clone_from_slice(&st.cur().regs[1..=5]);
         let mut fp = Reg::ptr(RegType::Stack);
@@ -825,7 +828,264 @@ impl Verifier<'_> {
         Ok(Next::Go(tgt))
     }
 
+    /// The global function subprogram `sp` is, if it is one.
+    fn global_func(&self, sp: usize) -> Option<crate::GlobalFunc> {
+        let entry = *self.cfg().subprogs.get(sp)?;
+        if sp == 0 {
+            return None;
+        }
+        self.opts
+            .global_funcs
+            .iter()
+            .find(|g| g.insn_idx as usize == entry)
+            .cloned()
+    }
+
+    /// A call of a global function: the arguments must fit its prototype
+    /// (`btf_check_subprog_call`); the function itself is verified on its
+    /// own, so the caller goes on with R0 unknown.
+    fn call_global(
+        &mut self,
+        st: &mut State,
+        pc: usize,
+        sp: usize,
+        g: crate::GlobalFunc,
+    ) -> Result<Next, Fail> {
+        let invalid_args = format!("Caller passes invalid args into func#{sp} ('{}')", g.name);
+        let args = match &g.args {
+            Ok(a) => a.clone(),
+            Err(why) => {
+                if self.logging() {
+                    self.log.push_str(why);
+                    self.log.push('\n');
+                }
+                return self.err(invalid(invalid_args));
+            }
+        };
+        for (i, a) in args.iter().enumerate() {
+            let regno = (i + 1) as u8;
+            let r = st.reg(regno).clone();
+            let bad = match a {
+                crate::GlobalArg::Scalar => {
+                    (!r.is_scalar()).then(|| format!("R{regno} is not a scalar"))
+                }
+                crate::GlobalArg::Ctx => (r.ty != RegType::Ctx || r.off != 0 || !r.is_const())
+                    .then(|| format!("arg#{i} expects pointer to ctx")),
+                crate::GlobalArg::Trusted { obj, nullable } => {
+                    let trusted = r.ty == RegType::BtfId
+                        && r.kf.obj == *obj
+                        && (r.ref_obj_id != 0 || r.kf.flags & crate::kfuncs::KFI_TRUSTED != 0);
+                    if *nullable && r.is_null_const() {
+                        None
+                    } else if !trusted || (r.maybe_null && !*nullable) {
+                        Some(format!(
+                            "R{regno} is not a trusted pointer of the right type"
+                        ))
+                    } else {
+                        None
+                    }
+                }
+                crate::GlobalArg::Mem { size, nullable } => {
+                    if *nullable && r.is_null_const() {
+                        None
+                    } else if r.ty == RegType::Ctx {
+                        // check_mem_reg on the context reads and writes its fields.
+                        let off = r.off + r.var_off.value as i32;
+                        let ok = [false, true].iter().all(|&w| {
+                            crate::prog::ctx_access(
+                                self.opts.prog_type,
+                                self.opts.expected_attach_type,
+                                off,
+                                *size as i32,
+                                w,
+                            )
+                            .is_some()
+                        });
+                        (!ok).then(|| format!("invalid bpf_context access off={off} size={size}"))
+                    } else {
+                        let mut tmp = st.clone();
+                        if r.maybe_null && *nullable {
+                            tmp.reg_mut(regno).maybe_null = false;
+                        }
+                        let chk = self
+                            .check_helper_mem(&mut tmp, regno, *size as i64, false)
+                            .and_then(|_| {
+                                self.check_helper_mem(&mut tmp, regno, *size as i64, true)
+                            });
+                        match chk {
+                            Ok(()) if r.maybe_null && !*nullable => Some(format!(
+                                "R{regno} type={} expected=fp, pkt, pkt_meta, map_key, map_value, mem",
+                                r.ty.name(true)
+                            )),
+                            Ok(()) => {
+                                *st = tmp;
+                                None
+                            }
+                            Err((e, _)) => Some(e.reason().to_string()),
+                        }
+                    }
+                }
+            };
+            if let Some(msg) = bad {
+                if self.logging() {
+                    self.log.push_str(&msg);
+                    self.log.push('\n');
+                }
+                return self.err(invalid(invalid_args));
+            }
+        }
+        if !self.global_called.contains(&sp) {
+            self.global_called.push(sp);
+        }
+        // A global function that may change the packet (a helper that does,
+        // or a tail call, anywhere below it) leaves no packet pointer valid.
+        if self.subprog_changes_pkt(sp) {
+            let privileged = self.privileged();
+            st.for_each_reg(|r| {
+                if matches!(
+                    r.ty,
+                    RegType::Packet | RegType::PacketMeta | RegType::PacketEnd
+                ) {
+                    *r = if privileged {
+                        Reg::unknown()
+                    } else {
+                        Reg::not_init()
+                    };
+                }
+            });
+        }
+        if self.logging() && self.opts.log_level & 2 != 0 {
+            self.log.push_str(&format!(
+                "Func#{sp} ('{}') is global and assumed valid.\n",
+                g.name
+            ));
+        }
+        for r in 1..=5u8 {
+            *st.reg_mut(r) = Reg::not_init();
+            self.scratch_reg(r);
+        }
+        *st.reg_mut(0) = Reg::unknown();
+        self.scratch_reg(0);
+        Ok(Next::Go(pc + 1))
+    }
+
+    /// `changes_pkt_data` of a subprogram: it, or a function it calls, calls
+    /// a helper that changes the packet or makes a tail call.
+    fn subprog_changes_pkt(&self, sp: usize) -> bool {
+        let cfg = self.cfg();
+        let mut seen = vec![false; cfg.subprogs.len()];
+        let mut todo = vec![sp];
+        while let Some(s) = todo.pop() {
+            if std::mem::replace(&mut seen[s], true) {
+                continue;
+            }
+            let start = cfg.subprogs[s];
+            let end = cfg.subprogs.get(s + 1).copied().unwrap_or(cfg.dec.len());
+            for pc in start..end {
+                let Some(d) = cfg.dec[pc] else { continue };
+                match d.op {
+                    Op::CallLocal => todo.push(cfg.subprog_of[target(pc, &d) as usize]),
+                    Op::Call => {
+                        let changes = proto(d.imm32()).is_some_and(|p| {
+                            matches!(p.effect, Effect::ChangesPkt | Effect::TailCall)
+                        });
+                        if changes {
+                            return true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        false
+    }
+
+    /// `do_check_subprogs`: every global function a verified path called,
+    /// from its entry, with its arguments as its prototype types them.
+    pub(super) fn check_global_funcs(&mut self) -> Result<(), Fail> {
+        let mut next = 0;
+        while let Some(&sp) = self.global_called.get(next) {
+            next += 1;
+            let Some(g) = self.global_func(sp) else {
+                continue;
+            };
+            let Ok(args) = g.args.clone() else {
+                continue;
+            };
+            if self.logging() {
+                self.log
+                    .push_str(&format!("Validating {}() func#{sp}...\n", g.name));
+            }
+            let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::not_init());
+            for (i, a) in args.iter().enumerate().take(5) {
+                regs[i + 1] = match a {
+                    crate::GlobalArg::Scalar => Reg::unknown(),
+                    crate::GlobalArg::Ctx => Reg::ptr(RegType::Ctx),
+                    crate::GlobalArg::Trusted { obj, nullable } => {
+                        let mut r = Reg::ptr(RegType::BtfId);
+                        r.kf.obj = *obj;
+                        r.kf.flags = crate::kfuncs::KFI_TRUSTED;
+                        if *nullable {
+                            r.maybe_null = true;
+                            r.id = self.new_id();
+                        }
+                        r
+                    }
+                    crate::GlobalArg::Mem { size, nullable } => {
+                        let mut r = Reg::ptr(RegType::Mem);
+                        r.mem_size = *size;
+                        if *nullable {
+                            r.maybe_null = true;
+                            r.id = self.new_id();
+                        }
+                        r
+                    }
+                };
+            }
+            regs[10] = Reg::ptr(RegType::Stack);
+            let st = State {
+                frames: vec![Frame {
+                    regs,
+                    stack: Vec::new(),
+                    callsite: usize::MAX,
+                    subprog: sp,
+                    callback: false,
+                }],
+                refs: Vec::new(),
+                cb_unroll: 0,
+            };
+            let entry = self.cfg().subprogs[sp];
+            self.in_global = Some(sp);
+            let r = self.do_check_from(entry, st);
+            self.in_global = None;
+            r?;
+        }
+        Ok(())
+    }
+
     pub(super) fn check_exit(&mut self, st: &mut State) -> Result<(), Fail> {
+        // A global function verified on its own returns a scalar (or nothing).
+        if st.frames.len() == 1 {
+            if let Some(g) = self.in_global.and_then(|sp| self.global_func(sp)) {
+                if !g.ret_void {
+                    self.check_reg_read(st, 0)?;
+                    let r0 = st.reg(0).clone();
+                    if !r0.is_scalar() {
+                        return self.err(invalid(format!(
+                            "At subprogram exit the register R0 is not a scalar value ({})",
+                            r0.ty.name(r0.maybe_null)
+                        )));
+                    }
+                }
+                if !st.refs.is_empty() {
+                    return self.err(VerifierError::Reference {
+                        reason: "BPF_EXIT instruction in main prog would lead to reference leak"
+                            .into(),
+                    });
+                }
+                return Ok(());
+            }
+        }
         self.check_reg_read(st, 0)?;
         let r0 = st.reg(0).clone();
         let frame = st.cur().clone();

@@ -88,6 +88,7 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
         log_size: 16 << 20,
         extra_helpers: Vec::new(),
         prog_flags: 0,
+        global_funcs: Vec::new(),
         btf_structs: Vec::new(),
     };
     Some(FixtureProg {
