@@ -7,8 +7,8 @@
 //!   event_pipe`); `-ENOENT` when none did, as in the kernel; the packet
 //!   bytes `BPF_F_CTXLEN_MASK` asks for follow the data;
 //! - `bpf_perf_event_read{,_value}`: `-ENOENT` (no counters);
-//! - `bpf_get_stackid`: `-EFAULT`, the kernel's answer when it cannot walk a
-//!   stack (there is none to walk);
+//! - `bpf_get_stackid`, `bpf_get_stack`: `-EFAULT` (and a cleared buffer),
+//!   the kernel's answer when it cannot walk a stack (there is none to walk);
 //! - `bpf_skb_under_cgroup`, `bpf_current_task_under_cgroup`: `-E2BIG` past
 //!   the array, else `-EAGAIN` (an empty slot: no cgroups here);
 //! - `bpf_get_local_storage`: storage of its own for the run, zeroed, as the
@@ -150,6 +150,17 @@ pub fn register(t: &mut HelperTable) {
     .register(27, "bpf_get_stackid", |_: &mut HelperCtx<'_, '_>, _| {
         ret(-EFAULT)
     })
+    .register(
+        67,
+        "bpf_get_stack",
+        |c: &mut HelperCtx<'_, '_>, a: [u64; 5]| {
+            // No stack to copy: the kernel clears the buffer and says -EFAULT.
+            if a[2] > 0 {
+                c.write_bytes(a[1], &vec![0; a[2] as usize])?;
+            }
+            ret(-EFAULT)
+        },
+    )
     .register(
         33,
         "bpf_skb_under_cgroup",

@@ -58,6 +58,7 @@ mod id {
     pub const PERF_EVENT_READ: i32 = 22;
     pub const PERF_EVENT_OUTPUT: i32 = 25;
     pub const GET_STACKID: i32 = 27;
+    pub const GET_STACK: i32 = 67;
     pub const SKB_UNDER_CGROUP: i32 = 33;
     pub const CURRENT_TASK_UNDER_CGROUP: i32 = 37;
     pub const REDIRECT_MAP: i32 = 51;
@@ -332,6 +333,17 @@ pub fn proto(id: i32, prog_type: u32, privileged: bool) -> Option<Proto> {
         id::GET_STACKID if tracing(prog_type) => {
             p([Ctx, MapPtr, Anything, D, D], Ret::Integer, true)
         }
+        id::GET_STACK if tracing(prog_type) => p(
+            [
+                Ctx,
+                UninitMem { nullable: false },
+                ConstSizeOrZero,
+                Anything,
+                D,
+            ],
+            Ret::Integer,
+            true,
+        ),
         id::CURRENT_TASK_UNDER_CGROUP if tracing(prog_type) => {
             p([MapPtr, Anything, D, D, D], Ret::Integer, false)
         }
@@ -512,6 +524,12 @@ pub fn acquires(id: i32) -> bool {
 /// its reference (`is_ptr_cast_function`).
 pub fn is_ptr_cast(id: i32) -> bool {
     matches!(id, id::SK_FULLSOCK | id::TCP_SOCK) || skc_to_obj(id).is_some()
+}
+
+/// Helpers whose result is at most their buffer size, or a negative errno
+/// (`do_refine_retval_range`): `bpf_get_stack`.
+pub fn returns_size_or_errno(id: i32) -> bool {
+    id == id::GET_STACK
 }
 
 /// `bpf_get_local_storage` returns the storage itself, never NULL.

@@ -36,6 +36,8 @@ struct Meta {
     key_reg: Option<Reg>,
     /// The reference of a socket argument (what a pointer cast keeps).
     ref_obj_id: u32,
+    /// The largest value of the last size argument (`msize_max_value`).
+    msize_max: u64,
 }
 
 impl Verifier<'_> {
@@ -268,6 +270,16 @@ impl Verifier<'_> {
                 r
             }
         };
+        let mut r0 = r0;
+        if crate::maphelpers::returns_size_or_errno(id) {
+            // R0 is at most the buffer's size, or -errno.
+            const MAX_ERRNO: i64 = 4095;
+            r0.smax = meta.msize_max.min(i64::MAX as u64) as i64;
+            r0.s32_max = meta.msize_max.min(i32::MAX as u64) as i32;
+            r0.smin = -MAX_ERRNO;
+            r0.s32_min = -MAX_ERRNO as i32;
+            r0.sync_bounds();
+        }
         *st.reg_mut(0) = r0;
         if let Some(frame) = cb {
             // Zero iterations: continue after the call.
@@ -418,6 +430,7 @@ impl Verifier<'_> {
                 if !r.is_scalar() {
                     return self.type_err(regno, &r, "scalar");
                 }
+                meta.msize_max = r.umax;
                 self.mark_precise(st, 1 << regno);
                 if r.smin < 0 {
                     return self.err(call_err(format!(
