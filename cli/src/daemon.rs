@@ -76,6 +76,9 @@ enum Source {
         /// File in `store/`.
         stored: String,
         prog_type: Option<String>,
+        /// The kernel config the load was given (`kconfig FILE`).
+        #[serde(default)]
+        kconfig: Option<String>,
     },
     Map {
         map_type: u32,
@@ -398,6 +401,18 @@ impl Daemon {
         if let Command::TraceRead { wait_ms } = req.cmd {
             return self.trace_read(wait_ms);
         }
+        if let Command::MapEventPipe {
+            target,
+            cpu,
+            index,
+            wait_ms,
+            close,
+        } = &req.cmd
+        {
+            return self
+                .event_pipe(target, *cpu, *index, *wait_ms, *close)
+                .unwrap_or_else(Response::err);
+        }
         let mut st = lock(&self.st);
         self.sync_pins(&mut st);
         let f = req.format;
@@ -414,7 +429,9 @@ impl Daemon {
         );
         let r = match req.cmd {
             Command::Ping => Ok(Response::out(String::new())),
-            Command::Shutdown | Command::TraceRead { .. } => Ok(Response::out(String::new())),
+            Command::Shutdown | Command::TraceRead { .. } | Command::MapEventPipe { .. } => {
+                Ok(Response::out(String::new()))
+            }
             Command::ProgLoad {
                 file_name,
                 object_hex,
@@ -422,6 +439,7 @@ impl Daemon {
                 all,
                 prog_type,
                 pinmaps,
+                kconfig,
             } => self.prog_load(
                 &mut st,
                 &file_name,
@@ -430,6 +448,7 @@ impl Daemon {
                 all,
                 prog_type,
                 pinmaps,
+                kconfig,
             ),
             Command::ProgShow { target } => self.prog_show(f, target.as_ref()),
             Command::ProgDumpXlated {
@@ -533,6 +552,59 @@ impl Daemon {
             }
         }
         Response::data(serde_json::json!({ "lines": lines }))
+    }
+
+    /// `map event_pipe`: readers at the slots asked for (every CPU's own by
+    /// default, as bpftool opens them), then what they collected.
+    fn event_pipe(
+        &self,
+        target: &Target,
+        cpu: Option<u32>,
+        index: Option<u32>,
+        wait_ms: u64,
+        close: bool,
+    ) -> Result<Response, String> {
+        let m = self.map_one(target)?;
+        let Some(pea) = m.ops.as_any().downcast_ref::<bpfvm::maps::PerfEventArray>() else {
+            return Err("map is not a perf event array".into());
+        };
+        let slots: Vec<(u32, u32)> = match (cpu, index) {
+            (Some(c), Some(i)) => vec![(i, c)],
+            _ => {
+                let n = (self.rt.ncpus() as u32).min(m.attr().max_entries);
+                (0..n).map(|c| (c, c)).collect()
+            }
+        };
+        if close {
+            for &(i, _) in &slots {
+                pea.close(i);
+            }
+            return Ok(Response::out(String::new()));
+        }
+        for &(i, c) in &slots {
+            pea.open(i, c)
+                .map_err(|e| format!("failed to open perf event: {e}"))?;
+        }
+        let deadline =
+            std::time::Instant::now() + Duration::from_millis(wait_ms.min(MAX_TRACE_WAIT_MS));
+        let mut events = Vec::new();
+        loop {
+            for &(i, c) in &slots {
+                for r in pea.read(i) {
+                    events.push(serde_json::json!({
+                        "cpu": c,
+                        "index": i,
+                        "timestamp": r.time_ns,
+                        "data": crate::proto::to_hex(&r.data),
+                    }));
+                }
+            }
+            if !events.is_empty() || std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(Response::data(serde_json::json!({ "events": events })))
     }
 
     // ---- object lookup -------------------------------------------------------
@@ -705,6 +777,7 @@ impl Daemon {
         all: bool,
         prog_type: Option<String>,
         pinmaps: Option<String>,
+        kconfig: Option<String>,
     ) -> Result<Response, String> {
         let bytes = proto::from_hex(object_hex).map_err(|e| e.to_string())?;
         let obj = parse_object(file_name, &bytes, prog_type.as_deref())?;
@@ -721,6 +794,7 @@ impl Daemon {
                 None,
                 &bpfvm::LoadOpts {
                     log_level: 1,
+                    kconfig: kconfig_opt(kconfig.as_deref()),
                     ..Default::default()
                 },
             )
@@ -786,6 +860,7 @@ impl Daemon {
                 file_name: file_name.to_string(),
                 stored,
                 prog_type,
+                kconfig,
             },
             pins: planned,
             progs: loaded
@@ -1056,13 +1131,18 @@ impl Daemon {
                 file_name,
                 stored,
                 prog_type,
+                kconfig,
             } => {
                 let bytes = std::fs::read(self.dir.join("store").join(stored))
                     .map_err(|e| format!("{stored}: {e}"))?;
                 let obj = parse_object(file_name, &bytes, prog_type.as_deref())?;
+                let opts = bpfvm::LoadOpts {
+                    kconfig: kconfig_opt(kconfig.as_deref()),
+                    ..Default::default()
+                };
                 let loaded = self
                     .rt
-                    .load_object(&obj, None)
+                    .load_object_with(&obj, None, &opts)
                     .map_err(|e| render::error_chain(&e))?;
                 map_fds = loaded.maps.clone();
                 prog_fds = loaded.progs.clone();
@@ -1229,4 +1309,9 @@ fn remove_stale(dir: &Path, keep: &BTreeSet<PathBuf>) {
             _ => {}
         }
     }
+}
+
+/// The kernel configuration a load was given, if any.
+fn kconfig_opt(text: Option<&str>) -> Option<Arc<bpfvm::Kconfig>> {
+    text.map(|t| Arc::new(bpfvm::Kconfig::with_config_text(t)))
 }

@@ -30,7 +30,7 @@ pub fn usage() {
        bpfvm prog dump jited  PROG [{{ opcodes | linum }}] [arch {{ x86_64 | aarch64 }}]
        bpfvm prog pin   PROG FILE
        bpfvm prog {{ load | loadall }} OBJ  PATH \\
-                         [type TYPE] [pinmaps MAP_DIR]
+                         [type TYPE] [pinmaps MAP_DIR] [kconfig FILE]
        bpfvm prog run PROG \\
                          data_in FILE \\
                          [data_out FILE [data_size_out L]] \\
@@ -156,21 +156,27 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
     };
     let mut prog_type = None;
     let mut pinmaps = None;
+    let mut kconfig = None;
     let mut i = 2;
     while let Some(w) = args.get(i) {
         let val = args.get(i + 1);
         match (w.as_str(), val) {
             ("type", Some(v)) => prog_type = Some(v.clone()),
             ("pinmaps", Some(v)) => pinmaps = Some(pin_arg(v)),
-            ("type" | "pinmaps", None) => {
+            // bpfvm's own: the kernel config `.kconfig` externs read.
+            ("kconfig", Some(v)) => match std::fs::read_to_string(v) {
+                Ok(t) => kconfig = Some(t),
+                Err(e) => return print_error(opts, &format!("failed to read kconfig {v}: {e}")),
+            },
+            ("type" | "pinmaps" | "kconfig", None) => {
                 return print_error(opts, &format!("expected a value after '{w}'"))
             }
-            (other, _) => {
-                return print_error(
-                    opts,
-                    &format!("expected no more arguments, 'type' or 'pinmaps', got: '{other}'"),
-                )
-            }
+            (other, _) => return print_error(
+                opts,
+                &format!(
+                    "expected no more arguments, 'type', 'pinmaps' or 'kconfig', got: '{other}'"
+                ),
+            ),
         }
         i += 2;
     }
@@ -187,6 +193,7 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
             all,
             prog_type,
             pinmaps,
+            kconfig,
         },
     )
 }

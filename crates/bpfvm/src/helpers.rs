@@ -92,7 +92,12 @@ fn pop_or_peek(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], pop: bool) -> HResult {
     let m = map_arg(ctx, a[0])?;
     let n = m.attr().value_size as usize;
     ctx.check_write(a[1], n as u64)?;
-    let mut out = vec![0u8; n];
+    // A bloom filter's peek tests the value the program gives.
+    let mut out = if m.map_type() == MapType::BloomFilter {
+        ctx.read_bytes(a[1], n)?
+    } else {
+        vec![0u8; n]
+    };
     let r = if pop {
         m.ops.pop(&mut out)
     } else {

@@ -67,7 +67,7 @@ pub mod isa {
 
 /// Map types and flags.
 pub mod maps {
-    pub use bpfvm_maps::{MapError, MapOps, MapType};
+    pub use bpfvm_maps::{MapError, MapOps, MapType, PerfEventArray, PerfRecord};
     pub use bpfvm_maps::{BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
 }
 

@@ -73,7 +73,7 @@ fn perf_event_output(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
         BPF_F_CURRENT_CPU => u64::from(cpu),
         i => i,
     };
-    let mut record = ctx.read_bytes(a[3], a[4] as usize)?;
+    let mut data = ctx.read_bytes(a[3], a[4] as usize)?;
     let ctxlen = ((flags & BPF_F_CTXLEN_MASK) >> 32) as usize;
     if ctxlen > 0 {
         // skb/xdp variants: that many bytes of the packet follow the data.
@@ -83,12 +83,26 @@ fn perf_event_output(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
         if ctxlen as u64 > pkt.end - pkt.start {
             return ret(-EFAULT);
         }
-        record.extend(ctx.read_bytes(pkt.start, ctxlen)?);
+        data.extend(ctx.read_bytes(pkt.start, ctxlen)?);
     }
+    let record = bpfvm_maps::PerfRecord {
+        time_ns: monotonic_ns(),
+        data,
+    };
     match pea.output(index, cpu, record) {
         Ok(()) => ret(0),
         Err(e) => ret(-(e as i64)),
     }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn no_counter(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], buf: bool) -> HResult {

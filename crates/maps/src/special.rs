@@ -275,8 +275,14 @@ pub(crate) fn create(attr: &MapAttr, ncpus: usize) -> Result<std::sync::Arc<dyn 
     })
 }
 
-/// A record a `perf_event_array` slot collected: the bytes the program gave.
-pub type PerfRecord = Vec<u8>;
+/// A record a `perf_event_array` slot collected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerfRecord {
+    /// When it was written (`CLOCK_MONOTONIC` nanoseconds).
+    pub time_ns: u64,
+    /// The bytes the program gave (and packet bytes it asked for).
+    pub data: Vec<u8>,
+}
 
 /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
 pub struct PerfEventArray {
@@ -324,6 +330,14 @@ impl PerfEventArray {
             .and_then(Option::take)
             .map(|(_, q)| Vec::from(q))
             .unwrap_or_default()
+    }
+
+    /// The CPU of the event open at `index`, if one is.
+    pub fn reader_cpu(&self, index: u32) -> Option<u32> {
+        lock(&self.slots)
+            .get(index as usize)
+            .and_then(|s| s.as_ref())
+            .map(|(cpu, _)| *cpu)
     }
 
     /// Takes the records collected at `index` so far.

@@ -691,8 +691,8 @@ pub const KFUNCS: &[Kfunc] = &[
         KF_RET_NULL,
         Progs::All,
     ),
-    // XDP metadata: without a device to bind to, the kernel's generic
-    // versions answer -EOPNOTSUPP.
+    // XDP metadata: refused unless the program is bound to a device; bound,
+    // bpfvm's "device" has no metadata (-EOPNOTSUPP).
     k(
         "bpf_xdp_metadata_rx_timestamp",
         S32,

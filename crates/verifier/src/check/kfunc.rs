@@ -18,6 +18,8 @@ pub(super) const STACK_DYNPTR: u8 = 6;
 
 /// `BPF_F_SLEEPABLE`
 const BPF_F_SLEEPABLE: u32 = 1 << 4;
+/// `BPF_F_XDP_DEV_BOUND_ONLY`
+const BPF_F_XDP_DEV_BOUND_ONLY: u32 = 1 << 6;
 
 #[derive(Default)]
 struct KMeta {
@@ -103,6 +105,13 @@ impl Verifier<'_> {
                 "calling kernel function {} is not allowed",
                 k.name
             )));
+        }
+        // The XDP metadata kfuncs read a device's descriptors: only a
+        // program bound to a device may call them (bpfvm's have none).
+        if k.name.starts_with("bpf_xdp_metadata_")
+            && self.opts.prog_flags & BPF_F_XDP_DEV_BOUND_ONLY == 0
+        {
+            return self.err(invalid("metadata kfuncs require device-bound program"));
         }
         if k.flags & KF_SLEEPABLE != 0 && self.opts.prog_flags & BPF_F_SLEEPABLE == 0 {
             return self.err(call_err(format!(
