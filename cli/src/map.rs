@@ -48,8 +48,9 @@ pub fn usage() {
        TYPE := {{ hash | array | prog_array | perf_event_array | percpu_hash |
                  percpu_array | stack_trace | cgroup_array | lru_hash |
                  lru_percpu_hash | lpm_trie | array_of_maps | hash_of_maps |
-                 devmap | devmap_hash | cpumap | queue | stack | ringbuf |
-                 bloom_filter }}
+                 devmap | devmap_hash | sockmap | cpumap | xskmap | sockhash |
+                 cgroup_storage | reuseport_sockarray | percpu_cgroup_storage |
+                 queue | stack | sk_storage | ringbuf | bloom_filter }}
 {OPTIONS_USAGE}"
     );
 }
