@@ -534,6 +534,15 @@ impl Runtime {
             .and_then(Weak::upgrade)
     }
 
+    /// `BPF_BTF_LOAD`: a raw BTF blob (types and strings), for programs
+    /// loaded with `btf_id` and `func_info`. The object lives while the
+    /// returned handle or a program using it does.
+    pub fn btf_load(&self, bytes: &[u8], name: &str) -> Result<Arc<BtfObj>> {
+        let btf = bpfvm_obj::btf::Btf::parse(bytes)
+            .map_err(|e| BpfError::Invalid(format!("BTF: {e}")))?;
+        self.load_btf(btf, bytes.len(), name)
+    }
+
     pub(crate) fn load_btf(
         &self,
         btf: bpfvm_obj::btf::Btf,

@@ -15,10 +15,15 @@
 //! [`verifier`] holds the verifier's soundness oracle: generated XDP programs
 //! the verifier accepts must run in the checked interpreter without a memory
 //! violation (the `verify_sound` fuzz target and the soundness test use it).
+//! [`patterns`] draws the shapes of past verifier escapes that need maps,
+//! helpers, subprograms and callbacks, labelled with the kernel's verdict, and
+//! runs accepted ones through bpfvm's runtime (and, as root, compares with the
+//! host kernel's verifier).
 
 mod gen;
 mod jit;
 mod kernel;
+pub mod patterns;
 pub mod verifier;
 
 pub use gen::{Case, Gen, GenConfig};

@@ -377,6 +377,10 @@ impl<'a> Verifier<'a> {
 
     fn run_inner(&mut self) -> Result<(), Fail> {
         let cfg = check_cfg(self.insns, self.privileged())?;
+        if self.opts.func_info.is_empty() {
+            check_abnormal_return(&cfg)
+                .map_err(|reason| (VerifierError::Invalid { reason }, None))?;
+        }
         self.stack_depth = vec![0; cfg.subprogs.len()];
         if self.opts.log_level & 2 != 0 {
             for (i, s) in cfg.subprogs.iter().enumerate() {
@@ -1308,3 +1312,22 @@ mod jumps;
 mod kfunc;
 mod mem;
 mod precise;
+
+/// Without BTF the kernel refuses subprograms that may leave the program
+/// abnormally (LD_ABS/LD_IND, tail calls): their exits need the BTF
+/// prototype.
+fn check_abnormal_return(cfg: &Cfg) -> Result<(), String> {
+    for (pc, d) in cfg.dec.iter().enumerate() {
+        let Some(d) = d else { continue };
+        if cfg.subprog_of[pc] == 0 {
+            continue;
+        }
+        if matches!(d.op.shape(), Shape::LdAbs | Shape::LdInd) {
+            return Err("LD_ABS is not allowed in subprogs without BTF".into());
+        }
+        if d.op == Op::Call && d.src == 0 && d.imm32() == 12 {
+            return Err("tail_call is not allowed in subprogs without BTF".into());
+        }
+    }
+    Ok(())
+}

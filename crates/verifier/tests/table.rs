@@ -336,6 +336,12 @@ pub fn cases() -> Vec<Case> {
         c("nullable_arith", XDP, &j(&[LOOKUP_HASH, "add %r0, 8; mov %r0, 0; exit"]), Some("R0 pointer arithmetic on map_value_or_null prohibited, null-check it first")),
         nk(c("bad_map_id", XDP, "lddw %r1, map:99; mov %r0, 0; exit", Some("fd 99 is not pointing to valid bpf_map"))),
         c("lookup_ringbuf", XDP, &j(&["stw [%r10-4], 0; mov %r2, %r10; add %r2, -4; lddw %r1, map:5; call 1; mov %r0, 0; exit"]), Some("invalid zero-sized read")),
+        // A tail call in the program itself does not come back if taken, so
+        // packet pointers stay; one in a subprogram needs BTF (and drops the
+        // callers' packet pointers: see the fuzzing crate's patterns).
+        c("tail_call_main_keeps_pkt", XDP, "mov %r6, %r1; ldxw %r7, [%r6+0]; ldxw %r3, [%r6+4]; mov %r4, %r7; add %r4, 8; jgt %r4, %r3, out; mov %r1, %r6; lddw %r2, map:6; mov %r3, 0; call 12; ldxb %r0, [%r7+7]; out: mov %r0, 0; exit", None),
+        c("tail_call_subprog_without_btf", XDP, "call local f; exit; f: lddw %r2, map:6; mov %r3, 0; call 12; mov %r0, 0; exit", Some("tail_call is not allowed in subprogs without BTF")),
+        c("ld_abs_subprog_without_btf", SK, "mov %r6, %r1; call local f; exit; f: ldabsb 12; exit", Some("LD_ABS is not allowed in subprogs without BTF")),
         c("tail_call_wrong_map", XDP, "lddw %r2, map:1; mov %r3, 0; call 12; mov %r0, 0; exit", Some("expected prog array map for tail call")),
         // ---- refused: helper arguments
         c("lookup_scalar_map", XDP, "mov %r1, 0; mov %r2, %r10; add %r2, -4; stw [%r10-4], 0; call 1; exit", Some("R1 type=scalar expected=map_ptr")),
@@ -498,10 +504,25 @@ fn table() {
     let mut unpriv_checked = 0;
     for k in &cases {
         let insns = build(&k.src);
+        // Callbacks need BTF func_info (each subprogram's start).
+        let func_info = if k.src.contains("fn:") {
+            std::iter::once((0, "main".to_string()))
+                .chain(
+                    insns
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.code == 0x18 && x.src_reg == 4)
+                        .map(|(i, x)| ((i as i64 + 1 + x.imm as i64) as u32, format!("cb{i}"))),
+                )
+                .collect()
+        } else {
+            Vec::new()
+        };
         let opts = VerifierOpts {
             prog_type: k.prog_type,
             privileged: k.privileged,
             log_level: 1,
+            func_info,
             ..Default::default()
         };
         let r = verify(&insns, &lookup, &opts);

@@ -136,11 +136,19 @@ impl Verifier<'_> {
                 }
             });
         }
-        // A tail call may run a program that changes the packet (the kernel
-        // counts it among the helpers that do, since 6.13).
-        if matches!(p.effect, Effect::ChangesPkt | Effect::TailCall) {
+        // A tail call from a subprogram may run a program that changes the
+        // packet and then return to the subprogram's callers: their packet
+        // pointers go (the kernel's, since 6.13). The subprogram's own stay,
+        // and a tail call in the program itself does not return if taken.
+        let tail_in_sub = p.effect == Effect::TailCall && st.frames.len() > 1;
+        if p.effect == Effect::ChangesPkt || tail_in_sub {
             let privileged = self.privileged();
-            st.for_each_reg(|r| {
+            let keep = if tail_in_sub {
+                st.frames.len() - 1
+            } else {
+                usize::MAX
+            };
+            let clear = |r: &mut Reg| {
                 if matches!(
                     r.ty,
                     RegType::Packet | RegType::PacketMeta | RegType::PacketEnd
@@ -151,7 +159,18 @@ impl Verifier<'_> {
                         Reg::not_init()
                     };
                 }
-            });
+            };
+            for (i, fr) in st.frames.iter_mut().enumerate() {
+                if i == keep {
+                    continue;
+                }
+                fr.regs.iter_mut().for_each(clear);
+                for sl in fr.stack.iter_mut() {
+                    if sl.ty.contains(&STACK_SPILL) {
+                        clear(&mut sl.spill);
+                    }
+                }
+            }
         }
         // Callbacks: run the callback body as a new frame now; the state
         // after zero iterations goes on the pending stack.

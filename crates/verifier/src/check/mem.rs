@@ -678,6 +678,18 @@ impl Verifier<'_> {
                 }
             }
             BPF_PSEUDO_FUNC => {
+                // Callbacks need BTF: the kernel checks their linkage.
+                let t = target(pc, d) as u32;
+                if self.opts.func_info.is_empty() {
+                    return self.err(VerifierError::Invalid {
+                        reason: "missing btf func_info".into(),
+                    });
+                }
+                if self.opts.global_funcs.iter().any(|g| g.insn_idx == t) {
+                    return self.err(VerifierError::Invalid {
+                        reason: "callback function not static".into(),
+                    });
+                }
                 let mut r = Reg::ptr(RegType::Func);
                 r.subprog = target(pc, d) as u32;
                 r
