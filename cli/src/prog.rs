@@ -171,12 +171,14 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
             ("type" | "pinmaps" | "kconfig", None) => {
                 return print_error(opts, &format!("expected a value after '{w}'"))
             }
-            (other, _) => return print_error(
-                opts,
-                &format!(
+            (other, _) => {
+                return print_error(
+                    opts,
+                    &format!(
                     "expected no more arguments, 'type', 'pinmaps' or 'kconfig', got: '{other}'"
                 ),
-            ),
+                )
+            }
         }
         i += 2;
     }
