@@ -164,6 +164,27 @@ fn map_in_map(r: &mut Rng) -> Variant {
     } else {
         MapSym::Outer8
     };
+    if r.below(6) == 0 {
+        // The inner map used before its NULL check (or after it).
+        let check = r.below(2) == 0;
+        lookup(&mut a, first, 0);
+        if check {
+            a.jmp(0x15, 0, 0, 0, out);
+        }
+        a.movr(1, 0).key(0).call(LOOKUP);
+        a.jmp(0x15, 0, 0, 0, out);
+        a.i(0x79, 0, 0, 0, 0);
+        a.bind(out);
+        a.mov(0, 2).exit();
+        return Variant {
+            pattern: "map_in_map",
+            insns: a.finish(),
+            must_refuse: !check,
+            runnable: true,
+            note: format!("inner map NULL-checked {check}"),
+            funcs: Vec::new(),
+        };
+    }
     let spill = r.below(3); // 0 registers, 1 spill both, 2 spill the first only
     let pick_first = r.below(2) == 0;
     let off = r.pick(&[0i16, 0, 8, 24, 56]);

@@ -239,6 +239,8 @@ pub struct Verifier<'a> {
     global_called: Vec<usize>,
     /// The global function being verified on its own, if any.
     in_global: Option<usize>,
+    /// The prog_array each tail call used (`None` once two differ).
+    tail_call_maps: HashMap<usize, Option<u32>>,
     started: std::time::Instant,
     /// Instructions this path executed since its last checkpoint.
     history: precise::HistList,
@@ -285,6 +287,7 @@ impl<'a> Verifier<'a> {
             callback_entries: Default::default(),
             global_called: Vec::new(),
             in_global: None,
+            tail_call_maps: HashMap::new(),
             started: std::time::Instant::now(),
             history: None,
             cur_parent: None,
@@ -408,6 +411,16 @@ impl<'a> Verifier<'a> {
         self.do_check()?;
         self.check_global_funcs()?;
         self.check_max_stack_depth()?;
+        // The fixups' index masking needs one map per tail call when the
+        // maps were made without CAP_PERFMON.
+        if !self.privileged() && self.tail_call_maps.values().any(|m| m.is_none()) {
+            return Err((
+                VerifierError::Invalid {
+                    reason: "tail_call abusing map_ptr".into(),
+                },
+                None,
+            ));
+        }
         Ok(())
     }
 

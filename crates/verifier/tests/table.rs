@@ -97,6 +97,7 @@ pub fn maps() -> Vec<MapDesc> {
             inner: Some(Box::new(m(0, BPF_MAP_TYPE_HASH, 4, 1, 1, 0, false, "in1"))),
             ..m(9, BPF_MAP_TYPE_HASH_OF_MAPS, 4, 4, 1, 0, false, "outer1")
         },
+        m(10, BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4, 0, false, "jmp2"),
     ]
 }
 
@@ -342,6 +343,10 @@ pub fn cases() -> Vec<Case> {
         c("tail_call_main_keeps_pkt", XDP, "mov %r6, %r1; ldxw %r7, [%r6+0]; ldxw %r3, [%r6+4]; mov %r4, %r7; add %r4, 8; jgt %r4, %r3, out; mov %r1, %r6; lddw %r2, map:6; mov %r3, 0; call 12; ldxb %r0, [%r7+7]; out: mov %r0, 0; exit", None),
         c("tail_call_subprog_without_btf", XDP, "call local f; exit; f: lddw %r2, map:6; mov %r3, 0; call 12; mov %r0, 0; exit", Some("tail_call is not allowed in subprogs without BTF")),
         c("ld_abs_subprog_without_btf", SK, "mov %r6, %r1; call local f; exit; f: ldabsb 12; exit", Some("LD_ABS is not allowed in subprogs without BTF")),
+        // Unprivileged, one prog_array per tail call (the fixups mask the
+        // index with that map's size).
+        unpriv("tail_call_two_maps_unpriv", SK, "ldxw %r6, [%r1+8]; jne %r6, 0, a; lddw %r2, map:6; ja b; a: lddw %r2, map:10; b: mov %r3, 0; call 12; mov %r0, 0; exit", Some("tail_call abusing map_ptr")),
+        unpriv("tail_call_same_map_unpriv", SK, "ldxw %r6, [%r1+8]; jne %r6, 0, a; lddw %r2, map:6; ja b; a: lddw %r2, map:6; b: mov %r3, 0; call 12; mov %r0, 0; exit", None),
         c("tail_call_wrong_map", XDP, "lddw %r2, map:1; mov %r3, 0; call 12; mov %r0, 0; exit", Some("expected prog array map for tail call")),
         // ---- refused: helper arguments
         c("lookup_scalar_map", XDP, "mov %r1, 0; mov %r2, %r10; add %r2, -4; stw [%r10-4], 0; call 1; exit", Some("R1 type=scalar expected=map_ptr")),

@@ -118,6 +118,17 @@ impl Verifier<'_> {
                 "get_local_storage() doesn't support non-zero flags",
             ));
         }
+        if p.effect == Effect::TailCall {
+            let m = meta.map_reg;
+            self.tail_call_maps
+                .entry(pc)
+                .and_modify(|e| {
+                    if *e != Some(m) {
+                        *e = None
+                    }
+                })
+                .or_insert(Some(m));
+        }
         if p.effect == Effect::TailCall && !st.refs.is_empty() {
             return self.err(VerifierError::Reference {
                 reason: "tail_call would lead to reference leak".into(),
@@ -372,7 +383,8 @@ impl Verifier<'_> {
                 }
             }
             Arg::MapPtr => {
-                if r.ty != RegType::MapPtr {
+                // An inner map before its NULL check is no map.
+                if r.ty != RegType::MapPtr || r.maybe_null {
                     return self.type_err(regno, &r, "map_ptr");
                 }
                 meta.map = self.map(r.map);
