@@ -382,6 +382,36 @@ fn tail_call_pkt(r: &mut Rng) -> Variant {
 fn callback_loop(r: &mut Rng) -> Variant {
     let mut a = Asm::default();
     let cb = a.label();
+    if r.below(2) == 0 {
+        // A counter the callback bumps, then an index into a 64-byte value:
+        // bpf_loop(n) runs it at most n times (the kernel walks each count).
+        let n = r.pick(&[1, 2, 4, 7, 8, 9, 100]);
+        lookup(&mut a, MapSym::Arr, 0); // key 0: never NULL
+        a.movr(6, 0).i(0x7a, 10, 0, -16, 0);
+        a.mov(1, n)
+            .ld_func(2, cb)
+            .movr(3, 10)
+            .i(0x07, 3, 0, 0, -16)
+            .mov(4, 0);
+        a.call(LOOP);
+        a.i(0x79, 1, 10, -16, 0).i(0x67, 1, 0, 0, 3); // r1 = i * 8
+        a.i(0x0f, 6, 1, 0, 0).i(0x79, 0, 6, 0, 0);
+        a.mov(0, 2).exit();
+        a.bind(cb);
+        let cb_at = a.insns.len();
+        a.i(0x79, 1, 2, 0, 0)
+            .i(0x07, 1, 0, 0, 1)
+            .i(0x7b, 2, 1, 0, 0);
+        a.mov(0, 0).exit();
+        return Variant {
+            pattern: "callback_loop",
+            insns: a.finish(),
+            must_refuse: n > 7,
+            runnable: true,
+            note: format!("counter n {n}"),
+            funcs: vec![0, cb_at as u32],
+        };
+    }
     let step = r.pick(&[0, 1, 3]);
     let forever = r.below(5) == 0;
     a.mov(1, r.pick(&[1, 4, 100]))

@@ -68,6 +68,9 @@ struct Frame {
     subprog: usize,
     /// Callback frames return to the helper call (bpf_loop) and must return 0 or 1.
     callback: bool,
+    /// A callback frame: how many times the callback has run on this path
+    /// (bpf_loop runs it at most R1 times: the kernel's callback_depth).
+    cb_iters: u32,
 }
 
 impl Frame {
@@ -122,6 +125,10 @@ impl State {
         }
     }
 }
+
+/// A callback's first registers, the caller's state at its last entry, and
+/// how many times the helper runs it at most.
+type CallbackInit = (Box<[Reg; 11]>, Box<State>, u64);
 
 struct Checkpoint {
     state: Option<State>,
@@ -230,7 +237,9 @@ pub struct Verifier<'a> {
     /// For the error report: the instruction being checked.
     cur_insn: usize,
     /// A callback frame's argument registers, by the helper call's instruction.
-    callback_init: HashMap<usize, Box<[Reg; 11]>>,
+    /// (and the caller's state when it was last entered, for widening; and
+    /// how many times the helper runs it at most).
+    callback_init: HashMap<usize, CallbackInit>,
     /// Entries of subprograms called back by helpers: iterations there
     /// converge against checkpoints still being explored.
     callback_entries: std::collections::HashSet<usize>,
@@ -583,6 +592,7 @@ impl<'a> Verifier<'a> {
                 callsite: usize::MAX,
                 subprog: 0,
                 callback: false,
+                cb_iters: 0,
             }],
             refs: Vec::new(),
             cb_unroll: 0,
@@ -1166,6 +1176,11 @@ fn subsumes(old: &State, cur: &State, live: &[u16], loose: bool) -> bool {
     }
     for (fi, (fo, fc)) in old.frames.iter().zip(&cur.frames).enumerate() {
         if fo.callsite != fc.callsite || fo.callback != fc.callback {
+            return false;
+        }
+        // A state with fewer callback iterations left covers no state with
+        // more.
+        if fo.cb_iters > fc.cb_iters {
             return false;
         }
         let mask = live.get(fi).copied().unwrap_or(0x7ff);

@@ -6,6 +6,8 @@ use super::jumps::mark_null;
 use super::*;
 
 const MAX_VAR_SIZE: u64 = 1 << 29;
+/// bpf_loop counts up to this are verified iteration by iteration.
+const CB_BRUTE_FORCE: u64 = 32;
 const MEM_TYPES: &str =
     "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
 const KEY_TYPES: &str = MEM_TYPES;
@@ -190,6 +192,17 @@ impl Verifier<'_> {
         } else {
             None
         };
+        // bpf_loop runs the callback at most R1 times: a small known count
+        // is walked iteration by iteration, as the kernel does.
+        let cb_limit = if cb.is_some() && id == 181 {
+            let n = st.reg(1).umax.min(u32::MAX as u64);
+            if n <= CB_BRUTE_FORCE {
+                self.mark_precise(st, 1 << 1);
+            }
+            n
+        } else {
+            u64::MAX
+        };
         for r in 1..=5u8 {
             *st.reg_mut(r) = Reg::not_init();
             self.scratch_reg(r);
@@ -317,7 +330,10 @@ impl Verifier<'_> {
             self.push_branch(after, pc + 1, pc, *parent)?;
             // One iteration: the callback frame on top of the caller's.
             let entry = self.cfg().subprogs[frame.subprog];
-            self.callback_init.insert(pc, Box::new(frame.regs.clone()));
+            self.callback_init.insert(
+                pc,
+                (Box::new(frame.regs.clone()), Box::new(st.clone()), cb_limit),
+            );
             self.callback_entries.insert(entry);
             st.frames.push(frame);
             return Ok(Some(entry));
@@ -821,6 +837,7 @@ impl Verifier<'_> {
             callsite: pc,
             subprog: sp,
             callback: true,
+            cb_iters: 1,
         })
     }
 
@@ -863,6 +880,7 @@ impl Verifier<'_> {
             callsite: pc,
             subprog: sp,
             callback: false,
+            cb_iters: 0,
         });
         if self.logging() {
             let s = self.state_str(st, true);
@@ -1094,6 +1112,7 @@ impl Verifier<'_> {
                     callsite: usize::MAX,
                     subprog: sp,
                     callback: false,
+                    cb_iters: 0,
                 }],
                 refs: Vec::new(),
                 cb_unroll: 0,
@@ -1171,6 +1190,10 @@ impl Verifier<'_> {
     }
 
     /// Pops a frame at a subprogram's exit; returns where the caller goes on.
+    ///
+    /// A callback's next iteration starts from the caller's state now; when
+    /// bpf_loop runs it at most CB_BRUTE_FORCE times, the iterations are not
+    /// widened (each is verified with its own values, as the kernel does).
     pub(super) fn return_from_call(
         &mut self,
         st: &mut State,
@@ -1205,18 +1228,18 @@ impl Verifier<'_> {
             let entry = self.cfg().subprogs[f.subprog];
             f.stack.clear();
             let init = self.callback_init.get(&callee.callsite).cloned();
-            if let Some(regs) = init {
-                f.regs = *regs;
-                // Widen what the callback may have changed in its callers' stacks
-                // (counters through the context pointer), so iterations converge.
-                for fr in again.frames.iter_mut() {
-                    for slot in fr.stack.iter_mut() {
-                        if slot.ty.contains(&STACK_SPILL) && slot.spill.is_scalar() {
-                            let n = slot.ty.iter().filter(|&&t| t == STACK_SPILL).count() as i32;
-                            slot.spill = Reg::unknown().clone_low(n);
-                        }
-                    }
+            if let Some((regs, prev, limit)) = init.filter(|i| (f.cb_iters as u64) < i.2) {
+                f.regs = (*regs).clone();
+                f.cb_iters += 1;
+                // widen_imprecise_scalars: what this iteration changed in its
+                // callers (counters through the context pointer) and nothing
+                // relied on becomes unknown, so iterations converge; what it
+                // left alone stays. A few iterations are walked one by one.
+                if limit > CB_BRUTE_FORCE {
+                    super::kfunc::widen_imprecise(&prev, &mut again);
                 }
+                self.callback_init
+                    .insert(callee.callsite, (regs, Box::new(again.clone()), limit));
                 again.frames.push(f);
                 again.cb_unroll = again.cb_unroll.wrapping_add(1);
                 self.push_branch(again, entry, pc, parent)?;

@@ -600,7 +600,7 @@ impl Verifier<'_> {
 
 /// `widen_imprecise_scalars`: a scalar neither state relied on that differs
 /// between the previous iteration (`old`) and this one becomes unknown.
-fn widen_imprecise(old: &State, cur: &mut State) {
+pub(super) fn widen_imprecise(old: &State, cur: &mut State) {
     let widen = |o: &Reg, c: &mut Reg| {
         if o.is_scalar() && c.is_scalar() && !o.precise && !c.precise && o != c {
             let id = 0;
