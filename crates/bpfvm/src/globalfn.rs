@@ -126,9 +126,14 @@ fn arg(
         return Ok(GlobalArg::Ctx);
     }
     if tags.iter().any(|t| t == "trusted") {
+        // A CO-RE flavour (`task_struct___local`) names the kernel's type.
+        let essential = match target_name.rfind("___") {
+            Some(i) if i > 0 => &target_name[..i],
+            _ => target_name,
+        };
         let obj = bpfvm_verifier::kfuncs::OBJS
             .iter()
-            .position(|(_, n)| *n == target_name)
+            .position(|(_, n)| *n == essential)
             .ok_or_else(|| {
                 format!(
                     "arg#{i} is a trusted pointer to '{target_name}', which bpfvm does not model"
