@@ -38,13 +38,14 @@ _bpfvm() {
             COMPREPLY=($(compgen -W "$(_bpfvm_ids $kind name)" -- "$cur")); return ;;
         tag)
             COMPREPLY=($(compgen -W "$(_bpfvm_ids prog tag)" -- "$cur")); return ;;
-        pinned|data_in|data_out|ctx_in|ctx_out|file|pinmaps|section)
+        pinned|data_in|data_out|ctx_in|ctx_out|file|pinmaps|section|kconfig)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
         type)
             if [[ " ${words[*]} " == *" map "* ]]; then
                 COMPREPLY=($(compgen -W "hash array prog_array perf_event_array percpu_hash percpu_array \
-                    lru_hash lru_percpu_hash lpm_trie array_of_maps hash_of_maps devmap devmap_hash \
-                    cpumap queue stack ringbuf bloom_filter" -- "$cur"))
+                    stack_trace cgroup_array lru_hash lru_percpu_hash lpm_trie array_of_maps hash_of_maps \
+                    devmap devmap_hash sockmap cpumap xskmap sockhash cgroup_storage reuseport_sockarray \
+                    percpu_cgroup_storage queue stack sk_storage ringbuf bloom_filter" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "socket kprobe kretprobe classifier action tracepoint \
                     raw_tracepoint xdp perf_event cgroup/skb syscall" -- "$cur"))
@@ -86,13 +87,13 @@ _bpfvm() {
                     else COMPREPLY=($(compgen -W "$selectors opcodes linum visual" -- "$cur")); fi ;;
                 load|loadall)
                     if [ "$n" -le 3 ]; then COMPREPLY=($(compgen -f -- "$cur"))
-                    else COMPREPLY=($(compgen -W "type pinmaps" -- "$cur")); fi ;;
+                    else COMPREPLY=($(compgen -W "type pinmaps kconfig" -- "$cur")); fi ;;
                 run) COMPREPLY=($(compgen -W "$selectors data_in data_out data_size_out ctx_in ctx_out ctx_size_out repeat" -- "$cur")) ;;
                 tracelog) COMPREPLY=($(compgen -W "--max-lines --timeout" -- "$cur")) ;;
             esac ;;
         map)
             if [ -z "$cmd" ]; then
-                COMPREPLY=($(compgen -W "show list help dump update lookup getnext delete pin create freeze" -- "$cur")); return
+                COMPREPLY=($(compgen -W "show list help dump update lookup getnext delete pin create freeze event_pipe" -- "$cur")); return
             fi
             case $cmd in
                 create)
@@ -100,6 +101,7 @@ _bpfvm() {
                     else COMPREPLY=($(compgen -W "type key value entries name flags" -- "$cur")); fi ;;
                 update) COMPREPLY=($(compgen -W "$selectors key value hex any exist noexist" -- "$cur")) ;;
                 lookup|getnext|delete) COMPREPLY=($(compgen -W "$selectors key hex" -- "$cur")) ;;
+                event_pipe) COMPREPLY=($(compgen -W "$selectors cpu index --max-events --timeout" -- "$cur")) ;;
                 *) COMPREPLY=($(compgen -W "$selectors" -- "$cur")) ;;
             esac ;;
         net)

@@ -1,4 +1,5 @@
-//! `bpfvm map`: show, dump, lookup, update, delete, getnext, create, pin, freeze.
+//! `bpfvm map`: show, dump, lookup, update, delete, getnext, create, pin, freeze,
+//! event_pipe.
 
 use crate::client::{self, print_error};
 use crate::proto::Command;
@@ -17,6 +18,7 @@ const COMMANDS: &[(&str, Handler)] = &[
     ("pin", pin),
     ("create", create),
     ("freeze", freeze),
+    ("event_pipe", event_pipe),
 ];
 
 pub fn main(opts: &Opts, args: &[String]) -> i32 {
@@ -35,6 +37,7 @@ pub fn usage() {
        bpfvm map delete     MAP  key DATA
        bpfvm map pin        MAP  FILE
        bpfvm map freeze     MAP
+       bpfvm map event_pipe MAP [cpu N index M] [--max-events N] [--timeout SECONDS]
        bpfvm map help
 
        MAP := {{ id MAP_ID | pinned FILE | name MAP_NAME }}
@@ -45,8 +48,9 @@ pub fn usage() {
        TYPE := {{ hash | array | prog_array | perf_event_array | percpu_hash |
                  percpu_array | stack_trace | cgroup_array | lru_hash |
                  lru_percpu_hash | lpm_trie | array_of_maps | hash_of_maps |
-                 devmap | devmap_hash | cpumap | queue | stack | ringbuf |
-                 bloom_filter }}
+                 devmap | devmap_hash | sockmap | cpumap | xskmap | sockhash |
+                 cgroup_storage | reuseport_sockarray | percpu_cgroup_storage |
+                 queue | stack | sk_storage | ringbuf | bloom_filter }}
 {OPTIONS_USAGE}"
     );
 }
@@ -128,6 +132,173 @@ fn freeze(opts: &Opts, args: &[String]) -> i32 {
         no_more(rest, 0)?;
         Ok(Command::MapFreeze { target })
     })
+}
+
+/// `map event_pipe`: perf events in a perf_event_array (each CPU's slot, or
+/// `index` bound to `cpu`) and the records programs write there, in bpftool's
+/// layout, until interrupted (or `--max-events`, or `--timeout` seconds).
+fn event_pipe(opts: &Opts, args: &[String]) -> i32 {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let mut i = 0;
+    let target = match parse_target(args, &mut i, "MAP") {
+        Ok(t) => t,
+        Err(e) => return print_error(opts, &e),
+    };
+    let (mut cpu, mut index, mut max, mut timeout) = (None, None, None, None);
+    while let Some(w) = args.get(i) {
+        let Some(v) = args.get(i + 1) else {
+            return print_error(opts, &format!("expected a value after '{w}'"));
+        };
+        let n = |what: &str| number(v, what);
+        match w.as_str() {
+            "cpu" => match n("cpu") {
+                Ok(x) => cpu = Some(x),
+                Err(e) => return print_error(opts, &e),
+            },
+            "index" => match n("index") {
+                Ok(x) => index = Some(x),
+                Err(e) => return print_error(opts, &e),
+            },
+            "--max-events" => match n("event count") {
+                Ok(x) => max = Some(x as usize),
+                Err(e) => return print_error(opts, &e),
+            },
+            "--timeout" => match v.parse::<f64>() {
+                Ok(s) if s >= 0.0 && s.is_finite() => timeout = Some(Duration::from_secs_f64(s)),
+                _ => return print_error(opts, &format!("can't parse {v} as seconds")),
+            },
+            other => return print_error(opts, &format!("unexpected argument '{other}'")),
+        }
+        i += 2;
+    }
+    if cpu.is_some() != index.is_some() {
+        return print_error(opts, "cpu and index must be specified together");
+    }
+    let dir = match client::state_dir(opts) {
+        Ok(d) => d,
+        Err(e) => return print_error(opts, &e),
+    };
+    let mut s = match client::connect_or_start(&dir) {
+        Ok(s) => s,
+        Err(e) => return print_error(opts, &e),
+    };
+    let start = Instant::now();
+    let mut out = std::io::stdout();
+    let mut printed = 0usize;
+    let json = opts.json || opts.pretty;
+    if json && out.write_all(b"[").is_err() {
+        return 0;
+    }
+    // A reader that ends on its own closes its perf events, as bpftool's do.
+    let finish = |out: &mut std::io::Stdout, s: &mut std::os::unix::net::UnixStream| {
+        let req = crate::proto::Request::new(
+            client::format_of(opts),
+            Command::MapEventPipe {
+                target: target.clone(),
+                cpu,
+                index,
+                wait_ms: 0,
+                close: true,
+            },
+        );
+        let _ = client::exchange(s, &req, Some(client::reply_timeout()));
+        if json {
+            let _ = out.write_all(b"]\n");
+        }
+        0
+    };
+    loop {
+        if max.is_some_and(|m| printed >= m) {
+            return finish(&mut out, &mut s);
+        }
+        let wait_ms = match timeout {
+            Some(t) => {
+                let left = t.saturating_sub(start.elapsed());
+                if left.is_zero() {
+                    return finish(&mut out, &mut s);
+                }
+                left.as_millis().min(1000) as u64
+            }
+            None => 1000,
+        };
+        let req = crate::proto::Request::new(
+            client::format_of(opts),
+            Command::MapEventPipe {
+                target: target.clone(),
+                cpu,
+                index,
+                wait_ms,
+                close: false,
+            },
+        );
+        let r = match client::exchange(&mut s, &req, Some(client::reply_timeout())) {
+            Ok(r) if r.ok => r,
+            Ok(r) => return print_error(opts, r.error.as_deref().unwrap_or("event_pipe failed")),
+            Err(e) => return print_error(opts, &e),
+        };
+        let events = r
+            .data
+            .as_ref()
+            .and_then(|d| d.get("events"))
+            .and_then(|l| l.as_array())
+            .cloned()
+            .unwrap_or_default();
+        for e in events {
+            if max.is_some_and(|m| printed >= m) {
+                break;
+            }
+            let data = crate::proto::from_hex(e["data"].as_str().unwrap_or("")).unwrap_or_default();
+            let (c, ix, t) = (
+                e["cpu"].as_u64().unwrap_or(0),
+                e["index"].as_u64().unwrap_or(0),
+                e["timestamp"].as_u64().unwrap_or(0),
+            );
+            // A perf sample's raw data: the bytes, then zeros up to
+            // 8-byte alignment of the record (with its u32 size).
+            let mut raw = data.clone();
+            raw.resize((raw.len() + 4).div_ceil(8) * 8 - 4, 0);
+            let text = if json {
+                let bytes: Vec<String> = raw.iter().map(|b| b.to_string()).collect();
+                format!(
+                    "{}{{\"type\":9,\"cpu\":{c},\"index\":{ix},\"timestamp\":{t},\"data\":[{}]}}",
+                    if printed > 0 { "," } else { "" },
+                    bytes.join(",")
+                )
+            } else {
+                format!(
+                    "== @{}.{:09} CPU: {c} index: {ix} =====\n{}\n",
+                    t / 1_000_000_000,
+                    t % 1_000_000_000,
+                    hex_lines(&raw)
+                )
+            };
+            if out
+                .write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .is_err()
+            {
+                return 0;
+            }
+            printed += 1;
+        }
+    }
+}
+
+/// bpftool's `fprint_hex` with a space: 16 bytes a line, two spaces after 8.
+fn hex_lines(b: &[u8]) -> String {
+    let mut s = String::new();
+    for (i, x) in b.iter().enumerate() {
+        if i > 0 && i % 16 == 0 {
+            s.push('\n');
+        } else if i > 0 && i % 8 == 0 {
+            s.push_str("  ");
+        } else if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
 }
 
 /// A number as bpftool reads sizes and flags (`strtoul(.., 0)`).

@@ -33,7 +33,7 @@ pub fn usage() {
        bpfvm prog dump jited  PROG [{{ opcodes | linum }}] [arch {{ x86_64 | aarch64 }}]
        bpfvm prog pin   PROG FILE
        bpfvm prog {{ load | loadall }} OBJ  PATH \\
-                         [type TYPE] [pinmaps MAP_DIR]
+                         [type TYPE] [pinmaps MAP_DIR] [kconfig FILE]
        bpfvm prog run PROG \\
                          data_in FILE \\
                          [data_out FILE [data_size_out L]] \\
@@ -167,6 +167,7 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
     let mut pinmaps = None;
     let mut prog_flags = 0u32;
     let mut unprivileged = false;
+    let mut kconfig = None;
     let mut i = 2;
     while let Some(w) = args.get(i) {
         let val = args.get(i + 1);
@@ -174,7 +175,11 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
             ("type", Some(v)) => prog_type = Some(v.clone()),
             ("pinmaps", Some(v)) => pinmaps = Some(pin_arg(v)),
             ("flags", Some(_)) => {
-                match crate::verify::parse_flags(args, i + 1, &["type", "pinmaps", "unprivileged"]) {
+                match crate::verify::parse_flags(
+                    args,
+                    i + 1,
+                    &["type", "pinmaps", "unprivileged", "kconfig"],
+                ) {
                     Ok((f, next)) => {
                         prog_flags |= f;
                         i = next;
@@ -188,14 +193,34 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
                 i += 1;
                 continue;
             }
-            ("type" | "pinmaps" | "flags", None) => {
+            // bpfvm's own: the kernel config `.kconfig` externs read.
+            ("kconfig", Some(v)) => {
+                match crate::safefs::read_input_capped(std::path::Path::new(v), MAX_OBJECT) {
+                    Ok(b) => match String::from_utf8(b) {
+                        Ok(t) => kconfig = Some(t),
+                        Err(_) => {
+                            return print_error(opts, &format!("kconfig {v}: not UTF-8 text"))
+                        }
+                    },
+                    Err(e) => {
+                        return print_error(
+                            opts,
+                            &format!(
+                                "failed to read kconfig {}",
+                                crate::render::error_chain(&e)
+                            ),
+                        )
+                    }
+                }
+            }
+            ("type" | "pinmaps" | "flags" | "kconfig", None) => {
                 return print_error(opts, &format!("expected a value after '{w}'"))
             }
             (other, _) => {
                 return print_error(
                     opts,
                     &format!(
-                        "expected no more arguments, 'type', 'pinmaps', 'flags' or 'unprivileged', got: '{other}'"
+                        "expected no more arguments, 'type', 'pinmaps', 'flags', 'unprivileged' or 'kconfig', got: '{other}'"
                     ),
                 )
             }
@@ -225,6 +250,7 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
             pinmaps,
             prog_flags,
             unprivileged,
+            kconfig,
         },
     )
 }

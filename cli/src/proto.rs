@@ -101,6 +101,10 @@ pub enum Command {
         /// Verify under the kernel's rules for a loader without CAP_BPF.
         #[serde(default)]
         unprivileged: bool,
+        /// A kernel config's text (`CONFIG_*=...` lines) for `.kconfig`
+        /// externs, instead of the emulated kernel's.
+        #[serde(default)]
+        kconfig: Option<String>,
     },
     ProgShow {
         target: Option<Target>,
@@ -175,6 +179,19 @@ pub enum Command {
     },
     MapFreeze {
         target: Target,
+    },
+    /// `map event_pipe`: open perf events in a perf_event_array (each CPU's
+    /// slot, or `index` bound to `cpu`) and take the records written since,
+    /// waiting up to `wait_ms` for the first.
+    MapEventPipe {
+        target: Target,
+        cpu: Option<u32>,
+        index: Option<u32>,
+        wait_ms: u64,
+        /// Close the readers instead (the reader exits): their slots are
+        /// empty again, as when bpftool's perf events close.
+        #[serde(default)]
+        close: bool,
     },
     NetAttach {
         target: Target,

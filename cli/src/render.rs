@@ -409,8 +409,85 @@ fn entries(rt: &Runtime, m: &MapObj) -> Result<Vec<Entry>, String> {
     Ok(out)
 }
 
+/// bpftool prints a lookup error for each slot of these maps (their slots hold
+/// kernel objects user space cannot read back).
+fn dumps_errors(m: &MapObj) -> bool {
+    use bpfvm::maps::MapType::*;
+    matches!(
+        m.map_type(),
+        PerfEventArray | CgroupArray | Xskmap | Sockmap | ReuseportSockarray
+    )
+}
+
+/// `map dump` of a map whose slots answer lookups with errors: each slot,
+/// its value or the error, as bpftool's `print_entry_error` prints it.
+fn map_dump_errors(rt: &Runtime, m: &MapObj, f: Format) -> Result<Response, String> {
+    let mut items = Vec::new();
+    let mut out = String::new();
+    let mut found = 0;
+    let mut key: Option<Vec<u8>> = None;
+    for _ in 0..=m.attr().max_entries {
+        let next = match rt.bpf(BpfCmd::MapGetNextKey {
+            map_id: m.id,
+            key: key.clone(),
+        }) {
+            Ok(BpfReply::Bytes(k)) => k,
+            _ => break,
+        };
+        match rt.bpf(BpfCmd::MapLookupElem {
+            map_id: m.id,
+            key: next.clone(),
+            flags: 0,
+        }) {
+            Ok(BpfReply::Bytes(v)) => {
+                found += 1;
+                items.push(entry_json(m, &next, &v));
+                entry_hex_plain(m, &next, &v, &mut out);
+            }
+            Err(e) => {
+                let err = strerror(e.errno());
+                items.push(Dumped::Object(vec![
+                    ("key".into(), hex_byte_array(&next)),
+                    (
+                        "value".into(),
+                        Dumped::Object(vec![("error".into(), Dumped::Str(err.clone()))]),
+                    ),
+                ]));
+                let msg = match e.errno() {
+                    libc::ENOENT => "<no entry>".to_string(),
+                    libc::ENOSPC if m.map_type() == bpfvm::maps::MapType::ReuseportSockarray => {
+                        "<cannot read>".into()
+                    }
+                    _ => err,
+                };
+                let ks = m.attr().key_size as usize;
+                let break_names = ks > 16 || msg.len() > 16;
+                let single_line = ks + msg.len() <= 24 && !break_names;
+                let sep = if break_names { '\n' } else { ' ' };
+                let _ = write!(out, "key:{sep}{}", hex_spaced(&next));
+                out.push_str(if single_line { "  " } else { "\n" });
+                let _ = writeln!(out, "value:{sep}{msg}");
+            }
+            Ok(_) => {}
+        }
+        key = Some(next);
+    }
+    if f.is_json() {
+        return Ok(Response::out(dumped(f, &Dumped::Array(items))));
+    }
+    let _ = writeln!(
+        out,
+        "Found {found} element{}",
+        if found == 1 { "" } else { "s" }
+    );
+    Ok(Response::out(out))
+}
+
 /// `map dump`.
 pub fn map_dump(rt: &Runtime, m: &MapObj, f: Format) -> Result<Response, String> {
+    if dumps_errors(m) {
+        return map_dump_errors(rt, m, f);
+    }
     let all = entries(rt, m)?;
     if f.is_json() {
         let items = all.iter().map(|(k, v)| entry_json(m, k, v)).collect();

@@ -39,6 +39,13 @@ impl Daemon {
         let r = match req.cmd {
             Command::Ping | Command::Shutdown => Ok(Response::out(String::new())),
             Command::TraceRead { wait_ms } => Ok(self.trace_read(wait_ms)),
+            Command::MapEventPipe {
+                target,
+                cpu,
+                index,
+                wait_ms,
+                close,
+            } => self.event_pipe(&target, cpu, index, wait_ms, close),
             Command::ProgLoad {
                 file_name,
                 object_hex,
@@ -48,6 +55,7 @@ impl Daemon {
                 pinmaps,
                 prog_flags,
                 unprivileged,
+                kconfig,
             } => self.prog_load(
                 &file_name,
                 &object_hex,
@@ -59,8 +67,10 @@ impl Daemon {
                     log_level: 1,
                     unprivileged,
                     prog_flags,
+                    kconfig: kconfig_opt(kconfig.as_deref()),
                     ..Default::default()
                 },
+                kconfig,
             ),
             Command::ProgShow { target } => self.prog_show(target.as_ref()),
             Command::ProgDumpXlated {
@@ -154,6 +164,59 @@ impl Daemon {
             }
         }
         Response::data(serde_json::json!({ "lines": lines }))
+    }
+
+    /// `map event_pipe`: readers at the slots asked for (every CPU's own by
+    /// default, as bpftool opens them), then what they collected.
+    fn event_pipe(
+        &self,
+        target: &Target,
+        cpu: Option<u32>,
+        index: Option<u32>,
+        wait_ms: u64,
+        close: bool,
+    ) -> Result<Response, String> {
+        let m = self.map_one(target)?;
+        let Some(pea) = m.ops.as_any().downcast_ref::<bpfvm::maps::PerfEventArray>() else {
+            return Err("map is not a perf event array".into());
+        };
+        let slots: Vec<(u32, u32)> = match (cpu, index) {
+            (Some(c), Some(i)) => vec![(i, c)],
+            _ => {
+                let n = (self.rt.ncpus() as u32).min(m.attr().max_entries);
+                (0..n).map(|c| (c, c)).collect()
+            }
+        };
+        if close {
+            for &(i, _) in &slots {
+                pea.close(i);
+            }
+            return Ok(Response::out(String::new()));
+        }
+        for &(i, c) in &slots {
+            pea.open(i, c)
+                .map_err(|e| format!("failed to open perf event: {e}"))?;
+        }
+        let deadline =
+            std::time::Instant::now() + Duration::from_millis(wait_ms.min(MAX_TRACE_WAIT_MS));
+        let mut events = Vec::new();
+        loop {
+            for &(i, c) in &slots {
+                for r in pea.read(i) {
+                    events.push(serde_json::json!({
+                        "cpu": c,
+                        "index": i,
+                        "timestamp": r.time_ns,
+                        "data": crate::proto::to_hex(&r.data),
+                    }));
+                }
+            }
+            if !events.is_empty() || std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(Response::data(serde_json::json!({ "events": events })))
     }
 
     // ---- pins ----------------------------------------------------------------
@@ -495,6 +558,7 @@ impl Daemon {
         prog_type: Option<String>,
         pinmaps: Option<String>,
         load_opts: bpfvm::LoadOpts,
+        kconfig: Option<String>,
     ) -> Result<Response, String> {
         let bytes = proto::from_hex(object_hex).map_err(|e| e.to_string())?;
         let obj = parse_object(file_name, &bytes, prog_type.as_deref())?;
@@ -566,6 +630,7 @@ impl Daemon {
             prog_type,
             prog_flags: load_opts.prog_flags,
             unprivileged: load_opts.unprivileged,
+            kconfig,
         };
         let mut entries = vec![Entry::Record {
             id,
@@ -1234,4 +1299,9 @@ pub fn parse_object(
         }
     }
     Ok(obj)
+}
+
+/// The kernel configuration a load was given, if any.
+pub(crate) fn kconfig_opt(text: Option<&str>) -> Option<Arc<bpfvm::Kconfig>> {
+    text.map(|t| Arc::new(bpfvm::Kconfig::with_config_text(t)))
 }

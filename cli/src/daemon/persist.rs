@@ -509,6 +509,7 @@ impl Daemon {
                 prog_type,
                 prog_flags,
                 unprivileged,
+                kconfig,
             } => {
                 let bytes = store
                     .read_object(stored, MAX_OBJECT)
@@ -517,6 +518,7 @@ impl Daemon {
                 let opts = bpfvm::LoadOpts {
                     prog_flags: *prog_flags,
                     unprivileged: *unprivileged,
+                    kconfig: super::handlers::kconfig_opt(kconfig.as_deref()),
                     ..Default::default()
                 };
                 let loaded = self

@@ -79,6 +79,9 @@ pub enum Source {
         /// `prog load ... unprivileged`: loaded again under the same rules.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unprivileged: bool,
+        /// The kernel config the load was given (`kconfig FILE`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kconfig: Option<String>,
     },
     Map {
         map_type: u32,

@@ -65,6 +65,9 @@ pub struct RunEnv {
     /// a run that stops holding one (a fault, out of fuel) must not leave it
     /// held for the next.
     pub locks: Vec<u64>,
+    /// Storage `bpf_get_local_storage` gave this run, by map address (a
+    /// test run gets storage of its own, zeroed, as in the kernel).
+    pub local_storage: Vec<(u64, Box<[u64]>)>,
 }
 
 impl Drop for RunEnv {
@@ -102,6 +105,7 @@ impl RunEnv {
                 .collect(),
             trace_flags: crate::printk::TraceFlags::PROG_TEST_RUN,
             locks: Vec::new(),
+            local_storage: Vec::new(),
         }
     }
 }

@@ -38,6 +38,15 @@ pub enum BpfError {
     Interrupted { name: String },
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// An extern the program uses cannot be resolved (a kfunc bpfvm lacks, a
+    /// `.kconfig` value the configuration does not set, a kernel variable).
+    #[error("program '{prog}': extern '{name}' ({section}): {reason}")]
+    Extern {
+        prog: String,
+        name: String,
+        section: &'static str,
+        reason: String,
+    },
     #[error("object file")]
     Obj(#[from] bpfvm_obj::ObjError),
     #[error("{what} is not supported yet")]
@@ -67,6 +76,7 @@ impl BpfError {
             BpfError::Run { .. } => libc::EFAULT,
             BpfError::Interrupted { .. } => libc::EINTR,
             BpfError::Invalid(_) => libc::EINVAL,
+            BpfError::Extern { .. } => libc::ESRCH,
             BpfError::Obj(_) => libc::EINVAL,
             BpfError::NotSupported { .. } => libc::EOPNOTSUPP,
             BpfError::Pin { reason, .. } => match *reason {

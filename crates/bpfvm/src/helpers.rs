@@ -92,7 +92,12 @@ fn pop_or_peek(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], pop: bool) -> HResult {
     let m = map_arg(ctx, a[0])?;
     let n = m.attr().value_size as usize;
     ctx.check_write(a[1], n as u64)?;
-    let mut out = vec![0u8; n];
+    // A bloom filter's peek tests the value the program gives.
+    let mut out = if m.map_type() == MapType::BloomFilter {
+        ctx.read_bytes(a[1], n)?
+    } else {
+        vec![0u8; n]
+    };
     let r = if pop {
         m.ops.pop(&mut out)
     } else {
@@ -336,7 +341,21 @@ fn redirect_map(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let key = a[1] as u32;
     // The low two bits of flags are the action returned when the lookup fails.
     let fallback = (a[2] & 3) as i64;
+    // BPF_F_BROADCAST / BPF_F_EXCLUDE_INGRESS (devmaps only): every entry,
+    // found or not; other bits abort.
+    const BROADCAST: u64 = 1 << 3;
+    const EXCLUDE_INGRESS: u64 = 1 << 4;
+    let devmap = matches!(m.map_type(), MapType::Devmap | MapType::DevmapHash);
+    let allowed = 3 | if devmap {
+        BROADCAST | EXCLUDE_INGRESS
+    } else {
+        0
+    };
+    if a[2] & !allowed != 0 {
+        return ret(0);
+    }
     let ifindex = match m.map_type() {
+        MapType::Devmap | MapType::DevmapHash if a[2] & BROADCAST != 0 => None,
         MapType::Devmap | MapType::DevmapHash => match m.ops.devmap_entry(key) {
             Some(v) => Some(v.ifindex),
             None => return ret(fallback),

@@ -215,6 +215,8 @@ pub struct MapCreateAttr {
     pub btf_id: Option<u32>,
     pub btf_key_type_id: u32,
     pub btf_value_type_id: u32,
+    /// `map_extra` (a bloom filter's number of hash functions).
+    pub map_extra: u64,
 }
 
 /// `BPF_PROG_LOAD` attributes. Map references in `insns` are LD_IMM64 with src
@@ -332,7 +334,9 @@ impl Runtime {
                 pins: Mutex::new(BTreeMap::new()),
                 trace: TracePipe::default(),
                 ncpus,
-                helpers: RwLock::new(Arc::new(crate::helpers::kernel_helpers())),
+                helpers: RwLock::new(Arc::new(crate::kfuncs::with_kfuncs(
+                    crate::helpers::kernel_helpers(),
+                ))),
                 custom_helpers: RwLock::new(Vec::new()),
                 jit_enable: std::sync::atomic::AtomicBool::new(
                     std::env::var_os("BPFVM_NO_JIT").is_none(),
@@ -533,6 +537,15 @@ impl Runtime {
             .and_then(Weak::upgrade)
     }
 
+    /// `BPF_BTF_LOAD`: a raw BTF blob (types and strings), for programs
+    /// loaded with `btf_id` and `func_info`. The object lives while the
+    /// returned handle or a program using it does.
+    pub fn btf_load(&self, bytes: &[u8], name: &str) -> Result<Arc<BtfObj>> {
+        let btf = bpfvm_obj::btf::Btf::parse(bytes)
+            .map_err(|e| BpfError::Invalid(format!("BTF: {e}")))?;
+        self.load_btf(btf, bytes.len(), name)
+    }
+
     pub(crate) fn load_btf(
         &self,
         btf: bpfvm_obj::btf::Btf,
@@ -577,6 +590,7 @@ impl Runtime {
             btf_key_type_id: a.btf_key_type_id,
             btf_value_type_id: a.btf_value_type_id,
             spin_lock_off,
+            map_extra: a.map_extra,
         };
         let ops = bpfvm_maps::create_map(&attr, self.k.ncpus)?;
         let mut t = lock(&self.k.maps);

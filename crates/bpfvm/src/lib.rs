@@ -28,14 +28,18 @@
 mod cancel;
 mod env;
 mod error;
+mod globalfn;
 pub mod helpers;
 pub mod helpers_pure;
 mod idr;
 mod info;
 mod inspect;
+pub mod kconfig;
 mod kernel;
+pub mod kfuncs;
 mod loader;
 mod lowmem;
+mod maphelpers;
 pub mod printk;
 mod prog;
 pub mod tag;
@@ -48,6 +52,7 @@ pub use cancel::{set_cancel_flag, CancelGuard};
 pub use env::{Redirect, XdpMd};
 pub use error::BpfError;
 pub use info::{prog_type_name, BtfInfo, MapInfo, ProgInfo};
+pub use kconfig::Kconfig;
 pub use kernel::{
     BpfCmd, BpfReply, BtfObj, MapCreateAttr, MapFd, MapObj, ObjKind, Pinned, ProgFd, ProgLoadAttr,
     ProgObj, Runtime,
@@ -66,7 +71,7 @@ pub mod isa {
 /// Map types and flags.
 pub mod maps {
     pub use bpfvm_maps::{with_value_files, MapAttr, ValueFile};
-    pub use bpfvm_maps::{MapError, MapOps, MapType};
+    pub use bpfvm_maps::{MapError, MapOps, MapType, PerfEventArray, PerfRecord};
     pub use bpfvm_maps::{BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
 }
 

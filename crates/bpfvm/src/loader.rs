@@ -1,12 +1,23 @@
 //! Loading a parsed object the way libbpf's `bpf_object__load` does: load its BTF,
-//! create its maps (global data filled from the sections, `.rodata` frozen), fill
-//! prog_array and map-in-map slots declared in `.maps`, substitute map ids into each
-//! program's map references, and load every program through the dispatcher.
+//! resolve its externs (`.kconfig` values, kfuncs, `__ksym` variables), create its
+//! maps (global data filled from the sections, `.rodata` and `.kconfig` frozen),
+//! fill prog_array and map-in-map slots declared in `.maps`, substitute map ids into
+//! each program's map references, and load every program through the dispatcher.
+//!
+//! Unlike libbpf, what cannot be resolved or created only fails the programs that
+//! need it: an object whose one program calls a kfunc bpfvm lacks, or uses a map
+//! type bpfvm cannot create, still loads its other programs when those are the
+//! ones asked for (`only`, [`LoadOpts::programs`]). Loading the whole object
+//! fails on the first such program, as libbpf fails.
 
 use crate::error::{BpfError, Result};
+use crate::kconfig::Kconfig;
 use crate::kernel::{MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
+use bpfvm_isa::consts::{BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE};
+use bpfvm_maps::MapType;
 use bpfvm_obj::btf::{Btf, BtfKind};
-use bpfvm_obj::{MapDef, MapRelocKind, Object};
+use bpfvm_obj::{ExternKind, MapDef, MapKind, MapRelocKind, Object};
+use std::sync::Arc;
 
 /// Options of an object load.
 #[derive(Clone, Debug, Default)]
@@ -20,6 +31,29 @@ pub struct LoadOpts {
     /// The programs to load (libbpf's autoload set); `None`: every program
     /// whose section does not start with `?`.
     pub programs: Option<Vec<String>>,
+    /// The kernel configuration `.kconfig` externs read; `None`: the
+    /// emulated kernel's ([`Kconfig::default`]).
+    pub kconfig: Option<Arc<Kconfig>>,
+}
+
+/// libbpf's `POISON_CALL_KFUNC_BASE`: a call of a `__weak` kfunc the kernel
+/// lacks becomes a call of helper `BASE + extern index`, refused only if the
+/// verifier reaches it.
+pub const POISON_CALL_KFUNC_BASE: i32 = 2_002_000_000;
+
+/// What became of one extern.
+#[derive(Clone, Debug)]
+enum Resolved {
+    /// A kfunc: its BTF id in bpfvm's kernel BTF.
+    Kfunc(i32),
+    /// The value an `LD_IMM64` of its address gets (0: a weak extern not found).
+    Addr(u64),
+    /// A `.kconfig` value (written into the `.kconfig` map).
+    Kconfig,
+    /// A `__weak` kfunc not found: calls are poisoned.
+    PoisonedKfunc,
+    /// Not resolvable: the programs that use it are refused with this reason.
+    Missing(String),
 }
 
 /// What loading an object created: its programs and maps, by the object's names.
@@ -82,21 +116,53 @@ impl Runtime {
             None => None,
         };
         let btf_id = btf.as_ref().map(|b| b.id);
+        let wanted = |p: &bpfvm_obj::Program| match (&opts.programs, only) {
+            (_, Some(n)) => n == p.name,
+            (Some(list), None) => list.contains(&p.name),
+            (None, None) => p.autoload,
+        };
+        // Loading a chosen set of programs: what they do not use may fail.
+        let partial = only.is_some() || opts.programs.is_some();
+
+        let default_kconfig;
+        let kconfig = match &opts.kconfig {
+            Some(k) => k.as_ref(),
+            None => {
+                default_kconfig = Kconfig::default();
+                &default_kconfig
+            }
+        };
+        let (resolved, kconfig_data) = resolve_externs(obj, kconfig);
 
         let mut maps: Vec<(String, MapFd)> = Vec::with_capacity(obj.maps.len());
-        for def in &obj.maps {
-            let fd = self.create_obj_map(def, btf_id)?;
-            maps.push((def.name.clone(), fd));
+        // Index in `obj.maps` -> the error creating it (partial loads only).
+        let mut failed: Vec<(usize, BpfError)> = Vec::new();
+        for (i, def) in obj.maps.iter().enumerate() {
+            let created = if def.kind == MapKind::Kconfig {
+                let mut d = def.clone();
+                d.initial_data = kconfig_data.clone();
+                self.create_obj_map(&d, btf_id)
+            } else {
+                self.create_obj_map(def, btf_id)
+            };
+            match created {
+                Ok(fd) => maps.push((def.name.clone(), fd)),
+                // A map type bpfvm lacks fails only the programs using it; a
+                // definition the kernel would refuse fails the load, as there.
+                Err(e @ BpfError::Map(bpfvm_maps::MapError::Unimplemented { .. })) if partial => {
+                    failed.push((i, e))
+                }
+                Err(e) => return Err(e),
+            }
         }
+        let map_fd = |idx: usize| -> Option<&MapFd> {
+            let name = &obj.maps.get(idx)?.name;
+            maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+        };
 
         let mut progs: Vec<(String, ProgFd)> = Vec::new();
         for p in &obj.programs {
-            let wanted = match (&opts.programs, only) {
-                (_, Some(n)) => n == p.name,
-                (Some(list), None) => list.contains(&p.name),
-                (None, None) => p.autoload,
-            };
-            if !wanted {
+            if !wanted(p) {
                 continue;
             }
             if p.prog_type.as_u32() == 0 {
@@ -105,9 +171,16 @@ impl Runtime {
                     p.name, p.section
                 )));
             }
+            // A map this program uses that could not be created refuses it.
+            for r in &p.map_relocs {
+                if let Some(pos) = failed.iter().position(|(i, _)| *i == r.map_idx) {
+                    let (_, e) = failed.swap_remove(pos);
+                    return Err(e);
+                }
+            }
             let mut insns = p.insns.clone();
             for r in &p.map_relocs {
-                let (_, fd) = maps.get(r.map_idx).ok_or_else(|| {
+                let fd = map_fd(r.map_idx).ok_or_else(|| {
                     BpfError::Invalid(format!(
                         "program '{}': map index {} out of range",
                         p.name, r.map_idx
@@ -121,13 +194,52 @@ impl Runtime {
                 })?;
                 i.imm = fd.id() as i32;
                 i.src_reg = match r.kind {
-                    MapRelocKind::Fd => bpfvm_isa::consts::BPF_PSEUDO_MAP_FD,
-                    MapRelocKind::Value { .. } => bpfvm_isa::consts::BPF_PSEUDO_MAP_VALUE,
+                    MapRelocKind::Fd => BPF_PSEUDO_MAP_FD,
+                    MapRelocKind::Value { .. } => BPF_PSEUDO_MAP_VALUE,
                 };
                 if let MapRelocKind::Value { offset } = r.kind {
                     if let Some(hi) = insns.get_mut(r.insn_idx + 1) {
                         hi.imm = offset as i32;
                     }
+                }
+            }
+            for r in &p.extern_refs {
+                let ext = &obj.externs[r.ext_idx];
+                let bad = |reason: String| BpfError::Extern {
+                    prog: p.name.clone(),
+                    name: ext.name.clone(),
+                    section: ext.section(),
+                    reason,
+                };
+                let at = r.insn_idx;
+                if at + 1 > insns.len() {
+                    return Err(bad(format!("reference at insn {at} out of range")));
+                }
+                let is_call = insns[at].code == 0x85;
+                match (&resolved[r.ext_idx], is_call) {
+                    (Resolved::Missing(reason), _) => return Err(bad(reason.clone())),
+                    (Resolved::Kfunc(id), true) => {
+                        insns[at].src_reg = BPF_PSEUDO_KFUNC_CALL;
+                        insns[at].imm = *id;
+                        insns[at].off = 0;
+                    }
+                    (Resolved::PoisonedKfunc, true) => {
+                        insns[at].src_reg = 0;
+                        insns[at].off = 0;
+                        insns[at].imm = POISON_CALL_KFUNC_BASE.saturating_add(r.ext_idx as i32);
+                    }
+                    (Resolved::Kconfig, false) => {}
+                    (res, false) if at + 1 < insns.len() => {
+                        let addr = match res {
+                            Resolved::Addr(a) => *a,
+                            Resolved::Kfunc(id) => crate::kfuncs::kfunc_addr(*id),
+                            _ => 0,
+                        };
+                        insns[at].src_reg = 0;
+                        insns[at].imm = addr as u32 as i32;
+                        insns[at + 1].imm = (addr >> 32) as u32 as i32;
+                    }
+                    _ => return Err(bad(format!("insn {at} cannot refer to it"))),
                 }
             }
             let attr = ProgLoadAttr {
@@ -143,12 +255,17 @@ impl Runtime {
                 unprivileged: opts.unprivileged,
                 prog_flags: p.prog_flags | opts.prog_flags,
             };
-            let fd = self.load_program(attr)?;
+            let fd = self
+                .load_program(attr)
+                .map_err(|e| poisoned_kfunc_error(e, obj))?;
             progs.push((p.name.clone(), fd));
         }
 
         // Initial slots of prog arrays and maps of maps (`.values = {...}`).
-        for (def, (_, fd)) in obj.maps.iter().zip(&maps) {
+        for def in &obj.maps {
+            let Some((_, fd)) = maps.iter().find(|(n, _)| *n == def.name) else {
+                continue;
+            };
             for (slot, target) in &def.init_slots {
                 let id = if def.is_map_in_map() {
                     maps.iter().find(|(n, _)| n == target).map(|(_, m)| m.id())
@@ -156,6 +273,10 @@ impl Runtime {
                     progs.iter().find(|(n, _)| n == target).map(|(_, p)| p.id())
                 };
                 let Some(id) = id else {
+                    // A map that failed in a partial load leaves its slot empty.
+                    if partial && def.is_map_in_map() {
+                        continue;
+                    }
                     return Err(BpfError::Invalid(format!(
                         "map '{}': slot {slot} refers to '{target}', which was not loaded",
                         def.name
@@ -177,11 +298,18 @@ impl Runtime {
             None => None,
         };
         let has_btf = btf_id.is_some() && def.btf_value_type_id != 0;
+        // libbpf sizes a perf_event_array left at 0 entries to the CPUs.
+        let max_entries = if def.map_type == MapType::PerfEventArray as u32 && def.max_entries == 0
+        {
+            self.ncpus() as u32
+        } else {
+            def.max_entries
+        };
         let attr = MapCreateAttr {
             map_type: def.map_type,
             key_size: def.key_size,
             value_size: def.value_size,
-            max_entries: def.max_entries,
+            max_entries,
             map_flags: def.map_flags,
             name: truncate_name(&def.name),
             numa_node: def.numa_node,
@@ -189,6 +317,7 @@ impl Runtime {
             btf_id: if has_btf { btf_id } else { None },
             btf_key_type_id: if has_btf { def.btf_key_type_id } else { 0 },
             btf_value_type_id: if has_btf { def.btf_value_type_id } else { 0 },
+            map_extra: def.map_extra,
         };
         let fd = self.create_map(&attr)?;
         if !def.initial_data.is_empty() {
@@ -201,6 +330,73 @@ impl Runtime {
         }
         Ok(fd)
     }
+}
+
+/// libbpf's `bpf_object__resolve_externs`, per extern: the `.kconfig` map's
+/// contents and what each extern resolved to.
+fn resolve_externs(obj: &Object, kconfig: &Kconfig) -> (Vec<Resolved>, Vec<u8>) {
+    let mut data = obj
+        .maps
+        .iter()
+        .find(|m| m.kind == MapKind::Kconfig)
+        .map(|m| vec![0u8; m.value_size as usize])
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(obj.externs.len());
+    for e in &obj.externs {
+        let r = match &e.kind {
+            ExternKind::Kconfig { data_off, size, ty } => {
+                let start = *data_off as usize;
+                let end = start + *size as usize;
+                match data.get_mut(start..end) {
+                    None => Resolved::Missing("value outside the .kconfig map".into()),
+                    Some(slot) if !Kconfig::recognized(&e.name) && !e.weak => {
+                        slot.fill(0);
+                        Resolved::Missing("unrecognized virtual extern".into())
+                    }
+                    Some(slot) => match kconfig.value(&e.name, *ty, slot) {
+                        Ok(true) => Resolved::Kconfig,
+                        Ok(false) if e.weak => Resolved::Kconfig,
+                        Ok(false) => Resolved::Missing(
+                            "not set in the kernel configuration (give a config with CONFIG_* values, or declare it __weak)".into(),
+                        ),
+                        Err(why) => Resolved::Missing(why),
+                    },
+                }
+            }
+            ExternKind::Kfunc => match crate::kfuncs::resolve(&e.name) {
+                Ok(id) => Resolved::Kfunc(id),
+                Err(_) if e.weak => Resolved::PoisonedKfunc,
+                Err(why) => Resolved::Missing(why),
+            },
+            // bpfvm's kernel has no variables of its own to point at.
+            ExternKind::KsymVar { .. } if e.weak => Resolved::Addr(0),
+            ExternKind::KsymVar { .. } => {
+                Resolved::Missing("bpfvm's kernel has no variable of that name".into())
+            }
+        };
+        out.push(r);
+    }
+    (out, data)
+}
+
+/// libbpf's log fixup: a poisoned call the verifier reached names its kfunc.
+fn poisoned_kfunc_error(e: BpfError, obj: &Object) -> BpfError {
+    let BpfError::Verifier { name, mut source } = e else {
+        return e;
+    };
+    let idx = source
+        .error
+        .reason()
+        .strip_prefix("invalid func unknown#")
+        .and_then(|n| n.parse::<i64>().ok())
+        .and_then(|n| usize::try_from(n - i64::from(POISON_CALL_KFUNC_BASE)).ok());
+    if let Some(ext) = idx.and_then(|i| obj.externs.get(i)) {
+        let msg = format!("kfunc '{}' is referenced but wasn't resolved", ext.name);
+        source.log.push_str(&msg);
+        source.log.push('\n');
+        source.error = bpfvm_verifier::VerifierError::Invalid { reason: msg };
+    }
+    BpfError::Verifier { name, source }
 }
 
 /// Kernel object names keep 15 characters.

@@ -54,6 +54,18 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
     let mut used_maps: Vec<Arc<MapObj>> = Vec::new();
     let mut vm_insns = a.insns.clone();
     for (pc, d) in &decoded {
+        // Kfunc calls run as helper calls (see kfuncs.rs); a poisoned call
+        // (an unresolved __weak kfunc) only exists where the verifier will
+        // prove it unreachable.
+        if d.op == Op::CallKfunc {
+            vm_insns[*pc].src_reg = 0;
+            vm_insns[*pc].imm = (crate::kfuncs::KFUNC_HELPER_BASE as i32).wrapping_add(d.imm32());
+            continue;
+        }
+        if d.op == Op::Call && d.imm32() >= crate::loader::POISON_CALL_KFUNC_BASE {
+            vm_insns[*pc].imm = crate::kfuncs::POISON_HELPER as i32;
+            continue;
+        }
         if d.op != Op::LdImm64 || d.src == 0 {
             continue;
         }
@@ -102,6 +114,17 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
         }
     }
 
+    // A struct_ops program implements a member of a kernel struct_ops type
+    // (its attach_btf_id); bpfvm's kernel has none, as a kernel without
+    // that type refuses.
+    if a.prog_type == 27 {
+        return Err(BpfError::ProgInvalid {
+            name,
+            reason:
+                "attach_btf_id 0 is not a supported struct (bpfvm's kernel has no struct_ops types)"
+                    .into(),
+        });
+    }
     let verified = verify(rt, &a, &name)?;
     // Dead code is never checked (it may even write r10); as the kernel's
     // `sanitize_dead_code` does, it becomes `goto pc-1`.
@@ -375,6 +398,21 @@ fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
     d
 }
 
+/// Sizes of the kernel structs kfuncs hand out, as the program's BTF
+/// declares them (its copy of the kernel's layout, from vmlinux.h).
+fn kernel_struct_sizes(btf: &bpfvm_obj::Btf) -> Vec<(String, u32)> {
+    use bpfvm_obj::btf::BtfKind;
+    let mut out = Vec::new();
+    for (_, name) in bpfvm_verifier::kfuncs::OBJS {
+        if let Some(id) = btf.find_by_name_kind(name, BtfKind::Struct) {
+            if let Ok(t) = btf.type_by_id(id) {
+                out.push((name.to_string(), t.size_or_type));
+            }
+        }
+    }
+    out
+}
+
 /// Runs the verifier as BPF_PROG_LOAD does, before anything is registered.
 fn verify(rt: &Runtime, a: &ProgLoadAttr, name: &str) -> Result<bpfvm_verifier::Verified> {
     verify_with(rt, a, name, false)
@@ -469,6 +507,14 @@ fn verify_with(
             .map(|f| f.insn_idx)
             .collect(),
         gpl_compatible: license_is_gpl_compatible(&a.license),
+        global_funcs: btf
+            .as_ref()
+            .map(|b| crate::globalfn::global_funcs(&b.btf, &a.func_info, a.prog_type))
+            .unwrap_or_default(),
+        btf_structs: btf
+            .as_ref()
+            .map(|b| kernel_struct_sizes(&b.btf))
+            .unwrap_or_default(),
         extra_helpers: rt
             .k
             .custom_helpers

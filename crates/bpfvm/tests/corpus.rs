@@ -169,6 +169,16 @@ fn categorize(msg: &str, ptype: &str, section: &str) -> String {
             after(msg, "cannot pass ").unwrap_or("")
         );
     }
+    if let Some(v) = after(msg, "extern '") {
+        let name = v.split('\'').next().unwrap_or(v);
+        return if msg.contains("kfunc") {
+            format!("kfunc {name}")
+        } else if msg.contains("(.kconfig)") {
+            format!("extern .kconfig {name}")
+        } else {
+            format!("extern __ksym {name}")
+        };
+    }
     if let Some(v) = after(msg, "extern variable '") {
         let name = v.split('\'').next().unwrap_or(v);
         let sec = if msg.contains(".kconfig") {
@@ -282,6 +292,36 @@ fn open(corpus: &Path, g: &Value) -> Result<Object, String> {
         }
     }
     Ok(obj)
+}
+
+/// Loads as on the capture host: its `.kconfig` answers are those of its
+/// release (kernel/host.json) and of libbpf's feature probes there; the one
+/// that differs from bpfvm's emulated kernel is LINUX_HAS_SYSCALL_WRAPPER,
+/// 0 on that host (no kprobes: the probe cannot attach), as its answer for
+/// cilium-ebpf/testdata/kconfig.o records.
+fn capture_host() -> bpfvm::LoadOpts {
+    static K: std::sync::OnceLock<std::sync::Arc<bpfvm::Kconfig>> = std::sync::OnceLock::new();
+    let k = K.get_or_init(|| {
+        let host = read_json(&corpus_files().join("kernel/host.json"));
+        let rel = host["kernel"].as_str().unwrap_or_default();
+        let nums: Vec<u32> = rel
+            .split(|c: char| !c.is_ascii_digit())
+            .take(3)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let mut k = bpfvm::Kconfig {
+            has_syscall_wrapper: false,
+            ..Default::default()
+        };
+        if let [a, b, c] = nums[..] {
+            k.release = (a, b, c);
+        }
+        std::sync::Arc::new(k)
+    });
+    bpfvm::LoadOpts {
+        kconfig: Some(k.clone()),
+        ..Default::default()
+    }
 }
 
 /// A map's contents normalised as the capture normalises them: array entries with a
@@ -444,7 +484,7 @@ fn check_object(corpus: &Path, g: &Value, pkts: &[Packet]) -> (Stats, Vec<Failur
 
     // The whole object, as `prog loadall` loads it.
     let rt = Runtime::with_cpus(1);
-    let whole = rt.load_object(&obj, None);
+    let whole = rt.load_object_with(&obj, None, &capture_host());
     st.objects_ours += (whole.is_ok() && kernel_whole) as usize;
     match (&whole, kernel_whole) {
         (Ok(_), false) => fail(
@@ -501,7 +541,8 @@ fn check_object(corpus: &Path, g: &Value, pkts: &[Packet]) -> (Stats, Vec<Failur
             Err(_) => {
                 rt1 = Runtime::with_cpus(1);
                 (
-                    rt1.load_object(&obj, Some(name)).map_err(|e| chain(&e)),
+                    rt1.load_object_with(&obj, Some(name), &capture_host())
+                        .map_err(|e| chain(&e)),
                     &rt1,
                 )
             }
@@ -526,8 +567,17 @@ fn check_object(corpus: &Path, g: &Value, pkts: &[Packet]) -> (Stats, Vec<Failur
                     st.tags_equal += 1;
                 } else {
                     let n = core_relos(&obj, p["section"].as_str().unwrap_or(""));
+                    let kfuncs = obj.program(name).is_some_and(|q| {
+                        q.extern_refs
+                            .iter()
+                            .any(|r| obj.externs[r.ext_idx].kind == bpfvm_obj::ExternKind::Kfunc)
+                    });
                     let cat = if n > 0 {
                         "CO-RE relocations not applied".to_string()
+                    } else if kfuncs {
+                        // The tag covers kfunc calls' BTF ids: the host's vmlinux
+                        // ids there, bpfvm's own kernel BTF ids here.
+                        "kfunc calls carry bpfvm's BTF ids".to_string()
                     } else {
                         "tag differs".to_string()
                     };
@@ -587,7 +637,7 @@ fn check_object(corpus: &Path, g: &Value, pkts: &[Packet]) -> (Stats, Vec<Failur
             // as the kernel ran it; alone where bpfvm cannot load the whole object
             // (that is a load gap of its own; the maps are the same)
             let only = (r["load"] == "alone" || whole.is_err()).then_some(name.as_str());
-            let loaded = match rt.load_object(&obj, only) {
+            let loaded = match rt.load_object_with(&obj, only, &capture_host()) {
                 Ok(l) => l,
                 Err(e) => {
                     let m = chain(&e);

@@ -331,6 +331,7 @@ fn run_case(
             unprivileged: unpriv,
             prog_flags: sp.flags,
             programs: Some(programs.clone()),
+            ..Default::default()
         };
         let r = rt.load_object_with(obj, None, &opts);
         (rt, r)

@@ -17,10 +17,15 @@
 //! violation (the `verify_sound` fuzz target and the soundness test use it).
 //! [`progtype`] does the same for what depends on the program type: return
 //! values, the helpers a type is offered, its context.
+//! [`patterns`] draws the shapes of past verifier escapes that need maps,
+//! helpers, subprograms and callbacks, labelled with the kernel's verdict, and
+//! runs accepted ones through bpfvm's runtime (and, as root, compares with the
+//! host kernel's verifier).
 
 mod gen;
 mod jit;
 mod kernel;
+pub mod patterns;
 pub mod progtype;
 pub mod verifier;
 

@@ -61,6 +61,29 @@ pub enum Arg {
     /// `ARG_PTR_TO_SPIN_LOCK`: the `struct bpf_spin_lock` of a map value.
     #[doc(alias = "ARG_PTR_TO_SPIN_LOCK")]
     SpinLock,
+    /// `ARG_PTR_TO_SOCK_COMMON`: a socket of any kind, not NULL.
+    #[doc(alias = "ARG_PTR_TO_SOCK_COMMON")]
+    SockCommon,
+    /// `ARG_PTR_TO_BTF_ID_SOCK_COMMON`, released when `release`
+    /// (`OBJ_RELEASE`: `bpf_sk_release`).
+    #[doc(alias = "ARG_PTR_TO_BTF_ID_SOCK_COMMON")]
+    BtfIdSockCommon { release: bool },
+    /// `ARG_PTR_TO_MAP_VALUE | PTR_MAYBE_NULL`: an initial value, or NULL.
+    MapValueOrNull,
+}
+
+/// The socket pointer a socket helper returns (`RET_PTR_TO_*_OR_NULL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockKind {
+    #[doc(alias = "PTR_TO_SOCK_COMMON")]
+    SockCommon,
+    #[doc(alias = "PTR_TO_SOCKET")]
+    Sock,
+    #[doc(alias = "PTR_TO_TCP_SOCK")]
+    TcpSock,
+    /// `PTR_TO_BTF_ID` of a kernel socket (the `bpf_skc_to_*` casts).
+    #[doc(alias = "PTR_TO_BTF_ID")]
+    BtfId,
 }
 
 /// `enum bpf_return_type`, the subset bpfvm's verifier models.
@@ -74,6 +97,9 @@ pub enum Ret {
     MapValueOrNull,
     /// `RET_PTR_TO_RINGBUF_MEM_OR_NULL`, acquires a reference.
     RingbufMemOrNull,
+    /// `RET_PTR_TO_SOCKET_OR_NULL` (and the other socket kinds).
+    #[doc(alias = "RET_PTR_TO_SOCKET_OR_NULL")]
+    SockOrNull(SockKind),
 }
 
 /// What a helper does beyond its arguments and return value.

@@ -380,10 +380,20 @@ fn check_spin_lock(attr: &MapAttr) -> Result<(), MapError> {
     let Some(off) = attr.spin_lock_off else {
         return Ok(());
     };
-    if !matches!(attr.map_type, MapType::Hash | MapType::Array) {
+    if !matches!(
+        attr.map_type,
+        MapType::Hash
+            | MapType::Array
+            | MapType::CgroupStorage
+            | MapType::SkStorage
+            | MapType::InodeStorage
+            | MapType::TaskStorage
+            | MapType::CgrpStorage
+    ) {
         return Err(MapError::OpNotSupported {
             map: attr.label(),
-            reason: "bpf_spin_lock is only supported in hash and array map values".into(),
+            reason: "bpf_spin_lock is only supported in hash, array and local storage map values"
+                .into(),
         });
     }
     if off % 4 != 0 || off as u64 + 4 > attr.value_size as u64 {
@@ -406,13 +416,10 @@ pub fn create_map(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapEr
         return Err(invalid(attr, "map type 0 (unspec) is not a map type"));
     }
     if !t.is_supported() {
-        return Err(MapError::OpNotSupported {
+        return Err(MapError::Unimplemented {
             map: attr.label(),
-            reason: format!(
-                "map type {} ({}) is not implemented by bpfvm",
-                t.name(),
-                t as u32
-            ),
+            type_name: t.name(),
+            type_num: t as u32,
         });
     }
     if ncpus == 0 {
@@ -442,7 +449,7 @@ pub fn create_map(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapEr
         MapType::Queue | MapType::Stack => check_queue(attr)?,
         MapType::Ringbuf => check_ringbuf(attr)?,
         MapType::LpmTrie => check_lpm(attr)?,
-        _ => {}
+        _ => crate::special::check(attr)?,
     }
     if t.is_map_in_map() {
         check_template(attr)?;
@@ -456,6 +463,12 @@ pub fn create_map(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapEr
         MapType::Queue | MapType::Stack => Arc::new(QueueStack::new(attr, ncpus)?),
         MapType::Ringbuf => Arc::new(RingBuf::new(attr, ncpus)?),
         MapType::LpmTrie => Arc::new(LpmTrie::new(attr, ncpus)?),
-        _ => Arc::new(HashTab::new(attr, ncpus)?),
+        MapType::Hash
+        | MapType::PercpuHash
+        | MapType::LruHash
+        | MapType::LruPercpuHash
+        | MapType::HashOfMaps
+        | MapType::DevmapHash => Arc::new(HashTab::new(attr, ncpus)?),
+        _ => crate::special::create(attr, ncpus)?,
     })
 }

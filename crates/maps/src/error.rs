@@ -28,6 +28,10 @@ pub const EPERM: i32 = 1;
 pub const EOVERFLOW: i32 = 75;
 /// `EOPNOTSUPP`: operation not supported (user-visible errno 95).
 pub const EOPNOTSUPP: i32 = 95;
+/// `EBADF`: bad file descriptor (a value that should be a perf event or cgroup fd).
+pub const EBADF: i32 = 9;
+/// `ENOTSOCK`: the fd is not a socket (sockmap, xskmap values).
+pub const ENOTSOCK: i32 = 88;
 /// `ENOTSUPP`: kernel-internal "not supported" (524), returned by several map ops.
 pub const ENOTSUPP: i32 = 524;
 
@@ -69,6 +73,23 @@ pub enum MapError {
     /// The feature is not supported for this map (kernel `EOPNOTSUPP`, 95).
     #[error("{map}: {reason}")]
     OpNotSupported { map: String, reason: String },
+    /// A map type the kernel has and bpfvm does not implement (`EOPNOTSUPP`):
+    /// a shortcoming of bpfvm, not of the map's definition.
+    #[error("{map}: map type {type_name} ({type_num}) is not implemented by bpfvm")]
+    Unimplemented {
+        map: String,
+        type_name: &'static str,
+        type_num: u32,
+    },
+    /// A value that must be a file descriptor of some kernel object is not one.
+    #[error("{map}: {reason}")]
+    BadFd { map: String, reason: String },
+    /// A value that must be a socket fd is not one.
+    #[error("{map}: {reason}")]
+    NotSocket { map: String, reason: String },
+    /// The buffer has no room for what the kernel would copy (`ENOSPC`).
+    #[error("{map}: {reason}")]
+    NoRoom { map: String, reason: String },
     /// A pointer does not point where it must.
     #[error("{map}: {reason}")]
     Fault { map: String, reason: String },
@@ -101,8 +122,11 @@ impl MapError {
             MapError::NoSpace { .. } => ENOSPC,
             MapError::Again { .. } => EAGAIN,
             MapError::NotSupported { .. } => ENOTSUPP,
-            MapError::OpNotSupported { .. } => EOPNOTSUPP,
+            MapError::OpNotSupported { .. } | MapError::Unimplemented { .. } => EOPNOTSUPP,
             MapError::Fault { .. } => EFAULT,
+            MapError::BadFd { .. } => EBADF,
+            MapError::NotSocket { .. } => ENOTSOCK,
+            MapError::NoRoom { .. } => ENOSPC,
             MapError::Overflow { .. } => EOVERFLOW,
             MapError::NoDevice { .. } => ENODEV,
             MapError::Storage { errno, .. } => *errno,
@@ -123,6 +147,10 @@ impl MapError {
             | MapError::Again { map, .. }
             | MapError::NotSupported { map, .. }
             | MapError::OpNotSupported { map, .. }
+            | MapError::Unimplemented { map, .. }
+            | MapError::BadFd { map, .. }
+            | MapError::NotSocket { map, .. }
+            | MapError::NoRoom { map, .. }
             | MapError::Fault { map, .. }
             | MapError::Overflow { map, .. }
             | MapError::NoDevice { map, .. }

@@ -19,8 +19,11 @@
 //! see a torn value, exactly as with the kernel.
 //!
 //! Map types: array, percpu_array, hash, percpu_hash, lru_hash, lru_percpu_hash, prog_array,
-//! array_of_maps, hash_of_maps, devmap, devmap_hash, cpumap, queue, stack, lpm_trie and
-//! ringbuf. [`MapType`] names every kernel type; the others are refused with `EOPNOTSUPP`.
+//! array_of_maps, hash_of_maps, devmap, devmap_hash, cpumap, queue, stack, lpm_trie,
+//! ringbuf, perf_event_array, stack_trace, cgroup_array, xskmap, bloom_filter, sockmap,
+//! sockhash, sk_storage, cgroup_storage and percpu_cgroup_storage (the ones holding kernel
+//! objects bpfvm lacks stay empty: see `special.rs`). [`MapType`] names every kernel type;
+//! the others are refused with `EOPNOTSUPP`.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +57,7 @@ mod mem;
 mod ops;
 mod queue;
 mod ringbuf;
+mod special;
 mod types;
 
 pub use array::ArrayMap;
@@ -71,4 +75,7 @@ pub use mem::{bpf_spin_lock, bpf_spin_unlock};
 pub use ops::{FdObject, ForEachCallback, MapOps, ValueRegion};
 pub use queue::QueueStack;
 pub use ringbuf::{RingBuf, RINGBUF_MAX_RECORD_SZ};
+pub use special::{
+    jhash, jhash2, BloomFilter, PerfEventArray, PerfRecord, StackTrace, PERF_EVENT_MAX_STACK,
+};
 pub use types::*;

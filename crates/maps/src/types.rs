@@ -122,6 +122,17 @@ impl MapType {
                 | MapType::Stack
                 | MapType::DevmapHash
                 | MapType::Ringbuf
+                | MapType::PerfEventArray
+                | MapType::StackTrace
+                | MapType::CgroupArray
+                | MapType::Xskmap
+                | MapType::BloomFilter
+                | MapType::Sockmap
+                | MapType::Sockhash
+                | MapType::ReuseportSockarray
+                | MapType::SkStorage
+                | MapType::CgroupStorage
+                | MapType::PercpuCgroupStorage
         )
     }
 }
@@ -221,6 +232,8 @@ pub struct MapAttr {
     pub btf_value_type_id: u32,
     /// Offset of a `struct bpf_spin_lock` in the value, found in BTF by the loader.
     pub spin_lock_off: Option<u32>,
+    /// `map_extra`: a bloom filter's number of hash functions (low 4 bits).
+    pub map_extra: u64,
 }
 
 impl fmt::Debug for MapAttr {
@@ -237,6 +250,7 @@ impl fmt::Debug for MapAttr {
             .field("btf_key_type_id", &self.btf_key_type_id)
             .field("btf_value_type_id", &self.btf_value_type_id)
             .field("spin_lock_off", &self.spin_lock_off)
+            .field("map_extra", &self.map_extra)
             .finish()
     }
 }

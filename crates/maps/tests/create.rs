@@ -67,7 +67,7 @@ fn type_numbers_and_names() {
 #[test]
 fn generic_checks() {
     assert_eq!(create_err(a(MapType::Unspec, 4, 4, 1)), EINVAL);
-    assert_eq!(create_err(a(MapType::PerfEventArray, 4, 4, 1)), EOPNOTSUPP);
+    assert_eq!(create_err(a(MapType::UserRingbuf, 0, 0, 4096)), EOPNOTSUPP);
     assert_eq!(
         create_err(a(MapType::Array, 4, 4, 1).with_name("has space")),
         EINVAL
@@ -257,4 +257,47 @@ fn huge_maps_are_refused_not_allocated() {
         ENOMEM
     );
     assert_eq!(create_err(a(MapType::Queue, 0, 4 << 20, 1 << 20)), ENOMEM);
+}
+
+#[test]
+fn local_storage_sizes_as_the_kernel() {
+    // Linux 6.18 on 2 possible CPUs gave bytes_memlock 512 for an sk_storage map
+    // (bpftool map show of a loaded object's map; bpftool cannot create one
+    // without BTF): 2 buckets, the minimum.
+    let attr = MapAttr {
+        map_flags: BPF_F_NO_PREALLOC,
+        btf_key_type_id: 1,
+        btf_value_type_id: 2,
+        ..MapAttr::new(MapType::SkStorage, 4, 8, 0)
+    };
+    assert_eq!(create_map(&attr, 2).unwrap().memory_usage(), 512);
+    assert_eq!(create_map(&attr, 1).unwrap().memory_usage(), 512);
+    let no_btf = MapAttr::new(MapType::SkStorage, 4, 8, 0).with_flags(BPF_F_NO_PREALLOC);
+    assert_eq!(
+        create_map(&no_btf, 2).err().map(|e| e.errno()),
+        Some(EINVAL)
+    );
+}
+
+#[test]
+fn bloom_filter_membership() {
+    let m = create_map(&MapAttr::new(MapType::BloomFilter, 0, 4, 100), 2).unwrap();
+    for v in 0..50u32 {
+        m.update_user(&[], &v.to_ne_bytes(), BPF_ANY).unwrap();
+    }
+    for v in 0..50u32 {
+        let mut out = v.to_ne_bytes();
+        m.lookup_user(&[], &mut out, 0).unwrap();
+    }
+    // With 1024 bits and 5 probes, most absent values test absent.
+    let absent = (1000..1100u32)
+        .filter(|v| {
+            let mut out = v.to_ne_bytes();
+            m.lookup_user(&[], &mut out, 0).is_err()
+        })
+        .count();
+    assert!(absent > 80, "{absent}");
+    // The kernel's jhash: jhash("", 0) is 0xdeadbeef, jhash2 of no words too.
+    assert_eq!(jhash(&[], 0), 0xdead_beef);
+    assert_eq!(jhash2(&[], 0), 0xdead_beef);
 }

@@ -170,6 +170,66 @@ fn create_matches_the_kernel() {
         a(Ringbuf, 0, 0, 12288, 0),
         a(Ringbuf, 0, 0, 2048, 0),
         a(Ringbuf, 4, 0, 4096, 0),
+        a(PerfEventArray, 4, 4, 2, 0),
+        a(PerfEventArray, 4, 4, 16, BPF_F_PRESERVE_ELEMS),
+        a(PerfEventArray, 4, 8, 2, 0),
+        a(PerfEventArray, 8, 4, 2, 0),
+        a(PerfEventArray, 4, 4, 0, 0),
+        a(PerfEventArray, 4, 4, 2, BPF_F_NO_PREALLOC),
+        a(StackTrace, 4, 8, 16, 0),
+        a(StackTrace, 4, 1016, 16, 0),
+        a(StackTrace, 4, 1024, 16, 0),
+        a(StackTrace, 4, 12, 16, 0),
+        a(StackTrace, 4, 0, 16, 0),
+        a(StackTrace, 8, 8, 16, 0),
+        a(StackTrace, 4, 8, 0, 0),
+        a(StackTrace, 4, 8, 100, 0),
+        a(StackTrace, 4, 64, 10, BPF_F_STACK_BUILD_ID),
+        a(StackTrace, 4, 48, 10, BPF_F_STACK_BUILD_ID),
+        a(StackTrace, 4, 8, 10, BPF_F_NO_PREALLOC),
+        a(CgroupArray, 4, 4, 2, 0),
+        a(CgroupArray, 4, 4, 100, 0),
+        a(CgroupArray, 4, 8, 2, 0),
+        a(CgroupArray, 4, 4, 2, BPF_F_PRESERVE_ELEMS),
+        a(Xskmap, 4, 4, 2, 0),
+        a(Xskmap, 4, 4, 64, 0),
+        a(Xskmap, 4, 8, 2, 0),
+        a(Xskmap, 8, 4, 2, 0),
+        a(Xskmap, 4, 4, 2, BPF_F_RDONLY_PROG),
+        a(BloomFilter, 0, 4, 100, 0),
+        a(BloomFilter, 0, 8, 1000, 0),
+        a(BloomFilter, 0, 16, 7, BPF_F_ZERO_SEED),
+        a(BloomFilter, 4, 4, 100, 0),
+        a(BloomFilter, 0, 0, 100, 0),
+        a(BloomFilter, 0, 4, 0, 0),
+        a(BloomFilter, 0, 4, 100, BPF_F_NO_PREALLOC),
+        a(Sockmap, 4, 4, 10, 0),
+        a(Sockmap, 4, 8, 10, 0),
+        a(Sockmap, 4, 12, 10, 0),
+        a(Sockmap, 8, 8, 10, 0),
+        a(Sockhash, 4, 4, 10, 0),
+        a(Sockhash, 8, 8, 100, 0),
+        a(Sockhash, 4, 12, 10, 0),
+        a(Sockhash, 0, 8, 10, 0),
+        a(SkStorage, 4, 8, 0, BPF_F_NO_PREALLOC),
+        a(ReuseportSockarray, 4, 4, 2, 0),
+        a(ReuseportSockarray, 4, 8, 10, 0),
+        a(ReuseportSockarray, 4, 12, 2, 0),
+        a(ReuseportSockarray, 8, 8, 2, 0),
+        a(ReuseportSockarray, 4, 8, 0, 0),
+        a(CgroupStorage, 8, 8, 0, 0),
+        a(CgroupStorage, 16, 64, 0, 0),
+        a(CgroupStorage, 12, 8, 0, 0),
+        a(CgroupStorage, 8, 0, 0, 0),
+        a(CgroupStorage, 8, 8, 1, 0),
+        a(CgroupStorage, 8, 8192, 0, 0),
+        a(CgroupStorage, 8, 65407, 0, 0),
+        a(CgroupStorage, 8, 65408, 0, 0),
+        a(PercpuCgroupStorage, 8, 32768, 0, 0),
+        a(PercpuCgroupStorage, 8, 32769, 0, 0),
+        a(PercpuCgroupStorage, 8, 16, 0, 0),
+        a(PercpuCgroupStorage, 16, 8, 0, 0),
+        a(PercpuCgroupStorage, 12, 8, 0, 0),
     ];
     let mut mismatches = Vec::new();
     for attr in &cases {
@@ -281,6 +341,7 @@ fn lpm_walk_order_matches_the_kernel() {
 #[derive(Debug, Clone)]
 enum Op {
     Update(Vec<u8>, Vec<u8>, u64),
+    Lookup(Vec<u8>),
     Delete(Vec<u8>),
     Push(Vec<u8>),
     Pop,
@@ -307,6 +368,10 @@ fn kernel_op(path: &str, vs: usize, op: &Op) -> Result<(), i32> {
             args.extend(["delete", "pinned", path, "key"].map(String::from));
             args.extend(hex_bytes(k));
         }
+        Op::Lookup(k) => {
+            args.extend(["lookup", "pinned", path, "key"].map(String::from));
+            args.extend(hex_bytes(k));
+        }
         Op::Push(v) => {
             args.extend(["push", "pinned", path, "value"].map(String::from));
             args.extend(hex_bytes(v));
@@ -330,6 +395,7 @@ fn kernel_op(path: &str, vs: usize, op: &Op) -> Result<(), i32> {
     let table = [
         ("No such file or directory", ENOENT),
         ("empty map", ENOENT),
+        ("Not found", ENOENT),
         ("File exists", EEXIST),
         ("Argument list too long", E2BIG),
         ("Invalid argument", EINVAL),
@@ -339,6 +405,9 @@ fn kernel_op(path: &str, vs: usize, op: &Op) -> Result<(), i32> {
         ("No such device", ENODEV),
         ("Value too large", EOVERFLOW),
         ("Unknown error 524", ENOTSUPP),
+        ("Operation not supported", EOPNOTSUPP),
+        ("Bad file descriptor", EBADF),
+        ("Socket operation on non-socket", ENOTSOCK),
     ];
     Err(table
         .iter()
@@ -351,6 +420,10 @@ fn our_op(m: &dyn MapOps, op: &Op) -> Result<(), i32> {
     let r = match op {
         Op::Update(k, v, f) => m.update_user(k, v, *f),
         Op::Delete(k) => m.delete_user(k),
+        Op::Lookup(k) => {
+            let mut out = vec![0u8; m.user_value_size()];
+            m.lookup_user(k, &mut out, 0)
+        }
         Op::Push(v) => m.update_user(&[], v, BPF_ANY),
         Op::Pop => {
             let mut out = vec![0u8; m.attr().value_size as usize];
@@ -472,6 +545,85 @@ fn operations_match_the_kernel() {
                 Delete(k(3)),
                 Delete(k(9)),
             ],
+        ),
+        (
+            a(MapType::PerfEventArray, 4, 4, 2, 0),
+            vec![
+                Lookup(k(0)),
+                Update(k(0), k(1), BPF_ANY),
+                Delete(k(0)),
+                Delete(k(5)),
+            ],
+        ),
+        (
+            a(MapType::CgroupArray, 4, 4, 2, 0),
+            vec![
+                Lookup(k(1)),
+                Update(k(1), k(1), BPF_ANY),
+                Delete(k(1)),
+                Delete(k(2)),
+            ],
+        ),
+        (
+            a(MapType::Xskmap, 4, 4, 2, 0),
+            vec![
+                Lookup(k(0)),
+                Update(k(0), k(1), BPF_ANY),
+                Delete(k(0)),
+                Delete(k(5)),
+            ],
+        ),
+        (
+            a(MapType::StackTrace, 4, 8, 4, 0),
+            vec![
+                Lookup(k(0)),
+                Update(k(0), vec![0; 8], BPF_ANY),
+                Delete(k(0)),
+            ],
+        ),
+        (
+            a(MapType::Sockmap, 4, 4, 2, 0),
+            vec![
+                Lookup(k(0)),
+                Update(k(0), k(1), BPF_ANY),
+                Delete(k(0)),
+                Delete(k(5)),
+            ],
+        ),
+        (
+            a(MapType::Sockmap, 4, 8, 2, 0),
+            vec![
+                Lookup(k(0)),
+                Update(k(0), vec![1, 0, 0, 0, 0, 0, 0, 0], BPF_ANY),
+            ],
+        ),
+        (
+            a(MapType::ReuseportSockarray, 4, 8, 2, 0),
+            vec![
+                Lookup(k(0)),
+                Update(k(0), vec![1, 0, 0, 0, 0, 0, 0, 0], BPF_ANY),
+                Delete(k(0)),
+            ],
+        ),
+        (
+            a(MapType::ReuseportSockarray, 4, 4, 2, 0),
+            vec![Lookup(k(0))],
+        ),
+        (
+            a(MapType::Sockhash, 4, 4, 2, 0),
+            vec![Lookup(k(0)), Update(k(0), k(1), BPF_ANY), Delete(k(0))],
+        ),
+        (
+            a(MapType::CgroupStorage, 8, 8, 0, 0),
+            vec![
+                Lookup(vec![0; 8]),
+                Update(vec![0; 8], vec![0; 8], BPF_ANY),
+                Delete(vec![0; 8]),
+            ],
+        ),
+        (
+            a(MapType::BloomFilter, 0, 4, 100, 0),
+            vec![Push(k(1)), Push(k(2)), Pop, Freeze, Push(k(3))],
         ),
         (
             a(MapType::Cpumap, 4, 8, 8, 0),

@@ -63,6 +63,8 @@ pub struct Symbol {
     pub size: u64,
     pub bind: u8,
     pub sym_type: u8,
+    /// `ELF64_ST_VISIBILITY(st_other)` (`STV_HIDDEN` = 2).
+    pub visibility: u8,
     pub shndx: u16,
 }
 
@@ -354,6 +356,7 @@ impl<'a> Elf<'a> {
                 size: u64_at(e, 16),
                 bind: info >> 4,
                 sym_type: info & 0xf,
+                visibility: e[5] & 3,
                 shndx,
             });
         }

@@ -135,14 +135,10 @@ pub enum ObjErrorKind {
         insn: usize,
         reason: String,
     },
-    #[error("kfunc calls not supported yet: {name}")]
-    KfuncNotSupported { name: String },
-    /// `section` is `.kconfig` or `.ksyms` when BTF says which.
-    #[error("extern variable '{name}'{} is not supported yet", section.as_deref().map(|s| format!(" in {s}")).unwrap_or_default())]
-    ExternNotSupported {
-        name: String,
-        section: Option<String>,
-    },
+    /// An extern symbol libbpf would not accept (no BTF, wrong section,
+    /// unsupported `.kconfig` type).
+    #[error("extern '{name}': {reason}")]
+    BadExtern { name: String, reason: String },
     #[error("program '{name}': {len} instructions exceed the limit of {limit}")]
     ProgramTooLarge {
         name: String,

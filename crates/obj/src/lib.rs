@@ -26,6 +26,7 @@
 pub mod btf;
 mod elf;
 pub mod error;
+pub mod externs;
 pub mod link;
 pub mod maps;
 pub mod objdump;
@@ -35,7 +36,8 @@ use std::path::Path;
 
 pub use btf::{Btf, BtfExt, FuncInfo, LineInfo};
 pub use error::{ObjError, ObjErrorKind};
-pub use link::{FuncRange, MapReloc, MapRelocKind, Program, MAX_PROG_INSNS};
+pub use externs::{Extern, ExternKind, KcfgType};
+pub use link::{ExternRef, FuncRange, MapReloc, MapRelocKind, Program, MAX_PROG_INSNS};
 pub use maps::{internal_map_name, object_name, MapDef, MapKind, MapPinning};
 pub use progtype::{
     section_def, AttachType, ProgType, SecDef, BPF_F_SLEEPABLE, BPF_F_XDP_HAS_FRAGS,
@@ -58,6 +60,9 @@ pub struct Object {
     pub btf: Option<Btf>,
     /// `.BTF.ext`; `None` if absent or unparsable (as libbpf, a warning).
     pub btf_ext: Option<BtfExt>,
+    /// Extern symbols (`.kconfig`, `__ksym` variables, kfuncs), `.kconfig`
+    /// ones first with their offsets in the `.kconfig` map.
+    pub externs: Vec<Extern>,
     /// The `license` section up to its NUL (at most 63 bytes, as libbpf).
     pub license: String,
     /// The kernel's `license_is_gpl_compatible(license)`.
@@ -145,12 +150,6 @@ fn parse_inner(name: &str, bytes: &[u8]) -> Result<Object, ObjErrorKind> {
                     .map_err(|_| ObjErrorKind::BadVersionSection { size: s.size })?;
                 kern_version = Some(u32::from_le_bytes(v));
             }
-            ".struct_ops" | ".struct_ops.link" if s.size > 0 => {
-                return Err(ObjErrorKind::UnsupportedSection {
-                    section: s.name.clone(),
-                    reason: "struct_ops maps".into(),
-                })
-            }
             _ => {}
         }
     }
@@ -171,6 +170,10 @@ fn parse_inner(name: &str, bytes: &[u8]) -> Result<Object, ObjErrorKind> {
     if let Some(b) = btf.as_mut() {
         fixup_datasecs(&elf, b)?;
     }
+    let (externs, kconfig_size) = externs::collect(&elf, btf.as_mut())?;
+    if let Some(b) = btf.as_mut() {
+        hidden_funcs_static(&elf, b);
+    }
     let btf_ext = match (elf.section_by_name(".BTF.ext"), btf.as_ref()) {
         (Some(s), Some(b)) => match BtfExt::parse(elf.data(s), b) {
             Ok(e) => Some(e),
@@ -188,7 +191,8 @@ fn parse_inner(name: &str, bytes: &[u8]) -> Result<Object, ObjErrorKind> {
         by_def: Default::default(),
         by_data_sec: Default::default(),
         map_secs: Vec::new(),
-        externs: btf.as_ref().map(extern_vars).unwrap_or_default(),
+        externs,
+        kconfig_map: None,
     };
     if let Some(s) = elf.section_by_name("maps").filter(|s| s.size > 0) {
         let syms: Vec<(String, u64)> = elf
@@ -229,6 +233,29 @@ fn parse_inner(name: &str, bytes: &[u8]) -> Result<Object, ObjErrorKind> {
         index.by_data_sec.insert(s.index, maps_out.len());
         maps_out.push(m);
     }
+    // libbpf's `.kconfig` map: after global data, filled by the loader.
+    if kconfig_size > 0 {
+        let m = maps::internal_map(
+            &obj_name,
+            ".kconfig",
+            MapKind::Kconfig,
+            &vec![0; kconfig_size as usize],
+            u64::from(kconfig_size),
+            btf.as_ref(),
+        )?;
+        index.kconfig_map = Some(maps_out.len());
+        maps_out.push(m);
+    }
+    // struct_ops maps (after .kconfig, as libbpf orders them): one per variable of `.struct_ops` / `.struct_ops.link`.
+    for sec in [".struct_ops", ".struct_ops.link"] {
+        let Some(s) = elf.section_by_name(sec).filter(|s| s.size > 0) else {
+            continue;
+        };
+        let b = btf.as_ref().ok_or(ObjErrorKind::MapsNeedBtf)?;
+        for m in maps::struct_ops_maps(b, sec, elf.data(s))? {
+            maps_out.push(m);
+        }
+    }
 
     // Programs.
     let mut code = link::code_sections(&elf)?;
@@ -241,7 +268,14 @@ fn parse_inner(name: &str, bytes: &[u8]) -> Result<Object, ObjErrorKind> {
         if code.is_text(f.sec) || !f.global {
             continue;
         }
-        let p = link::link_program(&code, &funcs, i, btf_ext.as_ref(), &mut warnings)?;
+        let p = link::link_program(
+            &code,
+            &funcs,
+            &index.externs,
+            i,
+            btf_ext.as_ref(),
+            &mut warnings,
+        )?;
         if !seen.insert(p.name.clone()) {
             return Err(ObjErrorKind::DuplicateProgram {
                 section: p.section,
@@ -273,11 +307,42 @@ fn parse_inner(name: &str, bytes: &[u8]) -> Result<Object, ObjErrorKind> {
         maps: maps_out,
         btf,
         btf_ext,
+        externs: index.externs,
         license,
         gpl_compatible,
         kern_version,
         warnings,
     })
+}
+
+/// libbpf's BTF fixup for `__hidden` functions: a global function with
+/// hidden visibility cannot be called from outside the object, so its BTF
+/// `FUNC` gets static linkage and the kernel verifies it with its callers.
+fn hidden_funcs_static(elf: &Elf<'_>, btf: &mut Btf) {
+    const STV_HIDDEN: u8 = 2;
+    let hidden: std::collections::HashSet<&str> = elf
+        .symbols
+        .iter()
+        .filter(|s| {
+            s.sym_type == elf::STT_FUNC && s.visibility == STV_HIDDEN && s.bind != elf::STB_LOCAL
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    if hidden.is_empty() {
+        return;
+    }
+    let ids: Vec<u32> = btf
+        .iter()
+        .filter(|(_, t)| {
+            t.kind() == btf::BtfKind::Func
+                && t.func_linkage == 1
+                && hidden.contains(btf.str_at(t.name_off))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    for id in ids {
+        btf.set_func_linkage(id, 0);
+    }
 }
 
 /// libbpf's `btf_fixup_datasec`: a DATASEC of size 0 (gcc, old clang) gets
@@ -315,17 +380,6 @@ fn fixup_datasecs(elf: &Elf<'_>, btf: &mut Btf) -> Result<(), ObjErrorKind> {
         })?;
     }
     Ok(())
-}
-
-/// Variables of the extern DATASECs `.kconfig` and `.ksyms`, by name.
-fn extern_vars(btf: &Btf) -> std::collections::HashMap<String, String> {
-    let mut out = std::collections::HashMap::new();
-    for sec in [".kconfig", ".ksyms"] {
-        for (var, _) in current_var_offsets(btf, sec) {
-            out.insert(var, sec.to_string());
-        }
-    }
-    out
 }
 
 fn current_var_offsets(btf: &Btf, datasec: &str) -> Vec<(String, u32)> {

@@ -15,7 +15,8 @@
 use std::collections::HashMap;
 
 use bpfvm_isa::consts::{
-    BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE,
+    BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD,
+    BPF_PSEUDO_MAP_VALUE,
 };
 use bpfvm_isa::Insn;
 
@@ -57,6 +58,10 @@ pub struct Program {
     pub insns: Vec<Insn>,
     /// The `LD_IMM64` instructions that refer to maps.
     pub map_relocs: Vec<MapReloc>,
+    /// The instructions that refer to externs (kfunc calls, `__ksym` and
+    /// `.kconfig` loads), for the loader to resolve; a `.kconfig` load is
+    /// also in `map_relocs` (a value in the `.kconfig` map).
+    pub extern_refs: Vec<ExternRef>,
     /// The functions in `insns`, in order; the first is the program itself.
     pub funcs: Vec<FuncRange>,
     /// `bpf_func_info` for the kernel: one record per function, `insn_idx`
@@ -88,6 +93,15 @@ pub enum MapRelocKind {
     Value { offset: u32 },
 }
 
+/// An instruction that names an extern symbol (`Object::externs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternRef {
+    pub insn_idx: usize,
+    /// The extern's name (its index in `Object::externs` is `ext_idx`).
+    pub name: String,
+    pub ext_idx: usize,
+}
+
 /// Where one function sits in a linked program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FuncRange {
@@ -114,10 +128,35 @@ pub(crate) struct Func {
 /// one instruction.
 #[derive(Debug, Clone, Copy)]
 enum Target {
-    Call { sec: usize, insn: i64 },
-    FuncAddr { sec: usize, insn: i64 },
-    Map { map_idx: usize },
-    Data { map_idx: usize, offset: u32 },
+    Call {
+        sec: usize,
+        insn: i64,
+    },
+    FuncAddr {
+        sec: usize,
+        insn: i64,
+    },
+    Map {
+        map_idx: usize,
+    },
+    Data {
+        map_idx: usize,
+        offset: u32,
+    },
+    /// A `.kconfig` value: a load from the `.kconfig` map.
+    Kconfig {
+        map_idx: usize,
+        offset: u32,
+        ext: usize,
+    },
+    /// A call of a kfunc (`BPF_PSEUDO_KFUNC_CALL`).
+    Kfunc {
+        ext: usize,
+    },
+    /// The address of a `__ksym` variable or function.
+    Ksym {
+        ext: usize,
+    },
 }
 
 /// How symbols in map and data sections find their map.
@@ -128,9 +167,10 @@ pub(crate) struct MapIndex {
     pub by_data_sec: HashMap<usize, usize>,
     /// Section indices of `.maps` and `maps`.
     pub map_secs: Vec<usize>,
-    /// Extern variable name -> the DATASEC (`.kconfig`, `.ksyms`) BTF puts
-    /// it in, for the "not supported" error.
-    pub externs: HashMap<String, String>,
+    /// The object's externs ([`crate::Object::externs`]).
+    pub externs: Vec<crate::externs::Extern>,
+    /// The `.kconfig` map, when there are `.kconfig` externs.
+    pub kconfig_map: Option<usize>,
 }
 
 pub(crate) struct CodeSection {
@@ -341,15 +381,49 @@ fn reloc_target(
         )));
     }
     if sym.shndx == elf::SHN_UNDEF {
-        if is_call {
-            return Err(ObjErrorKind::KfuncNotSupported {
-                name: sym.name.clone(),
-            });
-        }
-        return Err(ObjErrorKind::ExternNotSupported {
-            name: sym.name.clone(),
-            section: maps.externs.get(&sym.name).cloned(),
-        });
+        use crate::externs::ExternKind;
+        let ext = maps
+            .externs
+            .iter()
+            .position(|e| e.name == sym.name)
+            .ok_or_else(|| {
+                bad(format!(
+                    "relocation against undefined symbol '{}'",
+                    sym.name
+                ))
+            })?;
+        let target = match (&maps.externs[ext].kind, is_call) {
+            (ExternKind::Kfunc, true) => Target::Kfunc { ext },
+            (_, true) => {
+                return Err(bad(format!(
+                    "call of extern '{}', which is not a function",
+                    sym.name
+                )))
+            }
+            (ExternKind::Kconfig { data_off, .. }, false) => {
+                let map_idx = maps
+                    .kconfig_map
+                    .ok_or_else(|| bad("no .kconfig map".into()))?;
+                let offset = i64::from(*data_off)
+                    .checked_add(i64::from(insn.imm))
+                    .and_then(|o| u32::try_from(o).ok())
+                    .ok_or_else(|| bad(format!("offset of '{}' out of range", sym.name)))?;
+                Target::Kconfig {
+                    map_idx,
+                    offset,
+                    ext,
+                }
+            }
+            (_, false) => {
+                if insn_idx + 1 >= cs.insns.len() {
+                    return Err(bad(format!(
+                        "64-bit load at insn {insn_idx} has no second slot"
+                    )));
+                }
+                Target::Ksym { ext }
+            }
+        };
+        return Ok(Some((insn_idx, target)));
     }
     let Some(sym_sec) = sym.section() else {
         return Err(bad(format!(
@@ -438,6 +512,7 @@ fn reloc_target(
 pub(crate) fn link_program(
     code: &Code,
     funcs: &Funcs,
+    externs: &[crate::externs::Extern],
     entry: usize,
     btf_ext: Option<&BtfExt>,
     warnings: &mut Vec<String>,
@@ -453,6 +528,7 @@ pub(crate) fn link_program(
     let mut placed: HashMap<usize, usize> = HashMap::from([(entry, 0)]);
     let mut order = vec![entry];
     let mut map_relocs = Vec::new();
+    let mut extern_refs = Vec::new();
     // (function, base in program, next instruction): an explicit stack, so
     // a long call chain in a crafted file cannot overflow ours.
     let mut stack: Vec<(usize, usize, usize)> = vec![(entry, 0, 0)];
@@ -492,6 +568,42 @@ pub(crate) fn link_program(
         let (tsec, tinsn, is_addr) = match target {
             Target::Call { sec, insn } => (sec, insn, false),
             Target::FuncAddr { sec, insn } => (sec, insn, true),
+            Target::Kfunc { ext } | Target::Ksym { ext } => {
+                if let Target::Kfunc { .. } = target {
+                    // libbpf: the BTF id (set by the loader) goes in imm.
+                    insns[at].src_reg = BPF_PSEUDO_KFUNC_CALL;
+                    insns[at].imm = 0;
+                } else {
+                    insns[at].imm = 0;
+                    insns[at + 1].imm = 0;
+                }
+                extern_refs.push(ExternRef {
+                    insn_idx: at,
+                    name: externs[ext].name.clone(),
+                    ext_idx: ext,
+                });
+                continue;
+            }
+            Target::Kconfig {
+                map_idx,
+                offset,
+                ext,
+            } => {
+                extern_refs.push(ExternRef {
+                    insn_idx: at,
+                    name: externs[ext].name.clone(),
+                    ext_idx: ext,
+                });
+                insns[at].src_reg = BPF_PSEUDO_MAP_VALUE;
+                insns[at].imm = map_idx as i32;
+                insns[at + 1].imm = offset as i32;
+                map_relocs.push(MapReloc {
+                    insn_idx: at,
+                    map_idx,
+                    kind: MapRelocKind::Value { offset },
+                });
+                continue;
+            }
             Target::Map { map_idx } | Target::Data { map_idx, .. } => {
                 if i + 1 >= func.len {
                     return Err(bad_call(format!(
@@ -607,6 +719,7 @@ pub(crate) fn link_program(
         autoload,
         insns,
         map_relocs,
+        extern_refs,
         funcs: ranges,
         func_info,
         line_info,

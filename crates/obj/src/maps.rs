@@ -38,9 +38,12 @@ pub enum MapKind {
     Bss,
     #[doc(alias = "LIBBPF_MAP_RODATA")]
     Rodata,
-    /// Reserved: `.kconfig` externs are rejected for now.
+    /// `.kconfig` externs' values.
     #[doc(alias = "LIBBPF_MAP_KCONFIG")]
     Kconfig,
+    /// A `struct_ops` map: a kernel struct of function pointers the
+    /// object's `struct_ops/` programs implement.
+    StructOps,
 }
 
 /// `pinning` attribute of a BTF-defined map.
@@ -602,4 +605,54 @@ fn parse_def(
         }
     }
     Ok(f)
+}
+
+/// libbpf's `bpf_object__init_struct_ops_maps`: one `BPF_MAP_TYPE_STRUCT_OPS`
+/// map per variable of a `.struct_ops` or `.struct_ops.link` DATASEC, its
+/// value the variable's bytes (the local struct; the kernel's layout comes
+/// from its own BTF when the map is created).
+pub(crate) fn struct_ops_maps(
+    btf: &Btf,
+    section: &str,
+    data: &[u8],
+) -> Result<Vec<MapDef>, ObjErrorKind> {
+    let bad = |reason: String| ObjErrorKind::BadMapDef {
+        map: section.to_string(),
+        reason,
+    };
+    let Some(ds) = btf.find_by_name_kind(section, BtfKind::Datasec) else {
+        return Err(bad("no BTF DATASEC describes the section".into()));
+    };
+    let vars = match btf.type_by_id(ds).map(|t| &t.data) {
+        Ok(BtfTypeData::Datasec(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for v in vars {
+        let name = btf.name(v.type_id).to_string();
+        let var = btf
+            .type_by_id(v.type_id)
+            .map_err(|e| bad(format!("variable '{name}': {e}")))?;
+        let start = v.offset as usize;
+        let Some(bytes) = start
+            .checked_add(v.size as usize)
+            .and_then(|end| data.get(start..end))
+        else {
+            return Err(bad(format!("variable '{name}' lies outside the section")));
+        };
+        let mut m = MapDef::empty(name, section, MapKind::StructOps);
+        m.section_offset = v.offset as u64;
+        m.map_type = 26;
+        m.key_size = 4;
+        m.value_size = v.size;
+        m.max_entries = 1;
+        if section == ".struct_ops.link" {
+            m.map_flags = 1 << 13; // BPF_F_LINK
+        }
+        m.btf_value_type_id = var.size_or_type;
+        m.btf_var_id = v.type_id;
+        m.initial_data = bytes.to_vec();
+        out.push(m);
+    }
+    Ok(out)
 }

@@ -892,22 +892,53 @@ fn core_relocations_are_left_as_compiled() {
 }
 
 #[test]
+fn externs_are_collected() {
+    use bpfvm_obj::{ExternKind, KcfgType, MapKind};
+    // A .kconfig extern: a value in the .kconfig map, loaded from there.
+    let o = open(local("extern_kconfig.o"));
+    assert_eq!(o.externs.len(), 1);
+    let e = &o.externs[0];
+    assert_eq!(e.name, "LINUX_KERNEL_VERSION");
+    assert!(!e.weak);
+    assert_eq!(
+        e.kind,
+        ExternKind::Kconfig {
+            data_off: 0,
+            size: 4,
+            ty: KcfgType::Int {
+                size: 4,
+                signed: false
+            }
+        }
+    );
+    let k = o
+        .maps
+        .iter()
+        .position(|m| m.kind == MapKind::Kconfig)
+        .unwrap();
+    assert_eq!(o.maps[k].name, "extern_.kconfig");
+    assert_eq!(o.maps[k].value_size, 4);
+    assert!(o.maps[k].freeze_after_load());
+    let p = &o.programs[0];
+    assert_eq!(p.extern_refs.len(), 1);
+    assert_eq!(p.extern_refs[0].name, "LINUX_KERNEL_VERSION");
+    let r = p.map_relocs.iter().find(|r| r.map_idx == k).unwrap();
+    assert_eq!(r.insn_idx, p.extern_refs[0].insn_idx);
+    // kfuncs: calls become BPF_PSEUDO_KFUNC_CALL, resolved by the loader.
+    let o = open(local("kfunc.o"));
+    let names: Vec<&str> = o.externs.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["bpf_rcu_read_lock", "bpf_rcu_read_unlock"]);
+    assert!(o.externs.iter().all(|e| e.kind == ExternKind::Kfunc));
+    let p = &o.programs[0];
+    assert_eq!(p.extern_refs.len(), 2);
+    for r in &p.extern_refs {
+        assert_eq!(p.insns[r.insn_idx].code, 0x85);
+        assert_eq!(p.insns[r.insn_idx].src_reg, 2);
+    }
+}
+
+#[test]
 fn unsupported_features_are_named() {
-    let e = Object::open(local("extern_kconfig.o")).unwrap_err();
-    assert!(
-        matches!(e.kind, ObjErrorKind::ExternNotSupported { .. }),
-        "{e}"
-    );
-    assert_eq!(
-        e.kind.to_string(),
-        "extern variable 'LINUX_KERNEL_VERSION' in .kconfig is not supported yet"
-    );
-    assert!(e.to_string().contains("extern_kconfig.o"), "{e}");
-    let e = Object::open(local("kfunc.o")).unwrap_err();
-    assert_eq!(
-        e.kind.to_string(),
-        "kfunc calls not supported yet: bpf_rcu_read_lock"
-    );
     let e = Object::open(local("static_prog.o")).unwrap_err();
     assert!(
         e.to_string().contains("'hidden_entry'") && e.to_string().contains("'xdp'"),

@@ -70,6 +70,9 @@ struct Frame {
     subprog: usize,
     /// Callback frames return to the helper call (bpf_loop) and must return 0 or 1.
     callback: bool,
+    /// A callback frame: how many times the callback has run on this path
+    /// (bpf_loop runs it at most R1 times: the kernel's callback_depth).
+    cb_iters: u32,
 }
 
 impl Frame {
@@ -95,6 +98,9 @@ struct State {
     /// The spin lock held: (map id, id of the map value register it was
     /// taken through), `active_lock`.
     active_lock: Option<(u32, u32)>,
+    /// Callback iterations entered on this path (`callback_unroll_depth`):
+    /// a state of the next iteration is no repeat of this one's.
+    cb_unroll: u32,
 }
 
 impl State {
@@ -128,6 +134,10 @@ impl State {
     }
 }
 
+/// A callback's first registers, the caller's state at its last entry, and
+/// how many times the helper runs it at most.
+type CallbackInit = (Box<[Reg; 11]>, Box<State>, u64);
+
 struct Checkpoint {
     state: Option<State>,
     /// Live paths descending from this checkpoint.
@@ -143,6 +153,10 @@ struct Checkpoint {
     seg: precise::HistList,
     /// Every scalar here and above is already precise.
     all_precise: bool,
+    /// The outermost iterator loop head (a checkpoint at an iterator's
+    /// `next`) this state's safety was proven against while that head was
+    /// still being explored.
+    loop_entry: Option<usize>,
 }
 
 struct Pending {
@@ -233,10 +247,17 @@ pub struct Verifier<'a> {
     /// For the error report: the instruction being checked.
     cur_insn: usize,
     /// A callback frame's argument registers, by the helper call's instruction.
-    callback_init: HashMap<usize, Box<[Reg; 11]>>,
+    /// (and the caller's state when it was last entered, for widening; and
+    /// how many times the helper runs it at most).
+    callback_init: HashMap<usize, CallbackInit>,
     /// Entries of subprograms called back by helpers: iterations there
     /// converge against checkpoints still being explored.
     callback_entries: std::collections::HashSet<usize>,
+    /// Global functions called so far (subprogram indices, in call order),
+    /// each verified on its own after the main program.
+    global_called: Vec<usize>,
+    /// The global function being verified on its own, if any.
+    in_global: Option<usize>,
     started: std::time::Instant,
     /// Instructions this path executed since its last checkpoint.
     history: precise::HistList,
@@ -296,6 +317,8 @@ impl<'a> Verifier<'a> {
             cur_insn: 0,
             callback_init: HashMap::new(),
             callback_entries: Default::default(),
+            global_called: Vec::new(),
+            in_global: None,
             started: std::time::Instant::now(),
             history: None,
             cur_parent: None,
@@ -405,6 +428,10 @@ impl<'a> Verifier<'a> {
             ));
         }
         let cfg = check_cfg(self.insns, self.privileged())?;
+        if self.opts.func_info.is_empty() {
+            check_abnormal_return(&cfg)
+                .map_err(|reason| (VerifierError::Invalid { reason }, None))?;
+        }
         self.stack_depth = vec![0; cfg.subprogs.len()];
         if self.opts.log_level & 2 != 0 {
             for (i, s) in cfg.subprogs.iter().enumerate() {
@@ -430,6 +457,7 @@ impl<'a> Verifier<'a> {
         }
         self.cfg = Some(cfg);
         self.do_check()?;
+        self.check_global_funcs()?;
         self.check_max_stack_depth()?;
         self.check_tail_call_maps()?;
         Ok(())
@@ -613,18 +641,26 @@ impl<'a> Verifier<'a> {
                 callsite: usize::MAX,
                 subprog: 0,
                 callback: false,
+                cb_iters: 0,
             }],
             refs: Vec::new(),
             may_goto_depth: 0,
             active_lock: None,
+            cb_unroll: 0,
         }
     }
 
     fn do_check(&mut self) -> Result<(), Fail> {
-        let mut st = self.initial_state();
+        let st = self.initial_state();
+        self.do_check_from(0, st)
+    }
+
+    /// Explores every path from `entry` in state `st` (the main program, or
+    /// a global function verified on its own).
+    fn do_check_from(&mut self, entry: usize, mut st: State) -> Result<(), Fail> {
         if self.logging() {
-            self.scratched_regs = (1 << 1) | (1 << 10);
-            self.print_insn_state(&st.clone(), 0);
+            self.scratched_regs = 0x7fe;
+            self.print_insn_state(&st.clone(), entry);
         }
         // The root checkpoint: parent of everything.
         self.checkpoints.push(Checkpoint {
@@ -633,14 +669,15 @@ impl<'a> Verifier<'a> {
             parent: None,
             hit: 0,
             miss: 0,
-            pc: 0,
+            pc: entry,
             fp: 0,
             seg: None,
             all_precise: false,
+            loop_entry: None,
         });
-        let mut parent = Some(0usize);
-        let mut pc = 0usize;
-        let mut prev = 0usize;
+        let mut parent = Some(self.checkpoints.len() - 1);
+        let mut pc = entry;
+        let mut prev = entry;
         let mut from_branch: Option<usize> = None;
         loop {
             // Paths end at exit (None) or continue at a new pc.
@@ -674,9 +711,13 @@ impl<'a> Verifier<'a> {
                 break;
             }
             cp = c.parent;
+            let le = c.loop_entry;
+            let (has_state, pc, fp) = (c.state.is_some(), c.pc, c.fp);
+            if let (Some(p), Some(le)) = (cp, le) {
+                self.note_loop_entry(Some(p), le);
+            }
             // Every path below is safe: the state may now prune others.
-            if c.state.is_some() {
-                let (pc, fp) = (c.pc, c.fp);
+            if has_state {
                 self.explored.entry(pc).or_default().push(i);
                 if let Some(n) = self.in_progress_at.get_mut(&pc) {
                     *n = n.saturating_sub(1);
@@ -685,6 +726,19 @@ impl<'a> Verifier<'a> {
                     v.retain(|&x| x != i);
                 }
             }
+        }
+    }
+
+    /// `update_loop_entry`: checkpoint `cp` depends on iterator loop head
+    /// `head`; the outermost head (the oldest checkpoint) wins.
+    fn note_loop_entry(&mut self, cp: Option<usize>, head: usize) {
+        let Some(c) = cp else { return };
+        if c == head {
+            return;
+        }
+        let cur = &mut self.checkpoints[c].loop_entry;
+        if cur.is_none_or(|le| head < le) {
+            *cur = Some(head);
         }
     }
 
@@ -763,7 +817,7 @@ impl<'a> Verifier<'a> {
                 ));
             }
             self.insns_since_ckpt += 1;
-            if self.cfg().prune_point[*pc] {
+            if self.cfg().prune_point[*pc] || self.is_iter_next(*pc) {
                 match self.is_state_visited(st, *pc, parent)? {
                     Visit::Pruned(old) | Visit::LoopDone(old) => {
                         if let Some(ci) = old {
@@ -887,7 +941,12 @@ impl<'a> Verifier<'a> {
             for &ci in self.all_states.get(&pc).into_iter().flatten() {
                 let c = &self.checkpoints[ci];
                 if let Some(old) = c.state.as_ref() {
-                    if c.branches > 0 && subsumes(old, st, &live, false, exact) {
+                    // Only a later iteration's entry: a loop back to the
+                    // entry inside one iteration is the body's own loop.
+                    if c.branches > 0
+                        && old.cb_unroll != st.cb_unroll
+                        && subsumes(old, st, &live, false, exact)
+                    {
                         return Ok(Visit::Pruned(None));
                     }
                 }
@@ -913,23 +972,32 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
+        // An open-coded iterator's `next`: a state within one seen here
+        // before, even one still being explored, ends the loop (the kernel
+        // skips the infinite-loop check there).
+        let iter_next = self.is_iter_next(pc);
+        if iter_next {
+            if let Some(ci) = self.iter_next_converged(st, pc, &live) {
+                self.note_loop_entry(*parent, ci);
+                return Ok(Visit::Pruned(Some(ci)));
+            }
+        }
         // An exact repeat of a state still being explored is a loop without
         // progress.
-        // Inside a callback the helper bounds the iterations: a repeat of
-        // the previous iteration's state is expected there.
-        let in_callback = st.frames.iter().any(|f| f.callback);
-        let repeat = self
-            .in_progress
-            .get(&(pc, fp))
-            .filter(|_| !in_callback)
-            .and_then(|v| {
-                v.iter().copied().find(|&ci| {
-                    self.checkpoints[ci]
-                        .state
-                        .as_ref()
-                        .is_some_and(|old| states_exact(old, st))
-                })
-            });
+        // A callback's next iteration is no repeat of the previous one
+        // (their unroll depths differ), but a loop without progress inside
+        // one iteration is.
+        let repeat =
+            self.in_progress
+                .get(&(pc, fp))
+                .filter(|_| !iter_next)
+                .and_then(|v| {
+                    v.iter().copied().find(|&ci| {
+                        self.checkpoints[ci].state.as_ref().is_some_and(|old| {
+                            old.cb_unroll == st.cb_unroll && states_exact(old, st)
+                        })
+                    })
+                });
         if let Some(ci) = repeat {
             if self.logging() {
                 let old = self.checkpoints[ci]
@@ -954,11 +1022,21 @@ impl<'a> Verifier<'a> {
             let long = done.len() > EVICT_ABOVE;
             let mut evict = false;
             for &ci in done.iter().rev() {
+                // A state proven only up to an iterator loop still being
+                // explored prunes exact repeats only (the kernel's loop_entry).
+                let in_loop = self.checkpoints[ci]
+                    .loop_entry
+                    .is_some_and(|le| self.checkpoints[le].branches > 0);
                 let c = &mut self.checkpoints[ci];
                 let Some(old) = c.state.as_ref() else {
                     continue;
                 };
-                if subsumes(old, st, &live, loose, exact) {
+                let covered = if in_loop {
+                    states_exact(old, st)
+                } else {
+                    subsumes(old, st, &live, loose, exact)
+                };
+                if covered {
                     c.hit += 1;
                     return Ok(Visit::Pruned(Some(ci)));
                 }
@@ -983,6 +1061,7 @@ impl<'a> Verifier<'a> {
         let looping = self.in_progress_at.get(&pc).copied().unwrap_or(0) > 0;
         let add_new_state = callback_entry
             || is_may_goto
+            || iter_next
             || (self.jmps_since_ckpt >= 2 && self.insns_since_ckpt >= 8)
                 && !(looping && self.jmps_since_ckpt < 20 && self.insns_since_ckpt < 100);
         // Unprivileged programs get a hard cap per instruction, as in the kernel.
@@ -1003,6 +1082,7 @@ impl<'a> Verifier<'a> {
                 fp,
                 seg: std::mem::take(&mut self.history),
                 all_precise: false,
+                loop_entry: None,
             });
             // The path now lives under the new checkpoint instead of its parent.
             *parent = Some(idx);
@@ -1136,7 +1216,7 @@ impl<'a> Verifier<'a> {
                 self.jmps_since_ckpt += 1;
                 match d.op {
                     Op::CallLocal => self.check_local_call(st, pc, d),
-                    Op::CallKfunc => self.err(call_err("calling kernel function is not allowed")),
+                    Op::CallKfunc => self.check_kfunc_call(st, pc, d, parent),
                     _ => match self.check_helper_call(st, pc, d, parent)? {
                         Some(entry) => Ok(Next::Go(entry)),
                         None => Ok(Next::Go(next)),
@@ -1214,6 +1294,11 @@ fn subsumes(old: &State, cur: &State, live: &[u16], loose: bool, exact: bool) ->
         if fo.callsite != fc.callsite || fo.callback != fc.callback {
             return false;
         }
+        // A state with fewer callback iterations left covers no state with
+        // more.
+        if fo.cb_iters > fc.cb_iters {
+            return false;
+        }
         let mask = live.get(fi).copied().unwrap_or(0x7ff);
         for (ri, (ro, rc)) in fo.regs.iter().zip(&fc.regs).enumerate() {
             // A register no path reads before writing cannot matter.
@@ -1264,9 +1349,13 @@ fn states_exact(old: &State, cur: &State) -> bool {
     }
     // Precision marks say how much a value mattered, not what it is.
     let reg_eq = |a: &Reg, b: &Reg| {
-        let mut x = a.clone();
-        x.precise = b.precise;
-        x == *b
+        if a.precise == b.precise {
+            a == b
+        } else {
+            let mut x = a.clone();
+            x.precise = b.precise;
+            x == *b
+        }
     };
     let slot_eq = |a: &Slot, b: &Slot| a.ty == b.ty && reg_eq(&a.spill, &b.spill);
     old.frames.iter().zip(&cur.frames).all(|(a, b)| {
@@ -1331,6 +1420,7 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool, exact: bool) ->
                 && old.frameno == cur.frameno
                 && old.mem_size == cur.mem_size
                 && old.subprog == cur.subprog
+                && old.kf.same_kind(&cur.kf)
                 && (old.range == cur.range || (old.range >= 0 && old.range <= cur.range))
                 && old.range_contains(cur)
                 && idmap.check(old.id, cur.id)
@@ -1340,6 +1430,10 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool, exact: bool) ->
 }
 
 fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool, exact: bool) -> bool {
+    let special = |s: &Slot| s.ty[0] == kfunc::STACK_ITER || s.ty[0] == kfunc::STACK_DYNPTR;
+    if special(old) || special(cur) {
+        return special(old) && kfunc::special_slot_safe(old, cur, idmap);
+    }
     let old_spill = old.ty.contains(&STACK_SPILL);
     if old_spill {
         // The same bytes must hold a covered spill.
@@ -1373,6 +1467,26 @@ mod alu;
 mod calls;
 mod ctx;
 mod jumps;
+mod kfunc;
 mod map_ptr;
 mod mem;
 mod precise;
+
+/// Without BTF the kernel refuses subprograms that may leave the program
+/// abnormally (LD_ABS/LD_IND, tail calls): their exits need the BTF
+/// prototype.
+fn check_abnormal_return(cfg: &Cfg) -> Result<(), String> {
+    for (pc, d) in cfg.dec.iter().enumerate() {
+        let Some(d) = d else { continue };
+        if cfg.subprog_of[pc] == 0 {
+            continue;
+        }
+        if matches!(d.op.shape(), Shape::LdAbs | Shape::LdInd) {
+            return Err("LD_ABS is not allowed in subprogs without BTF".into());
+        }
+        if d.op == Op::Call && d.src == 0 && d.imm32() == 12 {
+            return Err("tail_call is not allowed in subprogs without BTF".into());
+        }
+    }
+    Ok(())
+}

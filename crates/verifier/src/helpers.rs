@@ -2,7 +2,9 @@
 //! call which helper: read from the helper registry in bpfvm-isa
 //! ([`bpfvm_isa::helpers`]), which the disassemblers and the runtime read too.
 
-pub use bpfvm_isa::helpers::{helper, Arg, Cap, Effect, HelperDef, Proto, Ret, HELPER_NAMES};
+pub use bpfvm_isa::helpers::{
+    helper, Arg, Cap, Effect, HelperDef, Proto, Ret, SockKind, HELPER_NAMES,
+};
 
 /// The prototype of helper `id` (its first row), if the verifier models it.
 pub fn proto(id: i32) -> Option<Proto> {

@@ -24,6 +24,8 @@
 pub mod cfg;
 pub mod check;
 pub mod helpers;
+pub mod kfuncs;
+pub mod maphelpers;
 pub mod prog;
 pub mod reg;
 pub mod tnum;
@@ -106,6 +108,14 @@ pub struct VerifierOpts {
     /// Instructions processed before "BPF program is too large" (the kernel's
     /// BPF_COMPLEXITY_LIMIT_INSNS, 1,000,000); fuzzers lower it.
     pub complexity_limit: u64,
+    /// The global functions among the program's subprograms (BTF linkage
+    /// `BTF_FUNC_GLOBAL`): verified on their own, with arguments typed by
+    /// their BTF prototype, as the kernel verifies them.
+    pub global_funcs: Vec<GlobalFunc>,
+    /// Sizes of the structs the program's BTF declares, by name: loads
+    /// through kernel-object pointers kfuncs return are checked against
+    /// them (the object's own copy of the kernel's layout).
+    pub btf_structs: Vec<(String, u32)>,
 }
 
 impl Default for VerifierOpts {
@@ -124,8 +134,35 @@ impl Default for VerifierOpts {
             prog_flags: 0,
             func_non_scalar_return: Vec::new(),
             complexity_limit: 1_000_000,
+            global_funcs: Vec::new(),
+            btf_structs: Vec::new(),
         }
     }
+}
+
+/// A global function: where it starts, its name and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalFunc {
+    pub insn_idx: u32,
+    pub name: String,
+    /// `Err`: why its prototype is not supported (calls of it are refused).
+    pub args: Result<Vec<GlobalArg>, String>,
+    /// It returns `void` (R0 need not be set at its exit).
+    pub ret_void: bool,
+}
+
+/// How a global function's argument is typed (`btf_prepare_func_args`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GlobalArg {
+    /// An integer or enum (`ARG_ANYTHING`).
+    Scalar,
+    /// The program's context (`arg:ctx` or the context's type).
+    Ctx,
+    /// `size` bytes of memory, or NULL unless tagged `arg:nonnull`.
+    Mem { size: u32, nullable: bool },
+    /// `arg:trusted`: a trusted pointer to the kernel object
+    /// ([`kfuncs::Obj`] number `obj`), or NULL with `arg:nullable`.
+    Trusted { obj: u8, nullable: bool },
 }
 
 /// The closing statistics line's numbers.

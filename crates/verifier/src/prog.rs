@@ -95,6 +95,8 @@ pub const BPF_TRACE_KPROBE_SESSION: u32 = 56;
 pub enum CtxField {
     Scalar,
     Ptr(RegType),
+    /// A pointer that may be NULL (`PTR_TO_SOCKET_OR_NULL`, `skb->sk`).
+    PtrOrNull(RegType),
     /// An access the kernel allows to something bpfvm's verifier does not model
     /// yet (a socket or BTF-typed kernel object behind a pointer field, memory
     /// before a tracepoint's record): refused, naming it.
@@ -175,8 +177,7 @@ fn skb_common(a: &CtxAccess) -> Option<CtxField> {
     } else if within(off, SKB_TSTAMP, 8) {
         size == 8
     } else if within(off, SKB_SK, 8) {
-        return (!write && size == 8)
-            .then_some(CtxField::Unmodelled("the sock_common_or_null pointer"));
+        return (!write && size == 8).then_some(CtxField::PtrOrNull(RegType::SockCommon));
     } else if (SKB_TSTAMP_TYPE..SKB_HWTSTAMP).contains(&off) {
         // tstamp_type is the tc types' own; the rest is padding.
         false
@@ -411,7 +412,7 @@ fn sock_addr(a: &CtxAccess) -> Option<CtxField> {
                 };
             ok.then_some(CtxField::Scalar)
         }
-        64..=71 => (!a.write && size == 8).then_some(CtxField::Unmodelled("the sock pointer")),
+        64..=71 => (!a.write && size == 8).then_some(CtxField::Ptr(RegType::Sock)),
         // user_family, family, type, protocol
         0..=3 | 28..=39 => (!a.write && size == 4).then_some(CtxField::Scalar),
         _ => None,
@@ -431,7 +432,7 @@ fn sock_ops(a: &CtxAccess) -> Option<CtxField> {
     match off {
         // bytes_received, bytes_acked, skb_hwtstamp
         168..=183 | 216..=223 => (size == 8).then_some(CtxField::Scalar),
-        184..=191 => (size == 8).then_some(CtxField::Unmodelled("the sock_or_null pointer")),
+        184..=191 => (size == 8).then_some(CtxField::PtrOrNull(RegType::Sock)),
         192..=199 => (size == 8).then_some(CtxField::Ptr(RegType::Packet)),
         200..=207 => (size == 8).then_some(CtxField::Ptr(RegType::PacketEnd)),
         // skb_tcp_flags
@@ -449,7 +450,7 @@ fn sk_msg(a: &CtxAccess) -> Option<CtxField> {
     match off {
         0..=7 => (size == 8).then_some(CtxField::Ptr(RegType::Packet)),
         8..=15 => (size == 8).then_some(CtxField::Ptr(RegType::PacketEnd)),
-        72..=79 => (size == 8).then_some(CtxField::Unmodelled("the sock pointer")),
+        72..=79 => (size == 8).then_some(CtxField::Ptr(RegType::Sock)),
         // family, remote/local ip4 and ip6, ports, size
         16..=71 => (size == 4).then_some(CtxField::Scalar),
         _ => None,
@@ -466,8 +467,8 @@ fn sk_reuseport(a: &CtxAccess) -> Option<CtxField> {
         0 => (size == 8).then_some(CtxField::Ptr(RegType::Packet)),
         8 => (size == 8).then_some(CtxField::Ptr(RegType::PacketEnd)),
         32 => (size == 4).then_some(CtxField::Scalar),
-        40 => (size == 8).then_some(CtxField::Unmodelled("the sock pointer")),
-        48 => (size == 8).then_some(CtxField::Unmodelled("the sock_common_or_null pointer")),
+        40 => (size == 8).then_some(CtxField::Ptr(RegType::Sock)),
+        48 => (size == 8).then_some(CtxField::PtrOrNull(RegType::SockCommon)),
         // eth_protocol is a 16-bit skb field: no single-byte loads.
         20..=23 if size < 2 => None,
         // eth_protocol, ip_protocol, bind_inany, len
@@ -483,7 +484,7 @@ fn sk_lookup(a: &CtxAccess) -> Option<CtxField> {
         return None;
     }
     match off {
-        0..=7 => (size == 8).then_some(CtxField::Unmodelled("the sock_or_null pointer")),
+        0..=7 => (size == 8).then_some(CtxField::PtrOrNull(RegType::Sock)),
         // remote_port: 4-byte loads kept for old programs; the 2 bytes after
         // it are zero padding programs may read.
         36..=37 => (size == 4 || narrow_ok(size, 2)).then_some(CtxField::Scalar),
@@ -509,7 +510,7 @@ fn sockopt(a: &CtxAccess) -> Option<CtxField> {
         return ok.then_some(CtxField::Scalar);
     }
     match off {
-        0..=7 => (size == 8).then_some(CtxField::Unmodelled("the sock pointer")),
+        0..=7 => (size == 8).then_some(CtxField::Ptr(RegType::Sock)),
         8..=15 => (size == 8).then_some(CtxField::Ptr(RegType::Packet)),
         16..=23 => (size == 8).then_some(CtxField::Ptr(RegType::PacketEnd)),
         36 if a.attach != BPF_CGROUP_GETSOCKOPT => None,

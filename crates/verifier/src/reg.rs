@@ -35,6 +35,25 @@ pub enum RegType {
     /// `struct bpf_flow_keys` of a flow dissector program.
     #[doc(alias = "PTR_TO_FLOW_KEYS")]
     FlowKeys,
+    /// `PTR_TO_BTF_ID`: a kernel object (`task_struct`, the kernel's
+    /// context); which one and how trusted is in [`Reg::kf`].
+    #[doc(alias = "PTR_TO_BTF_ID")]
+    BtfId,
+    /// `PTR_TO_MEM`: `mem_size` bytes (kfunc results, dynptr slices).
+    #[doc(alias = "PTR_TO_MEM")]
+    Mem,
+    /// `PTR_TO_SOCK_COMMON`: `struct bpf_sock`'s common part (`skb->sk`).
+    #[doc(alias = "PTR_TO_SOCK_COMMON")]
+    SockCommon,
+    /// `PTR_TO_SOCKET`: a full `struct bpf_sock`.
+    #[doc(alias = "PTR_TO_SOCKET")]
+    Sock,
+    /// `PTR_TO_TCP_SOCK`: `struct bpf_tcp_sock`.
+    #[doc(alias = "PTR_TO_TCP_SOCK")]
+    TcpSock,
+    /// `PTR_TO_XDP_SOCK`: `struct bpf_xdp_sock` (an xskmap element).
+    #[doc(alias = "PTR_TO_XDP_SOCK")]
+    XdpSock,
 }
 
 impl RegType {
@@ -54,8 +73,16 @@ impl RegType {
             RegType::RingbufMem => "ringbuf_mem",
             RegType::Func => "func",
             RegType::FlowKeys => "flow_keys",
+            RegType::BtfId => "ptr_",
+            RegType::Mem => "mem",
+            RegType::SockCommon => "sock_common",
+            RegType::Sock => "sock",
+            RegType::TcpSock => "tcp_sock",
+            RegType::XdpSock => "xdp_sock",
         };
-        if maybe_null {
+        if maybe_null && self == RegType::BtfId {
+            "ptr_or_null_".to_string()
+        } else if maybe_null {
             format!("{base}_or_null")
         } else {
             base.to_string()
@@ -66,6 +93,13 @@ impl RegType {
     }
     pub fn is_ptr(self) -> bool {
         !matches!(self, RegType::NotInit | RegType::Scalar)
+    }
+    /// `type_is_sk_pointer`
+    pub fn is_sock(self) -> bool {
+        matches!(
+            self,
+            RegType::SockCommon | RegType::Sock | RegType::TcpSock | RegType::XdpSock
+        )
     }
 }
 
@@ -104,6 +138,9 @@ pub struct Reg {
     /// A scalar whose exact bounds some safety decision depended on: pruning
     /// compares it; an imprecise scalar matches any scalar.
     pub precise: bool,
+    /// Kfunc-related type information: the object of a `PTR_TO_BTF_ID`,
+    /// or the iterator / dynptr a special stack slot holds.
+    pub kf: crate::kfuncs::KfInfo,
 }
 
 impl Default for Reg {
@@ -142,6 +179,7 @@ impl Reg {
             frameno: 0,
             subprog: 0,
             precise: false,
+            kf: crate::kfuncs::KfInfo::NONE,
         }
     }
 
@@ -485,7 +523,11 @@ pub fn reg_text(r: &Reg, cur_frame: u8, map_info: &dyn Fn(u32) -> (String, u32, 
     if r.ty == RegType::Scalar && r.is_const() {
         return snum(r.var_off.value as i64);
     }
-    let mut s = r.ty.name(r.maybe_null);
+    let mut s = if r.ty == RegType::BtfId {
+        crate::kfuncs::btf_ptr_name(r)
+    } else {
+        r.ty.name(r.maybe_null)
+    };
     if r.ty == RegType::Stack {
         if r.frameno != cur_frame {
             s.push_str(&format!("[{}]", r.frameno));
@@ -523,7 +565,7 @@ pub fn reg_text(r: &Reg, cur_frame: u8, map_info: &dyn Fn(u32) -> (String, u32, 
             }
         ));
     }
-    if r.ty == RegType::RingbufMem {
+    if matches!(r.ty, RegType::RingbufMem | RegType::Mem) {
         f.push(format!("sz={}", r.mem_size));
     }
     if r.is_const() {

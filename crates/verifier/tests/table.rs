@@ -89,6 +89,16 @@ pub fn maps() -> Vec<MapDesc> {
         m(5, BPF_MAP_TYPE_RINGBUF, 0, 0, 4096, 0, false, "rb"),
         m(6, BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4, 0, false, "jmp"),
         m(7, BPF_MAP_TYPE_QUEUE, 0, 4, 8, 0, false, "queue"),
+        // Two maps of maps with different templates (katran's pattern).
+        MapDesc {
+            inner: Some(Box::new(m(0, BPF_MAP_TYPE_ARRAY, 4, 8, 1, 0, false, "in8"))),
+            ..m(8, BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, 1, 0, false, "outer8")
+        },
+        MapDesc {
+            inner: Some(Box::new(m(0, BPF_MAP_TYPE_HASH, 4, 1, 1, 0, false, "in1"))),
+            ..m(9, BPF_MAP_TYPE_HASH_OF_MAPS, 4, 4, 1, 0, false, "outer1")
+        },
+        m(10, BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4, 0, false, "jmp2"),
     ]
 }
 
@@ -272,6 +282,12 @@ pub fn cases() -> Vec<Case> {
         c("mov32_ptr_privileged", XDP, "mov32 %r0, %r10; exit", None),
         c("stack_var_offset_in_range", XDP, "ldxw %r2, [%r1+12]; and %r2, 7; mov %r3, %r10; add %r3, -16; add %r3, %r2; stb [%r3+0], 1; mov %r0, 0; exit", None),
         c("map_value_var_helper_size", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "mov %r1, %r0; ldxw %r2, [%r6+12]; and %r2, 7; add %r2, 1; call 6; exit"]), None),
+        // An inner map spilled, then another map of maps looked up: the
+        // filled pointer keeps its own template (value_size 8, not 1).
+        c("map_in_map_templates_kept_apart", XDP, &j(&["stw [%r10-4], 0; mov %r2, %r10; add %r2, -4; lddw %r1, map:8; call 1; jeq %r0, 0, out; stxdw [%r10-16], %r0",
+            "mov %r2, %r10; add %r2, -4; lddw %r1, map:9; call 1; jeq %r0, 0, out; mov %r1, %r0; mov %r2, %r10; add %r2, -4; call 1; jeq %r0, 0, out; ldxb %r3, [%r0+0]",
+            "ldxdw %r1, [%r10-16]; mov %r2, %r10; add %r2, -4; call 1; jeq %r0, 0, out; ldxdw %r0, [%r0+0]", OUT]), None),
+        c("map_in_map_inner_value_size", XDP, &j(&["stw [%r10-4], 0; mov %r2, %r10; add %r2, -4; lddw %r1, map:9; call 1; jeq %r0, 0, out; mov %r1, %r0; mov %r2, %r10; add %r2, -4; call 1; jeq %r0, 0, out; ldxh %r0, [%r0+0]", OUT]), Some("R0 min value is outside of the allowed memory range")),
         // ---- refused: control flow
         c("no_exit", XDP, "mov %r0, 0", Some("last insn is not an exit or jmp")),
         c("unreachable", XDP, "mov %r0, 0; exit; mov %r0, 1; exit", Some("unreachable insn 2")),
@@ -322,6 +338,16 @@ pub fn cases() -> Vec<Case> {
         c("nullable_arith", XDP, &j(&[LOOKUP_HASH, "add %r0, 8; mov %r0, 0; exit"]), Some("R0 pointer arithmetic on map_value_or_null prohibited, null-check it first")),
         nk(c("bad_map_id", XDP, "lddw %r1, map:99; mov %r0, 0; exit", Some("fd 99 is not pointing to valid bpf_map"))),
         c("lookup_ringbuf", XDP, &j(&["stw [%r10-4], 0; mov %r2, %r10; add %r2, -4; lddw %r1, map:5; call 1; mov %r0, 0; exit"]), Some("invalid zero-sized read")),
+        // A tail call in the program itself does not come back if taken, so
+        // packet pointers stay; one in a subprogram needs BTF (and drops the
+        // callers' packet pointers: see the fuzzing crate's patterns).
+        c("tail_call_main_keeps_pkt", XDP, "mov %r6, %r1; ldxw %r7, [%r6+0]; ldxw %r3, [%r6+4]; mov %r4, %r7; add %r4, 8; jgt %r4, %r3, out; mov %r1, %r6; lddw %r2, map:6; mov %r3, 0; call 12; ldxb %r0, [%r7+7]; out: mov %r0, 0; exit", None),
+        c("tail_call_subprog_without_btf", XDP, "call local f; exit; f: lddw %r2, map:6; mov %r3, 0; call 12; mov %r0, 0; exit", Some("tail_call is not allowed in subprogs without BTF")),
+        c("ld_abs_subprog_without_btf", SK, "mov %r6, %r1; call local f; exit; f: ldabsb 12; exit", Some("LD_ABS is not allowed in subprogs without BTF")),
+        // Unprivileged, one prog_array per tail call (the fixups mask the
+        // index with that map's size).
+        unpriv("tail_call_two_maps_unpriv", SK, "ldxw %r6, [%r1+8]; jne %r6, 0, a; lddw %r2, map:6; ja b; a: lddw %r2, map:10; b: mov %r3, 0; call 12; mov %r0, 0; exit", Some("tail_call abusing map_ptr")),
+        unpriv("tail_call_same_map_unpriv", SK, "ldxw %r6, [%r1+8]; jne %r6, 0, a; lddw %r2, map:6; ja b; a: lddw %r2, map:6; b: mov %r3, 0; call 12; mov %r0, 0; exit", None),
         c("tail_call_wrong_map", XDP, "lddw %r2, map:1; mov %r3, 0; call 12; mov %r0, 0; exit", Some("expected prog array map for tail call")),
         // ---- refused: helper arguments
         c("lookup_scalar_map", XDP, "mov %r1, 0; mov %r2, %r10; add %r2, -4; stw [%r10-4], 0; call 1; exit", Some("R1 type=scalar expected=map_ptr")),
@@ -506,10 +532,25 @@ fn table() {
     let mut unpriv_checked = 0;
     for k in &cases {
         let insns = build(&k.src);
+        // Callbacks need BTF func_info (each subprogram's start).
+        let func_info = if k.src.contains("fn:") {
+            std::iter::once((0, "main".to_string()))
+                .chain(
+                    insns
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.code == 0x18 && x.src_reg == 4)
+                        .map(|(i, x)| ((i as i64 + 1 + x.imm as i64) as u32, format!("cb{i}"))),
+                )
+                .collect()
+        } else {
+            Vec::new()
+        };
         let opts = VerifierOpts {
             prog_type: k.prog_type,
             privileged: k.privileged,
             log_level: 1,
+            func_info,
             ..Default::default()
         };
         let r = verify(&insns, &lookup, &opts);

@@ -1035,6 +1035,15 @@ impl Btf {
         off
     }
 
+    /// Sets a `FUNC`'s linkage (`BTF_FUNC_STATIC` 0, `GLOBAL` 1, `EXTERN` 2).
+    pub fn set_func_linkage(&mut self, type_id: u32, linkage: u16) {
+        if let Some(t) = self.type_by_id_mut(type_id) {
+            if t.kind() == BtfKind::Func {
+                t.func_linkage = linkage;
+            }
+        }
+    }
+
     /// Appends a type and returns its id. References are not checked here;
     /// [`Btf::parse`] of [`Btf::to_bytes`] does that.
     pub fn add_type(&mut self, t: BtfType) -> u32 {

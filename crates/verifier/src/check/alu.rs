@@ -512,6 +512,8 @@ impl Verifier<'_> {
                 | RegType::PacketMeta
                 | RegType::RingbufMem
                 | RegType::FlowKeys
+                | RegType::BtfId
+                | RegType::Mem
         );
         if !type_ok {
             return self.err(unsafe_(format!(

@@ -8,6 +8,8 @@ use super::*;
 const MAX_VAR_SIZE: u64 = 1 << 29;
 const BPF_FUNC_SPIN_LOCK: i32 = 93;
 const BPF_FUNC_SPIN_UNLOCK: i32 = 94;
+/// bpf_loop counts up to this are verified iteration by iteration.
+const CB_BRUTE_FORCE: u64 = 32;
 const MEM_TYPES: &str =
     "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_";
 const KEY_TYPES: &str = MEM_TYPES;
@@ -18,6 +20,12 @@ fn helper_name(id: i32) -> String {
         .and_then(|i| HELPER_NAMES.get(i))
         .map(|s| s.to_string())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The verifier's id for the inner map template of map of maps `outer`
+/// (map ids the runtime hands out stay below 2^31).
+fn inner_map_id(outer: u32) -> u32 {
+    outer | 1 << 31
 }
 
 #[derive(Default)]
@@ -36,6 +44,8 @@ struct Meta {
     msize_max: u64,
     func: Option<u32>,
     key_reg: Option<Reg>,
+    /// The reference of a socket argument (what a pointer cast keeps).
+    ref_obj_id: u32,
 }
 
 impl Verifier<'_> {
@@ -69,7 +79,18 @@ impl Verifier<'_> {
                 self.opts.expected_attach_type,
                 self.privileged(),
             ) {
-                Ok(p) => p,
+                // The registry says whether the type may call it; the map,
+                // socket and kernel-object helpers have their prototypes in
+                // maphelpers (per program type).
+                Ok(p) => crate::maphelpers::proto(id, self.opts.prog_type, self.privileged())
+                    .unwrap_or(p),
+                Err(Refusal::Unmodelled)
+                    if crate::maphelpers::proto(id, self.opts.prog_type, self.privileged())
+                        .is_some() =>
+                {
+                    crate::maphelpers::proto(id, self.opts.prog_type, self.privileged())
+                        .expect("checked")
+                }
                 Err(Refusal::Invalid) => {
                     return self.err(invalid(format!("invalid func {name}#{id}")))
                 }
@@ -103,29 +124,34 @@ impl Verifier<'_> {
         }
         // Map and helper must go together.
         if let Some(m) = &meta.map {
-            let ok = match m.map_type {
-                BPF_MAP_TYPE_RINGBUF => matches!(id, 130..=134),
-                BPF_MAP_TYPE_PROG_ARRAY => id == 12,
-                BPF_MAP_TYPE_QUEUE | BPF_MAP_TYPE_STACK => matches!(id, 87..=89 | 2),
-                _ => true,
-            };
-            let ok = ok
-                && match id {
-                    130..=134 => m.map_type == BPF_MAP_TYPE_RINGBUF,
-                    12 => m.map_type == BPF_MAP_TYPE_PROG_ARRAY,
-                    87..=89 => matches!(m.map_type, BPF_MAP_TYPE_QUEUE | BPF_MAP_TYPE_STACK),
-                    51 => matches!(m.map_type, 14 | 17 | 16),
-                    _ => true,
-                };
-            if !ok && id == 12 {
-                return self.err(invalid("expected prog array map for tail call"));
+            let compat = crate::maphelpers::map_func_compat(
+                m.map_type,
+                id,
+                &name,
+                self.opts.prog_type,
+                self.opts.expected_attach_type,
+            );
+            if let Err(msg) = compat {
+                let note = crate::maphelpers::map_func_note(
+                    m.map_type,
+                    id,
+                    self.opts.prog_type,
+                    self.opts.expected_attach_type,
+                );
+                if let (Some(n), true) = (note, self.logging()) {
+                    self.log.push_str(n);
+                    self.log.push('\n');
+                }
+                if id == 12 {
+                    return self.err(invalid("expected prog array map for tail call"));
+                }
+                return self.err(invalid(msg));
             }
-            if !ok {
-                return self.err(call_err(format!(
-                    "cannot pass map_type {} into func {name}#{id}",
-                    m.map_type
-                )));
-            }
+        }
+        if crate::maphelpers::never_null(id) && !st.reg(2).is_null_const() {
+            return self.err(invalid(
+                "get_local_storage() doesn't support non-zero flags",
+            ));
         }
         if p.effect == Effect::TailCall {
             if let Some(m) = &meta.map {
@@ -156,9 +182,19 @@ impl Verifier<'_> {
                 }
             });
         }
-        if p.changes_pkt() {
+        // A tail call from a subprogram may run a program that changes the
+        // packet and then return to the subprogram's callers: their packet
+        // pointers go (the kernel's, since 6.13). The subprogram's own stay,
+        // and a tail call in the program itself does not return if taken.
+        let tail_in_sub = p.effect == Effect::TailCall && st.frames.len() > 1;
+        if p.effect == Effect::ChangesPkt || tail_in_sub {
             let privileged = self.privileged();
-            st.for_each_reg(|r| {
+            let keep = if tail_in_sub {
+                st.frames.len() - 1
+            } else {
+                usize::MAX
+            };
+            let clear = |r: &mut Reg| {
                 if matches!(
                     r.ty,
                     RegType::Packet | RegType::PacketMeta | RegType::PacketEnd
@@ -169,7 +205,18 @@ impl Verifier<'_> {
                         Reg::not_init()
                     };
                 }
-            });
+            };
+            for (i, fr) in st.frames.iter_mut().enumerate() {
+                if i == keep {
+                    continue;
+                }
+                fr.regs.iter_mut().for_each(clear);
+                for sl in fr.stack.iter_mut() {
+                    if sl.ty.contains(&STACK_SPILL) {
+                        clear(&mut sl.spill);
+                    }
+                }
+            }
         }
         // Callbacks: run the callback body as a new frame now; the state
         // after zero iterations goes on the pending stack.
@@ -177,6 +224,17 @@ impl Verifier<'_> {
             Some(self.callback_frame(st, pc, id, &meta)?)
         } else {
             None
+        };
+        // bpf_loop runs the callback at most R1 times: a small known count
+        // is walked iteration by iteration, as the kernel does.
+        let cb_limit = if cb.is_some() && id == 181 {
+            let n = st.reg(1).umax.min(u32::MAX as u64);
+            if n <= CB_BRUTE_FORCE {
+                self.mark_precise(st, 1 << 1);
+            }
+            n
+        } else {
+            u64::MAX
         };
         for r in 1..=5u8 {
             *st.reg_mut(r) = Reg::not_init();
@@ -195,15 +253,72 @@ impl Verifier<'_> {
                 r.sync_bounds();
                 r
             }
+            // bpf_get_current_task_btf: a trusted task_struct.
+            Ret::Integer if id == 158 => super::kfunc::current_task_btf(),
             Ret::Integer => Reg::unknown(),
             Ret::Void => Reg::not_init(),
+            // Socket maps give the socket, referenced; xskmap its AF_XDP socket.
+            Ret::MapValueOrNull
+                if meta.map.as_ref().is_some_and(|m| {
+                    matches!(
+                        m.map_type,
+                        crate::maphelpers::BPF_MAP_TYPE_SOCKMAP
+                            | crate::maphelpers::BPF_MAP_TYPE_SOCKHASH
+                    )
+                }) =>
+            {
+                let mut r = Reg::ptr(RegType::Sock);
+                r.maybe_null = true;
+                self.new_id();
+                let rid = self.new_id();
+                r.id = rid;
+                r.ref_obj_id = rid;
+                st.refs.push((rid, pc));
+                r
+            }
+            Ret::MapValueOrNull
+                if meta
+                    .map
+                    .as_ref()
+                    .is_some_and(|m| m.map_type == crate::maphelpers::BPF_MAP_TYPE_XSKMAP) =>
+            {
+                let mut r = Reg::ptr(RegType::XdpSock);
+                r.maybe_null = true;
+                r.id = self.new_id();
+                r
+            }
+            Ret::SockOrNull(k) => {
+                let mut r = Reg::ptr(match k {
+                    crate::helpers::SockKind::SockCommon => RegType::SockCommon,
+                    crate::helpers::SockKind::Sock => RegType::Sock,
+                    crate::helpers::SockKind::TcpSock => RegType::TcpSock,
+                    crate::helpers::SockKind::BtfId => RegType::BtfId,
+                });
+                if let Some(o) = crate::maphelpers::skc_to_obj(id) {
+                    r.kf = crate::kfuncs::KfInfo::object(o, 0);
+                }
+                r.maybe_null = true;
+                r.id = self.new_id();
+                if crate::maphelpers::acquires(id) {
+                    let rid = self.new_id();
+                    r.id = rid;
+                    r.ref_obj_id = rid;
+                    st.refs.push((rid, pc));
+                } else if crate::maphelpers::is_ptr_cast(id) {
+                    r.ref_obj_id = meta.ref_obj_id;
+                }
+                r
+            }
             Ret::MapValueOrNull if meta.map.as_ref().is_some_and(|m| m.inner.is_some()) => {
-                let inner = meta
+                let mut inner = meta
                     .map
                     .as_ref()
                     .and_then(|m| m.inner.clone())
                     .map(|b| *b)
                     .unwrap_or_default();
+                // Each map of maps has its own template: key it by the outer
+                // map, so registers (and pruning) never mix two templates.
+                inner.id = inner_map_id(meta.map_reg);
                 let mut r = Reg::ptr(RegType::MapPtr);
                 r.map = inner.id;
                 r.maybe_null = true;
@@ -232,7 +347,8 @@ impl Verifier<'_> {
                 if !in_range || m.spin_lock_off.is_some() {
                     r.id = self.new_id();
                 }
-                r.maybe_null = !in_range;
+                // bpf_get_local_storage gives the storage itself.
+                r.maybe_null = !in_range && !crate::maphelpers::never_null(id);
                 r
             }
             Ret::RingbufMemOrNull => {
@@ -256,7 +372,10 @@ impl Verifier<'_> {
             self.push_branch(after, pc + 1, pc, *parent)?;
             // One iteration: the callback frame on top of the caller's.
             let entry = self.cfg().subprogs[frame.subprog];
-            self.callback_init.insert(pc, Box::new(frame.regs.clone()));
+            self.callback_init.insert(
+                pc,
+                (Box::new(frame.regs.clone()), Box::new(st.clone()), cb_limit),
+            );
             self.callback_entries.insert(entry);
             st.frames.push(frame);
             return Ok(Some(entry));
@@ -315,11 +434,11 @@ impl Verifier<'_> {
         None
     }
 
-    fn stack_frame_of(st: &State, reg: &Reg) -> usize {
+    pub(super) fn stack_frame_of(st: &State, reg: &Reg) -> usize {
         (reg.frameno as usize).min(st.frames.len() - 1)
     }
 
-    fn type_err<T>(&self, regno: u8, r: &Reg, expected: &str) -> Result<T, Fail> {
+    pub(super) fn type_err<T>(&self, regno: u8, r: &Reg, expected: &str) -> Result<T, Fail> {
         let t = r.ty.name(r.maybe_null);
         self.err(call_err(format!("R{regno} type={t} expected={expected}")))
     }
@@ -386,11 +505,29 @@ impl Verifier<'_> {
                 self.check_ctx_ptr_off(regno, &r)?;
             }
             Arg::MapPtr => {
+                // An inner map before its NULL check is no map.
                 if r.ty != RegType::MapPtr || r.maybe_null {
                     return self.type_err(regno, &r, "map_ptr");
                 }
                 meta.map = self.map(r.map);
                 meta.map_reg = r.map;
+            }
+            // resolve_map_arg_type: a socket map's value is a socket.
+            Arg::MapValue
+                if meta.map.as_ref().is_some_and(|m| {
+                    matches!(
+                        m.map_type,
+                        crate::maphelpers::BPF_MAP_TYPE_SOCKMAP
+                            | crate::maphelpers::BPF_MAP_TYPE_SOCKHASH
+                    )
+                }) =>
+            {
+                return self.check_func_arg(
+                    st,
+                    regno,
+                    Arg::BtfIdSockCommon { release: false },
+                    meta,
+                );
             }
             Arg::MapKey | Arg::MapValue | Arg::MapValueUninit => {
                 let Some(m) = meta.map.clone() else {
@@ -434,6 +571,7 @@ impl Verifier<'_> {
                             | RegType::MapKey
                             | RegType::MapValue
                             | RegType::RingbufMem
+                            | RegType::Mem
                     )
                 {
                     return self.type_err(regno, &r, MEM_TYPES);
@@ -445,6 +583,7 @@ impl Verifier<'_> {
                 if !r.is_scalar() {
                     return self.type_err(regno, &r, "scalar");
                 }
+                meta.msize_max = r.umax;
                 self.mark_precise(st, 1 << regno);
                 if r.smin < 0 {
                     return self.err(call_err(format!(
@@ -460,7 +599,6 @@ impl Verifier<'_> {
                 if r.umax >= MAX_VAR_SIZE {
                     return self.err(call_err(format!("R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")));
                 }
-                meta.msize_max = r.umax;
                 if let Some((mreg, write, was_null)) = meta.mem_reg.take() {
                     if was_null {
                         if r.umax != 0 {
@@ -509,6 +647,54 @@ impl Verifier<'_> {
                     return self.type_err(regno, &r, "func");
                 }
                 meta.func = Some(r.subprog);
+            }
+            Arg::SockCommon => {
+                if !r.ty.is_sock() || r.maybe_null {
+                    return self.type_err(regno, &r, "sock_common, sock, tcp_sock, xdp_sock");
+                }
+                meta.ref_obj_id = r.ref_obj_id;
+            }
+            Arg::BtfIdSockCommon { release } => {
+                let btf_sock = r.ty == RegType::BtfId
+                    && crate::kfuncs::Obj::from_u8(r.kf.obj).is_some_and(|o| o.is_sock());
+                if !(r.ty.is_sock() || btf_sock) || r.maybe_null {
+                    return self.type_err(
+                        regno,
+                        &r,
+                        "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_",
+                    );
+                }
+                meta.ref_obj_id = r.ref_obj_id;
+                if release {
+                    if r.ref_obj_id == 0 || !st.refs.iter().any(|x| x.0 == r.ref_obj_id) {
+                        return self.err(VerifierError::Reference {
+                            reason: format!(
+                                "R{regno} must be referenced when passed to release function"
+                            ),
+                        });
+                    }
+                    meta.release = Some(r.ref_obj_id);
+                }
+            }
+            Arg::MapValueOrNull => {
+                if r.is_null_const() {
+                    return Ok(());
+                }
+                let Some(m) = meta.map.clone() else {
+                    return self.err(call_err("invalid map_ptr to access map->value"));
+                };
+                if !matches!(
+                    r.ty,
+                    RegType::Stack
+                        | RegType::Packet
+                        | RegType::PacketMeta
+                        | RegType::MapKey
+                        | RegType::MapValue
+                ) || r.maybe_null
+                {
+                    return self.type_err(regno, &r, KEY_TYPES);
+                }
+                self.check_helper_mem(st, regno, m.value_size as i64, false)?;
             }
             Arg::StackOrNull => {
                 if !(r.is_null_const() || r.ty == RegType::Stack) {
@@ -606,7 +792,7 @@ impl Verifier<'_> {
     }
 
     /// `check_helper_mem_access`: a helper reads or writes `size` bytes at R`regno`.
-    fn check_helper_mem(
+    pub(super) fn check_helper_mem(
         &mut self,
         st: &mut State,
         regno: u8,
@@ -741,6 +927,12 @@ impl Verifier<'_> {
             RegType::RingbufMem => {
                 self.check_region(regno, &r, off_total, size32, r.mem_size as i64, "memory")
             }
+            RegType::Mem => {
+                if write && r.kf.flags & crate::kfuncs::KFI_RDONLY != 0 {
+                    return self.type_err(regno, &r, MEM_TYPES);
+                }
+                self.check_region(regno, &r, off_total, size32, r.mem_size as i64, "memory")
+            }
             RegType::Packet | RegType::PacketMeta => {
                 if write && !may_access_pkt(self.opts.prog_type, true, None) {
                     return self.err(unsafe_("cannot write into packet"));
@@ -811,6 +1003,7 @@ impl Verifier<'_> {
             callsite: pc,
             subprog: sp,
             callback: true,
+            cb_iters: 1,
         })
     }
 
@@ -831,6 +1024,9 @@ impl Verifier<'_> {
         }
         let tgt = target(pc, d) as usize;
         let sp = self.cfg().subprog_of[tgt];
+        if let Some(g) = self.global_func(sp) {
+            return self.call_global(st, pc, sp, g);
+        }
         let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::not_init());
         regs[1..=5].clone_from_slice(&st.cur().regs[1..=5]);
         let mut fp = Reg::ptr(RegType::Stack);
@@ -850,6 +1046,7 @@ impl Verifier<'_> {
             callsite: pc,
             subprog: sp,
             callback: false,
+            cb_iters: 0,
         });
         if self.logging() {
             let s = self.state_str(st, true);
@@ -859,9 +1056,271 @@ impl Verifier<'_> {
         Ok(Next::Go(tgt))
     }
 
+    /// The global function subprogram `sp` is, if it is one.
+    fn global_func(&self, sp: usize) -> Option<crate::GlobalFunc> {
+        let entry = *self.cfg().subprogs.get(sp)?;
+        if sp == 0 {
+            return None;
+        }
+        self.opts
+            .global_funcs
+            .iter()
+            .find(|g| g.insn_idx as usize == entry)
+            .cloned()
+    }
+
+    /// A call of a global function: the arguments must fit its prototype
+    /// (`btf_check_subprog_call`); the function itself is verified on its
+    /// own, so the caller goes on with R0 unknown.
+    fn call_global(
+        &mut self,
+        st: &mut State,
+        pc: usize,
+        sp: usize,
+        g: crate::GlobalFunc,
+    ) -> Result<Next, Fail> {
+        let invalid_args = format!("Caller passes invalid args into func#{sp} ('{}')", g.name);
+        let args = match &g.args {
+            Ok(a) => a.clone(),
+            Err(why) => {
+                if self.logging() {
+                    self.log.push_str(why);
+                    self.log.push('\n');
+                }
+                return self.err(invalid(invalid_args));
+            }
+        };
+        for (i, a) in args.iter().enumerate() {
+            let regno = (i + 1) as u8;
+            let r = st.reg(regno).clone();
+            let bad = match a {
+                crate::GlobalArg::Scalar => {
+                    (!r.is_scalar()).then(|| format!("R{regno} is not a scalar"))
+                }
+                crate::GlobalArg::Ctx => (r.ty != RegType::Ctx || r.off != 0 || !r.is_const())
+                    .then(|| format!("arg#{i} expects pointer to ctx")),
+                crate::GlobalArg::Trusted { obj, nullable } => {
+                    let trusted = r.ty == RegType::BtfId
+                        && r.kf.obj == *obj
+                        && (r.ref_obj_id != 0 || r.kf.flags & crate::kfuncs::KFI_TRUSTED != 0);
+                    if *nullable && r.is_null_const() {
+                        None
+                    } else if !trusted || (r.maybe_null && !*nullable) {
+                        Some(format!(
+                            "R{regno} is not a trusted pointer of the right type"
+                        ))
+                    } else {
+                        None
+                    }
+                }
+                crate::GlobalArg::Mem { size, nullable } => {
+                    if *nullable && r.is_null_const() {
+                        None
+                    } else if r.ty == RegType::Ctx {
+                        // check_mem_reg on the context reads and writes its fields.
+                        let off = r.off + r.var_off.value as i32;
+                        let ok = [false, true].iter().all(|&w| {
+                            crate::prog::ctx_access(&crate::prog::CtxAccess {
+                                prog_type: self.opts.prog_type,
+                                attach: self.opts.expected_attach_type,
+                                off,
+                                size: *size as i32,
+                                write: w,
+                                ldsx: false,
+                                privileged: self.privileged(),
+                            })
+                            .is_some()
+                        });
+                        (!ok).then(|| format!("invalid bpf_context access off={off} size={size}"))
+                    } else {
+                        let mut tmp = st.clone();
+                        if r.maybe_null && *nullable {
+                            tmp.reg_mut(regno).maybe_null = false;
+                        }
+                        let chk = self
+                            .check_helper_mem(&mut tmp, regno, *size as i64, false)
+                            .and_then(|_| {
+                                self.check_helper_mem(&mut tmp, regno, *size as i64, true)
+                            });
+                        match chk {
+                            Ok(()) if r.maybe_null && !*nullable => Some(format!(
+                                "R{regno} type={} expected=fp, pkt, pkt_meta, map_key, map_value, mem",
+                                r.ty.name(true)
+                            )),
+                            Ok(()) => {
+                                *st = tmp;
+                                None
+                            }
+                            Err((e, _)) => Some(e.reason().to_string()),
+                        }
+                    }
+                }
+            };
+            if let Some(msg) = bad {
+                if self.logging() {
+                    self.log.push_str(&msg);
+                    self.log.push('\n');
+                }
+                return self.err(invalid(invalid_args));
+            }
+        }
+        if !self.global_called.contains(&sp) {
+            self.global_called.push(sp);
+        }
+        // A global function that may change the packet (a helper that does,
+        // or a tail call, anywhere below it) leaves no packet pointer valid.
+        if self.subprog_changes_pkt(sp) {
+            let privileged = self.privileged();
+            st.for_each_reg(|r| {
+                if matches!(
+                    r.ty,
+                    RegType::Packet | RegType::PacketMeta | RegType::PacketEnd
+                ) {
+                    *r = if privileged {
+                        Reg::unknown()
+                    } else {
+                        Reg::not_init()
+                    };
+                }
+            });
+        }
+        if self.logging() && self.opts.log_level & 2 != 0 {
+            self.log.push_str(&format!(
+                "Func#{sp} ('{}') is global and assumed valid.\n",
+                g.name
+            ));
+        }
+        for r in 1..=5u8 {
+            *st.reg_mut(r) = Reg::not_init();
+            self.scratch_reg(r);
+        }
+        *st.reg_mut(0) = Reg::unknown();
+        self.scratch_reg(0);
+        Ok(Next::Go(pc + 1))
+    }
+
+    /// `changes_pkt_data` of a subprogram: it, or a function it calls, calls
+    /// a helper that changes the packet or makes a tail call.
+    fn subprog_changes_pkt(&self, sp: usize) -> bool {
+        let cfg = self.cfg();
+        let mut seen = vec![false; cfg.subprogs.len()];
+        let mut todo = vec![sp];
+        while let Some(s) = todo.pop() {
+            if std::mem::replace(&mut seen[s], true) {
+                continue;
+            }
+            let start = cfg.subprogs[s];
+            let end = cfg.subprogs.get(s + 1).copied().unwrap_or(cfg.dec.len());
+            for pc in start..end {
+                let Some(d) = cfg.dec[pc] else { continue };
+                match d.op {
+                    Op::CallLocal => todo.push(cfg.subprog_of[target(pc, &d) as usize]),
+                    Op::Call => {
+                        let changes = crate::helpers::proto(d.imm32()).is_some_and(|p| {
+                            matches!(p.effect, Effect::ChangesPkt | Effect::TailCall)
+                        });
+                        if changes {
+                            return true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        false
+    }
+
+    /// `do_check_subprogs`: every global function a verified path called,
+    /// from its entry, with its arguments as its prototype types them.
+    pub(super) fn check_global_funcs(&mut self) -> Result<(), Fail> {
+        let mut next = 0;
+        while let Some(&sp) = self.global_called.get(next) {
+            next += 1;
+            let Some(g) = self.global_func(sp) else {
+                continue;
+            };
+            let Ok(args) = g.args.clone() else {
+                continue;
+            };
+            if self.logging() {
+                self.log
+                    .push_str(&format!("Validating {}() func#{sp}...\n", g.name));
+            }
+            let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::not_init());
+            for (i, a) in args.iter().enumerate().take(5) {
+                regs[i + 1] = match a {
+                    crate::GlobalArg::Scalar => Reg::unknown(),
+                    crate::GlobalArg::Ctx => Reg::ptr(RegType::Ctx),
+                    crate::GlobalArg::Trusted { obj, nullable } => {
+                        let mut r = Reg::ptr(RegType::BtfId);
+                        r.kf.obj = *obj;
+                        r.kf.flags = crate::kfuncs::KFI_TRUSTED;
+                        if *nullable {
+                            r.maybe_null = true;
+                            r.id = self.new_id();
+                        }
+                        r
+                    }
+                    crate::GlobalArg::Mem { size, nullable } => {
+                        let mut r = Reg::ptr(RegType::Mem);
+                        r.mem_size = *size;
+                        if *nullable {
+                            r.maybe_null = true;
+                            r.id = self.new_id();
+                        }
+                        r
+                    }
+                };
+            }
+            regs[10] = Reg::ptr(RegType::Stack);
+            let st = State {
+                frames: vec![Frame {
+                    regs,
+                    stack: Vec::new(),
+                    callsite: usize::MAX,
+                    subprog: sp,
+                    callback: false,
+                    cb_iters: 0,
+                }],
+                refs: Vec::new(),
+                cb_unroll: 0,
+                may_goto_depth: 0,
+                active_lock: None,
+            };
+            let entry = self.cfg().subprogs[sp];
+            self.in_global = Some(sp);
+            let r = self.do_check_from(entry, st);
+            self.in_global = None;
+            r?;
+        }
+        Ok(())
+    }
+
     pub(super) fn check_exit(&mut self, st: &mut State) -> Result<(), Fail> {
         if st.frames.len() == 1 && st.active_lock.is_some() {
             return self.err(invalid("bpf_spin_unlock is missing"));
+        }
+        // A global function verified on its own returns a scalar (or nothing).
+        if st.frames.len() == 1 {
+            if let Some(g) = self.in_global.and_then(|sp| self.global_func(sp)) {
+                if !g.ret_void {
+                    self.check_reg_read(st, 0)?;
+                    let r0 = st.reg(0).clone();
+                    if !r0.is_scalar() {
+                        return self.err(invalid(format!(
+                            "At subprogram exit the register R0 is not a scalar value ({})",
+                            r0.ty.name(r0.maybe_null)
+                        )));
+                    }
+                }
+                if !st.refs.is_empty() {
+                    return self.err(VerifierError::Reference {
+                        reason: "BPF_EXIT instruction in main prog would lead to reference leak"
+                            .into(),
+                    });
+                }
+                return Ok(());
+            }
         }
         let frame = st.cur().clone();
         // A static subprogram may leave R0 unset (clang drops an unused return
@@ -907,6 +1366,10 @@ impl Verifier<'_> {
     }
 
     /// Pops a frame at a subprogram's exit; returns where the caller goes on.
+    ///
+    /// A callback's next iteration starts from the caller's state now; when
+    /// bpf_loop runs it at most CB_BRUTE_FORCE times, the iterations are not
+    /// widened (each is verified with its own values, as the kernel does).
     pub(super) fn return_from_call(
         &mut self,
         st: &mut State,
@@ -941,19 +1404,20 @@ impl Verifier<'_> {
             let entry = self.cfg().subprogs[f.subprog];
             f.stack.clear();
             let init = self.callback_init.get(&callee.callsite).cloned();
-            if let Some(regs) = init {
-                f.regs = *regs;
-                // Widen what the callback may have changed in its callers' stacks
-                // (counters through the context pointer), so iterations converge.
-                for fr in again.frames.iter_mut() {
-                    for slot in fr.stack.iter_mut() {
-                        if slot.ty.contains(&STACK_SPILL) && slot.spill.is_scalar() {
-                            let n = slot.ty.iter().filter(|&&t| t == STACK_SPILL).count() as i32;
-                            slot.spill = Reg::unknown().clone_low(n);
-                        }
-                    }
+            if let Some((regs, prev, limit)) = init.filter(|i| (f.cb_iters as u64) < i.2) {
+                f.regs = (*regs).clone();
+                f.cb_iters += 1;
+                // widen_imprecise_scalars: what this iteration changed in its
+                // callers (counters through the context pointer) and nothing
+                // relied on becomes unknown, so iterations converge; what it
+                // left alone stays. A few iterations are walked one by one.
+                if limit > CB_BRUTE_FORCE {
+                    super::kfunc::widen_imprecise(&prev, &mut again);
                 }
+                self.callback_init
+                    .insert(callee.callsite, (regs, Box::new(again.clone()), limit));
                 again.frames.push(f);
+                again.cb_unroll = again.cb_unroll.wrapping_add(1);
                 self.push_branch(again, entry, pc, parent)?;
             }
             // The caller's R0 is the helper's result; R1-R5 were clobbered.

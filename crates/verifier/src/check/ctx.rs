@@ -70,6 +70,12 @@ impl Verifier<'_> {
                 "invalid bpf_context access off={off} size={size}"
             ))),
             Some(CtxField::Ptr(t)) => Ok(Some(Reg::ptr(t))),
+            Some(CtxField::PtrOrNull(t)) => {
+                let mut r = Reg::ptr(t);
+                r.maybe_null = true;
+                r.id = self.new_id();
+                Ok(Some(r))
+            }
             Some(CtxField::Scalar) => Ok(None),
             Some(CtxField::Unmodelled(what)) => self.err(unsafe_(format!(
                 "bpfvm does not model {what} (context offset {off}) yet"

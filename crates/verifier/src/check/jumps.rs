@@ -462,13 +462,21 @@ impl Verifier<'_> {
         let not_null = !p.maybe_null
             && matches!(
                 p.ty,
-                RegType::MapValue | RegType::MapKey | RegType::RingbufMem | RegType::MapPtr
+                RegType::MapValue
+                    | RegType::MapKey
+                    | RegType::RingbufMem
+                    | RegType::MapPtr
+                    | RegType::Sock
+                    | RegType::TcpSock
+                    | RegType::SockCommon
+                    | RegType::Mem
             );
         if !is32 && not_null && c.is_null_const() && matches!(op, BPF_JEQ | BPF_JNE) {
             return Ok(Next::Go(if op == BPF_JEQ { next } else { tgt }));
         }
-        // A NULL check of a nullable pointer.
-        if !is32 && matches!(op, BPF_JEQ | BPF_JNE) && a.maybe_null && b.is_null_const() {
+        // A NULL check of a nullable pointer: only `if rX == 0` (an
+        // immediate); a register that holds 0 teaches nothing, as in the kernel.
+        if !is32 && !is_x && matches!(op, BPF_JEQ | BPF_JNE) && a.maybe_null && b.is_null_const() {
             let id = a.id;
             let mut other = st.clone();
             // On the JEQ-taken side the pointer is NULL.
@@ -542,8 +550,22 @@ impl Verifier<'_> {
                 return Ok(Next::Go(next));
             }
         }
-        // Other pointer comparisons teach nothing.
-        let other = st.clone();
+        // Two pointers equal where only one may be NULL: on the equal side
+        // neither is (the kernel skips kernel-object pointers).
+        let mut other = st.clone();
+        if is_x
+            && !is32
+            && matches!(op, BPF_JEQ | BPF_JNE)
+            && a.ty.is_ptr()
+            && b.ty.is_ptr()
+            && a.maybe_null != b.maybe_null
+            && a.ty != RegType::BtfId
+            && b.ty != RegType::BtfId
+        {
+            let eq: &mut State = if op == BPF_JEQ { &mut other } else { st };
+            let r = if b.maybe_null { d.src } else { d.dst };
+            eq.reg_mut(r).maybe_null = false;
+        }
         self.push_branch(other, tgt, pc, *parent)?;
         Ok(Next::Go(next))
     }
@@ -558,7 +580,9 @@ pub(super) fn mark_null(st: &mut State, id: u32, is_null: bool, keep_id_maps: &[
     st.for_each_reg(|r| {
         if r.maybe_null && r.id == id {
             if is_null {
-                if r.ref_obj_id != 0 {
+                // Only the acquired pointer itself being NULL drops the
+                // reference (a cast of it shares the reference, not the id).
+                if r.ref_obj_id != 0 && r.ref_obj_id == id {
                     released = Some(r.ref_obj_id);
                 }
                 *r = Reg::konst(0);

@@ -163,6 +163,51 @@ impl Verifier<'_> {
                 self.check_flow_keys(&reg, off, size)?;
                 None
             }
+            // Kfunc results: kernel objects (never proven: probe reads).
+            RegType::BtfId => return self.check_btf_access(ptr_reg, &reg, off_total, size, write),
+            // Sockets: `struct bpf_sock` and friends, read only, never proven
+            // (bpfvm's runs have no sockets to point at).
+            t if t.is_sock() => {
+                let name = t.name(false);
+                if write {
+                    return self.err(unsafe_(format!("R{ptr_reg} cannot write into {name}")));
+                }
+                if reg.smin < 0 {
+                    return self.err(unsafe_(format!("R{ptr_reg} min value is negative, either use unsigned index or do a if (index >=0) check.")));
+                }
+                let at = off_total
+                    + if reg.is_const() {
+                        reg.var_off.value as i64
+                    } else {
+                        -1
+                    };
+                let ok = reg.is_const()
+                    && i32::try_from(at)
+                        .is_ok_and(|o| crate::maphelpers::sock_access_ok(t, o, size));
+                if !ok {
+                    return self.err(unsafe_(format!(
+                        "R{ptr_reg} invalid {name} access off={off} size={size}"
+                    )));
+                }
+                return Ok(Some(Reg::unknown().clone_low(size)));
+            }
+            RegType::Mem => {
+                if write && reg.kf.flags & crate::kfuncs::KFI_RDONLY != 0 {
+                    return self.err(unsafe_(format!("R{ptr_reg} cannot write into rdonly_mem")));
+                }
+                if value_is_ptr {
+                    return self.err(unsafe_(format!("R{value_reg} leaks addr into mem")));
+                }
+                self.check_region(
+                    ptr_reg,
+                    &reg,
+                    off_total,
+                    size,
+                    reg.mem_size as i64,
+                    "memory",
+                )?;
+                None
+            }
             _ => {
                 let t = reg.ty.name(reg.maybe_null);
                 return self.err(unsafe_(format!("R{ptr_reg} invalid mem access '{t}'")));
@@ -522,6 +567,12 @@ impl Verifier<'_> {
                     STACK_SPILL => spill_cnt += 1,
                     STACK_ZERO => zero_cnt += 1,
                     STACK_MISC => {}
+                    // Iterators and dynptrs are not readable as bytes.
+                    kfunc::STACK_ITER | kfunc::STACK_DYNPTR => {
+                        return this.err(unsafe_(format!(
+                            "invalid read from stack off {addr}+{i} size {size}"
+                        )))
+                    }
                     _ if privileged => {}
                     _ => {
                         return this.err(unsafe_(format!(
@@ -787,6 +838,18 @@ impl Verifier<'_> {
                 }
             }
             BPF_PSEUDO_FUNC => {
+                // Callbacks need BTF: the kernel checks their linkage.
+                let t = target(pc, d) as u32;
+                if self.opts.func_info.is_empty() {
+                    return self.err(VerifierError::Invalid {
+                        reason: "missing btf func_info".into(),
+                    });
+                }
+                if self.opts.global_funcs.iter().any(|g| g.insn_idx == t) {
+                    return self.err(VerifierError::Invalid {
+                        reason: "callback function not static".into(),
+                    });
+                }
                 let mut r = Reg::ptr(RegType::Func);
                 r.subprog = target(pc, d) as u32;
                 r

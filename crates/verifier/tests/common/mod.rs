@@ -94,6 +94,8 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
         record_regs: false,
         prog_flags: 0,
         func_non_scalar_return: Vec::new(),
+        global_funcs: Vec::new(),
+        btf_structs: Vec::new(),
         ..Default::default()
     };
     Some(FixtureProg {
@@ -294,12 +296,38 @@ pub fn kernel_load_as(
                         ok = false;
                         break;
                     };
+                    // A map of maps needs its template created first.
+                    let inner_map_fd = match &m.inner {
+                        Some(t) => {
+                            let ta = MapCreateAttr {
+                                map_type: t.map_type,
+                                key_size: t.key_size,
+                                value_size: t.value_size,
+                                max_entries: t.max_entries,
+                                map_flags: t.map_flags,
+                                ..Default::default()
+                            };
+                            let fd = bpf(
+                                BPF_MAP_CREATE,
+                                &ta as *const _ as *const u8,
+                                std::mem::size_of::<MapCreateAttr>(),
+                            );
+                            if fd < 0 {
+                                ok = false;
+                                break;
+                            }
+                            fds.push((u32::MAX, fd as i32));
+                            fd as u32
+                        }
+                        None => 0,
+                    };
                     let mut a = MapCreateAttr {
                         map_type: m.map_type,
                         key_size: m.key_size,
                         value_size: m.value_size,
                         max_entries: m.max_entries,
                         map_flags: m.map_flags,
+                        inner_map_fd,
                         ..Default::default()
                     };
                     let n = m.name.as_bytes();

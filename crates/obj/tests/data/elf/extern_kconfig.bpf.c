@@ -1,5 +1,5 @@
-// extern_kconfig.bpf.c: a .kconfig extern (not supported yet: must be a
-// clear error naming the symbol).
+// extern_kconfig.bpf.c: a .kconfig extern (a value in the .kconfig map,
+// filled by the loader).
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 

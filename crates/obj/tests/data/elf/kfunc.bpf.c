@@ -1,5 +1,5 @@
-// kfunc.bpf.c: a kfunc call (not supported yet: must be a clear error
-// naming the function).
+// kfunc.bpf.c: kfunc calls (BPF_PSEUDO_KFUNC_CALL, resolved by the loader
+// by name).
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 

@@ -1,0 +1,1020 @@
+//! Escape patterns with maps, helpers, subprograms and callbacks: the shapes
+//! of the verifier escapes found against the kernel's selftests that the
+//! plain soundness generator ([`crate::verifier`]) cannot build, each drawn
+//! with random variations, some of which the kernel refuses.
+//!
+//! Three oracles judge a variant:
+//! - its label: a variant the kernel's rules refuse (memory-unsafe, or
+//!   refused by rule, like a NULL check against a register) must not be
+//!   accepted;
+//! - the checked interpreter: an accepted program runs through bpfvm's
+//!   runtime (real maps and helpers, JIT off) on random packets, and a
+//!   memory violation is an escape;
+//! - the host kernel, where it loads programs ([`KernelWorld`]): a program
+//!   bpfvm accepts and the kernel refuses is an escape (and a label the
+//!   kernel contradicts is a bug in this file).
+//!
+//! Patterns:
+//! - `MapInMap`: inner maps of two maps of maps, spilled or held in
+//!   registers, then one filled back and its value read at an offset (the
+//!   inner map template must follow the pointer, not the last lookup);
+//! - `NullCheck`: a lookup result compared with an immediate 0, a register
+//!   holding 0 or 1 (the kernel learns nothing from a register), or with
+//!   another, non-NULL, value pointer;
+//! - `TailCallPkt`: a packet pointer checked, then a tail call (in the
+//!   program or a subprogram) into a program that shrinks the packet, then
+//!   the old pointer read (a tail call invalidates packet pointers);
+//! - `CallbackLoop`: a bpf_loop callback with a loop whose step may be 0;
+//! - `SockRef`: a referenced sockmap lookup released directly, through a
+//!   cast, or leaked on a path (a cast's NULL check does not drop the
+//!   reference);
+//! - `MapHelper`: helpers given map types they may not take.
+
+use crate::verifier::{ins, Rng};
+use bpfvm::{BpfError, MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
+use bpfvm_isa::Insn;
+
+const XDP: u32 = 6;
+const ARRAY: u32 = 2;
+const PROG_ARRAY: u32 = 3;
+const ARRAY_OF_MAPS: u32 = 12;
+const SOCKMAP: u32 = 15;
+
+const LOOKUP: i32 = 1;
+const UPDATE: i32 = 2;
+const DELETE: i32 = 3;
+const TAIL_CALL: i32 = 12;
+const XDP_ADJUST_TAIL: i32 = 65;
+const SK_RELEASE: i32 = 86;
+const SKC_TO_TCP_SOCK: i32 = 137;
+const LOOP: i32 = 181;
+
+/// The maps every pattern may use, by their place in [`World`]'s lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapSym {
+    /// array, value 64, 4 entries
+    Arr = 0,
+    /// array of maps, inner arrays with 8-byte values
+    Outer8 = 1,
+    /// array of maps, inner arrays with 64-byte values
+    Outer64 = 2,
+    /// prog_array, slot 0 a program that shrinks the packet by 40 bytes
+    Progs = 3,
+    /// sockmap, empty
+    Socks = 4,
+}
+
+/// One generated program and what the kernel's rules say of it.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    pub pattern: &'static str,
+    pub insns: Vec<Insn>,
+    /// The kernel refuses this variant (by construction).
+    pub must_refuse: bool,
+    /// Safe to run in the interpreter if accepted (no loop that could be
+    /// infinite).
+    pub runnable: bool,
+    /// What was drawn, for the report.
+    pub note: String,
+    /// With callbacks: the first instruction of the program and of its
+    /// callback (BTF func_info, which the kernel wants for callbacks).
+    pub funcs: Vec<u32>,
+}
+
+/// Labels and jumps for a hand-built program.
+#[derive(Default)]
+struct Asm {
+    insns: Vec<Insn>,
+    labels: Vec<Option<usize>>,
+    /// (insn, label, kind): 0 jump offset, 1 call imm, 2 ld_imm64 func imm
+    fix: Vec<(usize, usize, u8)>,
+}
+
+impl Asm {
+    fn label(&mut self) -> usize {
+        self.labels.push(None);
+        self.labels.len() - 1
+    }
+    fn bind(&mut self, l: usize) {
+        self.labels[l] = Some(self.insns.len());
+    }
+    fn i(&mut self, code: u8, dst: u8, src: u8, off: i16, imm: i32) -> &mut Self {
+        self.insns.push(ins(code, dst, src, off, imm));
+        self
+    }
+    fn mov(&mut self, dst: u8, imm: i32) -> &mut Self {
+        self.i(0xb7, dst, 0, 0, imm)
+    }
+    fn movr(&mut self, dst: u8, src: u8) -> &mut Self {
+        self.i(0xbf, dst, src, 0, 0)
+    }
+    fn call(&mut self, helper: i32) -> &mut Self {
+        self.i(0x85, 0, 0, 0, helper)
+    }
+    fn exit(&mut self) -> &mut Self {
+        self.i(0x95, 0, 0, 0, 0)
+    }
+    /// `r2 = fp - 4` with `*(u32 *)(fp - 4) = key`.
+    fn key(&mut self, key: i32) -> &mut Self {
+        self.i(0x62, 10, 0, -4, key)
+            .movr(2, 10)
+            .i(0x07, 2, 0, 0, -4)
+    }
+    fn ld_map(&mut self, dst: u8, m: MapSym) -> &mut Self {
+        self.i(0x18, dst, 1, 0, m as i32).i(0, 0, 0, 0, 0)
+    }
+    fn jmp(&mut self, code: u8, dst: u8, src: u8, imm: i32, l: usize) -> &mut Self {
+        self.fix.push((self.insns.len(), l, 0));
+        self.i(code, dst, src, 0, imm)
+    }
+    fn call_sub(&mut self, l: usize) -> &mut Self {
+        self.fix.push((self.insns.len(), l, 1));
+        self.i(0x85, 0, 1, 0, 0)
+    }
+    fn ld_func(&mut self, dst: u8, l: usize) -> &mut Self {
+        self.fix.push((self.insns.len(), l, 2));
+        self.i(0x18, dst, 4, 0, 0).i(0, 0, 0, 0, 0)
+    }
+    fn finish(mut self) -> Vec<Insn> {
+        for (at, l, kind) in self.fix {
+            let t = self.labels[l].expect("label bound") as i64;
+            let rel = t - at as i64 - 1;
+            match kind {
+                0 => self.insns[at].off = rel as i16,
+                _ => self.insns[at].imm = rel as i32,
+            }
+        }
+        self.insns
+    }
+}
+
+/// `r0 = lookup(map, key)`.
+fn lookup(a: &mut Asm, m: MapSym, key: i32) {
+    a.ld_map(1, m).key(key).call(LOOKUP);
+}
+
+/// Inner maps of both maps of maps, kept in registers or spilled; one of them
+/// used again, its value read at an offset.
+fn map_in_map(r: &mut Rng) -> Variant {
+    let mut a = Asm::default();
+    let out = a.label();
+    let first = r.pick(&[MapSym::Outer8, MapSym::Outer64]);
+    let second = if first == MapSym::Outer8 {
+        MapSym::Outer64
+    } else {
+        MapSym::Outer8
+    };
+    if r.below(6) == 0 {
+        // The inner map used before its NULL check (or after it).
+        let check = r.below(2) == 0;
+        lookup(&mut a, first, 0);
+        if check {
+            a.jmp(0x15, 0, 0, 0, out);
+        }
+        a.movr(1, 0).key(0).call(LOOKUP);
+        a.jmp(0x15, 0, 0, 0, out);
+        a.i(0x79, 0, 0, 0, 0);
+        a.bind(out);
+        a.mov(0, 2).exit();
+        return Variant {
+            pattern: "map_in_map",
+            insns: a.finish(),
+            must_refuse: !check,
+            runnable: true,
+            note: format!("inner map NULL-checked {check}"),
+            funcs: Vec::new(),
+        };
+    }
+    let spill = r.below(3); // 0 registers, 1 spill both, 2 spill the first only
+    let pick_first = r.below(2) == 0;
+    let off = r.pick(&[0i16, 0, 8, 24, 56]);
+    // The first inner map: r7 or fp-16; the second: r8 or fp-24.
+    lookup(&mut a, first, 0);
+    a.jmp(0x15, 0, 0, 0, out);
+    if spill > 0 {
+        a.i(0x7b, 10, 0, -16, 0);
+    } else {
+        a.movr(7, 0);
+    }
+    lookup(&mut a, second, 0);
+    a.jmp(0x15, 0, 0, 0, out);
+    if spill == 1 {
+        a.i(0x7b, 10, 0, -24, 0);
+    } else {
+        a.movr(8, 0);
+    }
+    match (pick_first, spill) {
+        (true, 0) => a.movr(1, 7),
+        (true, _) => a.i(0x79, 1, 10, -16, 0),
+        (false, 1) => a.i(0x79, 1, 10, -24, 0),
+        (false, _) => a.movr(1, 8),
+    };
+    a.key(0).call(LOOKUP);
+    a.jmp(0x15, 0, 0, 0, out);
+    a.i(0x79, 0, 0, off, 0);
+    a.bind(out);
+    a.mov(0, 2).exit();
+    let used = if pick_first { first } else { second };
+    let size = if used == MapSym::Outer8 { 8 } else { 64 };
+    Variant {
+        pattern: "map_in_map",
+        insns: a.finish(),
+        must_refuse: off as i64 + 8 > size,
+        runnable: true,
+        note: format!("first {first:?} spill {spill} use_first {pick_first} off {off}"),
+        funcs: Vec::new(),
+    }
+}
+
+/// A lookup's result NULL-checked against an immediate, a register, or a
+/// pointer known not to be NULL; then read.
+fn null_check(r: &mut Rng) -> Variant {
+    let mut a = Asm::default();
+    let out = a.label();
+    let key = r.pick(&[0, 3, 9]); // 9 is past the end: NULL
+                                  // The key stored as an immediate, or spilled from a register (a known
+                                  // constant the kernel tracks).
+    let spilled = r.below(2) == 0;
+    let kind = r.below(7);
+    if kind >= 5 {
+        // r7: a checked pointer into the same map
+        lookup(&mut a, MapSym::Arr, 1);
+        a.jmp(0x15, 0, 0, 0, out).movr(7, 0);
+    }
+    if spilled {
+        a.mov(1, key).i(0x63, 10, 1, -4, 0);
+        a.ld_map(1, MapSym::Arr)
+            .movr(2, 10)
+            .i(0x07, 2, 0, 0, -4)
+            .call(LOOKUP);
+    } else {
+        lookup(&mut a, MapSym::Arr, key);
+    }
+    // An array lookup with a key the verifier knows is in range cannot
+    // fail: the kernel knows a zeroed key (not a 4-byte spill of 3).
+    let known = key == 0;
+    let use_ = a.label();
+    let unchecked = match kind {
+        0 => {
+            a.jmp(0x15, 0, 0, 0, out);
+            false
+        }
+        1 => {
+            a.jmp(0x55, 0, 0, 0, use_).jmp(0x05, 0, 0, 0, out);
+            false
+        }
+        2 | 3 => {
+            // a register holding 0 (or 1): no NULL check for the kernel
+            a.mov(3, (kind - 2) as i32);
+            a.jmp(0x1d, 0, 3, 0, out);
+            true
+        }
+        4 => true, // no check at all
+        5 => {
+            // equal to a non-NULL pointer: not NULL there
+            a.jmp(0x1d, 0, 7, 0, use_).jmp(0x05, 0, 0, 0, out);
+            false
+        }
+        _ => {
+            // unequal to it: may still be NULL
+            a.jmp(0x5d, 0, 7, 0, use_).jmp(0x05, 0, 0, 0, out);
+            true
+        }
+    };
+    a.bind(use_);
+    a.i(0x79, 0, 0, 0, 0);
+    a.bind(out);
+    a.mov(0, 2).exit();
+    Variant {
+        pattern: "null_check",
+        insns: a.finish(),
+        must_refuse: unchecked && !known,
+        runnable: true,
+        note: format!("key {key} spilled {spilled} kind {kind}"),
+        funcs: Vec::new(),
+    }
+}
+
+/// A packet pointer checked for 40 bytes, a tail call (maybe in a
+/// subprogram, maybe to the empty slot), the old pointer read.
+fn tail_call_pkt(r: &mut Rng) -> Variant {
+    let mut a = Asm::default();
+    let out = a.label();
+    let sub = a.label();
+    let in_sub = r.below(2) == 0;
+    let slot = r.pick(&[0, 0, 1]);
+    let call = r.below(4) != 0; // else no tail call at all
+    let reload = r.below(3) == 0;
+    let off = r.pick(&[0i16, 20, 39]);
+    if call && in_sub && r.below(3) == 0 {
+        // the subprogram checks, tail-calls and reads itself
+        let sub = a.label();
+        a.call_sub(sub).mov(0, 2).exit();
+        a.bind(sub);
+        let sub_at = a.insns.len() as u32;
+        a.movr(6, 1);
+        a.i(0x61, 7, 6, 0, 0).i(0x61, 3, 6, 4, 0);
+        a.movr(4, 7).i(0x07, 4, 0, 0, 40);
+        a.jmp(0x2d, 4, 3, 0, out);
+        a.movr(1, 6)
+            .ld_map(2, MapSym::Progs)
+            .mov(3, slot)
+            .call(TAIL_CALL);
+        a.i(0x71, 0, 7, off, 0);
+        a.bind(out);
+        a.mov(0, 0).exit();
+        return Variant {
+            pattern: "tail_call_pkt",
+            insns: a.finish(),
+            // the subprogram's own pointers stay valid
+            must_refuse: false,
+            runnable: true,
+            note: format!("inside the subprogram slot {slot} off {off}"),
+            funcs: vec![0, sub_at],
+        };
+    }
+    a.movr(6, 1);
+    a.i(0x61, 7, 6, 0, 0).i(0x61, 3, 6, 4, 0);
+    a.movr(4, 7).i(0x07, 4, 0, 0, 40);
+    a.jmp(0x2d, 4, 3, 0, out);
+    if call {
+        if in_sub {
+            a.movr(1, 6).call_sub(sub);
+        } else {
+            a.movr(1, 6)
+                .ld_map(2, MapSym::Progs)
+                .mov(3, slot)
+                .call(TAIL_CALL);
+        }
+    }
+    if reload {
+        a.i(0x61, 7, 6, 0, 0).i(0x61, 3, 6, 4, 0);
+        a.movr(4, 7).i(0x07, 4, 0, 0, 40);
+        a.jmp(0x2d, 4, 3, 0, out);
+    }
+    a.i(0x71, 0, 7, off, 0);
+    a.bind(out);
+    a.mov(0, 2).exit();
+    let sub_at = a.insns.len() as u32;
+    if call && in_sub {
+        a.bind(sub);
+        a.ld_map(2, MapSym::Progs).mov(3, slot).call(TAIL_CALL);
+        a.mov(0, 0).exit();
+    }
+    Variant {
+        pattern: "tail_call_pkt",
+        insns: a.finish(),
+        // a tail call in the program itself does not return if it is taken
+        must_refuse: call && in_sub && !reload,
+        runnable: true,
+        note: format!("call {call} in_sub {in_sub} slot {slot} reload {reload} off {off}"),
+        // the kernel wants BTF for a subprogram with a tail call
+        funcs: if call && in_sub {
+            vec![0, sub_at]
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// bpf_loop with a callback that counts in a loop of its own; step 0 never
+/// ends.
+fn callback_loop(r: &mut Rng) -> Variant {
+    let mut a = Asm::default();
+    let cb = a.label();
+    if r.below(2) == 0 {
+        // A counter the callback bumps, then an index into a 64-byte value:
+        // bpf_loop(n) runs it at most n times (the kernel walks each count).
+        let n = r.pick(&[1, 2, 4, 7, 8, 9, 100]);
+        lookup(&mut a, MapSym::Arr, 0); // key 0: never NULL
+        a.movr(6, 0).i(0x7a, 10, 0, -16, 0);
+        a.mov(1, n)
+            .ld_func(2, cb)
+            .movr(3, 10)
+            .i(0x07, 3, 0, 0, -16)
+            .mov(4, 0);
+        a.call(LOOP);
+        a.i(0x79, 1, 10, -16, 0).i(0x67, 1, 0, 0, 3); // r1 = i * 8
+        a.i(0x0f, 6, 1, 0, 0).i(0x79, 0, 6, 0, 0);
+        a.mov(0, 2).exit();
+        a.bind(cb);
+        let cb_at = a.insns.len();
+        a.i(0x79, 1, 2, 0, 0)
+            .i(0x07, 1, 0, 0, 1)
+            .i(0x7b, 2, 1, 0, 0);
+        a.mov(0, 0).exit();
+        return Variant {
+            pattern: "callback_loop",
+            insns: a.finish(),
+            must_refuse: n > 7,
+            runnable: true,
+            note: format!("counter n {n}"),
+            funcs: vec![0, cb_at as u32],
+        };
+    }
+    let step = r.pick(&[0, 1, 3]);
+    let forever = r.below(5) == 0;
+    a.mov(1, r.pick(&[1, 4, 100]))
+        .ld_func(2, cb)
+        .mov(3, 0)
+        .mov(4, 0);
+    a.call(LOOP).mov(0, 2).exit();
+    a.bind(cb);
+    let cb_at = a.insns.len();
+    let top = a.label();
+    let done = a.label();
+    if forever {
+        a.bind(top);
+        a.jmp(0x05, 0, 0, 0, top);
+    } else {
+        a.mov(2, 0);
+        a.bind(top);
+        a.jmp(0x35, 2, 0, 8, done); // if r2 >= 8 goto done
+        a.i(0x07, 2, 0, 0, step);
+        a.jmp(0x05, 0, 0, 0, top);
+    }
+    a.bind(done);
+    a.mov(0, 0).exit();
+    Variant {
+        pattern: "callback_loop",
+        insns: a.finish(),
+        must_refuse: forever || step == 0,
+        runnable: false,
+        note: format!("forever {forever} step {step}"),
+        funcs: vec![0, cb_at as u32],
+    }
+}
+
+/// A referenced sockmap lookup: released, leaked, or cast and then released
+/// on one path or both.
+fn sock_ref(r: &mut Rng) -> Variant {
+    let mut a = Asm::default();
+    let out = a.label();
+    let kind = r.below(4);
+    lookup(&mut a, MapSym::Socks, r.pick(&[0, 1]));
+    a.jmp(0x15, 0, 0, 0, out).movr(6, 0);
+    let must_refuse = match kind {
+        0 => {
+            a.movr(1, 6).call(SK_RELEASE);
+            false
+        }
+        1 => true,
+        2 => {
+            // the cast's NULL branch skips the release: a leak there
+            a.movr(1, 6).call(SKC_TO_TCP_SOCK);
+            a.jmp(0x15, 0, 0, 0, out);
+            a.movr(1, 6).call(SK_RELEASE);
+            true
+        }
+        _ => {
+            a.movr(1, 6).call(SKC_TO_TCP_SOCK);
+            a.movr(1, 6).call(SK_RELEASE);
+            false
+        }
+    };
+    a.bind(out);
+    a.mov(0, 2).exit();
+    Variant {
+        pattern: "sock_ref",
+        insns: a.finish(),
+        must_refuse,
+        runnable: true,
+        note: format!("kind {kind}"),
+        funcs: Vec::new(),
+    }
+}
+
+/// A map helper given a map it may or may not take.
+fn map_helper(r: &mut Rng) -> Variant {
+    let mut a = Asm::default();
+    let m = r.pick(&[MapSym::Arr, MapSym::Progs, MapSym::Socks, MapSym::Outer64]);
+    let h = r.pick(&[LOOKUP, UPDATE, DELETE, TAIL_CALL]);
+    let out = a.label();
+    match h {
+        TAIL_CALL => {
+            a.ld_map(2, m).mov(3, 1).call(TAIL_CALL);
+        }
+        LOOKUP => {
+            lookup(&mut a, m, 0);
+            // a referenced socket must be released
+            if m == MapSym::Socks {
+                a.jmp(0x15, 0, 0, 0, out).movr(1, 0).call(SK_RELEASE);
+            }
+        }
+        UPDATE => {
+            // a 64-byte value at fp-72 (the key is at fp-4)
+            for o in 0..8 {
+                a.i(0x7a, 10, 0, -72 + 8 * o, 0);
+            }
+            a.ld_map(1, m)
+                .key(1)
+                .movr(3, 10)
+                .i(0x07, 3, 0, 0, -72)
+                .mov(4, 0);
+            a.call(UPDATE);
+        }
+        _ => {
+            a.ld_map(1, m).key(1).call(DELETE);
+        }
+    }
+    a.bind(out);
+    a.mov(0, 2).exit();
+    let ok = match (m, h) {
+        (_, TAIL_CALL) => m == MapSym::Progs,
+        (MapSym::Progs, _) => false,
+        (MapSym::Arr, _) => true,
+        (MapSym::Socks, LOOKUP | DELETE) => true,
+        (MapSym::Outer64, LOOKUP) => true,
+        // updates need a socket (sockmap) or a map fd (maps of maps): the
+        // kernel refuses a stack buffer for both; a map of maps' delete
+        // from a program is refused too
+        _ => false,
+    };
+    Variant {
+        pattern: "map_helper",
+        insns: a.finish(),
+        must_refuse: !ok,
+        runnable: true,
+        note: format!("map {m:?} helper {h}"),
+        funcs: Vec::new(),
+    }
+}
+
+/// One variant of a random pattern.
+pub fn variant(r: &mut Rng) -> Variant {
+    match r.below(6) {
+        0 => map_in_map(r),
+        1 => null_check(r),
+        2 => tail_call_pkt(r),
+        3 => callback_loop(r),
+        4 => sock_ref(r),
+        _ => map_helper(r),
+    }
+}
+
+/// Replaces the map symbols of LD_IMM64 (src 1) with `ids` (bpfvm ids or
+/// kernel fds).
+pub fn bind_maps(p: &[Insn], ids: &[u32]) -> Vec<Insn> {
+    let mut v = p.to_vec();
+    for x in v.iter_mut() {
+        if x.code == 0x18 && x.src_reg == 1 {
+            x.imm = ids[x.imm as usize] as i32;
+        }
+    }
+    v
+}
+
+/// The tail-call target: shrinks the packet by 40 bytes, returns XDP_PASS.
+fn shrink_prog() -> Vec<Insn> {
+    let mut a = Asm::default();
+    a.mov(2, -40).call(XDP_ADJUST_TAIL).mov(0, 2).exit();
+    a.finish()
+}
+
+/// BTF for programs with callbacks: `int`, a prototype, and two static
+/// functions (type ids 3 and 4) named `main` and `cb`.
+pub fn btf_blob() -> Vec<u8> {
+    let strings = b"\0int\0main\0cb\0";
+    let words: [u32; 13] = [
+        1,
+        1 << 24,
+        4,
+        (1 << 24) | 32, // [1] INT int, 4 bytes, signed
+        0,
+        13 << 24,
+        1, // [2] FUNC_PROTO int (void)
+        5,
+        12 << 24,
+        2, // [3] FUNC main, static
+        10,
+        12 << 24,
+        2, // [4] FUNC cb, static
+    ];
+    let types: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let mut b = Vec::new();
+    b.extend(0xeb9fu16.to_le_bytes());
+    b.extend([1u8, 0]);
+    for w in [
+        24u32,
+        0,
+        types.len() as u32,
+        types.len() as u32,
+        strings.len() as u32,
+    ] {
+        b.extend(w.to_le_bytes());
+    }
+    b.extend(types);
+    b.extend(strings);
+    b
+}
+
+/// bpfvm's side: a runtime (interpreter, checked) with the maps made.
+pub struct World {
+    pub rt: Runtime,
+    btf: std::sync::Arc<bpfvm::BtfObj>,
+    maps: Vec<MapFd>,
+    _keep: Vec<MapFd>,
+    _target: ProgFd,
+}
+
+fn array(value: u32, entries: u32) -> MapCreateAttr {
+    MapCreateAttr {
+        map_type: ARRAY,
+        key_size: 4,
+        value_size: value,
+        max_entries: entries,
+        name: "a".into(),
+        ..Default::default()
+    }
+}
+
+impl World {
+    pub fn new() -> Result<World, BpfError> {
+        let rt = Runtime::with_cpus(1);
+        rt.set_jit(false);
+        let arr = rt.create_map(&array(64, 4))?;
+        let zero = 0u32.to_le_bytes();
+        let mut keep = Vec::new();
+        let mut outer = |size: u32| -> Result<MapFd, BpfError> {
+            let inner = rt.create_map(&array(size, 1))?;
+            let o = rt.create_map(&MapCreateAttr {
+                map_type: ARRAY_OF_MAPS,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+                inner_map_id: Some(inner.id()),
+                name: "o".into(),
+                ..Default::default()
+            })?;
+            rt.map_update_elem(&o, &zero, &inner.id().to_le_bytes(), 0)?;
+            keep.push(inner);
+            Ok(o)
+        };
+        let o8 = outer(8)?;
+        let o64 = outer(64)?;
+        let progs = rt.create_map(&MapCreateAttr {
+            map_type: PROG_ARRAY,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 2,
+            name: "p".into(),
+            ..Default::default()
+        })?;
+        let socks = rt.create_map(&MapCreateAttr {
+            map_type: SOCKMAP,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 2,
+            name: "s".into(),
+            ..Default::default()
+        })?;
+        let target = rt.load_program(ProgLoadAttr {
+            prog_type: XDP,
+            insns: shrink_prog(),
+            license: "GPL".into(),
+            name: "shrink".into(),
+            ..Default::default()
+        })?;
+        rt.map_update_elem(&progs, &zero, &target.id().to_le_bytes(), 0)?;
+        let btf = rt.btf_load(&btf_blob(), "patterns")?;
+        Ok(World {
+            rt,
+            btf,
+            maps: vec![arr, o8, o64, progs, socks],
+            _keep: keep,
+            _target: target,
+        })
+    }
+
+    pub fn ids(&self) -> Vec<u32> {
+        self.maps.iter().map(|m| m.id()).collect()
+    }
+
+    /// Verifies a variant (Err: the verifier's message).
+    pub fn load(&self, v: &Variant) -> Result<ProgFd, String> {
+        self.rt
+            .load_program(ProgLoadAttr {
+                prog_type: XDP,
+                insns: bind_maps(&v.insns, &self.ids()),
+                license: "GPL".into(),
+                name: v.pattern.into(),
+                btf_id: (!v.funcs.is_empty()).then_some(self.btf.id),
+                func_info: v
+                    .funcs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &at)| bpfvm::FuncInfo {
+                        insn_off: at * 8,
+                        insn_idx: at,
+                        type_id: 3 + i as u32,
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .map_err(|e| match &e {
+                BpfError::Verifier { source, .. } => source.error.to_string(),
+                _ => e.to_string(),
+            })
+    }
+
+    /// Runs an accepted program on random packets (40 to 120 bytes, random
+    /// array values); the first run-time failure, if any.
+    pub fn run(&self, p: &ProgFd, r: &mut Rng) -> Option<String> {
+        for _ in 0..3 {
+            let len = 40 + r.below(81) as usize;
+            let pkt: Vec<u8> = (0..len).map(|_| r.next_u64() as u8).collect();
+            let k = (r.below(4) as u32).to_le_bytes();
+            let val: Vec<u8> = (0..64).map(|_| r.next_u64() as u8).collect();
+            let _ = self.rt.map_update_elem(&self.maps[0], &k, &val, 0);
+            if let Err(e) = self.rt.run_packet(p, &pkt) {
+                let mut s = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(x) = src {
+                    s.push_str(": ");
+                    s.push_str(&x.to_string());
+                    src = x.source();
+                }
+                return Some(s);
+            }
+        }
+        None
+    }
+}
+
+/// The host kernel's side: the same maps, made with bpf(2).
+pub struct KernelWorld {
+    fds: Vec<u32>,
+    btf_fd: i32,
+    _keep: Vec<i32>,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    _rest: [u64; 12],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    _rest: [u32; 23],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BtfLoadAttr {
+    btf: u64,
+    btf_log_buf: u64,
+    btf_size: u32,
+    btf_log_size: u32,
+    btf_log_level: u32,
+    _pad: u32,
+}
+
+fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> i64 {
+    // SAFETY: attr is a fully initialised bpf_attr prefix of size_of::<T>().
+    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) as i64 }
+}
+
+fn k_map(map_type: u32, value: u32, entries: u32, inner: i32) -> Result<i32, String> {
+    let mut a = MapAttr {
+        map_type,
+        key_size: 4,
+        value_size: value,
+        max_entries: entries,
+        inner_map_fd: inner.max(0) as u32,
+        ..Default::default()
+    };
+    let fd = sys_bpf(0, &mut a);
+    if fd < 0 {
+        return Err(format!(
+            "map create {map_type}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(fd as i32)
+}
+
+fn k_update(fd: i32, key: u32, value: u32) -> Result<(), String> {
+    let k = key.to_le_bytes();
+    let v = value.to_le_bytes();
+    let mut a = ElemAttr {
+        map_fd: fd as u32,
+        key: k.as_ptr() as u64,
+        value: v.as_ptr() as u64,
+        ..Default::default()
+    };
+    if sys_bpf(2, &mut a) < 0 {
+        return Err(format!("map update: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Loads an XDP program in the host kernel: its fd, or the last line of the
+/// verifier's log.
+fn k_load(p: &[Insn], btf_fd: i32, funcs: &[u32]) -> Result<i32, String> {
+    let code = bpfvm_isa::insns_to_bytes(p);
+    let fi: Vec<u32> = funcs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &at)| [at, 3 + i as u32])
+        .collect();
+    let mut log = vec![0u8; 1 << 16];
+    let mut a = LoadAttr {
+        prog_type: XDP,
+        insn_cnt: p.len() as u32,
+        insns: code.as_ptr() as u64,
+        license: c"GPL".as_ptr() as u64,
+        log_level: 1,
+        log_size: log.len() as u32,
+        log_buf: log.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    if !funcs.is_empty() {
+        a.prog_btf_fd = btf_fd as u32;
+        a.func_info_rec_size = 8;
+        a.func_info = fi.as_ptr() as u64;
+        a.func_info_cnt = funcs.len() as u32;
+    }
+    let fd = sys_bpf(5, &mut a);
+    if fd >= 0 {
+        return Ok(fd as i32);
+    }
+    let err = std::io::Error::last_os_error();
+    let text = String::from_utf8_lossy(&log);
+    let last = text
+        .trim_end_matches('\0')
+        .lines()
+        .rev()
+        .find(|l| !l.starts_with("processed ") && !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string();
+    Err(format!("{err}: {last}"))
+}
+
+impl KernelWorld {
+    /// The maps in the host kernel, or why it cannot make them (not root, no
+    /// BPF).
+    pub fn new() -> Result<KernelWorld, String> {
+        let arr = k_map(ARRAY, 64, 4, -1)?;
+        let mut keep = Vec::new();
+        let mut outer = |size: u32| -> Result<i32, String> {
+            let inner = k_map(ARRAY, size, 1, -1)?;
+            let o = k_map(ARRAY_OF_MAPS, 4, 1, inner)?;
+            k_update(o, 0, inner as u32)?;
+            keep.push(inner);
+            Ok(o)
+        };
+        let o8 = outer(8)?;
+        let o64 = outer(64)?;
+        let progs = k_map(PROG_ARRAY, 4, 2, -1)?;
+        let socks = k_map(SOCKMAP, 4, 2, -1)?;
+        let target = k_load(&shrink_prog(), -1, &[])?;
+        let blob = btf_blob();
+        let mut ba = BtfLoadAttr {
+            btf: blob.as_ptr() as u64,
+            btf_size: blob.len() as u32,
+            ..Default::default()
+        };
+        let btf_fd = sys_bpf(18, &mut ba);
+        if btf_fd < 0 {
+            return Err(format!("BTF load: {}", std::io::Error::last_os_error()));
+        }
+        let btf_fd = btf_fd as i32;
+        keep.push(btf_fd);
+        k_update(progs, 0, target as u32)?;
+        keep.push(target);
+        let fds = [arr, o8, o64, progs, socks];
+        keep.extend(fds);
+        Ok(KernelWorld {
+            fds: fds.iter().map(|&f| f as u32).collect(),
+            btf_fd,
+            _keep: keep,
+        })
+    }
+
+    /// The kernel's verdict: Ok, or its message.
+    pub fn verdict(&self, v: &Variant) -> Result<(), String> {
+        let fd = k_load(&bind_maps(&v.insns, &self.fds), self.btf_fd, &v.funcs)?;
+        // SAFETY: closing the fd the load returned.
+        unsafe { libc::close(fd) };
+        Ok(())
+    }
+}
+
+impl Drop for KernelWorld {
+    fn drop(&mut self) {
+        for &fd in &self._keep {
+            // SAFETY: fds this world opened.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// What a batch of variants showed.
+#[derive(Debug, Default)]
+pub struct PatternReport {
+    pub tried: u64,
+    pub accepted: u64,
+    pub run: u64,
+    /// Accepted although the label (or the kernel) refuses, or faulted.
+    pub escapes: Vec<String>,
+    /// The kernel disagreed with a label (a bug in the pattern).
+    pub label_errors: Vec<String>,
+    /// bpfvm refused, the kernel accepted.
+    pub false_refusals: Vec<String>,
+    /// Per pattern: (tried, accepted, labelled must-refuse).
+    pub per_pattern: std::collections::BTreeMap<&'static str, (u64, u64, u64)>,
+}
+
+/// Draws, verifies and (if accepted and runnable) runs one variant; with a
+/// kernel, compares verdicts.
+pub fn round(r: &mut Rng, w: &World, k: Option<&KernelWorld>, rep: &mut PatternReport) {
+    let v = variant(r);
+    rep.tried += 1;
+    let e = rep.per_pattern.entry(v.pattern).or_default();
+    e.0 += 1;
+    e.2 += v.must_refuse as u64;
+    let ours = w.load(&v);
+    let listing = || bpfvm_isa::asm::disassemble_conformance(&v.insns);
+    if let Some(k) = k {
+        let theirs = k.verdict(&v);
+        if theirs.is_ok() == v.must_refuse {
+            rep.label_errors.push(format!(
+                "{} {}: label must_refuse={} but kernel {:?}\n{}",
+                v.pattern,
+                v.note,
+                v.must_refuse,
+                theirs,
+                listing()
+            ));
+        }
+        match (&ours, &theirs) {
+            (Ok(_), Err(m)) => rep.escapes.push(format!(
+                "{} {}: bpfvm accepts, kernel refuses: {m}\n{}",
+                v.pattern,
+                v.note,
+                listing()
+            )),
+            (Err(m), Ok(())) => rep.false_refusals.push(format!(
+                "{} {}: bpfvm refuses ({m}), kernel accepts",
+                v.pattern, v.note
+            )),
+            _ => {}
+        }
+    }
+    let Ok(p) = ours else { return };
+    rep.accepted += 1;
+    rep.per_pattern.get_mut(v.pattern).unwrap().1 += 1;
+    if v.must_refuse {
+        rep.escapes.push(format!(
+            "{} {}: accepted, but the kernel's rules refuse it\n{}",
+            v.pattern,
+            v.note,
+            listing()
+        ));
+    }
+    if v.runnable {
+        rep.run += 1;
+        if let Some(f) = w.run(&p, r) {
+            rep.escapes.push(format!(
+                "{} {}: verified program failed at run time: {f}\n{}",
+                v.pattern,
+                v.note,
+                listing()
+            ));
+        }
+    }
+}
