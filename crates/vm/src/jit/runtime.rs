@@ -255,6 +255,7 @@ fn run_leaf(
         loop_left: repeat.max(1),
         called_out: 0,
         cpu: cpu as u64,
+        may_goto: [BPF_MAX_LOOPS; MAX_CALL_FRAMES],
         fuel_start: fuel,
         error: None,
         panic: None,
