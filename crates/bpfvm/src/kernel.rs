@@ -39,6 +39,8 @@ pub struct MapObj {
     pub btf: Option<Arc<BtfObj>>,
     pub btf_key_type_id: u32,
     pub btf_value_type_id: u32,
+    /// Made by a process without CAP_PERFMON (`!map->bypass_spec_v1`).
+    pub created_unprivileged: bool,
     /// Handles and pins (user-space references). When it drops to zero a prog_array
     /// is cleared, as the kernel does on the last uref.
     user_refs: AtomicUsize,
@@ -217,6 +219,9 @@ pub struct MapCreateAttr {
     pub btf_value_type_id: u32,
     /// `map_extra` (a bloom filter's number of hash functions).
     pub map_extra: u64,
+    /// The creator lacks CAP_PERFMON: tail calls mixing this map with
+    /// another at one call site are refused (`tail_call abusing map_ptr`).
+    pub unprivileged: bool,
 }
 
 /// `BPF_PROG_LOAD` attributes. Map references in `insns` are LD_IMM64 with src
@@ -602,6 +607,7 @@ impl Runtime {
             btf,
             btf_key_type_id: a.btf_key_type_id,
             btf_value_type_id: a.btf_value_type_id,
+            created_unprivileged: a.unprivileged,
             user_refs: AtomicUsize::new(0),
         });
         t.set(id, &m);

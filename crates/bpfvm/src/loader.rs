@@ -141,9 +141,9 @@ impl Runtime {
             let created = if def.kind == MapKind::Kconfig {
                 let mut d = def.clone();
                 d.initial_data = kconfig_data.clone();
-                self.create_obj_map(&d, btf_id)
+                self.create_obj_map(&d, btf_id, opts.unprivileged)
             } else {
-                self.create_obj_map(def, btf_id)
+                self.create_obj_map(def, btf_id, opts.unprivileged)
             };
             match created {
                 Ok(fd) => maps.push((def.name.clone(), fd)),
@@ -292,9 +292,14 @@ impl Runtime {
         })
     }
 
-    fn create_obj_map(&self, def: &MapDef, btf_id: Option<u32>) -> Result<MapFd> {
+    fn create_obj_map(
+        &self,
+        def: &MapDef,
+        btf_id: Option<u32>,
+        unprivileged: bool,
+    ) -> Result<MapFd> {
         let inner = match &def.inner {
-            Some(i) => Some(self.create_obj_map(i, btf_id)?),
+            Some(i) => Some(self.create_obj_map(i, btf_id, unprivileged)?),
             None => None,
         };
         let has_btf = btf_id.is_some() && def.btf_value_type_id != 0;
@@ -318,6 +323,7 @@ impl Runtime {
             btf_key_type_id: if has_btf { def.btf_key_type_id } else { 0 },
             btf_value_type_id: if has_btf { def.btf_value_type_id } else { 0 },
             map_extra: def.map_extra,
+            unprivileged,
         };
         let fd = self.create_map(&attr)?;
         if !def.initial_data.is_empty() {

@@ -374,10 +374,12 @@ fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
             has_btf: a.btf_value_type_id != 0,
             spin_lock_off: a.spin_lock_off,
             timer_off: None,
+            created_unprivileged: false,
         }
     }
     let mut d = from_attr(m.attr(), m.id, m.ops.is_frozen());
     d.has_btf = m.btf.is_some() && m.btf_value_type_id != 0;
+    d.created_unprivileged = m.created_unprivileged;
     d.timer_off = m
         .btf
         .as_ref()

@@ -274,8 +274,9 @@ pub struct Verifier<'a> {
     /// Instructions some path reached.
     visited: Vec<bool>,
     /// Per tail call instruction: the prog array it saw, and whether another
-    /// one reached it on some path (`map_ptr_state` poisoning).
-    tail_call_maps: HashMap<usize, (u32, bool)>,
+    /// one reached it on some path (`map_ptr_state` poisoning), and whether
+    /// one of them was created unprivileged.
+    tail_call_maps: HashMap<usize, (u32, bool, bool)>,
 }
 
 impl<'a> Verifier<'a> {

@@ -62,6 +62,10 @@ pub struct MapDesc {
     pub spin_lock_off: Option<u32>,
     /// Offset of the value's `struct bpf_timer`, if it has one.
     pub timer_off: Option<u32>,
+    /// The map was created by a process without CAP_PERFMON (the kernel's
+    /// `!map->bypass_spec_v1`): a tail call site that sees two maps is then
+    /// refused, since its index cannot be masked against one map's size.
+    pub created_unprivileged: bool,
 }
 
 /// One `bpf_line_info` record, resolved to text.

@@ -99,6 +99,15 @@ pub fn maps() -> Vec<MapDesc> {
             ..m(9, BPF_MAP_TYPE_HASH_OF_MAPS, 4, 4, 1, 0, false, "outer1")
         },
         m(10, BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4, 0, false, "jmp2"),
+        // Prog arrays made by a process without CAP_PERFMON.
+        MapDesc {
+            created_unprivileged: true,
+            ..m(11, BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4, 0, false, "ujmp")
+        },
+        MapDesc {
+            created_unprivileged: true,
+            ..m(12, BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 8, 0, false, "ujmp2")
+        },
     ]
 }
 
@@ -346,7 +355,12 @@ pub fn cases() -> Vec<Case> {
         c("ld_abs_subprog_without_btf", SK, "mov %r6, %r1; call local f; exit; f: ldabsb 12; exit", Some("LD_ABS is not allowed in subprogs without BTF")),
         // Unprivileged, one prog_array per tail call (the fixups mask the
         // index with that map's size).
-        unpriv("tail_call_two_maps_unpriv", SK, "ldxw %r6, [%r1+8]; jne %r6, 0, a; lddw %r2, map:6; ja b; a: lddw %r2, map:10; b: mov %r3, 0; call 12; mov %r0, 0; exit", Some("tail_call abusing map_ptr")),
+        // Maps made by root (bypass_spec_v1): the kernel needs no index mask.
+        unpriv("tail_call_two_maps_unpriv", SK, "ldxw %r6, [%r1+8]; jne %r6, 0, a; lddw %r2, map:6; ja b; a: lddw %r2, map:10; b: mov %r3, 0; call 12; mov %r0, 0; exit", None),
+        unpriv("tail_call_two_unpriv_maps_unpriv", SK, "ldxw %r6, [%r1+8]; jne %r6, 0, a; lddw %r2, map:11; ja b; a: lddw %r2, map:12; b: mov %r3, 0; call 12; mov %r0, 0; exit", Some("tail_call abusing map_ptr")),
+        unpriv("tail_call_one_unpriv_map_unpriv", SK, "ldxw %r6, [%r1+8]; jne %r6, 0, a; lddw %r2, map:6; ja b; a: lddw %r2, map:11; b: mov %r3, 0; call 12; mov %r0, 0; exit", Some("tail_call abusing map_ptr")),
+        c("tail_call_two_unpriv_maps_priv", SK, "ldxw %r6, [%r1+8]; jne %r6, 0, a; lddw %r2, map:11; ja b; a: lddw %r2, map:12; b: mov %r3, 0; call 12; mov %r0, 0; exit", Some("tail_call abusing map_ptr")),
+        unpriv("tail_call_same_unpriv_map_unpriv", SK, "ldxw %r6, [%r1+8]; jne %r6, 0, a; lddw %r2, map:11; ja b; a: lddw %r2, map:11; b: mov %r3, 0; call 12; mov %r0, 0; exit", None),
         unpriv("tail_call_same_map_unpriv", SK, "ldxw %r6, [%r1+8]; jne %r6, 0, a; lddw %r2, map:6; ja b; a: lddw %r2, map:6; b: mov %r3, 0; call 12; mov %r0, 0; exit", None),
         c("tail_call_wrong_map", XDP, "lddw %r2, map:1; mov %r3, 0; call 12; mov %r0, 0; exit", Some("expected prog array map for tail call")),
         // ---- refused: helper arguments

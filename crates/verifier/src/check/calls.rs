@@ -155,8 +155,9 @@ impl Verifier<'_> {
         }
         if p.effect == Effect::TailCall {
             if let Some(m) = &meta.map {
-                let e = self.tail_call_maps.entry(pc).or_insert((m.id, false));
+                let e = self.tail_call_maps.entry(pc).or_insert((m.id, false, false));
                 e.1 |= e.0 != m.id;
+                e.2 |= m.created_unprivileged;
             }
         }
         if p.effect == Effect::TailCall && st.active_lock.is_some() {
@@ -383,16 +384,15 @@ impl Verifier<'_> {
         Ok(None)
     }
 
-    /// `do_misc_fixups`: an unprivileged tail call whose map differs between
-    /// paths cannot get its index masked against one map's size.
+    /// `do_misc_fixups`: a tail call whose map differs between paths cannot
+    /// get its index masked against one map's size. The mask is needed only
+    /// where a map came from a process without CAP_PERFMON; whoever loads the
+    /// program, the maps' creators decide, as in the kernel.
     pub(super) fn check_tail_call_maps(&self) -> Result<(), Fail> {
-        if self.privileged() {
-            return Ok(());
-        }
         let mut poisoned: Vec<usize> = self
             .tail_call_maps
             .iter()
-            .filter(|(_, v)| v.1)
+            .filter(|(_, v)| v.1 && v.2)
             .map(|(pc, _)| *pc)
             .collect();
         poisoned.sort_unstable();

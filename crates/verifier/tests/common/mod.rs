@@ -47,6 +47,7 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
             has_btf: false,
             spin_lock_off: None,
             timer_off: None,
+            created_unprivileged: false,
             inner: m.inner.as_ref().map(|inner| {
                 Box::new(MapDesc {
                     id: 1000 + i as u32,
@@ -111,7 +112,7 @@ pub fn is_root() -> bool {
 }
 
 #[repr(C)]
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct MapCreateAttr {
     map_type: u32,
     key_size: u32,
@@ -270,6 +271,30 @@ fn load_unprivileged(attr: &ProgLoadAttr, log: &mut [u8]) -> (i64, i32) {
     (if errno == 0 { 1 } else { -1 }, errno)
 }
 
+/// BPF_MAP_CREATE from a thread whose effective uid is 65534, so the map's
+/// creator lacks CAP_PERFMON (`bypass_spec_v1` false). The raw syscall
+/// changes only that thread's credentials (glibc's setresuid would change
+/// every thread's), and they end with the thread. Returns the fd or -1.
+fn map_create_unprivileged(a: &MapCreateAttr) -> i64 {
+    if !unprivileged_bpf_enabled() {
+        return -1;
+    }
+    let attr = a.clone();
+    std::thread::spawn(move || unsafe {
+        if libc::syscall(libc::SYS_setresuid, 65534, 65534, 0) != 0 {
+            return -1;
+        }
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_CREATE,
+            &attr as *const _ as *const u8,
+            std::mem::size_of::<MapCreateAttr>(),
+        )
+    })
+    .join()
+    .unwrap_or(-1)
+}
+
 /// As `kernel_load`, optionally as an unprivileged process.
 pub fn kernel_load_as(
     insns: &[Insn],
@@ -338,11 +363,15 @@ pub fn kernel_load_as(
                         .take(15)
                         .collect();
                     a.map_name[..n.len()].copy_from_slice(&n);
-                    let fd = bpf(
-                        BPF_MAP_CREATE,
-                        &a as *const _ as *const u8,
-                        std::mem::size_of::<MapCreateAttr>(),
-                    );
+                    let fd = if m.created_unprivileged {
+                        map_create_unprivileged(&a)
+                    } else {
+                        bpf(
+                            BPF_MAP_CREATE,
+                            &a as *const _ as *const u8,
+                            std::mem::size_of::<MapCreateAttr>(),
+                        )
+                    };
                     if fd < 0 {
                         ok = false;
                         break;
