@@ -155,7 +155,10 @@ impl Verifier<'_> {
         }
         if p.effect == Effect::TailCall {
             if let Some(m) = &meta.map {
-                let e = self.tail_call_maps.entry(pc).or_insert((m.id, false, false));
+                let e = self
+                    .tail_call_maps
+                    .entry(pc)
+                    .or_insert((m.id, false, false));
                 e.1 |= e.0 != m.id;
                 e.2 |= m.created_unprivileged;
             }
