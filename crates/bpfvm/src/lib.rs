@@ -10,16 +10,22 @@
 //! points, calling the runtime's helpers ([`helpers`]), which reach maps and the
 //! trace pipe through the run's environment.
 //!
+//! Embedders can use typed views instead of raw commands: [`maps`] has
+//! `HashMap<K, V>`, `Array<V>`, `PerCpuArray<V>`, `LpmTrie<K, V>`, `RingBuf` and
+//! `ProgramArray` over a map handle, [`programs`] has `Xdp`, `SocketFilter`,
+//! `SchedClassifier`, `CgroupSkb`, `RawTracepoint` and `Syscall` handles with a
+//! typed `run`.
+//!
 //! The `bpfvm-*` crates behind it are internal dependencies.
 //!
 //! ```
-//! use bpfvm::{isa::asm::assemble, ProgLoadAttr, Runtime};
+//! use bpfvm::{isa::asm::assemble, ProgLoadAttr, ProgType, Runtime};
 //!
 //! let rt = Runtime::with_cpus(1);
 //! // A syscall program that adds the two u32s of its context.
 //! let insns = assemble("ldxw %r0, [%r1]\nldxw %r2, [%r1+4]\nadd %r0, %r2\nexit").unwrap();
 //! let prog = rt
-//!     .load_program(ProgLoadAttr { prog_type: 31, insns, license: "GPL".into(), name: "add".into(), ..Default::default() })
+//!     .load_program(ProgLoadAttr { prog_type: ProgType::Syscall.as_u32(), insns, license: "GPL".into(), name: "add".into(), ..Default::default() })
 //!     .unwrap();
 //! let ctx: Vec<u8> = [20u32, 22].iter().flat_map(|v| v.to_le_bytes()).collect();
 //! assert_eq!(rt.run_context(&prog, &ctx).unwrap().retval, 42);
@@ -40,8 +46,10 @@ pub mod kfuncs;
 mod loader;
 mod lowmem;
 mod maphelpers;
+pub mod maps;
 pub mod printk;
 mod prog;
+pub mod programs;
 pub mod tag;
 mod testrun;
 mod trace;
@@ -61,18 +69,17 @@ pub use loader::{LoadOpts, LoadedObject};
 pub use testrun::{TestRunAttr, TestRunResult, BPF_F_TEST_XDP_LIVE_FRAMES, XDP_PACKET_HEADROOM};
 pub use trace::TracePipe;
 
+pub use bpfvm_obj::{section_def, AttachType, ProgType, SecDef};
 pub use bpfvm_obj::{FuncInfo, LineInfo, ObjError, Object};
+
+/// llvm-objdump's `-d`/`-S` listing of BPF objects.
+pub mod objdump {
+    pub use bpfvm_obj::objdump::{objdump_with, ObjdumpOptions, ObjdumpOutput};
+}
 
 /// The instruction set (instructions, the opcode table, assembler, disassemblers).
 pub mod isa {
     pub use bpfvm_isa::*;
-}
-
-/// Map types and flags.
-pub mod maps {
-    pub use bpfvm_maps::{with_value_files, MapAttr, ValueFile};
-    pub use bpfvm_maps::{MapError, MapOps, MapType, PerfEventArray, PerfRecord};
-    pub use bpfvm_maps::{BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
 }
 
 /// BTF: types, the value pretty-printer, bpftool's dump formats.
