@@ -6,6 +6,7 @@ use bpfvm::btf::{
     dump_btf_json, dump_btf_plain, hex_byte_array, map_entry_dump, write_bpftool_compact,
     write_bpftool_pretty, Btf, DumpMode, Dumped, MapValues,
 };
+use bpfvm::maps::RawMap;
 use bpfvm::{BpfCmd, BpfError, BpfReply, MapInfo, MapObj, ProgInfo, Runtime};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
@@ -380,31 +381,20 @@ fn entry_hex_plain(m: &MapObj, key: &[u8], value: &[u8], out: &mut String) {
 type Entry = (Vec<u8>, Vec<u8>);
 
 fn entries(rt: &Runtime, m: &MapObj) -> Result<Vec<Entry>, String> {
+    let map = RawMap::from_id(rt, m.id).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    let mut key: Option<Vec<u8>> = None;
-    // A map never yields more keys than max_entries; the bound guards a bad iterator.
-    let bound = m.attr().max_entries as usize + 1;
-    while out.len() < bound {
-        let next = match rt.bpf(BpfCmd::MapGetNextKey {
-            map_id: m.id,
-            key: key.clone(),
-        }) {
-            Ok(BpfReply::Bytes(k)) => k,
-            Err(e) if e.errno() == libc::ENOENT => break,
-            Err(e) if key.is_none() => {
-                return Err(format!("can't get next key: {}", errno_text(&e)))
-            }
-            _ => break,
+    // The walk ends at the last key (ENOENT) and after max_entries + 1 keys,
+    // a bound that guards against a bad iterator.
+    for (i, key) in map.keys().enumerate() {
+        let key = match key {
+            Ok(k) => k,
+            Err(e) if i == 0 => return Err(format!("can't get next key: {}", strerror(e.errno()))),
+            Err(_) => break,
         };
         // A key deleted meanwhile, or an empty fd-map slot, is skipped.
-        if let Ok(BpfReply::Bytes(v)) = rt.bpf(BpfCmd::MapLookupElem {
-            map_id: m.id,
-            key: next.clone(),
-            flags: 0,
-        }) {
-            out.push((next.clone(), v));
+        if let Ok(v) = map.lookup(&key, 0) {
+            out.push((key, v));
         }
-        key = Some(next);
     }
     Ok(out)
 }
@@ -425,21 +415,11 @@ fn map_dump_errors(rt: &Runtime, m: &MapObj, f: Format) -> Result<Response, Stri
     let mut items = Vec::new();
     let mut out = String::new();
     let mut found = 0;
-    let mut key: Option<Vec<u8>> = None;
-    for _ in 0..=m.attr().max_entries {
-        let next = match rt.bpf(BpfCmd::MapGetNextKey {
-            map_id: m.id,
-            key: key.clone(),
-        }) {
-            Ok(BpfReply::Bytes(k)) => k,
-            _ => break,
-        };
-        match rt.bpf(BpfCmd::MapLookupElem {
-            map_id: m.id,
-            key: next.clone(),
-            flags: 0,
-        }) {
-            Ok(BpfReply::Bytes(v)) => {
+    let map = RawMap::from_id(rt, m.id).map_err(|e| e.to_string())?;
+    for next in map.keys() {
+        let Ok(next) = next else { break };
+        match map.lookup(&next, 0) {
+            Ok(v) => {
                 found += 1;
                 items.push(entry_json(m, &next, &v));
                 entry_hex_plain(m, &next, &v, &mut out);
@@ -468,9 +448,7 @@ fn map_dump_errors(rt: &Runtime, m: &MapObj, f: Format) -> Result<Response, Stri
                 out.push_str(if single_line { "  " } else { "\n" });
                 let _ = writeln!(out, "value:{sep}{msg}");
             }
-            Ok(_) => {}
         }
-        key = Some(next);
     }
     if f.is_json() {
         return Ok(Response::out(dumped(f, &Dumped::Array(items))));

@@ -8,7 +8,7 @@ use super::{lock, Catalog, Daemon, Record};
 use crate::proto::{self, Command, Format, Listing, Request, Response, Target};
 use crate::render;
 use crate::safefs::check_pin_path;
-use bpfvm::maps::MapType;
+use bpfvm::maps::{MapType, ProgramArray, RawMap};
 use bpfvm::{
     BpfCmd, BpfReply, MapCreateAttr, MapObj, ObjKind, Object, Pinned, ProgObj, TestRunAttr,
 };
@@ -1117,22 +1117,13 @@ impl Daemon {
                 continue;
             }
             let mut entries = Vec::new();
-            let mut key: Option<Vec<u8>> = None;
-            while entries.len() < MAX_FETCHED_ENTRIES {
-                let Ok(BpfReply::Bytes(next)) = self.rt.bpf(BpfCmd::MapGetNextKey {
-                    map_id: m.id,
-                    key: key.clone(),
-                }) else {
-                    break;
-                };
-                if let Ok(BpfReply::Bytes(v)) = self.rt.bpf(BpfCmd::MapLookupElem {
-                    map_id: m.id,
-                    key: next.clone(),
-                    flags: 0,
-                }) {
-                    entries.push((proto::to_hex(&next), proto::to_hex(&v)));
+            if let Ok(map) = RawMap::from_id(&self.rt, m.id) {
+                for (k, v) in map.iter().map_while(Result::ok) {
+                    if entries.len() >= MAX_FETCHED_ENTRIES {
+                        break;
+                    }
+                    entries.push((proto::to_hex(&k), proto::to_hex(&v)));
                 }
-                key = Some(next);
             }
             out_maps.push(serde_json::json!({ "name": n, "entries": entries }));
         }
@@ -1161,28 +1152,14 @@ impl Daemon {
             if maps.iter().any(|x| x.id == m.id) {
                 continue;
             }
-            if m.map_type() == MapType::ProgArray {
-                let mut key: Option<Vec<u8>> = None;
-                while let Ok(BpfReply::Bytes(next)) = self.rt.bpf(BpfCmd::MapGetNextKey {
-                    map_id: m.id,
-                    key: key.clone(),
-                }) {
-                    if let Ok(BpfReply::Bytes(v)) = self.rt.bpf(BpfCmd::MapLookupElem {
-                        map_id: m.id,
-                        key: next.clone(),
-                        flags: 0,
-                    }) {
-                        let id = v
-                            .get(..4)
-                            .map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or_default()));
-                        if !progs.contains(&id) {
-                            if let Ok(t) = self.rt.prog_by_id(id) {
-                                progs.push(id);
-                                queue.extend(t.used_maps.iter().cloned());
-                            }
+            if let Ok(slots) = RawMap::from_id(&self.rt, m.id).and_then(ProgramArray::try_from) {
+                for (_, id) in slots.iter().map_while(Result::ok) {
+                    if !progs.contains(&id) {
+                        if let Ok(t) = self.rt.prog_by_id(id) {
+                            progs.push(id);
+                            queue.extend(t.used_maps.iter().cloned());
                         }
                     }
-                    key = Some(next);
                 }
             }
             maps.push(m);
@@ -1193,22 +1170,12 @@ impl Daemon {
     /// A map's entries, or `None` past [`MAX_RUN_SAVED_ENTRIES`].
     fn small_contents(&self, m: &MapObj) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut contents = Vec::new();
-        let mut key: Option<Vec<u8>> = None;
-        while let Ok(BpfReply::Bytes(next)) = self.rt.bpf(BpfCmd::MapGetNextKey {
-            map_id: m.id,
-            key: key.clone(),
-        }) {
+        let map = RawMap::from_id(&self.rt, m.id).ok()?;
+        for entry in map.iter().map_while(Result::ok) {
             if contents.len() >= MAX_RUN_SAVED_ENTRIES {
                 return None;
             }
-            if let Ok(BpfReply::Bytes(v)) = self.rt.bpf(BpfCmd::MapLookupElem {
-                map_id: m.id,
-                key: next.clone(),
-                flags: 0,
-            }) {
-                contents.push((next.clone(), v));
-            }
-            key = Some(next);
+            contents.push(entry);
         }
         Some(contents)
     }

@@ -5,7 +5,7 @@ use super::store::{Entry, Loaded, SavedValue, SnapshotWriter, Source, Store, Sto
 use super::{Catalog, Daemon, Record};
 use crate::proto::{self, Format};
 use crate::render;
-use bpfvm::maps::MapType;
+use bpfvm::maps::{MapType, RawMap};
 use bpfvm::{BpfCmd, BpfReply, MapCreateAttr, MapFd, MapObj, Pinned, ProgFd};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -270,15 +270,9 @@ impl Daemon {
                         continue;
                     };
                     // What the map holds now goes, then the saved entries come in.
-                    let mut keys = Vec::new();
-                    let mut key: Option<Vec<u8>> = None;
-                    while let Ok(BpfReply::Bytes(next)) = self.rt.bpf(BpfCmd::MapGetNextKey {
-                        map_id: m.id(),
-                        key: key.clone(),
-                    }) {
-                        keys.push(next.clone());
-                        key = Some(next);
-                    }
+                    let keys: Vec<Vec<u8>> = RawMap::from_id(&self.rt, m.id())
+                        .map(|map| map.keys().map_while(Result::ok).collect())
+                        .unwrap_or_default();
                     for k in keys {
                         let _ = self.rt.bpf(BpfCmd::MapDeleteElem {
                             map_id: m.id(),
@@ -628,11 +622,8 @@ impl Daemon {
                 w.array(record, name, len, segments, &blob)?;
             }
         } else if saved_by_key(t) {
-            let mut key: Option<Vec<u8>> = None;
-            while let Ok(BpfReply::Bytes(next)) = self.rt.bpf(BpfCmd::MapGetNextKey {
-                map_id: m.id,
-                key: key.clone(),
-            }) {
+            let map = RawMap::from_id(&self.rt, m.id).ok();
+            for next in map.iter().flat_map(|map| map.keys().map_while(Result::ok)) {
                 if let Some(value) = self.saved_value(cat, m, &next) {
                     w.entry(&Entry::MapSet {
                         record,
@@ -641,7 +632,6 @@ impl Daemon {
                         value,
                     })?;
                 }
-                key = Some(next);
             }
         }
         if m.ops.is_frozen() {
