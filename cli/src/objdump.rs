@@ -1,12 +1,12 @@
 //! `bpfvm objdump [-d|-S] OBJ...`: llvm-objdump-19's `-d` / `-S` output for BPF
-//! objects, byte for byte (see `bpfvm_obj::objdump`).
+//! objects, byte for byte (see `bpfvm::objdump`).
 //!
 //! As llvm-objdump: objects are dumped in order, source files are found from the
 //! working directory, warnings go to stderr as `bpfvm: warning: 'OBJ': ...`, and
 //! the first object that cannot be read stops the run with
 //! `bpfvm: error: 'OBJ': ...` and exit status 1.
 
-use bpfvm_obj::objdump::{objdump_with, ObjdumpOptions};
+use bpfvm::objdump::{objdump_with, ObjdumpOptions};
 use std::io::Write;
 
 const TOOL: &str = "bpfvm";

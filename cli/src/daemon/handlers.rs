@@ -1251,9 +1251,9 @@ pub fn parse_object(
 ) -> Result<Object, String> {
     let mut obj = Object::parse(file_name, bytes).map_err(|e| render::error_chain(&e))?;
     if let Some(t) = prog_type {
-        let (pt, attach) = if let Some(pt) = bpfvm_obj::ProgType::from_name(t) {
+        let (pt, attach) = if let Some(pt) = bpfvm::ProgType::from_name(t) {
             (pt, None)
-        } else if let Some(def) = bpfvm_obj::section_def(t) {
+        } else if let Some(def) = bpfvm::section_def(t) {
             (def.prog_type, def.expected_attach_type)
         } else {
             return Err(format!("unknown program type '{t}'"));
