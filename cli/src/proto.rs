@@ -402,30 +402,20 @@ pub fn decode_response(body: &[u8]) -> Result<Response, ProtoError> {
 
 /// Bytes as lowercase hex.
 pub fn to_hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
+    hex::encode(b)
 }
 
 /// Lowercase or uppercase hex to bytes.
 pub fn from_hex(s: &str) -> Result<Vec<u8>, ProtoError> {
-    if !s.len().is_multiple_of(2) {
-        return Err(ProtoError::BadRequest {
-            reason: "hex string of odd length".into(),
-        });
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| ProtoError::BadRequest {
-                    reason: format!("bad hex at offset {i}"),
-                })
-        })
-        .collect()
+    hex::decode(s).map_err(|e| ProtoError::BadRequest {
+        reason: match e {
+            hex::FromHexError::OddLength => "hex string of odd length".into(),
+            hex::FromHexError::InvalidHexCharacter { c, index } => {
+                format!("bad hex character {c:?} at offset {index}")
+            }
+            e => format!("bad hex: {e}"),
+        },
+    })
 }
 
 #[cfg(test)]

@@ -95,3 +95,16 @@ pub mod vm {
         RegionKind, VmError, VmProgram,
     };
 }
+
+// The runtime, its handles and the typed views may be shared across threads
+// (the daemon serves clients from several); this fails to compile otherwise.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Runtime>();
+    send_sync::<MapFd>();
+    send_sync::<ProgFd>();
+    send_sync::<maps::RawMap>();
+    send_sync::<maps::HashMap<u32, u64>>();
+    send_sync::<maps::RingBuf>();
+    send_sync::<programs::Xdp>();
+};
