@@ -11,6 +11,7 @@
 use crate::client;
 use crate::proto::{self, Command, Target};
 use crate::Opts;
+use bpfvm::maps::ProgramArray;
 use bpfvm::{LoadedObject, ProgFd, ProgObj, Runtime};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -143,20 +144,18 @@ impl Session {
                             let _ = rt.map_update_elem(fd, &k, &v, 0);
                         }
                     }
-                    if let Some(slots) = m.get("prog_slots").and_then(|v| v.as_array()) {
-                        if let Some(pa) = fd.obj().ops.as_prog_array() {
-                            pa.clear();
+                    if let (Some(slots), Ok(pa)) = (
+                        m.get("prog_slots").and_then(|v| v.as_array()),
+                        ProgramArray::new(&rt, fd),
+                    ) {
+                        for i in 0..pa.len() {
+                            let _ = pa.clear_index(i);
                         }
                         for sl in slots {
                             let key = sl.get(0).and_then(|v| v.as_u64()).unwrap_or(0) as u32;
                             let pn = sl.get(1).and_then(|v| v.as_str()).unwrap_or("");
                             if let Some(p) = loaded.prog(pn) {
-                                let _ = rt.map_update_elem(
-                                    fd,
-                                    &key.to_le_bytes(),
-                                    &p.id().to_le_bytes(),
-                                    0,
-                                );
+                                let _ = pa.set(key, p, 0);
                             }
                         }
                     }
