@@ -7,8 +7,8 @@
 //! by [`Runtime::load_object`] (maps created, relocations applied, each program
 //! decoded and prepared for the VM, its tag computed as the kernel computes it);
 //! programs then run through `prog_test_run` ([`BpfCmd::ProgTestRun`]) or attach
-//! points, calling the runtime's helpers ([`helpers`]), which reach maps and the
-//! trace pipe through the run's environment.
+//! points, calling the runtime's helpers, which reach maps and the trace pipe
+//! through the run's environment.
 //!
 //! Embedders can use typed views instead of raw commands: [`maps`] has
 //! `HashMap<K, V>`, `Array<V>`, `PerCpuArray<V>`, `LpmTrie<K, V>`, `RingBuf` and
@@ -35,18 +35,24 @@ mod cancel;
 mod env;
 mod error;
 mod globalfn;
+// The modules marked #[doc(hidden)] are internal: public only for this crate's
+// kernel-oracle tests and the CLI's conformance plugin, not part of the API.
+#[doc(hidden)]
 pub mod helpers;
+#[doc(hidden)]
 pub mod helpers_pure;
 mod idr;
 mod info;
 mod inspect;
 pub mod kconfig;
 mod kernel;
+#[doc(hidden)]
 pub mod kfuncs;
 mod loader;
 mod lowmem;
 mod maphelpers;
 pub mod maps;
+#[doc(hidden)]
 pub mod printk;
 mod prog;
 pub mod programs;
@@ -89,6 +95,7 @@ pub mod btf {
 
 /// The VM's helper interface, for registering custom helpers.
 pub mod vm {
+    #[doc(hidden)]
     pub use bpfvm_vm::conformance;
     pub use bpfvm_vm::{
         At, CallSite, Flow, Helper, HelperCtx, HelperError, HelperOutcome, Observer, Region,
