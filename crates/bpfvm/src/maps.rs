@@ -1177,6 +1177,35 @@ mod tests {
         );
     }
 
+    /// A view made by id takes no user reference: dropping it leaves the slots
+    /// of a prog_array that no handle holds as they are.
+    #[test]
+    fn views_by_id_leave_unreferenced_prog_arrays_alone() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/obj/maps.o"
+        );
+        let obj = crate::Object::parse("maps.o", &std::fs::read(path).unwrap()).unwrap();
+        let rt = Runtime::with_cpus(1);
+        let mut loaded = rt.load_object(&obj, None).unwrap();
+        let target = loaded.prog("prog_target").unwrap().clone();
+        let id = loaded.map("m_prog_array").unwrap().id();
+        // The programs keep the map; its last user reference goes with `maps`.
+        loaded.maps.clear();
+        rt.bpf(BpfCmd::MapUpdateElem {
+            map_id: id,
+            key: 0u32.to_ne_bytes().to_vec(),
+            value: target.id().to_ne_bytes().to_vec(),
+            flags: 0,
+        })
+        .unwrap();
+        for _ in 0..2 {
+            let slots = ProgramArray::try_from(RawMap::from_id(&rt, id).unwrap()).unwrap();
+            let filled: Vec<_> = slots.iter().collect::<Result<_, _>>().unwrap();
+            assert_eq!(filled, vec![(0, target.id())]);
+        }
+    }
+
     #[test]
     fn pod_round_trips() {
         let v: [u16; 3] = [1, 0x203, 0xffff];
