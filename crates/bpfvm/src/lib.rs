@@ -31,6 +31,7 @@ mod error;
 mod globalfn;
 pub mod helpers;
 pub mod helpers_pure;
+pub mod nethelpers;
 mod idr;
 mod info;
 mod inspect;

@@ -33,6 +33,9 @@ pub const XDP_PACKET_HEADROOM: usize = 256;
 const SKB_SHARED_INFO: usize = 320;
 const FRAME_SIZE: usize = 4096;
 const ETH_HLEN: usize = 14;
+/// Headroom of an skb test run's buffer: room for `bpf_skb_change_head`
+/// and `bpf_skb_adjust_room` to grow the packet to its largest in front.
+const SKB_HEADROOM: usize = 16384 + 1024;
 
 /// `bpf_attr.test`.
 #[derive(Clone, Debug, Default)]
@@ -331,17 +334,13 @@ fn run_xdp(
     .map_err(|e| BpfError::Invalid(e.to_string()))?
 }
 
-/// `struct __sk_buff` offsets used by test runs (include/uapi/linux/bpf.h).
+/// `struct __sk_buff` offsets used by test runs (include/uapi/linux/bpf.h);
+/// the fields the helpers change are set by `nethelpers::SkbState::sync`.
 mod skb {
     pub const SIZE: usize = 192;
-    pub const LEN: usize = 0;
     pub const PKT_TYPE: usize = 4;
-    pub const PROTOCOL: usize = 16;
     pub const INGRESS_IFINDEX: usize = 36;
     pub const IFINDEX: usize = 40;
-    pub const DATA: usize = 76;
-    pub const DATA_END: usize = 80;
-    pub const DATA_META: usize = 140;
     pub const WIRE_LEN: usize = 160;
     pub const GSO_SEGS: usize = 164;
 }
@@ -378,11 +377,15 @@ fn run_skb(
         prog.prog_type,
         BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT
     );
-    let mut buf = LowBuf::new(XDP_PACKET_HEADROOM + a.data_in.len() + SKB_SHARED_INFO)
+    // Room in front and behind for the largest skb the packet-changing
+    // helpers make (they refuse to grow past BPF_SKB_MAX_LEN), so that the
+    // packet never has to move to another buffer during a run.
+    let head = SKB_HEADROOM;
+    let room = a.data_in.len().max(crate::nethelpers::SKB_MAX_LEN as usize);
+    let mut buf = LowBuf::new(head + room + SKB_SHARED_INFO)
         .map_err(|e| BpfError::Invalid(e.to_string()))?;
-    let base = buf.addr() + XDP_PACKET_HEADROOM as u64;
-    buf.as_mut_slice()[XDP_PACKET_HEADROOM..XDP_PACKET_HEADROOM + a.data_in.len()]
-        .copy_from_slice(&a.data_in);
+    let base = buf.addr() + head as u64;
+    buf.as_mut_slice()[head..head + a.data_in.len()].copy_from_slice(&a.data_in);
     let data = if l2 { base } else { base + ETH_HLEN as u64 };
     let end = base + a.data_in.len() as u64;
     let mut ctx = vec![0u8; skb::SIZE];
@@ -390,37 +393,55 @@ fn run_skb(
         let n = c.len().min(skb::SIZE);
         ctx[..n].copy_from_slice(&c[..n]);
     }
-    put32(&mut ctx, skb::LEN, (end - data) as u32);
     put32(&mut ctx, skb::PKT_TYPE, 0);
     let proto = u16::from_be_bytes([a.data_in[12], a.data_in[13]]);
-    // skb->protocol holds the EtherType in network byte order.
-    put32(
-        &mut ctx,
-        skb::PROTOCOL,
-        u16::from_ne_bytes(proto.to_be_bytes()) as u32,
-    );
     put32(&mut ctx, skb::INGRESS_IFINDEX, 1);
     put32(&mut ctx, skb::IFINDEX, 1);
-    put32(&mut ctx, skb::DATA, data as u32);
-    put32(&mut ctx, skb::DATA_END, end as u32);
-    put32(&mut ctx, skb::DATA_META, data as u32);
     put32(&mut ctx, skb::WIRE_LEN, a.data_in.len() as u32);
     put32(&mut ctx, skb::GSO_SEGS, 1);
     let mut env = RunEnv::new(rt, prog, a.cpu);
     let ctx_ptr = ctx.as_mut_ptr() as u64;
-    let skb_opts = |_: &RunEnv| {
+    let state = crate::nethelpers::SkbState {
+        ctx: ctx.as_mut_ptr(),
+        head: buf.addr(),
+        buf_end: buf.addr() + (head + room) as u64,
+        data,
+        len: (end - data) as u32,
+        mac: base,
+        network: base + ETH_HLEN as u64,
+        transport: None,
+        protocol: proto,
+        vlan: None,
+        hash: None,
+        encapsulation: false,
+    };
+    // len, protocol (network byte order), data, data_end, data_meta, the
+    // vlan fields and hash, as the kernel computes them from the skb.
+    state.sync();
+    env.skb = Some(state);
+    let skb_opts = |e: &RunEnv| {
+        let (d, de) = e
+            .skb
+            .as_ref()
+            .map_or((data, end), |s| (s.data, s.data + s.len as u64));
         RunOptions::new()
             .context(ctx_ptr, skb::SIZE as u64, true)
-            .packet(data, end)
+            .packet(d, de)
     };
     let (r0, duration) = run_repeated(prog, &mut env, repeat, skb_opts, |_| {}, obs)?;
-    let mut data_out =
-        buf.as_slice()[XDP_PACKET_HEADROOM..XDP_PACKET_HEADROOM + a.data_in.len()].to_vec();
+    let (d, len) = env
+        .skb
+        .as_ref()
+        .map_or((data, end - data), |s| (s.data, s.len as u64));
+    let from = (d - buf.addr()) as usize;
+    let mut data_out = Vec::with_capacity(len as usize + ETH_HLEN);
     if !l2 {
-        // The MAC header is not part of a socket filter's packet; the kernel hands
-        // back zeroes in its place.
-        data_out[..ETH_HLEN].fill(0);
+        // The MAC header is not part of a socket filter's packet; the kernel
+        // pushes zeroes in its place.
+        data_out.resize(ETH_HLEN, 0);
     }
+    data_out.extend_from_slice(&buf.as_slice()[from..from + len as usize]);
+    env.skb = None;
     Ok(TestRunResult {
         retval: r0 as u32,
         data_out,
