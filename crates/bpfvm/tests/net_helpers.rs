@@ -12,6 +12,7 @@
 //! call, a field of it in the high 16 bits.
 
 use bpfvm::isa::{asm::assemble, insns_to_bytes, Insn};
+use bpfvm::vm::{At, Flow};
 use bpfvm::{BpfCmd, BpfReply, ProgLoadAttr, Runtime, TestRunAttr};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ struct Case {
     packet: Vec<u8>,
     /// Why bpfvm's result is not compared with the kernel's.
     differs: Option<&'static str>,
+    /// BPF_PROG_TEST_RUN's `repeat` (the kernel runs the program again on
+    /// the same sk_buff, so packet changes add up).
+    repeat: u32,
 }
 
 // ---- packets ----
@@ -195,6 +199,7 @@ fn case(name: &str, prog_type: u32, asm: String, packet: Vec<u8>) -> Case {
         asm,
         packet,
         differs: None,
+        repeat: 1,
     }
 }
 
@@ -605,6 +610,31 @@ fn cases() -> Vec<Case> {
     v.push(case("ns_pid_tgid_wrong_dev", XDP, ns(dev + 1, ino, 8), p4.clone()));
     v.push(case("ns_pid_tgid_dev_past_u32", XDP, ns(dev | (1 << 32), ino, 8), p4.clone()));
     v.push(case("ns_pid_tgid_size_12", XDP, ns(dev, ino, 12), p4.clone()));
+
+    // ---- repeated runs: the kernel runs the program again on the same skb ----
+    let grow2 = "mov %r6, %r1
+         ldxw %r2, [%r6+0]
+         add %r2, 2
+         mov %r3, 0
+         call 38
+         ldxw %r0, [%r6+0]
+         exit"
+        .to_string();
+    let mut c = case("repeat_change_tail_adds_up", TC, grow2, p4.clone());
+    c.repeat = 5;
+    v.push(c);
+    let mut c = tc("repeat_vlan_push_stacks", 18, &[q, 3], Epi::Field(LEN), p4.clone());
+    c.repeat = 3;
+    v.push(c);
+    let mut c = tc("repeat_adjust_room_grows", 50, &[4, 1, 0], Epi::Field(LEN), p4.clone());
+    c.repeat = 4;
+    v.push(c);
+    let mut c = tc("repeat_change_head", 43, &[2, 0], Epi::Byte(0), p4.clone());
+    c.repeat = 3;
+    v.push(c);
+    let mut c = case("repeat_xdp_store_bytes", XDP, xstore(20, 4), p4.clone());
+    c.repeat = 3;
+    v.push(c);
     let _ = EINVAL_ON_LOAD;
     v
 }
@@ -627,7 +657,10 @@ fn insns(c: &Case) -> Vec<Insn> {
     assemble(&c.asm).unwrap_or_else(|e| panic!("{}: {e}\n{}", c.name, c.asm))
 }
 
-fn run_bpfvm(rt: &Runtime, c: &Case) -> Result<Outcome, String> {
+/// Runs `c` on `rt`; `observed` runs it instruction by instruction under an
+/// observer, which makes the interpreter check every memory access against
+/// the run's regions (the packet region the helpers move included).
+fn run_bpfvm(rt: &Runtime, c: &Case, observed: bool) -> Result<Outcome, String> {
     let p = rt
         .load_program(ProgLoadAttr {
             prog_type: c.prog_type,
@@ -637,18 +670,26 @@ fn run_bpfvm(rt: &Runtime, c: &Case) -> Result<Outcome, String> {
             ..Default::default()
         })
         .map_err(|e| format!("load: {e}"))?;
-    match rt.bpf(BpfCmd::ProgTestRun(TestRunAttr {
+    let attr = TestRunAttr {
         prog_id: p.id(),
         data_in: c.packet.clone(),
-        repeat: 1,
+        repeat: c.repeat,
         ..Default::default()
-    })) {
-        Ok(BpfReply::TestRun(r)) => Ok(Outcome {
-            retval: r.retval,
-            data_out: r.data_out,
-        }),
-        other => Err(format!("test run: {other:?}")),
-    }
+    };
+    let r = if observed {
+        let mut go = |_: &At<'_>| Flow::Continue;
+        rt.test_run_observed(&attr, &mut go)
+            .map_err(|e| format!("observed test run: {e}"))?
+    } else {
+        match rt.bpf(BpfCmd::ProgTestRun(attr)) {
+            Ok(BpfReply::TestRun(r)) => r,
+            other => return Err(format!("test run: {other:?}")),
+        }
+    };
+    Ok(Outcome {
+        retval: r.retval,
+        data_out: r.data_out,
+    })
 }
 
 #[repr(C)]
@@ -720,7 +761,7 @@ fn run_kernel(c: &Case) -> Result<Outcome, String> {
         data_in: c.packet.as_ptr() as u64,
         data_size_out: out.len() as u32,
         data_out: out.as_mut_ptr() as u64,
-        repeat: 1,
+        repeat: c.repeat,
         ..Default::default()
     };
     let r = sys_bpf(10, &mut run);
@@ -793,8 +834,18 @@ fn net_helpers_match_the_kernel() {
     let mut failures = Vec::new();
     let mut agreed = 0;
     for c in &cases {
-        let a = run_bpfvm(&interp, c);
-        let b = run_bpfvm(&jit, c);
+        let a = run_bpfvm(&interp, c, false);
+        let b = run_bpfvm(&jit, c, false);
+        match run_bpfvm(&interp, c, true) {
+            Ok(o) if Ok(&o) == a.as_ref() => {}
+            Ok(o) => failures.push(format!(
+                "{}: checked interpreter {} != interpreter {:?}",
+                c.name,
+                render(&o),
+                a.as_ref().map(render)
+            )),
+            Err(e) => failures.push(format!("{}: checked interpreter: {e}", c.name)),
+        }
         let a = match a {
             Ok(a) => a,
             Err(e) => {
