@@ -4,6 +4,7 @@
 //!
 //! - checksums: `bpf_l3_csum_replace`, `bpf_l4_csum_replace`;
 //! - the sk_buff's shape: `bpf_skb_pull_data`, `bpf_skb_change_tail`,
+//!   `bpf_skb_change_proto`,
 //!   `bpf_skb_change_head`, `bpf_skb_adjust_room`, `bpf_skb_vlan_push`,
 //!   `bpf_skb_vlan_pop`, `bpf_skb_ecn_set_ce`, `bpf_skb_store_bytes`;
 //! - the flow hash: `bpf_get_hash_recalc`, `bpf_set_hash_invalid`;
@@ -381,6 +382,68 @@ const ADJ_MASK: u64 = ADJ_FIXED_GSO
 const BPF_ADJ_ROOM_NET: u32 = 0;
 const BPF_ADJ_ROOM_MAC: u32 = 1;
 
+/// `bpf_skb_net_hdr_push`: `len` zero bytes at `off` from the start (the
+/// `off` bytes before them move to the front); the MAC and network headers
+/// move with the front part.
+fn net_hdr_push(s: &mut SkbState, off: u64, len: u64) -> Result<(), i64> {
+    let trans_same = s.transport == Some(s.network);
+    if !s.push(len) {
+        return Err(-(libc::ENOMEM as i64));
+    }
+    // SAFETY: the packet buffer holds data .. data + off + len (pushed above).
+    unsafe { std::ptr::copy((s.data + len) as *const u8, s.data as *mut u8, off as usize) };
+    s.bytes(off, len).fill(0);
+    s.mac -= len;
+    s.network -= len;
+    if trans_same {
+        s.transport = Some(s.network);
+    }
+    Ok(())
+}
+
+/// `bpf_skb_net_hdr_pop`: removes `len` bytes at `off`; -ENOMEM if the
+/// packet is shorter than `off + len` (`pskb_may_pull`).
+fn net_hdr_pop(s: &mut SkbState, off: u64, len: u64) -> Result<(), i64> {
+    let trans_same = s.transport == Some(s.network);
+    if off + len > s.len as u64 {
+        return Err(-(libc::ENOMEM as i64));
+    }
+    let old = s.data;
+    s.pull(len);
+    // SAFETY: both ranges lie in the packet buffer (off + len <= old len).
+    unsafe { std::ptr::copy(old as *const u8, s.data as *mut u8, off as usize) };
+    s.mac += len;
+    s.network += len;
+    if trans_same {
+        s.transport = Some(s.network);
+    }
+    Ok(())
+}
+
+/// `bpf_skb_change_proto(skb, proto, flags)`: IPv4 to IPv6 makes 20 (zeroed)
+/// bytes of room after the MAC header, IPv6 to IPv4 takes 20 away; the
+/// program writes the new header. Other pairs are -ENOTSUPP.
+fn skb_change_proto(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    let (to, flags) = (u16::from_be(a[1] as u16), a[2]);
+    if flags != 0 {
+        return err(libc::EINVAL);
+    }
+    with_skb(ctx, |s| {
+        let off = s.network.wrapping_sub(s.mac);
+        let r = match (s.protocol, to) {
+            (ETH_P_IP, ETH_P_IPV6) => net_hdr_push(s, off, 20),
+            (ETH_P_IPV6, ETH_P_IP) => net_hdr_pop(s, off, 20),
+            _ => return -(ENOTSUPP as i64),
+        };
+        if let Err(e) = r {
+            return e;
+        }
+        s.protocol = to;
+        s.hash = None;
+        0
+    })
+}
+
 fn net_base_len(proto: u16) -> u32 {
     match proto {
         ETH_P_IP => 20,
@@ -436,23 +499,12 @@ fn adjust_room(s: &mut SkbState, diff: i32, mode: u32, flags: u64) -> i64 {
         return NOTSUPP;
     }
     let abs = abs as u64;
-    let trans_same = s.transport == Some(s.network);
     if shrink {
         if flags & !(ADJ_FIXED_GSO | ADJ_DECAP_L3_MASK | ADJ_NO_CSUM_RESET) != 0 {
             return EINVAL;
         }
-        if off + abs > s.len as u64 {
-            return -(libc::ENOMEM as i64);
-        }
-        // The first `off` bytes move forward over the removed ones.
-        let old = s.data;
-        s.pull(abs);
-        // SAFETY: both ranges lie in the packet buffer (off + abs <= old len).
-        unsafe { std::ptr::copy(old as *const u8, s.data as *mut u8, off as usize) };
-        s.mac += abs;
-        s.network += abs;
-        if trans_same {
-            s.transport = Some(s.network);
+        if let Err(e) = net_hdr_pop(s, off, abs) {
+            return e;
         }
         if s.protocol == ETH_P_IP && flags & ADJ_DECAP_L3_IPV6 != 0 {
             s.protocol = ETH_P_IPV6;
@@ -480,22 +532,8 @@ fn adjust_room(s: &mut SkbState, diff: i32, mode: u32, flags: u64) -> i64 {
             return EINVAL;
         }
     }
-    if !s.push(abs) {
-        return -(libc::ENOMEM as i64);
-    }
-    // SAFETY: the packet buffer holds data .. data + off + abs (pushed above).
-    unsafe {
-        std::ptr::copy(
-            (s.data + abs) as *const u8,
-            s.data as *mut u8,
-            off as usize,
-        )
-    };
-    s.bytes(off, abs).fill(0);
-    s.mac -= abs;
-    s.network -= abs;
-    if trans_same {
-        s.transport = Some(s.network);
+    if let Err(e) = net_hdr_push(s, off, abs) {
+        return e;
     }
     if encap {
         s.encapsulation = true;
@@ -839,6 +877,7 @@ pub fn register(t: &mut HelperTable) {
         .register(13, n(13), clone_redirect)
         .register(18, n(18), skb_vlan_push)
         .register(19, n(19), skb_vlan_pop)
+        .register(31, n(31), skb_change_proto)
         .register(34, n(34), get_hash_recalc)
         .register(35, n(35), Leaves(get_current_task))
         .register(38, n(38), skb_change_tail)

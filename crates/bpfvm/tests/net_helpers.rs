@@ -611,6 +611,38 @@ fn cases() -> Vec<Case> {
     v.push(case("ns_pid_tgid_dev_past_u32", XDP, ns(dev | (1 << 32), ino, 8), p4.clone()));
     v.push(case("ns_pid_tgid_size_12", XDP, ns(dev, ino, 12), p4.clone()));
 
+    // ---- bpf_skb_change_proto (31) ----
+    let v6 = 0xdd86i64; // htons(ETH_P_IPV6)
+    let v4 = 0x0008i64; // htons(ETH_P_IP)
+    v.push(tc("change_proto_4_to_6", 31, &[v6, 0], Epi::Field(PROTOCOL), p4.clone()));
+    v.push(tc("change_proto_4_to_6_len", 31, &[v6, 0], Epi::Field(LEN), p4.clone()));
+    v.push(tc("change_proto_6_to_4", 31, &[v4, 0], Epi::Field(PROTOCOL), ipv6_tc(0)));
+    v.push(tc("change_proto_6_to_4_len", 31, &[v4, 0], Epi::Field(LEN), ipv6_tc(0)));
+    v.push(tc("change_proto_4_to_4", 31, &[v4, 0], Epi::Ret, p4.clone()));
+    v.push(tc("change_proto_6_to_6", 31, &[v6, 0], Epi::Ret, ipv6_tc(0)));
+    v.push(tc("change_proto_other", 31, &[v6, 0], Epi::Ret, other()));
+    v.push(tc("change_proto_flags", 31, &[v6, 1], Epi::Ret, p4.clone()));
+    v.push(tc("change_proto_host_order", 31, &[0x86dd, 0], Epi::Ret, p4.clone()));
+    v.push(case(
+        "change_proto_clears_hash",
+        TC,
+        format!(
+            "mov %r6, %r1\ncall 34\n{}",
+            call(&args(&[v6, 0]), 31, Epi::Field(HASH)).replacen("mov %r6, %r1\n", "", 1)
+        ),
+        p4.clone(),
+    ));
+    // Back and forth: the packet is the same length again.
+    v.push(case(
+        "change_proto_4_6_4",
+        TC,
+        format!(
+            "mov %r6, %r1\nmov %r2, {v6}\nmov %r3, 0\ncall 31\n{}",
+            call(&args(&[v4, 0]), 31, Epi::Field(LEN)).replacen("mov %r6, %r1\n", "", 1)
+        ),
+        p4.clone(),
+    ));
+
     // ---- repeated runs: the kernel runs the program again on the same skb ----
     let grow2 = "mov %r6, %r1
          ldxw %r2, [%r6+0]
