@@ -539,7 +539,11 @@ fn adjust_room(s: &mut SkbState, diff: i32, mode: u32, flags: u64) -> i64 {
         s.encapsulation = true;
         s.network = s.data + mac_len;
         if flags & (ADJ_ENCAP_L4_GRE | ADJ_ENCAP_L4_UDP) != 0 {
-            let nh = if flags & ADJ_ENCAP_L3_IPV6 != 0 { 40 } else { 20 };
+            let nh = if flags & ADJ_ENCAP_L3_IPV6 != 0 {
+                40
+            } else {
+                20
+            };
             s.transport = Some(s.data + mac_len + nh);
         }
         if s.protocol == ETH_P_IP && flags & ADJ_ENCAP_L3_IPV6 != 0 {
@@ -782,7 +786,11 @@ fn xdp_get_buff_len(ctx: &mut HelperCtx<'_, '_>, _a: [u64; 5]) -> HResult {
 
 /// The packet address of `[offset, offset + len)` for the XDP byte helpers:
 /// -EFAULT past 0xffff, -EINVAL past the packet (`bpf_xdp_pointer`).
-fn xdp_range(ctx: &mut HelperCtx<'_, '_>, offset: u32, len: u32) -> Result<Result<u64, i32>, HelperError> {
+fn xdp_range(
+    ctx: &mut HelperCtx<'_, '_>,
+    offset: u32,
+    len: u32,
+) -> Result<Result<u64, i32>, HelperError> {
     let (d, e) = xdp_packet(ctx)?;
     if offset > 0xffff || len > 0xffff {
         return Ok(Err(libc::EFAULT));

@@ -382,8 +382,8 @@ fn run_skb(
     // packet never has to move to another buffer during a run.
     let head = SKB_HEADROOM;
     let room = a.data_in.len().max(crate::nethelpers::SKB_MAX_LEN as usize);
-    let mut buf = LowBuf::new(head + room + SKB_SHARED_INFO)
-        .map_err(|e| BpfError::Invalid(e.to_string()))?;
+    let mut buf =
+        LowBuf::new(head + room + SKB_SHARED_INFO).map_err(|e| BpfError::Invalid(e.to_string()))?;
     let base = buf.addr() + head as u64;
     buf.as_mut_slice()[head..head + a.data_in.len()].copy_from_slice(&a.data_in);
     let data = if l2 { base } else { base + ETH_HLEN as u64 };

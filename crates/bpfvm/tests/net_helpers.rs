@@ -176,7 +176,10 @@ fn epilogue(e: Epi) -> String {
 
 /// `setup` sets r2..r5 (r6 holds the context), then `call helper`.
 fn call(setup: &str, helper: u32, e: Epi) -> String {
-    format!("mov %r6, %r1\n{setup}\nmov %r1, %r6\ncall {helper}\nmov %r7, %r0\n{}", epilogue(e))
+    format!(
+        "mov %r6, %r1\n{setup}\nmov %r1, %r6\ncall {helper}\nmov %r7, %r0\n{}",
+        epilogue(e)
+    )
 }
 
 fn args(a: &[i64]) -> String {
@@ -261,50 +264,209 @@ fn cases() -> Vec<Case> {
     v.push(case("l3_l4_csum_nat_ipv6_flag", TC, nat(0x90), p4.clone()));
     let ttl = u16::from_ne_bytes([64, 17]) as i64;
     let ttl2 = u16::from_ne_bytes([63, 17]) as i64;
-    v.push(tc("l3_csum_size2", 10, &[24, ttl, ttl2, 2], Epi::Byte(25), p4.clone()));
-    v.push(tc("l3_csum_size0_diff", 10, &[24, 0, 0x1234_5678, 0], Epi::Byte(24), p4.clone()));
-    v.push(tc("l3_csum_size0_from_nonzero", 10, &[24, 1, 2, 0], Epi::Ret, p4.clone()));
-    v.push(tc("l3_csum_size3", 10, &[24, 1, 2, 3], Epi::Ret, p4.clone()));
-    v.push(tc("l3_csum_size8", 10, &[24, 1, 2, 8], Epi::Ret, p4.clone()));
-    v.push(tc("l3_csum_bad_flag", 10, &[24, 1, 2, 0x14], Epi::Ret, p4.clone()));
-    v.push(tc("l3_csum_odd_offset", 10, &[25, 1, 2, 4], Epi::Ret, p4.clone()));
-    v.push(tc("l3_csum_offset_past_0xffff", 10, &[0x10000, 1, 2, 4], Epi::Ret, p4.clone()));
-    v.push(tc("l3_csum_offset_at_end", 10, &[p4.len() as i64 - 2, 1, 2, 4], Epi::Ret, p4.clone()));
-    v.push(tc("l3_csum_offset_past_end", 10, &[p4.len() as i64, 1, 2, 4], Epi::Ret, p4.clone()));
-    v.push(tc("l3_csum_bad_size_bad_offset", 10, &[p4.len() as i64, 1, 2, 3], Epi::Ret, p4.clone()));
+    v.push(tc(
+        "l3_csum_size2",
+        10,
+        &[24, ttl, ttl2, 2],
+        Epi::Byte(25),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l3_csum_size0_diff",
+        10,
+        &[24, 0, 0x1234_5678, 0],
+        Epi::Byte(24),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l3_csum_size0_from_nonzero",
+        10,
+        &[24, 1, 2, 0],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l3_csum_size3",
+        10,
+        &[24, 1, 2, 3],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l3_csum_size8",
+        10,
+        &[24, 1, 2, 8],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l3_csum_bad_flag",
+        10,
+        &[24, 1, 2, 0x14],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l3_csum_odd_offset",
+        10,
+        &[25, 1, 2, 4],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l3_csum_offset_past_0xffff",
+        10,
+        &[0x10000, 1, 2, 4],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l3_csum_offset_at_end",
+        10,
+        &[p4.len() as i64 - 2, 1, 2, 4],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l3_csum_offset_past_end",
+        10,
+        &[p4.len() as i64, 1, 2, 4],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l3_csum_bad_size_bad_offset",
+        10,
+        &[p4.len() as i64, 1, 2, 3],
+        Epi::Ret,
+        p4.clone(),
+    ));
     let port = u16::from_ne_bytes([0x04, 0xd2]) as i64;
     let port2 = u16::from_ne_bytes([0x1f, 0x90]) as i64;
-    v.push(tc("l4_csum_size2_port", 11, &[udp_csum_off, port, port2, 2], Epi::Byte(41), p4.clone()));
-    v.push(tc("l4_csum_size0_pseudo", 11, &[udp_csum_off, 0, 0x0102_0304, 0x10], Epi::Byte(40), p4.clone()));
-    v.push(tc("l4_csum_size0_from_nonzero", 11, &[udp_csum_off, 5, 1, 0], Epi::Ret, p4.clone()));
-    v.push(tc("l4_csum_bad_flag", 11, &[udp_csum_off, 1, 2, 0x104], Epi::Ret, p4.clone()));
-    v.push(tc("l4_csum_size1", 11, &[udp_csum_off, 1, 2, 1], Epi::Ret, p4.clone()));
-    v.push(tc("l4_csum_odd_offset", 11, &[41, 1, 2, 4], Epi::Ret, p4.clone()));
-    v.push(tc("l4_csum_past_end", 11, &[p4.len() as i64 - 1, 1, 2, 4], Epi::Ret, p4.clone()));
+    v.push(tc(
+        "l4_csum_size2_port",
+        11,
+        &[udp_csum_off, port, port2, 2],
+        Epi::Byte(41),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l4_csum_size0_pseudo",
+        11,
+        &[udp_csum_off, 0, 0x0102_0304, 0x10],
+        Epi::Byte(40),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l4_csum_size0_from_nonzero",
+        11,
+        &[udp_csum_off, 5, 1, 0],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l4_csum_bad_flag",
+        11,
+        &[udp_csum_off, 1, 2, 0x104],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l4_csum_size1",
+        11,
+        &[udp_csum_off, 1, 2, 1],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l4_csum_odd_offset",
+        11,
+        &[41, 1, 2, 4],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l4_csum_past_end",
+        11,
+        &[p4.len() as i64 - 1, 1, 2, 4],
+        Epi::Ret,
+        p4.clone(),
+    ));
     // A zero UDP checksum (none) stays zero with BPF_F_MARK_MANGLED_0 ...
     let mut nocsum = p4.clone();
     nocsum[40..42].fill(0);
-    v.push(tc("l4_csum_mangled0_keeps_zero", 11, &[udp_csum_off, 0, 0x77, 0x24], Epi::Byte(40), nocsum.clone()));
+    v.push(tc(
+        "l4_csum_mangled0_keeps_zero",
+        11,
+        &[udp_csum_off, 0, 0x77, 0x24],
+        Epi::Byte(40),
+        nocsum.clone(),
+    ));
     // ... unless BPF_F_MARK_ENFORCE, and a result of 0 becomes 0xffff.
-    v.push(tc("l4_csum_mangled0_enforce", 11, &[udp_csum_off, 0, 0x77, 0x64], Epi::Byte(40), nocsum.clone()));
+    v.push(tc(
+        "l4_csum_mangled0_enforce",
+        11,
+        &[udp_csum_off, 0, 0x77, 0x64],
+        Epi::Byte(40),
+        nocsum.clone(),
+    ));
     let s = field16(&p4, 40);
-    v.push(tc("l4_csum_result0_plain", 11, &[udp_csum_off, 0, s, 4], Epi::Byte(40), p4.clone()));
-    v.push(tc("l4_csum_result0_mangled", 11, &[udp_csum_off, 0, s, 0x24], Epi::Byte(40), p4.clone()));
+    v.push(tc(
+        "l4_csum_result0_plain",
+        11,
+        &[udp_csum_off, 0, s, 4],
+        Epi::Byte(40),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "l4_csum_result0_mangled",
+        11,
+        &[udp_csum_off, 0, s, 0x24],
+        Epi::Byte(40),
+        p4.clone(),
+    ));
 
     // ---- bpf_skb_store_bytes (9) ----
     let store = |off: i64, flags: i64, e: Epi| {
         call(
-            &format!("stw [%r10-4], 0x11223344\n{}mov %r3, %r10\nadd %r3, -4\n", args(&[off, 0, 4, flags])
-                .replace("mov %r3, 0\n", "")),
+            &format!(
+                "stw [%r10-4], 0x11223344\n{}mov %r3, %r10\nadd %r3, -4\n",
+                args(&[off, 0, 4, flags]).replace("mov %r3, 0\n", "")
+            ),
             9,
             e,
         )
     };
-    v.push(case("store_bytes_recompute_csum", TC, store(30, 1, Epi::Byte(30)), p4.clone()));
-    v.push(case("store_bytes_at_end", TC, store(p4.len() as i64 - 4, 0, Epi::Ret), p4.clone()));
-    v.push(case("store_bytes_past_end", TC, store(p4.len() as i64 - 3, 0, Epi::Ret), p4.clone()));
-    v.push(case("store_bytes_offset_int_max", TC, store(0x8000_0000, 0, Epi::Ret), p4.clone()));
-    v.push(case("store_bytes_bad_flags", TC, store(0, 4, Epi::Ret), p4.clone()));
+    v.push(case(
+        "store_bytes_recompute_csum",
+        TC,
+        store(30, 1, Epi::Byte(30)),
+        p4.clone(),
+    ));
+    v.push(case(
+        "store_bytes_at_end",
+        TC,
+        store(p4.len() as i64 - 4, 0, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "store_bytes_past_end",
+        TC,
+        store(p4.len() as i64 - 3, 0, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "store_bytes_offset_int_max",
+        TC,
+        store(0x8000_0000, 0, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "store_bytes_bad_flags",
+        TC,
+        store(0, 4, Epi::Ret),
+        p4.clone(),
+    ));
     // BPF_F_INVALIDATE_HASH after a recalculated hash: ctx->hash reads 0.
     v.push(case(
         "store_bytes_invalidate_hash",
@@ -321,28 +483,124 @@ fn cases() -> Vec<Case> {
     v.push(tc("pull_data_0", 39, &[0], Epi::Field(LEN), p4.clone()));
     v.push(tc("pull_data_len", 39, &[n], Epi::Byte(0), p4.clone()));
     v.push(tc("pull_data_past_len", 39, &[n + 1], Epi::Ret, p4.clone()));
-    v.push(tc("pull_data_huge", 39, &[0x7fff_ffff], Epi::Ret, p4.clone()));
-    v.push(tc("pull_data_u32_max", 39, &[0xffff_ffff], Epi::Ret, p4.clone()));
+    v.push(tc(
+        "pull_data_huge",
+        39,
+        &[0x7fff_ffff],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "pull_data_u32_max",
+        39,
+        &[0xffff_ffff],
+        Epi::Ret,
+        p4.clone(),
+    ));
 
     // ---- bpf_skb_change_tail (38) ----
-    v.push(tc("change_tail_grow", 38, &[n + 10, 0], Epi::Field(LEN), p4.clone()));
-    v.push(tc("change_tail_grow_read_tail", 38, &[n + 10, 0], Epi::Byte(n as u32 + 5), p4.clone()));
-    v.push(tc("change_tail_trim", 38, &[40, 0], Epi::Field(LEN), p4.clone()));
-    v.push(tc("change_tail_to_network_header", 38, &[14, 0], Epi::Field(LEN), p4.clone()));
-    v.push(tc("change_tail_below_network_header", 38, &[13, 0], Epi::Ret, p4.clone()));
+    v.push(tc(
+        "change_tail_grow",
+        38,
+        &[n + 10, 0],
+        Epi::Field(LEN),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_tail_grow_read_tail",
+        38,
+        &[n + 10, 0],
+        Epi::Byte(n as u32 + 5),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_tail_trim",
+        38,
+        &[40, 0],
+        Epi::Field(LEN),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_tail_to_network_header",
+        38,
+        &[14, 0],
+        Epi::Field(LEN),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_tail_below_network_header",
+        38,
+        &[13, 0],
+        Epi::Ret,
+        p4.clone(),
+    ));
     v.push(tc("change_tail_flags", 38, &[n, 1], Epi::Ret, p4.clone()));
-    v.push(tc("change_tail_max", 38, &[16064, 0], Epi::Field(LEN), p4.clone()));
-    v.push(tc("change_tail_past_max", 38, &[16065, 0], Epi::Ret, p4.clone()));
-    v.push(tc("change_tail_same", 38, &[n, 0], Epi::Field(LEN), other()));
+    v.push(tc(
+        "change_tail_max",
+        38,
+        &[16064, 0],
+        Epi::Field(LEN),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_tail_past_max",
+        38,
+        &[16065, 0],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_tail_same",
+        38,
+        &[n, 0],
+        Epi::Field(LEN),
+        other(),
+    ));
 
     // ---- bpf_skb_change_head (43) ----
-    v.push(tc("change_head_14", 43, &[14, 0], Epi::Field(LEN), p4.clone()));
-    v.push(tc("change_head_read_new_head", 43, &[14, 0], Epi::Byte(14), p4.clone()));
-    v.push(tc("change_head_0", 43, &[0, 0], Epi::Field(LEN), p4.clone()));
+    v.push(tc(
+        "change_head_14",
+        43,
+        &[14, 0],
+        Epi::Field(LEN),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_head_read_new_head",
+        43,
+        &[14, 0],
+        Epi::Byte(14),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_head_0",
+        43,
+        &[0, 0],
+        Epi::Field(LEN),
+        p4.clone(),
+    ));
     v.push(tc("change_head_flags", 43, &[4, 2], Epi::Ret, p4.clone()));
-    v.push(tc("change_head_wraps", 43, &[0xffff_ffff, 0], Epi::Ret, p4.clone()));
-    v.push(tc("change_head_to_max", 43, &[16064 - n, 0], Epi::Field(LEN), p4.clone()));
-    v.push(tc("change_head_past_max", 43, &[16065 - n, 0], Epi::Ret, p4.clone()));
+    v.push(tc(
+        "change_head_wraps",
+        43,
+        &[0xffff_ffff, 0],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_head_to_max",
+        43,
+        &[16064 - n, 0],
+        Epi::Field(LEN),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_head_past_max",
+        43,
+        &[16065 - n, 0],
+        Epi::Ret,
+        p4.clone(),
+    ));
     // The network header stays: change_tail may then not cut into it.
     v.push(case(
         "change_head_then_tail_min",
@@ -356,30 +614,150 @@ fn cases() -> Vec<Case> {
 
     // ---- bpf_skb_adjust_room (50) ----
     let adj = |d: i64, mode: i64, flags: i64| args(&[d, mode, flags]);
-    v.push(case("adjust_room_mac_grow", TC, call(&adj(8, 1, 0), 50, Epi::Field(LEN)), p4.clone()));
-    v.push(case("adjust_room_net_grow", TC, call(&adj(8, 0, 0), 50, Epi::Field(LEN)), p4.clone()));
-    v.push(case("adjust_room_mac_shrink", TC, call(&adj(-8, 1, 0), 50, Epi::Field(LEN)), p4.clone()));
-    v.push(case("adjust_room_net_shrink", TC, call(&adj(-8, 0, 0), 50, Epi::Field(LEN)), p4.clone()));
-    v.push(case("adjust_room_net_shrink_ipv6", TC, call(&adj(-8, 0, 0), 50, Epi::Field(LEN)), ipv6_tc(0)));
-    v.push(case("adjust_room_shrink_too_much", TC, call(&adj(-17, 0, 0), 50, Epi::Ret), p4.clone()));
-    v.push(case("adjust_room_shrink_to_min", TC, call(&adj(-16, 1, 0), 50, Epi::Ret), p4.clone()));
-    v.push(case("adjust_room_zero", TC, call(&adj(0, 0, 0), 50, Epi::Field(LEN)), p4.clone()));
-    v.push(case("adjust_room_too_big", TC, call(&adj(0x1000, 0, 0), 50, Epi::Ret), p4.clone()));
-    v.push(case("adjust_room_bad_mode", TC, call(&adj(8, 2, 0), 50, Epi::Ret), p4.clone()));
-    v.push(case("adjust_room_bad_flag", TC, call(&adj(8, 0, 0x200), 50, Epi::Ret), p4.clone()));
-    v.push(case("adjust_room_not_ip", TC, call(&adj(8, 0, 0), 50, Epi::Ret), other()));
-    v.push(case("adjust_room_encap_ipip_udp", TC, call(&adj(28, 1, 0x12), 50, Epi::Field(PROTOCOL)), p4.clone()));
-    v.push(case("adjust_room_encap_4in6", TC, call(&adj(40, 1, 0x4), 50, Epi::Field(PROTOCOL)), p4.clone()));
-    v.push(case("adjust_room_encap_6in4_gre", TC, call(&adj(24, 1, 0xa), 50, Epi::Field(PROTOCOL)), ipv6_tc(0)));
-    v.push(case("adjust_room_encap_both_l3", TC, call(&adj(28, 1, 0x6), 50, Epi::Ret), p4.clone()));
-    v.push(case("adjust_room_encap_gre_and_udp", TC, call(&adj(28, 1, 0x1a), 50, Epi::Ret), p4.clone()));
-    v.push(case("adjust_room_encap_l2_eth_short", TC, call(&adj(42, 1, 0x52 | (10 << 56)), 50, Epi::Ret), p4.clone()));
-    v.push(case("adjust_room_encap_l2_eth", TC, call(&adj(42, 1, 0x52 | (14 << 56)), 50, Epi::Field(LEN)), p4.clone()));
-    v.push(case("adjust_room_encap_l2_longer_than_room", TC, call(&adj(8, 1, 0x2 | (14 << 56)), 50, Epi::Ret), p4.clone()));
-    v.push(case("adjust_room_grow_with_decap", TC, call(&adj(8, 1, 0x80), 50, Epi::Ret), p4.clone()));
-    v.push(case("adjust_room_decap_6_from_4", TC, call(&adj(-20, 1, 0x100), 50, Epi::Field(PROTOCOL)), p4.clone()));
-    v.push(case("adjust_room_decap_both", TC, call(&adj(-8, 1, 0x180), 50, Epi::Ret), p4.clone()));
-    v.push(case("adjust_room_shrink_encap_flag", TC, call(&adj(-8, 1, 0x2), 50, Epi::Ret), p4.clone()));
+    v.push(case(
+        "adjust_room_mac_grow",
+        TC,
+        call(&adj(8, 1, 0), 50, Epi::Field(LEN)),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_net_grow",
+        TC,
+        call(&adj(8, 0, 0), 50, Epi::Field(LEN)),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_mac_shrink",
+        TC,
+        call(&adj(-8, 1, 0), 50, Epi::Field(LEN)),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_net_shrink",
+        TC,
+        call(&adj(-8, 0, 0), 50, Epi::Field(LEN)),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_net_shrink_ipv6",
+        TC,
+        call(&adj(-8, 0, 0), 50, Epi::Field(LEN)),
+        ipv6_tc(0),
+    ));
+    v.push(case(
+        "adjust_room_shrink_too_much",
+        TC,
+        call(&adj(-17, 0, 0), 50, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_shrink_to_min",
+        TC,
+        call(&adj(-16, 1, 0), 50, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_zero",
+        TC,
+        call(&adj(0, 0, 0), 50, Epi::Field(LEN)),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_too_big",
+        TC,
+        call(&adj(0x1000, 0, 0), 50, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_bad_mode",
+        TC,
+        call(&adj(8, 2, 0), 50, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_bad_flag",
+        TC,
+        call(&adj(8, 0, 0x200), 50, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_not_ip",
+        TC,
+        call(&adj(8, 0, 0), 50, Epi::Ret),
+        other(),
+    ));
+    v.push(case(
+        "adjust_room_encap_ipip_udp",
+        TC,
+        call(&adj(28, 1, 0x12), 50, Epi::Field(PROTOCOL)),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_encap_4in6",
+        TC,
+        call(&adj(40, 1, 0x4), 50, Epi::Field(PROTOCOL)),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_encap_6in4_gre",
+        TC,
+        call(&adj(24, 1, 0xa), 50, Epi::Field(PROTOCOL)),
+        ipv6_tc(0),
+    ));
+    v.push(case(
+        "adjust_room_encap_both_l3",
+        TC,
+        call(&adj(28, 1, 0x6), 50, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_encap_gre_and_udp",
+        TC,
+        call(&adj(28, 1, 0x1a), 50, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_encap_l2_eth_short",
+        TC,
+        call(&adj(42, 1, 0x52 | (10 << 56)), 50, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_encap_l2_eth",
+        TC,
+        call(&adj(42, 1, 0x52 | (14 << 56)), 50, Epi::Field(LEN)),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_encap_l2_longer_than_room",
+        TC,
+        call(&adj(8, 1, 0x2 | (14 << 56)), 50, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_grow_with_decap",
+        TC,
+        call(&adj(8, 1, 0x80), 50, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_decap_6_from_4",
+        TC,
+        call(&adj(-20, 1, 0x100), 50, Epi::Field(PROTOCOL)),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_decap_both",
+        TC,
+        call(&adj(-8, 1, 0x180), 50, Epi::Ret),
+        p4.clone(),
+    ));
+    v.push(case(
+        "adjust_room_shrink_encap_flag",
+        TC,
+        call(&adj(-8, 1, 0x2), 50, Epi::Ret),
+        p4.clone(),
+    ));
     v.push(case(
         "adjust_room_encap_twice",
         TC,
@@ -410,10 +788,28 @@ fn cases() -> Vec<Case> {
         (VLAN_PROTO, "proto"),
         (LEN, "len"),
     ] {
-        v.push(tc(&format!("vlan_push_{fname}"), 18, &[q, 0x1064], Epi::Field(f), p4.clone()));
+        v.push(tc(
+            &format!("vlan_push_{fname}"),
+            18,
+            &[q, 0x1064],
+            Epi::Field(f),
+            p4.clone(),
+        ));
     }
-    v.push(tc("vlan_push_8021ad", 18, &[ad, 7], Epi::Field(VLAN_PROTO), p4.clone()));
-    v.push(tc("vlan_push_other_proto", 18, &[0x0008, 7], Epi::Field(VLAN_PROTO), p4.clone()));
+    v.push(tc(
+        "vlan_push_8021ad",
+        18,
+        &[ad, 7],
+        Epi::Field(VLAN_PROTO),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "vlan_push_other_proto",
+        18,
+        &[0x0008, 7],
+        Epi::Field(VLAN_PROTO),
+        p4.clone(),
+    ));
     let push2 = |f: u32| {
         format!(
             "mov %r6, %r1\nmov %r2, {ad}\nmov %r3, 100\ncall 18\n{}",
@@ -421,17 +817,64 @@ fn cases() -> Vec<Case> {
         )
     };
     v.push(case("vlan_push_twice_tci", TC, push2(VLAN_TCI), p4.clone()));
-    v.push(case("vlan_push_twice_protocol", TC, push2(PROTOCOL), p4.clone()));
+    v.push(case(
+        "vlan_push_twice_protocol",
+        TC,
+        push2(PROTOCOL),
+        p4.clone(),
+    ));
     v.push(case("vlan_push_twice_len", TC, push2(LEN), p4.clone()));
-    v.push(tc("vlan_pop_untagged", 19, &[], Epi::Field(LEN), p4.clone()));
+    v.push(tc(
+        "vlan_pop_untagged",
+        19,
+        &[],
+        Epi::Field(LEN),
+        p4.clone(),
+    ));
     let t1 = tagged(&[(0x8100, 0x0064)]);
-    v.push(tc("vlan_pop_tagged_len", 19, &[], Epi::Field(LEN), t1.clone()));
-    v.push(tc("vlan_pop_tagged_protocol", 19, &[], Epi::Field(PROTOCOL), t1.clone()));
-    v.push(tc("vlan_pop_tagged_present", 19, &[], Epi::Field(VLAN_PRESENT), t1.clone()));
+    v.push(tc(
+        "vlan_pop_tagged_len",
+        19,
+        &[],
+        Epi::Field(LEN),
+        t1.clone(),
+    ));
+    v.push(tc(
+        "vlan_pop_tagged_protocol",
+        19,
+        &[],
+        Epi::Field(PROTOCOL),
+        t1.clone(),
+    ));
+    v.push(tc(
+        "vlan_pop_tagged_present",
+        19,
+        &[],
+        Epi::Field(VLAN_PRESENT),
+        t1.clone(),
+    ));
     let qinq = tagged(&[(0x88a8, 0x0005), (0x8100, 0x0064)]);
-    v.push(tc("vlan_pop_qinq_tci", 19, &[], Epi::Field(VLAN_TCI), qinq.clone()));
-    v.push(tc("vlan_pop_qinq_proto", 19, &[], Epi::Field(VLAN_PROTO), qinq.clone()));
-    v.push(tc("vlan_pop_qinq_protocol", 19, &[], Epi::Field(PROTOCOL), qinq.clone()));
+    v.push(tc(
+        "vlan_pop_qinq_tci",
+        19,
+        &[],
+        Epi::Field(VLAN_TCI),
+        qinq.clone(),
+    ));
+    v.push(tc(
+        "vlan_pop_qinq_proto",
+        19,
+        &[],
+        Epi::Field(VLAN_PROTO),
+        qinq.clone(),
+    ));
+    v.push(tc(
+        "vlan_pop_qinq_protocol",
+        19,
+        &[],
+        Epi::Field(PROTOCOL),
+        qinq.clone(),
+    ));
     // A tag frame cut after the TPID: nothing to pop.
     let mut short = eth(0x8100);
     short.extend_from_slice(&[0, 0x64, 0x08]);
@@ -447,11 +890,29 @@ fn cases() -> Vec<Case> {
     ));
 
     // ---- bpf_skb_ecn_set_ce (97) ----
-    for (tos, name) in [(0u8, "not_ect"), (1, "ect1"), (2, "ect0"), (3, "ce"), (0xb8 | 2, "ef_ect0")] {
-        v.push(tc(&format!("ecn_ipv4_{name}"), 97, &[], Epi::Byte(15), ipv4_tos(tos)));
+    for (tos, name) in [
+        (0u8, "not_ect"),
+        (1, "ect1"),
+        (2, "ect0"),
+        (3, "ce"),
+        (0xb8 | 2, "ef_ect0"),
+    ] {
+        v.push(tc(
+            &format!("ecn_ipv4_{name}"),
+            97,
+            &[],
+            Epi::Byte(15),
+            ipv4_tos(tos),
+        ));
     }
     for (tc_, name) in [(0u8, "not_ect"), (1, "ect1"), (2, "ect0"), (3, "ce")] {
-        v.push(tc(&format!("ecn_ipv6_{name}"), 97, &[], Epi::Byte(15), ipv6_tc(tc_)));
+        v.push(tc(
+            &format!("ecn_ipv6_{name}"),
+            97,
+            &[],
+            Epi::Byte(15),
+            ipv6_tc(tc_),
+        ));
     }
     v.push(tc("ecn_other", 97, &[], Epi::Ret, other()));
     // After vlan_push the protocol is still IPv4 (the tag is offloaded).
@@ -494,16 +955,58 @@ fn cases() -> Vec<Case> {
             .into(),
         p4.clone(),
     ));
-    v.push(tc("hash_initially_zero", 41, &[], Epi::Field(HASH), p4.clone()));
+    v.push(tc(
+        "hash_initially_zero",
+        41,
+        &[],
+        Epi::Field(HASH),
+        p4.clone(),
+    ));
 
     // ---- bpf_clone_redirect (13) ----
     // Copies go to `lo` with an EtherType nothing on the host takes.
-    v.push(tc("clone_redirect_lo_egress", 13, &[1, 0], Epi::Field(LEN), other()));
-    v.push(tc("clone_redirect_lo_ingress", 13, &[1, 1], Epi::Ret, other()));
-    v.push(tc("clone_redirect_no_dev", 13, &[0x7fff_0000, 0], Epi::Ret, other()));
-    v.push(tc("clone_redirect_ifindex0", 13, &[0, 0], Epi::Ret, other()));
-    v.push(tc("clone_redirect_bad_flags", 13, &[1, 2], Epi::Ret, other()));
-    v.push(tc("clone_redirect_internal_flag", 13, &[1, 1 << 16], Epi::Ret, other()));
+    v.push(tc(
+        "clone_redirect_lo_egress",
+        13,
+        &[1, 0],
+        Epi::Field(LEN),
+        other(),
+    ));
+    v.push(tc(
+        "clone_redirect_lo_ingress",
+        13,
+        &[1, 1],
+        Epi::Ret,
+        other(),
+    ));
+    v.push(tc(
+        "clone_redirect_no_dev",
+        13,
+        &[0x7fff_0000, 0],
+        Epi::Ret,
+        other(),
+    ));
+    v.push(tc(
+        "clone_redirect_ifindex0",
+        13,
+        &[0, 0],
+        Epi::Ret,
+        other(),
+    ));
+    v.push(tc(
+        "clone_redirect_bad_flags",
+        13,
+        &[1, 2],
+        Epi::Ret,
+        other(),
+    ));
+    v.push(tc(
+        "clone_redirect_internal_flag",
+        13,
+        &[1, 1 << 16],
+        Epi::Ret,
+        other(),
+    ));
 
     // ---- XDP: bpf_xdp_get_buff_len (188), load (189), store (190) ----
     let xload = |off: i64, len: i64| {
@@ -533,15 +1036,55 @@ fn cases() -> Vec<Case> {
         )
     };
     v.push(case("xdp_load_bytes_head", XDP, xload(0, 8), p4.clone()));
-    v.push(case("xdp_load_bytes_tail", XDP, xload(n - 8, 8), p4.clone()));
-    v.push(case("xdp_load_bytes_past_end", XDP, xload(n - 7, 8), p4.clone()));
-    v.push(case("xdp_load_bytes_offset_0x10000", XDP, xload(0x10000, 8), p4.clone()));
-    v.push(case("xdp_load_bytes_offset_0xffff", XDP, xload(0xffff, 8), p4.clone()));
+    v.push(case(
+        "xdp_load_bytes_tail",
+        XDP,
+        xload(n - 8, 8),
+        p4.clone(),
+    ));
+    v.push(case(
+        "xdp_load_bytes_past_end",
+        XDP,
+        xload(n - 7, 8),
+        p4.clone(),
+    ));
+    v.push(case(
+        "xdp_load_bytes_offset_0x10000",
+        XDP,
+        xload(0x10000, 8),
+        p4.clone(),
+    ));
+    v.push(case(
+        "xdp_load_bytes_offset_0xffff",
+        XDP,
+        xload(0xffff, 8),
+        p4.clone(),
+    ));
     v.push(case("xdp_store_bytes_mid", XDP, xstore(20, 4), p4.clone()));
-    v.push(case("xdp_store_bytes_end", XDP, xstore(n - 8, 8), p4.clone()));
-    v.push(case("xdp_store_bytes_past_end", XDP, xstore(n - 2, 4), p4.clone()));
-    v.push(case("xdp_store_bytes_offset_0x10000", XDP, xstore(0x10000, 4), p4.clone()));
-    v.push(case("xdp_get_buff_len", XDP, "call 188\nexit".into(), p4.clone()));
+    v.push(case(
+        "xdp_store_bytes_end",
+        XDP,
+        xstore(n - 8, 8),
+        p4.clone(),
+    ));
+    v.push(case(
+        "xdp_store_bytes_past_end",
+        XDP,
+        xstore(n - 2, 4),
+        p4.clone(),
+    ));
+    v.push(case(
+        "xdp_store_bytes_offset_0x10000",
+        XDP,
+        xstore(0x10000, 4),
+        p4.clone(),
+    ));
+    v.push(case(
+        "xdp_get_buff_len",
+        XDP,
+        "call 188\nexit".into(),
+        p4.clone(),
+    ));
     v.push(case(
         "xdp_get_buff_len_after_adjust_tail",
         XDP,
@@ -606,23 +1149,85 @@ fn cases() -> Vec<Case> {
         )
     };
     v.push(case("ns_pid_tgid_own_ns", XDP, ns(dev, ino, 8), p4.clone()));
-    v.push(case("ns_pid_tgid_wrong_ino", XDP, ns(dev, ino + 1, 8), p4.clone()));
-    v.push(case("ns_pid_tgid_wrong_dev", XDP, ns(dev + 1, ino, 8), p4.clone()));
-    v.push(case("ns_pid_tgid_dev_past_u32", XDP, ns(dev | (1 << 32), ino, 8), p4.clone()));
-    v.push(case("ns_pid_tgid_size_12", XDP, ns(dev, ino, 12), p4.clone()));
+    v.push(case(
+        "ns_pid_tgid_wrong_ino",
+        XDP,
+        ns(dev, ino + 1, 8),
+        p4.clone(),
+    ));
+    v.push(case(
+        "ns_pid_tgid_wrong_dev",
+        XDP,
+        ns(dev + 1, ino, 8),
+        p4.clone(),
+    ));
+    v.push(case(
+        "ns_pid_tgid_dev_past_u32",
+        XDP,
+        ns(dev | (1 << 32), ino, 8),
+        p4.clone(),
+    ));
+    v.push(case(
+        "ns_pid_tgid_size_12",
+        XDP,
+        ns(dev, ino, 12),
+        p4.clone(),
+    ));
 
     // ---- bpf_skb_change_proto (31) ----
     let v6 = 0xdd86i64; // htons(ETH_P_IPV6)
     let v4 = 0x0008i64; // htons(ETH_P_IP)
-    v.push(tc("change_proto_4_to_6", 31, &[v6, 0], Epi::Field(PROTOCOL), p4.clone()));
-    v.push(tc("change_proto_4_to_6_len", 31, &[v6, 0], Epi::Field(LEN), p4.clone()));
-    v.push(tc("change_proto_6_to_4", 31, &[v4, 0], Epi::Field(PROTOCOL), ipv6_tc(0)));
-    v.push(tc("change_proto_6_to_4_len", 31, &[v4, 0], Epi::Field(LEN), ipv6_tc(0)));
-    v.push(tc("change_proto_4_to_4", 31, &[v4, 0], Epi::Ret, p4.clone()));
-    v.push(tc("change_proto_6_to_6", 31, &[v6, 0], Epi::Ret, ipv6_tc(0)));
+    v.push(tc(
+        "change_proto_4_to_6",
+        31,
+        &[v6, 0],
+        Epi::Field(PROTOCOL),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_proto_4_to_6_len",
+        31,
+        &[v6, 0],
+        Epi::Field(LEN),
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_proto_6_to_4",
+        31,
+        &[v4, 0],
+        Epi::Field(PROTOCOL),
+        ipv6_tc(0),
+    ));
+    v.push(tc(
+        "change_proto_6_to_4_len",
+        31,
+        &[v4, 0],
+        Epi::Field(LEN),
+        ipv6_tc(0),
+    ));
+    v.push(tc(
+        "change_proto_4_to_4",
+        31,
+        &[v4, 0],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "change_proto_6_to_6",
+        31,
+        &[v6, 0],
+        Epi::Ret,
+        ipv6_tc(0),
+    ));
     v.push(tc("change_proto_other", 31, &[v6, 0], Epi::Ret, other()));
     v.push(tc("change_proto_flags", 31, &[v6, 1], Epi::Ret, p4.clone()));
-    v.push(tc("change_proto_host_order", 31, &[0x86dd, 0], Epi::Ret, p4.clone()));
+    v.push(tc(
+        "change_proto_host_order",
+        31,
+        &[0x86dd, 0],
+        Epi::Ret,
+        p4.clone(),
+    ));
     v.push(case(
         "change_proto_clears_hash",
         TC,
@@ -655,10 +1260,22 @@ fn cases() -> Vec<Case> {
     let mut c = case("repeat_change_tail_adds_up", TC, grow2, p4.clone());
     c.repeat = 5;
     v.push(c);
-    let mut c = tc("repeat_vlan_push_stacks", 18, &[q, 3], Epi::Field(LEN), p4.clone());
+    let mut c = tc(
+        "repeat_vlan_push_stacks",
+        18,
+        &[q, 3],
+        Epi::Field(LEN),
+        p4.clone(),
+    );
     c.repeat = 3;
     v.push(c);
-    let mut c = tc("repeat_adjust_room_grows", 50, &[4, 1, 0], Epi::Field(LEN), p4.clone());
+    let mut c = tc(
+        "repeat_adjust_room_grows",
+        50,
+        &[4, 1, 0],
+        Epi::Field(LEN),
+        p4.clone(),
+    );
     c.repeat = 4;
     v.push(c);
     let mut c = tc("repeat_change_head", 43, &[2, 0], Epi::Byte(0), p4.clone());
@@ -921,7 +1538,10 @@ fn net_helpers_match_the_kernel() {
         match &want {
             Some(w) if *w == mine => {}
             Some(w) => failures.push(format!("{}: bpfvm gives {mine}, expected {w}", c.name)),
-            None => failures.push(format!("{}: not in the golden file (bless as root)", c.name)),
+            None => failures.push(format!(
+                "{}: not in the golden file (bless as root)",
+                c.name
+            )),
         }
         if let Some(w) = want {
             fresh.insert(c.name.clone(), w);
@@ -945,5 +1565,10 @@ fn net_helpers_match_the_kernel() {
         agreed,
         if kernel { "" } else { " (kernel not run)" }
     );
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
