@@ -8,7 +8,7 @@
 //!   `bpf_skb_change_head`, `bpf_skb_adjust_room`, `bpf_skb_vlan_push`,
 //!   `bpf_skb_vlan_pop`, `bpf_skb_ecn_set_ce`, `bpf_skb_store_bytes`;
 //! - the flow hash: `bpf_get_hash_recalc`, `bpf_set_hash_invalid`;
-//! - `bpf_clone_redirect`;
+//! - `bpf_clone_redirect`; `bpf_fib_lookup` over tables the embedder gives;
 //! - XDP: `bpf_xdp_get_buff_len`, `bpf_xdp_load_bytes`, `bpf_xdp_store_bytes`;
 //! - the task: `bpf_get_current_task`, `bpf_get_ns_current_pid_tgid`.
 //!
@@ -20,6 +20,8 @@
 //! `bpf_compute_data_pointers` does; the verifier has already invalidated the
 //! program's packet pointers at the call (the registry marks these helpers
 //! `ChangesPkt`).
+
+pub mod fib;
 
 use crate::env::RunEnv;
 use bpfvm_vm::{HelperCtx, HelperError, HelperOutcome, HelperTable, Leaves, Region, RegionKind};
@@ -876,6 +878,45 @@ fn own_pidns() -> Option<(u64, u64)> {
     })
 }
 
+/// `bpf_fib_lookup(ctx, params, plen, flags)` over the runtime's routing
+/// tables (see [`fib`]). A tc program's packet is then checked against the
+/// output device's MTU when `tot_len` was 0 (`is_skb_forwardable`).
+fn fib_lookup(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    let (addr, plen, flags) = (a[1], a[2] as u32, a[3] as u32);
+    let n = (plen as usize).min(fib::PARAMS_SIZE);
+    let mut p = ctx.read_bytes(addr, n)?;
+    p.resize(fib::PARAMS_SIZE, 0);
+    let (table, xdp, skb_len) = {
+        let e = ctx.env::<RunEnv>()?;
+        (e.rt.fib(), e.xdp.is_some(), e.skb.as_ref().map(|s| s.len))
+    };
+    let r = fib::lookup(&table, &mut p, plen, flags, xdp);
+    let mut ret_val = r.ret;
+    if let Some(mtu) = r.dev_mtu {
+        // The device's hard header and one vlan tag on top of its MTU.
+        if skb_len.is_some_and(|l| l as u64 > mtu as u64 + ETH_HLEN + VLAN_HLEN) {
+            ret_val = 8; // BPF_FIB_LKUP_RET_FRAG_NEEDED
+        }
+        p[6..8].copy_from_slice(&(mtu as u16).to_ne_bytes());
+    }
+    // Only what the kernel changes in place differs from what was read.
+    ctx.write_bytes(addr, &p[..n])?;
+    ret(ret_val)
+}
+
+impl crate::Runtime {
+    /// Gives `bpf_fib_lookup` its routing tables (replacing the ones it had;
+    /// a new runtime has none).
+    pub fn set_fib(&self, fib: fib::Fib) {
+        *self.k.fib.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(fib);
+    }
+
+    /// The routing tables `bpf_fib_lookup` reads.
+    pub fn fib(&self) -> std::sync::Arc<fib::Fib> {
+        self.k.fib.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// Registers the helpers of this module in `t`.
 pub fn register(t: &mut HelperTable) {
     let n = |id: u32| bpfvm_isa::helpers::helper_name(id as i64).unwrap_or("unknown");
@@ -893,6 +934,7 @@ pub fn register(t: &mut HelperTable) {
         .register(41, n(41), set_hash_invalid)
         .register(43, n(43), skb_change_head)
         .register(50, n(50), skb_adjust_room)
+        .register(69, n(69), fib_lookup)
         .register(97, n(97), skb_ecn_set_ce)
         .register(120, n(120), Leaves(get_ns_current_pid_tgid))
         .register(188, n(188), Leaves(xdp_get_buff_len))
