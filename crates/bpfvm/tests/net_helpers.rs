@@ -1604,3 +1604,741 @@ fn net_helpers_match_the_kernel() {
     });
     compare("net_helpers", &cases, "net_helpers.golden", kernel, |_| {});
 }
+
+// ---- bpf_fib_lookup (69) ----
+
+use bpfvm::nethelpers::fib::{Fib, FibDevice, FibNeighbor, FibRoute, RouteType};
+use std::net::IpAddr;
+
+/// One routing setup for both sides: the `ip` commands that make it in a
+/// private network namespace for the kernel, and the same tables for bpfvm.
+struct Net {
+    script: String,
+    routes: Vec<FibRoute>,
+    neighbors: Vec<FibNeighbor>,
+}
+
+const A0_MAC: [u8; 6] = [2, 0, 0, 0, 0x0a, 0];
+const B0_MAC: [u8; 6] = [2, 0, 0, 0, 0x0b, 0];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+/// Interface indexes in the namespace: lo 1, then the veth pairs as the
+/// kernel numbers them (found by name at run time).
+struct Ifx {
+    a0: u32,
+    a1: u32,
+    b0: u32,
+}
+
+fn net(ifx: &Ifx) -> Net {
+    let mut script = String::from(
+        "set -e
+         ip link set lo up
+         ip link add a0 address 02:00:00:00:0a:00 type veth peer name a1 address 02:00:00:00:0a:01
+         ip link add b0 address 02:00:00:00:0b:00 mtu 1400 type veth peer name b1 address 02:00:00:00:0b:01 mtu 1400
+         for d in a0 a1 b0 b1; do ip link set $d up; done
+         ip addr add 10.1.0.1/24 dev a0
+         ip addr add 10.2.0.1/24 dev b0
+         ip -6 addr add fd01::1/64 dev a0 nodad
+         ip -6 addr add fd02::1/64 dev b0 nodad
+         echo 1 > /proc/sys/net/ipv4/conf/all/forwarding
+         echo 0 > /proc/sys/net/ipv4/conf/a1/forwarding
+         echo 1 > /proc/sys/net/ipv6/conf/all/forwarding
+         echo 0 > /proc/sys/net/ipv6/conf/a1/forwarding
+",
+    );
+    let mut routes = Vec::new();
+    let mut route = |cmd: &str,
+                     table,
+                     dst: &str,
+                     len,
+                     kind,
+                     gw: Option<&str>,
+                     dev,
+                     metric,
+                     src: Option<&str>,
+                     mtu| {
+        script.push_str(cmd);
+        script.push('\n');
+        routes.push(FibRoute {
+            table,
+            dst: ip(dst),
+            prefix_len: len,
+            kind,
+            gateway: gw.map(ip),
+            ifindex: dev,
+            metric,
+            prefsrc: src.map(ip),
+            mtu,
+        });
+    };
+    use RouteType::*;
+    let (a0, b0) = (ifx.a0, ifx.b0);
+    route(
+        "ip route add 10.9.0.0/16 via 10.1.0.254",
+        254,
+        "10.9.0.0",
+        16,
+        Unicast,
+        Some("10.1.0.254"),
+        a0,
+        0,
+        None,
+        0,
+    );
+    route(
+        "ip route add 10.8.0.0/16 via 10.2.0.254",
+        254,
+        "10.8.0.0",
+        16,
+        Unicast,
+        Some("10.2.0.254"),
+        b0,
+        0,
+        None,
+        0,
+    );
+    // An MTU metric counts for forwarding only when locked.
+    route(
+        "ip route add 10.7.0.0/16 via 10.1.0.254 mtu 1300",
+        254,
+        "10.7.0.0",
+        16,
+        Unicast,
+        Some("10.1.0.254"),
+        a0,
+        0,
+        None,
+        0,
+    );
+    route(
+        "ip route add 10.6.0.0/16 via 10.1.0.254 mtu lock 1300",
+        254,
+        "10.6.0.0",
+        16,
+        Unicast,
+        Some("10.1.0.254"),
+        a0,
+        0,
+        None,
+        1300,
+    );
+    route(
+        "ip route add blackhole 10.66.0.0/16",
+        254,
+        "10.66.0.0",
+        16,
+        Blackhole,
+        None,
+        0,
+        0,
+        None,
+        0,
+    );
+    route(
+        "ip route add unreachable 10.67.0.0/16",
+        254,
+        "10.67.0.0",
+        16,
+        Unreachable,
+        None,
+        0,
+        0,
+        None,
+        0,
+    );
+    route(
+        "ip route add prohibit 10.68.0.0/16",
+        254,
+        "10.68.0.0",
+        16,
+        Prohibit,
+        None,
+        0,
+        0,
+        None,
+        0,
+    );
+    route(
+        "ip route add 10.9.5.0/24 via 10.2.0.254 metric 10",
+        254,
+        "10.9.5.0",
+        24,
+        Unicast,
+        Some("10.2.0.254"),
+        b0,
+        10,
+        None,
+        0,
+    );
+    route(
+        "ip route add 10.9.5.0/24 via 10.1.0.254 metric 5",
+        254,
+        "10.9.5.0",
+        24,
+        Unicast,
+        Some("10.1.0.254"),
+        a0,
+        5,
+        None,
+        0,
+    );
+    route(
+        "ip route add 10.50.0.0/16 via 10.1.0.254 table 100",
+        100,
+        "10.50.0.0",
+        16,
+        Unicast,
+        Some("10.1.0.254"),
+        a0,
+        0,
+        None,
+        0,
+    );
+    route(
+        "ip route add 10.60.0.0/16 via 10.2.0.254 src 10.2.0.1",
+        254,
+        "10.60.0.0",
+        16,
+        Unicast,
+        Some("10.2.0.254"),
+        b0,
+        0,
+        Some("10.2.0.1"),
+        0,
+    );
+    route(
+        "ip route add default via 10.2.0.253",
+        254,
+        "0.0.0.0",
+        0,
+        Unicast,
+        Some("10.2.0.253"),
+        b0,
+        0,
+        None,
+        0,
+    );
+    route(
+        "ip -6 route add fd09::/64 via fd01::fe metric 1024",
+        254,
+        "fd09::",
+        64,
+        Unicast,
+        Some("fd01::fe"),
+        a0,
+        1024,
+        None,
+        0,
+    );
+    route(
+        "ip -6 route add fd08::/64 via fd02::fe metric 1024",
+        254,
+        "fd08::",
+        64,
+        Unicast,
+        Some("fd02::fe"),
+        b0,
+        1024,
+        None,
+        0,
+    );
+    route(
+        "ip -6 route add blackhole fd66::/64 metric 1024",
+        254,
+        "fd66::",
+        64,
+        Blackhole,
+        None,
+        0,
+        1024,
+        None,
+        0,
+    );
+    route(
+        "ip -6 route add unreachable fd67::/64 metric 1024",
+        254,
+        "fd67::",
+        64,
+        Unreachable,
+        None,
+        0,
+        1024,
+        None,
+        0,
+    );
+    route(
+        "ip -6 route add prohibit fd68::/64 metric 1024",
+        254,
+        "fd68::",
+        64,
+        Prohibit,
+        None,
+        0,
+        1024,
+        None,
+        0,
+    );
+    // The loopback's local routes (the kernel makes them for 127.0.0.1/8).
+    routes.push(FibRoute {
+        table: 255,
+        dst: ip("127.0.0.0"),
+        prefix_len: 8,
+        kind: Local,
+        gateway: None,
+        ifindex: 1,
+        metric: 0,
+        prefsrc: None,
+        mtu: 0,
+    });
+    let mut neighbors = Vec::new();
+    for (addr, mac, dev, name) in [
+        ("10.1.0.254", [2, 0xaa, 0, 0, 0, 1], a0, "a0"),
+        ("10.2.0.253", [2, 0xaa, 0, 0, 0, 2], b0, "b0"),
+        ("10.1.0.77", [2, 0xaa, 0, 0, 0, 3], a0, "a0"),
+        ("fd01::fe", [2, 0xaa, 0, 0, 0, 4], a0, "a0"),
+    ] {
+        script.push_str(&format!(
+            "ip neigh add {addr} lladdr {} dev {name} nud permanent\n",
+            mac.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        ));
+        neighbors.push(FibNeighbor {
+            ifindex: dev,
+            addr: ip(addr),
+            mac,
+        });
+    }
+    Net {
+        script,
+        routes,
+        neighbors,
+    }
+}
+
+fn fib_tables(ifx: &Ifx) -> Fib {
+    let n = net(ifx);
+    let dev = |ifindex, mac, mtu, fwd, addrs: Vec<(IpAddr, u8)>| FibDevice {
+        ifindex,
+        mac,
+        mtu,
+        forwarding: fwd,
+        forwarding6: fwd,
+        addrs,
+    };
+    let lo = dev(1, [0; 6], 65536, true, Vec::new());
+    let a0 = dev(
+        ifx.a0,
+        A0_MAC,
+        1500,
+        true,
+        vec![(ip("10.1.0.1"), 24), (ip("fd01::1"), 64)],
+    );
+    let a1 = dev(ifx.a1, [2, 0, 0, 0, 0x0a, 1], 1500, false, Vec::new());
+    let b0 = dev(
+        ifx.b0,
+        B0_MAC,
+        1400,
+        true,
+        vec![(ip("10.2.0.1"), 24), (ip("fd02::1"), 64)],
+    );
+    let mut f = Fib {
+        devices: vec![lo, a0, a1, b0],
+        routes: Vec::new(),
+        neighbors: n.neighbors,
+    }
+    .with_device_routes();
+    f.routes.extend(n.routes);
+    f
+}
+
+/// `struct bpf_fib_lookup` as a program fills it in.
+#[derive(Clone, Copy, Default)]
+struct Params {
+    family: u8,
+    proto: u8,
+    tot_len: u16,
+    ifindex: u32,
+    src: [u8; 16],
+    dst: [u8; 16],
+    tbid: u32,
+}
+
+fn v4(s: &str) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    if let IpAddr::V4(a) = ip(s) {
+        b[..4].copy_from_slice(&a.octets());
+    }
+    b
+}
+
+fn v6(s: &str) -> [u8; 16] {
+    match ip(s) {
+        IpAddr::V6(a) => a.octets(),
+        IpAddr::V4(_) => [0; 16],
+    }
+}
+
+impl Params {
+    fn bytes(&self) -> [u8; 64] {
+        let mut b = [0u8; 64];
+        b[0] = self.family;
+        b[1] = self.proto;
+        b[2..4].copy_from_slice(&1234u16.to_be_bytes());
+        b[4..6].copy_from_slice(&80u16.to_be_bytes());
+        b[6..8].copy_from_slice(&self.tot_len.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.ifindex.to_ne_bytes());
+        b[16..32].copy_from_slice(&self.src);
+        b[32..48].copy_from_slice(&self.dst);
+        b[48..52].copy_from_slice(&self.tbid.to_ne_bytes());
+        // Recognisable MACs: the lookup overwrites them only with a neighbour.
+        b[52..64].fill(0xee);
+        b
+    }
+}
+
+/// Fills the params on the stack, calls bpf_fib_lookup(ctx, &p, plen,
+/// flags), copies the params into the packet at 0 and returns r0.
+fn fib_prog(p: &Params, plen: u32, flags: u32, xdp: bool) -> String {
+    let b = p.bytes();
+    let mut s = String::from("mov %r6, %r1\n");
+    for (i, c) in b.chunks(8).enumerate() {
+        let v = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        s.push_str(&format!(
+            "lddw %r1, {v:#x}\nstxdw [%r10{:+}], %r1\n",
+            i as i64 * 8 - 64
+        ));
+    }
+    s.push_str(&format!(
+        "mov %r1, %r6
+         mov %r2, %r10
+         add %r2, -64
+         mov %r3, {plen}
+         mov %r4, {flags}
+         call 69
+         mov %r7, %r0
+         mov %r1, %r6
+         mov %r2, 0
+         mov %r3, %r10
+         add %r3, -64
+         mov %r4, 64
+         mov %r5, 0
+         call {}
+         mov %r0, %r7
+         exit",
+        if xdp { 190 } else { 9 }
+    ));
+    s
+}
+
+fn fib_cases(ifx: &Ifx) -> Vec<Case> {
+    let pkt = |n: usize| {
+        let mut p = eth(0x88b5);
+        p.resize(n, 0x5a);
+        p
+    };
+    let four = |dst: &str, ifindex: u32| Params {
+        family: libc::AF_INET as u8,
+        proto: 17,
+        ifindex,
+        src: v4("10.1.0.9"),
+        dst: v4(dst),
+        ..Default::default()
+    };
+    let six = |dst: &str, ifindex: u32| Params {
+        family: libc::AF_INET6 as u8,
+        proto: 17,
+        ifindex,
+        src: v6("fd01::9"),
+        dst: v6(dst),
+        ..Default::default()
+    };
+    let (a0, a1, b0) = (ifx.a0, ifx.a1, ifx.b0);
+    const DIRECT: u32 = 1;
+    const OUTPUT: u32 = 2;
+    const SKIP_NEIGH: u32 = 4;
+    const TBID: u32 = 8;
+    const SRC: u32 = 16;
+    const MARK: u32 = 32;
+    let mut v = Vec::new();
+    let mut x = |name: &str, p: Params, flags: u32| {
+        v.push(case(
+            &format!("xdp_{name}"),
+            XDP,
+            fib_prog(&p, 64, flags, true),
+            pkt(100),
+        ));
+    };
+    x("v4_via_gateway", four("10.9.1.1", a0), 0);
+    x("v4_lowest_metric", four("10.9.5.3", a0), 0);
+    x("v4_no_neigh", four("10.8.1.1", a0), 0);
+    x("v4_skip_neigh", four("10.8.1.1", a0), SKIP_NEIGH);
+    x("v4_blackhole", four("10.66.1.1", a0), 0);
+    x("v4_unreachable", four("10.67.1.1", a0), 0);
+    x("v4_prohibit", four("10.68.1.1", a0), 0);
+    x("v4_local_address", four("10.1.0.1", a0), 0);
+    x("v4_local_address_direct", four("10.1.0.1", a0), DIRECT);
+    x("v4_loopback", four("127.0.0.5", a0), 0);
+    x("v4_connected_neigh", four("10.1.0.77", a0), 0);
+    x("v4_connected_no_neigh", four("10.1.0.78", a0), 0);
+    x("v4_broadcast", four("10.1.0.255", a0), 0);
+    x(
+        "v4_route_mtu_ok",
+        Params {
+            tot_len: 1300,
+            ..four("10.7.1.1", a0)
+        },
+        0,
+    );
+    x(
+        "v4_route_mtu_exceeded",
+        Params {
+            tot_len: 1301,
+            ..four("10.7.1.1", a0)
+        },
+        0,
+    );
+    x(
+        "v4_locked_mtu_ok",
+        Params {
+            tot_len: 1300,
+            ..four("10.6.1.1", a0)
+        },
+        0,
+    );
+    x(
+        "v4_locked_mtu_exceeded",
+        Params {
+            tot_len: 1301,
+            ..four("10.6.1.1", a0)
+        },
+        0,
+    );
+    x(
+        "v4_table_local",
+        Params {
+            tbid: 255,
+            ..four("10.1.0.1", a0)
+        },
+        DIRECT | TBID,
+    );
+    x(
+        "v4_table_main_local_addr",
+        Params {
+            tbid: 254,
+            ..four("10.1.0.1", a0)
+        },
+        DIRECT | TBID,
+    );
+    x("v4_default_route", four("8.8.8.8", a0), 0);
+    x(
+        "v4_dev_mtu_exceeded",
+        Params {
+            tot_len: 1450,
+            ..four("8.8.8.8", a0)
+        },
+        0,
+    );
+    x(
+        "v4_table_100",
+        Params {
+            tbid: 100,
+            ..four("10.50.1.1", a0)
+        },
+        DIRECT | TBID,
+    );
+    x(
+        "v4_table_missing",
+        Params {
+            tbid: 101,
+            ..four("10.50.1.1", a0)
+        },
+        DIRECT | TBID,
+    );
+    x("v4_direct_main", four("10.50.1.1", a0), DIRECT);
+    x(
+        "v4_tbid_without_direct",
+        Params {
+            tbid: 100,
+            ..four("10.50.1.1", a0)
+        },
+        TBID,
+    );
+    x("v4_output_other_dev", four("10.9.1.1", b0), OUTPUT);
+    x("v4_output_same_dev", four("10.9.1.1", a0), OUTPUT);
+    x("v4_forwarding_off", four("10.9.1.1", a1), 0);
+    x("v4_forwarding_off_output", four("10.9.1.1", a1), OUTPUT);
+    x("v4_no_device", four("10.9.1.1", 999), 0);
+    x("v4_src", four("10.9.1.1", a0), SRC);
+    x("v4_src_prefsrc", four("10.60.1.1", a0), SRC | SKIP_NEIGH);
+    x("v4_mark_ignored", four("10.9.1.1", a0), MARK);
+    x(
+        "bad_family",
+        Params {
+            family: 3,
+            ..four("10.9.1.1", a0)
+        },
+        0,
+    );
+    x("bad_flags", four("10.9.1.1", a0), 64);
+    x("v6_via_gateway", six("fd09::1", a0), 0);
+    x("v6_no_neigh", six("fd08::1", a0), 0);
+    x("v6_skip_neigh", six("fd08::1", a0), SKIP_NEIGH);
+    x("v6_blackhole", six("fd66::1", a0), 0);
+    x("v6_unreachable", six("fd67::1", a0), 0);
+    x("v6_prohibit", six("fd68::1", a0), 0);
+    x("v6_link_local_dst", six("fe80::1", a0), 0);
+    x("v6_local_address", six("fd01::1", a0), 0);
+    x("v6_no_route", six("fd05::1", a0), 0);
+    x("v6_forwarding_off", six("fd09::1", a1), 0);
+    x("v6_src", six("fd09::1", a0), SRC);
+    x(
+        "v6_mtu_ok",
+        Params {
+            tot_len: 1500,
+            ..six("fd09::1", a0)
+        },
+        0,
+    );
+    x(
+        "v6_mtu_exceeded",
+        Params {
+            tot_len: 1501,
+            ..six("fd09::1", a0)
+        },
+        0,
+    );
+    x("v6_no_device", six("fd09::1", 999), 0);
+    v.push(case(
+        "xdp_plen_short",
+        XDP,
+        fib_prog(&four("10.9.1.1", a0), 32, 0, true),
+        pkt(100),
+    ));
+    // tc: the MTU is checked only with tot_len, else the packet against the device.
+    let mut t = |name: &str, p: Params, flags: u32, n: usize| {
+        v.push(case(
+            &format!("tc_{name}"),
+            TC,
+            fib_prog(&p, 64, flags, false),
+            pkt(n),
+        ));
+    };
+    t("v4_via_gateway", four("10.9.1.1", a0), 0, 100);
+    t("v4_dev_mtu_packet_fits", four("8.8.8.8", a0), 0, 1418);
+    t("v4_dev_mtu_packet_too_big", four("8.8.8.8", a0), 0, 1419);
+    t(
+        "v4_tot_len_exceeded",
+        Params {
+            tot_len: 1450,
+            ..four("8.8.8.8", a0)
+        },
+        0,
+        100,
+    );
+    t("v4_no_neigh", four("10.8.1.1", a0), 0, 100);
+    t("v6_via_gateway", six("fd09::1", a0), 0, 100);
+    v
+}
+
+/// Runs `f` on a thread in a network namespace of its own, set up by
+/// `script` (`sh -c`); the namespace and its devices go with the thread.
+fn in_netns<T: Send + 'static>(
+    script: impl FnOnce(&Ifx) -> String + Send + 'static,
+    f: impl FnOnce(&Ifx) -> T + Send + 'static,
+) -> Result<T, String> {
+    std::thread::spawn(move || {
+        // SAFETY: unshare affects only this thread's namespaces.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error()));
+        }
+        // The veths' indexes come from the kernel: make them first, then ask.
+        let make = "ip link add a0 address 02:00:00:00:0a:00 type veth peer name a1 address 02:00:00:00:0a:01
+             ip link add b0 address 02:00:00:00:0b:00 mtu 1400 type veth peer name b1 address 02:00:00:00:0b:01 mtu 1400";
+        let sh = |s: &str| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(s)
+                .output()
+                .map_err(|e| format!("sh: {e}"))
+                .and_then(|o| {
+                    if o.status.success() {
+                        Ok(())
+                    } else {
+                        Err(format!("setup failed: {}", String::from_utf8_lossy(&o.stderr)))
+                    }
+                })
+        };
+        sh(make)?;
+        let idx = |n: &str| {
+            let c = std::ffi::CString::new(n).unwrap_or_default();
+            // SAFETY: a NUL-terminated name.
+            unsafe { libc::if_nametoindex(c.as_ptr()) }
+        };
+        let ifx = Ifx {
+            a0: idx("a0"),
+            a1: idx("a1"),
+            b0: idx("b0"),
+        };
+        let full = script(&ifx);
+        // The devices exist already: run the script without their creation.
+        let rest: String = full
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("ip link add"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        sh(&rest)?;
+        Ok(f(&ifx))
+    })
+    .join()
+    .map_err(|_| "the netns thread panicked".to_string())?
+}
+
+#[test]
+fn fib_lookup_matches_the_kernel() {
+    let kernel = if kernel_available() {
+        match in_netns(
+            |ifx| net(ifx).script,
+            |ifx| {
+                let cases = fib_cases(ifx);
+                let results: Vec<_> = cases.iter().map(run_kernel).collect();
+                (ifx.a0, ifx.a1, ifx.b0, results)
+            },
+        ) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("fib_lookup: no network namespace for the kernel's side ({e})");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // Without the kernel, the indexes a fresh namespace gives the veths.
+    let ifx = match &kernel {
+        Some((a0, a1, b0, _)) => Ifx {
+            a0: *a0,
+            a1: *a1,
+            b0: *b0,
+        },
+        None => Ifx {
+            a0: 3,
+            a1: 2,
+            b0: 5,
+        },
+    };
+    let cases = fib_cases(&ifx);
+    let fib = fib_tables(&ifx);
+    compare(
+        "fib_lookup",
+        &cases,
+        "net_fib.golden",
+        kernel.map(|k| k.3),
+        move |rt| rt.set_fib(fib.clone()),
+    );
+}

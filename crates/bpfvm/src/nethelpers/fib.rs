@@ -1,9 +1,10 @@
 //! `bpf_fib_lookup` over routing tables the embedder gives the runtime
 //! ([`crate::Runtime::set_fib`]): devices with their addresses, MAC, MTU and
 //! forwarding switches, routes by table, and neighbours. The lookup follows
-//! Linux 6.18's: the forwarding check on the given interface, the local table
-//! before the main one (or one table with `BPF_FIB_LOOKUP_DIRECT`), longest
-//! prefix then lowest metric, the route types' verdicts, the MTU check, the
+//! Linux 6.18's: the forwarding check on the given interface, the main table
+//! merged with the local one (as the kernel keeps them while there are no
+//! policy rules) then the default one, or the one table `BPF_FIB_LOOKUP_DIRECT`
+//! names, longest prefix then lowest metric, the route types' verdicts, the MTU check, the
 //! gateway, the source address (`BPF_FIB_LOOKUP_SRC`) and the neighbour's
 //! MAC. Policy rules (`BPF_FIB_LOOKUP_MARK`, tos), multipath and lwt
 //! encapsulation are not modelled. A runtime nobody gave tables has no
@@ -51,7 +52,9 @@ pub struct FibRoute {
     pub ifindex: u32,
     pub metric: u32,
     pub prefsrc: Option<IpAddr>,
-    /// The route's MTU metric (0: the device's).
+    /// The route's MTU as forwarding uses it: a locked MTU metric (`ip route
+    /// ... mtu lock N`; an unlocked one counts only with
+    /// `net.ipv4.ip_forward_use_pmtu`). 0: the device's.
     pub mtu: u32,
 }
 
@@ -148,6 +151,12 @@ impl Fib {
         self.devices.iter().find(|d| d.ifindex == ifindex)
     }
 
+    /// Without policy rules the kernel keeps the local and main tables as one
+    /// trie: a lookup in the main table sees the local routes too.
+    fn in_table(r: &FibRoute, table: u32) -> bool {
+        r.table == table || (table == RT_TABLE_MAIN && r.table == RT_TABLE_LOCAL)
+    }
+
     fn table_exists(&self, table: u32) -> bool {
         table == RT_TABLE_MAIN
             || table == RT_TABLE_LOCAL
@@ -161,7 +170,7 @@ impl Fib {
         let mut c: Vec<&FibRoute> = self
             .routes
             .iter()
-            .filter(|r| r.table == table && prefix_match(r.dst, r.prefix_len, dst))
+            .filter(|r| Self::in_table(r, table) && prefix_match(r.dst, r.prefix_len, dst))
             .collect();
         c.sort_by_key(|r| (std::cmp::Reverse(r.prefix_len), r.metric));
         c.into_iter().find(|r| {
@@ -318,7 +327,7 @@ fn route(fib: &Fib, p: &mut [u8], flags: u32, check_mtu: bool, v6: bool) -> i64 
         }
         vec![t]
     } else {
-        vec![RT_TABLE_LOCAL, RT_TABLE_MAIN, 253]
+        vec![RT_TABLE_MAIN, 253]
     };
     let Some(r) = tables.iter().find_map(|&t| fib.lookup_table(t, dst, oif)) else {
         return RET_NOT_FWDED;
