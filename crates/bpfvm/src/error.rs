@@ -55,6 +55,9 @@ pub enum BpfError {
     Pin { path: String, reason: &'static str },
     #[error("no space left for a new {kind} id")]
     NoIds { kind: &'static str },
+    /// A test run names a network interface the host does not have.
+    #[error("no network interface with index {ifindex}")]
+    NoDevice { ifindex: u32 },
 }
 
 impl BpfError {
@@ -85,6 +88,7 @@ impl BpfError {
                 _ => libc::EINVAL,
             },
             BpfError::NoIds { .. } => libc::ENOSPC,
+            BpfError::NoDevice { .. } => libc::ENODEV,
         }
     }
 }

@@ -339,7 +339,6 @@ fn run_xdp(
 mod skb {
     pub const SIZE: usize = 192;
     pub const PKT_TYPE: usize = 4;
-    pub const INGRESS_IFINDEX: usize = 36;
     pub const IFINDEX: usize = 40;
     pub const WIRE_LEN: usize = 160;
     pub const GSO_SEGS: usize = 164;
@@ -347,6 +346,105 @@ mod skb {
 
 fn put32(b: &mut [u8], off: usize, v: u32) {
     b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The `__sk_buff` of a test run's `ctx_in` and `ctx_out`, as the kernel's
+/// `convert___skb_to_skb` and `convert_skb_to___skb` treat it.
+mod skbctx {
+    use crate::error::{BpfError, Result};
+
+    /// The fields user space may set (and gets back): mark, priority,
+    /// ingress_ifindex, ifindex, cb, tstamp, wire_len, gso_segs, gso_size,
+    /// hwtstamp.
+    pub const FIELDS: [(usize, usize, &str); 10] = [
+        (8, 12, "mark"),
+        (32, 36, "priority"),
+        (36, 40, "ingress_ifindex"),
+        (40, 44, "ifindex"),
+        (48, 68, "cb"),
+        (152, 160, "tstamp"),
+        (160, 164, "wire_len"),
+        (164, 168, "gso_segs"),
+        (176, 180, "gso_size"),
+        (184, 192, "hwtstamp"),
+    ];
+
+    pub fn u32_at(c: &[u8], o: usize) -> u32 {
+        c.get(o..o + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// -EINVAL for a byte set outside the fields user space may set.
+    pub fn check(c: &[u8]) -> Result<()> {
+        let allowed = |i: usize| FIELDS.iter().any(|&(a, b, _)| (a..b).contains(&i));
+        match c.iter().enumerate().find(|&(i, b)| *b != 0 && !allowed(i)) {
+            Some((i, _)) => Err(BpfError::Invalid(format!(
+                "ctx_in sets byte {i} of the __sk_buff, which a test run does not take"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The kernel's ctx_out: the fields of `FIELDS` from the context as the
+    /// run left it, zero elsewhere.
+    pub fn out(ctx: &[u8]) -> Vec<u8> {
+        let mut o = vec![0u8; ctx.len()];
+        for &(a, b, _) in &FIELDS {
+            o[a..b].copy_from_slice(&ctx[a..b]);
+        }
+        o
+    }
+
+    /// The device a test run's skb comes in on: loopback (1), or the
+    /// interface `ctx_in` names; its MAC and broadcast addresses.
+    pub fn device(ifindex: u32) -> Result<(u32, [u8; 6], [u8; 6])> {
+        if ifindex <= 1 {
+            return Ok((1, [0; 6], [0; 6]));
+        }
+        let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+        // SAFETY: name has IF_NAMESIZE bytes as if_indextoname requires.
+        if unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) }.is_null() {
+            return Err(BpfError::NoDevice { ifindex });
+        }
+        // SAFETY: if_indextoname wrote a NUL-terminated name.
+        let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy();
+        let mac = |f: &str| {
+            let mut m = [0u8; 6];
+            if let Ok(t) = std::fs::read_to_string(format!("/sys/class/net/{name}/{f}")) {
+                for (k, x) in t.trim().split(':').take(6).enumerate() {
+                    m[k] = u8::from_str_radix(x, 16).unwrap_or(0);
+                }
+            }
+            m
+        };
+        Ok((ifindex, mac("address"), mac("broadcast")))
+    }
+
+    /// `eth_type_trans`: the packet type for the destination MAC on a
+    /// device with these addresses, and the protocol.
+    pub fn eth_type_trans(frame: &[u8], mac: [u8; 6], bcast: [u8; 6]) -> (u32, u16) {
+        let dst = &frame[..6];
+        let pkt_type = if dst[0] & 1 != 0 {
+            if dst == bcast {
+                1 // PACKET_BROADCAST
+            } else {
+                2 // PACKET_MULTICAST
+            }
+        } else if dst != mac {
+            3 // PACKET_OTHERHOST
+        } else {
+            0 // PACKET_HOST
+        };
+        let proto = u16::from_be_bytes([frame[12], frame[13]]);
+        let proto = if proto >= 0x600 {
+            proto
+        } else if frame.get(14..16) == Some(&[0xff, 0xff]) {
+            0x0001 // ETH_P_802_3
+        } else {
+            0x0004 // ETH_P_802_2
+        };
+        (pkt_type, proto)
+    }
 }
 
 fn run_skb(
@@ -361,6 +459,9 @@ fn run_skb(
             "skb test run needs at least {ETH_HLEN} bytes of data_in"
         )));
     }
+    let ctx_in = a.ctx_in.as_deref();
+    let (ifindex, dev_mac, dev_bcast) =
+        skbctx::device(ctx_in.map_or(0, |c| skbctx::u32_at(c, skb::IFINDEX)))?;
     // The kernel's skb test run refuses an IPv4/IPv6 frame whose network header is
     // cut short (it pulls the header in before running the program).
     let ethertype = u16::from_be_bytes([a.data_in[12], a.data_in[13]]);
@@ -389,16 +490,32 @@ fn run_skb(
     let data = if l2 { base } else { base + ETH_HLEN as u64 };
     let end = base + a.data_in.len() as u64;
     let mut ctx = vec![0u8; skb::SIZE];
-    if let Some(c) = &a.ctx_in {
+    let (pkt_type, proto) = skbctx::eth_type_trans(&a.data_in, dev_mac, dev_bcast);
+    let skb_len = (end - data) as u32;
+    if let Some(c) = ctx_in {
+        skbctx::check(c)?;
         let n = c.len().min(skb::SIZE);
         ctx[..n].copy_from_slice(&c[..n]);
+        // wire_len: the skb's length unless given, never less than it.
+        let wire_len = skbctx::u32_at(&ctx, skb::WIRE_LEN);
+        if wire_len == 0 {
+            put32(&mut ctx, skb::WIRE_LEN, skb_len);
+        } else if wire_len < skb_len || wire_len > 65536 {
+            return Err(BpfError::Invalid(format!(
+                "ctx_in wire_len {wire_len} is below the packet's {skb_len} bytes or above 65536"
+            )));
+        }
+        let segs = skbctx::u32_at(&ctx, skb::GSO_SEGS);
+        if segs > 65535 {
+            return Err(BpfError::Invalid(format!(
+                "ctx_in gso_segs {segs} is above GSO_MAX_SEGS (65535)"
+            )));
+        }
     }
-    put32(&mut ctx, skb::PKT_TYPE, 0);
-    let proto = u16::from_be_bytes([a.data_in[12], a.data_in[13]]);
-    put32(&mut ctx, skb::INGRESS_IFINDEX, 1);
-    put32(&mut ctx, skb::IFINDEX, 1);
-    put32(&mut ctx, skb::WIRE_LEN, a.data_in.len() as u32);
-    put32(&mut ctx, skb::GSO_SEGS, 1);
+    // Without ctx_in the kernel leaves wire_len, gso_segs and
+    // ingress_ifindex (skb_iif) at 0.
+    put32(&mut ctx, skb::PKT_TYPE, pkt_type);
+    put32(&mut ctx, skb::IFINDEX, ifindex);
     let mut env = RunEnv::new(rt, prog, a.cpu);
     let ctx_ptr = ctx.as_mut_ptr() as u64;
     let state = crate::nethelpers::SkbState {
@@ -445,7 +562,11 @@ fn run_skb(
     Ok(TestRunResult {
         retval: r0 as u32,
         data_out,
-        ctx_out: if a.ctx_in.is_some() { ctx } else { Vec::new() },
+        ctx_out: if a.ctx_in.is_some() {
+            skbctx::out(&ctx)
+        } else {
+            Vec::new()
+        },
         duration,
         redirect: env.redirect.take(),
     })

@@ -38,6 +38,8 @@ struct Case {
     /// BPF_PROG_TEST_RUN's `repeat` (the kernel runs the program again on
     /// the same sk_buff, so packet changes add up).
     repeat: u32,
+    /// `ctx_in` (then `ctx_out` is compared too).
+    ctx_in: Option<Vec<u8>>,
 }
 
 // ---- packets ----
@@ -203,6 +205,7 @@ fn case(name: &str, prog_type: u32, asm: String, packet: Vec<u8>) -> Case {
         packet,
         differs: None,
         repeat: 1,
+        ctx_in: None,
     }
 }
 
@@ -915,6 +918,121 @@ fn cases() -> Vec<Case> {
         ));
     }
     v.push(tc("ecn_other", 97, &[], Epi::Ret, other()));
+    v.push(tc("ecn_vlan_tagged_ect0", 97, &[], Epi::Byte(19), {
+        let mut t = tagged(&[(0x8100, 0x0064)]);
+        t[19] = 2;
+        t
+    }));
+    v.push(tc(
+        "probe_ingress_ifindex",
+        97,
+        &[],
+        Epi::Field(36),
+        other(),
+    ));
+    v.push(tc("probe_ifindex", 97, &[], Epi::Field(40), other()));
+    v.push(tc("probe_pkt_type", 97, &[], Epi::Field(4), other()));
+    v.push(tc("probe_wire_len", 97, &[], Epi::Field(160), other()));
+    v.push(tc("probe_gso_segs", 97, &[], Epi::Field(164), other()));
+    let mut bcast = other();
+    bcast[..6].fill(0xff);
+    v.push(tc(
+        "probe_pkt_type_broadcast",
+        97,
+        &[],
+        Epi::Field(4),
+        bcast,
+    ));
+    let mut mcast = other();
+    mcast[0] = 0x01;
+    v.push(tc(
+        "probe_pkt_type_multicast",
+        97,
+        &[],
+        Epi::Field(4),
+        mcast,
+    ));
+    let mut host = other();
+    host[..6].fill(0);
+    v.push(tc("probe_pkt_type_host", 97, &[], Epi::Field(4), host));
+    // A context in: the fields user space may set, read back and returned.
+    let ctx = |f: &[(usize, u32)]| {
+        let mut c = vec![0u8; 192];
+        for &(o, val) in f {
+            c[o..o + 4].copy_from_slice(&val.to_le_bytes());
+        }
+        c
+    };
+    let with_ctx = |mut c: Case, x: Vec<u8>| {
+        c.ctx_in = Some(x);
+        c
+    };
+    let full = ctx(&[
+        (8, 7),
+        (32, 3),
+        (36, 1),
+        (40, 1),
+        (48, 11),
+        (64, 15),
+        (160, 200),
+        (164, 2),
+        (176, 100),
+    ]);
+    for (f, name) in [
+        (8, "mark"),
+        (32, "priority"),
+        (36, "ingress_ifindex"),
+        (40, "ifindex"),
+        (48, "cb0"),
+        (160, "wire_len"),
+        (164, "gso_segs"),
+        (176, "gso_size"),
+        (0, "len"),
+    ] {
+        v.push(with_ctx(
+            tc(&format!("ctx_in_{name}"), 97, &[], Epi::Field(f), other()),
+            full.clone(),
+        ));
+    }
+    // Writes to the context the kernel keeps, and one it does not hand back.
+    v.push(with_ctx(
+        case(
+            "ctx_out_after_writes",
+            TC,
+            "stw [%r1+8], 99\nstw [%r1+32], 5\nstw [%r1+52], 77\nstw [%r1+44], 6\nmov %r0, 0\nexit"
+                .into(),
+            other(),
+        ),
+        full.clone(),
+    ));
+    v.push(with_ctx(
+        tc("ctx_in_vlan_tci_set", 97, &[], Epi::Ret, other()),
+        ctx(&[(24, 5)]),
+    ));
+    v.push(with_ctx(
+        tc("ctx_in_len_set", 97, &[], Epi::Ret, other()),
+        ctx(&[(0, 5)]),
+    ));
+    v.push(with_ctx(
+        tc("ctx_in_wire_len_short", 97, &[], Epi::Ret, other()),
+        ctx(&[(160, 20)]),
+    ));
+    v.push(with_ctx(
+        tc("ctx_in_wire_len_huge", 97, &[], Epi::Ret, other()),
+        ctx(&[(160, 70000)]),
+    ));
+    v.push(with_ctx(
+        tc("ctx_in_gso_segs_huge", 97, &[], Epi::Ret, other()),
+        ctx(&[(164, 70000)]),
+    ));
+    v.push(with_ctx(
+        tc("ctx_in_ifindex_missing", 97, &[], Epi::Ret, other()),
+        ctx(&[(40, 0x7fff_0000)]),
+    ));
+    v.push(with_ctx(
+        tc("ctx_in_short", 97, &[], Epi::Field(8), other()),
+        ctx(&[(8, 9)])[..12].to_vec(),
+    ));
     // After vlan_push the protocol is still IPv4 (the tag is offloaded).
     v.push(case(
         "ecn_after_vlan_push",
@@ -1300,6 +1418,9 @@ fn pidns() -> (i64, i64) {
 struct Outcome {
     retval: u32,
     data_out: Vec<u8>,
+    ctx_out: Vec<u8>,
+    /// The test run itself failed with this errno.
+    errno: Option<i32>,
 }
 
 fn insns(c: &Case) -> Vec<Insn> {
@@ -1322,22 +1443,39 @@ fn run_bpfvm(rt: &Runtime, c: &Case, observed: bool) -> Result<Outcome, String> 
     let attr = TestRunAttr {
         prog_id: p.id(),
         data_in: c.packet.clone(),
+        ctx_in: c.ctx_in.clone(),
         repeat: c.repeat,
         ..Default::default()
     };
+    let failed = |errno| Outcome {
+        retval: 0,
+        data_out: Vec::new(),
+        ctx_out: Vec::new(),
+        errno: Some(errno),
+    };
     let r = if observed {
         let mut go = |_: &At<'_>| Flow::Continue;
-        rt.test_run_observed(&attr, &mut go)
-            .map_err(|e| format!("observed test run: {e}"))?
+        match rt.test_run_observed(&attr, &mut go) {
+            Ok(r) => r,
+            Err(e @ (bpfvm::BpfError::Invalid(_) | bpfvm::BpfError::NoDevice { .. })) => {
+                return Ok(failed(e.errno()))
+            }
+            Err(e) => return Err(format!("observed test run: {e}")),
+        }
     } else {
         match rt.bpf(BpfCmd::ProgTestRun(attr)) {
             Ok(BpfReply::TestRun(r)) => r,
+            Err(e @ (bpfvm::BpfError::Invalid(_) | bpfvm::BpfError::NoDevice { .. })) => {
+                return Ok(failed(e.errno()))
+            }
             other => return Err(format!("test run: {other:?}")),
         }
     };
     Ok(Outcome {
         retval: r.retval,
         data_out: r.data_out,
+        ctx_out: r.ctx_out,
+        errno: None,
     })
 }
 
@@ -1404,6 +1542,8 @@ fn run_kernel(c: &Case) -> Result<Outcome, String> {
         return Err(format!("kernel load: {e}: {}", text.trim_end_matches('\0')));
     }
     let mut out = vec![0u8; 1 << 16];
+    let ctx_in = c.ctx_in.clone().unwrap_or_default();
+    let mut ctx_out = vec![0u8; if c.ctx_in.is_some() { 256 } else { 0 }];
     let mut run = RunAttr {
         prog_fd: fd as u32,
         data_size_in: c.packet.len() as u32,
@@ -1411,6 +1551,18 @@ fn run_kernel(c: &Case) -> Result<Outcome, String> {
         data_size_out: out.len() as u32,
         data_out: out.as_mut_ptr() as u64,
         repeat: c.repeat,
+        ctx_size_in: ctx_in.len() as u32,
+        ctx_in: if ctx_in.is_empty() {
+            0
+        } else {
+            ctx_in.as_ptr() as u64
+        },
+        ctx_size_out: ctx_out.len() as u32,
+        ctx_out: if ctx_out.is_empty() {
+            0
+        } else {
+            ctx_out.as_mut_ptr() as u64
+        },
         ..Default::default()
     };
     let r = sys_bpf(10, &mut run);
@@ -1418,12 +1570,20 @@ fn run_kernel(c: &Case) -> Result<Outcome, String> {
     // SAFETY: closing the fd the load returned.
     unsafe { libc::close(fd as i32) };
     if r < 0 {
-        return Err(format!("kernel test run: {e}"));
+        return Ok(Outcome {
+            retval: 0,
+            data_out: Vec::new(),
+            ctx_out: Vec::new(),
+            errno: Some(e.raw_os_error().unwrap_or(0)),
+        });
     }
     out.truncate(run.data_size_out as usize);
+    ctx_out.truncate(run.ctx_size_out as usize);
     Ok(Outcome {
         retval: run.retval,
         data_out: out,
+        ctx_out,
+        errno: None,
     })
 }
 
@@ -1450,12 +1610,26 @@ fn fnv64(b: &[u8]) -> u64 {
 /// A result as one golden line's fields: the retval and the packet (long
 /// packets as their length and FNV-1a hash).
 fn render(o: &Outcome) -> String {
+    if let Some(e) = o.errno {
+        return format!("test-run-errno {e}");
+    }
+    let ctx = if o.ctx_out.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ctx={}",
+            o.ctx_out
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    };
     let data = if o.data_out.len() > 128 {
         format!("len{}:fnv{:016x}", o.data_out.len(), fnv64(&o.data_out))
     } else {
         o.data_out.iter().map(|b| format!("{b:02x}")).collect()
     };
-    format!("{:#010x} {data}", o.retval)
+    format!("{:#010x} {data}{ctx}", o.retval)
 }
 
 fn read_golden(file: &str) -> BTreeMap<String, String> {
