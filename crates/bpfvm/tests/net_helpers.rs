@@ -1366,6 +1366,86 @@ fn cases() -> Vec<Case> {
         p4.clone(),
     ));
 
+    // ---- other skb program types: the packet starts at the network header ----
+    const CGROUP_SKB: u32 = 8;
+    const LWT_IN: u32 = 10;
+    const LWT_XMIT: u32 = 12;
+    let ty = |mut c: Case, t: u32| {
+        c.prog_type = t;
+        c
+    };
+    v.push(ty(
+        tc(
+            "lwt_xmit_change_tail",
+            38,
+            &[30, 0],
+            Epi::Field(LEN),
+            p4.clone(),
+        ),
+        LWT_XMIT,
+    ));
+    v.push(ty(
+        tc(
+            "lwt_xmit_change_tail_below_min",
+            38,
+            &[0, 0],
+            Epi::Ret,
+            p4.clone(),
+        ),
+        LWT_XMIT,
+    ));
+    v.push(ty(
+        tc(
+            "lwt_xmit_change_head",
+            43,
+            &[14, 0],
+            Epi::Field(LEN),
+            p4.clone(),
+        ),
+        LWT_XMIT,
+    ));
+    v.push(ty(
+        case(
+            "lwt_xmit_store_bytes",
+            TC,
+            store(0, 0, Epi::Ret),
+            p4.clone(),
+        ),
+        LWT_XMIT,
+    ));
+    v.push(ty(
+        tc(
+            "lwt_xmit_l3_csum",
+            10,
+            &[10, ttl, ttl2, 2],
+            Epi::Ret,
+            p4.clone(),
+        ),
+        LWT_XMIT,
+    ));
+    v.push(ty(
+        tc("lwt_in_pull_data", 39, &[20], Epi::Field(LEN), p4.clone()),
+        LWT_IN,
+    ));
+    v.push(ty(
+        case(
+            "cgroup_skb_ecn",
+            TC,
+            "call 97\nand %r0, 1\nexit".into(),
+            ipv4_tos(2),
+        ),
+        CGROUP_SKB,
+    ));
+    v.push(ty(
+        case(
+            "cgroup_skb_ecn_not_ect",
+            TC,
+            "call 97\nand %r0, 1\nexit".into(),
+            ipv4_tos(0),
+        ),
+        CGROUP_SKB,
+    ));
+
     // ---- repeated runs: the kernel runs the program again on the same skb ----
     let grow2 = "mov %r6, %r1
          ldxw %r2, [%r6+0]
