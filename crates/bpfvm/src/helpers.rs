@@ -763,9 +763,6 @@ pub fn implemented_helpers() -> HelperTable {
         .register(23, named(23), redirect)
         .register(26, named(26), skb_load_bytes)
         .register(28, named(28), csum_diff)
-        // No skb of bpfvm is CHECKSUM_COMPLETE: -ENOTSUPP, as in the
-        // kernel's test runs.
-        .register(40, named(40), |_: &mut HelperCtx<'_, '_>, _| ret(-524))
         .register(42, named(42), |_: &mut HelperCtx<'_, '_>, _| ret(0))
         .register(44, named(44), |c: &mut HelperCtx<'_, '_>, a| {
             xdp_adjust(c, a, b'h')

@@ -2,7 +2,8 @@
 //! programs call beside them, with the semantics Linux 6.18 shows through
 //! `BPF_PROG_TEST_RUN`:
 //!
-//! - checksums: `bpf_l3_csum_replace`, `bpf_l4_csum_replace`;
+//! - checksums: `bpf_l3_csum_replace`, `bpf_l4_csum_replace`, `bpf_csum_update`,
+//!   `bpf_csum_level`;
 //! - the sk_buff's shape: `bpf_skb_pull_data`, `bpf_skb_change_tail`,
 //!   `bpf_skb_change_proto`,
 //!   `bpf_skb_change_head`, `bpf_skb_adjust_room`, `bpf_skb_vlan_push`,
@@ -12,9 +13,9 @@
 //! - XDP: `bpf_xdp_get_buff_len`, `bpf_xdp_load_bytes`, `bpf_xdp_store_bytes`;
 //! - the task: `bpf_get_current_task`, `bpf_get_ns_current_pid_tgid`.
 //!
-//! bpfvm's sk_buffs are linear and `CHECKSUM_NONE` (as the kernel's test runs
-//! build them), so the helpers' checksum-complete bookkeeping has nothing to
-//! update. Every helper that changes the packet recomputes the `__sk_buff`
+//! bpfvm's sk_buffs are linear and `CHECKSUM_NONE`, or `CHECKSUM_COMPLETE`
+//! with `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`, as the kernel's test runs build
+//! them; the helpers keep `skb->csum` as the kernel's do. Every helper that changes the packet recomputes the `__sk_buff`
 //! fields a program reads (`len`, `data`, `data_end`, `protocol`, the vlan
 //! fields, `hash`) and the run's packet region, as the kernel's
 //! `bpf_compute_data_pointers` does; the verifier has already invalidated the
@@ -83,6 +84,85 @@ pub struct SkbState {
     /// `skb->hash` while valid (`sw_hash`/`l4_hash`), else None.
     pub hash: Option<u32>,
     pub encapsulation: bool,
+    /// `skb->ip_summed` (and `skb->csum`, `skb->csum_level`).
+    pub summed: Summed,
+    /// `skb->csum` as it stayed when the skb stopped being `CHECKSUM_COMPLETE`.
+    pub csum_seen: u32,
+}
+
+/// `skb->ip_summed`: a test run's skb is `CHECKSUM_NONE`, or
+/// `CHECKSUM_COMPLETE` with `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`; `bpf_csum_level`
+/// makes it `CHECKSUM_UNNECESSARY`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Summed {
+    None,
+    /// `CHECKSUM_COMPLETE` with `skb->csum`, the sum from the network header on.
+    Complete(u32),
+    /// `CHECKSUM_UNNECESSARY` with `skb->csum_level`.
+    Unnecessary(u8),
+}
+
+/// x86-64's `csum_partial` of `buf` at an address of parity `odd`: an odd
+/// start is summed from the next byte on and the 16-bit result byte-swapped.
+fn csum_partial_at(buf: &[u8], odd: bool, sum: u32) -> u32 {
+    use crate::helpers_pure::{csum_from32to16, csum_partial};
+    if !odd || buf.is_empty() {
+        return csum_partial(buf, sum);
+    }
+    let t = sum.rotate_right(8) as u64 + ((buf[0] as u64) << 8);
+    let t = ((t & 0xffff_ffff) + (t >> 32)) as u32;
+    csum_from32to16(csum_partial(&buf[1..], t)).swap_bytes() as u32
+}
+
+/// `csum_block_add`: `csum2` of a block at `offset` added to `csum`.
+fn csum_block_add(csum: u32, csum2: u32, offset: u64) -> u32 {
+    let c2 = if offset & 1 != 0 {
+        csum2.rotate_right(8)
+    } else {
+        csum2
+    };
+    csum_add(csum, c2)
+}
+
+impl SkbState {
+    /// The sum of `n` packet bytes from `from` (relative to data).
+    fn partial(&self, from: u64, n: u64) -> u32 {
+        csum_partial_at(self.bytes(from, n), (self.data + from) & 1 != 0, 0)
+    }
+
+    /// `__skb_postpull_rcsum`: bytes at `from` are about to leave the sum.
+    fn postpull_rcsum(&mut self, from: u64, n: u64, off: u64) {
+        if let Summed::Complete(c) = self.summed {
+            let p = self.partial(from, n);
+            self.summed = Summed::Complete(csum_block_add(c, !p, off));
+        }
+    }
+
+    /// `skb_postpull_rcsum`: `-(csum_partial(bytes, -csum))`.
+    fn postpull_rcsum_neg(&mut self, from: u64, n: u64) {
+        if let Summed::Complete(c) = self.summed {
+            let b = self.bytes(from, n);
+            let odd = (self.data + from) & 1 != 0;
+            let r = csum_partial_at(b, odd, c.wrapping_neg());
+            self.summed = Summed::Complete(r.wrapping_neg());
+        }
+    }
+
+    /// `__skb_postpush_rcsum`: bytes at `from` have joined the sum.
+    fn postpush_rcsum(&mut self, from: u64, n: u64, off: u64) {
+        if let Summed::Complete(c) = self.summed {
+            let p = self.partial(from, n);
+            self.summed = Summed::Complete(csum_block_add(c, p, off));
+        }
+    }
+
+    /// The sum of the packet from the network header, as the test run
+    /// compares it with `skb->csum` at the end.
+    pub fn network_csum(&self) -> u32 {
+        let off = self.network.saturating_sub(self.data);
+        let n = (self.len as u64).saturating_sub(off);
+        self.partial(off.min(self.len as u64), n)
+    }
 }
 
 impl SkbState {
@@ -231,9 +311,9 @@ fn l3_csum_replace(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     })
 }
 
-/// `bpf_l4_csum_replace(skb, offset, from, to, flags)`. The skb is not
-/// `CHECKSUM_PARTIAL`, so `BPF_F_PSEUDO_HDR` changes nothing in the packet
-/// (the kernel would update `skb->csum` of a `CHECKSUM_COMPLETE` skb).
+/// `bpf_l4_csum_replace(skb, offset, from, to, flags)`. The skb is never
+/// `CHECKSUM_PARTIAL`, so `BPF_F_PSEUDO_HDR` changes only the sum of a
+/// `CHECKSUM_COMPLETE` skb.
 fn l4_csum_replace(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let (offset, from, to, flags) = (a[1] as u32, a[2], a[3], a[4]);
     let allowed = BPF_F_MARK_MANGLED_0
@@ -267,13 +347,28 @@ fn l4_csum_replace(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
             new = 0xffff;
         }
         f.copy_from_slice(&new.to_ne_bytes());
+        // The pseudo header's share of a CHECKSUM_COMPLETE sum.
+        if let (Summed::Complete(c), true) = (s.summed, flags & BPF_F_PSEUDO_HDR != 0) {
+            let c = match flags & BPF_F_HDR_FIELD_MASK {
+                0 if flags & BPF_F_IPV6 == 0 => Some(!csum_sub(to as u32, c)),
+                0 => None,
+                2 => Some(!csum_add(
+                    csum_sub(!c, from as u16 as u32),
+                    to as u16 as u32,
+                )),
+                _ => Some(!csum_add(csum_sub(!c, from as u32), to as u32)),
+            };
+            if let Some(c) = c {
+                s.summed = Summed::Complete(c);
+            }
+        }
         0
     })
 }
 
 /// `bpf_skb_store_bytes(skb, offset, from, len, flags)`: copy into the
-/// packet. The skb is `CHECKSUM_NONE`, so `BPF_F_RECOMPUTE_CSUM` has nothing
-/// to update; `BPF_F_INVALIDATE_HASH` clears the hash.
+/// packet; `BPF_F_RECOMPUTE_CSUM` keeps a `CHECKSUM_COMPLETE` sum up to date,
+/// `BPF_F_INVALIDATE_HASH` clears the hash.
 fn skb_store_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     const BPF_F_RECOMPUTE_CSUM: u64 = 1;
     const BPF_F_INVALIDATE_HASH: u64 = 2;
@@ -286,7 +381,14 @@ fn skb_store_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
         if offset > i32::MAX as u64 || offset + len > s.len as u64 {
             return -(libc::EFAULT as i64);
         }
+        let recompute = flags & BPF_F_RECOMPUTE_CSUM != 0;
+        if recompute {
+            s.postpull_rcsum(offset, len, offset);
+        }
         s.bytes(offset, len).copy_from_slice(&data);
+        if recompute {
+            s.postpush_rcsum(offset, len, offset);
+        }
         if flags & BPF_F_INVALIDATE_HASH != 0 {
             s.hash = None;
         }
@@ -329,6 +431,11 @@ fn skb_change_tail(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
         }
         if s.encapsulation {
             return -(ENOTSUPP as i64);
+        }
+        if let (true, Summed::Complete(c)) = (new_len != s.len, s.summed) {
+            // __skb_grow_rcsum / __skb_trim_rcsum; skb->csum stays as it was.
+            s.summed = Summed::None;
+            s.csum_seen = c;
         }
         if new_len > s.len {
             let old = s.len as u64;
@@ -410,6 +517,7 @@ fn net_hdr_pop(s: &mut SkbState, off: u64, len: u64) -> Result<(), i64> {
     if off + len > s.len as u64 {
         return Err(-(libc::ENOMEM as i64));
     }
+    s.postpull_rcsum_neg(off, len);
     let old = s.data;
     s.pull(len);
     // SAFETY: both ranges lie in the packet buffer (off + len <= old len).
@@ -460,7 +568,52 @@ fn net_base_len(proto: u16) -> u32 {
 /// headers and `skb->protocol`. GSO is not modelled (test-run skbs are not GSO).
 fn skb_adjust_room(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let (diff, mode, flags) = (a[1] as u32 as i32, a[2] as u32, a[3]);
-    with_skb(ctx, |s| adjust_room(s, diff, mode, flags))
+    with_skb(ctx, |s| {
+        let r = adjust_room(s, diff, mode, flags);
+        if r == 0 && flags & ADJ_NO_CSUM_RESET == 0 {
+            reset_checksum_unnecessary(s);
+        }
+        r
+    })
+}
+
+/// `__skb_reset_checksum_unnecessary`.
+fn reset_checksum_unnecessary(s: &mut SkbState) {
+    if let Summed::Unnecessary(_) = s.summed {
+        s.summed = Summed::None;
+    }
+}
+
+/// `bpf_csum_update(skb, csum)`: adds to a `CHECKSUM_COMPLETE` sum and
+/// returns it; -ENOTSUPP for other skbs.
+fn csum_update(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    with_skb(ctx, |s| match s.summed {
+        Summed::Complete(c) => {
+            let n = csum_add(c, a[1] as u32);
+            s.summed = Summed::Complete(n);
+            n as i64
+        }
+        _ => -(ENOTSUPP as i64),
+    })
+}
+
+/// `bpf_csum_level(skb, level)`: `BPF_CSUM_LEVEL_QUERY` (0), `_INC`,
+/// `_DEC`, `_RESET` on `CHECKSUM_UNNECESSARY`'s level.
+fn csum_level(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    with_skb(ctx, |s| {
+        match (a[1], s.summed) {
+            (0, Summed::Unnecessary(l)) => return l as i64,
+            (0, _) => return -(libc::EACCES as i64),
+            (1, Summed::Unnecessary(l)) => s.summed = Summed::Unnecessary((l + 1).min(3)),
+            (1, Summed::None) => s.summed = Summed::Unnecessary(0),
+            (2, Summed::Unnecessary(0)) => s.summed = Summed::None,
+            (2, Summed::Unnecessary(l)) => s.summed = Summed::Unnecessary(l - 1),
+            (3, _) => reset_checksum_unnecessary(s),
+            (1 | 2, _) => {}
+            _ => return -(libc::EINVAL as i64),
+        }
+        0
+    })
 }
 
 fn adjust_room(s: &mut SkbState, diff: i32, mode: u32, flags: u64) -> i64 {
@@ -569,6 +722,7 @@ fn vlan_pop_payload(s: &mut SkbState) -> Result<u16, i64> {
     if (s.len as u64) < ETH_HLEN + VLAN_HLEN {
         return Err(-(libc::ENOMEM as i64));
     }
+    s.postpull_rcsum_neg(2 * 6, VLAN_HLEN);
     let b = s.bytes(0, ETH_HLEN + VLAN_HLEN);
     let tci = u16::from_be_bytes([b[14], b[15]]);
     let inner = u16::from_be_bytes([b[16], b[17]]);
@@ -612,6 +766,7 @@ fn skb_vlan_push(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
             s.mac = s.data;
             s.protocol = p;
             s.network -= VLAN_HLEN;
+            s.postpush_rcsum(2 * 6, VLAN_HLEN, 0);
         }
         s.vlan = Some((proto, tci));
         0
@@ -676,7 +831,12 @@ fn skb_ecn_set_ce(ctx: &mut HelperCtx<'_, '_>, _a: [u64; 5]) -> HResult {
             if (h[1] >> 4) & 3 == 0 {
                 return 0;
             }
+            let from = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]);
             h[1] |= 0x30;
+            let to = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]);
+            if let Summed::Complete(c) = s.summed {
+                s.summed = Summed::Complete(csum_add(csum_sub(c, from), to));
+            }
             1
         }
     })
@@ -928,6 +1088,8 @@ pub fn register(t: &mut HelperTable) {
         .register(19, n(19), skb_vlan_pop)
         .register(31, n(31), skb_change_proto)
         .register(34, n(34), get_hash_recalc)
+        .register(40, n(40), csum_update)
+        .register(135, n(135), csum_level)
         .register(35, n(35), Leaves(get_current_task))
         .register(38, n(38), skb_change_tail)
         .register(39, n(39), skb_pull_data)

@@ -15,6 +15,10 @@ use std::sync::atomic::Ordering;
 /// datapath sets it); the run then looks like the kernel's XDP hook, e.g. in the
 /// trace pipe's context flags (`..s2.`, softirq) instead of a test run's (`b..11`).
 pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+/// `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`: the skb starts `CHECKSUM_COMPLETE`
+/// with the sum of the packet from the network header, and the run fails
+/// with -EBADMSG if `skb->csum` no longer sums the packet at the end.
+pub const BPF_F_TEST_SKB_CHECKSUM_COMPLETE: u32 = 1 << 2;
 
 pub const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
@@ -459,6 +463,12 @@ fn run_skb(
             "skb test run needs at least {ETH_HLEN} bytes of data_in"
         )));
     }
+    if a.flags & !BPF_F_TEST_SKB_CHECKSUM_COMPLETE != 0 {
+        return Err(BpfError::Invalid(format!(
+            "skb test run flags {:#x}: only BPF_F_TEST_SKB_CHECKSUM_COMPLETE is known",
+            a.flags
+        )));
+    }
     let ctx_in = a.ctx_in.as_deref();
     let (ifindex, dev_mac, dev_bcast) =
         skbctx::device(ctx_in.map_or(0, |c| skbctx::u32_at(c, skb::IFINDEX)))?;
@@ -531,7 +541,13 @@ fn run_skb(
         vlan: None,
         hash: None,
         encapsulation: false,
+        summed: crate::nethelpers::Summed::None,
+        csum_seen: 0,
     };
+    let mut state = state;
+    if a.flags & BPF_F_TEST_SKB_CHECKSUM_COMPLETE != 0 {
+        state.summed = crate::nethelpers::Summed::Complete(state.network_csum());
+    }
     // len, protocol (network byte order), data, data_end, data_meta, the
     // vlan fields and hash, as the kernel computes them from the skb.
     state.sync();
@@ -550,6 +566,24 @@ fn run_skb(
         .skb
         .as_ref()
         .map_or((data, end - data), |s| (s.data, s.len as u64));
+    if a.flags & BPF_F_TEST_SKB_CHECKSUM_COMPLETE != 0 {
+        if let Some(s) = &env.skb {
+            // skb->csum as the helpers left it, whatever ip_summed became.
+            let csum = match s.summed {
+                crate::nethelpers::Summed::Complete(c) => c,
+                _ => s.csum_seen,
+            };
+            let fold = |c: u32| !crate::helpers_pure::csum_from32to16(c);
+            let want = s.network_csum();
+            if fold(csum) != fold(want) {
+                return Err(BpfError::BadChecksum {
+                    name: prog.name.clone(),
+                    csum: fold(csum),
+                    want: fold(want),
+                });
+            }
+        }
+    }
     let from = (d - buf.addr()) as usize;
     let mut data_out = Vec::with_capacity(len as usize + ETH_HLEN);
     if !l2 {

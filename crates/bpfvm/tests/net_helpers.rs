@@ -40,6 +40,8 @@ struct Case {
     repeat: u32,
     /// `ctx_in` (then `ctx_out` is compared too).
     ctx_in: Option<Vec<u8>>,
+    /// BPF_PROG_TEST_RUN's flags.
+    flags: u32,
 }
 
 // ---- packets ----
@@ -206,6 +208,7 @@ fn case(name: &str, prog_type: u32, asm: String, packet: Vec<u8>) -> Case {
         differs: None,
         repeat: 1,
         ctx_in: None,
+        flags: 0,
     }
 }
 
@@ -1446,6 +1449,254 @@ fn cases() -> Vec<Case> {
         CGROUP_SKB,
     ));
 
+    // ---- BPF_F_TEST_SKB_CHECKSUM_COMPLETE, bpf_csum_update (40), bpf_csum_level (135) ----
+    let complete = |mut c: Case| {
+        c.flags = 4;
+        c
+    };
+    v.push(complete(case(
+        "complete_untouched",
+        TC,
+        "mov %r0, 0\nexit".into(),
+        p4.clone(),
+    )));
+    v.push(complete(case(
+        "complete_direct_write",
+        TC,
+        "mov %r0, 0
+         ldxw %r2, [%r1+76]
+         ldxw %r3, [%r1+80]
+         mov %r4, %r2
+         add %r4, 40
+         jgt %r4, %r3, +1
+         stb [%r2+39], 0x77
+         exit"
+            .into(),
+        p4.clone(),
+    )));
+    for off in [30i64, 31, 44, 45] {
+        v.push(complete(case(
+            &format!("complete_store_recompute_{off}"),
+            TC,
+            store(off, 1, Epi::Ret),
+            p4.clone(),
+        )));
+        v.push(complete(case(
+            &format!("complete_store_plain_{off}"),
+            TC,
+            store(off, 0, Epi::Ret),
+            p4.clone(),
+        )));
+    }
+    v.push(complete(case(
+        "complete_nat_pseudo",
+        TC,
+        nat(0x10),
+        p4.clone(),
+    )));
+    v.push(complete(case(
+        "complete_nat_no_pseudo",
+        TC,
+        nat(0),
+        p4.clone(),
+    )));
+    // A direct write made good with bpf_csum_diff + bpf_csum_update (the sum
+    // it returns is the program's result).
+    let direct_fix = |off: u32| {
+        format!(
+            "mov %r6, %r1
+             ldxw %r2, [%r6+76]
+             ldxw %r3, [%r6+80]
+             mov %r4, %r2
+             add %r4, {end}
+             jgt %r4, %r3, out
+             ldxw %r1, [%r2+{off}]
+             stxw [%r10-8], %r1
+             stw [%r2+{off}], 0x5a5a1234
+             stw [%r10-4], 0x5a5a1234
+             mov %r1, %r10
+             add %r1, -8
+             mov %r2, 4
+             mov %r3, %r10
+             add %r3, -4
+             mov %r4, 4
+             mov %r5, 0
+             call 28
+             mov %r2, %r0
+             mov %r1, %r6
+             call 40
+             exit
+             out:
+             mov %r0, 1
+             exit",
+            end = off + 4
+        )
+    };
+    v.push(complete(case(
+        "complete_csum_update_fix",
+        TC,
+        direct_fix(44),
+        p4.clone(),
+    )));
+    v.push(case(
+        "csum_update_not_complete",
+        TC,
+        direct_fix(44),
+        p4.clone(),
+    ));
+    v.push(complete(tc(
+        "complete_csum_update_unbalanced",
+        40,
+        &[0x1234],
+        Epi::Ret,
+        p4.clone(),
+    )));
+    v.push(complete(tc(
+        "complete_change_tail_grow",
+        38,
+        &[n + 6, 0],
+        Epi::Ret,
+        p4.clone(),
+    )));
+    v.push(complete(tc(
+        "complete_change_tail_trim",
+        38,
+        &[n - 6, 0],
+        Epi::Ret,
+        p4.clone(),
+    )));
+    v.push(complete(case(
+        "complete_change_tail_then_update",
+        TC,
+        format!(
+            "mov %r6, %r1\nmov %r2, {}\nmov %r3, 0\ncall 38\n{}",
+            n + 2,
+            call(&args(&[5]), 40, Epi::Ret).replacen("mov %r6, %r1\n", "", 1)
+        ),
+        p4.clone(),
+    )));
+    v.push(complete(case(
+        "complete_adjust_room_net_shrink",
+        TC,
+        call(&adj(-8, 0, 0), 50, Epi::Ret),
+        p4.clone(),
+    )));
+    v.push(complete(case(
+        "complete_adjust_room_mac_grow",
+        TC,
+        call(&adj(8, 1, 0), 50, Epi::Ret),
+        p4.clone(),
+    )));
+    v.push(complete(tc(
+        "complete_change_proto_6_to_4",
+        31,
+        &[v4, 0],
+        Epi::Ret,
+        ipv6_tc(0),
+    )));
+    v.push(complete(tc(
+        "complete_change_proto_4_to_6",
+        31,
+        &[v6, 0],
+        Epi::Ret,
+        p4.clone(),
+    )));
+    v.push(complete(tc(
+        "complete_vlan_pop_tagged",
+        19,
+        &[],
+        Epi::Ret,
+        tagged(&[(0x8100, 0x0064)]),
+    )));
+    v.push(complete(tc(
+        "complete_vlan_pop_qinq",
+        19,
+        &[],
+        Epi::Ret,
+        tagged(&[(0x88a8, 5), (0x8100, 0x0064)]),
+    )));
+    v.push(complete(case(
+        "complete_vlan_push_twice",
+        TC,
+        push2(LEN),
+        p4.clone(),
+    )));
+    v.push(complete(tc(
+        "complete_ecn_ipv4",
+        97,
+        &[],
+        Epi::Ret,
+        ipv4_tos(2),
+    )));
+    v.push(complete(tc(
+        "complete_ecn_ipv6",
+        97,
+        &[],
+        Epi::Ret,
+        ipv6_tc(2),
+    )));
+    v.push(complete(tc(
+        "complete_l3_csum",
+        10,
+        &[24, ttl, ttl2, 2],
+        Epi::Ret,
+        p4.clone(),
+    )));
+    let mut c = case("flags_unknown", TC, "mov %r0, 0\nexit".into(), p4.clone());
+    c.flags = 8;
+    v.push(c);
+    // csum_level: levels applied in turn, then BPF_CSUM_LEVEL_QUERY.
+    let levels = |ls: &[i64]| {
+        let mut t = String::from("mov %r6, %r1\n");
+        for l in ls {
+            t.push_str(&format!("mov %r1, %r6\nmov %r2, {l}\ncall 135\n"));
+        }
+        t.push_str("mov %r1, %r6\nmov %r2, 0\ncall 135\nexit");
+        t
+    };
+    for (name, ls) in [
+        ("query", &[][..]),
+        ("inc", &[1][..]),
+        ("inc_inc", &[1, 1][..]),
+        ("inc_x5", &[1, 1, 1, 1, 1][..]),
+        ("dec_none", &[2][..]),
+        ("inc_dec", &[1, 2][..]),
+        ("inc_inc_dec", &[1, 1, 2][..]),
+        ("inc_reset", &[1, 1, 3][..]),
+    ] {
+        v.push(case(
+            &format!("csum_level_{name}"),
+            TC,
+            levels(ls),
+            p4.clone(),
+        ));
+    }
+    v.push(complete(case(
+        "complete_csum_level_inc",
+        TC,
+        levels(&[1]),
+        p4.clone(),
+    )));
+    v.push(tc("csum_level_bad", 135, &[4], Epi::Ret, p4.clone()));
+    let level_then_adjust = |flags: i64| {
+        format!(
+            "mov %r6, %r1\nmov %r2, 1\ncall 135\nmov %r1, %r6\n{}call 50\nmov %r1, %r6\nmov %r2, 0\ncall 135\nexit",
+            adj(8, 1, flags)
+        )
+    };
+    v.push(case(
+        "csum_level_adjust_room_resets",
+        TC,
+        level_then_adjust(0),
+        p4.clone(),
+    ));
+    v.push(case(
+        "csum_level_adjust_room_no_reset",
+        TC,
+        level_then_adjust(0x20),
+        p4.clone(),
+    ));
+
     // ---- repeated runs: the kernel runs the program again on the same skb ----
     let grow2 = "mov %r6, %r1
          ldxw %r2, [%r6+0]
@@ -1525,6 +1776,7 @@ fn run_bpfvm(rt: &Runtime, c: &Case, observed: bool) -> Result<Outcome, String> 
         data_in: c.packet.clone(),
         ctx_in: c.ctx_in.clone(),
         repeat: c.repeat,
+        flags: c.flags,
         ..Default::default()
     };
     let failed = |errno| Outcome {
@@ -1537,17 +1789,21 @@ fn run_bpfvm(rt: &Runtime, c: &Case, observed: bool) -> Result<Outcome, String> 
         let mut go = |_: &At<'_>| Flow::Continue;
         match rt.test_run_observed(&attr, &mut go) {
             Ok(r) => r,
-            Err(e @ (bpfvm::BpfError::Invalid(_) | bpfvm::BpfError::NoDevice { .. })) => {
-                return Ok(failed(e.errno()))
-            }
+            Err(
+                e @ (bpfvm::BpfError::Invalid(_)
+                | bpfvm::BpfError::NoDevice { .. }
+                | bpfvm::BpfError::BadChecksum { .. }),
+            ) => return Ok(failed(e.errno())),
             Err(e) => return Err(format!("observed test run: {e}")),
         }
     } else {
         match rt.bpf(BpfCmd::ProgTestRun(attr)) {
             Ok(BpfReply::TestRun(r)) => r,
-            Err(e @ (bpfvm::BpfError::Invalid(_) | bpfvm::BpfError::NoDevice { .. })) => {
-                return Ok(failed(e.errno()))
-            }
+            Err(
+                e @ (bpfvm::BpfError::Invalid(_)
+                | bpfvm::BpfError::NoDevice { .. }
+                | bpfvm::BpfError::BadChecksum { .. }),
+            ) => return Ok(failed(e.errno())),
             other => return Err(format!("test run: {other:?}")),
         }
     };
@@ -1643,6 +1899,7 @@ fn run_kernel(c: &Case) -> Result<Outcome, String> {
         } else {
             ctx_out.as_mut_ptr() as u64
         },
+        flags: c.flags,
         ..Default::default()
     };
     let r = sys_bpf(10, &mut run);
