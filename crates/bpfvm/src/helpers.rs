@@ -324,18 +324,6 @@ fn get_current_comm(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     ret(0)
 }
 
-fn redirect(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
-    // Flags other than BPF_F_INGRESS are refused with XDP_ABORTED in the kernel.
-    if a[1] & !1 != 0 {
-        return ret(0);
-    }
-    env(ctx)?.redirect = Some(Redirect::Ifindex {
-        ifindex: a[0] as u32,
-        flags: a[1],
-    });
-    ret(4) // XDP_REDIRECT / TC_ACT_REDIRECT(7) differs; XDP is the common user here
-}
-
 fn redirect_map(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let m = map_arg(ctx, a[0])?;
     let key = a[1] as u32;
@@ -760,7 +748,6 @@ pub fn implemented_helpers() -> HelperTable {
             ret(crate::helpers_pure::uid_gid(uid, gid) as i64)
         })
         .register(16, named(16), get_current_comm)
-        .register(23, named(23), redirect)
         .register(26, named(26), skb_load_bytes)
         .register(28, named(28), csum_diff)
         .register(42, named(42), |_: &mut HelperCtx<'_, '_>, _| ret(0))

@@ -9,7 +9,8 @@
 //!   `bpf_skb_change_head`, `bpf_skb_adjust_room`, `bpf_skb_vlan_push`,
 //!   `bpf_skb_vlan_pop`, `bpf_skb_ecn_set_ce`, `bpf_skb_store_bytes`;
 //! - the flow hash: `bpf_get_hash_recalc`, `bpf_set_hash_invalid`;
-//! - `bpf_clone_redirect`; `bpf_fib_lookup` over tables the embedder gives;
+//! - `bpf_redirect` (tc and XDP verdicts), `bpf_redirect_peer`,
+//!   `bpf_redirect_neigh`, `bpf_clone_redirect`; `bpf_fib_lookup` over tables the embedder gives;
 //! - XDP: `bpf_xdp_get_buff_len`, `bpf_xdp_load_bytes`, `bpf_xdp_store_bytes`;
 //! - the task: `bpf_get_current_task`, `bpf_get_ns_current_pid_tgid`.
 //!
@@ -24,7 +25,7 @@
 
 pub mod fib;
 
-use crate::env::RunEnv;
+use crate::env::{Redirect, RunEnv};
 use bpfvm_vm::{HelperCtx, HelperError, HelperOutcome, HelperTable, Leaves, Region, RegionKind};
 
 type HResult = Result<HelperOutcome, HelperError>;
@@ -927,6 +928,55 @@ fn clone_redirect(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     })
 }
 
+/// `bpf_redirect(ifindex, flags)`. XDP: `XDP_REDIRECT`, or `XDP_ABORTED` for
+/// any flag. tc: `TC_ACT_REDIRECT`, or `TC_ACT_SHOT` for a flag other than
+/// `BPF_F_INGRESS`. The target is the run's [`Redirect`].
+fn redirect(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    let (ifindex, flags) = (a[0] as u32, a[1]);
+    let e = ctx.env::<RunEnv>()?;
+    let tc = e.skb.is_some();
+    let refused = if tc { flags & !1 != 0 } else { flags != 0 };
+    if refused {
+        return ret(if tc { TC_ACT_SHOT } else { 0 });
+    }
+    e.redirect = Some(Redirect::Ifindex { ifindex, flags });
+    ret(if tc { TC_ACT_REDIRECT } else { 4 })
+}
+
+const TC_ACT_SHOT: i64 = 2;
+const TC_ACT_REDIRECT: i64 = 7;
+/// The kernel's internal redirect flags (`BPF_F_NEIGH`, `BPF_F_PEER`), kept in
+/// the run's [`Redirect`] to tell the helpers apart.
+const BPF_F_NEIGH: u64 = 1 << 16;
+const BPF_F_PEER: u64 = 1 << 17;
+
+/// `bpf_redirect_peer(ifindex, flags)`: `TC_ACT_REDIRECT`, `TC_ACT_SHOT` for
+/// any flag.
+fn redirect_peer(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    if a[1] != 0 {
+        return ret(TC_ACT_SHOT);
+    }
+    ctx.env::<RunEnv>()?.redirect = Some(Redirect::Ifindex {
+        ifindex: a[0] as u32,
+        flags: BPF_F_PEER,
+    });
+    ret(TC_ACT_REDIRECT)
+}
+
+/// `bpf_redirect_neigh(ifindex, params, plen, flags)`: `TC_ACT_REDIRECT`;
+/// `TC_ACT_SHOT` for any flag or a `plen` short of `struct bpf_redir_neigh`.
+fn redirect_neigh(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    let plen = a[2] as u32 as i32;
+    if (plen != 0 && plen < 20) || a[3] != 0 {
+        return ret(TC_ACT_SHOT);
+    }
+    ctx.env::<RunEnv>()?.redirect = Some(Redirect::Ifindex {
+        ifindex: a[0] as u32,
+        flags: BPF_F_NEIGH,
+    });
+    ret(TC_ACT_REDIRECT)
+}
+
 /// The XDP packet `[data, data_end)` of the run.
 fn xdp_packet(ctx: &mut HelperCtx<'_, '_>) -> Result<(u64, u64), HelperError> {
     let e = ctx.env::<RunEnv>()?;
@@ -1085,6 +1135,7 @@ pub fn register(t: &mut HelperTable) {
         .register(11, n(11), l4_csum_replace)
         .register(13, n(13), clone_redirect)
         .register(18, n(18), skb_vlan_push)
+        .register(23, n(23), redirect)
         .register(19, n(19), skb_vlan_pop)
         .register(31, n(31), skb_change_proto)
         .register(34, n(34), get_hash_recalc)
@@ -1098,6 +1149,8 @@ pub fn register(t: &mut HelperTable) {
         .register(50, n(50), skb_adjust_room)
         .register(69, n(69), fib_lookup)
         .register(97, n(97), skb_ecn_set_ce)
+        .register(152, n(152), redirect_neigh)
+        .register(155, n(155), redirect_peer)
         .register(120, n(120), Leaves(get_ns_current_pid_tgid))
         .register(188, n(188), Leaves(xdp_get_buff_len))
         .register(189, n(189), Leaves(xdp_load_bytes))

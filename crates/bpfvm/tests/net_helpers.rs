@@ -186,6 +186,11 @@ fn call(setup: &str, helper: u32, e: Epi) -> String {
     )
 }
 
+/// `call helper` with r1 and r2 set (helpers without a context argument).
+fn call12(helper: u32, r1: i64, r2: i64) -> String {
+    format!("mov %r1, {r1}\nmov %r2, {r2}\ncall {helper}\nexit")
+}
+
 fn args(a: &[i64]) -> String {
     a.iter()
         .enumerate()
@@ -1696,6 +1701,74 @@ fn cases() -> Vec<Case> {
         level_then_adjust(0x20),
         p4.clone(),
     ));
+
+    // ---- bpf_redirect (23), bpf_redirect_peer (155), bpf_redirect_neigh (152) ----
+    v.push(case("tc_redirect", TC, call12(23, 1, 0), p4.clone()));
+    v.push(case(
+        "tc_redirect_ingress",
+        TC,
+        call12(23, 1, 1),
+        p4.clone(),
+    ));
+    v.push(case(
+        "tc_redirect_bad_flag",
+        TC,
+        call12(23, 1, 2),
+        p4.clone(),
+    ));
+    v.push(case(
+        "tc_redirect_internal_flag",
+        TC,
+        call12(23, 1, 1 << 16),
+        p4.clone(),
+    ));
+    v.push(case(
+        "xdp_redirect",
+        XDP,
+        "mov %r1, 1\nmov %r2, 0\ncall 23\nexit".into(),
+        p4.clone(),
+    ));
+    v.push(case(
+        "xdp_redirect_ingress_flag",
+        XDP,
+        "mov %r1, 1\nmov %r2, 1\ncall 23\nexit".into(),
+        p4.clone(),
+    ));
+    v.push(case("redirect_peer", TC, call12(155, 1, 0), p4.clone()));
+    v.push(case(
+        "redirect_peer_flags",
+        TC,
+        call12(155, 1, 1),
+        p4.clone(),
+    ));
+    let neigh = |plen: i64, flags: i64| {
+        format!(
+            "stdw [%r10-24], 0
+             stdw [%r10-16], 0
+             stw [%r10-8], 0
+             mov %r1, 1
+             mov %r2, %r10
+             add %r2, -24
+             mov %r3, {plen}
+             mov %r4, {flags}
+             call 152
+             exit"
+        )
+    };
+    v.push(case(
+        "redirect_neigh_null",
+        TC,
+        "mov %r1, 1\nmov %r2, 0\nmov %r3, 0\nmov %r4, 0\ncall 152\nexit".into(),
+        p4.clone(),
+    ));
+    v.push(case("redirect_neigh_params", TC, neigh(20, 0), p4.clone()));
+    v.push(case(
+        "redirect_neigh_short_params",
+        TC,
+        neigh(8, 0),
+        p4.clone(),
+    ));
+    v.push(case("redirect_neigh_flags", TC, neigh(20, 1), p4.clone()));
 
     // ---- repeated runs: the kernel runs the program again on the same skb ----
     let grow2 = "mov %r6, %r1
