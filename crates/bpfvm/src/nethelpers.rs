@@ -4,24 +4,26 @@
 //!
 //! - checksums: `bpf_l3_csum_replace`, `bpf_l4_csum_replace`, `bpf_csum_update`,
 //!   `bpf_csum_level`;
-//! - the sk_buff's shape: `bpf_skb_pull_data`, `bpf_skb_change_tail`,
-//!   `bpf_skb_change_proto`,
-//!   `bpf_skb_change_head`, `bpf_skb_adjust_room`, `bpf_skb_vlan_push`,
-//!   `bpf_skb_vlan_pop`, `bpf_skb_ecn_set_ce`, `bpf_skb_store_bytes`;
+//! - the sk_buff's shape: `bpf_skb_store_bytes`, `bpf_skb_pull_data`,
+//!   `bpf_skb_change_tail`, `bpf_skb_change_head`, `bpf_skb_change_proto`,
+//!   `bpf_skb_adjust_room`, `bpf_skb_vlan_push`, `bpf_skb_vlan_pop`,
+//!   `bpf_skb_ecn_set_ce`;
 //! - the flow hash: `bpf_get_hash_recalc`, `bpf_set_hash_invalid`;
-//! - `bpf_redirect` (tc and XDP verdicts), `bpf_redirect_peer`,
-//!   `bpf_redirect_neigh`, `bpf_clone_redirect`; `bpf_fib_lookup` over tables the embedder gives;
+//! - forwarding: `bpf_redirect` (tc and XDP verdicts), `bpf_redirect_peer`,
+//!   `bpf_redirect_neigh`, `bpf_clone_redirect`, and `bpf_fib_lookup` over
+//!   tables the embedder gives ([`fib`]);
 //! - XDP: `bpf_xdp_get_buff_len`, `bpf_xdp_load_bytes`, `bpf_xdp_store_bytes`;
 //! - the task: `bpf_get_current_task`, `bpf_get_ns_current_pid_tgid`.
 //!
 //! bpfvm's sk_buffs are linear and `CHECKSUM_NONE`, or `CHECKSUM_COMPLETE`
 //! with `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`, as the kernel's test runs build
-//! them; the helpers keep `skb->csum` as the kernel's do. Every helper that changes the packet recomputes the `__sk_buff`
-//! fields a program reads (`len`, `data`, `data_end`, `protocol`, the vlan
-//! fields, `hash`) and the run's packet region, as the kernel's
-//! `bpf_compute_data_pointers` does; the verifier has already invalidated the
-//! program's packet pointers at the call (the registry marks these helpers
-//! `ChangesPkt`).
+//! them; the helpers keep `skb->csum` as the kernel's do. Every helper that
+//! changes the packet recomputes the `__sk_buff` fields a program reads
+//! (`len`, `data`, `data_end`, `protocol`, the vlan fields, `hash`) and the
+//! run's packet region, as the kernel's `bpf_compute_data_pointers` does; the
+//! verifier has already invalidated the program's packet pointers at the call
+//! (the registry marks these helpers `ChangesPkt`, as the kernel's
+//! `bpf_helper_changes_pkt_data` lists them).
 
 pub mod fib;
 
