@@ -56,6 +56,9 @@ pub const SKB_MAX_LEN: u32 = 16384 - 320;
 /// `struct __sk_buff` offsets the helpers keep up to date.
 mod off {
     pub const LEN: usize = 0;
+    pub const PKT_TYPE: usize = 4;
+    pub const TSTAMP: usize = 152;
+    pub const TSTAMP_TYPE: usize = 180;
     pub const PROTOCOL: usize = 16;
     pub const VLAN_PRESENT: usize = 20;
     pub const VLAN_TCI: usize = 24;
@@ -91,6 +94,10 @@ pub struct SkbState {
     pub summed: Summed,
     /// `skb->csum` as it stayed when the skb stopped being `CHECKSUM_COMPLETE`.
     pub csum_seen: u32,
+    /// `skb->pkt_type`.
+    pub pkt_type: u32,
+    /// `skb->tstamp` and `tstamp_type` once `bpf_skb_set_tstamp` set them.
+    pub tstamp: Option<(u64, u8)>,
 }
 
 /// `skb->ip_summed`: a test run's skb is `CHECKSUM_NONE`, or
@@ -176,6 +183,14 @@ impl SkbState {
             unsafe { std::ptr::write_unaligned(self.ctx.add(o) as *mut u32, v) }
         };
         put(off::LEN, self.len);
+        put(off::PKT_TYPE, self.pkt_type);
+        if let Some((t, kind)) = self.tstamp {
+            // SAFETY: as above; tstamp is a u64 at 152, tstamp_type a u8 at 180.
+            unsafe {
+                std::ptr::write_unaligned(self.ctx.add(off::TSTAMP) as *mut u64, t);
+                *self.ctx.add(off::TSTAMP_TYPE) = kind;
+            }
+        }
         put(off::PROTOCOL, self.protocol.to_be() as u32);
         let (present, proto, tci) = match self.vlan {
             Some((p, t)) => (1, p.to_be() as u32, t as u32),
@@ -1129,6 +1144,215 @@ impl crate::Runtime {
     }
 }
 
+/// `bpf_skb_change_type(skb, pkt_type)`: between `PACKET_HOST` and
+/// `PACKET_OTHERHOST` (0..=3) only, else -EINVAL.
+fn skb_change_type(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    let to = a[1] as u32;
+    with_skb(ctx, |s| {
+        if s.pkt_type > 3 || to > 3 {
+            return -(libc::EINVAL as i64);
+        }
+        s.pkt_type = to;
+        0
+    })
+}
+
+/// `bpf_set_hash(skb, hash)`: a software L4 hash, what `bpf_get_hash_recalc`
+/// and `__sk_buff->hash` then give.
+fn set_hash(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    with_skb(ctx, |s| {
+        s.hash = Some(a[1] as u32);
+        0
+    })
+}
+
+/// `bpf_skb_load_bytes_relative(skb, offset, to, len, start_header)`: from
+/// the MAC (`BPF_HDR_START_MAC`, 0) or network (`BPF_HDR_START_NET`, 1)
+/// header; -EFAULT (and `to` zeroed) past the packet's end, for an offset
+/// past 0xffff or another start.
+fn skb_load_bytes_relative(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    let (offset, to, len, start) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64, a[4] as u32);
+    ctx.check_write(to, len)?;
+    let src = {
+        let e = ctx.env::<RunEnv>()?;
+        let Some(s) = e.skb.as_ref() else {
+            return Err(HelperError::Other(
+                "the helper needs an sk_buff and the run has none".into(),
+            ));
+        };
+        let base = match start {
+            0 => Some(s.mac),
+            1 => Some(s.network),
+            _ => None,
+        };
+        base.filter(|_| offset <= 0xffff)
+            .map(|b| b + offset)
+            .filter(|p| p + len <= s.end())
+    };
+    let bytes = match src {
+        // SAFETY: [p, p + len) lies between the skb's headers and its end,
+        // inside the run's packet buffer.
+        Some(p) => unsafe { std::slice::from_raw_parts(p as *const u8, len as usize) }.to_vec(),
+        None => {
+            ctx.write_bytes(to, &vec![0u8; len as usize])?;
+            return err(libc::EFAULT);
+        }
+    };
+    ctx.write_bytes(to, &bytes)?;
+    ret(0)
+}
+
+/// A host interface's MTU and hard header length (`lo` for ifindex 1),
+/// from sysfs.
+fn host_dev_mtu(ifindex: u32) -> Option<(u32, u32)> {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: name has IF_NAMESIZE bytes as if_indextoname requires.
+    if ifindex == 0 || unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) }.is_null() {
+        return None;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name.
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy();
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{name}/{f}"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+    };
+    // Ethernet (1) and loopback (772) devices have a 14-byte hard header.
+    let hh = match read("type") {
+        Some(1 | 772) => 14,
+        _ => 0,
+    };
+    Some((read("mtu")?, hh))
+}
+
+/// `bpf_check_mtu(ctx, ifindex, &mtu_len, len_diff, flags)`: whether the
+/// packet (or `*mtu_len`, an L3 length, when set) grown by `len_diff` fits
+/// the MTU of the interface (0: the one the packet came in on, loopback in
+/// test runs); `*mtu_len` becomes that MTU. tc takes `BPF_MTU_CHK_SEGS`
+/// (GSO is not modelled), XDP no flag.
+fn check_mtu(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    const BPF_MTU_CHK_SEGS: u64 = 1;
+    const FRAG_NEEDED: i64 = 1;
+    let (ifindex, mtu_addr, len_diff, flags) = (a[1] as u32, a[2], a[3] as u32 as i32, a[4]);
+    let mtu_in = u32::from_le_bytes(ctx.read_bytes(mtu_addr, 4)?.try_into().unwrap_or([0; 4]));
+    let pkt_len = {
+        let e = ctx.env::<RunEnv>()?;
+        match (&e.skb, &e.xdp) {
+            (Some(s), _) => Some(s.len as i64),
+            // SAFETY: ctx points at the run's xdp_md, alive for the whole run.
+            (None, Some(x)) => Some(unsafe { (*x.ctx).data_end as i64 - (*x.ctx).data as i64 }),
+            _ => None,
+        }
+    };
+    let skb = ctx.env::<RunEnv>()?.skb.is_some();
+    let mut mtu = 0u32;
+    let r = (|| {
+        let bad_flags = if skb {
+            flags & !BPF_MTU_CHK_SEGS != 0
+                || (flags & BPF_MTU_CHK_SEGS != 0 && (len_diff != 0 || mtu_in != 0))
+        } else {
+            flags != 0
+        };
+        if bad_flags {
+            return -(libc::EINVAL as i64);
+        }
+        let Some((m, hh)) = host_dev_mtu(if ifindex == 0 { 1 } else { ifindex }) else {
+            return -(libc::ENODEV as i64);
+        };
+        mtu = m;
+        let len = if mtu_in != 0 {
+            mtu_in as i64 + hh as i64
+        } else {
+            pkt_len.unwrap_or(0)
+        };
+        // The kernel sums in an int.
+        let len = (len as i32).wrapping_add(len_diff);
+        if len > (m as i32).wrapping_add(hh as i32) {
+            FRAG_NEEDED
+        } else {
+            0
+        }
+    })();
+    // Linux 6.18 leaves *mtu_len alone on an error (bad flags, no device).
+    if r >= 0 {
+        ctx.write_bytes(mtu_addr, &mtu.to_le_bytes())?;
+    }
+    ret(r)
+}
+
+/// `bpf_skb_set_tstamp(skb, tstamp, tstamp_type)`: `BPF_SKB_CLOCK_REALTIME`
+/// (0), `_MONOTONIC` (1) or `_TAI` (2; these two not with 0) into
+/// `__sk_buff->tstamp` and `tstamp_type`; IPv4 and IPv6 packets only
+/// (-EOPNOTSUPP).
+fn skb_set_tstamp(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    let (tstamp, kind) = (a[1], a[2] as u32);
+    with_skb(ctx, |s| {
+        if s.protocol != ETH_P_IP && s.protocol != ETH_P_IPV6 {
+            return -(libc::EOPNOTSUPP as i64);
+        }
+        if kind > 2 || (kind != 0 && tstamp == 0) {
+            return -(libc::EINVAL as i64);
+        }
+        s.tstamp = Some((tstamp, kind as u8));
+        0
+    })
+}
+
+/// The cgroup v2 path of this process (`0::PATH` in /proc/self/cgroup) and
+/// the cgroup2 mount point.
+fn own_cgroup() -> Option<(String, String)> {
+    let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cg.lines().find_map(|l| l.strip_prefix("0::"))?.to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mnt = mounts.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        post.starts_with("cgroup2 ")
+            .then(|| pre.split(' ').nth(4).map(str::to_string))
+            .flatten()
+    })?;
+    Some((path, mnt))
+}
+
+/// The id (the cgroup2 inode) of this process's cgroup, or of its ancestor
+/// at `level` (0: the root, whose id is 1); 0 past the cgroup's own level.
+pub fn current_cgroup_id(level: Option<u32>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Some((path, mnt)) = own_cgroup() else {
+        return 0;
+    };
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let take = match level {
+        Some(l) if l as usize > parts.len() => return 0,
+        Some(l) => l as usize,
+        None => parts.len(),
+    };
+    if take == 0 {
+        return 1;
+    }
+    let p = format!("{mnt}/{}", parts[..take].join("/"));
+    std::fs::metadata(p).map_or(0, |m| m.ino())
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `bpf_skb_get_tunnel_key(skb, key, size, flags)` and
+/// `bpf_skb_get_tunnel_opt(skb, opt, size)`: bpfvm's skbs carry no tunnel
+/// metadata, so the buffer is zeroed and the result is the kernel's for
+/// that case: -EINVAL for the key, -ENOENT for the options.
+fn get_tunnel(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], errno: i32) -> HResult {
+    let (to, size) = (a[1], a[2] as u32 as usize);
+    ctx.write_bytes(to, &vec![0u8; size])?;
+    err(errno)
+}
+
 /// Registers the helpers of this module in `t`.
 pub fn register(t: &mut HelperTable) {
     let n = |id: u32| bpfvm_isa::helpers::helper_name(id as i64).unwrap_or("unknown");
@@ -1156,7 +1380,62 @@ pub fn register(t: &mut HelperTable) {
         .register(120, n(120), Leaves(get_ns_current_pid_tgid))
         .register(188, n(188), Leaves(xdp_get_buff_len))
         .register(189, n(189), Leaves(xdp_load_bytes))
-        .register(190, n(190), xdp_store_bytes);
+        .register(190, n(190), xdp_store_bytes)
+        .register(
+            17,
+            n(17),
+            Leaves(|_: &mut HelperCtx<'_, '_>, _: [u64; 5]| ret(0)),
+        )
+        .register(20, n(20), |c: &mut HelperCtx<'_, '_>, a| {
+            get_tunnel(c, a, libc::EINVAL)
+        })
+        .register(
+            24,
+            n(24),
+            Leaves(|_: &mut HelperCtx<'_, '_>, _: [u64; 5]| ret(0)),
+        )
+        .register(29, n(29), |c: &mut HelperCtx<'_, '_>, a| {
+            get_tunnel(c, a, libc::ENOENT)
+        })
+        .register(32, n(32), skb_change_type)
+        .register(48, n(48), set_hash)
+        .register(68, n(68), Leaves(skb_load_bytes_relative))
+        .register(
+            79,
+            n(79),
+            Leaves(|_: &mut HelperCtx<'_, '_>, _: [u64; 5]| ret(current_cgroup_id(None) as i64)),
+        )
+        .register(
+            80,
+            n(80),
+            Leaves(|_: &mut HelperCtx<'_, '_>, _: [u64; 5]| ret(current_cgroup_id(None) as i64)),
+        )
+        .register(
+            83,
+            n(83),
+            Leaves(|_: &mut HelperCtx<'_, '_>, a: [u64; 5]| {
+                ret(current_cgroup_id(Some(a[1] as u32)) as i64)
+            }),
+        )
+        .register(
+            123,
+            n(123),
+            Leaves(|_: &mut HelperCtx<'_, '_>, a: [u64; 5]| {
+                ret(current_cgroup_id(Some(a[0] as u32)) as i64)
+            }),
+        )
+        .register(
+            151,
+            n(151),
+            Leaves(|_: &mut HelperCtx<'_, '_>, _: [u64; 5]| ret(0)),
+        )
+        .register(163, n(163), check_mtu)
+        .register(192, n(192), skb_set_tstamp)
+        .register(
+            208,
+            n(208),
+            Leaves(|_: &mut HelperCtx<'_, '_>, _: [u64; 5]| ret(clock_ns(libc::CLOCK_TAI) as i64)),
+        );
 }
 
 #[cfg(test)]

@@ -543,6 +543,8 @@ fn run_skb(
         encapsulation: false,
         summed: crate::nethelpers::Summed::None,
         csum_seen: 0,
+        pkt_type,
+        tstamp: None,
     };
     let mut state = state;
     if a.flags & BPF_F_TEST_SKB_CHECKSUM_COMPLETE != 0 {

@@ -1770,6 +1770,226 @@ fn cases() -> Vec<Case> {
     ));
     v.push(case("redirect_neigh_flags", TC, neigh(20, 1), p4.clone()));
 
+    // ---- smaller skb and task helpers ----
+    v.push(tc("change_type_host", 32, &[0], Epi::Field(4), p4.clone()));
+    v.push(tc(
+        "change_type_broadcast",
+        32,
+        &[1],
+        Epi::Field(4),
+        p4.clone(),
+    ));
+    v.push(tc("change_type_loopback", 32, &[5], Epi::Ret, p4.clone()));
+    v.push(tc(
+        "set_hash",
+        48,
+        &[0x1234_5678],
+        Epi::Field(HASH),
+        p4.clone(),
+    ));
+    v.push(case(
+        "set_hash_then_recalc",
+        TC,
+        "mov %r6, %r1\nmov %r2, 77\ncall 48\nmov %r1, %r6\ncall 34\nexit".into(),
+        p4.clone(),
+    ));
+    let rel = |off: i64, len: i64, start: i64| {
+        format!(
+            "mov %r6, %r1
+             stdw [%r10-8], -1
+             mov %r2, {off}
+             mov %r3, %r10
+             add %r3, -8
+             mov %r4, {len}
+             mov %r5, {start}
+             call 68
+             and %r0, 0xffff
+             ldxw %r1, [%r10-8]
+             and %r1, 0xffff
+             lsh %r1, 16
+             or %r0, %r1
+             exit"
+        )
+    };
+    v.push(case("load_rel_mac", TC, rel(12, 4, 0), p4.clone()));
+    v.push(case("load_rel_net", TC, rel(12, 4, 1), p4.clone()));
+    v.push(case(
+        "load_rel_net_end",
+        TC,
+        rel(n - 14 - 4, 4, 1),
+        p4.clone(),
+    ));
+    v.push(case(
+        "load_rel_net_past_end",
+        TC,
+        rel(n - 14 - 3, 4, 1),
+        p4.clone(),
+    ));
+    v.push(case("load_rel_bad_start", TC, rel(0, 4, 2), p4.clone()));
+    v.push(case(
+        "load_rel_offset_0x10000",
+        TC,
+        rel(0x10000, 4, 0),
+        p4.clone(),
+    ));
+    v.push(ty(
+        case("load_rel_socket_filter_mac", TC, rel(12, 4, 0), p4.clone()),
+        1,
+    ));
+    v.push(ty(
+        case("load_rel_socket_filter_net", TC, rel(0, 4, 1), p4.clone()),
+        1,
+    ));
+    let mtu = |ifindex: i64, mtu_in: i64, diff: i64, flags: i64, xdp: bool| {
+        case(
+            &format!(
+                "{}_check_mtu_{ifindex}_{mtu_in}_{diff}_{flags}",
+                if xdp { "xdp" } else { "tc" }
+            ),
+            if xdp { XDP } else { TC },
+            format!(
+                "mov %r6, %r1
+                 stw [%r10-4], {mtu_in}
+                 mov %r2, {ifindex}
+                 mov %r3, %r10
+                 add %r3, -4
+                 mov %r4, {diff}
+                 mov %r5, {flags}
+                 call 163
+                 and %r0, 0xffff
+                 ldxw %r1, [%r10-4]
+                 lsh %r1, 16
+                 or %r0, %r1
+                 exit"
+            ),
+            p4.clone(),
+        )
+    };
+    for xdp in [false, true] {
+        v.push(mtu(0, 0, 0, 0, xdp));
+        v.push(mtu(1, 0, 0, 0, xdp));
+        v.push(mtu(0, 65536, 0, 0, xdp));
+        v.push(mtu(0, 65537, 0, 0, xdp));
+        v.push(mtu(0, 0, 65536, 0, xdp));
+        v.push(mtu(0, 0, -100, 0, xdp));
+        v.push(mtu(0x7fff_0000, 0, 0, 0, xdp));
+        v.push(mtu(0, 0, 0, 1, xdp));
+        v.push(mtu(0, 0, 0, 2, xdp));
+        v.push(mtu(0, 100, 0, 1, xdp));
+        v.push(mtu(0x7fff_0000, 100, 0, 0, xdp));
+    }
+    let tstamp = |t: i64, kind: i64| {
+        format!("mov %r6, %r1\nmov %r2, {t}\nmov %r3, {kind}\ncall 192\nldxdw %r1, [%r6+152]\nlsh %r1, 16\nand %r0, 0xffff\nor %r0, %r1\nexit")
+    };
+    v.push(case(
+        "set_tstamp_realtime",
+        TC,
+        tstamp(12345, 0),
+        p4.clone(),
+    ));
+    v.push(case("set_tstamp_mono", TC, tstamp(777, 1), p4.clone()));
+    v.push(tc(
+        "set_tstamp_tai_zero",
+        192,
+        &[0, 2],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "set_tstamp_realtime_zero",
+        192,
+        &[0, 0],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc(
+        "set_tstamp_bad_type",
+        192,
+        &[5, 3],
+        Epi::Ret,
+        p4.clone(),
+    ));
+    v.push(tc("set_tstamp_not_ip", 192, &[5, 0], Epi::Ret, other()));
+    v.push(case(
+        "set_tstamp_type_field",
+        TC,
+        "mov %r6, %r1\nmov %r2, 99\nmov %r3, 2\ncall 192\nldxb %r0, [%r6+180]\nexit".into(),
+        p4.clone(),
+    ));
+    v.push(case(
+        "tai_ns_nonzero",
+        XDP,
+        "call 208\nmov %r1, %r0\nmov %r0, 0\njeq %r1, 0, +1\nmov %r0, 1\nexit".into(),
+        p4.clone(),
+    ));
+    let cg = |helper: u32, arg: Option<i64>| {
+        let set = arg.map_or(String::new(), |a| {
+            format!("mov %r{}, {a}\n", if helper == 83 { 2 } else { 1 })
+        });
+        format!("{set}call {helper}\nexit")
+    };
+    v.push(case("current_cgroup_id", XDP, cg(80, None), p4.clone()));
+    for l in [0i64, 1, 2] {
+        v.push(case(
+            &format!("current_ancestor_cgroup_id_{l}"),
+            XDP,
+            cg(123, Some(l)),
+            p4.clone(),
+        ));
+        v.push(case(
+            &format!("skb_ancestor_cgroup_id_{l}"),
+            TC,
+            cg(83, Some(l)),
+            p4.clone(),
+        ));
+    }
+    v.push(case("skb_cgroup_id", TC, cg(79, None), p4.clone()));
+    v.push(case(
+        "get_cgroup_classid",
+        TC,
+        "call 17\nexit".into(),
+        p4.clone(),
+    ));
+    v.push(case(
+        "skb_cgroup_classid",
+        TC,
+        "call 151\nexit".into(),
+        p4.clone(),
+    ));
+    v.push(case(
+        "get_route_realm",
+        TC,
+        "call 24\nexit".into(),
+        p4.clone(),
+    ));
+    let tun = |helper: u32, size: i64, flags: i64| {
+        format!(
+            "mov %r6, %r1
+             stdw [%r10-48], -1
+             stdw [%r10-40], -1
+             stdw [%r10-32], -1
+             stdw [%r10-24], -1
+             stdw [%r10-16], -1
+             stdw [%r10-8], -1
+             mov %r2, %r10
+             add %r2, -48
+             mov %r3, {size}
+             mov %r4, {flags}
+             call {helper}
+             and %r0, 0xffff
+             ldxdw %r1, [%r10-48]
+             jne %r1, 0, +1
+             or %r0, 0x10000
+             ldxdw %r1, [%r10-8]
+             jne %r1, -1, +1
+             or %r0, 0x20000
+             exit"
+        )
+    };
+    v.push(case("get_tunnel_key", TC, tun(20, 44, 0), p4.clone()));
+    v.push(case("get_tunnel_key_flags", TC, tun(20, 44, 4), p4.clone()));
+    v.push(case("get_tunnel_opt", TC, tun(29, 40, 0), p4.clone()));
+
     // ---- repeated runs: the kernel runs the program again on the same skb ----
     let grow2 = "mov %r6, %r1
          ldxw %r2, [%r6+0]
