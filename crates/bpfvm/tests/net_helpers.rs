@@ -2064,6 +2064,16 @@ fn run_bpfvm(rt: &Runtime, c: &Case, observed: bool) -> Result<Outcome, String> 
             ..Default::default()
         })
         .map_err(|e| format!("load: {e}"))?;
+    if rt.jit_enabled() {
+        // The JIT engine really is the JIT (no silent fallback).
+        match rt.bpf(BpfCmd::ObjGetInfoById {
+            kind: bpfvm::ObjKind::Prog,
+            id: p.id(),
+        }) {
+            Ok(BpfReply::ProgInfo(i)) if i.jited && i.bytes_jited > 0 => {}
+            other => return Err(format!("not JIT-compiled: {other:?}")),
+        }
+    }
     let attr = TestRunAttr {
         prog_id: p.id(),
         data_in: c.packet.clone(),
