@@ -98,6 +98,8 @@ pub struct SkbState {
     pub pkt_type: u32,
     /// `skb->tstamp` and `tstamp_type` once `bpf_skb_set_tstamp` set them.
     pub tstamp: Option<(u64, u8)>,
+    /// The cookie of the run's socket, once asked for.
+    pub sk_cookie: Option<u64>,
 }
 
 /// `skb->ip_summed`: a test run's skb is `CHECKSUM_NONE`, or
@@ -1353,6 +1355,20 @@ fn get_tunnel(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], errno: i32) -> HResult {
     err(errno)
 }
 
+/// `bpf_get_socket_cookie(skb)`: the cookie of the socket a test run's skb
+/// carries (the kernel gives it a fresh socket each run): one value per run,
+/// never 0, from a counter of bpfvm's own.
+fn get_socket_cookie(ctx: &mut HelperCtx<'_, '_>, _a: [u64; 5]) -> HResult {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    with_skb(ctx, |s| {
+        let c = *s
+            .sk_cookie
+            .get_or_insert_with(|| NEXT.fetch_add(1, Ordering::Relaxed));
+        c as i64
+    })
+}
+
 /// Registers the helpers of this module in `t`.
 pub fn register(t: &mut HelperTable) {
     let n = |id: u32| bpfvm_isa::helpers::helper_name(id as i64).unwrap_or("unknown");
@@ -1398,6 +1414,19 @@ pub fn register(t: &mut HelperTable) {
             get_tunnel(c, a, libc::ENOENT)
         })
         .register(32, n(32), skb_change_type)
+        .register(46, n(46), get_socket_cookie)
+        // The test run's socket has no file: uid 0 of its namespace.
+        .register(
+            47,
+            n(47),
+            Leaves(|_: &mut HelperCtx<'_, '_>, _: [u64; 5]| ret(0)),
+        )
+        // No skb of bpfvm went through IPsec: no xfrm state to give.
+        .register(66, n(66), |c: &mut HelperCtx<'_, '_>, a: [u64; 5]| {
+            let (to, size) = (a[2], a[3] as u32 as usize);
+            c.write_bytes(to, &vec![0u8; size])?;
+            err(libc::EINVAL)
+        })
         .register(48, n(48), set_hash)
         .register(68, n(68), Leaves(skb_load_bytes_relative))
         .register(

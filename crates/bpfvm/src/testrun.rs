@@ -545,6 +545,7 @@ fn run_skb(
         csum_seen: 0,
         pkt_type,
         tstamp: None,
+        sk_cookie: None,
     };
     let mut state = state;
     if a.flags & BPF_F_TEST_SKB_CHECKSUM_COMPLETE != 0 {

@@ -1990,6 +1990,57 @@ fn cases() -> Vec<Case> {
     v.push(case("get_tunnel_key_flags", TC, tun(20, 44, 4), p4.clone()));
     v.push(case("get_tunnel_opt", TC, tun(29, 40, 0), p4.clone()));
 
+    v.push(case(
+        "socket_cookie_stable",
+        TC,
+        "mov %r6, %r1
+         call 46
+         mov %r7, %r0
+         mov %r1, %r6
+         call 46
+         mov %r8, %r0
+         mov %r0, 0
+         jeq %r7, 0, +2
+         jne %r7, %r8, +1
+         mov %r0, 1
+         exit"
+            .into(),
+        p4.clone(),
+    ));
+    v.push(case("socket_uid", TC, "call 47\nexit".into(), p4.clone()));
+    v.push(case(
+        "socket_uid_socket_filter",
+        1,
+        "call 47\nexit".into(),
+        p4.clone(),
+    ));
+    let xfrm = |index: i64, size: i64, flags: i64| {
+        format!(
+            "stdw [%r10-48], -1
+             stdw [%r10-40], -1
+             stdw [%r10-32], -1
+             stdw [%r10-24], -1
+             stdw [%r10-16], -1
+             stdw [%r10-8], -1
+             mov %r2, {index}
+             mov %r3, %r10
+             add %r3, -48
+             mov %r4, {size}
+             mov %r5, {flags}
+             call 66
+             and %r0, 0xffff
+             ldxdw %r1, [%r10-48]
+             jne %r1, 0, +1
+             or %r0, 0x10000
+             ldxdw %r1, [%r10-8]
+             jne %r1, -1, +1
+             or %r0, 0x20000
+             exit"
+        )
+    };
+    v.push(case("xfrm_state_none", TC, xfrm(0, 32, 0), p4.clone()));
+    v.push(case("xfrm_state_bad_flags", TC, xfrm(0, 32, 1), p4.clone()));
+
     // ---- repeated runs: the kernel runs the program again on the same skb ----
     let grow2 = "mov %r6, %r1
          ldxw %r2, [%r6+0]
