@@ -48,6 +48,9 @@ pub struct RunEnv {
     pub rt: Runtime,
     pub cpu: u32,
     pub xdp: Option<XdpState>,
+    /// The sk_buff of an skb test run, which the packet-changing helpers
+    /// (`bpf_skb_change_tail`, `bpf_skb_vlan_push`, ...) grow and move.
+    pub skb: Option<crate::nethelpers::SkbState>,
     pub redirect: Option<Redirect>,
     /// Ring buffer records reserved and not yet submitted or discarded.
     pub reservations: Vec<(u64, Arc<MapObj>)>,
@@ -88,6 +91,7 @@ impl RunEnv {
             rt: rt.clone(),
             cpu,
             xdp: None,
+            skb: None,
             redirect: None,
             reservations: Vec::new(),
             comm,

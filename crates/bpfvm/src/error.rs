@@ -55,6 +55,13 @@ pub enum BpfError {
     Pin { path: String, reason: &'static str },
     #[error("no space left for a new {kind} id")]
     NoIds { kind: &'static str },
+    /// A test run names a network interface the host does not have.
+    #[error("no network interface with index {ifindex}")]
+    NoDevice { ifindex: u32 },
+    /// `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`: after the run `skb->csum` does
+    /// not sum the packet (the program changed it without updating the sum).
+    #[error("program '{name}' left skb->csum {csum:#x} for a packet that sums to {want:#x}")]
+    BadChecksum { name: String, csum: u16, want: u16 },
 }
 
 impl BpfError {
@@ -85,6 +92,8 @@ impl BpfError {
                 _ => libc::EINVAL,
             },
             BpfError::NoIds { .. } => libc::ENOSPC,
+            BpfError::NoDevice { .. } => libc::ENODEV,
+            BpfError::BadChecksum { .. } => libc::EBADMSG,
         }
     }
 }

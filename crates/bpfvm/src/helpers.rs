@@ -324,18 +324,6 @@ fn get_current_comm(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     ret(0)
 }
 
-fn redirect(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
-    // Flags other than BPF_F_INGRESS are refused with XDP_ABORTED in the kernel.
-    if a[1] & !1 != 0 {
-        return ret(0);
-    }
-    env(ctx)?.redirect = Some(Redirect::Ifindex {
-        ifindex: a[0] as u32,
-        flags: a[1],
-    });
-    ret(4) // XDP_REDIRECT / TC_ACT_REDIRECT(7) differs; XDP is the common user here
-}
-
 fn redirect_map(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let m = map_arg(ctx, a[0])?;
     let key = a[1] as u32;
@@ -654,27 +642,6 @@ fn skb_load_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     ret(0)
 }
 
-/// `bpf_skb_store_bytes(skb, offset, from, len, flags)`: copy into the packet.
-/// bpfvm's skbs carry no checksum state (`CHECKSUM_NONE`), so
-/// `BPF_F_RECOMPUTE_CSUM` has nothing to update, as in the kernel's test runs.
-fn skb_store_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
-    const BPF_F_RECOMPUTE_CSUM: u64 = 1;
-    const BPF_F_INVALIDATE_HASH: u64 = 2;
-    let (off, from, len, flags) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64, a[4]);
-    if flags & !(BPF_F_RECOMPUTE_CSUM | BPF_F_INVALIDATE_HASH) != 0 {
-        return err(libc::EINVAL);
-    }
-    let data = ctx.read_bytes(from, len as usize)?;
-    let Some(pkt) = ctx.packet() else {
-        return err(libc::EFAULT);
-    };
-    if off > i32::MAX as u64 || off + len > pkt.len() {
-        return err(libc::EFAULT);
-    }
-    ctx.write_bytes(pkt.start + off, &data)?;
-    ret(0)
-}
-
 /// `bpf_strtol` / `bpf_strtoul(buf, buf_len, flags, res)`: `*res` is zeroed
 /// first and set only on success.
 fn strtox(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], signed: bool) -> HResult {
@@ -780,14 +747,9 @@ pub fn implemented_helpers() -> HelperTable {
             let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
             ret(crate::helpers_pure::uid_gid(uid, gid) as i64)
         })
-        .register(9, named(9), skb_store_bytes)
         .register(16, named(16), get_current_comm)
-        .register(23, named(23), redirect)
         .register(26, named(26), skb_load_bytes)
         .register(28, named(28), csum_diff)
-        // No skb of bpfvm is CHECKSUM_COMPLETE: -ENOTSUPP, as in the
-        // kernel's test runs.
-        .register(40, named(40), |_: &mut HelperCtx<'_, '_>, _| ret(-524))
         .register(42, named(42), |_: &mut HelperCtx<'_, '_>, _| ret(0))
         .register(44, named(44), |c: &mut HelperCtx<'_, '_>, a| {
             xdp_adjust(c, a, b'h')
@@ -856,6 +818,7 @@ pub fn implemented_helpers() -> HelperTable {
         .register(177, named(177), Leaves(trace_vprintk))
         .register(181, named(181), bpf_loop)
         .register(182, named(182), strncmp);
+    crate::nethelpers::register(&mut t);
     t
 }
 

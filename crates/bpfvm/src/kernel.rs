@@ -188,6 +188,8 @@ pub(crate) struct Kernel {
     pub(crate) custom_helpers: RwLock<Vec<(u32, bpfvm_isa::helpers::Proto)>>,
     /// `net.core.bpf_jit_enable`: programs loaded while on are JIT-compiled.
     pub(crate) jit_enable: std::sync::atomic::AtomicBool,
+    /// The routing tables `bpf_fib_lookup` reads (see `Runtime::set_fib`).
+    pub(crate) fib: RwLock<Arc<crate::nethelpers::fib::Fib>>,
 }
 
 /// The runtime: the kernel's part, in-process. Cheap to clone (shared state).
@@ -346,6 +348,7 @@ impl Runtime {
                 jit_enable: std::sync::atomic::AtomicBool::new(
                     std::env::var_os("BPFVM_NO_JIT").is_none(),
                 ),
+                fib: RwLock::new(Arc::default()),
             }),
         }
     }

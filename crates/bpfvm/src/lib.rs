@@ -52,6 +52,7 @@ mod loader;
 mod lowmem;
 mod maphelpers;
 pub mod maps;
+pub mod nethelpers;
 #[doc(hidden)]
 pub mod printk;
 mod prog;

@@ -15,6 +15,10 @@ use std::sync::atomic::Ordering;
 /// datapath sets it); the run then looks like the kernel's XDP hook, e.g. in the
 /// trace pipe's context flags (`..s2.`, softirq) instead of a test run's (`b..11`).
 pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+/// `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`: the skb starts `CHECKSUM_COMPLETE`
+/// with the sum of the packet from the network header, and the run fails
+/// with -EBADMSG if `skb->csum` no longer sums the packet at the end.
+pub const BPF_F_TEST_SKB_CHECKSUM_COMPLETE: u32 = 1 << 2;
 
 pub const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
@@ -33,6 +37,9 @@ pub const XDP_PACKET_HEADROOM: usize = 256;
 const SKB_SHARED_INFO: usize = 320;
 const FRAME_SIZE: usize = 4096;
 const ETH_HLEN: usize = 14;
+/// Headroom of an skb test run's buffer: room for `bpf_skb_change_head`
+/// and `bpf_skb_adjust_room` to grow the packet to its largest in front.
+const SKB_HEADROOM: usize = 16384 + 1024;
 
 /// `bpf_attr.test`.
 #[derive(Clone, Debug, Default)]
@@ -331,23 +338,117 @@ fn run_xdp(
     .map_err(|e| BpfError::Invalid(e.to_string()))?
 }
 
-/// `struct __sk_buff` offsets used by test runs (include/uapi/linux/bpf.h).
+/// `struct __sk_buff` offsets used by test runs (include/uapi/linux/bpf.h);
+/// the fields the helpers change are set by `nethelpers::SkbState::sync`.
 mod skb {
     pub const SIZE: usize = 192;
-    pub const LEN: usize = 0;
     pub const PKT_TYPE: usize = 4;
-    pub const PROTOCOL: usize = 16;
-    pub const INGRESS_IFINDEX: usize = 36;
     pub const IFINDEX: usize = 40;
-    pub const DATA: usize = 76;
-    pub const DATA_END: usize = 80;
-    pub const DATA_META: usize = 140;
     pub const WIRE_LEN: usize = 160;
     pub const GSO_SEGS: usize = 164;
 }
 
 fn put32(b: &mut [u8], off: usize, v: u32) {
     b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The `__sk_buff` of a test run's `ctx_in` and `ctx_out`, as the kernel's
+/// `convert___skb_to_skb` and `convert_skb_to___skb` treat it.
+mod skbctx {
+    use crate::error::{BpfError, Result};
+
+    /// The fields user space may set (and gets back): mark, priority,
+    /// ingress_ifindex, ifindex, cb, tstamp, wire_len, gso_segs, gso_size,
+    /// hwtstamp.
+    pub const FIELDS: [(usize, usize, &str); 10] = [
+        (8, 12, "mark"),
+        (32, 36, "priority"),
+        (36, 40, "ingress_ifindex"),
+        (40, 44, "ifindex"),
+        (48, 68, "cb"),
+        (152, 160, "tstamp"),
+        (160, 164, "wire_len"),
+        (164, 168, "gso_segs"),
+        (176, 180, "gso_size"),
+        (184, 192, "hwtstamp"),
+    ];
+
+    pub fn u32_at(c: &[u8], o: usize) -> u32 {
+        c.get(o..o + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// -EINVAL for a byte set outside the fields user space may set.
+    pub fn check(c: &[u8]) -> Result<()> {
+        let allowed = |i: usize| FIELDS.iter().any(|&(a, b, _)| (a..b).contains(&i));
+        match c.iter().enumerate().find(|&(i, b)| *b != 0 && !allowed(i)) {
+            Some((i, _)) => Err(BpfError::Invalid(format!(
+                "ctx_in sets byte {i} of the __sk_buff, which a test run does not take"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The kernel's ctx_out: the fields of `FIELDS` from the context as the
+    /// run left it, zero elsewhere.
+    pub fn out(ctx: &[u8]) -> Vec<u8> {
+        let mut o = vec![0u8; ctx.len()];
+        for &(a, b, _) in &FIELDS {
+            o[a..b].copy_from_slice(&ctx[a..b]);
+        }
+        o
+    }
+
+    /// The device a test run's skb comes in on: loopback (1), or the
+    /// interface `ctx_in` names; its MAC and broadcast addresses.
+    pub fn device(ifindex: u32) -> Result<(u32, [u8; 6], [u8; 6])> {
+        if ifindex <= 1 {
+            return Ok((1, [0; 6], [0; 6]));
+        }
+        let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+        // SAFETY: name has IF_NAMESIZE bytes as if_indextoname requires.
+        if unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) }.is_null() {
+            return Err(BpfError::NoDevice { ifindex });
+        }
+        // SAFETY: if_indextoname wrote a NUL-terminated name.
+        let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy();
+        let mac = |f: &str| {
+            let mut m = [0u8; 6];
+            if let Ok(t) = std::fs::read_to_string(format!("/sys/class/net/{name}/{f}")) {
+                for (k, x) in t.trim().split(':').take(6).enumerate() {
+                    m[k] = u8::from_str_radix(x, 16).unwrap_or(0);
+                }
+            }
+            m
+        };
+        Ok((ifindex, mac("address"), mac("broadcast")))
+    }
+
+    /// `eth_type_trans`: the packet type for the destination MAC on a
+    /// device with these addresses, and the protocol.
+    pub fn eth_type_trans(frame: &[u8], mac: [u8; 6], bcast: [u8; 6]) -> (u32, u16) {
+        let dst = &frame[..6];
+        let pkt_type = if dst[0] & 1 != 0 {
+            if dst == bcast {
+                1 // PACKET_BROADCAST
+            } else {
+                2 // PACKET_MULTICAST
+            }
+        } else if dst != mac {
+            3 // PACKET_OTHERHOST
+        } else {
+            0 // PACKET_HOST
+        };
+        let proto = u16::from_be_bytes([frame[12], frame[13]]);
+        let proto = if proto >= 0x600 {
+            proto
+        } else if frame.get(14..16) == Some(&[0xff, 0xff]) {
+            0x0001 // ETH_P_802_3
+        } else {
+            0x0004 // ETH_P_802_2
+        };
+        (pkt_type, proto)
+    }
 }
 
 fn run_skb(
@@ -362,6 +463,15 @@ fn run_skb(
             "skb test run needs at least {ETH_HLEN} bytes of data_in"
         )));
     }
+    if a.flags & !BPF_F_TEST_SKB_CHECKSUM_COMPLETE != 0 {
+        return Err(BpfError::Invalid(format!(
+            "skb test run flags {:#x}: only BPF_F_TEST_SKB_CHECKSUM_COMPLETE is known",
+            a.flags
+        )));
+    }
+    let ctx_in = a.ctx_in.as_deref();
+    let (ifindex, dev_mac, dev_bcast) =
+        skbctx::device(ctx_in.map_or(0, |c| skbctx::u32_at(c, skb::IFINDEX)))?;
     // The kernel's skb test run refuses an IPv4/IPv6 frame whose network header is
     // cut short (it pulls the header in before running the program).
     let ethertype = u16::from_be_bytes([a.data_in[12], a.data_in[13]]);
@@ -378,53 +488,122 @@ fn run_skb(
         prog.prog_type,
         BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT
     );
-    let mut buf = LowBuf::new(XDP_PACKET_HEADROOM + a.data_in.len() + SKB_SHARED_INFO)
-        .map_err(|e| BpfError::Invalid(e.to_string()))?;
-    let base = buf.addr() + XDP_PACKET_HEADROOM as u64;
-    buf.as_mut_slice()[XDP_PACKET_HEADROOM..XDP_PACKET_HEADROOM + a.data_in.len()]
-        .copy_from_slice(&a.data_in);
+    // Room in front and behind for the largest skb the packet-changing
+    // helpers make (they refuse to grow past BPF_SKB_MAX_LEN), so that the
+    // packet never has to move to another buffer during a run.
+    let head = SKB_HEADROOM;
+    let room = a.data_in.len().max(crate::nethelpers::SKB_MAX_LEN as usize);
+    let mut buf =
+        LowBuf::new(head + room + SKB_SHARED_INFO).map_err(|e| BpfError::Invalid(e.to_string()))?;
+    let base = buf.addr() + head as u64;
+    buf.as_mut_slice()[head..head + a.data_in.len()].copy_from_slice(&a.data_in);
     let data = if l2 { base } else { base + ETH_HLEN as u64 };
     let end = base + a.data_in.len() as u64;
     let mut ctx = vec![0u8; skb::SIZE];
-    if let Some(c) = &a.ctx_in {
+    let (pkt_type, proto) = skbctx::eth_type_trans(&a.data_in, dev_mac, dev_bcast);
+    let skb_len = (end - data) as u32;
+    if let Some(c) = ctx_in {
+        skbctx::check(c)?;
         let n = c.len().min(skb::SIZE);
         ctx[..n].copy_from_slice(&c[..n]);
+        // wire_len: the skb's length unless given, never less than it.
+        let wire_len = skbctx::u32_at(&ctx, skb::WIRE_LEN);
+        if wire_len == 0 {
+            put32(&mut ctx, skb::WIRE_LEN, skb_len);
+        } else if wire_len < skb_len || wire_len > 65536 {
+            return Err(BpfError::Invalid(format!(
+                "ctx_in wire_len {wire_len} is below the packet's {skb_len} bytes or above 65536"
+            )));
+        }
+        let segs = skbctx::u32_at(&ctx, skb::GSO_SEGS);
+        if segs > 65535 {
+            return Err(BpfError::Invalid(format!(
+                "ctx_in gso_segs {segs} is above GSO_MAX_SEGS (65535)"
+            )));
+        }
     }
-    put32(&mut ctx, skb::LEN, (end - data) as u32);
-    put32(&mut ctx, skb::PKT_TYPE, 0);
-    let proto = u16::from_be_bytes([a.data_in[12], a.data_in[13]]);
-    // skb->protocol holds the EtherType in network byte order.
-    put32(
-        &mut ctx,
-        skb::PROTOCOL,
-        u16::from_ne_bytes(proto.to_be_bytes()) as u32,
-    );
-    put32(&mut ctx, skb::INGRESS_IFINDEX, 1);
-    put32(&mut ctx, skb::IFINDEX, 1);
-    put32(&mut ctx, skb::DATA, data as u32);
-    put32(&mut ctx, skb::DATA_END, end as u32);
-    put32(&mut ctx, skb::DATA_META, data as u32);
-    put32(&mut ctx, skb::WIRE_LEN, a.data_in.len() as u32);
-    put32(&mut ctx, skb::GSO_SEGS, 1);
+    // Without ctx_in the kernel leaves wire_len, gso_segs and
+    // ingress_ifindex (skb_iif) at 0.
+    put32(&mut ctx, skb::PKT_TYPE, pkt_type);
+    put32(&mut ctx, skb::IFINDEX, ifindex);
     let mut env = RunEnv::new(rt, prog, a.cpu);
     let ctx_ptr = ctx.as_mut_ptr() as u64;
-    let skb_opts = |_: &RunEnv| {
+    let state = crate::nethelpers::SkbState {
+        ctx: ctx.as_mut_ptr(),
+        head: buf.addr(),
+        buf_end: buf.addr() + (head + room) as u64,
+        data,
+        len: (end - data) as u32,
+        mac: base,
+        network: base + ETH_HLEN as u64,
+        transport: None,
+        protocol: proto,
+        vlan: None,
+        hash: None,
+        encapsulation: false,
+        summed: crate::nethelpers::Summed::None,
+        csum_seen: 0,
+        pkt_type,
+        tstamp: None,
+        sk_cookie: None,
+    };
+    let mut state = state;
+    if a.flags & BPF_F_TEST_SKB_CHECKSUM_COMPLETE != 0 {
+        state.summed = crate::nethelpers::Summed::Complete(state.network_csum());
+    }
+    // len, protocol (network byte order), data, data_end, data_meta, the
+    // vlan fields and hash, as the kernel computes them from the skb.
+    state.sync();
+    env.skb = Some(state);
+    let skb_opts = |e: &RunEnv| {
+        let (d, de) = e
+            .skb
+            .as_ref()
+            .map_or((data, end), |s| (s.data, s.data + s.len as u64));
         RunOptions::new()
             .context(ctx_ptr, skb::SIZE as u64, true)
-            .packet(data, end)
+            .packet(d, de)
     };
     let (r0, duration) = run_repeated(prog, &mut env, repeat, skb_opts, |_| {}, obs)?;
-    let mut data_out =
-        buf.as_slice()[XDP_PACKET_HEADROOM..XDP_PACKET_HEADROOM + a.data_in.len()].to_vec();
-    if !l2 {
-        // The MAC header is not part of a socket filter's packet; the kernel hands
-        // back zeroes in its place.
-        data_out[..ETH_HLEN].fill(0);
+    let (d, len) = env
+        .skb
+        .as_ref()
+        .map_or((data, end - data), |s| (s.data, s.len as u64));
+    if a.flags & BPF_F_TEST_SKB_CHECKSUM_COMPLETE != 0 {
+        if let Some(s) = &env.skb {
+            // skb->csum as the helpers left it, whatever ip_summed became.
+            let csum = match s.summed {
+                crate::nethelpers::Summed::Complete(c) => c,
+                _ => s.csum_seen,
+            };
+            let fold = |c: u32| !crate::helpers_pure::csum_from32to16(c);
+            let want = s.network_csum();
+            if fold(csum) != fold(want) {
+                return Err(BpfError::BadChecksum {
+                    name: prog.name.clone(),
+                    csum: fold(csum),
+                    want: fold(want),
+                });
+            }
+        }
     }
+    let from = (d - buf.addr()) as usize;
+    let mut data_out = Vec::with_capacity(len as usize + ETH_HLEN);
+    if !l2 {
+        // The MAC header is not part of a socket filter's packet; the kernel
+        // pushes zeroes in its place.
+        data_out.resize(ETH_HLEN, 0);
+    }
+    data_out.extend_from_slice(&buf.as_slice()[from..from + len as usize]);
+    env.skb = None;
     Ok(TestRunResult {
         retval: r0 as u32,
         data_out,
-        ctx_out: if a.ctx_in.is_some() { ctx } else { Vec::new() },
+        ctx_out: if a.ctx_in.is_some() {
+            skbctx::out(&ctx)
+        } else {
+            Vec::new()
+        },
         duration,
         redirect: env.redirect.take(),
     })
