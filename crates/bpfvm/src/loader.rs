@@ -15,7 +15,7 @@ use crate::kconfig::Kconfig;
 use crate::kernel::{MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
 use bpfvm_isa::consts::{BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE};
 use bpfvm_maps::MapType;
-use bpfvm_obj::btf::{Btf, BtfKind};
+use bpfvm_obj::btf::{core::relocate as core_relocate, Btf, BtfKind, CoreApplied, CoreTarget};
 use bpfvm_obj::{ExternKind, MapDef, MapKind, MapRelocKind, Object};
 use std::sync::Arc;
 
@@ -34,6 +34,64 @@ pub struct LoadOpts {
     /// The kernel configuration `.kconfig` externs read; `None`: the
     /// emulated kernel's ([`Kconfig::default`]).
     pub kconfig: Option<Arc<Kconfig>>,
+    /// The BTF CO-RE relocations are resolved against (libbpf's
+    /// `btf_custom_path`); `None`: the host kernel's
+    /// `/sys/kernel/btf/vmlinux` when it is readable, else the object's own
+    /// BTF (every relocation then keeps its compiled value).
+    pub target_btf: Option<TargetBtf>,
+}
+
+/// Where the CO-RE target types come from.
+#[derive(Clone, Debug)]
+pub enum TargetBtf {
+    /// A raw BTF file (`/sys/kernel/btf/vmlinux`, or one saved from another
+    /// kernel, as `bpftool btf dump file X format raw` reads).
+    File(std::path::PathBuf),
+    /// Types already parsed.
+    Btf(Arc<Btf>),
+    /// The object's own BTF.
+    Object,
+}
+
+/// Where the host kernel publishes its BTF.
+pub const HOST_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// A parsed target with its name index.
+type Target = (Arc<Btf>, Arc<CoreTarget>);
+
+/// The host kernel's BTF, parsed once per process (`None`: not readable).
+fn host_vmlinux() -> Option<Target> {
+    static HOST: std::sync::OnceLock<Option<Target>> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let bytes = std::fs::read(HOST_VMLINUX).ok()?;
+        let btf = Btf::parse(&bytes).ok()?;
+        let index = CoreTarget::new(&btf);
+        Some((Arc::new(btf), Arc::new(index)))
+    })
+    .clone()
+}
+
+/// The target BTF of one load, or `None` when the object has nothing to
+/// relocate against (no BTF of its own and no target).
+fn core_target(obj: &Object, opts: &LoadOpts) -> Result<Option<Target>> {
+    let own = || {
+        obj.btf
+            .as_ref()
+            .map(|b| (Arc::new(b.clone()), Arc::new(CoreTarget::identity())))
+    };
+    Ok(match &opts.target_btf {
+        None => host_vmlinux().or_else(own),
+        Some(TargetBtf::Object) => own(),
+        Some(TargetBtf::Btf(b)) => Some((b.clone(), Arc::new(CoreTarget::new(b)))),
+        Some(TargetBtf::File(path)) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| BpfError::Invalid(format!("target btf {}: {e}", path.display())))?;
+            let btf = Btf::parse(&bytes)
+                .map_err(|e| BpfError::Invalid(format!("target btf {}: {e}", path.display())))?;
+            let index = CoreTarget::new(&btf);
+            Some((Arc::new(btf), Arc::new(index)))
+        }
+    })
 }
 
 /// libbpf's `POISON_CALL_KFUNC_BASE`: a call of a `__weak` kfunc the kernel
@@ -160,6 +218,16 @@ impl Runtime {
             maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
         };
 
+        let needs_core = obj
+            .programs
+            .iter()
+            .any(|p| wanted(p) && !p.core_relos.is_empty());
+        let target = if needs_core {
+            core_target(obj, opts)?
+        } else {
+            None
+        };
+
         let mut progs: Vec<(String, ProgFd)> = Vec::new();
         for p in &obj.programs {
             if !wanted(p) {
@@ -179,6 +247,18 @@ impl Runtime {
                 }
             }
             let mut insns = p.insns.clone();
+            let mut core_applied: Vec<CoreApplied> = Vec::new();
+            if !p.core_relos.is_empty() {
+                let (Some(local), Some((tbtf, index))) = (&obj.btf, &target) else {
+                    return Err(BpfError::Invalid(format!(
+                        "program '{}': CO-RE relocations without the object's BTF",
+                        p.name
+                    )));
+                };
+                core_applied =
+                    core_relocate(&p.name, &mut insns, &p.core_relos, local, tbtf, index)
+                        .map_err(|e| BpfError::Invalid(format!("failed to relocate: {e}")))?;
+            }
             for r in &p.map_relocs {
                 let fd = map_fd(r.map_idx).ok_or_else(|| {
                     BpfError::Invalid(format!(
@@ -257,7 +337,8 @@ impl Runtime {
             };
             let fd = self
                 .load_program(attr)
-                .map_err(|e| poisoned_kfunc_error(e, obj))?;
+                .map_err(|e| poisoned_kfunc_error(e, obj))
+                .map_err(|e| poisoned_core_error(e, &core_applied))?;
             progs.push((p.name.clone(), fd));
         }
 
@@ -398,6 +479,41 @@ fn poisoned_kfunc_error(e: BpfError, obj: &Object) -> BpfError {
         .and_then(|n| usize::try_from(n - i64::from(POISON_CALL_KFUNC_BASE)).ok());
     if let Some(ext) = idx.and_then(|i| obj.externs.get(i)) {
         let msg = format!("kfunc '{}' is referenced but wasn't resolved", ext.name);
+        source.log.push_str(&msg);
+        source.log.push('\n');
+        source.error = bpfvm_verifier::VerifierError::Invalid { reason: msg };
+    }
+    BpfError::Verifier { name, source }
+}
+
+/// libbpf's log fixup for CO-RE: a poisoned instruction the verifier reached
+/// names the relocation that could not be resolved.
+fn poisoned_core_error(e: BpfError, applied: &[CoreApplied]) -> BpfError {
+    let BpfError::Verifier { name, mut source } = e else {
+        return e;
+    };
+    let poison = format!("invalid func unknown#{}", bpfvm_obj::btf::POISON_HELPER_ID);
+    if source.error.reason() != poison {
+        return BpfError::Verifier { name, source };
+    }
+    let poisoned: Vec<&CoreApplied> = applied.iter().filter(|a| a.poisoned).collect();
+    let hit = match source.insn {
+        Some(i) => poisoned
+            .iter()
+            .find(|a| a.insn_idx == i || a.insn_idx + 1 == i),
+        None if poisoned.len() == 1 => poisoned.first(),
+        None => None,
+    };
+    if let Some(a) = hit {
+        let msg = format!(
+            "insn {}: failed to resolve CO-RE relocation <{}> {}",
+            a.insn_idx,
+            a.kind.name(),
+            a.what
+        );
+        source
+            .log
+            .push_str(&format!("{}: <invalid CO-RE relocation>\n", a.insn_idx));
         source.log.push_str(&msg);
         source.log.push('\n');
         source.error = bpfvm_verifier::VerifierError::Invalid { reason: msg };
