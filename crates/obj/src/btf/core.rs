@@ -251,6 +251,12 @@ fn is_flex_array(btf: &Btf, parent: Option<&Access<'_>>, nelems: u32) -> bool {
         .is_ok_and(|t| (p.idx as usize) + 1 == t.members().len())
 }
 
+/// Bits of `idx` elements of `size` bytes (saturating: offsets that large
+/// are refused later as too big for an instruction).
+fn bits_of(idx: u32, size: u64) -> u64 {
+    u64::from(idx).saturating_mul(size).saturating_mul(8)
+}
+
 fn size_of(btf: &Btf, id: u32) -> Result<u64, String> {
     btf.resolve_size(id)
         .map(u64::from)
@@ -302,7 +308,7 @@ fn parse_spec<'a>(btf: &'a Btf, relo: &CoreRelo, cls: Class) -> Result<Spec<'a>,
         spec.access[0].name = Some(btf.str_at(name_off));
         return Ok(spec);
     }
-    spec.bit_offset = u64::from(first) * size_of(btf, id)? * 8;
+    spec.bit_offset = bits_of(first, size_of(btf, id)?);
     for &idx in &raw[1..] {
         let kind = t.map(|t| t.kind());
         let ty = t.ok_or_else(|| format!("access {s:?} walks into void"))?;
@@ -311,7 +317,7 @@ fn parse_spec<'a>(btf: &'a Btf, relo: &CoreRelo, cls: Class) -> Result<Spec<'a>,
                 .members()
                 .get(idx as usize)
                 .ok_or_else(|| format!("member {idx} out of range in type [{id}]"))?;
-            spec.bit_offset += u64::from(m.bits_offset);
+            spec.bit_offset = spec.bit_offset.saturating_add(u64::from(m.bits_offset));
             if m.name_off != 0 {
                 spec.access.push(Access {
                     type_id: id,
@@ -331,7 +337,9 @@ fn parse_spec<'a>(btf: &'a Btf, relo: &CoreRelo, cls: Class) -> Result<Spec<'a>,
                 idx,
                 name: None,
             });
-            spec.bit_offset += u64::from(idx) * size_of(btf, id)? * 8;
+            spec.bit_offset = spec
+                .bit_offset
+                .saturating_add(bits_of(idx, size_of(btf, id)?));
         } else {
             return Err(format!(
                 "access {s:?} indexes into {} [{id}]",
@@ -603,7 +611,7 @@ fn match_member<'t>(
         if spec.raw.len() >= SPEC_MAX_LEN {
             return Err("access too deep".into());
         }
-        spec.bit_offset += u64::from(m.bits_offset);
+        spec.bit_offset = spec.bit_offset.saturating_add(u64::from(m.bits_offset));
         spec.raw.push(i as u32);
         let tname = tb.str_at(m.name_off);
         if tname.is_empty() {
@@ -621,7 +629,7 @@ fn match_member<'t>(
             });
             return Ok(Some(m.type_id));
         }
-        spec.bit_offset -= u64::from(m.bits_offset);
+        spec.bit_offset = spec.bit_offset.saturating_sub(u64::from(m.bits_offset));
         spec.raw.pop();
     }
     Ok(None)
@@ -698,7 +706,9 @@ fn spec_match<'t>(
                     name: None,
                 });
                 spec.raw.push(acc.idx);
-                spec.bit_offset += u64::from(acc.idx) * size_of(tb, tid)? * 8;
+                spec.bit_offset = spec
+                    .bit_offset
+                    .saturating_add(bits_of(acc.idx, size_of(tb, tid)?));
             }
             Ok(Some(spec))
         }
@@ -769,7 +779,12 @@ fn field_value(kind: CoreReloKind, spec: Option<&Spec<'_>>) -> CalcResult {
     if bitfield {
         let mut sz = u64::from(mt.size_or_type).max(1);
         let mut off = bit_off / 8 / sz * sz;
-        while bit_off + bit_sz - off * 8 > sz * 8 {
+        let end_in = |off: u64| {
+            bit_off
+                .saturating_add(bit_sz)
+                .saturating_sub(off.saturating_mul(8))
+        };
+        while end_in(off) > sz.saturating_mul(8) {
             if sz >= 8 {
                 return Err(Some("bitfield cannot be read with a 64-bit load".into()));
             }
@@ -800,9 +815,14 @@ fn field_value(kind: CoreReloKind, spec: Option<&Spec<'_>>) -> CalcResult {
             );
             v.validate = true;
         }
-        FieldLshiftU64 => v.val = 64u64.wrapping_sub(bit_off + bit_sz - byte_off * 8),
+        FieldLshiftU64 => {
+            let end = bit_off
+                .saturating_add(bit_sz)
+                .saturating_sub(byte_off.saturating_mul(8));
+            v.val = 64u64.wrapping_sub(end);
+        }
         FieldRshiftU64 => {
-            v.val = 64 - bit_sz;
+            v.val = 64u64.wrapping_sub(bit_sz);
             v.validate = true;
         }
         _ => return Err(Some(format!("unexpected field relocation {}", kind.name()))),

@@ -65,6 +65,19 @@ pub struct BtfCtx {
     pub types: Arc<dyn KernelTypes>,
 }
 
+/// A `PTR_TO_BTF_ID` to kernel struct `type_id`; a struct the kfunc and
+/// helper prototypes know by name (`task_struct`, `cgroup`, `sk_buff`, ...)
+/// is also that object for them.
+fn btf_ptr(c: &BtfCtx, type_id: u32) -> Reg {
+    let mut r = Reg::ptr(RegType::BtfId);
+    r.btf_id = type_id;
+    let name = c.types.name(type_id);
+    if let Some((o, _)) = crate::kfuncs::OBJS.iter().find(|(_, n)| *n == name) {
+        r.kf.obj = o.as_u8();
+    }
+    r
+}
+
 impl Verifier<'_> {
     /// `tracing_prog_is_valid_access` / `btf_ctx_access`: a read of the
     /// context of a BTF-typed program.
@@ -120,8 +133,7 @@ impl Verifier<'_> {
                     "func '{}' arg{arg} has btf_id {type_id} type STRUCT '{name}'",
                     c.func
                 ));
-                let mut r = Reg::ptr(RegType::BtfId);
-                r.btf_id = *type_id;
+                let mut r = btf_ptr(c, *type_id);
                 if *trusted {
                     r.kf.flags |= crate::kfuncs::KFI_TRUSTED;
                 }
@@ -172,11 +184,7 @@ impl Verifier<'_> {
         };
         match c.types.struct_access(reg.btf_id, off32, size as u32) {
             Ok(FieldRead::Scalar) => Ok(Some(Reg::unknown().clone_low(size))),
-            Ok(FieldRead::Ptr { type_id }) => {
-                let mut r = Reg::ptr(RegType::BtfId);
-                r.btf_id = type_id;
-                Ok(Some(r))
-            }
+            Ok(FieldRead::Ptr { type_id }) => Ok(Some(btf_ptr(&c, type_id))),
             Err(msg) => self.err(unsafe_(msg)),
         }
     }
