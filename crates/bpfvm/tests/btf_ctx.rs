@@ -136,8 +136,8 @@ fn vmlinux_reason() -> Option<String> {
         .map(|e| format!("{}: {e}", bpfvm::HOST_VMLINUX))
 }
 
-/// bpfvm's verdict, and the program's tag when accepted.
-fn bpfvm_load(rt: &Runtime, c: &Case) -> (Result<(), (i32, String)>, Option<String>) {
+/// bpfvm's verdict, and the program's tag and xlated listing when accepted.
+fn bpfvm_load(rt: &Runtime, c: &Case) -> (Result<(), (i32, String)>, Option<(String, String)>) {
     let obj = Object::open(fixture(c.object)).unwrap_or_else(|e| panic!("{}: {e}", c.object));
     let opts = LoadOpts {
         programs: Some(vec![c.program.to_string()]),
@@ -146,7 +146,12 @@ fn bpfvm_load(rt: &Runtime, c: &Case) -> (Result<(), (i32, String)>, Option<Stri
     };
     match rt.load_object_with(&obj, None, &opts) {
         Ok(l) => {
-            let tag = l.prog(c.program).map(|p| bpfvm::tag::tag_hex(&p.obj().tag));
+            let tag = l.prog(c.program).map(|p| {
+                (
+                    bpfvm::tag::tag_hex(&p.obj().tag),
+                    bpfvm::xlated::dump_xlated(p.obj(), &Default::default()),
+                )
+            });
             (Ok(()), tag)
         }
         Err(e) => {
@@ -224,9 +229,22 @@ fn live_reason() -> Option<String> {
     vmlinux_reason()
 }
 
+/// Map ids differ between two loads.
+fn without_map_ids(xlated: &str) -> String {
+    let mut out = String::new();
+    let mut rest = xlated;
+    while let Some(i) = rest.find("map[id:") {
+        out.push_str(&rest[..i + 7]);
+        rest = rest[i + 7..].trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The kernel's verdict on a whole object (every program of these objects
-/// shares one): Ok(tags by program) or Err((errno, libbpf's output)).
-fn kernel_load(object: &str) -> Result<Vec<(String, String)>, (i32, String)> {
+/// shares one): Ok((program, tag, xlated)...) or Err((errno, libbpf's output)).
+#[allow(clippy::type_complexity)]
+fn kernel_load(object: &str) -> Result<Vec<(String, String, String)>, (i32, String)> {
     let pin = PathBuf::from(format!(
         "/sys/fs/bpf/bpfvm_btfctx_{}_{}",
         std::process::id(),
@@ -261,9 +279,15 @@ fn kernel_load(object: &str) -> Result<Vec<(String, String)>, (i32, String)> {
             .output()
             .expect("bpftool prog show");
         let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap_or_default();
+        let xlated = Command::new("bpftool")
+            .args(["prog", "dump", "xlated", "pinned"])
+            .arg(e.path())
+            .output()
+            .expect("bpftool prog dump xlated");
         tags.push((
             e.file_name().to_string_lossy().into_owned(),
             v["tag"].as_str().unwrap_or_default().to_string(),
+            String::from_utf8_lossy(&xlated.stdout).into_owned(),
         ));
         let _ = std::fs::remove_file(e.path());
     }
@@ -280,6 +304,7 @@ fn host_kernel_agrees() {
     let rt = Runtime::with_cpus(1);
     let mut failures = Vec::new();
     let (mut same, mut tags_equal, mut accepted, mut eperm) = (0, 0, 0, 0);
+    let mut xlated_equal = 0;
     for c in CASES {
         let kernel = kernel_load(c.object);
         let (ours, tag) = bpfvm_load(&rt, c);
@@ -296,13 +321,28 @@ fn host_kernel_agrees() {
             }
             (Ok(tags), Expected::Accepted) => {
                 accepted += 1;
-                let ktag = tags.iter().find(|(n, _)| n == c.program).map(|(_, t)| t);
-                if ktag.is_some() && ktag == tag.as_ref() {
+                let k = tags.iter().find(|(n, _, _)| n == c.program);
+                let ktag = k.map(|(_, t, _)| t);
+                let btag = tag.as_ref().map(|(t, _)| t);
+                if ktag.is_some() && ktag == btag {
                     tags_equal += 1;
                 } else {
                     failures.push(format!(
-                        "{} {}: tag {tag:?}, kernel {ktag:?}",
+                        "{} {}: tag {btag:?}, kernel {ktag:?}",
                         c.object, c.program
+                    ));
+                }
+                let kx = k.map(|(_, _, x)| without_map_ids(x));
+                let bx = tag.as_ref().map(|(_, x)| without_map_ids(x));
+                if kx == bx {
+                    xlated_equal += 1;
+                } else {
+                    failures.push(format!(
+                        "{} {}: xlated differs\n--- kernel\n{}\n--- bpfvm\n{}",
+                        c.object,
+                        c.program,
+                        kx.unwrap_or_default(),
+                        bx.unwrap_or_default()
                     ));
                 }
             }
@@ -321,7 +361,7 @@ fn host_kernel_agrees() {
         }
     }
     eprintln!(
-        "verdicts equal to the kernel's: {same}/{}; tags equal {tags_equal}/{accepted}; {eperm} refused by the host with EPERM",
+        "verdicts equal to the kernel's: {same}/{}; tags equal {tags_equal}/{accepted}; xlated equal {xlated_equal}/{accepted}; {eperm} refused by the host with EPERM",
         CASES.len() - eperm
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
