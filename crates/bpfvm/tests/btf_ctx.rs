@@ -136,8 +136,11 @@ fn vmlinux_reason() -> Option<String> {
         .map(|e| format!("{}: {e}", bpfvm::HOST_VMLINUX))
 }
 
+/// A verdict: accepted, or refused with errno and the message and log.
+type Verdict = Result<(), (i32, String)>;
+
 /// bpfvm's verdict, and the program's tag and xlated listing when accepted.
-fn bpfvm_load(rt: &Runtime, c: &Case) -> (Result<(), (i32, String)>, Option<(String, String)>) {
+fn bpfvm_load(rt: &Runtime, c: &Case) -> (Verdict, Option<(String, String)>) {
     let obj = Object::open(fixture(c.object)).unwrap_or_else(|e| panic!("{}: {e}", c.object));
     let opts = LoadOpts {
         programs: Some(vec![c.program.to_string()]),
