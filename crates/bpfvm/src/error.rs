@@ -47,6 +47,14 @@ pub enum BpfError {
         section: &'static str,
         reason: String,
     },
+    /// A tracing or LSM program's attach target is not in the target BTF
+    /// (libbpf: "failed to find kernel BTF type ID of '...'", ESRCH).
+    #[error("program '{prog}': failed to find kernel BTF type ID of '{target}': {reason}")]
+    AttachTarget {
+        prog: String,
+        target: String,
+        reason: String,
+    },
     #[error("object file")]
     Obj(#[from] bpfvm_obj::ObjError),
     #[error("{what} is not supported yet")]
@@ -84,6 +92,7 @@ impl BpfError {
             BpfError::Interrupted { .. } => libc::EINTR,
             BpfError::Invalid(_) => libc::EINVAL,
             BpfError::Extern { .. } => libc::ESRCH,
+            BpfError::AttachTarget { .. } => libc::ESRCH,
             BpfError::Obj(_) => libc::EINVAL,
             BpfError::NotSupported { .. } => libc::EOPNOTSUPP,
             BpfError::Pin { reason, .. } => match *reason {

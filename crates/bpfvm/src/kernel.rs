@@ -245,6 +245,9 @@ pub struct ProgLoadAttr {
     pub unprivileged: bool,
     /// `BPF_F_STRICT_ALIGNMENT`, `BPF_F_ANY_ALIGNMENT`, `BPF_F_SLEEPABLE`, ...
     pub prog_flags: u32,
+    /// A tracing or LSM program's context, typed by its attach target
+    /// (the kernel's `attach_btf_id`), as the object loader resolved it.
+    pub btf_ctx: Option<Arc<bpfvm_verifier::BtfCtx>>,
 }
 
 /// The commands of the dispatcher, after `enum bpf_cmd`.

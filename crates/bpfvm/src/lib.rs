@@ -72,7 +72,7 @@ pub use kernel::{
     BpfCmd, BpfReply, BtfObj, MapCreateAttr, MapFd, MapObj, ObjKind, Pinned, ProgFd, ProgLoadAttr,
     ProgObj, Runtime,
 };
-pub use loader::{LoadOpts, LoadedObject};
+pub use loader::{LoadOpts, LoadedObject, TargetBtf, HOST_VMLINUX};
 pub use testrun::{TestRunAttr, TestRunResult, BPF_F_TEST_XDP_LIVE_FRAMES, XDP_PACKET_HEADROOM};
 pub use trace::TracePipe;
 

@@ -15,7 +15,7 @@ use crate::kconfig::Kconfig;
 use crate::kernel::{MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
 use bpfvm_isa::consts::{BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE};
 use bpfvm_maps::MapType;
-use bpfvm_obj::btf::{Btf, BtfKind};
+use bpfvm_obj::btf::{core::relocate as core_relocate, Btf, BtfKind, CoreApplied, CoreTarget};
 use bpfvm_obj::{ExternKind, MapDef, MapKind, MapRelocKind, Object};
 use std::sync::Arc;
 
@@ -34,6 +34,64 @@ pub struct LoadOpts {
     /// The kernel configuration `.kconfig` externs read; `None`: the
     /// emulated kernel's ([`Kconfig::default`]).
     pub kconfig: Option<Arc<Kconfig>>,
+    /// The BTF CO-RE relocations are resolved against (libbpf's
+    /// `btf_custom_path`); `None`: the host kernel's
+    /// `/sys/kernel/btf/vmlinux` when it is readable, else the object's own
+    /// BTF (every relocation then keeps its compiled value).
+    pub target_btf: Option<TargetBtf>,
+}
+
+/// Where the CO-RE target types come from.
+#[derive(Clone, Debug)]
+pub enum TargetBtf {
+    /// A raw BTF file (`/sys/kernel/btf/vmlinux`, or one saved from another
+    /// kernel, as `bpftool btf dump file X format raw` reads).
+    File(std::path::PathBuf),
+    /// Types already parsed.
+    Btf(Arc<Btf>),
+    /// The object's own BTF.
+    Object,
+}
+
+/// Where the host kernel publishes its BTF.
+pub const HOST_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// A parsed target with its name index.
+type Target = (Arc<Btf>, Arc<CoreTarget>);
+
+/// The host kernel's BTF, parsed once per process (`None`: not readable).
+fn host_vmlinux() -> Option<Target> {
+    static HOST: std::sync::OnceLock<Option<Target>> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let bytes = std::fs::read(HOST_VMLINUX).ok()?;
+        let btf = Btf::parse(&bytes).ok()?;
+        let index = CoreTarget::new(&btf);
+        Some((Arc::new(btf), Arc::new(index)))
+    })
+    .clone()
+}
+
+/// The target BTF of one load, or `None` when the object has nothing to
+/// relocate against (no BTF of its own and no target).
+fn core_target(obj: &Object, opts: &LoadOpts) -> Result<Option<Target>> {
+    let own = || {
+        obj.btf
+            .as_ref()
+            .map(|b| (Arc::new(b.clone()), Arc::new(CoreTarget::identity())))
+    };
+    Ok(match &opts.target_btf {
+        None => host_vmlinux().or_else(own),
+        Some(TargetBtf::Object) => own(),
+        Some(TargetBtf::Btf(b)) => Some((b.clone(), Arc::new(CoreTarget::new(b)))),
+        Some(TargetBtf::File(path)) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| BpfError::Invalid(format!("target btf {}: {e}", path.display())))?;
+            let btf = Btf::parse(&bytes)
+                .map_err(|e| BpfError::Invalid(format!("target btf {}: {e}", path.display())))?;
+            let index = CoreTarget::new(&btf);
+            Some((Arc::new(btf), Arc::new(index)))
+        }
+    })
 }
 
 /// libbpf's `POISON_CALL_KFUNC_BASE`: a call of a `__weak` kfunc the kernel
@@ -160,6 +218,16 @@ impl Runtime {
             maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
         };
 
+        let needs_core = obj
+            .programs
+            .iter()
+            .any(|p| wanted(p) && (!p.core_relos.is_empty() || btf_typed_ctx(p).is_some()));
+        let target = if needs_core {
+            core_target(obj, opts)?
+        } else {
+            None
+        };
+
         let mut progs: Vec<(String, ProgFd)> = Vec::new();
         for p in &obj.programs {
             if !wanted(p) {
@@ -179,6 +247,18 @@ impl Runtime {
                 }
             }
             let mut insns = p.insns.clone();
+            let mut core_applied: Vec<CoreApplied> = Vec::new();
+            if !p.core_relos.is_empty() {
+                let (Some(local), Some((tbtf, index))) = (&obj.btf, &target) else {
+                    return Err(BpfError::Invalid(format!(
+                        "program '{}': CO-RE relocations without the object's BTF",
+                        p.name
+                    )));
+                };
+                core_applied =
+                    core_relocate(&p.name, &mut insns, &p.core_relos, local, tbtf, index)
+                        .map_err(|e| BpfError::Invalid(format!("failed to relocate: {e}")))?;
+            }
             for r in &p.map_relocs {
                 let fd = map_fd(r.map_idx).ok_or_else(|| {
                     BpfError::Invalid(format!(
@@ -254,10 +334,12 @@ impl Runtime {
                 log_level: opts.log_level,
                 unprivileged: opts.unprivileged,
                 prog_flags: p.prog_flags | opts.prog_flags,
+                btf_ctx: btf_ctx_for(p, target.as_ref())?,
             };
             let fd = self
                 .load_program(attr)
-                .map_err(|e| poisoned_kfunc_error(e, obj))?;
+                .map_err(|e| poisoned_kfunc_error(e, obj))
+                .map_err(|e| poisoned_core_error(e, &core_applied))?;
             progs.push((p.name.clone(), fd));
         }
 
@@ -398,6 +480,310 @@ fn poisoned_kfunc_error(e: BpfError, obj: &Object) -> BpfError {
         .and_then(|n| usize::try_from(n - i64::from(POISON_CALL_KFUNC_BASE)).ok());
     if let Some(ext) = idx.and_then(|i| obj.externs.get(i)) {
         let msg = format!("kfunc '{}' is referenced but wasn't resolved", ext.name);
+        source.log.push_str(&msg);
+        source.log.push('\n');
+        source.error = bpfvm_verifier::VerifierError::Invalid { reason: msg };
+    }
+    BpfError::Verifier { name, source }
+}
+
+/// How libbpf finds a BTF-typed program's attach target in the kernel's BTF:
+/// the name's prefix and the kind of type it names.
+fn btf_typed_ctx(p: &bpfvm_obj::Program) -> Option<(&'static str, BtfKind)> {
+    const TRACING: u32 = 26;
+    const LSM: u32 = 29;
+    let attach = p.expected_attach_type.map_or(0, |a| a.as_u32());
+    match (p.prog_type.as_u32(), attach) {
+        (TRACING, BPF_TRACE_RAW_TP) => Some(("btf_trace_", BtfKind::Typedef)),
+        (TRACING, BPF_TRACE_FENTRY | BPF_TRACE_FEXIT | BPF_MODIFY_RETURN) => {
+            Some(("", BtfKind::Func))
+        }
+        (TRACING, BPF_TRACE_ITER) => Some(("bpf_iter_", BtfKind::Func)),
+        (LSM, BPF_LSM_MAC | BPF_LSM_CGROUP) => Some(("bpf_lsm_", BtfKind::Func)),
+        _ => None,
+    }
+}
+
+const BPF_TRACE_RAW_TP: u32 = 23;
+const BPF_TRACE_FENTRY: u32 = 24;
+const BPF_TRACE_FEXIT: u32 = 25;
+const BPF_MODIFY_RETURN: u32 = 26;
+const BPF_LSM_MAC: u32 = 27;
+const BPF_TRACE_ITER: u32 = 28;
+const BPF_LSM_CGROUP: u32 = 43;
+
+/// A tracing or LSM program's context (the kernel's `btf_ctx_access` over
+/// its attach target's prototype), from the target BTF. `None` for other
+/// programs, and for a tracing program without a target in its section name
+/// (the verifier then refuses its context reads).
+fn btf_ctx_for(
+    p: &bpfvm_obj::Program,
+    target: Option<&Target>,
+) -> Result<Option<Arc<bpfvm_verifier::BtfCtx>>> {
+    use bpfvm_verifier::{BtfCtx, BtfCtxArg};
+    let Some((prefix, kind)) = btf_typed_ctx(p) else {
+        return Ok(None);
+    };
+    let Some(name) = p.attach_to.as_deref().filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let not_found = |reason: &str| BpfError::AttachTarget {
+        prog: p.name.clone(),
+        target: name.to_string(),
+        reason: reason.to_string(),
+    };
+    let Some((btf, _)) = target else {
+        return Err(not_found("no kernel BTF to look it up in"));
+    };
+    let full = format!("{prefix}{name}");
+    let id = btf
+        .find_by_name_kind(&full, kind)
+        .ok_or_else(|| not_found("-ESRCH (not in the kernel's BTF)"))?;
+    let attach = p.expected_attach_type.map_or(0, |a| a.as_u32());
+    // The prototype: a FUNC's, or for a raw tracepoint the function pointer's
+    // that btf_trace_<name> stands for, without its leading `void *__data`.
+    let mut proto = btf.type_by_id(id).map(|t| t.size_or_type).unwrap_or(0);
+    if kind == BtfKind::Typedef {
+        proto = btf
+            .skip_modifiers(proto)
+            .ok()
+            .and_then(|ptr| btf.type_by_id(ptr).ok())
+            .filter(|t| t.kind() == BtfKind::Ptr)
+            .map_or(0, |t| t.size_or_type);
+    }
+    let Some(pt) = btf
+        .type_by_id(proto)
+        .ok()
+        .filter(|t| t.kind() == BtfKind::FuncProto)
+    else {
+        return Err(not_found("its BTF type is not a function prototype"));
+    };
+    let params: Vec<_> = match &pt.data {
+        bpfvm_obj::btf::BtfTypeData::FuncProto(ps) => ps.clone(),
+        _ => Vec::new(),
+    };
+    let skip = usize::from(kind == BtfKind::Typedef);
+    // The kernel's messages name a raw tracepoint without its btf_trace_ prefix.
+    let func = if kind == BtfKind::Typedef {
+        name.to_string()
+    } else {
+        full.clone()
+    };
+    let trusted = matches!(
+        attach,
+        BPF_TRACE_RAW_TP | BPF_TRACE_ITER | BPF_LSM_MAC | BPF_LSM_CGROUP
+    );
+    let mut args: Vec<BtfCtxArg> = params
+        .iter()
+        .skip(skip)
+        .enumerate()
+        .map(|(i, prm)| {
+            let nullable = (attach == BPF_TRACE_ITER && i > 0)
+                || btf.str_at(prm.name_off).ends_with("__nullable");
+            ctx_arg(btf, &func, i, prm.type_id, nullable, trusted)
+        })
+        .collect();
+    let nr = args.len();
+    args.push(match attach {
+        BPF_TRACE_FEXIT | BPF_LSM_MAC | BPF_LSM_CGROUP => {
+            ctx_arg(btf, &func, nr, pt.size_or_type, false, false)
+        }
+        BPF_MODIFY_RETURN => {
+            let rt = btf.skip_modifiers(pt.size_or_type).unwrap_or(0);
+            match btf.type_by_id(rt).ok() {
+                Some(t) if t.kind() == BtfKind::Int && t.size_or_type <= 8 => BtfCtxArg::Scalar,
+                t => BtfCtxArg::Refused(format!(
+                    "ret type {} not allowed for fmod_ret",
+                    t.map_or("UNKNOWN", |t| t.kind().name())
+                )),
+            }
+        }
+        _ => BtfCtxArg::Refused(format!("func '{func}' doesn't have {}-th argument", nr + 1)),
+    });
+    Ok(Some(Arc::new(BtfCtx {
+        func,
+        args,
+        types: Arc::new(TargetTypes(btf.clone())),
+    })))
+}
+
+/// One argument slot (`btf_ctx_access` for argument `i` of type `type_id`).
+fn ctx_arg(
+    btf: &Btf,
+    func: &str,
+    i: usize,
+    type_id: u32,
+    nullable: bool,
+    trusted: bool,
+) -> bpfvm_verifier::BtfCtxArg {
+    use bpfvm_verifier::BtfCtxArg;
+    let id = btf.skip_modifiers(type_id).unwrap_or(0);
+    let Some(t) = btf.type_by_id(id).ok() else {
+        return BtfCtxArg::Refused(format!(
+            "func '{func}' arg{i} '' has type UNKNOWN. Only pointer access is allowed"
+        ));
+    };
+    match t.kind() {
+        BtfKind::Int if t.size_or_type <= 8 => return BtfCtxArg::Scalar,
+        BtfKind::Enum | BtfKind::Enum64 | BtfKind::Struct | BtfKind::Union => {
+            return BtfCtxArg::Scalar
+        }
+        BtfKind::Ptr => {}
+        k => {
+            return BtfCtxArg::Refused(format!(
+                "func '{func}' arg{i} '{}' has type {}. Only pointer access is allowed",
+                btf.str_at(t.name_off),
+                k.name()
+            ))
+        }
+    }
+    if t.size_or_type == 0 {
+        return BtfCtxArg::ScalarPtr; // void *
+    }
+    let to = btf.skip_modifiers(t.size_or_type).unwrap_or(0);
+    match btf.type_by_id(to).ok() {
+        Some(pt) if pt.kind() == BtfKind::Int => BtfCtxArg::ScalarPtr,
+        Some(pt) if matches!(pt.kind(), BtfKind::Struct | BtfKind::Union) => BtfCtxArg::Ptr {
+            type_id: to,
+            name: btf.str_at(pt.name_off).to_string(),
+            nullable,
+            trusted,
+        },
+        pt => BtfCtxArg::Refused(format!(
+            "func '{func}' arg{i} type {} is not a struct",
+            pt.map_or("UNKNOWN", |t| t.kind().name())
+        )),
+    }
+}
+
+/// The kernel's structs, for loads through BTF pointers.
+#[derive(Debug)]
+struct TargetTypes(Arc<Btf>);
+
+impl bpfvm_verifier::KernelTypes for TargetTypes {
+    fn name(&self, type_id: u32) -> String {
+        self.0.name(type_id).to_string()
+    }
+
+    fn struct_access(
+        &self,
+        type_id: u32,
+        off: u32,
+        size: u32,
+    ) -> std::result::Result<bpfvm_verifier::FieldRead, String> {
+        struct_walk(&self.0, type_id, off, size, 0)
+    }
+}
+
+/// `btf_struct_walk`, simplified: a read inside a struct gives a pointer to
+/// a struct where it reads exactly a pointer member, else a scalar.
+fn struct_walk(
+    btf: &Btf,
+    type_id: u32,
+    off: u32,
+    size: u32,
+    depth: usize,
+) -> std::result::Result<bpfvm_verifier::FieldRead, String> {
+    use bpfvm_verifier::FieldRead;
+    let id = btf.skip_modifiers(type_id).unwrap_or(0);
+    let t = btf
+        .type_by_id(id)
+        .map_err(|e| format!("bad kernel type [{type_id}]: {e}"))?;
+    let name = btf.str_at(t.name_off);
+    if !matches!(t.kind(), BtfKind::Struct | BtfKind::Union) || depth > 32 {
+        return Err(format!("type [{id}] '{name}' is not a struct"));
+    }
+    if u64::from(off) + u64::from(size) > u64::from(t.size_or_type) {
+        return Err(format!(
+            "access beyond struct {name} at off {off} size {size}"
+        ));
+    }
+    for m in t.members() {
+        if m.bitfield_size > 0 || m.bits_offset % 8 != 0 {
+            let start = m.bits_offset / 8;
+            let end = (m.bits_offset + m.bitfield_size.max(1)).div_ceil(8);
+            if off >= start && off < end {
+                return Ok(FieldRead::Scalar);
+            }
+            continue;
+        }
+        let moff = m.bits_offset / 8;
+        let msize = btf.resolve_size(m.type_id).unwrap_or(0);
+        if off < moff || off >= moff.saturating_add(msize) {
+            continue;
+        }
+        let mid = btf.skip_modifiers(m.type_id).unwrap_or(0);
+        let Ok(mt) = btf.type_by_id(mid) else {
+            return Ok(FieldRead::Scalar);
+        };
+        let inner = off - moff;
+        return match &mt.data {
+            bpfvm_obj::btf::BtfTypeData::Struct(_) | bpfvm_obj::btf::BtfTypeData::Union(_) => {
+                struct_walk(btf, mid, inner, size, depth + 1)
+            }
+            bpfvm_obj::btf::BtfTypeData::Array(a) => {
+                let eid = btf.skip_modifiers(a.elem_type).unwrap_or(0);
+                let esize = btf.resolve_size(eid).unwrap_or(0);
+                let Some(e) = btf.type_by_id(eid).ok().filter(|_| esize > 0) else {
+                    return Ok(FieldRead::Scalar);
+                };
+                let at = inner % esize;
+                match e.kind() {
+                    BtfKind::Struct | BtfKind::Union => struct_walk(btf, eid, at, size, depth + 1),
+                    BtfKind::Ptr => Ok(pointer_member(btf, e.size_or_type, at == 0 && size == 8)),
+                    _ => Ok(FieldRead::Scalar),
+                }
+            }
+            bpfvm_obj::btf::BtfTypeData::Ptr => Ok(pointer_member(
+                btf,
+                mt.size_or_type,
+                inner == 0 && size == 8,
+            )),
+            _ => Ok(FieldRead::Scalar),
+        };
+    }
+    Ok(FieldRead::Scalar)
+}
+
+fn pointer_member(btf: &Btf, to: u32, whole: bool) -> bpfvm_verifier::FieldRead {
+    use bpfvm_verifier::FieldRead;
+    let to = btf.skip_modifiers(to).unwrap_or(0);
+    match btf.type_by_id(to) {
+        Ok(t) if whole && matches!(t.kind(), BtfKind::Struct | BtfKind::Union) => {
+            FieldRead::Ptr { type_id: to }
+        }
+        _ => FieldRead::Scalar,
+    }
+}
+
+/// libbpf's log fixup for CO-RE: a poisoned instruction the verifier reached
+/// names the relocation that could not be resolved.
+fn poisoned_core_error(e: BpfError, applied: &[CoreApplied]) -> BpfError {
+    let BpfError::Verifier { name, mut source } = e else {
+        return e;
+    };
+    let poison = format!("invalid func unknown#{}", bpfvm_obj::btf::POISON_HELPER_ID);
+    if source.error.reason() != poison {
+        return BpfError::Verifier { name, source };
+    }
+    let poisoned: Vec<&CoreApplied> = applied.iter().filter(|a| a.poisoned).collect();
+    let hit = match source.insn {
+        Some(i) => poisoned
+            .iter()
+            .find(|a| a.insn_idx == i || a.insn_idx + 1 == i),
+        None if poisoned.len() == 1 => poisoned.first(),
+        None => None,
+    };
+    if let Some(a) = hit {
+        let msg = format!(
+            "insn {}: failed to resolve CO-RE relocation <{}> {}",
+            a.insn_idx,
+            a.kind.name(),
+            a.what
+        );
+        source
+            .log
+            .push_str(&format!("{}: <invalid CO-RE relocation>\n", a.insn_idx));
         source.log.push_str(&msg);
         source.log.push('\n');
         source.error = bpfvm_verifier::VerifierError::Invalid { reason: msg };

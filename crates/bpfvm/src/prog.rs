@@ -526,6 +526,7 @@ fn verify_with(
             .map(|(id, proto)| (*id as i32, *proto))
             .collect(),
         record_regs,
+        btf_ctx: a.btf_ctx.clone(),
         ..Default::default()
     };
     let maps = |id: u32| rt.map_by_id(id).ok().map(|m| map_desc(&m));

@@ -20,7 +20,7 @@ use bpfvm_isa::consts::{
 };
 use bpfvm_isa::Insn;
 
-use crate::btf::{BtfExt, FuncInfo, LineInfo};
+use crate::btf::{BtfExt, CoreRelo, FuncInfo, LineInfo};
 use crate::elf::{self, Elf, Rel, Section};
 use crate::error::ObjErrorKind;
 use crate::progtype::{section_def, AttachType, ProgType};
@@ -69,6 +69,10 @@ pub struct Program {
     pub func_info: Vec<FuncInfo>,
     /// `bpf_line_info`, renumbered like `func_info`.
     pub line_info: Vec<LineInfo>,
+    /// CO-RE relocation records (`bpf_core_relo`) of the program and its
+    /// subprograms, `insn_idx` relative to this program, for the loader to
+    /// resolve against a target BTF ([`crate::btf::core::relocate`]).
+    pub core_relos: Vec<CoreRelo>,
     /// Instruction index of the program's first instruction in its section.
     pub sec_insn_off: usize,
 }
@@ -687,28 +691,28 @@ pub(crate) fn link_program(
         Some(ext) => remap_ext(ext, &ef.name, &ranges, warnings),
         None => (Vec::new(), Vec::new()),
     };
-    // CO-RE relocations would be resolved against the running kernel's
-    // BTF; here the compiled offsets (those of the object's own types) stay.
-    if let Some(ext) = btf_ext {
-        let n: usize = ranges
+    // CO-RE relocation records of every function, renumbered like func and
+    // line info; the loader resolves them against its target BTF.
+    let core_relos = match btf_ext {
+        Some(ext) => ranges
             .iter()
-            .map(|r| {
-                ext.core_relos_for(&r.section)
-                    .iter()
-                    .filter(|c| {
-                        let i = c.insn_idx as usize;
-                        i >= r.sec_insn_off && i < r.sec_insn_off + r.insn_cnt
+            .flat_map(|r| {
+                ext.core_relos_for(&r.section).iter().filter_map(move |c| {
+                    let i = c.insn_idx as usize;
+                    (i >= r.sec_insn_off && i < r.sec_insn_off + r.insn_cnt).then(|| {
+                        let idx =
+                            u32::try_from(i - r.sec_insn_off + r.insn_off).unwrap_or(u32::MAX);
+                        CoreRelo {
+                            insn_off: idx.saturating_mul(8),
+                            insn_idx: idx,
+                            ..c.clone()
+                        }
                     })
-                    .count()
+                })
             })
-            .sum();
-        if n > 0 {
-            warnings.push(format!(
-                "prog '{}': {n} CO-RE relocations left as compiled (no kernel BTF to resolve them against)",
-                ef.name
-            ));
-        }
-    }
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(Program {
         name: ef.name.clone(),
         section,
@@ -723,6 +727,7 @@ pub(crate) fn link_program(
         funcs: ranges,
         func_info,
         line_info,
+        core_relos,
         sec_insn_off: ef.start,
     })
 }

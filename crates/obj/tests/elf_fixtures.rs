@@ -878,17 +878,18 @@ fn global_data_map_names() {
 }
 
 #[test]
-fn core_relocations_are_left_as_compiled() {
+fn core_relocations_are_handed_to_the_loader() {
     let o = open(local("core.o"));
     let ext = o.btf_ext.as_ref().unwrap();
-    assert!(!ext.core_relos_for("xdp").is_empty());
-    assert!(
-        o.warnings
-            .iter()
-            .any(|w| w.contains("'core_read'") && w.contains("CO-RE")),
-        "{:?}",
-        o.warnings
-    );
+    let recs = ext.core_relos_for("xdp");
+    assert!(!recs.is_empty());
+    // Every record of the program's section, renumbered to the program.
+    let p = o.programs.iter().find(|p| p.name == "core_read").unwrap();
+    assert_eq!(p.core_relos.len(), recs.len());
+    for r in &p.core_relos {
+        assert!((r.insn_idx as usize) < p.insns.len());
+        assert_eq!(r.insn_off, r.insn_idx * 8);
+    }
 }
 
 #[test]

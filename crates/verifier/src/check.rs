@@ -1465,6 +1465,7 @@ fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool, exact: bool
 }
 
 mod alu;
+pub mod btf_ctx;
 mod calls;
 mod ctx;
 mod jumps;

@@ -33,6 +33,7 @@ pub mod tnum;
 use bpfvm_isa::Insn;
 use thiserror::Error;
 
+pub use check::btf_ctx::{BtfCtx, BtfCtxArg, FieldRead, KernelTypes};
 pub use prog::*;
 
 /// A map as the verifier needs to know it (`struct bpf_map` fields).
@@ -120,6 +121,9 @@ pub struct VerifierOpts {
     /// through kernel-object pointers kfuncs return are checked against
     /// them (the object's own copy of the kernel's layout).
     pub btf_structs: Vec<(String, u32)>,
+    /// The context of a tracing or LSM program, typed by its attach target's
+    /// BTF prototype (`None`: the program type's fixed context).
+    pub btf_ctx: Option<std::sync::Arc<BtfCtx>>,
 }
 
 impl Default for VerifierOpts {
@@ -140,6 +144,7 @@ impl Default for VerifierOpts {
             complexity_limit: 1_000_000,
             global_funcs: Vec::new(),
             btf_structs: Vec::new(),
+            btf_ctx: None,
         }
     }
 }

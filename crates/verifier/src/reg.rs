@@ -141,6 +141,10 @@ pub struct Reg {
     /// Kfunc-related type information: the object of a `PTR_TO_BTF_ID`,
     /// or the iterator / dynptr a special stack slot holds.
     pub kf: crate::kfuncs::KfInfo,
+    /// For a `PTR_TO_BTF_ID` into the kernel's types (a BTF-typed context's
+    /// argument, or a pointer loaded through one): the struct's type id in
+    /// [`crate::BtfCtx::types`]; 0 otherwise.
+    pub btf_id: u32,
 }
 
 impl Default for Reg {
@@ -180,6 +184,7 @@ impl Reg {
             subprog: 0,
             precise: false,
             kf: crate::kfuncs::KfInfo::NONE,
+            btf_id: 0,
         }
     }
 

@@ -14,11 +14,13 @@
 //! `bpftool map dump` does, [`json_writer`] reproduces bpftool's JSON text
 //! layout byte for byte, and [`dump`] reproduces `bpftool btf dump file`.
 
+pub mod core;
 pub mod dump;
 pub mod ext;
 pub mod json_writer;
 pub mod value;
 
+pub use self::core::{CoreApplied, CoreError, CoreTarget, POISON_HELPER_ID};
 pub use dump::{dump_btf_json, dump_btf_plain};
 pub use ext::{BtfExt, BtfExtError, BtfExtSection, CoreRelo, CoreReloKind, FuncInfo, LineInfo};
 pub use json_writer::{write_bpftool_compact, write_bpftool_pretty};

@@ -56,6 +56,9 @@ impl Verifier<'_> {
         ldsx: bool,
     ) -> Result<Option<Reg>, Fail> {
         self.check_ctx_ptr_off(regno, reg)?;
+        if let Some(c) = self.opts.btf_ctx.clone() {
+            return self.check_btf_ctx(&c, off, size, write);
+        }
         let a = CtxAccess {
             prog_type: self.opts.prog_type,
             attach: self.opts.expected_attach_type,

@@ -559,6 +559,9 @@ impl Verifier<'_> {
         size: i32,
         write: bool,
     ) -> Result<Option<Reg>, Fail> {
+        if reg.btf_id != 0 {
+            return self.check_btf_struct_load(regno, reg, off, size, write);
+        }
         let name = Obj::from_u8(reg.kf.obj).map(|o| o.name());
         if write {
             return self.err(unsafe_(format!(
