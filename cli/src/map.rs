@@ -1,5 +1,5 @@
 //! `bpfvm map`: show, dump, lookup, update, delete, getnext, create, pin, freeze,
-//! event_pipe.
+//! event_pipe, and the queue/stack words peek, push, pop, enqueue, dequeue.
 
 use crate::client::{self, print_error};
 use crate::proto::Command;
@@ -19,6 +19,11 @@ const COMMANDS: &[(&str, Handler)] = &[
     ("create", create),
     ("freeze", freeze),
     ("event_pipe", event_pipe),
+    ("peek", peek),
+    ("push", push),
+    ("pop", pop),
+    ("enqueue", push),
+    ("dequeue", pop),
 ];
 
 pub fn main(opts: &Opts, args: &[String]) -> i32 {
@@ -38,6 +43,11 @@ pub fn usage() {
        bpfvm map pin        MAP  FILE
        bpfvm map freeze     MAP
        bpfvm map event_pipe MAP [cpu N index M] [--max-events N] [--timeout SECONDS]
+       bpfvm map peek       MAP
+       bpfvm map push       MAP value VALUE
+       bpfvm map pop        MAP
+       bpfvm map enqueue    MAP value VALUE
+       bpfvm map dequeue    MAP
        bpfvm map help
 
        MAP := {{ id MAP_ID | pinned FILE | name MAP_NAME }}
@@ -114,6 +124,33 @@ fn getnext(opts: &Opts, args: &[String]) -> i32 {
 }
 fn delete(opts: &Opts, args: &[String]) -> i32 {
     map_op(opts, args, "delete")
+}
+/// `peek`: a keyless lookup (queue, stack, bloom filter's head).
+fn peek(opts: &Opts, args: &[String]) -> i32 {
+    keyless_op(opts, args, "lookup")
+}
+/// `push`/`enqueue`: a keyless update.
+fn push(opts: &Opts, args: &[String]) -> i32 {
+    keyless_op(opts, args, "update")
+}
+/// `pop`/`dequeue`: BPF_MAP_LOOKUP_AND_DELETE_ELEM without a key.
+fn pop(opts: &Opts, args: &[String]) -> i32 {
+    keyless_op(opts, args, "pop")
+}
+
+/// The queue/stack words take no `key`; on a map that has keys, bpftool says
+/// "did not find key" (peek, push) or "empty map" (pop).
+fn keyless_op(opts: &Opts, args: &[String], op: &str) -> i32 {
+    one(opts, args, |target, rest| {
+        if rest.iter().any(|w| w == "key") {
+            return Err("unknown keyword key".into());
+        }
+        Ok(Command::MapOp {
+            op: op.into(),
+            target,
+            args: rest.to_vec(),
+        })
+    })
 }
 
 fn pin(opts: &Opts, args: &[String]) -> i32 {

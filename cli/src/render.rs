@@ -590,6 +590,7 @@ pub fn map_op(
     };
     match op {
         "update" | "delete" => {}
+        "pop" => return map_pop(rt, m, f, args),
         _ => return map_read_op(rt, m, f, op, args, resolve).map(|r| (r, None)),
     }
     let (key, value, flags) = map_op_args(m, op, args, &resolve)?;
@@ -636,6 +637,55 @@ pub fn map_op(
             ))
         }
     }
+}
+
+/// `map pop|dequeue`: the head (queue) or top (stack) taken out, printed as
+/// bpftool prints it (`value: ..`; `null` / "empty map" when there is none).
+fn map_pop(
+    rt: &Runtime,
+    m: &MapObj,
+    f: Format,
+    args: &[String],
+) -> Result<(Response, Option<MapChange>), String> {
+    // bpftool reads no words after MAP here.
+    let _ = args;
+    // A map with keys has no head to take: bpftool's ENOENT.
+    let taken = if m.attr().key_size != 0 {
+        None
+    } else {
+        match rt.bpf(BpfCmd::MapLookupAndDeleteElem {
+            map_id: m.id,
+            key: None,
+            flags: 0,
+        }) {
+            Ok(BpfReply::Bytes(v)) => Some(v),
+            Err(e) if e.errno() == libc::ENOENT => None,
+            Err(e) => return Err(format!("pop failed: {}", errno_text(&e))),
+            Ok(_) => return Err("pop failed: unexpected reply".into()),
+        }
+    };
+    let Some(v) = taken else {
+        // bpftool prints this one on stdout, not as an error.
+        let mut r = Response::out(if f.is_json() {
+            "null\n".to_string()
+        } else {
+            "Error: empty map\n".to_string()
+        });
+        r.ok = false;
+        r.exit = 254;
+        return Ok((r, None));
+    };
+    let out = if f.is_json() {
+        dumped(f, &entry_json(m, &[], &v))
+    } else {
+        format!("value: {}\n", hex_spaced(&v))
+    };
+    let change = MapChange {
+        key: Vec::new(),
+        value: None,
+        old: Some(v),
+    };
+    Ok((Response::out(out), Some(change)))
 }
 
 type OpArgs = (Option<Vec<u8>>, Option<Vec<u8>>, u64);
@@ -728,6 +778,10 @@ fn map_read_op(
                         return Ok(Response::out(
                             entry_btf_plain(m, btf, &k, &v).to_bpftool_pretty(),
                         ));
+                    }
+                    if k.is_empty() {
+                        // Queues and stacks: bpftool prints the value alone.
+                        return Ok(Response::out(format!("value: {}\n", hex_spaced(&v))));
                     }
                     let mut out = String::new();
                     entry_hex_plain(m, &k, &v, &mut out);

@@ -830,3 +830,162 @@ fn version_and_help_flags_answer_as_bpftool() {
         assert!(r.stderr.contains("Usage: bpfvm"), "{flag}: {}", r.stderr);
     }
 }
+
+/// `map peek|push|pop|enqueue|dequeue` on queues, stacks and a hash, as bpftool
+/// prints them (stdout and exit code); with root and bpftool, the same script runs
+/// on the kernel's maps too. A pop survives a daemon restart.
+#[test]
+fn queue_and_stack_words_match_bpftool() {
+    let script: &[&[&str]] = &[
+        &["map", "push", "M", "value", "1", "2", "3", "4"],
+        &["map", "enqueue", "M", "value", "5", "6", "7", "8"],
+        &["map", "push", "M", "value", "9", "0", "0", "0"],
+        &["map", "peek", "M"],
+        &["-j", "map", "peek", "M"],
+        &["map", "lookup", "M"],
+        &["map", "pop", "M"],
+        &["-j", "map", "dequeue", "M"],
+        &["map", "push", "M", "value", "1", "0", "0"],
+        &["map", "pop", "M"],
+        &["map", "pop", "M"],
+        &["-j", "map", "pop", "M"],
+        &["map", "peek", "M"],
+        &["map", "lookup", "M", "key", "0", "0", "0", "0"],
+        &["map", "pop", "H"],
+        &["map", "push", "H", "value", "1", "2", "3", "4"],
+        &["map", "peek", "H"],
+    ];
+    let run_all = |run: &mut dyn FnMut(&[&str]) -> (i32, String), kind: &str| -> String {
+        let mut log = String::new();
+        for (i, words) in script.iter().enumerate() {
+            let (code, out) = run(words);
+            log.push_str(&format!(
+                "[{kind}] {i} {}\nexit {code}\n{out}",
+                words.join(" ")
+            ));
+        }
+        log
+    };
+    let mut ours = String::new();
+    for kind in ["queue", "stack"] {
+        let env = Env::new();
+        for (name, args) in [
+            ("q", ["type", kind, "key", "0", "value", "4"]),
+            ("h", ["type", "hash", "key", "4", "value", "4"]),
+        ] {
+            let path = format!("/sys/fs/bpf/{name}");
+            let mut a = vec!["map", "create", &path];
+            a.extend(args);
+            a.extend(["entries", "4", "name", name]);
+            env.run(&a).ok();
+        }
+        let mut run = |w: &[&str]| {
+            let w: Vec<&str> = w
+                .iter()
+                .map(|x| match *x {
+                    "M" => "pinned\u{0}/sys/fs/bpf/q",
+                    "H" => "pinned\u{0}/sys/fs/bpf/h",
+                    x => x,
+                })
+                .flat_map(|x| x.split('\u{0}'))
+                .collect();
+            let o = env.run(&w);
+            (o.code, o.stdout)
+        };
+        let log = run_all(&mut run, kind);
+        ours.push_str(&log);
+        // bpftool beside us, on the kernel's maps.
+        if let Some(dir) = bpftool_dir() {
+            let q = dir.join("q");
+            let h = dir.join("h");
+            let mk = |p: &std::path::Path, args: &[&str]| {
+                let st = std::process::Command::new("bpftool")
+                    .args(["map", "create"])
+                    .arg(p)
+                    .args(args)
+                    .args(["entries", "4", "name", "t"])
+                    .status();
+                assert!(st.is_ok_and(|s| s.success()), "bpftool map create");
+            };
+            mk(&q, &["type", kind, "key", "0", "value", "4"]);
+            mk(&h, &["type", "hash", "key", "4", "value", "4"]);
+            let mut run = |w: &[&str]| {
+                let mut c = std::process::Command::new("bpftool");
+                for x in w {
+                    match *x {
+                        "M" => c.arg("pinned").arg(&q),
+                        "H" => c.arg("pinned").arg(&h),
+                        x => c.arg(x),
+                    };
+                }
+                let o = c.output().expect("bpftool");
+                (
+                    o.status.code().unwrap_or(-1),
+                    String::from_utf8_lossy(&o.stdout).into_owned(),
+                )
+            };
+            let theirs = run_all(&mut run, kind);
+            let _ = std::fs::remove_dir_all(&dir);
+            for (a, b) in log.lines().zip(theirs.lines()) {
+                assert_eq!(a, b, "bpfvm (left) and bpftool (right) differ");
+            }
+            assert_eq!(log, theirs, "bpfvm (left) and bpftool (right) differ");
+        } else if kind == "queue" {
+            eprintln!("skip: bpftool beside bpfvm needs root, bpftool and /sys/fs/bpf");
+        }
+        // What was popped stays popped after a restart; what was pushed stays.
+        env.run(&[
+            "map",
+            "push",
+            "pinned",
+            "/sys/fs/bpf/q",
+            "value",
+            "7",
+            "0",
+            "0",
+            "0",
+        ])
+        .ok();
+        env.run(&[
+            "map",
+            "push",
+            "pinned",
+            "/sys/fs/bpf/q",
+            "value",
+            "8",
+            "0",
+            "0",
+            "0",
+        ])
+        .ok();
+        env.run(&["map", "pop", "pinned", "/sys/fs/bpf/q"]).ok();
+        env.stop();
+        let left = env.run(&["map", "peek", "pinned", "/sys/fs/bpf/q"]).ok();
+        let want = if kind == "queue" { "08" } else { "07" };
+        assert_eq!(
+            left.stdout,
+            format!("value: {want} 00 00 00\n"),
+            "{kind} after a restart"
+        );
+    }
+    golden("queue_stack_words.txt", &ours);
+}
+
+/// A fresh directory under /sys/fs/bpf for bpftool's pins, when bpftool can
+/// run there (root, bpffs mounted).
+fn bpftool_dir() -> Option<std::path::PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let ok = std::process::Command::new("bpftool")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        return None;
+    }
+    let d = std::path::PathBuf::from(format!("/sys/fs/bpf/bpfvm-test-{}", std::process::id()));
+    std::fs::create_dir(&d).ok()?;
+    Some(d)
+}

@@ -763,7 +763,7 @@ impl Daemon {
     }
 
     fn map_op(&self, m: &MapObj, f: Format, op: &str, args: &[String]) -> Result<Response, String> {
-        if op != "update" && op != "delete" {
+        if op != "update" && op != "delete" && op != "pop" {
             return render::map_op(&self.rt, m, f, op, args, |t| self.resolve_value_target(t))
                 .map(|(r, _)| r);
         }
@@ -848,6 +848,14 @@ impl Daemon {
     /// Puts a map entry back as it was before `change`.
     fn undo(&self, m: &MapObj, change: &render::MapChange) {
         let r = match (&change.old, change.key.is_empty()) {
+            // A pop: the value goes back (on top of a stack as it was; at a
+            // queue's tail, the nearest a queue allows).
+            (Some(old), true) if change.value.is_none() => self.rt.bpf(BpfCmd::MapUpdateElem {
+                map_id: m.id,
+                key: Vec::new(),
+                value: old.clone(),
+                flags: 0,
+            }),
             (_, true) => self.rt.bpf(BpfCmd::MapLookupAndDeleteElem {
                 map_id: m.id,
                 key: None,

@@ -32,8 +32,8 @@ impl Live {
     }
 }
 
-/// Map types whose entries are saved by key (arrays go as one raw block; queues,
-/// stacks and ring buffers have no keys to walk and are not saved).
+/// Map types whose entries are saved by key (arrays go as one raw block; queues
+/// and stacks as their values in push order; ring buffers are not saved).
 pub(crate) fn saved_by_key(t: MapType) -> bool {
     !matches!(
         t,
@@ -301,10 +301,19 @@ impl Daemon {
                         live.get(&record).and_then(|l| l.map(&map)),
                         proto::from_hex(&key),
                     ) {
-                        let _ = self.rt.bpf(BpfCmd::MapDeleteElem {
-                            map_id: m.id(),
-                            key,
-                        });
+                        // No key: a pop from a queue or a stack.
+                        let _ = if key.is_empty() {
+                            self.rt.bpf(BpfCmd::MapLookupAndDeleteElem {
+                                map_id: m.id(),
+                                key: None,
+                                flags: 0,
+                            })
+                        } else {
+                            self.rt.bpf(BpfCmd::MapDeleteElem {
+                                map_id: m.id(),
+                                key,
+                            })
+                        };
                     }
                 }
                 Entry::MapPush { record, map, value } => {
@@ -620,6 +629,15 @@ impl Daemon {
         if matches!(t, MapType::Array | MapType::PercpuArray) {
             if let Some((len, segments, blob)) = array_image(m) {
                 w.array(record, name, len, segments, &blob)?;
+            }
+        } else if let Some(values) = m.ops.pushed_values() {
+            // Queues and stacks: pushed again in order at a restart.
+            for v in values {
+                w.entry(&Entry::MapPush {
+                    record,
+                    map: name.to_string(),
+                    value: proto::to_hex(&v),
+                })?;
             }
         } else if saved_by_key(t) {
             let map = RawMap::from_id(&self.rt, m.id).ok();

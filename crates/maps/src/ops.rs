@@ -187,6 +187,13 @@ pub trait MapOps: Send + Sync + Any {
         None
     }
 
+    /// A queue's or stack's values, oldest first: pushing them in this order
+    /// into an empty map of the same kind rebuilds it (for saving the map
+    /// without popping it). `None` for maps with keys.
+    fn pushed_values(&self) -> Option<Vec<Vec<u8>>> {
+        None
+    }
+
     /// Bytes of memory the map holds (`bytes_memlock`).
     fn memory_usage(&self) -> u64;
 

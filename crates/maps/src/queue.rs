@@ -206,6 +206,18 @@ impl MapOps for QueueStack {
         self.get(out, false)
     }
 
+    fn pushed_values(&self) -> Option<Vec<Vec<u8>>> {
+        let vs = self.c.value_size();
+        let r = self.ring();
+        let mut out = Vec::with_capacity(r.len());
+        let mut slot = r.tail;
+        while slot != r.head {
+            out.push(r.buf[slot * vs..(slot + 1) * vs].to_vec());
+            slot = (slot + 1) % r.size;
+        }
+        Some(out)
+    }
+
     fn freeze(&self) -> Result<(), MapError> {
         self.c.freeze()
     }
