@@ -22,7 +22,7 @@ const PROG_FLAGS: &[(&str, u32)] = &[
     ("BPF_F_TEST_REG_INVARIANTS", 1 << 7),
 ];
 
-/// One flag word: a name from [`PROG_FLAGS`] (with or without `BPF_F_`, any
+/// One flag word: a name from `PROG_FLAGS` (with or without `BPF_F_`, any
 /// case), a number (`0x3`), or several joined by `|`.
 pub fn parse_flag(word: &str) -> Result<u32, String> {
     let mut v = 0;

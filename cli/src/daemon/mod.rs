@@ -1,10 +1,10 @@
 //! The daemon: one [`Runtime`] kept alive between commands, served over a Unix
 //! socket in the state directory (see [`crate::proto`] for the wire format).
 //!
-//! - [`transport`]: the socket, peer credentials, framing, connection threads,
+//! - `transport`: the socket, peer credentials, framing, connection threads,
 //!   busy replies and cancelling runs whose client went away;
-//! - [`handlers`]: one function per command;
-//! - [`persist`] and [`store`]: what survives a restart (journal + snapshot);
+//! - `handlers`: one function per command;
+//! - `persist` and `store`: what survives a restart (journal + snapshot);
 //! - [`pinfs`]: the pin files under `STATE/fs/`.
 //!
 //! State directory layout (all made by the daemon or the client, 0700/0600, and

@@ -1,5 +1,5 @@
 //! The runtime's helper functions, by kernel id (`enum bpf_func_id`), with the
-//! kernel's semantics and return codes. Each reaches the run's [`RunEnv`] through
+//! kernel's semantics and return codes. Each reaches the run's `RunEnv` through
 //! the VM's helper context.
 
 use crate::env::{Redirect, RunEnv};

@@ -2,7 +2,7 @@
 //! restricted printf, and the trace_pipe line the message ends up on.
 //!
 //! Data flow, as in the kernel (`bpf_bprintf_prepare` then `bstr_printf`):
-//! [`prepare`] walks the format once, checks every conversion against the short
+//! `prepare` walks the format once, checks every conversion against the short
 //! list BPF allows, and resolves each argument — strings and IP addresses are read
 //! out of program memory at this point through the caller's `read_mem` — while
 //! accounting for the kernel's 512-byte argument buffer. Only when the whole format

@@ -1,5 +1,5 @@
 //! pcapng (the format Wireshark and tcpdump write by default) read as a
-//! sequence of [`PcapRecord`]s, and [`Capture`], which reads either format,
+//! sequence of [`PcapRecord`]s, and `Capture`, which reads either format,
 //! telling them apart by the first four bytes.
 //!
 //! Blocks read: section headers (byte order per section), interface

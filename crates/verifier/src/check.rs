@@ -1,10 +1,10 @@
 //! do_check: path-by-path exploration of register and stack state.
 //!
-//! A path is a [`State`] (call frames with registers and stack, acquired
+//! A path is a `State` (call frames with registers and stack, acquired
 //! references) walked instruction by instruction. Conditional jumps whose
 //! outcome is unknown fork the path (the other side goes on a stack of pending
 //! paths); at prune points the state is compared with checkpoints already
-//! proven safe there ([`Verifier::subsumes`]) and the path stops if one covers
+//! proven safe there (`Verifier::subsumes`) and the path stops if one covers
 //! it. Checkpoints carry a count of live descendant paths, so a checkpoint that
 //! is still being explored (a loop head on the current path) is used to detect
 //! loops that make no progress rather than to prune.

@@ -2,7 +2,7 @@
 //!
 //! A static verifier for eBPF programs modelled on the Linux kernel's
 //! (`kernel/bpf/verifier.c`). Data flows in two passes over the instruction
-//! slots: [`cfg`] checks the control-flow graph (jump targets, unreachable code,
+//! slots: [`cfg`](mod@cfg) checks the control-flow graph (jump targets, unreachable code,
 //! back-edges, subprogram boundaries), then [`check`] explores every path with
 //! abstract register and stack state ([`reg::Reg`] with [`tnum::Tnum`] bounds),
 //! checking each memory access, helper call and exit, and pruning paths whose

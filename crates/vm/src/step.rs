@@ -8,7 +8,7 @@
 //! so every instruction is seen on its own, and control returns here after
 //! each. Programs entered by tail calls get the same treatment, and so do
 //! callbacks (`bpf_loop`): the machine carries the stepper, and
-//! `interp::call_function` hands callbacks to [`call_function`]. Runs are
+//! `interp::call_function` hands callbacks to `call_function`. Runs are
 //! always checked (every memory access against the run's regions).
 
 use crate::error::VmError;
