@@ -23,7 +23,7 @@ _bpfvm() {
     fi
 
     local opts="-j --json -p --pretty -d --debug --state-dir"
-    local objects="prog map net btf objdump verify conformance daemon version help"
+    local objects="batch prog map net btf objdump verify conformance daemon version help"
 
     case $prev in
         --state-dir)
@@ -91,15 +91,18 @@ _bpfvm() {
                 run) COMPREPLY=($(compgen -W "$selectors data_in data_out data_size_out ctx_in ctx_out ctx_size_out repeat" -- "$cur")) ;;
                 tracelog) COMPREPLY=($(compgen -W "--max-lines --timeout" -- "$cur")) ;;
             esac ;;
+        batch)
+            [ -z "$cmd" ] && COMPREPLY=($(compgen -W "file help" -- "$cur")) ;;
         map)
             if [ -z "$cmd" ]; then
-                COMPREPLY=($(compgen -W "show list help dump update lookup getnext delete pin create freeze event_pipe" -- "$cur")); return
+                COMPREPLY=($(compgen -W "show list help dump update lookup getnext delete pin create freeze event_pipe peek push pop enqueue dequeue" -- "$cur")); return
             fi
             case $cmd in
                 create)
                     if [ "$n" -le 2 ]; then COMPREPLY=($(compgen -f -- "$cur"))
                     else COMPREPLY=($(compgen -W "type key value entries name flags" -- "$cur")); fi ;;
                 update) COMPREPLY=($(compgen -W "$selectors key value hex any exist noexist" -- "$cur")) ;;
+                push|enqueue) COMPREPLY=($(compgen -W "$selectors value hex" -- "$cur")) ;;
                 lookup|getnext|delete) COMPREPLY=($(compgen -W "$selectors key hex" -- "$cur")) ;;
                 event_pipe) COMPREPLY=($(compgen -W "$selectors cpu index --max-events --timeout" -- "$cur")) ;;
                 *) COMPREPLY=($(compgen -W "$selectors" -- "$cur")) ;;

@@ -8,6 +8,7 @@
 //! [`client::run`] sends it (starting the daemon if needed) and prints the reply.
 //! Commands that need no state (`btf dump file`, `verify`, `objdump`) run locally.
 
+pub mod batch;
 pub mod btf;
 pub mod client;
 pub mod counts;

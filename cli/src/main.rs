@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 /// The object table. Order matters: the first entry that the word is a prefix of wins.
 const OBJECTS: &[(&str, Handler)] = &[
+    ("batch", bpfvm_cli::batch::main),
     ("prog", bpfvm_cli::prog::main),
     ("map", bpfvm_cli::map::main),
     ("net", bpfvm_cli::net::main),
@@ -145,6 +146,7 @@ fn help_cmd(_: &Opts, _: &[String]) -> i32 {
 fn print_usage() {
     eprintln!(
         "Usage: bpfvm [OPTIONS] OBJECT {{ COMMAND | help }}
+       bpfvm batch file FILE
        bpfvm help
        bpfvm version
 

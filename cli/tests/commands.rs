@@ -985,7 +985,82 @@ fn bpftool_dir() -> Option<std::path::PathBuf> {
     if !ok {
         return None;
     }
-    let d = std::path::PathBuf::from(format!("/sys/fs/bpf/bpfvm-test-{}", std::process::id()));
+    let d = bpftool_dir_path();
     std::fs::create_dir(&d).ok()?;
     Some(d)
+}
+
+/// `batch file FILE` beside bpftool's: the same file (comments, quotes, a
+/// continued line, a failing command that stops the batch), plain and JSON,
+/// the same stdout and exit code.
+#[test]
+fn batch_files_run_as_bpftool_runs_them() {
+    let dir = format!("/sys/fs/bpf/bpfvm-batch-{}", std::process::id());
+    let ok = format!(
+        "# a comment\n\
+         map create {dir}/bq type queue key 0 value 4 entries 4 name bq\n\
+         map push pinned {dir}/bq value 1 2 3 4   # trailing\n\
+         map peek \\\n  pinned {dir}/bq\n\
+         map \"pop\" pinned '{dir}/bq'\n"
+    );
+    let failing = format!(
+        "map create {dir}/bs type stack key 0 value 4 entries 2 name bs\n\
+         map pop pinned {dir}/bs\n\
+         map peek pinned {dir}/bs\n"
+    );
+    let unterminated = "map show \"open\n".to_string();
+    let env = Env::new();
+    let tmp = env.state().join("batch-files");
+    std::fs::create_dir_all(&tmp).expect("mkdir");
+    let cases = [
+        ("ok", ok),
+        ("failing", failing),
+        ("unterminated", unterminated),
+    ];
+    let kernel = bpftool_dir().is_some();
+    if kernel {
+        let _ = std::fs::remove_dir_all(bpftool_dir_path());
+    }
+    for (name, text) in &cases {
+        let file = tmp.join(format!("{name}.txt"));
+        std::fs::write(&file, text).expect("write");
+        let file = file.to_string_lossy().into_owned();
+        for json in [false, true] {
+            // Fresh maps for each run, on both sides.
+            let fresh = Env::new();
+            let mut args = vec![];
+            if json {
+                args.push("-j");
+            }
+            args.extend(["batch", "file", file.as_str()]);
+            let ours = fresh.run(&args);
+            let want_code = if *name == "ok" { 0 } else { 254 };
+            if *name != "unterminated" {
+                assert_eq!(ours.code, want_code, "{name} json={json}: {}", ours.stderr);
+            }
+            if kernel {
+                std::fs::create_dir_all(&dir).expect("mkdir bpffs");
+                let o = std::process::Command::new("bpftool")
+                    .args(&args)
+                    .output()
+                    .expect("bpftool");
+                let _ = std::fs::remove_dir_all(&dir);
+                assert_eq!(
+                    (ours.code, ours.stdout.as_str()),
+                    (
+                        o.status.code().unwrap_or(-1),
+                        &*String::from_utf8_lossy(&o.stdout)
+                    ),
+                    "{name} json={json}: bpfvm (left), bpftool (right)"
+                );
+            }
+        }
+    }
+    if !kernel {
+        eprintln!("skip: bpftool beside bpfvm needs root, bpftool and /sys/fs/bpf");
+    }
+}
+
+fn bpftool_dir_path() -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/sys/fs/bpf/bpfvm-test-{}", std::process::id()))
 }

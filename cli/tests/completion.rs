@@ -33,5 +33,9 @@ fn completes_like_bpftool() {
     assert_eq!(complete(&["bpfvm", "prog", "dump", "x"]), "xlated");
     assert_eq!(complete(&["bpfvm", "net", "attach", ""]), "xdp xdpgeneric");
     assert_eq!(complete(&["bpfvm", "map", "show", "p"]), "pinned");
+    assert_eq!(complete(&["bpfvm", "map", "pu"]), "push");
+    assert_eq!(complete(&["bpfvm", "map", "de"]), "delete dequeue");
+    assert_eq!(complete(&["bpfvm", "ba"]), "batch");
+    assert_eq!(complete(&["bpfvm", "batch", ""]), "file help");
     assert_eq!(complete(&["bpfvm", "daemon", "st"]), "start stop status");
 }
