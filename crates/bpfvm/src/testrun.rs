@@ -222,6 +222,21 @@ fn run_xdp(
     repeat: u32,
     obs: Option<&mut dyn Observer>,
 ) -> Result<TestRunResult> {
+    // Programs for devmap and cpumap entries run after a redirect, on a frame
+    // the kernel's test run cannot make: it refuses them (EINVAL).
+    let devmap = bpfvm_obj::AttachType::XdpDevmap as u32;
+    let cpumap = bpfvm_obj::AttachType::XdpCpumap as u32;
+    if prog.expected_attach_type == devmap || prog.expected_attach_type == cpumap {
+        return Err(BpfError::Invalid(format!(
+            "xdp test run of program '{}': programs for {} entries cannot be test-run",
+            prog.name,
+            if prog.expected_attach_type == devmap {
+                "devmap"
+            } else {
+                "cpumap"
+            }
+        )));
+    }
     let max = FRAME_SIZE - XDP_PACKET_HEADROOM - SKB_SHARED_INFO;
     if a.data_in.len() < ETH_HLEN || a.data_in.len() > max {
         return Err(BpfError::Invalid(format!(
