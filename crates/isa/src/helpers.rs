@@ -70,6 +70,10 @@ pub enum Arg {
     BtfIdSockCommon { release: bool },
     /// `ARG_PTR_TO_MAP_VALUE | PTR_MAYBE_NULL`: an initial value, or NULL.
     MapValueOrNull,
+    /// `ARG_PTR_TO_BTF_ID`: a pointer to the kernel struct named `obj`
+    /// (`task_struct` for `bpf_get_task_stack`, `seq_file` for `bpf_seq_*`).
+    #[doc(alias = "ARG_PTR_TO_BTF_ID")]
+    BtfId { obj: &'static str },
 }
 
 /// The socket pointer a socket helper returns (`RET_PTR_TO_*_OR_NULL`).
@@ -273,6 +277,8 @@ const INT: Ret = Ret::Integer;
 const MEM: Arg = Mem { nullable: false };
 const MEM_OR_NULL: Arg = Mem { nullable: true };
 const UMEM: Arg = UninitMem { nullable: false };
+
+const SEQ_FILE: Arg = BtfId { obj: "seq_file" };
 
 const fn p(args: [Arg; 5]) -> Option<Proto> {
     Some(Proto::new(args, INT))
@@ -583,8 +589,14 @@ pub const HELPERS: &[HelperDef] = &[
         ctx_only(),
         SOCKET_FILTER | CGROUP_SKB | TC | SK_SKB | SOCK_OPS | CGROUP_SOCK | CGROUP_SOCK_ADDR,
     ),
-    // sk_reuseport and BTF tracing programs pass a socket, not a context.
-    h(46, "bpf_get_socket_cookie", None, BTF_TRACE | SK_REUSEPORT),
+    // sk_reuseport and BTF tracing programs pass a socket, not a context
+    // (`bpf_get_socket_ptr_cookie_proto`).
+    h(
+        46,
+        "bpf_get_socket_cookie",
+        p([BtfIdSockCommon { release: false }, D, D, D, D]),
+        BTF_TRACE | SK_REUSEPORT,
+    ),
     h(
         47,
         "bpf_get_socket_uid",
@@ -925,8 +937,30 @@ pub const HELPERS: &[HelperDef] = &[
     ),
     h(124, "bpf_sk_assign", None, TC | SK_LOOKUP),
     h(125, "bpf_ktime_get_boot_ns", p(NOARGS), BASE),
-    attach(h(126, "bpf_seq_printf", None, TRACING), iter_attach),
-    attach(h(127, "bpf_seq_write", None, TRACING), iter_attach),
+    attach(
+        h(
+            126,
+            "bpf_seq_printf",
+            some(
+                Proto::new(
+                    [SEQ_FILE, MEM, ConstSize, MEM_OR_NULL, ConstSizeOrZero],
+                    INT,
+                )
+                .gpl(),
+            ),
+            TRACING,
+        ),
+        iter_attach,
+    ),
+    attach(
+        h(
+            127,
+            "bpf_seq_write",
+            some(Proto::new([SEQ_FILE, MEM, ConstSizeOrZero, D, D], INT).gpl()),
+            TRACING,
+        ),
+        iter_attach,
+    ),
     h(128, "bpf_sk_cgroup_id", None, CGROUP_SKB),
     h(129, "bpf_sk_ancestor_cgroup_id", None, CGROUP_SKB),
     h(
@@ -979,7 +1013,12 @@ pub const HELPERS: &[HelperDef] = &[
         cap: Cap::Perfmon,
         ..h(140, "bpf_skc_to_udp6_sock", None, SKC_TO)
     },
-    base_perfmon(141, "bpf_get_task_stack", None, 0),
+    base_perfmon(
+        141,
+        "bpf_get_task_stack",
+        p([BtfId { obj: "task_struct" }, UMEM, ConstSizeOrZero, A, D]),
+        0,
+    ),
     h(
         142,
         "bpf_load_hdr_opt",

@@ -159,6 +159,11 @@ pub enum Obj {
     TcpRequestSock,
     Udp6Sock,
     UnixSock,
+    /// `struct sock` and `struct sock_common` as BTF-typed programs see them.
+    Sock,
+    SockCommon,
+    /// An iterator's output (`bpf_seq_printf`, `bpf_seq_write`).
+    SeqFile,
 }
 
 /// Every [`Obj`], index + 1 is its number in [`KfInfo::obj`].
@@ -176,6 +181,9 @@ pub const OBJS: &[(Obj, &str)] = &[
     (Obj::TcpRequestSock, "tcp_request_sock"),
     (Obj::Udp6Sock, "udp6_sock"),
     (Obj::UnixSock, "unix_sock"),
+    (Obj::Sock, "sock"),
+    (Obj::SockCommon, "sock_common"),
+    (Obj::SeqFile, "seq_file"),
 ];
 
 impl Obj {
@@ -190,6 +198,8 @@ impl Obj {
                 | Obj::TcpRequestSock
                 | Obj::Udp6Sock
                 | Obj::UnixSock
+                | Obj::Sock
+                | Obj::SockCommon
         )
     }
     pub fn name(self) -> &'static str {

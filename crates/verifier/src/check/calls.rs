@@ -491,6 +491,17 @@ impl Verifier<'_> {
                 self.check_helper_mem(st, regno, size as i64, true)?;
                 self.check_arg_alignment(&r, size)?;
             }
+            Arg::BtfId { obj: want } => {
+                if r.ty != RegType::BtfId || r.maybe_null {
+                    return self.type_err(regno, &r, "ptr_, trusted_ptr_, rcu_ptr_");
+                }
+                let name = crate::kfuncs::Obj::from_u8(r.kf.obj).map_or("?", |o| o.name());
+                if name != want {
+                    return self.err(call_err(format!(
+                        "R{regno} is of type {name} but {want} is expected"
+                    )));
+                }
+            }
             Arg::SpinLock => {
                 if r.ty != RegType::MapValue || r.maybe_null {
                     return self.type_err(regno, &r, "map_value, ptr_");
