@@ -257,15 +257,20 @@ impl NonBlock for std::fs::OpenOptions {
     }
 }
 
-pub fn usage() {
-    eprintln!(
+/// The usage text (`help`, and the man page: one source, so they cannot drift).
+pub fn usage_text() -> String {
+    format!(
         "Usage: bpfvm batch file FILE
        bpfvm batch help
 
        FILE: one command per line (without 'bpfvm'), '-' for standard input
 {}",
         crate::OPTIONS_USAGE
-    );
+    )
+}
+
+pub fn usage() {
+    eprintln!("{}", usage_text());
 }
 
 #[cfg(test)]

@@ -16,15 +16,20 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
     dispatch(opts, "btf", COMMANDS, args, usage)
 }
 
-pub fn usage() {
-    eprintln!(
+/// The usage text (`help`, and the man page: one source, so they cannot drift).
+pub fn usage_text() -> String {
+    format!(
         "Usage: bpfvm btf {{ show | list }} [id BTF_ID]
        bpfvm btf dump BTF_SRC
        bpfvm btf help
 
        BTF_SRC := {{ id BTF_ID | prog PROG | map MAP | file FILE }}
        OPTIONS := {{ {{-j|--json}} [{{-p|--pretty}}] | {{-d|--debug}} | --state-dir DIR }}"
-    );
+    )
+}
+
+pub fn usage() {
+    eprintln!("{}", usage_text());
 }
 
 fn help(_: &Opts, _: &[String]) -> i32 {

@@ -16,8 +16,7 @@ use bpfvm::vm::conformance::{self, run_conformance_dir, Outcome};
 use std::io::Read;
 use std::path::Path;
 
-const USAGE: &str =
-    "Usage: bpfvm conformance [--jit] DIR\n       bpfvm conformance --plugin [MEMHEX]";
+const USAGE: &str = bpfvm_cli::man::CONFORMANCE_USAGE;
 
 pub fn main(args: &[String]) -> i32 {
     let mut jit = false;

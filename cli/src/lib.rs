@@ -16,6 +16,7 @@ pub mod coverage;
 pub mod daemon;
 pub mod dap;
 pub mod debug;
+pub mod man;
 pub mod map;
 pub mod net;
 pub mod netglue;

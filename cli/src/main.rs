@@ -6,7 +6,7 @@
 mod conformance;
 mod objdump;
 
-use bpfvm_cli::{client, select, Handler, Opts, OPTIONS_USAGE};
+use bpfvm_cli::{client, select, Handler, Opts};
 use std::process::ExitCode;
 
 /// The object table. Order matters: the first entry that the word is a prefix of wins.
@@ -126,33 +126,36 @@ fn daemon_status(opts: &Opts, _: &[String]) -> i32 {
 }
 
 fn daemon_help(_: &Opts, _: &[String]) -> i32 {
-    eprintln!(
-        "Usage: bpfvm daemon [start]     run the runtime in the foreground
-       bpfvm daemon stop        save pinned objects and stop the daemon
-       bpfvm daemon status      is a daemon running for the state directory?
-       bpfvm daemon help
-
-       Any command that needs state starts the daemon in the background.
-{OPTIONS_USAGE}"
-    );
+    eprintln!("{}", bpfvm_cli::man::daemon_usage_text());
     0
 }
 
-fn help_cmd(_: &Opts, _: &[String]) -> i32 {
-    print_usage();
-    0
+/// `bpfvm help`, and `bpfvm help man DIR`: the man pages, made from the same
+/// usage texts, written into DIR.
+fn help_cmd(opts: &Opts, args: &[String]) -> i32 {
+    match args {
+        [] => {
+            print_usage();
+            0
+        }
+        [m, dir] if m == "man" => match bpfvm_cli::man::write_pages(std::path::Path::new(dir)) {
+            Ok(names) => {
+                for n in names {
+                    println!("{}", std::path::Path::new(dir).join(n).display());
+                }
+                0
+            }
+            Err(e) => client::print_error(opts, &format!("can't write man pages into {dir}: {e}")),
+        },
+        _ => {
+            print_usage();
+            client::print_error(opts, "expected 'help' or 'help man DIR'")
+        }
+    }
 }
 
 fn print_usage() {
-    eprintln!(
-        "Usage: bpfvm [OPTIONS] OBJECT {{ COMMAND | help }}
-       bpfvm batch file FILE
-       bpfvm help
-       bpfvm version
-
-       OBJECT := {{ prog | map | net | btf | objdump | verify | conformance | daemon }}
-{OPTIONS_USAGE}"
-    );
+    eprintln!("{}", bpfvm_cli::man::main_usage_text());
 }
 
 /// Splits global options from the rest of the arguments.

@@ -30,8 +30,9 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
     dispatch(opts, "map", COMMANDS, args, usage)
 }
 
-pub fn usage() {
-    eprintln!(
+/// The usage text (`help`, and the man page: one source, so they cannot drift).
+pub fn usage_text() -> String {
+    format!(
         "Usage: bpfvm map {{ show | list }}   [MAP]
        bpfvm map create     FILE type TYPE key KEY_SIZE value VALUE_SIZE \\
                                   entries MAX_ENTRIES name NAME [flags FLAGS]
@@ -62,7 +63,11 @@ pub fn usage() {
                  cgroup_storage | reuseport_sockarray | percpu_cgroup_storage |
                  queue | stack | sk_storage | ringbuf | bloom_filter }}
 {OPTIONS_USAGE}"
-    );
+    )
+}
+
+pub fn usage() {
+    eprintln!("{}", usage_text());
 }
 
 fn help(_: &Opts, _: &[String]) -> i32 {

@@ -16,8 +16,9 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
     dispatch(opts, "net", COMMANDS, args, usage)
 }
 
-pub fn usage() {
-    eprintln!(
+/// The usage text (`help`, and the man page: one source, so they cannot drift).
+pub fn usage_text() -> String {
+    format!(
         "Usage: bpfvm net {{ show | list }} [dev <devname>]
        bpfvm net attach ATTACH_TYPE PROG dev <devname> [ overwrite ]
        bpfvm net detach ATTACH_TYPE dev <devname>
@@ -29,7 +30,11 @@ pub fn usage() {
 
 Note: programs run in bpfvm's daemon, which reads frames from AF_PACKET sockets:
       the host stack still receives its own copy of every frame."
-    );
+    )
+}
+
+pub fn usage() {
+    eprintln!("{}", usage_text());
 }
 
 fn help(_: &Opts, _: &[String]) -> i32 {

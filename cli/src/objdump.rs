@@ -12,10 +12,7 @@ use std::io::Write;
 const TOOL: &str = "bpfvm";
 
 fn usage() -> &'static str {
-    "Usage: bpfvm objdump [-d|--disassemble] [-S|--source] OBJ...\n\
-     \n\
-     \x20 -d, --disassemble  disassemble executable sections (the default)\n\
-     \x20 -S, --source       interleave source lines (from DWARF or BTF line info)\n"
+    bpfvm_cli::man::OBJDUMP_USAGE
 }
 
 /// The reason an object could not be read, worded as llvm-objdump words it.

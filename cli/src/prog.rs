@@ -26,8 +26,9 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
     dispatch(opts, "prog", COMMANDS, args, usage)
 }
 
-pub fn usage() {
-    eprintln!(
+/// The usage text (`help`, and the man page: one source, so they cannot drift).
+pub fn usage_text() -> String {
+    format!(
         "Usage: bpfvm prog {{ show | list }} [PROG]
        bpfvm prog dump xlated PROG [{{ opcodes | visual | linum }}]
        bpfvm prog dump jited  PROG [{{ opcodes | linum }}] [arch {{ x86_64 | aarch64 }}]
@@ -53,7 +54,11 @@ pub fn usage() {
                  tracepoint | raw_tracepoint | xdp | perf_event | cgroup/skb |
                  syscall | ... (the section names libbpf knows) }}
 {OPTIONS_USAGE}"
-    );
+    )
+}
+
+pub fn usage() {
+    eprintln!("{}", usage_text());
 }
 
 fn help(_: &Opts, _: &[String]) -> i32 {

@@ -66,9 +66,11 @@ pub fn parse_flags(
     Ok((flags, i))
 }
 
+/// The usage text (also the man page's synopsis).
+pub const USAGE: &str =
+    "Usage: bpfvm verify OBJ [section SECTION] [prog NAME] [type TYPE] [flags FLAG...] [unprivileged]";
+
 pub fn main(opts: &Opts, args: &[String]) -> i32 {
-    const USAGE: &str =
-        "Usage: bpfvm verify OBJ [section SECTION] [prog NAME] [type TYPE] [flags FLAG...] [unprivileged]";
     const KEYWORDS: &[&str] = &["section", "prog", "type", "flags", "unprivileged"];
     let Some(path) = args.first() else {
         eprintln!("{USAGE}");
