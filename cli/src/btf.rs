@@ -24,7 +24,8 @@ pub fn usage_text() -> String {
        bpfvm btf help
 
        BTF_SRC := {{ id BTF_ID | prog PROG | map MAP | file FILE }}
-       OPTIONS := {{ {{-j|--json}} [{{-p|--pretty}}] | {{-d|--debug}} | --state-dir DIR }}"
+{}",
+        crate::OPTIONS_USAGE
     )
 }
 

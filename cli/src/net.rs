@@ -26,10 +26,11 @@ pub fn usage_text() -> String {
 
        PROG := {{ id PROG_ID | pinned FILE | tag PROG_TAG | name PROG_NAME }}
        ATTACH_TYPE := {{ xdp | xdpgeneric }}
-       OPTIONS := {{ {{-j|--json}} [{{-p|--pretty}}] | {{-d|--debug}} | --state-dir DIR }}
+{}
 
 Note: programs run in bpfvm's daemon, which reads frames from AF_PACKET sockets:
-      the host stack still receives its own copy of every frame."
+      the host stack still receives its own copy of every frame.",
+        crate::OPTIONS_USAGE
     )
 }
 
