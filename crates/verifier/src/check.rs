@@ -277,6 +277,8 @@ pub struct Verifier<'a> {
     /// one reached it on some path (`map_ptr_state` poisoning), and whether
     /// one of them was created unprivileged.
     tail_call_maps: HashMap<usize, (u32, bool, bool)>,
+    /// bpf_fastcall spill/fill patterns (their slots may not count).
+    fastcall: fastcall::Fastcall,
 }
 
 impl<'a> Verifier<'a> {
@@ -328,6 +330,7 @@ impl<'a> Verifier<'a> {
             insn_aux: vec![alu::InsnAux::default(); insns.len()],
             explore_alu_limits: false,
             visited: vec![false; insns.len()],
+            fastcall: Default::default(),
             tail_call_maps: HashMap::new(),
         }
     }
@@ -456,9 +459,11 @@ impl<'a> Verifier<'a> {
                 ));
             }
         }
+        self.fastcall = fastcall::Fastcall::find(self.insns, &cfg);
         self.cfg = Some(cfg);
         self.do_check()?;
         self.check_global_funcs()?;
+        self.fastcall_stack_depth();
         self.check_max_stack_depth()?;
         self.check_tail_call_maps()?;
         Ok(())
@@ -1467,6 +1472,7 @@ fn slot_safe(old: &Slot, cur: &Slot, idmap: &mut IdMap, loose: bool, exact: bool
 mod alu;
 mod calls;
 mod ctx;
+mod fastcall;
 mod jumps;
 mod kfunc;
 mod map_ptr;

@@ -201,6 +201,12 @@ pub(crate) fn scalar_op64(op: u8, a: &Reg, b: &Reg) -> Reg {
                         r.umin = a.umin << s;
                         r.umax = a.umax << s;
                     }
+                    // `<<= 32` (the first half of a sign extension) moves
+                    // the low half's signed range to the top.
+                    if s == 32 {
+                        r.smin = (a.s32_min as i64) << 32;
+                        r.smax = (a.s32_max as i64) << 32;
+                    }
                 }
                 BPF_RSH => {
                     r.var_off = a.var_off.rshift(s);

@@ -1446,7 +1446,7 @@ impl Verifier<'_> {
     }
 
     /// `check_max_stack_depth`: frames of a call chain share 512 bytes, each
-    /// rounded up to 32.
+    /// rounded up to 16 (the JIT's granularity; the host kernel JITs).
     pub(super) fn check_max_stack_depth(&mut self) -> Result<(), Fail> {
         let cfg = self.cfg();
         let n = cfg.subprogs.len();
@@ -1459,7 +1459,7 @@ impl Verifier<'_> {
                 }
             }
         }
-        let frame = |d: u32| (d.max(1) as usize).div_ceil(32) * 32;
+        let frame = |d: u32| (d as usize).div_ceil(16) * 16;
         // Depth-first over call chains (the call graph is acyclic after check_cfg
         // unless the program recurses, which exploration already bounds).
         let mut stack: Vec<(usize, usize, usize)> = vec![(0, frame(self.stack_depth[0]), 1)];
@@ -1469,17 +1469,21 @@ impl Verifier<'_> {
             if seen > 100_000 {
                 break;
             }
+            // The kernel counts the callee's frame before its stack.
+            if calls > MAX_FRAMES {
+                return Err((
+                    too_complex(format!(
+                        "the call stack of {} frames is too deep !",
+                        calls - 1
+                    )),
+                    None,
+                ));
+            }
             if total > MAX_STACK as usize {
                 return Err((
                     call_err(format!(
                         "combined stack size of {calls} calls is {total}. Too large"
                     )),
-                    None,
-                ));
-            }
-            if calls > MAX_FRAMES {
-                return Err((
-                    too_complex(format!("the call stack of {calls} frames is too deep")),
                     None,
                 ));
             }
