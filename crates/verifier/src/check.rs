@@ -12,7 +12,7 @@
 use crate::cfg::{check_cfg, target, Cfg};
 use crate::helpers::{proto_for, Arg, Effect, Refusal, Ret};
 use crate::prog::*;
-use crate::reg::{reg_text, Reg, RegType};
+use crate::reg::{reg_text, Reg, RegType, ADD_CONST};
 use crate::tnum::Tnum;
 use crate::{MapDesc, Refused, Stats, Verified, VerifierError, VerifierOpts};
 use bpfvm_isa::consts::*;
@@ -1399,6 +1399,13 @@ impl IdMap {
     }
 }
 
+/// `check_scalar_ids`: the ids map consistently, and so do the base ids of
+/// copies plus a constant.
+fn scalar_ids_safe(old: &Reg, cur: &Reg, idmap: &mut IdMap) -> bool {
+    idmap.check(old.id, cur.id)
+        && (old.id & ADD_CONST == 0 || idmap.check(old.base_id(), cur.base_id()))
+}
+
 fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool, exact: bool) -> bool {
     if old.ty == RegType::NotInit {
         return true;
@@ -1416,10 +1423,17 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool, exact: bool) ->
                     r.u32_max,
                 )
             };
-            bounds(old) == bounds(cur) && idmap.check(old.id, cur.id)
+            bounds(old) == bounds(cur) && old.off == cur.off && scalar_ids_safe(old, cur, idmap)
         }
         RegType::Scalar if loose && !old.precise => true,
-        RegType::Scalar => old.range_contains(cur) && idmap.check(old.id, cur.id),
+        RegType::Scalar => {
+            // Linked the same way, by the same constant.
+            let (of, cf) = (old.id & ADD_CONST != 0, cur.id & ADD_CONST != 0);
+            if (of && !cf) || (old.id != 0 && !of && cf) || (of && old.off != cur.off) {
+                return false;
+            }
+            old.range_contains(cur) && scalar_ids_safe(old, cur, idmap)
+        }
         _ => {
             old.off == cur.off
                 && old.map == cur.map

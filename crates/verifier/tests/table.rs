@@ -304,6 +304,8 @@ pub fn cases() -> Vec<Case> {
         // bpf_fastcall: a spill/fill pair around bpf_get_smp_processor_id, which
         // the kernel inlines, does not count in the function's stack.
         c("fastcall_spill_not_counted", XDP, "stdw [%r10-512], 42; call local f; exit; f: stxdw [%r10-8], %r1; call 8; ldxdw %r1, [%r10-8]; exit", None),
+        // `r1 = r0; r1 += 1`: bounds learnt on r0 reach r1, moved by 1.
+        c("linked_add_const", XDP, &j(&[LOOKUP_ARR, "jeq %r0, 0, out; mov %r6, %r0; call 5; mov %r1, %r0; add %r1, 1; jgt %r0, 6, out; add %r6, %r1; ldxb %r0, [%r6+0]", OUT]), None),
         // ---- refused: control flow
         c("no_exit", XDP, "mov %r0, 0", Some("last insn is not an exit or jmp")),
         c("unreachable", XDP, "mov %r0, 0; exit; mov %r0, 1; exit", Some("unreachable insn 2")),
@@ -408,6 +410,9 @@ pub fn cases() -> Vec<Case> {
         c("fastcall_slot_used_elsewhere", XDP, "stdw [%r10-512], 42; call local f; exit; f: stxdw [%r10-8], %r1; call 8; ldxdw %r1, [%r10-8]; ldxdw %r2, [%r10-8]; exit", Some("combined stack size of 2 calls is 528. Too large")),
         // ...or the call is not one the kernel inlines.
         c("fastcall_not_inlined", XDP, "stdw [%r10-512], 42; call local f; exit; f: stxdw [%r10-8], %r1; call 7; ldxdw %r1, [%r10-8]; exit", Some("combined stack size of 2 calls is 528. Too large")),
+        c("linked_add_const_past_end", XDP, &j(&[LOOKUP_ARR, "jeq %r0, 0, out; mov %r6, %r0; call 5; mov %r1, %r0; add %r1, 1; jgt %r0, 7, out; add %r6, %r1; ldxb %r0, [%r6+0]", OUT]), Some("R6 max value is outside of the allowed memory range")),
+        // Two paths reach `M` with r1 = r0+1 and r0+100: not the same state.
+        c("linked_add_const_other_offset", XDP, &j(&[LOOKUP_ARR, "jeq %r0, 0, out; mov %r6, %r0; call 5; mov %r7, %r0; call 5; mov %r1, %r0; jgt %r7, 5, l; add %r1, 1; ja m; l: add %r1, 100; ja +0; m: jgt %r0, 6, out; add %r6, %r1; ldxb %r0, [%r6+0]", OUT]), Some("R6 min value is outside of the allowed memory range")),
         c("return_callee_stack", XDP, "call local f; mov %r0, 0; exit; f: mov %r0, %r10; exit", Some("cannot return stack pointer to the caller")),
         nk(c("callback_bad_return", XDP, "mov %r1, 10; lddw %r2, fn:8; mov %r3, 0; mov %r4, 0; call 181; mov %r0, 0; exit; mov %r0, 2; exit", Some("At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]"))),
         // ---- refused: context
