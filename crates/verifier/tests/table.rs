@@ -306,6 +306,8 @@ pub fn cases() -> Vec<Case> {
         c("fastcall_spill_not_counted", XDP, "stdw [%r10-512], 42; call local f; exit; f: stxdw [%r10-8], %r1; call 8; ldxdw %r1, [%r10-8]; exit", None),
         // `r1 = r0; r1 += 1`: bounds learnt on r0 reach r1, moved by 1.
         c("linked_add_const", XDP, &j(&[LOOKUP_ARR, "jeq %r0, 0, out; mov %r6, %r0; call 5; mov %r1, %r0; add %r1, 1; jgt %r0, 6, out; add %r6, %r1; ldxb %r0, [%r6+0]", OUT]), None),
+        // bpf_sk_lookup_tcp's tuple may be in the packet (`pkt_access`).
+        c("sk_lookup_tuple_in_packet", TC, "ldxw %r2, [%r1+76]; ldxw %r3, [%r1+80]; mov %r0, %r2; add %r0, 64; jgt %r0, %r3, out; mov %r3, 36; mov %r4, 0; mov %r5, 0; call 84; jeq %r0, 0, out; mov %r1, %r0; call 86; out: mov %r0, 0; exit", None),
         // ---- refused: control flow
         c("no_exit", XDP, "mov %r0, 0", Some("last insn is not an exit or jmp")),
         c("unreachable", XDP, "mov %r0, 0; exit; mov %r0, 1; exit", Some("unreachable insn 2")),
@@ -413,6 +415,7 @@ pub fn cases() -> Vec<Case> {
         c("linked_add_const_past_end", XDP, &j(&[LOOKUP_ARR, "jeq %r0, 0, out; mov %r6, %r0; call 5; mov %r1, %r0; add %r1, 1; jgt %r0, 7, out; add %r6, %r1; ldxb %r0, [%r6+0]", OUT]), Some("R6 max value is outside of the allowed memory range")),
         // Two paths reach `M` with r1 = r0+1 and r0+100: not the same state.
         c("linked_add_const_other_offset", XDP, &j(&[LOOKUP_ARR, "jeq %r0, 0, out; mov %r6, %r0; call 5; mov %r7, %r0; call 5; mov %r1, %r0; jgt %r7, 5, l; add %r1, 1; ja m; l: add %r1, 100; ja +0; m: jgt %r0, 6, out; add %r6, %r1; ldxb %r0, [%r6+0]", OUT]), Some("R6 min value is outside of the allowed memory range")),
+        c("sk_lookup_tuple_past_packet", TC, "ldxw %r2, [%r1+76]; ldxw %r3, [%r1+80]; mov %r0, %r2; add %r0, 32; jgt %r0, %r3, out; mov %r3, 36; mov %r4, 0; mov %r5, 0; call 84; jeq %r0, 0, out; mov %r1, %r0; call 86; out: mov %r0, 0; exit", Some("R2 offset is outside of the packet")),
         c("return_callee_stack", XDP, "call local f; mov %r0, 0; exit; f: mov %r0, %r10; exit", Some("cannot return stack pointer to the caller")),
         nk(c("callback_bad_return", XDP, "mov %r1, 10; lddw %r2, fn:8; mov %r3, 0; mov %r4, 0; call 181; mov %r0, 0; exit; mov %r0, 2; exit", Some("At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]"))),
         // ---- refused: context
