@@ -259,7 +259,13 @@ fn run_xdp(
             data: (base + XDP_PACKET_HEADROOM as u64) as u32,
             data_end: (base + (start + a.data_in.len()) as u64) as u32,
             data_meta: (base + start as u64) as u32,
-            ingress_ifindex: md_in.ingress_ifindex,
+            // Without a device in ctx_in the kernel runs the program on the
+            // loopback device's first queue (ifindex 1).
+            ingress_ifindex: if md_in.ingress_ifindex == 0 {
+                1
+            } else {
+                md_in.ingress_ifindex
+            },
             rx_queue_index: md_in.rx_queue_index,
             egress_ifindex: 0,
         });
@@ -307,6 +313,7 @@ fn run_xdp(
                 data: m.data - m.data_meta,
                 data_end: m.data_end - m.data_meta,
                 data_meta: 0,
+                ingress_ifindex: md_in.ingress_ifindex,
                 ..m
             };
             for v in [

@@ -364,7 +364,7 @@ fn run_case(
                 match rt.bpf(bpfvm::BpfCmd::ProgTestRun(attr)) {
                     Ok(bpfvm::BpfReply::TestRun(t)) => retval = Some(t.retval as i32 as i64),
                     Ok(other) => error = format!("test run: unexpected reply {other:?}"),
-                    Err(e) => error = format!("test run: {e}"),
+                    Err(e) => error = format!("test run: {}", error_chain(&e)),
                 }
             }
             Ours {
