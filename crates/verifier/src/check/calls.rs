@@ -1108,7 +1108,20 @@ impl Verifier<'_> {
                         && (r.ref_obj_id != 0 || r.kf.flags & crate::kfuncs::KFI_TRUSTED != 0);
                     if *nullable && r.is_null_const() {
                         None
-                    } else if !trusted || (r.maybe_null && !*nullable) {
+                    } else if r.ty != RegType::BtfId || (r.maybe_null && !*nullable) {
+                        // `check_reg_type`: the type without the struct's name.
+                        let t = if r.ty == RegType::BtfId {
+                            crate::kfuncs::btf_ptr_name(&Reg {
+                                kf: crate::kfuncs::KfInfo { obj: 0, ..r.kf },
+                                ..r.clone()
+                            })
+                        } else {
+                            r.ty.name(r.maybe_null)
+                        };
+                        Some(format!(
+                            "R{regno} type={t} expected=ptr_, trusted_ptr_, rcu_ptr_"
+                        ))
+                    } else if !trusted {
                         Some(format!(
                             "R{regno} is not a trusted pointer of the right type"
                         ))
