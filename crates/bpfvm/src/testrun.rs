@@ -419,6 +419,7 @@ fn run_skb(
         RunOptions::new()
             .context(ctx_ptr, skb::SIZE as u64, true)
             .packet(data, end)
+            .mac_header(base)
     };
     let (r0, duration) = run_repeated(prog, &mut env, repeat, skb_opts, |_| {}, obs)?;
     let mut data_out =
