@@ -416,6 +416,8 @@ pub fn cases() -> Vec<Case> {
         // Two paths reach `M` with r1 = r0+1 and r0+100: not the same state.
         c("linked_add_const_other_offset", XDP, &j(&[LOOKUP_ARR, "jeq %r0, 0, out; mov %r6, %r0; call 5; mov %r7, %r0; call 5; mov %r1, %r0; jgt %r7, 5, l; add %r1, 1; ja m; l: add %r1, 100; ja +0; m: jgt %r0, 6, out; add %r6, %r1; ldxb %r0, [%r6+0]", OUT]), Some("R6 min value is outside of the allowed memory range")),
         c("sk_lookup_tuple_past_packet", TC, "ldxw %r2, [%r1+76]; ldxw %r3, [%r1+80]; mov %r0, %r2; add %r0, 32; jgt %r0, %r3, out; mov %r3, 36; mov %r4, 0; mov %r5, 0; call 84; jeq %r0, 0, out; mov %r1, %r0; call 86; out: mov %r0, 0; exit", Some("R2 offset is outside of the packet")),
+        // div32 of two constants is not folded: the whole register is unknown.
+        c("div32_const_unknown", XDP, "mov %r0, 0; div32 %r0, 63; mov %r5, %r10; add %r5, -64; add %r5, %r0; mov %r0, 0; exit", Some("math between fp pointer and register with unbounded min value is not allowed")),
         c("return_callee_stack", XDP, "call local f; mov %r0, 0; exit; f: mov %r0, %r10; exit", Some("cannot return stack pointer to the caller")),
         nk(c("callback_bad_return", XDP, "mov %r1, 10; lddw %r2, fn:8; mov %r3, 0; mov %r4, 0; call 181; mov %r0, 0; exit; mov %r0, 2; exit", Some("At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]"))),
         // ---- refused: context

@@ -252,8 +252,9 @@ fn scalar_op32(op: u8, a: &Reg, b: &Reg) -> Reg {
             }
         }
         BPF_LSH | BPF_RSH if !(b.is_const() && b.var_off.value < 32) => return Reg::unknown(),
-        // As the kernel, division leaves even the upper half unknown.
-        BPF_DIV | BPF_MOD if !(a.is_const() && b.is_const()) => return Reg::unknown(),
+        // As the kernel, division leaves even the upper half unknown, of
+        // constants too (it computes no range for BPF_DIV / BPF_MOD).
+        BPF_DIV | BPF_MOD => return Reg::unknown(),
         _ => scalar_op64(op, &x, &y),
     };
     trunc32(&mut r);
