@@ -300,6 +300,11 @@ fn tail_call(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
             reason: format!("map '{}' is not a prog_array", m.name),
         });
     };
+    // Where the map was made without CAP_PERFMON the kernel compares the whole
+    // 64-bit index with max_entries before the call (its Spectre v1 rewrite).
+    if m.created_unprivileged && a[2] >= m.attr().max_entries as u64 {
+        return err(libc::ENOENT);
+    }
     // A missing slot makes the call fall through, as in the kernel.
     let Some(obj) = pa.get(a[2] as u32) else {
         return err(libc::ENOENT);

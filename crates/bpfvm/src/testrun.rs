@@ -281,7 +281,13 @@ fn run_xdp(
             data: (base + XDP_PACKET_HEADROOM as u64) as u32,
             data_end: (base + (start + a.data_in.len()) as u64) as u32,
             data_meta: (base + start as u64) as u32,
-            ingress_ifindex: md_in.ingress_ifindex,
+            // Without a device in ctx_in the kernel runs the program on the
+            // loopback device's first queue (ifindex 1).
+            ingress_ifindex: if md_in.ingress_ifindex == 0 {
+                1
+            } else {
+                md_in.ingress_ifindex
+            },
             rx_queue_index: md_in.rx_queue_index,
             egress_ifindex: 0,
         });
@@ -329,6 +335,7 @@ fn run_xdp(
                 data: m.data - m.data_meta,
                 data_end: m.data_end - m.data_meta,
                 data_meta: 0,
+                ingress_ifindex: md_in.ingress_ifindex,
                 ..m
             };
             for v in [
@@ -578,6 +585,9 @@ fn run_skb(
         RunOptions::new()
             .context(ctx_ptr, skb::SIZE as u64, true)
             .packet(d, de)
+            // LD_ABS/IND at SKF_LL_OFF read from the MAC header, wherever
+            // the packet helpers moved it.
+            .mac_header(e.skb.as_ref().map_or(base, |s| s.mac))
     };
     let (r0, duration) = run_repeated(prog, &mut env, repeat, skb_opts, |_| {}, obs)?;
     let (d, len) = env

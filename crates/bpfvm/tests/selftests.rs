@@ -17,6 +17,8 @@
 //! remaining differences are listed in `tests/selftests/known-diffs.txt`; the
 //! test fails on a difference not listed there and on a listed one that is
 //! gone (re-bless with `BPFVM_BLESS=1`, and review the diff).
+//! `BPFVM_SELFTESTS_VERBOSE` describes every difference; `BPFVM_SELFTESTS_ONLY`
+//! (`FILE` or `FILE:PROG`) runs only those cases and prints bpfvm's logs.
 
 use bpfvm::btf::{Btf, BtfKind, BtfTypeData};
 use bpfvm::{BpfError, LoadOpts, LoadedObject, Object, Runtime, TestRunAttr};
@@ -362,7 +364,7 @@ fn run_case(
                 match rt.bpf(bpfvm::BpfCmd::ProgTestRun(attr)) {
                     Ok(bpfvm::BpfReply::TestRun(t)) => retval = Some(t.retval as i32 as i64),
                     Ok(other) => error = format!("test run: unexpected reply {other:?}"),
-                    Err(e) => error = format!("test run: {e}"),
+                    Err(e) => error = format!("test run: {}", error_chain(&e)),
                 }
             }
             Ours {
@@ -460,6 +462,14 @@ fn evaluate(answers: &BTreeMap<Key, Answer>) -> Vec<Outcome> {
     r
 }
 
+/// `BPFVM_SELFTESTS_ONLY=FILE[:PROG]`: one file, or one program of it.
+fn selected(only: &str, k: &Key) -> bool {
+    match only.split_once(':') {
+        Some((f, p)) => k.0 == f && k.1 == p,
+        None => k.0 == only,
+    }
+}
+
 fn evaluate_file(path: &Path, answers: &BTreeMap<Key, Answer>) -> Vec<Outcome> {
     let file = path.file_stem().unwrap().to_string_lossy().to_string();
     let bytes = std::fs::read(path).unwrap();
@@ -467,7 +477,12 @@ fn evaluate_file(path: &Path, answers: &BTreeMap<Key, Answer>) -> Vec<Outcome> {
     let mut out = Vec::new();
     // The cases come from the kernel's answers (one per program and mode), so
     // an object bpfvm cannot parse still has its cases counted.
-    let cases: Vec<(&Key, &Answer)> = answers.iter().filter(|(k, _)| k.0 == file).collect();
+    let only = std::env::var("BPFVM_SELFTESTS_ONLY").ok();
+    let cases: Vec<(&Key, &Answer)> = answers
+        .iter()
+        .filter(|(k, _)| k.0 == file)
+        .filter(|(k, _)| only.as_deref().is_none_or(|o| selected(o, k)))
+        .collect();
     let (obj, specs) = match &parsed {
         Ok(o) => {
             let btf = o.btf.as_ref().expect("selftest objects have BTF");
@@ -683,6 +698,20 @@ fn kernel_verifier_selftests() {
     let mut summary = report(&outcomes, "the recorded answers of Linux 6.18");
     print!("{summary}");
 
+    // A selection prints bpfvm's logs and checks nothing.
+    if std::env::var_os("BPFVM_SELFTESTS_ONLY").is_some() {
+        for o in &outcomes {
+            println!(
+                "== {} {} {}: {}\n{}",
+                o.key.0,
+                o.key.1,
+                o.key.2,
+                describe(o),
+                o.ours.log
+            );
+        }
+        return;
+    }
     let now = diff_lines(&outcomes);
     let known_path = repo().join("tests/selftests/known-diffs.txt");
     if std::env::var_os("BPFVM_BLESS").is_some() {

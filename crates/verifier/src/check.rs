@@ -12,7 +12,7 @@
 use crate::cfg::{check_cfg, target, Cfg};
 use crate::helpers::{proto_for, Arg, Effect, Refusal, Ret};
 use crate::prog::*;
-use crate::reg::{reg_text, Reg, RegType};
+use crate::reg::{reg_text, Reg, RegType, ADD_CONST};
 use crate::tnum::Tnum;
 use crate::{MapDesc, Refused, Stats, Verified, VerifierError, VerifierOpts};
 use bpfvm_isa::consts::*;
@@ -277,6 +277,8 @@ pub struct Verifier<'a> {
     /// one reached it on some path (`map_ptr_state` poisoning), and whether
     /// one of them was created unprivileged.
     tail_call_maps: HashMap<usize, (u32, bool, bool)>,
+    /// bpf_fastcall spill/fill patterns (their slots may not count).
+    fastcall: fastcall::Fastcall,
 }
 
 impl<'a> Verifier<'a> {
@@ -328,6 +330,7 @@ impl<'a> Verifier<'a> {
             insn_aux: vec![alu::InsnAux::default(); insns.len()],
             explore_alu_limits: false,
             visited: vec![false; insns.len()],
+            fastcall: Default::default(),
             tail_call_maps: HashMap::new(),
         }
     }
@@ -456,9 +459,11 @@ impl<'a> Verifier<'a> {
                 ));
             }
         }
+        self.fastcall = fastcall::Fastcall::find(self.insns, &cfg);
         self.cfg = Some(cfg);
         self.do_check()?;
         self.check_global_funcs()?;
+        self.fastcall_stack_depth();
         self.check_max_stack_depth()?;
         self.check_tail_call_maps()?;
         Ok(())
@@ -1394,6 +1399,13 @@ impl IdMap {
     }
 }
 
+/// `check_scalar_ids`: the ids map consistently, and so do the base ids of
+/// copies plus a constant.
+fn scalar_ids_safe(old: &Reg, cur: &Reg, idmap: &mut IdMap) -> bool {
+    idmap.check(old.id, cur.id)
+        && (old.id & ADD_CONST == 0 || idmap.check(old.base_id(), cur.base_id()))
+}
+
 fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool, exact: bool) -> bool {
     if old.ty == RegType::NotInit {
         return true;
@@ -1411,10 +1423,17 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool, exact: bool) ->
                     r.u32_max,
                 )
             };
-            bounds(old) == bounds(cur) && idmap.check(old.id, cur.id)
+            bounds(old) == bounds(cur) && old.off == cur.off && scalar_ids_safe(old, cur, idmap)
         }
         RegType::Scalar if loose && !old.precise => true,
-        RegType::Scalar => old.range_contains(cur) && idmap.check(old.id, cur.id),
+        RegType::Scalar => {
+            // Linked the same way, by the same constant.
+            let (of, cf) = (old.id & ADD_CONST != 0, cur.id & ADD_CONST != 0);
+            if (of && !cf) || (old.id != 0 && !of && cf) || (of && old.off != cur.off) {
+                return false;
+            }
+            old.range_contains(cur) && scalar_ids_safe(old, cur, idmap)
+        }
         _ => {
             old.off == cur.off
                 && old.map == cur.map
@@ -1468,6 +1487,7 @@ mod alu;
 pub mod btf_ctx;
 mod calls;
 mod ctx;
+mod fastcall;
 mod jumps;
 mod kfunc;
 mod map_ptr;

@@ -364,11 +364,15 @@ pub fn proto(id: i32, prog_type: u32, privileged: bool) -> Option<Proto> {
             } else {
                 SockKind::Sock
             };
-            p(
-                [Ctx, Mem { nullable: false }, ConstSize, Anything, Anything],
-                Ret::SockOrNull(t),
-                false,
-            )
+            // The tuple may be in the packet (every variant's `pkt_access`).
+            Proto {
+                pkt_access: true,
+                ..p(
+                    [Ctx, Mem { nullable: false }, ConstSize, Anything, Anything],
+                    Ret::SockOrNull(t),
+                    false,
+                )
+            }
         }
         id::SK_RELEASE if sk_lookup(prog_type) => p(
             [BtfIdSockCommon { release: true }, D, D, D, D],

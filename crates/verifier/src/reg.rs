@@ -153,6 +153,10 @@ impl Default for Reg {
     }
 }
 
+/// In a scalar's `id`: the scalar is its linked register plus the constant in
+/// its `off` (`rX = rY; rX += K`), the kernel's BPF_ADD_CONST.
+pub const ADD_CONST: u32 = 1 << 31;
+
 impl Reg {
     pub fn not_init() -> Reg {
         let mut r = Reg::unknown();
@@ -225,6 +229,16 @@ impl Reg {
 
     pub fn is_const(&self) -> bool {
         self.var_off.is_const()
+    }
+    /// A scalar's link id without [`ADD_CONST`]: scalars with the same base
+    /// id are linked (equal, or equal plus their `off`).
+    pub fn base_id(&self) -> u32 {
+        self.id & !ADD_CONST
+    }
+    /// Unlinks a scalar (`clear_scalar_id`).
+    pub fn clear_scalar_id(&mut self) {
+        self.id = 0;
+        self.off = 0;
     }
     pub fn is_init(&self) -> bool {
         self.ty != RegType::NotInit
@@ -543,7 +557,9 @@ pub fn reg_text(r: &Reg, cur_frame: u8, map_info: &dyn Fn(u32) -> (String, u32, 
         }
     }
     let mut f = Vec::new();
-    if r.id != 0 {
+    if r.id & ADD_CONST != 0 {
+        f.push(format!("id={}{:+}", r.base_id(), r.off));
+    } else if r.id != 0 {
         f.push(format!("id={}", r.id));
     }
     if r.ref_obj_id != 0 {

@@ -297,6 +297,17 @@ pub fn cases() -> Vec<Case> {
             "mov %r2, %r10; add %r2, -4; lddw %r1, map:9; call 1; jeq %r0, 0, out; mov %r1, %r0; mov %r2, %r10; add %r2, -4; call 1; jeq %r0, 0, out; ldxb %r3, [%r0+0]",
             "ldxdw %r1, [%r10-16]; mov %r2, %r10; add %r2, -4; call 1; jeq %r0, 0, out; ldxdw %r0, [%r0+0]", OUT]), None),
         c("map_in_map_inner_value_size", XDP, &j(&["stw [%r10-4], 0; mov %r2, %r10; add %r2, -4; lddw %r1, map:9; call 1; jeq %r0, 0, out; mov %r1, %r0; mov %r2, %r10; add %r2, -4; call 1; jeq %r0, 0, out; ldxh %r0, [%r0+0]", OUT]), Some("R0 min value is outside of the allowed memory range")),
+        // `<<= 32; s>>= 32` sign-extends the low half: its signed range survives.
+        c("sign_extend_keeps_s32_range", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "jeq %r0, 0, out; ldxw %r2, [%r6+12]; and %r2, 7; sub %r2, 4; lsh %r2, 32; arsh %r2, 32; jslt %r2, 0, out; add %r0, %r2; ldxb %r0, [%r0+4]", OUT]), None),
+        // The JIT rounds each frame up to 16 bytes: 488+8 fits in 512.
+        c("stack_frames_round_to_16", XDP, "stdw [%r10-488], 0; call local f; exit; f: stdw [%r10-8], 0; mov %r0, 0; exit", None),
+        // bpf_fastcall: a spill/fill pair around bpf_get_smp_processor_id, which
+        // the kernel inlines, does not count in the function's stack.
+        c("fastcall_spill_not_counted", XDP, "stdw [%r10-512], 42; call local f; exit; f: stxdw [%r10-8], %r1; call 8; ldxdw %r1, [%r10-8]; exit", None),
+        // `r1 = r0; r1 += 1`: bounds learnt on r0 reach r1, moved by 1.
+        c("linked_add_const", XDP, &j(&[LOOKUP_ARR, "jeq %r0, 0, out; mov %r6, %r0; call 5; mov %r1, %r0; add %r1, 1; jgt %r0, 6, out; add %r6, %r1; ldxb %r0, [%r6+0]", OUT]), None),
+        // bpf_sk_lookup_tcp's tuple may be in the packet (`pkt_access`).
+        c("sk_lookup_tuple_in_packet", TC, "ldxw %r2, [%r1+76]; ldxw %r3, [%r1+80]; mov %r0, %r2; add %r0, 64; jgt %r0, %r3, out; mov %r3, 36; mov %r4, 0; mov %r5, 0; call 84; jeq %r0, 0, out; mov %r1, %r0; call 86; out: mov %r0, 0; exit", None),
         // ---- refused: control flow
         c("no_exit", XDP, "mov %r0, 0", Some("last insn is not an exit or jmp")),
         c("unreachable", XDP, "mov %r0, 0; exit; mov %r0, 1; exit", Some("unreachable insn 2")),
@@ -397,6 +408,16 @@ pub fn cases() -> Vec<Case> {
         // ---- refused: calls
         c("calls_too_deep", XDP, "call local a; exit; a: call local b; exit; b: call local c1; exit; c1: call local d; exit; d: call local e; exit; e: call local f; exit; f: call local g; exit; g: call local h; exit; h: mov %r0, 0; exit", Some("the call stack of 9 frames is too deep")),
         c("combined_stack_too_large", XDP, "stdw [%r10-512], 0; call local f; exit; f: stdw [%r10-64], 0; mov %r0, 0; exit", Some("combined stack size of 2 calls is 576. Too large")),
+        // ...unless another instruction touches its slot.
+        c("fastcall_slot_used_elsewhere", XDP, "stdw [%r10-512], 42; call local f; exit; f: stxdw [%r10-8], %r1; call 8; ldxdw %r1, [%r10-8]; ldxdw %r2, [%r10-8]; exit", Some("combined stack size of 2 calls is 528. Too large")),
+        // ...or the call is not one the kernel inlines.
+        c("fastcall_not_inlined", XDP, "stdw [%r10-512], 42; call local f; exit; f: stxdw [%r10-8], %r1; call 7; ldxdw %r1, [%r10-8]; exit", Some("combined stack size of 2 calls is 528. Too large")),
+        c("linked_add_const_past_end", XDP, &j(&[LOOKUP_ARR, "jeq %r0, 0, out; mov %r6, %r0; call 5; mov %r1, %r0; add %r1, 1; jgt %r0, 7, out; add %r6, %r1; ldxb %r0, [%r6+0]", OUT]), Some("R6 max value is outside of the allowed memory range")),
+        // Two paths reach `M` with r1 = r0+1 and r0+100: not the same state.
+        c("linked_add_const_other_offset", XDP, &j(&[LOOKUP_ARR, "jeq %r0, 0, out; mov %r6, %r0; call 5; mov %r7, %r0; call 5; mov %r1, %r0; jgt %r7, 5, l; add %r1, 1; ja m; l: add %r1, 100; ja +0; m: jgt %r0, 6, out; add %r6, %r1; ldxb %r0, [%r6+0]", OUT]), Some("R6 min value is outside of the allowed memory range")),
+        c("sk_lookup_tuple_past_packet", TC, "ldxw %r2, [%r1+76]; ldxw %r3, [%r1+80]; mov %r0, %r2; add %r0, 32; jgt %r0, %r3, out; mov %r3, 36; mov %r4, 0; mov %r5, 0; call 84; jeq %r0, 0, out; mov %r1, %r0; call 86; out: mov %r0, 0; exit", Some("R2 offset is outside of the packet")),
+        // div32 of two constants is not folded: the whole register is unknown.
+        c("div32_const_unknown", XDP, "mov %r0, 0; div32 %r0, 63; mov %r5, %r10; add %r5, -64; add %r5, %r0; mov %r0, 0; exit", Some("math between fp pointer and register with unbounded min value is not allowed")),
         c("return_callee_stack", XDP, "call local f; mov %r0, 0; exit; f: mov %r0, %r10; exit", Some("cannot return stack pointer to the caller")),
         nk(c("callback_bad_return", XDP, "mov %r1, 10; lddw %r2, fn:8; mov %r3, 0; mov %r4, 0; call 181; mov %r0, 0; exit; mov %r0, 2; exit", Some("At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]"))),
         // ---- refused: context

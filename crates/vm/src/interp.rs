@@ -44,6 +44,10 @@ pub struct RunOptions<'a> {
     /// Stop with [`VmError::OutOfFuel`] after about this many instructions (checked
     /// at taken branches and calls).
     pub fuel: Option<u64>,
+    /// Where the MAC header starts when the packet (`data`) starts after it (a
+    /// socket filter sees an skb from its network header): BPF_LD_ABS/IND at
+    /// SKF_LL_OFF / SKF_NET_OFF offsets read from there.
+    pub mac_header: Option<u64>,
 }
 
 impl<'a> RunOptions<'a> {
@@ -72,6 +76,13 @@ impl<'a> RunOptions<'a> {
         self.args[0] = ctx;
         self.regions
             .push(Region::new(ctx, len, writable, RegionKind::Context));
+        self
+    }
+
+    /// The MAC header's address, before the packet's `data` (see
+    /// [`RunOptions::mac_header`]).
+    pub fn mac_header(mut self, addr: u64) -> Self {
+        self.mac_header = Some(addr);
         self
     }
 
@@ -173,6 +184,8 @@ pub(crate) struct Machine<'r> {
     /// The simulated CPU (per-CPU map lookups done in place; see
     /// `VmProgram::run_repeat_on_cpu`).
     cpu: u32,
+    /// [`RunOptions::mac_header`].
+    mac_header: Option<u64>,
 }
 
 const STACK_WORDS: usize = MAX_CALL_FRAMES * MAX_BPF_STACK / 8;
@@ -245,6 +258,7 @@ impl<'r> Machine<'r> {
             may_goto: [BPF_MAX_LOOPS; MAX_CALL_FRAMES],
             called_out: false,
             cpu: 0,
+            mac_header: opts.mac_header,
         }
     }
 
@@ -277,12 +291,37 @@ impl<'r> Machine<'r> {
         else {
             return Err(());
         };
-        if off > p.len() || (size as u64) > p.len() - off {
+        // Negative offsets (as the kernel's `int k`) count from the network
+        // header (SKF_NET_OFF) or the MAC header (SKF_LL_OFF): with a MAC
+        // header before `data` the packet starts at the network header,
+        // otherwise at the MAC header, with an Ethernet header before the
+        // network one (as the kernel's test runs set up an skb).
+        const SKF_NET_OFF: i64 = -0x10_0000;
+        const SKF_LL_OFF: i64 = -0x20_0000;
+        const ETH_HLEN: u64 = 14;
+        let k = off as u32 as i32 as i64;
+        let mac = self.mac_header.filter(|&m| m <= p.start).unwrap_or(p.start);
+        let addr = if k >= 0 {
+            p.start + off
+        } else if k >= SKF_NET_OFF {
+            let net = if mac < p.start {
+                p.start
+            } else {
+                p.start + ETH_HLEN
+            };
+            net + (k - SKF_NET_OFF) as u64
+        } else if k >= SKF_LL_OFF {
+            mac + (k - SKF_LL_OFF) as u64
+        } else {
+            return Ok(None);
+        };
+        if addr < mac || addr > p.end || (size as u64) > p.end - addr {
             return Ok(None);
         }
         let mut b = [0u8; 8];
-        // SAFETY: inside the packet region, which the caller keeps alive for the run.
-        unsafe { ptr::copy((p.start + off) as *const u8, b.as_mut_ptr(), size) };
+        // SAFETY: between the MAC header and the packet's end, which the caller
+        // keeps alive for the run.
+        unsafe { ptr::copy(addr as *const u8, b.as_mut_ptr(), size) };
         Ok(Some(
             b[..size].iter().fold(0u64, |a, x| (a << 8) | *x as u64),
         ))

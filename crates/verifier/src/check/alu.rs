@@ -201,6 +201,12 @@ pub(crate) fn scalar_op64(op: u8, a: &Reg, b: &Reg) -> Reg {
                         r.umin = a.umin << s;
                         r.umax = a.umax << s;
                     }
+                    // `<<= 32` (the first half of a sign extension) moves
+                    // the low half's signed range to the top.
+                    if s == 32 {
+                        r.smin = (a.s32_min as i64) << 32;
+                        r.smax = (a.s32_max as i64) << 32;
+                    }
                 }
                 BPF_RSH => {
                     r.var_off = a.var_off.rshift(s);
@@ -246,8 +252,9 @@ fn scalar_op32(op: u8, a: &Reg, b: &Reg) -> Reg {
             }
         }
         BPF_LSH | BPF_RSH if !(b.is_const() && b.var_off.value < 32) => return Reg::unknown(),
-        // As the kernel, division leaves even the upper half unknown.
-        BPF_DIV | BPF_MOD if !(a.is_const() && b.is_const()) => return Reg::unknown(),
+        // As the kernel, division leaves even the upper half unknown, of
+        // constants too (it computes no range for BPF_DIV / BPF_MOD).
+        BPF_DIV | BPF_MOD => return Reg::unknown(),
         _ => scalar_op64(op, &x, &y),
     };
     trunc32(&mut r);
@@ -316,12 +323,12 @@ impl Verifier<'_> {
                     r.var_off = r.var_off.cast(bits / 8);
                     r.reset64();
                     r.reset32();
-                    r.id = 0;
+                    r.clear_scalar_id();
                     r.sync_bounds();
                     r
                 } else if to_le {
                     let mut r = dst.clone();
-                    r.id = 0;
+                    r.clear_scalar_id();
                     r
                 } else if bits < 64 {
                     Reg::bounded((1u64 << bits) - 1)
@@ -348,7 +355,7 @@ impl Verifier<'_> {
                 }
                 let size = (d.off / 8) as i32;
                 let mut r = src.clone();
-                r.id = 0;
+                r.clear_scalar_id();
                 r.precise = false;
                 if is32 {
                     coerce_subreg_to_size_sx(&mut r, size);
@@ -366,6 +373,16 @@ impl Verifier<'_> {
                     Reg::konst(d.imm32() as i64 as u64)
                 };
                 if op == BPF_MOV {
+                    // A copy of `rY + K` links to nothing: only one
+                    // constant is remembered (`assign_scalar_id_before_mov`).
+                    if shape == Shape::AluX && st.reg(d.src).id & ADD_CONST != 0 {
+                        st.reg_mut(d.src).clear_scalar_id();
+                    }
+                    let src = if shape == Shape::AluX {
+                        st.reg(d.src).clone()
+                    } else {
+                        src
+                    };
                     let r = if is32 {
                         if src.ty.is_ptr() {
                             if self.is_pointer_value(&src) {
@@ -412,7 +429,24 @@ impl Verifier<'_> {
                     // on must be precise too.
                     self.mark_precise(st, 1 << d.src);
                 }
-                let r = self.alu_binary(st, d, op, is32, &dst, &src)?;
+                let mut r = self.alu_binary(st, d, op, is32, &dst, &src)?;
+                // `rX += K` on a linked scalar keeps the link, with K
+                // (`adjust_reg_min_max_vals`); any other operation breaks it.
+                if r.is_scalar() && dst.is_scalar() && src.is_scalar() {
+                    r.clear_scalar_id();
+                    if self.privileged()
+                        && op == BPF_ADD
+                        && !is32
+                        && dst.id != 0
+                        && src.is_const()
+                        && !(shape == Shape::AluX && d.src == d.dst)
+                        && dst.id & ADD_CONST == 0
+                        && src.var_off.value <= i32::MAX as u64
+                    {
+                        r.id = dst.id | ADD_CONST;
+                        r.off = src.var_off.value as i32;
+                    }
+                }
                 *st.reg_mut(d.dst) = r;
             }
         }

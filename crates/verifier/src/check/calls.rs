@@ -1119,7 +1119,20 @@ impl Verifier<'_> {
                         && (r.ref_obj_id != 0 || r.kf.flags & crate::kfuncs::KFI_TRUSTED != 0);
                     if *nullable && r.is_null_const() {
                         None
-                    } else if !trusted || (r.maybe_null && !*nullable) {
+                    } else if r.ty != RegType::BtfId || (r.maybe_null && !*nullable) {
+                        // `check_reg_type`: the type without the struct's name.
+                        let t = if r.ty == RegType::BtfId {
+                            crate::kfuncs::btf_ptr_name(&Reg {
+                                kf: crate::kfuncs::KfInfo { obj: 0, ..r.kf },
+                                ..r.clone()
+                            })
+                        } else {
+                            r.ty.name(r.maybe_null)
+                        };
+                        Some(format!(
+                            "R{regno} type={t} expected=ptr_, trusted_ptr_, rcu_ptr_"
+                        ))
+                    } else if !trusted {
                         Some(format!(
                             "R{regno} is not a trusted pointer of the right type"
                         ))
@@ -1457,7 +1470,7 @@ impl Verifier<'_> {
     }
 
     /// `check_max_stack_depth`: frames of a call chain share 512 bytes, each
-    /// rounded up to 32.
+    /// rounded up to 16 (the JIT's granularity; the host kernel JITs).
     pub(super) fn check_max_stack_depth(&mut self) -> Result<(), Fail> {
         let cfg = self.cfg();
         let n = cfg.subprogs.len();
@@ -1470,7 +1483,7 @@ impl Verifier<'_> {
                 }
             }
         }
-        let frame = |d: u32| (d.max(1) as usize).div_ceil(32) * 32;
+        let frame = |d: u32| (d as usize).div_ceil(16) * 16;
         // Depth-first over call chains (the call graph is acyclic after check_cfg
         // unless the program recurses, which exploration already bounds).
         let mut stack: Vec<(usize, usize, usize)> = vec![(0, frame(self.stack_depth[0]), 1)];
@@ -1480,17 +1493,21 @@ impl Verifier<'_> {
             if seen > 100_000 {
                 break;
             }
+            // The kernel counts the callee's frame before its stack.
+            if calls > MAX_FRAMES {
+                return Err((
+                    too_complex(format!(
+                        "the call stack of {} frames is too deep !",
+                        calls - 1
+                    )),
+                    None,
+                ));
+            }
             if total > MAX_STACK as usize {
                 return Err((
                     call_err(format!(
                         "combined stack size of {calls} calls is {total}. Too large"
                     )),
-                    None,
-                ));
-            }
-            if calls > MAX_FRAMES {
-                return Err((
-                    too_complex(format!("the call stack of {calls} frames is too deep")),
                     None,
                 ));
             }

@@ -224,15 +224,29 @@ fn refine(op: u8, a: &mut Reg, b: &mut Reg, is32: bool) -> bool {
     true
 }
 
-/// Copies refined bounds to every scalar linked to `src` by id.
+/// Copies refined bounds to every scalar linked to `r` by id
+/// (`sync_linked_regs`): a copy gets them as they are, a copy plus a
+/// constant (`ADD_CONST`) gets them moved by the difference of constants.
 fn sync_linked(st: &mut State, r: &Reg) {
     if r.id == 0 || !r.is_scalar() {
         return;
     }
     let r = r.clone();
     st.for_each_reg(|x| {
-        if x.is_scalar() && x.id == r.id {
+        if !x.is_scalar() || x.base_id() != r.base_id() {
+            return;
+        }
+        let flagged = |y: &Reg| y.id & ADD_CONST != 0;
+        if (!flagged(x) && !flagged(&r)) || x.off == r.off {
             *x = r.clone();
+        } else {
+            let delta = x.off as i64 - r.off as i64;
+            let (id, off) = (x.id, x.off);
+            let mut moved = alu::scalar_op64(BPF_ADD, &r, &Reg::konst(delta as u64));
+            moved.id = id;
+            moved.off = off;
+            moved.precise = r.precise;
+            *x = moved;
         }
     });
 }
@@ -384,10 +398,10 @@ impl Verifier<'_> {
         } else {
             // Both sides refine the operands and their linked copies from
             // each other: if any of them is precise, all must be.
-            let ids = [a.id, if is_x { b.id } else { 0 }];
+            let ids = [a.base_id(), if is_x { b.base_id() } else { 0 }];
             let f = st.cur();
             for (i, r) in f.regs.iter().enumerate() {
-                if r.is_scalar() && r.id != 0 && ids.contains(&r.id) {
+                if r.is_scalar() && r.id != 0 && ids.contains(&r.base_id()) {
                     m |= 1 << i;
                 }
             }
@@ -396,7 +410,7 @@ impl Verifier<'_> {
                     s.ty.contains(&STACK_SPILL)
                         && s.spill.precise
                         && s.spill.id != 0
-                        && ids.contains(&s.spill.id)
+                        && ids.contains(&s.spill.base_id())
                 });
             if any_precise {
                 self.mark_precise(st, m);

@@ -420,6 +420,7 @@ impl Verifier<'_> {
             )));
         }
         self.record_depth(st, fi, addr);
+        self.fastcall_contract(st.frames[fi].subprog, addr);
         let spi = ((-addr - 1) / 8) as usize;
         if spi < 64 {
             self.scratched_stack |= 1 << spi;
@@ -654,6 +655,7 @@ impl Verifier<'_> {
             )));
         }
         self.record_depth(st, fi, lo);
+        self.fastcall_contract(st.frames[fi].subprog, lo);
         let frame = &mut st.frames[fi];
         match access {
             Access::Write(val, _) => {

@@ -122,18 +122,21 @@ impl Verifier<'_> {
             {
                 let reg = st.reg(r);
                 if reg.is_scalar() && reg.id != 0 {
-                    ids.push(reg.id);
+                    ids.push(reg.base_id());
                 }
             }
             if !ids.is_empty() {
                 let f = st.cur();
                 for (i, r) in f.regs.iter().enumerate() {
-                    if r.is_scalar() && ids.contains(&r.id) {
+                    if r.is_scalar() && r.id != 0 && ids.contains(&r.base_id()) {
                         h.linked |= 1 << i;
                     }
                 }
                 h.linked_stack = f.stack.iter().any(|s| {
-                    s.ty.contains(&STACK_SPILL) && s.spill.is_scalar() && ids.contains(&s.spill.id)
+                    s.ty.contains(&STACK_SPILL)
+                        && s.spill.is_scalar()
+                        && s.spill.id != 0
+                        && ids.contains(&s.spill.base_id())
                 });
             }
         }
