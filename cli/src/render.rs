@@ -718,6 +718,19 @@ fn map_op_args(
                         continue;
                     }
                 }
+                if a.map_type.is_percpu() {
+                    // bpftool takes one value and writes it to every CPU's slot
+                    // (slots are 8-byte aligned in the user-space buffer).
+                    let vs = a.value_size as usize;
+                    let one = parse_bytes(args, &mut i, vs, "value")?;
+                    let slot = (vs + 7) & !7;
+                    let mut all = vec![0u8; m.ops.user_value_size()];
+                    for chunk in all.chunks_mut(slot) {
+                        chunk[..vs].copy_from_slice(&one);
+                    }
+                    value = Some(all);
+                    continue;
+                }
                 let n = m.ops.user_value_size();
                 value = Some(parse_bytes(
                     args,
@@ -738,6 +751,7 @@ fn map_op_args(
                 flags = bpfvm::maps::BPF_NOEXIST;
                 i += 1;
             }
+            w if op == "update" => return Err(format!("expected key or value, got: {w}")),
             w => return Err(format!("unknown keyword {w}")),
         }
     }

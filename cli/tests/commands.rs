@@ -1064,3 +1064,189 @@ fn batch_files_run_as_bpftool_runs_them() {
 fn bpftool_dir_path() -> std::path::PathBuf {
     std::path::PathBuf::from(format!("/sys/fs/bpf/bpfvm-test-{}", std::process::id()))
 }
+
+/// `map update` of a per-CPU map takes one value and writes it to every CPU's
+/// slot, as bpftool does; a value per CPU and a short value are refused with
+/// bpftool's exit code. Beside bpftool on the kernel's maps where it can run.
+#[test]
+fn percpu_update_takes_one_value_as_bpftool() {
+    let words: &[&[&str]] = &[
+        &[
+            "map", "update", "M", "key", "1", "0", "0", "0", "value", "7", "0", "0", "0",
+        ],
+        &["map", "lookup", "M", "key", "1", "0", "0", "0"],
+        &[
+            "map", "update", "M", "key", "0", "0", "0", "0", "value", "1", "0", "0", "0", "2", "0",
+            "0", "0",
+        ],
+        &[
+            "map", "update", "M", "key", "1", "0", "0", "0", "value", "7", "0", "0",
+        ],
+    ];
+    let ncpus = std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|s| {
+            s.trim()
+                .rsplit('-')
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+        })
+        .map_or(1, |n| n + 1);
+    for kind in ["percpu_array", "percpu_hash"] {
+        let env = Env::new();
+        env.run(&[
+            "map",
+            "create",
+            "/sys/fs/bpf/pc",
+            "type",
+            kind,
+            "key",
+            "4",
+            "value",
+            "4",
+            "entries",
+            "2",
+            "name",
+            "pc",
+        ])
+        .ok();
+        let mut ours = Vec::new();
+        for w in words {
+            let w: Vec<&str> = w
+                .iter()
+                .flat_map(|x| {
+                    if *x == "M" {
+                        vec!["pinned", "/sys/fs/bpf/pc"]
+                    } else {
+                        vec![*x]
+                    }
+                })
+                .collect();
+            let o = env.run(&w);
+            ours.push((o.code, o.stdout));
+        }
+        assert_eq!(ours[0].0, 0, "{kind}: one value");
+        // Every CPU the runtime has got the value.
+        let want: String = (0..env_cpus(&env))
+            .map(|c| format!("value (CPU {c:02}): 07 00 00 00\n"))
+            .collect();
+        assert_eq!(ours[1].1, format!("key:\n01 00 00 00\n{want}"), "{kind}");
+        assert_eq!((ours[2].0, ours[3].0), (255, 255), "{kind}: refusals");
+        if let Some(dir) = bpftool_dir() {
+            let p = dir.join("pc");
+            let st = std::process::Command::new("bpftool")
+                .args(["map", "create"])
+                .arg(&p)
+                .args([
+                    "type", kind, "key", "4", "value", "4", "entries", "2", "name", "pc",
+                ])
+                .status();
+            assert!(st.is_ok_and(|s| s.success()));
+            for (w, o) in words.iter().zip(&ours) {
+                let mut c = std::process::Command::new("bpftool");
+                for x in *w {
+                    match *x {
+                        "M" => c.arg("pinned").arg(&p),
+                        x => c.arg(x),
+                    };
+                }
+                let k = c.output().expect("bpftool");
+                let theirs = (
+                    k.status.code().unwrap_or(-1),
+                    String::from_utf8_lossy(&k.stdout).into_owned(),
+                );
+                // The CPU count can differ (bpfvm's runtime vs the host's possible CPUs).
+                if env_cpus(&env) == ncpus {
+                    assert_eq!(o, &theirs, "{kind} {w:?}: bpfvm (left), bpftool (right)");
+                } else {
+                    assert_eq!(o.0, theirs.0, "{kind} {w:?}: exit codes");
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// The CPUs the daemon's runtime has (from `bpfvm map` of a per-CPU lookup).
+fn env_cpus(env: &Env) -> usize {
+    let o = env.run(&[
+        "map",
+        "lookup",
+        "pinned",
+        "/sys/fs/bpf/pc",
+        "key",
+        "1",
+        "0",
+        "0",
+        "0",
+    ]);
+    o.stdout
+        .lines()
+        .filter(|l| l.starts_with("value (CPU"))
+        .count()
+}
+
+/// An object with maps and no program: `prog loadall` creates its maps and pins
+/// them under `pinmaps` (no program pinned), `prog load` refuses it; bpftool's
+/// exit codes and pins beside ours where it can run.
+#[test]
+fn objects_without_programs_load_as_bpftool_loads_them() {
+    let env = Env::new();
+    let load = env.run(&["prog", "load", "obj/maps_only.o", "/sys/fs/bpf/mo"]);
+    assert_eq!(load.code, 255);
+    assert!(
+        load.stderr
+            .contains("object file doesn't contain any bpf program"),
+        "{}",
+        load.stderr
+    );
+    env.run(&[
+        "prog",
+        "loadall",
+        "obj/maps_only.o",
+        "/sys/fs/bpf/mo",
+        "pinmaps",
+        "/sys/fs/bpf/mo/maps",
+    ])
+    .ok();
+    let show = env.run(&["-j", "map", "show"]).ok().stdout;
+    let maps: Value = serde_json::from_str(&show).expect("json");
+    let names: Vec<&str> = maps
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(names, ["shared_hash", "shared_array"]);
+    for m in ["shared_hash", "shared_array"] {
+        env.run(&["map", "show", "pinned", &format!("/sys/fs/bpf/mo/maps/{m}")])
+            .ok();
+    }
+    assert!(env.run(&["prog", "show"]).ok().stdout.is_empty());
+    // The same with bpftool and the kernel.
+    if let Some(dir) = bpftool_dir() {
+        let obj = common::fixtures().join("obj/maps_only.o");
+        let l = std::process::Command::new("bpftool")
+            .args(["prog", "load"])
+            .arg(&obj)
+            .arg(dir.join("p"))
+            .output()
+            .expect("bpftool");
+        assert_eq!(l.status.code(), Some(255));
+        let st = std::process::Command::new("bpftool")
+            .args(["prog", "loadall"])
+            .arg(&obj)
+            .arg(&dir)
+            .arg("pinmaps")
+            .arg(dir.join("maps"))
+            .status();
+        assert!(st.is_ok_and(|s| s.success()));
+        let mut pins: Vec<String> = std::fs::read_dir(dir.join("maps"))
+            .expect("pins")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        pins.sort();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(pins, ["shared_array", "shared_hash"]);
+    }
+}

@@ -562,8 +562,10 @@ impl Daemon {
     ) -> Result<Response, String> {
         let bytes = proto::from_hex(object_hex).map_err(|e| e.to_string())?;
         let obj = parse_object(file_name, &bytes, prog_type.as_deref())?;
-        if obj.programs.is_empty() {
-            return Err(format!("{file_name}: the object has no programs"));
+        // bpftool: `load` needs a program; `loadall` of an object with only
+        // maps creates them (and pins them under `pinmaps`), pinning no program.
+        if obj.programs.is_empty() && !all {
+            return Err("object file doesn't contain any bpf program".into());
         }
         // Pin paths are checked before anything is loaded.
         let base = self.pin_name(path);
