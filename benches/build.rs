@@ -39,8 +39,8 @@ const PROGRAMS: [&str; 19] = [
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(bench_native)");
     println!("cargo:rerun-if-changed=programs");
-    println!("cargo:rerun-if-env-changed=BENCH_CLANG");
-    let clang = std::env::var("BENCH_CLANG").unwrap_or_else(|_| "clang-19".into());
+    println!("cargo:rerun-if-env-changed=BPFVM_BENCH_CLANG");
+    let clang = std::env::var("BPFVM_BENCH_CLANG").unwrap_or_else(|_| "clang-19".into());
     let have_clang = Command::new(&clang)
         .arg("--version")
         .output()
@@ -73,7 +73,7 @@ fn main() {
     link_peers();
 }
 
-/// uBPF and llvmbpf, when `BENCH_PEERS` names a directory holding them, built
+/// uBPF and llvmbpf, when `BPFVM_BENCH_PEERS` names a directory holding them, built
 /// outside this repository (`ubpf/lib/libubpf.a`; `llvmbpf/libbench_llvmbpf.a`,
 /// a static library exporting the C functions `engines/llvmbpf.rs` declares,
 /// and `llvmbpf/llvm-libdir`): cfg `bench_ubpf` / `bench_llvmbpf`, else the
@@ -82,8 +82,8 @@ fn main() {
 fn link_peers() {
     println!("cargo::rustc-check-cfg=cfg(bench_ubpf)");
     println!("cargo::rustc-check-cfg=cfg(bench_llvmbpf)");
-    println!("cargo:rerun-if-env-changed=BENCH_PEERS");
-    let Some(dir) = std::env::var_os("BENCH_PEERS") else {
+    println!("cargo:rerun-if-env-changed=BPFVM_BENCH_PEERS");
+    let Some(dir) = std::env::var_os("BPFVM_BENCH_PEERS") else {
         return;
     };
     let dir = Path::new(&dir);
@@ -94,7 +94,7 @@ fn link_peers() {
         println!("cargo:rustc-link-arg=-lm");
         println!("cargo:rustc-cfg=bench_ubpf");
     } else {
-        println!("cargo:warning=BENCH_PEERS: no {}", ubpf.display());
+        println!("cargo:warning=BPFVM_BENCH_PEERS: no {}", ubpf.display());
     }
     let llvmbpf = dir.join("llvmbpf/libbench_llvmbpf.a");
     println!("cargo:rerun-if-changed={}", llvmbpf.display());
@@ -110,7 +110,7 @@ fn link_peers() {
         }
         println!("cargo:rustc-cfg=bench_llvmbpf");
     } else {
-        println!("cargo:warning=BENCH_PEERS: no {}", llvmbpf.display());
+        println!("cargo:warning=BPFVM_BENCH_PEERS: no {}", llvmbpf.display());
     }
 }
 

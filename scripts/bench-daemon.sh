@@ -5,7 +5,7 @@
 # stdout, JSON in target/bench/daemon.json.
 #
 # Usage: bash scripts/bench-daemon.sh [--quick] [--json PATH]
-#        BENCH_DIR=/some/dir bash scripts/bench-daemon.sh   (where state dirs go; /tmp)
+#        BPFVM_BENCH_DIR=/some/dir bash scripts/bench-daemon.sh   (where state dirs go; /tmp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p bpfvm-cli --bin bpfvm --example bench_daemon >&2

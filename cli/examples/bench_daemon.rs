@@ -36,7 +36,7 @@ impl Daemon {
     fn start(fsync: bool) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("bpfvm-bench")
-            .tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
+            .tempdir_in(std::env::var("BPFVM_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
             .expect("tempdir");
         let d = Daemon { dir };
         let o = d
@@ -376,7 +376,7 @@ fn main() {
     }
     let fs_type = std::process::Command::new("stat")
         .args(["-f", "-c", "%T"])
-        .arg(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
+        .arg(std::env::var("BPFVM_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();

@@ -1,7 +1,7 @@
 //! llvmbpf (eunomia-bpf/llvmbpf, bpftime's JIT): BPF lifted to LLVM IR,
 //! optimised at -O3 and compiled by LLVM 15 (Debian's llvm-15-dev). Built
 //! outside the project (with a small C shim over its C++
-//! API) and linked when `BENCH_PEERS` points at the result (cfg
+//! API) and linked when `BPFVM_BENCH_PEERS` points at the result (cfg
 //! `bench_llvmbpf`). The JIT'd function takes r1 = memory, r2 = its length;
 //! packet programs get the harness's maps ([`hostmaps`]) with
 //! `bpf_map_lookup_elem` as external function 1 (LD_IMM64 immediates are used

@@ -64,7 +64,7 @@ pub fn all() -> Vec<Box<dyn Engine>> {
 }
 
 #[cfg(any(not(bench_ubpf), not(bench_llvmbpf)))]
-const PEERS_MISSING: &str = "not linked: set BENCH_PEERS to a directory holding the peer libraries built outside the project (benches/README.md; scripts/bench.sh says which peers it found)";
+const PEERS_MISSING: &str = "not linked: set BPFVM_BENCH_PEERS to a directory holding the peer libraries built outside the project (benches/README.md; scripts/bench.sh says which peers it found)";
 
 /// A column for an engine this build does not have; every cell says why.
 pub struct Missing {

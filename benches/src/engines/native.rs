@@ -31,7 +31,7 @@ mod imp {
 
     pub fn prepare(_: &Program, _: &Input, _: bool) -> Result<Box<dyn Runner>, Skip> {
         Err(Skip::new(
-            "clang-19 was not found when the harness was built (set BENCH_CLANG to another clang)",
+            "clang-19 was not found when the harness was built (set BPFVM_BENCH_CLANG to another clang)",
         ))
     }
 }

@@ -1,6 +1,6 @@
 //! uBPF (iovisor/ubpf): its interpreter (`ubpf_exec`, bounds checks off, as a
 //! verified program runs on bpfvm) and its x86-64 JIT (`ubpf_compile`), built
-//! outside the project and linked when `BENCH_PEERS`
+//! outside the project and linked when `BPFVM_BENCH_PEERS`
 //! points at the result (cfg `bench_ubpf`). uBPF passes r1 = memory and
 //! r2 = its length, so compute programs run unchanged; packet programs get the
 //! harness's maps ([`hostmaps`]) with `bpf_map_lookup_elem` registered as

@@ -1,8 +1,8 @@
 //! Soundness fuzzing of the program-type rules (see `bpfvm_fuzzing::progtype`):
 //! accepted programs run on the checked interpreter with only the helpers their
 //! type is offered, and must return a value in the type's range.
-//! Iterations: PROGTYPE_FUZZ_ITERS (default 2000 rounds of four programs), seed:
-//! PROGTYPE_FUZZ_SEED.
+//! Iterations: BPFVM_PROGTYPE_FUZZ_ITERS (default 2000 rounds of four programs), seed:
+//! BPFVM_PROGTYPE_FUZZ_SEED.
 
 use bpfvm_fuzzing::progtype::*;
 use bpfvm_fuzzing::verifier::{ins, Rng};
@@ -10,11 +10,11 @@ use bpfvm_verifier::*;
 
 #[test]
 fn verified_programs_keep_their_types_rules() {
-    let iters: u64 = std::env::var("PROGTYPE_FUZZ_ITERS")
+    let iters: u64 = std::env::var("BPFVM_PROGTYPE_FUZZ_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(if cfg!(debug_assertions) { 200 } else { 2000 });
-    let seed: u64 = std::env::var("PROGTYPE_FUZZ_SEED")
+    let seed: u64 = std::env::var("BPFVM_PROGTYPE_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);

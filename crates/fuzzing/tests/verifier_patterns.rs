@@ -1,7 +1,7 @@
 //! The escape patterns (see `bpfvm_fuzzing::patterns`): variants the kernel's
 //! rules refuse must be refused, accepted ones must run without a fault.
 //! Iterations: PATTERN_FUZZ_ITERS (default 3000), seed: PATTERN_FUZZ_SEED.
-//! With PATTERN_FUZZ_KERNEL set (and root), every variant is also loaded in
+//! With BPFVM_PATTERN_FUZZ_KERNEL set (and root), every variant is also loaded in
 //! the host kernel: bpfvm accepting what it refuses is an escape, and the
 //! report lists the kernel's disagreements with the labels and bpfvm's false
 //! refusals.
@@ -24,7 +24,7 @@ fn escape_patterns_are_refused_or_run_safely() {
     );
     let mut r = Rng(0x2545_f491_4f6c_dd1d ^ env_u64("PATTERN_FUZZ_SEED", 1));
     let w = World::new().expect("maps");
-    let k = match std::env::var_os("PATTERN_FUZZ_KERNEL") {
+    let k = match std::env::var_os("BPFVM_PATTERN_FUZZ_KERNEL") {
         Some(_) => match KernelWorld::new() {
             Ok(k) => Some(k),
             Err(e) => {

@@ -1,7 +1,7 @@
 //! Soundness fuzzing of the verifier (see `bpfvm_fuzzing::verifier`): whatever
 //! `verify` accepts runs on the checked interpreter; a memory violation is a
-//! verifier bug. Iterations: VERIFIER_FUZZ_ITERS (default 3000 rounds of four
-//! programs), seed: VERIFIER_FUZZ_SEED, refusal reasons: VERIFIER_FUZZ_REASONS.
+//! verifier bug. Iterations: BPFVM_VERIFIER_FUZZ_ITERS (default 3000 rounds of four
+//! programs), seed: BPFVM_VERIFIER_FUZZ_SEED, refusal reasons: BPFVM_VERIFIER_FUZZ_REASONS.
 
 use bpfvm_fuzzing::verifier::*;
 use bpfvm_isa::Insn;
@@ -9,11 +9,11 @@ use bpfvm_verifier::*;
 
 #[test]
 fn verified_programs_do_not_fault() {
-    let iters: u64 = std::env::var("VERIFIER_FUZZ_ITERS")
+    let iters: u64 = std::env::var("BPFVM_VERIFIER_FUZZ_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(if cfg!(debug_assertions) { 300 } else { 3000 });
-    let seed: u64 = std::env::var("VERIFIER_FUZZ_SEED")
+    let seed: u64 = std::env::var("BPFVM_VERIFIER_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
@@ -29,7 +29,7 @@ fn verified_programs_do_not_fault() {
         report.accepted,
         report.escapes.len()
     );
-    if std::env::var("VERIFIER_FUZZ_REASONS").is_ok() {
+    if std::env::var("BPFVM_VERIFIER_FUZZ_REASONS").is_ok() {
         let mut v: Vec<_> = report.reasons.iter().collect();
         v.sort_by_key(|x| std::cmp::Reverse(*x.1));
         for (k, n) in v.iter().take(25) {
@@ -127,7 +127,7 @@ fn random_slots_never_panic() {
 /// pointer subtraction, partial fills and spills of pointers, one load on two
 /// kinds of pointer, unaligned atomics, pointers compared with NULL) that bpfvm
 /// accepts must load in the host kernel. Needs root and a BPF-enabled kernel
-/// (skips otherwise). Rounds: VERIFIER_KERNEL_ITERS (default 500).
+/// (skips otherwise). Rounds: BPFVM_VERIFIER_KERNEL_ITERS (default 500).
 #[test]
 fn accepted_programs_load_in_the_host_kernel() {
     let kernel = match bpfvm_fuzzing::KernelVerifier::new(global_map().value_size) {
@@ -137,11 +137,11 @@ fn accepted_programs_load_in_the_host_kernel() {
             return;
         }
     };
-    let iters: u64 = std::env::var("VERIFIER_KERNEL_ITERS")
+    let iters: u64 = std::env::var("BPFVM_VERIFIER_KERNEL_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(500);
-    let seed: u64 = std::env::var("VERIFIER_FUZZ_SEED")
+    let seed: u64 = std::env::var("BPFVM_VERIFIER_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
@@ -157,7 +157,7 @@ fn accepted_programs_load_in_the_host_kernel() {
         report.escapes.len(),
         report.false_refusals
     );
-    if std::env::var("VERIFIER_FUZZ_REASONS").is_ok() {
+    if std::env::var("BPFVM_VERIFIER_FUZZ_REASONS").is_ok() {
         let mut kinds: std::collections::HashMap<String, u32> = Default::default();
         for e in &report.escapes {
             let first = e.lines().next().unwrap_or("");

@@ -61,7 +61,7 @@ fn fixtures_match_kernel_verdicts() {
                             .unwrap_or(0);
                         let g = &g[start..];
                         let g = &g[..g.find("-- END PROG LOAD LOG --").unwrap_or(g.len())];
-                        if std::env::var("VERIFIER_STATS").is_ok() {
+                        if std::env::var("BPFVM_VERIFIER_STATS").is_ok() {
                             let k = g
                                 .lines()
                                 .find(|l| l.starts_with("processed "))
@@ -77,7 +77,7 @@ fn fixtures_match_kernel_verdicts() {
                         let same = lcs(&theirs, &ours);
                         lines_total += n;
                         lines_same += same;
-                        if std::env::var("VERIFIER_DIFF").is_ok() {
+                        if std::env::var("BPFVM_VERIFIER_DIFF").is_ok() {
                             for (a, b) in theirs.iter().zip(&ours) {
                                 if a != b {
                                     eprintln!("{obj}/{name}\n  kernel: {a}\n  ours:   {b}");
@@ -99,7 +99,7 @@ fn fixtures_match_kernel_verdicts() {
                         let (theirs, ours) = (normalise(klog), normalise(&e1.log));
                         lines_total += theirs.len().max(ours.len());
                         lines_same += lcs(&theirs, &ours);
-                        if std::env::var("VERIFIER_DIFF").is_ok() {
+                        if std::env::var("BPFVM_VERIFIER_DIFF").is_ok() {
                             eprintln!(
                                 "== {obj}/{name}\n{}\n--\n{}",
                                 theirs.join("\n"),
@@ -143,10 +143,10 @@ fn tail(s: &str) -> String {
     l[l.len().saturating_sub(12)..].join("\n")
 }
 
-/// `VERIFIER_SHOW=obj/prog` prints our log for one fixture (level 7).
+/// `BPFVM_VERIFIER_SHOW=obj/prog` prints our log for one fixture (level 7).
 #[test]
 fn show_log() {
-    let Ok(which) = std::env::var("VERIFIER_SHOW") else {
+    let Ok(which) = std::env::var("BPFVM_VERIFIER_SHOW") else {
         return;
     };
     let (obj, prog) = which.split_once('/').expect("obj/prog");

@@ -553,9 +553,9 @@ fn table() {
     let (mut kchecked, mut kagree, mut kwording, mut krefused, mut kerrno) = (0, 0, 0, 0, 0);
     let (mut l2_total, mut l2_same, mut l1_total, mut l1_same) = (0, 0, 0, 0);
     let mut wording_diffs = Vec::new();
-    let kernel = is_root() && std::env::var("VERIFIER_NO_KERNEL").is_err();
+    let kernel = is_root() && std::env::var("BPFVM_VERIFIER_NO_KERNEL").is_err();
     if !kernel {
-        eprintln!("skipping kernel comparison: not root (or VERIFIER_NO_KERNEL set)");
+        eprintln!("skipping kernel comparison: not root (or BPFVM_VERIFIER_NO_KERNEL set)");
     }
     let unpriv_live = kernel && unprivileged_bpf_enabled();
     if kernel && !unpriv_live {
@@ -623,12 +623,12 @@ fn table() {
                     Ok(v) => v.log,
                     Err(e) => e.log,
                 };
-                if std::env::var("VERIFIER_RAW").is_ok() {
+                if std::env::var("BPFVM_VERIFIER_RAW").is_ok() {
                     eprintln!("RAW {} {level}\n{}", k.name, kr.log);
                 }
                 let (a, b) = (normalise(&kr.log), normalise(&ours));
                 let same = lcs(&a, &b);
-                if std::env::var("VERIFIER_DIFF").is_ok() && same < a.len().max(b.len()) {
+                if std::env::var("BPFVM_VERIFIER_DIFF").is_ok() && same < a.len().max(b.len()) {
                     eprintln!(
                         "== {} level {level}\n-- kernel\n{}\n-- ours\n{}",
                         k.name,
