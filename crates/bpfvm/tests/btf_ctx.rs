@@ -12,6 +12,8 @@
 //! (btf_ctx_access) rather than from a measurement; the live check accepts
 //! EPERM from the kernel for them and says so.
 
+mod common;
+
 use bpfvm::{BpfError, LoadOpts, Object, Runtime};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -207,27 +209,8 @@ fn a_nullable_iterator_element_must_be_checked() {
 // ---- the host kernel ------------------------------------------------------
 
 fn live_reason() -> Option<String> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
-        return Some("not root".into());
-    }
-    if Command::new("bpftool")
-        .arg("version")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        return Some("bpftool not found".into());
-    }
-    if !Path::new("/sys/fs/bpf").is_dir() {
-        return Some("bpffs not mounted at /sys/fs/bpf".into());
+    if let Some(why) = common::bpftool_unavailable() {
+        return Some(why);
     }
     vmlinux_reason()
 }

@@ -11,6 +11,8 @@
 //!   equal tags, equal translated instructions and equal `prog run` results;
 //!   core_poison.o is refused by both. Skipped with a message when not root.
 
+mod common;
+
 use bpfvm::xlated::{dump_xlated, XlatedOpts};
 use bpfvm::{BpfError, LoadOpts, Object, Runtime, TargetBtf};
 use std::path::{Path, PathBuf};
@@ -207,27 +209,8 @@ fn a_bad_target_file_is_an_error() {
 // ---- the host kernel ------------------------------------------------------
 
 fn live_reason() -> Option<String> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
-        return Some("not root".into());
-    }
-    if Command::new("bpftool")
-        .arg("version")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        return Some("bpftool not found".into());
-    }
-    if !Path::new("/sys/fs/bpf").is_dir() {
-        return Some("bpffs not mounted at /sys/fs/bpf".into());
+    if let Some(why) = common::bpftool_unavailable() {
+        return Some(why);
     }
     if std::fs::read(bpfvm::HOST_VMLINUX).is_err() {
         return Some(format!("{} not readable", bpfvm::HOST_VMLINUX));

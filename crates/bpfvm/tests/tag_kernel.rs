@@ -7,6 +7,8 @@
 //! bpftool and checks that the kernel still reports the committed tags; it skips
 //! when the host cannot load BPF programs.
 
+mod common;
+
 use bpfvm::isa::consts::{
     BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
 };
@@ -153,27 +155,8 @@ fn kernel_version() -> Option<(u32, u32)> {
 }
 
 fn live_kernel_reason() -> Option<String> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !root {
-        return Some("not root".into());
-    }
-    if Command::new("bpftool")
-        .arg("version")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        return Some("bpftool not found".into());
-    }
-    if !std::path::Path::new("/sys/fs/bpf").is_dir() {
-        return Some("bpffs not mounted at /sys/fs/bpf".into());
+    if let Some(why) = common::bpftool_unavailable() {
+        return Some(why);
     }
     match kernel_version() {
         Some(v) if v >= (6, 18) => None,
