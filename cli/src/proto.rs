@@ -245,7 +245,12 @@ pub struct NetAttachment {
 }
 
 /// Results the daemon returns as data and the client renders (plain text or
-/// JSON, bpftool's layouts): the daemon formats nothing that the client can.
+/// JSON, bpftool's layouts, in [`crate::render`]): the daemon formats nothing
+/// that the client can. Bytes (keys, values, instructions, BTF) travel as hex.
+///
+/// Version 1 grew these in place of text in [`Response::stdout`]; a client
+/// prints both, so it still works with a daemon of this version that answers
+/// in text. New kinds are added, never changed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Listing {
@@ -262,10 +267,150 @@ pub enum Listing {
     Net {
         items: Vec<NetAttachment>,
     },
+    /// `map dump`: every entry in `get_next_key` order. `slot_errors`: the
+    /// map's slots hold kernel objects and answer lookups with errors, which
+    /// bpftool prints per slot (perf event arrays, sockmaps, ...).
+    MapDump {
+        map: MapLayout,
+        entries: Vec<MapEntry>,
+        slot_errors: bool,
+    },
+    /// `map lookup`: the key asked for and its value (`None`: no such entry).
+    MapLookup {
+        map: MapLayout,
+        key_hex: String,
+        value_hex: Option<String>,
+    },
+    /// `map getnext`: the key given (`None`: the first key was asked for) and
+    /// the next.
+    MapGetNext {
+        key_hex: Option<String>,
+        next_hex: String,
+    },
+    /// `map pop|dequeue`: the value taken (`None`: the map was empty).
+    MapPop {
+        map: MapLayout,
+        value_hex: Option<String>,
+    },
+    /// `prog dump xlated` (not `visual`): every instruction, with its source
+    /// line and function signature, and the keywords given.
+    Xlated {
+        opcodes: bool,
+        linum: bool,
+        insns: Vec<XlatedInsn>,
+    },
+    /// `prog dump jited`: per function, native instructions and source lines.
+    Jited {
+        opcodes: bool,
+        linum: bool,
+        funcs: Vec<JitedFunc>,
+    },
+    /// `btf show|list`; `single`: one id was asked for.
+    Btfs {
+        single: bool,
+        items: Vec<BtfItem>,
+    },
+    /// `btf dump`: the BTF, as the kernel's blob (the client parses and prints
+    /// it in the format asked for).
+    BtfDump {
+        data_hex: String,
+    },
 }
 
-/// The daemon's answer. `stdout` is printed as is; on failure `error` holds the
-/// message (printed as `Error: ...` or `{"error":"..."}`) and `exit` the status.
+/// What the client needs to print a map's keys and values as bpftool does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapLayout {
+    /// `BPF_MAP_TYPE_*` number.
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    /// The map's BTF, when it has a value type: values print formatted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btf: Option<MapBtf>,
+}
+
+/// A map's BTF: the blob and the key and value types in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapBtf {
+    pub data_hex: String,
+    pub key_type_id: u32,
+    pub value_type_id: u32,
+}
+
+/// One map entry: the key and the value (per-CPU maps: every CPU's value, each
+/// padded to 8 bytes, as `BPF_MAP_LOOKUP_ELEM` returns them), or the errno of
+/// the failed lookup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapEntry {
+    pub key_hex: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_hex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
+}
+
+/// A line of the program's source (BTF line info).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SrcLine {
+    pub line: String,
+    pub file: String,
+    pub line_num: u32,
+    /// 0: not known.
+    pub line_col: u32,
+}
+
+/// One translated instruction (two slots for `ld_imm64`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XlatedInsn {
+    pub pc: u32,
+    /// The C signature of the function starting here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<SrcLine>,
+    /// The kernel's disassembly (`(b7) r0 = 0`).
+    pub disasm: String,
+    /// The instruction's bytes.
+    pub bytes_hex: String,
+}
+
+/// A function of a JITed program.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JitedFunc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    /// `bpf_prog_TAG_NAME`.
+    pub label: String,
+    pub lines: Vec<JitedLine>,
+}
+
+/// A source line, or a native instruction at `offset` in the image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JitedLine {
+    Src(SrcLine),
+    Insn {
+        offset: u64,
+        text: String,
+        bytes_hex: String,
+    },
+}
+
+/// A BTF object, as `btf show` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BtfItem {
+    pub id: u32,
+    pub name: String,
+    pub size: u64,
+    pub prog_ids: Vec<u32>,
+    pub map_ids: Vec<u32>,
+}
+
+/// The daemon's answer: `data` (a [`Listing`] the client renders, or the
+/// results a command reads itself), `stdout` printed as is (the DOT graph of
+/// `prog dump xlated visual`; text of older daemons); on failure `error` holds
+/// the message (printed as `Error: ...` or `{"error":"..."}`) and `exit` the
+/// status.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     pub version: u32,
@@ -304,6 +449,16 @@ impl Response {
     /// A typed result for the client to render.
     pub fn listing(l: &Listing) -> Response {
         Response::data(serde_json::to_value(l).unwrap_or_default())
+    }
+
+    /// A typed result that is also a failure without a message (bpftool's
+    /// "Not found" and "empty map": printed on stdout, exit status 254).
+    pub fn listing_failed(l: &Listing, exit: i32) -> Response {
+        Response {
+            ok: false,
+            exit,
+            ..Response::listing(l)
+        }
     }
 
     /// "Busy": the request was not handled; the client retries.

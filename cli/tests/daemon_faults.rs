@@ -52,6 +52,20 @@ fn lookup(map: &str, key: u32) -> Command {
     }
 }
 
+/// A reply as the CLI prints it (plain): the daemon answers with data, the
+/// client renders it.
+fn shown(r: &Response) -> String {
+    let mut s = r.stdout.clone();
+    if let Some(l) = r
+        .data
+        .as_ref()
+        .and_then(|d| serde_json::from_value::<proto::Listing>(d.clone()).ok())
+    {
+        s.push_str(&bpfvm_cli::render::listing(Format::Plain, &l));
+    }
+    s
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter()
         .map(|x| format!("{x:02x}"))
@@ -193,7 +207,7 @@ fn a_full_disk_is_an_error_and_nothing_acknowledged_is_lost() {
     assert!(acked.len() > 100, "only {} updates fit", acked.len());
     // The refused update is not in the map either (undone).
     let r = request(&sock, lookup("/sys/fs/bpf/m", k)).unwrap();
-    assert!(r.stdout.contains("Not found"), "{r:?}");
+    assert!(shown(&r).contains("Not found"), "{r:?}");
     // A load that cannot be saved fails and leaves nothing behind.
     let r = at(&["prog", "load", "obj/durable.o", "/sys/fs/bpf/d"]);
     assert_eq!(r.code, 255);
@@ -216,7 +230,7 @@ fn a_full_disk_is_an_error_and_nothing_acknowledged_is_lost() {
     at(&["map", "show", "pinned", "/sys/fs/bpf/m"]).ok();
     for &k in &acked {
         let r = request(&sock, lookup("/sys/fs/bpf/m", k)).unwrap();
-        assert_eq!(r.stdout, entry_line(k, k as u64 * 3), "key {k}");
+        assert_eq!(shown(&r), entry_line(k, k as u64 * 3), "key {k}");
     }
 }
 
@@ -279,10 +293,10 @@ fn damaged_state_is_refused_by_name_and_a_torn_tail_is_cut() {
     std::fs::write(&j, &jb).unwrap();
     for k in 0..10 {
         let r = request_after_start(&env, lookup("/sys/fs/bpf/m", k));
-        assert_eq!(r.stdout, entry_line(k, 100 + k as u64));
+        assert_eq!(shown(&r), entry_line(k, 100 + k as u64));
     }
     let r = request(&sock, lookup("/sys/fs/bpf/m", 50)).unwrap();
-    assert_eq!(r.stdout, entry_line(50, 5050));
+    assert_eq!(shown(&r), entry_line(50, 5050));
     let log = std::fs::read_to_string(env.state().join("daemon.log")).unwrap();
     assert!(log.contains("was cut off"), "{log}");
 
@@ -381,7 +395,11 @@ fn kill_9_during_a_storm_loses_nothing_acknowledged() {
         .ok();
     for (k, v) in &acked {
         let r = request(&sock, lookup("/sys/fs/bpf/storm", *k)).unwrap();
-        assert_eq!(r.stdout, entry_line(*k, *v), "acknowledged update {k} lost");
+        assert_eq!(
+            shown(&r),
+            entry_line(*k, *v),
+            "acknowledged update {k} lost"
+        );
     }
     for pin in &loaded {
         env.run(&["prog", "show", "pinned", pin]).ok();
