@@ -23,6 +23,7 @@
 //! while a change is applied and journaled. No lock is held while a program runs,
 //! so `prog list` never waits for a `prog run`.
 
+mod fault;
 mod handlers;
 mod persist;
 pub mod pinfs;
