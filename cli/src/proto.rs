@@ -292,11 +292,16 @@ pub enum Listing {
         map: MapLayout,
         value_hex: Option<String>,
     },
-    /// `prog dump xlated` (not `visual`): every instruction, with its source
-    /// line and function signature, and the keywords given.
+    /// `prog dump xlated`: every instruction, with its source line and
+    /// function signature, where each function starts, and the keywords given
+    /// (`visual`: the client draws the control-flow graph).
     Xlated {
         opcodes: bool,
         linum: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        visual: bool,
+        #[serde(default)]
+        func_starts: Vec<u32>,
         insns: Vec<XlatedInsn>,
     },
     /// `prog dump jited`: per function, native instructions and source lines.
@@ -407,10 +412,9 @@ pub struct BtfItem {
 }
 
 /// The daemon's answer: `data` (a [`Listing`] the client renders, or the
-/// results a command reads itself), `stdout` printed as is (the DOT graph of
-/// `prog dump xlated visual`; text of older daemons); on failure `error` holds
-/// the message (printed as `Error: ...` or `{"error":"..."}`) and `exit` the
-/// status.
+/// results a command reads itself), `stdout` printed as is (text of older
+/// daemons); on failure `error` holds the message (printed as `Error: ...` or
+/// `{"error":"..."}`) and `exit` the status.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     pub version: u32,
@@ -592,6 +596,95 @@ mod tests {
         let mut framed = Vec::new();
         write_frame(&mut framed, &body).unwrap();
         assert_eq!(read_frame(&mut &framed[..], MAX_MESSAGE).unwrap(), body);
+    }
+
+    #[test]
+    fn listings_round_trip_as_data() {
+        let layout = MapLayout {
+            map_type: 1,
+            key_size: 4,
+            value_size: 8,
+            btf: None,
+        };
+        let src = SrcLine {
+            line: "return 0;".into(),
+            file: "a.c".into(),
+            line_num: 3,
+            line_col: 2,
+        };
+        let all = [
+            Listing::MapLookup {
+                map: layout.clone(),
+                key_hex: "01000000".into(),
+                value_hex: None,
+            },
+            Listing::MapDump {
+                map: layout.clone(),
+                entries: vec![MapEntry {
+                    key_hex: "00".into(),
+                    value_hex: None,
+                    errno: Some(2),
+                }],
+                slot_errors: true,
+            },
+            Listing::MapGetNext {
+                key_hex: None,
+                next_hex: "00000000".into(),
+            },
+            Listing::MapPop {
+                map: layout,
+                value_hex: Some("01".into()),
+            },
+            Listing::Xlated {
+                opcodes: true,
+                linum: false,
+                visual: true,
+                func_starts: vec![0],
+                insns: vec![XlatedInsn {
+                    pc: 0,
+                    proto: Some("int f(void)".into()),
+                    src: Some(src.clone()),
+                    disasm: "(95) exit".into(),
+                    bytes_hex: "9500000000000000".into(),
+                }],
+            },
+            Listing::Jited {
+                opcodes: false,
+                linum: true,
+                funcs: vec![JitedFunc {
+                    proto: None,
+                    label: "bpf_prog_0_f".into(),
+                    lines: vec![
+                        JitedLine::Src(src),
+                        JitedLine::Insn {
+                            offset: 0,
+                            text: "ret".into(),
+                            bytes_hex: "c3".into(),
+                        },
+                    ],
+                }],
+            },
+            Listing::Btfs {
+                single: false,
+                items: vec![BtfItem {
+                    id: 1,
+                    name: String::new(),
+                    size: 10,
+                    prog_ids: vec![1],
+                    map_ids: vec![],
+                }],
+            },
+            Listing::BtfDump {
+                data_hex: "9feb".into(),
+            },
+        ];
+        for l in all {
+            let r = Response::listing(&l);
+            let body = serde_json::to_vec(&r).unwrap();
+            let back = decode_response(&body).unwrap();
+            let got: Listing = serde_json::from_value(back.data.unwrap()).unwrap();
+            assert_eq!(got, l);
+        }
     }
 
     #[test]

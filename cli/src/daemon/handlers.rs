@@ -464,8 +464,7 @@ impl Daemon {
         Ok(Response::listing(&reads::btf_dump(&btf.btf)))
     }
 
-    /// `prog dump xlated`: the listing as data; `visual`'s DOT graph as text
-    /// (see [`reads::xlated`] for why).
+    /// `prog dump xlated`: the listing as data (`visual`: the client draws it).
     fn prog_xlated(
         &self,
         target: &Target,
@@ -474,12 +473,9 @@ impl Daemon {
         visual: bool,
     ) -> Result<Response, String> {
         let p = self.prog_one(target)?;
-        if visual {
-            // The graph's blocks and edges come from bpfvm's control-flow walk,
-            // which exposes only the DOT text.
-            return Ok(Response::out(bpfvm::xlated::dump_xlated_dot(&p)));
-        }
-        Ok(Response::listing(&reads::xlated(&p, opcodes, linum)))
+        Ok(Response::listing(&reads::xlated(
+            &p, opcodes, linum, visual,
+        )))
     }
 
     fn prog_jited(

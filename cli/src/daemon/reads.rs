@@ -401,10 +401,11 @@ fn source_line(p: &ProgObj, pc: usize) -> Option<&bpfvm::LineInfo> {
     p.line_info.iter().find(|l| l.insn_idx as usize == pc)
 }
 
-/// `prog dump xlated` (not `visual`): the instructions with their source lines
-/// and function signatures. The disassembly comes from bpfvm's listing (its
-/// JSON form, asked for with every field), the bytes from the instructions.
-pub fn xlated(p: &ProgObj, opcodes: bool, linum: bool) -> Listing {
+/// `prog dump xlated`: the instructions with their source lines and function
+/// signatures, and where the functions start. The disassembly comes from
+/// bpfvm's listing (its JSON form, asked for with every field), the bytes from
+/// the instructions.
+pub fn xlated(p: &ProgObj, opcodes: bool, linum: bool, visual: bool) -> Listing {
     let all = bpfvm::xlated::XlatedOpts {
         opcodes: true,
         linum: true,
@@ -438,6 +439,8 @@ pub fn xlated(p: &ProgObj, opcodes: bool, linum: bool) -> Listing {
     Listing::Xlated {
         opcodes,
         linum,
+        visual,
+        func_starts: functions(p).iter().map(|f| f.start as u32).collect(),
         insns,
     }
 }
