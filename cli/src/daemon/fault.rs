@@ -1,7 +1,9 @@
 //! Fault injection for the fault tests, compiled only with the cargo feature
-//! `fault-injection` (which the package's test build turns on through its
-//! dev-dependency on itself; `cargo build` and `cargo install` leave it off,
-//! and then [`injected`] is `None`, always).
+//! `fault-injection`. The package turns it on through a dev-dependency on
+//! itself, so builds that take dev-dependencies have it (tests, and examples
+//! such as scripts/bench-daemon.sh's, where the knob is simply unset);
+//! `cargo build` and `cargo install` leave it off, and then [`injected`] is
+//! `None`, always.
 //!
 //! `BPFVM_FAULT_FILE` names a file read before each write of the state; the
 //! words in it say which writes fail with EIO while it says so:
