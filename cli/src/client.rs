@@ -360,7 +360,13 @@ pub fn print_response(opts: &Opts, r: &Response) -> i32 {
     if let Some(l) = &listing {
         let _ = out.write_all(crate::render::listing(format_of(opts), l).as_bytes());
     }
-    if r.ok && opts.json && r.stdout.is_empty() && r.data.is_none() && listing.is_none() {
+    // Data other than a listing: only a note for stderr (other data is read by
+    // the command that asked for it, not printed here).
+    let note_only = r
+        .data
+        .as_ref()
+        .is_none_or(|d| d.as_object().is_some_and(|o| o.keys().all(|k| k == "note")));
+    if r.ok && opts.json && r.stdout.is_empty() && note_only && listing.is_none() {
         // bpftool prints `null` for commands without output in JSON mode.
         let _ = out.write_all(b"null\n");
     }

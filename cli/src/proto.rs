@@ -245,7 +245,12 @@ pub struct NetAttachment {
 }
 
 /// Results the daemon returns as data and the client renders (plain text or
-/// JSON, bpftool's layouts): the daemon formats nothing that the client can.
+/// JSON, bpftool's layouts, in [`crate::render`]): the daemon formats nothing
+/// that the client can. Bytes (keys, values, instructions, BTF) travel as hex.
+///
+/// Version 1 grew these in place of text in [`Response::stdout`]; a client
+/// prints both, so it still works with a daemon of this version that answers
+/// in text. New kinds are added, never changed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Listing {
@@ -262,10 +267,154 @@ pub enum Listing {
     Net {
         items: Vec<NetAttachment>,
     },
+    /// `map dump`: every entry in `get_next_key` order. `slot_errors`: the
+    /// map's slots hold kernel objects and answer lookups with errors, which
+    /// bpftool prints per slot (perf event arrays, sockmaps, ...).
+    MapDump {
+        map: MapLayout,
+        entries: Vec<MapEntry>,
+        slot_errors: bool,
+    },
+    /// `map lookup`: the key asked for and its value (`None`: no such entry).
+    MapLookup {
+        map: MapLayout,
+        key_hex: String,
+        value_hex: Option<String>,
+    },
+    /// `map getnext`: the key given (`None`: the first key was asked for) and
+    /// the next.
+    MapGetNext {
+        key_hex: Option<String>,
+        next_hex: String,
+    },
+    /// `map pop|dequeue`: the value taken (`None`: the map was empty).
+    MapPop {
+        map: MapLayout,
+        value_hex: Option<String>,
+    },
+    /// `prog dump xlated`: every instruction, with its source line and
+    /// function signature, where each function starts, and the keywords given
+    /// (`visual`: the client draws the control-flow graph).
+    Xlated {
+        opcodes: bool,
+        linum: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        visual: bool,
+        #[serde(default)]
+        func_starts: Vec<u32>,
+        insns: Vec<XlatedInsn>,
+    },
+    /// `prog dump jited`: per function, native instructions and source lines.
+    Jited {
+        opcodes: bool,
+        linum: bool,
+        funcs: Vec<JitedFunc>,
+    },
+    /// `btf show|list`; `single`: one id was asked for.
+    Btfs {
+        single: bool,
+        items: Vec<BtfItem>,
+    },
+    /// `btf dump`: the BTF, as the kernel's blob (the client parses and prints
+    /// it in the format asked for).
+    BtfDump {
+        data_hex: String,
+    },
 }
 
-/// The daemon's answer. `stdout` is printed as is; on failure `error` holds the
-/// message (printed as `Error: ...` or `{"error":"..."}`) and `exit` the status.
+/// What the client needs to print a map's keys and values as bpftool does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapLayout {
+    /// `BPF_MAP_TYPE_*` number.
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    /// The map's BTF, when it has a value type: values print formatted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btf: Option<MapBtf>,
+}
+
+/// A map's BTF: the blob and the key and value types in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapBtf {
+    pub data_hex: String,
+    pub key_type_id: u32,
+    pub value_type_id: u32,
+}
+
+/// One map entry: the key and the value (per-CPU maps: every CPU's value, each
+/// padded to 8 bytes, as `BPF_MAP_LOOKUP_ELEM` returns them), or the errno of
+/// the failed lookup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapEntry {
+    pub key_hex: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_hex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
+}
+
+/// A line of the program's source (BTF line info).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SrcLine {
+    pub line: String,
+    pub file: String,
+    pub line_num: u32,
+    /// 0: not known.
+    pub line_col: u32,
+}
+
+/// One translated instruction (two slots for `ld_imm64`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XlatedInsn {
+    pub pc: u32,
+    /// The C signature of the function starting here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<SrcLine>,
+    /// The kernel's disassembly (`(b7) r0 = 0`).
+    pub disasm: String,
+    /// The instruction's bytes.
+    pub bytes_hex: String,
+}
+
+/// A function of a JITed program.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JitedFunc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    /// `bpf_prog_TAG_NAME`.
+    pub label: String,
+    pub lines: Vec<JitedLine>,
+}
+
+/// A source line, or a native instruction at `offset` in the image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JitedLine {
+    Src(SrcLine),
+    Insn {
+        offset: u64,
+        text: String,
+        bytes_hex: String,
+    },
+}
+
+/// A BTF object, as `btf show` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BtfItem {
+    pub id: u32,
+    pub name: String,
+    pub size: u64,
+    pub prog_ids: Vec<u32>,
+    pub map_ids: Vec<u32>,
+}
+
+/// The daemon's answer: `data` (a [`Listing`] the client renders, or the
+/// results a command reads itself), `stdout` printed as is (text of older
+/// daemons); on failure `error` holds the message (printed as `Error: ...` or
+/// `{"error":"..."}`) and `exit` the status.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     pub version: u32,
@@ -304,6 +453,16 @@ impl Response {
     /// A typed result for the client to render.
     pub fn listing(l: &Listing) -> Response {
         Response::data(serde_json::to_value(l).unwrap_or_default())
+    }
+
+    /// A typed result that is also a failure without a message (bpftool's
+    /// "Not found" and "empty map": printed on stdout, exit status 254).
+    pub fn listing_failed(l: &Listing, exit: i32) -> Response {
+        Response {
+            ok: false,
+            exit,
+            ..Response::listing(l)
+        }
     }
 
     /// "Busy": the request was not handled; the client retries.
@@ -437,6 +596,95 @@ mod tests {
         let mut framed = Vec::new();
         write_frame(&mut framed, &body).unwrap();
         assert_eq!(read_frame(&mut &framed[..], MAX_MESSAGE).unwrap(), body);
+    }
+
+    #[test]
+    fn listings_round_trip_as_data() {
+        let layout = MapLayout {
+            map_type: 1,
+            key_size: 4,
+            value_size: 8,
+            btf: None,
+        };
+        let src = SrcLine {
+            line: "return 0;".into(),
+            file: "a.c".into(),
+            line_num: 3,
+            line_col: 2,
+        };
+        let all = [
+            Listing::MapLookup {
+                map: layout.clone(),
+                key_hex: "01000000".into(),
+                value_hex: None,
+            },
+            Listing::MapDump {
+                map: layout.clone(),
+                entries: vec![MapEntry {
+                    key_hex: "00".into(),
+                    value_hex: None,
+                    errno: Some(2),
+                }],
+                slot_errors: true,
+            },
+            Listing::MapGetNext {
+                key_hex: None,
+                next_hex: "00000000".into(),
+            },
+            Listing::MapPop {
+                map: layout,
+                value_hex: Some("01".into()),
+            },
+            Listing::Xlated {
+                opcodes: true,
+                linum: false,
+                visual: true,
+                func_starts: vec![0],
+                insns: vec![XlatedInsn {
+                    pc: 0,
+                    proto: Some("int f(void)".into()),
+                    src: Some(src.clone()),
+                    disasm: "(95) exit".into(),
+                    bytes_hex: "9500000000000000".into(),
+                }],
+            },
+            Listing::Jited {
+                opcodes: false,
+                linum: true,
+                funcs: vec![JitedFunc {
+                    proto: None,
+                    label: "bpf_prog_0_f".into(),
+                    lines: vec![
+                        JitedLine::Src(src),
+                        JitedLine::Insn {
+                            offset: 0,
+                            text: "ret".into(),
+                            bytes_hex: "c3".into(),
+                        },
+                    ],
+                }],
+            },
+            Listing::Btfs {
+                single: false,
+                items: vec![BtfItem {
+                    id: 1,
+                    name: String::new(),
+                    size: 10,
+                    prog_ids: vec![1],
+                    map_ids: vec![],
+                }],
+            },
+            Listing::BtfDump {
+                data_hex: "9feb".into(),
+            },
+        ];
+        for l in all {
+            let r = Response::listing(&l);
+            let body = serde_json::to_vec(&r).unwrap();
+            let back = decode_response(&body).unwrap();
+            let got: Listing = serde_json::from_value(back.data.unwrap()).unwrap();
+            assert_eq!(got, l);
+        }
     }
 
     #[test]

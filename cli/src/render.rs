@@ -1,13 +1,21 @@
-//! bpftool's output formats, plain and JSON, for what the daemon answers:
-//! `prog show`, `map show`, `map dump|lookup|update|delete|getnext`, `btf show|dump`.
+//! bpftool's output formats, plain and JSON, for what the daemon answers as
+//! typed data ([`Listing`]): `prog show`, `prog dump xlated|jited`, `map show`,
+//! `map dump|lookup|getnext|pop`, `net list`, `btf show|dump`. The client
+//! renders; the daemon formats nothing the client can.
 
-use crate::proto::{Format, Response, Target, PROTO_VERSION};
+use crate::daemon::reads::MapChange;
+use crate::proto::{
+    BtfItem, Format, JitedFunc, JitedLine, Listing, MapEntry, MapLayout, Response, SrcLine, Target,
+    XlatedInsn,
+};
 use bpfvm::btf::{
     dump_btf_json, dump_btf_plain, hex_byte_array, map_entry_dump, write_bpftool_compact,
     write_bpftool_pretty, Btf, DumpMode, Dumped, MapValues,
 };
-use bpfvm::maps::RawMap;
-use bpfvm::{BpfCmd, BpfError, BpfReply, MapInfo, MapObj, ProgInfo, Runtime};
+use bpfvm::isa::disasm::{kernel_insn_line, XlatedSymbols};
+use bpfvm::isa::{decode_at, Decoded, Insn, Op, Shape};
+use bpfvm::maps::MapType;
+use bpfvm::{BpfError, MapInfo, MapObj, ProgInfo, Runtime};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
@@ -243,13 +251,52 @@ pub fn net_list(f: Format, items: &[crate::proto::NetAttachment]) -> String {
     out
 }
 
-/// Renders a typed result of the daemon.
-pub fn listing(f: Format, l: &crate::proto::Listing) -> String {
-    use crate::proto::Listing;
+/// Renders a typed result of the daemon (the exit status it asks for is in the
+/// reply: 254 for bpftool's "Not found" and "empty map").
+pub fn listing(f: Format, l: &Listing) -> String {
     match l {
         Listing::Progs { single, items } => progs(f, items, *single),
         Listing::Maps { single, items } => maps(f, items, *single),
         Listing::Net { items } => net_list(f, items),
+        Listing::MapDump {
+            map,
+            entries,
+            slot_errors,
+        } => map_dump_text(f, map, entries, *slot_errors),
+        Listing::MapLookup {
+            map,
+            key_hex,
+            value_hex,
+        } => map_lookup_text(f, map, &unhex(key_hex), value_hex.as_deref().map(unhex)),
+        Listing::MapGetNext { key_hex, next_hex } => {
+            map_getnext_text(f, key_hex.as_deref().map(unhex), &unhex(next_hex))
+        }
+        Listing::MapPop { map, value_hex } => map_pop_text(f, map, value_hex.as_deref().map(unhex)),
+        Listing::Xlated {
+            visual: true,
+            func_starts,
+            insns,
+            ..
+        } => xlated_dot(insns, func_starts),
+        Listing::Xlated {
+            opcodes,
+            linum,
+            insns,
+            ..
+        } => xlated(f, insns, *opcodes, *linum),
+        Listing::Jited {
+            opcodes,
+            linum,
+            funcs,
+        } => jited(funcs, *opcodes, *linum),
+        Listing::Btfs { single, items } => btf_list(f, items, *single),
+        Listing::BtfDump { data_hex } => match Btf::parse(&unhex(data_hex)) {
+            Ok(btf) => btf_dump(&btf, f),
+            Err(e) => format!(
+                "Error: the daemon's BTF cannot be read: {}\n",
+                error_chain(&e)
+            ),
+        },
     }
 }
 
@@ -277,296 +324,599 @@ fn hex_spaced(b: &[u8]) -> String {
         .join(" ")
 }
 
-/// A map's value as user space sees it, split per CPU for per-CPU maps.
-fn split_values(m: &MapObj, v: &[u8]) -> Vec<Vec<u8>> {
-    let vs = m.attr().value_size as usize;
-    if !m.map_type().is_percpu() {
-        return vec![v[..vs.min(v.len())].to_vec()];
-    }
-    let step = vs.next_multiple_of(8).max(1);
-    v.chunks(step)
-        .map(|c| c[..vs.min(c.len())].to_vec())
-        .collect()
+/// Hex from the daemon (checked there; anything else reads as no bytes).
+fn unhex(s: &str) -> Vec<u8> {
+    crate::proto::from_hex(s).unwrap_or_default()
 }
 
-fn has_btf(m: &MapObj) -> Option<&Btf> {
-    match &m.btf {
-        Some(b) if m.btf_value_type_id != 0 => Some(&b.btf),
-        _ => None,
-    }
+/// A map's layout with its BTF parsed.
+struct Layout {
+    map_type: Option<MapType>,
+    key_size: u32,
+    value_size: u32,
+    btf: Option<(Btf, u32, u32)>,
 }
 
-/// The entry as bpftool's `-j` prints it: raw bytes, and `formatted` with BTF.
-fn entry_json(m: &MapObj, key: &[u8], value: &[u8]) -> Dumped {
-    let per = split_values(m, value);
-    let percpu = m.map_type().is_percpu();
-    let mut fields = vec![("key".to_string(), hex_byte_array(key))];
-    if percpu {
-        let items = per
-            .iter()
-            .enumerate()
-            .map(|(cpu, v)| {
-                Dumped::Object(vec![
-                    ("cpu".into(), Dumped::Raw(cpu.to_string())),
-                    ("value".into(), hex_byte_array(v)),
-                ])
-            })
-            .collect();
-        fields.push(("values".into(), Dumped::Array(items)));
-    } else {
-        fields.push(("value".into(), hex_byte_array(&per[0])));
+impl Layout {
+    fn new(l: &MapLayout) -> Layout {
+        Layout {
+            map_type: MapType::from_u32(l.map_type),
+            key_size: l.key_size,
+            value_size: l.value_size,
+            // A BTF that does not parse prints as bytes, as a map without BTF.
+            btf: l.btf.as_ref().and_then(|b| {
+                Btf::parse(&unhex(&b.data_hex))
+                    .ok()
+                    .map(|btf| (btf, b.key_type_id, b.value_type_id))
+            }),
+        }
     }
-    if let Some(btf) = has_btf(m) {
+
+    fn percpu(&self) -> bool {
+        self.map_type.is_some_and(|t| t.is_percpu())
+    }
+
+    /// A value as user space sees it, split per CPU for per-CPU maps.
+    fn split_values(&self, v: &[u8]) -> Vec<Vec<u8>> {
+        let vs = self.value_size as usize;
+        if !self.percpu() {
+            return vec![v[..vs.min(v.len())].to_vec()];
+        }
+        let step = vs.next_multiple_of(8).max(1);
+        v.chunks(step)
+            .map(|c| c[..vs.min(c.len())].to_vec())
+            .collect()
+    }
+
+    fn btf_entry(&self, key: &[u8], per: &[Vec<u8>], mode: DumpMode) -> Option<Dumped> {
+        let (btf, kt, vt) = self.btf.as_ref()?;
         let slices: Vec<&[u8]> = per.iter().map(|v| &v[..]).collect();
-        let values = if percpu {
+        let values = if self.percpu() {
             MapValues::PerCpu(&slices)
         } else {
-            MapValues::Single(slices[0])
+            MapValues::Single(slices.first().copied().unwrap_or_default())
         };
-        let d = map_entry_dump(
-            btf,
-            m.btf_key_type_id,
-            m.btf_value_type_id,
-            key,
-            values,
-            DumpMode::Json,
-        );
-        fields.push(("formatted".into(), d.value));
+        Some(map_entry_dump(btf, *kt, *vt, key, values, mode).value)
     }
-    Dumped::Object(fields)
-}
 
-/// The entry in the plain BTF form.
-fn entry_btf_plain(m: &MapObj, btf: &Btf, key: &[u8], value: &[u8]) -> Dumped {
-    let per = split_values(m, value);
-    let slices: Vec<&[u8]> = per.iter().map(|v| &v[..]).collect();
-    let values = if m.map_type().is_percpu() {
-        MapValues::PerCpu(&slices)
-    } else {
-        MapValues::Single(slices[0])
-    };
-    map_entry_dump(
-        btf,
-        m.btf_key_type_id,
-        m.btf_value_type_id,
-        key,
-        values,
-        DumpMode::Plain,
-    )
-    .value
-}
-
-/// The entry in the plain hex form (`key: 00 00 00 00  value: 19 01 00 00`).
-fn entry_hex_plain(m: &MapObj, key: &[u8], value: &[u8], out: &mut String) {
-    let a = m.attr();
-    let per = split_values(m, value);
-    if m.map_type().is_percpu() {
-        let _ = writeln!(out, "key:\n{}", hex_spaced(key));
-        for (cpu, v) in per.iter().enumerate() {
-            let sep = if a.value_size > 16 { '\n' } else { ' ' };
-            let _ = writeln!(out, "value (CPU {cpu:02}):{sep}{}", hex_spaced(v));
-        }
-        return;
-    }
-    let break_names = a.key_size > 16 || a.value_size > 16;
-    let single_line = a.key_size + a.value_size <= 24 && !break_names;
-    let sep = if break_names { '\n' } else { ' ' };
-    let _ = write!(out, "key:{sep}{}", hex_spaced(key));
-    out.push_str(if single_line { "  " } else { "\n" });
-    let _ = writeln!(out, "value:{sep}{}", hex_spaced(&per[0]));
-}
-
-/// Every (key, value) of a map, in `get_next_key` order.
-/// A map entry: key and value bytes.
-type Entry = (Vec<u8>, Vec<u8>);
-
-fn entries(rt: &Runtime, m: &MapObj) -> Result<Vec<Entry>, String> {
-    let map = RawMap::from_id(rt, m.id).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    // The walk ends at the last key (ENOENT) and after max_entries + 1 keys,
-    // a bound that guards against a bad iterator.
-    for (i, key) in map.keys().enumerate() {
-        let key = match key {
-            Ok(k) => k,
-            Err(e) if i == 0 => return Err(format!("can't get next key: {}", strerror(e.errno()))),
-            Err(_) => break,
-        };
-        // A key deleted meanwhile, or an empty fd-map slot, is skipped.
-        if let Ok(v) = map.lookup(&key, 0) {
-            out.push((key, v));
-        }
-    }
-    Ok(out)
-}
-
-/// bpftool prints a lookup error for each slot of these maps (their slots hold
-/// kernel objects user space cannot read back).
-fn dumps_errors(m: &MapObj) -> bool {
-    use bpfvm::maps::MapType::*;
-    matches!(
-        m.map_type(),
-        PerfEventArray | CgroupArray | Xskmap | Sockmap | ReuseportSockarray
-    )
-}
-
-/// `map dump` of a map whose slots answer lookups with errors: each slot,
-/// its value or the error, as bpftool's `print_entry_error` prints it.
-fn map_dump_errors(rt: &Runtime, m: &MapObj, f: Format) -> Result<Response, String> {
-    let mut items = Vec::new();
-    let mut out = String::new();
-    let mut found = 0;
-    let map = RawMap::from_id(rt, m.id).map_err(|e| e.to_string())?;
-    for next in map.keys() {
-        let Ok(next) = next else { break };
-        match map.lookup(&next, 0) {
-            Ok(v) => {
-                found += 1;
-                items.push(entry_json(m, &next, &v));
-                entry_hex_plain(m, &next, &v, &mut out);
-            }
-            Err(e) => {
-                let err = strerror(e.errno());
-                items.push(Dumped::Object(vec![
-                    ("key".into(), hex_byte_array(&next)),
-                    (
-                        "value".into(),
-                        Dumped::Object(vec![("error".into(), Dumped::Str(err.clone()))]),
-                    ),
-                ]));
-                let msg = match e.errno() {
-                    libc::ENOENT => "<no entry>".to_string(),
-                    libc::ENOSPC if m.map_type() == bpfvm::maps::MapType::ReuseportSockarray => {
-                        "<cannot read>".into()
-                    }
-                    _ => err,
-                };
-                let ks = m.attr().key_size as usize;
-                let break_names = ks > 16 || msg.len() > 16;
-                let single_line = ks + msg.len() <= 24 && !break_names;
-                let sep = if break_names { '\n' } else { ' ' };
-                let _ = write!(out, "key:{sep}{}", hex_spaced(&next));
-                out.push_str(if single_line { "  " } else { "\n" });
-                let _ = writeln!(out, "value:{sep}{msg}");
-            }
-        }
-    }
-    if f.is_json() {
-        return Ok(Response::out(dumped(f, &Dumped::Array(items))));
-    }
-    let _ = writeln!(
-        out,
-        "Found {found} element{}",
-        if found == 1 { "" } else { "s" }
-    );
-    Ok(Response::out(out))
-}
-
-/// `map dump`.
-pub fn map_dump(rt: &Runtime, m: &MapObj, f: Format) -> Result<Response, String> {
-    if dumps_errors(m) {
-        return map_dump_errors(rt, m, f);
-    }
-    let all = entries(rt, m)?;
-    if f.is_json() {
-        let items = all.iter().map(|(k, v)| entry_json(m, k, v)).collect();
-        return Ok(Response::out(dumped(f, &Dumped::Array(items))));
-    }
-    if let Some(btf) = has_btf(m) {
-        let items = all
-            .iter()
-            .map(|(k, v)| entry_btf_plain(m, btf, k, v))
-            .collect();
-        return Ok(Response::out(Dumped::Array(items).to_bpftool_pretty()));
-    }
-    let mut out = String::new();
-    for (k, v) in &all {
-        entry_hex_plain(m, k, v, &mut out);
-    }
-    let n = all.len();
-    let _ = writeln!(out, "Found {n} element{}", if n == 1 { "" } else { "s" });
-    Ok(Response::out(out))
-}
-
-/// A number as C's `strtoul(s, _, 0)` reads it (0x hex, leading-0 octal, decimal).
-fn parse_c_number(s: &str) -> Option<u64> {
-    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16).ok()
-    } else if s.len() > 1 && s.starts_with('0') {
-        u64::from_str_radix(&s[1..], 8).ok()
-    } else {
-        s.parse().ok()
-    }
-}
-
-/// `[hex] BYTES`: exactly `n` bytes from `args[*i..]`, as bpftool's parse_bytes.
-fn parse_bytes(args: &[String], i: &mut usize, n: usize, what: &str) -> Result<Vec<u8>, String> {
-    let mut hex = false;
-    if args.get(*i).map(String::as_str) == Some("hex") {
-        hex = true;
-        *i += 1;
-    }
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let Some(tok) = args.get(*i) else {
-            return Err(format!("{what} expected {n} bytes got {}", out.len()));
-        };
-        let v = if hex {
-            u64::from_str_radix(tok, 16).ok()
+    /// The entry as bpftool's `-j` prints it: raw bytes, and `formatted` with BTF.
+    fn entry_json(&self, key: &[u8], value: &[u8]) -> Dumped {
+        let per = self.split_values(value);
+        let mut fields = vec![("key".to_string(), hex_byte_array(key))];
+        if self.percpu() {
+            let items = per
+                .iter()
+                .enumerate()
+                .map(|(cpu, v)| {
+                    Dumped::Object(vec![
+                        ("cpu".into(), Dumped::Raw(cpu.to_string())),
+                        ("value".into(), hex_byte_array(v)),
+                    ])
+                })
+                .collect();
+            fields.push(("values".into(), Dumped::Array(items)));
         } else {
-            parse_c_number(tok)
-        };
-        let Some(v) = v else {
-            return Err(format!("error parsing byte: {tok}"));
-        };
-        out.push(v as u8);
-        *i += 1;
+            fields.push((
+                "value".into(),
+                hex_byte_array(per.first().map(Vec::as_slice).unwrap_or_default()),
+            ));
+        }
+        if let Some(d) = self.btf_entry(key, &per, DumpMode::Json) {
+            fields.push(("formatted".into(), d));
+        }
+        Dumped::Object(fields)
     }
-    Ok(out)
+
+    /// The entry in the plain BTF form (`None`: the map has no BTF).
+    fn entry_btf_plain(&self, key: &[u8], value: &[u8]) -> Option<Dumped> {
+        self.btf_entry(key, &self.split_values(value), DumpMode::Plain)
+    }
+
+    /// The entry in the plain hex form (`key: 00 00 00 00  value: 19 01 00 00`).
+    fn entry_hex_plain(&self, key: &[u8], value: &[u8], out: &mut String) {
+        let per = self.split_values(value);
+        if self.percpu() {
+            let _ = writeln!(out, "key:\n{}", hex_spaced(key));
+            for (cpu, v) in per.iter().enumerate() {
+                let sep = if self.value_size > 16 { '\n' } else { ' ' };
+                let _ = writeln!(out, "value (CPU {cpu:02}):{sep}{}", hex_spaced(v));
+            }
+            return;
+        }
+        let break_names = self.key_size > 16 || self.value_size > 16;
+        let single_line = self.key_size + self.value_size <= 24 && !break_names;
+        let sep = if break_names { '\n' } else { ' ' };
+        let _ = write!(out, "key:{sep}{}", hex_spaced(key));
+        out.push_str(if single_line { "  " } else { "\n" });
+        let v = per.first().map(Vec::as_slice).unwrap_or_default();
+        let _ = writeln!(out, "value:{sep}{}", hex_spaced(v));
+    }
 }
 
-fn parse_target(args: &[String], i: &mut usize) -> Option<Target> {
-    let kw = args.get(*i)?.as_str();
-    let val = args.get(*i + 1)?;
-    let t = match kw {
-        "id" => Target::Id(val.parse().ok()?),
-        "name" => Target::Name(val.clone()),
-        "tag" => Target::Tag(val.clone()),
-        "pinned" => Target::Pinned(val.clone()),
-        _ => return None,
+fn found_line(out: &mut String, n: usize) {
+    let _ = writeln!(out, "Found {n} element{}", if n == 1 { "" } else { "s" });
+}
+
+/// `map dump`: bpftool's array of entries (JSON), the BTF-formatted entries,
+/// or the hex lines and a count; maps whose slots answer with errors print
+/// each slot's value or error, as bpftool's `print_entry_error`.
+pub fn map_dump_text(
+    f: Format,
+    map: &MapLayout,
+    entries: &[MapEntry],
+    slot_errors: bool,
+) -> String {
+    let l = Layout::new(map);
+    // Each entry's key and its value or the errno of its lookup.
+    type Slot = (Vec<u8>, Result<Vec<u8>, i32>);
+    let entries: Vec<Slot> = entries
+        .iter()
+        .map(|e| {
+            let v = match (&e.value_hex, e.errno) {
+                (Some(v), _) => Ok(unhex(v)),
+                (None, errno) => Err(errno.unwrap_or(libc::ENOENT)),
+            };
+            (unhex(&e.key_hex), v)
+        })
+        .collect();
+    if slot_errors {
+        let mut items = Vec::new();
+        let mut out = String::new();
+        let mut found = 0;
+        for (key, v) in &entries {
+            match v {
+                Ok(v) => {
+                    found += 1;
+                    items.push(l.entry_json(key, v));
+                    l.entry_hex_plain(key, v, &mut out);
+                }
+                Err(errno) => {
+                    let err = strerror(*errno);
+                    items.push(Dumped::Object(vec![
+                        ("key".into(), hex_byte_array(key)),
+                        (
+                            "value".into(),
+                            Dumped::Object(vec![("error".into(), Dumped::Str(err.clone()))]),
+                        ),
+                    ]));
+                    let msg = match *errno {
+                        libc::ENOENT => "<no entry>".to_string(),
+                        libc::ENOSPC if l.map_type == Some(MapType::ReuseportSockarray) => {
+                            "<cannot read>".into()
+                        }
+                        _ => err,
+                    };
+                    let ks = l.key_size as usize;
+                    let break_names = ks > 16 || msg.len() > 16;
+                    let single_line = ks + msg.len() <= 24 && !break_names;
+                    let sep = if break_names { '\n' } else { ' ' };
+                    let _ = write!(out, "key:{sep}{}", hex_spaced(key));
+                    out.push_str(if single_line { "  " } else { "\n" });
+                    let _ = writeln!(out, "value:{sep}{msg}");
+                }
+            }
+        }
+        if f.is_json() {
+            return dumped(f, &Dumped::Array(items));
+        }
+        found_line(&mut out, found);
+        return out;
+    }
+    let values: Vec<(&[u8], &[u8])> = entries
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().ok().map(|v| (&k[..], &v[..])))
+        .collect();
+    if f.is_json() {
+        let items = values.iter().map(|(k, v)| l.entry_json(k, v)).collect();
+        return dumped(f, &Dumped::Array(items));
+    }
+    if l.btf.is_some() {
+        let items = values
+            .iter()
+            .filter_map(|(k, v)| l.entry_btf_plain(k, v))
+            .collect();
+        return Dumped::Array(items).to_bpftool_pretty();
+    }
+    let mut out = String::new();
+    for (k, v) in &values {
+        l.entry_hex_plain(k, v, &mut out);
+    }
+    found_line(&mut out, values.len());
+    out
+}
+
+/// `map lookup`: the entry, or bpftool's "Not found" (`null` in JSON).
+pub fn map_lookup_text(f: Format, map: &MapLayout, key: &[u8], value: Option<Vec<u8>>) -> String {
+    let Some(v) = value else {
+        return if f.is_json() {
+            "null\n".to_string()
+        } else {
+            format!("key:\n{}\n\nNot found\n", hex_spaced(key))
+        };
     };
-    *i += 2;
-    Some(t)
+    let l = Layout::new(map);
+    if f.is_json() {
+        return dumped(f, &l.entry_json(key, &v));
+    }
+    if let Some(d) = l.entry_btf_plain(key, &v) {
+        return d.to_bpftool_pretty();
+    }
+    if key.is_empty() {
+        // Queues and stacks: bpftool prints the value alone.
+        return format!("value: {}\n", hex_spaced(&v));
+    }
+    let mut out = String::new();
+    l.entry_hex_plain(key, &v, &mut out);
+    out
 }
 
-fn not_found_reply(f: Format, key: &[u8]) -> Response {
-    let stdout = if f.is_json() {
-        "null\n".to_string()
+/// `map getnext`.
+pub fn map_getnext_text(f: Format, key: Option<Vec<u8>>, next: &[u8]) -> String {
+    if f.is_json() {
+        let v = Dumped::Object(vec![
+            (
+                "key".into(),
+                key.as_deref()
+                    .map_or(Dumped::Raw("null".into()), hex_byte_array),
+            ),
+            ("next_key".into(), hex_byte_array(next)),
+        ]);
+        return dumped(f, &v);
+    }
+    let mut out = String::new();
+    match &key {
+        Some(k) => {
+            let _ = writeln!(out, "key:\n{}", hex_spaced(k));
+        }
+        None => out.push_str("key: None\n"),
+    }
+    let _ = writeln!(out, "next key:\n{}", hex_spaced(next));
+    out
+}
+
+/// `map pop|dequeue`: `value: ..`, or bpftool's "empty map" on stdout (`null`
+/// in JSON).
+pub fn map_pop_text(f: Format, map: &MapLayout, value: Option<Vec<u8>>) -> String {
+    match value {
+        None if f.is_json() => "null\n".to_string(),
+        None => "Error: empty map\n".to_string(),
+        Some(v) if f.is_json() => dumped(f, &Layout::new(map).entry_json(&[], &v)),
+        Some(v) => format!("value: {}\n", hex_spaced(&v)),
+    }
+}
+
+/// `; source text` (with `linum`: ` [file:F line_num:N line_col:C]`), as bpftool
+/// prints it above the instructions of a line.
+fn source_annotation(s: &SrcLine, linum: bool, out: &mut String) {
+    let _ = write!(out, "; {}", s.line);
+    if linum {
+        let _ = write!(out, " [file:{} line_num:{}", s.file, s.line_num);
+        if s.line_col != 0 {
+            let _ = write!(out, " line_col:{}", s.line_col);
+        }
+        out.push(']');
+    }
+    out.push('\n');
+}
+
+fn hex_list(bytes: &[u8]) -> Value {
+    Value::Array(
+        bytes
+            .iter()
+            .map(|b| Value::String(format!("0x{b:02x}")))
+            .collect(),
+    )
+}
+
+/// `prog dump xlated`: bpftool's listing (signatures, `; source` lines,
+/// `pc: (code) text`, with `opcodes` the bytes), or its JSON array of
+/// instructions (`proto`, `src`, `file`/`line_num`/`line_col` with `linum`,
+/// `disasm`, `opcodes`).
+pub fn xlated(f: Format, insns: &[XlatedInsn], opcodes: bool, linum: bool) -> String {
+    if f.is_json() {
+        let items = insns
+            .iter()
+            .map(|i| {
+                let mut o = Map::new();
+                if let Some(p) = &i.proto {
+                    o.insert("proto".into(), json!(p));
+                }
+                if let Some(s) = &i.src {
+                    o.insert("src".into(), json!(s.line));
+                    if linum {
+                        o.insert("file".into(), json!(s.file));
+                        o.insert("line_num".into(), json!(s.line_num));
+                        if s.line_col != 0 {
+                            o.insert("line_col".into(), json!(s.line_col));
+                        }
+                    }
+                }
+                o.insert("disasm".into(), json!(i.disasm));
+                let bytes = unhex(&i.bytes_hex);
+                if opcodes && bytes.len() >= 8 {
+                    o.insert(
+                        "opcodes".into(),
+                        json!({
+                            "code": format!("0x{:02x}", bytes[0]),
+                            "src_reg": format!("{:#x}", bytes[1] >> 4),
+                            "dst_reg": format!("{:#x}", bytes[1] & 0x0f),
+                            "off": hex_list(&bytes[2..4]),
+                            "imm": hex_list(&bytes[4..]),
+                        }),
+                    );
+                }
+                Value::Object(o)
+            })
+            .collect();
+        return json(f, &Value::Array(items));
+    }
+    let mut out = String::new();
+    for i in insns {
+        if let Some(p) = &i.proto {
+            let _ = writeln!(out, "{p}:");
+        }
+        if let Some(s) = &i.src {
+            source_annotation(s, linum, &mut out);
+        }
+        let _ = writeln!(out, "{:4}: {}", i.pc, i.disasm);
+        if opcodes {
+            out.push_str("      ");
+            for b in unhex(&i.bytes_hex) {
+                let _ = write!(out, " {b:02x}");
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Escapes a listing line for a DOT record label.
+fn dot_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '<' | '>' | '|' | '&' | '{' | '}' | '"') {
+            o.push('\\');
+        }
+        o.push(c);
+    }
+    o
+}
+
+/// `prog dump xlated PROG visual`, bpftool's DOT graph: a cluster per function,
+/// a record node per basic block (leaders: the function's first instruction,
+/// jump targets, and the instruction after a jump), ENTRY and EXIT nodes,
+/// fall-through edges before jump edges. Instruction indexes restart at 0 in
+/// each function and local calls print bare (`call pc+7`), as bpftool prints
+/// them; so the instructions are decoded again here, from their bytes.
+pub fn xlated_dot(listing: &[XlatedInsn], func_starts: &[u32]) -> String {
+    let all: Vec<Insn> = listing
+        .iter()
+        .flat_map(|i| unhex(&i.bytes_hex))
+        .collect::<Vec<u8>>()
+        .chunks_exact(8)
+        .map(|c| Insn::from_bytes(c.try_into().unwrap_or_default()))
+        .collect();
+    let starts: Vec<usize> = if func_starts.is_empty() && !all.is_empty() {
+        vec![0]
     } else {
-        format!("key:\n{}\n\nNot found\n", hex_spaced(key))
+        func_starts
+            .iter()
+            .map(|s| *s as usize)
+            .filter(|s| *s < all.len())
+            .collect()
     };
-    Response {
-        version: PROTO_VERSION,
-        ok: false,
-        stdout,
-        error: None,
-        exit: 254,
-        data: None,
-        busy: false,
+    let mut out = String::from("digraph \"DOT graph for eBPF program\" {\n");
+    for (fi, &start) in starts.iter().enumerate() {
+        let end = starts.get(fi + 1).copied().unwrap_or(all.len());
+        let insns = &all[start..end];
+        // The function decoded once: (pc relative to the function, decoded).
+        let mut decoded: Vec<(usize, Option<Decoded>)> = Vec::new();
+        let mut pc = 0;
+        while pc < insns.len() {
+            match decode_at(insns, pc) {
+                Ok(d) => {
+                    let n = d.slots();
+                    decoded.push((pc, Some(d)));
+                    pc += n;
+                }
+                Err(_) => {
+                    decoded.push((pc, None));
+                    pc += 1;
+                }
+            }
+        }
+        let jump_target = |pc: usize, d: &Decoded| -> Option<usize> {
+            let rel = match d.op.info().shape {
+                Shape::Ja32 => d.imm32() as i64,
+                Shape::JmpK | Shape::JmpX | Shape::Ja => d.off as i64,
+                _ => return None,
+            };
+            let t = pc as i64 + 1 + rel;
+            (t >= 0 && (t as usize) < insns.len()).then_some(t as usize)
+        };
+        let mut leaders = std::collections::BTreeSet::new();
+        leaders.insert(0usize);
+        for (pc, d) in &decoded {
+            let Some(d) = d else { continue };
+            if d.op.is_jump() {
+                if let Some(t) = jump_target(*pc, d) {
+                    leaders.insert(t);
+                }
+                let next = pc + d.slots();
+                if next < insns.len() {
+                    leaders.insert(next);
+                }
+            }
+        }
+        let leaders: Vec<usize> = leaders.into_iter().collect();
+        let block_of =
+            |pc: usize| -> usize { leaders.partition_point(|l| *l <= pc).saturating_sub(1) };
+        // Node numbers: 0 ENTRY, 1 EXIT, blocks from 2.
+        let _ = writeln!(out, "subgraph \"cluster_{fi}\" {{");
+        out.push_str("\tstyle=\"dashed\";\n\tcolor=\"black\";\n");
+        let _ = writeln!(out, "\tlabel=\"func_{fi} ()\";");
+        let _ = writeln!(
+            out,
+            "\tfn_{fi}_bb_0 [shape=Mdiamond,style=filled,label=\"ENTRY\"];\n"
+        );
+        let mut edges: Vec<(usize, usize)> = vec![(0, 2)];
+        for (bi, first_pc) in leaders.iter().enumerate() {
+            let block_end = leaders.get(bi + 1).copied().unwrap_or(insns.len());
+            let _ = write!(
+                out,
+                "\tfn_{fi}_bb_{} [shape=record,style=filled,label=\"{{",
+                bi + 2
+            );
+            let mut first = true;
+            let mut last: Option<(usize, Decoded)> = None;
+            for (pc, d) in decoded
+                .iter()
+                .filter(|(pc, _)| *pc >= *first_pc && *pc < block_end)
+            {
+                let text = match d {
+                    Some(d) => kernel_insn_line(d, start + pc, &XlatedSymbols),
+                    None => format!("({:02x}) invalid", insns[*pc].code),
+                };
+                if !first {
+                    out.push_str(" | ");
+                }
+                first = false;
+                let _ = writeln!(out, "{pc:4}: {}\\l\\", dot_escape(&text));
+                last = d.map(|d| (*pc, d));
+            }
+            out.push_str("}\"];\n\n");
+            let me = bi + 2;
+            match last {
+                Some((_, d)) if d.op == Op::Exit => edges.push((me, 1)),
+                Some((pc, d)) if d.op.is_jump() => {
+                    let uncond = matches!(d.op.info().shape, Shape::Ja | Shape::Ja32);
+                    if !uncond && block_end < insns.len() {
+                        edges.push((me, block_of(block_end) + 2));
+                    }
+                    if let Some(t) = jump_target(pc, &d) {
+                        edges.push((me, block_of(t) + 2));
+                    }
+                }
+                _ if block_end < insns.len() => edges.push((me, block_of(block_end) + 2)),
+                _ => edges.push((me, 1)),
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\tfn_{fi}_bb_1 [shape=Mdiamond,style=filled,label=\"EXIT\"];\n"
+        );
+        for (a, b) in edges {
+            let _ = writeln!(
+                out,
+                "\tfn_{fi}_bb_{a}:s -> fn_{fi}_bb_{b}:n [style=\"solid,bold\", color=black, weight=10, constraint=true];"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\tfn_{fi}_bb_0:s -> fn_{fi}_bb_1:n [style=\"invis\", constraint=true];"
+        );
+        out.push_str("}\n");
     }
+    out.push_str("}\n");
+    out
 }
 
-/// `map lookup|update|delete|getnext MAP ...`, arguments parsed with the map's sizes.
-/// What a `map update` or `map delete` changed, for the daemon's journal: the key
-/// (empty for queues and stacks), the new value (`None`: deleted) and the value it
-/// had before (`None`: absent), to undo the change if it cannot be saved.
-#[derive(Debug, Clone)]
-pub struct MapChange {
-    pub key: Vec<u8>,
-    pub value: Option<Vec<u8>>,
-    pub old: Option<Vec<u8>>,
+/// `prog dump jited`: per function its signature and `bpf_prog_TAG_NAME:`
+/// label, source lines above the native instructions they produced, with
+/// `opcodes` each instruction's bytes; a blank line between functions.
+pub fn jited(funcs: &[JitedFunc], opcodes: bool, linum: bool) -> String {
+    let mut out = String::new();
+    for (fi, f) in funcs.iter().enumerate() {
+        if let Some(p) = &f.proto {
+            let _ = writeln!(out, "{p}:");
+        }
+        let _ = writeln!(out, "{}:", f.label);
+        for l in &f.lines {
+            match l {
+                JitedLine::Src(s) => source_annotation(s, linum, &mut out),
+                JitedLine::Insn {
+                    offset,
+                    text,
+                    bytes_hex,
+                } => {
+                    let _ = writeln!(out, "{offset:4x}:\t{text}");
+                    if opcodes {
+                        let _ = writeln!(out, "\t{}", hex_spaced(&unhex(bytes_hex)));
+                    }
+                }
+            }
+        }
+        if fi + 1 < funcs.len() {
+            out.push('\n');
+        }
+    }
+    out
 }
 
-/// `map lookup|update|delete|getnext`, with the change made (if any).
+/// `btf show|list [id N]`.
+pub fn btf_list(f: Format, items: &[BtfItem], single: bool) -> String {
+    if f.is_json() {
+        let mut arr: Vec<Value> = items
+            .iter()
+            .map(|b| {
+                let mut o = Map::new();
+                o.insert("id".into(), json!(b.id));
+                o.insert("size".into(), json!(b.size));
+                o.insert("prog_ids".into(), json!(b.prog_ids));
+                o.insert("map_ids".into(), json!(b.map_ids));
+                o.insert("kernel".into(), json!(false));
+                if !b.name.is_empty() {
+                    o.insert("name".into(), json!(b.name));
+                }
+                Value::Object(o)
+            })
+            .collect();
+        let v = if single && arr.len() == 1 {
+            arr.remove(0)
+        } else {
+            Value::Array(arr)
+        };
+        return json(f, &v);
+    }
+    let join = |v: &[u32]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut out = String::new();
+    for b in items {
+        let name = if b.name.is_empty() { "<anon>" } else { &b.name };
+        let _ = write!(out, "{}: name {name}  size {}B", b.id, b.size);
+        if !b.prog_ids.is_empty() {
+            let _ = write!(out, "  prog_ids {}", join(&b.prog_ids));
+        }
+        if !b.map_ids.is_empty() {
+            let _ = write!(out, "  map_ids {}", join(&b.map_ids));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A typed result printed into a reply's `stdout`, for callers that print
+/// replies as text (the debugger's `map` command on its own runtime).
+fn printed(f: Format, l: &Listing, failed: bool) -> Response {
+    let mut r = Response::out(listing(f, l));
+    if failed {
+        r.ok = false;
+        r.exit = 254;
+    }
+    r
+}
+
+/// `map dump` of a map of `rt`, printed (the debugger's `map dump`).
+pub fn map_dump(rt: &Runtime, m: &MapObj, f: Format) -> Result<Response, String> {
+    crate::daemon::reads::map_dump(rt, m).map(|l| printed(f, &l, false))
+}
+
+/// `map lookup|getnext|update|delete|pop` on a map of `rt`, printed, with the
+/// change made (the debugger's `map lookup`).
 pub fn map_op(
     rt: &Runtime,
     m: &MapObj,
@@ -575,342 +925,12 @@ pub fn map_op(
     args: &[String],
     resolve: impl Fn(&Target) -> Result<u32, String>,
 ) -> Result<(Response, Option<MapChange>), String> {
-    let old_of = |k: &[u8]| -> Option<Vec<u8>> {
-        if k.is_empty() {
-            return None;
-        }
-        match rt.bpf(BpfCmd::MapLookupElem {
-            map_id: m.id,
-            key: k.to_vec(),
-            flags: 0,
-        }) {
-            Ok(BpfReply::Bytes(v)) => Some(v),
-            _ => None,
-        }
+    let r = crate::daemon::reads::map_op(rt, m, op, args, resolve)?;
+    let resp = match &r.listing {
+        Some(l) => printed(f, l, r.not_found),
+        None => Response::out(String::new()),
     };
-    match op {
-        "update" | "delete" => {}
-        "pop" => return map_pop(rt, m, f, args),
-        _ => return map_read_op(rt, m, f, op, args, resolve).map(|r| (r, None)),
-    }
-    let (key, value, flags) = map_op_args(m, op, args, &resolve)?;
-    match op {
-        "update" => {
-            let k = match key {
-                Some(k) => k,
-                None if m.attr().key_size == 0 => Vec::new(),
-                None => return Err("did not find key".into()),
-            };
-            let v = value.ok_or("did not find value")?;
-            let old = old_of(&k);
-            rt.bpf(BpfCmd::MapUpdateElem {
-                map_id: m.id,
-                key: k.clone(),
-                value: v.clone(),
-                flags,
-            })
-            .map_err(|e| format!("update failed: {}", errno_text(&e)))?;
-            Ok((
-                Response::out(String::new()),
-                Some(MapChange {
-                    key: k,
-                    value: Some(v),
-                    old,
-                }),
-            ))
-        }
-        _ => {
-            let k = key.ok_or("did not find key")?;
-            let old = old_of(&k);
-            rt.bpf(BpfCmd::MapDeleteElem {
-                map_id: m.id,
-                key: k.clone(),
-            })
-            .map_err(|e| format!("delete failed: {}", errno_text(&e)))?;
-            Ok((
-                Response::out(String::new()),
-                Some(MapChange {
-                    key: k,
-                    value: None,
-                    old,
-                }),
-            ))
-        }
-    }
-}
-
-/// `map pop|dequeue`: the head (queue) or top (stack) taken out, printed as
-/// bpftool prints it (`value: ..`; `null` / "empty map" when there is none).
-fn map_pop(
-    rt: &Runtime,
-    m: &MapObj,
-    f: Format,
-    args: &[String],
-) -> Result<(Response, Option<MapChange>), String> {
-    // bpftool reads no words after MAP here.
-    let _ = args;
-    // A map with keys has no head to take: bpftool's ENOENT.
-    let taken = if m.attr().key_size != 0 {
-        None
-    } else {
-        match rt.bpf(BpfCmd::MapLookupAndDeleteElem {
-            map_id: m.id,
-            key: None,
-            flags: 0,
-        }) {
-            Ok(BpfReply::Bytes(v)) => Some(v),
-            Err(e) if e.errno() == libc::ENOENT => None,
-            Err(e) => return Err(format!("pop failed: {}", errno_text(&e))),
-            Ok(_) => return Err("pop failed: unexpected reply".into()),
-        }
-    };
-    let Some(v) = taken else {
-        // bpftool prints this one on stdout, not as an error.
-        let mut r = Response::out(if f.is_json() {
-            "null\n".to_string()
-        } else {
-            "Error: empty map\n".to_string()
-        });
-        r.ok = false;
-        r.exit = 254;
-        return Ok((r, None));
-    };
-    let out = if f.is_json() {
-        dumped(f, &entry_json(m, &[], &v))
-    } else {
-        format!("value: {}\n", hex_spaced(&v))
-    };
-    let change = MapChange {
-        key: Vec::new(),
-        value: None,
-        old: Some(v),
-    };
-    Ok((Response::out(out), Some(change)))
-}
-
-type OpArgs = (Option<Vec<u8>>, Option<Vec<u8>>, u64);
-
-/// The words after MAP: `key BYTES`, `value BYTES | value PROG/MAP`, flags.
-fn map_op_args(
-    m: &MapObj,
-    op: &str,
-    args: &[String],
-    resolve: &impl Fn(&Target) -> Result<u32, String>,
-) -> Result<OpArgs, String> {
-    let a = m.attr();
-    let mut i = 0;
-    let mut key: Option<Vec<u8>> = None;
-    let mut value: Option<Vec<u8>> = None;
-    let mut flags = 0u64;
-    while i < args.len() {
-        match args[i].as_str() {
-            "key" => {
-                i += 1;
-                key = Some(parse_bytes(args, &mut i, a.key_size as usize, "key")?);
-            }
-            "value" if op == "update" => {
-                i += 1;
-                let fd_map =
-                    a.map_type.is_map_in_map() || a.map_type == bpfvm::maps::MapType::ProgArray;
-                if fd_map {
-                    if let Some(t) = parse_target(args, &mut i) {
-                        value = Some(resolve(&t)?.to_le_bytes().to_vec());
-                        continue;
-                    }
-                }
-                if a.map_type.is_percpu() {
-                    // bpftool takes one value and writes it to every CPU's slot
-                    // (slots are 8-byte aligned in the user-space buffer).
-                    let vs = a.value_size as usize;
-                    let one = parse_bytes(args, &mut i, vs, "value")?;
-                    let slot = (vs + 7) & !7;
-                    let mut all = vec![0u8; m.ops.user_value_size()];
-                    for chunk in all.chunks_mut(slot) {
-                        chunk[..vs].copy_from_slice(&one);
-                    }
-                    value = Some(all);
-                    continue;
-                }
-                let n = m.ops.user_value_size();
-                value = Some(parse_bytes(
-                    args,
-                    &mut i,
-                    if fd_map { 4 } else { n },
-                    "value",
-                )?);
-            }
-            "any" if op == "update" => {
-                flags = bpfvm::maps::BPF_ANY;
-                i += 1;
-            }
-            "exist" if op == "update" => {
-                flags = bpfvm::maps::BPF_EXIST;
-                i += 1;
-            }
-            "noexist" if op == "update" => {
-                flags = bpfvm::maps::BPF_NOEXIST;
-                i += 1;
-            }
-            w if op == "update" => return Err(format!("expected key or value, got: {w}")),
-            w => return Err(format!("unknown keyword {w}")),
-        }
-    }
-    Ok((key, value, flags))
-}
-
-fn map_read_op(
-    rt: &Runtime,
-    m: &MapObj,
-    f: Format,
-    op: &str,
-    args: &[String],
-    resolve: impl Fn(&Target) -> Result<u32, String>,
-) -> Result<Response, String> {
-    let a = m.attr();
-    let (key, _, _) = map_op_args(m, op, args, &resolve)?;
-    let key_or_empty = |k: &Option<Vec<u8>>| -> Result<Vec<u8>, String> {
-        match k {
-            Some(k) => Ok(k.clone()),
-            // Keyless lookups (queue, stack) pass no key.
-            None if a.key_size == 0 => Ok(Vec::new()),
-            None => Err("did not find key".into()),
-        }
-    };
-    match op {
-        "lookup" => {
-            let k = key_or_empty(&key)?;
-            match rt.bpf(BpfCmd::MapLookupElem {
-                map_id: m.id,
-                key: k.clone(),
-                flags: 0,
-            }) {
-                Ok(BpfReply::Bytes(v)) => {
-                    if f.is_json() {
-                        return Ok(Response::out(dumped(f, &entry_json(m, &k, &v))));
-                    }
-                    if let Some(btf) = has_btf(m) {
-                        return Ok(Response::out(
-                            entry_btf_plain(m, btf, &k, &v).to_bpftool_pretty(),
-                        ));
-                    }
-                    if k.is_empty() {
-                        // Queues and stacks: bpftool prints the value alone.
-                        return Ok(Response::out(format!("value: {}\n", hex_spaced(&v))));
-                    }
-                    let mut out = String::new();
-                    entry_hex_plain(m, &k, &v, &mut out);
-                    Ok(Response::out(out))
-                }
-                Err(e) if e.errno() == libc::ENOENT => Ok(not_found_reply(f, &k)),
-                Err(e) => Err(format!("lookup failed: {}", errno_text(&e))),
-                Ok(_) => Err("lookup failed: unexpected reply".into()),
-            }
-        }
-        "getnext" => {
-            let next = match rt.bpf(BpfCmd::MapGetNextKey {
-                map_id: m.id,
-                key: key.clone(),
-            }) {
-                Ok(BpfReply::Bytes(n)) => n,
-                Ok(_) => return Err("can't get next key: unexpected reply".into()),
-                Err(e) => return Err(format!("can't get next key: {}", errno_text(&e))),
-            };
-            if f.is_json() {
-                let v = Dumped::Object(vec![
-                    (
-                        "key".into(),
-                        key.as_deref()
-                            .map_or(Dumped::Raw("null".into()), hex_byte_array),
-                    ),
-                    ("next_key".into(), hex_byte_array(&next)),
-                ]);
-                return Ok(Response::out(dumped(f, &v)));
-            }
-            let mut out = String::new();
-            match &key {
-                Some(k) => {
-                    let _ = writeln!(out, "key:\n{}", hex_spaced(k));
-                }
-                None => out.push_str("key: None\n"),
-            }
-            let _ = writeln!(out, "next key:\n{}", hex_spaced(&next));
-            Ok(Response::out(out))
-        }
-        o => Err(format!("unknown map command {o}")),
-    }
-}
-
-/// `btf show|list [id N]`.
-pub fn btf_show(rt: &Runtime, f: Format, id: Option<u32>) -> Result<Response, String> {
-    let mut ids = Vec::new();
-    match id {
-        Some(id) => {
-            rt.btf_by_id(id)
-                .map_err(|_| format!("get btf by id ({id}): No such file or directory"))?;
-            ids.push(id);
-        }
-        None => {
-            let mut cur = 0;
-            while let Ok(BpfReply::Id(n)) = rt.bpf(BpfCmd::BtfGetNextId { start_id: cur }) {
-                ids.push(n);
-                cur = n;
-            }
-        }
-    }
-    let progs = rt.progs();
-    let maps = rt.maps();
-    let mut out = String::new();
-    let mut arr = Vec::new();
-    for id in &ids {
-        let Ok(b) = rt.btf_by_id(*id) else { continue };
-        let p: Vec<u32> = progs
-            .iter()
-            .filter(|p| p.btf.as_ref().is_some_and(|x| x.id == *id))
-            .map(|p| p.id)
-            .collect();
-        let m: Vec<u32> = maps
-            .iter()
-            .filter(|m| m.btf.as_ref().is_some_and(|x| x.id == *id))
-            .map(|m| m.id)
-            .collect();
-        if f.is_json() {
-            let mut o = Map::new();
-            o.insert("id".into(), json!(id));
-            o.insert("size".into(), json!(b.size));
-            o.insert("prog_ids".into(), json!(p));
-            o.insert("map_ids".into(), json!(m));
-            o.insert("kernel".into(), json!(false));
-            if !b.name.is_empty() {
-                o.insert("name".into(), json!(b.name));
-            }
-            arr.push(Value::Object(o));
-        } else {
-            let name = if b.name.is_empty() { "<anon>" } else { &b.name };
-            let _ = write!(out, "{id}: name {name}  size {}B", b.size);
-            let join = |v: &[u32]| {
-                v.iter()
-                    .map(|x| x.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            if !p.is_empty() {
-                let _ = write!(out, "  prog_ids {}", join(&p));
-            }
-            if !m.is_empty() {
-                let _ = write!(out, "  map_ids {}", join(&m));
-            }
-            out.push('\n');
-        }
-    }
-    if f.is_json() {
-        let v = if id.is_some() && arr.len() == 1 {
-            arr.remove(0)
-        } else {
-            Value::Array(arr)
-        };
-        return Ok(Response::out(json(f, &v)));
-    }
-    Ok(Response::out(out))
+    Ok((resp, r.change))
 }
 
 /// `btf dump`: the raw format, plain or JSON.

@@ -52,6 +52,20 @@ fn lookup(map: &str, key: u32) -> Command {
     }
 }
 
+/// A reply as the CLI prints it (plain): the daemon answers with data, the
+/// client renders it.
+fn shown(r: &Response) -> String {
+    let mut s = r.stdout.clone();
+    if let Some(l) = r
+        .data
+        .as_ref()
+        .and_then(|d| serde_json::from_value::<proto::Listing>(d.clone()).ok())
+    {
+        s.push_str(&bpfvm_cli::render::listing(Format::Plain, &l));
+    }
+    s
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter()
         .map(|x| format!("{x:02x}"))
@@ -193,7 +207,7 @@ fn a_full_disk_is_an_error_and_nothing_acknowledged_is_lost() {
     assert!(acked.len() > 100, "only {} updates fit", acked.len());
     // The refused update is not in the map either (undone).
     let r = request(&sock, lookup("/sys/fs/bpf/m", k)).unwrap();
-    assert!(r.stdout.contains("Not found"), "{r:?}");
+    assert!(shown(&r).contains("Not found"), "{r:?}");
     // A load that cannot be saved fails and leaves nothing behind.
     let r = at(&["prog", "load", "obj/durable.o", "/sys/fs/bpf/d"]);
     assert_eq!(r.code, 255);
@@ -216,7 +230,7 @@ fn a_full_disk_is_an_error_and_nothing_acknowledged_is_lost() {
     at(&["map", "show", "pinned", "/sys/fs/bpf/m"]).ok();
     for &k in &acked {
         let r = request(&sock, lookup("/sys/fs/bpf/m", k)).unwrap();
-        assert_eq!(r.stdout, entry_line(k, k as u64 * 3), "key {k}");
+        assert_eq!(shown(&r), entry_line(k, k as u64 * 3), "key {k}");
     }
 }
 
@@ -279,10 +293,10 @@ fn damaged_state_is_refused_by_name_and_a_torn_tail_is_cut() {
     std::fs::write(&j, &jb).unwrap();
     for k in 0..10 {
         let r = request_after_start(&env, lookup("/sys/fs/bpf/m", k));
-        assert_eq!(r.stdout, entry_line(k, 100 + k as u64));
+        assert_eq!(shown(&r), entry_line(k, 100 + k as u64));
     }
     let r = request(&sock, lookup("/sys/fs/bpf/m", 50)).unwrap();
-    assert_eq!(r.stdout, entry_line(50, 5050));
+    assert_eq!(shown(&r), entry_line(50, 5050));
     let log = std::fs::read_to_string(env.state().join("daemon.log")).unwrap();
     assert!(log.contains("was cut off"), "{log}");
 
@@ -381,7 +395,11 @@ fn kill_9_during_a_storm_loses_nothing_acknowledged() {
         .ok();
     for (k, v) in &acked {
         let r = request(&sock, lookup("/sys/fs/bpf/storm", *k)).unwrap();
-        assert_eq!(r.stdout, entry_line(*k, *v), "acknowledged update {k} lost");
+        assert_eq!(
+            shown(&r),
+            entry_line(*k, *v),
+            "acknowledged update {k} lost"
+        );
     }
     for pin in &loaded {
         env.run(&["prog", "show", "pinned", pin]).ok();
@@ -796,4 +814,148 @@ fn an_earlier_versions_state_is_imported() {
     let r = env.run(&["prog", "list"]);
     assert_eq!(r.code, 255);
     assert!(r.stderr.contains("state.json"), "{}", r.stderr);
+}
+
+/// The journal's write or fdatasync fails (EIO, injected through the
+/// `fault-injection` feature the test build of the daemon has: see
+/// cli/src/daemon/fault.rs), and an array map's value file cannot be synced:
+/// each change is refused with the error, undone, and after kill -9 and a
+/// restart every acknowledged change is there and no refused one is.
+#[test]
+fn a_failed_write_or_fdatasync_is_refused_undone_and_nothing_acknowledged_is_lost() {
+    if !cfg!(feature = "fault-injection") {
+        eprintln!("skipping: built without the fault-injection feature");
+        return;
+    }
+    let env = Env::new();
+    let faults = tempfile::NamedTempFile::new().unwrap();
+    let set_fault = |w: &str| std::fs::write(faults.path(), w).unwrap();
+    let at = |args: &[&str]| -> Out {
+        let o = env
+            .cmd()
+            .env("BPFVM_FAULT_FILE", faults.path())
+            .args(args)
+            .output()
+            .unwrap();
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    // The daemon starts with the knob (the first command starts it).
+    at(&[
+        "map",
+        "create",
+        "/sys/fs/bpf/m",
+        "type",
+        "hash",
+        "key",
+        "4",
+        "value",
+        "8",
+        "entries",
+        "64",
+        "name",
+        "m",
+    ])
+    .ok();
+    at(&[
+        "map",
+        "create",
+        "/sys/fs/bpf/a",
+        "type",
+        "array",
+        "key",
+        "4",
+        "value",
+        "8",
+        "entries",
+        "4",
+        "name",
+        "a",
+    ])
+    .ok();
+    let sock = env.state().join("sock");
+    let ask = |cmd: Command| request(&sock, cmd).unwrap();
+    let delete = |key: u32| Command::MapOp {
+        op: "delete".into(),
+        target: Target::Pinned("/sys/fs/bpf/m".into()),
+        args: std::iter::once("key".to_string())
+            .chain(key.to_le_bytes().iter().map(|b| b.to_string()))
+            .collect(),
+    };
+    assert!(ask(update("/sys/fs/bpf/m", 1, 10)).ok);
+    assert!(ask(update("/sys/fs/bpf/a", 1, 7)).ok);
+
+    for (i, fault) in ["journal-fdatasync", "journal-write"].iter().enumerate() {
+        set_fault(fault);
+        let refused = |r: &Response, what: &str| {
+            assert!(!r.ok, "{fault}: {what} acknowledged");
+            let e = r.error.clone().unwrap_or_default();
+            assert!(
+                e.contains("not saved") && e.contains("Input/output error"),
+                "{fault}: {what}: {e}"
+            );
+        };
+        // A new entry: refused, and not in the map.
+        let new_key = 100 + i as u32;
+        refused(&ask(update("/sys/fs/bpf/m", new_key, 1)), "insert");
+        let r = ask(lookup("/sys/fs/bpf/m", new_key));
+        assert!(shown(&r).contains("Not found"), "{fault}: {r:?}");
+        // A changed and a deleted entry: refused, the old value back.
+        refused(&ask(update("/sys/fs/bpf/m", 1, 11)), "update");
+        assert_eq!(shown(&ask(lookup("/sys/fs/bpf/m", 1))), entry_line(1, 10));
+        refused(&ask(delete(1)), "delete");
+        assert_eq!(shown(&ask(lookup("/sys/fs/bpf/m", 1))), entry_line(1, 10));
+        // A load and a pin: refused, nothing left behind.
+        let r = at(&["prog", "load", "obj/durable.o", "/sys/fs/bpf/d"]);
+        assert_eq!(r.code, 255, "{fault}: {}", r.stdout);
+        assert!(r.stderr.contains("Input/output error"), "{}", r.stderr);
+        assert!(!env.state().join("fs/sys/fs/bpf/d").exists());
+        assert_eq!(at(&["prog", "list"]).ok().stdout, "");
+        let r = at(&["map", "pin", "pinned", "/sys/fs/bpf/m", "/sys/fs/bpf/m2"]);
+        assert_eq!(r.code, 255, "{fault}: pin acknowledged");
+        assert!(!env.state().join("fs/sys/fs/bpf/m2").exists());
+        // The fault gone, changes are saved again.
+        set_fault("");
+        assert!(ask(update("/sys/fs/bpf/m", 200 + i as u32, 2)).ok);
+    }
+    // An array map's values live in a file: a failed sync of it refuses the
+    // update and puts the old value back.
+    set_fault("values-sync");
+    let r = ask(update("/sys/fs/bpf/a", 1, 8));
+    assert!(!r.ok, "values-sync: update acknowledged");
+    assert!(
+        r.error
+            .clone()
+            .unwrap_or_default()
+            .contains("Input/output error"),
+        "{r:?}"
+    );
+    assert_eq!(shown(&ask(lookup("/sys/fs/bpf/a", 1))), entry_line(1, 7));
+    set_fault("");
+
+    // Killed and restarted: the acknowledged changes are there, the refused
+    // ones are not, and the journal holds no torn entry.
+    kill9(env.daemon_pid().expect("daemon pid"));
+    at(&["map", "show", "pinned", "/sys/fs/bpf/m"]).ok();
+    assert_eq!(shown(&ask(lookup("/sys/fs/bpf/m", 1))), entry_line(1, 10));
+    assert_eq!(shown(&ask(lookup("/sys/fs/bpf/a", 1))), entry_line(1, 7));
+    for k in [200, 201] {
+        assert_eq!(shown(&ask(lookup("/sys/fs/bpf/m", k))), entry_line(k, 2));
+    }
+    for k in [100, 101] {
+        assert!(shown(&ask(lookup("/sys/fs/bpf/m", k))).contains("Not found"));
+    }
+    let dump = at(&["map", "dump", "pinned", "/sys/fs/bpf/m"]).ok().stdout;
+    assert!(dump.ends_with("Found 3 elements\n"), "{dump}");
+    assert_eq!(at(&["prog", "list"]).ok().stdout, "");
+    assert!(!env.state().join("fs/sys/fs/bpf/d").exists());
+    assert!(!env.state().join("fs/sys/fs/bpf/m2").exists());
+    let log = std::fs::read_to_string(env.state().join("daemon.log")).unwrap();
+    assert!(
+        !log.contains("cut off"),
+        "a refused write left a torn entry: {log}"
+    );
 }

@@ -3,6 +3,7 @@
 //! bookkeeping and the journal append, and are acknowledged once journaled.
 //! A change that cannot be saved is undone and reported as an error.
 
+use super::reads;
 use super::store::{Entry, SavedValue, Source, Store};
 use super::{lock, Catalog, Daemon, Record};
 use crate::proto::{self, Command, Format, Listing, Request, Response, Target};
@@ -35,7 +36,10 @@ impl Daemon {
     /// Dispatches one request. `cancel` stops a `prog run` (the client went away).
     pub(crate) fn handle(&self, req: Request, cancel: Arc<AtomicBool>) -> Response {
         self.sync_pins();
-        let f = req.format;
+        // The format is the client's business: replies are data, or empty. (The
+        // netglue functions take one for their own callers: plain here, where
+        // they print nothing; the client prints JSON's `null`.)
+        let f = Format::Plain;
         let r = match req.cmd {
             Command::Ping | Command::Shutdown => Ok(Response::out(String::new())),
             Command::TraceRead { wait_ms } => Ok(self.trace_read(wait_ms)),
@@ -78,18 +82,7 @@ impl Daemon {
                 opcodes,
                 linum,
                 visual,
-            } => self.prog_one(&target).map(|p| {
-                let o = bpfvm::xlated::XlatedOpts {
-                    opcodes,
-                    linum,
-                    visual,
-                };
-                if f.is_json() && !visual {
-                    Response::out(render::json(f, &bpfvm::xlated::dump_xlated_json(&p, &o)))
-                } else {
-                    Response::out(bpfvm::xlated::dump_xlated(&p, &o))
-                }
-            }),
+            } => self.prog_xlated(&target, opcodes, linum, visual),
             Command::ProgDumpJited {
                 target,
                 opcodes,
@@ -119,10 +112,11 @@ impl Daemon {
             Command::MapShow { target } => self.map_show(target.as_ref()),
             Command::MapDump { target } => self
                 .map_one(&target)
-                .and_then(|m| render::map_dump(&self.rt, &m, f)),
+                .and_then(|m| reads::map_dump(&self.rt, &m))
+                .map(|l| Response::listing(&l)),
             Command::MapOp { op, target, args } => self
                 .map_one(&target)
-                .and_then(|m| self.map_op(&m, f, &op, &args)),
+                .and_then(|m| self.map_op(&m, &op, &args)),
             Command::MapCreate {
                 path,
                 map_type,
@@ -147,8 +141,8 @@ impl Daemon {
                 .and_then(|p| self.net_attach(&p, &dev, overwrite, f)),
             Command::NetDetach { dev } => self.net_detach(&dev, f),
             Command::NetList { dev } => Ok(Response::listing(&self.net.list(dev.as_deref()))),
-            Command::BtfShow { id } => render::btf_show(&self.rt, f, id),
-            Command::BtfDump { id, prog, map } => self.btf_dump(f, id, prog.as_ref(), map.as_ref()),
+            Command::BtfShow { id } => reads::btf_show(&self.rt, id).map(|l| Response::listing(&l)),
+            Command::BtfDump { id, prog, map } => self.btf_dump(id, prog.as_ref(), map.as_ref()),
         };
         r.unwrap_or_else(Response::err)
     }
@@ -446,7 +440,6 @@ impl Daemon {
 
     fn btf_dump(
         &self,
-        f: Format,
         id: Option<u32>,
         prog: Option<&Target>,
         map: Option<&Target>,
@@ -468,7 +461,21 @@ impl Daemon {
         } else {
             return Err("expected 'id', 'prog' or 'map'".into());
         };
-        Ok(Response::out(render::btf_dump(&btf.btf, f)))
+        Ok(Response::listing(&reads::btf_dump(&btf.btf)))
+    }
+
+    /// `prog dump xlated`: the listing as data (`visual`: the client draws it).
+    fn prog_xlated(
+        &self,
+        target: &Target,
+        opcodes: bool,
+        linum: bool,
+        visual: bool,
+    ) -> Result<Response, String> {
+        let p = self.prog_one(target)?;
+        Ok(Response::listing(&reads::xlated(
+            &p, opcodes, linum, visual,
+        )))
     }
 
     fn prog_jited(
@@ -479,23 +486,7 @@ impl Daemon {
         arch: &str,
     ) -> Result<Response, String> {
         let p = self.prog_one(target)?;
-        let arch = match arch {
-            "x86_64" | "x86" | "" => bpfvm::xlated::JitArch::X86_64,
-            "aarch64" | "arm64" => bpfvm::xlated::JitArch::Aarch64,
-            other => return Err(format!("unknown arch '{other}' (x86_64 or aarch64)")),
-        };
-        let o = bpfvm::xlated::JitedOpts {
-            opcodes,
-            linum,
-            arch,
-        };
-        match bpfvm::xlated::dump_jited(&p, &o) {
-            Some(text) => Ok(Response::out(text)),
-            None => Err(
-                "the program was loaded with the JIT off (BPFVM_NO_JIT): it has no native code"
-                    .to_string(),
-            ),
-        }
+        reads::jited(&p, arch, opcodes, linum).map(|l| Response::listing(&l))
     }
 
     fn prog_show(&self, t: Option<&Target>) -> Result<Response, String> {
@@ -764,18 +755,23 @@ impl Daemon {
         Ok(Response::out(String::new()))
     }
 
-    fn map_op(&self, m: &MapObj, f: Format, op: &str, args: &[String]) -> Result<Response, String> {
+    fn map_op(&self, m: &MapObj, op: &str, args: &[String]) -> Result<Response, String> {
+        let reply = |r: &reads::MapOpResult| match &r.listing {
+            Some(l) if r.not_found => Response::listing_failed(l, 254),
+            Some(l) => Response::listing(l),
+            None => Response::out(String::new()),
+        };
         if op != "update" && op != "delete" && op != "pop" {
-            return render::map_op(&self.rt, m, f, op, args, |t| self.resolve_value_target(t))
-                .map(|(r, _)| r);
+            return reads::map_op(&self.rt, m, op, args, |t| self.resolve_value_target(t))
+                .map(|r| reply(&r));
         }
         // The store's lock is held from the change to its journal entry, so that a
         // snapshot never falls between them.
         let mut cat = lock(&self.cat);
         let mut store = lock(&self.store);
-        let (resp, change) =
-            render::map_op(&self.rt, m, f, op, args, |t| self.resolve_value_target(t))?;
-        let Some(change) = change else {
+        let r = reads::map_op(&self.rt, m, op, args, |t| self.resolve_value_target(t))?;
+        let resp = reply(&r);
+        let Some(change) = r.change else {
             return Ok(resp);
         };
         let Some((record, map)) = cat.map_ref(m.id) else {
@@ -848,7 +844,7 @@ impl Daemon {
     }
 
     /// Puts a map entry back as it was before `change`.
-    fn undo(&self, m: &MapObj, change: &render::MapChange) {
+    fn undo(&self, m: &MapObj, change: &reads::MapChange) {
         let r = match (&change.old, change.key.is_empty()) {
             // A pop: the value goes back (on top of a stack as it was; at a
             // queue's tail, the nearest a queue allows).

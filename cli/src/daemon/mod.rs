@@ -4,6 +4,7 @@
 //! - `transport`: the socket, peer credentials, framing, connection threads,
 //!   busy replies and cancelling runs whose client went away;
 //! - `handlers`: one function per command;
+//! - [`reads`]: the typed results of the read commands (the client renders them);
 //! - `persist` and `store`: what survives a restart (journal + snapshot);
 //! - [`pinfs`]: the pin files under `STATE/fs/`.
 //!
@@ -22,9 +23,11 @@
 //! while a change is applied and journaled. No lock is held while a program runs,
 //! so `prog list` never waits for a `prog run`.
 
+mod fault;
 mod handlers;
 mod persist;
 pub mod pinfs;
+pub mod reads;
 pub mod store;
 mod transport;
 mod values;

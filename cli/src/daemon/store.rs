@@ -503,8 +503,16 @@ impl Store {
         for e in entries {
             buf.extend_from_slice(&encode(e, &[]));
         }
-        let r = self.journal.write_all(&buf).and_then(|_| {
+        let r = match super::fault::injected("journal-write") {
+            // A torn write: part of the bytes reach the file, then the error.
+            Some(e) => self.journal.write_all(&buf[..buf.len() / 2]).and(Err(e)),
+            None => self.journal.write_all(&buf),
+        };
+        let r = r.and_then(|_| {
             if self.sync {
+                if let Some(e) = super::fault::injected("journal-fdatasync") {
+                    return Err(e);
+                }
                 // SAFETY: the fd is open.
                 if unsafe { libc::fdatasync(self.journal.as_raw_fd()) } != 0 {
                     return Err(std::io::Error::last_os_error());

@@ -96,6 +96,9 @@ impl Values {
             .dir
             .open_rw(name)
             .map_err(|e| std::io::Error::other(crate::render::error_chain(&e)))?;
+        if let Some(e) = super::fault::injected("values-sync") {
+            return Err(e);
+        }
         f.sync_data()
     }
 
