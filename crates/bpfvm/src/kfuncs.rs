@@ -43,7 +43,7 @@ const E2BIG: i64 = -7;
 const EFAULT: i64 = -14;
 const EOPNOTSUPP: i64 = -95;
 /// `BPF_MAX_LOOPS`: the longest range `bpf_iter_num_new` accepts.
-const BPF_MAX_LOOPS: i64 = 8 * 1024 * 1024;
+const BPF_MAX_LOOPS: i64 = bpfvm_isa::consts::BPF_MAX_LOOPS as i64;
 /// `BITS_ITER_NR_WORDS_MAX`
 const BITS_ITER_NR_WORDS_MAX: u64 = 511;
 

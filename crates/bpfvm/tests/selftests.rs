@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 const PRIV: u8 = 1;
 const UNPRIV: u8 = 2;
-const BPF_PROG_TYPE_SYSCALL: u32 = 31;
+const BPF_PROG_TYPE_SYSCALL: u32 = bpfvm::ProgType::Syscall.as_u32();
 const EPERM: i64 = 1;
 const POINTER_VALUE: i32 = 0xcafe4a11u32 as i32;
 

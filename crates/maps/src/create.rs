@@ -18,8 +18,6 @@ pub const KMALLOC_MAX_SIZE: u64 = 1 << 22;
 pub const PCPU_MIN_UNIT_SIZE: u64 = 32 << 10;
 /// `NR_CPUS` of a distribution kernel: bound of a cpumap's max_entries.
 pub const NR_CPUS: u32 = 8192;
-/// `BPF_OBJ_NAME_LEN`: names are at most 15 characters plus the NUL.
-pub const BPF_OBJ_NAME_LEN: usize = 16;
 /// bpfvm refuses maps whose memory (values and index) would exceed this, with `ENOMEM`,
 /// rather than letting a huge preallocation exhaust the host.
 pub const MAX_MAP_BYTES: u64 = 1 << 32;
@@ -415,7 +413,7 @@ pub fn create_map(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapEr
     if t == MapType::Unspec {
         return Err(invalid(attr, "map type 0 (unspec) is not a map type"));
     }
-    if !t.is_supported() {
+    if !is_supported(t) {
         return Err(MapError::Unimplemented {
             map: attr.label(),
             type_name: t.name(),
