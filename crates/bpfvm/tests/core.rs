@@ -11,8 +11,6 @@
 //!   equal tags, equal translated instructions and equal `prog run` results;
 //!   core_poison.o is refused by both. Skipped with a message when not root.
 
-mod common;
-
 use bpfvm::xlated::{dump_xlated, XlatedOpts};
 use bpfvm::{BpfError, LoadOpts, Object, Runtime, TargetBtf};
 use std::path::{Path, PathBuf};
@@ -209,7 +207,7 @@ fn a_bad_target_file_is_an_error() {
 // ---- the host kernel ------------------------------------------------------
 
 fn live_reason() -> Option<String> {
-    if let Some(why) = common::bpftool_unavailable() {
+    if let Some(why) = bpfvm_testsupport::bpftool_unavailable() {
         return Some(why);
     }
     if std::fs::read(bpfvm::HOST_VMLINUX).is_err() {
