@@ -14,40 +14,6 @@ pub use bpfvm_isa::uapi::{
     BPF_F_WRONLY, BPF_F_WRONLY_PROG, BPF_F_ZERO_SEED, BPF_NOEXIST, BPF_OBJ_NAME_LEN,
 };
 
-/// Whether `bpfvm` implements this map type.
-pub fn is_supported(t: MapType) -> bool {
-    matches!(
-        t,
-        MapType::Hash
-            | MapType::Array
-            | MapType::ProgArray
-            | MapType::PercpuHash
-            | MapType::PercpuArray
-            | MapType::LruHash
-            | MapType::LruPercpuHash
-            | MapType::LpmTrie
-            | MapType::ArrayOfMaps
-            | MapType::HashOfMaps
-            | MapType::Devmap
-            | MapType::Cpumap
-            | MapType::Queue
-            | MapType::Stack
-            | MapType::DevmapHash
-            | MapType::Ringbuf
-            | MapType::PerfEventArray
-            | MapType::StackTrace
-            | MapType::CgroupArray
-            | MapType::Xskmap
-            | MapType::BloomFilter
-            | MapType::Sockmap
-            | MapType::Sockhash
-            | MapType::ReuseportSockarray
-            | MapType::SkStorage
-            | MapType::CgroupStorage
-            | MapType::PercpuCgroupStorage
-    )
-}
-
 /// `bpf_ringbuf_output`/`submit`/`discard` flag: do not notify the consumer.
 pub const BPF_RB_NO_WAKEUP: u64 = 1 << 0;
 /// `bpf_ringbuf_output`/`submit`/`discard` flag: notify the consumer unconditionally.
