@@ -406,13 +406,18 @@ fn check_spin_lock(attr: &MapAttr) -> Result<(), MapError> {
     Ok(())
 }
 
+/// A map type's own checks (`map_alloc_check`).
+type CheckFn = fn(&MapAttr) -> Result<(), MapError>;
+/// A map type's constructor (`map_alloc`), with the number of CPUs.
+type AllocFn = fn(&MapAttr, usize) -> Result<Arc<dyn MapOps>, MapError>;
+
 /// One map type bpfvm implements, as the kernel's `bpf_map_ops` holds it:
 /// the type's own checks (`map_alloc_check`) and its constructor
 /// (`map_alloc`), side by side.
 struct MapTypeRow {
     map_type: MapType,
-    check: fn(&MapAttr) -> Result<(), MapError>,
-    alloc: fn(&MapAttr, usize) -> Result<Arc<dyn MapOps>, MapError>,
+    check: CheckFn,
+    alloc: AllocFn,
 }
 
 /// The constructor of a map implementation with `new(attr, ncpus)`.
@@ -429,11 +434,7 @@ macro_rules! alloc {
 const MAP_TYPES: &[MapTypeRow] = {
     use crate::special;
     use MapType as T;
-    const fn row(
-        map_type: MapType,
-        check: fn(&MapAttr) -> Result<(), MapError>,
-        alloc: fn(&MapAttr, usize) -> Result<Arc<dyn MapOps>, MapError>,
-    ) -> MapTypeRow {
+    const fn row(map_type: MapType, check: CheckFn, alloc: AllocFn) -> MapTypeRow {
         MapTypeRow {
             map_type,
             check,
