@@ -12,7 +12,6 @@
 //! (btf_ctx_access) rather than from a measurement; the live check accepts
 //! EPERM from the kernel for them and says so.
 
-
 use bpfvm::{BpfError, LoadOpts, Object, Runtime};
 use std::path::{Path, PathBuf};
 use std::process::Command;

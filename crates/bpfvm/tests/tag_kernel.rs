@@ -7,7 +7,6 @@
 //! bpftool and checks that the kernel still reports the committed tags; it skips
 //! when the host cannot load BPF programs.
 
-
 use bpfvm::isa::consts::{
     BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
 };
