@@ -630,3 +630,26 @@ pub fn retval_range(prog_type: u32, attach: u32) -> Option<(i32, i32)> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The program type table's context sizes agree with the layouts here.
+    #[test]
+    fn ctx_size_matches_the_layouts() {
+        for t in [
+            BPF_PROG_TYPE_SOCKET_FILTER,
+            BPF_PROG_TYPE_SCHED_CLS,
+            BPF_PROG_TYPE_CGROUP_SKB,
+            BPF_PROG_TYPE_SK_SKB,
+            BPF_PROG_TYPE_FLOW_DISSECTOR,
+        ] {
+            assert_eq!(ctx_size(t), SKB_SIZE as usize, "{t}");
+        }
+        assert_eq!(ctx_size(BPF_PROG_TYPE_XDP), 24);
+        // Types without a modelled context: the 64 KiB bound.
+        assert_eq!(ctx_size(BPF_PROG_TYPE_SYSCALL), 65535);
+        assert_eq!(ctx_size(999), 65535);
+    }
+}
