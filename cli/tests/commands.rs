@@ -7,26 +7,8 @@ mod common;
 use common::{golden, kernel_golden, mask_times, Env};
 use serde_json::Value;
 
-/// Map ids and helper call numbers differ from the kernel's; the rest must not.
-fn mask_xlated(s: &str) -> String {
-    let mut out = String::new();
-    for line in s.lines() {
-        let mut l = line.to_string();
-        while let Some(i) = l.find("map[id:") {
-            let rest = &l[i + 7..];
-            let j = rest.find(']').unwrap_or(0);
-            l = format!("{}map[ID:N{}", &l[..i], &rest[j..]);
-        }
-        if l.contains(") call bpf_") {
-            if let Some(h) = l.rfind('#') {
-                l.truncate(h + 1);
-            }
-        }
-        out.push_str(&l);
-        out.push('\n');
-    }
-    out
-}
+// Map ids and helper call numbers differ from the kernel's; the rest must not.
+use bpfvm_testsupport::mask_xlated;
 
 #[test]
 fn prog_load_list_show_by_every_name() {

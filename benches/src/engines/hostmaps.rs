@@ -10,11 +10,10 @@ use bpfvm_isa::Insn;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-const BPF_MAP_TYPE_HASH: u32 = 1;
-const BPF_MAP_TYPE_ARRAY: u32 = 2;
-const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
-const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
-const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
+use bpfvm_isa::uapi::{
+    BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_LRU_HASH,
+    BPF_MAP_TYPE_PERCPU_ARRAY,
+};
 /// `bpf_map_lookup_elem`'s helper id.
 pub const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
 /// `XDP_PACKET_HEADROOM`.

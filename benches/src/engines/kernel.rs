@@ -9,71 +9,16 @@
 
 use crate::engine::{Engine, Runner, Skip};
 use crate::programs::{Input, Kind, Program};
-use bpfvm_isa::insns_to_bytes;
 use std::time::Instant;
 
-const BPF_MAP_CREATE: i64 = 0;
-const BPF_MAP_UPDATE_ELEM: i64 = 2;
-const BPF_PROG_LOAD: i64 = 5;
-const BPF_PROG_TEST_RUN: i64 = 10;
-const BPF_PROG_TYPE_XDP: u32 = 6;
-const BPF_PSEUDO_MAP_FD: u8 = 1;
+use bpfvm_isa::consts::BPF_PSEUDO_MAP_FD;
+use bpfvm_isa::uapi::{BPF_ANY, BPF_PROG_TYPE_XDP};
+use bpfvm_testsupport::{self as host, Fd, MapCreate, ProgLoad, TestRun};
+
 /// The largest `data_in` an XDP test run takes (4096 - 256 - 320).
 const XDP_MAX_DATA_IN: usize = 3520;
 
 pub struct Kernel;
-
-/// `union bpf_attr`, as 128 zeroed bytes written by field offset (include/uapi/linux/bpf.h).
-#[repr(C, align(8))]
-struct Attr([u8; 128]);
-
-impl Attr {
-    fn new() -> Attr {
-        Attr([0; 128])
-    }
-    fn u32(&mut self, off: usize, v: u32) -> &mut Self {
-        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-    fn u64(&mut self, off: usize, v: u64) -> &mut Self {
-        self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-        self
-    }
-    fn get_u32(&self, off: usize) -> u32 {
-        u32::from_ne_bytes([
-            self.0[off],
-            self.0[off + 1],
-            self.0[off + 2],
-            self.0[off + 3],
-        ])
-    }
-    fn name(&mut self, off: usize, name: &str) -> &mut Self {
-        let n = name.len().min(15);
-        self.0[off..off + n].copy_from_slice(&name.as_bytes()[..n]);
-        self
-    }
-}
-
-/// bpf(2); returns the result or errno's text.
-fn sys_bpf(cmd: i64, attr: &mut Attr) -> Result<i64, String> {
-    // SAFETY: attr is a valid, writable 128-byte bpf_attr.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.0.as_mut_ptr(), attr.0.len() as u32) };
-    if r < 0 {
-        Err(std::io::Error::last_os_error().to_string())
-    } else {
-        Ok(r)
-    }
-}
-
-/// A file descriptor closed on drop.
-struct Fd(i32);
-
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: our own descriptor.
-        unsafe { libc::close(self.0) };
-    }
-}
 
 impl Engine for Kernel {
     fn name(&self) -> &'static str {
@@ -107,16 +52,17 @@ impl Engine for Kernel {
             .ok_or_else(|| Skip::new(format!("no program {function} in {}", path.display())))?;
         let mut maps: Vec<(String, Fd)> = Vec::new();
         for def in &obj.maps {
-            let mut a = Attr::new();
-            a.u32(0, def.map_type)
-                .u32(4, def.key_size)
-                .u32(8, def.value_size)
-                .u32(12, def.max_entries)
-                .u32(16, def.map_flags)
-                .name(28, &def.name);
-            let fd = sys_bpf(BPF_MAP_CREATE, &mut a)
-                .map_err(|e| Skip::new(format!("BPF_MAP_CREATE {}: {e}", def.name)))?;
-            maps.push((def.name.clone(), Fd(fd as i32)));
+            let fd = host::map_create(&MapCreate {
+                map_type: def.map_type,
+                key_size: def.key_size,
+                value_size: def.value_size,
+                max_entries: def.max_entries,
+                map_flags: def.map_flags,
+                name: def.name.clone(),
+                ..MapCreate::default()
+            })
+            .map_err(|e| Skip::new(format!("BPF_MAP_CREATE {}: {e}", def.name)))?;
+            maps.push((def.name.clone(), fd));
         }
         let mut insns = p.insns.clone();
         for r in &p.map_relocs {
@@ -124,60 +70,51 @@ impl Engine for Kernel {
                 .get(r.map_idx)
                 .ok_or_else(|| Skip::new("map relocation out of range"))?
                 .1
-                 .0;
+                .raw();
             let i = insns
                 .get_mut(r.insn_idx)
                 .ok_or_else(|| Skip::new("relocation out of range"))?;
             i.src_reg = BPF_PSEUDO_MAP_FD;
             i.imm = fd;
         }
-        let bytes = insns_to_bytes(&insns);
-        let license = c"GPL";
-        let mut log = vec![0u8; 1 << 20];
-        let mut a = Attr::new();
-        a.u32(0, BPF_PROG_TYPE_XDP)
-            .u32(4, insns.len() as u32)
-            .u64(8, bytes.as_ptr() as u64)
-            .u64(16, license.as_ptr() as u64)
-            .u32(24, 1)
-            .u32(28, log.len() as u32)
-            .u64(32, log.as_mut_ptr() as u64)
-            .name(48, function);
+        let load = ProgLoad {
+            prog_type: BPF_PROG_TYPE_XDP,
+            insns: &insns,
+            name: function,
+            log_level: 1,
+            log_size: 1 << 20,
+            ..ProgLoad::default()
+        };
         let start = Instant::now();
-        let loaded = sys_bpf(BPF_PROG_LOAD, &mut a);
+        let loaded = host::prog_load(&load);
         let load_ns = start.elapsed().as_nanos() as u64;
         let prog_fd = match loaded {
-            Ok(fd) => Fd(fd as i32),
+            Ok(l) => l.fd.ok_or_else(|| Skip::new("BPF_PROG_LOAD gave no fd"))?,
             Err(e) => {
-                let text =
-                    String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(0)])
-                        .to_string();
-                let last: Vec<&str> = text.lines().rev().take(2).collect();
+                let last: Vec<&str> = e.log.lines().rev().take(2).collect();
                 return Err(Skip::new(format!(
-                    "the verifier refuses it ({e}): {}",
+                    "the verifier refuses it ({}): {}",
+                    std::io::Error::from_raw_os_error(e.errno),
                     last.into_iter().rev().collect::<Vec<_>>().join(" / ")
                 )));
             }
         };
-        drop(log);
         for (map, key, value) in &input.map_entries {
-            let fd = maps
+            let fd = &maps
                 .iter()
                 .find(|(n, _)| n == map)
                 .ok_or_else(|| Skip::new(format!("no map {map}")))?
-                .1
-                 .0;
-            let mut a = Attr::new();
-            a.u32(0, fd as u32)
-                .u64(8, key.as_ptr() as u64)
-                .u64(16, value.as_ptr() as u64);
-            sys_bpf(BPF_MAP_UPDATE_ELEM, &mut a)
+                .1;
+            host::map_update(fd, key, value, BPF_ANY)
                 .map_err(|e| Skip::new(format!("BPF_MAP_UPDATE_ELEM {map}: {e}")))?;
         }
         Ok(Box::new(KernelRunner {
             prog: prog_fd,
             _maps: maps,
-            data,
+            run: TestRun {
+                data_in: data,
+                ..TestRun::default()
+            },
             load_ns,
         }))
     }
@@ -186,7 +123,7 @@ impl Engine for Kernel {
 struct KernelRunner {
     prog: Fd,
     _maps: Vec<(String, Fd)>,
-    data: Vec<u8>,
+    run: TestRun,
     load_ns: u64,
 }
 
@@ -197,14 +134,10 @@ impl Runner for KernelRunner {
 
     fn run(&mut self, iters: u64) -> Result<(u64, f64), Skip> {
         let repeat = iters.clamp(1, u32::MAX as u64) as u32;
-        let mut a = Attr::new();
-        a.u32(0, self.prog.0 as u32)
-            .u32(8, self.data.len() as u32)
-            .u64(16, self.data.as_ptr() as u64)
-            .u32(32, repeat);
-        sys_bpf(BPF_PROG_TEST_RUN, &mut a)
+        self.run.repeat = repeat;
+        let out = host::test_run(&self.prog, &mut self.run)
             .map_err(|e| Skip::new(format!("BPF_PROG_TEST_RUN: {e}")))?;
-        let (retval, duration) = (a.get_u32(4), a.get_u32(36));
+        let (retval, duration) = (out.retval, out.duration);
         Ok((retval as u64, duration as f64 * repeat as f64))
     }
 

@@ -507,7 +507,7 @@ pub(crate) fn interrupted() -> HelperError {
 }
 
 fn bpf_loop(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
-    const BPF_MAX_LOOPS: u64 = 1 << 23;
+    use bpfvm_isa::consts::BPF_MAX_LOOPS;
     if a[3] != 0 {
         return err(libc::EINVAL);
     }

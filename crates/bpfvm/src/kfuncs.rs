@@ -42,8 +42,6 @@ const EINVAL: i64 = -22;
 const E2BIG: i64 = -7;
 const EFAULT: i64 = -14;
 const EOPNOTSUPP: i64 = -95;
-/// `BPF_MAX_LOOPS`: the longest range `bpf_iter_num_new` accepts.
-const BPF_MAX_LOOPS: i64 = 8 * 1024 * 1024;
 /// `BITS_ITER_NR_WORDS_MAX`
 const BITS_ITER_NR_WORDS_MAX: u64 = 511;
 
@@ -190,7 +188,7 @@ fn iter_num_new(c: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let (it, start, end) = (a[0], a[1] as i32, a[2] as i32);
     let (cur, e, r) = if start > end {
         (0, 0, EINVAL)
-    } else if i64::from(end) - i64::from(start) > BPF_MAX_LOOPS {
+    } else if i64::from(end) - i64::from(start) > bpfvm_isa::consts::BPF_MAX_LOOPS as i64 {
         (0, 0, E2BIG)
     } else {
         (start.wrapping_sub(1), end, 0)

@@ -14,6 +14,10 @@ use crate::error::{BpfError, Result};
 use crate::kconfig::Kconfig;
 use crate::kernel::{MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
 use bpfvm_isa::consts::{BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE};
+use bpfvm_isa::uapi::{
+    BPF_LSM_CGROUP, BPF_LSM_MAC, BPF_MODIFY_RETURN, BPF_TRACE_FEXIT, BPF_TRACE_ITER,
+    BPF_TRACE_RAW_TP,
+};
 use bpfvm_maps::MapType;
 use bpfvm_obj::btf::{core::relocate as core_relocate, Btf, BtfKind, CoreApplied, CoreTarget};
 use bpfvm_obj::{ExternKind, MapDef, MapKind, MapRelocKind, Object};
@@ -490,27 +494,15 @@ fn poisoned_kfunc_error(e: BpfError, obj: &Object) -> BpfError {
 /// How libbpf finds a BTF-typed program's attach target in the kernel's BTF:
 /// the name's prefix and the kind of type it names.
 fn btf_typed_ctx(p: &bpfvm_obj::Program) -> Option<(&'static str, BtfKind)> {
-    const TRACING: u32 = 26;
-    const LSM: u32 = 29;
-    let attach = p.expected_attach_type.map_or(0, |a| a.as_u32());
-    match (p.prog_type.as_u32(), attach) {
-        (TRACING, BPF_TRACE_RAW_TP) => Some(("btf_trace_", BtfKind::Typedef)),
-        (TRACING, BPF_TRACE_FENTRY | BPF_TRACE_FEXIT | BPF_MODIFY_RETURN) => {
-            Some(("", BtfKind::Func))
-        }
-        (TRACING, BPF_TRACE_ITER) => Some(("bpf_iter_", BtfKind::Func)),
-        (LSM, BPF_LSM_MAC | BPF_LSM_CGROUP) => Some(("bpf_lsm_", BtfKind::Func)),
+    use bpfvm_obj::{AttachType as A, ProgType as P};
+    match (p.prog_type, p.expected_attach_type?) {
+        (P::Tracing, A::TraceRawTp) => Some(("btf_trace_", BtfKind::Typedef)),
+        (P::Tracing, A::TraceFentry | A::TraceFexit | A::ModifyReturn) => Some(("", BtfKind::Func)),
+        (P::Tracing, A::TraceIter) => Some(("bpf_iter_", BtfKind::Func)),
+        (P::Lsm, A::LsmMac | A::LsmCgroup) => Some(("bpf_lsm_", BtfKind::Func)),
         _ => None,
     }
 }
-
-const BPF_TRACE_RAW_TP: u32 = 23;
-const BPF_TRACE_FENTRY: u32 = 24;
-const BPF_TRACE_FEXIT: u32 = 25;
-const BPF_MODIFY_RETURN: u32 = 26;
-const BPF_LSM_MAC: u32 = 27;
-const BPF_TRACE_ITER: u32 = 28;
-const BPF_LSM_CGROUP: u32 = 43;
 
 /// A tracing or LSM program's context (the kernel's `btf_ctx_access` over
 /// its attach target's prototype), from the target BTF. `None` for other

@@ -11,25 +11,8 @@ use bpfvm_vm::jit::Rerun;
 use bpfvm_vm::{Observer, Region, RegionKind, RunOptions};
 use std::sync::atomic::Ordering;
 
-/// `BPF_F_TEST_XDP_LIVE_FRAMES`: the frame arrived on a live interface (the
-/// datapath sets it); the run then looks like the kernel's XDP hook, e.g. in the
-/// trace pipe's context flags (`..s2.`, softirq) instead of a test run's (`b..11`).
-pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
-/// `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`: the skb starts `CHECKSUM_COMPLETE`
-/// with the sum of the packet from the network header, and the run fails
-/// with -EBADMSG if `skb->csum` no longer sums the packet at the end.
-pub const BPF_F_TEST_SKB_CHECKSUM_COMPLETE: u32 = 1 << 2;
-
-pub const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
-pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
-pub const BPF_PROG_TYPE_SCHED_ACT: u32 = 4;
-pub const BPF_PROG_TYPE_XDP: u32 = 6;
-pub const BPF_PROG_TYPE_CGROUP_SKB: u32 = 8;
-pub const BPF_PROG_TYPE_LWT_IN: u32 = 10;
-pub const BPF_PROG_TYPE_LWT_OUT: u32 = 11;
-pub const BPF_PROG_TYPE_LWT_XMIT: u32 = 12;
-pub const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
-pub const BPF_PROG_TYPE_SYSCALL: u32 = 31;
+use bpfvm_isa::uapi::{ProgType, TestRunKind, BPF_PROG_TYPE_SCHED_ACT, BPF_PROG_TYPE_SCHED_CLS};
+pub use bpfvm_isa::uapi::{BPF_F_TEST_SKB_CHECKSUM_COMPLETE, BPF_F_TEST_XDP_LIVE_FRAMES};
 
 /// `XDP_PACKET_HEADROOM`.
 pub const XDP_PACKET_HEADROOM: usize = 256;
@@ -194,19 +177,15 @@ pub(crate) fn test_run_with(
     obs: Option<&mut dyn Observer>,
 ) -> Result<TestRunResult> {
     let repeat = a.repeat.max(1);
-    let res = match prog.prog_type {
-        BPF_PROG_TYPE_XDP => run_xdp(rt, prog, a, repeat, obs),
-        BPF_PROG_TYPE_SOCKET_FILTER
-        | BPF_PROG_TYPE_SCHED_CLS
-        | BPF_PROG_TYPE_SCHED_ACT
-        | BPF_PROG_TYPE_CGROUP_SKB
-        | BPF_PROG_TYPE_LWT_IN
-        | BPF_PROG_TYPE_LWT_OUT
-        | BPF_PROG_TYPE_LWT_XMIT => run_skb(rt, prog, a, repeat, obs),
-        BPF_PROG_TYPE_RAW_TRACEPOINT => run_ctx(rt, prog, a, repeat, false, obs),
-        BPF_PROG_TYPE_SYSCALL => run_ctx(rt, prog, a, repeat, true, obs),
-        t => Err(BpfError::NotSupported {
-            what: format!("test run of program type {t}"),
+    // The program type table says how each type's test run builds its context.
+    let kind = ProgType::from_u32(prog.prog_type).and_then(ProgType::test_run);
+    let res = match kind {
+        Some(TestRunKind::Xdp) => run_xdp(rt, prog, a, repeat, obs),
+        Some(TestRunKind::Skb) => run_skb(rt, prog, a, repeat, obs),
+        Some(TestRunKind::RawTracepoint) => run_ctx(rt, prog, a, repeat, false, obs),
+        Some(TestRunKind::Syscall) => run_ctx(rt, prog, a, repeat, true, obs),
+        None => Err(BpfError::NotSupported {
+            what: format!("test run of program type {}", prog.prog_type),
         }),
     }?;
     prog.run_cnt.fetch_add(repeat as u64, Ordering::Relaxed);
@@ -672,8 +651,7 @@ mod tests {
     use crate::kernel::{BpfCmd, BpfReply, MapCreateAttr, ProgLoadAttr, Runtime};
     use crate::testrun::TestRunAttr;
 
-    const BPF_MAP_TYPE_HASH: u32 = 1;
-    const BPF_MAP_TYPE_ARRAY: u32 = 2;
+    use bpfvm_isa::uapi::{BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_PROG_TYPE_XDP};
 
     /// An XDP program: key = the u32 at byte 14 of the packet; `v =
     /// bpf_map_lookup_elem(map, &key)`; NULL returns 7, else `*v += 1`, return
@@ -731,7 +709,7 @@ mod tests {
             .expect("create map");
         let p = rt
             .load_program(ProgLoadAttr {
-                prog_type: super::BPF_PROG_TYPE_XDP,
+                prog_type: BPF_PROG_TYPE_XDP,
                 insns: counter_prog(m.id()),
                 license: "GPL".into(),
                 name: "count".into(),

@@ -520,27 +520,8 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
 
-    /// Helper calls print `#ID` here and `#ADDR` on the kernel; map ids differ.
-    fn mask(s: &str) -> String {
-        let mut out = String::new();
-        for line in s.lines() {
-            let mut l = line.to_string();
-            if let Some(i) = l.find("map[id:") {
-                let rest = &l[i + 7..];
-                let j = rest.find(']').unwrap_or(0);
-                l = format!("{}map[id:N{}", &l[..i], &rest[j..]);
-            }
-            if l.contains(") call bpf_") {
-                if let Some(h) = l.rfind('#') {
-                    l.truncate(h + 1);
-                }
-            }
-            // The opcode bytes of masked instructions differ too.
-            out.push_str(&l);
-            out.push('\n');
-        }
-        out
-    }
+    // Helper calls print `#ID` here and `#ADDR` on the kernel; map ids differ.
+    use bpfvm_testsupport::mask_xlated as mask;
 
     #[test]
     fn hello_and_hello_func_match_the_kernel() {

@@ -12,8 +12,6 @@
 //! (btf_ctx_access) rather than from a measurement; the live check accepts
 //! EPERM from the kernel for them and says so.
 
-mod common;
-
 use bpfvm::{BpfError, LoadOpts, Object, Runtime};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -209,7 +207,7 @@ fn a_nullable_iterator_element_must_be_checked() {
 // ---- the host kernel ------------------------------------------------------
 
 fn live_reason() -> Option<String> {
-    if let Some(why) = common::bpftool_unavailable() {
+    if let Some(why) = bpfvm_testsupport::bpftool_unavailable() {
         return Some(why);
     }
     vmlinux_reason()

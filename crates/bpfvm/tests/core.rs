@@ -11,10 +11,9 @@
 //!   equal tags, equal translated instructions and equal `prog run` results;
 //!   core_poison.o is refused by both. Skipped with a message when not root.
 
-mod common;
-
 use bpfvm::xlated::{dump_xlated, XlatedOpts};
 use bpfvm::{BpfError, LoadOpts, Object, Runtime, TargetBtf};
+use bpfvm_testsupport::mask_xlated;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -209,7 +208,7 @@ fn a_bad_target_file_is_an_error() {
 // ---- the host kernel ------------------------------------------------------
 
 fn live_reason() -> Option<String> {
-    if let Some(why) = common::bpftool_unavailable() {
+    if let Some(why) = bpfvm_testsupport::bpftool_unavailable() {
         return Some(why);
     }
     if std::fs::read(bpfvm::HOST_VMLINUX).is_err() {
@@ -242,21 +241,6 @@ fn json_field(json: &str, field: &str) -> Option<String> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-}
-
-/// Xlated text without what differs by design: helper call targets (the
-/// kernel prints addresses) and map ids.
-fn normalise(xlated: &str) -> Vec<String> {
-    xlated
-        .lines()
-        .map(|l| {
-            let l = l.trim_end();
-            match l.find("call ") {
-                Some(i) => l[..i + 5].to_string(),
-                None => l.to_string(),
-            }
-        })
-        .collect()
 }
 
 /// A pin directory removed on drop, whatever happens.
@@ -315,7 +299,9 @@ fn host_kernel_agrees() {
         }
         let kx = bpftool(&["prog", "dump", "xlated", "pinned", pin]).expect("dump xlated");
         let bx = dump_xlated(p.obj(), &XlatedOpts::default());
-        if normalise(&kx) == normalise(&bx) {
+        // Map ids and helper call targets (the kernel prints addresses)
+        // differ by design.
+        if mask_xlated(&kx) == mask_xlated(&bx) {
             xlated_equal += 1;
         } else if c.xlated_same {
             failures.push(format!(

@@ -11,7 +11,7 @@
 //! 0xffea for -EINVAL) and, where a case looks at the `__sk_buff` after the
 //! call, a field of it in the high 16 bits.
 
-use bpfvm::isa::{asm::assemble, insns_to_bytes, Insn};
+use bpfvm::isa::{asm::assemble, Insn};
 use bpfvm::vm::{At, Flow};
 use bpfvm::{BpfCmd, BpfReply, ProgLoadAttr, Runtime, TestRunAttr};
 use std::collections::BTreeMap;
@@ -2169,113 +2169,46 @@ fn run_bpfvm(rt: &Runtime, c: &Case, observed: bool) -> Result<Outcome, String> 
     })
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct LoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    _rest: [u64; 16],
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct RunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    _pad: u32,
-}
-
-fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> libc::c_long {
-    // SAFETY: attr is a zero-padded bpf_attr prefix of size_of::<T>() bytes.
-    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) }
-}
-
 fn run_kernel(c: &Case) -> Result<Outcome, String> {
-    let code = insns_to_bytes(&insns(c));
-    let license = b"GPL\0";
-    let mut log = vec![0u8; 1 << 16];
-    let mut attr = LoadAttr {
+    use bpfvm_testsupport::{self as host, ProgLoad, TestRun};
+    let insns = insns(c);
+    let load = ProgLoad {
         prog_type: c.prog_type,
-        insn_cnt: (code.len() / 8) as u32,
-        insns: code.as_ptr() as u64,
-        license: license.as_ptr() as u64,
+        insns: &insns,
         log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
-        ..Default::default()
+        log_size: 1 << 16,
+        ..ProgLoad::default()
     };
-    let fd = sys_bpf(5, &mut attr);
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        let text = String::from_utf8_lossy(&log);
-        return Err(format!("kernel load: {e}: {}", text.trim_end_matches('\0')));
-    }
-    let mut out = vec![0u8; 1 << 16];
-    let ctx_in = c.ctx_in.clone().unwrap_or_default();
-    let mut ctx_out = vec![0u8; if c.ctx_in.is_some() { 256 } else { 0 }];
-    let mut run = RunAttr {
-        prog_fd: fd as u32,
-        data_size_in: c.packet.len() as u32,
-        data_in: c.packet.as_ptr() as u64,
-        data_size_out: out.len() as u32,
-        data_out: out.as_mut_ptr() as u64,
+    let prog = host::prog_load(&load).map_err(|e| {
+        format!(
+            "kernel load: {}: {}",
+            std::io::Error::from_raw_os_error(e.errno),
+            e.log
+        )
+    })?;
+    let fd = prog.fd.ok_or("kernel load gave no fd")?;
+    let mut run = TestRun {
+        data_in: c.packet.clone(),
+        data_out_size: 1 << 16,
+        ctx_in: c.ctx_in.clone().unwrap_or_default(),
+        ctx_out_size: if c.ctx_in.is_some() { 256 } else { 0 },
         repeat: c.repeat,
-        ctx_size_in: ctx_in.len() as u32,
-        ctx_in: if ctx_in.is_empty() {
-            0
-        } else {
-            ctx_in.as_ptr() as u64
-        },
-        ctx_size_out: ctx_out.len() as u32,
-        ctx_out: if ctx_out.is_empty() {
-            0
-        } else {
-            ctx_out.as_mut_ptr() as u64
-        },
         flags: c.flags,
-        ..Default::default()
     };
-    let r = sys_bpf(10, &mut run);
-    let e = std::io::Error::last_os_error();
-    // SAFETY: closing the fd the load returned.
-    unsafe { libc::close(fd as i32) };
-    if r < 0 {
-        return Ok(Outcome {
+    match host::test_run(&fd, &mut run) {
+        Ok(out) => Ok(Outcome {
+            retval: out.retval,
+            data_out: out.data_out,
+            ctx_out: out.ctx_out,
+            errno: None,
+        }),
+        Err(e) => Ok(Outcome {
             retval: 0,
             data_out: Vec::new(),
             ctx_out: Vec::new(),
             errno: Some(e.raw_os_error().unwrap_or(0)),
-        });
+        }),
     }
-    out.truncate(run.data_size_out as usize);
-    ctx_out.truncate(run.ctx_size_out as usize);
-    Ok(Outcome {
-        retval: run.retval,
-        data_out: out,
-        ctx_out,
-        errno: None,
-    })
 }
 
 /// The host kernel runs programs for this process (root with a BPF kernel).

@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 
 const PRIV: u8 = 1;
 const UNPRIV: u8 = 2;
-const BPF_PROG_TYPE_SYSCALL: u32 = 31;
 const EPERM: i64 = 1;
 const POINTER_VALUE: i32 = 0xcafe4a11u32 as i32;
 
@@ -354,7 +353,7 @@ fn run_case(
             let mut error = String::new();
             if let (true, Some(p)) = (execute, prog) {
                 pre_run(&rt, file, &l);
-                let syscall = p.obj().prog_type == BPF_PROG_TYPE_SYSCALL;
+                let syscall = p.obj().prog_type == bpfvm::ProgType::Syscall.as_u32();
                 let attr = TestRunAttr {
                     prog_id: p.id(),
                     data_in: if syscall { Vec::new() } else { vec![0; 64] },

@@ -7,8 +7,6 @@
 //! bpftool and checks that the kernel still reports the committed tags; it skips
 //! when the host cannot load BPF programs.
 
-mod common;
-
 use bpfvm::isa::consts::{
     BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
 };
@@ -155,7 +153,7 @@ fn kernel_version() -> Option<(u32, u32)> {
 }
 
 fn live_kernel_reason() -> Option<String> {
-    if let Some(why) = common::bpftool_unavailable() {
+    if let Some(why) = bpfvm_testsupport::bpftool_unavailable() {
         return Some(why);
     }
     match kernel_version() {

@@ -34,11 +34,12 @@ use crate::verifier::{ins, Rng};
 use bpfvm::{BpfError, MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
 use bpfvm_isa::Insn;
 
-const XDP: u32 = 6;
-const ARRAY: u32 = 2;
-const PROG_ARRAY: u32 = 3;
-const ARRAY_OF_MAPS: u32 = 12;
-const SOCKMAP: u32 = 15;
+use bpfvm_isa::uapi::{
+    BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS as ARRAY_OF_MAPS,
+    BPF_MAP_TYPE_PROG_ARRAY as PROG_ARRAY, BPF_MAP_TYPE_SOCKMAP as SOCKMAP,
+    BPF_PROG_TYPE_XDP as XDP,
+};
+use bpfvm_testsupport::{self as host, Fd, MapCreate, ProgLoad};
 
 const LOOKUP: i32 = 1;
 const UPDATE: i32 = 2;
@@ -744,182 +745,78 @@ impl World {
 /// The host kernel's side: the same maps, made with bpf(2).
 pub struct KernelWorld {
     fds: Vec<u32>,
-    btf_fd: i32,
-    _keep: Vec<i32>,
+    btf_fd: u32,
+    _keep: Vec<Fd>,
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct MapAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    inner_map_fd: u32,
-    _rest: [u64; 12],
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct ElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct LoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    prog_btf_fd: u32,
-    func_info_rec_size: u32,
-    func_info: u64,
-    func_info_cnt: u32,
-    _rest: [u32; 23],
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct BtfLoadAttr {
-    btf: u64,
-    btf_log_buf: u64,
-    btf_size: u32,
-    btf_log_size: u32,
-    btf_log_level: u32,
-    _pad: u32,
-}
-
-fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> i64 {
-    // SAFETY: attr is a fully initialised bpf_attr prefix of size_of::<T>().
-    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) as i64 }
-}
-
-fn k_map(map_type: u32, value: u32, entries: u32, inner: i32) -> Result<i32, String> {
-    let mut a = MapAttr {
+fn k_map(map_type: u32, value: u32, entries: u32, inner: Option<&Fd>) -> Result<Fd, String> {
+    host::map_create(&MapCreate {
         map_type,
         key_size: 4,
         value_size: value,
         max_entries: entries,
-        inner_map_fd: inner.max(0) as u32,
-        ..Default::default()
-    };
-    let fd = sys_bpf(0, &mut a);
-    if fd < 0 {
-        return Err(format!(
-            "map create {map_type}: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(fd as i32)
+        inner_map_fd: inner.map_or(0, |f| f.raw() as u32),
+        ..MapCreate::default()
+    })
+    .map_err(|e| format!("map create {map_type}: {e}"))
 }
 
-fn k_update(fd: i32, key: u32, value: u32) -> Result<(), String> {
-    let k = key.to_le_bytes();
-    let v = value.to_le_bytes();
-    let mut a = ElemAttr {
-        map_fd: fd as u32,
-        key: k.as_ptr() as u64,
-        value: v.as_ptr() as u64,
-        ..Default::default()
-    };
-    if sys_bpf(2, &mut a) < 0 {
-        return Err(format!("map update: {}", std::io::Error::last_os_error()));
-    }
-    Ok(())
+fn k_update(map: &Fd, key: u32, value: u32) -> Result<(), String> {
+    host::map_update(map, &key.to_le_bytes(), &value.to_le_bytes(), 0)
+        .map_err(|e| format!("map update: {e}"))
 }
 
 /// Loads an XDP program in the host kernel: its fd, or the last line of the
 /// verifier's log.
-fn k_load(p: &[Insn], btf_fd: i32, funcs: &[u32]) -> Result<i32, String> {
-    let code = bpfvm_isa::insns_to_bytes(p);
+fn k_load(p: &[Insn], btf_fd: u32, funcs: &[u32]) -> Result<Fd, String> {
     let fi: Vec<u32> = funcs
         .iter()
         .enumerate()
         .flat_map(|(i, &at)| [at, 3 + i as u32])
         .collect();
-    let mut log = vec![0u8; 1 << 16];
-    let mut a = LoadAttr {
+    let load = ProgLoad {
         prog_type: XDP,
-        insn_cnt: p.len() as u32,
-        insns: code.as_ptr() as u64,
-        license: c"GPL".as_ptr() as u64,
+        insns: p,
         log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
-        ..Default::default()
+        log_size: 1 << 16,
+        prog_btf_fd: btf_fd,
+        func_info: &fi,
+        ..ProgLoad::default()
     };
-    if !funcs.is_empty() {
-        a.prog_btf_fd = btf_fd as u32;
-        a.func_info_rec_size = 8;
-        a.func_info = fi.as_ptr() as u64;
-        a.func_info_cnt = funcs.len() as u32;
+    match host::prog_load(&load) {
+        Ok(l) => l.fd.ok_or_else(|| "the load gave no fd".to_string()),
+        Err(e) => Err(e.to_string()),
     }
-    let fd = sys_bpf(5, &mut a);
-    if fd >= 0 {
-        return Ok(fd as i32);
-    }
-    let err = std::io::Error::last_os_error();
-    let text = String::from_utf8_lossy(&log);
-    let last = text
-        .trim_end_matches('\0')
-        .lines()
-        .rev()
-        .find(|l| !l.starts_with("processed ") && !l.trim().is_empty())
-        .unwrap_or("")
-        .to_string();
-    Err(format!("{err}: {last}"))
 }
 
 impl KernelWorld {
     /// The maps in the host kernel, or why it cannot make them (not root, no
     /// BPF).
     pub fn new() -> Result<KernelWorld, String> {
-        let arr = k_map(ARRAY, 64, 4, -1)?;
         let mut keep = Vec::new();
-        let mut outer = |size: u32| -> Result<i32, String> {
-            let inner = k_map(ARRAY, size, 1, -1)?;
-            let o = k_map(ARRAY_OF_MAPS, 4, 1, inner)?;
-            k_update(o, 0, inner as u32)?;
+        let arr = k_map(ARRAY, 64, 4, None)?;
+        let mut outer = |size: u32| -> Result<Fd, String> {
+            let inner = k_map(ARRAY, size, 1, None)?;
+            let o = k_map(ARRAY_OF_MAPS, 4, 1, Some(&inner))?;
+            k_update(&o, 0, inner.raw() as u32)?;
             keep.push(inner);
             Ok(o)
         };
         let o8 = outer(8)?;
         let o64 = outer(64)?;
-        let progs = k_map(PROG_ARRAY, 4, 2, -1)?;
-        let socks = k_map(SOCKMAP, 4, 2, -1)?;
-        let target = k_load(&shrink_prog(), -1, &[])?;
-        let blob = btf_blob();
-        let mut ba = BtfLoadAttr {
-            btf: blob.as_ptr() as u64,
-            btf_size: blob.len() as u32,
-            ..Default::default()
-        };
-        let btf_fd = sys_bpf(18, &mut ba);
-        if btf_fd < 0 {
-            return Err(format!("BTF load: {}", std::io::Error::last_os_error()));
-        }
-        let btf_fd = btf_fd as i32;
-        keep.push(btf_fd);
-        k_update(progs, 0, target as u32)?;
+        let progs = k_map(PROG_ARRAY, 4, 2, None)?;
+        let socks = k_map(SOCKMAP, 4, 2, None)?;
+        let target = k_load(&shrink_prog(), 0, &[])?;
+        let btf = host::btf_load(&btf_blob()).map_err(|e| format!("BTF load: {e}"))?;
+        let btf_fd = btf.raw() as u32;
+        keep.push(btf);
+        k_update(&progs, 0, target.raw() as u32)?;
         keep.push(target);
         let fds = [arr, o8, o64, progs, socks];
+        let raw = fds.iter().map(|f| f.raw() as u32).collect();
         keep.extend(fds);
         Ok(KernelWorld {
-            fds: fds.iter().map(|&f| f as u32).collect(),
+            fds: raw,
             btf_fd,
             _keep: keep,
         })
@@ -927,19 +824,7 @@ impl KernelWorld {
 
     /// The kernel's verdict: Ok, or its message.
     pub fn verdict(&self, v: &Variant) -> Result<(), String> {
-        let fd = k_load(&bind_maps(&v.insns, &self.fds), self.btf_fd, &v.funcs)?;
-        // SAFETY: closing the fd the load returned.
-        unsafe { libc::close(fd) };
-        Ok(())
-    }
-}
-
-impl Drop for KernelWorld {
-    fn drop(&mut self) {
-        for &fd in &self._keep {
-            // SAFETY: fds this world opened.
-            unsafe { libc::close(fd) };
-        }
+        k_load(&bind_maps(&v.insns, &self.fds), self.btf_fd, &v.funcs).map(drop)
     }
 }
 

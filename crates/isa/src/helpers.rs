@@ -201,37 +201,37 @@ const fn t(prog_type: u32) -> u64 {
 }
 
 // Program types (`enum bpf_prog_type`) as bits.
-pub const SOCKET_FILTER: u64 = t(1);
-pub const KPROBE: u64 = t(2);
-pub const TC: u64 = t(3) | t(4);
-pub const TRACEPOINT: u64 = t(5);
-pub const XDP: u64 = t(6);
-pub const PERF_EVENT: u64 = t(7);
-pub const CGROUP_SKB: u64 = t(8);
-pub const CGROUP_SOCK: u64 = t(9);
-pub const LWT_IN: u64 = t(10);
-pub const LWT_OUT: u64 = t(11);
-pub const LWT_XMIT: u64 = t(12);
-pub const SOCK_OPS: u64 = t(13);
-pub const SK_SKB: u64 = t(14);
-pub const CGROUP_DEVICE: u64 = t(15);
-pub const SK_MSG: u64 = t(16);
-pub const RAW_TRACEPOINT: u64 = t(17);
-pub const CGROUP_SOCK_ADDR: u64 = t(18);
-pub const LWT_SEG6LOCAL: u64 = t(19);
-pub const LIRC_MODE2: u64 = t(20);
-pub const SK_REUSEPORT: u64 = t(21);
-pub const FLOW_DISSECTOR: u64 = t(22);
-pub const CGROUP_SYSCTL: u64 = t(23);
-pub const RAW_TRACEPOINT_WRITABLE: u64 = t(24);
-pub const CGROUP_SOCKOPT: u64 = t(25);
-pub const TRACING: u64 = t(26);
-pub const STRUCT_OPS: u64 = t(27);
-pub const EXT: u64 = t(28);
-pub const LSM: u64 = t(29);
-pub const SK_LOOKUP: u64 = t(30);
-pub const SYSCALL: u64 = t(31);
-pub const NETFILTER: u64 = t(32);
+pub const SOCKET_FILTER: u64 = t(uapi::BPF_PROG_TYPE_SOCKET_FILTER);
+pub const KPROBE: u64 = t(uapi::BPF_PROG_TYPE_KPROBE);
+pub const TC: u64 = t(uapi::BPF_PROG_TYPE_SCHED_CLS) | t(uapi::BPF_PROG_TYPE_SCHED_ACT);
+pub const TRACEPOINT: u64 = t(uapi::BPF_PROG_TYPE_TRACEPOINT);
+pub const XDP: u64 = t(uapi::BPF_PROG_TYPE_XDP);
+pub const PERF_EVENT: u64 = t(uapi::BPF_PROG_TYPE_PERF_EVENT);
+pub const CGROUP_SKB: u64 = t(uapi::BPF_PROG_TYPE_CGROUP_SKB);
+pub const CGROUP_SOCK: u64 = t(uapi::BPF_PROG_TYPE_CGROUP_SOCK);
+pub const LWT_IN: u64 = t(uapi::BPF_PROG_TYPE_LWT_IN);
+pub const LWT_OUT: u64 = t(uapi::BPF_PROG_TYPE_LWT_OUT);
+pub const LWT_XMIT: u64 = t(uapi::BPF_PROG_TYPE_LWT_XMIT);
+pub const SOCK_OPS: u64 = t(uapi::BPF_PROG_TYPE_SOCK_OPS);
+pub const SK_SKB: u64 = t(uapi::BPF_PROG_TYPE_SK_SKB);
+pub const CGROUP_DEVICE: u64 = t(uapi::BPF_PROG_TYPE_CGROUP_DEVICE);
+pub const SK_MSG: u64 = t(uapi::BPF_PROG_TYPE_SK_MSG);
+pub const RAW_TRACEPOINT: u64 = t(uapi::BPF_PROG_TYPE_RAW_TRACEPOINT);
+pub const CGROUP_SOCK_ADDR: u64 = t(uapi::BPF_PROG_TYPE_CGROUP_SOCK_ADDR);
+pub const LWT_SEG6LOCAL: u64 = t(uapi::BPF_PROG_TYPE_LWT_SEG6LOCAL);
+pub const LIRC_MODE2: u64 = t(uapi::BPF_PROG_TYPE_LIRC_MODE2);
+pub const SK_REUSEPORT: u64 = t(uapi::BPF_PROG_TYPE_SK_REUSEPORT);
+pub const FLOW_DISSECTOR: u64 = t(uapi::BPF_PROG_TYPE_FLOW_DISSECTOR);
+pub const CGROUP_SYSCTL: u64 = t(uapi::BPF_PROG_TYPE_CGROUP_SYSCTL);
+pub const RAW_TRACEPOINT_WRITABLE: u64 = t(uapi::BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE);
+pub const CGROUP_SOCKOPT: u64 = t(uapi::BPF_PROG_TYPE_CGROUP_SOCKOPT);
+pub const TRACING: u64 = t(uapi::BPF_PROG_TYPE_TRACING);
+pub const STRUCT_OPS: u64 = t(uapi::BPF_PROG_TYPE_STRUCT_OPS);
+pub const EXT: u64 = t(uapi::BPF_PROG_TYPE_EXT);
+pub const LSM: u64 = t(uapi::BPF_PROG_TYPE_LSM);
+pub const SK_LOOKUP: u64 = t(uapi::BPF_PROG_TYPE_SK_LOOKUP);
+pub const SYSCALL: u64 = t(uapi::BPF_PROG_TYPE_SYSCALL);
+pub const NETFILTER: u64 = t(uapi::BPF_PROG_TYPE_NETFILTER);
 
 /// Every LWT type.
 pub const LWT: u64 = LWT_IN | LWT_OUT | LWT_XMIT | LWT_SEG6LOCAL;
@@ -269,6 +269,7 @@ pub const SKC_TO: u64 = (SK_BASE & !SK_REUSEPORT) | BTF_TRACE;
 /// Every type reaching `bpf_base_func_proto`.
 pub const BASE: u64 = SK_BASE | TRACE | CG_CURRENT | NETFILTER | STRUCT_OPS | LIRC_MODE2 | EXT;
 
+use crate::uapi;
 use Arg::*;
 const D: Arg = DontCare;
 const A: Arg = Anything;

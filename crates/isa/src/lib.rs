@@ -13,6 +13,7 @@ pub mod disasm_llvm;
 pub mod helpers;
 pub mod insn;
 pub mod opcode;
+pub mod uapi;
 
 pub use insn::{insns_from_bytes, insns_to_bytes, Insn, InsnError};
 pub use opcode::{

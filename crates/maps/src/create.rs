@@ -18,8 +18,6 @@ pub const KMALLOC_MAX_SIZE: u64 = 1 << 22;
 pub const PCPU_MIN_UNIT_SIZE: u64 = 32 << 10;
 /// `NR_CPUS` of a distribution kernel: bound of a cpumap's max_entries.
 pub const NR_CPUS: u32 = 8192;
-/// `BPF_OBJ_NAME_LEN`: names are at most 15 characters plus the NUL.
-pub const BPF_OBJ_NAME_LEN: usize = 16;
 /// bpfvm refuses maps whose memory (values and index) would exceed this, with `ENOMEM`,
 /// rather than letting a huge preallocation exhaust the host.
 pub const MAX_MAP_BYTES: u64 = 1 << 32;
@@ -408,6 +406,86 @@ fn check_spin_lock(attr: &MapAttr) -> Result<(), MapError> {
     Ok(())
 }
 
+/// A map type's own checks (`map_alloc_check`).
+type CheckFn = fn(&MapAttr) -> Result<(), MapError>;
+/// A map type's constructor (`map_alloc`), with the number of CPUs.
+type AllocFn = fn(&MapAttr, usize) -> Result<Arc<dyn MapOps>, MapError>;
+
+/// One map type bpfvm implements, as the kernel's `bpf_map_ops` holds it:
+/// the type's own checks (`map_alloc_check`) and its constructor
+/// (`map_alloc`), side by side.
+struct MapTypeRow {
+    map_type: MapType,
+    check: CheckFn,
+    alloc: AllocFn,
+}
+
+/// The constructor of a map implementation with `new(attr, ncpus)`.
+macro_rules! alloc {
+    ($t:ty) => {
+        |attr: &MapAttr, ncpus: usize| -> Result<Arc<dyn MapOps>, MapError> {
+            Ok(Arc::new(<$t>::new(attr, ncpus)?))
+        }
+    };
+}
+
+/// Every map type bpfvm implements, one row each, in kernel order; a type
+/// without a row is refused as unimplemented.
+const MAP_TYPES: &[MapTypeRow] = {
+    use crate::special;
+    use MapType as T;
+    const fn row(map_type: MapType, check: CheckFn, alloc: AllocFn) -> MapTypeRow {
+        MapTypeRow {
+            map_type,
+            check,
+            alloc,
+        }
+    }
+    &[
+        row(T::Hash, check_hash, alloc!(HashTab)),
+        row(T::Array, check_array, alloc!(ArrayMap)),
+        row(T::ProgArray, check_array, alloc!(ProgArray)),
+        row(T::PerfEventArray, special::check, special::perf_event_array),
+        row(T::PercpuHash, check_hash, alloc!(HashTab)),
+        row(T::PercpuArray, check_array, alloc!(ArrayMap)),
+        row(T::StackTrace, special::check, special::stack_trace),
+        row(T::CgroupArray, special::check, special::empty),
+        row(T::LruHash, check_hash, alloc!(HashTab)),
+        row(T::LruPercpuHash, check_hash, alloc!(HashTab)),
+        row(T::LpmTrie, check_lpm, alloc!(LpmTrie)),
+        row(T::ArrayOfMaps, check_array, alloc!(ArrayOfMaps)),
+        row(T::HashOfMaps, check_hash, alloc!(HashTab)),
+        row(T::Devmap, check_devmap, alloc!(DevArray)),
+        row(T::Sockmap, special::check, special::empty),
+        row(T::Cpumap, check_cpumap, alloc!(DevArray)),
+        row(T::Xskmap, special::check, special::empty),
+        row(T::Sockhash, special::check, special::empty),
+        row(T::CgroupStorage, special::check, special::empty),
+        row(T::ReuseportSockarray, special::check, special::empty),
+        row(T::PercpuCgroupStorage, special::check, special::empty),
+        row(T::Queue, check_queue, alloc!(QueueStack)),
+        row(T::Stack, check_queue, alloc!(QueueStack)),
+        row(T::SkStorage, special::check, special::empty),
+        row(T::DevmapHash, check_devmap, alloc!(HashTab)),
+        row(T::Ringbuf, check_ringbuf, alloc!(RingBuf)),
+        row(T::BloomFilter, special::check, special::bloom_filter),
+    ]
+};
+
+fn row_of(t: MapType) -> Option<&'static MapTypeRow> {
+    MAP_TYPES.iter().find(|r| r.map_type == t)
+}
+
+/// Whether `bpfvm` implements this map type.
+pub fn is_supported(t: MapType) -> bool {
+    row_of(t).is_some()
+}
+
+/// Every map type `bpfvm` implements, in kernel order.
+pub fn supported_map_types() -> impl Iterator<Item = MapType> {
+    MAP_TYPES.iter().map(|r| r.map_type)
+}
+
 /// `BPF_MAP_CREATE`: validate `attr` like the kernel and create the map with `ncpus`
 /// simulated CPUs (per-CPU maps keep that many values; use [`default_ncpus`]).
 pub fn create_map(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapError> {
@@ -415,13 +493,13 @@ pub fn create_map(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapEr
     if t == MapType::Unspec {
         return Err(invalid(attr, "map type 0 (unspec) is not a map type"));
     }
-    if !t.is_supported() {
+    let Some(row) = row_of(t) else {
         return Err(MapError::Unimplemented {
             map: attr.label(),
             type_name: t.name(),
             type_num: t as u32,
         });
-    }
+    };
     if ncpus == 0 {
         return Err(invalid(attr, "at least one CPU is needed"));
     }
@@ -435,40 +513,25 @@ pub fn create_map(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapEr
         ));
     }
     check_name(attr)?;
-    match t {
-        MapType::Array | MapType::PercpuArray | MapType::ProgArray | MapType::ArrayOfMaps => {
-            check_array(attr)?
-        }
-        MapType::Hash
-        | MapType::PercpuHash
-        | MapType::LruHash
-        | MapType::LruPercpuHash
-        | MapType::HashOfMaps => check_hash(attr)?,
-        MapType::Devmap | MapType::DevmapHash => check_devmap(attr)?,
-        MapType::Cpumap => check_cpumap(attr)?,
-        MapType::Queue | MapType::Stack => check_queue(attr)?,
-        MapType::Ringbuf => check_ringbuf(attr)?,
-        MapType::LpmTrie => check_lpm(attr)?,
-        _ => crate::special::check(attr)?,
-    }
+    (row.check)(attr)?;
     if t.is_map_in_map() {
         check_template(attr)?;
     }
     check_spin_lock(attr)?;
-    Ok(match t {
-        MapType::Array | MapType::PercpuArray => Arc::new(ArrayMap::new(attr, ncpus)?),
-        MapType::ProgArray => Arc::new(ProgArray::new(attr, ncpus)?),
-        MapType::ArrayOfMaps => Arc::new(ArrayOfMaps::new(attr, ncpus)?),
-        MapType::Devmap | MapType::Cpumap => Arc::new(DevArray::new(attr, ncpus)?),
-        MapType::Queue | MapType::Stack => Arc::new(QueueStack::new(attr, ncpus)?),
-        MapType::Ringbuf => Arc::new(RingBuf::new(attr, ncpus)?),
-        MapType::LpmTrie => Arc::new(LpmTrie::new(attr, ncpus)?),
-        MapType::Hash
-        | MapType::PercpuHash
-        | MapType::LruHash
-        | MapType::LruPercpuHash
-        | MapType::HashOfMaps
-        | MapType::DevmapHash => Arc::new(HashTab::new(attr, ncpus)?),
-        _ => crate::special::create(attr, ncpus)?,
-    })
+    (row.alloc)(attr, ncpus)
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    #[test]
+    fn one_row_per_type_in_kernel_order() {
+        let types: Vec<MapType> = supported_map_types().collect();
+        assert!(types.windows(2).all(|w| w[0] < w[1]), "{types:?}");
+        assert!(!is_supported(MapType::Unspec));
+        assert!(!is_supported(MapType::Arena));
+        let e = create_map(&MapAttr::new(MapType::Arena, 0, 0, 1), 1).err();
+        assert!(matches!(e, Some(MapError::Unimplemented { .. })), "{e:?}");
+    }
 }

@@ -63,8 +63,8 @@ mod types;
 pub use array::ArrayMap;
 pub use backing::{with_value_files, ValueFile};
 pub use create::{
-    create_map, default_ncpus, BPF_OBJ_NAME_LEN, KMALLOC_MAX_SIZE, MAX_MAP_BYTES, NR_CPUS,
-    PAGE_SIZE, PCPU_MIN_UNIT_SIZE,
+    create_map, default_ncpus, is_supported, supported_map_types, KMALLOC_MAX_SIZE, MAX_MAP_BYTES,
+    NR_CPUS, PAGE_SIZE, PCPU_MIN_UNIT_SIZE,
 };
 pub use devmap::{CpumapVal, DevArray, DevmapVal, CPUMAP_MAX_QSIZE};
 pub use error::*;

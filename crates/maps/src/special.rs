@@ -25,7 +25,7 @@
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::array::{array_next_key, index_key};
 use crate::error::MapError;
@@ -248,31 +248,47 @@ pub(crate) fn check(attr: &MapAttr) -> Result<(), MapError> {
                 return Err(invalid(a, "max_entries must be 0 (storage is per cgroup)"));
             }
         }
-        _ => {}
+        t => {
+            // Only the rows of the map type table that name this check get here.
+            return Err(MapError::Unimplemented {
+                map: a.label(),
+                type_name: t.name(),
+                type_num: t as u32,
+            });
+        }
     }
     Ok(())
 }
 
-/// The map for `attr`, whose checks passed.
-pub(crate) fn create(attr: &MapAttr, ncpus: usize) -> Result<std::sync::Arc<dyn MapOps>, MapError> {
+/// `perf_event_array`'s constructor (its checks passed).
+pub(crate) fn perf_event_array(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapError> {
+    Ok(Arc::new(PerfEventArray::new(Common::new(attr, ncpus))?))
+}
+
+/// `stack_trace`'s constructor (its checks passed).
+pub(crate) fn stack_trace(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapError> {
     let c = Common::new(attr, ncpus);
-    Ok(match attr.map_type {
-        MapType::PerfEventArray => std::sync::Arc::new(PerfEventArray::new(c)?),
-        MapType::StackTrace => {
-            let n_buckets = (attr.max_entries as u64).next_power_of_two();
-            crate::create::check_budget(
-                &c,
-                n_buckets * 8 + attr.max_entries as u64 * (16 + attr.value_size as u64),
-            )?;
-            std::sync::Arc::new(StackTrace {
-                c,
-                n_buckets,
-                ids: Mutex::new(BTreeMap::new()),
-            })
-        }
-        MapType::BloomFilter => std::sync::Arc::new(BloomFilter::new(c)?),
-        _ => std::sync::Arc::new(Empty::new(c)?),
-    })
+    let n_buckets = (attr.max_entries as u64).next_power_of_two();
+    crate::create::check_budget(
+        &c,
+        n_buckets * 8 + attr.max_entries as u64 * (16 + attr.value_size as u64),
+    )?;
+    Ok(Arc::new(StackTrace {
+        c,
+        n_buckets,
+        ids: Mutex::new(BTreeMap::new()),
+    }))
+}
+
+/// `bloom_filter`'s constructor (its checks passed).
+pub(crate) fn bloom_filter(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapError> {
+    Ok(Arc::new(BloomFilter::new(Common::new(attr, ncpus))?))
+}
+
+/// The constructor of the maps of kernel objects bpfvm does not have (see
+/// [`Empty`]).
+pub(crate) fn empty(attr: &MapAttr, ncpus: usize) -> Result<Arc<dyn MapOps>, MapError> {
+    Ok(Arc::new(Empty::new(Common::new(attr, ncpus))?))
 }
 
 /// A record a `perf_event_array` slot collected.

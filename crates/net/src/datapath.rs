@@ -22,7 +22,7 @@ use crate::packet::{
     TP_STATUS_VLAN_TPID_VALID, TP_STATUS_VLAN_VALID,
 };
 use crate::xdp::{run_xdp, XdpAction, XdpCounters, XdpStats, ETH_HLEN, XDP_MAX_FRAME};
-use bpfvm::{ProgFd, Redirect, Runtime};
+use bpfvm::{AttachType, ProgFd, ProgType, Redirect, Runtime};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io;
@@ -34,13 +34,6 @@ use thiserror::Error;
 
 /// The mode `list()` reports, as `bpftool net list` names the generic XDP hook.
 pub const ATTACH_MODE: &str = "generic";
-
-/// `BPF_PROG_TYPE_XDP`.
-const BPF_PROG_TYPE_XDP: u32 = 6;
-/// `BPF_XDP_DEVMAP` / `BPF_XDP_CPUMAP`: programs for map entries, which the kernel
-/// refuses to attach to a device.
-const BPF_XDP_DEVMAP: u32 = 38;
-const BPF_XDP_CPUMAP: u32 = 39;
 
 /// How long the datapath thread sleeps in poll() at most; detach also wakes it
 /// through an eventfd, so this only bounds how stale `ring_drops` can get.
@@ -282,14 +275,19 @@ impl Datapath {
     ) -> Result<AttachInfo, NetError> {
         let ifindex = ifindex_of(ifname)?;
         let o = prog.obj();
-        if o.prog_type != BPF_PROG_TYPE_XDP {
+        if o.prog_type != ProgType::Xdp.as_u32() {
             return Err(NetError::NotXdp {
                 ifname: ifname.into(),
                 prog_id: o.id,
                 prog_type: o.prog_type,
             });
         }
-        if matches!(o.expected_attach_type, BPF_XDP_DEVMAP | BPF_XDP_CPUMAP) {
+        // Programs for devmap and cpumap entries: the kernel refuses to attach
+        // them to a device.
+        if matches!(
+            AttachType::from_u32(o.expected_attach_type),
+            Some(AttachType::XdpDevmap | AttachType::XdpCpumap)
+        ) {
             return Err(NetError::WrongAttachType {
                 ifname: ifname.into(),
                 prog_id: o.id,

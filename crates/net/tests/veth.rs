@@ -586,3 +586,34 @@ fn attach_without_cap_net_raw_says_so() {
         );
     });
 }
+
+/// Programs for devmap and cpumap entries (`BPF_XDP_DEVMAP`, `BPF_XDP_CPUMAP`)
+/// are refused on a device, as the kernel refuses them. The check comes
+/// before any socket, so it needs no privileges (and attaches nothing).
+#[test]
+fn entry_programs_are_refused_on_a_device() {
+    use bpfvm::AttachType;
+    let rt = Runtime::new();
+    let dp = Datapath::new(rt.clone());
+    let load = |attach: AttachType| {
+        rt.load_program(ProgLoadAttr {
+            prog_type: bpfvm::ProgType::Xdp.as_u32(),
+            expected_attach_type: attach.as_u32(),
+            insns: vec![
+                Insn::new(0xb7, 0, 0, 0, 2), // r0 = XDP_PASS
+                Insn::new(0x95, 0, 0, 0, 0),
+            ],
+            license: "GPL".into(),
+            name: "entry".into(),
+            ..ProgLoadAttr::default()
+        })
+        .unwrap()
+    };
+    for attach in [AttachType::XdpDevmap, AttachType::XdpCpumap] {
+        let e = dp.attach("lo", load(attach), false).unwrap_err();
+        assert!(
+            matches!(e, NetError::WrongAttachType { attach_type, .. } if attach_type == attach.as_u32()),
+            "{attach}: {e:?}"
+        );
+    }
+}

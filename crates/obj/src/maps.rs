@@ -4,27 +4,16 @@
 //! libbpf turns into single-entry array maps.
 //!
 //! Map types stay raw `u32` kernel numbers here; bpfvm-maps owns their
-//! meaning. The few numbers this module must recognise are below.
+//! meaning. The few numbers this module must recognise come from
+//! `bpfvm_isa::uapi`.
 
 use crate::btf::{Btf, BtfKind, BtfTypeData};
 use crate::error::ObjErrorKind;
-
-/// `BPF_MAP_TYPE_ARRAY`: the type of every global data map.
-const BPF_MAP_TYPE_ARRAY: u32 = 2;
-/// `BPF_MAP_TYPE_PROG_ARRAY`: its `values` are programs.
-const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
-/// `BPF_MAP_TYPE_ARRAY_OF_MAPS` / `BPF_MAP_TYPE_HASH_OF_MAPS`: their
-/// `values` are maps, with an inner map template.
-const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
-const BPF_MAP_TYPE_HASH_OF_MAPS: u32 = 13;
-
-/// `BPF_F_RDONLY_PROG`: programs cannot write `.rodata`.
-pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
-/// `BPF_F_MMAPABLE`: user space may mmap global data maps.
-pub const BPF_F_MMAPABLE: u32 = 1 << 10;
-
-/// `BPF_OBJ_NAME_LEN`: map and program names hold 15 characters and a NUL.
-pub const BPF_OBJ_NAME_LEN: usize = 16;
+use bpfvm_isa::uapi::{
+    BPF_F_LINK, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH_OF_MAPS,
+    BPF_MAP_TYPE_PROG_ARRAY,
+};
+pub use bpfvm_isa::uapi::{BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, BPF_OBJ_NAME_LEN};
 
 /// Where a map comes from, in libbpf's terms (`enum libbpf_map_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -647,7 +636,7 @@ pub(crate) fn struct_ops_maps(
         m.value_size = v.size;
         m.max_entries = 1;
         if section == ".struct_ops.link" {
-            m.map_flags = 1 << 13; // BPF_F_LINK
+            m.map_flags = BPF_F_LINK;
         }
         m.btf_value_type_id = var.size_or_type;
         m.btf_var_id = v.type_id;

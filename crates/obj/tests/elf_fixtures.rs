@@ -13,8 +13,7 @@ use bpfvm_obj::{
     BPF_F_XDP_HAS_FRAGS,
 };
 
-const BPF_F_RDONLY_PROG: u32 = 1 << 7;
-const BPF_F_MMAPABLE: u32 = 1 << 10;
+use bpfvm_isa::uapi::{BPF_F_MMAPABLE, BPF_F_RDONLY_PROG};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

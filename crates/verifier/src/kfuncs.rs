@@ -335,24 +335,21 @@ pub enum Progs {
 
 impl Progs {
     pub fn allows(self, prog_type: u32) -> bool {
-        const TRACING: u32 = 26;
-        const STRUCT_OPS: u32 = 27;
-        const LSM: u32 = 29;
         match self {
             Progs::All => true,
             Progs::Generic => matches!(
                 prog_type,
-                TRACING
+                BPF_PROG_TYPE_TRACING
                     | BPF_PROG_TYPE_SCHED_CLS
                     | BPF_PROG_TYPE_SCHED_ACT
                     | BPF_PROG_TYPE_XDP
-                    | STRUCT_OPS
+                    | BPF_PROG_TYPE_STRUCT_OPS
                     | BPF_PROG_TYPE_SYSCALL
                     | BPF_PROG_TYPE_TRACEPOINT
                     | BPF_PROG_TYPE_PERF_EVENT
-                    | LSM
+                    | BPF_PROG_TYPE_LSM
             ),
-            Progs::Tracing => matches!(prog_type, TRACING | LSM),
+            Progs::Tracing => matches!(prog_type, BPF_PROG_TYPE_TRACING | BPF_PROG_TYPE_LSM),
             // sk_filter, cls, act, cgroup_skb, lwt_*, sk_skb, sk_msg? (skb ones)
             Progs::Skb => matches!(
                 prog_type,

@@ -12,43 +12,8 @@
 use crate::helpers::{Arg, Effect, Proto, Ret, SockKind};
 use crate::prog::*;
 use crate::reg::RegType;
-
-pub const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
-pub const BPF_MAP_TYPE_STACK_TRACE: u32 = 7;
-pub const BPF_MAP_TYPE_CGROUP_ARRAY: u32 = 8;
-pub const BPF_MAP_TYPE_DEVMAP: u32 = 14;
-pub const BPF_MAP_TYPE_SOCKMAP: u32 = 15;
-pub const BPF_MAP_TYPE_CPUMAP: u32 = 16;
-pub const BPF_MAP_TYPE_XSKMAP: u32 = 17;
-pub const BPF_MAP_TYPE_SOCKHASH: u32 = 18;
-pub const BPF_MAP_TYPE_CGROUP_STORAGE: u32 = 19;
-pub const BPF_MAP_TYPE_REUSEPORT_SOCKARRAY: u32 = 20;
-pub const BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE: u32 = 21;
-pub const BPF_MAP_TYPE_SK_STORAGE: u32 = 24;
-pub const BPF_MAP_TYPE_DEVMAP_HASH: u32 = 25;
-pub const BPF_MAP_TYPE_INODE_STORAGE: u32 = 28;
-pub const BPF_MAP_TYPE_TASK_STORAGE: u32 = 29;
-pub const BPF_MAP_TYPE_BLOOM_FILTER: u32 = 30;
-pub const BPF_MAP_TYPE_USER_RINGBUF: u32 = 31;
-pub const BPF_MAP_TYPE_CGRP_STORAGE: u32 = 32;
-
-const PERCPU_HASH: u32 = 5;
-const LRU_PERCPU_HASH: u32 = 10;
-const TRACING: u32 = 26;
-const LSM: u32 = 29;
-const SOCK_OPS: u32 = 13;
-const SK_SKB: u32 = 14;
-const SK_MSG: u32 = 16;
-const FLOW_DISSECTOR: u32 = 22;
-const SK_REUSEPORT: u32 = 21;
-const SK_LOOKUP: u32 = 30;
-const LWT_IN: u32 = 10;
-const LWT_XMIT: u32 = 12;
-const LWT_SEG6LOCAL: u32 = 19;
-const CGROUP_SOCK: u32 = 9;
-const CGROUP_SOCK_ADDR: u32 = 18;
-/// `BPF_TRACE_ITER`
-const BPF_TRACE_ITER: u32 = 28;
+// Named through this module by the call checks (check/calls.rs).
+pub use bpfvm_isa::uapi::{BPF_MAP_TYPE_SOCKHASH, BPF_MAP_TYPE_SOCKMAP, BPF_MAP_TYPE_XSKMAP};
 
 mod id {
     pub const LOOKUP: i32 = 1;
@@ -116,15 +81,15 @@ fn may_update_sockmap(func: i32, prog_type: u32, attach: u32) -> bool {
         return false;
     }
     match prog_type {
-        SOCK_OPS => func == id::DELETE,
-        TRACING => attach == BPF_TRACE_ITER,
+        BPF_PROG_TYPE_SOCK_OPS => func == id::DELETE,
+        BPF_PROG_TYPE_TRACING => attach == BPF_TRACE_ITER,
         BPF_PROG_TYPE_SOCKET_FILTER
         | BPF_PROG_TYPE_SCHED_CLS
         | BPF_PROG_TYPE_SCHED_ACT
         | BPF_PROG_TYPE_XDP
-        | SK_REUSEPORT
-        | FLOW_DISSECTOR
-        | SK_LOOKUP => true,
+        | BPF_PROG_TYPE_SK_REUSEPORT
+        | BPF_PROG_TYPE_FLOW_DISSECTOR
+        | BPF_PROG_TYPE_SK_LOOKUP => true,
         _ => false,
     }
 }
@@ -232,7 +197,7 @@ pub fn map_func_compat(
         ),
         MAP_LOOKUP_PERCPU => matches!(
             map,
-            BPF_MAP_TYPE_PERCPU_ARRAY | PERCPU_HASH | LRU_PERCPU_HASH
+            BPF_MAP_TYPE_PERCPU_ARRAY | BPF_MAP_TYPE_PERCPU_HASH | BPF_MAP_TYPE_LRU_PERCPU_HASH
         ),
         SK_STORAGE_GET | SK_STORAGE_DELETE => map == BPF_MAP_TYPE_SK_STORAGE,
         INODE_STORAGE_GET | INODE_STORAGE_DELETE => map == BPF_MAP_TYPE_INODE_STORAGE,
@@ -267,8 +232,8 @@ fn tracing(prog_type: u32) -> bool {
             | BPF_PROG_TYPE_TRACEPOINT
             | BPF_PROG_TYPE_PERF_EVENT
             | BPF_PROG_TYPE_RAW_TRACEPOINT
-            | TRACING
-            | LSM
+            | BPF_PROG_TYPE_TRACING
+            | BPF_PROG_TYPE_LSM
             | 24 /* raw_tracepoint_writable */
     )
 }
@@ -281,7 +246,8 @@ fn skb(prog_type: u32) -> bool {
             | BPF_PROG_TYPE_SCHED_CLS
             | BPF_PROG_TYPE_SCHED_ACT
             | BPF_PROG_TYPE_CGROUP_SKB
-            | LWT_IN..=LWT_XMIT | SK_SKB | LWT_SEG6LOCAL
+            | BPF_PROG_TYPE_LWT_IN
+            ..=BPF_PROG_TYPE_LWT_XMIT | BPF_PROG_TYPE_SK_SKB | BPF_PROG_TYPE_LWT_SEG6LOCAL
     )
 }
 
@@ -308,7 +274,11 @@ pub fn proto(id: i32, prog_type: u32, privileged: bool) -> Option<Proto> {
                 || skb(prog_type)
                 || matches!(
                     prog_type,
-                    BPF_PROG_TYPE_XDP | SOCK_OPS | SK_MSG | CGROUP_SOCK | CGROUP_SOCK_ADDR
+                    BPF_PROG_TYPE_XDP
+                        | BPF_PROG_TYPE_SOCK_OPS
+                        | BPF_PROG_TYPE_SK_MSG
+                        | BPF_PROG_TYPE_CGROUP_SOCK
+                        | BPF_PROG_TYPE_CGROUP_SOCK_ADDR
                 ) =>
         {
             p(
@@ -383,7 +353,7 @@ pub fn proto(id: i32, prog_type: u32, privileged: bool) -> Option<Proto> {
             if matches!(
                 prog_type,
                 BPF_PROG_TYPE_CGROUP_SKB | BPF_PROG_TYPE_SCHED_CLS | BPF_PROG_TYPE_SCHED_ACT
-            ) || (id != id::GET_LISTENER_SOCK && prog_type == SOCK_OPS) =>
+            ) || (id != id::GET_LISTENER_SOCK && prog_type == BPF_PROG_TYPE_SOCK_OPS) =>
         {
             let t = if id == id::TCP_SOCK {
                 SockKind::TcpSock
@@ -413,10 +383,10 @@ pub fn proto(id: i32, prog_type: u32, privileged: bool) -> Option<Proto> {
                 )
             }
         }
-        id::SOCK_MAP_UPDATE | id::SOCK_HASH_UPDATE if prog_type == SOCK_OPS => {
+        id::SOCK_MAP_UPDATE | id::SOCK_HASH_UPDATE if prog_type == BPF_PROG_TYPE_SOCK_OPS => {
             p([Ctx, MapPtr, MapKey, Anything, D], Ret::Integer, false)
         }
-        id::SK_REDIRECT_MAP | id::SK_REDIRECT_HASH if prog_type == SK_SKB => {
+        id::SK_REDIRECT_MAP | id::SK_REDIRECT_HASH if prog_type == BPF_PROG_TYPE_SK_SKB => {
             let key = if id == id::SK_REDIRECT_MAP {
                 Anything
             } else {
@@ -424,7 +394,7 @@ pub fn proto(id: i32, prog_type: u32, privileged: bool) -> Option<Proto> {
             };
             p([Ctx, MapPtr, key, Anything, D], Ret::Integer, false)
         }
-        id::MSG_REDIRECT_MAP | id::MSG_REDIRECT_HASH if prog_type == SK_MSG => {
+        id::MSG_REDIRECT_MAP | id::MSG_REDIRECT_HASH if prog_type == BPF_PROG_TYPE_SK_MSG => {
             let key = if id == id::MSG_REDIRECT_MAP {
                 Anything
             } else {
@@ -442,7 +412,7 @@ pub fn proto(id: i32, prog_type: u32, privileged: bool) -> Option<Proto> {
                 false,
             )
         }
-        id::SK_SELECT_REUSEPORT if prog_type == SK_REUSEPORT => {
+        id::SK_SELECT_REUSEPORT if prog_type == BPF_PROG_TYPE_SK_REUSEPORT => {
             p([Ctx, MapPtr, MapKey, Anything, D], Ret::Integer, false)
         }
         _ => return None,
@@ -457,8 +427,8 @@ fn sk_lookup(prog_type: u32) -> bool {
             | BPF_PROG_TYPE_SCHED_ACT
             | BPF_PROG_TYPE_XDP
             | BPF_PROG_TYPE_CGROUP_SKB
-            | SK_SKB
-            | CGROUP_SOCK_ADDR
+            | BPF_PROG_TYPE_SK_SKB
+            | BPF_PROG_TYPE_CGROUP_SOCK_ADDR
     )
 }
 
@@ -469,10 +439,10 @@ fn sk_storage(prog_type: u32) -> bool {
         BPF_PROG_TYPE_SCHED_CLS
             | BPF_PROG_TYPE_SCHED_ACT
             | BPF_PROG_TYPE_CGROUP_SKB
-            | CGROUP_SOCK
-            | CGROUP_SOCK_ADDR
-            | SOCK_OPS
-            | SK_MSG
+            | BPF_PROG_TYPE_CGROUP_SOCK
+            | BPF_PROG_TYPE_CGROUP_SOCK_ADDR
+            | BPF_PROG_TYPE_SOCK_OPS
+            | BPF_PROG_TYPE_SK_MSG
             | 25 /* cgroup_sockopt */
     )
 }
@@ -486,20 +456,20 @@ fn sk_base(prog_type: u32) -> bool {
             | BPF_PROG_TYPE_SCHED_ACT
             | BPF_PROG_TYPE_XDP
             | BPF_PROG_TYPE_CGROUP_SKB
-            | CGROUP_SOCK
-            | LWT_IN
-            ..=LWT_XMIT
-                | SOCK_OPS
-                | SK_SKB
-                | SK_MSG
-                | CGROUP_SOCK_ADDR
-                | LWT_SEG6LOCAL
-                | SK_REUSEPORT
-                | FLOW_DISSECTOR
+            | BPF_PROG_TYPE_CGROUP_SOCK
+            | BPF_PROG_TYPE_LWT_IN
+            ..=BPF_PROG_TYPE_LWT_XMIT
+                | BPF_PROG_TYPE_SOCK_OPS
+                | BPF_PROG_TYPE_SK_SKB
+                | BPF_PROG_TYPE_SK_MSG
+                | BPF_PROG_TYPE_CGROUP_SOCK_ADDR
+                | BPF_PROG_TYPE_LWT_SEG6LOCAL
+                | BPF_PROG_TYPE_SK_REUSEPORT
+                | BPF_PROG_TYPE_FLOW_DISSECTOR
                 | 25
-                | TRACING
-                | LSM
-                | SK_LOOKUP
+                | BPF_PROG_TYPE_TRACING
+                | BPF_PROG_TYPE_LSM
+                | BPF_PROG_TYPE_SK_LOOKUP
     )
 }
 

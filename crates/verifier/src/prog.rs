@@ -8,87 +8,9 @@
 
 use crate::reg::RegType;
 
-pub const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
-pub const BPF_PROG_TYPE_KPROBE: u32 = 2;
-pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
-pub const BPF_PROG_TYPE_SCHED_ACT: u32 = 4;
-pub const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
-pub const BPF_PROG_TYPE_XDP: u32 = 6;
-pub const BPF_PROG_TYPE_PERF_EVENT: u32 = 7;
-pub const BPF_PROG_TYPE_CGROUP_SKB: u32 = 8;
-pub const BPF_PROG_TYPE_CGROUP_SOCK: u32 = 9;
-pub const BPF_PROG_TYPE_LWT_IN: u32 = 10;
-pub const BPF_PROG_TYPE_LWT_OUT: u32 = 11;
-pub const BPF_PROG_TYPE_LWT_XMIT: u32 = 12;
-pub const BPF_PROG_TYPE_SOCK_OPS: u32 = 13;
-pub const BPF_PROG_TYPE_SK_SKB: u32 = 14;
-pub const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
-pub const BPF_PROG_TYPE_SK_MSG: u32 = 16;
-pub const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
-pub const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
-pub const BPF_PROG_TYPE_LWT_SEG6LOCAL: u32 = 19;
-pub const BPF_PROG_TYPE_LIRC_MODE2: u32 = 20;
-pub const BPF_PROG_TYPE_SK_REUSEPORT: u32 = 21;
-pub const BPF_PROG_TYPE_FLOW_DISSECTOR: u32 = 22;
-pub const BPF_PROG_TYPE_CGROUP_SYSCTL: u32 = 23;
-pub const BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE: u32 = 24;
-pub const BPF_PROG_TYPE_CGROUP_SOCKOPT: u32 = 25;
-pub const BPF_PROG_TYPE_TRACING: u32 = 26;
-pub const BPF_PROG_TYPE_STRUCT_OPS: u32 = 27;
-pub const BPF_PROG_TYPE_EXT: u32 = 28;
-pub const BPF_PROG_TYPE_LSM: u32 = 29;
-pub const BPF_PROG_TYPE_SK_LOOKUP: u32 = 30;
-pub const BPF_PROG_TYPE_SYSCALL: u32 = 31;
-pub const BPF_PROG_TYPE_NETFILTER: u32 = 32;
-
-pub const BPF_MAP_TYPE_HASH: u32 = 1;
-pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
-pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
-pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
-pub const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
-pub const BPF_MAP_TYPE_HASH_OF_MAPS: u32 = 13;
-pub const BPF_MAP_TYPE_QUEUE: u32 = 22;
-pub const BPF_MAP_TYPE_STACK: u32 = 23;
-pub const BPF_MAP_TYPE_RINGBUF: u32 = 27;
-pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
-pub const BPF_F_WRONLY_PROG: u32 = 1 << 8;
-
-// `enum bpf_attach_type`, the values the rules below look at.
-pub const BPF_CGROUP_INET_INGRESS: u32 = 0;
-pub const BPF_CGROUP_INET_EGRESS: u32 = 1;
-pub const BPF_CGROUP_INET_SOCK_CREATE: u32 = 2;
-pub const BPF_CGROUP_SOCK_OPS: u32 = 3;
-pub const BPF_CGROUP_INET4_BIND: u32 = 8;
-pub const BPF_CGROUP_INET6_BIND: u32 = 9;
-pub const BPF_CGROUP_INET4_CONNECT: u32 = 10;
-pub const BPF_CGROUP_INET6_CONNECT: u32 = 11;
-pub const BPF_CGROUP_INET4_POST_BIND: u32 = 12;
-pub const BPF_CGROUP_INET6_POST_BIND: u32 = 13;
-pub const BPF_CGROUP_UDP4_SENDMSG: u32 = 14;
-pub const BPF_CGROUP_UDP6_SENDMSG: u32 = 15;
-pub const BPF_CGROUP_UDP4_RECVMSG: u32 = 19;
-pub const BPF_CGROUP_UDP6_RECVMSG: u32 = 20;
-pub const BPF_CGROUP_GETSOCKOPT: u32 = 21;
-pub const BPF_CGROUP_SETSOCKOPT: u32 = 22;
-pub const BPF_TRACE_RAW_TP: u32 = 23;
-pub const BPF_TRACE_FENTRY: u32 = 24;
-pub const BPF_TRACE_FEXIT: u32 = 25;
-pub const BPF_MODIFY_RETURN: u32 = 26;
-pub const BPF_LSM_MAC: u32 = 27;
-pub const BPF_TRACE_ITER: u32 = 28;
-pub const BPF_CGROUP_INET4_GETPEERNAME: u32 = 29;
-pub const BPF_CGROUP_INET6_GETPEERNAME: u32 = 30;
-pub const BPF_CGROUP_INET4_GETSOCKNAME: u32 = 31;
-pub const BPF_CGROUP_INET6_GETSOCKNAME: u32 = 32;
-pub const BPF_XDP_DEVMAP: u32 = 33;
-pub const BPF_CGROUP_INET_SOCK_RELEASE: u32 = 34;
-pub const BPF_LSM_CGROUP: u32 = 43;
-pub const BPF_CGROUP_UNIX_CONNECT: u32 = 49;
-pub const BPF_CGROUP_UNIX_SENDMSG: u32 = 50;
-pub const BPF_CGROUP_UNIX_RECVMSG: u32 = 51;
-pub const BPF_CGROUP_UNIX_GETPEERNAME: u32 = 52;
-pub const BPF_CGROUP_UNIX_GETSOCKNAME: u32 = 53;
-pub const BPF_TRACE_KPROBE_SESSION: u32 = 56;
+// The kernel's numbers (program, attach and map types, flags) are written
+// once, in bpfvm-isa; the rules below match on them.
+pub use bpfvm_isa::uapi::*;
 
 /// What a context access gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -633,31 +555,12 @@ pub fn ctx_access(a: &CtxAccess) -> Option<CtxField> {
     }
 }
 
-/// Size of the context the VM passes, for bounds in tests and fuzzing.
+/// Size of the context the VM passes, for bounds in tests and fuzzing
+/// (the program type table's, or 64 KiB for types without one).
 pub fn ctx_size(prog_type: u32) -> usize {
-    match prog_type {
-        BPF_PROG_TYPE_XDP => 24,
-        BPF_PROG_TYPE_SOCKET_FILTER
-        | BPF_PROG_TYPE_SCHED_CLS
-        | BPF_PROG_TYPE_SCHED_ACT
-        | BPF_PROG_TYPE_CGROUP_SKB
-        | BPF_PROG_TYPE_LWT_IN
-        | BPF_PROG_TYPE_LWT_OUT
-        | BPF_PROG_TYPE_LWT_XMIT
-        | BPF_PROG_TYPE_LWT_SEG6LOCAL
-        | BPF_PROG_TYPE_SK_SKB
-        | BPF_PROG_TYPE_FLOW_DISSECTOR => SKB_SIZE as usize,
-        BPF_PROG_TYPE_CGROUP_SOCK | BPF_PROG_TYPE_SK_MSG => 80,
-        BPF_PROG_TYPE_CGROUP_SOCK_ADDR | BPF_PROG_TYPE_SK_LOOKUP => 72,
-        BPF_PROG_TYPE_SOCK_OPS => 224,
-        BPF_PROG_TYPE_SK_REUSEPORT => 56,
-        BPF_PROG_TYPE_CGROUP_SOCKOPT => 40,
-        BPF_PROG_TYPE_RAW_TRACEPOINT => 96,
-        BPF_PROG_TYPE_KPROBE => 168,
-        BPF_PROG_TYPE_PERF_EVENT => 184,
-        BPF_PROG_TYPE_TRACEPOINT => 2048,
-        _ => 65535,
-    }
+    ProgType::from_u32(prog_type)
+        .and_then(ProgType::ctx_size)
+        .map_or(65535, |n| n as usize)
 }
 
 /// `may_access_direct_pkt_data`: whether the program may read (or, with
@@ -725,5 +628,28 @@ pub fn retval_range(prog_type: u32, attach: u32) -> Option<(i32, i32)> {
         },
         BPF_PROG_TYPE_KPROBE if attach == BPF_TRACE_KPROBE_SESSION => Some((0, 1)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The program type table's context sizes agree with the layouts here.
+    #[test]
+    fn ctx_size_matches_the_layouts() {
+        for t in [
+            BPF_PROG_TYPE_SOCKET_FILTER,
+            BPF_PROG_TYPE_SCHED_CLS,
+            BPF_PROG_TYPE_CGROUP_SKB,
+            BPF_PROG_TYPE_SK_SKB,
+            BPF_PROG_TYPE_FLOW_DISSECTOR,
+        ] {
+            assert_eq!(ctx_size(t), SKB_SIZE as usize, "{t}");
+        }
+        assert_eq!(ctx_size(BPF_PROG_TYPE_XDP), 24);
+        // Types without a modelled context: the 64 KiB bound.
+        assert_eq!(ctx_size(BPF_PROG_TYPE_SYSCALL), 65535);
+        assert_eq!(ctx_size(999), 65535);
     }
 }

@@ -127,53 +127,18 @@ fn parse_ranges(s: &str) -> Vec<i32> {
         .collect()
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    _rest: [u64; 16],
-}
-
 /// The live kernel's verdict, or None when it cannot be asked.
 fn kernel_accepts(p: &[Insn], prog_type: u32, attach: u32) -> Option<bool> {
-    let code = bpfvm_isa::insns_to_bytes(p);
-    let license = b"GPL\0";
-    let attr = ProgLoadAttr {
+    let load = bpfvm_testsupport::ProgLoad {
         prog_type,
-        insn_cnt: p.len() as u32,
-        insns: code.as_ptr() as u64,
-        license: license.as_ptr() as u64,
+        insns: p,
         expected_attach_type: attach,
         ..Default::default()
     };
-    // SAFETY: attr is a valid bpf_attr prefix for BPF_PROG_LOAD.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            5,
-            &attr as *const ProgLoadAttr,
-            std::mem::size_of::<ProgLoadAttr>(),
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: closing the fd the load returned.
-        unsafe { libc::close(fd as i32) };
-        return Some(true);
-    }
-    match std::io::Error::last_os_error().raw_os_error() {
-        Some(libc::EACCES) | Some(libc::EINVAL) => Some(false),
-        _ => None,
+    match bpfvm_testsupport::prog_load(&load) {
+        Ok(_) => Some(true),
+        Err(e) if matches!(e.errno, libc::EACCES | libc::EINVAL) => Some(false),
+        Err(_) => None,
     }
 }
 

@@ -53,24 +53,6 @@ const TARGETS: &[(u32, u32)] = &[
     (BPF_PROG_TYPE_NETFILTER, 45),
 ];
 
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    _rest: [u64; 16],
-}
-
 /// Whether the kernel offers helper `id` to the target: None when it cannot
 /// be asked.
 fn kernel_offers(id: i32, prog_type: u32, attach: u32) -> Option<bool> {
@@ -85,43 +67,22 @@ fn kernel_offers(id: i32, prog_type: u32, attach: u32) -> Option<bool> {
         ),
         Insn::new(0x95, 0, 0, 0, 0),
     ];
-    let code = bpfvm_isa::insns_to_bytes(&p);
-    let license = b"GPL\0";
-    let mut log = vec![0u8; 1 << 16];
     // Syscall programs may be sleepable, which some helpers need.
-    let flags = if prog_type == BPF_PROG_TYPE_SYSCALL {
-        1 << 4
-    } else {
-        0
-    };
-    let attr = ProgLoadAttr {
+    let load = bpfvm_testsupport::ProgLoad {
         prog_type,
-        insn_cnt: p.len() as u32,
-        insns: code.as_ptr() as u64,
-        license: license.as_ptr() as u64,
+        insns: &p,
         log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
-        prog_flags: flags,
+        log_size: 1 << 16,
+        prog_flags: sleepable_if_syscall(prog_type),
         expected_attach_type: attach,
         ..Default::default()
     };
-    // SAFETY: attr is a valid bpf_attr prefix for BPF_PROG_LOAD.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            5,
-            &attr as *const ProgLoadAttr,
-            std::mem::size_of::<ProgLoadAttr>(),
-        )
+    let e = match bpfvm_testsupport::prog_load(&load) {
+        Ok(_) => return Some(true),
+        Err(e) => e,
     };
-    if fd >= 0 {
-        // SAFETY: closing the fd the load returned.
-        unsafe { libc::close(fd as i32) };
-        return Some(true);
-    }
-    let errno = std::io::Error::last_os_error().raw_os_error();
-    let text = String::from_utf8_lossy(&log);
+    let errno = Some(e.errno);
+    let text = e.log;
     if text.contains("program of this type cannot use helper") || text.contains("invalid func") {
         return Some(false);
     }
@@ -303,39 +264,26 @@ fn context_arguments_match_the_kernel() {
 }
 
 fn kernel_loads(p: &[Insn], prog_type: u32, attach: u32) -> Option<bool> {
-    let code = bpfvm_isa::insns_to_bytes(p);
-    let license = b"GPL\0";
-    let flags = if prog_type == BPF_PROG_TYPE_SYSCALL {
-        1 << 4
-    } else {
-        0
-    };
-    let attr = ProgLoadAttr {
+    let load = bpfvm_testsupport::ProgLoad {
         prog_type,
-        insn_cnt: p.len() as u32,
-        insns: code.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        prog_flags: flags,
+        insns: p,
+        prog_flags: sleepable_if_syscall(prog_type),
         expected_attach_type: attach,
         ..Default::default()
     };
-    // SAFETY: attr is a valid bpf_attr prefix for BPF_PROG_LOAD.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            5,
-            &attr as *const ProgLoadAttr,
-            std::mem::size_of::<ProgLoadAttr>(),
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: closing the fd the load returned.
-        unsafe { libc::close(fd as i32) };
-        return Some(true);
+    match bpfvm_testsupport::prog_load(&load) {
+        Ok(_) => Some(true),
+        Err(e) if matches!(e.errno, libc::EACCES | libc::EINVAL | libc::EPERM | 524) => Some(false),
+        Err(_) => None,
     }
-    match std::io::Error::last_os_error().raw_os_error() {
-        Some(libc::EACCES) | Some(libc::EINVAL) | Some(libc::EPERM) | Some(524) => Some(false),
-        _ => None,
+}
+
+/// Syscall programs load sleepable, which some helpers need.
+fn sleepable_if_syscall(prog_type: u32) -> u32 {
+    if prog_type == BPF_PROG_TYPE_SYSCALL {
+        BPF_F_SLEEPABLE
+    } else {
+        0
     }
 }
 

@@ -1,0 +1,425 @@
+//! The kernel's enums and flags from `include/uapi/linux/bpf.h`, each written
+//! once: program types, attach types and map types as one table per enum (a row
+//! gives the typed value, the `BPF_*` constant, bpftool's name and, for program
+//! types, what bpfvm knows of the type's context and test run), and the `BPF_F_*`
+//! flags. Every crate (verifier, object reader, maps, runtime, tests) takes them
+//! from here, so that a number cannot be written twice and disagree.
+
+/// One kernel enum as a table: a Rust enum plus, for each row, a `pub const`
+/// under the kernel's name with the kernel's number, and the lookups both ways.
+macro_rules! kernel_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $value:literal, $kname:ident, $text:literal;)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u32)]
+        pub enum $name {
+            $($(#[$vmeta])* #[doc = concat!("`", stringify!($kname), "`")] $variant = $value,)*
+        }
+
+        $(#[doc = concat!("`", stringify!($name), "::", stringify!($variant), "` as a number.")]
+        pub const $kname: u32 = $value;)*
+
+        impl $name {
+            /// Every value, in kernel order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The kernel's number.
+            pub const fn as_u32(self) -> u32 {
+                self as u32
+            }
+
+            /// The value with this kernel number, if it is known.
+            pub const fn from_u32(v: u32) -> Option<Self> {
+                match v {
+                    $($value => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The name bpftool prints.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            /// The kernel constant's name.
+            pub const fn kernel_name(self) -> &'static str {
+                match self {
+                    $($name::$variant => stringify!($kname),)*
+                }
+            }
+
+            /// Parses a bpftool name.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $($text => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl From<$name> for u32 {
+            fn from(v: $name) -> u32 {
+                v as u32
+            }
+        }
+    };
+}
+
+kernel_enum! {
+    /// `enum bpf_prog_type`.
+    #[doc(alias = "bpf_prog_type")]
+    pub enum ProgType {
+        Unspec = 0, BPF_PROG_TYPE_UNSPEC, "unspec";
+        SocketFilter = 1, BPF_PROG_TYPE_SOCKET_FILTER, "socket_filter";
+        Kprobe = 2, BPF_PROG_TYPE_KPROBE, "kprobe";
+        SchedCls = 3, BPF_PROG_TYPE_SCHED_CLS, "sched_cls";
+        SchedAct = 4, BPF_PROG_TYPE_SCHED_ACT, "sched_act";
+        Tracepoint = 5, BPF_PROG_TYPE_TRACEPOINT, "tracepoint";
+        Xdp = 6, BPF_PROG_TYPE_XDP, "xdp";
+        PerfEvent = 7, BPF_PROG_TYPE_PERF_EVENT, "perf_event";
+        CgroupSkb = 8, BPF_PROG_TYPE_CGROUP_SKB, "cgroup_skb";
+        CgroupSock = 9, BPF_PROG_TYPE_CGROUP_SOCK, "cgroup_sock";
+        LwtIn = 10, BPF_PROG_TYPE_LWT_IN, "lwt_in";
+        LwtOut = 11, BPF_PROG_TYPE_LWT_OUT, "lwt_out";
+        LwtXmit = 12, BPF_PROG_TYPE_LWT_XMIT, "lwt_xmit";
+        SockOps = 13, BPF_PROG_TYPE_SOCK_OPS, "sock_ops";
+        SkSkb = 14, BPF_PROG_TYPE_SK_SKB, "sk_skb";
+        CgroupDevice = 15, BPF_PROG_TYPE_CGROUP_DEVICE, "cgroup_device";
+        SkMsg = 16, BPF_PROG_TYPE_SK_MSG, "sk_msg";
+        RawTracepoint = 17, BPF_PROG_TYPE_RAW_TRACEPOINT, "raw_tracepoint";
+        CgroupSockAddr = 18, BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "cgroup_sock_addr";
+        LwtSeg6local = 19, BPF_PROG_TYPE_LWT_SEG6LOCAL, "lwt_seg6local";
+        LircMode2 = 20, BPF_PROG_TYPE_LIRC_MODE2, "lirc_mode2";
+        SkReuseport = 21, BPF_PROG_TYPE_SK_REUSEPORT, "sk_reuseport";
+        FlowDissector = 22, BPF_PROG_TYPE_FLOW_DISSECTOR, "flow_dissector";
+        CgroupSysctl = 23, BPF_PROG_TYPE_CGROUP_SYSCTL, "cgroup_sysctl";
+        RawTracepointWritable = 24, BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE, "raw_tracepoint_writable";
+        CgroupSockopt = 25, BPF_PROG_TYPE_CGROUP_SOCKOPT, "cgroup_sockopt";
+        Tracing = 26, BPF_PROG_TYPE_TRACING, "tracing";
+        StructOps = 27, BPF_PROG_TYPE_STRUCT_OPS, "struct_ops";
+        Ext = 28, BPF_PROG_TYPE_EXT, "ext";
+        Lsm = 29, BPF_PROG_TYPE_LSM, "lsm";
+        SkLookup = 30, BPF_PROG_TYPE_SK_LOOKUP, "sk_lookup";
+        Syscall = 31, BPF_PROG_TYPE_SYSCALL, "syscall";
+        Netfilter = 32, BPF_PROG_TYPE_NETFILTER, "netfilter";
+    }
+}
+
+/// How `BPF_PROG_TEST_RUN` builds a program type's context, for the types
+/// bpfvm can test-run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TestRunKind {
+    /// An `xdp_buff` over `data_in` (`bpf_prog_test_run_xdp`).
+    Xdp,
+    /// An skb over `data_in`, `ctx_in` as `struct __sk_buff` (`bpf_prog_test_run_skb`).
+    Skb,
+    /// The raw tracepoint's arguments from `ctx_in` (`bpf_prog_test_run_raw_tp`).
+    RawTracepoint,
+    /// A writable context from `ctx_in` (`bpf_prog_test_run_syscall`).
+    Syscall,
+}
+
+impl ProgType {
+    /// Size in bytes of the context the program sees (`struct xdp_md`,
+    /// `struct __sk_buff`, `struct pt_regs`, ...), where bpfvm's verifier
+    /// models it; `None` for the types whose context it does not bound.
+    pub const fn ctx_size(self) -> Option<u32> {
+        use ProgType as P;
+        Some(match self {
+            P::Xdp => 24,
+            P::SocketFilter
+            | P::SchedCls
+            | P::SchedAct
+            | P::CgroupSkb
+            | P::LwtIn
+            | P::LwtOut
+            | P::LwtXmit
+            | P::LwtSeg6local
+            | P::SkSkb
+            | P::FlowDissector => 192,
+            P::CgroupSock | P::SkMsg => 80,
+            P::CgroupSockAddr | P::SkLookup => 72,
+            P::SockOps => 224,
+            P::SkReuseport => 56,
+            P::CgroupSockopt => 40,
+            P::RawTracepoint => 96,
+            P::Kprobe => 168,
+            P::PerfEvent => 184,
+            P::Tracepoint => 2048,
+            _ => return None,
+        })
+    }
+
+    /// How a test run builds this type's context; `None` where bpfvm cannot
+    /// test-run the type.
+    pub const fn test_run(self) -> Option<TestRunKind> {
+        use ProgType as P;
+        Some(match self {
+            P::Xdp => TestRunKind::Xdp,
+            P::SocketFilter
+            | P::SchedCls
+            | P::SchedAct
+            | P::CgroupSkb
+            | P::LwtIn
+            | P::LwtOut
+            | P::LwtXmit => TestRunKind::Skb,
+            P::RawTracepoint => TestRunKind::RawTracepoint,
+            P::Syscall => TestRunKind::Syscall,
+            _ => return None,
+        })
+    }
+}
+
+kernel_enum! {
+    /// `enum bpf_attach_type`.
+    #[doc(alias = "bpf_attach_type")]
+    pub enum AttachType {
+        CgroupInetIngress = 0, BPF_CGROUP_INET_INGRESS, "cgroup_inet_ingress";
+        CgroupInetEgress = 1, BPF_CGROUP_INET_EGRESS, "cgroup_inet_egress";
+        CgroupInetSockCreate = 2, BPF_CGROUP_INET_SOCK_CREATE, "cgroup_inet_sock_create";
+        CgroupSockOps = 3, BPF_CGROUP_SOCK_OPS, "cgroup_sock_ops";
+        SkSkbStreamParser = 4, BPF_SK_SKB_STREAM_PARSER, "sk_skb_stream_parser";
+        SkSkbStreamVerdict = 5, BPF_SK_SKB_STREAM_VERDICT, "sk_skb_stream_verdict";
+        CgroupDevice = 6, BPF_CGROUP_DEVICE, "cgroup_device";
+        SkMsgVerdict = 7, BPF_SK_MSG_VERDICT, "sk_msg_verdict";
+        CgroupInet4Bind = 8, BPF_CGROUP_INET4_BIND, "cgroup_inet4_bind";
+        CgroupInet6Bind = 9, BPF_CGROUP_INET6_BIND, "cgroup_inet6_bind";
+        CgroupInet4Connect = 10, BPF_CGROUP_INET4_CONNECT, "cgroup_inet4_connect";
+        CgroupInet6Connect = 11, BPF_CGROUP_INET6_CONNECT, "cgroup_inet6_connect";
+        CgroupInet4PostBind = 12, BPF_CGROUP_INET4_POST_BIND, "cgroup_inet4_post_bind";
+        CgroupInet6PostBind = 13, BPF_CGROUP_INET6_POST_BIND, "cgroup_inet6_post_bind";
+        CgroupUdp4Sendmsg = 14, BPF_CGROUP_UDP4_SENDMSG, "cgroup_udp4_sendmsg";
+        CgroupUdp6Sendmsg = 15, BPF_CGROUP_UDP6_SENDMSG, "cgroup_udp6_sendmsg";
+        LircMode2 = 16, BPF_LIRC_MODE2, "lirc_mode2";
+        FlowDissector = 17, BPF_FLOW_DISSECTOR, "flow_dissector";
+        CgroupSysctl = 18, BPF_CGROUP_SYSCTL, "cgroup_sysctl";
+        CgroupUdp4Recvmsg = 19, BPF_CGROUP_UDP4_RECVMSG, "cgroup_udp4_recvmsg";
+        CgroupUdp6Recvmsg = 20, BPF_CGROUP_UDP6_RECVMSG, "cgroup_udp6_recvmsg";
+        CgroupGetsockopt = 21, BPF_CGROUP_GETSOCKOPT, "cgroup_getsockopt";
+        CgroupSetsockopt = 22, BPF_CGROUP_SETSOCKOPT, "cgroup_setsockopt";
+        TraceRawTp = 23, BPF_TRACE_RAW_TP, "trace_raw_tp";
+        TraceFentry = 24, BPF_TRACE_FENTRY, "trace_fentry";
+        TraceFexit = 25, BPF_TRACE_FEXIT, "trace_fexit";
+        ModifyReturn = 26, BPF_MODIFY_RETURN, "modify_return";
+        LsmMac = 27, BPF_LSM_MAC, "lsm_mac";
+        TraceIter = 28, BPF_TRACE_ITER, "trace_iter";
+        CgroupInet4Getpeername = 29, BPF_CGROUP_INET4_GETPEERNAME, "cgroup_inet4_getpeername";
+        CgroupInet6Getpeername = 30, BPF_CGROUP_INET6_GETPEERNAME, "cgroup_inet6_getpeername";
+        CgroupInet4Getsockname = 31, BPF_CGROUP_INET4_GETSOCKNAME, "cgroup_inet4_getsockname";
+        CgroupInet6Getsockname = 32, BPF_CGROUP_INET6_GETSOCKNAME, "cgroup_inet6_getsockname";
+        XdpDevmap = 33, BPF_XDP_DEVMAP, "xdp_devmap";
+        CgroupInetSockRelease = 34, BPF_CGROUP_INET_SOCK_RELEASE, "cgroup_inet_sock_release";
+        XdpCpumap = 35, BPF_XDP_CPUMAP, "xdp_cpumap";
+        SkLookup = 36, BPF_SK_LOOKUP, "sk_lookup";
+        Xdp = 37, BPF_XDP, "xdp";
+        SkSkbVerdict = 38, BPF_SK_SKB_VERDICT, "sk_skb_verdict";
+        SkReuseportSelect = 39, BPF_SK_REUSEPORT_SELECT, "sk_reuseport_select";
+        SkReuseportSelectOrMigrate = 40, BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, "sk_reuseport_select_or_migrate";
+        PerfEvent = 41, BPF_PERF_EVENT, "perf_event";
+        TraceKprobeMulti = 42, BPF_TRACE_KPROBE_MULTI, "trace_kprobe_multi";
+        LsmCgroup = 43, BPF_LSM_CGROUP, "lsm_cgroup";
+        StructOps = 44, BPF_STRUCT_OPS, "struct_ops";
+        Netfilter = 45, BPF_NETFILTER, "netfilter";
+        TcxIngress = 46, BPF_TCX_INGRESS, "tcx_ingress";
+        TcxEgress = 47, BPF_TCX_EGRESS, "tcx_egress";
+        TraceUprobeMulti = 48, BPF_TRACE_UPROBE_MULTI, "trace_uprobe_multi";
+        CgroupUnixConnect = 49, BPF_CGROUP_UNIX_CONNECT, "cgroup_unix_connect";
+        CgroupUnixSendmsg = 50, BPF_CGROUP_UNIX_SENDMSG, "cgroup_unix_sendmsg";
+        CgroupUnixRecvmsg = 51, BPF_CGROUP_UNIX_RECVMSG, "cgroup_unix_recvmsg";
+        CgroupUnixGetpeername = 52, BPF_CGROUP_UNIX_GETPEERNAME, "cgroup_unix_getpeername";
+        CgroupUnixGetsockname = 53, BPF_CGROUP_UNIX_GETSOCKNAME, "cgroup_unix_getsockname";
+        NetkitPrimary = 54, BPF_NETKIT_PRIMARY, "netkit_primary";
+        NetkitPeer = 55, BPF_NETKIT_PEER, "netkit_peer";
+        TraceKprobeSession = 56, BPF_TRACE_KPROBE_SESSION, "trace_kprobe_session";
+        TraceUprobeSession = 57, BPF_TRACE_UPROBE_SESSION, "trace_uprobe_session";
+    }
+}
+
+kernel_enum! {
+    /// `enum bpf_map_type`: every map type the kernel knows, with its number.
+    ///
+    /// Only some are implemented by bpfvm's maps; the rest exist so that
+    /// objects and tools can name them.
+    #[doc(alias = "bpf_map_type")]
+    #[derive(Default)]
+    pub enum MapType {
+        #[default]
+        Unspec = 0, BPF_MAP_TYPE_UNSPEC, "unspec";
+        Hash = 1, BPF_MAP_TYPE_HASH, "hash";
+        Array = 2, BPF_MAP_TYPE_ARRAY, "array";
+        ProgArray = 3, BPF_MAP_TYPE_PROG_ARRAY, "prog_array";
+        PerfEventArray = 4, BPF_MAP_TYPE_PERF_EVENT_ARRAY, "perf_event_array";
+        PercpuHash = 5, BPF_MAP_TYPE_PERCPU_HASH, "percpu_hash";
+        PercpuArray = 6, BPF_MAP_TYPE_PERCPU_ARRAY, "percpu_array";
+        StackTrace = 7, BPF_MAP_TYPE_STACK_TRACE, "stack_trace";
+        CgroupArray = 8, BPF_MAP_TYPE_CGROUP_ARRAY, "cgroup_array";
+        LruHash = 9, BPF_MAP_TYPE_LRU_HASH, "lru_hash";
+        LruPercpuHash = 10, BPF_MAP_TYPE_LRU_PERCPU_HASH, "lru_percpu_hash";
+        LpmTrie = 11, BPF_MAP_TYPE_LPM_TRIE, "lpm_trie";
+        ArrayOfMaps = 12, BPF_MAP_TYPE_ARRAY_OF_MAPS, "array_of_maps";
+        HashOfMaps = 13, BPF_MAP_TYPE_HASH_OF_MAPS, "hash_of_maps";
+        Devmap = 14, BPF_MAP_TYPE_DEVMAP, "devmap";
+        Sockmap = 15, BPF_MAP_TYPE_SOCKMAP, "sockmap";
+        Cpumap = 16, BPF_MAP_TYPE_CPUMAP, "cpumap";
+        Xskmap = 17, BPF_MAP_TYPE_XSKMAP, "xskmap";
+        Sockhash = 18, BPF_MAP_TYPE_SOCKHASH, "sockhash";
+        CgroupStorage = 19, BPF_MAP_TYPE_CGROUP_STORAGE, "cgroup_storage";
+        ReuseportSockarray = 20, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY, "reuseport_sockarray";
+        PercpuCgroupStorage = 21, BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE, "percpu_cgroup_storage";
+        Queue = 22, BPF_MAP_TYPE_QUEUE, "queue";
+        Stack = 23, BPF_MAP_TYPE_STACK, "stack";
+        SkStorage = 24, BPF_MAP_TYPE_SK_STORAGE, "sk_storage";
+        DevmapHash = 25, BPF_MAP_TYPE_DEVMAP_HASH, "devmap_hash";
+        StructOps = 26, BPF_MAP_TYPE_STRUCT_OPS, "struct_ops";
+        Ringbuf = 27, BPF_MAP_TYPE_RINGBUF, "ringbuf";
+        InodeStorage = 28, BPF_MAP_TYPE_INODE_STORAGE, "inode_storage";
+        TaskStorage = 29, BPF_MAP_TYPE_TASK_STORAGE, "task_storage";
+        BloomFilter = 30, BPF_MAP_TYPE_BLOOM_FILTER, "bloom_filter";
+        UserRingbuf = 31, BPF_MAP_TYPE_USER_RINGBUF, "user_ringbuf";
+        CgrpStorage = 32, BPF_MAP_TYPE_CGRP_STORAGE, "cgrp_storage";
+        Arena = 33, BPF_MAP_TYPE_ARENA, "arena";
+    }
+}
+
+impl MapType {
+    /// Whether the type keeps one value per CPU (user-space values are then `ncpus` values,
+    /// each rounded up to 8 bytes).
+    pub const fn is_percpu(self) -> bool {
+        matches!(
+            self,
+            MapType::PercpuHash
+                | MapType::PercpuArray
+                | MapType::LruPercpuHash
+                | MapType::PercpuCgroupStorage
+        )
+    }
+
+    /// Whether the type is a map of maps (values are inner maps).
+    pub const fn is_map_in_map(self) -> bool {
+        matches!(self, MapType::ArrayOfMaps | MapType::HashOfMaps)
+    }
+}
+
+/// `BPF_OBJ_NAME_LEN`: object names hold at most 15 bytes and a NUL.
+pub const BPF_OBJ_NAME_LEN: usize = 16;
+
+// `BPF_MAP_UPDATE_ELEM` and `BPF_MAP_LOOKUP_ELEM` flags (`u64 flags`).
+
+/// Update flag: create a new element or update an existing one.
+pub const BPF_ANY: u64 = 0;
+/// Update flag: create a new element only if it did not exist.
+pub const BPF_NOEXIST: u64 = 1;
+/// Update flag: update an existing element only.
+pub const BPF_EXIST: u64 = 2;
+/// Update/lookup flag: take the value's `bpf_spin_lock` while copying.
+pub const BPF_F_LOCK: u64 = 4;
+
+// `BPF_MAP_CREATE` flags (`map_flags`).
+
+/// Map flag: do not preallocate elements (accepted; bpfvm always preallocates).
+pub const BPF_F_NO_PREALLOC: u32 = 1 << 0;
+/// Map flag: per-CPU LRU lists instead of one common list (accepted; bpfvm keeps one exact list).
+pub const BPF_F_NO_COMMON_LRU: u32 = 1 << 1;
+/// Map flag: `numa_node` is valid.
+pub const BPF_F_NUMA_NODE: u32 = 1 << 2;
+/// Map flag: user space may only read.
+pub const BPF_F_RDONLY: u32 = 1 << 3;
+/// Map flag: user space may only write.
+pub const BPF_F_WRONLY: u32 = 1 << 4;
+/// Map flag (stack trace maps): store build ids.
+pub const BPF_F_STACK_BUILD_ID: u32 = 1 << 5;
+/// Map flag: hash seed zero (bpfvm's hash seed is always fixed, so iteration order is stable).
+pub const BPF_F_ZERO_SEED: u32 = 1 << 6;
+/// Map flag: programs may only read.
+pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+/// Map flag: programs may only write.
+pub const BPF_F_WRONLY_PROG: u32 = 1 << 8;
+/// Map flag: clone local storage.
+pub const BPF_F_CLONE: u32 = 1 << 9;
+/// Map flag: array memory may be mmap()ed.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+/// Map flag (perf event arrays): keep elements after the last user reference.
+pub const BPF_F_PRESERVE_ELEMS: u32 = 1 << 11;
+/// Map flag (inner map templates): inner maps may have any max_entries.
+pub const BPF_F_INNER_MAP: u32 = 1 << 12;
+/// Map flag (struct_ops): create a link.
+pub const BPF_F_LINK: u32 = 1 << 13;
+/// Flag for BPF_OBJ_GET: path fd.
+pub const BPF_F_PATH_FD: u32 = 1 << 14;
+/// Map flag (struct_ops): value type BTF object fd.
+pub const BPF_F_VTYPE_BTF_OBJ_FD: u32 = 1 << 15;
+/// Flag: BPF token fd.
+pub const BPF_F_TOKEN_FD: u32 = 1 << 16;
+/// Map flag (arena): fault on unmapped accesses.
+pub const BPF_F_SEGV_ON_FAULT: u32 = 1 << 17;
+/// Map flag (arena): no user-space address conversion.
+pub const BPF_F_NO_USER_CONV: u32 = 1 << 18;
+
+/// The access flags (`BPF_F_ACCESS_MASK` in the kernel).
+pub const BPF_F_ACCESS_MASK: u32 =
+    BPF_F_RDONLY | BPF_F_RDONLY_PROG | BPF_F_WRONLY | BPF_F_WRONLY_PROG;
+
+// `BPF_PROG_LOAD` flags (`prog_flags`).
+
+/// Program flag: check alignment strictly, as on an architecture without
+/// efficient unaligned access.
+pub const BPF_F_STRICT_ALIGNMENT: u32 = 1 << 0;
+/// Program flag: skip alignment checks.
+pub const BPF_F_ANY_ALIGNMENT: u32 = 1 << 1;
+/// Program flag for sleepable programs (`*.s` sections).
+pub const BPF_F_SLEEPABLE: u32 = 1 << 4;
+/// Program flag for `xdp.frags` sections.
+pub const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
+/// Program flag: an XDP program bound to its device's kfuncs only.
+pub const BPF_F_XDP_DEV_BOUND_ONLY: u32 = 1 << 6;
+
+// `BPF_PROG_TEST_RUN` flags (`test.flags`).
+
+/// Test-run flag: the frame arrived on a live interface (the datapath sets
+/// it); the run then looks like the kernel's XDP hook, e.g. in the trace
+/// pipe's context flags (`..s2.`, softirq) instead of a test run's (`b..11`).
+pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+/// Test-run flag: the skb starts `CHECKSUM_COMPLETE` with the sum of the
+/// packet from the network header, and the run fails with -EBADMSG if
+/// `skb->csum` no longer sums the packet at the end.
+pub const BPF_F_TEST_SKB_CHECKSUM_COMPLETE: u32 = 1 << 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_round_trip() {
+        for &p in ProgType::ALL {
+            assert_eq!(ProgType::from_u32(p.as_u32()), Some(p));
+            assert_eq!(ProgType::from_name(p.name()), Some(p));
+            assert!(p.kernel_name().starts_with("BPF_PROG_TYPE_"));
+        }
+        for &a in AttachType::ALL {
+            assert_eq!(AttachType::from_u32(a.as_u32()), Some(a));
+            assert_eq!(AttachType::from_name(a.name()), Some(a));
+        }
+        for &m in MapType::ALL {
+            assert_eq!(MapType::from_u32(m.as_u32()), Some(m));
+            assert_eq!(MapType::from_name(m.name()), Some(m));
+            assert!(m.kernel_name().starts_with("BPF_MAP_TYPE_"));
+        }
+        assert_eq!(BPF_PROG_TYPE_XDP, ProgType::Xdp as u32);
+        assert_eq!(BPF_XDP_DEVMAP, 33);
+        assert_eq!(BPF_MAP_TYPE_ARENA, 33);
+        assert_eq!(MapType::default(), MapType::Unspec);
+    }
+}
