@@ -212,6 +212,9 @@ pub enum Command {
         id: Option<u32>,
         prog: Option<Target>,
         map: Option<Target>,
+        /// `format c`: the types as a C header instead of bpftool's raw listing.
+        #[serde(default)]
+        c: bool,
     },
 }
 

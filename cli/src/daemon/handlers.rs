@@ -148,7 +148,9 @@ impl Daemon {
             Command::NetDetach { dev } => self.net_detach(&dev, f),
             Command::NetList { dev } => Ok(Response::listing(&self.net.list(dev.as_deref()))),
             Command::BtfShow { id } => render::btf_show(&self.rt, f, id),
-            Command::BtfDump { id, prog, map } => self.btf_dump(f, id, prog.as_ref(), map.as_ref()),
+            Command::BtfDump { id, prog, map, c } => {
+                self.btf_dump(f, id, prog.as_ref(), map.as_ref(), c)
+            }
         };
         r.unwrap_or_else(Response::err)
     }
@@ -450,6 +452,7 @@ impl Daemon {
         id: Option<u32>,
         prog: Option<&Target>,
         map: Option<&Target>,
+        c: bool,
     ) -> Result<Response, String> {
         let btf = if let Some(id) = id {
             self.rt
@@ -468,6 +471,11 @@ impl Daemon {
         } else {
             return Err("expected 'id', 'prog' or 'map'".into());
         };
+        if c {
+            return bpfvm::btf::dump_btf_c(&btf.btf)
+                .map(Response::out)
+                .map_err(|e| e.to_string());
+        }
         Ok(Response::out(render::btf_dump(&btf.btf, f)))
     }
 

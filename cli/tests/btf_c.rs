@@ -1,0 +1,208 @@
+//! `btf dump file OBJ format c` against bpftool's C output, byte for byte.
+//!
+//! Goldens of our own output (re-bless with BPFVM_BLESS=1): the whole header
+//! for each fixture object (cli/tests/golden/btf_c/NAME.h), and a length and
+//! FNV-1a hash per selftests object (btf_c_selftests.txt), so machines without
+//! bpftool still check all of them. Where bpftool runs, every object (and the
+//! host's /sys/kernel/btf/vmlinux) is compared with it live.
+
+mod common;
+
+use common::{golden, root, Env};
+use std::path::{Path, PathBuf};
+
+fn objects(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "o"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn has_btf(p: &Path) -> bool {
+    let bytes = std::fs::read(p).expect("read object");
+    bpfvm::Object::section_data(&p.display().to_string(), &bytes, ".BTF")
+        .expect("ELF")
+        .is_some()
+}
+
+fn ours(env: &Env, p: &Path) -> String {
+    let o = env.run(&[
+        "btf",
+        "dump",
+        "file",
+        &p.display().to_string(),
+        "format",
+        "c",
+    ]);
+    assert_eq!(o.code, 0, "{}: {}", p.display(), o.stderr);
+    o.stdout
+}
+
+/// bpftool's output, or `None` when bpftool cannot run here.
+fn bpftool(p: &Path) -> Option<String> {
+    let o = std::process::Command::new("bpftool")
+        .args(["btf", "dump", "file"])
+        .arg(p)
+        .args(["format", "c"])
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn bpftool_present() -> bool {
+    std::process::Command::new("bpftool")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn fixtures_as_bpftool_prints_them() {
+    let env = Env::new();
+    let live = bpftool_present();
+    let (mut same, mut total) = (0, 0);
+    for p in objects("tests/fixtures/obj").iter().filter(|p| has_btf(p)) {
+        let text = ours(&env, p);
+        golden(&format!("btf_c/{}.h", name(p)), &text);
+        if let Some(want) = live.then(|| bpftool(p)).flatten() {
+            total += 1;
+            assert_eq!(text, want, "{}: bpfvm vs bpftool", p.display());
+            same += 1;
+        }
+    }
+    if live {
+        eprintln!("fixtures: {same} of {total} byte for byte as bpftool");
+    } else {
+        eprintln!("skip: bpftool not installed; compared with the goldens only");
+    }
+}
+
+#[test]
+fn selftests_objects_as_bpftool_prints_them() {
+    let env = Env::new();
+    let live = bpftool_present();
+    let mut sums = String::new();
+    let (mut same, mut total) = (0, 0);
+    let mut differ = Vec::new();
+    for p in objects("tests/selftests/obj").iter().filter(|p| has_btf(p)) {
+        let text = ours(&env, p);
+        sums.push_str(&format!(
+            "{} {} {:016x}\n",
+            name(p),
+            text.len(),
+            fnv1a(&text)
+        ));
+        if let Some(want) = live.then(|| bpftool(p)).flatten() {
+            total += 1;
+            if text == want {
+                same += 1;
+            } else {
+                differ.push(name(p));
+            }
+        }
+    }
+    golden("btf_c_selftests.txt", &sums);
+    if live {
+        eprintln!("selftests: {same} of {total} byte for byte as bpftool");
+        assert!(differ.is_empty(), "differ from bpftool: {differ:?}");
+    } else {
+        eprintln!("skip: bpftool not installed; compared with the goldens only");
+    }
+}
+
+/// The host kernel's BTF: tens of thousands of types, bitfields, packed
+/// structs, anonymous unions, function pointers, name clashes.
+#[test]
+fn host_vmlinux_as_bpftool_prints_it() {
+    let vmlinux = Path::new("/sys/kernel/btf/vmlinux");
+    if !vmlinux.exists() || !bpftool_present() {
+        eprintln!("skip: needs bpftool and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let env = Env::new();
+    let text = ours(&env, vmlinux);
+    let want = bpftool(vmlinux).expect("bpftool dumps vmlinux");
+    if text != want {
+        let line = text
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .map_or(0, |i| i + 1);
+        panic!("vmlinux differs from bpftool from line {line}");
+    }
+}
+
+#[test]
+fn format_words_as_bpftool() {
+    let env = Env::new();
+    let hello = "obj/hello.o";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["btf", "dump", "file", hello, "format", "x"],
+            "Error: unrecognized format specifier: 'x', possible values: raw, c\n",
+        ),
+        (
+            &["btf", "dump", "file", hello, "format"],
+            "Error: expecting value for 'format' option\n",
+        ),
+        (
+            &["btf", "dump", "file", hello, "foo"],
+            "Error: unrecognized option: 'foo'\n",
+        ),
+    ];
+    for (args, err) in cases {
+        let o = env.run(args);
+        assert_ne!(o.code, 0, "{args:?}");
+        assert_eq!(o.stderr, *err, "{args:?}");
+    }
+    let raw = env
+        .run(&["btf", "dump", "file", hello, "format", "raw"])
+        .ok();
+    let plain = env.run(&["btf", "dump", "file", hello]).ok();
+    assert_eq!(raw.stdout, plain.stdout);
+    let j = env.run(&["-j", "btf", "dump", "file", hello, "format", "c"]);
+    assert_eq!(
+        j.stdout,
+        "{\"error\":\"JSON output for C-syntax dump is not supported\"}\n"
+    );
+    let missing = env.run(&["btf", "dump", "file", "obj/nonexistent.o", "format", "c"]);
+    assert!(
+        missing.stderr.contains("obj/nonexistent.o"),
+        "{}",
+        missing.stderr
+    );
+}
+
+/// `btf dump id N format c` of a BTF the daemon holds: the object's types.
+#[test]
+fn by_id_from_the_daemon() {
+    let env = Env::new();
+    env.run(&["prog", "load", "obj/hello.o", "/sys/fs/bpf/hello"])
+        .ok();
+    let ids = env.run(&["-j", "btf", "list"]).ok().stdout;
+    let v: serde_json::Value = serde_json::from_str(&ids).expect("json");
+    let id = v[0]["id"].as_u64().expect("a btf id").to_string();
+    let by_id = env.run(&["btf", "dump", "id", &id, "format", "c"]).ok();
+    assert!(by_id.stdout.starts_with("#ifndef __VMLINUX_H__\n"));
+    assert!(
+        by_id.stdout.contains("struct xdp_md {\n"),
+        "{}",
+        by_id.stdout
+    );
+    assert!(by_id.stdout.ends_with("#endif /* __VMLINUX_H__ */\n"));
+}
