@@ -171,6 +171,27 @@ fn dump(opts: &Opts, args: &[String]) -> i32 {
     }
 }
 
+/// The CO-RE target BTF of `prog load|loadall|verify ... btf PATH`: a raw
+/// BTF file (`/sys/kernel/btf/vmlinux` or a copy) or an ELF file's `.BTF`
+/// (a BPF object or a vmlinux image), checked to parse. Returns the raw
+/// bytes and the parsed types; errors name the file.
+pub fn target_btf(path: &str) -> Result<(Vec<u8>, Btf), String> {
+    let data =
+        crate::safefs::read_input_capped(std::path::Path::new(path), crate::safefs::MAX_INPUT)
+            .map_err(|e| format!("failed to read btf {}", crate::render::error_chain(&e)))?;
+    let raw = if data.starts_with(b"\x7fELF") {
+        bpfvm::Object::section_data(path, &data, ".BTF")
+            .map_err(|e| format!("btf {}", crate::render::error_chain(&e)))?
+            .ok_or_else(|| format!("btf {path}: no .BTF section"))?
+            .to_vec()
+    } else {
+        data
+    };
+    let btf = Btf::parse(&raw)
+        .map_err(|e| format!("btf {path}: not BTF: {}", crate::render::error_chain(&e)))?;
+    Ok((raw, btf))
+}
+
 /// The `.BTF` section of an ELF object as written (no fix-ups: `btf dump file`
 /// shows what the compiler emitted), or a raw BTF file.
 pub fn btf_from_file(path: &str) -> Result<Btf, String> {

@@ -105,6 +105,10 @@ pub enum Command {
         /// externs, instead of the emulated kernel's.
         #[serde(default)]
         kconfig: Option<String>,
+        /// `btf PATH`: the raw BTF (read from a BTF file or an ELF's `.BTF`)
+        /// CO-RE relocations are resolved against, instead of the host's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_btf_hex: Option<String>,
     },
     ProgShow {
         target: Option<Target>,

@@ -56,6 +56,7 @@ impl Daemon {
                 prog_flags,
                 unprivileged,
                 kconfig,
+                target_btf_hex,
             } => self.prog_load(
                 &file_name,
                 &object_hex,
@@ -71,6 +72,7 @@ impl Daemon {
                     ..Default::default()
                 },
                 kconfig,
+                target_btf_hex.as_deref(),
             ),
             Command::ProgShow { target } => self.prog_show(target.as_ref()),
             Command::ProgDumpXlated {
@@ -565,10 +567,18 @@ impl Daemon {
         all: bool,
         prog_type: Option<String>,
         pinmaps: Option<String>,
-        load_opts: bpfvm::LoadOpts,
+        mut load_opts: bpfvm::LoadOpts,
         kconfig: Option<String>,
+        target_btf_hex: Option<&str>,
     ) -> Result<Response, String> {
         let bytes = proto::from_hex(object_hex).map_err(|e| e.to_string())?;
+        let target_btf = match target_btf_hex {
+            Some(h) => Some(proto::from_hex(h).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        if let Some(raw) = &target_btf {
+            load_opts.target_btf = Some(target_btf_opt(raw)?);
+        }
         let obj = parse_object(file_name, &bytes, prog_type.as_deref())?;
         // bpftool: `load` needs a program; `loadall` of an object with only
         // maps creates them (and pins them under `pinmaps`), pinning no program.
@@ -627,13 +637,13 @@ impl Daemon {
         store
             .put_object(&stored, &bytes)
             .map_err(|e| persist_err(&e))?;
-        let dirs = match self.make_pins(&planned) {
-            Ok(d) => d,
-            Err(e) => {
+        let stored_btf = format!("obj-{id}.btf");
+        if let Some(raw) = &target_btf {
+            if let Err(e) = store.put_object(&stored_btf, raw) {
                 store.remove_object(&stored);
-                return Err(e);
+                return Err(persist_err(&e));
             }
-        };
+        }
         let source = Source::Object {
             file_name: file_name.to_string(),
             stored: stored.clone(),
@@ -641,6 +651,16 @@ impl Daemon {
             prog_flags: load_opts.prog_flags,
             unprivileged: load_opts.unprivileged,
             kconfig,
+            target_btf: target_btf.is_some().then_some(stored_btf),
+        };
+        let dirs = match self.make_pins(&planned) {
+            Ok(d) => d,
+            Err(e) => {
+                for f in source.stored_files() {
+                    store.remove_object(&f);
+                }
+                return Err(e);
+            }
         };
         let mut entries = vec![Entry::Record {
             id,
@@ -663,7 +683,9 @@ impl Daemon {
         }
         if let Err(e) = store.append(&entries) {
             self.undo_pins(&planned, &dirs);
-            store.remove_object(&stored);
+            for f in source.stored_files() {
+                store.remove_object(&f);
+            }
             return Err(persist_err(&e));
         }
         cat.records.push(Record {
@@ -1287,6 +1309,14 @@ pub fn parse_object(
 }
 
 /// The kernel configuration a load was given, if any.
+/// The CO-RE target of a load from raw BTF bytes (`btf PATH`, already
+/// checked by the client; checked again here, as every input is).
+pub(crate) fn target_btf_opt(raw: &[u8]) -> Result<bpfvm::TargetBtf, String> {
+    bpfvm::btf::Btf::parse(raw)
+        .map(|b| bpfvm::TargetBtf::Btf(Arc::new(b)))
+        .map_err(|e| format!("target btf: {}", render::error_chain(&e)))
+}
+
 pub(crate) fn kconfig_opt(text: Option<&str>) -> Option<Arc<bpfvm::Kconfig>> {
     text.map(|t| Arc::new(bpfvm::Kconfig::with_config_text(t)))
 }

@@ -273,8 +273,8 @@ impl Daemon {
         });
         for (id, source, files) in dropped {
             if store.append(&[store::Entry::Drop { record: id }]).is_ok() {
-                if let Source::Object { stored, .. } = source {
-                    store.remove_object(&stored);
+                for f in source.stored_files() {
+                    store.remove_object(&f);
                 }
                 self.values.remove(files.into_iter().map(|(_, f)| f));
             }

@@ -475,10 +475,7 @@ impl Daemon {
                 Entry::Record { source, .. } => Some(source),
                 _ => None,
             }))
-            .filter_map(|s| match s {
-                Source::Object { stored, .. } => Some(stored.clone()),
-                Source::Map { .. } => None,
-            })
+            .flat_map(|s| s.stored_files())
             .collect();
         for stray in store.stray_objects(&keep) {
             store.remove_object(&stray);
@@ -513,15 +510,26 @@ impl Daemon {
                 prog_flags,
                 unprivileged,
                 kconfig,
+                target_btf,
             } => {
                 let bytes = store
                     .read_object(stored, MAX_OBJECT)
                     .map_err(|e| render::error_chain(&e))?;
                 let obj = super::handlers::parse_object(file_name, &bytes, prog_type.as_deref())?;
+                let target_btf = match target_btf {
+                    Some(f) => {
+                        let raw = store
+                            .read_object(f, MAX_OBJECT)
+                            .map_err(|e| render::error_chain(&e))?;
+                        Some(super::handlers::target_btf_opt(&raw)?)
+                    }
+                    None => None,
+                };
                 let opts = bpfvm::LoadOpts {
                     prog_flags: *prog_flags,
                     unprivileged: *unprivileged,
                     kconfig: super::handlers::kconfig_opt(kconfig.as_deref()),
+                    target_btf,
                     ..Default::default()
                 };
                 let loaded = self

@@ -82,6 +82,10 @@ pub enum Source {
         /// The kernel config the load was given (`kconfig FILE`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kconfig: Option<String>,
+        /// File in `store/` holding the CO-RE target BTF the load was given
+        /// (`btf PATH`), so that a restart relocates the same way.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_btf: Option<String>,
     },
     Map {
         map_type: u32,
@@ -91,6 +95,20 @@ pub enum Source {
         flags: u32,
         name: String,
     },
+}
+
+impl Source {
+    /// The files in `store/` this record owns.
+    pub fn stored_files(&self) -> Vec<String> {
+        match self {
+            Source::Object {
+                stored, target_btf, ..
+            } => std::iter::once(stored.clone())
+                .chain(target_btf.clone())
+                .collect(),
+            Source::Map { .. } => Vec::new(),
+        }
+    }
 }
 
 fn is_zero(v: &u32) -> bool {
