@@ -176,6 +176,9 @@ pub enum Command {
         entries: u32,
         name: String,
         flags: u32,
+        /// `inner_map MAP`: the template of a map-in-map's inner maps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inner_map: Option<Target>,
     },
     MapPin {
         target: Target,

@@ -133,7 +133,17 @@ impl Daemon {
                 entries,
                 name,
                 flags,
-            } => self.map_create(&path, &map_type, key, value, entries, &name, flags),
+                inner_map,
+            } => self.map_create(
+                &path,
+                &map_type,
+                key,
+                value,
+                entries,
+                &name,
+                flags,
+                inner_map.as_ref(),
+            ),
             Command::MapPin { target, path } => self
                 .map_one(&target)
                 .and_then(|m| self.pin_existing("map", m.id, &path)),
@@ -719,11 +729,13 @@ impl Daemon {
         entries: u32,
         name: &str,
         flags: u32,
+        inner_map: Option<&Target>,
     ) -> Result<Response, String> {
         let mt = (0..64)
             .filter_map(MapType::from_u32)
             .find(|t| t.name() == map_type)
             .ok_or_else(|| format!("invalid map type: {map_type}"))?;
+        let inner = inner_map.map(|t| self.map_one(t)).transpose()?;
         let plan = self.plan_pin("map", name, path)?;
         let attr = MapCreateAttr {
             map_type: mt as u32,
@@ -732,6 +744,7 @@ impl Daemon {
             max_entries: entries,
             map_flags: flags,
             name: name.to_string(),
+            inner_map_id: inner.as_ref().map(|m| m.id),
             ..MapCreateAttr::default()
         };
         let (r, made) = self
@@ -747,6 +760,19 @@ impl Daemon {
         let mut cat = lock(&self.cat);
         let id = cat.next_record;
         cat.next_record += 1;
+        // The kernel uses the template only for map-in-map types.
+        let inner = inner
+            .filter(|_| matches!(mt, MapType::ArrayOfMaps | MapType::HashOfMaps))
+            .map(|m| {
+                let a = m.attr();
+                super::store::InnerMap {
+                    map_type: a.map_type as u32,
+                    key: a.key_size,
+                    value: a.value_size,
+                    entries: a.max_entries,
+                    flags: a.map_flags,
+                }
+            });
         let source = Source::Map {
             map_type: mt as u32,
             key,
@@ -754,6 +780,7 @@ impl Daemon {
             entries,
             flags,
             name: name.to_string(),
+            inner,
         };
         let entry_pin = Entry::Pin {
             record: id,

@@ -545,7 +545,25 @@ impl Daemon {
                 entries,
                 flags,
                 name,
+                inner,
             } => {
+                // A template made again from its definition, held only for
+                // the outer map's creation (as a loader closes its fd).
+                let template = match inner {
+                    Some(i) => match self.rt.bpf(BpfCmd::MapCreate(MapCreateAttr {
+                        map_type: i.map_type,
+                        key_size: i.key,
+                        value_size: i.value,
+                        max_entries: i.entries,
+                        map_flags: i.flags,
+                        ..MapCreateAttr::default()
+                    })) {
+                        Ok(BpfReply::Map(fd)) => Some(fd),
+                        Ok(_) => return Err("unexpected reply".into()),
+                        Err(e) => return Err(format!("inner map: {}", render::error_chain(&e))),
+                    },
+                    None => None,
+                };
                 let attr = MapCreateAttr {
                     map_type: *map_type,
                     key_size: *key,
@@ -553,6 +571,7 @@ impl Daemon {
                     max_entries: *entries,
                     map_flags: *flags,
                     name: name.clone(),
+                    inner_map_id: template.as_ref().map(|t| t.id()),
                     ..MapCreateAttr::default()
                 };
                 match self.rt.bpf(BpfCmd::MapCreate(attr)) {

@@ -94,7 +94,21 @@ pub enum Source {
         entries: u32,
         flags: u32,
         name: String,
+        /// A map-in-map's inner map template (`inner_map MAP`), kept as its
+        /// definition: only that is what the kernel keeps of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inner: Option<InnerMap>,
     },
+}
+
+/// The definition of a map-in-map's inner map template.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InnerMap {
+    pub map_type: u32,
+    pub key: u32,
+    pub value: u32,
+    pub entries: u32,
+    pub flags: u32,
 }
 
 impl Source {
