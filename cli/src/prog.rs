@@ -34,7 +34,7 @@ pub fn usage_text() -> String {
        bpfvm prog dump jited  PROG [{{ opcodes | linum }}] [arch {{ x86_64 | aarch64 }}]
        bpfvm prog pin   PROG FILE
        bpfvm prog {{ load | loadall }} OBJ  PATH \\
-                         [type TYPE] [pinmaps MAP_DIR] [kconfig FILE]
+                         [type TYPE] [pinmaps MAP_DIR] [kconfig FILE] [btf PATH]
        bpfvm prog run PROG \\
                          data_in FILE \\
                          [data_out FILE [data_size_out L]] \\
