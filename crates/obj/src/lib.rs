@@ -29,7 +29,6 @@ pub mod error;
 pub mod externs;
 pub mod link;
 pub mod maps;
-pub mod objdump;
 pub mod progtype;
 
 use std::path::Path;
