@@ -2,7 +2,8 @@
 //! BTF given as a file. core_reloc.o is relocated against core_target.o, a
 //! stand-in kernel whose layouts differ from the object's own (offsets worked
 //! out in tests/fixtures/src/core_target.bpf.c), given as an ELF with .BTF
-//! and as a raw BTF file; the relocated values survive a daemon restart; a
+//! and as a raw BTF file; the relocated values survive a daemon restart and
+//! hold in the client's own copy (`prog run ... coverage`); a
 //! missing or garbage file is an error naming the file.
 
 mod common;
@@ -74,6 +75,27 @@ fn loadall_relocates_against_the_given_btf() {
     env.run(&["prog", "loadall", "obj/core_reloc.o", "/sys/fs/bpf/host"])
         .ok();
     assert_ne!(retval(&env, "/sys/fs/bpf/host/field_offset"), FIELD_OFFSET);
+    // A run in the client's own process (coverage) loads its copy of the
+    // object against the same BTF.
+    let lcov = env.state().join("cov.lcov").display().to_string();
+    let cov = env
+        .run(&[
+            "prog",
+            "run",
+            "pinned",
+            "/sys/fs/bpf/raw/field_array",
+            "data_in",
+            PKT,
+            "coverage",
+            &lcov,
+        ])
+        .ok();
+    assert!(
+        cov.stdout
+            .starts_with(&format!("Return value: {FIELD_ARRAY},")),
+        "{}",
+        cov.stdout
+    );
     // A restarted daemon loads the pinned programs against the same BTF.
     env.stop();
     assert_eq!(retval(&env, "/sys/fs/bpf/raw/field_offset"), FIELD_OFFSET);

@@ -1129,6 +1129,8 @@ impl Daemon {
             file_name,
             stored,
             prog_type,
+            kconfig,
+            target_btf,
             ..
         } = &source
         else {
@@ -1137,6 +1139,16 @@ impl Daemon {
         let bytes = lock(&self.store)
             .read_object(stored, super::persist::MAX_OBJECT)
             .map_err(|e| render::error_chain(&e))?;
+        // The client's copy is loaded as this one was: the same CO-RE target
+        // and kernel config.
+        let target_btf_hex = match target_btf {
+            Some(f) => Some(proto::to_hex(
+                &lock(&self.store)
+                    .read_object(f, super::persist::MAX_OBJECT)
+                    .map_err(|e| render::error_chain(&e))?,
+            )),
+            None => None,
+        };
         let name = progs
             .iter()
             .find(|(_, w)| w.upgrade().is_some_and(|x| x.id == p.id))
@@ -1200,6 +1212,8 @@ impl Daemon {
             "prog_type": prog_type,
             "prog": name,
             "maps": out_maps,
+            "kconfig": kconfig,
+            "target_btf_hex": target_btf_hex,
         })))
     }
 }

@@ -30,6 +30,7 @@ mod transport;
 mod values;
 
 pub use handlers::parse_object;
+pub(crate) use handlers::{kconfig_opt, target_btf_opt};
 pub use transport::peer_uid;
 
 use crate::safefs::{Dir, SafeFsError};
