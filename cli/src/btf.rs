@@ -61,8 +61,9 @@ enum DumpFormat {
 /// Parses the words after the BTF source: `[format FORMAT]` (and, after
 /// `map MAP`, bpftool's `key | value | kv | all`, which selects types; the
 /// whole BTF is shown).
-fn parse_dump_tail(args: &[String], is_map: bool) -> Result<DumpFormat, String> {
+fn parse_dump_tail(args: &[String], is_map: bool) -> Result<(DumpFormat, Option<String>), String> {
     let mut format = DumpFormat::Raw;
+    let mut map_types = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -81,11 +82,14 @@ fn parse_dump_tail(args: &[String], is_map: bool) -> Result<DumpFormat, String> 
                 };
                 i += 2;
             }
-            "key" | "value" | "kv" | "all" if is_map && i == 0 => i += 1,
+            w @ ("key" | "value" | "kv" | "all") if is_map && i == 0 => {
+                map_types = Some(w.to_string());
+                i += 1;
+            }
             w => return Err(format!("unrecognized option: '{w}'")),
         }
     }
-    Ok(format)
+    Ok((format, map_types))
 }
 
 fn dump(opts: &Opts, args: &[String]) -> i32 {
@@ -106,7 +110,7 @@ fn dump(opts: &Opts, args: &[String]) -> i32 {
             )
         }
     };
-    let format = match parse_dump_tail(&args[src_len..], is_map) {
+    let (format, map_types) = match parse_dump_tail(&args[src_len..], is_map) {
         Ok(f) => f,
         Err(e) => return print_error(opts, &e),
     };
@@ -142,6 +146,7 @@ fn dump(opts: &Opts, args: &[String]) -> i32 {
                     prog: None,
                     map: None,
                     c,
+                    map_types: None,
                 },
             ),
             Err(_) => print_error(opts, &format!("can't parse {} as ID", args[1])),
@@ -165,6 +170,7 @@ fn dump(opts: &Opts, args: &[String]) -> i32 {
                     prog,
                     map,
                     c,
+                    map_types,
                 },
             )
         }

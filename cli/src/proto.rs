@@ -222,6 +222,10 @@ pub enum Command {
         /// `format c`: the types as a C header instead of bpftool's raw listing.
         #[serde(default)]
         c: bool,
+        /// `map MAP {key | value | kv | all}`: which of the map's types
+        /// (`None`: `kv`, as bpftool).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        map_types: Option<String>,
     },
 }
 

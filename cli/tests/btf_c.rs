@@ -206,3 +206,114 @@ fn by_id_from_the_daemon() {
     );
     assert!(by_id.stdout.ends_with("#endif /* __VMLINUX_H__ */\n"));
 }
+
+/// `btf dump map MAP [key | value | kv | all] [format c]`: only the map's key
+/// and value types unless `all`, raw, JSON and C, beside bpftool on the
+/// kernel's copy of the same maps (maps.o); golden of ours for CI machines.
+#[test]
+fn map_types_as_bpftool_selects_them() {
+    let env = Env::new();
+    env.run(&[
+        "prog",
+        "loadall",
+        "obj/maps.o",
+        "/sys/fs/bpf/m",
+        "pinmaps",
+        "/sys/fs/bpf/mm",
+    ])
+    .ok();
+    let maps = [
+        "m_hash",
+        "m_array",
+        "m_lpm_trie",
+        "m_percpu_hash",
+        "maps_bss",
+    ];
+    let mut ours_all = String::new();
+    for m in maps {
+        for (sel, fmt) in [("kv", "raw"), ("key", "c"), ("value", "c")] {
+            let o = env
+                .run(&[
+                    "btf",
+                    "dump",
+                    "map",
+                    "pinned",
+                    &format!("/sys/fs/bpf/mm/{m}"),
+                    sel,
+                    "format",
+                    fmt,
+                ])
+                .ok();
+            ours_all.push_str(&format!("== {m} {sel} {fmt}\n{}", o.stdout));
+        }
+    }
+    golden("btf_map_dump.txt", &ours_all);
+
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || !bpftool_present() || !Path::new("/sys/fs/bpf").is_dir() {
+        eprintln!("skip: bpftool beside bpfvm needs root, bpftool and /sys/fs/bpf");
+        return;
+    }
+    let dir = format!("/sys/fs/bpf/bpfvm-btfmap-{}", std::process::id());
+    let loaded = std::process::Command::new("bpftool")
+        .args(["prog", "loadall", "obj/maps.o", &dir, "pinmaps"])
+        .arg(format!("{dir}/maps"))
+        .current_dir(common::fixtures())
+        .output()
+        .expect("bpftool");
+    if !loaded.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!("skip: the kernel does not load maps.o");
+        return;
+    }
+    let names: Vec<String> = std::fs::read_dir(format!("{dir}/maps"))
+        .expect("pinned maps")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let (mut same, mut skipped) = (0, 0);
+    let mut differ = Vec::new();
+    for m in &names {
+        for sel in [None, Some("key"), Some("value"), Some("kv"), Some("all")] {
+            for fmt in [None, Some("c"), Some("-j"), Some("-p")] {
+                let mut args: Vec<String> = Vec::new();
+                if let Some(j @ ("-j" | "-p")) = fmt {
+                    args.push(j.into());
+                }
+                args.extend(["btf".into(), "dump".into(), "map".into(), "pinned".into()]);
+                let mut tail: Vec<String> = sel.map(String::from).into_iter().collect();
+                if fmt == Some("c") {
+                    tail.extend(["format".into(), "c".into()]);
+                }
+                let mut k_args = args.clone();
+                k_args.push(format!("{dir}/maps/{m}"));
+                k_args.extend(tail.iter().cloned());
+                let k = std::process::Command::new("bpftool")
+                    .args(&k_args)
+                    .output()
+                    .expect("bpftool");
+                if !k.status.success() {
+                    // The kernel kept no BTF for this map (libbpf retried
+                    // without it); bpfvm keeps it.
+                    skipped += 1;
+                    continue;
+                }
+                let mut o_args = args.clone();
+                o_args.push(format!("/sys/fs/bpf/mm/{m}"));
+                o_args.extend(tail);
+                let o = env.run(&o_args.iter().map(String::as_str).collect::<Vec<_>>());
+                if o.stdout == String::from_utf8_lossy(&k.stdout) {
+                    same += 1;
+                } else {
+                    differ.push(o_args.join(" "));
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "btf dump map: {same} of {} as bpftool ({skipped} where the kernel kept no BTF)",
+        same + differ.len()
+    );
+    assert!(differ.is_empty(), "differ from bpftool: {differ:#?}");
+}

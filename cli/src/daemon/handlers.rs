@@ -160,9 +160,13 @@ impl Daemon {
             Command::NetDetach { dev } => self.net_detach(&dev, f),
             Command::NetList { dev } => Ok(Response::listing(&self.net.list(dev.as_deref()))),
             Command::BtfShow { id } => render::btf_show(&self.rt, f, id),
-            Command::BtfDump { id, prog, map, c } => {
-                self.btf_dump(f, id, prog.as_ref(), map.as_ref(), c)
-            }
+            Command::BtfDump {
+                id,
+                prog,
+                map,
+                c,
+                map_types,
+            } => self.btf_dump(f, id, prog.as_ref(), map.as_ref(), c, map_types.as_deref()),
         };
         r.unwrap_or_else(Response::err)
     }
@@ -465,7 +469,10 @@ impl Daemon {
         prog: Option<&Target>,
         map: Option<&Target>,
         c: bool,
+        map_types: Option<&str>,
     ) -> Result<Response, String> {
+        // bpftool shows only a map's key and value types unless `all`.
+        let mut roots = None;
         let btf = if let Some(id) = id {
             self.rt
                 .btf_by_id(id)
@@ -477,12 +484,35 @@ impl Daemon {
                 .ok_or_else(|| format!("program {} has no BTF", p.id))?
         } else if let Some(t) = map {
             let m = self.map_one(t)?;
-            m.btf
-                .clone()
-                .ok_or_else(|| format!("map {} has no BTF", m.id))?
+            let a = m.attr();
+            let (k, v) = (a.btf_key_type_id, a.btf_value_type_id);
+            roots = match map_types.unwrap_or("kv") {
+                "key" => Some(vec![k]),
+                "value" => Some(vec![v]),
+                "all" => None,
+                _ => Some(vec![k, v]),
+            };
+            m.btf.clone().ok_or_else(|| {
+                "can't get BTF object by id (0): No such file or directory".to_string()
+            })?
         } else {
             return Err("expected 'id', 'prog' or 'map'".into());
         };
+        if let Some(roots) = roots {
+            let b = &btf.btf;
+            return if c {
+                bpfvm::btf::dump_btf_c_roots(b, &roots)
+                    .map(Response::out)
+                    .map_err(|e| e.to_string())
+            } else if f.is_json() {
+                Ok(Response::out(render::json(
+                    f,
+                    &bpfvm::btf::dump_btf_json_roots(b, &roots),
+                )))
+            } else {
+                Ok(Response::out(bpfvm::btf::dump_btf_plain_roots(b, &roots)))
+            };
+        }
         if c {
             return bpfvm::btf::dump_btf_c(&btf.btf)
                 .map(Response::out)

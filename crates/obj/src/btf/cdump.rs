@@ -61,6 +61,21 @@ pub fn dump_btf_c(btf: &Btf) -> Result<String, CDumpError> {
     Ok(d.out)
 }
 
+/// Only `roots` and the types they need (bpftool's `btf dump map MAP
+/// format c`), with the same header and footer.
+pub fn dump_btf_c_roots(btf: &Btf, roots: &[u32]) -> Result<String, CDumpError> {
+    let mut d = CDump::new(btf);
+    d.out.push_str(HEADER);
+    for &id in roots {
+        if id > btf.nr_types() {
+            return Err(CDumpError::NoType { type_id: id });
+        }
+        d.dump_type(id)?;
+    }
+    d.out.push_str(FOOTER);
+    Ok(d.out)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 enum Order {
     #[default]

@@ -23,8 +23,8 @@ pub mod json_writer;
 pub mod value;
 
 pub use self::core::{CoreApplied, CoreError, CoreTarget, POISON_HELPER_ID};
-pub use cdump::{dump_btf_c, CDumpError};
-pub use dump::{dump_btf_json, dump_btf_plain};
+pub use cdump::{dump_btf_c, dump_btf_c_roots, CDumpError};
+pub use dump::{dump_btf_json, dump_btf_json_roots, dump_btf_plain, dump_btf_plain_roots};
 pub use ext::{BtfExt, BtfExtError, BtfExtSection, CoreRelo, CoreReloKind, FuncInfo, LineInfo};
 pub use json_writer::{write_bpftool_compact, write_bpftool_pretty};
 pub use value::{
