@@ -199,17 +199,22 @@ pub fn target_btf(path: &str) -> Result<(Vec<u8>, Btf), String> {
 }
 
 /// The `.BTF` section of an ELF object as written (no fix-ups: `btf dump file`
-/// shows what the compiler emitted), or a raw BTF file.
+/// shows what the compiler emitted), or a raw BTF file. Errors begin as
+/// bpftool's (`failed to load BTF from FILE: `) and say why.
 pub fn btf_from_file(path: &str) -> Result<Btf, String> {
+    let fail = |why: String| format!("failed to load BTF from {path}: {why}");
     let data =
         crate::safefs::read_input_capped(std::path::Path::new(path), crate::safefs::MAX_INPUT)
-            .map_err(|e| format!("failed to read {}", crate::render::error_chain(&e)))?;
+            .map_err(|e| match e {
+                crate::safefs::SafeFsError::Io { source, .. } => fail(source.to_string()),
+                e => fail(crate::render::error_chain(&e)),
+            })?;
     let raw = if data.starts_with(b"\x7fELF") {
         bpfvm::Object::section_data(path, &data, ".BTF")
-            .map_err(|e| crate::render::error_chain(&e))?
-            .ok_or_else(|| format!("{path}: no .BTF section"))?
+            .map_err(|e| fail(crate::render::error_chain(&e)))?
+            .ok_or_else(|| fail("no .BTF section".into()))?
     } else {
         &data[..]
     };
-    Btf::parse(raw).map_err(|e| format!("{path}: {}", crate::render::error_chain(&e)))
+    Btf::parse(raw).map_err(|e| fail(crate::render::error_chain(&e)))
 }
