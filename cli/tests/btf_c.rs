@@ -317,3 +317,18 @@ fn map_types_as_bpftool_selects_them() {
     );
     assert!(differ.is_empty(), "differ from bpftool: {differ:#?}");
 }
+
+/// A crafted object (cli/tests/data/btf_c_types.bpf.c): bitfields with gaps,
+/// packed and over-aligned structs, nested anonymous types, forward
+/// declarations, function pointers, qualifiers, 64-bit and signed enums.
+#[test]
+fn crafted_types_as_bpftool_prints_them() {
+    let env = Env::new();
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/btf_c_types.o");
+    let text = ours(&env, &p);
+    golden("btf_c/btf_c_types.h", &text);
+    match bpftool_present().then(|| bpftool(&p)).flatten() {
+        Some(want) => assert_eq!(text, want, "bpfvm vs bpftool"),
+        None => eprintln!("skip: bpftool not installed; compared with the golden only"),
+    }
+}
