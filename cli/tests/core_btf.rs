@@ -168,3 +168,42 @@ fn a_missing_or_garbage_btf_file_is_named() {
         o.stderr
     );
 }
+
+/// The host's BTF copied to a file relocates as the default target (the
+/// host's /sys/kernel/btf/vmlinux) does.
+#[test]
+fn a_copy_of_the_host_vmlinux_relocates_as_the_host() {
+    let vmlinux = std::path::Path::new("/sys/kernel/btf/vmlinux");
+    if !vmlinux.exists() {
+        eprintln!("skip: no /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let env = Env::new();
+    let copy = env.state().join("vmlinux.btf");
+    std::fs::copy(vmlinux, &copy).expect("copy vmlinux");
+    let copy = copy.display().to_string();
+    env.run(&[
+        "prog",
+        "loadall",
+        "obj/core_reloc.o",
+        "/sys/fs/bpf/file",
+        "btf",
+        &copy,
+    ])
+    .ok();
+    env.run(&["prog", "loadall", "obj/core_reloc.o", "/sys/fs/bpf/host"])
+        .ok();
+    for p in [
+        "field_offset",
+        "field_info",
+        "bitfield",
+        "type_info",
+        "enum_value",
+    ] {
+        assert_eq!(
+            retval(&env, &format!("/sys/fs/bpf/file/{p}")),
+            retval(&env, &format!("/sys/fs/bpf/host/{p}")),
+            "{p}"
+        );
+    }
+}
