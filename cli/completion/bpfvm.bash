@@ -87,7 +87,7 @@ _bpfvm() {
                     else COMPREPLY=($(compgen -W "$selectors opcodes linum visual" -- "$cur")); fi ;;
                 load|loadall)
                     if [ "$n" -le 3 ]; then COMPREPLY=($(compgen -f -- "$cur"))
-                    else COMPREPLY=($(compgen -W "type pinmaps kconfig" -- "$cur")); fi ;;
+                    else COMPREPLY=($(compgen -W "type pinmaps kconfig btf" -- "$cur")); fi ;;
                 run) COMPREPLY=($(compgen -W "$selectors data_in data_out data_size_out ctx_in ctx_out ctx_size_out repeat" -- "$cur")) ;;
                 tracelog) COMPREPLY=($(compgen -W "--max-lines --timeout" -- "$cur")) ;;
             esac ;;
@@ -100,7 +100,7 @@ _bpfvm() {
             case $cmd in
                 create)
                     if [ "$n" -le 2 ]; then COMPREPLY=($(compgen -f -- "$cur"))
-                    else COMPREPLY=($(compgen -W "type key value entries name flags" -- "$cur")); fi ;;
+                    else COMPREPLY=($(compgen -W "type key value entries name flags inner_map dev" -- "$cur")); fi ;;
                 update) COMPREPLY=($(compgen -W "$selectors key value hex any exist noexist" -- "$cur")) ;;
                 push|enqueue) COMPREPLY=($(compgen -W "$selectors value hex" -- "$cur")) ;;
                 lookup|getnext|delete) COMPREPLY=($(compgen -W "$selectors key hex" -- "$cur")) ;;
@@ -124,12 +124,13 @@ _bpfvm() {
             if [ -z "$cmd" ]; then
                 COMPREPLY=($(compgen -W "show list help dump" -- "$cur")); return
             fi
-            COMPREPLY=($(compgen -W "id file" -- "$cur")) ;;
+            if [ "$n" -le 2 ]; then COMPREPLY=($(compgen -W "id file prog map" -- "$cur"))
+            else COMPREPLY=($(compgen -W "format raw c" -- "$cur")); fi ;;
         daemon)
             [ -z "$cmd" ] && COMPREPLY=($(compgen -W "start stop status help" -- "$cur")) ;;
         verify)
             if [ -z "$cmd" ]; then COMPREPLY=($(compgen -f -- "$cur"))
-            else COMPREPLY=($(compgen -W "section" -- "$cur")); fi ;;
+            else COMPREPLY=($(compgen -W "section prog type flags unprivileged btf" -- "$cur")); fi ;;
         objdump)
             COMPREPLY=($(compgen -W "-d -S" -- "$cur") $(compgen -f -- "$cur")) ;;
         conformance)

@@ -67,14 +67,21 @@ fn pages() -> Vec<Page> {
             summary: "load, show, dump, run, debug and profile eBPF programs",
             usage: crate::prog::usage_text(),
             text: "The prog commands take bpftool's arguments and print bpftool's formats. \
-                   debug, profile and replay run the program in the command's own process.",
+                   debug, profile and replay run the program in the command's own process. \
+                   btf PATH gives the BTF that CO-RE relocations are resolved against (a raw \
+                   BTF file such as a copy of /sys/kernel/btf/vmlinux, or an ELF file's .BTF) \
+                   instead of the host's /sys/kernel/btf/vmlinux; kconfig FILE gives the \
+                   kernel configuration that .kconfig externs read.",
         },
         Page {
             name: "bpfvm-map",
             summary: "create, inspect and change eBPF maps",
             usage: crate::map::usage_text(),
             text: "The map commands take bpftool's arguments and print bpftool's formats; \
-                   peek, push, pop, enqueue and dequeue work on queues and stacks.",
+                   peek, push, pop, enqueue and dequeue work on queues and stacks. \
+                   map create of an array_of_maps or hash_of_maps takes inner_map MAP, the \
+                   template its inner maps must match; dev NAME (offload) is refused, as \
+                   no device offloads maps to bpfvm.",
         },
         Page {
             name: "bpfvm-net",
@@ -87,7 +94,8 @@ fn pages() -> Vec<Page> {
             name: "bpfvm-btf",
             summary: "list and dump BTF",
             usage: crate::btf::usage_text(),
-            text: "btf dump prints bpftool's raw format.",
+            text: "btf dump prints bpftool's raw format, or with format c the types as a C \
+                   header (vmlinux.h), as bpftool prints them.",
         },
         Page {
             name: "bpfvm-batch",
@@ -101,7 +109,8 @@ fn pages() -> Vec<Page> {
             name: "bpfvm-verify",
             summary: "run the verifier on an object's programs",
             usage: crate::verify::USAGE.to_string(),
-            text: "Prints the verifier's log in the kernel's words, with source lines.",
+            text: "Prints the verifier's log in the kernel's words, with source lines. \
+                   btf PATH gives the CO-RE target BTF, as for prog load.",
         },
         Page {
             name: "bpfvm-objdump",

@@ -35,7 +35,8 @@ pub fn usage_text() -> String {
     format!(
         "Usage: bpfvm map {{ show | list }}   [MAP]
        bpfvm map create     FILE type TYPE key KEY_SIZE value VALUE_SIZE \\
-                                  entries MAX_ENTRIES name NAME [flags FLAGS]
+                                  entries MAX_ENTRIES name NAME [flags FLAGS] \\
+                                  [inner_map MAP] [dev NAME]
        bpfvm map dump       MAP
        bpfvm map update     MAP [key DATA] [value VALUE] [UPDATE_FLAGS]
        bpfvm map lookup     MAP [key DATA]
@@ -360,12 +361,29 @@ fn create(opts: &Opts, args: &[String]) -> i32 {
         let path = args.first().ok_or("expected a pin path")?;
         let (mut ty, mut key, mut value, mut entries, mut name, mut flags) =
             (None, None, None, None, None, 0);
+        let mut inner_map = None;
         let mut i = 1;
         while let Some(w) = args.get(i) {
             let v = args
                 .get(i + 1)
                 .ok_or_else(|| format!("expected a value after '{w}'"))?;
             match w.as_str() {
+                "inner_map" => {
+                    let mut j = i + 1;
+                    inner_map = Some(crate::parse_target(args, &mut j, "MAP")?);
+                    i = j;
+                    continue;
+                }
+                // Offload to a device: no device offloads maps to bpfvm.
+                "dev" => {
+                    let c = std::ffi::CString::new(v.as_str())
+                        .map_err(|_| format!("unrecognized netdevice '{v}'"))?;
+                    // SAFETY: a NUL-terminated name; if_nametoindex only reads it.
+                    if unsafe { libc::if_nametoindex(c.as_ptr()) } == 0 {
+                        return Err(format!("unrecognized netdevice '{v}': No such device"));
+                    }
+                    return Err("map create failed: Operation not supported".into());
+                }
                 "type" => ty = Some(v.clone()),
                 "key" => key = Some(number(v, "key size")?),
                 "value" => value = Some(number(v, "value size")?),
@@ -384,6 +402,7 @@ fn create(opts: &Opts, args: &[String]) -> i32 {
             entries: entries.ok_or("max entries not specified")?,
             name: name.ok_or("map name not specified")?,
             flags,
+            inner_map,
         })
     })();
     match r {

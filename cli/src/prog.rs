@@ -34,7 +34,7 @@ pub fn usage_text() -> String {
        bpfvm prog dump jited  PROG [{{ opcodes | linum }}] [arch {{ x86_64 | aarch64 }}]
        bpfvm prog pin   PROG FILE
        bpfvm prog {{ load | loadall }} OBJ  PATH \\
-                         [type TYPE] [pinmaps MAP_DIR] [kconfig FILE]
+                         [type TYPE] [pinmaps MAP_DIR] [kconfig FILE] [btf PATH]
        bpfvm prog run PROG \\
                          data_in FILE \\
                          [data_out FILE [data_size_out L]] \\
@@ -173,6 +173,7 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
     let mut prog_flags = 0u32;
     let mut unprivileged = false;
     let mut kconfig = None;
+    let mut target_btf_hex = None;
     let mut i = 2;
     while let Some(w) = args.get(i) {
         let val = args.get(i + 1);
@@ -183,7 +184,7 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
                 match crate::verify::parse_flags(
                     args,
                     i + 1,
-                    &["type", "pinmaps", "unprivileged", "kconfig"],
+                    &["type", "pinmaps", "unprivileged", "kconfig", "btf"],
                 ) {
                     Ok((f, next)) => {
                         prog_flags |= f;
@@ -218,14 +219,19 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
                     }
                 }
             }
-            ("type" | "pinmaps" | "flags" | "kconfig", None) => {
+            // The CO-RE target BTF (libbpf's btf_custom_path).
+            ("btf", Some(v)) => match crate::btf::target_btf(v) {
+                Ok((raw, _)) => target_btf_hex = Some(proto::to_hex(&raw)),
+                Err(e) => return print_error(opts, &e),
+            },
+            ("type" | "pinmaps" | "flags" | "kconfig" | "btf", None) => {
                 return print_error(opts, &format!("expected a value after '{w}'"))
             }
             (other, _) => {
                 return print_error(
                     opts,
                     &format!(
-                        "expected no more arguments, 'type', 'pinmaps', 'flags', 'unprivileged' or 'kconfig', got: '{other}'"
+                        "expected no more arguments, 'type', 'pinmaps', 'flags', 'unprivileged', 'kconfig' or 'btf', got: '{other}'"
                     ),
                 )
             }
@@ -256,6 +262,7 @@ fn load_common(opts: &Opts, args: &[String], all: bool) -> i32 {
             prog_flags,
             unprivileged,
             kconfig,
+            target_btf_hex,
         },
     )
 }

@@ -105,6 +105,10 @@ pub enum Command {
         /// externs, instead of the emulated kernel's.
         #[serde(default)]
         kconfig: Option<String>,
+        /// `btf PATH`: the raw BTF (read from a BTF file or an ELF's `.BTF`)
+        /// CO-RE relocations are resolved against, instead of the host's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_btf_hex: Option<String>,
     },
     ProgShow {
         target: Option<Target>,
@@ -172,6 +176,9 @@ pub enum Command {
         entries: u32,
         name: String,
         flags: u32,
+        /// `inner_map MAP`: the template of a map-in-map's inner maps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inner_map: Option<Target>,
     },
     MapPin {
         target: Target,
@@ -212,6 +219,13 @@ pub enum Command {
         id: Option<u32>,
         prog: Option<Target>,
         map: Option<Target>,
+        /// `format c`: the types as a C header instead of bpftool's raw listing.
+        #[serde(default)]
+        c: bool,
+        /// `map MAP {key | value | kv | all}`: which of the map's types
+        /// (`None`: `kv`, as bpftool).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        map_types: Option<String>,
     },
 }
 
@@ -319,6 +333,13 @@ pub enum Listing {
     /// it in the format asked for).
     BtfDump {
         data_hex: String,
+        /// Only these types and what they refer to (`btf dump map`: the key
+        /// and value types unless `all`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        roots: Option<Vec<u32>>,
+        /// `format c`.
+        #[serde(default)]
+        c: bool,
     },
 }
 
@@ -676,6 +697,8 @@ mod tests {
             },
             Listing::BtfDump {
                 data_hex: "9feb".into(),
+                roots: Some(vec![1, 2]),
+                c: true,
             },
         ];
         for l in all {

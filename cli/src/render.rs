@@ -290,8 +290,8 @@ pub fn listing(f: Format, l: &Listing) -> String {
             funcs,
         } => jited(funcs, *opcodes, *linum),
         Listing::Btfs { single, items } => btf_list(f, items, *single),
-        Listing::BtfDump { data_hex } => match Btf::parse(&unhex(data_hex)) {
-            Ok(btf) => btf_dump(&btf, f),
+        Listing::BtfDump { data_hex, roots, c } => match Btf::parse(&unhex(data_hex)) {
+            Ok(btf) => btf_dump_as(&btf, f, roots.as_deref(), *c),
             Err(e) => format!(
                 "Error: the daemon's BTF cannot be read: {}\n",
                 error_chain(&e)
@@ -939,5 +939,22 @@ pub fn btf_dump(btf: &Btf, f: Format) -> String {
         json(f, &dump_btf_json(btf))
     } else {
         dump_btf_plain(btf)
+    }
+}
+
+/// `btf dump`, in the format asked for, of the whole BTF or of `roots` and
+/// the types they refer to.
+fn btf_dump_as(btf: &Btf, f: Format, roots: Option<&[u32]>, c: bool) -> String {
+    let c_or_error = |r: Result<String, bpfvm::btf::CDumpError>| {
+        r.unwrap_or_else(|e| format!("Error: {}\n", error_chain(&e)))
+    };
+    match (roots, c) {
+        (Some(roots), true) => c_or_error(bpfvm::btf::dump_btf_c_roots(btf, roots)),
+        (Some(roots), false) if f.is_json() => {
+            json(f, &bpfvm::btf::dump_btf_json_roots(btf, roots))
+        }
+        (Some(roots), false) => bpfvm::btf::dump_btf_plain_roots(btf, roots),
+        (None, true) => c_or_error(bpfvm::btf::dump_btf_c(btf)),
+        (None, false) => btf_dump(btf, f),
     }
 }

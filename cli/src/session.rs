@@ -108,7 +108,18 @@ impl Session {
                     .map_err(|e| e.to_string())?;
                 let obj =
                     crate::daemon::parse_object(&file_name, &bytes, s("prog_type").as_deref())?;
-                let loaded = rt.load_object(&obj, None).map_err(|e| {
+                let target_btf = match s("target_btf_hex") {
+                    Some(h) => Some(crate::daemon::target_btf_opt(
+                        &proto::from_hex(&h).map_err(|e| e.to_string())?,
+                    )?),
+                    None => None,
+                };
+                let load = bpfvm::LoadOpts {
+                    kconfig: crate::daemon::kconfig_opt(s("kconfig").as_deref()),
+                    target_btf,
+                    ..Default::default()
+                };
+                let loaded = rt.load_object_with(&obj, None, &load).map_err(|e| {
                     format!(
                         "failed to load {file_name}: {}",
                         crate::render::load_error(&e)

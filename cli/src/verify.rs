@@ -68,10 +68,10 @@ pub fn parse_flags(
 
 /// The usage text (also the man page's synopsis).
 pub const USAGE: &str =
-    "Usage: bpfvm verify OBJ [section SECTION] [prog NAME] [type TYPE] [flags FLAG...] [unprivileged]";
+    "Usage: bpfvm verify OBJ [section SECTION] [prog NAME] [type TYPE] [flags FLAG...] [unprivileged] [btf PATH]";
 
 pub fn main(opts: &Opts, args: &[String]) -> i32 {
-    const KEYWORDS: &[&str] = &["section", "prog", "type", "flags", "unprivileged"];
+    const KEYWORDS: &[&str] = &["section", "prog", "type", "flags", "unprivileged", "btf"];
     let Some(path) = args.first() else {
         eprintln!("{USAGE}");
         return 255;
@@ -81,6 +81,7 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
     let mut prog_type = None;
     let mut prog_flags = 0;
     let mut unprivileged = false;
+    let mut target_btf = None;
     let mut i = 1;
     while i < args.len() {
         match (args[i].as_str(), args.get(i + 1)) {
@@ -107,7 +108,17 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
                 unprivileged = true;
                 i += 1;
             }
-            ("section" | "prog" | "type", None) => {
+            // The CO-RE target BTF (libbpf's btf_custom_path).
+            ("btf", Some(s)) => {
+                match crate::btf::target_btf(s) {
+                    Ok((_, btf)) => {
+                        target_btf = Some(bpfvm::TargetBtf::Btf(std::sync::Arc::new(btf)))
+                    }
+                    Err(e) => return print_error(opts, &e),
+                }
+                i += 2;
+            }
+            ("section" | "prog" | "type" | "btf", None) => {
                 return print_error(opts, &format!("expected a value after '{}'", args[i]))
             }
             (other, _) => return print_error(opts, &format!("unexpected argument '{other}'")),
@@ -146,6 +157,7 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
         log_level: if opts.debug { 2 } else { 1 },
         unprivileged,
         prog_flags,
+        target_btf,
         ..Default::default()
     };
     // Programs a prog_array's initial slots name are loaded alongside, as

@@ -417,12 +417,19 @@ fn btf_dump_file_is_bpftool_exact() {
             .stdout,
         id
     );
+    // A map's whole BTF with `all`; by default only its key and value
+    // types, as bpftool (compared with bpftool in tests/btf_c.rs).
     assert_eq!(
-        env.run(&["btf", "dump", "map", "name", "hello.bss"])
+        env.run(&["btf", "dump", "map", "name", "hello.bss", "all"])
             .ok()
             .stdout,
         id
     );
+    let kv = env
+        .run(&["btf", "dump", "map", "name", "hello.bss"])
+        .ok()
+        .stdout;
+    assert!(kv.starts_with("[0] UNKNOWN '(anon)'\n["), "{kv}");
     let list = env.run(&["btf", "list"]).ok().stdout;
     assert!(list.starts_with("1: name hello  size "), "{list}");
     assert!(list.contains("prog_ids 1  map_ids 1,2"), "{list}");

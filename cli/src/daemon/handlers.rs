@@ -60,6 +60,7 @@ impl Daemon {
                 prog_flags,
                 unprivileged,
                 kconfig,
+                target_btf_hex,
             } => self.prog_load(
                 &file_name,
                 &object_hex,
@@ -75,6 +76,7 @@ impl Daemon {
                     ..Default::default()
                 },
                 kconfig,
+                target_btf_hex.as_deref(),
             ),
             Command::ProgShow { target } => self.prog_show(target.as_ref()),
             Command::ProgDumpXlated {
@@ -125,7 +127,17 @@ impl Daemon {
                 entries,
                 name,
                 flags,
-            } => self.map_create(&path, &map_type, key, value, entries, &name, flags),
+                inner_map,
+            } => self.map_create(
+                &path,
+                &map_type,
+                key,
+                value,
+                entries,
+                &name,
+                flags,
+                inner_map.as_ref(),
+            ),
             Command::MapPin { target, path } => self
                 .map_one(&target)
                 .and_then(|m| self.pin_existing("map", m.id, &path)),
@@ -142,7 +154,13 @@ impl Daemon {
             Command::NetDetach { dev } => self.net_detach(&dev, f),
             Command::NetList { dev } => Ok(Response::listing(&self.net.list(dev.as_deref()))),
             Command::BtfShow { id } => reads::btf_show(&self.rt, id).map(|l| Response::listing(&l)),
-            Command::BtfDump { id, prog, map } => self.btf_dump(id, prog.as_ref(), map.as_ref()),
+            Command::BtfDump {
+                id,
+                prog,
+                map,
+                c,
+                map_types,
+            } => self.btf_dump(id, prog.as_ref(), map.as_ref(), c, map_types.as_deref()),
         };
         r.unwrap_or_else(Response::err)
     }
@@ -443,7 +461,11 @@ impl Daemon {
         id: Option<u32>,
         prog: Option<&Target>,
         map: Option<&Target>,
+        c: bool,
+        map_types: Option<&str>,
     ) -> Result<Response, String> {
+        // bpftool shows only a map's key and value types unless `all`.
+        let mut roots = None;
         let btf = if let Some(id) = id {
             self.rt
                 .btf_by_id(id)
@@ -455,13 +477,21 @@ impl Daemon {
                 .ok_or_else(|| format!("program {} has no BTF", p.id))?
         } else if let Some(t) = map {
             let m = self.map_one(t)?;
-            m.btf
-                .clone()
-                .ok_or_else(|| format!("map {} has no BTF", m.id))?
+            let a = m.attr();
+            let (k, v) = (a.btf_key_type_id, a.btf_value_type_id);
+            roots = match map_types.unwrap_or("kv") {
+                "key" => Some(vec![k]),
+                "value" => Some(vec![v]),
+                "all" => None,
+                _ => Some(vec![k, v]),
+            };
+            m.btf.clone().ok_or_else(|| {
+                "can't get BTF object by id (0): No such file or directory".to_string()
+            })?
         } else {
             return Err("expected 'id', 'prog' or 'map'".into());
         };
-        Ok(Response::listing(&reads::btf_dump(&btf.btf)))
+        Ok(Response::listing(&reads::btf_dump(&btf.btf, roots, c)))
     }
 
     /// `prog dump xlated`: the listing as data (`visual`: the client draws it).
@@ -548,10 +578,18 @@ impl Daemon {
         all: bool,
         prog_type: Option<String>,
         pinmaps: Option<String>,
-        load_opts: bpfvm::LoadOpts,
+        mut load_opts: bpfvm::LoadOpts,
         kconfig: Option<String>,
+        target_btf_hex: Option<&str>,
     ) -> Result<Response, String> {
         let bytes = proto::from_hex(object_hex).map_err(|e| e.to_string())?;
+        let target_btf = match target_btf_hex {
+            Some(h) => Some(proto::from_hex(h).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        if let Some(raw) = &target_btf {
+            load_opts.target_btf = Some(target_btf_opt(raw)?);
+        }
         let obj = parse_object(file_name, &bytes, prog_type.as_deref())?;
         // bpftool: `load` needs a program; `loadall` of an object with only
         // maps creates them (and pins them under `pinmaps`), pinning no program.
@@ -610,13 +648,13 @@ impl Daemon {
         store
             .put_object(&stored, &bytes)
             .map_err(|e| persist_err(&e))?;
-        let dirs = match self.make_pins(&planned) {
-            Ok(d) => d,
-            Err(e) => {
+        let stored_btf = format!("obj-{id}.btf");
+        if let Some(raw) = &target_btf {
+            if let Err(e) = store.put_object(&stored_btf, raw) {
                 store.remove_object(&stored);
-                return Err(e);
+                return Err(persist_err(&e));
             }
-        };
+        }
         let source = Source::Object {
             file_name: file_name.to_string(),
             stored: stored.clone(),
@@ -624,6 +662,16 @@ impl Daemon {
             prog_flags: load_opts.prog_flags,
             unprivileged: load_opts.unprivileged,
             kconfig,
+            target_btf: target_btf.is_some().then_some(stored_btf),
+        };
+        let dirs = match self.make_pins(&planned) {
+            Ok(d) => d,
+            Err(e) => {
+                for f in source.stored_files() {
+                    store.remove_object(&f);
+                }
+                return Err(e);
+            }
         };
         let mut entries = vec![Entry::Record {
             id,
@@ -646,7 +694,9 @@ impl Daemon {
         }
         if let Err(e) = store.append(&entries) {
             self.undo_pins(&planned, &dirs);
-            store.remove_object(&stored);
+            for f in source.stored_files() {
+                store.remove_object(&f);
+            }
             return Err(persist_err(&e));
         }
         cat.records.push(Record {
@@ -680,11 +730,13 @@ impl Daemon {
         entries: u32,
         name: &str,
         flags: u32,
+        inner_map: Option<&Target>,
     ) -> Result<Response, String> {
         let mt = (0..64)
             .filter_map(MapType::from_u32)
             .find(|t| t.name() == map_type)
             .ok_or_else(|| format!("invalid map type: {map_type}"))?;
+        let inner = inner_map.map(|t| self.map_one(t)).transpose()?;
         let plan = self.plan_pin("map", name, path)?;
         let attr = MapCreateAttr {
             map_type: mt as u32,
@@ -693,6 +745,7 @@ impl Daemon {
             max_entries: entries,
             map_flags: flags,
             name: name.to_string(),
+            inner_map_id: inner.as_ref().map(|m| m.id),
             ..MapCreateAttr::default()
         };
         let (r, made) = self
@@ -708,6 +761,19 @@ impl Daemon {
         let mut cat = lock(&self.cat);
         let id = cat.next_record;
         cat.next_record += 1;
+        // The kernel uses the template only for map-in-map types.
+        let inner = inner
+            .filter(|_| matches!(mt, MapType::ArrayOfMaps | MapType::HashOfMaps))
+            .map(|m| {
+                let a = m.attr();
+                super::store::InnerMap {
+                    map_type: a.map_type as u32,
+                    key: a.key_size,
+                    value: a.value_size,
+                    entries: a.max_entries,
+                    flags: a.map_flags,
+                }
+            });
         let source = Source::Map {
             map_type: mt as u32,
             key,
@@ -715,6 +781,7 @@ impl Daemon {
             entries,
             flags,
             name: name.to_string(),
+            inner,
         };
         let entry_pin = Entry::Pin {
             record: id,
@@ -1068,6 +1135,8 @@ impl Daemon {
             file_name,
             stored,
             prog_type,
+            kconfig,
+            target_btf,
             ..
         } = &source
         else {
@@ -1076,6 +1145,16 @@ impl Daemon {
         let bytes = lock(&self.store)
             .read_object(stored, super::persist::MAX_OBJECT)
             .map_err(|e| render::error_chain(&e))?;
+        // The client's copy is loaded as this one was: the same CO-RE target
+        // and kernel config.
+        let target_btf_hex = match target_btf {
+            Some(f) => Some(proto::to_hex(
+                &lock(&self.store)
+                    .read_object(f, super::persist::MAX_OBJECT)
+                    .map_err(|e| render::error_chain(&e))?,
+            )),
+            None => None,
+        };
         let name = progs
             .iter()
             .find(|(_, w)| w.upgrade().is_some_and(|x| x.id == p.id))
@@ -1139,6 +1218,8 @@ impl Daemon {
             "prog_type": prog_type,
             "prog": name,
             "maps": out_maps,
+            "kconfig": kconfig,
+            "target_btf_hex": target_btf_hex,
         })))
     }
 }
@@ -1275,6 +1356,14 @@ pub fn parse_object(
 }
 
 /// The kernel configuration a load was given, if any.
+/// The CO-RE target of a load from raw BTF bytes (`btf PATH`, already
+/// checked by the client; checked again here, as every input is).
+pub(crate) fn target_btf_opt(raw: &[u8]) -> Result<bpfvm::TargetBtf, String> {
+    bpfvm::btf::Btf::parse(raw)
+        .map(|b| bpfvm::TargetBtf::Btf(Arc::new(b)))
+        .map_err(|e| format!("target btf: {}", render::error_chain(&e)))
+}
+
 pub(crate) fn kconfig_opt(text: Option<&str>) -> Option<Arc<bpfvm::Kconfig>> {
     text.map(|t| Arc::new(bpfvm::Kconfig::with_config_text(t)))
 }

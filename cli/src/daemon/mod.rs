@@ -33,6 +33,7 @@ mod transport;
 mod values;
 
 pub use handlers::parse_object;
+pub(crate) use handlers::{kconfig_opt, target_btf_opt};
 pub use transport::peer_uid;
 
 use crate::safefs::{Dir, SafeFsError};
@@ -276,8 +277,8 @@ impl Daemon {
         });
         for (id, source, files) in dropped {
             if store.append(&[store::Entry::Drop { record: id }]).is_ok() {
-                if let Source::Object { stored, .. } = source {
-                    store.remove_object(&stored);
+                for f in source.stored_files() {
+                    store.remove_object(&f);
                 }
                 self.values.remove(files.into_iter().map(|(_, f)| f));
             }

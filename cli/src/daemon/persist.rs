@@ -475,10 +475,7 @@ impl Daemon {
                 Entry::Record { source, .. } => Some(source),
                 _ => None,
             }))
-            .filter_map(|s| match s {
-                Source::Object { stored, .. } => Some(stored.clone()),
-                Source::Map { .. } => None,
-            })
+            .flat_map(|s| s.stored_files())
             .collect();
         for stray in store.stray_objects(&keep) {
             store.remove_object(&stray);
@@ -513,15 +510,26 @@ impl Daemon {
                 prog_flags,
                 unprivileged,
                 kconfig,
+                target_btf,
             } => {
                 let bytes = store
                     .read_object(stored, MAX_OBJECT)
                     .map_err(|e| render::error_chain(&e))?;
                 let obj = super::handlers::parse_object(file_name, &bytes, prog_type.as_deref())?;
+                let target_btf = match target_btf {
+                    Some(f) => {
+                        let raw = store
+                            .read_object(f, MAX_OBJECT)
+                            .map_err(|e| render::error_chain(&e))?;
+                        Some(super::handlers::target_btf_opt(&raw)?)
+                    }
+                    None => None,
+                };
                 let opts = bpfvm::LoadOpts {
                     prog_flags: *prog_flags,
                     unprivileged: *unprivileged,
                     kconfig: super::handlers::kconfig_opt(kconfig.as_deref()),
+                    target_btf,
                     ..Default::default()
                 };
                 let loaded = self
@@ -537,7 +545,25 @@ impl Daemon {
                 entries,
                 flags,
                 name,
+                inner,
             } => {
+                // A template made again from its definition, held only for
+                // the outer map's creation (as a loader closes its fd).
+                let template = match inner {
+                    Some(i) => match self.rt.bpf(BpfCmd::MapCreate(MapCreateAttr {
+                        map_type: i.map_type,
+                        key_size: i.key,
+                        value_size: i.value,
+                        max_entries: i.entries,
+                        map_flags: i.flags,
+                        ..MapCreateAttr::default()
+                    })) {
+                        Ok(BpfReply::Map(fd)) => Some(fd),
+                        Ok(_) => return Err("unexpected reply".into()),
+                        Err(e) => return Err(format!("inner map: {}", render::error_chain(&e))),
+                    },
+                    None => None,
+                };
                 let attr = MapCreateAttr {
                     map_type: *map_type,
                     key_size: *key,
@@ -545,6 +571,7 @@ impl Daemon {
                     max_entries: *entries,
                     map_flags: *flags,
                     name: name.clone(),
+                    inner_map_id: template.as_ref().map(|t| t.id()),
                     ..MapCreateAttr::default()
                 };
                 match self.rt.bpf(BpfCmd::MapCreate(attr)) {

@@ -627,8 +627,10 @@ pub fn btf_show(rt: &Runtime, id: Option<u32>) -> Result<Listing, String> {
 }
 
 /// `btf dump`: the BTF as the kernel's blob.
-pub fn btf_dump(btf: &bpfvm::btf::Btf) -> Listing {
+pub fn btf_dump(btf: &bpfvm::btf::Btf, roots: Option<Vec<u32>>, c: bool) -> Listing {
     Listing::BtfDump {
         data_hex: to_hex(&btf.to_bytes()),
+        roots,
+        c,
     }
 }

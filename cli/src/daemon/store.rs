@@ -82,6 +82,10 @@ pub enum Source {
         /// The kernel config the load was given (`kconfig FILE`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kconfig: Option<String>,
+        /// File in `store/` holding the CO-RE target BTF the load was given
+        /// (`btf PATH`), so that a restart relocates the same way.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_btf: Option<String>,
     },
     Map {
         map_type: u32,
@@ -90,7 +94,35 @@ pub enum Source {
         entries: u32,
         flags: u32,
         name: String,
+        /// A map-in-map's inner map template (`inner_map MAP`), kept as its
+        /// definition: only that is what the kernel keeps of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inner: Option<InnerMap>,
     },
+}
+
+/// The definition of a map-in-map's inner map template.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InnerMap {
+    pub map_type: u32,
+    pub key: u32,
+    pub value: u32,
+    pub entries: u32,
+    pub flags: u32,
+}
+
+impl Source {
+    /// The files in `store/` this record owns.
+    pub fn stored_files(&self) -> Vec<String> {
+        match self {
+            Source::Object {
+                stored, target_btf, ..
+            } => std::iter::once(stored.clone())
+                .chain(target_btf.clone())
+                .collect(),
+            Source::Map { .. } => Vec::new(),
+        }
+    }
 }
 
 fn is_zero(v: &u32) -> bool {

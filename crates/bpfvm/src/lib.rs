@@ -81,7 +81,7 @@ pub use bpfvm_obj::{FuncInfo, LineInfo, ObjError, Object};
 
 /// llvm-objdump's `-d`/`-S` listing of BPF objects.
 pub mod objdump {
-    pub use bpfvm_obj::objdump::{objdump_with, ObjdumpOptions, ObjdumpOutput};
+    pub use bpfvm_objdump::{objdump_with, ObjdumpOptions, ObjdumpOutput};
 }
 
 /// The instruction set (instructions, the opcode table, assembler, disassemblers).

@@ -71,6 +71,19 @@ pub enum ObjErrorKind {
     WrongMachine { machine: u16 },
     #[error("bad ELF header: {reason}")]
     BadHeader { reason: String },
+    /// The `object` crate could not read the file as ELF (section lookup of
+    /// any ELF, e.g. a vmlinux image, not only BPF objects).
+    #[error("malformed ELF")]
+    Elf {
+        #[source]
+        source: object::read::Error,
+    },
+    #[error("section '{section}': no file data ({reason})")]
+    BadSectionData {
+        section: String,
+        #[source]
+        reason: object::read::Error,
+    },
     #[error("section #{index}: {reason}")]
     BadSectionHeader { index: usize, reason: String },
     #[error(

@@ -29,7 +29,6 @@ pub mod error;
 pub mod externs;
 pub mod link;
 pub mod maps;
-pub mod objdump;
 pub mod progtype;
 
 use std::path::Path;
@@ -107,6 +106,37 @@ impl Object {
     /// errors and gives the object name (global data map prefix).
     pub fn parse(name: &str, bytes: &[u8]) -> Result<Object, ObjError> {
         parse_inner(name, bytes).map_err(|kind| ObjError::new(name, kind))
+    }
+
+    /// The bytes of section `section` of an ELF file (of any machine and
+    /// type: a BPF object or a vmlinux image), as written; `Ok(None)` when
+    /// the file has no such section. `file` names the file in errors.
+    ///
+    /// ```
+    /// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/obj/hello.o")).unwrap();
+    /// let btf = bpfvm_obj::Object::section_data("hello.o", &bytes, ".BTF").unwrap();
+    /// assert!(btf.is_some_and(|b| b.starts_with(&[0x9f, 0xeb])));
+    /// ```
+    pub fn section_data<'a>(
+        file: &str,
+        bytes: &'a [u8],
+        section: &str,
+    ) -> Result<Option<&'a [u8]>, ObjError> {
+        use object::{Object as _, ObjectSection as _};
+        let err = |kind| ObjError::new(file, kind);
+        if !bytes.starts_with(b"\x7fELF") {
+            return Err(err(ObjErrorKind::NotElf));
+        }
+        let elf = object::File::parse(bytes).map_err(|source| err(ObjErrorKind::Elf { source }))?;
+        let Some(s) = elf.section_by_name(section) else {
+            return Ok(None);
+        };
+        s.data().map(Some).map_err(|reason| {
+            err(ObjErrorKind::BadSectionData {
+                section: section.to_string(),
+                reason,
+            })
+        })
     }
 
     /// The program with this (function) name.

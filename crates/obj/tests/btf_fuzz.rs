@@ -82,6 +82,7 @@ fn exercise(blob: &[u8], data: &[u8]) -> bool {
     let again = Btf::parse(&btf.to_bytes()).expect("to_bytes of a parsed btf parses");
     assert_eq!(again, btf);
     let _ = dump_btf_plain(&btf);
+    let _ = bpfvm_obj::btf::dump_btf_c(&btf);
     let _ = write_bpftool_pretty(&dump_btf_json(&btf));
     for id in 0..=btf.nr_types().min(400) + 1 {
         let _ = btf.resolve_size(id);

@@ -340,6 +340,37 @@ fn json_type(btf: &Btf, id: u32, t: &BtfType) -> Value {
     Value::Object(o)
 }
 
+/// `bpftool btf dump map MAP` (`key`, `value` or `kv`): only the given root
+/// types, one line each, in the order given.
+pub fn dump_btf_plain_roots(btf: &Btf, roots: &[u32]) -> String {
+    let mut out = String::new();
+    for &id in roots {
+        if let Ok(t) = btf.type_by_id(id) {
+            plain_type(btf, id, t, &mut out);
+            out.push('\n');
+        } else if id == 0 {
+            // A map without a key type (global data): bpftool shows void so.
+            out.push_str("[0] UNKNOWN '(anon)'\n");
+        }
+    }
+    out
+}
+
+/// [`dump_btf_plain_roots`] as bpftool's JSON value.
+pub fn dump_btf_json_roots(btf: &Btf, roots: &[u32]) -> Value {
+    let types = roots
+        .iter()
+        .filter_map(|&id| match btf.type_by_id(id) {
+            Ok(t) => Some(json_type(btf, id, t)),
+            Err(_) if id == 0 => Some(json!({"id": 0, "kind": "UNKNOWN", "name": "(anon)"})),
+            Err(_) => None,
+        })
+        .collect();
+    let mut o = Map::new();
+    o.insert("types".into(), Value::Array(types));
+    Value::Object(o)
+}
+
 /// `bpftool -j btf dump file X` as a value: `{"types": [...]}` with keys in
 /// bpftool's order. Write it with [`super::write_bpftool_compact`] or
 /// [`super::write_bpftool_pretty`] for `-j`/`-p` text.

@@ -12,8 +12,10 @@
 //!
 //! Output side: [`value::dump_value`] renders map keys and values the way
 //! `bpftool map dump` does, [`json_writer`] reproduces bpftool's JSON text
-//! layout byte for byte, and [`dump`] reproduces `bpftool btf dump file`.
+//! layout byte for byte, [`dump`] reproduces `bpftool btf dump file` and
+//! [`cdump`] its `format c`.
 
+pub mod cdump;
 pub mod core;
 pub mod dump;
 pub mod ext;
@@ -21,7 +23,8 @@ pub mod json_writer;
 pub mod value;
 
 pub use self::core::{CoreApplied, CoreError, CoreTarget, POISON_HELPER_ID};
-pub use dump::{dump_btf_json, dump_btf_plain};
+pub use cdump::{dump_btf_c, dump_btf_c_roots, CDumpError};
+pub use dump::{dump_btf_json, dump_btf_json_roots, dump_btf_plain, dump_btf_plain_roots};
 pub use ext::{BtfExt, BtfExtError, BtfExtSection, CoreRelo, CoreReloKind, FuncInfo, LineInfo};
 pub use json_writer::{write_bpftool_compact, write_bpftool_pretty};
 pub use value::{

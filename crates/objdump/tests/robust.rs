@@ -1,7 +1,7 @@
 //! The object dumper never panics: truncated and corrupted objects give an
 //! error or some output, nothing else.
 
-use bpfvm_obj::objdump::{objdump_with, ObjdumpOptions};
+use bpfvm_objdump::{objdump_with, ObjdumpOptions};
 use std::path::Path;
 
 fn corpus() -> Vec<Vec<u8>> {

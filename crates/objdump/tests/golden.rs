@@ -10,7 +10,7 @@
 //!   `BPFVM_BLESS=1` rewrites them with llvm-objdump-19);
 //! - llvm-objdump-19 itself, run live on all of them when installed.
 
-use bpfvm_obj::objdump::{objdump_with, ObjdumpOptions};
+use bpfvm_objdump::{objdump_with, ObjdumpOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,3 +1,5 @@
+//! bpfvm-objdump — internal dependency of bpfvm (re-exported as `bpfvm::objdump`).
+//!
 //! `llvm-objdump -d` / `-S` for BPF objects, byte for byte as LLVM 19 prints them.
 //!
 //! The object is read with `object`'s ELF view; every executable section is cut
@@ -10,8 +12,8 @@
 //! relocation), or from `.BTF.ext` line info when the object has no `.debug*`
 //! section; source text is read from disk like llvm-objdump does.
 
-use crate::btf::{Btf, BtfExt};
 use bpfvm_isa::disasm_llvm::{llvm_branch_target, llvm_decode};
+use bpfvm_obj::btf::{Btf, BtfExt};
 use object::elf;
 use object::read::elf::{ElfFile64, FileHeader, SectionHeader, Sym};
 use object::Endianness;
