@@ -724,14 +724,14 @@ fn map_op_args(
                     let vs = a.value_size as usize;
                     let one = parse_bytes(args, &mut i, vs, "value")?;
                     let slot = (vs + 7) & !7;
-                    let mut all = vec![0u8; m.ops.user_value_size()];
+                    let mut all = vec![0u8; m.user_value_size()];
                     for chunk in all.chunks_mut(slot) {
                         chunk[..vs].copy_from_slice(&one);
                     }
                     value = Some(all);
                     continue;
                 }
-                let n = m.ops.user_value_size();
+                let n = m.user_value_size();
                 value = Some(parse_bytes(
                     args,
                     &mut i,

@@ -178,7 +178,7 @@ impl Session {
             .progs
             .iter()
             .map(|(_, p)| p.obj())
-            .find(|p| Arc::as_ptr(&p.vm) == vm)
+            .find(|p| std::ptr::eq(p.vm(), vm))
             .cloned()
     }
 }

@@ -177,7 +177,7 @@ impl Daemon {
         close: bool,
     ) -> Result<Response, String> {
         let m = self.map_one(target)?;
-        let Some(pea) = m.ops.as_any().downcast_ref::<bpfvm::maps::PerfEventArray>() else {
+        let Some(pea) = m.perf_event_array() else {
             return Err("map is not a perf event array".into());
         };
         let slots: Vec<(u32, u32)> = match (cpu, index) {
@@ -491,10 +491,10 @@ impl Daemon {
         };
         match bpfvm::xlated::dump_jited(&p, &o) {
             Some(text) => Ok(Response::out(text)),
-            None => Err(
-                "the program was loaded with the JIT off (BPFVM_NO_JIT): it has no native code"
-                    .to_string(),
-            ),
+            None => Err(match p.jit_error() {
+                Some(e) => format!("the program has no native code: {e}"),
+                None => "the program has no native code".to_string(),
+            }),
         }
     }
 
@@ -1123,7 +1123,7 @@ impl Daemon {
                     | MapType::LruPercpuHash
                     | MapType::LpmTrie
             );
-            if !plain || m.ops.is_frozen() {
+            if !plain || m.is_frozen() {
                 continue;
             }
             let mut entries = Vec::new();

@@ -33,11 +33,18 @@ pub struct BtfObj {
 
 /// A map in the runtime.
 pub struct MapObj {
+    /// The map's id (`bpftool map show id N`).
     pub id: u32,
-    pub ops: Arc<dyn MapOps>,
+    /// The map type's operations (the kernel's `bpf_map_ops`); reached from
+    /// outside through the accessors below and [`Runtime::bpf`].
+    pub(crate) ops: Arc<dyn MapOps>,
+    /// The name given at creation (at most 15 characters).
     pub name: String,
+    /// The BTF describing key and value, when the map was created with one.
     pub btf: Option<Arc<BtfObj>>,
+    /// The key's type id in [`MapObj::btf`] (0: none).
     pub btf_key_type_id: u32,
+    /// The value's type id in [`MapObj::btf`] (0: none).
     pub btf_value_type_id: u32,
     /// Made by a process without CAP_PERFMON (`!map->bypass_spec_v1`).
     pub created_unprivileged: bool,
@@ -47,15 +54,55 @@ pub struct MapObj {
 }
 
 impl MapObj {
+    /// The map type (`enum bpf_map_type`).
     pub fn map_type(&self) -> MapType {
         self.ops.attr().map_type
     }
+    /// The attributes the map was created with.
     pub fn attr(&self) -> &MapAttr {
         self.ops.attr()
     }
     /// The value a program's map pointer register holds for this map.
     pub fn prog_addr(&self) -> u64 {
         map_addr(&self.ops)
+    }
+    /// Bytes of memory the map holds (`bytes_memlock` of `bpftool map show`).
+    pub fn memory_usage(&self) -> u64 {
+        self.ops.memory_usage()
+    }
+    /// Whether user space froze the map (`BPF_MAP_FREEZE`).
+    pub fn is_frozen(&self) -> bool {
+        self.ops.is_frozen()
+    }
+    /// Size of a value as user space reads and writes it: the value size, or
+    /// for per-CPU maps every CPU's value, each rounded up to 8 bytes.
+    pub fn user_value_size(&self) -> usize {
+        self.ops.user_value_size()
+    }
+    /// Number of elements in the map (`max_entries` for arrays).
+    pub fn entries(&self) -> u64 {
+        self.ops.entries()
+    }
+    /// Where the map's value memory lives (the blocks programs reach through
+    /// lookups); arrays have one block. The addresses are live: reading or
+    /// writing through them races programs, as user-space mmap of a map does.
+    pub fn value_regions(&self) -> Vec<crate::maps::ValueRegion> {
+        self.ops.value_regions()
+    }
+    /// The id of the file the values live in, when a value-file provider gave
+    /// one ([`crate::maps::with_value_files`]).
+    pub fn value_file(&self) -> Option<u64> {
+        self.ops.value_file()
+    }
+    /// A queue's or stack's values, oldest first: pushing them in this order
+    /// into an empty map of the same kind rebuilds it. `None` for maps with keys.
+    pub fn pushed_values(&self) -> Option<Vec<Vec<u8>>> {
+        self.ops.pushed_values()
+    }
+    /// The perf event array, for `BPF_MAP_TYPE_PERF_EVENT_ARRAY` maps (user
+    /// space opens a CPU's buffer and reads its records).
+    pub fn perf_event_array(&self) -> Option<&crate::maps::PerfEventArray> {
+        self.ops.as_any().downcast_ref()
     }
     fn get_uref(&self) {
         self.user_refs.fetch_add(1, Ordering::AcqRel);
@@ -76,26 +123,43 @@ pub(crate) fn map_addr(ops: &Arc<dyn MapOps>) -> u64 {
 
 /// A loaded program.
 pub struct ProgObj {
+    /// The program's id (`bpftool prog show id N`).
     pub id: u32,
+    /// The name given at load (at most 15 characters).
     pub name: String,
     /// `enum bpf_prog_type` number.
     pub prog_type: u32,
+    /// `enum bpf_attach_type` number the program was loaded for.
     pub expected_attach_type: u32,
+    /// The program tag (`bpftool prog show`'s `tag`), computed as the kernel does.
     pub tag: [u8; 8],
     /// The instructions as `prog dump xlated` shows them: map references carry map
     /// ids (src PSEUDO_MAP_FD / PSEUDO_MAP_VALUE, imm = id).
     pub xlated: Vec<Insn>,
-    pub vm: Arc<VmProgram>,
-    /// Native code, when the JIT is on (the kernel's `jited`); runs use it.
-    pub jit: Option<bpfvm_vm::JitProgram>,
+    /// The program as the interpreter runs it (map references resolved).
+    pub(crate) vm: Arc<VmProgram>,
+    /// Native code, when the JIT compiled the program (the kernel's `jited`);
+    /// runs use it. When it is `None`, `jit_error` says why.
+    pub(crate) jit: Option<bpfvm_vm::JitProgram>,
+    /// Why `jit` is `None`.
+    pub(crate) jit_error: Option<JitUnavailable>,
+    /// The maps the program refers to (`map_ids` of `bpftool prog show`).
     pub used_maps: Vec<Arc<MapObj>>,
+    /// Whether the license is GPL-compatible (GPL-only helpers allowed).
     pub gpl_compatible: bool,
+    /// When the program was loaded.
     pub loaded_at: SystemTime,
+    /// The user that loaded it.
     pub uid: u32,
+    /// The program's BTF, when it was loaded with one.
     pub btf: Option<Arc<BtfObj>>,
+    /// BTF function info (`func_info` of BPF_PROG_LOAD), per subprogram.
     pub func_info: Vec<FuncInfo>,
+    /// BTF line info (`line_info` of BPF_PROG_LOAD): source lines by instruction.
     pub line_info: Vec<LineInfo>,
+    /// Runs counted (`run_cnt`, as with `kernel.bpf_stats_enabled`).
     pub run_cnt: AtomicU64,
+    /// Time spent in runs (`run_time_ns`).
     pub run_time_ns: AtomicU64,
     /// The verifier's log at the level the loader asked for (empty at level 0).
     pub verifier_log: String,
@@ -104,6 +168,87 @@ pub struct ProgObj {
 }
 
 pub use bpfvm_obj::{FuncInfo, LineInfo};
+
+/// Why a program has no native code ([`ProgObj::jit_error`]).
+#[derive(Debug, thiserror::Error)]
+pub enum JitUnavailable {
+    /// The runtime's JIT was off when the program was loaded
+    /// ([`RuntimeConfig::jit`], [`Runtime::set_jit`]).
+    #[error("the JIT was off when the program was loaded")]
+    Disabled,
+    /// The JIT was on and could not compile the program.
+    #[error("the JIT could not compile the program: {source}")]
+    Failed {
+        /// What the JIT reported.
+        #[source]
+        source: bpfvm_vm::JitError,
+    },
+}
+
+/// The native code of a JIT-compiled program ([`ProgObj::jited`]).
+#[derive(Clone, Copy)]
+pub struct Jited<'a>(&'a bpfvm_vm::JitProgram);
+
+impl<'a> Jited<'a> {
+    /// The native code: entry thunk first, then the instructions in order,
+    /// then out-of-line paths (memory check slow paths, faults).
+    pub fn code(&self) -> &'a [u8] {
+        self.0.jited_code()
+    }
+    /// Size of the native code, as `bpftool prog show` reports `bytes_jited`.
+    pub fn len(&self) -> usize {
+        self.0.bytes_jited()
+    }
+    /// Whether the code is empty (it never is for a compiled program).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Per instruction slot, the offset in [`Jited::code`] where its code
+    /// starts (both slots of an LD_IMM64 give the same offset).
+    pub fn insn_offsets(&self) -> &'a [u32] {
+        self.0.insn_offsets()
+    }
+    /// Where the out-of-line code starts in [`Jited::code`].
+    pub fn out_of_line_offset(&self) -> usize {
+        self.0.out_of_line_offset()
+    }
+    /// A listing: each instruction (kernel syntax) above the x86-64
+    /// instructions generated for it.
+    pub fn listing(&self) -> String {
+        self.0.listing()
+    }
+}
+
+impl std::fmt::Debug for Jited<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Jited({} bytes)", self.len())
+    }
+}
+
+impl ProgObj {
+    /// The program as the interpreter runs it (map references resolved to
+    /// addresses). Observers of a run ([`crate::vm::Observer`]) see this
+    /// program, and the programs it tail-calls, by this identity.
+    pub fn vm(&self) -> &VmProgram {
+        &self.vm
+    }
+    /// The native code, when the JIT compiled the program.
+    pub fn jited(&self) -> Option<Jited<'_>> {
+        self.jit.as_ref().map(Jited)
+    }
+    /// Whether the program runs as native code.
+    pub fn is_jited(&self) -> bool {
+        self.jit.is_some()
+    }
+    /// Size of the native code (0 when not JIT-compiled), `bytes_jited`.
+    pub fn jited_len(&self) -> usize {
+        self.jit.as_ref().map_or(0, |j| j.bytes_jited())
+    }
+    /// Why the program has no native code; `None` when it has.
+    pub fn jit_error(&self) -> Option<&JitUnavailable> {
+        self.jit_error.as_ref()
+    }
+}
 
 /// A user-space reference to a map (the library's file descriptor).
 pub struct MapFd(Arc<MapObj>);

@@ -69,8 +69,8 @@ pub use error::BpfError;
 pub use info::{prog_type_name, BtfInfo, MapInfo, ProgInfo};
 pub use kconfig::Kconfig;
 pub use kernel::{
-    BpfCmd, BpfReply, BtfObj, MapCreateAttr, MapFd, MapObj, ObjKind, Pinned, ProgFd, ProgLoadAttr,
-    ProgObj, Runtime,
+    BpfCmd, BpfReply, BtfObj, JitUnavailable, Jited, MapCreateAttr, MapFd, MapObj, ObjKind, Pinned,
+    ProgFd, ProgLoadAttr, ProgObj, Runtime,
 };
 pub use loader::{LoadOpts, LoadedObject, TargetBtf, HOST_VMLINUX};
 pub use testrun::{TestRunAttr, TestRunResult, BPF_F_TEST_XDP_LIVE_FRAMES, XDP_PACKET_HEADROOM};
@@ -120,8 +120,8 @@ pub mod btf {
     pub use bpfvm_obj::btf::{
         dump_btf_json, dump_btf_plain, hex_byte_array, map_entry_dump, write_bpftool_compact,
         write_bpftool_pretty, Btf, BtfArray, BtfEnum, BtfEnum64, BtfError, BtfKind, BtfMember,
-        BtfParam, BtfType, BtfTypeData, BtfVarSecinfo, DumpMode, Dumped, MapValues,
-        BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED,
+        BtfParam, BtfType, BtfTypeData, BtfVarSecinfo, DumpMode, Dumped, MapValues, BTF_INT_BOOL,
+        BTF_INT_CHAR, BTF_INT_SIGNED,
     };
 }
 
@@ -130,8 +130,8 @@ pub mod vm {
     #[doc(hidden)]
     pub use bpfvm_vm::conformance;
     pub use bpfvm_vm::{
-        At, CallSite, Flow, Helper, HelperCtx, HelperError, HelperOutcome, LoadError, Observer,
-        Region, RegionKind, VmError, VmProgram,
+        At, CallSite, Flow, Helper, HelperCtx, HelperError, HelperOutcome, JitError, LoadError,
+        Observer, Region, RegionKind, VmError, VmProgram,
     };
 }
 

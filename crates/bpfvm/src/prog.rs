@@ -7,7 +7,7 @@
 //! addresses helpers and loads use at run time.
 
 use crate::error::{BpfError, Result};
-use crate::kernel::{MapObj, ProgFd, ProgLoadAttr, ProgObj, Runtime};
+use crate::kernel::{JitUnavailable, MapObj, ProgFd, ProgLoadAttr, ProgObj, Runtime};
 use bpfvm_isa::consts::{
     BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
 };
@@ -154,14 +154,19 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
     // Native code checks only the accesses the verifier could not prove safe; a
     // verified program terminates, so it needs no fuel metering. A host the JIT
     // does not target runs the interpreter (checked).
-    let jit = if rt.jit_enabled() {
+    let (jit, jit_error) = if rt.jit_enabled() {
         // SAFETY: safe_mem comes from the verifier for exactly these instructions
         // and the memory the runtime gives runs (context, packet, stack, map values).
         let opts =
             unsafe { bpfvm_vm::JitOptions::proven(verified.safe_mem.clone()) }.metering(false);
-        vm.jit(&with_map_lookups(opts, &used_maps)).ok()
+        // A program the JIT cannot compile runs on the interpreter; the reason
+        // stays with it for `prog show` and `prog dump jited`.
+        match vm.jit(&with_map_lookups(opts, &used_maps)) {
+            Ok(j) => (Some(j), None),
+            Err(source) => (None, Some(JitUnavailable::Failed { source })),
+        }
     } else {
-        None
+        (None, Some(JitUnavailable::Disabled))
     };
     let tag = crate::tag::prog_tag(&a.insns);
     let btf = match a.btf_id {
@@ -181,6 +186,7 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
             xlated: a.insns,
             vm: Arc::new(vm),
             jit,
+            jit_error,
             used_maps,
             gpl_compatible: gpl,
             loaded_at: SystemTime::now(),
