@@ -102,7 +102,7 @@ impl MapObj {
     /// The perf event array, for `BPF_MAP_TYPE_PERF_EVENT_ARRAY` maps (user
     /// space opens a CPU's buffer and reads its records).
     pub fn perf_event_array(&self) -> Option<&crate::maps::PerfEventArray> {
-        self.ops.as_any().downcast_ref()
+        self.ops.as_perf_event_array()
     }
     fn get_uref(&self) {
         self.user_refs.fetch_add(1, Ordering::AcqRel);
