@@ -7,6 +7,7 @@
 //! program that uses a map, a prog_array slot). Id tables hold weak references, so
 //! ids of released objects simply stop resolving.
 
+use crate::config::RuntimeConfig;
 use crate::error::{BpfError, Result};
 use crate::idr::Idr;
 use crate::trace::TracePipe;
@@ -335,6 +336,10 @@ pub(crate) struct Kernel {
     pub(crate) jit_enable: std::sync::atomic::AtomicBool,
     /// The routing tables `bpf_fib_lookup` reads (see `Runtime::set_fib`).
     pub(crate) fib: RwLock<Arc<crate::nethelpers::fib::Fib>>,
+    /// `.kconfig` values for loads that give none ([`RuntimeConfig::kconfig`]).
+    pub(crate) kconfig: Option<Arc<crate::kconfig::Kconfig>>,
+    /// CO-RE target for loads that give none ([`RuntimeConfig::target_btf`]).
+    pub(crate) target_btf: Option<crate::loader::TargetBtf>,
 }
 
 /// The runtime: the kernel's part, in-process. Cheap to clone (shared state).
@@ -473,13 +478,20 @@ pub enum BpfReply {
 }
 
 impl Runtime {
+    /// A runtime with the default configuration ([`RuntimeConfig::new`]).
     pub fn new() -> Runtime {
-        Runtime::with_cpus(bpfvm_maps::default_ncpus())
+        Runtime::with_config(RuntimeConfig::new())
     }
 
-    /// A runtime that simulates `ncpus` CPUs (per-CPU maps hold that many values).
+    /// A runtime that simulates `ncpus` CPUs (per-CPU maps hold that many
+    /// values), otherwise configured by default.
     pub fn with_cpus(ncpus: usize) -> Runtime {
-        let ncpus = ncpus.max(1);
+        Runtime::with_config(RuntimeConfig::new().cpus(ncpus))
+    }
+
+    /// A runtime set up as `cfg` says.
+    pub fn with_config(cfg: RuntimeConfig) -> Runtime {
+        let ncpus = cfg.cpus.max(1);
         Runtime {
             k: Arc::new(Kernel {
                 maps: Mutex::new(Idr::new()),
@@ -493,24 +505,26 @@ impl Runtime {
                     crate::helpers::kernel_helpers(),
                 ))),
                 custom_helpers: RwLock::new(Vec::new()),
-                jit_enable: std::sync::atomic::AtomicBool::new(
-                    std::env::var_os("BPFVM_NO_JIT").is_none(),
-                ),
+                jit_enable: std::sync::atomic::AtomicBool::new(cfg.jit),
                 fib: RwLock::new(Arc::default()),
+                kconfig: cfg.kconfig,
+                target_btf: cfg.target_btf,
             }),
         }
     }
 
+    /// The number of simulated CPUs.
     pub fn ncpus(&self) -> usize {
         self.k.ncpus
     }
 
     /// Turns the JIT on or off for programs loaded afterwards (the kernel's
-    /// `bpf_jit_enable`; also off when `BPFVM_NO_JIT` is set).
+    /// `bpf_jit_enable`; it starts as [`RuntimeConfig::jit`] says).
     pub fn set_jit(&self, on: bool) {
         self.k.jit_enable.store(on, Ordering::Relaxed);
     }
 
+    /// Whether programs loaded now are JIT-compiled.
     pub fn jit_enabled(&self) -> bool {
         self.k.jit_enable.load(Ordering::Relaxed)
     }

@@ -32,6 +32,7 @@
 //! ```
 
 mod cancel;
+mod config;
 mod env;
 mod error;
 mod globalfn;
@@ -64,6 +65,7 @@ pub mod xlated;
 
 pub use bpfvm_verifier::{Refused as VerifierRefused, Stats as VerifierStats};
 pub use cancel::{set_cancel_flag, CancelGuard};
+pub use config::RuntimeConfig;
 pub use env::{Redirect, XdpMd};
 pub use error::BpfError;
 pub use info::{prog_type_name, BtfInfo, MapInfo, ProgInfo};
