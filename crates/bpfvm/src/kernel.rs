@@ -25,10 +25,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// BTF loaded into the runtime (`bpftool btf list`).
 pub struct BtfObj {
+    /// The BTF object's id (`bpftool btf show id N`).
     pub id: u32,
+    /// The types.
     pub btf: bpfvm_obj::btf::Btf,
     /// The raw blob as loaded (bytes_btf in `btf show`).
     pub size: usize,
+    /// The name of the object it came from.
     pub name: String,
 }
 
@@ -259,9 +262,11 @@ impl MapFd {
         m.get_uref();
         MapFd(m)
     }
+    /// The map the handle refers to.
     pub fn obj(&self) -> &Arc<MapObj> {
         &self.0
     }
+    /// The map's id.
     pub fn id(&self) -> u32 {
         self.0.id
     }
@@ -290,9 +295,11 @@ impl std::fmt::Debug for MapFd {
 pub struct ProgFd(pub(crate) Arc<ProgObj>);
 
 impl ProgFd {
+    /// The program the handle refers to.
     pub fn obj(&self) -> &Arc<ProgObj> {
         &self.0
     }
+    /// The program's id.
     pub fn id(&self) -> u32 {
         self.0.id
     }
@@ -307,15 +314,20 @@ impl std::fmt::Debug for ProgFd {
 /// What a pin holds.
 #[derive(Clone, Debug)]
 pub enum Pinned {
+    /// A program.
     Prog(ProgFd),
+    /// A map.
     Map(MapFd),
 }
 
 /// Object kinds, for commands that take "an object by id".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ObjKind {
+    /// A program.
     Prog,
+    /// A map.
     Map,
+    /// A BTF object.
     Btf,
 }
 
@@ -357,17 +369,27 @@ impl Default for Runtime {
 /// `BPF_MAP_CREATE` attributes.
 #[derive(Clone, Debug, Default)]
 pub struct MapCreateAttr {
+    /// `enum bpf_map_type` number.
     pub map_type: u32,
+    /// Key size in bytes.
     pub key_size: u32,
+    /// Value size in bytes.
     pub value_size: u32,
+    /// Maximum number of elements.
     pub max_entries: u32,
+    /// `BPF_F_*` map flags (`BPF_F_NO_PREALLOC`, `BPF_F_RDONLY_PROG`, ...).
     pub map_flags: u32,
+    /// The map's name (at most 15 characters of `[A-Za-z0-9_.]`).
     pub name: String,
+    /// NUMA node (accepted, not used).
     pub numa_node: u32,
     /// Template map for map-in-map types (the kernel's inner_map_fd).
     pub inner_map_id: Option<u32>,
+    /// The BTF object describing key and value.
     pub btf_id: Option<u32>,
+    /// The key's type id in that BTF.
     pub btf_key_type_id: u32,
+    /// The value's type id in that BTF.
     pub btf_value_type_id: u32,
     /// `map_extra` (a bloom filter's number of hash functions).
     pub map_extra: u64,
@@ -381,13 +403,21 @@ pub struct MapCreateAttr {
 /// second imm = offset into the value), ids standing in for the kernel's fds.
 #[derive(Clone, Debug, Default)]
 pub struct ProgLoadAttr {
+    /// `enum bpf_prog_type` number.
     pub prog_type: u32,
+    /// `enum bpf_attach_type` number the program is loaded for.
     pub expected_attach_type: u32,
+    /// The instructions.
     pub insns: Vec<Insn>,
+    /// The license (`GPL` and compatible ones allow GPL-only helpers).
     pub license: String,
+    /// The program's name (at most 15 characters of `[A-Za-z0-9_.]`).
     pub name: String,
+    /// The BTF object `func_info` and `line_info` refer to.
     pub btf_id: Option<u32>,
+    /// Function info: the BTF type of each subprogram.
     pub func_info: Vec<FuncInfo>,
+    /// Line info: source lines by instruction.
     pub line_info: Vec<LineInfo>,
     /// Verifier log level (`log_level` of BPF_PROG_LOAD: 0, 1 or 2).
     pub log_level: u32,
@@ -403,61 +433,104 @@ pub struct ProgLoadAttr {
 /// The commands of the dispatcher, after `enum bpf_cmd`.
 #[derive(Clone, Debug)]
 pub enum BpfCmd {
+    /// `BPF_MAP_CREATE`: replies [`BpfReply::Map`].
     MapCreate(MapCreateAttr),
+    /// `BPF_MAP_LOOKUP_ELEM`: replies [`BpfReply::Bytes`] with the value.
     MapLookupElem {
+        /// The map.
         map_id: u32,
+        /// The key.
         key: Vec<u8>,
+        /// `BPF_F_LOCK` or 0.
         flags: u64,
     },
+    /// `BPF_MAP_UPDATE_ELEM`.
     MapUpdateElem {
+        /// The map.
         map_id: u32,
+        /// The key.
         key: Vec<u8>,
+        /// The value (for prog_array and maps of maps, a 4-byte program or map id).
         value: Vec<u8>,
+        /// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`, `BPF_F_LOCK`.
         flags: u64,
     },
+    /// `BPF_MAP_DELETE_ELEM`.
     MapDeleteElem {
+        /// The map.
         map_id: u32,
+        /// The key.
         key: Vec<u8>,
     },
+    /// `BPF_MAP_GET_NEXT_KEY`: replies [`BpfReply::Bytes`] with the next key.
     MapGetNextKey {
+        /// The map.
         map_id: u32,
+        /// The key to start after; `None`: the first key.
         key: Option<Vec<u8>>,
     },
+    /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` (queues and stacks: pop).
     MapLookupAndDeleteElem {
+        /// The map.
         map_id: u32,
+        /// The key (`None` for queues and stacks).
         key: Option<Vec<u8>>,
+        /// `BPF_F_LOCK` or 0.
         flags: u64,
     },
+    /// `BPF_MAP_FREEZE`.
     MapFreeze {
+        /// The map.
         map_id: u32,
     },
+    /// `BPF_PROG_LOAD`: replies [`BpfReply::Prog`].
     ProgLoad(ProgLoadAttr),
+    /// `BPF_PROG_TEST_RUN`: replies [`BpfReply::TestRun`].
     ProgTestRun(crate::testrun::TestRunAttr),
+    /// `BPF_OBJ_PIN`.
     ObjPin {
+        /// The pin path.
         path: String,
+        /// What to pin.
         kind: ObjKind,
+        /// Its id.
         id: u32,
     },
+    /// `BPF_OBJ_GET`: replies [`BpfReply::Pinned`].
     ObjGet {
+        /// The pin path.
         path: String,
     },
+    /// `BPF_PROG_GET_NEXT_ID`: replies [`BpfReply::Id`].
     ProgGetNextId {
+        /// The id to start after (0: the first).
         start_id: u32,
     },
+    /// `BPF_MAP_GET_NEXT_ID`: replies [`BpfReply::Id`].
     MapGetNextId {
+        /// The id to start after (0: the first).
         start_id: u32,
     },
+    /// `BPF_BTF_GET_NEXT_ID`: replies [`BpfReply::Id`].
     BtfGetNextId {
+        /// The id to start after (0: the first).
         start_id: u32,
     },
+    /// `BPF_PROG_GET_FD_BY_ID`: replies [`BpfReply::Prog`].
     ProgGetFdById {
+        /// The program's id.
         id: u32,
     },
+    /// `BPF_MAP_GET_FD_BY_ID`: replies [`BpfReply::Map`].
     MapGetFdById {
+        /// The map's id.
         id: u32,
     },
+    /// `BPF_OBJ_GET_INFO_BY_FD`: replies [`BpfReply::ProgInfo`], [`BpfReply::MapInfo`] or [`BpfReply::BtfInfo`].
     ObjGetInfoById {
+        /// What the id names.
         kind: ObjKind,
+        /// The id.
         id: u32,
     },
 }
@@ -465,15 +538,25 @@ pub enum BpfCmd {
 /// Replies of the dispatcher.
 #[derive(Debug)]
 pub enum BpfReply {
+    /// Done, nothing to return.
     Ok,
+    /// A new handle on a map.
     Map(MapFd),
+    /// A new handle on a program.
     Prog(ProgFd),
+    /// A value or key.
     Bytes(Vec<u8>),
+    /// An id.
     Id(u32),
+    /// The pinned object.
     Pinned(Pinned),
+    /// The result of a test run.
     TestRun(crate::testrun::TestRunResult),
+    /// A program's info.
     ProgInfo(crate::info::ProgInfo),
+    /// A map's info.
     MapInfo(crate::info::MapInfo),
+    /// A BTF object's info.
     BtfInfo(crate::info::BtfInfo),
 }
 
@@ -654,12 +737,14 @@ impl Runtime {
         }
     }
 
+    /// The live map with this id.
     pub fn map_by_id(&self, id: u32) -> Result<Arc<MapObj>> {
         lock(&self.k.maps)
             .get(id)
             .ok_or(BpfError::NoSuchObject { kind: "map", id })
     }
 
+    /// The live program with this id.
     pub fn prog_by_id(&self, id: u32) -> Result<Arc<ProgObj>> {
         lock(&self.k.progs).get(id).ok_or(BpfError::NoSuchObject {
             kind: "program",
@@ -667,6 +752,7 @@ impl Runtime {
         })
     }
 
+    /// The live BTF object with this id.
     pub fn btf_by_id(&self, id: u32) -> Result<Arc<BtfObj>> {
         lock(&self.k.btfs)
             .get(id)

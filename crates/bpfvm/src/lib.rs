@@ -31,6 +31,8 @@
 //! assert_eq!(rt.run_context(&prog, &ctx).unwrap().retval, 42);
 //! ```
 
+#![deny(missing_docs)]
+
 mod cancel;
 mod config;
 mod env;

@@ -120,15 +120,20 @@ enum Resolved {
 /// What loading an object created: its programs and maps, by the object's names.
 #[derive(Debug, Clone)]
 pub struct LoadedObject {
+    /// The object's name.
     pub name: String,
+    /// The loaded programs, by their names in the object.
     pub progs: Vec<(String, ProgFd)>,
+    /// The created maps, by their names in the object.
     pub maps: Vec<(String, MapFd)>,
 }
 
 impl LoadedObject {
+    /// The program named `name`.
     pub fn prog(&self, name: &str) -> Option<&ProgFd> {
         self.progs.iter().find(|(n, _)| n == name).map(|(_, p)| p)
     }
+    /// The map named `name`.
     pub fn map(&self, name: &str) -> Option<&MapFd> {
         self.maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
     }
