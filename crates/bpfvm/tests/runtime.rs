@@ -419,7 +419,7 @@ fn runtime_config_sets_cpus_and_jit_and_a_program_says_why_it_has_no_native_code
         let j = p.obj().jited().expect("JIT-compiled");
         assert!(p.obj().jit_error().is_none());
         assert_eq!(j.len(), p.obj().jited_len());
-        assert!(j.len() > 0 && j.code().len() >= j.len());
+        assert!(!j.is_empty() && j.code().len() >= j.len());
     } else {
         assert!(matches!(
             p.obj().jit_error(),
