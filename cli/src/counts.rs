@@ -93,10 +93,10 @@ impl Counts {
     pub fn for_programs(main: &Arc<ProgObj>, all: &[Arc<ProgObj>]) -> Counts {
         let mut known: Vec<(*const VmProgram, Arc<ProgObj>, Option<usize>)> = all
             .iter()
-            .map(|p| (Arc::as_ptr(&p.vm), p.clone(), None))
+            .map(|p| (std::ptr::from_ref(p.vm()), p.clone(), None))
             .collect();
         if !known.iter().any(|k| Arc::ptr_eq(&k.1, main)) {
-            known.push((Arc::as_ptr(&main.vm), main.clone(), None));
+            known.push((std::ptr::from_ref(main.vm()), main.clone(), None));
         }
         let mut c = Counts {
             progs: Vec::new(),

@@ -43,6 +43,12 @@ pub struct Opts {
 /// A command handler: options and the words after the command.
 pub type Handler = fn(&Opts, &[String]) -> i32;
 
+/// The runtime configuration of this process: the defaults, with the JIT
+/// off when `BPFVM_NO_JIT` is set (the library itself reads no environment).
+pub fn runtime_config() -> bpfvm::RuntimeConfig {
+    bpfvm::RuntimeConfig::new().jit(std::env::var_os("BPFVM_NO_JIT").is_none())
+}
+
 /// The first table entry that `word` is a prefix of (bpftool's `is_prefix` walk).
 pub fn select<'a, T>(table: &'a [(&'a str, T)], word: &str) -> Option<&'a (&'a str, T)> {
     if word.is_empty() {

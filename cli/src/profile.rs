@@ -68,13 +68,13 @@ fn sample_jit(
     inputs: &[bpfvm::TestRunAttr],
     min: Duration,
 ) -> Result<Option<Sampled>, String> {
-    let Some(jit) = s.prog.obj().jit.as_ref() else {
+    let Some(jit) = s.prog.obj().jited() else {
         return Ok(None);
     };
     if !cfg!(target_arch = "x86_64") {
         return Ok(None);
     }
-    let code = jit.jited_code();
+    let code = jit.code();
     let (base, len) = (code.as_ptr() as u64, code.len() as u64);
     let offsets = jit.insn_offsets().to_vec();
     let ool = jit.out_of_line_offset() as u64;

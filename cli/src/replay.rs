@@ -200,7 +200,7 @@ fn run(opts: &Opts, args: &[String]) -> Result<i32, String> {
             "elapsed_ns": elapsed.as_nanos() as u64,
             "run_ns": run_ns as u64,
             "frames_per_second": fps.round(),
-            "engine": if counts.is_some() { "interpreter (observed, for coverage)" } else if prog.jit.is_some() { "jit" } else { "interpreter" },
+            "engine": if counts.is_some() { "interpreter (observed, for coverage)" } else if prog.is_jited() { "jit" } else { "interpreter" },
             "results": results,
         });
         print!(

@@ -59,7 +59,7 @@ pub struct Session {
 
 impl Session {
     pub fn open(opts: &Opts, src: &ProgSource) -> Result<Session, String> {
-        let rt = Runtime::new();
+        let rt = Runtime::with_config(crate::runtime_config());
         match src {
             ProgSource::Object { path, prog } => {
                 let bytes = std::fs::read(path)
@@ -189,7 +189,7 @@ impl Session {
             .progs
             .iter()
             .map(|(_, p)| p.obj())
-            .find(|p| Arc::as_ptr(&p.vm) == vm)
+            .find(|p| std::ptr::eq(p.vm(), vm))
             .cloned()
     }
 }

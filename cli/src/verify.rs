@@ -173,7 +173,7 @@ pub fn main(opts: &Opts, args: &[String]) -> i32 {
     for (name, sec) in &names {
         // Each program in a runtime of its own, with the object's maps, as a
         // loader that loads only it would see them.
-        let rt = Runtime::with_cpus(1);
+        let rt = Runtime::with_config(crate::runtime_config().cpus(1));
         let mut programs = vec![name.clone()];
         programs.extend(slot_progs.iter().filter(|n| *n != name).cloned());
         let load = LoadOpts {

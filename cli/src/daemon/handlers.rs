@@ -189,7 +189,7 @@ impl Daemon {
         close: bool,
     ) -> Result<Response, String> {
         let m = self.map_one(target)?;
-        let Some(pea) = m.ops.as_any().downcast_ref::<bpfvm::maps::PerfEventArray>() else {
+        let Some(pea) = m.perf_event_array() else {
             return Err("map is not a perf event array".into());
         };
         let slots: Vec<(u32, u32)> = match (cpu, index) {
@@ -1198,7 +1198,7 @@ impl Daemon {
                     | MapType::LruPercpuHash
                     | MapType::LpmTrie
             );
-            if !plain || m.ops.is_frozen() {
+            if !plain || m.is_frozen() {
                 continue;
             }
             let mut entries = Vec::new();

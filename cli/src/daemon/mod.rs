@@ -177,7 +177,7 @@ pub fn run(dir: &std::path::Path) -> Result<(), DaemonError> {
         entries = e;
     }
     let d = Arc::new(Daemon {
-        rt: Runtime::new(),
+        rt: Runtime::with_config(crate::runtime_config()),
         state,
         fs,
         cat: Mutex::new(Catalog::default()),

@@ -57,7 +57,7 @@ type ArrayImage = (u64, Vec<(u64, u64)>, Vec<u8>);
 
 fn array_image(m: &MapObj) -> Option<ArrayImage> {
     const PAGE: usize = 4096;
-    let regions = m.ops.value_regions();
+    let regions = m.value_regions();
     let r = regions.first()?;
     let len = r.stride.checked_mul(r.count)?;
     let mut segments: Vec<(u64, u64)> = Vec::new();
@@ -96,7 +96,7 @@ fn set_array_bytes(
     segments: &[(u64, u64)],
     blob: &[u8],
 ) -> Result<(), String> {
-    let regions = m.ops.value_regions();
+    let regions = m.value_regions();
     let r = regions.first().ok_or("the map has no value memory")?;
     let have = (r.stride * r.count) as u64;
     if len != have {
@@ -340,7 +340,7 @@ impl Daemon {
                 }
                 Entry::MapFreeze { record, map } => {
                     if let Some(m) = live.get(&record).and_then(|l| l.map(&map)) {
-                        if !m.obj().ops.is_frozen() {
+                        if !m.obj().is_frozen() {
                             let _ = self.rt.bpf(BpfCmd::MapFreeze { map_id: m.id() });
                         }
                     }
@@ -608,7 +608,7 @@ impl Daemon {
                             map: name.clone(),
                             file: file.to_string(),
                         })?;
-                        if m.ops.is_frozen() {
+                        if m.is_frozen() {
                             w.entry(&Entry::MapFreeze {
                                 record: r.id,
                                 map: name.clone(),
@@ -657,7 +657,7 @@ impl Daemon {
             if let Some((len, segments, blob)) = array_image(m) {
                 w.array(record, name, len, segments, &blob)?;
             }
-        } else if let Some(values) = m.ops.pushed_values() {
+        } else if let Some(values) = m.pushed_values() {
             // Queues and stacks: pushed again in order at a restart.
             for v in values {
                 w.entry(&Entry::MapPush {
@@ -679,7 +679,7 @@ impl Daemon {
                 }
             }
         }
-        if m.ops.is_frozen() {
+        if m.is_frozen() {
             w.entry(&Entry::MapFreeze {
                 record,
                 map: name.to_string(),

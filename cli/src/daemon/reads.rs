@@ -299,14 +299,14 @@ fn map_op_args(
                     let vs = a.value_size as usize;
                     let one = parse_bytes(args, &mut i, vs, "value")?;
                     let slot = (vs + 7) & !7;
-                    let mut all = vec![0u8; m.ops.user_value_size()];
+                    let mut all = vec![0u8; m.user_value_size()];
                     for chunk in all.chunks_mut(slot) {
                         chunk[..vs].copy_from_slice(&one);
                     }
                     value = Some(all);
                     continue;
                 }
-                let n = m.ops.user_value_size();
+                let n = m.user_value_size();
                 value = Some(parse_bytes(
                     args,
                     &mut i,
@@ -503,11 +503,11 @@ pub fn jited(p: &ProgObj, arch: &str, opcodes: bool, linum: bool) -> Result<List
     // instruction's code starts.
     let (native, offsets): (Vec<NativeInsn>, Vec<u32>) = match arch {
         "x86_64" | "x86" | "" => {
-            let Some(j) = p.jit.as_ref() else {
-                return Err(
-                    "the program was loaded with the JIT off (BPFVM_NO_JIT): it has no native code"
-                        .into(),
-                );
+            let Some(j) = p.jited() else {
+                return Err(match p.jit_error() {
+                    Some(e) => format!("the program has no native code: {e}"),
+                    None => "the program has no native code".to_string(),
+                });
             };
             (
                 j.disassemble()
@@ -519,7 +519,7 @@ pub fn jited(p: &ProgObj, arch: &str, opcodes: bool, linum: bool) -> Result<List
         }
         "aarch64" | "arm64" => {
             // The default options are the checked ones, the code `prog run` runs.
-            let l = p.vm.aarch64_listing(&Default::default());
+            let l = p.vm().aarch64_listing(&Default::default());
             (
                 l.insns()
                     .iter()

@@ -164,7 +164,7 @@ impl<'a> FilesGuard<'a> {
     ) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (name, m) in maps {
-            if let Some(id) = m.ops.value_file().filter(|id| self.made.contains(id)) {
+            if let Some(id) = m.value_file().filter(|id| self.made.contains(id)) {
                 out.push((name.to_string(), file_name(id)));
             }
         }

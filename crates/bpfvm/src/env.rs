@@ -12,11 +12,17 @@ use std::sync::Arc;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct XdpMd {
+    /// Offset of the packet's first byte.
     pub data: u32,
+    /// Offset just past the packet's last byte.
     pub data_end: u32,
+    /// Offset of the metadata in front of the packet (equal to `data` when there is none).
     pub data_meta: u32,
+    /// The interface the packet arrived on.
     pub ingress_ifindex: u32,
+    /// The receive queue it arrived on.
     pub rx_queue_index: u32,
+    /// The interface a devmap program sends it to (0 elsewhere).
     pub egress_ifindex: u32,
 }
 
@@ -33,13 +39,20 @@ pub struct XdpState {
 /// Where `bpf_redirect` / `bpf_redirect_map` sent the packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Redirect {
+    /// `bpf_redirect(ifindex, flags)`.
     Ifindex {
+        /// The target interface.
         ifindex: u32,
+        /// The helper's flags (`BPF_F_INGRESS`).
         flags: u64,
     },
+    /// `bpf_redirect_map(map, key, flags)`.
     Map {
+        /// The devmap, cpumap or xskmap.
         map_id: u32,
+        /// The key in it.
         key: u32,
+        /// The interface the devmap entry names, when it names one.
         ifindex: Option<u32>,
     },
 }

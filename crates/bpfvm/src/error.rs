@@ -7,69 +7,126 @@ use thiserror::Error;
 /// An error from [`crate::Runtime::bpf`] (and everything built on it).
 #[derive(Debug, Error)]
 pub enum BpfError {
+    /// No live object of this kind has this id (`ENOENT`).
     #[error("{kind} id {id} does not exist")]
-    NoSuchObject { kind: &'static str, id: u32 },
+    NoSuchObject {
+        /// `map`, `program`, `btf`, ...
+        kind: &'static str,
+        /// The id asked for.
+        id: u32,
+    },
+    /// A map operation failed; the map's error says which and why.
     #[error("map operation failed")]
     Map(#[from] MapError),
+    /// The instructions could not be prepared for the VM.
     #[error("program '{name}' refused at load")]
     ProgLoad {
+        /// The program's name.
         name: String,
+        /// What the VM's loader found.
         #[source]
         source: LoadError,
     },
+    /// The load attributes are refused before verification (`EINVAL`).
     #[error("program '{name}' refused at load: {reason}")]
-    ProgInvalid { name: String, reason: String },
+    ProgInvalid {
+        /// The program's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The verifier refused the program; its log (the kernel's wording) is in
     /// `source.log`, see [`BpfError::verifier_log`].
     #[error("program '{name}' refused by the verifier: {}", source.error)]
     Verifier {
+        /// The program's name.
         name: String,
+        /// The verifier's verdict and log.
         #[source]
         source: Box<bpfvm_verifier::Refused>,
     },
+    /// A run stopped on an error of the VM.
     #[error("program '{name}' stopped")]
     Run {
+        /// The program's name.
         name: String,
+        /// What stopped it.
         #[source]
         source: VmError,
     },
     /// The run was cancelled (its client went away or its time ran out).
     #[error("program '{name}' interrupted")]
-    Interrupted { name: String },
+    Interrupted {
+        /// The program's name.
+        name: String,
+    },
+    /// An argument of the command is invalid (`EINVAL`).
     #[error("invalid argument: {0}")]
     Invalid(String),
     /// An extern the program uses cannot be resolved (a kfunc bpfvm lacks, a
     /// `.kconfig` value the configuration does not set, a kernel variable).
     #[error("program '{prog}': extern '{name}' ({section}): {reason}")]
     Extern {
+        /// The program's name.
         prog: String,
+        /// The extern's name.
         name: String,
+        /// Where it is declared (`.kconfig`, `.ksyms`).
         section: &'static str,
+        /// Why it cannot be resolved.
         reason: String,
     },
     /// A tracing or LSM program's attach target is not in the target BTF
     /// (libbpf: "failed to find kernel BTF type ID of '...'", ESRCH).
     #[error("program '{prog}': failed to find kernel BTF type ID of '{target}': {reason}")]
     AttachTarget {
+        /// The program's name.
         prog: String,
+        /// The attach target's name.
         target: String,
+        /// Why it was not found.
         reason: String,
     },
+    /// The object file cannot be read.
     #[error("object file")]
     Obj(#[from] bpfvm_obj::ObjError),
+    /// The kernel has this and bpfvm does not yet (`ENOTSUPP`).
     #[error("{what} is not supported yet")]
-    NotSupported { what: String },
+    NotSupported {
+        /// What was asked for.
+        what: String,
+    },
+    /// A pin path is refused or names nothing.
     #[error("pin path '{path}': {reason}")]
-    Pin { path: String, reason: &'static str },
+    Pin {
+        /// The path.
+        path: String,
+        /// Why (`file exists`, `no such file or directory`, ...).
+        reason: &'static str,
+    },
+    /// Every id of this kind is in use (`ENOSPC`).
     #[error("no space left for a new {kind} id")]
-    NoIds { kind: &'static str },
+    NoIds {
+        /// `map`, `program` or `btf`.
+        kind: &'static str,
+    },
     /// A test run names a network interface the host does not have.
     #[error("no network interface with index {ifindex}")]
-    NoDevice { ifindex: u32 },
+    NoDevice {
+        /// The interface index asked for.
+        ifindex: u32,
+    },
     /// `BPF_F_TEST_SKB_CHECKSUM_COMPLETE`: after the run `skb->csum` does
     /// not sum the packet (the program changed it without updating the sum).
     #[error("program '{name}' left skb->csum {csum:#x} for a packet that sums to {want:#x}")]
-    BadChecksum { name: String, csum: u16, want: u16 },
+    BadChecksum {
+        /// The program's name.
+        name: String,
+        /// The sum the program left.
+        csum: u16,
+        /// The packet's sum.
+        want: u16,
+    },
 }
 
 impl BpfError {

@@ -5,49 +5,80 @@ use crate::kernel::{BtfObj, MapObj, ProgObj};
 use serde::{Deserialize, Serialize};
 use std::time::UNIX_EPOCH;
 
+/// What `bpftool prog show` prints of a program.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProgInfo {
+    /// The program's id.
     pub id: u32,
+    /// The program type, by bpftool's name (`xdp`, `socket_filter`, ...).
     #[serde(rename = "type")]
     pub prog_type: String,
+    /// The program's name.
     pub name: String,
+    /// The program tag, 16 hex digits.
     pub tag: String,
+    /// Whether the license is GPL-compatible.
     pub gpl_compatible: bool,
     /// Seconds since the epoch.
     pub loaded_at: u64,
+    /// The user that loaded the program.
     pub uid: u32,
+    /// Whether the program outlived its loader's references (always false here).
     pub orphaned: bool,
+    /// Size of the translated instructions in bytes.
     pub bytes_xlated: u32,
+    /// Whether the program runs as native code.
     pub jited: bool,
+    /// Size of the native code in bytes (0 when not JIT-compiled).
     pub bytes_jited: u32,
+    /// Memory charged for the program, in whole pages.
     pub bytes_memlock: u32,
+    /// Ids of the maps the program uses.
     pub map_ids: Vec<u32>,
+    /// The program's BTF, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub btf_id: Option<u32>,
+    /// Runs counted.
     pub run_cnt: u64,
+    /// Time spent in runs, in nanoseconds.
     pub run_time_ns: u64,
 }
 
+/// What `bpftool map show` prints of a map.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MapInfo {
+    /// The map's id.
     pub id: u32,
+    /// The map type, by bpftool's name (`hash`, `array`, ...).
     #[serde(rename = "type")]
     pub map_type: String,
+    /// The map's name.
     pub name: String,
+    /// `map_flags` at creation.
     pub flags: u32,
+    /// Key size in bytes.
     pub bytes_key: u32,
+    /// Value size in bytes.
     pub bytes_value: u32,
+    /// Maximum number of elements.
     pub max_entries: u32,
+    /// Memory the map holds, in bytes.
     pub bytes_memlock: u64,
+    /// Whether user space froze the map.
     pub frozen: bool,
+    /// The map's BTF, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub btf_id: Option<u32>,
 }
 
+/// What `bpftool btf show` prints of a BTF object.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct BtfInfo {
+    /// The BTF object's id.
     pub id: u32,
+    /// Size of the raw BTF in bytes.
     pub size: usize,
+    /// The name of the object it came from.
     pub name: String,
 }
 

@@ -7,6 +7,7 @@
 //! program that uses a map, a prog_array slot). Id tables hold weak references, so
 //! ids of released objects simply stop resolving.
 
+use crate::config::RuntimeConfig;
 use crate::error::{BpfError, Result};
 use crate::idr::Idr;
 use crate::trace::TracePipe;
@@ -24,20 +25,30 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// BTF loaded into the runtime (`bpftool btf list`).
 pub struct BtfObj {
+    /// The BTF object's id (`bpftool btf show id N`).
     pub id: u32,
+    /// The types.
     pub btf: bpfvm_obj::btf::Btf,
     /// The raw blob as loaded (bytes_btf in `btf show`).
     pub size: usize,
+    /// The name of the object it came from.
     pub name: String,
 }
 
 /// A map in the runtime.
 pub struct MapObj {
+    /// The map's id (`bpftool map show id N`).
     pub id: u32,
-    pub ops: Arc<dyn MapOps>,
+    /// The map type's operations (the kernel's `bpf_map_ops`); reached from
+    /// outside through the accessors below and [`Runtime::bpf`].
+    pub(crate) ops: Arc<dyn MapOps>,
+    /// The name given at creation (at most 15 characters).
     pub name: String,
+    /// The BTF describing key and value, when the map was created with one.
     pub btf: Option<Arc<BtfObj>>,
+    /// The key's type id in [`MapObj::btf`] (0: none).
     pub btf_key_type_id: u32,
+    /// The value's type id in [`MapObj::btf`] (0: none).
     pub btf_value_type_id: u32,
     /// Made by a process without CAP_PERFMON (`!map->bypass_spec_v1`).
     pub created_unprivileged: bool,
@@ -47,15 +58,55 @@ pub struct MapObj {
 }
 
 impl MapObj {
+    /// The map type (`enum bpf_map_type`).
     pub fn map_type(&self) -> MapType {
         self.ops.attr().map_type
     }
+    /// The attributes the map was created with.
     pub fn attr(&self) -> &MapAttr {
         self.ops.attr()
     }
     /// The value a program's map pointer register holds for this map.
     pub fn prog_addr(&self) -> u64 {
         map_addr(&self.ops)
+    }
+    /// Bytes of memory the map holds (`bytes_memlock` of `bpftool map show`).
+    pub fn memory_usage(&self) -> u64 {
+        self.ops.memory_usage()
+    }
+    /// Whether user space froze the map (`BPF_MAP_FREEZE`).
+    pub fn is_frozen(&self) -> bool {
+        self.ops.is_frozen()
+    }
+    /// Size of a value as user space reads and writes it: the value size, or
+    /// for per-CPU maps every CPU's value, each rounded up to 8 bytes.
+    pub fn user_value_size(&self) -> usize {
+        self.ops.user_value_size()
+    }
+    /// Number of elements in the map (`max_entries` for arrays).
+    pub fn entries(&self) -> u64 {
+        self.ops.entries()
+    }
+    /// Where the map's value memory lives (the blocks programs reach through
+    /// lookups); arrays have one block. The addresses are live: reading or
+    /// writing through them races programs, as user-space mmap of a map does.
+    pub fn value_regions(&self) -> Vec<crate::maps::ValueRegion> {
+        self.ops.value_regions()
+    }
+    /// The id of the file the values live in, when a value-file provider gave
+    /// one ([`crate::maps::with_value_files`]).
+    pub fn value_file(&self) -> Option<u64> {
+        self.ops.value_file()
+    }
+    /// A queue's or stack's values, oldest first: pushing them in this order
+    /// into an empty map of the same kind rebuilds it. `None` for maps with keys.
+    pub fn pushed_values(&self) -> Option<Vec<Vec<u8>>> {
+        self.ops.pushed_values()
+    }
+    /// The perf event array, for `BPF_MAP_TYPE_PERF_EVENT_ARRAY` maps (user
+    /// space opens a CPU's buffer and reads its records).
+    pub fn perf_event_array(&self) -> Option<&crate::maps::PerfEventArray> {
+        self.ops.as_perf_event_array()
     }
     fn get_uref(&self) {
         self.user_refs.fetch_add(1, Ordering::AcqRel);
@@ -76,26 +127,43 @@ pub(crate) fn map_addr(ops: &Arc<dyn MapOps>) -> u64 {
 
 /// A loaded program.
 pub struct ProgObj {
+    /// The program's id (`bpftool prog show id N`).
     pub id: u32,
+    /// The name given at load (at most 15 characters).
     pub name: String,
     /// `enum bpf_prog_type` number.
     pub prog_type: u32,
+    /// `enum bpf_attach_type` number the program was loaded for.
     pub expected_attach_type: u32,
+    /// The program tag (`bpftool prog show`'s `tag`), computed as the kernel does.
     pub tag: [u8; 8],
     /// The instructions as `prog dump xlated` shows them: map references carry map
     /// ids (src PSEUDO_MAP_FD / PSEUDO_MAP_VALUE, imm = id).
     pub xlated: Vec<Insn>,
-    pub vm: Arc<VmProgram>,
-    /// Native code, when the JIT is on (the kernel's `jited`); runs use it.
-    pub jit: Option<bpfvm_vm::JitProgram>,
+    /// The program as the interpreter runs it (map references resolved).
+    pub(crate) vm: Arc<VmProgram>,
+    /// Native code, when the JIT compiled the program (the kernel's `jited`);
+    /// runs use it. When it is `None`, `jit_error` says why.
+    pub(crate) jit: Option<bpfvm_vm::JitProgram>,
+    /// Why `jit` is `None`.
+    pub(crate) jit_error: Option<JitUnavailable>,
+    /// The maps the program refers to (`map_ids` of `bpftool prog show`).
     pub used_maps: Vec<Arc<MapObj>>,
+    /// Whether the license is GPL-compatible (GPL-only helpers allowed).
     pub gpl_compatible: bool,
+    /// When the program was loaded.
     pub loaded_at: SystemTime,
+    /// The user that loaded it.
     pub uid: u32,
+    /// The program's BTF, when it was loaded with one.
     pub btf: Option<Arc<BtfObj>>,
+    /// BTF function info (`func_info` of BPF_PROG_LOAD), per subprogram.
     pub func_info: Vec<FuncInfo>,
+    /// BTF line info (`line_info` of BPF_PROG_LOAD): source lines by instruction.
     pub line_info: Vec<LineInfo>,
+    /// Runs counted (`run_cnt`, as with `kernel.bpf_stats_enabled`).
     pub run_cnt: AtomicU64,
+    /// Time spent in runs (`run_time_ns`).
     pub run_time_ns: AtomicU64,
     /// The verifier's log at the level the loader asked for (empty at level 0).
     pub verifier_log: String,
@@ -105,6 +173,111 @@ pub struct ProgObj {
 
 pub use bpfvm_obj::{FuncInfo, LineInfo};
 
+/// Why a program has no native code ([`ProgObj::jit_error`]).
+#[derive(Debug, thiserror::Error)]
+pub enum JitUnavailable {
+    /// The runtime's JIT was off when the program was loaded
+    /// ([`RuntimeConfig::jit`], [`Runtime::set_jit`]).
+    #[error("the JIT was off when the program was loaded")]
+    Disabled,
+    /// The JIT was on and could not compile the program.
+    #[error("the JIT could not compile the program: {source}")]
+    Failed {
+        /// What the JIT reported.
+        #[source]
+        source: bpfvm_vm::JitError,
+    },
+}
+
+/// The native code of a JIT-compiled program ([`ProgObj::jited`]).
+#[derive(Clone, Copy)]
+pub struct Jited<'a>(&'a bpfvm_vm::JitProgram);
+
+impl<'a> Jited<'a> {
+    /// The native code: entry thunk first, then the instructions in order,
+    /// then out-of-line paths (memory check slow paths, faults).
+    pub fn code(&self) -> &'a [u8] {
+        self.0.jited_code()
+    }
+    /// Size of the native code, as `bpftool prog show` reports `bytes_jited`.
+    pub fn len(&self) -> usize {
+        self.0.bytes_jited()
+    }
+    /// Whether the code is empty (it never is for a compiled program).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Per instruction slot, the offset in [`Jited::code`] where its code
+    /// starts (both slots of an LD_IMM64 give the same offset).
+    pub fn insn_offsets(&self) -> &'a [u32] {
+        self.0.insn_offsets()
+    }
+    /// Where the out-of-line code starts in [`Jited::code`].
+    pub fn out_of_line_offset(&self) -> usize {
+        self.0.out_of_line_offset()
+    }
+    /// A listing: each instruction (kernel syntax) above the x86-64
+    /// instructions generated for it.
+    pub fn listing(&self) -> String {
+        self.0.listing()
+    }
+    /// The native code decoded, one entry per x86-64 instruction (Intel
+    /// syntax), in address order.
+    pub fn disassemble(&self) -> Vec<JitedInsn> {
+        self.0
+            .disassemble()
+            .into_iter()
+            .map(|n| JitedInsn {
+                offset: n.offset,
+                bytes: n.bytes,
+                text: n.text,
+            })
+            .collect()
+    }
+}
+
+/// One native instruction of [`Jited::disassemble`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JitedInsn {
+    /// Offset in [`Jited::code`].
+    pub offset: usize,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Intel syntax.
+    pub text: String,
+}
+
+impl std::fmt::Debug for Jited<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Jited({} bytes)", self.len())
+    }
+}
+
+impl ProgObj {
+    /// The program as the interpreter runs it (map references resolved to
+    /// addresses). Observers of a run ([`crate::vm::Observer`]) see this
+    /// program, and the programs it tail-calls, by this identity.
+    pub fn vm(&self) -> &VmProgram {
+        &self.vm
+    }
+    /// The native code, when the JIT compiled the program.
+    pub fn jited(&self) -> Option<Jited<'_>> {
+        self.jit.as_ref().map(Jited)
+    }
+    /// Whether the program runs as native code.
+    pub fn is_jited(&self) -> bool {
+        self.jit.is_some()
+    }
+    /// Size of the native code (0 when not JIT-compiled), `bytes_jited`.
+    pub fn jited_len(&self) -> usize {
+        self.jit.as_ref().map_or(0, |j| j.bytes_jited())
+    }
+    /// Why the program has no native code; `None` when it has.
+    pub fn jit_error(&self) -> Option<&JitUnavailable> {
+        self.jit_error.as_ref()
+    }
+}
+
 /// A user-space reference to a map (the library's file descriptor).
 pub struct MapFd(Arc<MapObj>);
 
@@ -113,9 +286,11 @@ impl MapFd {
         m.get_uref();
         MapFd(m)
     }
+    /// The map the handle refers to.
     pub fn obj(&self) -> &Arc<MapObj> {
         &self.0
     }
+    /// The map's id.
     pub fn id(&self) -> u32 {
         self.0.id
     }
@@ -144,9 +319,11 @@ impl std::fmt::Debug for MapFd {
 pub struct ProgFd(pub(crate) Arc<ProgObj>);
 
 impl ProgFd {
+    /// The program the handle refers to.
     pub fn obj(&self) -> &Arc<ProgObj> {
         &self.0
     }
+    /// The program's id.
     pub fn id(&self) -> u32 {
         self.0.id
     }
@@ -161,15 +338,20 @@ impl std::fmt::Debug for ProgFd {
 /// What a pin holds.
 #[derive(Clone, Debug)]
 pub enum Pinned {
+    /// A program.
     Prog(ProgFd),
+    /// A map.
     Map(MapFd),
 }
 
 /// Object kinds, for commands that take "an object by id".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ObjKind {
+    /// A program.
     Prog,
+    /// A map.
     Map,
+    /// A BTF object.
     Btf,
 }
 
@@ -190,6 +372,10 @@ pub(crate) struct Kernel {
     pub(crate) jit_enable: std::sync::atomic::AtomicBool,
     /// The routing tables `bpf_fib_lookup` reads (see `Runtime::set_fib`).
     pub(crate) fib: RwLock<Arc<crate::nethelpers::fib::Fib>>,
+    /// `.kconfig` values for loads that give none ([`RuntimeConfig::kconfig`]).
+    pub(crate) kconfig: Option<Arc<crate::kconfig::Kconfig>>,
+    /// CO-RE target for loads that give none ([`RuntimeConfig::target_btf`]).
+    pub(crate) target_btf: Option<crate::loader::TargetBtf>,
 }
 
 /// The runtime: the kernel's part, in-process. Cheap to clone (shared state).
@@ -207,17 +393,27 @@ impl Default for Runtime {
 /// `BPF_MAP_CREATE` attributes.
 #[derive(Clone, Debug, Default)]
 pub struct MapCreateAttr {
+    /// `enum bpf_map_type` number.
     pub map_type: u32,
+    /// Key size in bytes.
     pub key_size: u32,
+    /// Value size in bytes.
     pub value_size: u32,
+    /// Maximum number of elements.
     pub max_entries: u32,
+    /// `BPF_F_*` map flags (`BPF_F_NO_PREALLOC`, `BPF_F_RDONLY_PROG`, ...).
     pub map_flags: u32,
+    /// The map's name (at most 15 characters of `[A-Za-z0-9_.]`).
     pub name: String,
+    /// NUMA node (accepted, not used).
     pub numa_node: u32,
     /// Template map for map-in-map types (the kernel's inner_map_fd).
     pub inner_map_id: Option<u32>,
+    /// The BTF object describing key and value.
     pub btf_id: Option<u32>,
+    /// The key's type id in that BTF.
     pub btf_key_type_id: u32,
+    /// The value's type id in that BTF.
     pub btf_value_type_id: u32,
     /// `map_extra` (a bloom filter's number of hash functions).
     pub map_extra: u64,
@@ -231,13 +427,21 @@ pub struct MapCreateAttr {
 /// second imm = offset into the value), ids standing in for the kernel's fds.
 #[derive(Clone, Debug, Default)]
 pub struct ProgLoadAttr {
+    /// `enum bpf_prog_type` number.
     pub prog_type: u32,
+    /// `enum bpf_attach_type` number the program is loaded for.
     pub expected_attach_type: u32,
+    /// The instructions.
     pub insns: Vec<Insn>,
+    /// The license (`GPL` and compatible ones allow GPL-only helpers).
     pub license: String,
+    /// The program's name (at most 15 characters of `[A-Za-z0-9_.]`).
     pub name: String,
+    /// The BTF object `func_info` and `line_info` refer to.
     pub btf_id: Option<u32>,
+    /// Function info: the BTF type of each subprogram.
     pub func_info: Vec<FuncInfo>,
+    /// Line info: source lines by instruction.
     pub line_info: Vec<LineInfo>,
     /// Verifier log level (`log_level` of BPF_PROG_LOAD: 0, 1 or 2).
     pub log_level: u32,
@@ -253,61 +457,104 @@ pub struct ProgLoadAttr {
 /// The commands of the dispatcher, after `enum bpf_cmd`.
 #[derive(Clone, Debug)]
 pub enum BpfCmd {
+    /// `BPF_MAP_CREATE`: replies [`BpfReply::Map`].
     MapCreate(MapCreateAttr),
+    /// `BPF_MAP_LOOKUP_ELEM`: replies [`BpfReply::Bytes`] with the value.
     MapLookupElem {
+        /// The map.
         map_id: u32,
+        /// The key.
         key: Vec<u8>,
+        /// `BPF_F_LOCK` or 0.
         flags: u64,
     },
+    /// `BPF_MAP_UPDATE_ELEM`.
     MapUpdateElem {
+        /// The map.
         map_id: u32,
+        /// The key.
         key: Vec<u8>,
+        /// The value (for prog_array and maps of maps, a 4-byte program or map id).
         value: Vec<u8>,
+        /// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`, `BPF_F_LOCK`.
         flags: u64,
     },
+    /// `BPF_MAP_DELETE_ELEM`.
     MapDeleteElem {
+        /// The map.
         map_id: u32,
+        /// The key.
         key: Vec<u8>,
     },
+    /// `BPF_MAP_GET_NEXT_KEY`: replies [`BpfReply::Bytes`] with the next key.
     MapGetNextKey {
+        /// The map.
         map_id: u32,
+        /// The key to start after; `None`: the first key.
         key: Option<Vec<u8>>,
     },
+    /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` (queues and stacks: pop).
     MapLookupAndDeleteElem {
+        /// The map.
         map_id: u32,
+        /// The key (`None` for queues and stacks).
         key: Option<Vec<u8>>,
+        /// `BPF_F_LOCK` or 0.
         flags: u64,
     },
+    /// `BPF_MAP_FREEZE`.
     MapFreeze {
+        /// The map.
         map_id: u32,
     },
+    /// `BPF_PROG_LOAD`: replies [`BpfReply::Prog`].
     ProgLoad(ProgLoadAttr),
+    /// `BPF_PROG_TEST_RUN`: replies [`BpfReply::TestRun`].
     ProgTestRun(crate::testrun::TestRunAttr),
+    /// `BPF_OBJ_PIN`.
     ObjPin {
+        /// The pin path.
         path: String,
+        /// What to pin.
         kind: ObjKind,
+        /// Its id.
         id: u32,
     },
+    /// `BPF_OBJ_GET`: replies [`BpfReply::Pinned`].
     ObjGet {
+        /// The pin path.
         path: String,
     },
+    /// `BPF_PROG_GET_NEXT_ID`: replies [`BpfReply::Id`].
     ProgGetNextId {
+        /// The id to start after (0: the first).
         start_id: u32,
     },
+    /// `BPF_MAP_GET_NEXT_ID`: replies [`BpfReply::Id`].
     MapGetNextId {
+        /// The id to start after (0: the first).
         start_id: u32,
     },
+    /// `BPF_BTF_GET_NEXT_ID`: replies [`BpfReply::Id`].
     BtfGetNextId {
+        /// The id to start after (0: the first).
         start_id: u32,
     },
+    /// `BPF_PROG_GET_FD_BY_ID`: replies [`BpfReply::Prog`].
     ProgGetFdById {
+        /// The program's id.
         id: u32,
     },
+    /// `BPF_MAP_GET_FD_BY_ID`: replies [`BpfReply::Map`].
     MapGetFdById {
+        /// The map's id.
         id: u32,
     },
+    /// `BPF_OBJ_GET_INFO_BY_FD`: replies [`BpfReply::ProgInfo`], [`BpfReply::MapInfo`] or [`BpfReply::BtfInfo`].
     ObjGetInfoById {
+        /// What the id names.
         kind: ObjKind,
+        /// The id.
         id: u32,
     },
 }
@@ -315,26 +562,43 @@ pub enum BpfCmd {
 /// Replies of the dispatcher.
 #[derive(Debug)]
 pub enum BpfReply {
+    /// Done, nothing to return.
     Ok,
+    /// A new handle on a map.
     Map(MapFd),
+    /// A new handle on a program.
     Prog(ProgFd),
+    /// A value or key.
     Bytes(Vec<u8>),
+    /// An id.
     Id(u32),
+    /// The pinned object.
     Pinned(Pinned),
+    /// The result of a test run.
     TestRun(crate::testrun::TestRunResult),
+    /// A program's info.
     ProgInfo(crate::info::ProgInfo),
+    /// A map's info.
     MapInfo(crate::info::MapInfo),
+    /// A BTF object's info.
     BtfInfo(crate::info::BtfInfo),
 }
 
 impl Runtime {
+    /// A runtime with the default configuration ([`RuntimeConfig::new`]).
     pub fn new() -> Runtime {
-        Runtime::with_cpus(bpfvm_maps::default_ncpus())
+        Runtime::with_config(RuntimeConfig::new())
     }
 
-    /// A runtime that simulates `ncpus` CPUs (per-CPU maps hold that many values).
+    /// A runtime that simulates `ncpus` CPUs (per-CPU maps hold that many
+    /// values), otherwise configured by default.
     pub fn with_cpus(ncpus: usize) -> Runtime {
-        let ncpus = ncpus.max(1);
+        Runtime::with_config(RuntimeConfig::new().cpus(ncpus))
+    }
+
+    /// A runtime set up as `cfg` says.
+    pub fn with_config(cfg: RuntimeConfig) -> Runtime {
+        let ncpus = cfg.cpus.max(1);
         Runtime {
             k: Arc::new(Kernel {
                 maps: Mutex::new(Idr::new()),
@@ -348,24 +612,26 @@ impl Runtime {
                     crate::helpers::kernel_helpers(),
                 ))),
                 custom_helpers: RwLock::new(Vec::new()),
-                jit_enable: std::sync::atomic::AtomicBool::new(
-                    std::env::var_os("BPFVM_NO_JIT").is_none(),
-                ),
+                jit_enable: std::sync::atomic::AtomicBool::new(cfg.jit),
                 fib: RwLock::new(Arc::default()),
+                kconfig: cfg.kconfig,
+                target_btf: cfg.target_btf,
             }),
         }
     }
 
+    /// The number of simulated CPUs.
     pub fn ncpus(&self) -> usize {
         self.k.ncpus
     }
 
     /// Turns the JIT on or off for programs loaded afterwards (the kernel's
-    /// `bpf_jit_enable`; also off when `BPFVM_NO_JIT` is set).
+    /// `bpf_jit_enable`; it starts as [`RuntimeConfig::jit`] says).
     pub fn set_jit(&self, on: bool) {
         self.k.jit_enable.store(on, Ordering::Relaxed);
     }
 
+    /// Whether programs loaded now are JIT-compiled.
     pub fn jit_enabled(&self) -> bool {
         self.k.jit_enable.load(Ordering::Relaxed)
     }
@@ -495,12 +761,14 @@ impl Runtime {
         }
     }
 
+    /// The live map with this id.
     pub fn map_by_id(&self, id: u32) -> Result<Arc<MapObj>> {
         lock(&self.k.maps)
             .get(id)
             .ok_or(BpfError::NoSuchObject { kind: "map", id })
     }
 
+    /// The live program with this id.
     pub fn prog_by_id(&self, id: u32) -> Result<Arc<ProgObj>> {
         lock(&self.k.progs).get(id).ok_or(BpfError::NoSuchObject {
             kind: "program",
@@ -508,6 +776,7 @@ impl Runtime {
         })
     }
 
+    /// The live BTF object with this id.
     pub fn btf_by_id(&self, id: u32) -> Result<Arc<BtfObj>> {
         lock(&self.k.btfs)
             .get(id)

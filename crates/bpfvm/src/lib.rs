@@ -31,7 +31,10 @@
 //! assert_eq!(rt.run_context(&prog, &ctx).unwrap().retval, 42);
 //! ```
 
+#![deny(missing_docs)]
+
 mod cancel;
+mod config;
 mod env;
 mod error;
 mod globalfn;
@@ -64,13 +67,14 @@ pub mod xlated;
 
 pub use bpfvm_verifier::{Refused as VerifierRefused, Stats as VerifierStats};
 pub use cancel::{set_cancel_flag, CancelGuard};
+pub use config::RuntimeConfig;
 pub use env::{Redirect, XdpMd};
 pub use error::BpfError;
 pub use info::{prog_type_name, BtfInfo, MapInfo, ProgInfo};
 pub use kconfig::Kconfig;
 pub use kernel::{
-    BpfCmd, BpfReply, BtfObj, MapCreateAttr, MapFd, MapObj, ObjKind, Pinned, ProgFd, ProgLoadAttr,
-    ProgObj, Runtime,
+    BpfCmd, BpfReply, BtfObj, JitUnavailable, Jited, JitedInsn, MapCreateAttr, MapFd, MapObj,
+    ObjKind, Pinned, ProgFd, ProgLoadAttr, ProgObj, Runtime,
 };
 pub use loader::{LoadOpts, LoadedObject, TargetBtf, HOST_VMLINUX};
 pub use testrun::{TestRunAttr, TestRunResult, BPF_F_TEST_XDP_LIVE_FRAMES, XDP_PACKET_HEADROOM};
@@ -84,14 +88,46 @@ pub mod objdump {
     pub use bpfvm_objdump::{objdump_with, ObjdumpOptions, ObjdumpOutput};
 }
 
-/// The instruction set (instructions, the opcode table, assembler, disassemblers).
+/// The instruction set: instructions, their decoding through the opcode table,
+/// the assembler, the kernel's disassembly, helper prototypes.
 pub mod isa {
-    pub use bpfvm_isa::*;
+    pub use bpfvm_isa::{
+        decode_at, insns_from_bytes, insns_to_bytes, DecodeError, Decoded, Disc, Insn, InsnError,
+        Op, OpInfo, Shape,
+    };
+
+    /// The assembler for the conformance-suite syntax (`mov %r0, 1`, `exit`).
+    pub mod asm {
+        pub use bpfvm_isa::asm::{assemble, AsmError};
+    }
+
+    /// The kernel's disassembly, as verifier logs and `bpftool prog dump xlated` print it.
+    pub mod disasm {
+        pub use bpfvm_isa::disasm::{kernel_insn_line, KernelSymbols, XlatedSymbols};
+    }
+
+    /// Helper prototypes, for [`Runtime::register_helper`](crate::Runtime::register_helper).
+    pub mod helpers {
+        pub use bpfvm_isa::helpers::{Arg, Effect, Proto, Ret};
+    }
+
+    /// The `src_reg` values of an `LD_IMM64` that refers to a map.
+    pub mod consts {
+        pub use bpfvm_isa::consts::{
+            BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
+        };
+    }
 }
 
 /// BTF: types, the value pretty-printer, bpftool's dump formats.
 pub mod btf {
-    pub use bpfvm_obj::btf::*;
+    pub use bpfvm_obj::btf::{
+        dump_btf_c, dump_btf_c_roots, dump_btf_json, dump_btf_json_roots, dump_btf_plain,
+        dump_btf_plain_roots, hex_byte_array, map_entry_dump, write_bpftool_compact,
+        write_bpftool_pretty, Btf, BtfArray, BtfEnum, BtfEnum64, BtfError, BtfKind, BtfMember,
+        BtfParam, BtfType, BtfTypeData, BtfVarSecinfo, CDumpError, DumpMode, Dumped, MapValues,
+        BTF_INT_BOOL, BTF_INT_CHAR, BTF_INT_SIGNED,
+    };
 }
 
 /// The VM's helper interface, for registering custom helpers.
@@ -99,8 +135,8 @@ pub mod vm {
     #[doc(hidden)]
     pub use bpfvm_vm::conformance;
     pub use bpfvm_vm::{
-        At, CallSite, Flow, Helper, HelperCtx, HelperError, HelperOutcome, Observer, Region,
-        RegionKind, VmError, VmProgram,
+        At, CallSite, Flow, Helper, HelperCtx, HelperError, HelperOutcome, JitError, LoadError,
+        Observer, Region, RegionKind, VmError, VmProgram,
     };
 }
 

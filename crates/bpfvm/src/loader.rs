@@ -36,10 +36,13 @@ pub struct LoadOpts {
     /// whose section does not start with `?`.
     pub programs: Option<Vec<String>>,
     /// The kernel configuration `.kconfig` externs read; `None`: the
-    /// emulated kernel's ([`Kconfig::default`]).
+    /// runtime's ([`RuntimeConfig::kconfig`](crate::RuntimeConfig::kconfig)),
+    /// by default the emulated kernel's ([`Kconfig::default`]).
     pub kconfig: Option<Arc<Kconfig>>,
     /// The BTF CO-RE relocations are resolved against (libbpf's
-    /// `btf_custom_path`); `None`: the host kernel's
+    /// `btf_custom_path`); `None`: the runtime's
+    /// ([`RuntimeConfig::target_btf`](crate::RuntimeConfig::target_btf)), by
+    /// default the host kernel's
     /// `/sys/kernel/btf/vmlinux` when it is readable, else the object's own
     /// BTF (every relocation then keeps its compiled value).
     pub target_btf: Option<TargetBtf>,
@@ -77,13 +80,13 @@ fn host_vmlinux() -> Option<Target> {
 
 /// The target BTF of one load, or `None` when the object has nothing to
 /// relocate against (no BTF of its own and no target).
-fn core_target(obj: &Object, opts: &LoadOpts) -> Result<Option<Target>> {
+fn core_target(obj: &Object, target_btf: Option<&TargetBtf>) -> Result<Option<Target>> {
     let own = || {
         obj.btf
             .as_ref()
             .map(|b| (Arc::new(b.clone()), Arc::new(CoreTarget::identity())))
     };
-    Ok(match &opts.target_btf {
+    Ok(match target_btf {
         None => host_vmlinux().or_else(own),
         Some(TargetBtf::Object) => own(),
         Some(TargetBtf::Btf(b)) => Some((b.clone(), Arc::new(CoreTarget::new(b)))),
@@ -121,15 +124,20 @@ enum Resolved {
 /// What loading an object created: its programs and maps, by the object's names.
 #[derive(Debug, Clone)]
 pub struct LoadedObject {
+    /// The object's name.
     pub name: String,
+    /// The loaded programs, by their names in the object.
     pub progs: Vec<(String, ProgFd)>,
+    /// The created maps, by their names in the object.
     pub maps: Vec<(String, MapFd)>,
 }
 
 impl LoadedObject {
+    /// The program named `name`.
     pub fn prog(&self, name: &str) -> Option<&ProgFd> {
         self.progs.iter().find(|(n, _)| n == name).map(|(_, p)| p)
     }
+    /// The map named `name`.
     pub fn map(&self, name: &str) -> Option<&MapFd> {
         self.maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
     }
@@ -187,7 +195,7 @@ impl Runtime {
         let partial = only.is_some() || opts.programs.is_some();
 
         let default_kconfig;
-        let kconfig = match &opts.kconfig {
+        let kconfig = match opts.kconfig.as_ref().or(self.k.kconfig.as_ref()) {
             Some(k) => k.as_ref(),
             None => {
                 default_kconfig = Kconfig::default();
@@ -227,7 +235,7 @@ impl Runtime {
             .iter()
             .any(|p| wanted(p) && (!p.core_relos.is_empty() || btf_typed_ctx(p).is_some()));
         let target = if needs_core {
-            core_target(obj, opts)?
+            core_target(obj, opts.target_btf.as_ref().or(self.k.target_btf.as_ref()))?
         } else {
             None
         };

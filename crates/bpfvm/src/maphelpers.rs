@@ -21,7 +21,7 @@
 
 use crate::env::RunEnv;
 use crate::kernel::MapObj;
-use bpfvm_maps::{MapType, PerfEventArray};
+use bpfvm_maps::MapType;
 use bpfvm_vm::{HelperCtx, HelperError, HelperOutcome, HelperTable, Region, RegionKind};
 use std::sync::Arc;
 
@@ -65,7 +65,7 @@ fn perf_event_output(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     if flags & !(BPF_F_CURRENT_CPU | BPF_F_CTXLEN_MASK) != 0 {
         return ret(-EINVAL);
     }
-    let Some(pea) = m.ops.as_any().downcast_ref::<PerfEventArray>() else {
+    let Some(pea) = m.ops.as_perf_event_array() else {
         return ret(-EINVAL);
     };
     let cpu = env(ctx)?.cpu;

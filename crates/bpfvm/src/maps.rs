@@ -40,7 +40,7 @@
 
 #![deny(missing_docs)]
 
-pub use bpfvm_maps::{with_value_files, MapAttr, ValueFile};
+pub use bpfvm_maps::{with_value_files, MapAttr, ValueFile, ValueRegion};
 pub use bpfvm_maps::{MapError, MapOps, MapType, PerfEventArray, PerfRecord};
 pub use bpfvm_maps::{BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
 

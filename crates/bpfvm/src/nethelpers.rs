@@ -75,11 +75,17 @@ mod off {
 pub struct SkbState {
     /// The `__sk_buff` the program reads (192 bytes, alive for the run).
     pub ctx: *mut u8,
+    /// Start of the buffer (`skb->head`).
     pub head: u64,
+    /// End of the buffer (`skb->end`).
     pub buf_end: u64,
+    /// Start of the packet (`skb->data`).
     pub data: u64,
+    /// Packet length (`skb->len`).
     pub len: u32,
+    /// `skb->mac_header`.
     pub mac: u64,
+    /// `skb->network_header`.
     pub network: u64,
     /// `skb->transport_header`, when set.
     pub transport: Option<u64>,
@@ -89,6 +95,7 @@ pub struct SkbState {
     pub vlan: Option<(u16, u16)>,
     /// `skb->hash` while valid (`sw_hash`/`l4_hash`), else None.
     pub hash: Option<u32>,
+    /// `skb->encapsulation`.
     pub encapsulation: bool,
     /// `skb->ip_summed` (and `skb->csum`, `skb->csum_level`).
     pub summed: Summed,
@@ -107,6 +114,7 @@ pub struct SkbState {
 /// makes it `CHECKSUM_UNNECESSARY`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Summed {
+    /// `CHECKSUM_NONE`.
     None,
     /// `CHECKSUM_COMPLETE` with `skb->csum`, the sum from the network header on.
     Complete(u32),

@@ -7,7 +7,7 @@
 //! addresses helpers and loads use at run time.
 
 use crate::error::{BpfError, Result};
-use crate::kernel::{MapObj, ProgFd, ProgLoadAttr, ProgObj, Runtime};
+use crate::kernel::{JitUnavailable, MapObj, ProgFd, ProgLoadAttr, ProgObj, Runtime};
 use bpfvm_isa::consts::{
     BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
 };
@@ -154,14 +154,19 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
     // Native code checks only the accesses the verifier could not prove safe; a
     // verified program terminates, so it needs no fuel metering. A host the JIT
     // does not target runs the interpreter (checked).
-    let jit = if rt.jit_enabled() {
+    let (jit, jit_error) = if rt.jit_enabled() {
         // SAFETY: safe_mem comes from the verifier for exactly these instructions
         // and the memory the runtime gives runs (context, packet, stack, map values).
         let opts =
             unsafe { bpfvm_vm::JitOptions::proven(verified.safe_mem.clone()) }.metering(false);
-        vm.jit(&with_map_lookups(opts, &used_maps)).ok()
+        // A program the JIT cannot compile runs on the interpreter; the reason
+        // stays with it for `prog show` and `prog dump jited`.
+        match vm.jit(&with_map_lookups(opts, &used_maps)) {
+            Ok(j) => (Some(j), None),
+            Err(source) => (None, Some(JitUnavailable::Failed { source })),
+        }
     } else {
-        None
+        (None, Some(JitUnavailable::Disabled))
     };
     let tag = crate::tag::prog_tag(&a.insns);
     let btf = match a.btf_id {
@@ -181,6 +186,7 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
             xlated: a.insns,
             vm: Arc::new(vm),
             jit,
+            jit_error,
             used_maps,
             gpl_compatible: gpl,
             loaded_at: SystemTime::now(),
@@ -218,7 +224,8 @@ fn with_map_lookups(
 }
 
 /// What [`with_map_lookups`] compiles (and the interpreter does) for each map:
-/// (map address, how) and the objects the lookups point into.
+/// (map address, how) and the objects the lookups point into. Each map says
+/// how through its ops' `gen_lookup` (the kernel's `map_gen_lookup`).
 #[allow(clippy::type_complexity)]
 fn map_lookups(
     used_maps: &[Arc<MapObj>],
@@ -226,61 +233,35 @@ fn map_lookups(
     Vec<(u64, bpfvm_vm::jit::MapLookup)>,
     Vec<Arc<dyn std::any::Any + Send + Sync>>,
 ) {
+    use bpfvm_maps::GenLookup;
     use bpfvm_vm::jit::MapLookup;
     let mut lookups = Vec::new();
     let mut keep: Vec<Arc<dyn std::any::Any + Send + Sync>> = Vec::new();
     for m in used_maps {
-        let how = match m.map_type() {
-            MapType::Array => match m.ops.value_regions().as_slice() {
-                [r] if r.count == m.attr().max_entries as usize => MapLookup::Array {
-                    values: r.base as u64,
-                    max_entries: m.attr().max_entries,
-                    stride: match u32::try_from(r.stride) {
-                        Ok(s) => s,
-                        Err(_) => continue,
-                    },
-                },
-                _ => continue,
+        let how = match m.ops.gen_lookup() {
+            None => continue,
+            Some(GenLookup::Array {
+                values,
+                max_entries,
+                stride,
+            }) => MapLookup::Array {
+                values: values as u64,
+                max_entries,
+                stride,
             },
-            MapType::PercpuArray => match m.ops.value_regions().as_slice() {
-                [r] if m.attr().max_entries > 0
-                    && r.count % m.attr().max_entries as usize == 0
-                    && r.count >= m.attr().max_entries as usize =>
-                {
-                    let (Ok(stride), Ok(ncpus)) = (
-                        u32::try_from(r.stride),
-                        u32::try_from(r.count / m.attr().max_entries as usize),
-                    ) else {
-                        continue;
-                    };
-                    MapLookup::PercpuArray {
-                        values: r.base as u64,
-                        max_entries: m.attr().max_entries,
-                        stride,
-                        ncpus,
-                    }
-                }
-                _ => continue,
+            Some(GenLookup::PercpuArray {
+                values,
+                max_entries,
+                stride,
+                ncpus,
+            }) => MapLookup::PercpuArray {
+                values: values as u64,
+                max_entries,
+                stride,
+                ncpus,
             },
-            MapType::Hash | MapType::LruHash
-                if matches!(m.attr().key_size, 4 | 8)
-                    && m.ops
-                        .as_any()
-                        .downcast_ref::<bpfvm_maps::HashTab>()
-                        .is_some() =>
-            {
-                // The common key sizes call the hash table itself, not through
-                // the trait object; the map (kept alive below) owns the table.
-                let h = m.ops.as_any().downcast_ref::<bpfvm_maps::HashTab>();
-                let obj = h.map_or(0, |h| h as *const bpfvm_maps::HashTab as u64);
-                let f = if m.attr().key_size == 4 {
-                    direct_hash_lookup::<4> as unsafe extern "sysv64" fn(u64, u64) -> u64
-                } else {
-                    direct_hash_lookup::<8>
-                };
-                MapLookup::Call { f, obj }
-            }
-            MapType::Hash | MapType::LruHash | MapType::LpmTrie => {
+            Some(GenLookup::Call { f, obj }) => MapLookup::Call { f, obj },
+            Some(GenLookup::Lookup) => {
                 let d = Arc::new(DirectLookup {
                     ops: m.ops.clone(),
                     key_size: m.attr().key_size as usize,
@@ -292,12 +273,11 @@ fn map_lookups(
                 keep.push(d);
                 how
             }
-            _ => continue,
         };
-        // `how` gives what the helper gives for this map (see above); the array
-        // storage never moves while the map lives, and `keep` keeps the map alive
-        // with the code; the runtime loads only verified programs, whose lookup
-        // keys the verifier proved readable.
+        // `how` gives what the helper gives for this map (the map's promise);
+        // the storage it points into never moves while the map lives, and
+        // `keep` keeps the map alive with the code; the runtime loads only
+        // verified programs, whose lookup keys the verifier proved readable.
         lookups.push((m.prog_addr(), how));
         keep.push(m.clone());
     }
@@ -310,9 +290,10 @@ struct DirectLookup {
     key_size: usize,
 }
 
-/// `bpf_map_lookup_elem` on a non-per-CPU map (hash, LRU, LPM trie), called
-/// straight from JIT code:
-/// `obj` is a [`DirectLookup`], `key` points to `key_size` readable bytes.
+/// `bpf_map_lookup_elem` on a map whose lookup does not depend on the CPU
+/// ([`bpfvm_maps::GenLookup::Lookup`]: hash, LRU, LPM trie), called straight
+/// from JIT code: `obj` is a [`DirectLookup`], `key` points to `key_size`
+/// readable bytes.
 unsafe extern "sysv64" fn direct_lookup(obj: u64, key: u64) -> u64 {
     // SAFETY: the JIT options that embed `obj` keep it alive; the verifier
     // proved the key readable.
@@ -325,33 +306,16 @@ unsafe extern "sysv64" fn direct_lookup(obj: u64, key: u64) -> u64 {
         .map_or(0, |p| p as u64)
 }
 
-/// [`direct_lookup`] for a plain hash map with an `N`-byte key: `obj` is the
-/// map's [`HashTab`](bpfvm_maps::HashTab).
-unsafe extern "sysv64" fn direct_hash_lookup<const N: usize>(obj: u64, key: u64) -> u64 {
-    // SAFETY: the JIT options keep the map, and so its table, alive; the
-    // verifier proved the key's N bytes readable.
-    let h = unsafe { &*(obj as *const bpfvm_maps::HashTab) };
-    let key = unsafe { &*(key as *const [u8; N]) };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.prog_lookup(key)))
-        .ok()
-        .flatten()
-        .map_or(0, |p| p as u64)
-}
-
 fn set_imm64(insns: &mut [Insn], pc: usize, v: u64) {
     insns[pc].src_reg = 0;
     insns[pc].imm = v as u32 as i32;
     insns[pc + 1].imm = (v >> 32) as u32 as i32;
 }
 
-/// Address of byte `off` of the single value of an array-like map (direct value
-/// access, as `.data`/`.bss`/`.rodata` references use).
+/// Address of byte `off` of a map's value for a direct value access (as
+/// `.data`/`.bss`/`.rodata` references use), as the map's ops give it.
 fn map_value_addr(m: &MapObj, off: u32) -> Option<u64> {
-    if m.map_type() != MapType::Array || off >= m.attr().value_size {
-        return None;
-    }
-    let p = m.ops.lookup(&0u32.to_le_bytes(), 0)?;
-    Some(p as u64 + off as u64)
+    m.ops.direct_value_addr(off)
 }
 
 /// What the verifier knows of a map.

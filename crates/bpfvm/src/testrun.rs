@@ -27,20 +27,28 @@ const SKB_HEADROOM: usize = 16384 + 1024;
 /// `bpf_attr.test`.
 #[derive(Clone, Debug, Default)]
 pub struct TestRunAttr {
+    /// The program to run.
     pub prog_id: u32,
+    /// The packet (`data_in`).
     pub data_in: Vec<u8>,
+    /// The context (`ctx_in`); `None`: the program type's default.
     pub ctx_in: Option<Vec<u8>>,
     /// Run this many times (0 counts as 1); `duration` is the mean.
     pub repeat: u32,
+    /// `BPF_F_TEST_*` flags.
     pub flags: u32,
     /// The simulated CPU the run is on.
     pub cpu: u32,
 }
 
+/// The results of a test run (`bpf_attr.test` as the kernel fills it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TestRunResult {
+    /// The program's return value.
     pub retval: u32,
+    /// The packet as the program left it (`data_out`).
     pub data_out: Vec<u8>,
+    /// The context as the program left it (`ctx_out`).
     pub ctx_out: Vec<u8>,
     /// Mean nanoseconds per run.
     pub duration: u32,

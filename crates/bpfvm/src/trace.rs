@@ -17,6 +17,7 @@ const TRACE_RING_LINES: usize = 65536;
 /// Bytes of line storage (allocated on the first line).
 const TRACE_RING_BYTES: usize = 4 << 20;
 
+/// The trace pipe (`/sys/kernel/tracing/trace_pipe`) that `bpf_trace_printk` writes lines to.
 #[derive(Default)]
 pub struct TracePipe {
     inner: Mutex<Ring>,
@@ -77,6 +78,7 @@ thread_local! {
 }
 
 impl TracePipe {
+    /// Appends a line.
     pub fn push(&self, line: String) {
         self.push_bytes(line.into_bytes());
     }

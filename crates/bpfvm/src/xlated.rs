@@ -597,8 +597,11 @@ pub enum JitArch {
 /// Options of `prog dump jited`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct JitedOpts {
+    /// Print each instruction's native bytes (`opcodes`).
     pub opcodes: bool,
+    /// Print source lines above the code (`linum`).
     pub linum: bool,
+    /// The architecture to list code for.
     pub arch: JitArch,
 }
 

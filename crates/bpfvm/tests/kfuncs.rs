@@ -135,12 +135,7 @@ fn perf_event_output_reaches_an_open_reader() {
         1,
         "sized to the CPUs, as libbpf"
     );
-    let pea = m
-        .obj()
-        .ops
-        .as_any()
-        .downcast_ref::<bpfvm::maps::PerfEventArray>()
-        .expect("perf_event_array");
+    let pea = m.obj().perf_event_array().expect("perf_event_array");
     pea.open(0, 0).unwrap();
     let p = l.prog("perf_out").unwrap();
     assert_eq!(rt.run_packet(p, &packet()).unwrap().retval, 0);

@@ -385,3 +385,73 @@ fn xdp_metadata_accumulates_across_repeats_as_in_the_kernel() {
         );
     }
 }
+
+/// A syscall program returning 7, loaded into `rt`.
+fn load_ret7(rt: &Runtime) -> bpfvm::ProgFd {
+    rt.load_program(ProgLoadAttr {
+        prog_type: bpfvm::ProgType::Syscall.as_u32(),
+        insns: bpfvm::isa::asm::assemble("mov %r0, 7\nexit").unwrap(),
+        license: "GPL".into(),
+        name: "ret7".into(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn runtime_config_sets_cpus_and_jit_and_a_program_says_why_it_has_no_native_code() {
+    let rt = Runtime::with_config(bpfvm::RuntimeConfig::new().cpus(3).jit(false));
+    assert_eq!(rt.ncpus(), 3);
+    assert!(!rt.jit_enabled());
+    let p = load_ret7(&rt);
+    assert!(!p.obj().is_jited());
+    assert_eq!(p.obj().jited_len(), 0);
+    assert!(matches!(
+        p.obj().jit_error(),
+        Some(bpfvm::JitUnavailable::Disabled)
+    ));
+    assert_eq!(rt.run_context(&p, &[]).unwrap().retval, 7);
+
+    // Turned on later, it applies to programs loaded afterwards.
+    rt.set_jit(true);
+    let p = load_ret7(&rt);
+    if cfg!(target_arch = "x86_64") {
+        let j = p.obj().jited().expect("JIT-compiled");
+        assert!(p.obj().jit_error().is_none());
+        assert_eq!(j.len(), p.obj().jited_len());
+        assert!(!j.is_empty() && j.code().len() >= j.len());
+    } else {
+        assert!(matches!(
+            p.obj().jit_error(),
+            Some(bpfvm::JitUnavailable::Failed { .. })
+        ));
+    }
+    assert_eq!(rt.run_context(&p, &[]).unwrap().retval, 7);
+}
+
+#[test]
+fn map_accessors_answer_without_the_ops() {
+    let rt = Runtime::with_cpus(2);
+    let m = rt
+        .create_map(&MapCreateAttr {
+            map_type: 6, // BPF_MAP_TYPE_PERCPU_ARRAY
+            key_size: 4,
+            value_size: 4,
+            max_entries: 3,
+            name: "pc".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let o = m.obj();
+    // Two CPUs, each value rounded up to 8 bytes.
+    assert_eq!(o.user_value_size(), 16);
+    assert_eq!(o.entries(), 3);
+    assert!(!o.is_frozen());
+    assert!(o.memory_usage() > 0);
+    assert!(o.perf_event_array().is_none());
+    assert!(o.pushed_values().is_none());
+    let r = o.value_regions();
+    assert_eq!((r.len(), r[0].count, r[0].stride), (1, 6, 8));
+    rt.bpf(BpfCmd::MapFreeze { map_id: m.id() }).unwrap();
+    assert!(o.is_frozen());
+}

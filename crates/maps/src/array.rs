@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 
 use crate::error::MapError;
 use crate::mem::{self, round8, Arena};
-use crate::ops::{Common, ForEachCallback, MapOps, ValueRegion};
+use crate::ops::{Common, ForEachCallback, GenLookup, MapOps, ValueRegion};
 use crate::types::*;
 
 /// Read a `u32` index key (native endian, like the kernel's `*(u32 *)key`).
@@ -303,6 +303,37 @@ impl MapOps for ArrayMap {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn gen_lookup(&self) -> Option<GenLookup> {
+        let values = self.arena.base();
+        let max_entries = self.c.attr.max_entries;
+        if max_entries == 0 {
+            return None;
+        }
+        let stride = u32::try_from(self.vstride).ok()?;
+        Some(if self.percpu {
+            GenLookup::PercpuArray {
+                values,
+                max_entries,
+                stride,
+                ncpus: u32::try_from(self.c.ncpus).ok()?,
+            }
+        } else {
+            GenLookup::Array {
+                values,
+                max_entries,
+                stride,
+            }
+        })
+    }
+
+    fn direct_value_addr(&self, off: u32) -> Option<u64> {
+        // Element 0's value: the one value of a global-data map.
+        if self.percpu || off >= self.c.attr.value_size || self.c.attr.max_entries == 0 {
+            return None;
+        }
+        Some(self.ptr(0, 0) as u64 + u64::from(off))
     }
 
     fn value_file(&self) -> Option<u64> {

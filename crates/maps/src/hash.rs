@@ -38,7 +38,7 @@ use crate::devmap::{parse_pair, DevmapVal};
 use crate::error::MapError;
 use crate::fdarray::check_inner;
 use crate::mem::{self, hash_key, round8, Arena};
-use crate::ops::{Common, FdObject, ForEachCallback, MapOps, ValueRegion};
+use crate::ops::{Common, FdObject, ForEachCallback, GenLookup, MapOps, ValueRegion};
 use crate::types::*;
 
 /// End-of-chain marker bit: a chain ends in `NULLS | bucket` rather than one shared "none",
@@ -1065,6 +1065,39 @@ impl MapOps for HashTab {
     fn as_any(&self) -> &dyn Any {
         self
     }
+
+    fn gen_lookup(&self) -> Option<GenLookup> {
+        // Plain and LRU maps only: a per-CPU map's lookup needs the run's CPU,
+        // devmap_hash and hash_of_maps values are not for programs to load.
+        if !matches!(self.kind, Kind::Plain | Kind::Lru) {
+            return None;
+        }
+        // The common key sizes call the table itself, without the dynamic
+        // dispatch of `lookup`.
+        let f = match self.table.key_size {
+            4 => direct_hash_lookup::<4> as unsafe extern "sysv64" fn(u64, u64) -> u64,
+            8 => direct_hash_lookup::<8>,
+            _ => return Some(GenLookup::Lookup),
+        };
+        Some(GenLookup::Call {
+            f,
+            obj: self as *const HashTab as u64,
+        })
+    }
+}
+
+/// [`HashTab::prog_lookup`] called straight from JIT code ([`GenLookup::Call`]):
+/// `obj` is the map's table, `key` points to `N` readable bytes.
+unsafe extern "sysv64" fn direct_hash_lookup<const N: usize>(obj: u64, key: u64) -> u64 {
+    // SAFETY: the caller keeps the map, and so its table, alive while code
+    // embedding `obj` may run; the verifier proved the key's N bytes readable.
+    let h = unsafe { &*(obj as *const HashTab) };
+    let key = unsafe { &*(key as *const [u8; N]) };
+    // Unwinding out of an extern "sysv64" fn aborts; a lookup that panics finds nothing.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.prog_lookup(key)))
+        .ok()
+        .flatten()
+        .map_or(0, |p| p as u64)
 }
 
 #[cfg(test)]

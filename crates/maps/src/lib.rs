@@ -72,7 +72,7 @@ pub use fdarray::{ArrayOfMaps, ProgArray, ProgObject};
 pub use hash::HashTab;
 pub use lpm::{LpmTrie, LPM_KEY_SIZE_MAX, LPM_KEY_SIZE_MIN, LPM_VAL_SIZE_MAX};
 pub use mem::{bpf_spin_lock, bpf_spin_unlock};
-pub use ops::{FdObject, ForEachCallback, MapOps, ValueRegion};
+pub use ops::{FdObject, ForEachCallback, GenLookup, MapOps, ValueRegion};
 pub use queue::QueueStack;
 pub use ringbuf::{RingBuf, RINGBUF_MAX_RECORD_SZ};
 pub use special::{

@@ -23,7 +23,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::MapError;
 use crate::mem::{self, round8, Arena};
-use crate::ops::{Common, MapOps, ValueRegion};
+use crate::ops::{Common, GenLookup, MapOps, ValueRegion};
 use crate::types::*;
 
 /// Smallest key: prefixlen and one data byte.
@@ -640,5 +640,9 @@ impl MapOps for LpmTrie {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn gen_lookup(&self) -> Option<GenLookup> {
+        Some(GenLookup::Lookup)
     }
 }

@@ -43,6 +43,51 @@ impl ValueRegion {
     }
 }
 
+/// How a program's `bpf_map_lookup_elem` on one map may run without the
+/// helper call, as the map proposes it (the kernel's `map_gen_lookup`): the
+/// runtime hands this to the JIT and the interpreter. Every form gives exactly
+/// what [`MapOps::lookup`] gives for the same key.
+#[derive(Clone, Copy, Debug)]
+pub enum GenLookup {
+    /// Values in one block, as the kernel's `array_map_gen_lookup` inlines:
+    /// the value of `key = *(u32 *)key_ptr` is at `values + key * stride`
+    /// when `key < max_entries`, else NULL.
+    Array {
+        /// Address of element 0's value.
+        values: *mut u8,
+        /// Number of elements.
+        max_entries: u32,
+        /// Distance between two values (`round_up(value_size, 8)`).
+        stride: u32,
+    },
+    /// Per-CPU values laid out CPU-major within an element, as the kernel's
+    /// `percpu_array_map_gen_lookup` inlines: `values + (key * ncpus + cpu) *
+    /// stride` for the run's CPU, NULL when `key >= max_entries`.
+    PercpuArray {
+        /// Address of element 0's value for CPU 0.
+        values: *mut u8,
+        /// Number of elements.
+        max_entries: u32,
+        /// Distance between two values (`round_up(value_size, 8)`).
+        stride: u32,
+        /// Values per element.
+        ncpus: u32,
+    },
+    /// A direct call `f(obj, key_ptr)` returning the value's address or 0. `obj`
+    /// points into the map and stays valid while the map lives; `f` does not
+    /// unwind.
+    Call {
+        /// The lookup function.
+        f: unsafe extern "sysv64" fn(obj: u64, key: u64) -> u64,
+        /// Its first argument.
+        obj: u64,
+    },
+    /// A direct call of this map's own [`MapOps::lookup`] with CPU 0 (maps whose
+    /// program-side lookup does not depend on the CPU), without the helper
+    /// trampoline.
+    Lookup,
+}
+
 /// An object stored in an fd-array/fd-hash slot from user space: a program for `prog_array`,
 /// a map for the maps of maps.
 #[derive(Clone)]
@@ -223,6 +268,26 @@ pub trait MapOps: Send + Sync + Any {
 
     /// The program array, for prog_array maps.
     fn as_prog_array(&self) -> Option<&crate::ProgArray> {
+        None
+    }
+
+    /// The perf event array, for perf_event_array maps.
+    fn as_perf_event_array(&self) -> Option<&crate::PerfEventArray> {
+        None
+    }
+
+    /// How a program's lookup on this map may skip the helper call (the
+    /// kernel's `map_gen_lookup`); `None`: through the helper.
+    fn gen_lookup(&self) -> Option<GenLookup> {
+        None
+    }
+
+    /// The address of byte `off` of the map's value for a direct value access
+    /// (`LD_IMM64` with `BPF_PSEUDO_MAP_VALUE`, as `.data`/`.bss`/`.rodata`
+    /// references use; the kernel's `map_direct_value_addr`); `None` when the
+    /// map type has no such access or `off` is outside the value.
+    fn direct_value_addr(&self, off: u32) -> Option<u64> {
+        let _ = off;
         None
     }
 

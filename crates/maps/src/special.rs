@@ -446,6 +446,10 @@ impl MapOps for PerfEventArray {
     fn as_any(&self) -> &dyn Any {
         self
     }
+
+    fn as_perf_event_array(&self) -> Option<&PerfEventArray> {
+        Some(self)
+    }
 }
 
 /// `BPF_MAP_TYPE_STACK_TRACE`: stack ids to frames. bpfvm collects none.

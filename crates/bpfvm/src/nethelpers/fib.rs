@@ -14,13 +14,17 @@ use std::net::IpAddr;
 
 /// `RT_TABLE_MAIN`, `RT_TABLE_LOCAL`.
 pub const RT_TABLE_MAIN: u32 = 254;
+/// `RT_TABLE_LOCAL`.
 pub const RT_TABLE_LOCAL: u32 = 255;
 
 /// A network device as the lookup sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FibDevice {
+    /// Its interface index.
     pub ifindex: u32,
+    /// Its MAC address.
     pub mac: [u8; 6],
+    /// Its MTU.
     pub mtu: u32,
     /// `net.ipv4.conf.DEV.forwarding`.
     pub forwarding: bool,
@@ -33,24 +37,38 @@ pub struct FibDevice {
 /// `RTN_*` route types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteType {
+    /// `RTN_UNICAST`: through a gateway or directly attached.
     Unicast,
+    /// `RTN_LOCAL`: an address of this host.
     Local,
+    /// `RTN_BROADCAST`.
     Broadcast,
+    /// `RTN_BLACKHOLE`: dropped silently.
     Blackhole,
+    /// `RTN_UNREACHABLE`: refused as unreachable.
     Unreachable,
+    /// `RTN_PROHIBIT`: refused by policy.
     Prohibit,
 }
 
+/// A route.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FibRoute {
+    /// Its routing table (`RT_TABLE_MAIN`, ...).
     pub table: u32,
+    /// Destination prefix.
     pub dst: IpAddr,
+    /// Prefix length.
     pub prefix_len: u8,
+    /// Route type.
     pub kind: RouteType,
+    /// The nexthop's gateway, when it has one.
     pub gateway: Option<IpAddr>,
     /// The nexthop's device (0: none, for the error types).
     pub ifindex: u32,
+    /// Route metric (lower wins among equal prefixes).
     pub metric: u32,
+    /// Preferred source address.
     pub prefsrc: Option<IpAddr>,
     /// The route's MTU as forwarding uses it: a locked MTU metric (`ip route
     /// ... mtu lock N`; an unlocked one counts only with
@@ -61,15 +79,22 @@ pub struct FibRoute {
 /// A neighbour in a valid (reachable, permanent, ...) state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FibNeighbor {
+    /// The interface the neighbour is on.
     pub ifindex: u32,
+    /// Its address.
     pub addr: IpAddr,
+    /// Its MAC address.
     pub mac: [u8; 6],
 }
 
+/// The routing tables `bpf_fib_lookup` reads: devices, routes, neighbours.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fib {
+    /// The devices.
     pub devices: Vec<FibDevice>,
+    /// The routes.
     pub routes: Vec<FibRoute>,
+    /// The neighbours.
     pub neighbors: Vec<FibNeighbor>,
 }
 
@@ -192,10 +217,15 @@ impl Fib {
 
 /// `BPF_FIB_LOOKUP_*` flags.
 pub const BPF_FIB_LOOKUP_DIRECT: u32 = 1 << 0;
+/// `BPF_FIB_LOOKUP_OUTPUT`.
 pub const BPF_FIB_LOOKUP_OUTPUT: u32 = 1 << 1;
+/// `BPF_FIB_LOOKUP_SKIP_NEIGH`.
 pub const BPF_FIB_LOOKUP_SKIP_NEIGH: u32 = 1 << 2;
+/// `BPF_FIB_LOOKUP_TBID`.
 pub const BPF_FIB_LOOKUP_TBID: u32 = 1 << 3;
+/// `BPF_FIB_LOOKUP_SRC`.
 pub const BPF_FIB_LOOKUP_SRC: u32 = 1 << 4;
+/// `BPF_FIB_LOOKUP_MARK`.
 pub const BPF_FIB_LOOKUP_MARK: u32 = 1 << 5;
 const FLAGS: u32 = BPF_FIB_LOOKUP_DIRECT
     | BPF_FIB_LOOKUP_OUTPUT
@@ -262,6 +292,7 @@ fn put_addr(p: &mut [u8], o: usize, a: IpAddr) {
 /// What the caller checks after a successful lookup without an MTU check
 /// (tc programs: the packet against the output device's MTU).
 pub struct Lookup {
+    /// The helper's return value (`BPF_FIB_LKUP_RET_*`).
     pub ret: i64,
     /// The output device's MTU, for the skb check.
     pub dev_mtu: Option<u32>,
