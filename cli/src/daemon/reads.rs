@@ -505,7 +505,10 @@ pub fn jited(p: &ProgObj, arch: &str, opcodes: bool, linum: bool) -> Result<List
         "x86_64" | "x86" | "" => {
             let Some(j) = p.jited() else {
                 return Err(match p.jit_error() {
-                    Some(e) => format!("the program has no native code: {e}"),
+                    Some(e) => format!(
+                        "the program has no native code: {}",
+                        crate::render::error_chain(e)
+                    ),
                     None => "the program has no native code".to_string(),
                 });
             };

@@ -181,7 +181,7 @@ pub enum JitUnavailable {
     #[error("the JIT was off when the program was loaded")]
     Disabled,
     /// The JIT was on and could not compile the program.
-    #[error("the JIT could not compile the program: {source}")]
+    #[error("the JIT could not compile the program")]
     Failed {
         /// What the JIT reported.
         #[source]
