@@ -270,6 +270,14 @@ pub fn cases() -> Vec<Case> {
         c("raw_tp_args", RAW, "ldxdw %r0, [%r1+8]; exit", None),
         c("raw_tp_arg_u32", RAW, "ldxw %r0, [%r1+16]; exit", None),
         c("kprobe_regs", KP, "ldxdw %r0, [%r1+80]; exit", None),
+        // bpf_copy_from_user_task may sleep: a kprobe is offered it but may
+        // not call it (BPF_F_SLEEPABLE programs may).
+        c(
+            "copy_from_user_task_not_sleepable",
+            KP,
+            "mov %r1, %r10; add %r1, -8; mov %r2, 8; mov %r3, 0; mov %r4, 0; mov %r5, 0; call 191; mov %r0, 0; exit",
+            Some("helper call might sleep in a non-sleepable prog"),
+        ),
         c("kprobe_pid_tgid", KP, "call 14; exit", None),
         c("kprobe_uid_gid", KP, "call 15; exit", None),
         c("kprobe_comm", KP, "mov %r1, %r10; add %r1, -16; mov %r2, 16; call 16; mov %r0, 0; exit", None),
@@ -706,5 +714,40 @@ fn table() {
         "{} failures:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+/// A sleeping helper (bpf_copy_from_user_task) in a sleepable program, with
+/// the task a BTF pointer: accepted; inside a program that takes the RCU read
+/// lock: refused. Not checked against the kernel: its sleepable kprobes must
+/// be uprobes, which this table cannot attach.
+#[test]
+fn sleepable_helper() {
+    const BPF_F_SLEEPABLE: u32 = 1 << 4;
+    let call = "call 158; mov %r4, %r0; mov %r1, %r10; add %r1, -8; mov %r2, 8; mov %r3, 0; mov %r5, 0; call 191; mov %r0, 0; exit";
+    let opts = VerifierOpts {
+        prog_type: KP,
+        prog_flags: BPF_F_SLEEPABLE,
+        ..Default::default()
+    };
+    let none = |_: u32| None;
+    let r = verify(&build(call), &none, &opts);
+    assert!(r.is_ok(), "{:?}", r.err().map(|e| e.log));
+    let plain = VerifierOpts {
+        prog_flags: 0,
+        ..opts.clone()
+    };
+    let e = verify(&build(call), &none, &plain).expect_err("not sleepable");
+    assert_eq!(
+        e.error.reason(),
+        "helper call might sleep in a non-sleepable prog"
+    );
+    let rcu = bpfvm_verifier::kfuncs::btf_id("bpf_rcu_read_lock").expect("bpf_rcu_read_lock");
+    let mut insns = build(call);
+    insns.insert(0, Insn::new(0x85, 0, 2, 0, rcu));
+    let e = verify(&insns, &none, &opts).expect_err("rcu section");
+    assert_eq!(
+        e.error.reason(),
+        "sleepable helper bpf_copy_from_user_task#191 in rcu_read_lock region"
     );
 }
