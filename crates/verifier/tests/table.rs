@@ -487,6 +487,11 @@ pub fn cases() -> Vec<Case> {
         // The index is precise from the first exit on: no widening, the loop
         // is walked until the index leaves the stack.
         c("may_goto_loop_precise_index", XDP, "mov %r6, 0; stdw [%r10-8], 0; loop: may_goto out; add %r6, 1; ja loop; out: mov %r2, %r10; add %r2, -8; add %r2, %r6; ldxb %r0, [%r2+0]; exit", Some("invalid read from stack R2 off=0 size=1")),
+        // A may_goto loop summing into r0, then a second one indexing the
+        // stack: the second loop's convergence must not make the first
+        // loop's sum precise (the sum is widened, the first loop converges;
+        // the kernel's deferred precision along back-edges).
+        c("may_goto_two_loops_sum_widened", XDP, "call 7; mov %r6, %r0; mov %r7, 0; jgt %r6, 999999, out; l1: mov %r2, %r6; may_goto l2; add32 %r7, %r2; mov %r6, %r2; add %r6, 1; jlt %r2, 999999, l1; l2: stdw [%r10-8], 0; call 7; mov %r1, %r0; and %r1, 7; l3: jge %r1, 8, out; mov %r2, %r10; add %r2, -8; add %r2, %r1; ldxb %r3, [%r2+0]; add32 %r7, %r3; may_goto out; add %r1, 1; ja l3; out: mov %r0, %r7; exit", None),
         c("may_goto_infinite", XDP, "mov %r0, 0; may_goto -2; exit", Some("infinite loop detected at insn 1")),
         unpriv("may_goto_loop_unpriv", SK, "mov %r0, 0; loop: add %r0, 1; may_goto +1; ja loop; mov %r0, 0; exit", Some("back-edge from insn 3 to 1")),
         c("load_acquire_stack", XDP, "mov %r1, 5; stxdw [%r10-8], %r1; load_acqdw %r0, [%r10-8]; load_acqb %r2, [%r10-8]; add %r0, %r2; exit", None),
