@@ -23,6 +23,9 @@ const TC: u32 = BPF_PROG_TYPE_SCHED_CLS;
 const RAW: u32 = BPF_PROG_TYPE_RAW_TRACEPOINT;
 const KP: u32 = BPF_PROG_TYPE_KPROBE;
 const SYS: u32 = BPF_PROG_TYPE_SYSCALL;
+/// `BPF_PROG_TYPE_NETFILTER` (the kernel loads it only with attach type
+/// BPF_NETFILTER, which this table does not pass: its cases are bpfvm's only).
+const NF: u32 = 32;
 
 pub struct Case {
     pub name: String,
@@ -270,6 +273,10 @@ pub fn cases() -> Vec<Case> {
         c("raw_tp_args", RAW, "ldxdw %r0, [%r1+8]; exit", None),
         c("raw_tp_arg_u32", RAW, "ldxw %r0, [%r1+16]; exit", None),
         c("kprobe_regs", KP, "ldxdw %r0, [%r1+80]; exit", None),
+        // struct bpf_nf_ctx: state and skb are trusted BTF pointers.
+        nk(c("netfilter_state_returned", NF, "ldxdw %r0, [%r1+0]; exit", Some("At program exit the register R0 is not a known value (trusted_ptr_)"))),
+        nk(c("netfilter_skb_write", NF, "ldxdw %r1, [%r1+8]; stw [%r1+0], 0; mov %r0, 1; exit", Some("only read is supported (R1 is trusted_ptr_)"))),
+        nk(c("netfilter_skb_compared", NF, "ldxdw %r2, [%r1+8]; mov %r0, 0; jeq %r2, 0, out; mov %r0, 1; out: exit", None)),
         // bpf_copy_from_user_task may sleep: a kprobe is offered it but may
         // not call it (BPF_F_SLEEPABLE programs may).
         c(

@@ -572,6 +572,12 @@ impl Verifier<'_> {
             return self.check_btf_struct_load(regno, reg, off, size, write);
         }
         let name = Obj::from_u8(reg.kf.obj).map(|o| o.name());
+        if name.is_none() && !write {
+            return self.err(unsafe_(format!(
+                "bpfvm does not model reads through R{regno} ({}, off={off} size={size}) yet",
+                kfuncs::btf_ptr_name(reg)
+            )));
+        }
         if write {
             return self.err(unsafe_(format!(
                 "only read is supported (R{regno} is {})",
