@@ -603,8 +603,7 @@ pub fn ctx_access(a: &CtxAccess) -> Option<CtxField> {
         BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE => {
             if off == 0 {
                 // The first argument is the tracepoint's writable buffer.
-                return (!write && size == 8)
-                    .then_some(Unmodelled("the tracepoint buffer pointer"));
+                return (!write && size == 8).then_some(Ptr(RegType::TpBuffer));
             }
             (!write && (0..96).contains(&off) && off % size == 0).then_some(Scalar)
         }

@@ -26,6 +26,8 @@ const SYS: u32 = BPF_PROG_TYPE_SYSCALL;
 /// `BPF_PROG_TYPE_NETFILTER` (the kernel loads it only with attach type
 /// BPF_NETFILTER, which this table does not pass: its cases are bpfvm's only).
 const NF: u32 = 32;
+/// `BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE`
+const TPW: u32 = 24;
 
 pub struct Case {
     pub name: String,
@@ -273,6 +275,10 @@ pub fn cases() -> Vec<Case> {
         c("raw_tp_args", RAW, "ldxdw %r0, [%r1+8]; exit", None),
         c("raw_tp_arg_u32", RAW, "ldxw %r0, [%r1+16]; exit", None),
         c("kprobe_regs", KP, "ldxdw %r0, [%r1+80]; exit", None),
+        // A writable raw tracepoint's buffer (PTR_TO_TP_BUFFER): constant,
+        // non-negative offsets only.
+        c("tp_buffer_variable_offset", TPW, "ldxdw %r6, [%r1+0]; call 7; and %r0, 7; add %r6, %r0; stdw [%r6+0], 1; mov %r0, 0; exit", Some("R6 invalid variable buffer offset: off=0, var_off=(0x0; 0x7)")),
+        c("tp_buffer_negative_offset", TPW, "ldxdw %r6, [%r1+0]; add %r6, 8; stdw [%r6-16], 1; mov %r0, 0; exit", Some("R6 invalid tracepoint buffer access: off=-8, size=8")),
         // struct bpf_nf_ctx: state and skb are trusted BTF pointers.
         nk(c("netfilter_state_returned", NF, "ldxdw %r0, [%r1+0]; exit", Some("At program exit the register R0 is not a known value (trusted_ptr_)"))),
         nk(c("netfilter_skb_write", NF, "ldxdw %r1, [%r1+8]; stw [%r1+0], 0; mov %r0, 1; exit", Some("only read is supported (R1 is trusted_ptr_)"))),
