@@ -162,6 +162,10 @@ struct Checkpoint {
 /// A path that closed a `may_goto` loop against its head while the head
 /// was still being explored.
 struct Backedge {
+    /// The checkpoint the path was found within (the head, or a state of
+    /// the loop that itself depends on the head): its final precision is
+    /// what the path needs.
+    target: usize,
     state: State,
     history: precise::HistList,
     parent: Option<usize>,
@@ -762,12 +766,18 @@ impl<'a> Verifier<'a> {
             return;
         };
         let saved = (self.history.take(), self.cur_parent);
+        let mut targets: Vec<usize> = edges.iter().map(|e| e.target).collect();
+        targets.push(head);
+        targets.sort_unstable();
+        targets.dedup();
         let marks = |v: &Self| {
             let mut n = 0usize;
-            if let Some(s) = v.checkpoints[head].state.as_ref() {
-                for f in &s.frames {
-                    n += f.regs.iter().filter(|r| r.precise).count();
-                    n += f.stack.iter().filter(|s| s.spill.precise).count();
+            for &t in &targets {
+                if let Some(s) = v.checkpoints[t].state.as_ref() {
+                    for f in &s.frames {
+                        n += f.regs.iter().filter(|r| r.precise).count();
+                        n += f.stack.iter().filter(|s| s.spill.precise).count();
+                    }
                 }
             }
             n
@@ -778,7 +788,12 @@ impl<'a> Verifier<'a> {
             for e in edges.iter_mut() {
                 self.history = e.history.clone();
                 self.cur_parent = e.parent;
-                self.propagate_precision(&mut e.state, head);
+                if self.checkpoints[e.target].state.is_some() {
+                    self.propagate_precision(&mut e.state, e.target);
+                } else {
+                    // The state was dropped: keep everything on the path.
+                    self.mark_all_precise(&mut e.state);
+                }
             }
             if marks(self) == before {
                 break;
@@ -890,6 +905,7 @@ impl<'a> Verifier<'a> {
                             self.note_loop_entry(*parent, ci);
                             self.propagate_precision(st, ci);
                             self.backedges.entry(ci).or_default().push(Backedge {
+                                target: ci,
                                 state: st.clone(),
                                 history: self.history.clone(),
                                 parent: *parent,
@@ -903,6 +919,20 @@ impl<'a> Verifier<'a> {
                                 self.mark_all_precise(st);
                             } else {
                                 self.propagate_precision(st, ci);
+                                // An exact repeat of a state whose loop head
+                                // is still explored: that state's precision
+                                // is final only with the head's, so this path
+                                // is carried along when the head is done.
+                                let le = self.checkpoints[ci].loop_entry;
+                                if let Some(le) = le.filter(|&h| self.checkpoints[h].branches > 0) {
+                                    self.note_loop_entry(*parent, le);
+                                    self.backedges.entry(le).or_default().push(Backedge {
+                                        target: ci,
+                                        state: st.clone(),
+                                        history: self.history.clone(),
+                                        parent: *parent,
+                                    });
+                                }
                             }
                         }
                         if self.logging() {
