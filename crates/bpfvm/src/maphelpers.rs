@@ -191,7 +191,19 @@ pub fn register(t: &mut HelperTable) {
         |c: &mut HelperCtx<'_, '_>, a: [u64; 5]| no_counter(c, a, true),
     )
     .register(81, "bpf_get_local_storage", get_local_storage)
-    .register(158, "bpf_get_current_task_btf", current_task_btf);
+    .register(158, "bpf_get_current_task_btf", current_task_btf)
+    .register(
+        191,
+        "bpf_copy_from_user_task",
+        |c: &mut HelperCtx<'_, '_>, a: [u64; 5]| {
+            // No user address space to copy from: the kernel clears the
+            // buffer when the copy faults.
+            if a[1] > 0 {
+                c.write_bytes(a[0], &vec![0; a[1] as usize])?;
+            }
+            ret(-EFAULT)
+        },
+    );
     let null = |_: &mut HelperCtx<'_, '_>, _: [u64; 5]| ret(0);
     for (id, name) in [
         (84, "bpf_sk_lookup_tcp"),

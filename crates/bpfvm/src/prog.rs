@@ -72,10 +72,15 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
         let pc = *pc;
         let map_id = a.insns[pc].imm as u32;
         let resolve = |used: &mut Vec<Arc<MapObj>>| -> Result<Arc<MapObj>> {
-            let m = rt.map_by_id(map_id).map_err(|_| BpfError::ProgInvalid {
-                name: name.clone(),
-                reason: format!("insn {pc}: fd {map_id} is not pointing to valid bpf_map"),
-            })?;
+            let Ok(m) = rt.map_by_id(map_id) else {
+                // The kernel's log says it; the verifier says it with a log
+                // when a path reaches the reference.
+                verify(rt, &a, &name)?;
+                return Err(BpfError::ProgInvalid {
+                    name: name.clone(),
+                    reason: format!("insn {pc}: fd {map_id} is not pointing to valid bpf_map"),
+                });
+            };
             if !used.iter().any(|u| u.id == m.id) {
                 used.push(m.clone());
             }

@@ -159,6 +159,18 @@ struct Checkpoint {
     loop_entry: Option<usize>,
 }
 
+/// A path that closed a `may_goto` loop against its head while the head
+/// was still being explored.
+struct Backedge {
+    /// The checkpoint the path was found within (the head, or a state of
+    /// the loop that itself depends on the head): its final precision is
+    /// what the path needs.
+    target: usize,
+    state: State,
+    history: precise::HistList,
+    parent: Option<usize>,
+}
+
 struct Pending {
     state: State,
     insn: usize,
@@ -225,6 +237,11 @@ pub struct Verifier<'a> {
     scratched_regs: u32,
     scratched_stack: u64,
     checkpoints: Vec<Checkpoint>,
+    /// `may_goto` loops closed against a head still being explored, per
+    /// head: the path that closed it (state, history, parent checkpoint).
+    /// When the head is done its final precision is carried back along each
+    /// (the kernel's deferred precision along back-edges).
+    backedges: HashMap<usize, Vec<Backedge>>,
     /// Completed checkpoints per instruction (the ones pruning compares with).
     explored: HashMap<usize, Vec<usize>>,
     /// Every checkpoint per instruction, completed or not.
@@ -300,6 +317,7 @@ impl<'a> Verifier<'a> {
             scratched_regs: 0,
             scratched_stack: 0,
             checkpoints: Vec::new(),
+            backedges: HashMap::new(),
             explored: HashMap::new(),
             all_states: HashMap::new(),
             in_progress: HashMap::new(),
@@ -716,6 +734,10 @@ impl<'a> Verifier<'a> {
             if c.branches > 0 {
                 break;
             }
+            if self.backedges.contains_key(&i) {
+                self.close_backedges(i);
+            }
+            let c = &mut self.checkpoints[i];
             cp = c.parent;
             let le = c.loop_entry;
             let (has_state, pc, fp) = (c.state.is_some(), c.pc, c.fp);
@@ -733,6 +755,51 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
+    }
+
+    /// Loop head `head` is done: its precision is final. Each path that
+    /// closed a loop against it gets the head's precise registers marked and
+    /// followed back up its own checkpoints (which may mark more in the head,
+    /// hence the repetition until nothing changes).
+    fn close_backedges(&mut self, head: usize) {
+        let Some(edges) = self.backedges.remove(&head) else {
+            return;
+        };
+        let saved = (self.history.take(), self.cur_parent);
+        let mut targets: Vec<usize> = edges.iter().map(|e| e.target).collect();
+        targets.push(head);
+        targets.sort_unstable();
+        targets.dedup();
+        let marks = |v: &Self| {
+            let mut n = 0usize;
+            for &t in &targets {
+                if let Some(s) = v.checkpoints[t].state.as_ref() {
+                    for f in &s.frames {
+                        n += f.regs.iter().filter(|r| r.precise).count();
+                        n += f.stack.iter().filter(|s| s.spill.precise).count();
+                    }
+                }
+            }
+            n
+        };
+        let mut edges = edges;
+        loop {
+            let before = marks(self);
+            for e in edges.iter_mut() {
+                self.history = e.history.clone();
+                self.cur_parent = e.parent;
+                if self.checkpoints[e.target].state.is_some() {
+                    self.propagate_precision(&mut e.state, e.target);
+                } else {
+                    // The state was dropped: keep everything on the path.
+                    self.mark_all_precise(&mut e.state);
+                }
+            }
+            if marks(self) == before {
+                break;
+            }
+        }
+        (self.history, self.cur_parent) = saved;
     }
 
     /// `update_loop_entry`: checkpoint `cp` depends on iterator loop head
@@ -826,7 +893,24 @@ impl<'a> Verifier<'a> {
             if self.cfg().prune_point[*pc] || self.is_iter_next(*pc) {
                 match self.is_state_visited(st, *pc, parent)? {
                     Visit::Pruned(old) | Visit::LoopDone(old) => {
-                        if let Some(ci) = old {
+                        let looped = matches!(old, Some(ci) if self.checkpoints[ci].branches > 0
+                            && self.dec(*pc).op == Op::MayGoto);
+                        if let (true, Some(ci)) = (looped, old) {
+                            // Every scalar is within the head's (RANGE_WITHIN),
+                            // so the head's safety covers this path; the
+                            // head's precision is carried back here now and
+                            // again once it is final. Until then the states
+                            // of this iteration prune exact repeats only.
+                            self.cur_parent = *parent;
+                            self.note_loop_entry(*parent, ci);
+                            self.propagate_precision(st, ci);
+                            self.backedges.entry(ci).or_default().push(Backedge {
+                                target: ci,
+                                state: st.clone(),
+                                history: self.history.clone(),
+                                parent: *parent,
+                            });
+                        } else if let Some(ci) = old {
                             self.cur_parent = *parent;
                             if self.checkpoints[ci].branches > 0 {
                                 // Covered by a state still being explored: its
@@ -835,6 +919,20 @@ impl<'a> Verifier<'a> {
                                 self.mark_all_precise(st);
                             } else {
                                 self.propagate_precision(st, ci);
+                                // An exact repeat of a state whose loop head
+                                // is still explored: that state's precision
+                                // is final only with the head's, so this path
+                                // is carried along when the head is done.
+                                let le = self.checkpoints[ci].loop_entry;
+                                if let Some(le) = le.filter(|&h| self.checkpoints[h].branches > 0) {
+                                    self.note_loop_entry(*parent, le);
+                                    self.backedges.entry(le).or_default().push(Backedge {
+                                        target: ci,
+                                        state: st.clone(),
+                                        history: self.history.clone(),
+                                        parent: *parent,
+                                    });
+                                }
                             }
                         }
                         if self.logging() {

@@ -281,6 +281,18 @@ pub enum DynptrKind {
     Xdp = 2,
 }
 
+/// `reg_type_str`: a register's type with its flags (`trusted_ptr_`).
+pub fn reg_type_str(r: &Reg) -> String {
+    if r.ty != RegType::BtfId {
+        return r.ty.name(r.maybe_null);
+    }
+    let mut s = btf_ptr_name(r);
+    if let Some(o) = Obj::from_u8(r.kf.obj) {
+        s.truncate(s.len() - o.name().len());
+    }
+    s
+}
+
 /// `reg_type_str` plus the object's name, as `print_reg_state` prints a
 /// `PTR_TO_BTF_ID`: `trusted_ptr_or_null_task_struct`.
 pub fn btf_ptr_name(r: &Reg) -> String {

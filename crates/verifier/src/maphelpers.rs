@@ -64,6 +64,7 @@ mod id {
     pub const TASK_STORAGE_GET: i32 = 156;
     pub const TASK_STORAGE_DELETE: i32 = 157;
     pub const GET_CURRENT_TASK_BTF: i32 = 158;
+    pub const COPY_FROM_USER_TASK: i32 = 191;
     pub const KPTR_XCHG: i32 = 194;
     pub const MAP_LOOKUP_PERCPU: i32 = 195;
     pub const RINGBUF_RESERVE_DYNPTR: i32 = 198;
@@ -261,6 +262,13 @@ const fn p(args: [Arg; 5], ret: Ret, gpl_only: bool) -> Proto {
     }
 }
 
+/// The helpers bpfvm models whose kernel prototype says `might_sleep`: only
+/// sleepable programs (`BPF_F_SLEEPABLE`) may call them, and not inside an
+/// RCU read-side section.
+pub fn might_sleep(func: i32) -> bool {
+    func == id::COPY_FROM_USER_TASK
+}
+
 /// The prototype of helper `id` in a program of `prog_type`, for the
 /// helpers this module adds; `None` when `id` is not one of them or the
 /// program type may not call it.
@@ -327,6 +335,19 @@ pub fn proto(id: i32, prog_type: u32, privileged: bool) -> Option<Proto> {
         id::GET_CURRENT_TASK_BTF if tracing(prog_type) || prog_type == BPF_PROG_TYPE_SYSCALL => {
             p([D; 5], Ret::Integer, true)
         }
+        // The registry offers it to every type whose loader has CAP_PERFMON;
+        // the caller refuses it in programs that may not sleep.
+        id::COPY_FROM_USER_TASK => p(
+            [
+                UninitMem { nullable: false },
+                ConstSizeOrZero,
+                Anything,
+                BtfId { obj: "task_struct" },
+                Anything,
+            ],
+            Ret::Integer,
+            true,
+        ),
         // Sockets.
         id::SK_LOOKUP_TCP | id::SK_LOOKUP_UDP | id::SKC_LOOKUP_TCP if sk_lookup(prog_type) => {
             let t = if id == id::SKC_LOOKUP_TCP {

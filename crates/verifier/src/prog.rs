@@ -23,6 +23,9 @@ pub enum CtxField {
     /// yet (a socket or BTF-typed kernel object behind a pointer field, memory
     /// before a tracepoint's record): refused, naming it.
     Unmodelled(&'static str),
+    /// A trusted `PTR_TO_BTF_ID` to the named kernel struct (netfilter's
+    /// `state` and `skb`): loads through it need the kernel's types.
+    TrustedBtf(&'static str),
 }
 
 /// One context access, as `is_valid_access` sees it.
@@ -506,9 +509,15 @@ pub fn ctx_access(a: &CtxAccess) -> Option<CtxField> {
             ok.then_some(Scalar)
         }
         BPF_PROG_TYPE_NETFILTER => {
-            // struct bpf_nf_ctx { state, skb }: BTF-typed kernel pointers.
-            (!write && (off == 0 || off == 8) && size == 8)
-                .then_some(Unmodelled("the trusted_ptr_ pointer"))
+            // struct bpf_nf_ctx { state, skb }: trusted BTF-typed pointers.
+            if write || size != 8 {
+                return None;
+            }
+            match off {
+                0 => Some(TrustedBtf("nf_hook_state")),
+                8 => Some(TrustedBtf("sk_buff")),
+                _ => None,
+            }
         }
         BPF_PROG_TYPE_RAW_TRACEPOINT => {
             (!write && (0..96).contains(&off) && off % size == 0).then_some(Scalar)
@@ -516,8 +525,7 @@ pub fn ctx_access(a: &CtxAccess) -> Option<CtxField> {
         BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE => {
             if off == 0 {
                 // The first argument is the tracepoint's writable buffer.
-                return (!write && size == 8)
-                    .then_some(Unmodelled("the tracepoint buffer pointer"));
+                return (!write && size == 8).then_some(Ptr(RegType::TpBuffer));
             }
             (!write && (0..96).contains(&off) && off % size == 0).then_some(Scalar)
         }

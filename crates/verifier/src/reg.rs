@@ -54,6 +54,9 @@ pub enum RegType {
     /// `PTR_TO_XDP_SOCK`: `struct bpf_xdp_sock` (an xskmap element).
     #[doc(alias = "PTR_TO_XDP_SOCK")]
     XdpSock,
+    /// `PTR_TO_TP_BUFFER`: a writable raw tracepoint's buffer.
+    #[doc(alias = "PTR_TO_TP_BUFFER")]
+    TpBuffer,
 }
 
 impl RegType {
@@ -79,6 +82,7 @@ impl RegType {
             RegType::Sock => "sock",
             RegType::TcpSock => "tcp_sock",
             RegType::XdpSock => "xdp_sock",
+            RegType::TpBuffer => "tp_buffer",
         };
         if maybe_null && self == RegType::BtfId {
             "ptr_or_null_".to_string()

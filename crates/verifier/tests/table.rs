@@ -23,6 +23,11 @@ const TC: u32 = BPF_PROG_TYPE_SCHED_CLS;
 const RAW: u32 = BPF_PROG_TYPE_RAW_TRACEPOINT;
 const KP: u32 = BPF_PROG_TYPE_KPROBE;
 const SYS: u32 = BPF_PROG_TYPE_SYSCALL;
+/// `BPF_PROG_TYPE_NETFILTER` (the kernel loads it only with attach type
+/// BPF_NETFILTER, which this table does not pass: its cases are bpfvm's only).
+const NF: u32 = 32;
+/// `BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE`
+const TPW: u32 = 24;
 
 pub struct Case {
     pub name: String,
@@ -270,6 +275,22 @@ pub fn cases() -> Vec<Case> {
         c("raw_tp_args", RAW, "ldxdw %r0, [%r1+8]; exit", None),
         c("raw_tp_arg_u32", RAW, "ldxw %r0, [%r1+16]; exit", None),
         c("kprobe_regs", KP, "ldxdw %r0, [%r1+80]; exit", None),
+        // A writable raw tracepoint's buffer (PTR_TO_TP_BUFFER): constant,
+        // non-negative offsets only.
+        c("tp_buffer_variable_offset", TPW, "ldxdw %r6, [%r1+0]; call 7; and %r0, 7; add %r6, %r0; stdw [%r6+0], 1; mov %r0, 0; exit", Some("R6 invalid variable buffer offset: off=0, var_off=(0x0; 0x7)")),
+        c("tp_buffer_negative_offset", TPW, "ldxdw %r6, [%r1+0]; add %r6, 8; stdw [%r6-16], 1; mov %r0, 0; exit", Some("R6 invalid tracepoint buffer access: off=-8, size=8")),
+        // struct bpf_nf_ctx: state and skb are trusted BTF pointers.
+        nk(c("netfilter_state_returned", NF, "ldxdw %r0, [%r1+0]; exit", Some("At program exit the register R0 is not a known value (trusted_ptr_)"))),
+        nk(c("netfilter_skb_write", NF, "ldxdw %r1, [%r1+8]; stw [%r1+0], 0; mov %r0, 1; exit", Some("only read is supported (R1 is trusted_ptr_)"))),
+        nk(c("netfilter_skb_compared", NF, "ldxdw %r2, [%r1+8]; mov %r0, 0; jeq %r2, 0, out; mov %r0, 1; out: exit", None)),
+        // bpf_copy_from_user_task may sleep: a kprobe is offered it but may
+        // not call it (BPF_F_SLEEPABLE programs may).
+        c(
+            "copy_from_user_task_not_sleepable",
+            KP,
+            "mov %r1, %r10; add %r1, -8; mov %r2, 8; mov %r3, 0; mov %r4, 0; mov %r5, 0; call 191; mov %r0, 0; exit",
+            Some("helper call might sleep in a non-sleepable prog"),
+        ),
         c("kprobe_pid_tgid", KP, "call 14; exit", None),
         c("kprobe_uid_gid", KP, "call 15; exit", None),
         c("kprobe_comm", KP, "mov %r1, %r10; add %r1, -16; mov %r2, 16; call 16; mov %r0, 0; exit", None),
@@ -479,6 +500,11 @@ pub fn cases() -> Vec<Case> {
         // The index is precise from the first exit on: no widening, the loop
         // is walked until the index leaves the stack.
         c("may_goto_loop_precise_index", XDP, "mov %r6, 0; stdw [%r10-8], 0; loop: may_goto out; add %r6, 1; ja loop; out: mov %r2, %r10; add %r2, -8; add %r2, %r6; ldxb %r0, [%r2+0]; exit", Some("invalid read from stack R2 off=0 size=1")),
+        // A may_goto loop summing into r0, then a second one indexing the
+        // stack: the second loop's convergence must not make the first
+        // loop's sum precise (the sum is widened, the first loop converges;
+        // the kernel's deferred precision along back-edges).
+        c("may_goto_two_loops_sum_widened", XDP, "call 7; mov %r6, %r0; mov %r7, 0; jgt %r6, 999999, out; l1: mov %r2, %r6; may_goto l2; add32 %r7, %r2; mov %r6, %r2; add %r6, 1; jlt %r2, 999999, l1; l2: stdw [%r10-8], 0; call 7; mov %r1, %r0; and %r1, 7; l3: jge %r1, 8, out; mov %r2, %r10; add %r2, -8; add %r2, %r1; ldxb %r3, [%r2+0]; add32 %r7, %r3; may_goto out; add %r1, 1; ja l3; out: mov %r0, %r7; exit", None),
         c("may_goto_infinite", XDP, "mov %r0, 0; may_goto -2; exit", Some("infinite loop detected at insn 1")),
         unpriv("may_goto_loop_unpriv", SK, "mov %r0, 0; loop: add %r0, 1; may_goto +1; ja loop; mov %r0, 0; exit", Some("back-edge from insn 3 to 1")),
         c("load_acquire_stack", XDP, "mov %r1, 5; stxdw [%r10-8], %r1; load_acqdw %r0, [%r10-8]; load_acqb %r2, [%r10-8]; add %r0, %r2; exit", None),
@@ -706,5 +732,40 @@ fn table() {
         "{} failures:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+/// A sleeping helper (bpf_copy_from_user_task) in a sleepable program, with
+/// the task a BTF pointer: accepted; inside a program that takes the RCU read
+/// lock: refused. Not checked against the kernel: its sleepable kprobes must
+/// be uprobes, which this table cannot attach.
+#[test]
+fn sleepable_helper() {
+    const BPF_F_SLEEPABLE: u32 = 1 << 4;
+    let call = "call 158; mov %r4, %r0; mov %r1, %r10; add %r1, -8; mov %r2, 8; mov %r3, 0; mov %r5, 0; call 191; mov %r0, 0; exit";
+    let opts = VerifierOpts {
+        prog_type: KP,
+        prog_flags: BPF_F_SLEEPABLE,
+        ..Default::default()
+    };
+    let none = |_: u32| None;
+    let r = verify(&build(call), &none, &opts);
+    assert!(r.is_ok(), "{:?}", r.err().map(|e| e.log));
+    let plain = VerifierOpts {
+        prog_flags: 0,
+        ..opts.clone()
+    };
+    let e = verify(&build(call), &none, &plain).expect_err("not sleepable");
+    assert_eq!(
+        e.error.reason(),
+        "helper call might sleep in a non-sleepable prog"
+    );
+    let rcu = bpfvm_verifier::kfuncs::btf_id("bpf_rcu_read_lock").expect("bpf_rcu_read_lock");
+    let mut insns = build(call);
+    insns.insert(0, Insn::new(0x85, 0, 2, 0, rcu));
+    let e = verify(&insns, &none, &opts).expect_err("rcu section");
+    assert_eq!(
+        e.error.reason(),
+        "sleepable helper bpf_copy_from_user_task#191 in rcu_read_lock region"
     );
 }

@@ -548,6 +548,7 @@ impl Verifier<'_> {
                 | RegType::FlowKeys
                 | RegType::BtfId
                 | RegType::Mem
+                | RegType::TpBuffer
         );
         if !type_ok {
             return self.err(unsafe_(format!(

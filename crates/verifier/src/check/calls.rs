@@ -3,6 +3,7 @@
 //! for_each_map_elem), exits, references, and the combined stack limit.
 
 use super::jumps::mark_null;
+use super::kfunc::BPF_F_SLEEPABLE;
 use super::*;
 
 const MAX_VAR_SIZE: u64 = 1 << 29;
@@ -110,6 +111,19 @@ impl Verifier<'_> {
             return self.err(call_err(
                 "cannot call GPL-restricted function from non-GPL compatible program",
             ));
+        }
+        if crate::maphelpers::might_sleep(id) {
+            if self.opts.prog_flags & BPF_F_SLEEPABLE == 0 {
+                return self.err(invalid("helper call might sleep in a non-sleepable prog"));
+            }
+            // bpfvm does not track RCU read-side sections per path: a
+            // program that enters one anywhere may not call a sleeping
+            // helper anywhere (the kernel refuses the calls inside one).
+            if self.calls_rcu_read_lock() {
+                return self.err(invalid(format!(
+                    "sleepable helper {name}#{id} in rcu_read_lock region"
+                )));
+            }
         }
         let mut meta = Meta {
             func_id: id,

@@ -80,6 +80,15 @@ impl Verifier<'_> {
                 Ok(Some(r))
             }
             Some(CtxField::Scalar) => Ok(None),
+            Some(CtxField::TrustedBtf(_)) => {
+                // Neither the kernel's types (btf_id 0) nor a known object:
+                // loads through it are refused (the kernel walks its own
+                // layout, member by member, which bpfvm does not have here),
+                // and no kfunc or helper takes it.
+                let mut r = Reg::ptr(RegType::BtfId);
+                r.kf.flags |= crate::kfuncs::KFI_TRUSTED;
+                Ok(Some(r))
+            }
             Some(CtxField::Unmodelled(what)) => self.err(unsafe_(format!(
                 "bpfvm does not model {what} (context offset {off}) yet"
             ))),
@@ -108,7 +117,7 @@ impl Verifier<'_> {
         if !r0.is_scalar() {
             return self.err(invalid(format!(
                 "At program exit the register R0 is not a known value ({})",
-                r0.ty.name(r0.maybe_null)
+                crate::kfuncs::reg_type_str(&r0)
             )));
         }
         self.mark_precise(st, 1);

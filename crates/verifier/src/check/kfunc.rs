@@ -17,7 +17,7 @@ pub(super) const STACK_ITER: u8 = 5;
 pub(super) const STACK_DYNPTR: u8 = 6;
 
 /// `BPF_F_SLEEPABLE`
-const BPF_F_SLEEPABLE: u32 = 1 << 4;
+pub(super) const BPF_F_SLEEPABLE: u32 = 1 << 4;
 /// `BPF_F_XDP_DEV_BOUND_ONLY`
 const BPF_F_XDP_DEV_BOUND_ONLY: u32 = 1 << 6;
 
@@ -76,6 +76,15 @@ impl Verifier<'_> {
             return None;
         }
         Some((Self::stack_frame_of(st, r), ((-addr - 1) / 8) as usize))
+    }
+
+    /// Some instruction of the program calls `bpf_rcu_read_lock`.
+    pub(super) fn calls_rcu_read_lock(&self) -> bool {
+        self.insns.iter().any(|i| {
+            i.code == 0x85
+                && i.src_reg == BPF_PSEUDO_KFUNC_CALL
+                && kfuncs::by_btf_id(i.imm).is_some_and(|k| k.name == "bpf_rcu_read_lock")
+        })
     }
 
     pub(super) fn check_kfunc_call(
@@ -563,6 +572,12 @@ impl Verifier<'_> {
             return self.check_btf_struct_load(regno, reg, off, size, write);
         }
         let name = Obj::from_u8(reg.kf.obj).map(|o| o.name());
+        if name.is_none() && !write {
+            return self.err(unsafe_(format!(
+                "bpfvm does not model reads through R{regno} ({}, off={off} size={size}) yet",
+                kfuncs::btf_ptr_name(reg)
+            )));
+        }
         if write {
             return self.err(unsafe_(format!(
                 "only read is supported (R{regno} is {})",

@@ -191,6 +191,27 @@ impl Verifier<'_> {
                 }
                 return Ok(Some(Reg::unknown().clone_low(size)));
             }
+            // `check_tp_buffer_access`: any constant offset from 0 up; the
+            // kernel checks the furthest one against the tracepoint's buffer
+            // when the program is attached. bpfvm has no writable
+            // tracepoints to attach to, so it refuses what the kernel leaves
+            // to the attach.
+            RegType::TpBuffer => {
+                if off_total < 0 {
+                    return self.err(unsafe_(format!(
+                        "R{ptr_reg} invalid tracepoint buffer access: off={off_total}, size={size}"
+                    )));
+                }
+                if !reg.is_const() || reg.var_off.value != 0 {
+                    return self.err(unsafe_(format!(
+                        "R{ptr_reg} invalid variable buffer offset: off={off_total}, var_off={}",
+                        reg.var_off.text()
+                    )));
+                }
+                return self.err(unsafe_(format!(
+                    "bpfvm does not model the tracepoint buffer (R{ptr_reg} off={off_total} size={size}) yet"
+                )));
+            }
             RegType::Mem => {
                 if write && reg.kf.flags & crate::kfuncs::KFI_RDONLY != 0 {
                     return self.err(unsafe_(format!("R{ptr_reg} cannot write into rdonly_mem")));
