@@ -767,6 +767,22 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             unsafe { ptr::write_unaligned(addr as *mut $t, $v as $t) };
         }};
     }
+    // A load or store a verifier proved safe: no check in either mode.
+    macro_rules! ldx_proven {
+        ($i:expr, $t:ty) => {{
+            let addr = reg!($i.src).wrapping_add($i.off as i64 as u64);
+            // SAFETY: VmProgram::with_proven_mem's contract.
+            let v = unsafe { ptr::read_unaligned(addr as *const $t) };
+            reg!($i.dst) = v as u64;
+        }};
+    }
+    macro_rules! stx_proven {
+        ($i:expr, $t:ty) => {{
+            let addr = reg!($i.dst).wrapping_add($i.off as i64 as u64);
+            // SAFETY: as for ldx_proven.
+            unsafe { ptr::write_unaligned(addr as *mut $t, reg!($i.src) as $t) };
+        }};
+    }
     macro_rules! atomic_addr {
         ($i:expr, $size:expr) => {{
             let base = reg!($i.dst);
@@ -1239,6 +1255,14 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             fused::LDX_IDX_H => ldx_idx!(i, u16),
             fused::LDX_IDX_W => ldx_idx!(i, u32),
             fused::LDX_IDX_DW => ldx_idx!(i, u64),
+            fused::PROVEN_LDX_B => ldx_proven!(i, u8),
+            fused::PROVEN_LDX_H => ldx_proven!(i, u16),
+            fused::PROVEN_LDX_W => ldx_proven!(i, u32),
+            fused::PROVEN_LDX_DW => ldx_proven!(i, u64),
+            fused::PROVEN_STX_B => stx_proven!(i, u8),
+            fused::PROVEN_STX_H => stx_proven!(i, u16),
+            fused::PROVEN_STX_W => stx_proven!(i, u32),
+            fused::PROVEN_STX_DW => stx_proven!(i, u64),
             fused::ADD_JA => {
                 // SAFETY: as for mov3.
                 let j = unsafe { &*ip };
@@ -1706,18 +1730,30 @@ mod tests {
             let Ok(p) = VmProgram::new(&prog, &LoadOptions::default()) else {
                 continue;
             };
+            // Every access of these bodies is to the stack, in bounds (the
+            // checked run below succeeds): a copy with every slot marked proven
+            // is a valid use of with_proven_mem.
+            // SAFETY: as just said.
+            let proven = unsafe { p.clone().with_proven_mem(&vec![true; prog.len()]) };
             covered.extend(p.code.iter().map(|v| v.code));
+            covered.extend(proven.code.iter().map(|v| v.code));
             let out = std::thread::Builder::new()
                 .stack_size(128 * 1024)
                 .spawn(move || {
                     let unchecked = unsafe { p.run_unchecked(RunOptions::new()) }.map(|r| r.r0);
-                    (p.run(RunOptions::new()).map(|r| r.r0), unchecked)
+                    let checked = p.run(RunOptions::new()).map(|r| r.r0);
+                    (
+                        checked,
+                        unchecked,
+                        proven.run(RunOptions::new()).map(|r| r.r0),
+                    )
                 })
                 .unwrap()
                 .join()
                 .expect("no stack overflow");
             assert!(out.0.is_ok(), "{out:?}");
-            assert_eq!(out.0.ok(), out.1.ok());
+            assert_eq!(out.0.as_ref().ok(), out.1.as_ref().ok());
+            assert_eq!(out.0.as_ref().ok(), out.2.as_ref().ok());
             ran += 1;
         }
         assert!(ran > 200, "{ran}");

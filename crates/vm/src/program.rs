@@ -299,6 +299,28 @@ impl VmProgram {
         self
     }
 
+    /// Drops the interpreter's checked-mode memory check on the loads and stores
+    /// (by slot index) marked true in `safe_mem`, as [`crate::JitOptions::proven`]
+    /// does for native code: a verified program run by the runtime then checks
+    /// only what the verifier could not prove. Instructions inside a
+    /// superinstruction keep their check.
+    ///
+    /// # Safety
+    /// Each marked instruction's access must be safe on every run of this program.
+    pub unsafe fn with_proven_mem(mut self, safe_mem: &[bool]) -> Self {
+        for (e, v) in self.code.iter_mut().enumerate() {
+            let slot = self.slot_of.get(e).map_or(e, |s| *s as usize);
+            // Only instructions that dispatch on their own code: a fused head or
+            // member keeps its code (the head's handler runs the members).
+            if v.code == v.op as u8 && safe_mem.get(slot).copied().unwrap_or(false) {
+                if let Some(c) = fused::proven(v.op) {
+                    v.code = c;
+                }
+            }
+        }
+        self
+    }
+
     /// The instruction slots the program was loaded from.
     pub fn insns(&self) -> &[Insn] {
         &self.insns
@@ -365,6 +387,10 @@ pub(crate) mod fused {
     // the same dst, run with dst held in a host register.
     // LDX_IDX_*: `mov d, a` + `add d, b` + `ldx v, [d + off]`: a load through a
     // computed address (`off` of the head as for MOV_ADD_X).
+    // PROVEN_*: a load or store a verifier proved in bounds
+    // ([`crate::VmProgram::with_proven_mem`]): no check even in checked mode.
+    // Only the plain forms that reach packets, contexts and map values most often
+    // have one (the dispatch byte has room for eight more codes, no more).
     codes!(bpfvm_isa::OP_COUNT as u8;
         MOV_ADD_K, MOV_ADD_X, MOV_SUB_K, MOV_SUB_X, MOV_MUL_K, MOV_MUL_X,
         MOV_DIV_K, MOV_DIV_X, MOV_MOD_K, MOV_MOD_X, MOV_OR_K, MOV_OR_X,
@@ -380,7 +406,25 @@ pub(crate) mod fused {
         ADD_JSLE_K, ADD_JSLE_X, ADD_JSET_K, ADD_JSET_X, ADD_JA,
         ALU_RUN,
         LDX_IDX_B, LDX_IDX_H, LDX_IDX_W, LDX_IDX_DW,
+        PROVEN_LDX_B, PROVEN_LDX_H, PROVEN_LDX_W, PROVEN_LDX_DW,
+        PROVEN_STX_B, PROVEN_STX_H, PROVEN_STX_W, PROVEN_STX_DW,
     );
+
+    /// The PROVEN_* code for a plain load or store, if it has one.
+    pub(crate) fn proven(op: Op) -> Option<u8> {
+        use Op::*;
+        Some(match op {
+            LdxB => PROVEN_LDX_B,
+            LdxH => PROVEN_LDX_H,
+            LdxW => PROVEN_LDX_W,
+            LdxDw => PROVEN_LDX_DW,
+            StxB => PROVEN_STX_B,
+            StxH => PROVEN_STX_H,
+            StxW => PROVEN_STX_W,
+            StxDw => PROVEN_STX_DW,
+            _ => return None,
+        })
+    }
 
     const _: () = assert!(END as usize <= 256);
 
