@@ -767,6 +767,35 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             unsafe { ptr::write_unaligned(addr as *mut $t, $v as $t) };
         }};
     }
+    // Calls, exits and legacy packet loads: out of line, through `control`.
+    macro_rules! control {
+        ($i:expr) => {{
+            let i = $i;
+            let m = m!();
+            m.executed = executed!();
+            // SAFETY: run is valid while handlers run.
+            let base_depth = unsafe { (*run).base_depth };
+            if i.op == Op::Exit && m.depth == base_depth {
+                // The frame returns: no need for the general path.
+                return unsafe { finish_ok(run, r[0]) };
+            }
+            match control::<CHECKED>(m, pc!(), r, base_depth) {
+                Err(e) => return unsafe { finish(run, Err(e)) },
+                Ok(Ctl::Next(next)) => {
+                    // SAFETY: see the top of the function; control returns an
+                    // entry index of m.prog (a return address or a call target).
+                    code = unsafe { (*m.prog).code.as_ptr() };
+                    ip = unsafe { code.add(next) };
+                    let executed = m.executed;
+                    base = executed.wrapping_sub(ip as u64 >> 4);
+                    if executed > unsafe { (*run).fuel } {
+                        return unsafe { out_of_fuel(run, next, executed) };
+                    }
+                }
+                Ok(Ctl::Return(v)) => return unsafe { finish_ok(run, v) },
+            }
+        }};
+    }
     // A load or store a verifier proved safe: no check in either mode.
     macro_rules! ldx_proven {
         ($i:expr, $t:ty) => {{
@@ -1075,31 +1104,7 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             Jsle32K => cond!(i, reg!(i.dst) as i32 <= i.imm as i32),
             Jsle32X => cond!(i, reg!(i.dst) as i32 <= reg!(i.src) as i32),
             // ---- calls, exit, legacy packet loads: out of line ----
-            Call | CallX | CallLocal | CallKfunc | Exit | LdAbsB | LdAbsH | LdAbsW | LdIndB | LdIndH | LdIndW => {
-                let m = m!();
-                m.executed = executed!();
-                // SAFETY: run is valid while handlers run.
-                let base_depth = unsafe { (*run).base_depth };
-                if i.op == Op::Exit && m.depth == base_depth {
-                    // The frame returns: no need for the general path.
-                    return unsafe { finish_ok(run, r[0]) };
-                }
-                match control::<CHECKED>(m, pc!(), r, base_depth) {
-                    Err(e) => return unsafe { finish(run, Err(e)) },
-                    Ok(Ctl::Next(next)) => {
-                        // SAFETY: see the top of the function; control returns an
-                        // entry index of m.prog (a return address or a call target).
-                        code = unsafe { (*m.prog).code.as_ptr() };
-                        ip = unsafe { code.add(next) };
-                        let executed = m.executed;
-                        base = executed.wrapping_sub(ip as u64 >> 4);
-                        if executed > unsafe { (*run).fuel } {
-                            return unsafe { out_of_fuel(run, next, executed) };
-                        }
-                    }
-                    Ok(Ctl::Return(v)) => return unsafe { finish_ok(run, v) },
-                }
-            },
+            Call | CallX | CallLocal | CallKfunc | Exit | LdAbsB | LdAbsH | LdAbsW | LdIndB | LdIndH | LdIndW => control!(i),
             // ---- loads and stores ----
             LdImm64 => reg!(i.dst) = i.imm as u64,
             LdxB => ldx!(i, u8, |v: u8| v as u64),
@@ -1259,10 +1264,20 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             fused::PROVEN_LDX_H => ldx_proven!(i, u16),
             fused::PROVEN_LDX_W => ldx_proven!(i, u32),
             fused::PROVEN_LDX_DW => ldx_proven!(i, u64),
-            fused::PROVEN_STX_B => stx_proven!(i, u8),
             fused::PROVEN_STX_H => stx_proven!(i, u16),
             fused::PROVEN_STX_W => stx_proven!(i, u32),
             fused::PROVEN_STX_DW => stx_proven!(i, u64),
+            fused::MAP_LOOKUP => {
+                // SAFETY: m.prog is the program running (see the top of the function).
+                let prog = unsafe { &*(*(*run).m).prog };
+                match prog.map_lookups.iter().find(|(map, _)| *map == r[1]) {
+                    // SAFETY: VmProgram::with_map_lookups' contract, as in `control`.
+                    Some((_, how)) => {
+                        r[0] = unsafe { direct_map_lookup(*how, r[2], (*(*run).m).cpu) }
+                    }
+                    None => control!(i),
+                }
+            },
             fused::ADD_JA => {
                 // SAFETY: as for mov3.
                 let j = unsafe { &*ip };
@@ -1757,9 +1772,74 @@ mod tests {
             ran += 1;
         }
         assert!(ran > 200, "{ran}");
-        for c in fused::MOV_ADD_K..fused::END {
+        // MAP_LOOKUP needs maps: map_lookups_in_the_handler_match_the_helper.
+        for c in fused::MOV_ADD_K..fused::MAP_LOOKUP {
             assert!(covered.contains(&c), "fused code {c} not covered");
         }
+    }
+
+    /// `call 1` done by the MAP_LOOKUP handler gives what the helper gives, for
+    /// a map it knows, and falls back to the helper for a map it does not.
+    #[test]
+    fn map_lookups_in_the_handler_match_the_helper() {
+        const KNOWN: u64 = 0x1000;
+        const OTHER: u64 = 0x2000;
+        let values: Box<[u64; 4]> = Box::new([11, 22, 33, 44]);
+        let base = values.as_ptr() as u64;
+        // Helper 1: the array for KNOWN, element 0 for any other map.
+        let lookup = move |_: &mut HelperCtx<'_, '_>, a: [u64; 5]| {
+            // SAFETY: the test programs pass a 4-byte key on their stack.
+            let k = unsafe { (a[1] as *const u32).read_unaligned() } as u64;
+            let v = match a[0] {
+                KNOWN if k < 4 => base + 8 * k,
+                KNOWN => 0,
+                _ => base,
+            };
+            Ok(HelperOutcome::Return(v))
+        };
+        let mut table = crate::helpers::HelperTable::new();
+        table.register(1, "bpf_map_lookup_elem", lookup);
+        let opts = LoadOptions::new(Arc::new(table));
+        for map in [KNOWN, OTHER] {
+            for key in [0u32, 2, 3, 4, 100] {
+                let src = format!(
+                    "stw [%r10-4], {key}\nmov %r2, %r10\nadd %r2, -4\nlddw %r1, {map}\ncall 1\n\
+                     jne %r0, 0, +2\nmov %r0, 7\nexit\nldxdw %r0, [%r0]\nexit"
+                );
+                let prog = bpfvm_isa::asm::assemble(&src).unwrap();
+                let plain = VmProgram::new(&prog, &opts).unwrap();
+                let how = crate::jit::MapLookup::Array {
+                    values: base,
+                    max_entries: 4,
+                    stride: 8,
+                };
+                // SAFETY: `how` returns what helper 1 returns for KNOWN, and the
+                // key is on the stack.
+                let direct = unsafe {
+                    plain
+                        .clone()
+                        .with_map_lookups(vec![(KNOWN, how)], Vec::new())
+                };
+                assert!(direct.code.iter().any(|v| v.code == fused::MAP_LOOKUP));
+                let region = Region::new(base, 32, false, RegionKind::MapValue);
+                let want = plain.run(RunOptions::new().region(region)).map(|r| r.r0);
+                let got = direct.run(RunOptions::new().region(region)).map(|r| r.r0);
+                // SAFETY: every access is to the stack or the array.
+                let unchecked = unsafe { direct.run_unchecked(RunOptions::new()) }.map(|r| r.r0);
+                assert!(want.is_ok(), "{want:?}");
+                assert_eq!(
+                    got.as_ref().ok(),
+                    want.as_ref().ok(),
+                    "map {map:#x} key {key}"
+                );
+                assert_eq!(
+                    unchecked.as_ref().ok(),
+                    want.as_ref().ok(),
+                    "map {map:#x} key {key}"
+                );
+            }
+        }
+        drop(values);
     }
 
     /// Every ALU op gives the same result alone (dispatch loop) and inside an ALU

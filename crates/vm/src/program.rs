@@ -294,6 +294,14 @@ impl VmProgram {
         lookups: Vec<(u64, crate::jit::MapLookup)>,
         keep: Vec<Arc<dyn std::any::Any + Send + Sync>>,
     ) -> Self {
+        if !lookups.is_empty() {
+            for v in self.code.iter_mut() {
+                // A plain `call 1` (never inside a superinstruction).
+                if v.op == Op::Call && v.imm == 1 && v.code == Op::Call as u8 {
+                    v.code = fused::MAP_LOOKUP;
+                }
+            }
+        }
         self.map_lookups = lookups.into();
         self.map_keep = keep;
         self
@@ -390,7 +398,10 @@ pub(crate) mod fused {
     // PROVEN_*: a load or store a verifier proved in bounds
     // ([`crate::VmProgram::with_proven_mem`]): no check even in checked mode.
     // Only the plain forms that reach packets, contexts and map values most often
-    // have one (the dispatch byte has room for eight more codes, no more).
+    // have one (the dispatch byte has no room for more: byte stores keep the check).
+    // MAP_LOOKUP: `call 1` (bpf_map_lookup_elem) in a program with lookups the
+    // interpreter does itself ([`crate::VmProgram::with_map_lookups`]): done in
+    // the handler when r1 is one of those maps, else the helper call.
     codes!(bpfvm_isa::OP_COUNT as u8;
         MOV_ADD_K, MOV_ADD_X, MOV_SUB_K, MOV_SUB_X, MOV_MUL_K, MOV_MUL_X,
         MOV_DIV_K, MOV_DIV_X, MOV_MOD_K, MOV_MOD_X, MOV_OR_K, MOV_OR_X,
@@ -407,7 +418,8 @@ pub(crate) mod fused {
         ALU_RUN,
         LDX_IDX_B, LDX_IDX_H, LDX_IDX_W, LDX_IDX_DW,
         PROVEN_LDX_B, PROVEN_LDX_H, PROVEN_LDX_W, PROVEN_LDX_DW,
-        PROVEN_STX_B, PROVEN_STX_H, PROVEN_STX_W, PROVEN_STX_DW,
+        PROVEN_STX_H, PROVEN_STX_W, PROVEN_STX_DW,
+        MAP_LOOKUP,
     );
 
     /// The PROVEN_* code for a plain load or store, if it has one.
@@ -418,7 +430,6 @@ pub(crate) mod fused {
             LdxH => PROVEN_LDX_H,
             LdxW => PROVEN_LDX_W,
             LdxDw => PROVEN_LDX_DW,
-            StxB => PROVEN_STX_B,
             StxH => PROVEN_STX_H,
             StxW => PROVEN_STX_W,
             StxDw => PROVEN_STX_DW,
@@ -426,7 +437,7 @@ pub(crate) mod fused {
         })
     }
 
-    const _: () = assert!(END as usize <= 256);
+    const _: () = assert!(END as usize <= 255);
 
     /// The fused code for `a` followed by `b`, if there is one (operands are
     /// checked by the caller).
