@@ -1,7 +1,7 @@
 //! The interpreter: threaded code over the pre-decoded array. Every dispatch code
 //! (one per opcode table row, [`Op`], plus the superinstructions the loader forms:
-//! `mov`+ALU and `add`+branch pairs, indexed loads, runs of ALU instructions on
-//! one register held in a host register) has its own handler function, the one
+//! `mov`+ALU and `add`+branch pairs, indexed loads, loads and stores a verifier
+//! proved, in-place map lookups) has its own handler function, the one
 //! `match` arm of `step` for that code; a handler ends by calling the next
 //! instruction's handler through a table, a tail call that LLVM compiles to a jump
 //! in release builds, so each handler carries its own indirect jump
@@ -1243,19 +1243,6 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             fused::ADD_JSLE_X => addj!(i, |a, b| (a as i64) <= b as i64, X),
             fused::ADD_JSET_K => addj!(i, |a, b| a & b != 0, K),
             fused::ADD_JSET_X => addj!(i, |a, b| a & b != 0, X),
-            fused::ALU_RUN => {
-                // `i.off` instructions from `i` on, all on i.dst (see program::run_member).
-                let d = (i.dst & 15) as usize;
-                let mut acc = r[d];
-                let mut j: *const VInsn = i;
-                for _ in 0..i.off {
-                    // SAFETY: the loader formed the run from `off` existing instructions.
-                    acc = alu_step(unsafe { &*j }, acc, r);
-                    j = unsafe { j.add(1) };
-                }
-                r[d] = acc;
-                ip = j;
-            },
             fused::LDX_IDX_B => ldx_idx!(i, u8),
             fused::LDX_IDX_H => ldx_idx!(i, u16),
             fused::LDX_IDX_W => ldx_idx!(i, u32),
@@ -1264,6 +1251,7 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             fused::PROVEN_LDX_H => ldx_proven!(i, u16),
             fused::PROVEN_LDX_W => ldx_proven!(i, u32),
             fused::PROVEN_LDX_DW => ldx_proven!(i, u64),
+            fused::PROVEN_STX_B => stx_proven!(i, u8),
             fused::PROVEN_STX_H => stx_proven!(i, u16),
             fused::PROVEN_STX_W => stx_proven!(i, u32),
             fused::PROVEN_STX_DW => stx_proven!(i, u64),
@@ -1426,92 +1414,6 @@ fn control<const CHECKED: bool>(
     Ok(Ctl::Next(*pc))
 }
 
-/// One instruction of an ALU run applied to `acc`, the run's register (which no
-/// operand names). The same semantics as the ALU arms of the dispatch loop; the
-/// `alu_runs_match_single_steps` test runs every ALU op both ways.
-#[inline(always)]
-fn alu_step(j: &VInsn, acc: u64, r: &[u64; 16]) -> u64 {
-    let k = j.imm as u64;
-    let x = r[(j.src & 15) as usize];
-    let (a, k32, x32) = (acc as u32, j.imm as u32, x as u32);
-    match j.op {
-        Op::Add64K => acc.wrapping_add(k),
-        Op::Add64X => acc.wrapping_add(x),
-        Op::Sub64K => acc.wrapping_sub(k),
-        Op::Sub64X => acc.wrapping_sub(x),
-        Op::Mul64K => acc.wrapping_mul(k),
-        Op::Mul64X => acc.wrapping_mul(x),
-        Op::Div64K => acc.checked_div(k).unwrap_or(0),
-        Op::Div64X => acc.checked_div(x).unwrap_or(0),
-        Op::SDiv64K => sdiv64(acc, k),
-        Op::SDiv64X => sdiv64(acc, x),
-        Op::Mod64K => acc.checked_rem(k).unwrap_or(acc),
-        Op::Mod64X => acc.checked_rem(x).unwrap_or(acc),
-        Op::SMod64K => smod64(acc, k),
-        Op::SMod64X => smod64(acc, x),
-        Op::Or64K => acc | k,
-        Op::Or64X => acc | x,
-        Op::And64K => acc & k,
-        Op::And64X => acc & x,
-        Op::Xor64K => acc ^ k,
-        Op::Xor64X => acc ^ x,
-        Op::Lsh64K => acc << (k & 63),
-        Op::Lsh64X => acc << (x & 63),
-        Op::Rsh64K => acc >> (k & 63),
-        Op::Rsh64X => acc >> (x & 63),
-        Op::Arsh64K => ((acc as i64) >> (k & 63)) as u64,
-        Op::Arsh64X => ((acc as i64) >> (x & 63)) as u64,
-        Op::Mov64K => k,
-        Op::Mov64X => x,
-        Op::Neg64 => acc.wrapping_neg(),
-        Op::MovSx8To64 => x as i8 as i64 as u64,
-        Op::MovSx16To64 => x as i16 as i64 as u64,
-        Op::MovSx32To64 => x as i32 as i64 as u64,
-        Op::Add32K => a.wrapping_add(k32) as u64,
-        Op::Add32X => a.wrapping_add(x32) as u64,
-        Op::Sub32K => a.wrapping_sub(k32) as u64,
-        Op::Sub32X => a.wrapping_sub(x32) as u64,
-        Op::Mul32K => a.wrapping_mul(k32) as u64,
-        Op::Mul32X => a.wrapping_mul(x32) as u64,
-        Op::Div32K => a.checked_div(k32).unwrap_or(0) as u64,
-        Op::Div32X => a.checked_div(x32).unwrap_or(0) as u64,
-        Op::SDiv32K => sdiv32(a, k32) as u64,
-        Op::SDiv32X => sdiv32(a, x32) as u64,
-        Op::Mod32K => a.checked_rem(k32).unwrap_or(a) as u64,
-        Op::Mod32X => a.checked_rem(x32).unwrap_or(a) as u64,
-        Op::SMod32K => smod32(a, k32) as u64,
-        Op::SMod32X => smod32(a, x32) as u64,
-        Op::Or32K => (a | k32) as u64,
-        Op::Or32X => (a | x32) as u64,
-        Op::And32K => (a & k32) as u64,
-        Op::And32X => (a & x32) as u64,
-        Op::Xor32K => (a ^ k32) as u64,
-        Op::Xor32X => (a ^ x32) as u64,
-        Op::Lsh32K => (a << (k32 & 31)) as u64,
-        Op::Lsh32X => (a << (x32 & 31)) as u64,
-        Op::Rsh32K => (a >> (k32 & 31)) as u64,
-        Op::Rsh32X => (a >> (x32 & 31)) as u64,
-        Op::Arsh32K => ((a as i32) >> (k32 & 31)) as u32 as u64,
-        Op::Arsh32X => ((a as i32) >> (x32 & 31)) as u32 as u64,
-        Op::Mov32K => k32 as u64,
-        Op::Mov32X => x32 as u64,
-        Op::Neg32 => a.wrapping_neg() as u64,
-        Op::MovSx8To32 => x as i8 as i32 as u32 as u64,
-        Op::MovSx16To32 => x as i16 as i32 as u32 as u64,
-        Op::Le16 => u16::to_le(acc as u16) as u64,
-        Op::Le32 => u32::to_le(acc as u32) as u64,
-        Op::Le64 => u64::to_le(acc),
-        Op::Be16 => u16::to_be(acc as u16) as u64,
-        Op::Be32 => u32::to_be(acc as u32) as u64,
-        Op::Be64 => u64::to_be(acc),
-        Op::Bswap16 => (acc as u16).swap_bytes() as u64,
-        Op::Bswap32 => (acc as u32).swap_bytes() as u64,
-        Op::Bswap64 => acc.swap_bytes(),
-        // Not admitted into runs by the loader.
-        _ => acc,
-    }
-}
-
 /// `addr` is a multiple of `size` (a power of two; 1 always is).
 #[inline(always)]
 fn aligned(addr: u64, size: u64) -> bool {
@@ -1644,16 +1546,6 @@ mod tests {
     use super::*;
     use crate::program::{fused, LoadOptions};
     use bpfvm_isa::{encode, Decoded, Insn, Shape};
-
-    fn ins(op: Op, dst: u8, src: u8, imm: i64) -> Vec<Insn> {
-        encode(&Decoded {
-            op,
-            dst,
-            src,
-            off: 0,
-            imm,
-        })
-    }
 
     fn insn(op: Op, dst: u8, src: u8, off: i16, imm: i64) -> Vec<Insn> {
         encode(&Decoded {
@@ -1840,67 +1732,5 @@ mod tests {
             }
         }
         drop(values);
-    }
-
-    /// Every ALU op gives the same result alone (dispatch loop) and inside an ALU
-    /// run (`alu_step`), over a grid of operands.
-    #[test]
-    fn alu_runs_match_single_steps() {
-        let xs = [
-            0u64,
-            1,
-            7,
-            0x8000_0000,
-            0xffff_ffff,
-            0x1_0000_0001,
-            u64::MAX,
-            i64::MIN as u64,
-            0x1234_5678_9abc_def0,
-        ];
-        let ys = [0i64, 1, -1, 3, 31, 32, 63, 64, 0x7fff_ffff, i32::MIN as i64];
-        let alu = Op::all().filter(|op| {
-            matches!(
-                op.shape(),
-                Shape::AluK | Shape::AluX | Shape::Neg | Shape::End | Shape::MovSx
-            )
-        });
-        let mut checked = 0;
-        for op in alu {
-            for &x in &xs {
-                for &y in &ys {
-                    let head =
-                        [ins(Op::LdImm64, 0, 0, x as i64), ins(Op::LdImm64, 1, 0, y)].concat();
-                    let the_op = match op.shape() {
-                        Shape::AluX | Shape::MovSx => ins(op, 0, 1, 0),
-                        Shape::Neg => ins(op, 0, 0, 0),
-                        _ => ins(op, 0, 0, y as i32 as i64),
-                    };
-                    let neg = ins(Op::Neg64, 0, 0, 0);
-                    let exit = ins(Op::Exit, 0, 0, 0);
-                    let alone = [head.clone(), the_op.clone(), exit.clone()].concat();
-                    let in_run = [
-                        head,
-                        neg.clone(),
-                        neg.clone(),
-                        the_op,
-                        neg.clone(),
-                        neg,
-                        exit,
-                    ]
-                    .concat();
-                    let run = |insns: &[Insn]| {
-                        let p = VmProgram::new(insns, &LoadOptions::default()).unwrap();
-                        (p.run(RunOptions::new()).unwrap().r0, p)
-                    };
-                    let (want, p1) = run(&alone);
-                    let (got, p2) = run(&in_run);
-                    assert!(p1.code.iter().all(|v| v.code != fused::ALU_RUN));
-                    assert_eq!(p2.code[2].code, fused::ALU_RUN, "{op:?} not in a run");
-                    assert_eq!(got, want, "{op:?} x={x:#x} y={y:#x}");
-                    checked += 1;
-                }
-            }
-        }
-        assert!(checked > 70 * 90, "{checked}");
     }
 }
