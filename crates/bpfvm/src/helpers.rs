@@ -138,14 +138,13 @@ fn trace_printk(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
         unsafe { std::slice::from_raw_parts(addr as *const u8, len) }
     };
     let args = [a[2], a[3], a[4]];
-    let (comm, pid, cpu, flags, rt) = {
-        let e = env(ctx)?;
-        let comm = e.comm;
-        (comm, e.pid, e.cpu, e.trace_flags.bytes(), e.rt.clone())
-    };
+    // Shared, not cloned: the runtime outlives the call (a clone cost two
+    // atomic operations per printk).
+    let c: &HelperCtx<'_, '_> = ctx;
+    let e = c.env_ref::<RunEnv>()?;
+    let (comm, pid, cpu, flags, rt) = (e.comm, e.pid, e.cpu, e.trace_flags.bytes(), &e.rt);
     let comm_raw = comm;
     let comm = comm.split(|b| *b == 0).next().unwrap_or(b"");
-    let c: &HelperCtx<'_, '_> = ctx;
     let mut read = |addr: u64, len: usize| read_prefix(c, addr, len);
     let r = crate::printk::with_trace_printk(fmt, args, &mut read, |msg, ret| {
         let ts = trace_clock_ns();

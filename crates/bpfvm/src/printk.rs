@@ -223,11 +223,7 @@ fn with_trace_message<T>(
         let mut spare = m.try_borrow_mut().ok();
         let buf = spare.as_deref_mut().map(std::mem::take).unwrap_or_default();
         let mut sink = Sink::with_buf(buf, MAX_BPRINTF_BUF - 1);
-        let r = with_pieces(|pieces| {
-            prepare_into(fmt, args, read_mem, pieces)?;
-            render(fmt, pieces, &mut sink);
-            Ok::<(), PrintkError>(())
-        });
+        let r = with_prepared(fmt, args, read_mem, |pieces| render(fmt, pieces, &mut sink));
         let out = r.map(|()| {
             let msg = &sink.buf[..];
             // The trace event copies the message as a C string.
@@ -368,20 +364,87 @@ fn prepare(
     Ok(pieces)
 }
 
-thread_local! {
-    /// The pieces of the last format, reused by the next (one allocation less
-    /// per `bpf_trace_printk`).
-    static PIECES: std::cell::RefCell<Vec<Piece>> = const { std::cell::RefCell::new(Vec::new()) };
+/// The last format prepared on this thread, when its pieces depend on the
+/// arguments only by value (no `%s`, `%pks`, `%pI4`, ... reading memory): a
+/// program printing from a loop or per packet passes the same format every
+/// time, and the walk that validates it costs more than rendering.
+#[derive(Default)]
+struct Prepared {
+    /// The format through its NUL (empty: nothing cached).
+    fmt: Vec<u8>,
+    /// The argument count it was prepared for (it bounds the conversions).
+    nargs: usize,
+    /// Its pieces; each conversion takes the next argument, in order.
+    pieces: Vec<Piece>,
 }
 
-/// Runs `f` on an empty piece vector, the thread's spare one when it is free.
-fn with_pieces<T>(f: impl FnOnce(&mut Vec<Piece>) -> T) -> T {
-    PIECES.with(|p| match p.try_borrow_mut() {
-        Ok(mut v) => {
-            v.clear();
-            f(&mut v)
+thread_local! {
+    static PREPARED: std::cell::RefCell<Prepared> = const {
+        std::cell::RefCell::new(Prepared { fmt: Vec::new(), nargs: 0, pieces: Vec::new() })
+    };
+}
+
+/// Whether a piece's content is fixed by the format and its argument's value.
+fn by_value(p: &Piece) -> bool {
+    matches!(
+        p,
+        Piece::Lit(..)
+            | Piece::Int { .. }
+            | Piece::Char { .. }
+            | Piece::Ptr { .. }
+            | Piece::Sym { .. }
+    )
+}
+
+/// Puts `args` into cached pieces, in the order [`prepare_into`] took them.
+fn refill(pieces: &mut [Piece], args: &[u64]) {
+    let mut k = 0;
+    for p in pieces {
+        let v = match p {
+            Piece::Int { value, .. } | Piece::Ptr { value, .. } | Piece::Sym { value, .. } => value,
+            Piece::Char { c, .. } => {
+                *c = args.get(k).copied().unwrap_or(0) as u8;
+                k += 1;
+                continue;
+            }
+            _ => continue,
+        };
+        *v = args.get(k).copied().unwrap_or(0);
+        k += 1;
+    }
+}
+
+/// Runs `f` on the pieces of `fmt` with `args`: [`prepare_into`], or the
+/// thread's cached pieces of the same format with the new values.
+fn with_prepared<T>(
+    fmt: &[u8],
+    args: &[u64],
+    read_mem: &mut ReadMem<'_>,
+    f: impl FnOnce(&[Piece]) -> T,
+) -> Result<T, PrintkError> {
+    PREPARED.with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else {
+            let mut pieces = Vec::new();
+            prepare_into(fmt, args, read_mem, &mut pieces)?;
+            return Ok(f(&pieces));
+        };
+        let c = &mut *c;
+        let n = c.fmt.len();
+        if n > 0 && c.nargs == args.len() && fmt.get(..n) == Some(&c.fmt[..]) {
+            refill(&mut c.pieces, args);
+            return Ok(f(&c.pieces));
         }
-        Err(_) => f(&mut Vec::new()),
+        c.fmt.clear();
+        c.pieces.clear();
+        prepare_into(fmt, args, read_mem, &mut c.pieces)?;
+        if c.pieces.iter().all(by_value) {
+            // prepare_into succeeded, so the format has its NUL.
+            if let Some(end) = fmt.iter().position(|b| *b == 0) {
+                c.fmt.extend_from_slice(&fmt[..=end]);
+                c.nargs = args.len();
+            }
+        }
+        Ok(f(&c.pieces))
     })
 }
 
@@ -1002,6 +1065,40 @@ mod tests {
     fn plain_and_percent() {
         let r = format_trace_printk(b"100%% %d\0", [7, 0, 0], &mut no_mem()).unwrap();
         assert_eq!((r.text().as_str(), r.ret), ("100% 7", 6));
+    }
+
+    #[test]
+    fn a_repeated_format_renders_each_call_s_values() {
+        let text = |fmt: &[u8], args: [u64; 3], mem: &mut ReadMem<'_>| {
+            format_trace_printk(fmt, args, mem).map(|r| (r.text(), r.ret))
+        };
+        let mut mem = |_: u64, _: usize| Some(b"abc\0".to_vec());
+        for i in 0..3u64 {
+            let f = b"len %d proto %x %c|\0junk";
+            let c = b'a' + i as u8;
+            let want = format!("len {i} proto {:x} {}|", 0xab + i, c as char);
+            let got = text(f, [i, 0xab + i, c as u64], &mut no_mem()).unwrap();
+            assert_eq!(got, (want.clone(), want.len() as i64));
+        }
+        // Another format with the same prefix, a format reading memory, an
+        // invalid one, then the first again.
+        assert_eq!(
+            text(b"len %d!\0", [5, 0, 0], &mut no_mem()).unwrap().0,
+            "len 5!"
+        );
+        assert_eq!(
+            text(b"s=%s %d\0", [1, 2, 0], &mut mem).unwrap().0,
+            "s=abc 2"
+        );
+        assert_eq!(
+            text(b"s=%s %d\0", [1, 3, 0], &mut mem).unwrap().0,
+            "s=abc 3"
+        );
+        assert!(text(b"%d %d %d %d\0", [1, 2, 3], &mut no_mem()).is_err());
+        assert_eq!(
+            text(b"len %d!\0", [6, 0, 0], &mut no_mem()).unwrap(),
+            ("len 6!".to_string(), 6)
+        );
     }
 
     #[test]

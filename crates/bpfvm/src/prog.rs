@@ -152,8 +152,12 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
         })?;
     let (lookups, keep) = map_lookups(&used_maps);
     // SAFETY: as with_map_lookups below: each lookup gives what helper 1 gives,
-    // and the verifier proved every lookup key readable.
-    let vm = unsafe { vm.with_map_lookups(lookups, keep) };
+    // and the verifier proved every lookup key readable; safe_mem marks the
+    // accesses it proved in bounds (as for the JIT's `proven` below).
+    let vm = unsafe {
+        vm.with_map_lookups(lookups, keep)
+            .with_proven_mem(&verified.safe_mem)
+    };
     // Checked native code until the verifier's proofs let it drop checks; a host
     // the JIT does not target runs the interpreter.
     // Native code checks only the accesses the verifier could not prove safe; a

@@ -192,6 +192,17 @@ impl HelperCtx<'_, '_> {
             })
     }
 
+    /// [`Self::env`] shared: a helper can hold it while it reads program memory.
+    pub fn env_ref<T: Any>(&self) -> Result<&T, HelperError> {
+        self.m
+            .env
+            .as_deref()
+            .and_then(|e| e.downcast_ref::<T>())
+            .ok_or(HelperError::WrongEnv {
+                expected: std::any::type_name::<T>(),
+            })
+    }
+
     /// The environment, untyped (None if the run has none).
     pub fn env_any(&mut self) -> Option<&mut dyn Any> {
         self.m.env.as_deref_mut()

@@ -294,8 +294,38 @@ impl VmProgram {
         lookups: Vec<(u64, crate::jit::MapLookup)>,
         keep: Vec<Arc<dyn std::any::Any + Send + Sync>>,
     ) -> Self {
+        if !lookups.is_empty() {
+            for v in self.code.iter_mut() {
+                // A plain `call 1` (never inside a superinstruction).
+                if v.op == Op::Call && v.imm == 1 && v.code == Op::Call as u8 {
+                    v.code = fused::MAP_LOOKUP;
+                }
+            }
+        }
         self.map_lookups = lookups.into();
         self.map_keep = keep;
+        self
+    }
+
+    /// Drops the interpreter's checked-mode memory check on the loads and stores
+    /// (by slot index) marked true in `safe_mem`, as [`crate::JitOptions::proven`]
+    /// does for native code: a verified program run by the runtime then checks
+    /// only what the verifier could not prove. Instructions inside a
+    /// superinstruction keep their check.
+    ///
+    /// # Safety
+    /// Each marked instruction's access must be safe on every run of this program.
+    pub unsafe fn with_proven_mem(mut self, safe_mem: &[bool]) -> Self {
+        for (e, v) in self.code.iter_mut().enumerate() {
+            let slot = self.slot_of.get(e).map_or(e, |s| *s as usize);
+            // Only instructions that dispatch on their own code: a fused head or
+            // member keeps its code (the head's handler runs the members).
+            if v.code == v.op as u8 && safe_mem.get(slot).copied().unwrap_or(false) {
+                if let Some(c) = fused::proven(v.op) {
+                    v.code = c;
+                }
+            }
+        }
         self
     }
 
@@ -361,10 +391,15 @@ pub(crate) mod fused {
     // an X operand reads, the mov's source when the op names dst itself.
     // `add dst, imm` + `if dst cond operand goto` / `goto`; the head's `off` is 0
     // for a 32-bit add (the sum is truncated), else -1.
-    // ALU_RUN: `off` (unused by ALU instructions) consecutive ALU instructions on
-    // the same dst, run with dst held in a host register.
     // LDX_IDX_*: `mov d, a` + `add d, b` + `ldx v, [d + off]`: a load through a
     // computed address (`off` of the head as for MOV_ADD_X).
+    // PROVEN_*: a load or store a verifier proved in bounds
+    // ([`crate::VmProgram::with_proven_mem`]): no check even in checked mode.
+    // Only the plain forms that reach packets, contexts and map values most often
+    // have one (the dispatch byte has room for no more).
+    // MAP_LOOKUP: `call 1` (bpf_map_lookup_elem) in a program with lookups the
+    // interpreter does itself ([`crate::VmProgram::with_map_lookups`]): done in
+    // the handler when r1 is one of those maps, else the helper call.
     codes!(bpfvm_isa::OP_COUNT as u8;
         MOV_ADD_K, MOV_ADD_X, MOV_SUB_K, MOV_SUB_X, MOV_MUL_K, MOV_MUL_X,
         MOV_DIV_K, MOV_DIV_X, MOV_MOD_K, MOV_MOD_X, MOV_OR_K, MOV_OR_X,
@@ -378,11 +413,29 @@ pub(crate) mod fused {
         ADD_JGE_K, ADD_JGE_X, ADD_JLT_K, ADD_JLT_X, ADD_JLE_K, ADD_JLE_X,
         ADD_JSGT_K, ADD_JSGT_X, ADD_JSGE_K, ADD_JSGE_X, ADD_JSLT_K, ADD_JSLT_X,
         ADD_JSLE_K, ADD_JSLE_X, ADD_JSET_K, ADD_JSET_X, ADD_JA,
-        ALU_RUN,
         LDX_IDX_B, LDX_IDX_H, LDX_IDX_W, LDX_IDX_DW,
+        PROVEN_LDX_B, PROVEN_LDX_H, PROVEN_LDX_W, PROVEN_LDX_DW,
+        PROVEN_STX_B, PROVEN_STX_H, PROVEN_STX_W, PROVEN_STX_DW,
+        MAP_LOOKUP,
     );
 
-    const _: () = assert!(END as usize <= 256);
+    /// The PROVEN_* code for a plain load or store, if it has one.
+    pub(crate) fn proven(op: Op) -> Option<u8> {
+        use Op::*;
+        Some(match op {
+            LdxB => PROVEN_LDX_B,
+            LdxH => PROVEN_LDX_H,
+            LdxW => PROVEN_LDX_W,
+            LdxDw => PROVEN_LDX_DW,
+            StxB => PROVEN_STX_B,
+            StxH => PROVEN_STX_H,
+            StxW => PROVEN_STX_W,
+            StxDw => PROVEN_STX_DW,
+            _ => return None,
+        })
+    }
+
+    const _: () = assert!(END as usize <= 255);
 
     /// The fused code for `a` followed by `b`, if there is one (operands are
     /// checked by the caller).
@@ -484,20 +537,6 @@ pub(crate) mod fused {
     }
 }
 
-/// Longest run of ALU instructions fused into one.
-const MAX_RUN: usize = 64;
-
-/// True if `v` reads and writes only `d` (plus an operand register other than
-/// `d`), so a run of such instructions can keep `d` in a host register.
-pub(crate) fn run_member(v: &VInsn, d: u8) -> bool {
-    v.dst == d
-        && match v.op.shape() {
-            Shape::AluK | Shape::Neg | Shape::End => true,
-            Shape::AluX | Shape::MovSx => v.src != d,
-            _ => false,
-        }
-}
-
 /// The fused code of the pair at `k`, if it is one. `leader[e]` is true where
 /// control can arrive other than from `e - 1` (jump and call targets): a fused
 /// group never contains a leader after its head, so it always runs whole.
@@ -573,10 +612,13 @@ fn operand_after_mov(a: &VInsn, b: &VInsn) -> i32 {
     }
 }
 
-/// Marks superinstructions: indexed loads, ALU runs of three or more (or two that
-/// are not a pair), and pairs. The instructions after the first stay in place
-/// unchanged, so error positions and counting are unaffected; a fused group never
-/// starts inside another and never spans a leader (see [`leaders`]).
+/// Marks superinstructions: indexed loads and pairs. The instructions after the
+/// first stay in place unchanged, so error positions and counting are
+/// unaffected; a fused group never starts inside another and never spans a
+/// leader (see [`leaders`]). (Runs of ALU instructions on one register, once
+/// run by one handler with a `match` per instruction, were slower than one
+/// dispatch each: that `match` is one indirect branch shared by every run,
+/// which predicts worse than the handlers' own; prime/v2 took twice as long.)
 fn fuse(code: &mut [VInsn]) {
     let leader = leaders(code);
     let mut k = 0;
@@ -587,28 +629,7 @@ fn fuse(code: &mut [VInsn]) {
             k += 3;
             continue;
         }
-        let d = code[k].dst;
-        let mut n = 0;
-        while k + n < code.len()
-            && n < MAX_RUN
-            && (n == 0 || !leader[k + n])
-            && run_member(&code[k + n], d)
-        {
-            // Leave an `add` that pairs with the branch after it to that pair.
-            if n > 0
-                && matches!(code[k + n].op, Op::Add64K | Op::Add32K)
-                && pair_at(code, &leader, k + n).is_some()
-            {
-                break;
-            }
-            n += 1;
-        }
-        let pair = pair_at(code, &leader, k);
-        if n >= 3 || (n == 2 && pair.is_none()) {
-            code[k].code = fused::ALU_RUN;
-            code[k].off = n as i32;
-            k += n;
-        } else if let Some(c) = pair {
+        if let Some(c) = pair_at(code, &leader, k) {
             code[k].off = match code[k].op {
                 Op::Mov64X | Op::Mov32X => operand_after_mov(&code[k], &code[k + 1]),
                 // The handler masks the sum with `off << 32 | 0xffff_ffff`.
@@ -643,16 +664,6 @@ mod tests {
     }
 
     #[test]
-    fn alu_runs() {
-        let c = codes("mul %r0, 31\nadd %r0, %r1\nxor %r0, 7\nadd %r1, 1\njlt %r1, 9, -5\nexit");
-        assert_eq!(c[0], fused::ALU_RUN);
-        assert_eq!(c[3], fused::ADD_JLT_K);
-        // A run stops at an X operand equal to its register.
-        let c = codes("mul %r0, 31\nadd %r0, %r0\nexit");
-        assert!(c.iter().all(|c| *c < fused::MOV_ADD_K), "{c:?}");
-    }
-
-    #[test]
     fn operand_hazards() {
         // `add r3, r3` after `mov r3, r2` reads the moved value (r2); a compare of
         // another register than the one added to is not a pair.
@@ -673,7 +684,7 @@ mod tests {
             "mov %r0, 0\nadd %r0, 1\nadd %r0, 2\nadd %r0, 3\nadd %r1, 1\njlt %r1, 9, -5\nexit",
         );
         assert_eq!(c[0], Op::Mov64K as u8);
-        assert_eq!(c[1], fused::ALU_RUN);
+        assert_eq!(c[4], fused::ADD_JLT_K);
         let c = codes("mov %r3, %r2\nja +0\nexit");
         assert_eq!(c[0], Op::Mov64X as u8);
         let c = codes("mov %r3, %r2\njeq %r1, 0, +0\nmul %r3, 3\nexit");
