@@ -21,7 +21,6 @@ use crate::cfg::Cfg;
 use bpfvm_isa::consts::*;
 use bpfvm_isa::Insn;
 
-const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
 const GET_SMP_PROCESSOR_ID: i32 = 8;
 const ALL_CALLER_SAVED: u32 = 0x3f;
 const STX_DW: u8 = 0x7b; // BPF_STX | BPF_MEM | BPF_DW

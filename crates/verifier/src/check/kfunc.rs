@@ -16,10 +16,7 @@ pub(super) const STACK_ITER: u8 = 5;
 /// Stack slot holding (part of) a dynptr.
 pub(super) const STACK_DYNPTR: u8 = 6;
 
-/// `BPF_F_SLEEPABLE`
-pub(super) const BPF_F_SLEEPABLE: u32 = 1 << 4;
-/// `BPF_F_XDP_DEV_BOUND_ONLY`
-const BPF_F_XDP_DEV_BOUND_ONLY: u32 = 1 << 6;
+pub(super) use bpfvm_isa::uapi::{BPF_F_SLEEPABLE, BPF_F_XDP_DEV_BOUND_ONLY};
 
 #[derive(Default)]
 struct KMeta {

@@ -949,6 +949,5 @@ impl Verifier<'_> {
     }
 }
 
-/// `BPF_PROG_LOAD` flags that decide alignment checking.
-const BPF_F_STRICT_ALIGNMENT: u32 = 1 << 0;
-const BPF_F_ANY_ALIGNMENT: u32 = 1 << 1;
+// `BPF_PROG_LOAD` flags that decide alignment checking.
+use bpfvm_isa::uapi::{BPF_F_ANY_ALIGNMENT, BPF_F_STRICT_ALIGNMENT};
