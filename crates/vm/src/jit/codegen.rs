@@ -407,10 +407,10 @@ const CALLEE_SAVED: u16 = 0x3c0;
 
 /// Per function entry (0 elsewhere): the callee-saved registers r6..r9 that the
 /// function may change, itself or through the functions it calls (to a fixed
-/// point over the call graph). A tail call (`BPF_FUNC_TAIL_CALL`) or an indirect call may
-/// run anything, so it counts as writing all four. A local call saves only
-/// these instead of all of r6..r10: a leaf that keeps to r0..r5 costs no
-/// pushes at all.
+/// point over the call graph). A tail call (`BPF_FUNC_TAIL_CALL`) or an
+/// indirect call may run anything, so it counts as writing all four. A local
+/// call saves only these instead of all of r6..r10: a leaf that keeps to r0..r5
+/// costs no pushes at all.
 fn func_writes(prog: &VmProgram) -> Vec<u16> {
     let code = &prog.code;
     let n = code.len();
