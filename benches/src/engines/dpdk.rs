@@ -20,6 +20,7 @@
 use crate::engine::{time_loop, Engine, Runner, Skip};
 use crate::engines::hostmaps::{self, LowPage, PacketSetup};
 use crate::programs::{len_prologue, Block, Input, Kind, Program};
+use bpfvm_isa::uapi::BPF_FUNC_MAP_LOOKUP_ELEM;
 use bpfvm_isa::{insns_to_bytes, Insn};
 use std::ffi::{c_int, c_void};
 use std::io::{Read, Seek};
@@ -288,7 +289,7 @@ fn prepare_packet(prog: &Program, input: &Input, jit: bool) -> Result<Box<dyn Ru
     for i in setup.insns.iter_mut() {
         // BPF_JMP | BPF_CALL to a helper: DPDK's imm is an index into xsym.
         if i.code == 0x85 && i.src_reg == 0 {
-            if i.imm != hostmaps::BPF_FUNC_MAP_LOOKUP_ELEM {
+            if i.imm != BPF_FUNC_MAP_LOOKUP_ELEM {
                 return Err(Skip::new(format!(
                     "calls helper {}, which the harness does not provide",
                     i.imm

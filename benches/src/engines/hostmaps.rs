@@ -11,11 +11,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use bpfvm_isa::uapi::{
-    BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LPM_TRIE, BPF_MAP_TYPE_LRU_HASH,
-    BPF_MAP_TYPE_PERCPU_ARRAY,
+    BPF_FUNC_MAP_LOOKUP_ELEM, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LPM_TRIE,
+    BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY,
 };
-/// `bpf_map_lookup_elem`'s helper id.
-pub const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
 /// `XDP_PACKET_HEADROOM`.
 const HEADROOM: usize = 256;
 

@@ -10,6 +10,7 @@ use crate::engine::{time_loop, Engine, Runner, Skip};
 use crate::engines::hostmaps::{self, LowPage, PacketSetup};
 use crate::programs::{len_prologue, Block, Input, Kind, Program};
 use bpfvm_isa::insns_to_bytes;
+use bpfvm_isa::uapi::BPF_FUNC_MAP_LOOKUP_ELEM;
 use std::time::Instant;
 
 pub struct Rbpf {
@@ -151,7 +152,7 @@ fn prepare_packet(prog: &Program, input: &Input, jit: bool) -> Result<Box<dyn Ru
     let mut vm = rbpf::EbpfVmMbuff::new(Some(bytes))
         .map_err(|e| Skip::new(format!("rbpf refuses it: {e}")))?;
     let helper: rbpf::ebpf::Helper = if jit { jit_helper() } else { lookup_helper };
-    vm.register_helper(hostmaps::BPF_FUNC_MAP_LOOKUP_ELEM as u32, helper)
+    vm.register_helper(BPF_FUNC_MAP_LOOKUP_ELEM as u32, helper)
         .map_err(|e| Skip::new(format!("rbpf: {e}")))?;
     for m in &setup.maps {
         vm.register_allowed_memory(m.value_range());

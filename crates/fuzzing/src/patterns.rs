@@ -41,14 +41,14 @@ use bpfvm_isa::uapi::{
 };
 use bpfvm_testsupport::{self as host, Fd, MapCreate, ProgLoad};
 
-const LOOKUP: i32 = 1;
-const UPDATE: i32 = 2;
-const DELETE: i32 = 3;
-const TAIL_CALL: i32 = 12;
-const XDP_ADJUST_TAIL: i32 = 65;
-const SK_RELEASE: i32 = 86;
-const SKC_TO_TCP_SOCK: i32 = 137;
-const LOOP: i32 = 181;
+use bpfvm_isa::uapi::BPF_FUNC_LOOP as LOOP;
+use bpfvm_isa::uapi::BPF_FUNC_MAP_DELETE_ELEM as DELETE;
+use bpfvm_isa::uapi::BPF_FUNC_MAP_LOOKUP_ELEM as LOOKUP;
+use bpfvm_isa::uapi::BPF_FUNC_MAP_UPDATE_ELEM as UPDATE;
+use bpfvm_isa::uapi::BPF_FUNC_SKC_TO_TCP_SOCK as SKC_TO_TCP_SOCK;
+use bpfvm_isa::uapi::BPF_FUNC_SK_RELEASE as SK_RELEASE;
+use bpfvm_isa::uapi::BPF_FUNC_TAIL_CALL as TAIL_CALL;
+use bpfvm_isa::uapi::BPF_FUNC_XDP_ADJUST_TAIL as XDP_ADJUST_TAIL;
 
 /// The maps every pattern may use, by their place in [`World`]'s lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1251,6 +1251,17 @@ mod tests {
     }
 
     #[test]
+    fn func_id_constants_match_the_registry() {
+        assert_eq!(uapi::BPF_FUNC_IDS.len(), HELPER_COUNT);
+        for (i, &(name, id)) in uapi::BPF_FUNC_IDS.iter().enumerate() {
+            assert_eq!(id as usize, i, "{name} out of order");
+            let row = HELPER_NAMES[i].strip_prefix("bpf_").unwrap();
+            assert_eq!(name, format!("BPF_FUNC_{}", row.to_uppercase()), "id {id}");
+        }
+        assert_eq!(helper_id("tail_call"), Some(uapi::BPF_FUNC_TAIL_CALL));
+    }
+
+    #[test]
     fn sizes_follow_memory() {
         // A size argument always follows a memory argument (check_arg_pair_ok).
         for d in HELPERS {

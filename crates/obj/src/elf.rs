@@ -2,37 +2,43 @@
 //!
 //! Everything the rest of the crate indexes (section headers, names, data
 //! ranges, the symbol table and its section indices) is validated here once,
-//! so later stages can index without panicking. Hand-written rather than
-//! through `object` so that a misaligned input buffer is not an error and
-//! each failure names what it was reading.
+//! so later stages can index without panicking. Records are read through the
+//! `object` crate's low-level ELF types (`FileHeader64`, `SectionHeader64`,
+//! `Sym64`, `Rel64`); the checks and their order are our own so that each
+//! failure is a typed error naming what was being read (object's own errors
+//! are generic strings).
+//!
+//! Misaligned input (e.g. a slice at an odd offset of a larger buffer) is
+//! not an error: the crate enables object's `unaligned` feature, which makes
+//! its ELF integer types alignment-1, so no aligned copy of the input is made
+//! and [`Elf::data`] can keep borrowing the caller's bytes.
+
+use object::elf::{FileHeader64, Rel64, SectionHeader64, Sym64};
+use object::read::elf::{FileHeader as _, Rel as _, SectionHeader as _, Sym as _};
+use object::read::StringTable;
+use object::{pod, Endianness};
 
 use crate::error::ObjErrorKind;
 
-pub const EM_BPF: u16 = 247;
-pub const ET_REL: u16 = 1;
+pub use object::elf::{
+    EM_BPF, ET_REL, SHN_LORESERVE, SHN_UNDEF, SHN_XINDEX, SHT_NOBITS, SHT_NULL, SHT_PROGBITS,
+    SHT_REL, SHT_RELA, SHT_SYMTAB, STB_LOCAL, STT_FUNC, STT_SECTION,
+};
 
-pub const SHT_NULL: u32 = 0;
-pub const SHT_PROGBITS: u32 = 1;
-pub const SHT_SYMTAB: u32 = 2;
-pub const SHT_RELA: u32 = 4;
-pub const SHT_NOBITS: u32 = 8;
-pub const SHT_REL: u32 = 9;
+pub const SHF_EXECINSTR: u64 = object::elf::SHF_EXECINSTR as u64;
 
-pub const SHF_EXECINSTR: u64 = 0x4;
+type Ehdr = FileHeader64<Endianness>;
+type Shdr = SectionHeader64<Endianness>;
+type ElfSym = Sym64<Endianness>;
+type ElfRel = Rel64<Endianness>;
 
-pub const SHN_UNDEF: u16 = 0;
-pub const SHN_LORESERVE: u16 = 0xff00;
-pub const SHN_XINDEX: u16 = 0xffff;
+/// Big-endian objects are refused before any multi-byte field is read.
+const LE: Endianness = Endianness::Little;
 
-pub const STB_LOCAL: u8 = 0;
-
-pub const STT_FUNC: u8 = 2;
-pub const STT_SECTION: u8 = 3;
-
-const EHDR_SIZE: usize = 64;
-const SHDR_SIZE: u64 = 64;
-const SYM_SIZE: u64 = 24;
-const REL_SIZE: u64 = 16;
+const EHDR_SIZE: u64 = size_of::<Ehdr>() as u64;
+const SHDR_SIZE: u64 = size_of::<Shdr>() as u64;
+const SYM_SIZE: u64 = size_of::<ElfSym>() as u64;
+const REL_SIZE: u64 = size_of::<ElfRel>() as u64;
 
 /// One section header, with its name resolved.
 #[derive(Debug, Clone)]
@@ -90,18 +96,6 @@ pub struct Elf<'a> {
     pub symtab_index: usize,
 }
 
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([b[off], b[off + 1]])
-}
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
-}
-
 /// The bytes `offset..offset+len` of `data`, or a `Truncated` error saying
 /// what was being read.
 fn range(
@@ -122,54 +116,65 @@ fn range(
     }
 }
 
+/// `bytes` (already range-checked, a multiple of the record size) as a
+/// slice of ELF records; `bad` is only reached if that precondition broke.
+fn records<T: pod::Pod>(
+    bytes: &[u8],
+    bad: impl FnOnce() -> ObjErrorKind,
+) -> Result<&[T], ObjErrorKind> {
+    pod::slice_from_all_bytes(bytes).map_err(|()| bad())
+}
+
 /// A NUL-terminated string at `offset` in string table `table`.
-fn str_at(table: &[u8], offset: u64, table_name: &str) -> Result<String, ObjErrorKind> {
-    let bad = || ObjErrorKind::BadString {
+fn str_at(table: &[u8], offset: u32, table_name: &str) -> Result<String, ObjErrorKind> {
+    let strings = StringTable::new(table, 0, table.len() as u64);
+    let bytes = strings.get(offset).map_err(|()| ObjErrorKind::BadString {
         section: table_name.to_string(),
-        offset,
-    };
-    let rest = usize::try_from(offset)
-        .ok()
-        .and_then(|o| table.get(o..))
-        .ok_or_else(bad)?;
-    let end = rest.iter().position(|&b| b == 0).ok_or_else(bad)?;
-    Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
+        offset: u64::from(offset),
+    })?;
+    Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
 impl<'a> Elf<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Elf<'a>, ObjErrorKind> {
-        if data.len() < 4 || data[..4] != [0x7f, b'E', b'L', b'F'] {
+        if data.len() < 4 || data[..4] != object::elf::ELFMAG {
             return Err(ObjErrorKind::NotElf);
         }
         if data.len() < 6 {
-            range(data, 0, EHDR_SIZE as u64, || "ELF header".into())?;
+            range(data, 0, EHDR_SIZE, || "ELF header".into())?;
         }
         match data[4] {
-            2 => {}
+            object::elf::ELFCLASS64 => {}
             class => return Err(ObjErrorKind::NotElf64 { class }),
         }
         match data[5] {
-            1 => {}
-            2 => return Err(ObjErrorKind::BigEndian),
+            object::elf::ELFDATA2LSB => {}
+            object::elf::ELFDATA2MSB => return Err(ObjErrorKind::BigEndian),
             encoding => return Err(ObjErrorKind::BadEncoding { encoding }),
         }
-        let hdr = range(data, 0, EHDR_SIZE as u64, || "ELF header".into())?;
-        let e_type = u16_at(hdr, 16);
-        let e_machine = u16_at(hdr, 18);
-        let e_version = u32_at(hdr, 20);
+        let hdr_bytes = range(data, 0, EHDR_SIZE, || "ELF header".into())?;
+        let (hdr, _) =
+            pod::from_bytes::<Ehdr>(hdr_bytes).map_err(|()| ObjErrorKind::BadHeader {
+                reason: "cannot read the ELF header".into(),
+            })?;
+        let e_type = hdr.e_type(LE);
+        let e_machine = hdr.e_machine(LE);
+        let e_version = hdr.e_version(LE);
         if e_machine != EM_BPF {
             return Err(ObjErrorKind::WrongMachine { machine: e_machine });
         }
         if e_type != ET_REL {
             return Err(ObjErrorKind::NotRelocatable { e_type });
         }
-        if e_version != 1 || data[6] != 1 {
+        if e_version != u32::from(object::elf::EV_CURRENT)
+            || hdr.e_ident().version != object::elf::EV_CURRENT
+        {
             return Err(ObjErrorKind::BadVersion { version: e_version });
         }
-        let e_shoff = u64_at(hdr, 40);
-        let e_shentsize = u16_at(hdr, 58);
-        let mut shnum = u64::from(u16_at(hdr, 60));
-        let mut shstrndx = u64::from(u16_at(hdr, 62));
+        let e_shoff = hdr.e_shoff(LE);
+        let e_shentsize = hdr.e_shentsize(LE);
+        let mut shnum = u64::from(hdr.e_shnum(LE));
+        let mut shstrndx = u64::from(hdr.e_shstrndx(LE));
         if e_shoff == 0 {
             return Err(ObjErrorKind::BadHeader {
                 reason: "no section header table".into(),
@@ -181,15 +186,19 @@ impl<'a> Elf<'a> {
             });
         }
         // Extended numbering: the real counts live in section header 0.
-        let sh0 = range(data, e_shoff, SHDR_SIZE, || "section header #0".into())?;
+        let sh0_bytes = range(data, e_shoff, SHDR_SIZE, || "section header #0".into())?;
+        let sh0 = &records::<Shdr>(sh0_bytes, || ObjErrorKind::BadSectionHeader {
+            index: 0,
+            reason: "cannot read the section header".into(),
+        })?[0];
         if shnum == 0 {
-            shnum = u64_at(sh0, 32);
+            shnum = sh0.sh_size(LE);
         }
         if shstrndx == u64::from(SHN_XINDEX) {
-            shstrndx = u64::from(u32_at(sh0, 40));
+            shstrndx = u64::from(sh0.sh_link(LE));
         }
         let table_len = shnum.saturating_mul(SHDR_SIZE);
-        let table = range(data, e_shoff, table_len, || {
+        let table_bytes = range(data, e_shoff, table_len, || {
             format!("section header table ({shnum} entries)")
         })?;
         if shstrndx >= shnum {
@@ -199,63 +208,44 @@ impl<'a> Elf<'a> {
                 ),
             });
         }
-        let count = shnum as usize;
+        let table = records::<Shdr>(table_bytes, || ObjErrorKind::BadHeader {
+            reason: format!("cannot read the section header table ({shnum} entries)"),
+        })?;
+        let count = table.len();
 
-        struct Raw {
-            name_off: u32,
-            sh_type: u32,
-            flags: u64,
-            offset: u64,
-            size: u64,
-            link: u32,
-            info: u32,
-            entsize: u64,
-        }
-        let mut raws = Vec::with_capacity(count);
-        for i in 0..count {
-            let h = &table[i * SHDR_SIZE as usize..(i + 1) * SHDR_SIZE as usize];
-            raws.push(Raw {
-                name_off: u32_at(h, 0),
-                sh_type: u32_at(h, 4),
-                flags: u64_at(h, 8),
-                offset: u64_at(h, 24),
-                size: u64_at(h, 32),
-                link: u32_at(h, 40),
-                info: u32_at(h, 44),
-                entsize: u64_at(h, 56),
-            });
-        }
-        let shstr = &raws[shstrndx as usize];
-        if shstr.sh_type == SHT_NOBITS {
+        let shstr = &table[shstrndx as usize];
+        if shstr.sh_type(LE) == SHT_NOBITS {
             return Err(ObjErrorKind::BadSectionHeader {
                 index: shstrndx as usize,
                 reason: "the section name table has no data (SHT_NOBITS)".into(),
             });
         }
-        let shstrtab = range(data, shstr.offset, shstr.size, || {
+        let shstrtab = range(data, shstr.sh_offset(LE), shstr.sh_size(LE), || {
             format!("section name table (section #{shstrndx})")
         })?;
 
         let mut sections = Vec::with_capacity(count);
-        for (index, r) in raws.iter().enumerate() {
+        for (index, h) in table.iter().enumerate() {
+            let sh_type = h.sh_type(LE);
+            let (offset, size) = (h.sh_offset(LE), h.sh_size(LE));
             let name = if index == 0 {
                 String::new()
             } else {
-                str_at(shstrtab, u64::from(r.name_off), ".shstrtab")?
+                str_at(shstrtab, h.sh_name(LE), ".shstrtab")?
             };
-            if index != 0 && r.sh_type != SHT_NOBITS && r.sh_type != SHT_NULL {
-                range(data, r.offset, r.size, || format!("section '{name}'"))?;
+            if index != 0 && sh_type != SHT_NOBITS && sh_type != SHT_NULL {
+                range(data, offset, size, || format!("section '{name}'"))?;
             }
             sections.push(Section {
                 index,
                 name,
-                sh_type: r.sh_type,
-                flags: r.flags,
-                offset: r.offset,
-                size: r.size,
-                link: r.link,
-                info: r.info,
-                entsize: r.entsize,
+                sh_type,
+                flags: h.sh_flags(LE),
+                offset,
+                size,
+                link: h.sh_link(LE),
+                info: h.sh_info(LE),
+                entsize: h.sh_entsize(LE),
             });
         }
         // Section 0 carries the extended counts, never data.
@@ -332,11 +322,11 @@ impl<'a> Elf<'a> {
         let bytes = range(data, symtab.offset, symtab.size, || {
             format!("section '{}'", symtab.name)
         })?;
-        let mut symbols = Vec::with_capacity(bytes.len() / SYM_SIZE as usize);
-        for (index, e) in bytes.chunks_exact(SYM_SIZE as usize).enumerate() {
-            let name = str_at(strs, u64::from(u32_at(e, 0)), &strtab.name)?;
-            let info = e[4];
-            let shndx = u16_at(e, 6);
+        let entries = records::<ElfSym>(bytes, || bad("cannot read the symbol entries".into()))?;
+        let mut symbols = Vec::with_capacity(entries.len());
+        for (index, e) in entries.iter().enumerate() {
+            let name = str_at(strs, e.st_name(LE), &strtab.name)?;
+            let shndx = e.st_shndx(LE);
             if shndx == SHN_XINDEX {
                 return Err(bad(format!(
                     "symbol '{name}' (#{index}) uses SHN_XINDEX, which BPF objects never need"
@@ -352,11 +342,11 @@ impl<'a> Elf<'a> {
             }
             symbols.push(Symbol {
                 name,
-                value: u64_at(e, 8),
-                size: u64_at(e, 16),
-                bind: info >> 4,
-                sym_type: info & 0xf,
-                visibility: e[5] & 3,
+                value: e.st_value(LE),
+                size: e.st_size(LE),
+                bind: e.st_bind(),
+                sym_type: e.st_type(),
+                visibility: e.st_visibility(),
                 shndx,
             });
         }
@@ -398,10 +388,12 @@ impl<'a> Elf<'a> {
                 rel.link, self.symtab_index
             )));
         }
-        let mut out = Vec::with_capacity(rel.size as usize / REL_SIZE as usize);
-        for (index, e) in self.data(rel).chunks_exact(REL_SIZE as usize).enumerate() {
-            let info = u64_at(e, 8);
-            let sym = (info >> 32) as usize;
+        let entries = records::<ElfRel>(self.data(rel), || {
+            bad("cannot read the relocation entries".into())
+        })?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (index, e) in entries.iter().enumerate() {
+            let sym = e.r_sym(LE) as usize;
             if sym >= self.symbols.len() {
                 return Err(bad(format!(
                     "relocation #{index}: symbol index {sym} is out of range ({} symbols)",
@@ -409,9 +401,9 @@ impl<'a> Elf<'a> {
                 )));
             }
             out.push(Rel {
-                offset: u64_at(e, 0),
+                offset: e.r_offset(LE),
                 sym,
-                r_type: info as u32,
+                r_type: e.r_type(LE),
             });
         }
         Ok(out)

@@ -948,3 +948,19 @@ fn unsupported_features_are_named() {
     assert!(matches!(e.kind, ObjErrorKind::Io { .. }));
     assert!(std::error::Error::source(&e).is_some());
 }
+
+/// A buffer at an odd address (an object embedded in a larger file, a
+/// `&bytes[1..]` slice) parses the same as an aligned one: the ELF reader
+/// must not require the records to be naturally aligned.
+#[test]
+fn misaligned_buffer_parses_the_same() {
+    for name in ["hello-func.o", "maps.o", "globals.o", "loops.o"] {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        let aligned = Object::parse(name, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        let mut shifted = vec![0u8; bytes.len() + 1];
+        shifted[1..].copy_from_slice(&bytes);
+        let odd = Object::parse(name, &shifted[1..]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(odd.programs, aligned.programs, "{name}");
+        assert_eq!(odd.maps.len(), aligned.maps.len(), "{name}");
+    }
+}

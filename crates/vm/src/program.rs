@@ -11,6 +11,7 @@
 use crate::error::LoadError;
 use crate::helpers::{Helper, HelperTable};
 use bpfvm_isa::consts::{BPF_PSEUDO_FUNC, BPF_REG_FP};
+use bpfvm_isa::uapi::BPF_FUNC_TAIL_CALL;
 use bpfvm_isa::{decode_program, Insn, Op, Shape};
 use std::sync::Arc;
 
@@ -83,7 +84,6 @@ pub struct VmProgram {
 /// callee shares the frame). Runs zero only this much of the entry frame:
 /// zeroing all of it cost more than short programs run.
 fn entry_frame_bytes(code: &[VInsn]) -> usize {
-    const BPF_FUNC_TAIL_CALL: i64 = 12;
     let frame = bpfvm_isa::consts::MAX_BPF_STACK;
     let mut depth = 0usize;
     for c in code {
@@ -96,7 +96,7 @@ fn entry_frame_bytes(code: &[VInsn]) -> usize {
             Shape::Ldx => false,
             Shape::Stx | Shape::Atomic => c.src == 10,
             Shape::St => false,
-            Shape::Call => c.op == Op::Call && c.imm == BPF_FUNC_TAIL_CALL,
+            Shape::Call => c.op == Op::Call && c.imm == i64::from(BPF_FUNC_TAIL_CALL),
             _ => c.src == 10 || c.dst == 10,
         };
         if escapes {

@@ -7,8 +7,7 @@ use super::kfunc::BPF_F_SLEEPABLE;
 use super::*;
 
 const MAX_VAR_SIZE: u64 = 1 << 29;
-const BPF_FUNC_SPIN_LOCK: i32 = 93;
-const BPF_FUNC_SPIN_UNLOCK: i32 = 94;
+use bpfvm_isa::uapi::{BPF_FUNC_SPIN_LOCK, BPF_FUNC_SPIN_UNLOCK};
 /// bpf_loop counts up to this are verified iteration by iteration.
 const CB_BRUTE_FORCE: u64 = 32;
 const MEM_TYPES: &str =

@@ -21,7 +21,7 @@ use crate::cfg::Cfg;
 use bpfvm_isa::consts::*;
 use bpfvm_isa::Insn;
 
-const GET_SMP_PROCESSOR_ID: i32 = 8;
+use bpfvm_isa::uapi::BPF_FUNC_GET_SMP_PROCESSOR_ID as GET_SMP_PROCESSOR_ID;
 const ALL_CALLER_SAVED: u32 = 0x3f;
 const STX_DW: u8 = 0x7b; // BPF_STX | BPF_MEM | BPF_DW
 const LDX_DW: u8 = 0x79; // BPF_LDX | BPF_MEM | BPF_DW

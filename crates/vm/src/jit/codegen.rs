@@ -39,6 +39,7 @@ use super::MapLookup;
 use crate::error::Access;
 use crate::program::{VInsn, VmProgram};
 use bpfvm_isa::consts::{BPF_MAX_LOOPS, MAX_BPF_STACK, MAX_CALL_FRAMES};
+use bpfvm_isa::uapi::{BPF_FUNC_MAP_LOOKUP_ELEM, BPF_FUNC_TAIL_CALL};
 use bpfvm_isa::{Op, Shape};
 
 /// BPF register -> host register.
@@ -406,12 +407,11 @@ const CALLEE_SAVED: u16 = 0x3c0;
 
 /// Per function entry (0 elsewhere): the callee-saved registers r6..r9 that the
 /// function may change, itself or through the functions it calls (to a fixed
-/// point over the call graph). A tail call (helper 12) or an indirect call may
-/// run anything, so it counts as writing all four. A local call saves only
-/// these instead of all of r6..r10: a leaf that keeps to r0..r5 costs no
-/// pushes at all.
+/// point over the call graph). A tail call (`BPF_FUNC_TAIL_CALL`) or an
+/// indirect call may run anything, so it counts as writing all four. A local
+/// call saves only these instead of all of r6..r10: a leaf that keeps to r0..r5
+/// costs no pushes at all.
 fn func_writes(prog: &VmProgram) -> Vec<u16> {
-    const BPF_FUNC_TAIL_CALL: i64 = 12;
     let code = &prog.code;
     let n = code.len();
     let bit = |r: u8| 1u16 << r.min(10);
@@ -436,7 +436,9 @@ fn func_writes(prog: &VmProgram) -> Vec<u16> {
                 calls.push((owner[e], c.off as usize));
                 0
             }
-            Shape::Call if c.op == Op::Call && c.imm == BPF_FUNC_TAIL_CALL => CALLEE_SAVED,
+            Shape::Call if c.op == Op::Call && c.imm == i64::from(BPF_FUNC_TAIL_CALL) => {
+                CALLEE_SAVED
+            }
             Shape::CallX => CALLEE_SAVED,
             _ => 0,
         };
@@ -1407,8 +1409,7 @@ impl Gen<'_> {
     /// block (nothing jumps into the middle of a block) is an LD_IMM64 of the
     /// address.
     fn map_lookup_at(&self, e: usize, i: &VInsn) -> Option<MapLookup> {
-        const BPF_FUNC_MAP_LOOKUP_ELEM: i64 = 1;
-        if i.imm != BPF_FUNC_MAP_LOOKUP_ELEM || self.p.map_lookups.is_empty() {
+        if i.imm != i64::from(BPF_FUNC_MAP_LOOKUP_ELEM) || self.p.map_lookups.is_empty() {
             return None;
         }
         let code = &self.prog.code;
