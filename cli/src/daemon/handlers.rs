@@ -732,14 +732,12 @@ impl Daemon {
         flags: u32,
         inner_map: Option<&Target>,
     ) -> Result<Response, String> {
-        let mt = (0..64)
-            .filter_map(MapType::from_u32)
-            .find(|t| t.name() == map_type)
-            .ok_or_else(|| format!("invalid map type: {map_type}"))?;
+        let mt =
+            MapType::from_name(map_type).ok_or_else(|| format!("invalid map type: {map_type}"))?;
         let inner = inner_map.map(|t| self.map_one(t)).transpose()?;
         let plan = self.plan_pin("map", name, path)?;
         let attr = MapCreateAttr {
-            map_type: mt as u32,
+            map_type: mt,
             key_size: key,
             value_size: value,
             max_entries: entries,

@@ -551,7 +551,7 @@ impl Daemon {
                 // the outer map's creation (as a loader closes its fd).
                 let template = match inner {
                     Some(i) => match self.rt.bpf(BpfCmd::MapCreate(MapCreateAttr {
-                        map_type: i.map_type,
+                        map_type: stored_map_type(i.map_type)?,
                         key_size: i.key,
                         value_size: i.value,
                         max_entries: i.entries,
@@ -565,7 +565,7 @@ impl Daemon {
                     None => None,
                 };
                 let attr = MapCreateAttr {
-                    map_type: *map_type,
+                    map_type: stored_map_type(*map_type)?,
                     key_size: *key,
                     value_size: *value,
                     max_entries: *entries,
@@ -711,4 +711,9 @@ impl Daemon {
             Some(SavedValue::Hex(proto::to_hex(&v)))
         }
     }
+}
+
+/// A map type as the store records it (the kernel's number).
+fn stored_map_type(t: u32) -> Result<bpfvm::maps::MapType, String> {
+    bpfvm::maps::MapType::from_u32(t).ok_or_else(|| format!("unknown map type {t}"))
 }

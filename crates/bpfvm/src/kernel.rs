@@ -11,6 +11,7 @@ use crate::config::RuntimeConfig;
 use crate::error::{BpfError, Result};
 use crate::idr::Idr;
 use crate::trace::TracePipe;
+use bpfvm_isa::uapi::{AttachType, ProgType};
 use bpfvm_isa::Insn;
 use bpfvm_maps::{MapAttr, MapOps, MapType};
 use bpfvm_vm::{HelperTable, VmProgram};
@@ -393,8 +394,8 @@ impl Default for Runtime {
 /// `BPF_MAP_CREATE` attributes.
 #[derive(Clone, Debug, Default)]
 pub struct MapCreateAttr {
-    /// `enum bpf_map_type` number.
-    pub map_type: u32,
+    /// `enum bpf_map_type`.
+    pub map_type: MapType,
     /// Key size in bytes.
     pub key_size: u32,
     /// Value size in bytes.
@@ -427,10 +428,11 @@ pub struct MapCreateAttr {
 /// second imm = offset into the value), ids standing in for the kernel's fds.
 #[derive(Clone, Debug, Default)]
 pub struct ProgLoadAttr {
-    /// `enum bpf_prog_type` number.
-    pub prog_type: u32,
-    /// `enum bpf_attach_type` number the program is loaded for.
-    pub expected_attach_type: u32,
+    /// `enum bpf_prog_type`.
+    pub prog_type: ProgType,
+    /// `enum bpf_attach_type` the program is loaded for (the kernel's 0,
+    /// `BPF_CGROUP_INET_INGRESS`, when the type takes none).
+    pub expected_attach_type: AttachType,
     /// The instructions.
     pub insns: Vec<Insn>,
     /// The license (`GPL` and compatible ones allow GPL-only helpers).
@@ -845,8 +847,7 @@ impl Runtime {
     }
 
     fn map_create(&self, a: &MapCreateAttr) -> Result<MapFd> {
-        let map_type = MapType::from_u32(a.map_type)
-            .ok_or_else(|| BpfError::Invalid(format!("unknown map type {}", a.map_type)))?;
+        let map_type = a.map_type;
         let inner = match a.inner_map_id {
             Some(id) => Some(self.map_by_id(id)?.ops.clone()),
             None => None,

@@ -335,8 +335,8 @@ impl Runtime {
                 }
             }
             let attr = ProgLoadAttr {
-                prog_type: p.prog_type.as_u32(),
-                expected_attach_type: p.expected_attach_type.map_or(0, |a| a.as_u32()),
+                prog_type: p.prog_type,
+                expected_attach_type: p.expected_attach_type.unwrap_or_default(),
                 insns,
                 license: obj.license.clone(),
                 name: truncate_name(&p.name),
@@ -404,8 +404,14 @@ impl Runtime {
         } else {
             def.max_entries
         };
+        let map_type = MapType::from_u32(def.map_type).ok_or_else(|| {
+            BpfError::Invalid(format!(
+                "map '{}': unknown map type {}",
+                def.name, def.map_type
+            ))
+        })?;
         let attr = MapCreateAttr {
-            map_type: def.map_type,
+            map_type,
             key_size: def.key_size,
             value_size: def.value_size,
             max_entries,

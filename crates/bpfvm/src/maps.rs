@@ -218,7 +218,7 @@ impl MapViewError {
 ///
 /// let rt = Runtime::with_cpus(1);
 /// let fd = rt.create_map(&MapCreateAttr {
-///     map_type: 1, // BPF_MAP_TYPE_HASH
+///     map_type: bpfvm::maps::MapType::Hash,
 ///     key_size: 2,
 ///     value_size: 1,
 ///     max_entries: 4,
@@ -1110,7 +1110,7 @@ mod tests {
 
     fn map(rt: &Runtime, map_type: MapType, key_size: u32, value_size: u32) -> MapFd {
         rt.create_map(&MapCreateAttr {
-            map_type: map_type as u32,
+            map_type,
             key_size,
             value_size,
             max_entries: 4,

@@ -11,6 +11,7 @@ use crate::kernel::{JitUnavailable, MapObj, ProgFd, ProgLoadAttr, ProgObj, Runti
 use bpfvm_isa::consts::{
     BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
 };
+use bpfvm_isa::uapi::{AttachType, ProgType};
 use bpfvm_isa::{decode_program, Insn, Op};
 use bpfvm_maps::MapType;
 use bpfvm_vm::{LoadOptions, VmProgram};
@@ -122,7 +123,7 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
     // A struct_ops program implements a member of a kernel struct_ops type
     // (its attach_btf_id); bpfvm's kernel has none, as a kernel without
     // that type refuses.
-    if a.prog_type == 27 {
+    if a.prog_type == ProgType::StructOps {
         return Err(BpfError::ProgInvalid {
             name,
             reason:
@@ -189,8 +190,8 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
         Ok(ProgObj {
             id,
             name: a.name,
-            prog_type: a.prog_type,
-            expected_attach_type: a.expected_attach_type,
+            prog_type: a.prog_type.as_u32(),
+            expected_attach_type: a.expected_attach_type.as_u32(),
             tag,
             xlated: a.insns,
             vm: Arc::new(vm),
@@ -397,8 +398,8 @@ fn verify(rt: &Runtime, a: &ProgLoadAttr, name: &str) -> Result<bpfvm_verifier::
 /// register states ([`bpfvm_verifier::Verified::insn_regs`]).
 pub(crate) fn reg_states(rt: &Runtime, p: &ProgObj) -> Result<Vec<[Vec<String>; 11]>> {
     let a = ProgLoadAttr {
-        prog_type: p.prog_type,
-        expected_attach_type: p.expected_attach_type,
+        prog_type: ProgType::from_u32(p.prog_type).unwrap_or_default(),
+        expected_attach_type: AttachType::from_u32(p.expected_attach_type).unwrap_or_default(),
         insns: p.xlated.clone(),
         license: if p.gpl_compatible {
             "GPL"
@@ -426,8 +427,8 @@ fn verify_with(
         None => None,
     };
     let opts = bpfvm_verifier::VerifierOpts {
-        prog_type: a.prog_type,
-        expected_attach_type: a.expected_attach_type,
+        prog_type: a.prog_type.as_u32(),
+        expected_attach_type: a.expected_attach_type.as_u32(),
         privileged: !a.unprivileged,
         log_level: a.log_level,
         prog_flags: a.prog_flags,
@@ -484,7 +485,7 @@ fn verify_with(
         gpl_compatible: license_is_gpl_compatible(&a.license),
         global_funcs: btf
             .as_ref()
-            .map(|b| crate::globalfn::global_funcs(&b.btf, &a.func_info, a.prog_type))
+            .map(|b| crate::globalfn::global_funcs(&b.btf, &a.func_info, a.prog_type.as_u32()))
             .unwrap_or_default(),
         btf_structs: btf
             .as_ref()

@@ -415,7 +415,7 @@ handle!(
     /// // Allow packets longer than 60 bytes (skb->len is at offset 0).
     /// let insns = assemble("ldxw %r2, [%r1]\nmov %r0, 1\njgt %r2, 60, out\nmov %r0, 0\nout:\nexit")?;
     /// let prog = rt.load_program(ProgLoadAttr {
-    ///     prog_type: ProgType::CgroupSkb.as_u32(),
+    ///     prog_type: ProgType::CgroupSkb,
     ///     insns,
     ///     license: "GPL".into(),
     ///     name: "long_only".into(),
@@ -459,7 +459,7 @@ handle!(
     /// // Returns args[0] * args[1].
     /// let insns = assemble("ldxdw %r0, [%r1]\nldxdw %r2, [%r1+8]\nmul %r0, %r2\nexit")?;
     /// let prog = rt.load_program(ProgLoadAttr {
-    ///     prog_type: ProgType::RawTracepoint.as_u32(),
+    ///     prog_type: ProgType::RawTracepoint,
     ///     insns,
     ///     license: "GPL".into(),
     ///     name: "mul".into(),
@@ -503,7 +503,7 @@ handle!(
     /// // ctx[1] = ctx[0] + 1; returns ctx[0].
     /// let insns = assemble("ldxw %r0, [%r1]\nmov %r2, %r0\nadd %r2, 1\nstxw [%r1+4], %r2\nexit")?;
     /// let prog = rt.load_program(ProgLoadAttr {
-    ///     prog_type: ProgType::Syscall.as_u32(),
+    ///     prog_type: ProgType::Syscall,
     ///     insns,
     ///     license: "GPL".into(),
     ///     name: "bump".into(),
@@ -547,7 +547,7 @@ mod tests {
         let rt = Runtime::with_cpus(1);
         let prog = rt
             .load_program(ProgLoadAttr {
-                prog_type: ProgType::Syscall.as_u32(),
+                prog_type: ProgType::Syscall,
                 insns: bpfvm_isa::asm::assemble("mov %r0, 0\nexit").unwrap(),
                 license: "GPL".into(),
                 name: "sys".into(),

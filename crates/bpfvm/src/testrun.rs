@@ -659,7 +659,7 @@ mod tests {
     use crate::kernel::{BpfCmd, BpfReply, MapCreateAttr, ProgLoadAttr, Runtime};
     use crate::testrun::TestRunAttr;
 
-    use bpfvm_isa::uapi::{BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_PROG_TYPE_XDP};
+    use bpfvm_isa::uapi::{ProgType, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH};
 
     /// An XDP program: key = the u32 at byte 14 of the packet; `v =
     /// bpf_map_lookup_elem(map, &key)`; NULL returns 7, else `*v += 1`, return
@@ -707,7 +707,7 @@ mod tests {
         rt.set_jit(jit);
         let m = rt
             .create_map(&MapCreateAttr {
-                map_type,
+                map_type: bpfvm_maps::MapType::from_u32(map_type).expect("a map type"),
                 key_size: 4,
                 value_size: 8,
                 max_entries,
@@ -717,7 +717,7 @@ mod tests {
             .expect("create map");
         let p = rt
             .load_program(ProgLoadAttr {
-                prog_type: BPF_PROG_TYPE_XDP,
+                prog_type: ProgType::Xdp,
                 insns: counter_prog(m.id()),
                 license: "GPL".into(),
                 name: "count".into(),

@@ -2108,7 +2108,7 @@ fn insns(c: &Case) -> Vec<Insn> {
 fn run_bpfvm(rt: &Runtime, c: &Case, observed: bool) -> Result<Outcome, String> {
     let p = rt
         .load_program(ProgLoadAttr {
-            prog_type: c.prog_type,
+            prog_type: bpfvm::ProgType::from_u32(c.prog_type).expect("a program type"),
             insns: insns(c),
             license: "GPL".into(),
             name: "net".into(),

@@ -134,7 +134,7 @@ fn tail_call_chain_stops_at_33() {
 fn ids_are_cyclic_and_objects_go_with_their_last_holder() {
     let rt = Runtime::with_cpus(1);
     let attr = MapCreateAttr {
-        map_type: 2,
+        map_type: bpfvm::maps::MapType::Array,
         key_size: 4,
         value_size: 8,
         max_entries: 4,
@@ -184,7 +184,7 @@ fn unknown_helpers_are_refused_at_load_with_their_id() {
     let insns = bpfvm::isa::asm::assemble("call 195\nexit").unwrap();
     let e = rt
         .load_program(ProgLoadAttr {
-            prog_type: 6,
+            prog_type: bpfvm::ProgType::Xdp,
             insns,
             license: "GPL".into(),
             name: "x".into(),
@@ -225,7 +225,7 @@ fn custom_helpers_can_be_registered() {
     let insns = bpfvm::isa::asm::assemble("mov %r1, 21\ncall 10000\nexit").unwrap();
     let p = rt
         .load_program(ProgLoadAttr {
-            prog_type: 31,
+            prog_type: bpfvm::ProgType::Syscall,
             insns,
             license: "GPL".into(),
             name: "dbl".into(),
@@ -260,7 +260,7 @@ fn custom_helper_arguments_are_verified() {
     );
     let load = |src: &str| {
         rt.load_program(ProgLoadAttr {
-            prog_type: 31,
+            prog_type: bpfvm::ProgType::Syscall,
             insns: bpfvm::isa::asm::assemble(src).unwrap(),
             license: "GPL".into(),
             name: "sum".into(),
@@ -304,7 +304,7 @@ fn trace_vprintk_prints_its_array() {
                call 177\nexit";
     let p = rt
         .load_program(ProgLoadAttr {
-            prog_type: 31,
+            prog_type: bpfvm::ProgType::Syscall,
             insns: bpfvm::isa::asm::assemble(src).unwrap(),
             license: "GPL".into(),
             name: "vprintk".into(),
@@ -324,7 +324,7 @@ fn per_cpu_maps_hold_one_value_per_cpu() {
     let rt = Runtime::with_cpus(4);
     let m = rt
         .create_map(&MapCreateAttr {
-            map_type: 6,
+            map_type: bpfvm::maps::MapType::PercpuArray,
             key_size: 4,
             value_size: 4,
             max_entries: 2,
@@ -389,7 +389,7 @@ fn xdp_metadata_accumulates_across_repeats_as_in_the_kernel() {
 /// A syscall program returning 7, loaded into `rt`.
 fn load_ret7(rt: &Runtime) -> bpfvm::ProgFd {
     rt.load_program(ProgLoadAttr {
-        prog_type: bpfvm::ProgType::Syscall.as_u32(),
+        prog_type: bpfvm::ProgType::Syscall,
         insns: bpfvm::isa::asm::assemble("mov %r0, 7\nexit").unwrap(),
         license: "GPL".into(),
         name: "ret7".into(),
@@ -434,7 +434,7 @@ fn map_accessors_answer_without_the_ops() {
     let rt = Runtime::with_cpus(2);
     let m = rt
         .create_map(&MapCreateAttr {
-            map_type: 6, // BPF_MAP_TYPE_PERCPU_ARRAY
+            map_type: bpfvm::maps::MapType::PercpuArray,
             key_size: 4,
             value_size: 4,
             max_entries: 3,

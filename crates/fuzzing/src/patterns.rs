@@ -32,6 +32,7 @@
 
 use crate::verifier::{ins, Rng};
 use bpfvm::{BpfError, MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
+use bpfvm_isa::uapi::{MapType, ProgType};
 use bpfvm_isa::Insn;
 
 use bpfvm_isa::uapi::{
@@ -620,7 +621,7 @@ pub struct World {
 
 fn array(value: u32, entries: u32) -> MapCreateAttr {
     MapCreateAttr {
-        map_type: ARRAY,
+        map_type: MapType::Array,
         key_size: 4,
         value_size: value,
         max_entries: entries,
@@ -639,7 +640,7 @@ impl World {
         let mut outer = |size: u32| -> Result<MapFd, BpfError> {
             let inner = rt.create_map(&array(size, 1))?;
             let o = rt.create_map(&MapCreateAttr {
-                map_type: ARRAY_OF_MAPS,
+                map_type: MapType::ArrayOfMaps,
                 key_size: 4,
                 value_size: 4,
                 max_entries: 1,
@@ -654,7 +655,7 @@ impl World {
         let o8 = outer(8)?;
         let o64 = outer(64)?;
         let progs = rt.create_map(&MapCreateAttr {
-            map_type: PROG_ARRAY,
+            map_type: MapType::ProgArray,
             key_size: 4,
             value_size: 4,
             max_entries: 2,
@@ -662,7 +663,7 @@ impl World {
             ..Default::default()
         })?;
         let socks = rt.create_map(&MapCreateAttr {
-            map_type: SOCKMAP,
+            map_type: MapType::Sockmap,
             key_size: 4,
             value_size: 4,
             max_entries: 2,
@@ -670,7 +671,7 @@ impl World {
             ..Default::default()
         })?;
         let target = rt.load_program(ProgLoadAttr {
-            prog_type: XDP,
+            prog_type: ProgType::Xdp,
             insns: shrink_prog(),
             license: "GPL".into(),
             name: "shrink".into(),
@@ -695,7 +696,7 @@ impl World {
     pub fn load(&self, v: &Variant) -> Result<ProgFd, String> {
         self.rt
             .load_program(ProgLoadAttr {
-                prog_type: XDP,
+                prog_type: ProgType::Xdp,
                 insns: bind_maps(&v.insns, &self.ids()),
                 license: "GPL".into(),
                 name: v.pattern.into(),

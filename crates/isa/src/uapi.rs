@@ -626,6 +626,21 @@ func_ids! {
     BPF_FUNC_CGRP_STORAGE_DELETE = 211,
 }
 
+/// `BPF_PROG_TYPE_UNSPEC`, as the zeroed `bpf_attr` has it.
+impl Default for ProgType {
+    fn default() -> Self {
+        ProgType::Unspec
+    }
+}
+
+/// Attach type 0 (`BPF_CGROUP_INET_INGRESS`), as the zeroed `bpf_attr` has it
+/// for programs that take none.
+impl Default for AttachType {
+    fn default() -> Self {
+        AttachType::from_u32(0).expect("attach type 0 exists")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -407,7 +407,7 @@ fn run_veth(a: &str, b: &str) {
     .unwrap();
     let by_ifindex = rt
         .load_program(ProgLoadAttr {
-            prog_type: 6,
+            prog_type: bpfvm::ProgType::Xdp,
             insns: vec![
                 // r1 = ifindex of veth2; r2 = 0; r0 = bpf_redirect(r1, r2); exit
                 Insn {
@@ -597,8 +597,8 @@ fn entry_programs_are_refused_on_a_device() {
     let dp = Datapath::new(rt.clone());
     let load = |attach: AttachType| {
         rt.load_program(ProgLoadAttr {
-            prog_type: bpfvm::ProgType::Xdp.as_u32(),
-            expected_attach_type: attach.as_u32(),
+            prog_type: bpfvm::ProgType::Xdp,
+            expected_attach_type: attach,
             insns: vec![
                 Insn::new(0xb7, 0, 0, 0, 2), // r0 = XDP_PASS
                 Insn::new(0x95, 0, 0, 0, 0),
