@@ -76,7 +76,7 @@ fn main() {
 /// uBPF and llvmbpf, when `BPFVM_BENCH_PEERS` names a directory holding them, built
 /// outside this repository (`ubpf/lib/libubpf.a`; `llvmbpf/libbench_llvmbpf.a`,
 /// a static library exporting the C functions `engines/llvmbpf.rs` declares,
-/// and `llvmbpf/llvm-libdir`): cfg `bench_ubpf` / `bench_llvmbpf`, else the
+/// `llvmbpf/llvm-libdir` and optionally `llvmbpf/link-libs`): cfg `bench_ubpf` / `bench_llvmbpf`, else the
 /// harness's columns say what is missing. Their sources and how they are built
 /// are not part of the project.
 fn link_peers() {
@@ -105,7 +105,13 @@ fn link_peers() {
         println!("cargo:rustc-link-arg={}", llvmbpf.display());
         println!("cargo:rustc-link-arg=-L{libdir}");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{libdir}");
-        for lib in ["LLVM-15", "fmt", "stdc++"] {
+        // The peer's build may need more libraries than these (a system
+        // spdlog, say): it lists them, one per line, in llvmbpf/link-libs.
+        let extra = std::fs::read_to_string(dir.join("llvmbpf/link-libs")).unwrap_or_default();
+        for lib in ["LLVM-15", "fmt", "stdc++"]
+            .into_iter()
+            .chain(extra.lines().map(str::trim).filter(|l| !l.is_empty()))
+        {
             println!("cargo:rustc-link-arg=-l{lib}");
         }
         println!("cargo:rustc-cfg=bench_llvmbpf");
