@@ -116,6 +116,8 @@ struct Gen<'a> {
     live_out: Vec<u16>,
     /// Jump tables to emit after the code: (table label, leaf per value).
     tables: Vec<(Label, Vec<usize>)>,
+    /// Value tables to emit after the code: (table label, value per key).
+    value_tables: Vec<(Label, Vec<u64>)>,
     /// BMI2 (`shlx`/`shrx`/`sarx`): shifts by any register without moving the
     /// count into cl (which is BPF r4).
     bmi2: bool,
@@ -214,6 +216,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         div_edges: Vec::new(),
         live_out: live_out(code),
         tables: Vec::new(),
+        value_tables: Vec::new(),
         bmi2: has_bmi2(),
         start: start.clone(),
         has_may_goto: code.iter().any(|v| v.op == Op::MayGoto),
@@ -289,7 +292,10 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             g.a.bind(nc);
         }
         if let Some((x, leaves)) = dispatch[e].clone() {
-            g.dispatch(x, leaves);
+            match value_table(code, e, x, leaves.len() - 1) {
+                Some((d, join, values)) => g.dispatch_values(x, d, join, values),
+                None => g.dispatch(x, leaves),
+            }
         }
         let k = match g.fused_test(e, &start) {
             0 => g.fused(e, &start),
@@ -302,7 +308,13 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
     }
     let main_end = g.a.pos() as u32;
     g.stubs();
-    g.a.align(4);
+    g.a.align(8);
+    for (table, values) in std::mem::take(&mut g.value_tables) {
+        g.a.bind(table);
+        for v in values {
+            g.a.data64(v);
+        }
+    }
     for (table, leaves) in std::mem::take(&mut g.tables) {
         g.a.bind(table);
         for leaf in leaves {
@@ -463,6 +475,8 @@ const SWITCH_MIN_LEAVES: usize = 8;
 
 /// Longest compare chain followed from a tree's root.
 const SWITCH_DEPTH: usize = 64;
+/// Most nodes of one tree looked at.
+const SWITCH_NODES: usize = 1024;
 
 /// Whether `c` is an inner node of a compare tree on register `x`: a
 /// conditional jump on `x` against an immediate (jset aside), or `ja`. Such
@@ -529,6 +543,8 @@ fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
     let n = code.len();
     let mut out = vec![None; n];
     let mut covered = vec![false; n];
+    // Per instruction: the root of the last tree that reached it.
+    let mut seen = vec![usize::MAX; n];
     for e in 0..n {
         let c = &code[e];
         if covered[e] || c.op.shape() != Shape::JmpK || c.dst >= 10 || !tree_node(c, c.dst) {
@@ -539,8 +555,9 @@ fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
         // SWITCH_MIN_LEAVES leaves means no table. Every node found is covered,
         // so each is examined as part of one tree only.
         let mut nodes = vec![e];
+        seen[e] = e;
         let mut k = 0;
-        while k < nodes.len() && nodes.len() < SWITCH_DEPTH {
+        while k < nodes.len() && nodes.len() < SWITCH_NODES {
             let i = nodes[k];
             k += 1;
             let succ: &[usize] = if code[i].op.shape() == Shape::JmpK {
@@ -549,7 +566,8 @@ fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
                 &[code[i].off as usize]
             };
             for &s in succ {
-                if s < n && tree_node(&code[s], x) && !nodes.contains(&s) {
+                if s < n && seen[s] != e && tree_node(&code[s], x) {
+                    seen[s] = e;
                     nodes.push(s);
                 }
             }
@@ -564,7 +582,30 @@ fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
         if compares + 1 < SWITCH_MIN_LEAVES {
             continue;
         }
-        let leaves: Option<Vec<usize>> = (0..=SWITCH_MAX).map(|v| walk(code, e, x, v)).collect();
+        // A compare against k changes its outcome only at k or k+1: past the
+        // largest constant in range every value takes the same path, so the
+        // walk stops there (when the whole tree was found; the leaf values
+        // reach through non-node instructions to further compares, which the
+        // value table walks itself).
+        let top = if k == nodes.len() {
+            nodes
+                .iter()
+                .map(|&i| &code[i])
+                .filter(|c| c.op.shape() == Shape::JmpK)
+                .map(|c| {
+                    if c.op.is_32bit() {
+                        c.imm as u32 as u64
+                    } else {
+                        c.imm as u64
+                    }
+                })
+                .filter(|&k| k <= SWITCH_MAX)
+                .max()
+                .map_or(0, |k| (k + 1).min(SWITCH_MAX))
+        } else {
+            SWITCH_MAX
+        };
+        let leaves: Option<Vec<usize>> = (0..=top).map(|v| walk(code, e, x, v)).collect();
         let Some(mut leaves) = leaves else { continue };
         let mut distinct = leaves.clone();
         distinct.sort_unstable();
@@ -581,7 +622,78 @@ fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
     out
 }
 
+/// The constant a `d = k` instruction sets (`Some((d, value))`): mov of an
+/// immediate at 64 or 32 bits, or LD_IMM64 (already resolved at load).
+fn const_set(c: &VInsn) -> Option<(u8, u64)> {
+    match c.op {
+        Op::Mov64K => Some((c.dst, c.imm as u64)),
+        Op::Mov32K => Some((c.dst, c.imm as u32 as u64)),
+        Op::LdImm64 => Some((c.dst, c.imm as u64)),
+        _ => None,
+    }
+}
+
+/// A compare tree whose every leaf, for the tabulated values, only sets one
+/// register `d` to a constant (possibly among further compares on x) and then
+/// goes on at one instruction `join`: a `switch` returning constants. Then
+/// `d = values[x]; goto join` replaces the indirect jump, which mispredicts on
+/// every unpredictable key. `Some((d, join, values))`.
+fn value_table(code: &[VInsn], root: usize, x: u8, hi: usize) -> Option<(u8, usize, Vec<u64>)> {
+    let mut d = None;
+    let mut join = None;
+    let mut values = Vec::with_capacity(hi + 1);
+    for v in 0..=hi as u64 {
+        let mut i = root;
+        let mut val = None;
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            if steps > 2 * SWITCH_DEPTH {
+                return None;
+            }
+            let c = code.get(i)?;
+            if tree_node(c, x) {
+                i = if c.op.shape() != Shape::JmpK
+                    || jump_taken(cond(c.op), !c.op.is_32bit(), v, c.imm as u64)
+                {
+                    c.off as usize
+                } else {
+                    i + 1
+                };
+                continue;
+            }
+            match const_set(c) {
+                Some((r, k)) if r != x && r < 10 && *d.get_or_insert(r) == r => {
+                    val = Some(k);
+                    i += 1;
+                }
+                _ => break,
+            }
+        }
+        if *join.get_or_insert(i) != i {
+            return None;
+        }
+        values.push(val?);
+    }
+    Some((d?, join?, values))
+}
+
 impl Gen<'_> {
+    /// The value-table form of a compare tree (see [`value_table`]):
+    /// `if x <= hi { d = values[x]; goto join }`, else fall into the tree.
+    fn dispatch_values(&mut self, x: u8, d: u8, join: usize, values: Vec<u64>) {
+        let (hx, hd) = (h(x), h(d));
+        let tree = self.a.label();
+        self.a.alu_ri(true, alu::CMP, hx, values.len() as i32 - 1);
+        self.a.jcc(cc::A, tree);
+        let table = self.a.label();
+        self.a.load_table(table, hx, hd);
+        let j = self.chk[join];
+        self.a.jmp(j);
+        self.a.bind(tree);
+        self.value_tables.push((table, values));
+    }
+
     /// The jump-table entry of a compare tree (see [`switch_trees`]):
     /// `if x <= hi goto table[x]`, else fall into the tree.
     fn dispatch(&mut self, x: u8, leaves: Vec<usize>) {

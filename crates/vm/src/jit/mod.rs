@@ -659,6 +659,70 @@ mod tests {
         assert!(tables > 10, "only {tables} of 60 trees became tables");
     }
 
+    /// A random compare tree on r1 whose leaves set r0 to a constant (64-bit,
+    /// 32-bit or LD_IMM64; now and then after one more compare, now and then
+    /// not at all) and go on at one join: a `switch` returning constants.
+    fn value_tree(rng: &mut Rng, depth: u32, out: &mut String, labels: &mut u32, leaves: &mut u32) {
+        if depth == 0 || rng.below(16) == 0 {
+            *leaves += 1;
+            let k = rng.next();
+            match rng.below(8) {
+                0 => out.push_str(&format!("mov32 %r0, {}\n", k as i32)),
+                1 => out.push_str(&format!("mov %r0, {}\n", k as i32)),
+                2 => out.push_str(&format!(
+                    "lddw %r0, {k:#x}\njeq %r1, {}, END\nmov %r0, 7\n",
+                    k % 300
+                )),
+                3 if rng.below(16) == 0 => {}
+                _ => out.push_str(&format!("lddw %r0, {k:#x}\n")),
+            }
+            out.push_str("ja END\n");
+            return;
+        }
+        let op = ["jeq", "jgt", "jsgt", "jle", "jslt"][rng.below(5) as usize];
+        let w = if rng.below(3) == 0 { "32" } else { "" };
+        let k = rng.below(80) as i64 - 4;
+        *labels += 1;
+        let l = *labels;
+        out.push_str(&format!("{op}{w} %r1, {k}, V{l}\n"));
+        value_tree(rng, depth - 1, out, labels, leaves);
+        out.push_str(&format!("V{l}:\n"));
+        value_tree(rng, depth - 1, out, labels, leaves);
+    }
+
+    #[test]
+    fn constant_switches_become_value_tables_and_agree_with_the_interpreter() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut tables = 0;
+        for _ in 0..60 {
+            let (mut src, mut labels, mut leaves) = (String::from("mov %r0, 5\n"), 0, 0);
+            value_tree(&mut rng, 7, &mut src, &mut labels, &mut leaves);
+            src.push_str("END:\nadd %r0, %r1\nexit\n");
+            let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+            let jit = p
+                .jit(&JitOptions::checked().metering(false))
+                .expect("compiles");
+            tables += jit
+                .disassemble()
+                .iter()
+                .any(|i| i.text.contains("*8]") && !i.text.starts_with("jmp"))
+                as u32;
+            let mut values: Vec<u64> = (-40i64..360).map(|v| v as u64).collect();
+            for base in [1u64 << 31, 1 << 32, u64::MAX - 300] {
+                values.extend((0..400).map(|v| base.wrapping_add(v)));
+            }
+            for r1 in values {
+                let (want, got) = run(&p, &jit, r1);
+                assert_eq!(got, want, "r1 = {r1:#x}\n{src}");
+            }
+        }
+        assert!(tables > 10, "only {tables} of 60 trees became value tables");
+    }
+
     #[test]
     fn fused_address_arithmetic_agrees_with_the_interpreter() {
         if !cfg!(target_arch = "x86_64") {

@@ -574,6 +574,26 @@ impl Asm {
         self.b(0xe2);
     }
 
+    /// `lea r11, [rip + table]; mov dst, [r11 + index*8]`: a 64-bit value from
+    /// a table of [`Asm::data64`]s.
+    pub(crate) fn load_table(&mut self, table: Label, index: u8, dst: u8) {
+        debug_assert_ne!(index, RSP, "rsp cannot be an index");
+        self.b(0x4c);
+        self.b(0x8d);
+        self.b(0x1d);
+        self.rel32(table);
+        self.b(0x49 | ((dst >> 3) & 1) << 2 | ((index >> 3) & 1) << 1);
+        self.b(0x8b);
+        self.b(0x04 | ((dst & 7) << 3));
+        self.b(0xc0 | ((index & 7) << 3) | 3);
+    }
+
+    /// Eight bytes of data (little-endian).
+    pub(crate) fn data64(&mut self, v: u64) {
+        self.d(v as u32);
+        self.d((v >> 32) as u32);
+    }
+
     /// Multi-byte NOPs up to the next multiple of `to` (loop heads: a loop body
     /// that starts on a fetch-block boundary decodes in fewer blocks).
     pub(crate) fn align(&mut self, to: usize) {
