@@ -40,6 +40,7 @@
 mod arm64;
 mod codegen;
 mod disasm;
+mod pool;
 pub(crate) mod runtime;
 mod x86;
 
@@ -233,19 +234,31 @@ pub enum JitError {
     Label,
 }
 
-/// Executable memory: mapped read-write, filled, then read-execute until dropped.
+/// Executable memory: a block of the shared pool (see [`pool`]), or for large
+/// code its own mapping, mapped read-write, filled, then read-execute until
+/// dropped.
 struct ExecMem {
     ptr: *mut u8,
     len: usize,
+    /// Own mapping's length; 0 when the code is in `block`.
     map_len: usize,
+    block: Option<pool::Block>,
 }
 
-// SAFETY: the mapping is immutable (read-execute) after construction.
+// SAFETY: the code is immutable (executed, never written) after construction.
 unsafe impl Send for ExecMem {}
 unsafe impl Sync for ExecMem {}
 
 impl ExecMem {
     fn new(code: &[u8]) -> Result<ExecMem, JitError> {
+        if let Some(block) = pool::alloc(code) {
+            return Ok(ExecMem {
+                ptr: block.rx,
+                len: code.len(),
+                map_len: 0,
+                block: Some(block),
+            });
+        }
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
         let map_len = code.len().max(1).div_ceil(page) * page;
@@ -270,6 +283,7 @@ impl ExecMem {
             ptr: ptr.cast(),
             len: code.len(),
             map_len,
+            block: None,
         };
         // SAFETY: the mapping is map_len >= code.len() bytes, writable.
         unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), mem.ptr, code.len()) };
@@ -284,15 +298,20 @@ impl ExecMem {
     }
 
     fn bytes(&self) -> &[u8] {
-        // SAFETY: len bytes were written and the mapping stays readable until drop.
+        // SAFETY: len bytes were written and the memory stays readable until drop.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
 impl Drop for ExecMem {
     fn drop(&mut self) {
-        // SAFETY: ptr/map_len are the mapping made in new.
-        unsafe { libc::munmap(self.ptr.cast(), self.map_len) };
+        match &self.block {
+            Some(b) => pool::free(b),
+            // SAFETY: ptr/map_len are the mapping made in new.
+            None => unsafe {
+                libc::munmap(self.ptr.cast(), self.map_len);
+            },
+        }
     }
 }
 
