@@ -123,6 +123,11 @@ struct Gen<'a> {
     bmi2: bool,
     /// Per instruction: whether a basic block starts there.
     start: Vec<bool>,
+    /// Per instruction: whether a jump or call lands there.
+    target: Vec<bool>,
+    /// Instructions after the current one that an if-converted branch (see
+    /// [`Gen::branch`]) emitted already.
+    consumed: usize,
     /// The program has `may_goto`: function entries set its count.
     has_may_goto: bool,
     /// Per function entry: which of r6..r9 (register bits) the function and
@@ -219,6 +224,8 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         value_tables: Vec::new(),
         bmi2: has_bmi2(),
         start: start.clone(),
+        target: target.clone(),
+        consumed: 0,
         has_may_goto: code.iter().any(|v| v.op == Op::MayGoto),
         func_writes: func_writes(prog),
     };
@@ -305,6 +312,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             0 => g.insn(e, &code[e]),
             k => fused_rest = k - 1,
         }
+        fused_rest += std::mem::take(&mut g.consumed);
     }
     let main_end = g.a.pos() as u32;
     g.stubs();
@@ -622,6 +630,117 @@ fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
     out
 }
 
+/// Longest block an if-conversion executes unconditionally.
+const IFCONV_MAX: usize = 4;
+
+/// Whether the conditional jump at `b` (to t) skips a short block of plain ALU
+/// instructions that then goes on at t: `if c goto t; S; t:` or `if c goto t;
+/// S; goto t`. S must not be entered other than from b, nor change more than
+/// two registers live at t. `Some((end of S, whether a goto t follows,
+/// registers to restore))`.
+fn if_convert(
+    code: &[VInsn],
+    target: &[bool],
+    live_out: &[u16],
+    b: usize,
+) -> Option<(usize, bool, u16)> {
+    use Op::*;
+    let t = code.get(b)?.off as usize;
+    if !matches!(code[b].op.shape(), Shape::JmpK | Shape::JmpX) || t == b + 1 {
+        return None;
+    }
+    let plain = |c: &VInsn| {
+        c.dst < 10
+            && matches!(
+                c.op,
+                Add64K
+                    | Sub64K
+                    | And64K
+                    | Or64K
+                    | Xor64K
+                    | Add32K
+                    | Sub32K
+                    | And32K
+                    | Or32K
+                    | Xor32K
+                    | Add64X
+                    | Sub64X
+                    | And64X
+                    | Or64X
+                    | Xor64X
+                    | Add32X
+                    | Sub32X
+                    | And32X
+                    | Or32X
+                    | Xor32X
+                    | Mul64K
+                    | Mul32K
+                    | Mul64X
+                    | Mul32X
+                    | Lsh64K
+                    | Rsh64K
+                    | Arsh64K
+                    | Lsh32K
+                    | Rsh32K
+                    | Arsh32K
+                    | Mov64K
+                    | Mov32K
+                    | Mov64X
+                    | Mov32X
+                    | Neg64
+                    | Neg32
+                    | MovSx8To64
+                    | MovSx16To64
+                    | MovSx32To64
+                    | MovSx8To32
+                    | MovSx16To32
+                    | LdImm64
+            )
+    };
+    let mut end = b + 1;
+    while end < code.len() && end - b - 1 < IFCONV_MAX && end != t && plain(&code[end]) {
+        end += 1;
+    }
+    if end == b + 1 || (b + 1..end).any(|k| target[k]) {
+        return None;
+    }
+    let ja = end != t;
+    if ja {
+        let j = code.get(end)?;
+        if !matches!(j.op, Ja | Ja32) || j.off as usize != t || target[end] {
+            return None;
+        }
+    }
+    // Live at t: what the last instruction of S (or the goto) leaves live.
+    // S runs between the compare and the cmov: every instruction must be one
+    // the code generator emits without touching the flags (mov, movsx, lea).
+    // A setcc/test pair instead would lengthen the dependency chain through
+    // the branch's registers, measured slower than the jump on collatz.
+    let mut k = b + 1;
+    while k < end {
+        let c = &code[k];
+        let mul_lea = matches!(c.op, Mul64K | Mul32K) && matches!(c.imm, 3 | 5 | 9);
+        let next_add = code.get(k + 1).filter(|n| {
+            k + 1 < end && n.dst == c.dst && n.op == if c.op == Mul64K { Add64K } else { Add32K }
+        });
+        k += match c.op {
+            Mov64X | Mov32X | MovSx8To64 | MovSx16To64 | MovSx32To64 | MovSx8To32 | MovSx16To32 => {
+                1
+            }
+            Mov64K | Mov32K | LdImm64 if c.imm != 0 => 1,
+            // Fused into one lea with the add that follows (see fused_test).
+            _ if mul_lea && next_add.is_some() => 2,
+            _ if mul_lea => 1,
+            Mul64K if c.imm == 1 => 1,
+            _ => return None,
+        };
+    }
+    let live_t = live_out[if ja { end } else { end - 1 }];
+    let written = (b + 1..end).fold(0u16, |w, k| w | 1 << code[k].dst);
+    let restore = written & live_t;
+    (restore.count_ones() <= 2).then_some((end, ja, restore))
+}
+
 /// The constant a `d = k` instruction sets (`Some((d, value))`): mov of an
 /// immediate at 64 or 32 bits, or LD_IMM64 (already resolved at load).
 fn const_set(c: &VInsn) -> Option<(u8, u64)> {
@@ -933,7 +1052,7 @@ impl Gen<'_> {
         // BPF's imm is sign-extended, as test's imm32 is; a non-negative one has
         // no high bits, so the 32-bit test gives the same ZF.
         self.a.test_ri(k < 0, h(src), k);
-        self.a.jcc(c, t);
+        self.branch(e + n - 1, c, t);
         n
     }
 
@@ -950,7 +1069,7 @@ impl Gen<'_> {
     }
 
     /// `cmp`/`test` and a conditional jump to `t`.
-    fn cond_jump(&mut self, i: &VInsn, t: Label) {
+    fn cond_jump(&mut self, e: usize, i: &VInsn, t: Label) {
         use Op::*;
         let (dst, src) = (h(i.dst), h(i.src));
         let w = !i.op.is_32bit();
@@ -972,7 +1091,60 @@ impl Gen<'_> {
             };
             a.alu_rr(w, opc, dst, src);
         }
-        a.jcc(cond(i.op), t);
+        self.branch(e, cond(i.op), t);
+    }
+
+    /// The jump of the conditional jump at `b` (flags set by its compare):
+    /// `j<c> t`, or if-converted (see [`if_convert`]): the skipped
+    /// instructions run whatever the condition (they leave the flags alone),
+    /// and the registers they change that are live at the target get their old
+    /// values back by `cmov<c>`. A data-dependent branch in a loop mispredicts
+    /// often; this costs a move or two.
+    fn branch(&mut self, b: usize, c: u8, t: Label) {
+        let conv = if self.p.metering {
+            None
+        } else {
+            if_convert(&self.prog.code, &self.target, &self.live_out, b)
+        };
+        let Some((end, ja, restore)) = conv else {
+            self.a.jcc(c, t);
+            return;
+        };
+        // r10 and (metering off) r9 hold the old values.
+        let saves: Vec<(u8, u8)> = (0..10u8)
+            .filter(|r| restore & (1 << r) != 0)
+            .zip([R10, R9])
+            .map(|(r, s)| (h(r), s))
+            .collect();
+        for &(r, s) in &saves {
+            self.a.mov_rr(true, s, r);
+        }
+        let start = std::mem::take(&mut self.start);
+        let mut k = b + 1;
+        while k < end {
+            let f = match self.fused_test(k, &start) {
+                0 => {
+                    let i = self.prog.code[k];
+                    self.insn(k, &i);
+                    1
+                }
+                f => f,
+            };
+            k += f;
+        }
+        debug_assert_eq!(k, end, "a fused sequence ran past an if-converted block");
+        self.start = start;
+        for &(r, s) in &saves {
+            self.a.cmov(c, r, s);
+        }
+        let after = if ja {
+            let l = self.chk[self.prog.code[end].off as usize];
+            self.a.jmp(l);
+            end + 1
+        } else {
+            end
+        };
+        self.consumed = after - b - 1;
     }
 
     fn insn(&mut self, e: usize, i: &VInsn) {
@@ -1080,7 +1252,7 @@ impl Gen<'_> {
             | JsltX | JsleX | JsetX | Jeq32X | Jne32X | Jgt32X | Jge32X | Jlt32X | Jle32X
             | Jsgt32X | Jsge32X | Jslt32X | Jsle32X | Jset32X => {
                 let t = self.chk[i.off as usize];
-                self.cond_jump(i, t);
+                self.cond_jump(e, i, t);
             }
             MayGoto => {
                 let t = self.chk[i.off as usize];

@@ -743,6 +743,83 @@ mod tests {
     }
 
     #[test]
+    fn if_converted_branches_agree_with_the_interpreter() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        const OPS: [&str; 10] = [
+            "jeq", "jne", "jgt", "jge", "jlt", "jle", "jsgt", "jsge", "jslt", "jset",
+        ];
+        // Mostly what converts (moves, multiply[-add]s by 3/5/9), some that
+        // does not.
+        const ALU: [&str; 10] = [
+            "mov", "mov32", "mov", "mul", "mul", "mul32", "add", "xor", "lsh", "arsh",
+        ];
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut converted = 0;
+        for _ in 0..200 {
+            // if c goto T; S (1..=4 plain ALU); [goto T; dead;] T: mix; exit
+            let mut src = String::from("mov %r0, %r1\nmov %r4, %r3\n");
+            let op = OPS[rng.below(OPS.len() as u64) as usize];
+            let w = if rng.below(3) == 0 { "32" } else { "" };
+            let rhs = if rng.below(2) == 0 {
+                "%r2".to_string()
+            } else {
+                (rng.below(40) as i64 - 20).to_string()
+            };
+            src.push_str(&format!("{op}{w} %r1, {rhs}, T\n"));
+            for _ in 0..=rng.below(4) {
+                let alu = ALU[rng.below(ALU.len() as u64) as usize];
+                let d = ["%r0", "%r1", "%r2", "%r4"][rng.below(4) as usize];
+                let s = match alu {
+                    "lsh" | "rsh" | "arsh" => rng.below(64).to_string(),
+                    "mul" | "mul32" if rng.below(4) != 0 => {
+                        [3, 5, 9][rng.below(3) as usize].to_string()
+                    }
+                    _ if rng.below(2) == 0 => ["%r1", "%r2", "%r3"][rng.below(3) as usize].into(),
+                    _ => (rng.below(1000) as i64 - 500).to_string(),
+                };
+                src.push_str(&format!("{alu} {d}, {s}\n"));
+                if alu.starts_with("mul") && rng.below(2) == 0 {
+                    let add = if alu == "mul32" { "add32" } else { "add" };
+                    src.push_str(&format!("{add} {d}, {}\n", rng.below(100)));
+                }
+            }
+            if rng.below(2) == 0 {
+                src.push_str("ja T\nmov %r0, 77\nexit\n");
+            }
+            src.push_str("T:\nxor %r0, %r1\nadd %r0, %r2\nxor %r0, %r4\nexit\n");
+            let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+            let jit = p
+                .jit(&JitOptions::checked().metering(false))
+                .expect("compiles");
+            converted += jit.disassemble().iter().any(|i| i.text.starts_with("cmov")) as u32;
+            for _ in 0..50 {
+                // Small values of either sign, so both ways of the jump run.
+                let r2 = match rng.below(2) {
+                    0 => rng.below(48).wrapping_sub(24),
+                    _ => rng.next(),
+                };
+                let args = [
+                    rng.below(48).wrapping_sub(24),
+                    r2,
+                    rng.next(),
+                    rng.next(),
+                    0,
+                ];
+                let interp = p.run(RunOptions::new().args(args)).expect("runs").r0;
+                let native = jit.run(RunOptions::new().args(args)).expect("runs").r0;
+                assert_eq!(native, interp, "args {args:x?}\n{src}");
+            }
+        }
+        assert!(
+            converted > 30,
+            "only {converted} of 200 branches if-converted"
+        );
+    }
+
+    #[test]
     fn fused_address_arithmetic_agrees_with_the_interpreter() {
         if !cfg!(target_arch = "x86_64") {
             return;

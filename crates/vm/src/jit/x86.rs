@@ -594,6 +594,11 @@ impl Asm {
         self.d((v >> 32) as u32);
     }
 
+    /// `cmov<cc> dst, src` (64-bit).
+    pub(crate) fn cmov(&mut self, cond: u8, dst: u8, src: u8) {
+        self.rr(&[], true, false, &[0x0f, 0x40 | cond], dst, src);
+    }
+
     /// Multi-byte NOPs up to the next multiple of `to` (loop heads: a loop body
     /// that starts on a fetch-block boundary decodes in fewer blocks).
     pub(crate) fn align(&mut self, to: usize) {
