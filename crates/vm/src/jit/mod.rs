@@ -820,6 +820,58 @@ mod tests {
     }
 
     #[test]
+    fn divisions_of_zero_extended_values_agree_with_the_interpreter() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        // Zero-extended (mov32, the v2 shift idiom, and with a positive mask)
+        // or not (the plain argument): 64-bit div/mod either way.
+        let src = "
+            mov32 %r3, %r1
+            mov %r4, %r2
+            lsh %r4, 32
+            rsh %r4, 32
+            mov %r5, %r3
+            mod %r5, %r4
+            mov %r0, %r5
+            mov %r5, %r3
+            div %r5, %r4
+            add %r0, %r5
+            mov %r6, %r1
+            and %r6, 0x7fffffff
+            mov %r7, %r2
+            mod %r7, %r6
+            add %r0, %r7
+            mov %r8, %r2
+            div %r8, %r4
+            xor %r0, %r8
+            exit";
+        let insns = assemble(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+        let jit = p
+            .jit(&JitOptions::checked().metering(false))
+            .expect("compiles");
+        assert!(jit
+            .disassemble()
+            .iter()
+            .any(|i| i.text.starts_with("div r11d")));
+        let mut rng = Rng(0x0bad_cafe_f00d_d00d);
+        for k in 0..4000u64 {
+            let pick = |rng: &mut Rng| match rng.below(4) {
+                0 => rng.below(3),
+                1 => rng.next() | 0xffff_ffff,
+                2 => rng.next() & 0xffff_ffff,
+                _ => rng.next(),
+            };
+            let (r1, r2) = (pick(&mut rng), pick(&mut rng));
+            let args = [r1, r2, 0, 0, 0];
+            let interp = p.run(RunOptions::new().args(args)).expect("runs").r0;
+            let native = jit.run(RunOptions::new().args(args)).expect("runs").r0;
+            assert_eq!(native, interp, "{k}: r1 = {r1:#x}, r2 = {r2:#x}");
+        }
+    }
+
+    #[test]
     fn fused_address_arithmetic_agrees_with_the_interpreter() {
         if !cfg!(target_arch = "x86_64") {
             return;
