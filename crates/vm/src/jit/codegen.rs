@@ -205,7 +205,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         }
     }
 
-    let mut a = Asm::default();
+    let mut a = Asm::for_insns(n);
     let chk: Vec<Label> = (0..n).map(|_| a.label()).collect();
     let nochk: Vec<Label> = (0..n).map(|_| a.label()).collect();
     let unwind = a.label();

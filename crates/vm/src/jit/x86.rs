@@ -92,6 +92,17 @@ pub(crate) fn fits_i32(v: i64) -> bool {
 }
 
 impl Asm {
+    /// An assembler sized for about `insns` BPF instructions (no regrowth of
+    /// the buffers on a typical program: part of a small compile's fixed cost).
+    pub(crate) fn for_insns(insns: usize) -> Asm {
+        Asm {
+            buf: Vec::with_capacity(insns * 12 + 512),
+            labels: Vec::with_capacity(insns * 2 + 16),
+            fixups: Vec::with_capacity(insns + 16),
+            entries: Vec::new(),
+        }
+    }
+
     pub(crate) fn pos(&self) -> usize {
         self.buf.len()
     }
