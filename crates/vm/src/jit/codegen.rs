@@ -16,7 +16,12 @@
 //! 0 are `test`; `d = s; d &= k; if d ==/!= 0` with d dead is one `test`;
 //! clang's v2 extension idiom `d <<= 32; d >>= 32` is one `mov r32`; loop heads
 //! are aligned to 16 bytes; a bpf-to-bpf call saves only the r6..r9 its callee
-//! can write.
+//! can write. Later: a tree whose leaves only set one register to constants
+//! (a `switch` returning values) is a table of the values, not of jumps; a
+//! conditional jump over a few flag-preserving moves/leas that rejoin its
+//! target is if-converted (the moves run, `cmov` undoes them when the jump
+//! would have been taken); a 64-bit unsigned division of two values known
+//! to be zero-extended is a 32-bit `div`.
 //!
 //! Register map (BPF -> x86-64): r0 rax, r1 rdi, r2 rsi, r3 rdx, r4 rcx, r5 r8,
 //! r6 rbx, r7 r13, r8 r14, r9 r15, r10 rbp. r1..r5 sit in the System V argument
