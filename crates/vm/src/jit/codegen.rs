@@ -1243,7 +1243,8 @@ impl Gen<'_> {
             Div64K | Div32K | Mod64K | Mod32K | SDiv64K | SDiv32K | SMod64K | SMod32K => {
                 let is_mod = matches!(i.op, Mod64K | Mod32K | SMod64K | SMod32K);
                 let signed = matches!(i.op, SDiv64K | SDiv32K | SMod64K | SMod32K);
-                self.divmod_k(!i.op.is_32bit(), signed, is_mod, dst, imm);
+                let live = self.live_out[e];
+                self.divmod_k(!i.op.is_32bit(), signed, is_mod, dst, imm, live);
             }
             Div64X | Div32X | Mod64X | Mod32X | SDiv64X | SDiv32X | SMod64X | SMod32X => {
                 let is_mod = matches!(i.op, Mod64X | Mod32X | SMod64X | SMod32X);
@@ -1499,10 +1500,11 @@ impl Gen<'_> {
         (R11, 0)
     }
 
-    fn divmod_k(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, imm: i64) {
+    /// `live`: the BPF registers live after the instruction.
+    fn divmod_k(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, imm: i64, live: u16) {
         let divisor = if w { imm as u64 } else { imm as u32 as u64 };
         if !signed && divisor > 1 {
-            self.udivmod_const(w, is_mod, dst, divisor);
+            self.udivmod_const(w, is_mod, dst, divisor, live);
             return;
         }
         let a = &mut self.a;
@@ -1530,8 +1532,9 @@ impl Gen<'_> {
     /// `dst /= d` or `dst %= d` unsigned, `d > 1` a constant: a shift or mask for
     /// a power of two, else a multiply by a magic number (see [`udiv_magic`])
     /// instead of `div` (tens of cycles). `mul` uses rax and rdx (BPF r0 and
-    /// r3), saved around it in r10 and in r9 (no metering) or on the stack.
-    fn udivmod_const(&mut self, w: bool, is_mod: bool, dst: u8, d: u64) {
+    /// r3), saved around it in r10 and in r9 (no metering) or on the stack
+    /// when still live after it (`live`, BPF register bits).
+    fn udivmod_const(&mut self, w: bool, is_mod: bool, dst: u8, d: u64, live: u16) {
         let a = &mut self.a;
         if d.is_power_of_two() {
             let k = d.trailing_zeros() as u8;
@@ -1551,8 +1554,8 @@ impl Gen<'_> {
             return;
         }
         let (m, shift_by, add) = udiv_magic(d);
-        let save_rax = dst != RAX;
-        let save_rdx = dst != RDX;
+        let save_rax = dst != RAX && live & 1 != 0;
+        let save_rdx = dst != RDX && live & (1 << 3) != 0;
         // r11 = n (the low 32 bits for a 32-bit operation).
         a.mov_rr(w, R11, dst);
         if save_rax {

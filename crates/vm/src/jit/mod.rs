@@ -1084,11 +1084,17 @@ mod tests {
         for op in ["div", "mod"] {
             for w in ["", "32"] {
                 for d in divisors {
-                    for dst in [0u8, 3, 4, 6] {
+                    // r0 and r3 (rax, rdx: what `mul` uses) live after the
+                    // division, or dead (overwritten before any read).
+                    for (dst, dead) in [0u8, 3, 4, 6]
+                        .into_iter()
+                        .flat_map(|r| [(r, false), (r, true)])
+                    {
                         let x = rng.next();
+                        let kill = if dead { "mov %r0, 5\nmov %r3, 9\n" } else { "" };
                         let src = format!(
                             "lddw %r0, 0x1111\nlddw %r3, 0x3333\nlddw %r4, 0x4444\nlddw %r6, 0x6666\n\
-                             lddw %r{dst}, {x:#x}\n{op}{w} %r{dst}, {d}\nmov %r7, %r{dst}\n\
+                             lddw %r{dst}, {x:#x}\n{op}{w} %r{dst}, {d}\nmov %r7, %r{dst}\n{kill}\
                              add %r0, %r3\nxor %r0, %r4\nadd %r0, %r6\nlsh %r7, 1\nxor %r0, %r7\nexit"
                         );
                         let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
