@@ -16,7 +16,12 @@
 //! 0 are `test`; `d = s; d &= k; if d ==/!= 0` with d dead is one `test`;
 //! clang's v2 extension idiom `d <<= 32; d >>= 32` is one `mov r32`; loop heads
 //! are aligned to 16 bytes; a bpf-to-bpf call saves only the r6..r9 its callee
-//! can write.
+//! can write. Later: a tree whose leaves only set one register to constants
+//! (a `switch` returning values) is a table of the values, not of jumps; a
+//! conditional jump over a few flag-preserving moves/leas that rejoin its
+//! target is if-converted (the moves run, `cmov` undoes them when the jump
+//! would have been taken); a 64-bit unsigned division of two values known
+//! to be zero-extended is a 32-bit `div`.
 //!
 //! Register map (BPF -> x86-64): r0 rax, r1 rdi, r2 rsi, r3 rdx, r4 rcx, r5 r8,
 //! r6 rbx, r7 r13, r8 r14, r9 r15, r10 rbp. r1..r5 sit in the System V argument
@@ -117,11 +122,20 @@ struct Gen<'a> {
     live_out: Vec<u16>,
     /// Jump tables to emit after the code: (table label, leaf per value).
     tables: Vec<(Label, Vec<usize>)>,
+    /// Value tables to emit after the code: (table label, value per key).
+    value_tables: Vec<(Label, Vec<u64>)>,
     /// BMI2 (`shlx`/`shrx`/`sarx`): shifts by any register without moving the
     /// count into cl (which is BPF r4).
     bmi2: bool,
     /// Per instruction: whether a basic block starts there.
     start: Vec<bool>,
+    /// Per instruction: whether a jump or call lands there.
+    target: Vec<bool>,
+    /// Per instruction: registers with zero upper halves (see [`hi_zero`]).
+    hi_zero: Vec<u16>,
+    /// Instructions after the current one that an if-converted branch (see
+    /// [`Gen::branch`]) emitted already.
+    consumed: usize,
     /// The program has `may_goto`: function entries set its count.
     has_may_goto: bool,
     /// Per function entry: which of r6..r9 (register bits) the function and
@@ -197,7 +211,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         }
     }
 
-    let mut a = Asm::default();
+    let mut a = Asm::for_insns(n);
     let chk: Vec<Label> = (0..n).map(|_| a.label()).collect();
     let nochk: Vec<Label> = (0..n).map(|_| a.label()).collect();
     let unwind = a.label();
@@ -215,8 +229,12 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         div_edges: Vec::new(),
         live_out: live_out(code),
         tables: Vec::new(),
+        value_tables: Vec::new(),
         bmi2: has_bmi2(),
         start: start.clone(),
+        hi_zero: hi_zero(code, &target),
+        target: target.clone(),
+        consumed: 0,
         has_may_goto: code.iter().any(|v| v.op == Op::MayGoto),
         func_writes: func_writes(prog),
     };
@@ -290,7 +308,10 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             g.a.bind(nc);
         }
         if let Some((x, leaves)) = dispatch[e].clone() {
-            g.dispatch(x, leaves);
+            match value_table(code, e, x, leaves.len() - 1) {
+                Some((d, join, values)) => g.dispatch_values(x, d, join, values),
+                None => g.dispatch(x, leaves),
+            }
         }
         let k = match g.fused_test(e, &start) {
             0 => g.fused(e, &start),
@@ -300,10 +321,17 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             0 => g.insn(e, &code[e]),
             k => fused_rest = k - 1,
         }
+        fused_rest += std::mem::take(&mut g.consumed);
     }
     let main_end = g.a.pos() as u32;
     g.stubs();
-    g.a.align(4);
+    g.a.align(8);
+    for (table, values) in std::mem::take(&mut g.value_tables) {
+        g.a.bind(table);
+        for v in values {
+            g.a.data64(v);
+        }
+    }
     for (table, leaves) in std::mem::take(&mut g.tables) {
         g.a.bind(table);
         for leaf in leaves {
@@ -402,6 +430,57 @@ fn live_out(code: &[VInsn]) -> Vec<u16> {
     out
 }
 
+/// Per instruction: the registers whose upper 32 bits are known to be zero
+/// before it runs (a forward pass over straight-line code; nothing is known
+/// where a jump lands). A 64-bit unsigned division of two such values is a
+/// 32-bit `div`, several times faster than a 64-bit one on many cores (clang
+/// without ALU32, `-mcpu=v2`, writes 32-bit arithmetic as 64-bit operations on
+/// zero-extended values).
+fn hi_zero(code: &[VInsn], target: &[bool]) -> Vec<u16> {
+    use Shape::*;
+    let bit = |r: u8| 1u16 << r.min(10);
+    let mut out = vec![0u16; code.len()];
+    let mut z = 0u16;
+    for (e, c) in code.iter().enumerate() {
+        if target[e] || (e > 0 && matches!(code[e - 1].op.shape(), Ja | Ja32 | Exit)) {
+            z = 0;
+        }
+        out[e] = z;
+        let d = bit(c.dst);
+        z = match c.op.shape() {
+            AluK | AluX | Neg | MovSx if c.op.is_32bit() => z | d,
+            AluX if c.op == Op::Mov64X => {
+                if z & bit(c.src) != 0 {
+                    z | d
+                } else {
+                    z & !d
+                }
+            }
+            AluX if c.op == Op::And64X && z & (d | bit(c.src)) != 0 => z | d,
+            AluK if c.op == Op::Mov64K || c.op == Op::And64K => {
+                if c.imm >= 0 {
+                    z | d
+                } else {
+                    z & !d
+                }
+            }
+            AluK if c.op == Op::Rsh64K && c.imm & 63 >= 32 => z | d,
+            AluK | AluX | Neg | MovSx | End => z & !d,
+            LdImm64 if (c.imm as u64) >> 32 == 0 => z | d,
+            LdImm64 => z & !d,
+            Ldx if c.op.mem_size() < 8 && !matches!(c.op, Op::LdxSB | Op::LdxSH | Op::LdxSW) => {
+                z | d
+            }
+            Ldx => z & !d,
+            JmpK | JmpX | Ja | Ja32 | Exit | St | Stx | MayGoto => z,
+            Call | CallX | LdAbs | LdInd => z & !CALLER_SAVED,
+            // Atomics (a fetch writes src or r0), whatever else: forget.
+            _ => 0,
+        };
+    }
+    out
+}
+
 /// r6..r9 as register bits: what a bpf-to-bpf callee must give back unchanged.
 const CALLEE_SAVED: u16 = 0x3c0;
 
@@ -465,6 +544,8 @@ const SWITCH_MIN_LEAVES: usize = 8;
 
 /// Longest compare chain followed from a tree's root.
 const SWITCH_DEPTH: usize = 64;
+/// Most nodes of one tree looked at.
+const SWITCH_NODES: usize = 1024;
 
 /// Whether `c` is an inner node of a compare tree on register `x`: a
 /// conditional jump on `x` against an immediate (jset aside), or `ja`. Such
@@ -531,6 +612,8 @@ fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
     let n = code.len();
     let mut out = vec![None; n];
     let mut covered = vec![false; n];
+    // Per instruction: the root of the last tree that reached it.
+    let mut seen = vec![usize::MAX; n];
     for e in 0..n {
         let c = &code[e];
         if covered[e] || c.op.shape() != Shape::JmpK || c.dst >= 10 || !tree_node(c, c.dst) {
@@ -541,8 +624,9 @@ fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
         // SWITCH_MIN_LEAVES leaves means no table. Every node found is covered,
         // so each is examined as part of one tree only.
         let mut nodes = vec![e];
+        seen[e] = e;
         let mut k = 0;
-        while k < nodes.len() && nodes.len() < SWITCH_DEPTH {
+        while k < nodes.len() && nodes.len() < SWITCH_NODES {
             let i = nodes[k];
             k += 1;
             let succ: &[usize] = if code[i].op.shape() == Shape::JmpK {
@@ -551,7 +635,8 @@ fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
                 &[code[i].off as usize]
             };
             for &s in succ {
-                if s < n && tree_node(&code[s], x) && !nodes.contains(&s) {
+                if s < n && seen[s] != e && tree_node(&code[s], x) {
+                    seen[s] = e;
                     nodes.push(s);
                 }
             }
@@ -566,7 +651,30 @@ fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
         if compares + 1 < SWITCH_MIN_LEAVES {
             continue;
         }
-        let leaves: Option<Vec<usize>> = (0..=SWITCH_MAX).map(|v| walk(code, e, x, v)).collect();
+        // A compare against k changes its outcome only at k or k+1: past the
+        // largest constant in range every value takes the same path, so the
+        // walk stops there (when the whole tree was found; the leaf values
+        // reach through non-node instructions to further compares, which the
+        // value table walks itself).
+        let top = if k == nodes.len() {
+            nodes
+                .iter()
+                .map(|&i| &code[i])
+                .filter(|c| c.op.shape() == Shape::JmpK)
+                .map(|c| {
+                    if c.op.is_32bit() {
+                        c.imm as u32 as u64
+                    } else {
+                        c.imm as u64
+                    }
+                })
+                .filter(|&k| k <= SWITCH_MAX)
+                .max()
+                .map_or(0, |k| (k + 1).min(SWITCH_MAX))
+        } else {
+            SWITCH_MAX
+        };
+        let leaves: Option<Vec<usize>> = (0..=top).map(|v| walk(code, e, x, v)).collect();
         let Some(mut leaves) = leaves else { continue };
         let mut distinct = leaves.clone();
         distinct.sort_unstable();
@@ -583,7 +691,189 @@ fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
     out
 }
 
+/// Longest block an if-conversion executes unconditionally.
+const IFCONV_MAX: usize = 4;
+
+/// Whether the conditional jump at `b` (to t) skips a short block of plain ALU
+/// instructions that then goes on at t: `if c goto t; S; t:` or `if c goto t;
+/// S; goto t`. S must not be entered other than from b, nor change more than
+/// two registers live at t. `Some((end of S, whether a goto t follows,
+/// registers to restore))`.
+fn if_convert(
+    code: &[VInsn],
+    target: &[bool],
+    live_out: &[u16],
+    b: usize,
+) -> Option<(usize, bool, u16)> {
+    use Op::*;
+    let t = code.get(b)?.off as usize;
+    if !matches!(code[b].op.shape(), Shape::JmpK | Shape::JmpX) || t == b + 1 {
+        return None;
+    }
+    let plain = |c: &VInsn| {
+        c.dst < 10
+            && matches!(
+                c.op,
+                Add64K
+                    | Sub64K
+                    | And64K
+                    | Or64K
+                    | Xor64K
+                    | Add32K
+                    | Sub32K
+                    | And32K
+                    | Or32K
+                    | Xor32K
+                    | Add64X
+                    | Sub64X
+                    | And64X
+                    | Or64X
+                    | Xor64X
+                    | Add32X
+                    | Sub32X
+                    | And32X
+                    | Or32X
+                    | Xor32X
+                    | Mul64K
+                    | Mul32K
+                    | Mul64X
+                    | Mul32X
+                    | Lsh64K
+                    | Rsh64K
+                    | Arsh64K
+                    | Lsh32K
+                    | Rsh32K
+                    | Arsh32K
+                    | Mov64K
+                    | Mov32K
+                    | Mov64X
+                    | Mov32X
+                    | Neg64
+                    | Neg32
+                    | MovSx8To64
+                    | MovSx16To64
+                    | MovSx32To64
+                    | MovSx8To32
+                    | MovSx16To32
+                    | LdImm64
+            )
+    };
+    let mut end = b + 1;
+    while end < code.len() && end - b - 1 < IFCONV_MAX && end != t && plain(&code[end]) {
+        end += 1;
+    }
+    if end == b + 1 || (b + 1..end).any(|k| target[k]) {
+        return None;
+    }
+    let ja = end != t;
+    if ja {
+        let j = code.get(end)?;
+        if !matches!(j.op, Ja | Ja32) || j.off as usize != t || target[end] {
+            return None;
+        }
+    }
+    // Live at t: what the last instruction of S (or the goto) leaves live.
+    // S runs between the compare and the cmov: every instruction must be one
+    // the code generator emits without touching the flags (mov, movsx, lea).
+    // A setcc/test pair instead would lengthen the dependency chain through
+    // the branch's registers, measured slower than the jump on collatz.
+    let mut k = b + 1;
+    while k < end {
+        let c = &code[k];
+        let mul_lea = matches!(c.op, Mul64K | Mul32K) && matches!(c.imm, 3 | 5 | 9);
+        let next_add = code.get(k + 1).filter(|n| {
+            k + 1 < end && n.dst == c.dst && n.op == if c.op == Mul64K { Add64K } else { Add32K }
+        });
+        k += match c.op {
+            Mov64X | Mov32X | MovSx8To64 | MovSx16To64 | MovSx32To64 | MovSx8To32 | MovSx16To32 => {
+                1
+            }
+            Mov64K | Mov32K | LdImm64 if c.imm != 0 => 1,
+            // Fused into one lea with the add that follows (see fused_test).
+            _ if mul_lea && next_add.is_some() => 2,
+            _ if mul_lea => 1,
+            Mul64K if c.imm == 1 => 1,
+            _ => return None,
+        };
+    }
+    let live_t = live_out[if ja { end } else { end - 1 }];
+    let written = (b + 1..end).fold(0u16, |w, k| w | 1 << code[k].dst);
+    let restore = written & live_t;
+    (restore.count_ones() <= 2).then_some((end, ja, restore))
+}
+
+/// The constant a `d = k` instruction sets (`Some((d, value))`): mov of an
+/// immediate at 64 or 32 bits, or LD_IMM64 (already resolved at load).
+fn const_set(c: &VInsn) -> Option<(u8, u64)> {
+    match c.op {
+        Op::Mov64K => Some((c.dst, c.imm as u64)),
+        Op::Mov32K => Some((c.dst, c.imm as u32 as u64)),
+        Op::LdImm64 => Some((c.dst, c.imm as u64)),
+        _ => None,
+    }
+}
+
+/// A compare tree whose every leaf, for the tabulated values, only sets one
+/// register `d` to a constant (possibly among further compares on x) and then
+/// goes on at one instruction `join`: a `switch` returning constants. Then
+/// `d = values[x]; goto join` replaces the indirect jump, which mispredicts on
+/// every unpredictable key. `Some((d, join, values))`.
+fn value_table(code: &[VInsn], root: usize, x: u8, hi: usize) -> Option<(u8, usize, Vec<u64>)> {
+    let mut d = None;
+    let mut join = None;
+    let mut values = Vec::with_capacity(hi + 1);
+    for v in 0..=hi as u64 {
+        let mut i = root;
+        let mut val = None;
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            if steps > 2 * SWITCH_DEPTH {
+                return None;
+            }
+            let c = code.get(i)?;
+            if tree_node(c, x) {
+                i = if c.op.shape() != Shape::JmpK
+                    || jump_taken(cond(c.op), !c.op.is_32bit(), v, c.imm as u64)
+                {
+                    c.off as usize
+                } else {
+                    i + 1
+                };
+                continue;
+            }
+            match const_set(c) {
+                Some((r, k)) if r != x && r < 10 && *d.get_or_insert(r) == r => {
+                    val = Some(k);
+                    i += 1;
+                }
+                _ => break,
+            }
+        }
+        if *join.get_or_insert(i) != i {
+            return None;
+        }
+        values.push(val?);
+    }
+    Some((d?, join?, values))
+}
+
 impl Gen<'_> {
+    /// The value-table form of a compare tree (see [`value_table`]):
+    /// `if x <= hi { d = values[x]; goto join }`, else fall into the tree.
+    fn dispatch_values(&mut self, x: u8, d: u8, join: usize, values: Vec<u64>) {
+        let (hx, hd) = (h(x), h(d));
+        let tree = self.a.label();
+        self.a.alu_ri(true, alu::CMP, hx, values.len() as i32 - 1);
+        self.a.jcc(cc::A, tree);
+        let table = self.a.label();
+        self.a.load_table(table, hx, hd);
+        let j = self.chk[join];
+        self.a.jmp(j);
+        self.a.bind(tree);
+        self.value_tables.push((table, values));
+    }
+
     /// The jump-table entry of a compare tree (see [`switch_trees`]):
     /// `if x <= hi goto table[x]`, else fall into the tree.
     fn dispatch(&mut self, x: u8, leaves: Vec<usize>) {
@@ -823,7 +1113,7 @@ impl Gen<'_> {
         // BPF's imm is sign-extended, as test's imm32 is; a non-negative one has
         // no high bits, so the 32-bit test gives the same ZF.
         self.a.test_ri(k < 0, h(src), k);
-        self.a.jcc(c, t);
+        self.branch(e + n - 1, c, t);
         n
     }
 
@@ -840,7 +1130,7 @@ impl Gen<'_> {
     }
 
     /// `cmp`/`test` and a conditional jump to `t`.
-    fn cond_jump(&mut self, i: &VInsn, t: Label) {
+    fn cond_jump(&mut self, e: usize, i: &VInsn, t: Label) {
         use Op::*;
         let (dst, src) = (h(i.dst), h(i.src));
         let w = !i.op.is_32bit();
@@ -862,7 +1152,60 @@ impl Gen<'_> {
             };
             a.alu_rr(w, opc, dst, src);
         }
-        a.jcc(cond(i.op), t);
+        self.branch(e, cond(i.op), t);
+    }
+
+    /// The jump of the conditional jump at `b` (flags set by its compare):
+    /// `j<c> t`, or if-converted (see [`if_convert`]): the skipped
+    /// instructions run whatever the condition (they leave the flags alone),
+    /// and the registers they change that are live at the target get their old
+    /// values back by `cmov<c>`. A data-dependent branch in a loop mispredicts
+    /// often; this costs a move or two.
+    fn branch(&mut self, b: usize, c: u8, t: Label) {
+        let conv = if self.p.metering {
+            None
+        } else {
+            if_convert(&self.prog.code, &self.target, &self.live_out, b)
+        };
+        let Some((end, ja, restore)) = conv else {
+            self.a.jcc(c, t);
+            return;
+        };
+        // r10 and (metering off) r9 hold the old values.
+        let saves: Vec<(u8, u8)> = (0..10u8)
+            .filter(|r| restore & (1 << r) != 0)
+            .zip([R10, R9])
+            .map(|(r, s)| (h(r), s))
+            .collect();
+        for &(r, s) in &saves {
+            self.a.mov_rr(true, s, r);
+        }
+        let start = std::mem::take(&mut self.start);
+        let mut k = b + 1;
+        while k < end {
+            let f = match self.fused_test(k, &start) {
+                0 => {
+                    let i = self.prog.code[k];
+                    self.insn(k, &i);
+                    1
+                }
+                f => f,
+            };
+            k += f;
+        }
+        debug_assert_eq!(k, end, "a fused sequence ran past an if-converted block");
+        self.start = start;
+        for &(r, s) in &saves {
+            self.a.cmov(c, r, s);
+        }
+        let after = if ja {
+            let l = self.chk[self.prog.code[end].off as usize];
+            self.a.jmp(l);
+            end + 1
+        } else {
+            end
+        };
+        self.consumed = after - b - 1;
     }
 
     fn insn(&mut self, e: usize, i: &VInsn) {
@@ -902,12 +1245,17 @@ impl Gen<'_> {
             Div64K | Div32K | Mod64K | Mod32K | SDiv64K | SDiv32K | SMod64K | SMod32K => {
                 let is_mod = matches!(i.op, Mod64K | Mod32K | SMod64K | SMod32K);
                 let signed = matches!(i.op, SDiv64K | SDiv32K | SMod64K | SMod32K);
-                self.divmod_k(!i.op.is_32bit(), signed, is_mod, dst, imm);
+                let live = self.live_out[e];
+                self.divmod_k(!i.op.is_32bit(), signed, is_mod, dst, imm, live);
             }
             Div64X | Div32X | Mod64X | Mod32X | SDiv64X | SDiv32X | SMod64X | SMod32X => {
                 let is_mod = matches!(i.op, Mod64X | Mod32X | SMod64X | SMod32X);
                 let signed = matches!(i.op, SDiv64X | SDiv32X | SMod64X | SMod32X);
-                self.divmod_x(!i.op.is_32bit(), signed, is_mod, dst, src);
+                // Both operands below 2^32: quotient and remainder are the
+                // same at 32 bits (and zero-extended, as 32-bit results are).
+                let both = (1u16 << i.dst) | (1 << i.src.min(10));
+                let narrow = !signed && self.hi_zero[e] & both == both;
+                self.divmod_x(!i.op.is_32bit() && !narrow, signed, is_mod, dst, src);
             }
             Lsh64K | Rsh64K | Arsh64K | Lsh32K | Rsh32K | Arsh32K => {
                 let w = !i.op.is_32bit();
@@ -970,7 +1318,7 @@ impl Gen<'_> {
             | JsltX | JsleX | JsetX | Jeq32X | Jne32X | Jgt32X | Jge32X | Jlt32X | Jle32X
             | Jsgt32X | Jsge32X | Jslt32X | Jsle32X | Jset32X => {
                 let t = self.chk[i.off as usize];
-                self.cond_jump(i, t);
+                self.cond_jump(e, i, t);
             }
             MayGoto => {
                 let t = self.chk[i.off as usize];
@@ -1154,10 +1502,11 @@ impl Gen<'_> {
         (R11, 0)
     }
 
-    fn divmod_k(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, imm: i64) {
+    /// `live`: the BPF registers live after the instruction.
+    fn divmod_k(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, imm: i64, live: u16) {
         let divisor = if w { imm as u64 } else { imm as u32 as u64 };
         if !signed && divisor > 1 {
-            self.udivmod_const(w, is_mod, dst, divisor);
+            self.udivmod_const(w, is_mod, dst, divisor, live);
             return;
         }
         let a = &mut self.a;
@@ -1185,8 +1534,9 @@ impl Gen<'_> {
     /// `dst /= d` or `dst %= d` unsigned, `d > 1` a constant: a shift or mask for
     /// a power of two, else a multiply by a magic number (see [`udiv_magic`])
     /// instead of `div` (tens of cycles). `mul` uses rax and rdx (BPF r0 and
-    /// r3), saved around it in r10 and in r9 (no metering) or on the stack.
-    fn udivmod_const(&mut self, w: bool, is_mod: bool, dst: u8, d: u64) {
+    /// r3), saved around it in r10 and in r9 (no metering) or on the stack
+    /// when still live after it (`live`, BPF register bits).
+    fn udivmod_const(&mut self, w: bool, is_mod: bool, dst: u8, d: u64, live: u16) {
         let a = &mut self.a;
         if d.is_power_of_two() {
             let k = d.trailing_zeros() as u8;
@@ -1206,8 +1556,8 @@ impl Gen<'_> {
             return;
         }
         let (m, shift_by, add) = udiv_magic(d);
-        let save_rax = dst != RAX;
-        let save_rdx = dst != RDX;
+        let save_rax = dst != RAX && live & 1 != 0;
+        let save_rdx = dst != RDX && live & (1 << 3) != 0;
         // r11 = n (the low 32 bits for a 32-bit operation).
         a.mov_rr(w, R11, dst);
         if save_rax {

@@ -40,6 +40,7 @@
 mod arm64;
 mod codegen;
 mod disasm;
+mod pool;
 pub(crate) mod runtime;
 mod x86;
 
@@ -233,19 +234,31 @@ pub enum JitError {
     Label,
 }
 
-/// Executable memory: mapped read-write, filled, then read-execute until dropped.
+/// Executable memory: a block of the shared pool (see [`pool`]), or for large
+/// code its own mapping, mapped read-write, filled, then read-execute until
+/// dropped.
 struct ExecMem {
     ptr: *mut u8,
     len: usize,
+    /// Own mapping's length; 0 when the code is in `block`.
     map_len: usize,
+    block: Option<pool::Block>,
 }
 
-// SAFETY: the mapping is immutable (read-execute) after construction.
+// SAFETY: the code is immutable (executed, never written) after construction.
 unsafe impl Send for ExecMem {}
 unsafe impl Sync for ExecMem {}
 
 impl ExecMem {
     fn new(code: &[u8]) -> Result<ExecMem, JitError> {
+        if let Some(block) = pool::alloc(code) {
+            return Ok(ExecMem {
+                ptr: block.rx,
+                len: code.len(),
+                map_len: 0,
+                block: Some(block),
+            });
+        }
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
         let map_len = code.len().max(1).div_ceil(page) * page;
@@ -270,6 +283,7 @@ impl ExecMem {
             ptr: ptr.cast(),
             len: code.len(),
             map_len,
+            block: None,
         };
         // SAFETY: the mapping is map_len >= code.len() bytes, writable.
         unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), mem.ptr, code.len()) };
@@ -284,15 +298,20 @@ impl ExecMem {
     }
 
     fn bytes(&self) -> &[u8] {
-        // SAFETY: len bytes were written and the mapping stays readable until drop.
+        // SAFETY: len bytes were written and the memory stays readable until drop.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
 impl Drop for ExecMem {
     fn drop(&mut self) {
-        // SAFETY: ptr/map_len are the mapping made in new.
-        unsafe { libc::munmap(self.ptr.cast(), self.map_len) };
+        match &self.block {
+            Some(b) => pool::free(b),
+            // SAFETY: ptr/map_len are the mapping made in new.
+            None => unsafe {
+                libc::munmap(self.ptr.cast(), self.map_len);
+            },
+        }
     }
 }
 
@@ -659,6 +678,199 @@ mod tests {
         assert!(tables > 10, "only {tables} of 60 trees became tables");
     }
 
+    /// A random compare tree on r1 whose leaves set r0 to a constant (64-bit,
+    /// 32-bit or LD_IMM64; now and then after one more compare, now and then
+    /// not at all) and go on at one join: a `switch` returning constants.
+    fn value_tree(rng: &mut Rng, depth: u32, out: &mut String, labels: &mut u32, leaves: &mut u32) {
+        if depth == 0 || rng.below(16) == 0 {
+            *leaves += 1;
+            let k = rng.next();
+            match rng.below(8) {
+                0 => out.push_str(&format!("mov32 %r0, {}\n", k as i32)),
+                1 => out.push_str(&format!("mov %r0, {}\n", k as i32)),
+                2 => out.push_str(&format!(
+                    "lddw %r0, {k:#x}\njeq %r1, {}, END\nmov %r0, 7\n",
+                    k % 300
+                )),
+                3 if rng.below(16) == 0 => {}
+                _ => out.push_str(&format!("lddw %r0, {k:#x}\n")),
+            }
+            out.push_str("ja END\n");
+            return;
+        }
+        let op = ["jeq", "jgt", "jsgt", "jle", "jslt"][rng.below(5) as usize];
+        let w = if rng.below(3) == 0 { "32" } else { "" };
+        let k = rng.below(80) as i64 - 4;
+        *labels += 1;
+        let l = *labels;
+        out.push_str(&format!("{op}{w} %r1, {k}, V{l}\n"));
+        value_tree(rng, depth - 1, out, labels, leaves);
+        out.push_str(&format!("V{l}:\n"));
+        value_tree(rng, depth - 1, out, labels, leaves);
+    }
+
+    #[test]
+    fn constant_switches_become_value_tables_and_agree_with_the_interpreter() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut tables = 0;
+        for _ in 0..60 {
+            let (mut src, mut labels, mut leaves) = (String::from("mov %r0, 5\n"), 0, 0);
+            value_tree(&mut rng, 7, &mut src, &mut labels, &mut leaves);
+            src.push_str("END:\nadd %r0, %r1\nexit\n");
+            let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+            let jit = p
+                .jit(&JitOptions::checked().metering(false))
+                .expect("compiles");
+            tables += jit
+                .disassemble()
+                .iter()
+                .any(|i| i.text.contains("*8]") && !i.text.starts_with("jmp"))
+                as u32;
+            let mut values: Vec<u64> = (-40i64..360).map(|v| v as u64).collect();
+            for base in [1u64 << 31, 1 << 32, u64::MAX - 300] {
+                values.extend((0..400).map(|v| base.wrapping_add(v)));
+            }
+            for r1 in values {
+                let (want, got) = run(&p, &jit, r1);
+                assert_eq!(got, want, "r1 = {r1:#x}\n{src}");
+            }
+        }
+        assert!(tables > 10, "only {tables} of 60 trees became value tables");
+    }
+
+    #[test]
+    fn if_converted_branches_agree_with_the_interpreter() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        const OPS: [&str; 10] = [
+            "jeq", "jne", "jgt", "jge", "jlt", "jle", "jsgt", "jsge", "jslt", "jset",
+        ];
+        // Mostly what converts (moves, multiply[-add]s by 3/5/9), some that
+        // does not.
+        const ALU: [&str; 10] = [
+            "mov", "mov32", "mov", "mul", "mul", "mul32", "add", "xor", "lsh", "arsh",
+        ];
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut converted = 0;
+        for _ in 0..200 {
+            // if c goto T; S (1..=4 plain ALU); [goto T; dead;] T: mix; exit
+            let mut src = String::from("mov %r0, %r1\nmov %r4, %r3\n");
+            let op = OPS[rng.below(OPS.len() as u64) as usize];
+            let w = if rng.below(3) == 0 { "32" } else { "" };
+            let rhs = if rng.below(2) == 0 {
+                "%r2".to_string()
+            } else {
+                (rng.below(40) as i64 - 20).to_string()
+            };
+            src.push_str(&format!("{op}{w} %r1, {rhs}, T\n"));
+            for _ in 0..=rng.below(4) {
+                let alu = ALU[rng.below(ALU.len() as u64) as usize];
+                let d = ["%r0", "%r1", "%r2", "%r4"][rng.below(4) as usize];
+                let s = match alu {
+                    "lsh" | "rsh" | "arsh" => rng.below(64).to_string(),
+                    "mul" | "mul32" if rng.below(4) != 0 => {
+                        [3, 5, 9][rng.below(3) as usize].to_string()
+                    }
+                    _ if rng.below(2) == 0 => ["%r1", "%r2", "%r3"][rng.below(3) as usize].into(),
+                    _ => (rng.below(1000) as i64 - 500).to_string(),
+                };
+                src.push_str(&format!("{alu} {d}, {s}\n"));
+                if alu.starts_with("mul") && rng.below(2) == 0 {
+                    let add = if alu == "mul32" { "add32" } else { "add" };
+                    src.push_str(&format!("{add} {d}, {}\n", rng.below(100)));
+                }
+            }
+            if rng.below(2) == 0 {
+                src.push_str("ja T\nmov %r0, 77\nexit\n");
+            }
+            src.push_str("T:\nxor %r0, %r1\nadd %r0, %r2\nxor %r0, %r4\nexit\n");
+            let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+            let jit = p
+                .jit(&JitOptions::checked().metering(false))
+                .expect("compiles");
+            converted += jit.disassemble().iter().any(|i| i.text.starts_with("cmov")) as u32;
+            for _ in 0..50 {
+                // Small values of either sign, so both ways of the jump run.
+                let r2 = match rng.below(2) {
+                    0 => rng.below(48).wrapping_sub(24),
+                    _ => rng.next(),
+                };
+                let args = [
+                    rng.below(48).wrapping_sub(24),
+                    r2,
+                    rng.next(),
+                    rng.next(),
+                    0,
+                ];
+                let interp = p.run(RunOptions::new().args(args)).expect("runs").r0;
+                let native = jit.run(RunOptions::new().args(args)).expect("runs").r0;
+                assert_eq!(native, interp, "args {args:x?}\n{src}");
+            }
+        }
+        assert!(
+            converted > 30,
+            "only {converted} of 200 branches if-converted"
+        );
+    }
+
+    #[test]
+    fn divisions_of_zero_extended_values_agree_with_the_interpreter() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        // Zero-extended (mov32, the v2 shift idiom, and with a positive mask)
+        // or not (the plain argument): 64-bit div/mod either way.
+        let src = "
+            mov32 %r3, %r1
+            mov %r4, %r2
+            lsh %r4, 32
+            rsh %r4, 32
+            mov %r5, %r3
+            mod %r5, %r4
+            mov %r0, %r5
+            mov %r5, %r3
+            div %r5, %r4
+            add %r0, %r5
+            mov %r6, %r1
+            and %r6, 0x7fffffff
+            mov %r7, %r2
+            mod %r7, %r6
+            add %r0, %r7
+            mov %r8, %r2
+            div %r8, %r4
+            xor %r0, %r8
+            exit";
+        let insns = assemble(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+        let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+        let jit = p
+            .jit(&JitOptions::checked().metering(false))
+            .expect("compiles");
+        assert!(jit
+            .disassemble()
+            .iter()
+            .any(|i| i.text.starts_with("div r11d")));
+        let mut rng = Rng(0x0bad_cafe_f00d_d00d);
+        for k in 0..4000u64 {
+            let pick = |rng: &mut Rng| match rng.below(4) {
+                0 => rng.below(3),
+                1 => rng.next() | 0xffff_ffff,
+                2 => rng.next() & 0xffff_ffff,
+                _ => rng.next(),
+            };
+            let (r1, r2) = (pick(&mut rng), pick(&mut rng));
+            let args = [r1, r2, 0, 0, 0];
+            let interp = p.run(RunOptions::new().args(args)).expect("runs").r0;
+            let native = jit.run(RunOptions::new().args(args)).expect("runs").r0;
+            assert_eq!(native, interp, "{k}: r1 = {r1:#x}, r2 = {r2:#x}");
+        }
+    }
+
     #[test]
     fn fused_address_arithmetic_agrees_with_the_interpreter() {
         if !cfg!(target_arch = "x86_64") {
@@ -872,11 +1084,17 @@ mod tests {
         for op in ["div", "mod"] {
             for w in ["", "32"] {
                 for d in divisors {
-                    for dst in [0u8, 3, 4, 6] {
+                    // r0 and r3 (rax, rdx: what `mul` uses) live after the
+                    // division, or dead (overwritten before any read).
+                    for (dst, dead) in [0u8, 3, 4, 6]
+                        .into_iter()
+                        .flat_map(|r| [(r, false), (r, true)])
+                    {
                         let x = rng.next();
+                        let kill = if dead { "mov %r0, 5\nmov %r3, 9\n" } else { "" };
                         let src = format!(
                             "lddw %r0, 0x1111\nlddw %r3, 0x3333\nlddw %r4, 0x4444\nlddw %r6, 0x6666\n\
-                             lddw %r{dst}, {x:#x}\n{op}{w} %r{dst}, {d}\nmov %r7, %r{dst}\n\
+                             lddw %r{dst}, {x:#x}\n{op}{w} %r{dst}, {d}\nmov %r7, %r{dst}\n{kill}\
                              add %r0, %r3\nxor %r0, %r4\nadd %r0, %r6\nlsh %r7, 1\nxor %r0, %r7\nexit"
                         );
                         let insns = assemble(&src).unwrap_or_else(|e| panic!("{src}: {e}"));

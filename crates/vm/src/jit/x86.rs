@@ -92,6 +92,17 @@ pub(crate) fn fits_i32(v: i64) -> bool {
 }
 
 impl Asm {
+    /// An assembler sized for about `insns` BPF instructions (no regrowth of
+    /// the buffers on a typical program: part of a small compile's fixed cost).
+    pub(crate) fn for_insns(insns: usize) -> Asm {
+        Asm {
+            buf: Vec::with_capacity(insns * 12 + 512),
+            labels: Vec::with_capacity(insns * 2 + 16),
+            fixups: Vec::with_capacity(insns + 16),
+            entries: Vec::new(),
+        }
+    }
+
     pub(crate) fn pos(&self) -> usize {
         self.buf.len()
     }
@@ -572,6 +583,31 @@ impl Asm {
         self.b(0x41);
         self.b(0xff);
         self.b(0xe2);
+    }
+
+    /// `lea r11, [rip + table]; mov dst, [r11 + index*8]`: a 64-bit value from
+    /// a table of [`Asm::data64`]s.
+    pub(crate) fn load_table(&mut self, table: Label, index: u8, dst: u8) {
+        debug_assert_ne!(index, RSP, "rsp cannot be an index");
+        self.b(0x4c);
+        self.b(0x8d);
+        self.b(0x1d);
+        self.rel32(table);
+        self.b(0x49 | ((dst >> 3) & 1) << 2 | ((index >> 3) & 1) << 1);
+        self.b(0x8b);
+        self.b(0x04 | ((dst & 7) << 3));
+        self.b(0xc0 | ((index & 7) << 3) | 3);
+    }
+
+    /// Eight bytes of data (little-endian).
+    pub(crate) fn data64(&mut self, v: u64) {
+        self.d(v as u32);
+        self.d((v >> 32) as u32);
+    }
+
+    /// `cmov<cc> dst, src` (64-bit).
+    pub(crate) fn cmov(&mut self, cond: u8, dst: u8, src: u8) {
+        self.rr(&[], true, false, &[0x0f, 0x40 | cond], dst, src);
     }
 
     /// Multi-byte NOPs up to the next multiple of `to` (loop heads: a loop body
