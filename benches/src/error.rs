@@ -9,7 +9,7 @@ pub enum BenchError {
     Object {
         path: PathBuf,
         #[source]
-        source: Box<bpfvm_obj::ObjError>,
+        source: Box<bpfvm::ObjError>,
     },
     #[error("object {path} has no program {name}")]
     NoProgram { path: PathBuf, name: String },

@@ -13,8 +13,9 @@
 //! the JSON files. Adding an engine is one `Engine` impl plus one line in
 //! [`engines::all`] (as `bpfvm-jit` was).
 //!
-//! Internal dependencies: bpfvm (runtime, for programs that need maps and
-//! helpers), bpfvm-vm (the interpreter), bpfvm-obj (ELF objects), bpfvm-isa.
+//! Dependencies: the `bpfvm` facade only (the runtime for programs that need
+//! maps and helpers, `bpfvm::vm` for the raw interpreter and JIT, `bpfvm::Object`
+//! for ELF objects), plus bpfvm-isa for raw instructions.
 
 pub mod engine;
 pub mod engines;

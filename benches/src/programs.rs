@@ -246,7 +246,7 @@ impl Program {
     /// Instructions of `function` in the object at `path` (no map relocations
     /// applied: compute programs have none).
     pub fn insns_from(path: &Path, function: &str) -> Result<Vec<Insn>, BenchError> {
-        let obj = bpfvm_obj::Object::open(path).map_err(|source| BenchError::Object {
+        let obj = bpfvm::Object::open(path).map_err(|source| BenchError::Object {
             path: path.to_path_buf(),
             source: Box::new(source),
         })?;

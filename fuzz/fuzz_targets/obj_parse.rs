@@ -2,4 +2,4 @@
 use libfuzzer_sys::fuzz_target;
 
 // Any byte string: Object::parse must return (Ok or a typed error), never panic.
-fuzz_target!(|data: &[u8]| drop(bpfvm_obj::Object::parse("fuzz.o", data)));
+fuzz_target!(|data: &[u8]| drop(bpfvm::Object::parse("fuzz.o", data)));

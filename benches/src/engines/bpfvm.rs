@@ -1,9 +1,9 @@
-//! bpfvm's interpreter: compute programs straight on `bpfvm_vm::VmProgram`
+//! bpfvm's interpreter: compute programs straight on `bpfvm::vm::VmProgram`
 //! (unchecked mode is what a verified program gets; checked mode is shown in
 //! the table only), packet programs through the bpfvm runtime's test run (maps
 //! and helpers, checked mode, the same path as `bpfvm prog run`).
 //!
-//! [`BpfvmJit`]: bpfvm-vm's x86-64 JIT (`VmProgram::jit`) on the compute
+//! [`BpfvmJit`]: bpfvm's x86-64 JIT (`VmProgram::jit`) on the compute
 //! programs, the same path with the compile step timed; packet programs go
 //! through [`RuntimePacket`] with the runtime's JIT switch on (array lookups
 //! inline, hash lookups as direct calls, a repeated test run re-entering the
@@ -11,8 +11,8 @@
 
 use crate::engine::{time_loop, Engine, Runner, Skip};
 use crate::programs::{Block, Input, Kind, Program};
+use bpfvm::vm::{JitOptions, JitProgram, LoadOptions, Region, RegionKind, RunOptions, VmProgram};
 use bpfvm::{BpfCmd, BpfReply, LoadedObject, Object, Runtime, TestRunAttr};
-use bpfvm_vm::{JitOptions, JitProgram, LoadOptions, Region, RegionKind, RunOptions, VmProgram};
 use std::time::Instant;
 
 /// `bpfvm-interp` (unchecked) or `bpfvm-interp-checked` (table only).

@@ -198,7 +198,7 @@ pub struct PacketSetup {
 impl PacketSetup {
     /// Loads `prog`'s `function` from the object at `path` and fills its maps.
     pub fn new(prog: &Program, path: &std::path::Path, input: &Input) -> Result<PacketSetup, Skip> {
-        let obj = bpfvm_obj::Object::open(path).map_err(|e| Skip::from_err(&e))?;
+        let obj = bpfvm::Object::open(path).map_err(|e| Skip::from_err(&e))?;
         let p = obj
             .programs
             .iter()
@@ -240,7 +240,7 @@ impl PacketSetup {
         }
         let mut insns = p.insns.clone();
         for r in &p.map_relocs {
-            if r.kind != bpfvm_obj::MapRelocKind::Fd {
+            if r.kind != bpfvm::MapRelocKind::Fd {
                 return Err(Skip::new(
                     "global data is not supported by the harness's maps",
                 ));

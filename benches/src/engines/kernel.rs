@@ -44,7 +44,7 @@ impl Engine for Kernel {
             }
         };
         let path = prog.object_path();
-        let obj = bpfvm_obj::Object::open(&path).map_err(|e| Skip::from_err(&e))?;
+        let obj = bpfvm::Object::open(&path).map_err(|e| Skip::from_err(&e))?;
         let p = obj
             .programs
             .iter()

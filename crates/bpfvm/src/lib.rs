@@ -81,7 +81,7 @@ pub use testrun::{TestRunAttr, TestRunResult, BPF_F_TEST_XDP_LIVE_FRAMES, XDP_PA
 pub use trace::TracePipe;
 
 pub use bpfvm_obj::{section_def, AttachType, ProgType, SecDef};
-pub use bpfvm_obj::{FuncInfo, LineInfo, ObjError, Object};
+pub use bpfvm_obj::{FuncInfo, LineInfo, MapReloc, MapRelocKind, ObjError, Object};
 
 /// llvm-objdump's `-d`/`-S` listing of BPF objects.
 pub mod objdump {
@@ -130,13 +130,17 @@ pub mod btf {
     };
 }
 
-/// The VM's helper interface, for registering custom helpers.
+/// The VM's helper interface, for registering custom helpers, and the raw
+/// engine (a [`VmProgram`](vm::VmProgram) run on the interpreter, or compiled
+/// to a [`JitProgram`](vm::JitProgram)) for embedders that bring their own
+/// memory, as uBPF's users do; these programs are not verified.
 pub mod vm {
     #[doc(hidden)]
     pub use bpfvm_vm::conformance;
     pub use bpfvm_vm::{
-        At, CallSite, Flow, Helper, HelperCtx, HelperError, HelperOutcome, JitError, LoadError,
-        Observer, Region, RegionKind, VmError, VmProgram,
+        At, CallSite, Flow, Helper, HelperCtx, HelperError, HelperOutcome, HelperTable, JitError,
+        JitOptions, JitProgram, LoadError, LoadOptions, Observer, Region, RegionKind, RunOptions,
+        VmError, VmProgram,
     };
 }
 
