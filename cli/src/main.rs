@@ -53,7 +53,11 @@ fn version(opts: &Opts, _: &[String]) -> i32 {
                 "daemon": true,
             },
         });
-        print!("{}", bpfvm_cli::render::json(client::format_of(opts), &v));
+        // bpftool ends its JSON with a newline, as every other command here does.
+        println!(
+            "{}",
+            bpfvm_cli::render::json(client::format_of(opts), &v).trim_end()
+        );
     } else {
         println!("bpfvm v{}", env!("CARGO_PKG_VERSION"));
         println!("daemon protocol v{}", bpfvm_cli::proto::PROTO_VERSION);

@@ -807,7 +807,12 @@ fn version_and_help_flags_answer_as_bpftool() {
         assert!(out.contains("verifier"), "{flag}: {out}");
         assert!(!out.contains("no verifier"), "{flag}: {out}");
     }
-    let v: Value = serde_json::from_str(&env.run(&["-j", "version"]).ok().stdout).unwrap();
+    let out = env.run(&["-j", "version"]).ok().stdout;
+    assert!(
+        out.ends_with("}\n"),
+        "bpftool ends -j version with a newline: {out:?}"
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["features"]["verifier"], true);
     assert_eq!(
         v["features"]["jit"],
