@@ -4,6 +4,8 @@
 
 use crate::kconfig::Kconfig;
 use crate::loader::TargetBtf;
+use bpfvm_isa::helpers::Proto;
+use bpfvm_vm::{Helper, HelperCtx, HelperError, HelperOutcome};
 use std::sync::Arc;
 
 /// The settings of a new [`Runtime`](crate::Runtime), built in steps and
@@ -17,12 +19,58 @@ use std::sync::Arc;
 /// assert_eq!(rt.ncpus(), 2);
 /// assert!(!rt.jit_enabled());
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RuntimeConfig {
     pub(crate) jit: bool,
     pub(crate) cpus: usize,
     pub(crate) kconfig: Option<Arc<Kconfig>>,
     pub(crate) target_btf: Option<TargetBtf>,
+    pub(crate) helpers: Vec<CustomHelper>,
+}
+
+/// A helper the embedder adds ([`RuntimeConfig::helper`]).
+#[derive(Clone)]
+pub(crate) struct CustomHelper {
+    pub(crate) id: u32,
+    pub(crate) name: &'static str,
+    pub(crate) proto: Proto,
+    pub(crate) helper: Arc<dyn Helper>,
+}
+
+/// A helper shared between configurations (a config may be cloned and used
+/// for several runtimes).
+pub(crate) struct SharedHelper(pub(crate) Arc<dyn Helper>);
+
+impl Helper for SharedHelper {
+    fn call(
+        &self,
+        ctx: &mut HelperCtx<'_, '_>,
+        args: [u64; 5],
+    ) -> Result<HelperOutcome, HelperError> {
+        self.0.call(ctx, args)
+    }
+    fn changes_run(&self) -> bool {
+        self.0.changes_run()
+    }
+}
+
+impl std::fmt::Debug for RuntimeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeConfig")
+            .field("jit", &self.jit)
+            .field("cpus", &self.cpus)
+            .field("kconfig", &self.kconfig)
+            .field("target_btf", &self.target_btf)
+            .field(
+                "helpers",
+                &self
+                    .helpers
+                    .iter()
+                    .map(|h| (h.id, h.name))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -32,6 +80,7 @@ impl Default for RuntimeConfig {
             cpus: bpfvm_maps::default_ncpus(),
             kconfig: None,
             target_btf: None,
+            helpers: Vec::new(),
         }
     }
 }
@@ -72,6 +121,27 @@ impl RuntimeConfig {
     /// else the object's own BTF.
     pub fn target_btf(mut self, target: TargetBtf) -> Self {
         self.target_btf = Some(target);
+        self
+    }
+
+    /// A helper programs may call as `id`, verified against `proto` as the
+    /// kernel's helpers are against theirs (what
+    /// [`Runtime::register_helper`](crate::Runtime::register_helper) does
+    /// after creation). A later one with the same id replaces an earlier one.
+    pub fn helper(
+        mut self,
+        id: u32,
+        name: &'static str,
+        proto: Proto,
+        helper: impl Helper + 'static,
+    ) -> Self {
+        self.helpers.retain(|h| h.id != id);
+        self.helpers.push(CustomHelper {
+            id,
+            name,
+            proto,
+            helper: Arc::new(helper),
+        });
         self
     }
 

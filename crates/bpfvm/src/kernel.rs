@@ -601,7 +601,8 @@ impl Runtime {
     /// A runtime set up as `cfg` says.
     pub fn with_config(cfg: RuntimeConfig) -> Runtime {
         let ncpus = cfg.cpus.max(1);
-        Runtime {
+        let helpers = cfg.helpers;
+        let rt = Runtime {
             k: Arc::new(Kernel {
                 maps: Mutex::new(Idr::new()),
                 progs: Mutex::new(Idr::new()),
@@ -619,7 +620,11 @@ impl Runtime {
                 kconfig: cfg.kconfig,
                 target_btf: cfg.target_btf,
             }),
+        };
+        for h in helpers {
+            rt.register_helper(h.id, h.name, h.proto, crate::config::SharedHelper(h.helper));
         }
+        rt
     }
 
     /// The number of simulated CPUs.

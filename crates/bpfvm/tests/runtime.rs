@@ -236,6 +236,40 @@ fn custom_helpers_can_be_registered() {
     assert_eq!(r.retval, 42);
 }
 
+/// A helper given in the `RuntimeConfig` is there from the start, and its
+/// calls are verified against its prototype as a registered helper's are.
+#[test]
+fn runtime_config_helpers_are_registered_and_verified() {
+    use bpfvm::isa::helpers::{Arg, Proto, Ret};
+    let d = Arg::DontCare;
+    let cfg = bpfvm::RuntimeConfig::new().cpus(1).helper(
+        10_002,
+        "my_triple",
+        Proto::new([Arg::Anything, d, d, d, d], Ret::Integer),
+        |_: &mut bpfvm::vm::HelperCtx<'_, '_>, a: [u64; 5]| {
+            Ok(bpfvm::vm::HelperOutcome::Return(a[0] * 3))
+        },
+    );
+    // One config, two runtimes: both have the helper.
+    for rt in [Runtime::with_config(cfg.clone()), Runtime::with_config(cfg)] {
+        let load = |src: &str| {
+            rt.load_program(ProgLoadAttr {
+                prog_type: bpfvm::ProgType::Syscall,
+                insns: bpfvm::isa::asm::assemble(src).unwrap(),
+                license: "GPL".into(),
+                name: "triple".into(),
+                ..Default::default()
+            })
+        };
+        let p = load("mov %r1, 14\ncall 10002\nexit").unwrap();
+        assert_eq!(run(&rt, p.id(), Vec::new(), Some(vec![0; 8])).retval, 42);
+        // R1 scratched by the first call: the prototype's argument is read.
+        let e = load("mov %r1, 1\ncall 10002\ncall 10002\nexit").unwrap_err();
+        let text = format!("{e} {}", e.verifier_log().unwrap_or_default());
+        assert!(text.contains("R1 !read_ok"), "{text}");
+    }
+}
+
 /// An embedder's helper is verified against the prototype it was registered
 /// with: memory arguments must be memory of the size given.
 #[test]
