@@ -125,17 +125,12 @@ fn dump(opts: &Opts, args: &[String]) -> i32 {
                 Ok(b) => b,
                 Err(e) => return print_error(opts, &e),
             };
-            if c {
-                match bpfvm::btf::dump_btf_c(&btf) {
-                    Ok(text) => {
-                        print!("{text}");
-                        0
-                    }
-                    Err(e) => print_error(opts, &format!("{path}: {e}")),
+            match crate::render::btf_dump_as(&btf, client::format_of(opts), None, c) {
+                Ok(text) => {
+                    print!("{text}");
+                    0
                 }
-            } else {
-                print!("{}", crate::render::btf_dump(&btf, client::format_of(opts)));
-                0
+                Err(e) => print_error(opts, &format!("{path}: {e}")),
             }
         }
         "id" => match args[1].parse() {

@@ -358,7 +358,15 @@ pub fn print_response(opts: &Opts, r: &Response) -> i32 {
         .as_ref()
         .and_then(|d| serde_json::from_value::<proto::Listing>(d.clone()).ok());
     if let Some(l) = &listing {
-        let _ = out.write_all(crate::render::listing(format_of(opts), l).as_bytes());
+        match crate::render::try_listing(format_of(opts), l) {
+            Ok(text) => {
+                let _ = out.write_all(text.as_bytes());
+            }
+            Err(e) => {
+                let _ = out.flush();
+                return print_error(opts, &e);
+            }
+        }
     }
     // Data other than a listing: only a note for stderr (other data is read by
     // the command that asked for it, not printed here).

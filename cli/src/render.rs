@@ -12,8 +12,7 @@ use bpfvm::btf::{
     dump_btf_json, dump_btf_plain, hex_byte_array, map_entry_dump, write_bpftool_compact,
     write_bpftool_pretty, Btf, DumpMode, Dumped, MapValues,
 };
-use bpfvm::isa::disasm::{kernel_insn_line, XlatedSymbols};
-use bpfvm::isa::{decode_at, Decoded, Insn, Op, Shape};
+use bpfvm::isa::Insn;
 use bpfvm::maps::MapType;
 use bpfvm::{BpfError, MapInfo, MapObj, ProgInfo, Runtime};
 use serde_json::{json, Map, Value};
@@ -254,7 +253,13 @@ pub fn net_list(f: Format, items: &[crate::proto::NetAttachment]) -> String {
 /// Renders a typed result of the daemon (the exit status it asks for is in the
 /// reply: 254 for bpftool's "Not found" and "empty map").
 pub fn listing(f: Format, l: &Listing) -> String {
-    match l {
+    try_listing(f, l).unwrap_or_else(|e| format!("Error: {e}\n"))
+}
+
+/// A typed result as text, or why it cannot be printed (a BTF that does not
+/// parse or has no C form): the client reports that as an error.
+pub fn try_listing(f: Format, l: &Listing) -> Result<String, String> {
+    Ok(match l {
         Listing::Progs { single, items } => progs(f, items, *single),
         Listing::Maps { single, items } => maps(f, items, *single),
         Listing::Net { items } => net_list(f, items),
@@ -290,14 +295,12 @@ pub fn listing(f: Format, l: &Listing) -> String {
             funcs,
         } => jited(funcs, *opcodes, *linum),
         Listing::Btfs { single, items } => btf_list(f, items, *single),
-        Listing::BtfDump { data_hex, roots, c } => match Btf::parse(&unhex(data_hex)) {
-            Ok(btf) => btf_dump_as(&btf, f, roots.as_deref(), *c),
-            Err(e) => format!(
-                "Error: the daemon's BTF cannot be read: {}\n",
-                error_chain(&e)
-            ),
-        },
-    }
+        Listing::BtfDump { data_hex, roots, c } => {
+            let btf = Btf::parse(&unhex(data_hex))
+                .map_err(|e| format!("the daemon's BTF cannot be read: {}", error_chain(&e)))?;
+            btf_dump_as(&btf, f, roots.as_deref(), *c).map_err(|e| error_chain(&e))?
+        }
+    })
 }
 
 /// `map show`.
@@ -670,24 +673,8 @@ pub fn xlated(f: Format, insns: &[XlatedInsn], opcodes: bool, linum: bool) -> St
     out
 }
 
-/// Escapes a listing line for a DOT record label.
-fn dot_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '<' | '>' | '|' | '&' | '{' | '}' | '"') {
-            o.push('\\');
-        }
-        o.push(c);
-    }
-    o
-}
-
-/// `prog dump xlated PROG visual`, bpftool's DOT graph: a cluster per function,
-/// a record node per basic block (leaders: the function's first instruction,
-/// jump targets, and the instruction after a jump), ENTRY and EXIT nodes,
-/// fall-through edges before jump edges. Instruction indexes restart at 0 in
-/// each function and local calls print bare (`call pc+7`), as bpftool prints
-/// them; so the instructions are decoded again here, from their bytes.
+/// `prog dump xlated PROG visual`, bpftool's DOT graph, drawn by bpfvm from
+/// the instructions (decoded again from their bytes) and the function starts.
 pub fn xlated_dot(listing: &[XlatedInsn], func_starts: &[u32]) -> String {
     let all: Vec<Insn> = listing
         .iter()
@@ -696,129 +683,8 @@ pub fn xlated_dot(listing: &[XlatedInsn], func_starts: &[u32]) -> String {
         .chunks_exact(8)
         .map(|c| Insn::from_bytes(c.try_into().unwrap_or_default()))
         .collect();
-    let starts: Vec<usize> = if func_starts.is_empty() && !all.is_empty() {
-        vec![0]
-    } else {
-        func_starts
-            .iter()
-            .map(|s| *s as usize)
-            .filter(|s| *s < all.len())
-            .collect()
-    };
-    let mut out = String::from("digraph \"DOT graph for eBPF program\" {\n");
-    for (fi, &start) in starts.iter().enumerate() {
-        let end = starts.get(fi + 1).copied().unwrap_or(all.len());
-        let insns = &all[start..end];
-        // The function decoded once: (pc relative to the function, decoded).
-        let mut decoded: Vec<(usize, Option<Decoded>)> = Vec::new();
-        let mut pc = 0;
-        while pc < insns.len() {
-            match decode_at(insns, pc) {
-                Ok(d) => {
-                    let n = d.slots();
-                    decoded.push((pc, Some(d)));
-                    pc += n;
-                }
-                Err(_) => {
-                    decoded.push((pc, None));
-                    pc += 1;
-                }
-            }
-        }
-        let jump_target = |pc: usize, d: &Decoded| -> Option<usize> {
-            let rel = match d.op.info().shape {
-                Shape::Ja32 => d.imm32() as i64,
-                Shape::JmpK | Shape::JmpX | Shape::Ja => d.off as i64,
-                _ => return None,
-            };
-            let t = pc as i64 + 1 + rel;
-            (t >= 0 && (t as usize) < insns.len()).then_some(t as usize)
-        };
-        let mut leaders = std::collections::BTreeSet::new();
-        leaders.insert(0usize);
-        for (pc, d) in &decoded {
-            let Some(d) = d else { continue };
-            if d.op.is_jump() {
-                if let Some(t) = jump_target(*pc, d) {
-                    leaders.insert(t);
-                }
-                let next = pc + d.slots();
-                if next < insns.len() {
-                    leaders.insert(next);
-                }
-            }
-        }
-        let leaders: Vec<usize> = leaders.into_iter().collect();
-        let block_of =
-            |pc: usize| -> usize { leaders.partition_point(|l| *l <= pc).saturating_sub(1) };
-        // Node numbers: 0 ENTRY, 1 EXIT, blocks from 2.
-        let _ = writeln!(out, "subgraph \"cluster_{fi}\" {{");
-        out.push_str("\tstyle=\"dashed\";\n\tcolor=\"black\";\n");
-        let _ = writeln!(out, "\tlabel=\"func_{fi} ()\";");
-        let _ = writeln!(
-            out,
-            "\tfn_{fi}_bb_0 [shape=Mdiamond,style=filled,label=\"ENTRY\"];\n"
-        );
-        let mut edges: Vec<(usize, usize)> = vec![(0, 2)];
-        for (bi, first_pc) in leaders.iter().enumerate() {
-            let block_end = leaders.get(bi + 1).copied().unwrap_or(insns.len());
-            let _ = write!(
-                out,
-                "\tfn_{fi}_bb_{} [shape=record,style=filled,label=\"{{",
-                bi + 2
-            );
-            let mut first = true;
-            let mut last: Option<(usize, Decoded)> = None;
-            for (pc, d) in decoded
-                .iter()
-                .filter(|(pc, _)| *pc >= *first_pc && *pc < block_end)
-            {
-                let text = match d {
-                    Some(d) => kernel_insn_line(d, start + pc, &XlatedSymbols),
-                    None => format!("({:02x}) invalid", insns[*pc].code),
-                };
-                if !first {
-                    out.push_str(" | ");
-                }
-                first = false;
-                let _ = writeln!(out, "{pc:4}: {}\\l\\", dot_escape(&text));
-                last = d.map(|d| (*pc, d));
-            }
-            out.push_str("}\"];\n\n");
-            let me = bi + 2;
-            match last {
-                Some((_, d)) if d.op == Op::Exit => edges.push((me, 1)),
-                Some((pc, d)) if d.op.is_jump() => {
-                    let uncond = matches!(d.op.info().shape, Shape::Ja | Shape::Ja32);
-                    if !uncond && block_end < insns.len() {
-                        edges.push((me, block_of(block_end) + 2));
-                    }
-                    if let Some(t) = jump_target(pc, &d) {
-                        edges.push((me, block_of(t) + 2));
-                    }
-                }
-                _ if block_end < insns.len() => edges.push((me, block_of(block_end) + 2)),
-                _ => edges.push((me, 1)),
-            }
-        }
-        let _ = writeln!(
-            out,
-            "\tfn_{fi}_bb_1 [shape=Mdiamond,style=filled,label=\"EXIT\"];\n"
-        );
-        for (a, b) in edges {
-            let _ = writeln!(
-                out,
-                "\tfn_{fi}_bb_{a}:s -> fn_{fi}_bb_{b}:n [style=\"solid,bold\", color=black, weight=10, constraint=true];"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "\tfn_{fi}_bb_0:s -> fn_{fi}_bb_1:n [style=\"invis\", constraint=true];"
-        );
-        out.push_str("}\n");
-    }
-    out.push_str("}\n");
-    out
+    let starts: Vec<usize> = func_starts.iter().map(|s| *s as usize).collect();
+    bpfvm::xlated::xlated_dot(&all, &starts)
 }
 
 /// `prog dump jited`: per function its signature and `bpf_prog_TAG_NAME:`
@@ -944,17 +810,19 @@ pub fn btf_dump(btf: &Btf, f: Format) -> String {
 
 /// `btf dump`, in the format asked for, of the whole BTF or of `roots` and
 /// the types they refer to.
-fn btf_dump_as(btf: &Btf, f: Format, roots: Option<&[u32]>, c: bool) -> String {
-    let c_or_error = |r: Result<String, bpfvm::btf::CDumpError>| {
-        r.unwrap_or_else(|e| format!("Error: {}\n", error_chain(&e)))
-    };
-    match (roots, c) {
-        (Some(roots), true) => c_or_error(bpfvm::btf::dump_btf_c_roots(btf, roots)),
+pub fn btf_dump_as(
+    btf: &Btf,
+    f: Format,
+    roots: Option<&[u32]>,
+    c: bool,
+) -> Result<String, bpfvm::btf::CDumpError> {
+    Ok(match (roots, c) {
+        (Some(roots), true) => bpfvm::btf::dump_btf_c_roots(btf, roots)?,
         (Some(roots), false) if f.is_json() => {
             json(f, &bpfvm::btf::dump_btf_json_roots(btf, roots))
         }
         (Some(roots), false) => bpfvm::btf::dump_btf_plain_roots(btf, roots),
-        (None, true) => c_or_error(bpfvm::btf::dump_btf_c(btf)),
+        (None, true) => bpfvm::btf::dump_btf_c(btf)?,
         (None, false) => btf_dump(btf, f),
-    }
+    })
 }

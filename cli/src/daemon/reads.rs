@@ -12,7 +12,6 @@ use crate::proto::{
     XlatedInsn,
 };
 use crate::render::{errno_text, strerror};
-use bpfvm::isa::{decode_at, Op};
 use bpfvm::maps::{MapType, RawMap};
 use bpfvm::{BpfCmd, BpfReply, MapObj, ProgObj, Runtime};
 
@@ -397,189 +396,83 @@ fn src_line(l: &bpfvm::LineInfo) -> SrcLine {
     }
 }
 
-fn source_line(p: &ProgObj, pc: usize) -> Option<&bpfvm::LineInfo> {
-    p.line_info.iter().find(|l| l.insn_idx as usize == pc)
-}
-
 /// `prog dump xlated`: the instructions with their source lines and function
-/// signatures, and where the functions start. The disassembly comes from
-/// bpfvm's listing (its JSON form, asked for with every field), the bytes from
-/// the instructions.
+/// signatures (bpfvm's listing, as data), and where the functions start.
 pub fn xlated(p: &ProgObj, opcodes: bool, linum: bool, visual: bool) -> Listing {
-    let all = bpfvm::xlated::XlatedOpts {
-        opcodes: true,
-        linum: true,
-        visual: false,
-    };
-    let v = bpfvm::xlated::dump_xlated_json(p, &all);
-    let mut insns = Vec::new();
-    let mut pc = 0usize;
-    for item in v.as_array().map(Vec::as_slice).unwrap_or_default() {
-        if pc >= p.xlated.len() {
-            break;
-        }
-        // `imm` holds 4 bytes, or 12 for the two slots of ld_imm64.
-        let slots = item["opcodes"]["imm"]
-            .as_array()
-            .map_or(1, |imm| (4 + imm.len()) / 8)
-            .clamp(1, p.xlated.len() - pc);
-        let bytes: Vec<u8> = p.xlated[pc..pc + slots]
-            .iter()
-            .flat_map(|i| i.to_bytes())
-            .collect();
-        insns.push(XlatedInsn {
-            pc: pc as u32,
-            proto: item["proto"].as_str().map(str::to_string),
-            src: source_line(p, pc).map(src_line),
-            disasm: item["disasm"].as_str().unwrap_or_default().to_string(),
-            bytes_hex: to_hex(&bytes),
-        });
-        pc += slots;
-    }
+    let insns = bpfvm::xlated::xlated_lines(p)
+        .into_iter()
+        .map(|l| {
+            let bytes: Vec<u8> = p.xlated[l.pc..l.pc + l.slots]
+                .iter()
+                .flat_map(|i| i.to_bytes())
+                .collect();
+            XlatedInsn {
+                pc: l.pc as u32,
+                proto: l.proto,
+                src: l.source.map(src_line),
+                disasm: l.disasm,
+                bytes_hex: to_hex(&bytes),
+            }
+        })
+        .collect();
     Listing::Xlated {
         opcodes,
         linum,
         visual,
-        func_starts: functions(p).iter().map(|f| f.start as u32).collect(),
+        func_starts: bpfvm::xlated::functions(p)
+            .iter()
+            .map(|f| f.start as u32)
+            .collect(),
         insns,
     }
 }
 
-/// A function of the program: its first and past-the-last instruction and
-/// its BTF FUNC (0: none).
-struct Func {
-    start: usize,
-    end: usize,
-    type_id: u32,
-}
-
-/// The program's functions: from its func info, else from the targets of its
-/// bpf-to-bpf calls (as bpfvm's listings find them).
-fn functions(p: &ProgObj) -> Vec<Func> {
-    let n = p.xlated.len();
-    let mut starts: Vec<(usize, u32)> = p
-        .func_info
-        .iter()
-        .map(|f| (f.insn_idx as usize, f.type_id))
-        .filter(|(s, _)| *s < n)
-        .collect();
-    if starts.is_empty() {
-        starts.push((0, 0));
-        let mut pc = 0;
-        while pc < n {
-            let Ok(d) = decode_at(&p.xlated, pc) else {
-                pc += 1;
-                continue;
-            };
-            if d.op == Op::CallLocal {
-                let t = pc as i64 + 1 + d.imm32() as i64;
-                if t > 0 && (t as usize) < n && !starts.iter().any(|(s, _)| *s == t as usize) {
-                    starts.push((t as usize, 0));
-                }
-            }
-            pc += d.slots();
-        }
-    }
-    starts.sort_unstable();
-    starts.dedup_by_key(|(s, _)| *s);
-    (0..starts.len())
-        .map(|i| Func {
-            start: starts[i].0,
-            end: starts.get(i + 1).map_or(n, |(e, _)| *e),
-            type_id: starts[i].1,
-        })
-        .collect()
-}
-
-/// A native instruction: offset in the image, bytes, text.
-type NativeInsn = (usize, Vec<u8>, String);
-
 /// `prog dump jited`: per function its signature, its `bpf_prog_TAG_NAME`
 /// label, and the native instructions with the source lines of the BPF
-/// instructions whose code starts at each. `None`: no native code (the JIT
-/// was off when the program was loaded).
+/// instructions whose code starts at each (bpfvm's listing, as data).
 pub fn jited(p: &ProgObj, arch: &str, opcodes: bool, linum: bool) -> Result<Listing, String> {
-    // (offset, bytes, text) of each native instruction, and where each BPF
-    // instruction's code starts.
-    let (native, offsets): (Vec<NativeInsn>, Vec<u32>) = match arch {
-        "x86_64" | "x86" | "" => {
-            let Some(j) = p.jited() else {
-                return Err(match p.jit_error() {
-                    Some(e) => format!(
-                        "the program has no native code: {}",
-                        crate::render::error_chain(e)
-                    ),
-                    None => "the program has no native code".to_string(),
-                });
-            };
-            (
-                j.disassemble()
-                    .into_iter()
-                    .map(|n| (n.offset, n.bytes, n.text))
-                    .collect(),
-                j.insn_offsets().to_vec(),
-            )
-        }
-        "aarch64" | "arm64" => {
-            // The default options are the checked ones, the code `prog run` runs.
-            let l = p.vm().aarch64_listing(&Default::default());
-            (
-                l.insns()
-                    .iter()
-                    .map(|i| (i.offset, i.word.to_le_bytes().to_vec(), i.text.clone()))
-                    .collect(),
-                l.insn_offsets().to_vec(),
-            )
-        }
+    use bpfvm::xlated::{JitArch, JitedItem};
+    let arch = match arch {
+        "x86_64" | "x86" | "" => JitArch::X86_64,
+        "aarch64" | "arm64" => JitArch::Aarch64,
         other => return Err(format!("unknown arch '{other}' (x86_64 or aarch64)")),
     };
-    let funcs = functions(p);
-    let n = p.xlated.len();
-    let code_start = |pc: usize| offsets.get(pc).map_or(usize::MAX, |o| *o as usize);
-    let mut out = Vec::new();
-    let mut k = 0;
-    for (fi, f) in funcs.iter().enumerate() {
-        let proto = match (&p.btf, f.type_id) {
-            (Some(b), t) if t != 0 => bpfvm::xlated::func_signature(&b.btf, t),
-            _ => None,
-        };
-        let body = p.xlated.get(f.start..f.end).unwrap_or(&[]);
-        let tag = bpfvm::tag::tag_hex(&bpfvm::tag::prog_tag(body));
-        let name = match (&p.btf, f.type_id) {
-            (Some(b), t) if t != 0 => b.btf.name(t).to_string(),
-            _ if fi == 0 => p.name.clone(),
-            _ => String::new(),
-        };
-        let end = funcs
-            .get(fi + 1)
-            .map_or(usize::MAX, |next| code_start(next.start));
-        let mut lines = Vec::new();
-        let mut pc = f.start;
-        while k < native.len() && native[k].0 < end {
-            let (off, bytes, text) = &native[k];
-            while pc < f.end.min(n) && code_start(pc) <= *off {
-                if let Some(l) = source_line(p, pc) {
-                    lines.push(JitedLine::Src(src_line(l)));
-                }
-                pc += 1;
-            }
-            lines.push(JitedLine::Insn {
-                offset: *off as u64,
-                text: text.clone(),
-                bytes_hex: to_hex(bytes),
-            });
-            k += 1;
-        }
-        out.push(JitedFunc {
-            proto,
-            label: format!("bpf_prog_{tag}_{name}"),
-            lines,
+    let Some(funcs) = bpfvm::xlated::jited_listing(p, arch) else {
+        return Err(match p.jit_error() {
+            Some(e) => format!(
+                "the program has no native code: {}",
+                crate::render::error_chain(e)
+            ),
+            None => "the program has no native code".to_string(),
         });
-    }
+    };
+    let funcs = funcs
+        .into_iter()
+        .map(|f| JitedFunc {
+            proto: f.proto,
+            label: f.label,
+            lines: f
+                .items
+                .iter()
+                .map(|i| match i {
+                    JitedItem::Source(l) => JitedLine::Src(src_line(l)),
+                    JitedItem::Insn {
+                        offset,
+                        bytes,
+                        text,
+                    } => JitedLine::Insn {
+                        offset: *offset as u64,
+                        text: text.clone(),
+                        bytes_hex: to_hex(bytes),
+                    },
+                })
+                .collect(),
+        })
+        .collect();
     Ok(Listing::Jited {
         opcodes,
         linum,
-        funcs: out,
+        funcs,
     })
 }
 

@@ -140,14 +140,23 @@ pub fn func_signature(btf: &Btf, func_type_id: u32) -> Option<String> {
     Some(s)
 }
 
-/// A function of the program: where it starts and its BTF FUNC.
-struct Func {
-    start: usize,
-    end: usize,
-    type_id: u32,
+/// A function of the program: its first and past-the-last instruction in
+/// [`ProgObj::xlated`] and its BTF FUNC (0: none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XlatedFunc {
+    /// First instruction.
+    pub start: usize,
+    /// Past the last instruction.
+    pub end: usize,
+    /// Its `BTF_KIND_FUNC` in the program's BTF; 0 without func info.
+    pub type_id: u32,
 }
 
-fn functions(prog: &ProgObj) -> Vec<Func> {
+type Func = XlatedFunc;
+
+/// The program's functions: from its func info, else from the targets of its
+/// bpf-to-bpf calls.
+pub fn functions(prog: &ProgObj) -> Vec<XlatedFunc> {
     let n = prog.xlated.len();
     let mut starts: Vec<(usize, u32)> = prog
         .func_info
@@ -166,7 +175,8 @@ fn functions(prog: &ProgObj) -> Vec<Func> {
             };
             if d.op == Op::CallLocal {
                 let t = pc as i64 + 1 + d.imm32() as i64;
-                if t > 0 && (t as usize) < n && !starts.iter().any(|(s, _)| *s == t as usize) {
+                // Repeats are removed by the sort and dedup below.
+                if t > 0 && (t as usize) < n {
                     starts.push((t as usize, 0));
                 }
             }
@@ -192,8 +202,6 @@ fn functions(prog: &ProgObj) -> Vec<Func> {
 struct ListingSymbols<'a> {
     prog: &'a ProgObj,
     funcs: &'a [Func],
-    /// The DOT graph prints local calls bare (`call pc+7`).
-    bare_calls: bool,
 }
 
 impl KernelSymbols for ListingSymbols<'_> {
@@ -202,7 +210,7 @@ impl KernelSymbols for ListingSymbols<'_> {
     }
 
     fn call_name(&self, pc: usize, d: &Decoded) -> Option<String> {
-        if d.op != Op::CallLocal || self.bare_calls {
+        if d.op != Op::CallLocal {
             return None;
         }
         let target = pc as i64 + 1 + d.imm32() as i64;
@@ -217,7 +225,19 @@ impl KernelSymbols for ListingSymbols<'_> {
     }
 }
 
-fn source_line(prog: &ProgObj, pc: usize) -> Option<&crate::LineInfo> {
+/// Line info by instruction, built once per listing (a lookup per
+/// instruction by scanning would make listings quadratic in program size).
+fn lines_by_insn(prog: &ProgObj) -> std::collections::HashMap<usize, &crate::LineInfo> {
+    let mut m = std::collections::HashMap::with_capacity(prog.line_info.len());
+    for l in &prog.line_info {
+        // The first entry for an instruction wins, as a scan would find it.
+        m.entry(l.insn_idx as usize).or_insert(l);
+    }
+    m
+}
+
+/// The line info of instruction `pc`, if one starts there.
+pub fn source_line(prog: &ProgObj, pc: usize) -> Option<&crate::LineInfo> {
     prog.line_info.iter().find(|l| l.insn_idx as usize == pc)
 }
 
@@ -248,48 +268,81 @@ fn insn_bytes(insns: &[Insn]) -> Vec<u8> {
     insns.iter().flat_map(|i| i.to_bytes()).collect()
 }
 
+/// One instruction of the xlated listing.
+#[derive(Clone, Debug)]
+pub struct XlatedLine<'a> {
+    /// Its index in [`ProgObj::xlated`].
+    pub pc: usize,
+    /// Its instruction slots (2 for LD_IMM64).
+    pub slots: usize,
+    /// The C signature of the function starting here, from BTF.
+    pub proto: Option<String>,
+    /// The source line starting here.
+    pub source: Option<&'a crate::LineInfo>,
+    /// The kernel's text of the instruction.
+    pub disasm: String,
+}
+
+/// The xlated listing as data: one entry per instruction, with the function
+/// signature and the source line that start at it. The plain and JSON dumps,
+/// and clients that render their own, are made from this.
+pub fn xlated_lines(prog: &ProgObj) -> Vec<XlatedLine<'_>> {
+    let funcs = functions(prog);
+    let syms = ListingSymbols {
+        prog,
+        funcs: &funcs,
+    };
+    let lines = lines_by_insn(prog);
+    let insns = &prog.xlated;
+    let mut out = Vec::with_capacity(insns.len());
+    let mut pc = 0;
+    let mut next_func = funcs.iter().peekable();
+    while pc < insns.len() {
+        // Functions are in order; skip any that start inside an LD_IMM64.
+        while next_func.peek().is_some_and(|f| f.start < pc) {
+            next_func.next();
+        }
+        let proto = next_func
+            .next_if(|f| f.start == pc)
+            .and_then(|f| sig_for(prog, f));
+        let (disasm, n) = match decode_at(insns, pc) {
+            Ok(d) => (kernel_insn_line(&d, pc, &syms), d.slots()),
+            Err(e) => (format!("({:02x}) invalid: {e}", insns[pc].code), 1),
+        };
+        let slots = n.min(insns.len() - pc);
+        out.push(XlatedLine {
+            pc,
+            slots,
+            proto,
+            source: lines.get(&pc).copied(),
+            disasm,
+        });
+        pc += slots;
+    }
+    out
+}
+
 /// The plain listing (or, with `visual`, the DOT graph).
 pub fn dump_xlated(prog: &ProgObj, opts: &XlatedOpts) -> String {
     if opts.visual {
         return dump_xlated_dot(prog);
     }
-    let funcs = functions(prog);
-    let syms = ListingSymbols {
-        prog,
-        funcs: &funcs,
-        bare_calls: false,
-    };
-    let insns = &prog.xlated;
     let mut out = String::new();
-    let mut pc = 0;
-    while pc < insns.len() {
-        if let Some(f) = funcs.iter().find(|f| f.start == pc) {
-            if let Some(sig) = sig_for(prog, f) {
-                let _ = writeln!(out, "{sig}:");
-            }
+    for l in xlated_lines(prog) {
+        if let Some(sig) = &l.proto {
+            let _ = writeln!(out, "{sig}:");
         }
-        if let Some(l) = source_line(prog, pc) {
-            out.push_str(&source_annotation(l, opts.linum));
+        if let Some(src) = l.source {
+            out.push_str(&source_annotation(src, opts.linum));
         }
-        let n = match decode_at(insns, pc) {
-            Ok(d) => {
-                let _ = writeln!(out, "{pc:4}: {}", kernel_insn_line(&d, pc, &syms));
-                d.slots()
-            }
-            Err(e) => {
-                let _ = writeln!(out, "{pc:4}: ({:02x}) invalid: {e}", insns[pc].code);
-                1
-            }
-        };
-        let n = n.min(insns.len() - pc);
+        let _ = writeln!(out, "{:4}: {}", l.pc, l.disasm);
         if opts.opcodes {
             out.push_str("      ");
-            for b in insn_bytes(&insns[pc..pc + n]) {
+            for b in insn_bytes(&prog.xlated[l.pc..l.pc + l.slots]) {
                 let _ = write!(out, " {b:02x}");
             }
             out.push('\n');
         }
-        pc += n;
     }
     out
 }
@@ -307,41 +360,29 @@ fn hex_list(bytes: &[u8]) -> Value {
 /// `proto` / `src` (`file`, `line_num`, `line_col` with linum) / `opcodes` where
 /// bpftool prints them.
 pub fn dump_xlated_json(prog: &ProgObj, opts: &XlatedOpts) -> Value {
-    let funcs = functions(prog);
-    let syms = ListingSymbols {
-        prog,
-        funcs: &funcs,
-        bare_calls: false,
-    };
-    let insns = &prog.xlated;
     let mut items = Vec::new();
-    let mut pc = 0;
-    while pc < insns.len() {
+    for l in xlated_lines(prog) {
         let mut o = Map::new();
-        if let Some(f) = funcs.iter().find(|f| f.start == pc) {
-            if let Some(sig) = sig_for(prog, f) {
-                o.insert("proto".into(), Value::String(sig));
-            }
+        if let Some(sig) = l.proto {
+            o.insert("proto".into(), Value::String(sig));
         }
-        if let Some(l) = source_line(prog, pc) {
-            o.insert("src".into(), Value::String(l.line.trim_start().to_string()));
+        if let Some(src) = l.source {
+            o.insert(
+                "src".into(),
+                Value::String(src.line.trim_start().to_string()),
+            );
             if opts.linum {
-                o.insert("file".into(), Value::String(l.file_name.clone()));
-                o.insert("line_num".into(), json!(l.line_num));
-                if l.col != 0 {
-                    o.insert("line_col".into(), json!(l.col));
+                o.insert("file".into(), Value::String(src.file_name.clone()));
+                o.insert("line_num".into(), json!(src.line_num));
+                if src.col != 0 {
+                    o.insert("line_col".into(), json!(src.col));
                 }
             }
         }
-        let (text, n) = match decode_at(insns, pc) {
-            Ok(d) => (kernel_insn_line(&d, pc, &syms), d.slots()),
-            Err(e) => (format!("({:02x}) invalid: {e}", insns[pc].code), 1),
-        };
-        let n = n.min(insns.len() - pc);
-        o.insert("disasm".into(), Value::String(text));
+        o.insert("disasm".into(), Value::String(l.disasm));
         if opts.opcodes {
-            let bytes = insn_bytes(&insns[pc..pc + n]);
-            let i = insns[pc];
+            let bytes = insn_bytes(&prog.xlated[l.pc..l.pc + l.slots]);
+            let i = prog.xlated[l.pc];
             o.insert(
                 "opcodes".into(),
                 json!({
@@ -354,7 +395,6 @@ pub fn dump_xlated_json(prog: &ProgObj, opts: &XlatedOpts) -> Value {
             );
         }
         items.push(Value::Object(o));
-        pc += n;
     }
     Value::Array(items)
 }
@@ -376,15 +416,27 @@ fn dot_escape(s: &str) -> String {
 /// instruction after a jump), ENTRY and EXIT nodes, fall-through edges before jump
 /// edges. Instruction indexes restart at 0 in each function, as bpftool prints them.
 pub fn dump_xlated_dot(prog: &ProgObj) -> String {
-    let funcs = functions(prog);
-    let syms = ListingSymbols {
-        prog,
-        funcs: &funcs,
-        bare_calls: true,
-    };
+    let starts: Vec<usize> = functions(prog).iter().map(|f| f.start).collect();
+    xlated_dot(&prog.xlated, &starts)
+}
+
+/// The DOT graph of [`dump_xlated_dot`] from the instructions and where their
+/// functions start (a client holding only a listing draws it with this). Local
+/// calls print bare (`call pc+7`) and map references as `map[id:N]`, so the
+/// instructions alone are enough.
+pub fn xlated_dot(all: &[Insn], func_starts: &[usize]) -> String {
+    let mut starts: Vec<usize> = func_starts
+        .iter()
+        .copied()
+        .filter(|s| *s < all.len())
+        .collect();
+    if starts.is_empty() && !all.is_empty() {
+        starts.push(0);
+    }
     let mut out = String::from("digraph \"DOT graph for eBPF program\" {\n");
-    for (fi, f) in funcs.iter().enumerate() {
-        let insns = &prog.xlated[f.start..f.end];
+    for (fi, &fstart) in starts.iter().enumerate() {
+        let fend = starts.get(fi + 1).copied().unwrap_or(all.len());
+        let insns = &all[fstart..fend];
         // Decode the function once: (pc relative to the function, decoded).
         let mut decoded: Vec<(usize, Option<Decoded>)> = Vec::new();
         let mut pc = 0;
@@ -447,7 +499,7 @@ pub fn dump_xlated_dot(prog: &ProgObj) -> String {
             let mut last: Option<(usize, Decoded)> = None;
             for (pc, d) in decoded.iter().filter(|(pc, _)| *pc >= *start && *pc < end) {
                 let text = match d {
-                    Some(d) => kernel_insn_line(d, f.start + pc, &syms),
+                    Some(d) => kernel_insn_line(d, fstart + pc, &XlatedSymbols),
                     None => format!("({:02x}) invalid", insns[*pc].code),
                 };
                 if !first {
@@ -638,20 +690,45 @@ fn native_listing(prog: &ProgObj, arch: JitArch) -> Option<NativeListing> {
     }
 }
 
-/// `bpftool prog dump jited`: per function its signature and `bpf_prog_TAG_NAME:`
-/// label, source lines above the native instructions they produced, `opcodes` adds
-/// the bytes of each instruction. None when the program has no native code.
-pub fn dump_jited(prog: &ProgObj, opts: &JitedOpts) -> Option<String> {
-    let native = native_listing(prog, opts.arch)?;
+/// One line of a `prog dump jited` listing.
+#[derive(Clone, Debug)]
+pub enum JitedItem {
+    /// The source line of the BPF instructions whose code starts here.
+    Source(crate::LineInfo),
+    /// A native instruction: its offset in the image, bytes and text.
+    Insn {
+        /// Offset in the native image.
+        offset: usize,
+        /// Its bytes.
+        bytes: Vec<u8>,
+        /// Intel (x86-64) or A64 syntax.
+        text: String,
+    },
+}
+
+/// A function of a `prog dump jited` listing.
+#[derive(Clone, Debug)]
+pub struct JitedFunction {
+    /// Its C signature from BTF, when it has one.
+    pub proto: Option<String>,
+    /// `bpf_prog_TAG_NAME`, as the kernel names its images.
+    pub label: String,
+    /// Source lines and native instructions, in address order.
+    pub items: Vec<JitedItem>,
+}
+
+/// The native code of `prog` for `arch`, per function, with the source lines
+/// above the instructions they produced. None when the program has no native
+/// code ([`ProgObj::jit_error`] says why).
+pub fn jited_listing(prog: &ProgObj, arch: JitArch) -> Option<Vec<JitedFunction>> {
+    let native = native_listing(prog, arch)?;
     let funcs = functions(prog);
-    let mut out = String::new();
-    let mut k = 0;
+    let lines = lines_by_insn(prog);
     let n = prog.xlated.len();
     let code_start = |pc: usize| native.offsets.get(pc).map_or(usize::MAX, |o| *o as usize);
+    let mut out = Vec::with_capacity(funcs.len());
+    let mut k = 0;
     for (fi, f) in funcs.iter().enumerate() {
-        if let Some(sig) = sig_for(prog, f) {
-            out.push_str(&format!("{sig}:\n"));
-        }
         let body = prog.xlated.get(f.start..f.end).unwrap_or(&[]);
         let tag = crate::tag::tag_hex(&crate::tag::prog_tag(body));
         let name = match (&prog.btf, f.type_id) {
@@ -659,29 +736,62 @@ pub fn dump_jited(prog: &ProgObj, opts: &JitedOpts) -> Option<String> {
             _ if fi == 0 => prog.name.clone(),
             _ => String::new(),
         };
-        out.push_str(&format!("bpf_prog_{tag}_{name}:\n"));
-        let end = if fi + 1 < funcs.len() {
-            code_start(funcs[fi + 1].start)
-        } else {
-            usize::MAX
-        };
+        let end = funcs
+            .get(fi + 1)
+            .map_or(usize::MAX, |next| code_start(next.start));
+        let mut items = Vec::new();
         let mut pc = f.start;
         while k < native.insns.len() && native.insns[k].0 < end {
-            let off = native.insns[k].0;
+            let (off, bytes, text) = &native.insns[k];
             // Source lines of every BPF instruction whose code starts here.
-            while pc < f.end.min(n) && code_start(pc) <= off {
-                if let Some(l) = source_line(prog, pc) {
-                    out.push_str(&source_annotation(l, opts.linum));
+            while pc < f.end.min(n) && code_start(pc) <= *off {
+                if let Some(l) = lines.get(&pc) {
+                    items.push(JitedItem::Source((*l).clone()));
                 }
                 pc += 1;
             }
-            let (off, bytes, text) = &native.insns[k];
-            out.push_str(&format!("{off:4x}:\t{text}\n"));
-            if opts.opcodes {
-                let b: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                out.push_str(&format!("\t{}\n", b.join(" ")));
-            }
+            items.push(JitedItem::Insn {
+                offset: *off,
+                bytes: bytes.clone(),
+                text: text.clone(),
+            });
             k += 1;
+        }
+        out.push(JitedFunction {
+            proto: sig_for(prog, f),
+            label: format!("bpf_prog_{tag}_{name}"),
+            items,
+        });
+    }
+    Some(out)
+}
+
+/// `bpftool prog dump jited`: per function its signature and `bpf_prog_TAG_NAME:`
+/// label, source lines above the native instructions they produced, `opcodes` adds
+/// the bytes of each instruction. None when the program has no native code.
+pub fn dump_jited(prog: &ProgObj, opts: &JitedOpts) -> Option<String> {
+    let funcs = jited_listing(prog, opts.arch)?;
+    let mut out = String::new();
+    for (fi, f) in funcs.iter().enumerate() {
+        if let Some(sig) = &f.proto {
+            let _ = writeln!(out, "{sig}:");
+        }
+        let _ = writeln!(out, "{}:", f.label);
+        for item in &f.items {
+            match item {
+                JitedItem::Source(l) => out.push_str(&source_annotation(l, opts.linum)),
+                JitedItem::Insn {
+                    offset,
+                    bytes,
+                    text,
+                } => {
+                    let _ = writeln!(out, "{offset:4x}:\t{text}");
+                    if opts.opcodes {
+                        let b: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                        let _ = writeln!(out, "\t{}", b.join(" "));
+                    }
+                }
+            }
         }
         if fi + 1 < funcs.len() {
             out.push('\n');
