@@ -192,18 +192,8 @@ pub fn register(t: &mut HelperTable) {
     )
     .register(81, "bpf_get_local_storage", get_local_storage)
     .register(158, "bpf_get_current_task_btf", current_task_btf)
-    .register(
-        191,
-        "bpf_copy_from_user_task",
-        |c: &mut HelperCtx<'_, '_>, a: [u64; 5]| {
-            // No user address space to copy from: the kernel clears the
-            // buffer when the copy faults.
-            if a[1] > 0 {
-                c.write_bytes(a[0], &vec![0; a[1] as usize])?;
-            }
-            ret(-EFAULT)
-        },
-    );
+    .register(148, "bpf_copy_from_user", copy_from_user_fault)
+    .register(191, "bpf_copy_from_user_task", copy_from_user_fault);
     let null = |_: &mut HelperCtx<'_, '_>, _: [u64; 5]| ret(0);
     for (id, name) in [
         (84, "bpf_sk_lookup_tcp"),
@@ -244,4 +234,14 @@ pub fn register(t: &mut HelperTable) {
             ret(-EOPNOTSUPP)
         });
     }
+}
+
+/// `bpf_copy_from_user` and `bpf_copy_from_user_task`: bpfvm has no user
+/// address space to copy from, so every copy faults; the kernel clears the
+/// buffer when its copy faults.
+fn copy_from_user_fault(c: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    if a[1] > 0 {
+        c.write_bytes(a[0], &vec![0; a[1] as usize])?;
+    }
+    ret(-EFAULT)
 }

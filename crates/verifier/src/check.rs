@@ -98,6 +98,9 @@ struct State {
     /// The spin lock held: (map id, id of the map value register it was
     /// taken through), `active_lock`.
     active_lock: Option<(u32, u32)>,
+    /// Inside a `bpf_rcu_read_lock` section on this path (`active_rcu_lock`):
+    /// no sleeping, tail calls, LD_ABS/IND or exit until it is unlocked.
+    active_rcu_lock: bool,
     /// Callback iterations entered on this path (`callback_unroll_depth`):
     /// a state of the next iteration is no repeat of this one's.
     cb_unroll: u32,
@@ -670,6 +673,7 @@ impl<'a> Verifier<'a> {
             refs: Vec::new(),
             may_goto_depth: 0,
             active_lock: None,
+            active_rcu_lock: false,
             cb_unroll: 0,
         }
     }
@@ -1394,6 +1398,9 @@ fn subsumes(old: &State, cur: &State, live: &[u16], loose: bool, exact: bool) ->
             if om == cm && (oid == 0) == (cid == 0) && idmap.check(oid, cid) => {}
         _ => return false,
     }
+    if old.active_rcu_lock != cur.active_rcu_lock {
+        return false;
+    }
     for (fi, (fo, fc)) in old.frames.iter().zip(&cur.frames).enumerate() {
         if fo.callsite != fc.callsite || fo.callback != fc.callback {
             return false;
@@ -1448,6 +1455,7 @@ fn states_exact(old: &State, cur: &State) -> bool {
         || old.refs != cur.refs
         || old.may_goto_depth != cur.may_goto_depth
         || old.active_lock != cur.active_lock
+        || old.active_rcu_lock != cur.active_rcu_lock
     {
         return false;
     }

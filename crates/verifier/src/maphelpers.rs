@@ -19,6 +19,7 @@ pub use bpfvm_isa::uapi::{BPF_MAP_TYPE_SOCKHASH, BPF_MAP_TYPE_SOCKMAP, BPF_MAP_T
 mod id {
     pub use bpfvm_isa::uapi::BPF_FUNC_CGRP_STORAGE_DELETE as CGRP_STORAGE_DELETE;
     pub use bpfvm_isa::uapi::BPF_FUNC_CGRP_STORAGE_GET as CGRP_STORAGE_GET;
+    pub use bpfvm_isa::uapi::BPF_FUNC_COPY_FROM_USER as COPY_FROM_USER;
     pub use bpfvm_isa::uapi::BPF_FUNC_COPY_FROM_USER_TASK as COPY_FROM_USER_TASK;
     pub use bpfvm_isa::uapi::BPF_FUNC_CURRENT_TASK_UNDER_CGROUP as CURRENT_TASK_UNDER_CGROUP;
     pub use bpfvm_isa::uapi::BPF_FUNC_GET_CURRENT_TASK_BTF as GET_CURRENT_TASK_BTF;
@@ -267,7 +268,7 @@ const fn p(args: [Arg; 5], ret: Ret, gpl_only: bool) -> Proto {
 /// sleepable programs (`BPF_F_SLEEPABLE`) may call them, and not inside an
 /// RCU read-side section.
 pub fn might_sleep(func: i32) -> bool {
-    func == id::COPY_FROM_USER_TASK
+    func == id::COPY_FROM_USER || func == id::COPY_FROM_USER_TASK
 }
 
 /// The prototype of helper `id` in a program of `prog_type`, for the
@@ -338,6 +339,17 @@ pub fn proto(id: i32, prog_type: u32, privileged: bool) -> Option<Proto> {
         }
         // The registry offers it to every type whose loader has CAP_PERFMON;
         // the caller refuses it in programs that may not sleep.
+        id::COPY_FROM_USER => p(
+            [
+                UninitMem { nullable: false },
+                ConstSizeOrZero,
+                Anything,
+                D,
+                D,
+            ],
+            Ret::Integer,
+            false,
+        ),
         id::COPY_FROM_USER_TASK => p(
             [
                 UninitMem { nullable: false },

@@ -115,10 +115,7 @@ impl Verifier<'_> {
             if self.opts.prog_flags & BPF_F_SLEEPABLE == 0 {
                 return self.err(invalid("helper call might sleep in a non-sleepable prog"));
             }
-            // bpfvm does not track RCU read-side sections per path: a
-            // program that enters one anywhere may not call a sleeping
-            // helper anywhere (the kernel refuses the calls inside one).
-            if self.calls_rcu_read_lock() {
+            if st.active_rcu_lock {
                 return self.err(invalid(format!(
                     "sleepable helper {name}#{id} in rcu_read_lock region"
                 )));
@@ -179,6 +176,11 @@ impl Verifier<'_> {
         if p.effect == Effect::TailCall && st.active_lock.is_some() {
             return self.err(invalid(
                 "tail_call cannot be used inside bpf_spin_lock-ed region",
+            ));
+        }
+        if p.effect == Effect::TailCall && st.active_rcu_lock {
+            return self.err(invalid(
+                "tail_call cannot be used inside bpf_rcu_read_lock-ed region",
             ));
         }
         if p.effect == Effect::TailCall && !st.refs.is_empty() {
@@ -1106,6 +1108,13 @@ impl Verifier<'_> {
         sp: usize,
         g: crate::GlobalFunc,
     ) -> Result<Next, Fail> {
+        if st.active_rcu_lock && self.subprog_might_sleep(sp) {
+            return self.err(invalid(
+                "global functions that may sleep are not allowed in non-sleepable context,\n\
+                 i.e., in a RCU/IRQ/preempt-disabled section, or in\n\
+                 a non-sleepable BPF program context",
+            ));
+        }
         let invalid_args = format!("Caller passes invalid args into func#{sp} ('{}')", g.name);
         let args = match &g.args {
             Ok(a) => a.clone(),
@@ -1326,6 +1335,7 @@ impl Verifier<'_> {
                 cb_unroll: 0,
                 may_goto_depth: 0,
                 active_lock: None,
+                active_rcu_lock: false,
             };
             let entry = self.cfg().subprogs[sp];
             self.in_global = Some(sp);
@@ -1339,6 +1349,11 @@ impl Verifier<'_> {
     pub(super) fn check_exit(&mut self, st: &mut State) -> Result<(), Fail> {
         if st.frames.len() == 1 && st.active_lock.is_some() {
             return self.err(invalid("bpf_spin_unlock is missing"));
+        }
+        if st.frames.len() == 1 && st.active_rcu_lock {
+            return self.err(invalid(
+                "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region",
+            ));
         }
         // A global function verified on its own returns a scalar (or nothing).
         if st.frames.len() == 1 {

@@ -75,13 +75,83 @@ impl Verifier<'_> {
         Some((Self::stack_frame_of(st, r), ((-addr - 1) / 8) as usize))
     }
 
-    /// Some instruction of the program calls `bpf_rcu_read_lock`.
-    pub(super) fn calls_rcu_read_lock(&self) -> bool {
-        self.insns.iter().any(|i| {
-            i.code == 0x85
-                && i.src_reg == BPF_PSEUDO_KFUNC_CALL
-                && kfuncs::by_btf_id(i.imm).is_some_and(|k| k.name == "bpf_rcu_read_lock")
-        })
+    /// RCU read-side sections, per path: `bpf_rcu_read_lock` opens one,
+    /// `bpf_rcu_read_unlock` closes it; they do not nest, an unlock needs a
+    /// lock on the same path, and nothing inside one may sleep.
+    fn rcu_section(&mut self, st: &mut State, k: &Kfunc) -> Result<(), Fail> {
+        let (lock, unlock) = (
+            k.name == "bpf_rcu_read_lock",
+            k.name == "bpf_rcu_read_unlock",
+        );
+        if st.active_rcu_lock {
+            if lock {
+                return self.err(invalid(format!(
+                    "nested rcu read lock (kernel function {})",
+                    k.name
+                )));
+            }
+            if unlock {
+                // RCU-protected pointers are only good inside the section.
+                st.for_each_reg(|r| {
+                    if r.kf.flags & KFI_RCU != 0 {
+                        r.kf.flags = (r.kf.flags & !KFI_RCU) | KFI_UNTRUSTED;
+                        r.maybe_null = false;
+                    }
+                });
+                st.active_rcu_lock = false;
+            } else if k.flags & KF_SLEEPABLE != 0 {
+                return self.err(invalid(format!(
+                    "kernel func {} is sleepable within rcu_read_lock region",
+                    k.name
+                )));
+            }
+        } else if lock {
+            st.active_rcu_lock = true;
+        } else if unlock {
+            return self.err(invalid(format!(
+                "unmatched rcu read unlock (kernel function {})",
+                k.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Subprogram `sp` may sleep: it, or a subprogram it calls, calls a
+    /// sleeping helper or kfunc (the kernel refuses calling such a global
+    /// function inside an RCU read-side section).
+    pub(super) fn subprog_might_sleep(&self, sp: usize) -> bool {
+        let cfg = self.cfg();
+        let mut seen = vec![false; cfg.subprogs.len()];
+        let mut todo = vec![sp];
+        while let Some(s) = todo.pop() {
+            if std::mem::replace(&mut seen[s], true) {
+                continue;
+            }
+            let start = cfg.subprogs[s];
+            let end = cfg.subprogs.get(s + 1).copied().unwrap_or(self.insns.len());
+            for (pc, i) in self.insns.iter().enumerate().take(end).skip(start) {
+                if i.code != 0x85 {
+                    continue;
+                }
+                match i.src_reg {
+                    0 if crate::maphelpers::might_sleep(i.imm) => return true,
+                    BPF_PSEUDO_KFUNC_CALL
+                        if kfuncs::by_btf_id(i.imm)
+                            .is_some_and(|k| k.flags & KF_SLEEPABLE != 0) =>
+                    {
+                        return true
+                    }
+                    BPF_PSEUDO_CALL => {
+                        let target = pc as i64 + 1 + i.imm as i64;
+                        if let Some(t) = cfg.subprogs.iter().position(|&s| s as i64 == target) {
+                            todo.push(t);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        false
     }
 
     pub(super) fn check_kfunc_call(
@@ -136,6 +206,7 @@ impl Verifier<'_> {
                 k.name
             )));
         }
+        self.rcu_section(st, k)?;
         if let Some(rid) = meta.release {
             self.release_ref(st, rid);
         }

@@ -911,6 +911,11 @@ impl Verifier<'_> {
                 "BPF_LD_[ABS|IND] cannot be used inside bpf_spin_lock-ed region",
             ));
         }
+        if st.active_rcu_lock {
+            return self.err(invalid(
+                "BPF_LD_[ABS|IND] cannot be used inside bpf_rcu_read_lock-ed region",
+            ));
+        }
         self.check_reg_read(st, 6)?;
         if d.op.shape() == Shape::LdInd {
             self.check_reg_read(st, d.src)?;

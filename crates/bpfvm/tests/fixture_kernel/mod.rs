@@ -1,0 +1,82 @@
+//! Shared by the tests that ask the host kernel about fixture objects
+//! (tests/fixtures/obj): `bpftool prog loadall` of a whole object, pinned
+//! under a name of this process and removed again.
+
+// Each test file uses its own part of this module.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// tests/fixtures/obj/`name`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/obj")
+        .join(name)
+}
+
+/// Map ids differ between two loads.
+pub fn without_map_ids(xlated: &str) -> String {
+    let mut out = String::new();
+    let mut rest = xlated;
+    while let Some(i) = rest.find("map[id:") {
+        out.push_str(&rest[..i + 7]);
+        rest = rest[i + 7..].trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The kernel's verdict on a whole object (every program of these objects
+/// shares one): Ok((program, tag, xlated)...) or Err((errno, libbpf's output)).
+#[allow(clippy::type_complexity)]
+pub fn kernel_load(object: &str) -> Result<Vec<(String, String, String)>, (i32, String)> {
+    let pin = PathBuf::from(format!(
+        "/sys/fs/bpf/bpfvm_fixture_{}_{}",
+        std::process::id(),
+        object.trim_end_matches(".o")
+    ));
+    let out = Command::new("bpftool")
+        .args(["prog", "loadall"])
+        .arg(fixture(object))
+        .arg(&pin)
+        .output()
+        .expect("run bpftool");
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&pin);
+        let errno = text
+            .lines()
+            .find_map(|l| {
+                let l = l.trim_end();
+                l.contains("failed to load: -")
+                    .then(|| l.rsplit('-').next()?.parse::<i32>().ok())
+                    .flatten()
+            })
+            .unwrap_or(0);
+        return Err((errno, text));
+    }
+    let mut tags = Vec::new();
+    for e in std::fs::read_dir(&pin).expect("pins").flatten() {
+        let show = Command::new("bpftool")
+            .args(["prog", "show", "pinned"])
+            .arg(e.path())
+            .arg("-j")
+            .output()
+            .expect("bpftool prog show");
+        let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap_or_default();
+        let xlated = Command::new("bpftool")
+            .args(["prog", "dump", "xlated", "pinned"])
+            .arg(e.path())
+            .output()
+            .expect("bpftool prog dump xlated");
+        tags.push((
+            e.file_name().to_string_lossy().into_owned(),
+            v["tag"].as_str().unwrap_or_default().to_string(),
+            String::from_utf8_lossy(&xlated.stdout).into_owned(),
+        ));
+        let _ = std::fs::remove_file(e.path());
+    }
+    let _ = std::fs::remove_dir(&pin);
+    Ok(tags)
+}

@@ -1,0 +1,173 @@
+//! RCU read-side sections (`bpf_rcu_read_lock`/`bpf_rcu_read_unlock`), which
+//! the verifier follows per path: tests/fixtures/src/rcu.bpf.c, built into
+//! rcu.o (the accepted programs) and one object per refused program. A table
+//! `{object, program, expected}` of what Linux 6.18 said (`bpftool prog
+//! loadall`), checked against bpfvm's load; where the host kernel can be
+//! asked (root, bpftool) it is asked again.
+//!
+//! Tags are not compared: the kfunc calls carry BTF ids, the host's vmlinux
+//! ids in the kernel and bpfvm's own kfunc table's in bpfvm.
+
+mod fixture_kernel;
+use bpfvm::{LoadOpts, Object, Runtime};
+use fixture_kernel::{fixture, kernel_load};
+
+#[derive(Clone, Copy, Debug)]
+enum Expected {
+    Accepted,
+    /// errno and the kernel's last verifier line.
+    Refused(i32, &'static str),
+}
+
+struct Case {
+    object: &'static str,
+    program: &'static str,
+    expected: Expected,
+    /// Where bpfvm stops at another refusal on the same program (its paths
+    /// are explored in another order), the line it prints.
+    ours: Option<&'static str>,
+}
+
+const EINVAL: i32 = 22;
+const EXIT_LOCKED: &str =
+    "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region";
+const UNMATCHED: &str = "unmatched rcu read unlock (kernel function bpf_rcu_read_unlock)";
+
+const fn ok(program: &'static str) -> Case {
+    Case {
+        object: "rcu.o",
+        program,
+        expected: Expected::Accepted,
+        ours: None,
+    }
+}
+
+const fn no(object: &'static str, program: &'static str, line: &'static str) -> Case {
+    Case {
+        object,
+        program,
+        expected: Expected::Refused(EINVAL, line),
+        ours: None,
+    }
+}
+
+const CASES: &[Case] = &[
+    ok("balanced"),
+    ok("per_path"),
+    ok("sleep_after"),
+    ok("tail_after"),
+    ok("static_unlocks"),
+    ok("global_inside"),
+    no(
+        "rcu_nested.o",
+        "nested",
+        "nested rcu read lock (kernel function bpf_rcu_read_lock)",
+    ),
+    no("rcu_unmatched.o", "unmatched", UNMATCHED),
+    no("rcu_missing.o", "missing", EXIT_LOCKED),
+    no("rcu_one_path.o", "one_path", UNMATCHED),
+    no(
+        "rcu_sleep.o",
+        "sleep_inside",
+        "sleepable helper bpf_copy_from_user#148 in rcu_read_lock region",
+    ),
+    no(
+        "rcu_tail.o",
+        "tail_inside",
+        "tail_call cannot be used inside bpf_rcu_read_lock-ed region",
+    ),
+    no(
+        "rcu_ldabs.o",
+        "ld_abs_inside",
+        "BPF_LD_[ABS|IND] cannot be used inside bpf_rcu_read_lock-ed region",
+    ),
+    no("rcu_global_unlock.o", "global_unlocks", EXIT_LOCKED),
+    no(
+        "rcu_global_sleep.o",
+        "global_sleep_inside",
+        "global functions that may sleep are not allowed in non-sleepable context",
+    ),
+    no(
+        "rcu_cb_sleep.o",
+        "callback_sleep_inside",
+        "sleepable helper bpf_copy_from_user#148 in rcu_read_lock region",
+    ),
+    Case {
+        ours: Some(UNMATCHED),
+        ..no("rcu_cb_unlock.o", "callback_unlocks", EXIT_LOCKED)
+    },
+];
+
+/// bpfvm's verdict: Ok, or the errno and the error with its log.
+fn bpfvm_load(rt: &Runtime, c: &Case) -> Result<(), (i32, String)> {
+    let obj = Object::open(fixture(c.object)).unwrap_or_else(|e| panic!("{}: {e}", c.object));
+    let opts = LoadOpts {
+        programs: Some(vec![c.program.to_string()]),
+        log_level: 1,
+        ..Default::default()
+    };
+    rt.load_object_with(&obj, None, &opts)
+        .map(|_| ())
+        .map_err(|e| {
+            let mut text = e.to_string();
+            if let Some(log) = e.verifier_log() {
+                text.push('\n');
+                text.push_str(log);
+            }
+            (e.errno(), text)
+        })
+}
+
+#[test]
+fn verdicts_match_the_kernel() {
+    let rt = Runtime::with_cpus(1);
+    let mut failures = Vec::new();
+    for c in CASES {
+        let got = bpfvm_load(&rt, c);
+        match (c.expected, &got) {
+            (Expected::Accepted, Ok(())) => {}
+            (Expected::Refused(errno, line), Err((e, text)))
+                if *e == errno && text.contains(c.ours.unwrap_or(line)) => {}
+            _ => failures.push(format!(
+                "{} {}: expected {:?}, bpfvm {got:?}",
+                c.object, c.program, c.expected
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn host_kernel_agrees() {
+    if let Some(why) = bpfvm_testsupport::bpftool_unavailable() {
+        eprintln!("skipping the host kernel comparison: {why}");
+        return;
+    }
+    let mut failures = Vec::new();
+    let mut objects: Vec<&str> = CASES.iter().map(|c| c.object).collect();
+    objects.dedup();
+    for object in objects {
+        let kernel = kernel_load(object);
+        for c in CASES.iter().filter(|c| c.object == object) {
+            let agrees = match (&kernel, c.expected) {
+                (Ok(progs), Expected::Accepted) => progs.iter().any(|(n, _, _)| n == c.program),
+                (Err((e, text)), Expected::Refused(errno, line)) => {
+                    *e == errno && text.contains(line)
+                }
+                _ => false,
+            };
+            if !agrees {
+                failures.push(format!(
+                    "{object} {}: recorded {:?}, the host kernel now: {kernel:?}",
+                    c.program, c.expected
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{} RCU cases, {} differ from the host kernel",
+        CASES.len(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
