@@ -267,8 +267,14 @@ const fn p(args: [Arg; 5], ret: Ret, gpl_only: bool) -> Proto {
 /// The helpers bpfvm models whose kernel prototype says `might_sleep`: only
 /// sleepable programs (`BPF_F_SLEEPABLE`) may call them, and not inside an
 /// RCU read-side section.
-pub fn might_sleep(func: i32) -> bool {
-    func == id::COPY_FROM_USER || func == id::COPY_FROM_USER_TASK
+pub fn might_sleep(func: i32, prog_type: u32, sleepable: bool) -> bool {
+    match func {
+        id::COPY_FROM_USER | id::COPY_FROM_USER_TASK => true,
+        // A sleepable kprobe (uprobe.s) gets the variant that may fault
+        // user stacks in.
+        id::GET_STACK => sleepable && prog_type == BPF_PROG_TYPE_KPROBE,
+        _ => false,
+    }
 }
 
 /// The prototype of helper `id` in a program of `prog_type`, for the

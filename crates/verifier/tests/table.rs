@@ -768,4 +768,22 @@ fn sleepable_helper() {
         e.error.reason(),
         "sleepable helper bpf_copy_from_user_task#191 in rcu_read_lock region"
     );
+    // bpf_get_stack may sleep only in a sleepable kprobe (it faults user
+    // stacks in there), so only there is it refused inside the section.
+    let unlock =
+        bpfvm_verifier::kfuncs::btf_id("bpf_rcu_read_unlock").expect("bpf_rcu_read_unlock");
+    let get_stack = "mov %r6, %r1; mov %r1, %r6; mov %r2, %r10; add %r2, -64; mov %r3, 64; mov %r4, 0; call 67; mov %r0, 0; exit";
+    let mut insns = build(get_stack);
+    insns.insert(1, Insn::new(0x85, 0, 2, 0, rcu));
+    let n = insns.len();
+    insns.insert(n - 2, Insn::new(0x85, 0, 2, 0, unlock));
+    let e = verify(&insns, &none, &opts).expect_err("get_stack in a sleepable kprobe's section");
+    assert_eq!(
+        e.error.reason(),
+        "sleepable helper bpf_get_stack#67 in rcu_read_lock region"
+    );
+    let r = verify(&insns, &none, &plain);
+    assert!(r.is_ok(), "{:?}", r.err().map(|e| e.log));
+    let r = verify(&build(get_stack), &none, &opts);
+    assert!(r.is_ok(), "{:?}", r.err().map(|e| e.log));
 }

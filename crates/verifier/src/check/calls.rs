@@ -111,7 +111,11 @@ impl Verifier<'_> {
                 "cannot call GPL-restricted function from non-GPL compatible program",
             ));
         }
-        if crate::maphelpers::might_sleep(id) {
+        if crate::maphelpers::might_sleep(
+            id,
+            self.opts.prog_type,
+            self.opts.prog_flags & BPF_F_SLEEPABLE != 0,
+        ) {
             if self.opts.prog_flags & BPF_F_SLEEPABLE == 0 {
                 return self.err(invalid("helper call might sleep in a non-sleepable prog"));
             }

@@ -134,7 +134,14 @@ impl Verifier<'_> {
                     continue;
                 }
                 match i.src_reg {
-                    0 if crate::maphelpers::might_sleep(i.imm) => return true,
+                    0 if crate::maphelpers::might_sleep(
+                        i.imm,
+                        self.opts.prog_type,
+                        self.opts.prog_flags & BPF_F_SLEEPABLE != 0,
+                    ) =>
+                    {
+                        return true
+                    }
                     BPF_PSEUDO_KFUNC_CALL
                         if kfuncs::by_btf_id(i.imm)
                             .is_some_and(|k| k.flags & KF_SLEEPABLE != 0) =>
