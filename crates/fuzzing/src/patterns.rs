@@ -28,7 +28,11 @@
 //! - `SockRef`: a referenced sockmap lookup released directly, through a
 //!   cast, or leaked on a path (a cast's NULL check does not drop the
 //!   reference);
-//! - `MapHelper`: helpers given map types they may not take.
+//! - `MapHelper`: helpers given map types they may not take;
+//! - `RcuSection`: `bpf_rcu_read_lock`/`unlock` kfunc calls, plain, under
+//!   random conditions (correlated or not), in static subprograms, around
+//!   early exits and tail calls: a section may not nest, an unlock needs a
+//!   lock on its path, and no path may tail-call or exit inside one.
 
 use crate::verifier::{ins, Rng};
 use bpfvm::{BpfError, MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
@@ -542,25 +546,228 @@ fn map_helper(r: &mut Rng) -> Variant {
     }
 }
 
+/// Placeholders for kfunc ids in a variant's calls, bound by [`bind_maps`]
+/// to bpfvm's ids or the host's vmlinux ids.
+const KF_RCU_LOCK: i32 = -1;
+const KF_RCU_UNLOCK: i32 = -2;
+
+/// One step of an RCU pattern; `Some(bit)`: only where that random bit is set.
+#[derive(Clone, Copy, Debug)]
+enum RcuStep {
+    Lock(Option<u8>),
+    Unlock(Option<u8>),
+    /// Return early where the bit is set.
+    Exit(u8),
+    TailCall,
+    /// A static subprogram (it shares its caller's state) that locks or
+    /// unlocks.
+    SubLock,
+    SubUnlock,
+}
+
+/// Lock and unlock calls on random paths: the label walks every value of
+/// the two random bits (r7 = r6 & 1, r8 = r6 & 2) through the steps.
+fn rcu_section(r: &mut Rng) -> Variant {
+    use RcuStep::*;
+    let bit = |r: &mut Rng| {
+        if r.below(3) == 0 {
+            None
+        } else {
+            Some(r.below(2) as u8)
+        }
+    };
+    let any = |r: &mut Rng| match r.below(12) {
+        0..=3 => Lock(bit(r)),
+        4..=7 => Unlock(bit(r)),
+        8 => Exit(r.below(2) as u8),
+        9 => TailCall,
+        10 => SubLock,
+        _ => SubUnlock,
+    };
+    // Random steps are mostly wrong; half the variants are balanced
+    // sections (a lock and its unlock under the same condition, in the
+    // program or a subprogram, exits and tail calls outside) with at most
+    // one step changed.
+    let mut steps: Vec<RcuStep> = Vec::new();
+    if r.below(2) == 0 {
+        for _ in 0..1 + r.below(5) {
+            steps.push(any(r));
+        }
+    } else {
+        for _ in 0..1 + r.below(3) {
+            if r.below(3) == 0 {
+                steps.push(r.pick(&[Exit(0), Exit(1), TailCall]));
+            }
+            let b = bit(r);
+            steps.push(if r.below(4) == 0 { SubLock } else { Lock(b) });
+            steps.push(if r.below(4) == 0 && b.is_none() {
+                SubUnlock
+            } else {
+                Unlock(b)
+            });
+        }
+        if r.below(2) == 0 {
+            let at = r.below(steps.len() as u64) as usize;
+            steps[at] = any(r);
+        }
+    }
+    // The kernel's rules, per path.
+    let refused_on = |bits: [bool; 2]| -> bool {
+        let mut locked = false;
+        for s in &steps {
+            let on = |b: &Option<u8>| b.is_none_or(|b| bits[b as usize]);
+            match s {
+                Lock(b) | Unlock(b) if !on(b) => {}
+                Lock(_) | SubLock if locked => return true,
+                Lock(_) | SubLock => locked = true,
+                Unlock(_) | SubUnlock if !locked => return true,
+                Unlock(_) | SubUnlock => locked = false,
+                Exit(b) if bits[*b as usize] => return locked,
+                Exit(_) => {}
+                TailCall if locked => return true,
+                TailCall => {}
+            }
+        }
+        locked
+    };
+    let must_refuse = (0..4).any(|v| refused_on([v & 1 != 0, v & 2 != 0]));
+    let mut a = Asm::default();
+    let (sub_lock, sub_unlock) = (a.label(), a.label());
+    let reg = |b: u8| 7 + b;
+    a.movr(9, 1).call(bpfvm_isa::uapi::BPF_FUNC_GET_PRANDOM_U32);
+    a.movr(6, 0)
+        .movr(7, 6)
+        .i(0x57, 7, 0, 0, 1)
+        .movr(8, 6)
+        .i(0x57, 8, 0, 0, 2);
+    let kcall = |a: &mut Asm, id: i32| {
+        a.i(0x85, 0, 2, 0, id);
+    };
+    for s in &steps {
+        let skip = a.label();
+        match *s {
+            Lock(b) | Unlock(b) => {
+                if let Some(b) = b {
+                    a.jmp(0x15, reg(b), 0, 0, skip);
+                }
+                kcall(
+                    &mut a,
+                    if matches!(s, Lock(_)) {
+                        KF_RCU_LOCK
+                    } else {
+                        KF_RCU_UNLOCK
+                    },
+                );
+            }
+            Exit(b) => {
+                a.jmp(0x15, reg(b), 0, 0, skip);
+                a.mov(0, 2).exit();
+            }
+            TailCall => {
+                a.movr(1, 9).ld_map(2, MapSym::Progs).mov(3, 1);
+                a.call(TAIL_CALL);
+            }
+            SubLock => {
+                a.call_sub(sub_lock);
+            }
+            SubUnlock => {
+                a.call_sub(sub_unlock);
+            }
+        }
+        a.bind(skip);
+    }
+    a.mov(0, 2).exit();
+    // Only called subprograms: other code after the exit is unreachable.
+    for (l, id, used) in [
+        (
+            sub_lock,
+            KF_RCU_LOCK,
+            steps.iter().any(|s| matches!(s, SubLock)),
+        ),
+        (
+            sub_unlock,
+            KF_RCU_UNLOCK,
+            steps.iter().any(|s| matches!(s, SubUnlock)),
+        ),
+    ] {
+        if used {
+            a.bind(l);
+            kcall(&mut a, id);
+            a.mov(0, 0).exit();
+        }
+    }
+    Variant {
+        pattern: "rcu_section",
+        insns: a.finish(),
+        must_refuse,
+        runnable: true,
+        note: format!("{steps:?}"),
+        funcs: Vec::new(),
+    }
+}
+
 /// One variant of a random pattern.
 pub fn variant(r: &mut Rng) -> Variant {
-    match r.below(6) {
+    match r.below(7) {
         0 => map_in_map(r),
         1 => null_check(r),
         2 => tail_call_pkt(r),
         3 => callback_loop(r),
         4 => sock_ref(r),
+        5 => rcu_section(r),
         _ => map_helper(r),
     }
 }
 
+/// The kfunc ids [`bind_maps`] puts in place of the placeholders: bpfvm's
+/// own (its kfunc table) or the host kernel's (vmlinux BTF).
+#[derive(Clone, Copy, Debug)]
+pub struct KfuncIds {
+    pub rcu_read_lock: i32,
+    pub rcu_read_unlock: i32,
+}
+
+impl KfuncIds {
+    /// bpfvm's ids.
+    pub fn bpfvm() -> KfuncIds {
+        let id = |n: &str| bpfvm::kfuncs::resolve(n).expect("bpfvm has the RCU kfuncs");
+        KfuncIds {
+            rcu_read_lock: id("bpf_rcu_read_lock"),
+            rcu_read_unlock: id("bpf_rcu_read_unlock"),
+        }
+    }
+
+    /// The host kernel's ids, from its vmlinux BTF.
+    pub fn host() -> Result<KfuncIds, String> {
+        let raw = std::fs::read(bpfvm::HOST_VMLINUX)
+            .map_err(|e| format!("{}: {e}", bpfvm::HOST_VMLINUX))?;
+        let btf = bpfvm::btf::Btf::parse(&raw).map_err(|e| format!("vmlinux BTF: {e}"))?;
+        let id = |n: &str| {
+            btf.find_by_name_kind(n, bpfvm::btf::BtfKind::Func)
+                .map(|i| i as i32)
+                .ok_or_else(|| format!("{n} is not in the host's vmlinux BTF"))
+        };
+        Ok(KfuncIds {
+            rcu_read_lock: id("bpf_rcu_read_lock")?,
+            rcu_read_unlock: id("bpf_rcu_read_unlock")?,
+        })
+    }
+}
+
 /// Replaces the map symbols of LD_IMM64 (src 1) with `ids` (bpfvm ids or
-/// kernel fds).
-pub fn bind_maps(p: &[Insn], ids: &[u32]) -> Vec<Insn> {
+/// kernel fds), and the kfunc placeholders of kfunc calls with `kf`.
+pub fn bind_maps(p: &[Insn], ids: &[u32], kf: &KfuncIds) -> Vec<Insn> {
     let mut v = p.to_vec();
     for x in v.iter_mut() {
         if x.code == 0x18 && x.src_reg == 1 {
             x.imm = ids[x.imm as usize] as i32;
+        }
+        if x.code == 0x85 && x.src_reg == 2 {
+            x.imm = match x.imm {
+                KF_RCU_LOCK => kf.rcu_read_lock,
+                KF_RCU_UNLOCK => kf.rcu_read_unlock,
+                other => other,
+            };
         }
     }
     v
@@ -697,7 +904,7 @@ impl World {
         self.rt
             .load_program(ProgLoadAttr {
                 prog_type: ProgType::Xdp,
-                insns: bind_maps(&v.insns, &self.ids()),
+                insns: bind_maps(&v.insns, &self.ids(), &KfuncIds::bpfvm()),
                 license: "GPL".into(),
                 name: v.pattern.into(),
                 btf_id: (!v.funcs.is_empty()).then_some(self.btf.id),
@@ -746,6 +953,7 @@ impl World {
 /// The host kernel's side: the same maps, made with bpf(2).
 pub struct KernelWorld {
     fds: Vec<u32>,
+    kfuncs: KfuncIds,
     btf_fd: u32,
     _keep: Vec<Fd>,
 }
@@ -818,6 +1026,7 @@ impl KernelWorld {
         keep.extend(fds);
         Ok(KernelWorld {
             fds: raw,
+            kfuncs: KfuncIds::host()?,
             btf_fd,
             _keep: keep,
         })
@@ -825,7 +1034,12 @@ impl KernelWorld {
 
     /// The kernel's verdict: Ok, or its message.
     pub fn verdict(&self, v: &Variant) -> Result<(), String> {
-        k_load(&bind_maps(&v.insns, &self.fds), self.btf_fd, &v.funcs).map(drop)
+        k_load(
+            &bind_maps(&v.insns, &self.fds, &self.kfuncs),
+            self.btf_fd,
+            &v.funcs,
+        )
+        .map(drop)
     }
 }
 
