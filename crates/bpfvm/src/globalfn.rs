@@ -53,12 +53,24 @@ pub(crate) fn global_funcs(btf: &Btf, func_info: &[FuncInfo], prog_type: u32) ->
         let BtfTypeData::FuncProto(params) = &proto.data else {
             continue;
         };
-        let ret_void = btf.skip_modifiers(proto.size_or_type).ok() == Some(0);
-        let args = params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| arg(btf, fi.type_id, i, p.type_id, prog_type, &name))
-            .collect::<Result<Vec<_>, String>>();
+        let ret = btf.skip_modifiers(proto.size_or_type).ok();
+        let ret_void = ret == Some(0);
+        // The kernel supports global functions that return an integer or an
+        // enum only (btf_prepare_func_args); a call of any other is refused.
+        let ret_scalar = ret
+            .and_then(|t| btf.type_by_id(t).ok())
+            .is_some_and(|t| matches!(t.kind(), BtfKind::Int | BtfKind::Enum | BtfKind::Enum64));
+        let args = if ret_scalar {
+            params
+                .iter()
+                .enumerate()
+                .map(|(i, p)| arg(btf, fi.type_id, i, p.type_id, prog_type, &name))
+                .collect::<Result<Vec<_>, String>>()
+        } else {
+            Err(format!(
+                "Global function {name}() doesn't return scalar. Only those are supported."
+            ))
+        };
         out.push(GlobalFunc {
             insn_idx: fi.insn_idx,
             name,

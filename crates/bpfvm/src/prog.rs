@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bpfvm_obj::btf::BtfKind;
+use bpfvm_obj::btf::{BtfKind, BtfTypeData};
 use bpfvm_obj::license_is_gpl_compatible;
 
 /// Kernel object names: at most 15 characters of `[A-Za-z0-9_.]`.
@@ -426,6 +426,23 @@ fn verify_with(
         Some(id) => Some(rt.btf_by_id(id)?),
         None => None,
     };
+    // BPF exceptions (bpf_throw and its callback) are not modelled: a program
+    // naming an exception callback is refused rather than verified without
+    // the rules that callback is under (it may not be called directly, nor
+    // throw).
+    if let (Some(b), Some(main)) = (&btf, a.func_info.first()) {
+        if let Some(cb) = b.btf.iter().find_map(|(_, t)| {
+            let on_main = matches!(t.data, BtfTypeData::DeclTag { component_idx: -1 })
+                && t.size_or_type == main.type_id;
+            on_main
+                .then(|| b.btf.str_at(t.name_off).strip_prefix("exception_callback:"))
+                .flatten()
+        }) {
+            return Err(BpfError::NotSupported {
+                what: format!("the exception callback '{cb}' of program '{name}' (BPF exceptions)"),
+            });
+        }
+    }
     let opts = bpfvm_verifier::VerifierOpts {
         prog_type: a.prog_type.as_u32(),
         expected_attach_type: a.expected_attach_type.as_u32(),

@@ -244,6 +244,9 @@ pub const KFI_RDONLY: u8 = 1 << 3;
 pub const KFI_DRAINED: u8 = 1 << 4;
 /// Dynptr: the slot holding its first half.
 pub const KFI_FIRST_SLOT: u8 = 1 << 5;
+/// `PTR_TO_MEM` from `bpf_dynptr_slice{,_rdwr}` of an skb or xdp dynptr: it
+/// points into the packet, so it goes when the packet may change.
+pub const KFI_PKT_SLICE: u8 = 1 << 6;
 
 impl KfInfo {
     pub const NONE: KfInfo = KfInfo {

@@ -162,6 +162,15 @@ impl Default for Reg {
 pub const ADD_CONST: u32 = 1 << 31;
 
 impl Reg {
+    /// A packet pointer, or a dynptr slice of the packet: invalid once a
+    /// helper may have changed the packet (`clear_all_pkt_pointers`).
+    pub fn points_into_packet(&self) -> bool {
+        matches!(
+            self.ty,
+            RegType::Packet | RegType::PacketMeta | RegType::PacketEnd
+        ) || (self.ty == RegType::Mem && self.kf.flags & crate::kfuncs::KFI_PKT_SLICE != 0)
+    }
+
     pub fn not_init() -> Reg {
         let mut r = Reg::unknown();
         r.ty = RegType::NotInit;

@@ -218,10 +218,7 @@ impl Verifier<'_> {
                 usize::MAX
             };
             let clear = |r: &mut Reg| {
-                if matches!(
-                    r.ty,
-                    RegType::Packet | RegType::PacketMeta | RegType::PacketEnd
-                ) {
+                if r.points_into_packet() {
                     *r = if privileged {
                         Reg::unknown()
                     } else {
@@ -894,6 +891,18 @@ impl Verifier<'_> {
                     }
                     let slot = frame.slot_mut(spi);
                     let t = slot.ty[k];
+                    // A dynptr or iterator lives in these bytes: no helper
+                    // may overwrite or read its insides.
+                    if write && (t == super::kfunc::STACK_DYNPTR || t == super::kfunc::STACK_ITER) {
+                        return Err((
+                            invalid(if t == super::kfunc::STACK_DYNPTR {
+                                format!("potential write to dynptr at off={a} disallowed")
+                            } else {
+                                format!("invalid write to stack R{regno} off={lo} size={size}")
+                            }),
+                            Some(self.cur_insn),
+                        ));
+                    }
                     if write {
                         if slot.ty.contains(&STACK_SPILL) && !(slot.spill.is_scalar() || privileged)
                         {
@@ -917,7 +926,9 @@ impl Verifier<'_> {
                     let ok = match t {
                         STACK_MISC | STACK_ZERO => true,
                         STACK_SPILL => slot.spill.is_scalar() || privileged,
-                        _ => privileged,
+                        STACK_INVALID => privileged,
+                        // Dynptr and iterator slots are never plain memory.
+                        _ => false,
                     };
                     if !ok {
                         let base = if r.is_const() { lo } else { off_total };
@@ -1225,10 +1236,7 @@ impl Verifier<'_> {
         if self.subprog_changes_pkt(sp) {
             let privileged = self.privileged();
             st.for_each_reg(|r| {
-                if matches!(
-                    r.ty,
-                    RegType::Packet | RegType::PacketMeta | RegType::PacketEnd
-                ) {
+                if r.points_into_packet() {
                     *r = if privileged {
                         Reg::unknown()
                     } else {

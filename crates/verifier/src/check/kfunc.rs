@@ -257,10 +257,15 @@ impl Verifier<'_> {
                 r
             }
             KRet::Slice { writable } => {
+                if writable && !crate::prog::may_access_pkt(self.opts.prog_type, true, None) {
+                    return self.err(invalid("the prog does not allow writes to packet data"));
+                }
                 let mut r = Reg::ptr(RegType::Mem);
                 r.mem_size = meta.const_size.unwrap_or(0) as u32;
+                // bpfvm's dynptrs are all skb or xdp ones.
+                r.kf.flags = crate::kfuncs::KFI_PKT_SLICE;
                 if !writable {
-                    r.kf.flags = KFI_RDONLY;
+                    r.kf.flags |= KFI_RDONLY;
                 }
                 r
             }
@@ -332,8 +337,26 @@ impl Verifier<'_> {
                 meta.const_size = Some(size);
                 // The buffer before it, unless NULL, must hold that many bytes.
                 let prev = regno - 1;
+                // Checked as a read, then as a write (check_kfunc_mem_size_reg).
                 if !st.reg(prev).is_null_const() && size > 0 {
-                    self.check_helper_mem(st, prev, size as i64, true)?;
+                    let pair = |e: (VerifierError, Option<usize>), v: &mut Self| {
+                        if v.logging() {
+                            v.log.push_str(&format!("{}\n", e.0));
+                        }
+                        (
+                            call_err(format!(
+                                "arg#{} arg#{i} memory, len pair leads to invalid memory access",
+                                i - 1
+                            )),
+                            e.1,
+                        )
+                    };
+                    if let Err(e) = self.check_helper_mem(st, prev, size as i64, false) {
+                        return Err(pair(e, self));
+                    }
+                    if let Err(e) = self.check_helper_mem(st, prev, size as i64, true) {
+                        return Err(pair(e, self));
+                    }
                 }
             }
             KArg::Mem { nullable } => {
