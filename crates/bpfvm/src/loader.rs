@@ -153,6 +153,39 @@ pub(crate) fn timer_offset(btf: &Btf, type_id: u32) -> Option<u32> {
     member_offset(btf, type_id, "bpf_timer")
 }
 
+/// The kptr fields of value type `type_id`: top-level pointer members whose
+/// pointee is tagged `kptr_untrusted` (false) or `kptr`/`percpu_kptr` (true:
+/// they hold a reference), with their byte offsets.
+pub(crate) fn kptr_fields(btf: &Btf, type_id: u32) -> Vec<(u32, bool)> {
+    let Some(t) = btf
+        .skip_modifiers(type_id)
+        .ok()
+        .and_then(|id| btf.type_by_id(id).ok())
+        .filter(|t| t.kind() == BtfKind::Struct)
+    else {
+        return Vec::new();
+    };
+    t.members()
+        .iter()
+        .filter_map(|m| {
+            let ptr = btf.type_by_id(m.type_id).ok()?;
+            if ptr.kind() != BtfKind::Ptr {
+                return None;
+            }
+            let tag = btf.type_by_id(ptr.size_or_type).ok()?;
+            if tag.kind() != BtfKind::TypeTag {
+                return None;
+            }
+            let referenced = match btf.str_at(tag.name_off) {
+                "kptr_untrusted" => false,
+                "kptr" | "percpu_kptr" => true,
+                _ => return None,
+            };
+            Some((m.bits_offset / 8, referenced))
+        })
+        .collect()
+}
+
 /// The byte offset of the first top-level member of struct `type_id` whose
 /// type is the struct named `name`.
 fn member_offset(btf: &Btf, type_id: u32, name: &str) -> Option<u32> {
@@ -575,10 +608,21 @@ fn btf_ctx_for(
     } else {
         full.clone()
     };
+    let hook = full
+        .strip_prefix("bpf_lsm_")
+        .filter(|_| attach == BPF_LSM_MAC);
+    if let Some(h) = hook.filter(|h| LSM_DISABLED_HOOKS.contains(h)) {
+        return Err(BpfError::Invalid(format!(
+            "program '{}': attach_btf_id {id} points to disabled hook bpf_lsm_{h}",
+            p.name
+        )));
+    }
+    // Hooks that run while their objects are being set up or torn down give
+    // untrusted arguments.
     let trusted = matches!(
         attach,
         BPF_TRACE_RAW_TP | BPF_TRACE_ITER | BPF_LSM_MAC | BPF_LSM_CGROUP
-    );
+    ) && !hook.is_some_and(|h| LSM_UNTRUSTED_HOOKS.contains(&h));
     let mut args: Vec<BtfCtxArg> = params
         .iter()
         .skip(skip)
@@ -606,12 +650,61 @@ fn btf_ctx_for(
         }
         _ => BtfCtxArg::Refused(format!("func '{func}' doesn't have {}-th argument", nr + 1)),
     });
+    // bpf_lsm_get_retval_range: void hooks return nothing, the bool hooks
+    // 0 or 1, the others 0 or a negative errno.
+    let ret_range = hook.and_then(|h| {
+        if pt.size_or_type == 0 {
+            None
+        } else if LSM_BOOL_HOOKS.contains(&h) {
+            Some((0, 1))
+        } else {
+            Some((-MAX_ERRNO, 0))
+        }
+    });
     Ok(Some(Arc::new(BtfCtx {
         func,
         args,
         types: Arc::new(TargetTypes(btf.clone())),
+        ret_range,
     })))
 }
+
+/// `MAX_ERRNO`: an LSM hook returns 0 or `-errno` down to it.
+const MAX_ERRNO: i32 = 4095;
+
+/// LSM hooks BPF may not attach to (`bpf_lsm_disabled_hooks`, Linux 6.12).
+const LSM_DISABLED_HOOKS: &[&str] = &[
+    "vm_enough_memory",
+    "inode_need_killpriv",
+    "inode_getsecurity",
+    "inode_listsecurity",
+    "inode_copy_up_xattr",
+    "getselfattr",
+    "getprocattr",
+    "setprocattr",
+    "key_getsecurity",
+    "audit_rule_match",
+    "xfrm_decode_session",
+    "ismaclabel",
+];
+
+/// LSM hooks whose arguments are not trusted (`untrusted_lsm_hooks`).
+const LSM_UNTRUSTED_HOOKS: &[&str] = &[
+    "bpf_map_free",
+    "bpf_prog_free",
+    "file_alloc_security",
+    "file_free_security",
+    "sk_alloc_security",
+    "sk_free_security",
+    "task_free",
+];
+
+/// LSM hooks that return a bool (`bool_lsm_hooks`).
+const LSM_BOOL_HOOKS: &[&str] = &[
+    "xfrm_state_pol_flow_match",
+    "audit_rule_known",
+    "inode_xattr_skipcap",
+];
 
 /// One argument slot (`btf_ctx_access` for argument `i` of type `type_id`).
 fn ctx_arg(

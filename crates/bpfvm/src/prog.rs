@@ -348,6 +348,7 @@ fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
             has_btf: a.btf_value_type_id != 0,
             spin_lock_off: a.spin_lock_off,
             timer_off: None,
+            kptrs: Vec::new(),
             created_unprivileged: false,
         }
     }
@@ -358,6 +359,11 @@ fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
         .btf
         .as_ref()
         .and_then(|b| crate::loader::timer_offset(&b.btf, m.btf_value_type_id));
+    d.kptrs = m
+        .btf
+        .as_ref()
+        .map(|b| crate::loader::kptr_fields(&b.btf, m.btf_value_type_id))
+        .unwrap_or_default();
     // `.rodata`: the verifier folds constant loads from it, as the kernel does.
     if d.frozen
         && d.map_flags & bpfvm_verifier::BPF_F_RDONLY_PROG != 0

@@ -63,6 +63,10 @@ pub struct BtfCtx {
     /// Slots 0.. of the context; a slot past the end "doesn't have" an argument.
     pub args: Vec<BtfCtxArg>,
     pub types: Arc<dyn KernelTypes>,
+    /// The return values the attach target allows (an LSM hook's:
+    /// `bpf_lsm_get_retval_range`), checked on R0's 32-bit value; `None`:
+    /// any.
+    pub ret_range: Option<(i32, i32)>,
 }
 
 /// A `PTR_TO_BTF_ID` to kernel struct `type_id`; a struct the kfunc and

@@ -962,7 +962,8 @@ impl Verifier<'_> {
                     m.value_size as i64,
                     "map value",
                 )?;
-                self.check_map_value_fields(&m, &r, off_total, size)
+                self.check_map_value_fields(&m, &r, off_total, size, None)
+                    .map(drop)
             }
             RegType::MapKey => {
                 let m = self.map(r.map).unwrap_or_default();

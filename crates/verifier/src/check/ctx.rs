@@ -109,8 +109,16 @@ impl Verifier<'_> {
     /// `check_return_code` at the main program's exit: R0 must be a scalar in
     /// the range the program type (and attach type) gives it.
     pub(super) fn check_return_code(&mut self, st: &mut State) -> Result<(), Fail> {
-        let Some((lo, hi)) = retval_range(self.opts.prog_type, self.opts.expected_attach_type)
-        else {
+        // An LSM hook's range comes from the hook and holds for the 32-bit
+        // return value (`return_32bit`).
+        let lsm = self.opts.prog_type == bpfvm_isa::uapi::BPF_PROG_TYPE_LSM
+            && self.opts.expected_attach_type == bpfvm_isa::uapi::BPF_LSM_MAC;
+        let range = if lsm {
+            self.opts.btf_ctx.as_ref().and_then(|c| c.ret_range)
+        } else {
+            retval_range(self.opts.prog_type, self.opts.expected_attach_type)
+        };
+        let Some((lo, hi)) = range else {
             return Ok(());
         };
         let r0 = st.reg(0).clone();
@@ -121,7 +129,12 @@ impl Verifier<'_> {
             )));
         }
         self.mark_precise(st, 1);
-        if r0.smin < lo as i64 || r0.smax > hi as i64 {
+        let outside = if lsm {
+            r0.s32_min < lo || r0.s32_max > hi
+        } else {
+            r0.smin < lo as i64 || r0.smax > hi as i64
+        };
+        if outside {
             return self.err(invalid(format!(
                 "At program exit the register R0 has{} should have been in [{lo}, {hi}]",
                 scalar_bounds_text(&r0)

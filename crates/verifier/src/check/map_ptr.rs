@@ -96,13 +96,67 @@ impl Verifier<'_> {
     /// A load, store or helper access of `[off, off + size)` (plus the
     /// register's variable part) in a map value must stay clear of its spin
     /// lock and timer.
+    /// `direct`: a load or store by the program (the access, and whether it is
+    /// atomic), else a helper's access. A direct access of a kptr field gives
+    /// the loaded value (`Some`).
     pub(super) fn check_map_value_fields(
-        &self,
+        &mut self,
         m: &MapDesc,
         reg: &Reg,
         off: i64,
         size: i64,
-    ) -> Result<(), Fail> {
+        direct: Option<(&Access, bool)>,
+    ) -> Result<Option<Reg>, Fail> {
+        let lo = reg.smin.saturating_add(off);
+        let hi = (reg.umax.min(i64::MAX as u64) as i64).saturating_add(off + size);
+        if let Some(&(k, referenced)) = m
+            .kptrs
+            .iter()
+            .find(|(k, _)| lo < *k as i64 + 8 && (*k as i64) < hi)
+        {
+            let Some((access, atomic)) = direct else {
+                return self.err(unsafe_("kptr cannot be accessed indirectly by helper"));
+            };
+            if !reg.var_off.is_const() {
+                return self.err(unsafe_("kptr access cannot have variable offset"));
+            }
+            let at = off + reg.var_off.value as i64;
+            if at != k as i64 {
+                return self.err(unsafe_(format!(
+                    "kptr access misaligned expected={k} off={at}"
+                )));
+            }
+            if size != 8 {
+                return self.err(unsafe_("kptr access size must be BPF_DW"));
+            }
+            if atomic {
+                return self.err(unsafe_(
+                    "kptr in map can only be accessed using BPF_MEM instruction mode",
+                ));
+            }
+            return match access {
+                Access::Write(..) if referenced => {
+                    self.err(unsafe_("store to referenced kptr disallowed"))
+                }
+                Access::Write(v, None) if !v.is_null_const() => self.err(unsafe_(format!(
+                    "BPF_ST imm must be 0 when storing to kptr at off={k}"
+                ))),
+                // Only NULL: bpfvm has no kernel objects of the field's type.
+                Access::Write(v, Some(r)) if !v.is_null_const() => self.err(unsafe_(format!(
+                    "invalid kptr access, R{r} type={}",
+                    v.ty.name(v.maybe_null)
+                ))),
+                Access::Write(..) => Ok(None),
+                Access::Read => {
+                    // An untrusted, nullable pointer to the field's object.
+                    let mut r = Reg::ptr(RegType::BtfId);
+                    r.kf.flags = crate::kfuncs::KFI_UNTRUSTED;
+                    r.maybe_null = true;
+                    r.id = self.new_id();
+                    Ok(Some(r))
+                }
+            };
+        }
         let fields = [
             (m.spin_lock_off, 4, "bpf_spin_lock"),
             (m.timer_off, 16, "bpf_timer"),
@@ -118,7 +172,7 @@ impl Verifier<'_> {
                 )));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The maps whose values hold a spin lock, among the map values a NULL

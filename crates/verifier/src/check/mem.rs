@@ -99,7 +99,15 @@ impl Verifier<'_> {
                     m.value_size as i64,
                     "map value",
                 )?;
-                self.check_map_value_fields(&m, &reg, off_total, size as i64)?;
+                if let Some(kptr) = self.check_map_value_fields(
+                    &m,
+                    &reg,
+                    off_total,
+                    size as i64,
+                    Some((&access, atomic)),
+                )? {
+                    return Ok(Some(kptr));
+                }
                 self.rodata_const(&m, &reg, off_total, size, write)
             }
             RegType::MapKey => {

@@ -47,6 +47,7 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
             has_btf: false,
             spin_lock_off: None,
             timer_off: None,
+            kptrs: Vec::new(),
             created_unprivileged: false,
             inner: m.inner.as_ref().map(|inner| {
                 Box::new(MapDesc {
