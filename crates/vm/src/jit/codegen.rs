@@ -337,10 +337,13 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
                 None => g.dispatch(x, leaves),
             }
         }
-        let k = match g.fused_test(e) {
-            0 => g.fused(e),
-            k => k,
-        };
+        let mut k = g.fused_test(e);
+        if k == 0 {
+            k = g.fused(e);
+        }
+        if k == 0 {
+            k = g.fused_load(e);
+        }
         match k {
             0 => g.insn(e, &code[e]),
             k => fused_rest = k - 1,
@@ -1057,6 +1060,59 @@ impl Gen<'_> {
         match index {
             Some(b) => self.a.lea_x(h(d), h(a), b, 0),
             None => self.a.lea(h(d), h(a), imm as i32),
+        }
+        2
+    }
+
+    /// A load whose value only feeds the next instruction, inside a basic
+    /// block: `t = *(size *)(s + off); d op= t` with t dead afterwards is one
+    /// `op d, [s + off]` (add, sub, and, or, xor, imul: 64-bit with a u64 load,
+    /// 32-bit with a u32 load), and `t = *(s + off); d = t` a load into d.
+    /// Clang's code for more live values than BPF has registers keeps them in
+    /// stack slots and reads each through a register right before its use:
+    /// folded, each such read costs no instruction of its own. Returns how many
+    /// instructions were emitted (0: none fused).
+    fn fused_load(&mut self, e: usize) -> usize {
+        use Op::*;
+        let code = &self.prog.code;
+        let (Some(ld), Some(op)) = (code.get(e), code.get(e + 1)) else {
+            return 0;
+        };
+        if ld.op.shape() != Shape::Ldx || self.start[e + 1] || op.op.shape() != Shape::AluX {
+            return 0;
+        }
+        let (t, d) = (ld.dst, op.dst);
+        if op.src != t || d == t || d >= 10 || self.live_out[e + 1] & (1 << t) != 0 {
+            return 0;
+        }
+        let size = ld.op.mem_size();
+        let sign = matches!(ld.op, LdxSB | LdxSH | LdxSW);
+        let form = match op.op {
+            Mov64X => None,
+            Add64X | Sub64X | And64X | Or64X | Xor64X | Mul64X if size == 8 => Some(true),
+            Add32X | Sub32X | And32X | Or32X | Xor32X | Mul32X if size == 4 && !sign => Some(false),
+            _ => return 0,
+        };
+        if self.mem_checked(ld.src, ld.off, size, self.prog.slot(e)) {
+            return 0;
+        }
+        let (dst, base, disp) = (h(d), h(ld.src), ld.off);
+        let Some(w) = form else {
+            self.a.load(Size::from_bytes(size), sign, dst, base, disp);
+            return 2;
+        };
+        match op.op {
+            Mul64X | Mul32X => self.a.imul_rm(w, dst, base, disp),
+            _ => {
+                let opcode = match op.op {
+                    Add64X | Add32X => 0x03,
+                    Sub64X | Sub32X => 0x2b,
+                    And64X | And32X => 0x23,
+                    Or64X | Or32X => 0x0b,
+                    _ => 0x33,
+                };
+                self.a.alu_rm(w, opcode, dst, base, disp);
+            }
         }
         2
     }
