@@ -1335,7 +1335,8 @@ impl Gen<'_> {
                 // same at 32 bits (and zero-extended, as 32-bit results are).
                 let both = (1u16 << i.dst) | (1 << i.src.min(10));
                 let narrow = !signed && self.hi_zero[e] & both == both;
-                self.divmod_x(!i.op.is_32bit() && !narrow, signed, is_mod, dst, src);
+                let live = self.live_out[e];
+                self.divmod_x(!i.op.is_32bit() && !narrow, signed, is_mod, dst, src, live);
             }
             Lsh64K | Rsh64K | Arsh64K | Lsh32K | Rsh32K | Arsh32K => {
                 let w = !i.op.is_32bit();
@@ -1607,7 +1608,7 @@ impl Gen<'_> {
             }
         } else {
             a.mov_ri(R11, divisor);
-            self.div_core(w, signed, is_mod, dst);
+            self.div_core(w, signed, is_mod, dst, R11, live);
         }
     }
 
@@ -1690,18 +1691,26 @@ impl Gen<'_> {
         a.mov_rr(true, dst, R11);
     }
 
-    fn divmod_x(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, src: u8) {
+    /// `live`: the BPF registers live after the instruction.
+    fn divmod_x(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, src: u8, live: u16) {
         let a = &mut self.a;
         let (zero, done) = (a.label(), a.label());
-        a.mov_rr(w, R11, src);
-        a.alu_rr(w, 0x85, R11, R11);
+        // `div` takes the divisor from any register but rax and rdx, which it
+        // writes: there it is copied to r11 first.
+        let d = if src == RAX || src == RDX {
+            a.mov_rr(w, R11, src);
+            R11
+        } else {
+            src
+        };
+        a.alu_rr(w, 0x85, d, d);
         a.jcc(cc::E, zero);
         let m1 = signed.then(|| a.label());
         if let Some(m1) = m1 {
-            a.alu_ri(w, alu::CMP, R11, -1);
+            a.alu_ri(w, alu::CMP, d, -1);
             a.jcc(cc::E, m1);
         }
-        self.div_core(w, signed, is_mod, dst);
+        self.div_core(w, signed, is_mod, dst, d, live);
         self.a.bind(done);
         // The divisor 0 and -1 cases are out of line: the common case falls
         // through without a taken jump.
@@ -1715,13 +1724,19 @@ impl Gen<'_> {
         });
     }
 
-    /// dst = dst / r11 or dst % r11 (r11 nonzero, and not -1 when signed).
-    fn div_core(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8) {
+    /// dst = dst / d or dst % d (d nonzero, and not -1 when signed; neither rax
+    /// nor rdx). `div` works in rax and rdx (BPF r0 and r3): each is kept
+    /// around it (rax in r10, rdx in r9 without metering, else on the stack)
+    /// only when it is not dst and still live after it (`live`, BPF register
+    /// bits), so a loop's `n % d` is `div` and a few moves.
+    fn div_core(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, d: u8, live: u16) {
         let a = &mut self.a;
-        // rdx is saved in r9 when r9 holds no fuel (a register, not the stack).
-        let save_rdx = dst != RDX;
+        let save_rax = dst != RAX && live & 1 != 0;
+        let save_rdx = dst != RDX && live & (1 << 3) != 0;
         if dst != RAX {
-            a.mov_rr(true, R10, RAX);
+            if save_rax {
+                a.mov_rr(true, R10, RAX);
+            }
             a.mov_rr(true, RAX, dst);
         }
         if save_rdx {
@@ -1736,12 +1751,14 @@ impl Gen<'_> {
         } else {
             a.alu_rr(false, 0x31, RDX, RDX);
         }
-        a.div(w, signed, R11);
+        a.div(w, signed, d);
+        // A 32-bit `div` zero-extends what it writes; a 32-bit result moved
+        // is zero-extended by the move.
         let result = if is_mod { RDX } else { RAX };
-        if dst == RAX {
-            a.mov_rr(w, R11, result);
-        } else {
-            a.mov_rr(true, R11, result);
+        if result != dst {
+            a.mov_rr(w, dst, result);
+        }
+        if save_rax {
             a.mov_rr(true, RAX, R10);
         }
         if save_rdx {
@@ -1751,7 +1768,6 @@ impl Gen<'_> {
                 a.mov_rr(true, RDX, R9);
             }
         }
-        a.mov_rr(w, dst, R11);
     }
 
     /// Shifts by a register: the count must be in cl, and rcx is BPF r4.
