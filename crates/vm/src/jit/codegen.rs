@@ -124,9 +124,6 @@ struct Gen<'a> {
     tables: Vec<(Label, Vec<usize>)>,
     /// Value tables to emit after the code: (table label, value per key).
     value_tables: Vec<(Label, Vec<u64>)>,
-    /// BMI2 (`shlx`/`shrx`/`sarx`): shifts by any register without moving the
-    /// count into cl (which is BPF r4).
-    bmi2: bool,
     /// Per instruction: whether a basic block starts there.
     start: Vec<bool>,
     /// Per instruction: whether a jump or call lands there.
@@ -151,15 +148,34 @@ fn emit_reset_may_goto(a: &mut Asm) {
     a.store_imm(Size::Dw, BPF_MAX_LOOPS as i32, R11, ctx_off::MAY_GOTO);
 }
 
+/// Whether the host has BMI2, asked of the CPU once per process and only when
+/// a program first shifts by a register: std's feature detection reads every
+/// leaf (about 8 µs in a VM, where each `cpuid` exits to the hypervisor: most
+/// of a small program's compile), two leaves are enough here.
 fn has_bmi2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("bmi2")
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0: not asked yet, 1: no, 2: yes.
+    static BMI2: AtomicU8 = AtomicU8::new(0);
+    match BMI2.load(Ordering::Relaxed) {
+        0 => {
+            let yes = cpu_bmi2();
+            BMI2.store(1 + u8::from(yes), Ordering::Relaxed);
+            yes
+        }
+        v => v == 2,
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn cpu_bmi2() -> bool {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    // Leaf 7 only when leaf 0 says it is there (EBX bit 8: BMI2).
+    __cpuid(0).eax >= 7 && __cpuid_count(7, 0).ebx & (1 << 8) != 0
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cpu_bmi2() -> bool {
+    false
 }
 
 /// What ends a basic block, and whether the interpreter tests fuel after it when
@@ -177,39 +193,43 @@ fn ends_block(op: Op) -> Option<bool> {
 pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
     let code = &prog.code;
     let n = code.len();
-    // Jump and call targets.
+    // One pass: jump and call targets; loop heads (targets of backward jumps,
+    // aligned to 16 bytes so that a short loop's body sits in as few fetch
+    // blocks as possible); block starts (targets, and the instruction after a
+    // block end). Compile time of small programs is mostly fixed costs, each
+    // pass and allocation counts.
     let mut target = vec![false; n];
+    let mut loop_head = vec![false; n];
+    let mut start = vec![false; n];
+    // Conditional jumps on a register against a constant: too few of them
+    // means no compare tree to tabulate (see `switch_trees`).
+    let mut compares = 0usize;
+    let (mut local_calls, mut has_may_goto) = (false, false);
     for (e, v) in code.iter().enumerate() {
-        match v.op.shape() {
-            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 | Shape::MayGoto => {
-                target[v.off as usize] = true
+        let shape = v.op.shape();
+        if matches!(
+            shape,
+            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32 | Shape::MayGoto
+        ) {
+            let t = v.off as usize;
+            target[t] = true;
+            start[t] = true;
+            if t <= e && shape != Shape::MayGoto {
+                loop_head[t] = true;
             }
-            _ => {}
         }
+        compares += usize::from(shape == Shape::JmpK);
+        local_calls |= v.op == Op::CallLocal;
+        has_may_goto |= v.op == Op::MayGoto;
         if prog.func_start[e] {
             target[e] = true;
+            start[e] = true;
         }
-    }
-    // Loop heads: targets of backward jumps, aligned to 16 bytes so that a
-    // short loop's body sits in as few fetch blocks as possible.
-    let mut loop_head = vec![false; n];
-    for (e, v) in code.iter().enumerate() {
-        if matches!(
-            v.op.shape(),
-            Shape::JmpK | Shape::JmpX | Shape::Ja | Shape::Ja32
-        ) && (v.off as usize) <= e
-        {
-            loop_head[v.off as usize] = true;
-        }
-    }
-    // Block starts: targets, and the instruction after a block end.
-    let mut start = target.clone();
-    start[0] = true;
-    for e in 0..n.saturating_sub(1) {
-        if ends_block(code[e].op).is_some() {
+        if e + 1 < n && ends_block(v.op).is_some() {
             start[e + 1] = true;
         }
     }
+    start[0] = true;
 
     let mut a = Asm::for_insns(n);
     let chk: Vec<Label> = (0..n).map(|_| a.label()).collect();
@@ -230,21 +250,25 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         live_out: live_out(code),
         tables: Vec::new(),
         value_tables: Vec::new(),
-        bmi2: has_bmi2(),
-        start: start.clone(),
         hi_zero: hi_zero(code, &target),
-        target: target.clone(),
+        start,
+        target,
         consumed: 0,
-        has_may_goto: code.iter().any(|v| v.op == Op::MayGoto),
-        func_writes: func_writes(prog),
+        has_may_goto,
+        // Read at local calls only.
+        func_writes: if local_calls {
+            func_writes(prog)
+        } else {
+            Vec::new()
+        },
     };
     g.entry_thunk();
 
     // Compare trees (a compiled `switch`) that become a jump table. Without
     // metering only: the table skips the tree's instructions, which metering
     // would have to count.
-    let dispatch = if p.metering {
-        vec![None; n]
+    let dispatch = if p.metering || compares + 1 < SWITCH_MIN_LEAVES {
+        Vec::new()
     } else {
         switch_trees(prog)
     };
@@ -267,7 +291,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             g.a.bind(nc);
             continue;
         }
-        if start[e] && loop_head[e] && fused_rest == 0 {
+        if g.start[e] && loop_head[e] && fused_rest == 0 {
             g.a.align(16);
             let pos = g.a.pos() as u32;
             slot_offsets[slot] = pos;
@@ -275,11 +299,11 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
                 slot_offsets[slot + 1] = pos;
             }
         }
-        if start[e] {
+        if g.start[e] {
             let prev_checks = e > 0 && ends_block(code[e - 1].op) == Some(true);
             let prev_falls =
                 e > 0 && !matches!(code[e - 1].op, Op::Ja | Op::Ja32 | Op::Exit) && !prev_checks;
-            let needs_chk = target[e] || prev_checks;
+            let needs_chk = g.target[e] || prev_checks;
             if p.metering && needs_chk {
                 if prev_falls {
                     // Straight-line fall-through is not a point where the
@@ -299,7 +323,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             let l = g.nochk[e];
             g.a.bind(l);
             if p.metering {
-                let len = (e + 1..n).position(|k| start[k]).map_or(n - e, |k| k + 1);
+                let len = (e + 1..n).position(|k| g.start[k]).map_or(n - e, |k| k + 1);
                 g.a.alu_ri(true, alu::SUB, R9, len as i32);
             }
         } else {
@@ -307,16 +331,19 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             g.a.bind(c);
             g.a.bind(nc);
         }
-        if let Some((x, leaves)) = dispatch[e].clone() {
+        if let Some((x, leaves)) = dispatch.get(e).cloned().flatten() {
             match value_table(code, e, x, leaves.len() - 1) {
                 Some((d, join, values)) => g.dispatch_values(x, d, join, values),
                 None => g.dispatch(x, leaves),
             }
         }
-        let k = match g.fused_test(e, &start) {
-            0 => g.fused(e, &start),
-            k => k,
-        };
+        let mut k = g.fused_test(e);
+        if k == 0 {
+            k = g.fused(e);
+        }
+        if k == 0 {
+            k = g.fused_load(e);
+        }
         match k {
             0 => g.insn(e, &code[e]),
             k => fused_rest = k - 1,
@@ -984,8 +1011,9 @@ impl Gen<'_> {
     /// after it (the load overwrites d, or liveness says no one reads d), one
     /// indexed access `*(size *)(a + b + off)`.
     /// Returns how many instructions were emitted (0: none fused).
-    fn fused(&mut self, e: usize, start: &[bool]) -> usize {
+    fn fused(&mut self, e: usize) -> usize {
         let code = &self.prog.code;
+        let start = &self.start;
         let (Some(i0), Some(i1)) = (code.get(e), code.get(e + 1)) else {
             return 0;
         };
@@ -1036,13 +1064,67 @@ impl Gen<'_> {
         2
     }
 
+    /// A load whose value only feeds the next instruction, inside a basic
+    /// block: `t = *(size *)(s + off); d op= t` with t dead afterwards is one
+    /// `op d, [s + off]` (add, sub, and, or, xor, imul: 64-bit with a u64 load,
+    /// 32-bit with a u32 load), and `t = *(s + off); d = t` a load into d.
+    /// Clang's code for more live values than BPF has registers keeps them in
+    /// stack slots and reads each through a register right before its use:
+    /// folded, each such read costs no instruction of its own. Returns how many
+    /// instructions were emitted (0: none fused).
+    fn fused_load(&mut self, e: usize) -> usize {
+        use Op::*;
+        let code = &self.prog.code;
+        let (Some(ld), Some(op)) = (code.get(e), code.get(e + 1)) else {
+            return 0;
+        };
+        if ld.op.shape() != Shape::Ldx || self.start[e + 1] || op.op.shape() != Shape::AluX {
+            return 0;
+        }
+        let (t, d) = (ld.dst, op.dst);
+        if op.src != t || d == t || d >= 10 || self.live_out[e + 1] & (1 << t) != 0 {
+            return 0;
+        }
+        let size = ld.op.mem_size();
+        let sign = matches!(ld.op, LdxSB | LdxSH | LdxSW);
+        let form = match op.op {
+            Mov64X => None,
+            Add64X | Sub64X | And64X | Or64X | Xor64X | Mul64X if size == 8 => Some(true),
+            Add32X | Sub32X | And32X | Or32X | Xor32X | Mul32X if size == 4 && !sign => Some(false),
+            _ => return 0,
+        };
+        if self.mem_checked(ld.src, ld.off, size, self.prog.slot(e)) {
+            return 0;
+        }
+        let (dst, base, disp) = (h(d), h(ld.src), ld.off);
+        let Some(w) = form else {
+            self.a.load(Size::from_bytes(size), sign, dst, base, disp);
+            return 2;
+        };
+        match op.op {
+            Mul64X | Mul32X => self.a.imul_rm(w, dst, base, disp),
+            _ => {
+                let opcode = match op.op {
+                    Add64X | Add32X => 0x03,
+                    Sub64X | Sub32X => 0x2b,
+                    And64X | And32X => 0x23,
+                    Or64X | Or32X => 0x0b,
+                    _ => 0x33,
+                };
+                self.a.alu_rm(w, opcode, dst, base, disp);
+            }
+        }
+        2
+    }
+
     /// Peephole fusion of a bit test and of a multiply-add, inside a basic block:
     /// `d = s; d &= k; if d ==/!= 0 goto L` (or without the move) is
     /// `test s, k; je/jne L` when d is dead after the jump; `d *= 3|5|9;
     /// d += k` is one `lea d, [d + d * (m - 1) + k]`. Returns how many
     /// instructions were emitted (0: none fused).
-    fn fused_test(&mut self, e: usize, start: &[bool]) -> usize {
+    fn fused_test(&mut self, e: usize) -> usize {
         let code = &self.prog.code;
+        let start = &self.start;
         let get = |k: usize| code.get(e + k).filter(|_| k == 0 || !start[e + k]);
         let Some(i0) = get(0) else { return 0 };
         // 32-to-64-bit extension as clang writes it without ALU32 (-mcpu=v2):
@@ -1180,10 +1262,9 @@ impl Gen<'_> {
         for &(r, s) in &saves {
             self.a.mov_rr(true, s, r);
         }
-        let start = std::mem::take(&mut self.start);
         let mut k = b + 1;
         while k < end {
-            let f = match self.fused_test(k, &start) {
+            let f = match self.fused_test(k) {
                 0 => {
                     let i = self.prog.code[k];
                     self.insn(k, &i);
@@ -1194,7 +1275,6 @@ impl Gen<'_> {
             k += f;
         }
         debug_assert_eq!(k, end, "a fused sequence ran past an if-converted block");
-        self.start = start;
         for &(r, s) in &saves {
             self.a.cmov(c, r, s);
         }
@@ -1255,7 +1335,8 @@ impl Gen<'_> {
                 // same at 32 bits (and zero-extended, as 32-bit results are).
                 let both = (1u16 << i.dst) | (1 << i.src.min(10));
                 let narrow = !signed && self.hi_zero[e] & both == both;
-                self.divmod_x(!i.op.is_32bit() && !narrow, signed, is_mod, dst, src);
+                let live = self.live_out[e];
+                self.divmod_x(!i.op.is_32bit() && !narrow, signed, is_mod, dst, src, live);
             }
             Lsh64K | Rsh64K | Arsh64K | Lsh32K | Rsh32K | Arsh32K => {
                 let w = !i.op.is_32bit();
@@ -1527,7 +1608,7 @@ impl Gen<'_> {
             }
         } else {
             a.mov_ri(R11, divisor);
-            self.div_core(w, signed, is_mod, dst);
+            self.div_core(w, signed, is_mod, dst, R11, live);
         }
     }
 
@@ -1610,18 +1691,26 @@ impl Gen<'_> {
         a.mov_rr(true, dst, R11);
     }
 
-    fn divmod_x(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, src: u8) {
+    /// `live`: the BPF registers live after the instruction.
+    fn divmod_x(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, src: u8, live: u16) {
         let a = &mut self.a;
         let (zero, done) = (a.label(), a.label());
-        a.mov_rr(w, R11, src);
-        a.alu_rr(w, 0x85, R11, R11);
+        // `div` takes the divisor from any register but rax and rdx, which it
+        // writes: there it is copied to r11 first.
+        let d = if src == RAX || src == RDX {
+            a.mov_rr(w, R11, src);
+            R11
+        } else {
+            src
+        };
+        a.alu_rr(w, 0x85, d, d);
         a.jcc(cc::E, zero);
         let m1 = signed.then(|| a.label());
         if let Some(m1) = m1 {
-            a.alu_ri(w, alu::CMP, R11, -1);
+            a.alu_ri(w, alu::CMP, d, -1);
             a.jcc(cc::E, m1);
         }
-        self.div_core(w, signed, is_mod, dst);
+        self.div_core(w, signed, is_mod, dst, d, live);
         self.a.bind(done);
         // The divisor 0 and -1 cases are out of line: the common case falls
         // through without a taken jump.
@@ -1635,13 +1724,19 @@ impl Gen<'_> {
         });
     }
 
-    /// dst = dst / r11 or dst % r11 (r11 nonzero, and not -1 when signed).
-    fn div_core(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8) {
+    /// dst = dst / d or dst % d (d nonzero, and not -1 when signed; neither rax
+    /// nor rdx). `div` works in rax and rdx (BPF r0 and r3): each is kept
+    /// around it (rax in r10, rdx in r9 without metering, else on the stack)
+    /// only when it is not dst and still live after it (`live`, BPF register
+    /// bits), so a loop's `n % d` is `div` and a few moves.
+    fn div_core(&mut self, w: bool, signed: bool, is_mod: bool, dst: u8, d: u8, live: u16) {
         let a = &mut self.a;
-        // rdx is saved in r9 when r9 holds no fuel (a register, not the stack).
-        let save_rdx = dst != RDX;
+        let save_rax = dst != RAX && live & 1 != 0;
+        let save_rdx = dst != RDX && live & (1 << 3) != 0;
         if dst != RAX {
-            a.mov_rr(true, R10, RAX);
+            if save_rax {
+                a.mov_rr(true, R10, RAX);
+            }
             a.mov_rr(true, RAX, dst);
         }
         if save_rdx {
@@ -1656,12 +1751,14 @@ impl Gen<'_> {
         } else {
             a.alu_rr(false, 0x31, RDX, RDX);
         }
-        a.div(w, signed, R11);
+        a.div(w, signed, d);
+        // A 32-bit `div` zero-extends what it writes; a 32-bit result moved
+        // is zero-extended by the move.
         let result = if is_mod { RDX } else { RAX };
-        if dst == RAX {
-            a.mov_rr(w, R11, result);
-        } else {
-            a.mov_rr(true, R11, result);
+        if result != dst {
+            a.mov_rr(w, dst, result);
+        }
+        if save_rax {
             a.mov_rr(true, RAX, R10);
         }
         if save_rdx {
@@ -1671,13 +1768,14 @@ impl Gen<'_> {
                 a.mov_rr(true, RDX, R9);
             }
         }
-        a.mov_rr(w, dst, R11);
     }
 
     /// Shifts by a register: the count must be in cl, and rcx is BPF r4.
     fn shift_x(&mut self, w: bool, ext: u8, dst: u8, src: u8) {
         let a = &mut self.a;
-        if self.bmi2 {
+        // BMI2 (`shlx`/`shrx`/`sarx`): shifts by any register without moving
+        // the count into cl (which is BPF r4).
+        if has_bmi2() {
             // The 32-bit form zero-extends, as every VEX write does.
             a.shiftx(w, ext, dst, dst, src);
             return;

@@ -427,6 +427,11 @@ impl Asm {
         self.d(imm as u32);
     }
 
+    /// `imul dst, [base + disp]`.
+    pub(crate) fn imul_rm(&mut self, w: bool, dst: u8, base: u8, disp: i32) {
+        self.rm(&[], w, false, &[0x0f, 0xaf], dst, base, disp);
+    }
+
     pub(crate) fn imul_rr(&mut self, w: bool, dst: u8, src: u8) {
         self.rr(&[], w, false, &[0x0f, 0xaf], dst, src);
     }
