@@ -556,9 +556,11 @@ static int create_for(int k, enum bpf_prog_type pt)
 		if (fd >= 0)
 			fill_test_val(fd);
 	} else if (!strcmp(n, "map_array_small")) {
-		/* value of 1 byte: test_verifier's update of a test_val fails
-		 * silently past the first byte; the map stays as created */
+		/* a value of 1 byte, set from a test_val as test_verifier does:
+		 * the kernel reads its first byte */
 		fd = mk(BPF_MAP_TYPE_ARRAY, 4, 1, 1, 0, -1, 0, 0, -1);
+		if (fd >= 0)
+			fill_test_val(fd);
 	} else if (!strcmp(n, "prog1"))
 		fd = prog_array(pt, 4, 0, 1, 2);
 	else if (!strcmp(n, "prog2"))
@@ -624,6 +626,27 @@ static const char *tail(const char *log, int lines)
 			return p + 1;
 	}
 	return log;
+}
+
+/* Every tab-separated part of `exp` is in `log`, in order. */
+static bool str_seq(const char *log, const char *exp)
+{
+	char part[256];
+	while (*exp) {
+		size_t n = strcspn(exp, "\t");
+		if (n >= sizeof(part))
+			return false;
+		memcpy(part, exp, n);
+		part[n] = 0;
+		const char *hit = n ? strstr(log, part) : log;
+		if (!hit)
+			return false;
+		log = hit + n;
+		exp += n;
+		if (*exp)
+			exp++;
+	}
+	return true;
 }
 
 static int load_test_btf(const struct bpf_test *t)
@@ -738,8 +761,18 @@ static void capture_one(const struct test_file *f, int i, bool unpriv, uint64_t 
 	err = prog < 0 ? errno : 0;
 	fprintf(o, ",\"stage\":\"verifier\",\"load\":\"%s\",\"errno\":%d", prog >= 0 ? "ok" : "fail",
 		err);
+	/* the time varies from run to run: left out, so that a new capture
+	 * differs only where the kernel's answers do */
+	char *vt = strstr(logbuf, "verification time ");
+	if (vt) {
+		char *e = strchr(vt, '\n');
+		memmove(vt, e ? e + 1 : vt + strlen(vt), strlen(e ? e + 1 : vt + strlen(vt)) + 1);
+	}
 	fputs(",\"log_tail\":", o);
 	json_str(o, tail(logbuf, TAIL_LINES));
+	const char *errstr = unpriv && t->errstr_unpriv ? t->errstr_unpriv : t->errstr;
+	if (errstr && *errstr)
+		fprintf(o, ",\"errstr_ok\":%s", str_seq(logbuf, errstr) ? "true" : "false");
 	fputs(",\"runs\":[", o);
 	if (prog >= 0 && t->runs >= 0) {
 		int runs = t->runs ? t->runs : 1;
