@@ -33,14 +33,27 @@ mkdir -p "$GEN" "$OUTDIR"
 grep -ho 'fill_helper *= *[a-z_0-9]*' "$SELF"/verifier/*.c | sed 's/.*= *//' | sort -u |
   sed 's/.*/static void &(struct bpf_test *self) { (void)self; }/' > "$GEN/fill.h"
 tool="$GEN/tv"
-cc -O1 -Wall -Wno-missing-braces -Wno-unused-function -o "$tool" "$ROOT/scripts/selftests/tv.c" \
+# The fill helpers' programs come from test_verifier.c itself (tv_fill.c),
+# compiled apart: it has its own struct bpf_test. Its verifier/tests.h is
+# generated as the selftests Makefile does.
+mkdir -p "$GEN/fill/verifier"
+{
+  echo '#ifdef FILL_ARRAY'
+  for f in "$SELF"/verifier/*.c; do printf '#include "%s"\n' "$f"; done
+  echo '#endif'
+} > "$GEN/fill/verifier/tests.h"
+cc -O1 -w -c -o "$GEN/tv_fill.o" "$ROOT/scripts/selftests/tv_fill.c" \
+  -I "$GEN/fill" -I "$SELF" -I "$KSRC/tools/include" -I "$KSRC/tools/include/uapi" \
+  -I "$LIBBPF/include" -DTV_TEST_VERIFIER_C="\"$SELF/test_verifier.c\""
+cc -O1 -Wall -Wno-missing-braces -Wno-unused-function -o "$tool" "$ROOT/scripts/selftests/tv.c" "$GEN/tv_fill.o" \
   -I "$LIBBPF/include" -I "$KSRC/tools/include/uapi" -I "$KSRC/tools/include" -I "$SELF" \
   -DTV_FILTER_H="\"$KSRC/tools/include/linux/filter.h\"" \
   -DTV_TEST_BTF_H="\"$SELF/test_btf.h\"" \
   -DTV_TESTS_H="\"$GEN/tests.h\"" -DTV_FILL_H="\"$GEN/fill.h\"" \
   "$LIBBPF/lib64/libbpf.a" -lelf -lz
 "$tool" extract > "$OUTDIR/tests.jsonl"
-echo "test_verifier: $(wc -l < "$OUTDIR/tests.jsonl") tests into $OUTDIR/tests.jsonl" >&2
+"$tool" extract-fill > "$OUTDIR/fill.jsonl"
+echo "test_verifier: $(wc -l < "$OUTDIR/tests.jsonl") tests into $OUTDIR/tests.jsonl, the $(wc -l < "$OUTDIR/fill.jsonl") built by fill helpers into fill.jsonl" >&2
 if [ "$(id -u)" != 0 ]; then
   echo "test_verifier: not root, the host kernel's answers are not captured" >&2
   exit 0

@@ -11,6 +11,9 @@
 // files ($TV_TESTS_H) and stubs for the fill helpers they name ($TV_FILL_H).
 //
 //   tv extract > tests.jsonl   one JSON object per test: the facts
+//   tv extract-fill > fill.jsonl  the same for the tests whose program
+//                              test_verifier builds at run time (fill
+//                              helpers, see tv_fill.c), with that program
 //   tv capture > kernel.jsonl  one JSON object per test and mode: the host
 //                              kernel's verdict, errno, log tail, test runs
 //
@@ -194,8 +197,8 @@ struct bpf_test {
 	__u32 btf_types[MAX_BTF_TYPES];
 };
 
-/* Stubs for the fill helpers the tests name: a test with one builds its
- * program at run time and is skipped here (reported as such). */
+/* Stand-ins for the fill helpers the tests name, so that the table
+ * compiles here: the programs come from tv_fill.c. */
 #include TV_FILL_H
 
 struct test_file {
@@ -311,9 +314,49 @@ static const char *test_name(const struct test_file *f, int i)
 	return buf;
 }
 
-static void extract_one(const struct test_file *f, int i)
+/* scripts/selftests/tv_fill.c: a fill helper's program. */
+int tv_fill(const char *descr, struct bpf_insn **insns, int *len, uint32_t *retval,
+	    uint32_t *func_info_off, int *nfunc_info);
+
+/* Programs of more instructions than this (the scale tests, about a
+ * million) are not committed: their tests are skipped. */
+#define FILL_MAX 100000
+
+/* The test's program: its instructions, or for a test with a fill helper
+ * the one test_verifier builds (whose retval and func_info offsets the
+ * helper sets, here into the test). NULL, with the reason in `why`, where
+ * there is none to give. */
+static struct bpf_insn *program(struct bpf_test *t, int *len, char *why, size_t n)
 {
-	const struct bpf_test *t = &f->tests[i];
+	if (!t->fill_helper) {
+		*len = prog_len(t);
+		return t->insns;
+	}
+	struct bpf_insn *insns;
+	uint32_t retval, off[MAX_FUNC_INFOS];
+	int nfi = 0;
+	if (tv_fill(t->descr, &insns, len, &retval, off, &nfi)) {
+		snprintf(why, n, "fill helper not found");
+		return NULL;
+	}
+	if (*len > FILL_MAX) {
+		snprintf(why, n, "program of %d insns built by a fill helper (not committed)", *len);
+		return NULL;
+	}
+	t->retvals[0].retval = retval;
+	for (int j = 0; j < nfi && j < t->func_info_cnt; j++)
+		t->func_info[j].insn_off = off[j];
+	return insns;
+}
+
+static void extract_one(const struct test_file *f, int i, bool fill)
+{
+	struct bpf_test *t = &f->tests[i];
+	char why[256] = "";
+	int n = 0;
+	struct bpf_insn *insns = fill ? program(t, &n, why, sizeof(why)) : t->insns;
+	if (!fill)
+		n = t->fill_helper ? 0 : prog_len(t);
 	FILE *o = stdout;
 	fputs("{\"file\":", o);
 	json_str(o, f->name);
@@ -333,12 +376,15 @@ static void extract_one(const struct test_file *f, int i)
 	fprintf(o, ",\"unpriv\":%s", as_unpriv(t) ? "true" : "false");
 	fputs(",\"fill_helper\":", o);
 	fputs(t->fill_helper ? "true" : "false", o);
+	if (why[0]) {
+		fputs(",\"skip\":", o);
+		json_str(o, why);
+	}
 	fputs(",\"insns\":[", o);
-	int n = t->fill_helper ? 0 : prog_len(t);
-	for (int k = 0; k < n; k++) {
+	for (int k = 0; insns && k < n; k++) {
 		if (k)
 			fputc(',', o);
-		json_hex(o, &t->insns[k], 8);
+		json_hex(o, &insns[k], 8);
 	}
 	fputs("],\"fixups\":{", o);
 	bool first = true;
@@ -675,12 +721,14 @@ static void capture_one(const struct test_file *f, int i, bool unpriv, uint64_t 
 	FILE *o = stdout;
 	enum bpf_prog_type pt = t->prog_type ? t->prog_type : BPF_PROG_TYPE_SOCKET_FILTER;
 	int expected = unpriv && t->result_unpriv != UNDEF ? t->result_unpriv : t->result;
-	int len = prog_len(t);
-	struct bpf_insn *insns = calloc(len, sizeof(*insns));
-	memcpy(insns, t->insns, len * sizeof(*insns));
+	int len = 0;
 	int btf_fd = -1, prog = -1, err = 0;
 	char out[TEST_DATA_LEN << 2];
 	skip_reason[0] = 0;
+	const struct bpf_insn *orig = program(t, &len, skip_reason, sizeof(skip_reason));
+	struct bpf_insn *insns = calloc(len ? len : 1, sizeof(*insns));
+	if (orig)
+		memcpy(insns, orig, len * sizeof(*insns));
 	for (int k = 0; k < NKINDS; k++)
 		map_fds[k] = -1;
 
@@ -690,10 +738,8 @@ static void capture_one(const struct test_file *f, int i, bool unpriv, uint64_t 
 	json_str(o, test_name(f, i));
 	fprintf(o, ",\"mode\":\"%s\"", unpriv ? "unpriv" : "priv");
 
-	if (t->fill_helper) {
-		snprintf(skip_reason, sizeof(skip_reason), "program built by a fill helper");
+	if (!orig)
 		goto skip;
-	}
 	/* Maps are created with the run's capabilities: test_verifier creates
 	 * them in do_test_single, after dropping them for the unprivileged run. */
 	for (int k = 0; k < NKINDS && !skip_reason[0]; k++) {
@@ -838,11 +884,13 @@ static int quiet(enum libbpf_print_level l, const char *f, va_list a)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2 || (strcmp(argv[1], "extract") && strcmp(argv[1], "capture"))) {
-		fprintf(stderr, "usage: tv extract|capture [FILE...]\n");
+	if (argc < 2 || (strcmp(argv[1], "extract") && strcmp(argv[1], "extract-fill") &&
+			 strcmp(argv[1], "capture"))) {
+		fprintf(stderr, "usage: tv extract|extract-fill|capture [FILE...]\n");
 		return 2;
 	}
 	bool capture = !strcmp(argv[1], "capture");
+	bool fill = !strcmp(argv[1], "extract-fill");
 	uint64_t caps = 0;
 	if (capture) {
 		libbpf_set_print(quiet);
@@ -866,7 +914,8 @@ int main(int argc, char **argv)
 			continue;
 		for (int i = 0; i < f->n; i++) {
 			if (!capture) {
-				extract_one(f, i);
+				if (!fill || f->tests[i].fill_helper)
+					extract_one(f, i, fill);
 				continue;
 			}
 			if (as_unpriv(&f->tests[i])) {

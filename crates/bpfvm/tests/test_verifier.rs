@@ -4,7 +4,8 @@
 //! `tests/selftests/test_verifier/tests.jsonl` holds every test as data
 //! (instructions, program type, flags, expected results, map fixups, test
 //! runs), extracted by `scripts/selftests/test_verifier.sh` (the GPL sources
-//! are not in the project); `kernel.jsonl` there holds the host kernel's
+//! are not in the project; `fill.jsonl` has the programs test_verifier
+//! builds at run time, by its fill helpers); `kernel.jsonl` there holds the host kernel's
 //! answers, per test and mode (privileged, and unprivileged for socket filters
 //! and cgroup_skb programs, as test_verifier runs them). This test loads every
 //! test into bpfvm as test_verifier loads it into the kernel (the maps of each
@@ -944,11 +945,14 @@ const HEADER: &str = "\
 #[test]
 fn kernel_test_verifier_table() {
     let started = std::time::Instant::now();
-    let tests: BTreeMap<(String, String), Test> = read_jsonl(&dir().join("tests.jsonl"))
-        .iter()
-        .map(Test::parse)
-        .map(|t| ((t.file.clone(), t.name.clone()), t))
-        .collect();
+    // fill.jsonl: the programs test_verifier builds at run time, in place of
+    // their tests' empty ones.
+    let mut tests: BTreeMap<(String, String), Test> = BTreeMap::new();
+    for f in ["tests.jsonl", "fill.jsonl"] {
+        for t in read_jsonl(&dir().join(f)).iter().map(Test::parse) {
+            tests.insert((t.file.clone(), t.name.clone()), t);
+        }
+    }
     let answers = read_answers(&dir().join("kernel.jsonl"));
     let outcomes = evaluate_all(&tests, &answers, &BTreeMap::new());
     let mut summary = report(&outcomes, "the recorded answers of Linux 6.18");
