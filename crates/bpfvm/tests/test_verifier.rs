@@ -367,8 +367,8 @@ struct Setup<'a> {
 }
 
 impl Setup<'_> {
-    fn map(&self, map_type: MapType, key: u32, value: u32, max: u32, flags: u32) -> MapAttr {
-        MapAttr(MapCreateAttr {
+    fn map(&self, map_type: MapType, key: u32, value: u32, max: u32, flags: u32) -> MapCreateAttr {
+        MapCreateAttr {
             map_type,
             key_size: key,
             value_size: value,
@@ -380,13 +380,13 @@ impl Setup<'_> {
             },
             unprivileged: self.unpriv,
             ..Default::default()
-        })
+        }
     }
 
-    fn create(&self, a: MapAttr) -> Result<MapFd, String> {
+    fn create(&self, a: MapCreateAttr) -> Result<MapFd, String> {
         self.rt
-            .create_map(&a.0)
-            .map_err(|e| format!("{:?}: {}", a.0.map_type, error_chain(&e)))
+            .create_map(&a)
+            .map_err(|e| format!("{:?}: {}", a.map_type, error_chain(&e)))
     }
 
     /// A prog array of `max` slots: k1 -> returns 42, k2 -> tail-calls slot
@@ -443,12 +443,12 @@ impl Setup<'_> {
             .map_err(|e| format!("map BTF: {}", error_chain(&e)))?;
         let mut a = self.map(map_type, 4, value, 1, flags);
         if map_type == MapType::SkStorage {
-            a.0.max_entries = 0;
+            a.max_entries = 0;
         }
-        a.0.name = "test_map".into();
-        a.0.btf_id = Some(btf.id);
-        a.0.btf_key_type_id = 1;
-        a.0.btf_value_type_id = value_id;
+        a.name = "test_map".into();
+        a.btf_id = Some(btf.id);
+        a.btf_key_type_id = 1;
+        a.btf_value_type_id = value_id;
         self.create(a)
     }
 
@@ -482,7 +482,7 @@ impl Setup<'_> {
             "map_in_map" => {
                 let inner = self.create(self.map(MapType::Array, 4, 4, 1, 0))?;
                 let mut a = self.map(MapType::ArrayOfMaps, 4, 4, 1, 0);
-                a.0.inner_map_id = Some(inner.id());
+                a.inner_map_id = Some(inner.id());
                 self.create(a)
             }
             "cgroup_storage" => self.create(self.map(MapType::CgroupStorage, 12, 64, 0, 0)),
@@ -504,8 +504,6 @@ impl Setup<'_> {
         }
     }
 }
-
-struct MapAttr(MapCreateAttr);
 
 fn mov64_imm(dst: u8, imm: i32) -> Insn {
     Insn {
