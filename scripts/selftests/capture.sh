@@ -40,3 +40,8 @@ else
   mv "$rout.tmp" "$rout"
   echo "capture: $(wc -l < "$out") + $(wc -l < "$rout") cases from $(uname -r) into $out and $rout" >&2
 fi
+# The third suite, test_verifier's raw-instruction table: its facts and the
+# host's answers (tests/selftests/test_verifier/), for the committed goldens.
+if [ -z "${1:-}" ]; then
+  "$ROOT/scripts/selftests/test_verifier.sh"
+fi
