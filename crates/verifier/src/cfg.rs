@@ -212,6 +212,14 @@ pub fn check_cfg(insns: &[Insn], privileged: bool) -> Result<Cfg, (VerifierError
     while pc < n {
         match decode_at(insns, pc) {
             Ok(d) => {
+                // resolve_pseudo_ldimm64: a map fd (or index) load has nothing
+                // in its second half's imm.
+                if insns[pc].code == 0x18
+                    && matches!(insns[pc].src_reg, 1 | 5)
+                    && insns.get(pc + 1).is_some_and(|i| i.imm != 0)
+                {
+                    return Err((cfg_err("unrecognized bpf_ld_imm64 insn".into()), Some(pc)));
+                }
                 dec[pc] = Some(d);
                 pc += d.slots();
             }

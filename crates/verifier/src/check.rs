@@ -440,6 +440,39 @@ impl<'a> Verifier<'a> {
         self.finish_stats_line();
     }
 
+    /// `check_attach_btf_id`'s first rules: a syscall program is always
+    /// sleepable, and only some types may be (`can_be_sleepable`).
+    fn check_sleepable(&self) -> Result<(), Fail> {
+        use bpfvm_isa::uapi::{
+            BPF_LSM_CGROUP, BPF_MODIFY_RETURN, BPF_PROG_TYPE_LSM, BPF_PROG_TYPE_STRUCT_OPS,
+            BPF_PROG_TYPE_SYSCALL, BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, BPF_TRACE_FEXIT,
+            BPF_TRACE_ITER,
+        };
+        let sleepable = self.opts.prog_flags & kfunc::BPF_F_SLEEPABLE != 0;
+        let (t, a) = (self.opts.prog_type, self.opts.expected_attach_type);
+        if t == BPF_PROG_TYPE_SYSCALL {
+            if sleepable {
+                return Ok(());
+            }
+            return Err((invalid("Syscall programs can only be sleepable"), None));
+        }
+        let can = match t {
+            BPF_PROG_TYPE_TRACING => matches!(
+                a,
+                BPF_TRACE_FENTRY | BPF_TRACE_FEXIT | BPF_MODIFY_RETURN | BPF_TRACE_ITER
+            ),
+            BPF_PROG_TYPE_LSM => a != BPF_LSM_CGROUP,
+            _ => t == BPF_PROG_TYPE_KPROBE || t == BPF_PROG_TYPE_STRUCT_OPS,
+        };
+        if sleepable && !can {
+            return Err((
+                invalid("Only fentry/fexit/fmod_ret, lsm, iter, uprobe, and struct_ops programs can be sleepable"),
+                None,
+            ));
+        }
+        Ok(())
+    }
+
     fn run_inner(&mut self) -> Result<(), Fail> {
         // BPF_PROG_LOAD takes at most BPF_MAXINSNS instructions from a loader
         // without CAP_BPF (E2BIG, before the verifier runs: no log).
@@ -452,6 +485,7 @@ impl<'a> Verifier<'a> {
                 None,
             ));
         }
+        self.check_sleepable()?;
         let cfg = check_cfg(self.insns, self.privileged())?;
         if self.opts.func_info.is_empty() {
             check_abnormal_return(&cfg)
