@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 export BPF_CONFORMANCE_DIR="${BPF_CONFORMANCE_DIR:-$PWD/../shared/conformance}"
 cargo build --release -p bpfvm-cli
 cargo test --release 2>&1
-# The kernel's verifier selftests, per file (written by crates/bpfvm/tests/selftests.rs).
-report="${CARGO_TARGET_DIR:-target}/tmp/selftests-report.txt"
-if [ -f "$report" ]; then cat "$report"; fi
+# The kernel's verifier selftests and test_verifier's table, per file (written by
+# crates/bpfvm/tests/selftests.rs and test_verifier.rs).
+for report in selftests-report.txt test-verifier-report.txt; do
+  report="${CARGO_TARGET_DIR:-target}/tmp/$report"
+  if [ -f "$report" ]; then cat "$report"; fi
+done
 "${CARGO_TARGET_DIR:-target}/release/bpfvm" conformance "$BPF_CONFORMANCE_DIR/tests"
