@@ -25,7 +25,7 @@
 //! // A syscall program that adds the two u32s of its context.
 //! let insns = assemble("ldxw %r0, [%r1]\nldxw %r2, [%r1+4]\nadd %r0, %r2\nexit").unwrap();
 //! let prog = rt
-//!     .load_program(ProgLoadAttr { prog_type: ProgType::Syscall, insns, license: "GPL".into(), name: "add".into(), ..Default::default() })
+//!     .load_program(ProgLoadAttr { prog_type: ProgType::Syscall, prog_flags: bpfvm::BPF_F_SLEEPABLE, insns, license: "GPL".into(), name: "add".into(), ..Default::default() })
 //!     .unwrap();
 //! let ctx: Vec<u8> = [20u32, 22].iter().flat_map(|v| v.to_le_bytes()).collect();
 //! assert_eq!(rt.run_context(&prog, &ctx).unwrap().retval, 42);
@@ -65,6 +65,9 @@ mod testrun;
 mod trace;
 pub mod xlated;
 
+/// `prog_flags` bit of [`ProgLoadAttr`]: the program may sleep (syscall
+/// programs must set it; fentry/fexit, lsm, iter and uprobe ones may).
+pub use bpfvm_isa::uapi::BPF_F_SLEEPABLE;
 pub use bpfvm_verifier::{Refused as VerifierRefused, Stats as VerifierStats};
 pub use cancel::{set_cancel_flag, CancelGuard};
 pub use config::RuntimeConfig;

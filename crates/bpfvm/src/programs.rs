@@ -504,6 +504,8 @@ handle!(
     /// let insns = assemble("ldxw %r0, [%r1]\nmov %r2, %r0\nadd %r2, 1\nstxw [%r1+4], %r2\nexit")?;
     /// let prog = rt.load_program(ProgLoadAttr {
     ///     prog_type: ProgType::Syscall,
+    ///     // Syscall programs are always sleepable (the kernel refuses them otherwise).
+    ///     prog_flags: bpfvm::BPF_F_SLEEPABLE,
     ///     insns,
     ///     license: "GPL".into(),
     ///     name: "bump".into(),
@@ -548,6 +550,7 @@ mod tests {
         let prog = rt
             .load_program(ProgLoadAttr {
                 prog_type: ProgType::Syscall,
+                prog_flags: bpfvm_isa::uapi::BPF_F_SLEEPABLE,
                 insns: bpfvm_isa::asm::assemble("mov %r0, 0\nexit").unwrap(),
                 license: "GPL".into(),
                 name: "sys".into(),

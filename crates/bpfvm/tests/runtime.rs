@@ -226,6 +226,7 @@ fn custom_helpers_can_be_registered() {
     let p = rt
         .load_program(ProgLoadAttr {
             prog_type: bpfvm::ProgType::Syscall,
+            prog_flags: bpfvm::BPF_F_SLEEPABLE,
             insns,
             license: "GPL".into(),
             name: "dbl".into(),
@@ -255,6 +256,7 @@ fn runtime_config_helpers_are_registered_and_verified() {
         let load = |src: &str| {
             rt.load_program(ProgLoadAttr {
                 prog_type: bpfvm::ProgType::Syscall,
+                prog_flags: bpfvm::BPF_F_SLEEPABLE,
                 insns: bpfvm::isa::asm::assemble(src).unwrap(),
                 license: "GPL".into(),
                 name: "triple".into(),
@@ -295,6 +297,7 @@ fn custom_helper_arguments_are_verified() {
     let load = |src: &str| {
         rt.load_program(ProgLoadAttr {
             prog_type: bpfvm::ProgType::Syscall,
+            prog_flags: bpfvm::BPF_F_SLEEPABLE,
             insns: bpfvm::isa::asm::assemble(src).unwrap(),
             license: "GPL".into(),
             name: "sum".into(),
@@ -339,6 +342,7 @@ fn trace_vprintk_prints_its_array() {
     let p = rt
         .load_program(ProgLoadAttr {
             prog_type: bpfvm::ProgType::Syscall,
+            prog_flags: bpfvm::BPF_F_SLEEPABLE,
             insns: bpfvm::isa::asm::assemble(src).unwrap(),
             license: "GPL".into(),
             name: "vprintk".into(),
@@ -424,6 +428,7 @@ fn xdp_metadata_accumulates_across_repeats_as_in_the_kernel() {
 fn load_ret7(rt: &Runtime) -> bpfvm::ProgFd {
     rt.load_program(ProgLoadAttr {
         prog_type: bpfvm::ProgType::Syscall,
+        prog_flags: bpfvm::BPF_F_SLEEPABLE,
         insns: bpfvm::isa::asm::assemble("mov %r0, 7\nexit").unwrap(),
         license: "GPL".into(),
         name: "ret7".into(),

@@ -612,6 +612,8 @@ fn table() {
             privileged: k.privileged,
             log_level: 1,
             func_info,
+            // As libbpf loads them: a syscall program is always sleepable.
+            prog_flags: if k.prog_type == SYS { 1 << 4 } else { 0 },
             ..Default::default()
         };
         let r = verify(&insns, &lookup, &opts);

@@ -94,7 +94,7 @@ pub fn load_fixture(obj: &str, prog: &str) -> Option<FixtureProg> {
         log_size: 16 << 20,
         extra_helpers: Vec::new(),
         record_regs: false,
-        prog_flags: 0,
+        prog_flags: p.prog_flags,
         func_non_scalar_return: Vec::new(),
         global_funcs: Vec::new(),
         btf_structs: Vec::new(),
