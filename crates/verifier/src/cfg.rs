@@ -176,6 +176,7 @@ fn decode_error_text(insns: &[Insn], e: &DecodeError) -> String {
                 BPF_LDX => "BPF_LDX",
                 BPF_ST => "BPF_ST",
                 BPF_STX => "BPF_STX",
+                BPF_LD if *code == 0x18 => "BPF_LD_IMM64",
                 BPF_LD => "BPF_LD",
                 _ => match code & 0xf0 {
                     0x00 => "BPF_JA",
@@ -187,8 +188,9 @@ fn decode_error_text(insns: &[Insn], e: &DecodeError) -> String {
             format!("{what} uses reserved fields")
         }
         DecodeError::BadRegister { reg, .. } => format!("R{reg} is invalid"),
+        // resolve_pseudo_ldimm64's wording: it runs before any other check.
         DecodeError::LdImm64Truncated { .. } | DecodeError::LdImm64BadSecondSlot { .. } => {
-            "invalid BPF_LD_IMM insn".to_string()
+            "invalid bpf_ld_imm64 insn".to_string()
         }
         DecodeError::LdImm64BadPseudo { .. } => {
             let _ = insns;
