@@ -537,6 +537,20 @@ impl Verifier<'_> {
             if let Some(pkt) = pkt {
                 let op_l = if pkt_on_left { op } else { flip(op) };
                 let pkt_reg = if pkt_on_left { d.dst } else { d.src };
+                // `is_pkt_ptr_branch_taken`: a pointer known to be at (-1)
+                // or beyond (-2) the end decides the comparison.
+                if pkt.ty == RegType::Packet {
+                    let taken = match op_l {
+                        BPF_JGT | BPF_JLE if pkt.range == -2 => Some(op_l == BPF_JGT),
+                        BPF_JGE | BPF_JLT if pkt.range == -2 || pkt.range == -1 => {
+                            Some(op_l == BPF_JGE)
+                        }
+                        _ => None,
+                    };
+                    if let Some(taken) = taken {
+                        return Ok(Next::Go(if taken { tgt } else { next }));
+                    }
+                }
                 // Which side learns `pkt <= end` (range = off)? The other side
                 // knows the pointer is at (-1) or beyond (-2) the end.
                 // `pkt < end` proves one byte more than `pkt <= end`.

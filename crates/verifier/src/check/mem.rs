@@ -694,11 +694,25 @@ impl Verifier<'_> {
                         Some(self.cur_insn),
                     ));
                 }
-                // Any byte in range may be written: they all become STACK_MISC.
+                // Any byte in range may be written: they all become STACK_MISC,
+                // but a zero written where zero is kept stays zero (a zero
+                // byte, a spilled constant 0).
+                let writing_zero = val.is_const() && val.var_off.value == 0;
+                let mut zero_used = false;
                 for a in lo..hi {
                     let spi = ((-a - 1) / 8) as usize;
                     let k = ((-a - 1) % 8) as usize;
                     let slot = frame.slot_mut(spi);
+                    let t = slot.ty[k];
+                    if writing_zero
+                        && t == STACK_SPILL
+                        && slot.spill.is_scalar()
+                        && slot.spill.is_const()
+                        && slot.spill.var_off.value == 0
+                    {
+                        zero_used = true;
+                        continue;
+                    }
                     if slot.ty.contains(&STACK_SPILL) {
                         for t in slot.ty.iter_mut() {
                             if *t == STACK_SPILL {
@@ -706,7 +720,15 @@ impl Verifier<'_> {
                             }
                         }
                     }
-                    slot.ty[k] = STACK_MISC;
+                    slot.ty[k] = if writing_zero && t == STACK_ZERO {
+                        zero_used = true;
+                        STACK_ZERO
+                    } else {
+                        STACK_MISC
+                    };
+                }
+                if let (true, Access::Write(_, Some(r))) = (zero_used, access) {
+                    self.mark_precise(st, 1 << *r);
                 }
                 Ok(None)
             }
@@ -812,12 +834,16 @@ impl Verifier<'_> {
             size,
             Access::Write(Reg::unknown(), Some(d.src)),
         )?;
+        // The fetched value is what the read gave (a fill of the slot's
+        // spilled register), as the kernel reads into the load register.
         let fetched = || {
-            if size == 4 {
-                Reg::bounded(u32::MAX as u64)
-            } else {
-                Reg::unknown()
-            }
+            old.clone().unwrap_or_else(|| {
+                if size == 4 {
+                    Reg::bounded(u32::MAX as u64)
+                } else {
+                    Reg::unknown()
+                }
+            })
         };
         if imm == BPF_CMPXCHG {
             self.check_reg_write(0)?;
