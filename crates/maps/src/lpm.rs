@@ -108,6 +108,9 @@ impl PartialOrd for PostOrder {
 
 const NONE: u32 = u32::MAX;
 
+/// Where a node's data words start (after `plen | elem`, the children and the next bit).
+const DATA: usize = 3;
+
 /// Most data words a key has (`LPM_KEY_SIZE_MAX` less the prefixlen, in u64s).
 const MAX_WORDS: usize = 32;
 
@@ -177,8 +180,9 @@ impl NodeAlloc {
 
 /// The path-compressed binary trie (the kernel's `lpm_trie` layout), readable without a lock.
 ///
-/// Nodes sit in one preallocated block of atomic words, `2 + nw` per node: `plen | elem << 32`,
-/// `child0 | child1 << 32`, then the masked data as `nw` big-endian words. Writers (serialised
+/// Nodes sit in one preallocated block of atomic words, `3 + nw` per node: `plen | elem << 32`,
+/// `child0 | child1 << 32`, the bit after the prefix within its word (`1 << (63 - plen % 64)`,
+/// 0 at 64 bits), then the masked data as `nw` big-endian words. Writers (serialised
 /// by the map's lock) bracket each change with `seq` odd; a reader walks with relaxed loads and
 /// keeps its answer only if `seq` was even and unchanged around the walk (a seqlock), the
 /// lock-free stand-in for the kernel's RCU walk. A torn walk cannot loop or index out of
@@ -196,7 +200,7 @@ impl BitTrie {
     fn new(dlen: usize, cap: u32) -> BitTrie {
         let nw = dlen.div_ceil(8);
         BitTrie {
-            words: (0..cap as usize * (2 + nw))
+            words: (0..cap as usize * (DATA + nw))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             nw,
@@ -206,7 +210,7 @@ impl BitTrie {
     }
 
     fn stride(&self) -> usize {
-        2 + self.nw
+        DATA + self.nw
     }
 
     /// Node `n`, or None for NONE (or, in a torn read, anything out of range).
@@ -227,7 +231,7 @@ impl BitTrie {
 
     fn data_word(&self, n: u32, i: usize) -> u64 {
         self.words
-            .get(n as usize * self.stride() + 2 + i)
+            .get(n as usize * self.stride() + DATA + i)
             .map_or(0, |w| w.load(Ordering::Relaxed))
     }
 
@@ -277,6 +281,12 @@ impl BitTrie {
             n as usize * self.stride(),
             plen as u64 | (elem as u64) << 32,
         );
+        let next_bit = if plen as usize >= self.nw * 64 {
+            0
+        } else {
+            1u64 << (63 - plen % 64)
+        };
+        self.store(n as usize * self.stride() + 2, next_bit);
     }
 
     fn set_children(&self, n: u32, child: [u32; 2]) {
@@ -314,7 +324,7 @@ impl BitTrie {
         };
         self.set_elem(n, plen, elem);
         self.set_children(n, [NONE; 2]);
-        let base = n as usize * self.stride() + 2;
+        let base = n as usize * self.stride() + DATA;
         for (i, k) in key.iter().enumerate() {
             let start = i as u32 * 64;
             let w = if plen >= start + 64 {
@@ -367,14 +377,15 @@ impl BitTrie {
         let mut found = NONE;
         let mut n = self.root.load(Ordering::Relaxed);
         for _ in 0..=max {
-            let base = n as usize * 3;
-            let Some(rec) = words.get(base..base + 3) else {
+            let base = n as usize * (DATA + 1);
+            let Some(rec) = words.get(base..base + DATA + 1) else {
                 break;
             };
-            let (a, ch, w) = (
+            let (a, ch, next_bit, w) = (
                 rec[0].load(Ordering::Relaxed),
                 rec[1].load(Ordering::Relaxed),
                 rec[2].load(Ordering::Relaxed),
+                rec[3].load(Ordering::Relaxed),
             );
             let (plen, elem) = (a as u32, (a >> 32) as u32);
             let m = (w ^ key).leading_zeros().min(plen.min(limit));
@@ -388,9 +399,9 @@ impl BitTrie {
             if elem != NONE {
                 found = elem;
             }
-            // The bit after the prefix picks the child (a prefix of 64 bits has none).
-            let b = key.checked_shl(plen).unwrap_or(0) >> 63;
-            n = (ch >> (b * 32)) as u32;
+            // The bit after the prefix picks the child: a test and a select, short on the
+            // path to the next node's load.
+            n = std::hint::select_unpredictable(key & next_bit != 0, (ch >> 32) as u32, ch as u32);
         }
         found
     }
