@@ -346,6 +346,13 @@ impl BitTrie {
         if self.nw == 1 {
             return self.walk1(word(data), limit, max);
         }
+        self.walk_words(data, limit, max)
+    }
+
+    /// [`Self::walk`] for keys of more than 8 data bytes (out of line: the one-word walk, the
+    /// common case, stays small).
+    #[inline(never)]
+    fn walk_words(&self, data: &[u8], limit: u32, max: u32) -> u32 {
         let mut key = [0u64; MAX_WORDS];
         let nw = key_words(data, &mut key);
         let key = &key[..nw];
@@ -399,9 +406,10 @@ impl BitTrie {
             if elem != NONE {
                 found = elem;
             }
-            // The bit after the prefix picks the child: a test and a select, short on the
-            // path to the next node's load.
-            n = std::hint::select_unpredictable(key & next_bit != 0, (ch >> 32) as u32, ch as u32);
+            // The bit after the prefix picks the child: a test and a select (a cmov, not a
+            // branch nor a shift by the prefix length), short on the path to the next load.
+            let take1 = 0u64.wrapping_sub((key & next_bit != 0) as u64);
+            n = ((ch >> 32) & take1 | ch & !take1) as u32;
         }
         found
     }
@@ -421,6 +429,12 @@ impl BitTrie {
             }
             std::hint::spin_loop();
         }
+        self.walk_locked(data, limit, max, lock)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn walk_locked<G>(&self, data: &[u8], limit: u32, max: u32, lock: impl FnOnce() -> G) -> u32 {
         let _guard = lock();
         self.walk(data, limit, max)
     }
