@@ -140,11 +140,29 @@ fn lpm_program_shaped(n: u64) {
     });
 }
 
+/// Creating (and dropping) an IPv4 LPM trie of `n` entries: what sizing its node storage costs.
+fn lpm_create(n: u32) {
+    let start = Instant::now();
+    let m = create_map(
+        &MapAttr::new(MapType::LpmTrie, 8, 8, n).with_flags(BPF_F_NO_PREALLOC),
+        2,
+    )
+    .unwrap();
+    let made = start.elapsed();
+    drop(m);
+    println!(
+        "{:<48} {:>8.1} us",
+        format!("lpm_trie create, {n} entries"),
+        made.as_nanos() as f64 / 1000.0
+    );
+}
+
 fn main() {
     let n = 1_000_000;
     // `cargo bench -p bpfvm-maps -- lpm`: only the LPM program shape.
     if std::env::args().skip(1).any(|a| a == "lpm") {
         lpm_program_shaped(n);
+        lpm_create(1 << 20);
         return;
     }
     program_shaped(n);
