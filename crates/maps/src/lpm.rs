@@ -870,3 +870,40 @@ unsafe extern "sysv64" fn direct_lpm_lookup<const N: usize>(obj: u64, key: u64) 
         .flatten()
         .map_or(0, |idx| m.ptr(idx) as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn a_lookup_during_a_write_waits_for_the_writer() {
+        // With `seq` odd (a writer between begin_write and end_write), a lookup must not keep
+        // a lock-free walk's answer: it retries, then waits on the lock the writer holds.
+        let attr = MapAttr::new(MapType::LpmTrie, 8, 8, 4).with_flags(BPF_F_NO_PREALLOC);
+        let m = LpmTrie::new(&attr, 1).unwrap();
+        let mut k = [0u8; 8];
+        k[..4].copy_from_slice(&8u32.to_ne_bytes());
+        k[4] = 10;
+        m.update_user(&k, &[1; 8], BPF_ANY).unwrap();
+        k[..4].copy_from_slice(&32u32.to_ne_bytes());
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let t = m.write();
+            m.bits.begin_write();
+            let reader = s.spawn(|| {
+                let found = m.lookup(&k, 0).is_some();
+                done.store(true, Ordering::SeqCst);
+                found
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!done.load(Ordering::SeqCst), "a lookup finished mid-write");
+            m.bits.end_write();
+            drop(t);
+            assert!(
+                reader.join().unwrap(),
+                "10.0.0.0 found under 10/8 after the write"
+            );
+        });
+    }
+}
