@@ -138,6 +138,15 @@ fn lpm_program_shaped(n: u64) {
         }
         black_box(sum);
     });
+    // Writers: a /24 inside the 64 prefixes added and deleted again.
+    time("lpm.c map: update (new /24) + delete", n / 4, |i| {
+        let mut k = [0u8; 8];
+        k[..4].copy_from_slice(&24u32.to_ne_bytes());
+        k[4..].copy_from_slice(&(0x0a00_0000u32 | ((i as u32 & 0xffff) << 8)).to_be_bytes());
+        if m.update_user(&k, &[0; 8], BPF_NOEXIST).is_ok() {
+            m.delete_user(&k).unwrap();
+        }
+    });
 }
 
 /// Creating (and dropping) an IPv4 LPM trie of `n` entries: what sizing its node storage costs.
