@@ -77,9 +77,105 @@ fn program_shaped(n: u64) {
     });
 }
 
+/// The shape of `benches/programs/lpm.c`: the 64 prefixes of `lpm_entries()` (lengths 8 to
+/// 32 inside 10/8) and its 256 /32 keys, looked up as the JIT does (a direct call when the
+/// map offers one, else through `Arc<dyn MapOps>`); the time is per pass of 256 lookups.
+fn lpm_program_shaped(n: u64) {
+    let m = create_map(
+        &MapAttr::new(MapType::LpmTrie, 8, 8, 256).with_flags(BPF_F_NO_PREALLOC),
+        2,
+    )
+    .unwrap();
+    // benches/src/programs.rs lpm_entries(): xorshift64* from a fixed seed.
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        s.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 64 {
+        let len = 8 + (next() % 25) as u32;
+        let addr = (0x0a00_0000 | (next() as u32 >> 8)) & (u32::MAX << (32 - len));
+        if seen.insert((len, addr)) {
+            let mut k = len.to_ne_bytes().to_vec();
+            k.extend_from_slice(&addr.to_be_bytes());
+            m.update_user(&k, &(seen.len() as u64).to_ne_bytes(), BPF_ANY)
+                .unwrap();
+        }
+    }
+    let keys: Vec<[u8; 8]> = (0..256u32)
+        .map(|i| {
+            let a = i.wrapping_mul(0x9e37_79b1);
+            let mut k = [0u8; 8];
+            k[..4].copy_from_slice(&32u32.to_ne_bytes());
+            k[4..].copy_from_slice(&(0x0a00_0000u32 | (a >> 8)).to_be_bytes());
+            k
+        })
+        .collect();
+    let direct = match m.gen_lookup() {
+        Some(GenLookup::Call { f, obj }) => Some((f, obj)),
+        _ => None,
+    };
+    let name = if direct.is_some() {
+        "lpm.c: 256 lookups, direct call"
+    } else {
+        "lpm.c: 256 lookups, MapOps::lookup"
+    };
+    time(name, n / 256, |_| {
+        let mut sum = 0u64;
+        for k in &keys {
+            let p = match direct {
+                // SAFETY: `obj` is the live map's, the key has key_size bytes.
+                Some((f, obj)) => unsafe { f(obj, k.as_ptr() as u64) as *mut u8 },
+                None => m.lookup(k, 0).unwrap_or(std::ptr::null_mut()),
+            };
+            if !p.is_null() {
+                // SAFETY: a value slot of the map (8 bytes, 8-aligned).
+                sum += unsafe { *(p as *const u64) };
+            }
+        }
+        black_box(sum);
+    });
+    // Writers: a /24 inside the 64 prefixes added and deleted again.
+    time("lpm.c map: update (new /24) + delete", n / 4, |i| {
+        let mut k = [0u8; 8];
+        k[..4].copy_from_slice(&24u32.to_ne_bytes());
+        k[4..].copy_from_slice(&(0x0a00_0000u32 | ((i as u32 & 0xffff) << 8)).to_be_bytes());
+        if m.update_user(&k, &[0; 8], BPF_NOEXIST).is_ok() {
+            m.delete_user(&k).unwrap();
+        }
+    });
+}
+
+/// Creating (and dropping) an IPv4 LPM trie of `n` entries: what sizing its node storage costs.
+fn lpm_create(n: u32) {
+    let start = Instant::now();
+    let m = create_map(
+        &MapAttr::new(MapType::LpmTrie, 8, 8, n).with_flags(BPF_F_NO_PREALLOC),
+        2,
+    )
+    .unwrap();
+    let made = start.elapsed();
+    drop(m);
+    println!(
+        "{:<48} {:>8.1} us",
+        format!("lpm_trie create, {n} entries"),
+        made.as_nanos() as f64 / 1000.0
+    );
+}
+
 fn main() {
     let n = 1_000_000;
+    // `cargo bench -p bpfvm-maps -- lpm`: only the LPM program shape.
+    if std::env::args().skip(1).any(|a| a == "lpm") {
+        lpm_program_shaped(n);
+        lpm_create(1 << 20);
+        return;
+    }
     program_shaped(n);
+    lpm_program_shaped(n);
     let array = create_map(&MapAttr::new(MapType::Array, 4, 8, 1024), 2).unwrap();
     time("array lookup", n, |i| {
         black_box(array.lookup(&((i & 1023) as u32).to_ne_bytes(), 0));

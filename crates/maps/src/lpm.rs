@@ -4,10 +4,10 @@
 //! `key_size - 4` data bytes, matched most significant bit first (network byte order for IP
 //! addresses). An entry covers the keys whose first `prefixlen` bits equal its own.
 //!
-//! Instead of a bit trie this keeps, under one `RwLock`, a hash index on the masked key (data
-//! beyond `prefixlen` cleared) plus the set of prefix lengths in use: a lookup probes those
-//! lengths from the longest down, so it costs one hash probe per distinct length. Values sit
-//! in a preallocated arena at stable addresses like the hash maps'.
+//! Lookups walk a path-compressed binary trie shaped like the kernel's ([`BitTrie`]), kept in
+//! preallocated atomic words and read without a lock (a seqlock stands in for RCU); the
+//! writers' state (a hash index on the masked key, the post-order set, free lists) sits under
+//! one `RwLock`. Values sit in a preallocated arena at stable addresses like the hash maps'.
 //!
 //! `get_next_key` follows the kernel's order, a post-order walk of the trie: more specific
 //! prefixes before the prefix that contains them, and the 0-branch before the 1-branch at the
@@ -17,8 +17,9 @@
 
 use std::any::Any;
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::MapError;
@@ -107,24 +108,44 @@ impl PartialOrd for PostOrder {
 
 const NONE: u32 = u32::MAX;
 
-/// A trie node: its prefix length, children (by the bit after the prefix) and element
-/// (NONE: an intermediate node, made where two prefixes branch).
+/// Where a node's data words start (after `plen | elem`, the children and the next bit).
+const DATA: usize = 3;
+
+/// Most data words a key has (`LPM_KEY_SIZE_MAX` less the prefixlen, in u64s).
+const MAX_WORDS: usize = 32;
+
+/// A trie node as read from [`BitTrie`]: prefix length, element (NONE: an intermediate node,
+/// made where two prefixes branch) and children (by the bit after the prefix).
 #[derive(Clone, Copy)]
 struct TNode {
     plen: u32,
-    child: [u32; 2],
     elem: u32,
-    /// The first 8 data bytes as a big-endian number (keys of up to 8 data bytes,
-    /// IPv4 and the like, are matched with one xor).
-    w: u64,
+    child: [u32; 2],
+}
+
+/// The key's data as big-endian u64 words, zero-padded: prefixes are compared a word at a time.
+fn key_words(data: &[u8], out: &mut [u64; MAX_WORDS]) -> usize {
+    let nw = data.len().div_ceil(8).min(MAX_WORDS);
+    for (i, w) in out.iter_mut().enumerate().take(nw) {
+        *w = word(data.get(i * 8..).unwrap_or(&[]));
+    }
+    nw
 }
 
 /// The first 8 bytes of `data` as a big-endian number, zero-padded.
 fn word(data: &[u8]) -> u64 {
+    if let Some(b) = data.first_chunk::<8>() {
+        return u64::from_be_bytes(*b);
+    }
     let mut b = [0u8; 8];
-    let n = data.len().min(8);
-    b[..n].copy_from_slice(&data[..n]);
+    b[..data.len()].copy_from_slice(data);
     u64::from_be_bytes(b)
+}
+
+/// Bit `i` of a key in words, most significant bit of word 0 first.
+fn bit(key: &[u64], i: u32) -> usize {
+    key.get((i / 64) as usize)
+        .map_or(0, |w| (w >> (63 - i % 64)) as usize & 1)
 }
 
 /// Where a node hangs: the root, or a child slot of a node.
@@ -134,113 +155,225 @@ enum Slot {
     Child(u32, usize),
 }
 
-/// The path-compressed binary trie (the kernel's `lpm_trie` layout): nodes in a vector,
-/// their masked data `dlen` bytes each in another.
-#[derive(Default)]
-struct BitTrie {
-    nodes: Vec<TNode>,
-    data: Vec<u8>,
-    dlen: usize,
-    root: u32,
+/// Node slots not in the trie (kept under the map's lock with the rest of the writers' state).
+struct NodeAlloc {
     free: Vec<u32>,
+    /// Slots from here on were never used.
+    next: u32,
+    cap: u32,
 }
 
-/// Bit `i` of `data`, most significant bit of byte 0 first.
-fn bit(data: &[u8], i: u32) -> usize {
-    data.get((i / 8) as usize)
-        .map_or(0, |b| (b >> (7 - i % 8)) as usize & 1)
-}
-
-/// How many leading bits `a` and `b` share, at most `limit`.
-fn common_bits(a: &[u8], b: &[u8], limit: u32) -> u32 {
-    let mut n = 0u32;
-    for (x, y) in a.iter().zip(b) {
-        if n >= limit {
-            break;
-        }
-        let d = x ^ y;
-        if d != 0 {
-            n += d.leading_zeros();
-            break;
-        }
-        n += 8;
+impl NodeAlloc {
+    fn available(&self) -> u32 {
+        self.free.len() as u32 + (self.cap - self.next)
     }
-    n.min(limit)
+
+    fn take(&mut self) -> Option<u32> {
+        self.free.pop().or_else(|| {
+            (self.next < self.cap).then(|| {
+                self.next += 1;
+                self.next - 1
+            })
+        })
+    }
+}
+
+// `zeroed_words` relies on this (true where u64 is 8-aligned, as on x86-64 and aarch64).
+const _: () = assert!(std::mem::align_of::<AtomicU64>() == std::mem::align_of::<u64>());
+
+/// `n` zeroed atomic words whose pages the kernel hands out on first write: `vec![0; n]` is a
+/// zeroed allocation (calloc), where building atomics one by one would write every page at
+/// map creation (a 1M-entry IPv4 trie: 40 ms and 64 MiB resident before its first update).
+fn zeroed_words(n: usize) -> Box<[AtomicU64]> {
+    let words = Box::into_raw(vec![0u64; n].into_boxed_slice());
+    // SAFETY: AtomicU64 has the size and bit validity of u64 (its documented layout) and, by
+    // the assertion above, its alignment; the allocation moves from one box to the other, so
+    // it is freed once, with the same layout.
+    unsafe { Box::from_raw(words as *mut [AtomicU64]) }
+}
+
+/// The path-compressed binary trie (the kernel's `lpm_trie` layout), readable without a lock.
+///
+/// Nodes sit in one preallocated block of atomic words, `3 + nw` per node: `plen | elem << 32`,
+/// `child0 | child1 << 32`, the bit after the prefix within its word (`1 << (63 - plen % 64)`,
+/// 0 at 64 bits), then the masked data as `nw` big-endian words. Writers (serialised
+/// by the map's lock) bracket each change with `seq` odd; a reader walks with relaxed loads and
+/// keeps its answer only if `seq` was even and unchanged around the walk (a seqlock), the
+/// lock-free stand-in for the kernel's RCU walk. A torn walk cannot loop or index out of
+/// bounds: every node index is checked and the step count is bounded by the key's bits.
+struct BitTrie {
+    words: Box<[AtomicU64]>,
+    nw: usize,
+    root: AtomicU32,
+    seq: AtomicU64,
 }
 
 impl BitTrie {
-    fn new(dlen: usize) -> BitTrie {
+    /// A trie for `dlen`-byte data with room for `cap` nodes (entries and the intermediate
+    /// nodes between them: fewer than twice the entries).
+    fn new(dlen: usize, cap: u32) -> BitTrie {
+        let nw = dlen.div_ceil(8);
         BitTrie {
-            dlen,
-            root: NONE,
-            ..Default::default()
+            words: zeroed_words(cap as usize * (DATA + nw)),
+            nw,
+            root: AtomicU32::new(NONE),
+            seq: AtomicU64::new(0),
         }
     }
 
-    fn data(&self, n: u32) -> &[u8] {
-        &self.data[n as usize * self.dlen..(n as usize + 1) * self.dlen]
+    fn stride(&self) -> usize {
+        DATA + self.nw
+    }
+
+    /// Node `n`, or None for NONE (or, in a torn read, anything out of range).
+    #[inline(always)]
+    fn node(&self, n: u32) -> Option<TNode> {
+        let base = n as usize * self.stride();
+        let rec = self.words.get(base..base + 2)?;
+        let (a, b) = (
+            rec[0].load(Ordering::Relaxed),
+            rec[1].load(Ordering::Relaxed),
+        );
+        Some(TNode {
+            plen: a as u32,
+            elem: (a >> 32) as u32,
+            child: [b as u32, (b >> 32) as u32],
+        })
+    }
+
+    fn data_word(&self, n: u32, i: usize) -> u64 {
+        self.words
+            .get(n as usize * self.stride() + DATA + i)
+            .map_or(0, |w| w.load(Ordering::Relaxed))
+    }
+
+    /// How many leading bits node `n`'s data shares with `key`, at most `limit`.
+    #[inline(always)]
+    fn common_bits(&self, n: u32, key: &[u64], limit: u32) -> u32 {
+        let mut bits = 0u32;
+        for (i, k) in key.iter().enumerate() {
+            if bits >= limit {
+                break;
+            }
+            let d = self.data_word(n, i) ^ k;
+            if d != 0 {
+                bits += d.leading_zeros();
+                break;
+            }
+            bits += 64;
+        }
+        bits.min(limit)
+    }
+
+    fn node_bit(&self, n: u32, i: u32) -> usize {
+        (self.data_word(n, (i / 64) as usize) >> (63 - i % 64)) as usize & 1
+    }
+
+    // Writers: only with the map's write lock held, between begin_write and end_write.
+
+    fn begin_write(&self) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+    }
+
+    fn end_write(&self) {
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Release);
+    }
+
+    fn store(&self, idx: usize, v: u64) {
+        if let Some(w) = self.words.get(idx) {
+            w.store(v, Ordering::Relaxed);
+        }
+    }
+
+    fn set_elem(&self, n: u32, plen: u32, elem: u32) {
+        self.store(
+            n as usize * self.stride(),
+            plen as u64 | (elem as u64) << 32,
+        );
+        let next_bit = if plen as usize >= self.nw * 64 {
+            0
+        } else {
+            1u64 << (63 - plen % 64)
+        };
+        self.store(n as usize * self.stride() + 2, next_bit);
+    }
+
+    fn set_children(&self, n: u32, child: [u32; 2]) {
+        self.store(
+            n as usize * self.stride() + 1,
+            child[0] as u64 | (child[1] as u64) << 32,
+        );
     }
 
     fn get(&self, slot: Slot) -> u32 {
         match slot {
-            Slot::Root => self.root,
-            Slot::Child(p, b) => self.nodes[p as usize].child[b],
+            Slot::Root => self.root.load(Ordering::Relaxed),
+            Slot::Child(p, b) => self.node(p).map_or(NONE, |p| p.child[b]),
         }
     }
 
-    fn set(&mut self, slot: Slot, n: u32) {
+    fn set(&self, slot: Slot, n: u32) {
         match slot {
-            Slot::Root => self.root = n,
-            Slot::Child(p, b) => self.nodes[p as usize].child[b] = n,
+            Slot::Root => self.root.store(n, Ordering::Relaxed),
+            Slot::Child(p, b) => {
+                if let Some(mut node) = self.node(p) {
+                    node.child[b] = n;
+                    self.set_children(p, node.child);
+                }
+            }
         }
     }
 
-    fn alloc(&mut self, plen: u32, data: &[u8], elem: u32) -> u32 {
-        let node = TNode {
-            plen,
-            child: [NONE; 2],
-            elem,
-            w: 0,
+    /// A new node for `key/plen` (bits past the prefix cleared: an intermediate node's data
+    /// is a child's).
+    fn alloc(&self, a: &mut NodeAlloc, plen: u32, key: &[u64], elem: u32) -> u32 {
+        let Some(n) = a.take() else {
+            // The caller made sure of room; unreachable.
+            return NONE;
         };
-        let n = match self.free.pop() {
-            Some(n) => {
-                self.nodes[n as usize] = node;
-                n
-            }
-            None => {
-                self.nodes.push(node);
-                self.data.resize(self.data.len() + self.dlen, 0);
-                self.nodes.len() as u32 - 1
-            }
-        };
-        let d = self.dlen;
-        self.data[n as usize * d..(n as usize + 1) * d].copy_from_slice(&data[..d]);
-        // Bits past the prefix cleared (an intermediate node's data is a child's).
-        let (full, rem) = ((plen / 8) as usize, plen % 8);
-        let dd = &mut self.data[n as usize * d..(n as usize + 1) * d];
-        if full < d {
-            if rem != 0 {
-                dd[full] &= 0xffu8 << (8 - rem);
-                dd[full + 1..].fill(0);
+        self.set_elem(n, plen, elem);
+        self.set_children(n, [NONE; 2]);
+        let base = n as usize * self.stride() + DATA;
+        for (i, k) in key.iter().enumerate() {
+            let start = i as u32 * 64;
+            let w = if plen >= start + 64 {
+                *k
+            } else if plen <= start {
+                0
             } else {
-                dd[full..].fill(0);
-            }
+                k & !(u64::MAX >> (plen - start))
+            };
+            self.store(base + i, w);
         }
-        self.nodes[n as usize].w = word(dd);
         n
     }
 
     /// The element of the longest prefix of `data` no longer than `limit` bits
-    /// (`trie_lookup_elem`).
-    fn lookup(&self, data: &[u8], limit: u32, max: u32) -> Option<u32> {
-        if self.dlen <= 8 {
-            return self.lookup_word(word(data), limit, max);
+    /// (`trie_lookup_elem`), on whatever the trie holds: callers check `seq` or hold the lock.
+    #[inline(always)]
+    fn walk(&self, data: &[u8], limit: u32, max: u32) -> u32 {
+        if self.nw == 1 {
+            return self.walk1(word(data), limit, max);
         }
+        self.walk_words(data, limit, max)
+    }
+
+    /// [`Self::walk`] for keys of more than 8 data bytes (out of line: the one-word walk, the
+    /// common case, stays small).
+    #[inline(never)]
+    fn walk_words(&self, data: &[u8], limit: u32, max: u32) -> u32 {
+        let mut key = [0u64; MAX_WORDS];
+        let nw = key_words(data, &mut key);
+        let key = &key[..nw];
         let mut found = NONE;
-        let mut n = self.root;
-        while n != NONE {
-            let node = self.nodes[n as usize];
-            let m = common_bits(self.data(n), data, node.plen.min(limit));
+        let mut n = self.root.load(Ordering::Relaxed);
+        // Prefix lengths grow along a path, so a consistent walk takes at most max + 1 steps.
+        for _ in 0..=max {
+            let Some(node) = self.node(n) else { break };
+            let m = self.common_bits(n, key, node.plen.min(limit));
             if m == max {
                 found = node.elem;
                 break;
@@ -251,82 +384,121 @@ impl BitTrie {
             if node.elem != NONE {
                 found = node.elem;
             }
-            n = node.child[bit(data, node.plen)];
+            n = node.child[bit(key, node.plen)];
         }
-        (found != NONE).then_some(found)
+        found
     }
 
-    /// [`Self::lookup`] for keys of at most 8 data bytes, as one number.
-    fn lookup_word(&self, key: u64, limit: u32, max: u32) -> Option<u32> {
+    /// [`Self::walk`] for keys of at most 8 data bytes, as one number.
+    #[inline(always)]
+    fn walk1(&self, key: u64, limit: u32, max: u32) -> u32 {
+        let words = &*self.words;
         let mut found = NONE;
-        let mut n = self.root;
-        while let Some(node) = self.nodes.get(n as usize) {
-            let m = (node.w ^ key).leading_zeros().min(node.plen.min(limit));
+        let mut n = self.root.load(Ordering::Relaxed);
+        for _ in 0..=max {
+            let base = n as usize * (DATA + 1);
+            let Some(rec) = words.get(base..base + DATA + 1) else {
+                break;
+            };
+            let (a, ch, next_bit, w) = (
+                rec[0].load(Ordering::Relaxed),
+                rec[1].load(Ordering::Relaxed),
+                rec[2].load(Ordering::Relaxed),
+                rec[3].load(Ordering::Relaxed),
+            );
+            let (plen, elem) = (a as u32, (a >> 32) as u32);
+            let m = (w ^ key).leading_zeros().min(plen.min(limit));
             if m == max {
-                found = node.elem;
+                found = elem;
                 break;
             }
-            if m < node.plen {
+            if m < plen {
                 break;
             }
-            if node.elem != NONE {
-                found = node.elem;
+            if elem != NONE {
+                found = elem;
             }
-            // The bit after the prefix (a prefix of 64 bits has no children).
-            n = node.child[(key.checked_shl(node.plen).unwrap_or(0) >> 63) as usize];
+            // The bit after the prefix picks the child: a test and a select (a cmov, not a
+            // branch nor a shift by the prefix length), short on the path to the next load.
+            let take1 = 0u64.wrapping_sub((key & next_bit != 0) as u64);
+            n = ((ch >> 32) & take1 | ch & !take1) as u32;
         }
-        (found != NONE).then_some(found)
+        found
     }
 
-    /// Adds (or re-points) the prefix `data/plen` (`trie_update_elem`).
-    fn insert(&mut self, data: &[u8], plen: u32, elem: u32, max: u32) {
+    /// [`Self::walk`] without a lock: retried while writers change the trie under it, then
+    /// under `lock` (which excludes writers) if they keep at it.
+    #[inline(always)]
+    fn lookup<G>(&self, data: &[u8], limit: u32, max: u32, lock: impl FnOnce() -> G) -> u32 {
+        for _ in 0..4 {
+            let s = self.seq.load(Ordering::Acquire);
+            if s & 1 == 0 {
+                let found = self.walk(data, limit, max);
+                fence(Ordering::Acquire);
+                if self.seq.load(Ordering::Relaxed) == s {
+                    return found;
+                }
+            }
+            std::hint::spin_loop();
+        }
+        self.walk_locked(data, limit, max, lock)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn walk_locked<G>(&self, data: &[u8], limit: u32, max: u32, lock: impl FnOnce() -> G) -> u32 {
+        let _guard = lock();
+        self.walk(data, limit, max)
+    }
+
+    /// Adds (or re-points) the prefix `key/plen` (`trie_update_elem`); `a` has room for two
+    /// nodes.
+    fn insert(&self, a: &mut NodeAlloc, key: &[u64], plen: u32, elem: u32, max: u32) {
         let mut slot = Slot::Root;
         let m = loop {
             let n = self.get(slot);
-            if n == NONE {
-                let new = self.alloc(plen, data, elem);
+            let Some(node) = self.node(n) else {
+                let new = self.alloc(a, plen, key, elem);
                 self.set(slot, new);
                 return;
-            }
-            let node = self.nodes[n as usize];
-            let m = common_bits(self.data(n), data, node.plen.min(plen));
+            };
+            let m = self.common_bits(n, key, node.plen.min(plen));
             if node.plen != m || node.plen == plen || node.plen == max {
                 break m;
             }
-            slot = Slot::Child(n, bit(data, node.plen));
+            slot = Slot::Child(n, bit(key, node.plen));
         };
         let n = self.get(slot);
-        let node = self.nodes[n as usize];
+        let Some(node) = self.node(n) else { return };
         if node.plen == m && node.plen == plen {
-            self.nodes[n as usize].elem = elem;
+            self.set_elem(n, plen, elem);
             return;
         }
-        let new = self.alloc(plen, data, elem);
+        let new = self.alloc(a, plen, key, elem);
         if m == plen {
             // The new prefix contains the node: it goes above it.
-            let b = bit(self.data(n), plen);
-            self.nodes[new as usize].child[b] = n;
+            let mut child = [NONE; 2];
+            child[self.node_bit(n, plen)] = n;
+            self.set_children(new, child);
             self.set(slot, new);
             return;
         }
         // They branch after m bits: an intermediate node there.
-        let im = self.alloc(m, data, NONE);
-        let (bn, bnew) = (bit(self.data(n), m), bit(data, m));
-        self.nodes[im as usize].child[bn] = n;
-        self.nodes[im as usize].child[bnew] = new;
+        let im = self.alloc(a, m, key, NONE);
+        let mut child = [NONE; 2];
+        child[self.node_bit(n, m)] = n;
+        child[bit(key, m)] = new;
+        self.set_children(im, child);
         self.set(slot, im);
     }
 
-    /// Removes the prefix `data/plen`, which is present (`trie_delete_elem`).
-    fn remove(&mut self, data: &[u8], plen: u32) {
+    /// Removes the prefix `key/plen`, which is present (`trie_delete_elem`).
+    fn remove(&self, a: &mut NodeAlloc, key: &[u64], plen: u32) {
         let (mut slot, mut parent_slot) = (Slot::Root, None);
         loop {
             let n = self.get(slot);
-            if n == NONE {
-                return;
-            }
-            let node = self.nodes[n as usize];
-            let m = common_bits(self.data(n), data, node.plen.min(plen));
+            let Some(node) = self.node(n) else { return };
+            let m = self.common_bits(n, key, node.plen.min(plen));
             if node.plen != m || node.plen == plen {
                 if node.plen != plen || m != plen || node.elem == NONE {
                     return;
@@ -334,28 +506,27 @@ impl BitTrie {
                 break;
             }
             parent_slot = Some(slot);
-            slot = Slot::Child(n, bit(data, node.plen));
+            slot = Slot::Child(n, bit(key, node.plen));
         }
         let n = self.get(slot);
-        let node = self.nodes[n as usize];
+        let Some(node) = self.node(n) else { return };
         let kids = node.child.iter().filter(|c| **c != NONE).count();
         if kids == 2 {
-            self.nodes[n as usize].elem = NONE;
+            self.set_elem(n, node.plen, NONE);
             return;
         }
         if kids == 0 {
             // A leaf under an intermediate node: the sibling takes the parent's place.
             if let Some(ps) = parent_slot {
                 let p = self.get(ps);
-                if self.nodes[p as usize].elem == NONE {
+                if let Some(pn) = self.node(p).filter(|pn| pn.elem == NONE) {
                     let side = match slot {
                         Slot::Child(_, b) => b,
                         Slot::Root => 0,
                     };
-                    let sibling = self.nodes[p as usize].child[1 - side];
-                    self.set(ps, sibling);
-                    self.free.push(p);
-                    self.free.push(n);
+                    self.set(ps, pn.child[1 - side]);
+                    a.free.push(p);
+                    a.free.push(n);
                     return;
                 }
             }
@@ -366,13 +537,13 @@ impl BitTrie {
             node.child[1]
         };
         self.set(slot, child);
-        self.free.push(n);
+        a.free.push(n);
     }
 }
 
 struct Trie {
-    /// The lookup structure.
-    bits: BitTrie,
+    /// The lookup structure's free node slots.
+    nodes: NodeAlloc,
     /// Masked key -> element.
     exact: FxMap<Box<[u8]>, u32>,
     order: BTreeSet<PostOrder>,
@@ -382,7 +553,10 @@ struct Trie {
     used_lens: Vec<u32>,
     /// Key as given at update time, per element.
     orig_keys: Box<[u8]>,
-    free: Vec<u32>,
+    /// Free elements, reused oldest first: a value slot a program may still be reading
+    /// after a delete (the kernel defers the free past RCU readers) is the last to be
+    /// overwritten.
+    free: VecDeque<u32>,
 }
 
 impl Trie {
@@ -405,6 +579,8 @@ impl Trie {
 /// An LPM trie map.
 pub struct LpmTrie {
     c: Common,
+    /// The lookup structure, read without the lock; changed with it held.
+    bits: BitTrie,
     trie: RwLock<Trie>,
     arena: Arena,
     vstride: usize,
@@ -422,15 +598,22 @@ impl LpmTrie {
         )?;
         let arena = crate::create::alloc_arena(&c, n * vstride as u64)?;
         let max_prefixlen = (attr.key_size - 4) * 8;
+        // Every entry and at most one intermediate node per entry but the first.
+        let cap = attr.max_entries.saturating_mul(2);
         Ok(LpmTrie {
+            bits: BitTrie::new(attr.key_size as usize - 4, cap),
             trie: RwLock::new(Trie {
-                bits: BitTrie::new(attr.key_size as usize - 4),
+                nodes: NodeAlloc {
+                    free: Vec::new(),
+                    next: 0,
+                    cap,
+                },
                 exact: FxMap::default(),
                 order: BTreeSet::new(),
                 lens: vec![0; max_prefixlen as usize + 1],
                 used_lens: Vec::new(),
                 orig_keys: vec![0; attr.key_size as usize * attr.max_entries as usize].into(),
-                free: (0..attr.max_entries).rev().collect(),
+                free: (0..attr.max_entries).collect(),
             }),
             c,
             arena,
@@ -451,10 +634,16 @@ impl LpmTrie {
         self.arena.at(idx as usize * self.vstride)
     }
 
-    /// Longest-prefix match for `key` (prefixes no longer than the key's own prefixlen).
-    fn longest_match(&self, t: &Trie, key: &[u8]) -> Option<u32> {
+    /// Longest-prefix match for `key` (prefixes no longer than the key's own prefixlen), of
+    /// `key_size` bytes.
+    #[inline(always)]
+    fn longest_match(&self, key: &[u8]) -> Option<u32> {
         let limit = prefixlen(key).min(self.max_prefixlen);
-        t.bits.lookup(&key[4..], limit, self.max_prefixlen)
+        let data = key.get(4..).unwrap_or(&[]);
+        let found = self
+            .bits
+            .lookup(data, limit, self.max_prefixlen, || self.read());
+        (found != NONE).then_some(found)
     }
 
     /// The masked form of an update/delete key, or `EINVAL` for a prefix that is too long.
@@ -490,15 +679,27 @@ impl LpmTrie {
                 if flags == BPF_EXIST {
                     return Err(self.c.not_found());
                 }
-                let Some(idx) = t.free.pop() else {
+                // An insert takes at most two node slots (there are always two while an
+                // element is free, as intermediate nodes are fewer than entries).
+                let room = t.nodes.available() >= 2;
+                let Some(idx) = room.then(|| t.free.pop_front()).flatten() else {
                     return Err(MapError::NoSpace {
                         map: self.c.label(),
                         max_entries: self.c.attr.max_entries,
                     });
                 };
                 t.add_len(prefixlen(&m));
-                t.bits
-                    .insert(&m[4..], prefixlen(&m), idx, self.max_prefixlen);
+                let mut kw = [0u64; MAX_WORDS];
+                let nw = key_words(&m[4..], &mut kw);
+                self.bits.begin_write();
+                self.bits.insert(
+                    &mut t.nodes,
+                    &kw[..nw],
+                    prefixlen(&m),
+                    idx,
+                    self.max_prefixlen,
+                );
+                self.bits.end_write();
                 t.order.insert(PostOrder(m.clone()));
                 t.exact.insert(m, idx);
                 idx
@@ -514,11 +715,15 @@ impl LpmTrie {
         let m = self.masked(key)?;
         let mut t = self.write();
         let idx = t.exact.remove(&m).ok_or_else(|| self.c.not_found())?;
-        t.bits.remove(&m[4..], prefixlen(&m));
+        let mut kw = [0u64; MAX_WORDS];
+        let nw = key_words(&m[4..], &mut kw);
+        self.bits.begin_write();
+        self.bits.remove(&mut t.nodes, &kw[..nw], prefixlen(&m));
+        self.bits.end_write();
         let m = PostOrder(m);
         t.order.remove(&m);
         t.remove_len(prefixlen(&m.0));
-        t.free.push(idx);
+        t.free.push_back(idx);
         Ok(())
     }
 }
@@ -536,8 +741,7 @@ impl MapOps for LpmTrie {
         if key.len() != self.c.key_size() {
             return None;
         }
-        let t = self.read();
-        self.longest_match(&t, key).map(|idx| self.ptr(idx))
+        self.longest_match(key).map(|idx| self.ptr(idx))
     }
 
     fn update(&self, key: &[u8], value: &[u8], flags: u64, _cpu: usize) -> Result<(), MapError> {
@@ -589,10 +793,7 @@ impl MapOps for LpmTrie {
         self.c.check_lookup_flags(flags)?;
         self.c.check_key(key)?;
         self.c.check_user_value(out.len())?;
-        let t = self.read();
-        let idx = self
-            .longest_match(&t, key)
-            .ok_or_else(|| self.c.not_found())?;
+        let idx = self.longest_match(key).ok_or_else(|| self.c.not_found())?;
         // SAFETY: in-bounds aligned slot of value_size bytes.
         unsafe { mem::copy_out(self.ptr(idx), out) };
         Ok(())
@@ -643,6 +844,66 @@ impl MapOps for LpmTrie {
     }
 
     fn gen_lookup(&self) -> Option<GenLookup> {
-        Some(GenLookup::Lookup)
+        // A direct call of the lock-free walk, without the dynamic dispatch of `lookup`.
+        let f = match self.c.key_size() {
+            8 => direct_lpm_lookup::<8> as unsafe extern "sysv64" fn(u64, u64) -> u64,
+            _ => direct_lpm_lookup::<0>,
+        };
+        Some(GenLookup::Call {
+            f,
+            obj: self as *const LpmTrie as u64,
+        })
+    }
+}
+
+/// [`LpmTrie::longest_match`] called straight from JIT code ([`GenLookup::Call`]): `obj` is
+/// the map, `key` points to `key_size` readable bytes (`N`, or any size when `N` is 0).
+unsafe extern "sysv64" fn direct_lpm_lookup<const N: usize>(obj: u64, key: u64) -> u64 {
+    // SAFETY: the caller keeps the map alive while code embedding `obj` may run; the
+    // verifier proved the key's key_size bytes readable.
+    let m = unsafe { &*(obj as *const LpmTrie) };
+    let len = if N == 0 { m.c.key_size() } else { N };
+    let key = unsafe { std::slice::from_raw_parts(key as *const u8, len) };
+    // Unwinding out of an extern "sysv64" fn aborts; a lookup that panics finds nothing.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.longest_match(key)))
+        .ok()
+        .flatten()
+        .map_or(0, |idx| m.ptr(idx) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn a_lookup_during_a_write_waits_for_the_writer() {
+        // With `seq` odd (a writer between begin_write and end_write), a lookup must not keep
+        // a lock-free walk's answer: it retries, then waits on the lock the writer holds.
+        let attr = MapAttr::new(MapType::LpmTrie, 8, 8, 4).with_flags(BPF_F_NO_PREALLOC);
+        let m = LpmTrie::new(&attr, 1).unwrap();
+        let mut k = [0u8; 8];
+        k[..4].copy_from_slice(&8u32.to_ne_bytes());
+        k[4] = 10;
+        m.update_user(&k, &[1; 8], BPF_ANY).unwrap();
+        k[..4].copy_from_slice(&32u32.to_ne_bytes());
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let t = m.write();
+            m.bits.begin_write();
+            let reader = s.spawn(|| {
+                let found = m.lookup(&k, 0).is_some();
+                done.store(true, Ordering::SeqCst);
+                found
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!done.load(Ordering::SeqCst), "a lookup finished mid-write");
+            m.bits.end_write();
+            drop(t);
+            assert!(
+                reader.join().unwrap(),
+                "10.0.0.0 found under 10/8 after the write"
+            );
+        });
     }
 }
