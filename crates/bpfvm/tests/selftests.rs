@@ -27,8 +27,10 @@
 //! escapes are listed in its known-diffs.txt until the verifier is fixed, and
 //! printed as `ESCAPE` lines on every run, with their count in the summary.
 
+mod known_diffs;
 use bpfvm::btf::{Btf, BtfKind, BtfTypeData};
 use bpfvm::{BpfError, LoadOpts, LoadedObject, Object, Runtime, TestRunAttr};
+use known_diffs::error_chain;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -392,16 +394,6 @@ fn run_case(file: &str, obj: &Object, specs: &[Spec], sp: &Spec, unpriv: bool, s
             }
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let _ = write!(s, ": {c}");
-        cur = c.source();
-    }
-    s
 }
 
 /// One case's outcome.
@@ -783,20 +775,7 @@ fn check_set(set: &Set, live: Option<&BTreeMap<Key, Answer>>, summary: &mut Stri
     }
     let now = diff_lines(&outcomes);
     let known_path = base.join("known-diffs.txt");
-    if std::env::var_os("BPFVM_BLESS").is_some() {
-        let mut text = String::from(set.header);
-        for l in &now {
-            text.push_str(l);
-            text.push('\n');
-        }
-        std::fs::write(&known_path, text).unwrap();
-    }
-    let known: BTreeSet<String> = std::fs::read_to_string(&known_path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
+    let known = known_diffs::bless_or_read(&known_path, set.header, &now);
     let by_line: BTreeMap<String, &Outcome> = outcomes
         .iter()
         .flat_map(|o| {

@@ -26,12 +26,14 @@
 //! tests and prints bpfvm's logs; `BPFVM_TEST_VERIFIER_VERBOSE` describes every
 //! difference.
 
+mod known_diffs;
 use bpfvm::isa::Insn;
 use bpfvm::maps::MapType;
 use bpfvm::{
     AttachType, BpfCmd, BpfError, BpfReply, FuncInfo, MapCreateAttr, MapFd, ProgLoadAttr, ProgType,
     Runtime, TestRunAttr,
 };
+use known_diffs::error_chain;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -521,16 +523,6 @@ fn exit() -> Insn {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let _ = write!(s, ": {c}");
-        cur = c.source();
-    }
-    s
-}
-
 fn run_test(t: &Test, unpriv: bool, want_log: bool) -> Ours {
     let setup_failed = |why: String| Ours {
         setup: Some(why),
@@ -976,20 +968,7 @@ fn kernel_test_verifier_table() {
         .collect();
     let now: BTreeSet<String> = by_line.keys().cloned().collect();
     let known_path = dir().join("known-diffs.txt");
-    if std::env::var_os("BPFVM_BLESS").is_some() {
-        let mut text = String::from(HEADER);
-        for l in &now {
-            text.push_str(l);
-            text.push('\n');
-        }
-        std::fs::write(&known_path, text).unwrap();
-    }
-    let known: BTreeSet<String> = std::fs::read_to_string(&known_path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
+    let known = known_diffs::bless_or_read(&known_path, HEADER, &now);
     let verbose = std::env::var_os("BPFVM_TEST_VERIFIER_VERBOSE").is_some();
     let mut escapes = 0;
     for (l, o) in &by_line {

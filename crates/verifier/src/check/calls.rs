@@ -1264,6 +1264,16 @@ impl Verifier<'_> {
     /// `changes_pkt_data` of a subprogram: it, or a function it calls, calls
     /// a helper that changes the packet or makes a tail call.
     fn subprog_changes_pkt(&self, sp: usize) -> bool {
+        self.subprog_calls_any(sp, |d| {
+            d.op == Op::Call
+                && crate::helpers::proto(d.imm32())
+                    .is_some_and(|p| matches!(p.effect, Effect::ChangesPkt | Effect::TailCall))
+        })
+    }
+
+    /// Some call in subprogram `sp`, or in a subprogram it calls (directly or
+    /// not), satisfies `pred`.
+    pub(super) fn subprog_calls_any(&self, sp: usize, pred: impl Fn(&Decoded) -> bool) -> bool {
         let cfg = self.cfg();
         let mut seen = vec![false; cfg.subprogs.len()];
         let mut todo = vec![sp];
@@ -1275,17 +1285,10 @@ impl Verifier<'_> {
             let end = cfg.subprogs.get(s + 1).copied().unwrap_or(cfg.dec.len());
             for pc in start..end {
                 let Some(d) = cfg.dec[pc] else { continue };
-                match d.op {
-                    Op::CallLocal => todo.push(cfg.subprog_of[target(pc, &d) as usize]),
-                    Op::Call => {
-                        let changes = crate::helpers::proto(d.imm32()).is_some_and(|p| {
-                            matches!(p.effect, Effect::ChangesPkt | Effect::TailCall)
-                        });
-                        if changes {
-                            return true;
-                        }
-                    }
-                    _ => {}
+                if d.op == Op::CallLocal {
+                    todo.push(cfg.subprog_of[target(pc, &d) as usize]);
+                } else if matches!(d.op, Op::Call | Op::CallKfunc) && pred(&d) {
+                    return true;
                 }
             }
         }

@@ -120,45 +120,13 @@ impl Verifier<'_> {
     /// sleeping helper or kfunc (the kernel refuses calling such a global
     /// function inside an RCU read-side section).
     pub(super) fn subprog_might_sleep(&self, sp: usize) -> bool {
-        let cfg = self.cfg();
-        let mut seen = vec![false; cfg.subprogs.len()];
-        let mut todo = vec![sp];
-        while let Some(s) = todo.pop() {
-            if std::mem::replace(&mut seen[s], true) {
-                continue;
+        let sleepable = self.opts.prog_flags & BPF_F_SLEEPABLE != 0;
+        self.subprog_calls_any(sp, |d| match d.op {
+            Op::CallKfunc => {
+                kfuncs::by_btf_id(d.imm32()).is_some_and(|k| k.flags & KF_SLEEPABLE != 0)
             }
-            let start = cfg.subprogs[s];
-            let end = cfg.subprogs.get(s + 1).copied().unwrap_or(self.insns.len());
-            for (pc, i) in self.insns.iter().enumerate().take(end).skip(start) {
-                if i.code != 0x85 {
-                    continue;
-                }
-                match i.src_reg {
-                    0 if crate::maphelpers::might_sleep(
-                        i.imm,
-                        self.opts.prog_type,
-                        self.opts.prog_flags & BPF_F_SLEEPABLE != 0,
-                    ) =>
-                    {
-                        return true
-                    }
-                    BPF_PSEUDO_KFUNC_CALL
-                        if kfuncs::by_btf_id(i.imm)
-                            .is_some_and(|k| k.flags & KF_SLEEPABLE != 0) =>
-                    {
-                        return true
-                    }
-                    BPF_PSEUDO_CALL => {
-                        let target = pc as i64 + 1 + i.imm as i64;
-                        if let Some(t) = cfg.subprogs.iter().position(|&s| s as i64 == target) {
-                            todo.push(t);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        false
+            _ => crate::maphelpers::might_sleep(d.imm32(), self.opts.prog_type, sleepable),
+        })
     }
 
     pub(super) fn check_kfunc_call(
