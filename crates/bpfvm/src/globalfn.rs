@@ -53,12 +53,9 @@ pub(crate) fn global_funcs(btf: &Btf, func_info: &[FuncInfo], prog_type: u32) ->
         let BtfTypeData::FuncProto(params) = &proto.data else {
             continue;
         };
-        let ret = btf.skip_modifiers(proto.size_or_type).ok();
-        let ret_void = ret == Some(0);
         // The kernel supports global functions that return an integer or an
         // enum only (btf_prepare_func_args); a call of any other is refused.
-        let ret_scalar = ret
-            .and_then(|t| btf.type_by_id(t).ok())
+        let ret_scalar = return_type(btf, fi.type_id)
             .is_some_and(|t| matches!(t.kind(), BtfKind::Int | BtfKind::Enum | BtfKind::Enum64));
         let args = if ret_scalar {
             params
@@ -75,10 +72,22 @@ pub(crate) fn global_funcs(btf: &Btf, func_info: &[FuncInfo], prog_type: u32) ->
             insn_idx: fi.insn_idx,
             name,
             args,
-            ret_void,
         });
     }
     out
+}
+
+/// The type function `func` returns, modifiers and typedefs skipped; `None`
+/// for `void` or a malformed prototype.
+pub(crate) fn return_type(btf: &Btf, func: u32) -> Option<&bpfvm_obj::btf::BtfType> {
+    let proto = btf
+        .type_by_id(btf.type_by_id(func).ok()?.size_or_type)
+        .ok()?;
+    let ret = btf.skip_modifiers(proto.size_or_type).ok()?;
+    if ret == 0 {
+        return None;
+    }
+    btf.type_by_id(ret).ok()
 }
 
 /// The `arg:` decl tags on parameter `i` of function `func`.

@@ -482,25 +482,10 @@ fn verify_with(
             .iter()
             .filter(|f| {
                 let Some(b) = btf.as_ref() else { return false };
-                let ret = b
-                    .btf
-                    .type_by_id(f.type_id)
-                    .ok()
-                    .and_then(|t| t.type_ref())
-                    .and_then(|proto| b.btf.type_by_id(proto).ok())
-                    .and_then(|p| p.type_ref());
-                let scalar = match ret {
-                    Some(id) if id != 0 => b
-                        .btf
-                        .skip_modifiers(id)
-                        .ok()
-                        .and_then(|id| b.btf.type_by_id(id).ok())
-                        .is_some_and(|t| {
-                            matches!(t.kind(), BtfKind::Enum | BtfKind::Enum64)
-                                || (t.kind() == BtfKind::Int && t.size().is_some_and(|s| s <= 8))
-                        }),
-                    _ => false,
-                };
+                let scalar = crate::globalfn::return_type(&b.btf, f.type_id).is_some_and(|t| {
+                    matches!(t.kind(), BtfKind::Enum | BtfKind::Enum64)
+                        || (t.kind() == BtfKind::Int && t.size().is_some_and(|s| s <= 8))
+                });
                 !scalar
             })
             .map(|f| f.insn_idx)

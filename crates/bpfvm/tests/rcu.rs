@@ -9,15 +9,8 @@
 //! ids in the kernel and bpfvm's own kfunc table's in bpfvm.
 
 mod fixture_kernel;
-use bpfvm::{LoadOpts, Object, Runtime};
-use fixture_kernel::{fixture, kernel_load};
-
-#[derive(Clone, Copy, Debug)]
-enum Expected {
-    Accepted,
-    /// errno and the kernel's last verifier line.
-    Refused(i32, &'static str),
-}
+use bpfvm::Runtime;
+use fixture_kernel::{bpfvm_load, kernel_load, Expected};
 
 struct Case {
     object: &'static str,
@@ -98,32 +91,12 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// bpfvm's verdict: Ok, or the errno and the error with its log.
-fn bpfvm_load(rt: &Runtime, c: &Case) -> Result<(), (i32, String)> {
-    let obj = Object::open(fixture(c.object)).unwrap_or_else(|e| panic!("{}: {e}", c.object));
-    let opts = LoadOpts {
-        programs: Some(vec![c.program.to_string()]),
-        log_level: 1,
-        ..Default::default()
-    };
-    rt.load_object_with(&obj, None, &opts)
-        .map(|_| ())
-        .map_err(|e| {
-            let mut text = e.to_string();
-            if let Some(log) = e.verifier_log() {
-                text.push('\n');
-                text.push_str(log);
-            }
-            (e.errno(), text)
-        })
-}
-
 #[test]
 fn verdicts_match_the_kernel() {
     let rt = Runtime::with_cpus(1);
     let mut failures = Vec::new();
     for c in CASES {
-        let got = bpfvm_load(&rt, c);
+        let got = bpfvm_load(&rt, c.object, c.program).0;
         match (c.expected, &got) {
             (Expected::Accepted, Ok(())) => {}
             (Expected::Refused(errno, line), Err((e, text)))

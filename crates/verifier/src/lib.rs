@@ -160,8 +160,6 @@ pub struct GlobalFunc {
     pub name: String,
     /// `Err`: why its prototype is not supported (calls of it are refused).
     pub args: Result<Vec<GlobalArg>, String>,
-    /// It returns `void` (R0 need not be set at its exit).
-    pub ret_void: bool,
 }
 
 /// How a global function's argument is typed (`btf_prepare_func_args`).

@@ -5,6 +5,7 @@
 // Each test file uses its own part of this module.
 #![allow(dead_code)]
 
+use bpfvm::{LoadOpts, Object, Runtime};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -79,4 +80,48 @@ pub fn kernel_load(object: &str) -> Result<Vec<(String, String, String)>, (i32, 
     }
     let _ = std::fs::remove_dir(&pin);
     Ok(tags)
+}
+
+/// A verdict the kernel gave on a fixture program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    Accepted,
+    /// errno and a line the verifier log (or libbpf) has.
+    Refused(i32, &'static str),
+}
+
+/// A verdict: accepted, or refused with errno and the message and log.
+pub type Verdict = Result<(), (i32, String)>;
+
+/// bpfvm's verdict, and the program's tag and xlated listing when accepted.
+pub fn bpfvm_load(
+    rt: &Runtime,
+    object: &str,
+    program: &str,
+) -> (Verdict, Option<(String, String)>) {
+    let obj = Object::open(fixture(object)).unwrap_or_else(|e| panic!("{object}: {e}"));
+    let opts = LoadOpts {
+        programs: Some(vec![program.to_string()]),
+        log_level: 1,
+        ..Default::default()
+    };
+    match rt.load_object_with(&obj, None, &opts) {
+        Ok(l) => {
+            let tag = l.prog(program).map(|p| {
+                (
+                    bpfvm::tag::tag_hex(&p.obj().tag),
+                    bpfvm::xlated::dump_xlated(p.obj(), &Default::default()),
+                )
+            });
+            (Ok(()), tag)
+        }
+        Err(e) => {
+            let mut text = e.to_string();
+            if let Some(log) = e.verifier_log() {
+                text.push('\n');
+                text.push_str(log);
+            }
+            (Err((e.errno(), text)), None)
+        }
+    }
 }

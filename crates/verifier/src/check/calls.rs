@@ -1371,27 +1371,23 @@ impl Verifier<'_> {
                 "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region",
             ));
         }
-        // A global function verified on its own returns a scalar (or nothing).
-        if st.frames.len() == 1 {
-            if let Some(g) = self.in_global.and_then(|sp| self.global_func(sp)) {
-                if !g.ret_void {
-                    self.check_reg_read(st, 0)?;
-                    let r0 = st.reg(0).clone();
-                    if !r0.is_scalar() {
-                        return self.err(invalid(format!(
-                            "At subprogram exit the register R0 is not a scalar value ({})",
-                            r0.ty.name(r0.maybe_null)
-                        )));
-                    }
-                }
-                if !st.refs.is_empty() {
-                    return self.err(VerifierError::Reference {
-                        reason: "BPF_EXIT instruction in main prog would lead to reference leak"
-                            .into(),
-                    });
-                }
-                return Ok(());
+        // A global function verified on its own returns a scalar (only those
+        // that return an integer or enum are called: see globalfn.rs).
+        if st.frames.len() == 1 && self.in_global.and_then(|sp| self.global_func(sp)).is_some() {
+            self.check_reg_read(st, 0)?;
+            let r0 = st.reg(0).clone();
+            if !r0.is_scalar() {
+                return self.err(invalid(format!(
+                    "At subprogram exit the register R0 is not a scalar value ({})",
+                    r0.ty.name(r0.maybe_null)
+                )));
             }
+            if !st.refs.is_empty() {
+                return self.err(VerifierError::Reference {
+                    reason: "BPF_EXIT instruction in main prog would lead to reference leak".into(),
+                });
+            }
+            return Ok(());
         }
         let frame = st.cur().clone();
         // A static subprogram may leave R0 unset (clang drops an unused return
