@@ -33,6 +33,11 @@
 //!   random conditions (correlated or not), in static subprograms, around
 //!   early exits and tail calls: a section may not nest, an unlock needs a
 //!   lock on its path, and no path may tail-call or exit inside one.
+//! - `DynptrRingbuf`: a ring buffer dynptr (`bpf_ringbuf_reserve_dynptr`)
+//!   reserved, submitted or discarded, sliced (`bpf_dynptr_data`), its slice
+//!   used, and its stack slot overwritten, each under random conditions: the
+//!   reference must be released once on every path, a slice dies with its
+//!   dynptr, and a referenced dynptr's slot may not be overwritten.
 
 use crate::verifier::{ins, Rng};
 use bpfvm::{BpfError, MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
@@ -41,8 +46,8 @@ use bpfvm_isa::Insn;
 
 use bpfvm_isa::uapi::{
     BPF_MAP_TYPE_ARRAY as ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS as ARRAY_OF_MAPS,
-    BPF_MAP_TYPE_PROG_ARRAY as PROG_ARRAY, BPF_MAP_TYPE_SOCKMAP as SOCKMAP,
-    BPF_PROG_TYPE_XDP as XDP,
+    BPF_MAP_TYPE_PROG_ARRAY as PROG_ARRAY, BPF_MAP_TYPE_RINGBUF as RINGBUF,
+    BPF_MAP_TYPE_SOCKMAP as SOCKMAP, BPF_PROG_TYPE_XDP as XDP,
 };
 use bpfvm_testsupport::{self as host, Fd, MapCreate, ProgLoad};
 
@@ -68,6 +73,8 @@ pub enum MapSym {
     Progs = 3,
     /// sockmap, empty
     Socks = 4,
+    /// ringbuf, 4096 bytes, never consumed
+    Ring = 5,
 }
 
 /// One generated program and what the kernel's rules say of it.
@@ -706,15 +713,205 @@ fn rcu_section(r: &mut Rng) -> Variant {
     }
 }
 
+/// One step of a dynptr pattern; `Some(bit)`: only where that random bit
+/// is set.
+#[derive(Clone, Copy, Debug)]
+enum DynStep {
+    /// `bpf_ringbuf_reserve_dynptr(&ring, 8, 0, fp-16)`
+    Reserve(Option<u8>),
+    /// `bpf_ringbuf_submit_dynptr(fp-16, 0)`
+    Submit(Option<u8>),
+    /// `bpf_ringbuf_discard_dynptr(fp-16, 0)`
+    Discard(Option<u8>),
+    /// `r9 = bpf_dynptr_data(fp-16, 0, 8)`
+    Slice(Option<u8>),
+    /// `if r9 != 0`: a store of `size` bytes at `off` through the slice.
+    Use { off: i16, size: u8 },
+    /// `*(u64 *)(fp - 16) = 0`: a store over the dynptr's slot.
+    Clobber(Option<u8>),
+    /// Return early where the bit is set.
+    Exit(u8),
+}
+
+/// What one path knows while walking a dynptr pattern.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SliceState {
+    /// r9 is 0 (never sliced on this path): a use is dead code.
+    Zero,
+    /// A slice of the live dynptr, 8 bytes.
+    Live,
+    /// A slice of a dynptr since released: no longer a pointer.
+    Stale,
+}
+
+/// A ring buffer dynptr on random paths: the label walks every value of the
+/// two random bits (r7 = r6 & 1, r8 = r6 & 2) through the steps.
+fn dynptr_ringbuf(r: &mut Rng) -> Variant {
+    use DynStep::*;
+    let bit = |r: &mut Rng| {
+        if r.below(3) == 0 {
+            None
+        } else {
+            Some(r.below(2) as u8)
+        }
+    };
+    let use_step = |r: &mut Rng| {
+        let (off, size) = r.pick(&[(0, 8), (4, 4), (0, 1), (7, 1), (8, 1), (4, 8), (-1, 1)]);
+        Use { off, size }
+    };
+    let any = |r: &mut Rng| match r.below(14) {
+        0..=2 => Reserve(bit(r)),
+        3..=4 => Submit(bit(r)),
+        5..=6 => Discard(bit(r)),
+        7..=8 => Slice(bit(r)),
+        9..=11 => use_step(r),
+        12 => Clobber(bit(r)),
+        _ => Exit(r.below(2) as u8),
+    };
+    // Half the variants are right by construction (reserve, slice, use,
+    // release, under one condition) with at most one step changed.
+    let mut steps: Vec<DynStep> = Vec::new();
+    if r.below(2) == 0 {
+        for _ in 0..1 + r.below(6) {
+            steps.push(any(r));
+        }
+    } else {
+        for _ in 0..1 + r.below(2) {
+            let b = bit(r);
+            steps.push(Reserve(b));
+            if r.below(2) == 0 {
+                steps.push(Slice(b));
+                steps.push(Use { off: 0, size: 8 });
+            }
+            steps.push(if r.below(2) == 0 {
+                Submit(b)
+            } else {
+                Discard(b)
+            });
+            if r.below(3) == 0 {
+                steps.push(use_step(r));
+            }
+        }
+        if r.below(2) == 0 {
+            let at = r.below(steps.len() as u64) as usize;
+            steps[at] = any(r);
+        }
+    }
+    // The kernel's rules, per path: (dynptr live, slice state).
+    let refused_on = |bits: [bool; 2]| -> bool {
+        let (mut live, mut slice) = (false, SliceState::Zero);
+        for s in &steps {
+            let on = |b: &Option<u8>| b.is_none_or(|b| bits[b as usize]);
+            match s {
+                Reserve(b) | Submit(b) | Discard(b) | Slice(b) | Clobber(b) if !on(b) => {}
+                // Reserving over a referenced dynptr would lose it.
+                Reserve(_) if live => return true,
+                Reserve(_) => live = true,
+                Submit(_) | Discard(_) | Slice(_) if !live => return true,
+                Submit(_) | Discard(_) => {
+                    live = false;
+                    if slice == SliceState::Live {
+                        slice = SliceState::Stale;
+                    }
+                }
+                Slice(_) => slice = SliceState::Live,
+                Use { off, size } => match slice {
+                    SliceState::Zero => {}
+                    SliceState::Stale => return true,
+                    SliceState::Live if *off < 0 || *off as i32 + *size as i32 > 8 => return true,
+                    SliceState::Live => {}
+                },
+                Clobber(_) if live => return true,
+                Clobber(_) => {}
+                Exit(b) if bits[*b as usize] => return live,
+                Exit(_) => {}
+            }
+        }
+        live
+    };
+    let must_refuse = (0..4).any(|v| refused_on([v & 1 != 0, v & 2 != 0]));
+    let mut a = Asm::default();
+    let reg = |b: u8| 7 + b;
+    a.call(bpfvm_isa::uapi::BPF_FUNC_GET_PRANDOM_U32);
+    a.movr(6, 0)
+        .movr(7, 6)
+        .i(0x57, 7, 0, 0, 1)
+        .movr(8, 6)
+        .i(0x57, 8, 0, 0, 2)
+        .mov(9, 0);
+    let dynptr_arg = |a: &mut Asm, r: u8| {
+        a.movr(r, 10).i(0x07, r, 0, 0, -16);
+    };
+    for s in &steps {
+        let skip = a.label();
+        let cond = match *s {
+            Reserve(b) | Submit(b) | Discard(b) | Slice(b) | Clobber(b) => b,
+            Use { .. } | Exit(_) => None,
+        };
+        if let Some(b) = cond {
+            a.jmp(0x15, reg(b), 0, 0, skip);
+        }
+        match *s {
+            Reserve(_) => {
+                a.ld_map(1, MapSym::Ring).mov(2, 8).mov(3, 0);
+                dynptr_arg(&mut a, 4);
+                a.call(bpfvm_isa::uapi::BPF_FUNC_RINGBUF_RESERVE_DYNPTR);
+            }
+            Submit(_) | Discard(_) => {
+                dynptr_arg(&mut a, 1);
+                a.mov(2, 0).call(if matches!(s, Submit(_)) {
+                    bpfvm_isa::uapi::BPF_FUNC_RINGBUF_SUBMIT_DYNPTR
+                } else {
+                    bpfvm_isa::uapi::BPF_FUNC_RINGBUF_DISCARD_DYNPTR
+                });
+            }
+            Slice(_) => {
+                dynptr_arg(&mut a, 1);
+                a.mov(2, 0)
+                    .mov(3, 8)
+                    .call(bpfvm_isa::uapi::BPF_FUNC_DYNPTR_DATA)
+                    .movr(9, 0);
+            }
+            Use { off, size } => {
+                let code = match size {
+                    1 => 0x72,
+                    4 => 0x62,
+                    _ => 0x7a,
+                };
+                a.jmp(0x15, 9, 0, 0, skip);
+                a.i(code, 9, 0, off, 1);
+            }
+            Clobber(_) => {
+                a.i(0x7a, 10, 0, -16, 0);
+            }
+            Exit(b) => {
+                a.jmp(0x15, reg(b), 0, 0, skip);
+                a.mov(0, 2).exit();
+            }
+        }
+        a.bind(skip);
+    }
+    a.mov(0, 2).exit();
+    Variant {
+        pattern: "dynptr_ringbuf",
+        insns: a.finish(),
+        must_refuse,
+        runnable: true,
+        note: format!("{steps:?}"),
+        funcs: Vec::new(),
+    }
+}
+
 /// One variant of a random pattern.
 pub fn variant(r: &mut Rng) -> Variant {
-    match r.below(7) {
+    match r.below(8) {
         0 => map_in_map(r),
         1 => null_check(r),
         2 => tail_call_pkt(r),
         3 => callback_loop(r),
         4 => sock_ref(r),
         5 => rcu_section(r),
+        6 => dynptr_ringbuf(r),
         _ => map_helper(r),
     }
 }
@@ -877,6 +1074,12 @@ impl World {
             name: "s".into(),
             ..Default::default()
         })?;
+        let ring = rt.create_map(&MapCreateAttr {
+            map_type: MapType::Ringbuf,
+            max_entries: 4096,
+            name: "r".into(),
+            ..Default::default()
+        })?;
         let target = rt.load_program(ProgLoadAttr {
             prog_type: ProgType::Xdp,
             insns: shrink_prog(),
@@ -889,7 +1092,7 @@ impl World {
         Ok(World {
             rt,
             btf,
-            maps: vec![arr, o8, o64, progs, socks],
+            maps: vec![arr, o8, o64, progs, socks, ring],
             _keep: keep,
             _target: target,
         })
@@ -1015,13 +1218,19 @@ impl KernelWorld {
         let o64 = outer(64)?;
         let progs = k_map(PROG_ARRAY, 4, 2, None)?;
         let socks = k_map(SOCKMAP, 4, 2, None)?;
+        let ring = host::map_create(&MapCreate {
+            map_type: RINGBUF,
+            max_entries: 4096,
+            ..MapCreate::default()
+        })
+        .map_err(|e| format!("ringbuf create: {e}"))?;
         let target = k_load(&shrink_prog(), 0, &[])?;
         let btf = host::btf_load(&btf_blob()).map_err(|e| format!("BTF load: {e}"))?;
         let btf_fd = btf.raw() as u32;
         keep.push(btf);
         k_update(&progs, 0, target.raw() as u32)?;
         keep.push(target);
-        let fds = [arr, o8, o64, progs, socks];
+        let fds = [arr, o8, o64, progs, socks, ring];
         let raw = fds.iter().map(|f| f.raw() as u32).collect();
         keep.extend(fds);
         Ok(KernelWorld {
