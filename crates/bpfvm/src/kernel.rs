@@ -454,6 +454,14 @@ pub struct ProgLoadAttr {
     /// A tracing or LSM program's context, typed by its attach target
     /// (the kernel's `attach_btf_id`), as the object loader resolved it.
     pub btf_ctx: Option<Arc<bpfvm_verifier::BtfCtx>>,
+    /// The kernel BTF that kfunc calls' and `BPF_PSEUDO_BTF_ID` immediates
+    /// index, when they are not bpfvm's own ids: the object loader links
+    /// kfuncs against its CO-RE target (by default the host's
+    /// `/sys/kernel/btf/vmlinux`) as libbpf does, so the program's tag is the
+    /// one that kernel gives. Each id is bound by name to the kfunc bpfvm
+    /// implements, after the tag is taken (as the kernel binds ids to
+    /// addresses after it). `None`: [`kernel_btf`](crate::kfuncs::kernel_btf)'s ids.
+    pub vmlinux_btf: Option<Arc<bpfvm_obj::Btf>>,
 }
 
 /// The commands of the dispatcher, after `enum bpf_cmd`.

@@ -117,7 +117,8 @@ pub mod isa {
     /// The `src_reg` values of an `LD_IMM64` that refers to a map.
     pub mod consts {
         pub use bpfvm_isa::consts::{
-            BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
+            BPF_PSEUDO_BTF_ID, BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX,
+            BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
         };
     }
 }

@@ -13,7 +13,9 @@
 use crate::error::{BpfError, Result};
 use crate::kconfig::Kconfig;
 use crate::kernel::{MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
-use bpfvm_isa::consts::{BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE};
+use bpfvm_isa::consts::{
+    BPF_PSEUDO_BTF_ID, BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE,
+};
 use bpfvm_isa::uapi::{
     BPF_LSM_CGROUP, BPF_LSM_MAC, BPF_MODIFY_RETURN, BPF_TRACE_FEXIT, BPF_TRACE_ITER,
     BPF_TRACE_RAW_TP,
@@ -99,6 +101,33 @@ fn core_target(obj: &Object, target_btf: Option<&TargetBtf>) -> Result<Option<Ta
             Some((Arc::new(btf), Arc::new(index)))
         }
     })
+}
+
+/// The target kernel BTF's ids of the kfuncs program `p` calls, by extern
+/// index, with that BTF: libbpf links kfunc calls against the kernel's BTF,
+/// so a program's instructions (and so its tag) carry that kernel's ids.
+/// `None` (bpfvm's own ids) when the target is not a kernel's BTF, or lacks
+/// one of the kfuncs bpfvm provides to this program.
+fn target_kfunc_ids(
+    p: &bpfvm_obj::Program,
+    externs: &[bpfvm_obj::Extern],
+    resolved: &[Resolved],
+    target: Option<&Target>,
+) -> Option<(Vec<i32>, Arc<Btf>)> {
+    let (btf, index) = target?;
+    if index.is_identity() {
+        return None;
+    }
+    let mut ids = vec![0i32; externs.len()];
+    let mut any = false;
+    for r in &p.extern_refs {
+        if let Some(Resolved::Kfunc(_)) = resolved.get(r.ext_idx) {
+            let id = index.func_id(btf, &externs.get(r.ext_idx)?.name)?;
+            ids[r.ext_idx] = i32::try_from(id).ok()?;
+            any = true;
+        }
+    }
+    any.then(|| (ids, btf.clone()))
 }
 
 /// libbpf's `POISON_CALL_KFUNC_BASE`: a call of a `__weak` kfunc the kernel
@@ -263,10 +292,16 @@ impl Runtime {
             maps.iter().find(|(n, _)| n == name).map(|(_, m)| m)
         };
 
-        let needs_core = obj
-            .programs
-            .iter()
-            .any(|p| wanted(p) && (!p.core_relos.is_empty() || btf_typed_ctx(p).is_some()));
+        // Kfunc calls carry the target kernel BTF's ids, as libbpf links them,
+        // so the target is needed for them too.
+        let calls_kfunc = |p: &bpfvm_obj::Program| {
+            p.extern_refs
+                .iter()
+                .any(|r| matches!(resolved.get(r.ext_idx), Some(Resolved::Kfunc(_))))
+        };
+        let needs_core = obj.programs.iter().any(|p| {
+            wanted(p) && (!p.core_relos.is_empty() || btf_typed_ctx(p).is_some() || calls_kfunc(p))
+        });
         let target = if needs_core {
             core_target(obj, opts.target_btf.as_ref().or(self.k.target_btf.as_ref()))?
         } else {
@@ -328,6 +363,7 @@ impl Runtime {
                     }
                 }
             }
+            let kfunc_ids = target_kfunc_ids(p, &obj.externs, &resolved, target.as_ref());
             for r in &p.extern_refs {
                 let ext = &obj.externs[r.ext_idx];
                 let bad = |reason: String| BpfError::Extern {
@@ -345,8 +381,15 @@ impl Runtime {
                     (Resolved::Missing(reason), _) => return Err(bad(reason.clone())),
                     (Resolved::Kfunc(id), true) => {
                         insns[at].src_reg = BPF_PSEUDO_KFUNC_CALL;
-                        insns[at].imm = *id;
+                        insns[at].imm = kfunc_ids.as_ref().map_or(*id, |(ids, _)| ids[r.ext_idx]);
                         insns[at].off = 0;
+                    }
+                    // `bpf_ksym_exists(kfunc)`: the kfunc's BTF id, as libbpf
+                    // writes it (the second imm names vmlinux, fd 0).
+                    (Resolved::Kfunc(id), false) if at + 1 < insns.len() => {
+                        insns[at].src_reg = BPF_PSEUDO_BTF_ID;
+                        insns[at].imm = kfunc_ids.as_ref().map_or(*id, |(ids, _)| ids[r.ext_idx]);
+                        insns[at + 1].imm = 0;
                     }
                     (Resolved::PoisonedKfunc, true) => {
                         insns[at].src_reg = 0;
@@ -357,7 +400,6 @@ impl Runtime {
                     (res, false) if at + 1 < insns.len() => {
                         let addr = match res {
                             Resolved::Addr(a) => *a,
-                            Resolved::Kfunc(id) => crate::kfuncs::kfunc_addr(*id),
                             _ => 0,
                         };
                         insns[at].src_reg = 0;
@@ -380,6 +422,7 @@ impl Runtime {
                 unprivileged: opts.unprivileged,
                 prog_flags: p.prog_flags | opts.prog_flags,
                 btf_ctx: btf_ctx_for(p, target.as_ref())?,
+                vmlinux_btf: kfunc_ids.map(|(_, btf)| btf),
             };
             let fd = self
                 .load_program(attr)

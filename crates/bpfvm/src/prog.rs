@@ -9,7 +9,8 @@
 use crate::error::{BpfError, Result};
 use crate::kernel::{JitUnavailable, MapObj, ProgFd, ProgLoadAttr, ProgObj, Runtime};
 use bpfvm_isa::consts::{
-    BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
+    BPF_PSEUDO_BTF_ID, BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX,
+    BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE,
 };
 use bpfvm_isa::uapi::{AttachType, ProgType};
 use bpfvm_isa::{decode_program, Insn, Op};
@@ -21,6 +22,57 @@ use std::time::SystemTime;
 
 use bpfvm_obj::btf::{BtfKind, BtfTypeData};
 use bpfvm_obj::license_is_gpl_compatible;
+
+/// Binds the kernel BTF ids in `a.insns` to bpfvm's kfuncs: a kfunc call's
+/// id (in `a.vmlinux_btf`, else bpfvm's own kernel BTF) becomes the id of the
+/// kfunc of that name in bpfvm's kernel BTF, and a `BPF_PSEUDO_BTF_ID` load
+/// of a kfunc (`bpf_ksym_exists`) becomes the kfunc's address, as the kernel
+/// gives the function's address. Ids bpfvm cannot bind refuse the program.
+fn bind_kernel_btf_ids(a: &mut ProgLoadAttr) -> Result<()> {
+    let vmlinux = a.vmlinux_btf.clone();
+    let own = crate::kfuncs::kernel_btf();
+    let btf: &bpfvm_obj::Btf = vmlinux.as_deref().unwrap_or(own);
+    let name = a.name.clone();
+    let invalid = |pc: usize, reason: String| BpfError::ProgInvalid {
+        name: name.clone(),
+        reason: format!("insn {pc}: {reason}"),
+    };
+    // The kfunc a kernel BTF id names, as bpfvm's id.
+    let bind = |pc: usize, id: i32| -> Result<i32> {
+        let t = u32::try_from(id)
+            .ok()
+            .and_then(|id| btf.type_by_id(id).ok())
+            .filter(|t| t.kind() == BtfKind::Func)
+            .ok_or_else(|| invalid(pc, format!("kernel btf_id {id} is not a function")))?;
+        let fname = btf.str_at(t.name_off);
+        crate::kfuncs::resolve(fname)
+            .map_err(|why| invalid(pc, format!("kernel function {fname}: {why}")))
+    };
+    let mut pc = 0;
+    while pc < a.insns.len() {
+        let i = a.insns[pc];
+        if i.code == 0x85 && i.src_reg == BPF_PSEUDO_KFUNC_CALL && i.off == 0 && vmlinux.is_some() {
+            a.insns[pc].imm = bind(pc, i.imm)?;
+        } else if i.code == 0x18 && pc + 1 < a.insns.len() {
+            if i.src_reg == BPF_PSEUDO_BTF_ID && a.insns[pc + 1].imm == 0 {
+                let is_func = u32::try_from(i.imm)
+                    .ok()
+                    .and_then(|id| btf.type_by_id(id).ok())
+                    .is_some_and(|t| t.kind() == BtfKind::Func);
+                // Kernel variables (typed ksyms) are not modelled: left for
+                // the refusal below.
+                if is_func {
+                    let addr = crate::kfuncs::kfunc_addr(bind(pc, i.imm)?);
+                    a.insns[pc].src_reg = 0;
+                    set_imm64(&mut a.insns, pc, addr);
+                }
+            }
+            pc += 1;
+        }
+        pc += 1;
+    }
+    Ok(())
+}
 
 /// Kernel object names: at most 15 characters of `[A-Za-z0-9_.]`.
 fn check_obj_name(name: &str) -> Result<()> {
@@ -36,9 +88,13 @@ fn check_obj_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
+pub(crate) fn load(rt: &Runtime, mut a: ProgLoadAttr) -> Result<ProgFd> {
     check_obj_name(&a.name)?;
     let name = a.name.clone();
+    // The tag is taken over the instructions as submitted, before kernel BTF
+    // ids are bound to bpfvm's kfuncs.
+    let tag = crate::tag::prog_tag(&a.insns);
+    bind_kernel_btf_ids(&mut a)?;
     let decoded = match decode_program(&a.insns) {
         Ok(d) => d,
         Err(e) => {
@@ -178,7 +234,6 @@ pub(crate) fn load(rt: &Runtime, a: ProgLoadAttr) -> Result<ProgFd> {
     } else {
         (None, Some(JitUnavailable::Disabled))
     };
-    let tag = crate::tag::prog_tag(&a.insns);
     let btf = match a.btf_id {
         Some(id) => Some(rt.btf_by_id(id)?),
         None => None,

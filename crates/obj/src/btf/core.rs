@@ -96,6 +96,29 @@ impl CoreTarget {
         }
     }
 
+    /// Whether this is [`CoreTarget::identity`]: the object's own types, not a
+    /// kernel's.
+    pub fn is_identity(&self) -> bool {
+        self.identity
+    }
+
+    /// The id of the `FUNC` named exactly `name` in `target` (the BTF this
+    /// index was built from), as libbpf finds a kfunc in the kernel's BTF.
+    pub fn func_id(&self, target: &Btf, name: &str) -> Option<u32> {
+        if self.identity {
+            return None;
+        }
+        self.by_name
+            .get(essence(name))?
+            .iter()
+            .copied()
+            .find(|&id| {
+                target
+                    .type_by_id(id)
+                    .is_ok_and(|t| t.kind() == BtfKind::Func && target.str_at(t.name_off) == name)
+            })
+    }
+
     /// Target types whose kind is compatible with `local_t` and whose name's
     /// essence is `name`'s (libbpf's candidate search).
     fn candidates(&self, target: &Btf, local_id: u32, local_t: &BtfType, name: &str) -> Vec<u32> {
