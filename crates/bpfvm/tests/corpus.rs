@@ -220,7 +220,16 @@ fn kernel_refusal(p: &Value) -> String {
         .map(|l| l.iter().filter_map(|x| x.as_str()).collect())
         .unwrap_or_default();
     let any = |pat: &str| libbpf.iter().any(|l| l.contains(pat));
-    let why = if any("missing BPF prog type") {
+    let log_has = |pat: &str| {
+        p["log_tail"].as_array().is_some_and(|l| {
+            l.iter()
+                .any(|x| x.as_str().is_some_and(|x| x.contains(pat)))
+        })
+    };
+    let why = if log_has("cannot use helper bpf_xdp_adjust_meta") {
+        // Linux 6.12 (bpfvm's rules) and the host's earlier build allow it.
+        "kernel: this host refuses bpf_xdp_adjust_meta in XDP"
+    } else if any("missing BPF prog type") {
         "libbpf: no program type for the section"
     } else if any("not found in kernel") {
         "libbpf: extern or kfunc absent from the kernel's BTF"
