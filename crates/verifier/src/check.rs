@@ -588,9 +588,31 @@ impl<'a> Verifier<'a> {
             out.push_str(&format!(" R{i}={t}"));
         }
         for (spi, s) in f.stack.iter().enumerate() {
-            if s.ty.iter().all(|&t| t == STACK_INVALID)
-                || (!all && (spi >= 64 || self.scratched_stack & (1 << spi) == 0))
-            {
+            let scratched = |v: &Self, i: usize| i < 64 && v.scratched_stack & (1 << i) != 0;
+            if s.ty[0] == kfunc::STACK_DYNPTR {
+                // A dynptr prints once, at its first (higher) slot.
+                let first = s.spill.kf.flags & crate::kfuncs::KFI_FIRST_SLOT != 0;
+                if !first
+                    || !(all || scratched(self, spi) || scratched(self, spi.saturating_sub(1)))
+                {
+                    continue;
+                }
+                let mut fields = Vec::new();
+                if s.spill.id != 0 {
+                    fields.push(format!("id={}", s.spill.id));
+                }
+                if s.spill.ref_obj_id != 0 {
+                    fields.push(format!("ref_id={}", s.spill.ref_obj_id));
+                }
+                out.push_str(&format!(
+                    " fp-{}=dynptr_{}({})",
+                    (spi + 1) * 8,
+                    bpfvm_isa::helpers::dynptr_type_str(s.spill.kf.obj),
+                    fields.join(",")
+                ));
+                continue;
+            }
+            if s.ty.iter().all(|&t| t == STACK_INVALID) || (!all && !scratched(self, spi)) {
                 continue;
             }
             let t = self.slot_str(s, frameno);
@@ -1627,6 +1649,7 @@ mod alu;
 pub mod btf_ctx;
 mod calls;
 mod ctx;
+mod dynptr;
 mod fastcall;
 mod jumps;
 mod kfunc;
