@@ -486,6 +486,18 @@ impl<'a> Verifier<'a> {
             ));
         }
         self.check_sleepable()?;
+        // add_kfunc_call: a kfunc call anywhere, reachable or not, needs a
+        // GPL-compatible license.
+        let kfunc_call = self
+            .insns
+            .iter()
+            .any(|i| i.code == 0x85 && i.src_reg == BPF_PSEUDO_KFUNC_CALL);
+        if kfunc_call && self.privileged() && !self.opts.gpl_compatible {
+            return Err((
+                invalid("cannot call kernel function from non-GPL compatible program"),
+                None,
+            ));
+        }
         let cfg = check_cfg(self.insns, self.privileged())?;
         if self.opts.func_info.is_empty() {
             check_abnormal_return(&cfg)
@@ -1601,6 +1613,7 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool, exact: bool) ->
                 && old.map == cur.map
                 && old.frameno == cur.frameno
                 && old.mem_size == cur.mem_size
+                && old.dynptr_id == cur.dynptr_id
                 && old.subprog == cur.subprog
                 && old.kf.same_kind(&cur.kf)
                 && (old.range == cur.range || (old.range >= 0 && old.range <= cur.range))

@@ -740,7 +740,26 @@ impl Verifier<'_> {
                 }
                 Ok(None)
             }
-            Access::Read => Ok(Some(Reg::unknown().clone_low(size))),
+            Access::Read => {
+                // Any byte may be read: none may belong to a dynptr or an
+                // iterator (check_stack_range_initialized).
+                for a in lo..hi {
+                    let t = frame
+                        .slot(((-a - 1) / 8) as usize)
+                        .map_or(STACK_INVALID, |s| s.ty[((-a - 1) % 8) as usize]);
+                    if t == kfunc::STACK_DYNPTR || t == kfunc::STACK_ITER {
+                        return Err((
+                            unsafe_(format!(
+                                "invalid read from stack R{regno} var_off {}+{} size {size}",
+                                reg.var_off.text(),
+                                a - lo
+                            )),
+                            Some(self.cur_insn),
+                        ));
+                    }
+                }
+                Ok(Some(Reg::unknown().clone_low(size)))
+            }
         }
     }
 
