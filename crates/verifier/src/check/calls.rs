@@ -951,11 +951,13 @@ impl Verifier<'_> {
                     // may overwrite or read its insides.
                     if write && (t == super::kfunc::STACK_DYNPTR || t == super::kfunc::STACK_ITER) {
                         return Err((
-                            invalid(if t == super::kfunc::STACK_DYNPTR {
-                                format!("potential write to dynptr at off={a} disallowed")
+                            if t == super::kfunc::STACK_DYNPTR {
+                                unsafe_(format!("potential write to dynptr at off={a} disallowed"))
                             } else {
-                                format!("invalid write to stack R{regno} off={lo} size={size}")
-                            }),
+                                invalid(format!(
+                                    "invalid write to stack R{regno} off={lo} size={size}"
+                                ))
+                            },
                             Some(self.cur_insn),
                         ));
                     }
