@@ -1,5 +1,5 @@
 //! The helper-based dynptrs at run time: tests/fixtures/src/dynptr.bpf.c
-//! (built into obj/dynptr.o), XDP programs that call the dynptr helpers and
+//! (built into obj/dynptr.o), XDP and tc programs that call the dynptr helpers and
 //! kfuncs and return what the calls returned, packed into one number. The
 //! expected values are what Linux 6.18 returned for the same programs and
 //! packet (`bpftool prog run ... data_in`, the packet bytes 0..64); they are
@@ -40,6 +40,9 @@ const CASES: &[(&str, u32)] = &[
     // from_xdp 0, read 0, write 0, read past the end -E2BIG, data NULL,
     // slice bytes 2 and 3 (3 written as 9)
     ("xdp_rw", 710_209),
+    // tc: from_skb 0, read 0, write 0, write with an unknown flag -EINVAL,
+    // read past the end -E2BIG, data NULL, slice bytes 2 and 3 (3 written as 9)
+    ("skb_rw", 22_071_029),
 ];
 
 fn run(rt: &Runtime, obj: &Object, name: &str) -> Result<u32, String> {
