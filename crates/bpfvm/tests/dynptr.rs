@@ -12,7 +12,7 @@
 mod fixture_kernel;
 use bpfvm::maps::RingBuf;
 use bpfvm::{LoadOpts, Object, Runtime};
-use fixture_kernel::fixture;
+use fixture_kernel::{bpfvm_load, fixture, kernel_load};
 use std::process::Command;
 
 /// The packet: bytes 0, 1, ..., 63.
@@ -155,4 +155,26 @@ fn live_kernel_agrees() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&pkt);
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+/// A slice of a ring buffer record (from `bpf_dynptr_slice`) dies with the
+/// record: used after `bpf_ringbuf_submit_dynptr`, it is refused, as Linux
+/// 6.18 refuses it (tests/fixtures/obj/dynptr_slice_uaf.o).
+#[test]
+fn slice_of_a_submitted_record_is_refused() {
+    const EACCES: i32 = 13;
+    const LINE: &str = "R7 invalid mem access 'scalar'";
+    let rt = Runtime::with_cpus(1);
+    match bpfvm_load(&rt, "dynptr_slice_uaf.o", "slice_after_submit").0 {
+        Err((EACCES, text)) if text.contains(LINE) => {}
+        other => panic!("bpfvm: {other:?}"),
+    }
+    if let Some(why) = bpfvm_testsupport::bpftool_unavailable() {
+        eprintln!("skipping the host kernel comparison: {why}");
+        return;
+    }
+    match kernel_load("dynptr_slice_uaf.o") {
+        Err((EACCES, text)) if text.contains(LINE) => {}
+        other => panic!("the host kernel: {other:?}"),
+    }
 }

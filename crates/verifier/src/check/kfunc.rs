@@ -245,9 +245,9 @@ impl Verifier<'_> {
                     r.kf.flags |= KFI_RDONLY;
                 }
                 r.dynptr_id = d.id;
-                // The kernel leaves a ring buffer slice untied to the
-                // record's reference; bpfvm ties it, so that the slice dies
-                // with the record instead of outliving it.
+                // A ring buffer slice dies with its record (Linux 6.18 ties
+                // it to the record's reference; 6.12 did not, letting it
+                // outlive the record).
                 r.ref_obj_id = d.ref_obj_id;
                 r
             }
