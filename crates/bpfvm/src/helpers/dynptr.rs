@@ -104,11 +104,14 @@ fn direct(c: &HelperCtx<'_, '_>, d: &Dynptr, offset: u64, len: u64) -> Option<u6
     }
     let at = u64::from(d.offset) + offset;
     match d.kind {
-        LOCAL | RINGBUF => Some(d.data + at),
+        LOCAL | RINGBUF => d.data.checked_add(at),
         SKB | XDP => {
             // The packet may have shrunk since the dynptr was made.
             let (start, plen) = packet(c)?;
-            (at.checked_add(len)? <= plen).then_some(start + at)
+            if at.checked_add(len)? > plen {
+                return None;
+            }
+            start.checked_add(at)
         }
         _ => None,
     }

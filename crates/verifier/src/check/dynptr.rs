@@ -221,7 +221,7 @@ impl Verifier<'_> {
 
     /// Both slots of the dynptr with first slot `spi` become unused stack.
     fn clear_dynptr_slots(&mut self, st: &mut State, fi: usize, spi: usize) {
-        for s in [spi, spi - 1] {
+        for s in [spi, spi.saturating_sub(1)] {
             let slot = st.frames[fi].slot_mut(s);
             *slot = Slot::default();
             if s < 64 {
