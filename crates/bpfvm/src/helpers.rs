@@ -8,6 +8,8 @@ use bpfvm_maps::{MapError, MapType};
 use bpfvm_vm::{HelperCtx, HelperError, HelperOutcome, HelperTable, Leaves, Region, RegionKind};
 use std::sync::Arc;
 
+pub(crate) mod dynptr;
+
 type HResult = Result<HelperOutcome, HelperError>;
 
 fn ret(v: i64) -> HResult {
@@ -822,6 +824,7 @@ pub fn implemented_helpers() -> HelperTable {
         .register(177, named(177), Leaves(trace_vprintk))
         .register(181, named(181), bpf_loop)
         .register(182, named(182), strncmp);
+    dynptr::register(&mut t);
     crate::nethelpers::register(&mut t);
     t
 }

@@ -17,12 +17,14 @@
 //!   fields through the result are verified but not backed);
 //! - tasks, cgroups, cpumasks, keys: bpfvm has none, so lookups return NULL
 //!   (which the verifier already makes programs handle);
-//! - dynptrs over the packet: slices point into the packet;
+//! - dynptrs (`helpers::dynptr`): over the packet, slices point into it;
 //! - XDP metadata: `-EOPNOTSUPP`, the kernel's answer for a program not
 //!   bound to a device (every test run);
 //! - kfuncs needing a kernel subsystem bpfvm lacks (conntrack) are refused
 //!   at load, naming the kfunc, in the programs that call them only.
 
+use crate::helpers::dynptr;
+use bpfvm_isa::helpers::{BPF_DYNPTR_TYPE_SKB, BPF_DYNPTR_TYPE_XDP};
 use bpfvm_obj::btf::{
     Btf, BtfArray, BtfMember, BtfParam, BtfType, BtfTypeData, BTF_INT_BOOL, BTF_INT_SIGNED,
 };
@@ -298,46 +300,6 @@ fn iter_bits_destroy(c: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     ret(0)
 }
 
-// struct bpf_dynptr (bpfvm's layout): { u64 ctx; u32 size | type << 28; u32 offset; }
-const DYNPTR_XDP: u32 = 2;
-const DYNPTR_SKB: u32 = 1;
-
-fn dynptr_from(c: &mut HelperCtx<'_, '_>, a: [u64; 5], kind: u32) -> HResult {
-    let (ctx, flags, ptr) = (a[0], a[1], a[2]);
-    if flags != 0 {
-        c.write_bytes(ptr, &[0; 16])?;
-        return ret(EINVAL);
-    }
-    let len = c.packet().map_or(0, |p| p.end - p.start) as u32;
-    let mut b = ctx.to_le_bytes().to_vec();
-    b.extend_from_slice(&((len & 0x0fff_ffff) | kind << 28).to_le_bytes());
-    b.extend_from_slice(&0u32.to_le_bytes());
-    c.write_bytes(ptr, &b)?;
-    ret(0)
-}
-
-/// `bpf_dynptr_slice`: the packet is linear here, so a slice inside it is a
-/// pointer into it; outside, NULL.
-fn dynptr_slice(c: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
-    let (p, offset, len) = (a[0], a[1] as u32 as u64, a[3] as u32 as u64);
-    let ctx = u64_at(c, p)?;
-    let off0 = u32_at(c, p + 12)? as u64;
-    if ctx == 0 {
-        return ret(0);
-    }
-    let Some(pkt) = c.packet() else {
-        return ret(0);
-    };
-    let start = off0 + offset;
-    if start
-        .checked_add(len)
-        .is_none_or(|e| e > pkt.end - pkt.start)
-    {
-        return ret(0);
-    }
-    ret((pkt.start + start) as i64)
-}
-
 fn zero(_: &mut HelperCtx<'_, '_>, _: [u64; 5]) -> HResult {
     ret(0)
 }
@@ -380,9 +342,15 @@ pub fn register(t: &mut HelperTable) {
             | "bpf_task_acquire"
             | "bpf_cgroup_acquire"
             | "bpf_cpumask_acquire" => first_arg,
-            "bpf_dynptr_from_xdp" => |c, a| dynptr_from(c, a, DYNPTR_XDP),
-            "bpf_dynptr_from_skb" => |c, a| dynptr_from(c, a, DYNPTR_SKB),
-            "bpf_dynptr_slice" | "bpf_dynptr_slice_rdwr" => dynptr_slice,
+            "bpf_dynptr_from_xdp" => |c, a| dynptr::from_packet(c, a, BPF_DYNPTR_TYPE_XDP),
+            "bpf_dynptr_from_skb" => |c, a| dynptr::from_packet(c, a, BPF_DYNPTR_TYPE_SKB),
+            "bpf_dynptr_slice" => |c, a| dynptr::slice(c, a, false),
+            "bpf_dynptr_slice_rdwr" => |c, a| dynptr::slice(c, a, true),
+            "bpf_dynptr_adjust" => dynptr::adjust,
+            "bpf_dynptr_is_null" => dynptr::is_null,
+            "bpf_dynptr_is_rdonly" => dynptr::is_rdonly,
+            "bpf_dynptr_size" => dynptr::size,
+            "bpf_dynptr_clone" => dynptr::clone,
             n if n.starts_with("bpf_xdp_metadata_") => not_bound,
             // Lookups of tasks, cgroups, keys, cpumasks find none; releases
             // and the rest have nothing to do.

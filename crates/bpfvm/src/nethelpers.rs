@@ -397,7 +397,7 @@ fn l4_csum_replace(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
 /// `bpf_skb_store_bytes(skb, offset, from, len, flags)`: copy into the
 /// packet; `BPF_F_RECOMPUTE_CSUM` keeps a `CHECKSUM_COMPLETE` sum up to date,
 /// `BPF_F_INVALIDATE_HASH` clears the hash.
-fn skb_store_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+pub(crate) fn skb_store_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     const BPF_F_RECOMPUTE_CSUM: u64 = 1;
     const BPF_F_INVALIDATE_HASH: u64 = 2;
     let (offset, from, len, flags) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64, a[4]);

@@ -74,6 +74,30 @@ pub enum Arg {
     /// (`task_struct` for `bpf_get_task_stack`, `seq_file` for `bpf_seq_*`).
     #[doc(alias = "ARG_PTR_TO_BTF_ID")]
     BtfId { obj: &'static str },
+    /// `ARG_PTR_TO_DYNPTR | DYNPTR_TYPE_* | MEM_UNINIT`: stack where the
+    /// helper makes a dynptr of type `kind` (`enum bpf_dynptr_type`).
+    #[doc(alias = "ARG_PTR_TO_DYNPTR")]
+    DynptrUninit { kind: u8 },
+    /// `ARG_PTR_TO_DYNPTR`: an initialised dynptr on the stack, of type `kind`
+    /// (0: any type); `release` (`OBJ_RELEASE`): the helper ends it.
+    Dynptr { kind: u8, release: bool },
+}
+
+/// `enum bpf_dynptr_type`
+pub const BPF_DYNPTR_TYPE_LOCAL: u8 = 1;
+pub const BPF_DYNPTR_TYPE_RINGBUF: u8 = 2;
+pub const BPF_DYNPTR_TYPE_SKB: u8 = 3;
+pub const BPF_DYNPTR_TYPE_XDP: u8 = 4;
+
+/// `dynptr_type_str`: a dynptr type as the verifier names it.
+pub fn dynptr_type_str(kind: u8) -> &'static str {
+    match kind {
+        BPF_DYNPTR_TYPE_LOCAL => "local",
+        BPF_DYNPTR_TYPE_RINGBUF => "ringbuf",
+        BPF_DYNPTR_TYPE_SKB => "skb",
+        BPF_DYNPTR_TYPE_XDP => "xdp",
+        _ => "<unknown>",
+    }
 }
 
 /// The socket pointer a socket helper returns (`RET_PTR_TO_*_OR_NULL`).
@@ -104,6 +128,10 @@ pub enum Ret {
     /// `RET_PTR_TO_SOCKET_OR_NULL` (and the other socket kinds).
     #[doc(alias = "RET_PTR_TO_SOCKET_OR_NULL")]
     SockOrNull(SockKind),
+    /// `RET_PTR_TO_DYNPTR_MEM_OR_NULL`: memory of a dynptr, of the size the
+    /// `ARG_CONST_ALLOC_SIZE_OR_ZERO` argument gives.
+    #[doc(alias = "RET_PTR_TO_DYNPTR_MEM_OR_NULL")]
+    DynptrMemOrNull,
 }
 
 /// What a helper does beyond its arguments and return value.
@@ -280,6 +308,20 @@ const MEM_OR_NULL: Arg = Mem { nullable: true };
 const UMEM: Arg = UninitMem { nullable: false };
 
 const SEQ_FILE: Arg = BtfId { obj: "seq_file" };
+const DYNPTR_ANY: Arg = Dynptr {
+    kind: 0,
+    release: false,
+};
+const DYNPTR_RELEASE_RINGBUF: Arg = Dynptr {
+    kind: BPF_DYNPTR_TYPE_RINGBUF,
+    release: true,
+};
+const DYNPTR_NEW_LOCAL: Arg = DynptrUninit {
+    kind: BPF_DYNPTR_TYPE_LOCAL,
+};
+const DYNPTR_NEW_RINGBUF: Arg = DynptrUninit {
+    kind: BPF_DYNPTR_TYPE_RINGBUF,
+};
 
 const fn p(args: [Arg; 5]) -> Option<Proto> {
     Some(Proto::new(args, INT))
@@ -1151,13 +1193,51 @@ pub const HELPERS: &[HelperDef] = &[
         cap: Cap::Perfmon,
         ..h(196, "bpf_skc_to_mptcp_sock", None, SKC_TO)
     },
-    base_bpf(197, "bpf_dynptr_from_mem", None, 0),
-    base_bpf(198, "bpf_ringbuf_reserve_dynptr", None, 0),
-    base_bpf(199, "bpf_ringbuf_submit_dynptr", None, 0),
-    base_bpf(200, "bpf_ringbuf_discard_dynptr", None, 0),
-    base_bpf(201, "bpf_dynptr_read", None, 0),
-    base_bpf(202, "bpf_dynptr_write", None, 0),
-    base_bpf(203, "bpf_dynptr_data", None, 0),
+    base_bpf(
+        197,
+        "bpf_dynptr_from_mem",
+        p([UMEM, ConstSizeOrZero, A, DYNPTR_NEW_LOCAL, D]),
+        0,
+    ),
+    base_bpf(
+        198,
+        "bpf_ringbuf_reserve_dynptr",
+        p([MapPtr, A, A, DYNPTR_NEW_RINGBUF, D]),
+        0,
+    ),
+    base_bpf(
+        199,
+        "bpf_ringbuf_submit_dynptr",
+        some(Proto::new([DYNPTR_RELEASE_RINGBUF, A, D, D, D], Ret::Void)),
+        0,
+    ),
+    base_bpf(
+        200,
+        "bpf_ringbuf_discard_dynptr",
+        some(Proto::new([DYNPTR_RELEASE_RINGBUF, A, D, D, D], Ret::Void)),
+        0,
+    ),
+    base_bpf(
+        201,
+        "bpf_dynptr_read",
+        p([UMEM, ConstSizeOrZero, DYNPTR_ANY, A, A]),
+        0,
+    ),
+    base_bpf(
+        202,
+        "bpf_dynptr_write",
+        p([DYNPTR_ANY, A, MEM, ConstSizeOrZero, A]),
+        0,
+    ),
+    base_bpf(
+        203,
+        "bpf_dynptr_data",
+        some(Proto::new(
+            [DYNPTR_ANY, A, AllocSize, D, D],
+            Ret::DynptrMemOrNull,
+        )),
+        0,
+    ),
     h(204, "bpf_tcp_raw_gen_syncookie_ipv4", None, TC | XDP),
     h(205, "bpf_tcp_raw_gen_syncookie_ipv6", None, TC | XDP),
     h(206, "bpf_tcp_raw_check_syncookie_ipv4", None, TC | XDP),

@@ -129,11 +129,8 @@ impl RingBuf {
     }
 
     fn commit(&self, sample: *mut u8, flags: u64, discard: bool) -> Result<(), MapError> {
-        if flags & !(BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP) != 0 {
-            return Err(self
-                .c
-                .invalid(format!("invalid ring buffer flags {flags:#x}")));
-        }
+        // Unknown flags are ignored, as the kernel's bpf_ringbuf_commit does:
+        // refusing them would leave the record busy, blocking the consumer.
         let off = self.record_off(sample)?;
         let hdr = self.header(off);
         let mut len = hdr.load(Ordering::Relaxed) & !BPF_RINGBUF_BUSY_BIT;

@@ -486,6 +486,18 @@ impl<'a> Verifier<'a> {
             ));
         }
         self.check_sleepable()?;
+        // add_kfunc_call: a kfunc call anywhere, reachable or not, needs a
+        // GPL-compatible license.
+        let kfunc_call = self
+            .insns
+            .iter()
+            .any(|i| i.code == 0x85 && i.src_reg == BPF_PSEUDO_KFUNC_CALL);
+        if kfunc_call && self.privileged() && !self.opts.gpl_compatible {
+            return Err((
+                invalid("cannot call kernel function from non-GPL compatible program"),
+                None,
+            ));
+        }
         let cfg = check_cfg(self.insns, self.privileged())?;
         if self.opts.func_info.is_empty() {
             check_abnormal_return(&cfg)
@@ -588,9 +600,31 @@ impl<'a> Verifier<'a> {
             out.push_str(&format!(" R{i}={t}"));
         }
         for (spi, s) in f.stack.iter().enumerate() {
-            if s.ty.iter().all(|&t| t == STACK_INVALID)
-                || (!all && (spi >= 64 || self.scratched_stack & (1 << spi) == 0))
-            {
+            let scratched = |v: &Self, i: usize| i < 64 && v.scratched_stack & (1 << i) != 0;
+            if s.ty[0] == kfunc::STACK_DYNPTR {
+                // A dynptr prints once, at its first (higher) slot.
+                let first = s.spill.kf.flags & crate::kfuncs::KFI_FIRST_SLOT != 0;
+                if !first
+                    || !(all || scratched(self, spi) || scratched(self, spi.saturating_sub(1)))
+                {
+                    continue;
+                }
+                let mut fields = Vec::new();
+                if s.spill.id != 0 {
+                    fields.push(format!("id={}", s.spill.id));
+                }
+                if s.spill.ref_obj_id != 0 {
+                    fields.push(format!("ref_id={}", s.spill.ref_obj_id));
+                }
+                out.push_str(&format!(
+                    " fp-{}=dynptr_{}({})",
+                    (spi + 1) * 8,
+                    bpfvm_isa::helpers::dynptr_type_str(s.spill.kf.obj),
+                    fields.join(",")
+                ));
+                continue;
+            }
+            if s.ty.iter().all(|&t| t == STACK_INVALID) || (!all && !scratched(self, spi)) {
                 continue;
             }
             let t = self.slot_str(s, frameno);
@@ -1579,6 +1613,7 @@ fn regsafe(old: &Reg, cur: &Reg, idmap: &mut IdMap, loose: bool, exact: bool) ->
                 && old.map == cur.map
                 && old.frameno == cur.frameno
                 && old.mem_size == cur.mem_size
+                && old.dynptr_id == cur.dynptr_id
                 && old.subprog == cur.subprog
                 && old.kf.same_kind(&cur.kf)
                 && (old.range == cur.range || (old.range >= 0 && old.range <= cur.range))
@@ -1627,6 +1662,7 @@ mod alu;
 pub mod btf_ctx;
 mod calls;
 mod ctx;
+mod dynptr;
 mod fastcall;
 mod jumps;
 mod kfunc;

@@ -277,11 +277,14 @@ impl KfInfo {
     }
 }
 
-/// Dynptr types (`enum bpf_dynptr_type`).
+/// Dynptr types (`enum bpf_dynptr_type`), as [`KfInfo::obj`] of a dynptr
+/// slot holds them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DynptrKind {
-    Skb = 1,
-    Xdp = 2,
+    Local = bpfvm_isa::helpers::BPF_DYNPTR_TYPE_LOCAL as isize,
+    Ringbuf = bpfvm_isa::helpers::BPF_DYNPTR_TYPE_RINGBUF as isize,
+    Skb = bpfvm_isa::helpers::BPF_DYNPTR_TYPE_SKB as isize,
+    Xdp = bpfvm_isa::helpers::BPF_DYNPTR_TYPE_XDP as isize,
 }
 
 /// `reg_type_str`: a register's type with its flags (`trusted_ptr_`).
@@ -711,6 +714,58 @@ pub const KFUNCS: &[Kfunc] = &[
         ],
         KRet::Slice { writable: true },
         KF_RET_NULL,
+        Progs::All,
+    ),
+    // Dynptrs of any type.
+    k(
+        "bpf_dynptr_adjust",
+        S32,
+        &[(ptr("bpf_dynptr"), "p"), (U32, "start"), (U32, "end")],
+        &[KArg::Dynptr { uninit: false }, KArg::Scalar, KArg::Scalar],
+        KRet::Scalar,
+        0,
+        Progs::All,
+    ),
+    k(
+        "bpf_dynptr_is_null",
+        CType::Bool,
+        &[(ptr("bpf_dynptr"), "p")],
+        &[KArg::Dynptr { uninit: false }],
+        KRet::Scalar,
+        0,
+        Progs::All,
+    ),
+    k(
+        "bpf_dynptr_is_rdonly",
+        CType::Bool,
+        &[(ptr("bpf_dynptr"), "p")],
+        &[KArg::Dynptr { uninit: false }],
+        KRet::Scalar,
+        0,
+        Progs::All,
+    ),
+    k(
+        "bpf_dynptr_size",
+        U32,
+        &[(ptr("bpf_dynptr"), "p")],
+        &[KArg::Dynptr { uninit: false }],
+        KRet::Scalar,
+        0,
+        Progs::All,
+    ),
+    k(
+        "bpf_dynptr_clone",
+        S32,
+        &[
+            (ptr("bpf_dynptr"), "p"),
+            (ptr("bpf_dynptr"), "clone__uninit"),
+        ],
+        &[
+            KArg::Dynptr { uninit: false },
+            KArg::Dynptr { uninit: true },
+        ],
+        KRet::Scalar,
+        0,
         Progs::All,
     ),
     // XDP metadata: refused unless the program is bound to a device; bound,

@@ -149,6 +149,9 @@ pub struct Reg {
     /// argument, or a pointer loaded through one): the struct's type id in
     /// [`crate::BtfCtx::types`]; 0 otherwise.
     pub btf_id: u32,
+    /// A slice of a dynptr (`PTR_TO_MEM`): that dynptr's id, so that the
+    /// slice goes when the dynptr is overwritten or released.
+    pub dynptr_id: u32,
 }
 
 impl Default for Reg {
@@ -202,6 +205,7 @@ impl Reg {
             precise: false,
             kf: crate::kfuncs::KfInfo::NONE,
             btf_id: 0,
+            dynptr_id: 0,
         }
     }
 

@@ -7,7 +7,9 @@ use super::kfunc::BPF_F_SLEEPABLE;
 use super::*;
 
 const MAX_VAR_SIZE: u64 = 1 << 29;
-use bpfvm_isa::uapi::{BPF_FUNC_SPIN_LOCK, BPF_FUNC_SPIN_UNLOCK};
+use bpfvm_isa::uapi::{
+    BPF_FUNC_DYNPTR_FROM_MEM, BPF_FUNC_DYNPTR_WRITE, BPF_FUNC_SPIN_LOCK, BPF_FUNC_SPIN_UNLOCK,
+};
 /// bpf_loop counts up to this are verified iteration by iteration.
 const CB_BRUTE_FORCE: u64 = 32;
 const MEM_TYPES: &str =
@@ -46,6 +48,10 @@ struct Meta {
     key_reg: Option<Reg>,
     /// The reference of a socket argument (what a pointer cast keeps).
     ref_obj_id: u32,
+    /// The initialised dynptr argument.
+    dynptr: Option<super::dynptr::DynInfo>,
+    /// It is released by the call.
+    release_dynptr: bool,
 }
 
 impl Verifier<'_> {
@@ -192,6 +198,20 @@ impl Verifier<'_> {
                 reason: "tail_call would lead to reference leak".into(),
             });
         }
+        if let (true, Some(d)) = (meta.release_dynptr, meta.dynptr) {
+            self.release_dynptr(st, d);
+        }
+        if id == BPF_FUNC_DYNPTR_FROM_MEM && st.reg(1).ty != RegType::MapValue {
+            let t = crate::kfuncs::reg_type_str(st.reg(1));
+            return self.err(unsafe_(format!(
+                "Unsupported reg type {t} for bpf_dynptr_from_mem data"
+            )));
+        }
+        // Writing through an skb dynptr may move the packet.
+        let writes_skb = id == BPF_FUNC_DYNPTR_WRITE
+            && meta
+                .dynptr
+                .is_some_and(|d| d.kind == bpfvm_isa::helpers::BPF_DYNPTR_TYPE_SKB);
         if let Some(rid) = meta.release {
             st.refs.retain(|r| r.0 != rid);
             let privileged = self.privileged();
@@ -210,7 +230,7 @@ impl Verifier<'_> {
         // pointers go (the kernel's, since 6.13). The subprogram's own stay,
         // and a tail call in the program itself does not return if taken.
         let tail_in_sub = p.effect == Effect::TailCall && st.frames.len() > 1;
-        if p.effect == Effect::ChangesPkt || tail_in_sub {
+        if p.effect == Effect::ChangesPkt || tail_in_sub || writes_skb {
             let privileged = self.privileged();
             let keep = if tail_in_sub {
                 st.frames.len() - 1
@@ -369,6 +389,18 @@ impl Verifier<'_> {
                 }
                 // bpf_get_local_storage gives the storage itself.
                 r.maybe_null = !in_range && !crate::maphelpers::never_null(id);
+                r
+            }
+            // bpf_dynptr_data: the dynptr's memory, tied to the dynptr (and
+            // to its reference, for a ring buffer record).
+            Ret::DynptrMemOrNull => {
+                let d = meta.dynptr.unwrap_or_default();
+                let mut r = Reg::ptr(RegType::Mem);
+                r.maybe_null = true;
+                r.mem_size = meta.alloc_size.min(u32::MAX as u64) as u32;
+                r.id = self.new_id();
+                r.dynptr_id = d.id;
+                r.ref_obj_id = d.ref_obj_id;
                 r
             }
             Ret::RingbufMemOrNull => {
@@ -672,6 +704,30 @@ impl Verifier<'_> {
                 }
                 meta.release = Some(r.ref_obj_id);
             }
+            Arg::DynptrUninit { kind } => {
+                if r.ty != RegType::Stack {
+                    return self.type_err(regno, &r, "fp, dynptr_ptr");
+                }
+                let pc = self.cur_insn;
+                self.process_dynptr(
+                    st,
+                    pc,
+                    regno,
+                    super::dynptr::DynArg::Uninit { kind, clone_ref: 0 },
+                )?;
+            }
+            Arg::Dynptr { kind, release } => {
+                if r.ty != RegType::Stack {
+                    return self.type_err(regno, &r, "fp, dynptr_ptr");
+                }
+                if release {
+                    self.check_dynptr_release(st, regno)?;
+                }
+                let pc = self.cur_insn;
+                meta.dynptr =
+                    self.process_dynptr(st, pc, regno, super::dynptr::DynArg::Init { kind })?;
+                meta.release_dynptr = release;
+            }
             Arg::Func => {
                 if r.ty != RegType::Func {
                     return self.type_err(regno, &r, "func");
@@ -895,11 +951,13 @@ impl Verifier<'_> {
                     // may overwrite or read its insides.
                     if write && (t == super::kfunc::STACK_DYNPTR || t == super::kfunc::STACK_ITER) {
                         return Err((
-                            invalid(if t == super::kfunc::STACK_DYNPTR {
-                                format!("potential write to dynptr at off={a} disallowed")
+                            if t == super::kfunc::STACK_DYNPTR {
+                                unsafe_(format!("potential write to dynptr at off={a} disallowed"))
                             } else {
-                                format!("invalid write to stack R{regno} off={lo} size={size}")
-                            }),
+                                invalid(format!(
+                                    "invalid write to stack R{regno} off={lo} size={size}"
+                                ))
+                            },
                             Some(self.cur_insn),
                         ));
                     }

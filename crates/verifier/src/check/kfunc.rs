@@ -6,9 +6,9 @@
 
 use super::*;
 use crate::kfuncs::{
-    self, DynptrKind, Iter, KArg, KRet, KfInfo, Kfunc, Obj, KFI_DRAINED, KFI_FIRST_SLOT, KFI_RCU,
-    KFI_RDONLY, KFI_TRUSTED, KFI_UNTRUSTED, KF_ACQUIRE, KF_ITER_DESTROY, KF_ITER_NEW, KF_ITER_NEXT,
-    KF_RCU, KF_RELEASE, KF_RET_NULL, KF_SLEEPABLE, KF_TRUSTED_ARGS,
+    self, Iter, KArg, KRet, KfInfo, Kfunc, Obj, KFI_DRAINED, KFI_RCU, KFI_RDONLY, KFI_TRUSTED,
+    KFI_UNTRUSTED, KF_ACQUIRE, KF_ITER_DESTROY, KF_ITER_NEW, KF_ITER_NEXT, KF_RCU, KF_RELEASE,
+    KF_RET_NULL, KF_SLEEPABLE, KF_TRUSTED_ARGS,
 };
 
 /// Stack slot holding (part of) an open-coded iterator.
@@ -26,6 +26,8 @@ struct KMeta {
     iter: Option<(usize, usize)>,
     /// The constant size of a `__szk` argument.
     const_size: Option<u64>,
+    /// The initialised dynptr argument.
+    dynptr: Option<super::dynptr::DynInfo>,
 }
 
 impl Verifier<'_> {
@@ -228,13 +230,25 @@ impl Verifier<'_> {
                 if writable && !crate::prog::may_access_pkt(self.opts.prog_type, true, None) {
                     return self.err(invalid("the prog does not allow writes to packet data"));
                 }
+                let d = meta.dynptr.unwrap_or_default();
                 let mut r = Reg::ptr(RegType::Mem);
                 r.mem_size = meta.const_size.unwrap_or(0) as u32;
-                // bpfvm's dynptrs are all skb or xdp ones.
-                r.kf.flags = crate::kfuncs::KFI_PKT_SLICE;
+                // A slice of the packet goes when the packet may change.
+                if matches!(
+                    d.kind,
+                    bpfvm_isa::helpers::BPF_DYNPTR_TYPE_SKB
+                        | bpfvm_isa::helpers::BPF_DYNPTR_TYPE_XDP
+                ) {
+                    r.kf.flags = crate::kfuncs::KFI_PKT_SLICE;
+                }
                 if !writable {
                     r.kf.flags |= KFI_RDONLY;
                 }
+                r.dynptr_id = d.id;
+                // A ring buffer slice dies with its record (Linux 6.18 ties
+                // it to the record's reference; 6.12 did not, letting it
+                // outlive the record).
+                r.ref_obj_id = d.ref_obj_id;
                 r
             }
         };
@@ -297,16 +311,14 @@ impl Verifier<'_> {
                 }
             }
             KArg::MemSizeConst => {
-                if !r.is_scalar() || !r.is_const() {
+                if !r.is_scalar() {
                     return self.err(call_err(format!("R{regno} must be a known constant")));
                 }
-                self.mark_precise(st, 1 << regno);
-                let size = r.var_off.value;
-                meta.const_size = Some(size);
-                // The buffer before it, unless NULL, must hold that many bytes.
+                // The buffer before it, unless NULL, must hold as many bytes
+                // as the size may be, read and written
+                // (check_kfunc_mem_size_reg), before the size must be known.
                 let prev = regno - 1;
-                // Checked as a read, then as a write (check_kfunc_mem_size_reg).
-                if !st.reg(prev).is_null_const() && size > 0 {
+                if !st.reg(prev).is_null_const() {
                     let pair = |e: (VerifierError, Option<usize>), v: &mut Self| {
                         if v.logging() {
                             v.log.push_str(&format!("{}\n", e.0));
@@ -319,13 +331,32 @@ impl Verifier<'_> {
                             e.1,
                         )
                     };
-                    if let Err(e) = self.check_helper_mem(st, prev, size as i64, false) {
-                        return Err(pair(e, self));
+                    let bad = if r.smin < 0 {
+                        Some(format!(
+                            "R{regno} min value is negative, either use unsigned or 'var &= const'"
+                        ))
+                    } else if r.umax >= 1 << 29 {
+                        Some(format!("R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'"))
+                    } else {
+                        None
+                    };
+                    if let Some(b) = bad {
+                        return Err(pair((call_err(b), Some(self.cur_insn)), self));
                     }
-                    if let Err(e) = self.check_helper_mem(st, prev, size as i64, true) {
-                        return Err(pair(e, self));
+                    if r.umax > 0 {
+                        if let Err(e) = self.check_helper_mem(st, prev, r.umax as i64, false) {
+                            return Err(pair(e, self));
+                        }
+                        if let Err(e) = self.check_helper_mem(st, prev, r.umax as i64, true) {
+                            return Err(pair(e, self));
+                        }
                     }
                 }
+                if !r.is_const() {
+                    return self.err(call_err(format!("R{regno} must be a known constant")));
+                }
+                self.mark_precise(st, 1 << regno);
+                meta.const_size = Some(r.var_off.value);
             }
             KArg::Mem { nullable } => {
                 if nullable && r.is_null_const() {
@@ -429,54 +460,25 @@ impl Verifier<'_> {
             }
             KArg::Iter(kind) => self.check_iter_arg(st, pc, k, i, regno, kind, meta)?,
             KArg::Dynptr { uninit } => {
-                let Some((fi, spi)) = self.iter_slot_of(st, regno).filter(|&(_, s)| s >= 1) else {
-                    return self.err(call_err(format!(
-                        "arg#{i} expected pointer to stack or const struct bpf_dynptr"
-                    )));
-                };
-                let lo = spi - 1;
-                let kinds = |st: &State| {
-                    let f = &st.frames[fi];
-                    [spi, lo].map(|s| f.stack.get(s).map_or(STACK_INVALID, |x| x.ty[0]))
-                };
+                use super::dynptr::DynArg;
+                use bpfvm_isa::helpers::{BPF_DYNPTR_TYPE_SKB, BPF_DYNPTR_TYPE_XDP};
                 if uninit {
-                    if kinds(st).contains(&STACK_DYNPTR) {
-                        return self.err(call_err("Dynptr has to be an uninitialized dynptr"));
-                    }
-                    let base = -((spi as i64 + 1) * 8);
-                    self.record_depth(st, fi, base - 8);
-                    let kind = if self.opts.prog_type == BPF_PROG_TYPE_XDP {
-                        DynptrKind::Xdp
-                    } else {
-                        DynptrKind::Skb
-                    };
-                    let id = self.new_id();
-                    for (s, first) in [(spi, true), (lo, false)] {
-                        let slot = st.frames[fi].slot_mut(s);
-                        slot.ty = [STACK_DYNPTR; 8];
-                        let mut sp = Reg::ptr(RegType::Stack);
-                        sp.id = id;
-                        sp.kf = KfInfo {
-                            obj: kind as u8,
-                            flags: if first { KFI_FIRST_SLOT } else { 0 },
-                            depth: 0,
+                    // The type of dynptr the kfunc makes: a clone's is its
+                    // parent's, with the parent's reference.
+                    let (kind, clone_ref) =
+                        match k.name {
+                            "bpf_dynptr_from_skb" => (BPF_DYNPTR_TYPE_SKB, 0),
+                            "bpf_dynptr_from_xdp" => (BPF_DYNPTR_TYPE_XDP, 0),
+                            _ => match meta.dynptr {
+                                Some(d) => (d.kind, d.ref_obj_id),
+                                None => return self.err(invalid(
+                                    "verifier internal error: no dynptr type for parent of clone",
+                                )),
+                            },
                         };
-                        slot.spill = sp;
-                    }
-                    if spi < 64 {
-                        self.scratched_stack |= 1 << spi;
-                    }
+                    self.process_dynptr(st, pc, regno, DynArg::Uninit { kind, clone_ref })?;
                 } else {
-                    let f = &st.frames[fi];
-                    let ok = kinds(st) == [STACK_DYNPTR; 2]
-                        && f.stack[spi].spill.kf.flags & KFI_FIRST_SLOT != 0
-                        && f.stack[lo].spill.kf.flags & KFI_FIRST_SLOT == 0;
-                    if !ok {
-                        return self.err(call_err(format!(
-                            "Expected an initialized dynptr as arg #{}",
-                            i + 1
-                        )));
-                    }
+                    meta.dynptr = self.process_dynptr(st, pc, regno, DynArg::Init { kind: 0 })?;
                 }
             }
         }

@@ -427,7 +427,7 @@ impl Verifier<'_> {
         }
     }
 
-    fn check_stack_access(
+    pub(super) fn check_stack_access(
         &mut self,
         st: &mut State,
         regno: u8,
@@ -494,6 +494,8 @@ impl Verifier<'_> {
                 return self.err(unsafe_("attempt to corrupt spilled pointer on stack"));
             }
         }
+        // A write into a dynptr ends it (both of its slots).
+        self.destroy_dynptr(st, fi, spi)?;
         let aligned = addr % 8 == 0;
         let spill = match &reg {
             Some(v) if aligned && v.is_scalar() && privileged => {
@@ -535,14 +537,14 @@ impl Verifier<'_> {
             for (k, t) in slot.ty.iter_mut().enumerate() {
                 if k >= 8 - size as usize {
                     *t = STACK_SPILL;
-                } else if *t == STACK_SPILL {
+                } else if *t != STACK_ZERO && *t != STACK_INVALID {
                     *t = STACK_MISC;
                 }
             }
             return Ok(());
         }
-        // A plain data store destroys any spill in the slot.
-        if slot.ty[7] == STACK_SPILL {
+        // A plain data store destroys any spill (or iterator) in the slot.
+        if slot.ty[7] == STACK_SPILL || slot.ty[0] == kfunc::STACK_ITER {
             for t in slot.ty.iter_mut() {
                 if *t != STACK_INVALID {
                     *t = STACK_MISC;
@@ -683,6 +685,12 @@ impl Verifier<'_> {
                 off as i64 + reg.off as i64
             )));
         }
+        if matches!(access, Access::Write(..)) {
+            // Every slot the write may touch loses its dynptr.
+            for a in lo..hi {
+                self.destroy_dynptr(st, fi, ((-a - 1) / 8) as usize)?;
+            }
+        }
         self.record_depth(st, fi, lo);
         self.fastcall_contract(st.frames[fi].subprog, lo);
         let frame = &mut st.frames[fi];
@@ -732,7 +740,26 @@ impl Verifier<'_> {
                 }
                 Ok(None)
             }
-            Access::Read => Ok(Some(Reg::unknown().clone_low(size))),
+            Access::Read => {
+                // Any byte may be read: none may belong to a dynptr or an
+                // iterator (check_stack_range_initialized).
+                for a in lo..hi {
+                    let t = frame
+                        .slot(((-a - 1) / 8) as usize)
+                        .map_or(STACK_INVALID, |s| s.ty[((-a - 1) % 8) as usize]);
+                    if t == kfunc::STACK_DYNPTR || t == kfunc::STACK_ITER {
+                        return Err((
+                            unsafe_(format!(
+                                "invalid read from stack R{regno} var_off {}+{} size {size}",
+                                reg.var_off.text(),
+                                a - lo
+                            )),
+                            Some(self.cur_insn),
+                        ));
+                    }
+                }
+                Ok(Some(Reg::unknown().clone_low(size)))
+            }
         }
     }
 
