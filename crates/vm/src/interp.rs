@@ -1198,7 +1198,6 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             fused::MOV_RSH_K => mov3!(i, |a, b| a >> (b & 63), K),
             fused::MOV_RSH_X => mov3!(i, |a, b| a >> (b & 63), X),
             fused::MOV_ARSH_K => mov3!(i, |a, b| ((a as i64) >> (b & 63)) as u64, K),
-            fused::MOV_ARSH_X => mov3!(i, |a, b| ((a as i64) >> (b & 63)) as u64, X),
             fused::MOV32_ADD_K => mov3_32!(i, |a, b| a.wrapping_add(b), K),
             fused::MOV32_ADD_X => mov3_32!(i, |a, b| a.wrapping_add(b), X),
             fused::MOV32_SUB_K => mov3_32!(i, |a, b| a.wrapping_sub(b), K),
@@ -1220,7 +1219,6 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             fused::MOV32_RSH_K => mov3_32!(i, |a, b| a >> (b & 31), K),
             fused::MOV32_RSH_X => mov3_32!(i, |a, b| a >> (b & 31), X),
             fused::MOV32_ARSH_K => mov3_32!(i, |a, b| ((a as i32) >> (b & 31)), K),
-            fused::MOV32_ARSH_X => mov3_32!(i, |a, b| ((a as i32) >> (b & 31)), X),
             fused::ADD_JEQ_K => addj!(i, |a, b| a == b, K),
             fused::ADD_JEQ_X => addj!(i, |a, b| a == b, X),
             fused::ADD_JNE_K => addj!(i, |a, b| a != b, K),
@@ -1264,6 +1262,26 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
                         r[0] = unsafe { direct_map_lookup(*how, r[2], (*(*run).m).cpu) }
                     }
                     None => control!(i),
+                }
+            },
+            fused::SWITCH => {
+                // SAFETY: m.prog is the program running (see the top of the function).
+                let prog = unsafe { &*(*(*run).m).prog };
+                let v = reg!(i.dst);
+                let leaf = prog.switch_leaf(pc!() - 1, v).and_then(|(leaf, n)| {
+                    // The tree's instructions after the root count as run; runs
+                    // that would run out of fuel inside it take the compares
+                    // one by one, which stop where the interpreter always does.
+                    let executed = executed!().wrapping_add(u64::from(n)).wrapping_sub(1);
+                    (executed <= unsafe { (*run).fuel }).then_some((leaf, executed))
+                });
+                match leaf {
+                    Some((leaf, executed)) => {
+                        // SAFETY: switch_tables records entries of this program.
+                        ip = unsafe { code.add(leaf as usize) };
+                        base = executed.wrapping_sub(ip as u64 >> 4);
+                    }
+                    None => cond!(i, crate::program::jmp_k_taken(i.op, v, i.imm)),
                 }
             },
             fused::ADD_JA => {
@@ -1667,6 +1685,85 @@ mod tests {
         // MAP_LOOKUP needs maps: map_lookups_in_the_handler_match_the_helper.
         for c in fused::MOV_ADD_K..fused::MAP_LOOKUP {
             assert!(covered.contains(&c), "fused code {c} not covered");
+        }
+    }
+
+    /// A compare tree run as one table lookup (fused::SWITCH) gives what its
+    /// compares give: the same r0, the same count of executed instructions,
+    /// and the same out-of-fuel error at every fuel limit, for values inside
+    /// the table and outside it (large, negative, 32-bit aliases).
+    #[test]
+    fn switch_tables_match_the_compares() {
+        // A balanced tree over keys 0..24 as clang emits for a `switch`
+        // (signed and unsigned, 64- and 32-bit compares), each leaf setting r0
+        // and joining at `out`.
+        fn tree(lo: u32, hi: u32, w: &mut String, n: &mut u32) {
+            if hi - lo < 2 {
+                for k in lo..=hi {
+                    *n += 1;
+                    w.push_str(&format!("jeq %r1, {k}, leaf{k}\n"));
+                }
+                w.push_str("ja dflt\n");
+                return;
+            }
+            let mid = (lo + hi) / 2;
+            *n += 1;
+            let (op, l) = match mid % 3 {
+                0 => ("jsgt", *n),
+                1 => ("jgt32", *n),
+                _ => ("jgt", *n),
+            };
+            w.push_str(&format!("{op} %r1, {mid}, right{l}\n"));
+            tree(lo, mid, w, n);
+            w.push_str(&format!("right{l}:\n"));
+            tree(mid + 1, hi, w, n);
+        }
+        let mut src = String::from("ldxdw %r1, [%r1]\n");
+        tree(0, 23, &mut src, &mut 0);
+        for k in 0..24 {
+            src.push_str(&format!("leaf{k}:\nmov %r0, {}\nja out\n", k * 7 + 1));
+        }
+        src.push_str("dflt:\nmov %r0, 999\nout:\nexit\n");
+        let prog = bpfvm_isa::asm::assemble(&src).unwrap();
+        let fused = VmProgram::new(&prog, &LoadOptions::default()).unwrap();
+        assert_eq!(
+            fused
+                .code
+                .iter()
+                .filter(|v| v.code == fused::SWITCH)
+                .count(),
+            1
+        );
+        let mut plain = fused.clone();
+        for v in plain.code.iter_mut() {
+            if v.code == fused::SWITCH {
+                v.code = v.op as u8;
+            }
+        }
+        let keys = (0..300u64).chain([
+            u64::MAX,
+            1 << 32,
+            (1 << 32) + 3,
+            0x8000_0000,
+            i64::MIN as u64,
+        ]);
+        for key in keys {
+            let mut mem = key.to_le_bytes();
+            for fuel in (1..16).chain([u64::MAX]) {
+                let mut run = |p: &VmProgram| {
+                    let opts = RunOptions::new()
+                        .args([mem.as_mut_ptr() as u64, 8, 0, 0, 0])
+                        .region(Region::from_mut_slice(&mut mem, RegionKind::Mem))
+                        .fuel(fuel);
+                    // The error's text names its position and count.
+                    p.run(opts).map_err(|e| e.to_string())
+                };
+                let (want, got) = (run(&plain), run(&fused));
+                assert_eq!(got, want, "key {key:#x} fuel {fuel}");
+                if fuel == u64::MAX {
+                    assert!(want.is_ok(), "{want:?}");
+                }
+            }
         }
     }
 
