@@ -1104,7 +1104,58 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             Jsle32K => cond!(i, reg!(i.dst) as i32 <= i.imm as i32),
             Jsle32X => cond!(i, reg!(i.dst) as i32 <= reg!(i.src) as i32),
             // ---- calls, exit, legacy packet loads: out of line ----
-            Call | CallX | CallLocal | CallKfunc | Exit | LdAbsB | LdAbsH | LdAbsW | LdIndB | LdIndH | LdIndW => control!(i),
+            Call | CallX | CallKfunc | LdAbsB | LdAbsH | LdAbsW | LdIndB | LdIndH | LdIndW => control!(i),
+            // bpf-to-bpf calls and returns in place (what `control` does for
+            // them, without its general decoding); a call past the frame limit
+            // takes `control` for its error.
+            CallLocal => {
+                let m = m!();
+                if m.depth + 1 >= MAX_CALL_FRAMES {
+                    control!(i);
+                } else {
+                    let executed = executed!();
+                    m.frames[m.depth] = Frame {
+                        ret: pc!(),
+                        prog: m.prog,
+                        saved: [r[6], r[7], r[8], r[9]],
+                    };
+                    m.depth += 1;
+                    m.may_goto[m.depth] = BPF_MAX_LOOPS;
+                    r[10] -= FRAME;
+                    m.mem.stack_lo -= FRAME;
+                    // SAFETY: the loader checked the target is an entry in range.
+                    ip = unsafe { code.add(i.off as usize) };
+                    base = executed.wrapping_sub(ip as u64 >> 4);
+                    if executed > unsafe { (*run).fuel } {
+                        m.executed = executed;
+                        return unsafe { out_of_fuel(run, i.off as usize, executed) };
+                    }
+                }
+            },
+            Exit => {
+                let m = m!();
+                // SAFETY: run is valid while handlers run.
+                if m.depth == unsafe { (*run).base_depth } {
+                    m.executed = executed!();
+                    return unsafe { finish_ok(run, r[0]) };
+                }
+                let executed = executed!();
+                m.depth -= 1;
+                let f = m.frames[m.depth];
+                r[6..10].copy_from_slice(&f.saved);
+                r[10] += FRAME;
+                m.mem.stack_lo += FRAME;
+                m.prog = f.prog;
+                // SAFETY: a frame's program is the entry program or one kept
+                // alive in m.keep, and its return entry is in range.
+                code = unsafe { (*f.prog).code.as_ptr() };
+                ip = unsafe { code.add(f.ret) };
+                base = executed.wrapping_sub(ip as u64 >> 4);
+                if executed > unsafe { (*run).fuel } {
+                    m.executed = executed;
+                    return unsafe { out_of_fuel(run, f.ret, executed) };
+                }
+            },
             // ---- loads and stores ----
             LdImm64 => reg!(i.dst) = i.imm as u64,
             LdxB => ldx!(i, u8, |v: u8| v as u64),
@@ -1765,6 +1816,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// bpf-to-bpf calls and returns done in their handlers: callee-saved
+    /// registers restored, instructions counted, fuel checked where `control`
+    /// checked it (on arrival at the callee and at the return point), and the
+    /// frame limit's error.
+    #[test]
+    fn local_calls_count_and_stop_as_before() {
+        let asm = |src: &str| bpfvm_isa::asm::assemble(src).unwrap();
+        // 0 mov, 1 mov, 2 call, 3 add, 4 exit | 5 mov, 6 add, 7 exit
+        let p = VmProgram::new(
+            &asm(
+                "mov %r0, 0\nmov %r6, 5\ncall local +2\nadd %r0, %r6\nexit\n\
+                  mov %r6, 100\nadd %r0, 1\nexit",
+            ),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let run = |fuel: u64| p.run(RunOptions::new().fuel(fuel));
+        let done = run(u64::MAX).unwrap();
+        assert_eq!((done.r0, done.executed), (6, 8));
+        for fuel in 0..3 {
+            assert!(
+                matches!(run(fuel), Err(VmError::OutOfFuel { pc: 5, executed: 3 })),
+                "{:?}",
+                run(fuel)
+            );
+        }
+        for fuel in 3..6 {
+            assert!(
+                matches!(run(fuel), Err(VmError::OutOfFuel { pc: 3, executed: 6 })),
+                "{:?}",
+                run(fuel)
+            );
+        }
+        assert_eq!(run(6).map(|r| r.r0).ok(), Some(6));
+        // A function calling itself until the frames run out.
+        let deep = VmProgram::new(&asm("call local -1\nexit"), &LoadOptions::default()).unwrap();
+        let e = deep.run(RunOptions::new()).unwrap_err();
+        assert!(
+            matches!(e, VmError::CallStackTooDeep { pc: 0, frames } if frames == MAX_CALL_FRAMES + 1),
+            "{e:?}"
+        );
+        // SAFETY: the program touches no memory.
+        let e2 = unsafe { deep.run_unchecked(RunOptions::new()) }.unwrap_err();
+        assert_eq!(e2.to_string(), e.to_string());
     }
 
     /// `call 1` done by the MAP_LOOKUP handler gives what the helper gives, for
