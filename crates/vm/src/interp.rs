@@ -1296,6 +1296,12 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
             fused::ADD_JSLE_X => addj!(i, |a, b| (a as i64) <= b as i64, X),
             fused::ADD_JSET_K => addj!(i, |a, b| a & b != 0, K),
             fused::ADD_JSET_X => addj!(i, |a, b| a & b != 0, X),
+            fused::RSH_AND_K => {
+                // SAFETY: as for mov3.
+                let j = unsafe { &*ip };
+                ip = unsafe { ip.add(1) };
+                reg!(i.dst) = (reg!(i.dst) >> (i.imm as u64 & 63)) & j.imm as u64;
+            },
             fused::LDX_IDX_B => ldx_idx!(i, u8),
             fused::LDX_IDX_H => ldx_idx!(i, u16),
             fused::LDX_IDX_W => ldx_idx!(i, u32),

@@ -411,6 +411,7 @@ pub(crate) mod fused {
     // an X operand reads, the mov's source when the op names dst itself.
     // `add dst, imm` + `if dst cond operand goto` / `goto`; the head's `off` is 0
     // for a 32-bit add (the sum is truncated), else -1.
+    // RSH_AND_K: `rsh dst, k` + `and dst, mask` (a bit field's extraction).
     // LDX_IDX_*: `mov d, a` + `add d, b` + `ldx v, [d + off]`: a load through a
     // computed address (`off` of the head as for MOV_ADD_X).
     // PROVEN_*: a load or store a verifier proved in bounds
@@ -437,6 +438,7 @@ pub(crate) mod fused {
         ADD_JGE_K, ADD_JGE_X, ADD_JLT_K, ADD_JLT_X, ADD_JLE_K, ADD_JLE_X,
         ADD_JSGT_K, ADD_JSGT_X, ADD_JSGE_K, ADD_JSGE_X, ADD_JSLT_K, ADD_JSLT_X,
         ADD_JSLE_K, ADD_JSLE_X, ADD_JSET_K, ADD_JSET_X, ADD_JA,
+        RSH_AND_K,
         LDX_IDX_B, LDX_IDX_H, LDX_IDX_W, LDX_IDX_DW,
         PROVEN_LDX_B, PROVEN_LDX_H, PROVEN_LDX_W, PROVEN_LDX_DW,
         PROVEN_STX_B, PROVEN_STX_H, PROVEN_STX_W, PROVEN_STX_DW,
@@ -554,6 +556,7 @@ pub(crate) mod fused {
             (Add32K, JsetK) => ADD_JSET_K,
             (Add32K, JsetX) => ADD_JSET_X,
             (Add32K, Ja) => ADD_JA,
+            (Rsh64K, And64K) => RSH_AND_K,
             _ => return None,
         })
     }
@@ -571,6 +574,7 @@ fn pair_at(code: &[VInsn], leader: &[bool], k: usize) -> Option<u8> {
         Op::Mov64X | Op::Mov32X => b.dst == a.dst,
         // The compare reads the sum; an X operand is read after the add.
         Op::Add64K | Op::Add32K => b.op == Op::Ja || b.dst == a.dst,
+        Op::Rsh64K => b.dst == a.dst,
         _ => false,
     };
     fused::pair(a.op, b.op).filter(|_| operands_ok)
@@ -828,7 +832,8 @@ fn fuse(code: &mut [VInsn]) {
                 Op::Mov64X | Op::Mov32X => operand_after_mov(&code[k], &code[k + 1]),
                 // The handler masks the sum with `off << 32 | 0xffff_ffff`.
                 Op::Add32K => 0,
-                _ => -1,
+                Op::Add64K => -1,
+                _ => code[k].off,
             };
             code[k].code = c;
             k += 2;
@@ -855,6 +860,17 @@ mod tests {
         assert_eq!(c[1], Op::Mul64X as u8);
         assert_eq!(c[2], fused::ADD_JLT_K);
         assert_eq!(c[3], Op::JltK as u8);
+    }
+
+    #[test]
+    fn bit_field_extraction_is_one_pair() {
+        let src = "lddw %r3, 0xfedcba9876543210\nrsh %r3, 36\nand %r3, 0x3f\nmov %r0, %r3\nexit";
+        let p = VmProgram::new(&assemble(src).unwrap(), &LoadOptions::default()).unwrap();
+        assert_eq!(p.code[1].code, fused::RSH_AND_K);
+        // The `and` of another register is no pair.
+        assert_eq!(codes("rsh %r3, 4\nand %r2, 15\nexit")[0], Op::Rsh64K as u8);
+        let r0 = p.run(crate::RunOptions::new()).unwrap().r0;
+        assert_eq!(r0, (0xfedc_ba98_7654_3210u64 >> 36) & 0x3f);
     }
 
     #[test]
