@@ -75,6 +75,9 @@ pub struct VmProgram {
     /// [`VmProgram::with_map_lookups`]), and what those lookups point into.
     pub(crate) map_lookups: Arc<[(u64, crate::jit::MapLookup)]>,
     map_keep: Vec<Arc<dyn std::any::Any + Send + Sync>>,
+    /// Compare trees the interpreter runs as one table lookup (see
+    /// [`switch_tables`]), sorted by root entry.
+    pub(crate) switches: Arc<[Switch]>,
 }
 
 /// How much of the top of its stack frame a program can read: the deepest
@@ -125,6 +128,7 @@ impl Clone for VmProgram {
             entry_zero: self.entry_zero,
             map_lookups: self.map_lookups.clone(),
             map_keep: self.map_keep.clone(),
+            switches: self.switches.clone(),
         }
     }
 }
@@ -264,8 +268,10 @@ impl VmProgram {
         }
         fuse(&mut code);
         let entry_zero = entry_frame_bytes(&code);
+        let switches = switch_tables(&mut code);
         Ok(VmProgram {
             entry_zero,
+            switches,
             map_lookups: Arc::new([]),
             map_keep: Vec::new(),
             code: code.into_boxed_slice(),
@@ -359,6 +365,20 @@ impl VmProgram {
         (*self.func_start.get(e)?).then_some(e)
     }
 
+    /// Where the compare tree rooted at entry `root` leads when its register
+    /// holds `v`: (leaf entry, tree instructions executed on the way), if `root`
+    /// has a table and `v` is in it.
+    #[inline(always)]
+    pub(crate) fn switch_leaf(&self, root: usize, v: u64) -> Option<(u32, u32)> {
+        let k = self
+            .switches
+            .binary_search_by_key(&root, |s| s.root as usize)
+            .ok()?;
+        // SAFETY: k is an index binary_search found.
+        let sw = unsafe { self.switches.get_unchecked(k) };
+        sw.leaves.get(usize::try_from(v).ok()?).copied()
+    }
+
     /// Slot index of entry `e` (for error messages).
     #[inline]
     pub(crate) fn slot(&self, e: usize) -> usize {
@@ -391,32 +411,38 @@ pub(crate) mod fused {
     // an X operand reads, the mov's source when the op names dst itself.
     // `add dst, imm` + `if dst cond operand goto` / `goto`; the head's `off` is 0
     // for a 32-bit add (the sum is truncated), else -1.
+    // RSH_AND_K: `rsh dst, k` + `and dst, mask` (a bit field's extraction).
     // LDX_IDX_*: `mov d, a` + `add d, b` + `ldx v, [d + off]`: a load through a
     // computed address (`off` of the head as for MOV_ADD_X).
     // PROVEN_*: a load or store a verifier proved in bounds
     // ([`crate::VmProgram::with_proven_mem`]): no check even in checked mode.
     // Only the plain forms that reach packets, contexts and map values most often
-    // have one (the dispatch byte has room for no more).
+    // have one (the dispatch byte has room for no more; for the same reason
+    // `mov` + arithmetic shift by a register, rare in compiled code, is no pair).
     // MAP_LOOKUP: `call 1` (bpf_map_lookup_elem) in a program with lookups the
     // interpreter does itself ([`crate::VmProgram::with_map_lookups`]): done in
     // the handler when r1 is one of those maps, else the helper call.
+    // SWITCH: the root of a compare tree with a table ([`super::switch_tables`]):
+    // one lookup of the register's value finds the leaf, else the root's own
+    // compare runs.
     codes!(bpfvm_isa::OP_COUNT as u8;
         MOV_ADD_K, MOV_ADD_X, MOV_SUB_K, MOV_SUB_X, MOV_MUL_K, MOV_MUL_X,
         MOV_DIV_K, MOV_DIV_X, MOV_MOD_K, MOV_MOD_X, MOV_OR_K, MOV_OR_X,
         MOV_AND_K, MOV_AND_X, MOV_XOR_K, MOV_XOR_X, MOV_LSH_K, MOV_LSH_X,
-        MOV_RSH_K, MOV_RSH_X, MOV_ARSH_K, MOV_ARSH_X,
+        MOV_RSH_K, MOV_RSH_X, MOV_ARSH_K,
         MOV32_ADD_K, MOV32_ADD_X, MOV32_SUB_K, MOV32_SUB_X, MOV32_MUL_K, MOV32_MUL_X,
         MOV32_DIV_K, MOV32_DIV_X, MOV32_MOD_K, MOV32_MOD_X, MOV32_OR_K, MOV32_OR_X,
         MOV32_AND_K, MOV32_AND_X, MOV32_XOR_K, MOV32_XOR_X, MOV32_LSH_K, MOV32_LSH_X,
-        MOV32_RSH_K, MOV32_RSH_X, MOV32_ARSH_K, MOV32_ARSH_X,
+        MOV32_RSH_K, MOV32_RSH_X, MOV32_ARSH_K,
         ADD_JEQ_K, ADD_JEQ_X, ADD_JNE_K, ADD_JNE_X, ADD_JGT_K, ADD_JGT_X,
         ADD_JGE_K, ADD_JGE_X, ADD_JLT_K, ADD_JLT_X, ADD_JLE_K, ADD_JLE_X,
         ADD_JSGT_K, ADD_JSGT_X, ADD_JSGE_K, ADD_JSGE_X, ADD_JSLT_K, ADD_JSLT_X,
         ADD_JSLE_K, ADD_JSLE_X, ADD_JSET_K, ADD_JSET_X, ADD_JA,
+        RSH_AND_K,
         LDX_IDX_B, LDX_IDX_H, LDX_IDX_W, LDX_IDX_DW,
         PROVEN_LDX_B, PROVEN_LDX_H, PROVEN_LDX_W, PROVEN_LDX_DW,
         PROVEN_STX_B, PROVEN_STX_H, PROVEN_STX_W, PROVEN_STX_DW,
-        MAP_LOOKUP,
+        MAP_LOOKUP, SWITCH,
     );
 
     /// The PROVEN_* code for a plain load or store, if it has one.
@@ -463,7 +489,6 @@ pub(crate) mod fused {
             (Mov64X, Rsh64K) => MOV_RSH_K,
             (Mov64X, Rsh64X) => MOV_RSH_X,
             (Mov64X, Arsh64K) => MOV_ARSH_K,
-            (Mov64X, Arsh64X) => MOV_ARSH_X,
             (Mov32X, Add32K) => MOV32_ADD_K,
             (Mov32X, Add32X) => MOV32_ADD_X,
             (Mov32X, Sub32K) => MOV32_SUB_K,
@@ -485,7 +510,6 @@ pub(crate) mod fused {
             (Mov32X, Rsh32K) => MOV32_RSH_K,
             (Mov32X, Rsh32X) => MOV32_RSH_X,
             (Mov32X, Arsh32K) => MOV32_ARSH_K,
-            (Mov32X, Arsh32X) => MOV32_ARSH_X,
             (Add64K, JeqK) => ADD_JEQ_K,
             (Add64K, JeqX) => ADD_JEQ_X,
             (Add64K, JneK) => ADD_JNE_K,
@@ -532,6 +556,7 @@ pub(crate) mod fused {
             (Add32K, JsetK) => ADD_JSET_K,
             (Add32K, JsetX) => ADD_JSET_X,
             (Add32K, Ja) => ADD_JA,
+            (Rsh64K, And64K) => RSH_AND_K,
             _ => return None,
         })
     }
@@ -549,6 +574,7 @@ fn pair_at(code: &[VInsn], leader: &[bool], k: usize) -> Option<u8> {
         Op::Mov64X | Op::Mov32X => b.dst == a.dst,
         // The compare reads the sum; an X operand is read after the add.
         Op::Add64K | Op::Add32K => b.op == Op::Ja || b.dst == a.dst,
+        Op::Rsh64K => b.dst == a.dst,
         _ => false,
     };
     fused::pair(a.op, b.op).filter(|_| operands_ok)
@@ -612,6 +638,178 @@ fn operand_after_mov(a: &VInsn, b: &VInsn) -> i32 {
     }
 }
 
+/// A compare tree (what clang makes of a `switch` before v4's `gotox`) run as
+/// one table lookup: for each value `v` of the tree's register up to
+/// `leaves.len() - 1`, the first non-tree instruction the compares lead to and
+/// how many tree instructions they execute, so that counting and fuel stay
+/// exact.
+pub(crate) struct Switch {
+    pub(crate) root: u32,
+    pub(crate) leaves: Box<[(u32, u32)]>,
+}
+
+/// Values a tree is tabulated for: `0..=SWITCH_MAX` at most.
+const SWITCH_MAX: u64 = 255;
+/// A tree gets a table when its tabulated values reach at least this many
+/// leaves: a shorter tree is a few predictable compares, cheaper than the lookup.
+const SWITCH_MIN_LEAVES: usize = 8;
+/// Longest chain of tree instructions followed for one value.
+const SWITCH_DEPTH: u32 = 64;
+/// Most nodes of one tree looked at.
+const SWITCH_NODES: usize = 1024;
+
+/// Whether `c` is an inner node of a compare tree on register `x`: a
+/// conditional jump on `x` against an immediate, or `ja`. Such nodes only read
+/// `x` and cannot fail.
+fn tree_node(c: &VInsn, x: u8) -> bool {
+    match c.op.shape() {
+        Shape::Ja | Shape::Ja32 => true,
+        Shape::JmpK => c.dst == x,
+        _ => false,
+    }
+}
+
+/// Whether the K-form conditional jump `op` is taken with `dst` = `a` (the
+/// interpreter's semantics: 64-bit compares, or the low halves for JMP32).
+pub(crate) fn jmp_k_taken(op: Op, a: u64, imm: i64) -> bool {
+    use Op::*;
+    let b = imm as u64;
+    let (a32, b32) = (a as u32, b as u32);
+    match op {
+        JeqK => a == b,
+        JneK => a != b,
+        JgtK => a > b,
+        JgeK => a >= b,
+        JltK => a < b,
+        JleK => a <= b,
+        JsetK => a & b != 0,
+        JsgtK => (a as i64) > imm,
+        JsgeK => (a as i64) >= imm,
+        JsltK => (a as i64) < imm,
+        JsleK => (a as i64) <= imm,
+        Jeq32K => a32 == b32,
+        Jne32K => a32 != b32,
+        Jgt32K => a32 > b32,
+        Jge32K => a32 >= b32,
+        Jlt32K => a32 < b32,
+        Jle32K => a32 <= b32,
+        Jset32K => a32 & b32 != 0,
+        Jsgt32K => (a32 as i32) > b32 as i32,
+        Jsge32K => (a32 as i32) >= b32 as i32,
+        Jslt32K => (a32 as i32) < b32 as i32,
+        Jsle32K => (a32 as i32) <= b32 as i32,
+        // Not a K-form conditional jump: never a tree node.
+        _ => false,
+    }
+}
+
+/// Where the tree at `e` on register `x` leads when `x` holds `v`, and how many
+/// tree instructions run on the way; None past [`SWITCH_DEPTH`] (or a loop).
+fn walk(code: &[VInsn], e: usize, x: u8, v: u64) -> Option<(u32, u32)> {
+    let mut i = e;
+    for n in 0..SWITCH_DEPTH {
+        let c = code.get(i)?;
+        if !tree_node(c, x) {
+            return Some((i as u32, n));
+        }
+        i = if c.op.shape() != Shape::JmpK || jmp_k_taken(c.op, v, c.imm) {
+            c.off as usize
+        } else {
+            i + 1
+        };
+    }
+    None
+}
+
+/// Finds the compare trees worth a table and marks their roots
+/// [`fused::SWITCH`]. A root is a compare that dispatches on its own code (not
+/// inside a superinstruction); the tree's other instructions keep theirs, so a
+/// jump into the middle of a tree runs it compare by compare as before.
+fn switch_tables(code: &mut [VInsn]) -> Arc<[Switch]> {
+    let n = code.len();
+    let mut out = Vec::new();
+    let mut covered = vec![false; n];
+    // Per instruction: the root of the last tree that reached it.
+    let mut seen = vec![usize::MAX; n];
+    for e in 0..n {
+        let c = code[e];
+        if covered[e] || c.op.shape() != Shape::JmpK || c.code != c.op as u8 {
+            continue;
+        }
+        let x = c.dst;
+        // The tree's nodes, found structurally; each belongs to one tree only.
+        let mut nodes = vec![e];
+        seen[e] = e;
+        let mut k = 0;
+        while k < nodes.len() && nodes.len() < SWITCH_NODES {
+            let i = nodes[k];
+            k += 1;
+            let next = [i + 1, code[i].off as usize];
+            let succ: &[usize] = if code[i].op.shape() == Shape::JmpK {
+                &next
+            } else {
+                &next[1..]
+            };
+            for &s in succ {
+                if s < n && seen[s] != e && tree_node(&code[s], x) {
+                    seen[s] = e;
+                    nodes.push(s);
+                }
+            }
+        }
+        for &i in &nodes {
+            covered[i] = true;
+        }
+        let compares = nodes
+            .iter()
+            .filter(|&&i| code[i].op.shape() == Shape::JmpK)
+            .count();
+        if compares + 1 < SWITCH_MIN_LEAVES {
+            continue;
+        }
+        // A compare against k changes its outcome only at k or k + 1: with the
+        // whole tree found, values past its largest constant in range all
+        // take the same path as that constant + 1, and need no entries of
+        // their own (they run the tree compare by compare).
+        let top = if k == nodes.len() {
+            nodes
+                .iter()
+                .map(|&i| &code[i])
+                .filter(|c| c.op.shape() == Shape::JmpK)
+                .map(|c| {
+                    if c.op.is_32bit() {
+                        c.imm as u32 as u64
+                    } else {
+                        c.imm as u64
+                    }
+                })
+                .filter(|&k| k <= SWITCH_MAX)
+                .max()
+                .map_or(0, |k| (k + 1).min(SWITCH_MAX))
+        } else {
+            SWITCH_MAX
+        };
+        let Some(leaves) = (0..=top)
+            .map(|v| walk(code, e, x, v))
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
+        let mut distinct: Vec<u32> = leaves.iter().map(|l| l.0).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < SWITCH_MIN_LEAVES {
+            continue;
+        }
+        code[e].code = fused::SWITCH;
+        out.push(Switch {
+            root: e as u32,
+            leaves: leaves.into_boxed_slice(),
+        });
+    }
+    out.into()
+}
+
 /// Marks superinstructions: indexed loads and pairs. The instructions after the
 /// first stay in place unchanged, so error positions and counting are
 /// unaffected; a fused group never starts inside another and never spans a
@@ -634,7 +832,8 @@ fn fuse(code: &mut [VInsn]) {
                 Op::Mov64X | Op::Mov32X => operand_after_mov(&code[k], &code[k + 1]),
                 // The handler masks the sum with `off << 32 | 0xffff_ffff`.
                 Op::Add32K => 0,
-                _ => -1,
+                Op::Add64K => -1,
+                _ => code[k].off,
             };
             code[k].code = c;
             k += 2;
@@ -661,6 +860,17 @@ mod tests {
         assert_eq!(c[1], Op::Mul64X as u8);
         assert_eq!(c[2], fused::ADD_JLT_K);
         assert_eq!(c[3], Op::JltK as u8);
+    }
+
+    #[test]
+    fn bit_field_extraction_is_one_pair() {
+        let src = "lddw %r3, 0xfedcba9876543210\nrsh %r3, 36\nand %r3, 0x3f\nmov %r0, %r3\nexit";
+        let p = VmProgram::new(&assemble(src).unwrap(), &LoadOptions::default()).unwrap();
+        assert_eq!(p.code[1].code, fused::RSH_AND_K);
+        // The `and` of another register is no pair.
+        assert_eq!(codes("rsh %r3, 4\nand %r2, 15\nexit")[0], Op::Rsh64K as u8);
+        let r0 = p.run(crate::RunOptions::new()).unwrap().r0;
+        assert_eq!(r0, (0xfedc_ba98_7654_3210u64 >> 36) & 0x3f);
     }
 
     #[test]
