@@ -12,8 +12,7 @@
 mod fixture_kernel;
 use bpfvm::maps::RingBuf;
 use bpfvm::{LoadOpts, Object, Runtime};
-use fixture_kernel::{bpfvm_load, fixture, kernel_load};
-use std::process::Command;
+use fixture_kernel::{bpfvm_load, fixture, kernel_load, kernel_retvals};
 
 /// The packet: bytes 0, 1, ..., 63.
 fn packet() -> Vec<u8> {
@@ -108,52 +107,20 @@ fn submitted_records_reach_the_consumer() {
 /// The same programs in the host kernel, when it can be asked.
 #[test]
 fn live_kernel_agrees() {
-    let root = unsafe { libc::geteuid() } == 0;
-    let bpftool = Command::new("bpftool")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !root || !bpftool || !std::path::Path::new("/sys/fs/bpf").is_dir() {
-        eprintln!("skipping: asking the host kernel needs root, bpftool and /sys/fs/bpf");
-        return;
-    }
-    let dir = format!("/sys/fs/bpf/bpfvm_dynptr_test_{}", std::process::id());
-    let pkt = std::env::temp_dir().join(format!("bpfvm_dynptr_pkt_{}", std::process::id()));
-    std::fs::write(&pkt, packet()).unwrap();
-    let load = Command::new("bpftool")
-        .args(["prog", "loadall"])
-        .arg(fixture("dynptr.o"))
-        .arg(&dir)
-        .output()
-        .expect("bpftool");
-    if !load.status.success() {
-        let _ = std::fs::remove_file(&pkt);
-        eprintln!(
-            "skipping: the host kernel refused dynptr.o: {}",
-            String::from_utf8_lossy(&load.stderr)
-        );
-        return;
-    }
-    let mut diffs = Vec::new();
-    for &(name, expected) in CASES {
-        let out = Command::new("bpftool")
-            .args(["prog", "run", "pinned", &format!("{dir}/{name}")])
-            .arg("data_in")
-            .arg(&pkt)
-            .output()
-            .expect("bpftool");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let got = text
-            .split("Return value: ")
-            .nth(1)
-            .and_then(|s| s.split(',').next())
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        if got != Some(expected) {
-            diffs.push(format!("{name}: kernel {got:?}, recorded {expected}"));
+    let names: Vec<&str> = CASES.iter().map(|&(n, _)| n).collect();
+    let got = match kernel_retvals(&fixture("dynptr.o"), &packet(), &names) {
+        Ok(g) => g,
+        Err(why) => {
+            eprintln!("skipping: {why}");
+            return;
         }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_file(&pkt);
+    };
+    let diffs: Vec<String> = CASES
+        .iter()
+        .zip(got)
+        .filter(|&(&(_, expected), got)| got != Some(expected))
+        .map(|(&(name, expected), got)| format!("{name}: kernel {got:?}, recorded {expected}"))
+        .collect();
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
 

@@ -10,9 +10,11 @@
 //! without a device; the plain one loads, the others are refused with the
 //! kfunc (or the kernel's reason) named.
 
+mod fixture_kernel;
+
 use bpfvm::{BpfError, LoadOpts, Object, Runtime};
+use fixture_kernel::kernel_retvals;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -221,54 +223,19 @@ fn kconfig_from_a_config_file() {
 /// The same programs in the host kernel, when it can be asked.
 #[test]
 fn live_kernel_agrees() {
-    let root = unsafe { libc::geteuid() } == 0;
-    let bpftool = Command::new("bpftool")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !root || !bpftool || !Path::new("/sys/fs/bpf").is_dir() {
-        eprintln!("skipping: asking the host kernel needs root, bpftool and /sys/fs/bpf");
-        return;
-    }
-    let dir = format!("/sys/fs/bpf/bpfvm_kfunc_test_{}", std::process::id());
-    let pkt = std::env::temp_dir().join(format!("bpfvm_kfunc_pkt_{}", std::process::id()));
-    std::fs::write(&pkt, packet()).unwrap();
-    let load = Command::new("bpftool")
-        .args(["prog", "loadall"])
-        .arg(data("kfunc.o"))
-        .arg(&dir)
-        .output()
-        .expect("bpftool");
-    if !load.status.success() {
-        let _ = std::fs::remove_file(&pkt);
-        eprintln!(
-            "skipping: the host kernel refused kfunc.o: {}",
-            String::from_utf8_lossy(&load.stderr)
-        );
-        return;
-    }
-    let mut diffs = Vec::new();
-    for c in CASES {
-        let out = Command::new("bpftool")
-            .args(["prog", "run", "pinned", &format!("{dir}/{}", c.name)])
-            .arg("data_in")
-            .arg(&pkt)
-            .output()
-            .expect("bpftool");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let got = text
-            .split("Return value: ")
-            .nth(1)
-            .and_then(|s| s.split(',').next())
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        if got != Some(c.expected) {
-            diffs.push(format!(
-                "{}: kernel {got:?}, recorded {}",
-                c.name, c.expected
-            ));
+    let names: Vec<&str> = CASES.iter().map(|c| c.name).collect();
+    let got = match kernel_retvals(&data("kfunc.o"), &packet(), &names) {
+        Ok(g) => g,
+        Err(why) => {
+            eprintln!("skipping: {why}");
+            return;
         }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_file(&pkt);
+    };
+    let diffs: Vec<String> = CASES
+        .iter()
+        .zip(got)
+        .filter(|(c, got)| *got != Some(c.expected))
+        .map(|(c, got)| format!("{}: kernel {got:?}, recorded {}", c.name, c.expected))
+        .collect();
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }

@@ -125,3 +125,60 @@ pub fn bpfvm_load(
         }
     }
 }
+
+/// The host kernel's return value for each of `progs` of the object at
+/// `path`, each run once on `packet` (`bpftool prog loadall` and `prog run`,
+/// pinned under a name of this process and removed again); Err: why the
+/// kernel cannot be asked, or its refusal of the object.
+pub fn kernel_retvals(
+    path: &Path,
+    packet: &[u8],
+    progs: &[&str],
+) -> Result<Vec<Option<u32>>, String> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let bpftool = Command::new("bpftool")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !root || !bpftool || !Path::new("/sys/fs/bpf").is_dir() {
+        return Err("asking the host kernel needs root, bpftool and /sys/fs/bpf".into());
+    }
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let dir = format!("/sys/fs/bpf/bpfvm_retvals_{}_{stem}", std::process::id());
+    let pkt = std::env::temp_dir().join(format!("bpfvm_retvals_{}_{stem}", std::process::id()));
+    std::fs::write(&pkt, packet).map_err(|e| format!("{}: {e}", pkt.display()))?;
+    let load = Command::new("bpftool")
+        .args(["prog", "loadall"])
+        .arg(path)
+        .arg(&dir)
+        .output()
+        .expect("bpftool");
+    if !load.status.success() {
+        let _ = std::fs::remove_file(&pkt);
+        return Err(format!(
+            "the host kernel refused {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&load.stderr)
+        ));
+    }
+    let got = progs
+        .iter()
+        .map(|name| {
+            let out = Command::new("bpftool")
+                .args(["prog", "run", "pinned", &format!("{dir}/{name}")])
+                .arg("data_in")
+                .arg(&pkt)
+                .output()
+                .expect("bpftool");
+            String::from_utf8_lossy(&out.stdout)
+                .split("Return value: ")
+                .nth(1)
+                .and_then(|s| s.split(',').next())
+                .and_then(|s| s.trim().parse::<u32>().ok())
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&pkt);
+    Ok(got)
+}

@@ -213,17 +213,7 @@ impl Verifier<'_> {
                 .dynptr
                 .is_some_and(|d| d.kind == bpfvm_isa::helpers::BPF_DYNPTR_TYPE_SKB);
         if let Some(rid) = meta.release {
-            st.refs.retain(|r| r.0 != rid);
-            let privileged = self.privileged();
-            st.for_each_reg(|r| {
-                if r.ref_obj_id == rid {
-                    *r = if privileged {
-                        Reg::unknown()
-                    } else {
-                        Reg::not_init()
-                    };
-                }
-            });
+            self.release_ref(st, rid);
         }
         // A tail call from a subprogram may run a program that changes the
         // packet and then return to the subprogram's callers: their packet

@@ -272,17 +272,7 @@ impl Verifier<'_> {
             return;
         }
         let rid = d.ref_obj_id;
-        st.refs.retain(|x| x.0 != rid);
-        let privileged = self.privileged();
-        st.for_each_reg(|r| {
-            if r.ref_obj_id == rid {
-                *r = if privileged {
-                    Reg::unknown()
-                } else {
-                    Reg::not_init()
-                };
-            }
-        });
+        self.release_ref(st, rid);
         // Clones in any frame (the kernel looks in the released one's only;
         // a clone elsewhere would outlive its record).
         let mut ended = Vec::new();

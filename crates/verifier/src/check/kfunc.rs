@@ -274,12 +274,18 @@ impl Verifier<'_> {
     }
 
     /// `release_reference`: the reference goes, and every register holding
-    /// it is invalidated.
-    fn release_ref(&mut self, st: &mut State, rid: u32) {
+    /// it is invalidated (unknown for a privileged loader, as the kernel
+    /// lets it keep the scalar; unreadable otherwise).
+    pub(super) fn release_ref(&self, st: &mut State, rid: u32) {
         st.refs.retain(|r| r.0 != rid);
+        let privileged = self.privileged();
         st.for_each_reg(|r| {
             if r.ref_obj_id == rid {
-                *r = Reg::unknown();
+                *r = if privileged {
+                    Reg::unknown()
+                } else {
+                    Reg::not_init()
+                };
             }
         });
     }
