@@ -12,7 +12,7 @@
 mod fixture_kernel;
 use bpfvm::maps::RingBuf;
 use bpfvm::{LoadOpts, Object, Runtime};
-use fixture_kernel::{bpfvm_load, fixture, kernel_load, kernel_retvals};
+use fixture_kernel::{bpfvm_load, bpfvm_retval, fixture, kernel_load, kernel_retvals};
 
 /// The packet: bytes 0, 1, ..., 63.
 fn packet() -> Vec<u8> {
@@ -44,19 +44,6 @@ const CASES: &[(&str, u32)] = &[
     ("skb_rw", 22_071_029),
 ];
 
-fn run(rt: &Runtime, obj: &Object, name: &str) -> Result<u32, String> {
-    let opts = LoadOpts {
-        programs: Some(vec![name.to_string()]),
-        ..Default::default()
-    };
-    let l = rt
-        .load_object_with(obj, None, &opts)
-        .map_err(|e| format!("{e}: {:?}", e.verifier_log()))?;
-    let p = l.prog(name).ok_or("program missing")?;
-    let r = rt.run_packet(p, &packet()).map_err(|e| e.to_string())?;
-    Ok(r.retval as u32)
-}
-
 #[test]
 fn dynptr_programs_return_what_the_kernel_returns() {
     let obj = Object::open(fixture("dynptr.o")).expect("dynptr.o");
@@ -65,7 +52,7 @@ fn dynptr_programs_return_what_the_kernel_returns() {
         let rt = Runtime::with_cpus(1);
         rt.set_jit(jit);
         for &(name, expected) in CASES {
-            match run(&rt, &obj, name) {
+            match bpfvm_retval(&rt, &obj, name, &packet()) {
                 Ok(v) if v == expected => {}
                 Ok(v) => failures.push(format!(
                     "{name} ({}): {v}, kernel {expected}",

@@ -13,7 +13,7 @@
 mod fixture_kernel;
 
 use bpfvm::{BpfError, LoadOpts, Object, Runtime};
-use fixture_kernel::kernel_retvals;
+use fixture_kernel::{bpfvm_retval, kernel_retvals};
 use std::path::{Path, PathBuf};
 
 fn data(name: &str) -> PathBuf {
@@ -79,19 +79,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn run_on(rt: &Runtime, obj: &Object, name: &str) -> Result<u32, String> {
-    let opts = LoadOpts {
-        programs: Some(vec![name.to_string()]),
-        ..Default::default()
-    };
-    let l = rt
-        .load_object_with(obj, None, &opts)
-        .map_err(|e| format!("{e}: {:?}", e.verifier_log()))?;
-    let p = l.prog(name).ok_or("program missing")?;
-    let r = rt.run_packet(p, &packet()).map_err(|e| e.to_string())?;
-    Ok(r.retval as u32)
-}
-
 #[test]
 fn kfunc_programs_return_what_the_kernel_returns() {
     let obj = Object::open(data("kfunc.o")).expect("kfunc.o");
@@ -100,7 +87,7 @@ fn kfunc_programs_return_what_the_kernel_returns() {
         let rt = Runtime::with_cpus(1);
         rt.set_jit(jit);
         for c in CASES {
-            match run_on(&rt, &obj, c.name) {
+            match bpfvm_retval(&rt, &obj, c.name, &packet()) {
                 Ok(v) if v == c.expected => {}
                 Ok(v) => failures.push(format!(
                     "{} ({}): {v:#x}, kernel {:#x}",

@@ -1118,15 +1118,7 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
                     control!(i);
                 } else {
                     let executed = executed!();
-                    m.frames[m.depth] = Frame {
-                        ret: pc!(),
-                        prog: m.prog,
-                        saved: [r[6], r[7], r[8], r[9]],
-                    };
-                    m.depth += 1;
-                    m.may_goto[m.depth] = BPF_MAX_LOOPS;
-                    r[10] -= FRAME;
-                    m.mem.stack_lo -= FRAME;
+                    enter_frame(m, pc!(), r);
                     // SAFETY: the loader checked the target is an entry in range.
                     ip = unsafe { code.add(i.off as usize) };
                     base = executed.wrapping_sub(ip as u64 >> 4);
@@ -1144,12 +1136,7 @@ pub(crate) unsafe fn step<const CHECKED: bool, const CODE: u8>(
                     return unsafe { finish_ok(run, r[0]) };
                 }
                 let executed = executed!();
-                m.depth -= 1;
-                let f = m.frames[m.depth];
-                r[6..10].copy_from_slice(&f.saved);
-                r[10] += FRAME;
-                m.mem.stack_lo += FRAME;
-                m.prog = f.prog;
+                let f = leave_frame(m, r);
                 // SAFETY: a frame's program is the entry program or one kept
                 // alive in m.keep, and its return entry is in range.
                 code = unsafe { (*f.prog).code.as_ptr() };
@@ -1372,8 +1359,17 @@ fn push_frame(
             frames: m.depth + 2,
         });
     }
+    enter_frame(m, *pc, r);
+    *pc = target;
+    Ok(())
+}
+
+/// Saves the caller's frame (callee-saved registers, return entry, program) and
+/// gives the callee its own stack and may_goto budget. The caller checked depth.
+#[inline(always)]
+fn enter_frame(m: &mut Machine<'_>, ret: usize, r: &mut [u64; 16]) {
     m.frames[m.depth] = Frame {
-        ret: *pc,
+        ret,
         prog: m.prog,
         saved: [r[6], r[7], r[8], r[9]],
     };
@@ -1381,8 +1377,18 @@ fn push_frame(
     m.may_goto[m.depth] = BPF_MAX_LOOPS;
     r[10] -= FRAME;
     m.mem.stack_lo -= FRAME;
-    *pc = target;
-    Ok(())
+}
+
+/// Undoes `enter_frame` on a subprogram's exit and returns the caller's frame.
+#[inline(always)]
+fn leave_frame(m: &mut Machine<'_>, r: &mut [u64; 16]) -> Frame {
+    m.depth -= 1;
+    let f = m.frames[m.depth];
+    r[6..10].copy_from_slice(&f.saved);
+    r[10] += FRAME;
+    m.mem.stack_lo += FRAME;
+    m.prog = f.prog;
+    f
 }
 
 /// Calls, exits and legacy packet loads. `next` is the entry after the instruction;
@@ -1406,13 +1412,7 @@ fn control<const CHECKED: bool>(
             if m.depth == base_depth {
                 return Ok(Ctl::Return(r[0]));
             }
-            m.depth -= 1;
-            let f = m.frames[m.depth];
-            r[6..10].copy_from_slice(&f.saved);
-            r[10] += FRAME;
-            m.mem.stack_lo += FRAME;
-            m.prog = f.prog;
-            *pc = f.ret;
+            *pc = leave_frame(m, r).ret;
         }
         Op::CallLocal => push_frame(m, i.off as usize, pc, r)?,
         Op::Call | Op::CallX => {

@@ -93,6 +93,21 @@ pub enum Expected {
 /// A verdict: accepted, or refused with errno and the message and log.
 pub type Verdict = Result<(), (i32, String)>;
 
+/// bpfvm's return value for program `name` of `obj`, loaded alone and run once
+/// on `packet`; Err: the load's error and verifier log, or the run's error.
+pub fn bpfvm_retval(rt: &Runtime, obj: &Object, name: &str, packet: &[u8]) -> Result<u32, String> {
+    let opts = LoadOpts {
+        programs: Some(vec![name.to_string()]),
+        ..Default::default()
+    };
+    let l = rt
+        .load_object_with(obj, None, &opts)
+        .map_err(|e| format!("{e}: {:?}", e.verifier_log()))?;
+    let p = l.prog(name).ok_or("program missing")?;
+    let r = rt.run_packet(p, packet).map_err(|e| e.to_string())?;
+    Ok(r.retval as u32)
+}
+
 /// bpfvm's verdict, and the program's tag and xlated listing when accepted.
 pub fn bpfvm_load(
     rt: &Runtime,
