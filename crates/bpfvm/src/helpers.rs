@@ -8,6 +8,7 @@ use bpfvm_maps::{MapError, MapType};
 use bpfvm_vm::{HelperCtx, HelperError, HelperOutcome, HelperTable, Leaves, Region, RegionKind};
 use std::sync::Arc;
 
+pub(crate) mod cpumask;
 pub(crate) mod dynptr;
 
 type HResult = Result<HelperOutcome, HelperError>;
@@ -65,7 +66,8 @@ fn map_update_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let m = map_arg(ctx, a[0])?;
     let cpu = env(ctx)?.cpu as usize;
     let key = key_arg(ctx, &m, a[1])?;
-    let value = ctx.read_bytes(a[2], m.attr().value_size as usize)?;
+    let mut value = ctx.read_bytes(a[2], m.attr().value_size as usize)?;
+    m.clear_kptrs(&mut value);
     match m.ops.update(key, &value, a[3], cpu) {
         Ok(()) => ret(0),
         Err(e) => err(errno_of(&e)),
@@ -497,6 +499,23 @@ fn ringbuf_commit(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5], discard: bool) -> HR
     ret(0)
 }
 
+/// `bpf_kptr_xchg(field, new)`: swaps the pointer in a map value's kptr
+/// field atomically and gives back the old one (its reference moves to the
+/// caller, `new`'s into the map).
+fn kptr_xchg(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
+    let field = a[0];
+    ctx.check_write(field, 8)?;
+    if !field.is_multiple_of(8) {
+        return Err(HelperError::InvalidArgument {
+            reason: format!("kptr field {field:#x} is not 8-byte aligned"),
+        });
+    }
+    // SAFETY: checked writable above (or proven a map value's kptr field by
+    // the verifier), and aligned; other CPUs' programs swap it atomically too.
+    let cell = unsafe { &*(field as *const std::sync::atomic::AtomicU64) };
+    ret(cell.swap(a[1], std::sync::atomic::Ordering::AcqRel) as i64)
+}
+
 fn ringbuf_query(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let m = ringbuf_of(ctx, a[0])?;
     ret(m.ops.as_ringbuf().map_or(0, |r| r.query(a[1])) as i64)
@@ -823,7 +842,8 @@ pub fn implemented_helpers() -> HelperTable {
         .register(165, named(165), snprintf)
         .register(177, named(177), Leaves(trace_vprintk))
         .register(181, named(181), bpf_loop)
-        .register(182, named(182), strncmp);
+        .register(182, named(182), strncmp)
+        .register(194, named(194), kptr_xchg);
     dynptr::register(&mut t);
     crate::nethelpers::register(&mut t);
     t

@@ -53,12 +53,32 @@ pub struct MapObj {
     pub btf_value_type_id: u32,
     /// Made by a process without CAP_PERFMON (`!map->bypass_spec_v1`).
     pub created_unprivileged: bool,
+    /// Byte offsets of the value's kptr fields. Neither user space nor a
+    /// program's map update writes them, and user space reads them as 0
+    /// (the kernel's `copy_map_value` skips them): only `bpf_kptr_xchg`
+    /// stores a kernel object's address there.
+    pub(crate) kptr_offs: Vec<u32>,
     /// Handles and pins (user-space references). When it drops to zero a prog_array
     /// is cleared, as the kernel does on the last uref.
     user_refs: AtomicUsize,
 }
 
 impl MapObj {
+    /// Zeroes the kptr fields of `values` (one value, or per-CPU values each
+    /// padded to 8 bytes).
+    pub(crate) fn clear_kptrs(&self, values: &mut [u8]) {
+        if self.kptr_offs.is_empty() {
+            return;
+        }
+        let stride = (self.attr().value_size as usize).next_multiple_of(8).max(1);
+        for v in values.chunks_mut(stride) {
+            for &o in &self.kptr_offs {
+                if let Some(f) = v.get_mut(o as usize..o as usize + 8) {
+                    f.fill(0);
+                }
+            }
+        }
+    }
     /// The map type (`enum bpf_map_type`).
     pub fn map_type(&self) -> MapType {
         self.ops.attr().map_type
@@ -688,6 +708,7 @@ impl Runtime {
                 let m = self.map_by_id(map_id)?;
                 let mut out = vec![0u8; m.ops.user_value_size()];
                 m.ops.lookup_user(&key, &mut out, flags)?;
+                m.clear_kptrs(&mut out);
                 Ok(BpfReply::Bytes(out))
             }
             BpfCmd::MapUpdateElem {
@@ -887,6 +908,14 @@ impl Runtime {
             map_extra: a.map_extra,
         };
         let ops = bpfvm_maps::create_map(&attr, self.k.ncpus)?;
+        let kptr_offs: Vec<u32> = btf
+            .as_ref()
+            .map(|b| crate::loader::kptr_fields(&b.btf, a.btf_value_type_id))
+            .unwrap_or_default()
+            .iter()
+            .map(|f| f.off)
+            .filter(|o| o + 8 <= a.value_size)
+            .collect();
         let mut t = lock(&self.k.maps);
         let id = t.alloc().ok_or(BpfError::NoIds { kind: "map" })?;
         let m = Arc::new(MapObj {
@@ -897,6 +926,7 @@ impl Runtime {
             btf_key_type_id: a.btf_key_type_id,
             btf_value_type_id: a.btf_value_type_id,
             created_unprivileged: a.unprivileged,
+            kptr_offs,
             user_refs: AtomicUsize::new(0),
         });
         t.set(id, &m);
@@ -934,6 +964,11 @@ impl Runtime {
                     bpfvm_maps::FdObject::Map(self.map_by_id(id)?.ops.clone())
                 };
                 m.ops.update_fd(key, id, obj, flags)?;
+            }
+            _ if !m.kptr_offs.is_empty() => {
+                let mut v = value.to_vec();
+                m.clear_kptrs(&mut v);
+                m.ops.update_user(key, &v, flags)?
             }
             _ => m.ops.update_user(key, value, flags)?,
         }

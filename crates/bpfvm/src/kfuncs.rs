@@ -340,8 +340,10 @@ pub fn register(t: &mut HelperTable) {
             "bpf_cast_to_kern_ctx"
             | "bpf_rdonly_cast"
             | "bpf_task_acquire"
-            | "bpf_cgroup_acquire"
-            | "bpf_cpumask_acquire" => first_arg,
+            | "bpf_cgroup_acquire" => first_arg,
+            n if n.starts_with("bpf_cpumask_") => {
+                crate::helpers::cpumask::op(n).unwrap_or(poisoned)
+            }
             "bpf_dynptr_from_xdp" => |c, a| dynptr::from_packet(c, a, BPF_DYNPTR_TYPE_XDP),
             "bpf_dynptr_from_skb" => |c, a| dynptr::from_packet(c, a, BPF_DYNPTR_TYPE_SKB),
             "bpf_dynptr_slice" => |c, a| dynptr::slice(c, a, false),

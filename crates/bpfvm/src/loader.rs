@@ -21,7 +21,9 @@ use bpfvm_isa::uapi::{
     BPF_TRACE_RAW_TP,
 };
 use bpfvm_maps::MapType;
-use bpfvm_obj::btf::{core::relocate as core_relocate, Btf, BtfKind, CoreApplied, CoreTarget};
+use bpfvm_obj::btf::{
+    core::relocate as core_relocate, Btf, BtfKind, BtfTypeData, CoreApplied, CoreTarget,
+};
 use bpfvm_obj::{ExternKind, MapDef, MapKind, MapRelocKind, Object};
 use std::sync::Arc;
 
@@ -182,37 +184,91 @@ pub(crate) fn timer_offset(btf: &Btf, type_id: u32) -> Option<u32> {
     member_offset(btf, type_id, "bpf_timer")
 }
 
-/// The kptr fields of value type `type_id`: top-level pointer members whose
-/// pointee is tagged `kptr_untrusted` (false) or `kptr`/`percpu_kptr` (true:
-/// they hold a reference), with their byte offsets.
-pub(crate) fn kptr_fields(btf: &Btf, type_id: u32) -> Vec<(u32, bool)> {
-    let Some(t) = btf
-        .skip_modifiers(type_id)
-        .ok()
-        .and_then(|id| btf.type_by_id(id).ok())
-        .filter(|t| t.kind() == BtfKind::Struct)
-    else {
-        return Vec::new();
-    };
-    t.members()
-        .iter()
-        .filter_map(|m| {
-            let ptr = btf.type_by_id(m.type_id).ok()?;
-            if ptr.kind() != BtfKind::Ptr {
-                return None;
+/// The kptr fields of value type `type_id` (a struct, or the DATASEC of a
+/// global data section): pointer members whose pointee is tagged
+/// `kptr_untrusted` or `kptr`/`percpu_kptr` (they hold a reference), found in
+/// nested structs and unions and in every element of arrays too, as the
+/// kernel's `btf_parse_fields` finds them, with their byte offsets.
+pub(crate) fn kptr_fields(btf: &Btf, type_id: u32) -> Vec<bpfvm_verifier::KptrField> {
+    // More than the kernel's BTF_FIELDS_MAX (11): enough to stop a value
+    // type of huge arrays from being walked element by element for nothing.
+    const MAX_FIELDS: usize = 64;
+    fn walk(btf: &Btf, id: u32, base: u32, depth: u32, out: &mut Vec<bpfvm_verifier::KptrField>) {
+        if depth > 16 || out.len() >= MAX_FIELDS {
+            return;
+        }
+        let Ok(id) = btf.skip_modifiers(id) else {
+            return;
+        };
+        let Ok(t) = btf.type_by_id(id) else { return };
+        match &t.data {
+            BtfTypeData::Struct(ms) | BtfTypeData::Union(ms) => {
+                for m in ms {
+                    if m.bitfield_size == 0 {
+                        walk(btf, m.type_id, base + m.bits_offset / 8, depth + 1, out);
+                    }
+                }
             }
-            let tag = btf.type_by_id(ptr.size_or_type).ok()?;
-            if tag.kind() != BtfKind::TypeTag {
-                return None;
+            BtfTypeData::Datasec(vars) => {
+                for v in vars {
+                    let var = btf.type_by_id(v.type_id).ok();
+                    if let Some(var) = var.filter(|t| t.kind() == BtfKind::Var) {
+                        walk(btf, var.size_or_type, base + v.offset, depth + 1, out);
+                    }
+                }
             }
-            let referenced = match btf.str_at(tag.name_off) {
-                "kptr_untrusted" => false,
-                "kptr" | "percpu_kptr" => true,
-                _ => return None,
-            };
-            Some((m.bits_offset / 8, referenced))
-        })
-        .collect()
+            BtfTypeData::Array(a) => {
+                let Ok(elem) = btf.skip_modifiers(a.elem_type) else {
+                    return;
+                };
+                let Ok(size) = btf.resolve_size(elem) else {
+                    return;
+                };
+                let mut probe = Vec::new();
+                walk(btf, elem, 0, depth + 1, &mut probe);
+                if probe.is_empty() || size == 0 {
+                    return;
+                }
+                for i in 0..a.nelems {
+                    if out.len() >= MAX_FIELDS {
+                        return;
+                    }
+                    let at = base + i * size;
+                    out.extend(probe.iter().map(|f| bpfvm_verifier::KptrField {
+                        off: at + f.off,
+                        ..f.clone()
+                    }));
+                }
+            }
+            BtfTypeData::Ptr => {
+                let Ok(tag) = btf.type_by_id(t.size_or_type) else {
+                    return;
+                };
+                if tag.kind() != BtfKind::TypeTag {
+                    return;
+                }
+                let referenced = match btf.str_at(tag.name_off) {
+                    "kptr_untrusted" => false,
+                    "kptr" | "percpu_kptr" => true,
+                    _ => return,
+                };
+                let pointee = btf
+                    .skip_modifiers(tag.size_or_type)
+                    .map(|p| btf.name(p).to_string())
+                    .unwrap_or_default();
+                out.push(bpfvm_verifier::KptrField {
+                    off: base,
+                    referenced,
+                    pointee,
+                });
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(btf, type_id, 0, 0, &mut out);
+    out.truncate(MAX_FIELDS);
+    out
 }
 
 /// The byte offset of the first top-level member of struct `type_id` whose
@@ -876,11 +932,13 @@ fn struct_walk(
                     _ => Ok(FieldRead::Scalar),
                 }
             }
-            bpfvm_obj::btf::BtfTypeData::Ptr => Ok(pointer_member(
-                btf,
-                mt.size_or_type,
-                inner == 0 && size == 8,
-            )),
+            bpfvm_obj::btf::BtfTypeData::Ptr => {
+                let mut read = pointer_member(btf, mt.size_or_type, inner == 0 && size == 8);
+                if let FieldRead::Ptr { rcu, .. } = &mut read {
+                    *rcu = safe_rcu(name, btf.str_at(m.name_off));
+                }
+                Ok(read)
+            }
             _ => Ok(FieldRead::Scalar),
         };
     }
@@ -891,11 +949,26 @@ fn pointer_member(btf: &Btf, to: u32, whole: bool) -> bpfvm_verifier::FieldRead 
     use bpfvm_verifier::FieldRead;
     let to = btf.skip_modifiers(to).unwrap_or(0);
     match btf.type_by_id(to) {
-        Ok(t) if whole && matches!(t.kind(), BtfKind::Struct | BtfKind::Union) => {
-            FieldRead::Ptr { type_id: to }
-        }
+        Ok(t) if whole && matches!(t.kind(), BtfKind::Struct | BtfKind::Union) => FieldRead::Ptr {
+            type_id: to,
+            rcu: false,
+        },
         _ => FieldRead::Scalar,
     }
+}
+
+/// The kernel's `BTF_TYPE_SAFE_RCU` members: pointers freed only after an
+/// RCU grace period, so a read inside an RCU section may be used until it
+/// ends.
+fn safe_rcu(strukt: &str, member: &str) -> bool {
+    matches!(
+        (strukt, member),
+        (
+            "task_struct",
+            "cpus_ptr" | "cgroups" | "real_parent" | "group_leader"
+        ) | ("cgroup", "kn")
+            | ("css_set", "dfl_cgrp")
+    )
 }
 
 /// libbpf's log fixup for CO-RE: a poisoned instruction the verifier reached

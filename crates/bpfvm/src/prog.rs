@@ -419,6 +419,17 @@ fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
         .as_ref()
         .map(|b| crate::loader::kptr_fields(&b.btf, m.btf_value_type_id))
         .unwrap_or_default();
+    // More special fields than BTF_FIELDS_MAX: the kernel's map_create keeps
+    // the map but with no field record at all (btf_parse_fields' -E2BIG), so
+    // its program sees no kptr, lock or timer ("R1 has no valid kptr").
+    const BTF_FIELDS_MAX: usize = 11;
+    let fields =
+        d.kptrs.len() + usize::from(d.spin_lock_off.is_some()) + usize::from(d.timer_off.is_some());
+    if fields > BTF_FIELDS_MAX {
+        d.kptrs.clear();
+        d.spin_lock_off = None;
+        d.timer_off = None;
+    }
     // `.rodata`: the verifier folds constant loads from it, as the kernel does.
     if d.frozen
         && d.map_flags & bpfvm_verifier::BPF_F_RDONLY_PROG != 0

@@ -38,6 +38,9 @@
 //!   used, and its stack slot overwritten, each under random conditions: the
 //!   reference must be released once on every path, a slice dies with its
 //!   dynptr, and a referenced dynptr's slot may not be overwritten.
+//! - `NonNullOffset`: a non-NULL value pointer moved by a variable offset
+//!   (up to past 2^29) and compared with 0: the kernel walks the NULL branch
+//!   when the offset may wrap the pointer to 0.
 
 use crate::verifier::{ins, Rng};
 use bpfvm::{BpfError, MapCreateAttr, MapFd, ProgFd, ProgLoadAttr, Runtime};
@@ -904,7 +907,7 @@ fn dynptr_ringbuf(r: &mut Rng) -> Variant {
 
 /// One variant of a random pattern.
 pub fn variant(r: &mut Rng) -> Variant {
-    match r.below(8) {
+    match r.below(9) {
         0 => map_in_map(r),
         1 => null_check(r),
         2 => tail_call_pkt(r),
@@ -912,7 +915,46 @@ pub fn variant(r: &mut Rng) -> Variant {
         4 => sock_ref(r),
         5 => rcu_section(r),
         6 => dynptr_ringbuf(r),
+        7 => nonnull_offset(r),
         _ => map_helper(r),
+    }
+}
+
+/// A value pointer known non-NULL, moved by a variable offset, then compared
+/// with 0; the branch where it is 0 reads an uninitialised register. The
+/// kernel skips that branch only while the offset stays inside
+/// (-2^29, 2^29) (`reg_not_null`: a larger one may wrap the pointer to 0).
+fn nonnull_offset(r: &mut Rng) -> Variant {
+    const MAX_VAR_OFF: i64 = 1 << 29;
+    let mut a = Asm::default();
+    let bad = a.label();
+    let done = a.label();
+    let mask = r.pick(&[0xffi64, 0xffff, 0x1fff_ffff, 0x2000_0000, 0x3fff_ffff]);
+    let shift = r.pick(&[0i64, 0, 0x100, 0x1000_0000]);
+    lookup(&mut a, MapSym::Arr, 0);
+    a.i(0x61, 2, 0, 0, 0).i(0x57, 2, 0, 0, mask as i32);
+    if shift != 0 {
+        a.i(0x17, 2, 0, 0, shift as i32);
+    }
+    a.i(0x0f, 0, 2, 0, 0);
+    let jne = r.below(2) == 0;
+    if jne {
+        a.jmp(0x55, 0, 0, 0, done).jmp(0x05, 0, 0, 0, bad);
+    } else {
+        a.jmp(0x15, 0, 0, 0, bad);
+    }
+    a.bind(done);
+    a.mov(0, 2).exit();
+    a.bind(bad);
+    a.i(0x79, 0, 9, 0, 0).exit();
+    let (smin, smax) = (-shift, mask - shift);
+    Variant {
+        pattern: "nonnull_offset",
+        insns: a.finish(),
+        must_refuse: smin <= -MAX_VAR_OFF || smax >= MAX_VAR_OFF,
+        runnable: true,
+        note: format!("offset in [{smin}, {smax}], jne {jne}"),
+        funcs: Vec::new(),
     }
 }
 

@@ -81,6 +81,13 @@ pub enum Arg {
     /// `ARG_PTR_TO_DYNPTR`: an initialised dynptr on the stack, of type `kind`
     /// (0: any type); `release` (`OBJ_RELEASE`): the helper ends it.
     Dynptr { kind: u8, release: bool },
+    /// `ARG_KPTR_XCHG_DEST`: a map value pointer at a referenced kptr field.
+    #[doc(alias = "ARG_KPTR_XCHG_DEST")]
+    KptrXchgDest,
+    /// `ARG_PTR_TO_BTF_ID_OR_NULL | OBJ_RELEASE` of `bpf_kptr_xchg`: NULL, or
+    /// a referenced pointer of the field's type, whose reference moves into
+    /// the field.
+    KptrXchgValue,
 }
 
 /// `enum bpf_dynptr_type`
@@ -132,6 +139,9 @@ pub enum Ret {
     /// `ARG_CONST_ALLOC_SIZE_OR_ZERO` argument gives.
     #[doc(alias = "RET_PTR_TO_DYNPTR_MEM_OR_NULL")]
     DynptrMemOrNull,
+    /// `RET_PTR_TO_BTF_ID_OR_NULL` of `bpf_kptr_xchg`: the field's old value,
+    /// of the field's type, with a new reference.
+    KptrOrNull,
 }
 
 /// What a helper does beyond its arguments and return value.
@@ -1187,7 +1197,15 @@ pub const HELPERS: &[HelperDef] = &[
     base_perfmon(191, "bpf_copy_from_user_task", None, 0),
     h(192, "bpf_skb_set_tstamp", p([Ctx, A, A, D, D]), TC),
     h(193, "bpf_ima_file_hash", None, LSM),
-    base_bpf(194, "bpf_kptr_xchg", None, 0),
+    base_bpf(
+        194,
+        "bpf_kptr_xchg",
+        some(Proto::new(
+            [KptrXchgDest, KptrXchgValue, D, D, D],
+            Ret::KptrOrNull,
+        )),
+        0,
+    ),
     h(195, "bpf_map_lookup_percpu_elem", None, BASE),
     HelperDef {
         cap: Cap::Perfmon,

@@ -101,6 +101,9 @@ struct State {
     /// Inside a `bpf_rcu_read_lock` section on this path (`active_rcu_lock`):
     /// no sleeping, tail calls, LD_ABS/IND or exit until it is unlocked.
     active_rcu_lock: bool,
+    /// `bpf_preempt_disable` calls not yet matched by `bpf_preempt_enable` on
+    /// this path (`active_preempt_lock`): they nest.
+    active_preempt_lock: u32,
     /// Callback iterations entered on this path (`callback_unroll_depth`):
     /// a state of the next iteration is no repeat of this one's.
     cb_unroll: u32,
@@ -742,6 +745,7 @@ impl<'a> Verifier<'a> {
             may_goto_depth: 0,
             active_lock: None,
             active_rcu_lock: false,
+            active_preempt_lock: 0,
             cb_unroll: 0,
         }
     }
@@ -1466,7 +1470,9 @@ fn subsumes(old: &State, cur: &State, live: &[u16], loose: bool, exact: bool) ->
             if om == cm && (oid == 0) == (cid == 0) && idmap.check(oid, cid) => {}
         _ => return false,
     }
-    if old.active_rcu_lock != cur.active_rcu_lock {
+    if old.active_rcu_lock != cur.active_rcu_lock
+        || old.active_preempt_lock != cur.active_preempt_lock
+    {
         return false;
     }
     for (fi, (fo, fc)) in old.frames.iter().zip(&cur.frames).enumerate() {
@@ -1524,6 +1530,7 @@ fn states_exact(old: &State, cur: &State) -> bool {
         || old.may_goto_depth != cur.may_goto_depth
         || old.active_lock != cur.active_lock
         || old.active_rcu_lock != cur.active_rcu_lock
+        || old.active_preempt_lock != cur.active_preempt_lock
     {
         return false;
     }

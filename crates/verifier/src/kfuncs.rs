@@ -212,6 +212,10 @@ impl Obj {
             .position(|(o, _)| *o == self)
             .map_or(0, |i| i as u8 + 1)
     }
+    /// The object a kernel struct name stands for.
+    pub fn from_name(name: &str) -> Option<Obj> {
+        OBJS.iter().find(|(_, n)| *n == name).map(|(o, _)| *o)
+    }
     pub fn from_u8(v: u8) -> Option<Obj> {
         OBJS.get((v as usize).checked_sub(1)?).map(|(o, _)| *o)
     }
@@ -341,44 +345,98 @@ pub struct Kfunc {
 pub enum Progs {
     /// `BPF_PROG_TYPE_UNSPEC`: every type (the common set).
     All,
-    /// The generic set (tasks, cgroups, cpumasks): tracing, tc, XDP,
-    /// struct_ops, syscall, tracepoint, perf_event.
+    /// The generic set (tasks, cgroups), registered for tracing, tc
+    /// (`sched_cls` only), XDP, struct_ops, syscall and cgroup_skb.
     Generic,
-    /// Key verification kfuncs: tracing and LSM.
+    /// The cpumask set: tracing, struct_ops, syscall.
+    Cpumask,
+    /// Key verification kfuncs: registered for tracing.
     Tracing,
     /// `bpf_dynptr_from_skb`: the skb program types.
     Skb,
     Xdp,
 }
 
+/// `enum btf_kfunc_hook`: a kfunc set registered for one program type
+/// serves every type of the same hook (`bpf_prog_type_to_kfunc_hook`), so a
+/// set registered for `BPF_PROG_TYPE_TRACING` also serves tracepoints,
+/// perf events and LSM programs, and one registered for cgroup_skb every
+/// cgroup program type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hook {
+    Xdp,
+    Tc,
+    StructOps,
+    Tracing,
+    Syscall,
+    Cgroup,
+    SchedAct,
+    SkSkb,
+    SocketFilter,
+    Lwt,
+    Netfilter,
+    Other,
+}
+
+fn hook(prog_type: u32) -> Hook {
+    match prog_type {
+        BPF_PROG_TYPE_XDP => Hook::Xdp,
+        BPF_PROG_TYPE_SCHED_CLS => Hook::Tc,
+        BPF_PROG_TYPE_STRUCT_OPS => Hook::StructOps,
+        BPF_PROG_TYPE_TRACING
+        | BPF_PROG_TYPE_TRACEPOINT
+        | BPF_PROG_TYPE_PERF_EVENT
+        | BPF_PROG_TYPE_LSM => Hook::Tracing,
+        BPF_PROG_TYPE_SYSCALL => Hook::Syscall,
+        BPF_PROG_TYPE_CGROUP_SKB
+        | BPF_PROG_TYPE_CGROUP_SOCK
+        | BPF_PROG_TYPE_CGROUP_DEVICE
+        | BPF_PROG_TYPE_CGROUP_SOCK_ADDR
+        | BPF_PROG_TYPE_CGROUP_SOCKOPT
+        | BPF_PROG_TYPE_CGROUP_SYSCTL => Hook::Cgroup,
+        BPF_PROG_TYPE_SCHED_ACT => Hook::SchedAct,
+        BPF_PROG_TYPE_SK_SKB => Hook::SkSkb,
+        BPF_PROG_TYPE_SOCKET_FILTER => Hook::SocketFilter,
+        BPF_PROG_TYPE_LWT_IN
+        | BPF_PROG_TYPE_LWT_OUT
+        | BPF_PROG_TYPE_LWT_XMIT
+        | BPF_PROG_TYPE_LWT_SEG6LOCAL => Hook::Lwt,
+        BPF_PROG_TYPE_NETFILTER => Hook::Netfilter,
+        _ => Hook::Other,
+    }
+}
+
 impl Progs {
-    pub fn allows(self, prog_type: u32) -> bool {
+    /// The hooks the set is registered for, as Linux 6.12 registers it.
+    fn hooks(self) -> &'static [Hook] {
         match self {
-            Progs::All => true,
-            Progs::Generic => matches!(
-                prog_type,
-                BPF_PROG_TYPE_TRACING
-                    | BPF_PROG_TYPE_SCHED_CLS
-                    | BPF_PROG_TYPE_SCHED_ACT
-                    | BPF_PROG_TYPE_XDP
-                    | BPF_PROG_TYPE_STRUCT_OPS
-                    | BPF_PROG_TYPE_SYSCALL
-                    | BPF_PROG_TYPE_TRACEPOINT
-                    | BPF_PROG_TYPE_PERF_EVENT
-                    | BPF_PROG_TYPE_LSM
-            ),
-            Progs::Tracing => matches!(prog_type, BPF_PROG_TYPE_TRACING | BPF_PROG_TYPE_LSM),
-            // sk_filter, cls, act, cgroup_skb, lwt_*, sk_skb, sk_msg? (skb ones)
-            Progs::Skb => matches!(
-                prog_type,
-                BPF_PROG_TYPE_SOCKET_FILTER
-                    | BPF_PROG_TYPE_SCHED_CLS
-                    | BPF_PROG_TYPE_SCHED_ACT
-                    | BPF_PROG_TYPE_CGROUP_SKB
-                    | 10..=12 | 14 | 22 | 32
-            ),
-            Progs::Xdp => prog_type == BPF_PROG_TYPE_XDP,
+            Progs::All => &[],
+            Progs::Generic => &[
+                Hook::Tracing,
+                Hook::Tc,
+                Hook::Xdp,
+                Hook::StructOps,
+                Hook::Syscall,
+                Hook::Cgroup,
+            ],
+            Progs::Cpumask => &[Hook::Tracing, Hook::StructOps, Hook::Syscall],
+            Progs::Tracing => &[Hook::Tracing],
+            Progs::Skb => &[
+                Hook::Tc,
+                Hook::SchedAct,
+                Hook::SkSkb,
+                Hook::SocketFilter,
+                Hook::Cgroup,
+                Hook::Lwt,
+                Hook::Netfilter,
+                Hook::Tracing,
+            ],
+            Progs::Xdp => &[Hook::Xdp],
         }
+    }
+
+    pub fn allows(self, prog_type: u32) -> bool {
+        self == Progs::All || self.hooks().contains(&hook(prog_type))
     }
 }
 
@@ -523,6 +581,24 @@ pub const KFUNCS: &[Kfunc] = &[
         0,
         Progs::All,
     ),
+    k(
+        "bpf_preempt_disable",
+        CType::Void,
+        &[],
+        &[],
+        KRet::Void,
+        0,
+        Progs::All,
+    ),
+    k(
+        "bpf_preempt_enable",
+        CType::Void,
+        &[],
+        &[],
+        KRet::Void,
+        0,
+        Progs::All,
+    ),
     // Tasks, cgroups and cpumasks: acquire/release references.
     k(
         "bpf_task_from_pid",
@@ -585,7 +661,7 @@ pub const KFUNCS: &[Kfunc] = &[
         &[],
         KRet::Obj(Obj::BpfCpumask),
         KF_ACQUIRE | KF_RET_NULL,
-        Progs::Generic,
+        Progs::Cpumask,
     ),
     k(
         "bpf_cpumask_acquire",
@@ -594,7 +670,7 @@ pub const KFUNCS: &[Kfunc] = &[
         &[KArg::Obj(Obj::BpfCpumask)],
         KRet::Obj(Obj::BpfCpumask),
         KF_ACQUIRE | KF_TRUSTED_ARGS,
-        Progs::Generic,
+        Progs::Cpumask,
     ),
     k(
         "bpf_cpumask_release",
@@ -603,7 +679,37 @@ pub const KFUNCS: &[Kfunc] = &[
         &[KArg::Obj(Obj::BpfCpumask)],
         KRet::Void,
         KF_RELEASE,
-        Progs::Generic,
+        Progs::Cpumask,
+    ),
+    // The cpumask set (kernel/bpf/cpumask.c): every operation takes RCU
+    // pointers (KF_RCU), and a `struct bpf_cpumask` where a `struct cpumask`
+    // is read (its first member).
+    k(
+        "bpf_cpumask_first",
+        U32,
+        &[(ptr("cpumask"), "cpumask")],
+        &[KArg::Obj(Obj::Cpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_first_zero",
+        U32,
+        &[(ptr("cpumask"), "cpumask")],
+        &[KArg::Obj(Obj::Cpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_first_and",
+        U32,
+        &[(ptr("cpumask"), "src1"), (ptr("cpumask"), "src2")],
+        &[KArg::Obj(Obj::Cpumask), KArg::Obj(Obj::Cpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
     ),
     k(
         "bpf_cpumask_set_cpu",
@@ -611,8 +717,17 @@ pub const KFUNCS: &[Kfunc] = &[
         &[(U32, "cpu"), (ptr("bpf_cpumask"), "cpumask")],
         &[KArg::Scalar, KArg::Obj(Obj::BpfCpumask)],
         KRet::Void,
-        KF_TRUSTED_ARGS,
-        Progs::Generic,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_clear_cpu",
+        CType::Void,
+        &[(U32, "cpu"), (ptr("bpf_cpumask"), "cpumask")],
+        &[KArg::Scalar, KArg::Obj(Obj::BpfCpumask)],
+        KRet::Void,
+        KF_RCU,
+        Progs::Cpumask,
     ),
     k(
         "bpf_cpumask_test_cpu",
@@ -620,8 +735,176 @@ pub const KFUNCS: &[Kfunc] = &[
         &[(U32, "cpu"), (ptr("cpumask"), "cpumask")],
         &[KArg::Scalar, KArg::Obj(Obj::Cpumask)],
         KRet::Scalar,
-        KF_TRUSTED_ARGS,
-        Progs::Generic,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_test_and_set_cpu",
+        CType::Bool,
+        &[(U32, "cpu"), (ptr("bpf_cpumask"), "cpumask")],
+        &[KArg::Scalar, KArg::Obj(Obj::BpfCpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_test_and_clear_cpu",
+        CType::Bool,
+        &[(U32, "cpu"), (ptr("bpf_cpumask"), "cpumask")],
+        &[KArg::Scalar, KArg::Obj(Obj::BpfCpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_setall",
+        CType::Void,
+        &[(ptr("bpf_cpumask"), "cpumask")],
+        &[KArg::Obj(Obj::BpfCpumask)],
+        KRet::Void,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_clear",
+        CType::Void,
+        &[(ptr("bpf_cpumask"), "cpumask")],
+        &[KArg::Obj(Obj::BpfCpumask)],
+        KRet::Void,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_and",
+        CType::Bool,
+        &[
+            (ptr("bpf_cpumask"), "dst"),
+            (ptr("cpumask"), "src1"),
+            (ptr("cpumask"), "src2"),
+        ],
+        &[
+            KArg::Obj(Obj::BpfCpumask),
+            KArg::Obj(Obj::Cpumask),
+            KArg::Obj(Obj::Cpumask),
+        ],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_or",
+        CType::Void,
+        &[
+            (ptr("bpf_cpumask"), "dst"),
+            (ptr("cpumask"), "src1"),
+            (ptr("cpumask"), "src2"),
+        ],
+        &[
+            KArg::Obj(Obj::BpfCpumask),
+            KArg::Obj(Obj::Cpumask),
+            KArg::Obj(Obj::Cpumask),
+        ],
+        KRet::Void,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_xor",
+        CType::Void,
+        &[
+            (ptr("bpf_cpumask"), "dst"),
+            (ptr("cpumask"), "src1"),
+            (ptr("cpumask"), "src2"),
+        ],
+        &[
+            KArg::Obj(Obj::BpfCpumask),
+            KArg::Obj(Obj::Cpumask),
+            KArg::Obj(Obj::Cpumask),
+        ],
+        KRet::Void,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_equal",
+        CType::Bool,
+        &[(ptr("cpumask"), "src1"), (ptr("cpumask"), "src2")],
+        &[KArg::Obj(Obj::Cpumask), KArg::Obj(Obj::Cpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_intersects",
+        CType::Bool,
+        &[(ptr("cpumask"), "src1"), (ptr("cpumask"), "src2")],
+        &[KArg::Obj(Obj::Cpumask), KArg::Obj(Obj::Cpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_subset",
+        CType::Bool,
+        &[(ptr("cpumask"), "src1"), (ptr("cpumask"), "src2")],
+        &[KArg::Obj(Obj::Cpumask), KArg::Obj(Obj::Cpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_empty",
+        CType::Bool,
+        &[(ptr("cpumask"), "cpumask")],
+        &[KArg::Obj(Obj::Cpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_full",
+        CType::Bool,
+        &[(ptr("cpumask"), "cpumask")],
+        &[KArg::Obj(Obj::Cpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_copy",
+        CType::Void,
+        &[(ptr("bpf_cpumask"), "dst"), (ptr("cpumask"), "src")],
+        &[KArg::Obj(Obj::BpfCpumask), KArg::Obj(Obj::Cpumask)],
+        KRet::Void,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_any_distribute",
+        U32,
+        &[(ptr("cpumask"), "src")],
+        &[KArg::Obj(Obj::Cpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_any_and_distribute",
+        U32,
+        &[(ptr("cpumask"), "src1"), (ptr("cpumask"), "src2")],
+        &[KArg::Obj(Obj::Cpumask), KArg::Obj(Obj::Cpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
+    ),
+    k(
+        "bpf_cpumask_weight",
+        U32,
+        &[(ptr("cpumask"), "cpumask")],
+        &[KArg::Obj(Obj::Cpumask)],
+        KRet::Scalar,
+        KF_RCU,
+        Progs::Cpumask,
     ),
     // Keys for signature verification.
     k(

@@ -63,14 +63,25 @@ pub struct MapDesc {
     pub spin_lock_off: Option<u32>,
     /// Offset of the value's `struct bpf_timer`, if it has one.
     pub timer_off: Option<u32>,
-    /// Offsets of the value's kptr fields (pointer members tagged `kptr`,
-    /// `kptr_untrusted` or `percpu_kptr`) and whether each holds a
-    /// reference (`kptr`, `percpu_kptr`): only `bpf_kptr_xchg` may store one.
-    pub kptrs: Vec<(u32, bool)>,
+    /// The value's kptr fields (pointer members tagged `kptr`,
+    /// `kptr_untrusted` or `percpu_kptr`, in nested structs and arrays too).
+    pub kptrs: Vec<KptrField>,
     /// The map was created by a process without CAP_PERFMON (the kernel's
     /// `!map->bypass_spec_v1`): a tail call site that sees two maps is then
     /// refused, since its index cannot be masked against one map's size.
     pub created_unprivileged: bool,
+}
+
+/// A kptr field of a map value (the kernel's `btf_field` of type `BPF_KPTR_*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KptrField {
+    /// Byte offset in the value.
+    pub off: u32,
+    /// It holds a reference (`kptr`, `percpu_kptr`): only `bpf_kptr_xchg`
+    /// may store one.
+    pub referenced: bool,
+    /// The pointee struct's name (`bpf_cpumask`).
+    pub pointee: String,
 }
 
 /// One `bpf_line_info` record, resolved to text.

@@ -212,6 +212,10 @@ pub fn cases() -> Vec<Case> {
         c("map_update", XDP, "mov %r1, 0; stxw [%r10-4], %r1; stdw [%r10-16], 5; mov %r2, %r10; add %r2, -4; mov %r3, %r10; add %r3, -16; mov %r4, 0; lddw %r1, map:1; call 2; exit", None),
         c("map_delete", XDP, "stw [%r10-4], 1; mov %r2, %r10; add %r2, -4; lddw %r1, map:1; call 3; exit", None),
         c("map_value_write", XDP, &j(&[LOOKUP_HASH, "jeq %r0, 0, out; stdw [%r0+0], 1", OUT]), None),
+        // A non-NULL pointer whose variable offset may reach 2^29 may wrap to
+        // 0 (`reg_not_null`): the NULL branch is walked, and refused here.
+        c("nonnull_large_var_off_walks_null_branch", XDP, &j(&[LOOKUP_ARR, "ldxw %r2, [%r0+0]; and %r2, 0x3fffffff; add %r0, %r2; jeq %r0, 0, bad; mov %r0, 0; exit; bad: ldxdw %r0, [%r9+0]; exit"]), Some("R9 !read_ok")),
+        c("nonnull_small_var_off_skips_null_branch", XDP, &j(&[LOOKUP_ARR, "ldxw %r2, [%r0+0]; and %r2, 0xffff; add %r0, %r2; jeq %r0, 0, bad; mov %r0, 0; exit; bad: ldxdw %r0, [%r9+0]; exit"]), None),
         c("map_value_index_masked", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "ldxw %r2, [%r6+12]; and %r2, 7; add %r0, %r2; ldxb %r0, [%r0+0]; exit"]), None),
         c("map_value_index_checked", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "ldxw %r2, [%r6+12]; jgt %r2, 4, out; add %r0, %r2; ldxw %r0, [%r0+0]", OUT]), None),
         c("map_value_signed_checked", XDP, &j(&["mov %r6, %r1", LOOKUP_ARR, "ldxw %r2, [%r6+12]; lsh %r2, 32; arsh %r2, 32; jslt %r2, 0, out; jsgt %r2, 7, out; add %r0, %r2; ldxb %r0, [%r0+0]", OUT]), None),

@@ -28,9 +28,12 @@ pub trait KernelTypes: Send + Sync + std::fmt::Debug {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldRead {
     Scalar,
-    /// A pointer member to struct `type_id`.
+    /// A pointer member to struct `type_id`; `rcu`: the member is one the
+    /// kernel lists as RCU-protected (`BTF_TYPE_SAFE_RCU`: a task's
+    /// `cpus_ptr`, `real_parent`, ...).
     Ptr {
         type_id: u32,
+        rcu: bool,
     },
 }
 
@@ -158,6 +161,7 @@ impl Verifier<'_> {
         off: i64,
         size: i32,
         write: bool,
+        in_rcu: bool,
     ) -> Result<Option<Reg>, Fail> {
         let Some(c) = self.opts.btf_ctx.clone() else {
             return self.err(unsafe_(format!(
@@ -188,7 +192,18 @@ impl Verifier<'_> {
         };
         match c.types.struct_access(reg.btf_id, off32, size as u32) {
             Ok(FieldRead::Scalar) => Ok(Some(Reg::unknown().clone_low(size))),
-            Ok(FieldRead::Ptr { type_id }) => Ok(Some(btf_ptr(&c, type_id))),
+            Ok(FieldRead::Ptr { type_id, rcu }) => {
+                let mut r = btf_ptr(&c, type_id);
+                // check_ptr_to_btf_access: an RCU-safe member read through a
+                // trusted or RCU pointer inside an RCU section is RCU.
+                let parent_ok = reg.ref_obj_id != 0
+                    || (reg.kf.flags & (crate::kfuncs::KFI_TRUSTED | crate::kfuncs::KFI_RCU) != 0
+                        && reg.kf.flags & crate::kfuncs::KFI_UNTRUSTED == 0);
+                if rcu && in_rcu && parent_ok && !reg.maybe_null {
+                    r.kf.flags |= crate::kfuncs::KFI_RCU;
+                }
+                Ok(Some(r))
+            }
             Err(msg) => self.err(unsafe_(msg)),
         }
     }

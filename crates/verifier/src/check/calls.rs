@@ -52,6 +52,8 @@ struct Meta {
     dynptr: Option<super::dynptr::DynInfo>,
     /// It is released by the call.
     release_dynptr: bool,
+    /// `bpf_kptr_xchg`'s field.
+    kptr: Option<crate::KptrField>,
 }
 
 impl Verifier<'_> {
@@ -130,6 +132,11 @@ impl Verifier<'_> {
                     "sleepable helper {name}#{id} in rcu_read_lock region"
                 )));
             }
+            if st.active_preempt_lock > 0 {
+                return self.err(invalid(format!(
+                    "sleepable helper {name}#{id} in non-preemptible region"
+                )));
+            }
         }
         let mut meta = Meta {
             func_id: id,
@@ -191,6 +198,11 @@ impl Verifier<'_> {
         if p.effect == Effect::TailCall && st.active_rcu_lock {
             return self.err(invalid(
                 "tail_call cannot be used inside bpf_rcu_read_lock-ed region",
+            ));
+        }
+        if p.effect == Effect::TailCall && st.active_preempt_lock > 0 {
+            return self.err(invalid(
+                "tail_call cannot be used inside bpf_preempt_disable-ed region",
             ));
         }
         if p.effect == Effect::TailCall && !st.refs.is_empty() {
@@ -391,6 +403,21 @@ impl Verifier<'_> {
                 r.id = self.new_id();
                 r.dynptr_id = d.id;
                 r.ref_obj_id = d.ref_obj_id;
+                r
+            }
+            // bpf_kptr_xchg: the field's old object, referenced.
+            Ret::KptrOrNull => {
+                let field = meta.kptr.clone().unwrap_or_default();
+                let mut r = Reg::ptr(RegType::BtfId);
+                if let Some(o) = crate::kfuncs::Obj::from_name(&field.pointee) {
+                    r.kf = crate::kfuncs::KfInfo::object(o, 0);
+                }
+                r.maybe_null = true;
+                self.new_id();
+                let rid = self.new_id();
+                r.id = rid;
+                r.ref_obj_id = rid;
+                st.refs.push((rid, pc));
                 r
             }
             Ret::RingbufMemOrNull => {
@@ -751,6 +778,80 @@ impl Verifier<'_> {
                     }
                     meta.release = Some(r.ref_obj_id);
                 }
+            }
+            Arg::KptrXchgDest => {
+                if r.ty != RegType::MapValue || r.maybe_null {
+                    return self.type_err(regno, &r, "map_value, ptr_");
+                }
+                let m = self.map(r.map).unwrap_or_default();
+                if !m.has_btf {
+                    return self.err(invalid(format!(
+                        "map '{}' has to have BTF in order to use bpf_kptr_xchg",
+                        m.name
+                    )));
+                }
+                if !r.var_off.is_const() {
+                    return self.err(invalid(format!(
+                        "R{regno} doesn't have constant offset. kptr has to be at the constant offset"
+                    )));
+                }
+                if m.kptrs.is_empty() {
+                    return self.err(invalid(format!("R{regno} has no valid kptr")));
+                }
+                let at = i64::from(r.off) + r.var_off.value as i64;
+                let Some(field) = m.kptrs.iter().find(|f| i64::from(f.off) == at) else {
+                    return self.err(unsafe_(format!("off={at} doesn't point to kptr")));
+                };
+                if !field.referenced {
+                    return self.err(unsafe_(format!("off={at} kptr isn't referenced kptr")));
+                }
+                meta.kptr = Some(field.clone());
+            }
+            Arg::KptrXchgValue => {
+                if r.is_null_const() {
+                    return Ok(());
+                }
+                if r.maybe_null {
+                    return self.err(unsafe_(format!(
+                        "Possibly NULL pointer passed to helper arg{regno}"
+                    )));
+                }
+                let field = meta.kptr.clone().unwrap_or_default();
+                // map_kptr_match_type: a trusted or RCU pointer to exactly the
+                // field's type (no walk to a first member: the field holds a
+                // reference), at offset 0.
+                let want = crate::kfuncs::Obj::from_name(&field.pointee);
+                let matches = r.ty == RegType::BtfId
+                    && r.kf.flags & crate::kfuncs::KFI_UNTRUSTED == 0
+                    && want.is_some()
+                    && crate::kfuncs::Obj::from_u8(r.kf.obj) == want
+                    && r.off == 0;
+                if r.ty == RegType::BtfId && !r.var_off.is_const() {
+                    return self.err(unsafe_(format!(
+                        "variable ptr_ access var_off={} disallowed",
+                        r.var_off.text()
+                    )));
+                }
+                if !matches {
+                    let have = if r.ty == RegType::BtfId {
+                        crate::kfuncs::btf_ptr_name(&r)
+                    } else {
+                        r.ty.name(r.maybe_null)
+                    };
+                    return self.err(unsafe_(format!(
+                        "invalid kptr access, R{regno} type={have} expected=ptr_{}",
+                        field.pointee
+                    )));
+                }
+                if r.ref_obj_id == 0 {
+                    return self.err(VerifierError::Reference {
+                        reason: format!(
+                            "R{regno} must be referenced when passed to release function"
+                        ),
+                    });
+                }
+                // The reference moves into the map.
+                meta.release = Some(r.ref_obj_id);
             }
             Arg::MapValueOrNull => {
                 if r.is_null_const() {
@@ -1172,6 +1273,14 @@ impl Verifier<'_> {
         sp: usize,
         g: crate::GlobalFunc,
     ) -> Result<Next, Fail> {
+        // Only global functions: a static one is verified in the caller's
+        // state, preemption count included.
+        if st.active_preempt_lock > 0 {
+            return self.err(invalid(
+                "global function calls are not allowed with preemption disabled,\n\
+                 use static function instead",
+            ));
+        }
         if st.active_rcu_lock && self.subprog_might_sleep(sp) {
             return self.err(invalid(
                 "global functions that may sleep are not allowed in non-sleepable context,\n\
@@ -1400,6 +1509,7 @@ impl Verifier<'_> {
                 may_goto_depth: 0,
                 active_lock: None,
                 active_rcu_lock: false,
+                active_preempt_lock: 0,
             };
             let entry = self.cfg().subprogs[sp];
             self.in_global = Some(sp);
@@ -1418,6 +1528,13 @@ impl Verifier<'_> {
             return self.err(invalid(
                 "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region",
             ));
+        }
+        if st.frames.len() == 1 && st.active_preempt_lock > 0 {
+            let n = st.active_preempt_lock;
+            return self.err(invalid(format!(
+                "{n} bpf_preempt_enable{} missing",
+                if n == 1 { " is" } else { "(s) are" }
+            )));
         }
         // A global function verified on its own returns a scalar (only those
         // that return an integer or enum are called: see globalfn.rs).

@@ -473,18 +473,29 @@ impl Verifier<'_> {
         } else {
             (a, b)
         };
+        // A trusted kernel object (`is_trusted_reg`: referenced, or marked
+        // trusted and not untrusted or merely RCU-protected) is not NULL; and
+        // a pointer whose variable offset is unbounded may wrap to 0.
+        let trusted_btf = p.ty == RegType::BtfId
+            && (p.ref_obj_id != 0
+                || (p.kf.flags & crate::kfuncs::KFI_TRUSTED != 0
+                    && p.kf.flags & crate::kfuncs::KFI_UNTRUSTED == 0));
         let not_null = !p.maybe_null
-            && matches!(
-                p.ty,
-                RegType::MapValue
-                    | RegType::MapKey
-                    | RegType::RingbufMem
-                    | RegType::MapPtr
-                    | RegType::Sock
-                    | RegType::TcpSock
-                    | RegType::SockCommon
-                    | RegType::Mem
-            );
+            && p.smin > -MAX_VAR_OFF
+            && p.smax < MAX_VAR_OFF
+            && (trusted_btf
+                || matches!(
+                    p.ty,
+                    RegType::MapValue
+                        | RegType::MapKey
+                        | RegType::RingbufMem
+                        | RegType::MapPtr
+                        | RegType::Sock
+                        | RegType::TcpSock
+                        | RegType::XdpSock
+                        | RegType::SockCommon
+                        | RegType::Mem
+                ));
         if !is32 && not_null && c.is_null_const() && matches!(op, BPF_JEQ | BPF_JNE) {
             return Ok(Next::Go(if op == BPF_JEQ { next } else { tgt }));
         }

@@ -118,6 +118,32 @@ impl Verifier<'_> {
         Ok(())
     }
 
+    /// Sections without preemption, per path: `bpf_preempt_disable` and
+    /// `bpf_preempt_enable` nest and must match; nothing inside may sleep.
+    fn preempt_section(&mut self, st: &mut State, k: &Kfunc) -> Result<(), Fail> {
+        let (disable, enable) = (
+            k.name == "bpf_preempt_disable",
+            k.name == "bpf_preempt_enable",
+        );
+        if disable {
+            st.active_preempt_lock += 1;
+        } else if enable {
+            if st.active_preempt_lock == 0 {
+                return self.err(invalid(format!(
+                    "unmatched attempt to enable preemption (kernel function {})",
+                    k.name
+                )));
+            }
+            st.active_preempt_lock -= 1;
+        } else if st.active_preempt_lock > 0 && k.flags & KF_SLEEPABLE != 0 {
+            return self.err(unsafe_(format!(
+                "kernel func {} is sleepable within non-preemptible region",
+                k.name
+            )));
+        }
+        Ok(())
+    }
+
     /// Subprogram `sp` may sleep: it, or a subprogram it calls, calls a
     /// sleeping helper or kfunc (the kernel refuses calling such a global
     /// function inside an RCU read-side section).
@@ -154,7 +180,8 @@ impl Verifier<'_> {
             return self.err(invalid(format!("kernel btf_id {id} is not a function")));
         };
         if !k.progs.allows(self.opts.prog_type) {
-            return self.err(invalid(format!(
+            // fetch_kfunc_meta's -EACCES.
+            return self.err(unsafe_(format!(
                 "calling kernel function {} is not allowed",
                 k.name
             )));
@@ -184,6 +211,7 @@ impl Verifier<'_> {
             )));
         }
         self.rcu_section(st, k)?;
+        self.preempt_section(st, k)?;
         if let Some(rid) = meta.release {
             self.release_ref(st, rid);
         }
@@ -427,10 +455,29 @@ impl Verifier<'_> {
                         want.name()
                     )));
                 }
-                if r.ty != RegType::BtfId || r.kf.flags & KFI_UNTRUSTED != 0 {
+                if r.ty != RegType::BtfId {
                     return self.err(call_err(format!(
                         "arg#{i} is {} expected ptr_ or socket",
                         r.ty.name(false)
+                    )));
+                }
+                // check_kfunc_args asks how far the pointer is trusted before
+                // it looks at its type.
+                let trusted = r.ref_obj_id != 0
+                    || (r.kf.flags & KFI_TRUSTED != 0 && r.kf.flags & KFI_UNTRUSTED == 0);
+                if trusted_args && !trusted {
+                    if k.flags & KF_RCU == 0 {
+                        return self
+                            .err(call_err(format!("R{regno} must be referenced or trusted")));
+                    }
+                    if r.kf.flags & KFI_RCU == 0 {
+                        return self.err(call_err(format!("R{regno} must be a rcu pointer")));
+                    }
+                }
+                if r.kf.flags & KFI_UNTRUSTED != 0 {
+                    return self.err(call_err(format!(
+                        "arg#{i} is {} expected ptr_ or socket",
+                        crate::kfuncs::reg_type_str(&r)
                     )));
                 }
                 let have = Obj::from_u8(r.kf.obj);
@@ -444,16 +491,6 @@ impl Verifier<'_> {
                         want.name(),
                         have.map_or("?", |o| o.name())
                     )));
-                }
-                let trusted = r.ref_obj_id != 0 || r.kf.flags & KFI_TRUSTED != 0;
-                if trusted_args && !trusted {
-                    if k.flags & KF_RCU == 0 {
-                        return self
-                            .err(call_err(format!("R{regno} must be referenced or trusted")));
-                    }
-                    if r.kf.flags & KFI_RCU == 0 {
-                        return self.err(call_err(format!("R{regno} must be a rcu pointer")));
-                    }
                 }
                 if k.flags & KF_RELEASE != 0 && r.ref_obj_id != 0 {
                     if r.off != 0 || !r.is_const() || r.var_off.value != 0 {
@@ -641,9 +678,10 @@ impl Verifier<'_> {
         off: i64,
         size: i32,
         write: bool,
+        in_rcu: bool,
     ) -> Result<Option<Reg>, Fail> {
         if reg.btf_id != 0 {
-            return self.check_btf_struct_load(regno, reg, off, size, write);
+            return self.check_btf_struct_load(regno, reg, off, size, write, in_rcu);
         }
         let name = Obj::from_u8(reg.kf.obj).map(|o| o.name());
         if name.is_none() && !write {

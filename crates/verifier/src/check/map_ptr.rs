@@ -93,6 +93,14 @@ impl Verifier<'_> {
         Ok(())
     }
 
+    /// `in_rcu_cs`: inside an RCU read-side section, explicit (or a spin
+    /// lock) or implicit (a program that cannot sleep runs in one).
+    pub(super) fn in_rcu_cs(&self, st: &State) -> bool {
+        st.active_rcu_lock
+            || st.active_lock.is_some()
+            || self.opts.prog_flags & BPF_F_SLEEPABLE == 0
+    }
+
     /// A load, store or helper access of `[off, off + size)` (plus the
     /// register's variable part) in a map value must stay clear of its spin
     /// lock and timer.
@@ -105,16 +113,17 @@ impl Verifier<'_> {
         reg: &Reg,
         off: i64,
         size: i64,
-        direct: Option<(&Access, bool)>,
+        direct: Option<(&Access, bool, bool)>,
     ) -> Result<Option<Reg>, Fail> {
         let lo = reg.smin.saturating_add(off);
         let hi = (reg.umax.min(i64::MAX as u64) as i64).saturating_add(off + size);
-        if let Some(&(k, referenced)) = m
+        if let Some(field) = m
             .kptrs
             .iter()
-            .find(|(k, _)| lo < *k as i64 + 8 && (*k as i64) < hi)
+            .find(|f| lo < f.off as i64 + 8 && (f.off as i64) < hi)
         {
-            let Some((access, atomic)) = direct else {
+            let (k, referenced) = (field.off, field.referenced);
+            let Some((access, atomic, in_rcu)) = direct else {
                 return self.err(unsafe_("kptr cannot be accessed indirectly by helper"));
             };
             if !reg.var_off.is_const() {
@@ -148,9 +157,33 @@ impl Verifier<'_> {
                 ))),
                 Access::Write(..) => Ok(None),
                 Access::Read => {
-                    // An untrusted, nullable pointer to the field's object.
+                    // A nullable pointer to the field's object: RCU-protected
+                    // where the object is freed only after a grace period and
+                    // the load is inside an RCU section (`btf_ld_kptr_type`),
+                    // else untrusted.
+                    let obj = crate::kfuncs::Obj::from_name(&field.pointee);
+                    let rcu_safe = referenced
+                        && obj.is_some_and(|o| {
+                            matches!(
+                                o,
+                                crate::kfuncs::Obj::BpfCpumask
+                                    | crate::kfuncs::Obj::Task
+                                    | crate::kfuncs::Obj::Cgroup
+                            )
+                        });
                     let mut r = Reg::ptr(RegType::BtfId);
-                    r.kf.flags = crate::kfuncs::KFI_UNTRUSTED;
+                    let flags = if rcu_safe && in_rcu {
+                        crate::kfuncs::KFI_RCU
+                    } else {
+                        crate::kfuncs::KFI_UNTRUSTED
+                    };
+                    r.kf = match obj {
+                        Some(o) => crate::kfuncs::KfInfo::object(o, flags),
+                        None => crate::kfuncs::KfInfo {
+                            flags,
+                            ..Default::default()
+                        },
+                    };
                     r.maybe_null = true;
                     r.id = self.new_id();
                     Ok(Some(r))

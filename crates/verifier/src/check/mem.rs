@@ -99,12 +99,13 @@ impl Verifier<'_> {
                     m.value_size as i64,
                     "map value",
                 )?;
+                let in_rcu = self.in_rcu_cs(st);
                 if let Some(kptr) = self.check_map_value_fields(
                     &m,
                     &reg,
                     off_total,
                     size as i64,
-                    Some((&access, atomic)),
+                    Some((&access, atomic, in_rcu)),
                 )? {
                     return Ok(Some(kptr));
                 }
@@ -172,7 +173,10 @@ impl Verifier<'_> {
                 None
             }
             // Kfunc results: kernel objects (never proven: probe reads).
-            RegType::BtfId => return self.check_btf_access(ptr_reg, &reg, off_total, size, write),
+            RegType::BtfId => {
+                let in_rcu = self.in_rcu_cs(st);
+                return self.check_btf_access(ptr_reg, &reg, off_total, size, write, in_rcu);
+            }
             // Sockets: `struct bpf_sock` and friends, read only, never proven
             // (bpfvm's runs have no sockets to point at).
             t if t.is_sock() => {
@@ -975,6 +979,11 @@ impl Verifier<'_> {
         if st.active_rcu_lock {
             return self.err(invalid(
                 "BPF_LD_[ABS|IND] cannot be used inside bpf_rcu_read_lock-ed region",
+            ));
+        }
+        if st.active_preempt_lock > 0 {
+            return self.err(invalid(
+                "BPF_LD_[ABS|IND] cannot be used inside bpf_preempt_disable-ed region",
             ));
         }
         self.check_reg_read(st, 6)?;
