@@ -763,7 +763,7 @@ fn btf_ctx_for(
     Ok(Some(Arc::new(BtfCtx {
         func,
         args,
-        types: Arc::new(TargetTypes(btf.clone())),
+        types: Arc::new(TargetTypes(btf.clone(), Default::default())),
         ret_range,
     })))
 }
@@ -854,13 +854,24 @@ fn ctx_arg(
     }
 }
 
-/// The kernel's structs, for loads through BTF pointers.
+/// The kernel's structs, for loads through BTF pointers; struct ids found
+/// by name are kept (a lookup scans the whole BTF).
 #[derive(Debug)]
-struct TargetTypes(Arc<Btf>);
+struct TargetTypes(
+    Arc<Btf>,
+    std::sync::Mutex<std::collections::HashMap<String, Option<u32>>>,
+);
 
 impl bpfvm_verifier::KernelTypes for TargetTypes {
     fn name(&self, type_id: u32) -> String {
         self.0.name(type_id).to_string()
+    }
+
+    fn struct_id(&self, name: &str) -> Option<u32> {
+        let mut known = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        *known
+            .entry(name.to_string())
+            .or_insert_with(|| self.0.find_by_name_kind(name, BtfKind::Struct))
     }
 
     fn struct_access(

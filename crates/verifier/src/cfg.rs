@@ -388,9 +388,10 @@ pub fn check_cfg(insns: &[Insn], privileged: bool) -> Result<Cfg, (VerifierError
         prune_point[s] = true;
     }
     // The kernel checkpoints every may_goto (a forced checkpoint): its loops
-    // converge there.
+    // converge there. A conditional jump is a prune point too (the
+    // kernel's `visit_insn`): a state covered there prunes both branches.
     for (pc, d) in dec.iter().enumerate() {
-        if d.is_some_and(|d| d.op == Op::MayGoto) {
+        if d.is_some_and(|d| matches!(d.op.shape(), Shape::JmpK | Shape::JmpX | Shape::MayGoto)) {
             prune_point[pc] = true;
         }
     }

@@ -36,6 +36,9 @@ const UNPRIV_STATES_PER_INSN: usize = 64;
 const MAX_LIVE_STATES: u32 = 32_768;
 /// Instructions a path remembers since its last checkpoint (precision).
 const MAX_HISTORY: usize = 8192;
+/// Jump history entries since a path's checkpoint past which a prune point
+/// takes a new checkpoint (the kernel's `is_state_visited`).
+const MAX_JMP_HISTORY: usize = 40;
 /// Completed states at one insn past which the ones that keep missing go.
 const EVICT_ABOVE: usize = 64;
 
@@ -906,7 +909,8 @@ impl<'a> Verifier<'a> {
         let mut history = self.history.clone();
         if let Some(mut h) = self.cur_hist {
             h.frame_change = st.frames.len() != self.cur_depth;
-            precise::hist_push(&mut history, h);
+            let mark = self.hist_mark(&h);
+            precise::hist_push(&mut history, h, mark);
         }
         self.pending.push(Pending {
             state: st,
@@ -1057,7 +1061,8 @@ impl<'a> Verifier<'a> {
             }
             match next {
                 Next::Go(n) => {
-                    precise::hist_push(&mut self.history, hist);
+                    let mark = self.hist_mark(&hist);
+                    precise::hist_push(&mut self.history, hist, mark);
                     if precise::hist_len(&self.history) > MAX_HISTORY {
                         // A long stretch without checkpoints: stop keeping
                         // it and make everything precise instead.
@@ -1073,7 +1078,8 @@ impl<'a> Verifier<'a> {
                     // Returning from a bpf-to-bpf call continues in the caller.
                     if st.frames.len() > 1 {
                         hist.frame_change = true;
-                        precise::hist_push(&mut self.history, hist);
+                        let mark = self.hist_mark(&hist);
+                        precise::hist_push(&mut self.history, hist, mark);
                         let ret = self.return_from_call(st, *pc, *parent)?;
                         *prev = *pc;
                         *pc = ret;
@@ -1101,6 +1107,13 @@ impl<'a> Verifier<'a> {
                 live.get(at).copied().unwrap_or(0x7ff)
             })
             .collect()
+    }
+
+    /// Whether the kernel's jump history would record this instruction:
+    /// a jump target or the return point of a call (a prune point here), a
+    /// stack slot load or store, a jump that refined linked registers.
+    fn hist_mark(&self, h: &precise::Hist) -> bool {
+        self.cfg().prune_point[h.pc as usize] || h.slot.is_some() || h.linked != 0
     }
 
     fn is_state_visited(
@@ -1239,9 +1252,15 @@ impl<'a> Verifier<'a> {
         // this insn is still being explored) far more rarely, because each
         // iteration differs and would only grow the list.
         let looping = self.in_progress_at.get(&pc).copied().unwrap_or(0) > 0;
+        // A path whose jump history has grown long since its checkpoint gets
+        // a new one even in a loop, as in the kernel ("avoid accumulating
+        // infinitely long jmp history"): branches popped inside a long loop
+        // then leave checkpoints the ones after them are pruned against.
+        let force = precise::hist_marks(&self.history) > MAX_JMP_HISTORY;
         let add_new_state = callback_entry
             || is_may_goto
             || iter_next
+            || force
             || (self.jmps_since_ckpt >= 2 && self.insns_since_ckpt >= 8)
                 && !(looping && self.jmps_since_ckpt < 20 && self.insns_since_ckpt < 100);
         // Unprivileged programs get a hard cap per instruction, as in the kernel.

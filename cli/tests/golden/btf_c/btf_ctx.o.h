@@ -29,6 +29,33 @@ struct bpf_iter_meta {
 	__u64 seq_num;
 };
 
+struct sock_common;
+
+struct bpf_iter__tcp {
+	struct bpf_iter_meta *meta;
+	struct sock_common *sk_common;
+};
+
+struct sock;
+
+struct request_sock {
+	struct sock *sk;
+};
+
+struct inet_request_sock {
+	struct request_sock req;
+};
+
+struct tcp_request_sock {
+	struct inet_request_sock req;
+};
+
+typedef unsigned int __u32;
+
+struct sock {
+	__u32 sk_mark;
+};
+
 #ifndef BPF_NO_PRESERVE_ACCESS_INDEX
 #pragma clang attribute pop
 #endif

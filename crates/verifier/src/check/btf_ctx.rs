@@ -22,6 +22,9 @@ pub trait KernelTypes: Send + Sync + std::fmt::Debug {
     fn struct_access(&self, type_id: u32, off: u32, size: u32) -> Result<FieldRead, String>;
     /// The struct's name (`task_struct`).
     fn name(&self, type_id: u32) -> String;
+    /// The id of struct `name` (`tcp_request_sock`), for the kernel objects
+    /// helpers and kfuncs hand out, which carry no type id of their own.
+    fn struct_id(&self, name: &str) -> Option<u32>;
 }
 
 /// What a read through a BTF pointer gives.

@@ -684,6 +684,19 @@ impl Verifier<'_> {
             return self.check_btf_struct_load(regno, reg, off, size, write, in_rcu);
         }
         let name = Obj::from_u8(reg.kf.obj).map(|o| o.name());
+        // Where the kernel's types are known, an object a helper or kfunc
+        // handed out (`bpf_skc_to_tcp_request_sock`) is read through its
+        // struct's layout as the kernel does, so a pointer member stays a
+        // pointer.
+        let kernel_id = name.and_then(|n| {
+            let c = self.opts.btf_ctx.as_ref()?;
+            c.types.struct_id(n)
+        });
+        if let Some(id) = kernel_id {
+            let mut typed = reg.clone();
+            typed.btf_id = id;
+            return self.check_btf_struct_load(regno, &typed, off, size, write, in_rcu);
+        }
         if name.is_none() && !write {
             return self.err(unsafe_(format!(
                 "bpfvm does not model reads through R{regno} ({}, off={off} size={size}) yet",

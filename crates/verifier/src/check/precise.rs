@@ -38,6 +38,8 @@ pub(super) struct HistNode {
     h: Hist,
     prev: HistList,
     len: usize,
+    /// Entries the kernel's jump history would hold (see [`hist_push`]).
+    marks: usize,
 }
 
 impl Drop for HistNode {
@@ -53,14 +55,29 @@ impl Drop for HistNode {
     }
 }
 
-pub(super) fn hist_push(list: &mut HistList, h: Hist) {
+/// Appends one executed instruction. `mark`: the kernel would record it in
+/// its jump history too (a jump target, a stack slot access, a jump that
+/// refined linked registers); the history keeps every instruction.
+pub(super) fn hist_push(list: &mut HistList, h: Hist, mark: bool) {
     let prev = list.take();
     let len = prev.as_ref().map_or(0, |n| n.len) + 1;
-    *list = Some(std::rc::Rc::new(HistNode { h, prev, len }));
+    let marks = prev.as_ref().map_or(0, |n| n.marks) + usize::from(mark);
+    *list = Some(std::rc::Rc::new(HistNode {
+        h,
+        prev,
+        len,
+        marks,
+    }));
 }
 
 pub(super) fn hist_len(list: &HistList) -> usize {
     list.as_ref().map_or(0, |n| n.len)
+}
+
+/// How many entries the kernel's jump history would hold for this path
+/// since its last checkpoint.
+pub(super) fn hist_marks(list: &HistList) -> usize {
+    list.as_ref().map_or(0, |n| n.marks)
 }
 
 /// Newest first.
