@@ -42,7 +42,7 @@ use super::x86::{alu, cc, shift, Asm, Label, Size};
 use super::x86::{R10, R11, R12, R13, R14, R15, R8, R9, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
 use super::MapLookup;
 use crate::error::Access;
-use crate::program::{VInsn, VmProgram};
+use crate::program::{jmp_k_taken, tree_node, VInsn, VmProgram, SWITCH_DEPTH};
 use bpfvm_isa::consts::{BPF_MAX_LOOPS, MAX_BPF_STACK, MAX_CALL_FRAMES};
 use bpfvm_isa::uapi::{BPF_FUNC_MAP_LOOKUP_ELEM, BPF_FUNC_TAIL_CALL};
 use bpfvm_isa::{Op, Shape};
@@ -201,9 +201,6 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
     let mut target = vec![false; n];
     let mut loop_head = vec![false; n];
     let mut start = vec![false; n];
-    // Conditional jumps on a register against a constant: too few of them
-    // means no compare tree to tabulate (see `switch_trees`).
-    let mut compares = 0usize;
     let (mut local_calls, mut has_may_goto) = (false, false);
     for (e, v) in code.iter().enumerate() {
         let shape = v.op.shape();
@@ -218,7 +215,6 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
                 loop_head[t] = true;
             }
         }
-        compares += usize::from(shape == Shape::JmpK);
         local_calls |= v.op == Op::CallLocal;
         has_may_goto |= v.op == Op::MayGoto;
         if prog.func_start[e] {
@@ -267,7 +263,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
     // Compare trees (a compiled `switch`) that become a jump table. Without
     // metering only: the table skips the tree's instructions, which metering
     // would have to count.
-    let dispatch = if p.metering || compares + 1 < SWITCH_MIN_LEAVES {
+    let dispatch = if p.metering || prog.switches.is_empty() {
         Vec::new()
     } else {
         switch_trees(prog)
@@ -564,156 +560,23 @@ fn func_writes(prog: &VmProgram) -> Vec<u16> {
     writes
 }
 
-/// Values a compare tree is tabulated for: `0..=SWITCH_MAX` at most.
-const SWITCH_MAX: u64 = 255;
-/// A tree is worth a table when it has at least this many leaves.
-const SWITCH_MIN_LEAVES: usize = 8;
-
-/// Longest compare chain followed from a tree's root.
-const SWITCH_DEPTH: usize = 64;
-/// Most nodes of one tree looked at.
-const SWITCH_NODES: usize = 1024;
-
-/// Whether `c` is an inner node of a compare tree on register `x`: a
-/// conditional jump on `x` against an immediate (jset aside), or `ja`. Such
-/// nodes only read `x`.
-fn tree_node(c: &VInsn, x: u8) -> bool {
-    match c.op.shape() {
-        Shape::Ja | Shape::Ja32 => true,
-        Shape::JmpK => c.dst == x && !matches!(c.op, Op::JsetK | Op::Jset32K),
-        _ => false,
-    }
-}
-
-/// Where the tree starting at `e` leads when register `x` holds `v`: the first
-/// instruction that is not a tree node. None if the walk is longer than
-/// [`SWITCH_DEPTH`] (or loops).
-fn walk(code: &[VInsn], e: usize, x: u8, v: u64) -> Option<usize> {
-    let mut i = e;
-    for _ in 0..SWITCH_DEPTH {
-        let c = code.get(i)?;
-        if !tree_node(c, x) {
-            return Some(i);
-        }
-        i = if c.op.shape() != Shape::JmpK
-            || jump_taken(cond(c.op), !c.op.is_32bit(), v, c.imm as u64)
-        {
-            c.off as usize
-        } else {
-            i + 1
-        };
-    }
-    None
-}
-
-/// Whether `cmp a, b; j<cc>` jumps, at 64 bits (`w`) or 32.
-fn jump_taken(cc_: u8, w: bool, a: u64, b: u64) -> bool {
-    let (a, b, sa, sb) = if w {
-        (a, b, a as i64, b as i64)
-    } else {
-        let (a, b) = (a as u32, b as u32);
-        (a as u64, b as u64, a as i32 as i64, b as i32 as i64)
-    };
-    match cc_ {
-        cc::E => a == b,
-        cc::NE => a != b,
-        cc::A => a > b,
-        cc::AE => a >= b,
-        cc::B => a < b,
-        cc::BE => a <= b,
-        cc::G => sa > sb,
-        cc::GE => sa >= sb,
-        cc::L => sa < sb,
-        _ => sa <= sb,
-    }
-}
-
-/// Per instruction: Some((register, leaf per value 0..=hi)) where a tree of
-/// compares on one register starts that is worth a jump table. Values of the
+/// Per instruction: Some((register, leaf per value 0..=hi)) where a compare
+/// tree worth a table starts: the trees the interpreter tabulates too
+/// ([`crate::program::compare_trees`], found once at load). Values of the
 /// register above `hi` (as an unsigned 64-bit number) run the tree as before;
-/// for values up to `hi` the tree's outcome is computed here, and the leaf
-/// reached is the same whether the compares are 32- or 64-bit (a small
-/// non-negative value reads the same either way).
+/// the leaf a tabulated value reaches is the same whether the compares are 32-
+/// or 64-bit (a small non-negative value reads the same either way).
 fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
     let code = &prog.code;
-    let n = code.len();
-    let mut out = vec![None; n];
-    let mut covered = vec![false; n];
-    // Per instruction: the root of the last tree that reached it.
-    let mut seen = vec![usize::MAX; n];
-    for e in 0..n {
-        let c = &code[e];
-        if covered[e] || c.op.shape() != Shape::JmpK || c.dst >= 10 || !tree_node(c, c.dst) {
-            continue;
-        }
-        let x = c.dst;
-        // The tree's nodes, found structurally (cheap): too few compares for
-        // SWITCH_MIN_LEAVES leaves means no table. Every node found is covered,
-        // so each is examined as part of one tree only.
-        let mut nodes = vec![e];
-        seen[e] = e;
-        let mut k = 0;
-        while k < nodes.len() && nodes.len() < SWITCH_NODES {
-            let i = nodes[k];
-            k += 1;
-            let succ: &[usize] = if code[i].op.shape() == Shape::JmpK {
-                &[i + 1, code[i].off as usize]
-            } else {
-                &[code[i].off as usize]
-            };
-            for &s in succ {
-                if s < n && seen[s] != e && tree_node(&code[s], x) {
-                    seen[s] = e;
-                    nodes.push(s);
-                }
-            }
-        }
-        for &i in &nodes {
-            covered[i] = true;
-        }
-        let compares = nodes
-            .iter()
-            .filter(|&&i| code[i].op.shape() == Shape::JmpK)
-            .count();
-        if compares + 1 < SWITCH_MIN_LEAVES {
-            continue;
-        }
-        // A compare against k changes its outcome only at k or k+1: past the
-        // largest constant in range every value takes the same path, so the
-        // walk stops there (when the whole tree was found; the leaf values
-        // reach through non-node instructions to further compares, which the
-        // value table walks itself).
-        let top = if k == nodes.len() {
-            nodes
-                .iter()
-                .map(|&i| &code[i])
-                .filter(|c| c.op.shape() == Shape::JmpK)
-                .map(|c| {
-                    if c.op.is_32bit() {
-                        c.imm as u32 as u64
-                    } else {
-                        c.imm as u64
-                    }
-                })
-                .filter(|&k| k <= SWITCH_MAX)
-                .max()
-                .map_or(0, |k| (k + 1).min(SWITCH_MAX))
-        } else {
-            SWITCH_MAX
-        };
-        let leaves: Option<Vec<usize>> = (0..=top).map(|v| walk(code, e, x, v)).collect();
-        let Some(mut leaves) = leaves else { continue };
-        let mut distinct = leaves.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if distinct.len() < SWITCH_MIN_LEAVES {
-            continue;
-        }
+    let mut out = vec![None; code.len()];
+    for sw in prog.switches.iter() {
+        let root = sw.root as usize;
+        let mut leaves: Vec<usize> = sw.leaves.iter().map(|l| l.0 as usize).collect();
         // Values past the last change of leaf run the tree itself.
         let last = leaves[leaves.len() - 1];
         let hi = leaves.iter().rposition(|&l| l != last).map_or(0, |k| k + 1);
         leaves.truncate(hi + 1);
-        out[e] = Some((c.dst, leaves));
+        out[root] = Some((code[root].dst, leaves));
     }
     out
 }
@@ -855,14 +718,12 @@ fn value_table(code: &[VInsn], root: usize, x: u8, hi: usize) -> Option<(u8, usi
         let mut steps = 0;
         loop {
             steps += 1;
-            if steps > 2 * SWITCH_DEPTH {
+            if steps > 2 * SWITCH_DEPTH as usize {
                 return None;
             }
             let c = code.get(i)?;
             if tree_node(c, x) {
-                i = if c.op.shape() != Shape::JmpK
-                    || jump_taken(cond(c.op), !c.op.is_32bit(), v, c.imm as u64)
-                {
+                i = if c.op.shape() != Shape::JmpK || jmp_k_taken(c.op, v, c.imm) {
                     c.off as usize
                 } else {
                     i + 1
