@@ -7,17 +7,16 @@
 //! that follows, one indexed access (when d's sum is dead after it, by a
 //! liveness pass); shifts by a register use BMI2 `shlx`/`shrx`/`sarx` where the
 //! host has them; backward jumps are rel8 when close; the divisor-0/-1 paths of
-//! a division are out of line; and without metering, a tree of compares on one
-//! register against constants (what clang makes of a `switch`, BPF having no
-//! indirect jump) gets a jump table for the register's values 0..=255, decided
-//! here by walking the tree. Found on the broadened suite (issue 14): unsigned
+//! a division are out of line. Found on the broadened suite (issue 14): unsigned
 //! division and modulo by a constant multiply by a magic number; multiplies by
 //! 2^k, 3, 5, 9 are shifts and `lea`s (a multiply-add one `lea`); compares with
 //! 0 are `test`; `d = s; d &= k; if d ==/!= 0` with d dead is one `test`;
 //! clang's v2 extension idiom `d <<= 32; d >>= 32` is one `mov r32`; loop heads
 //! are aligned to 16 bytes; a bpf-to-bpf call saves only the r6..r9 its callee
-//! can write. Later: a tree whose leaves only set one register to constants
-//! (a `switch` returning values) is a table of the values, not of jumps; a
+//! can write. Later: without metering, a tree of compares on one register
+//! against constants (what clang makes of a `switch`) whose leaves only set one
+//! register to constants (a `switch` returning values) is a table of the
+//! values (other trees stay compares, see [`value_switches`]); a
 //! conditional jump over a few flag-preserving moves/leas that rejoin its
 //! target is if-converted (the moves run, `cmov` undoes them when the jump
 //! would have been taken); a 64-bit unsigned division of two values known
@@ -67,6 +66,9 @@ pub(crate) struct Generated {
     pub(crate) entry_nochk: Vec<u32>,
     /// Where the out-of-line code starts.
     pub(crate) main_end: u32,
+    /// Some(frames) when calls do not count the depth (see [`static_frames`]):
+    /// the most frames a run from depth 0 uses.
+    pub(crate) frames: Option<usize>,
 }
 
 pub(crate) struct Params<'a> {
@@ -79,6 +81,9 @@ pub(crate) struct Params<'a> {
     pub(crate) func_table: u64,
     /// `bpf_map_lookup_elem` compiled specially, by map address.
     pub(crate) map_lookups: &'a [(u64, MapLookup)],
+    /// Calls count the depth even when [`static_frames`] bounds it (a tail
+    /// call entering at a depth the bound does not cover).
+    pub(crate) count_depth: bool,
 }
 
 struct MemSlow {
@@ -120,8 +125,6 @@ struct Gen<'a> {
     div_edges: Vec<DivEdge>,
     /// Per instruction: registers live after it (see [`live_out`]).
     live_out: Vec<u16>,
-    /// Jump tables to emit after the code: (table label, leaf per value).
-    tables: Vec<(Label, Vec<usize>)>,
     /// Value tables to emit after the code: (table label, value per key).
     value_tables: Vec<(Label, Vec<u64>)>,
     /// Per instruction: whether a basic block starts there.
@@ -138,6 +141,9 @@ struct Gen<'a> {
     /// Per function entry: which of r6..r9 (register bits) the function and
     /// what it calls may write; a call saves only those (see [`func_writes`]).
     func_writes: Vec<u16>,
+    /// No code can observe the call depth and calls cannot nest past the
+    /// limit from depth 0 (see [`static_frames`]): calls do not count it.
+    depth_free: bool,
 }
 
 /// `ctx.may_goto[ctx.depth] = BPF_MAX_LOOPS` (clobbers r11).
@@ -244,7 +250,6 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         faults: Vec::new(),
         div_edges: Vec::new(),
         live_out: live_out(code),
-        tables: Vec::new(),
         value_tables: Vec::new(),
         hi_zero: hi_zero(code, &target),
         start,
@@ -257,16 +262,25 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         } else {
             Vec::new()
         },
+        depth_free: false,
     };
+    let frames = if local_calls && p.count_depth {
+        None
+    } else if local_calls {
+        static_frames(prog)
+    } else {
+        Some(1)
+    };
+    g.depth_free = frames.is_some();
     g.entry_thunk();
 
-    // Compare trees (a compiled `switch`) that become a jump table. Without
-    // metering only: the table skips the tree's instructions, which metering
-    // would have to count.
-    let dispatch = if p.metering || prog.switches.is_empty() {
+    // Compare trees (a compiled `switch`) that return constants become a
+    // table of values. Without metering only: the table skips the tree's
+    // instructions, which metering would have to count.
+    let mut values = if p.metering || prog.switches.is_empty() {
         Vec::new()
     } else {
-        switch_trees(prog)
+        value_switches(prog)
     };
     let mut slot_offsets = vec![0u32; prog.insns().len()];
     // Instructions still to skip: already emitted by a fused sequence.
@@ -327,11 +341,8 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             g.a.bind(c);
             g.a.bind(nc);
         }
-        if let Some((x, leaves)) = dispatch.get(e).cloned().flatten() {
-            match value_table(code, e, x, leaves.len() - 1) {
-                Some((d, join, values)) => g.dispatch_values(x, d, join, values),
-                None => g.dispatch(x, leaves),
-            }
+        if let Some((x, d, join, values)) = values.get_mut(e).and_then(Option::take) {
+            g.dispatch_values(x, d, join, values);
         }
         let mut k = g.fused_test(e);
         if k == 0 {
@@ -355,13 +366,6 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             g.a.data64(v);
         }
     }
-    for (table, leaves) in std::mem::take(&mut g.tables) {
-        g.a.bind(table);
-        for leaf in leaves {
-            let l = g.chk[leaf];
-            g.a.table_entry(l, table);
-        }
-    }
     let entry_chk = g
         .chk
         .iter()
@@ -379,6 +383,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         entry_chk,
         entry_nochk,
         main_end,
+        frames,
     }
 }
 
@@ -560,23 +565,73 @@ fn func_writes(prog: &VmProgram) -> Vec<u16> {
     writes
 }
 
-/// Per instruction: Some((register, leaf per value 0..=hi)) where a compare
-/// tree worth a table starts: the trees the interpreter tabulates too
-/// ([`crate::program::compare_trees`], found once at load). Values of the
-/// register above `hi` (as an unsigned 64-bit number) run the tree as before;
-/// the leaf a tabulated value reaches is the same whether the compares are 32-
-/// or 64-bit (a small non-negative value reads the same either way).
-fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
+/// The most frames (the entry function's included) a run from depth 0 can
+/// use, when that is within [`MAX_CALL_FRAMES`] and nothing but the depth limit
+/// reads the depth: no helper call (tail calls, callbacks and their frames),
+/// no callx, no `may_goto` (its count is per frame), no function address
+/// taken. Then bpf-to-bpf calls need not count the depth at run time: a chain
+/// of in-memory increments and decrements of the counter that measured about
+/// 15% of calls/v2's run time. None otherwise (recursion included).
+fn static_frames(prog: &VmProgram) -> Option<usize> {
+    let code = &prog.code;
+    let mut owner = 0;
+    let mut calls: Vec<(usize, usize)> = Vec::new();
+    for (e, c) in code.iter().enumerate() {
+        if prog.func_start[e] {
+            owner = e;
+        }
+        match c.op.shape() {
+            Shape::Call if c.op == Op::CallLocal => calls.push((owner, c.off as usize)),
+            Shape::Call | Shape::CallX | Shape::MayGoto => return None,
+            Shape::LdImm64 if c.src == bpfvm_isa::consts::BPF_PSEUDO_FUNC => return None,
+            _ => {}
+        }
+    }
+    let mut frames = vec![1usize; code.len()];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &(f, callee) in &calls {
+            let d = 1 + *frames.get(callee)?;
+            if d > MAX_CALL_FRAMES {
+                // Too deep, or a cycle (which grows past any bound).
+                return None;
+            }
+            if d > frames[f] {
+                frames[f] = d;
+                changed = true;
+            }
+        }
+    }
+    Some(frames[0])
+}
+
+/// Per instruction: Some((x, d, join, values)) where a compare tree on x
+/// starts that is a `switch` returning constants (see [`value_table`]). The
+/// trees are the ones the interpreter tabulates ([`crate::program::compare_trees`],
+/// found once at load). Other trees stay compares: a jump table's indirect
+/// jump measured slower than the tree's conditional jumps on the suite's
+/// `switch` (47 against 25 µs), as clang's own jump table is (native 45 µs),
+/// since the branch predictor learns a tree's outcomes better than an
+/// indirect jump's targets. Values of x above the table (as an unsigned 64-bit
+/// number) run the tree as before; the leaf a tabulated value reaches is the
+/// same whether the compares are 32- or 64-bit (a small non-negative value
+/// reads the same either way).
+#[allow(clippy::type_complexity)]
+fn value_switches(prog: &VmProgram) -> Vec<Option<(u8, u8, usize, Vec<u64>)>> {
     let code = &prog.code;
     let mut out = vec![None; code.len()];
     for sw in prog.switches.iter() {
         let root = sw.root as usize;
-        let mut leaves: Vec<usize> = sw.leaves.iter().map(|l| l.0 as usize).collect();
+        let leaves = &sw.leaves;
         // Values past the last change of leaf run the tree itself.
-        let last = leaves[leaves.len() - 1];
-        let hi = leaves.iter().rposition(|&l| l != last).map_or(0, |k| k + 1);
-        leaves.truncate(hi + 1);
-        out[root] = Some((code[root].dst, leaves));
+        let last = leaves[leaves.len() - 1].0;
+        let hi = leaves
+            .iter()
+            .rposition(|l| l.0 != last)
+            .map_or(0, |k| k + 1);
+        let x = code[root].dst;
+        out[root] = value_table(code, root, x, hi).map(|(d, join, v)| (x, d, join, v));
     }
     out
 }
@@ -760,20 +815,6 @@ impl Gen<'_> {
         self.a.jmp(j);
         self.a.bind(tree);
         self.value_tables.push((table, values));
-    }
-
-    /// The jump-table entry of a compare tree (see [`switch_trees`]):
-    /// `if x <= hi goto table[x]`, else fall into the tree.
-    fn dispatch(&mut self, x: u8, leaves: Vec<usize>) {
-        let hx = h(x);
-        let a = &mut self.a;
-        let tree = a.label();
-        a.alu_ri(true, alu::CMP, hx, leaves.len() as i32 - 1);
-        a.jcc(cc::A, tree);
-        let table = a.label();
-        a.jmp_table(table, hx);
-        a.bind(tree);
-        self.tables.push((table, leaves));
     }
 
     fn fault(&mut self, kind: FaultKind, slot: usize, info: u32) -> Label {
@@ -1682,16 +1723,20 @@ impl Gen<'_> {
         }
     }
 
-    /// A bpf-to-bpf call: depth check, save the callee-saved registers the
+    /// A bpf-to-bpf call: depth check (unless [`static_frames`] bounds the
+    /// depth), save the callee-saved registers the
     /// callee may write (`saves`, register bits of r6..r9), new frame,
     /// `emit_call`. r10 is moved down and back up rather than saved: nothing
     /// writes it, and a frame is always 512 bytes.
     fn call_local(&mut self, slot: usize, saves: u16, emit_call: impl FnOnce(&mut Asm)) {
-        let f = self.fault(FaultKind::CallDepth, slot, 0);
-        let a = &mut self.a;
-        a.cmp_m32_i8(R12, ctx_off::DEPTH, (MAX_CALL_FRAMES - 1) as i8);
-        a.jcc(cc::AE, f);
-        a.incdec_m32(false, R12, ctx_off::DEPTH);
+        let count = !self.depth_free;
+        if count {
+            let f = self.fault(FaultKind::CallDepth, slot, 0);
+            let a = &mut self.a;
+            a.cmp_m32_i8(R12, ctx_off::DEPTH, (MAX_CALL_FRAMES - 1) as i8);
+            a.jcc(cc::AE, f);
+            a.incdec_m32(false, R12, ctx_off::DEPTH);
+        }
         self.reset_may_goto();
         let a = &mut self.a;
         let mut pushed: Vec<u8> = (6..10u8).filter(|r| saves & (1 << r) != 0).map(h).collect();
@@ -1709,7 +1754,9 @@ impl Gen<'_> {
         for &r in pushed.iter().rev() {
             a.pop(r);
         }
-        a.incdec_m32(true, R12, ctx_off::DEPTH);
+        if count {
+            a.incdec_m32(true, R12, ctx_off::DEPTH);
+        }
     }
 
     /// How to compile the call at `e` if it is `bpf_map_lookup_elem` on a map
