@@ -141,6 +141,9 @@ struct Gen<'a> {
     /// Per function entry: which of r6..r9 (register bits) the function and
     /// what it calls may write; a call saves only those (see [`func_writes`]).
     func_writes: Vec<u16>,
+    /// Emitting a copy of a loop latch after a conditional jump (see
+    /// [`latch_after`]): no copy inside a copy.
+    copying: bool,
     /// No code can observe the call depth and calls cannot nest past the
     /// limit from depth 0 (see [`static_frames`]): calls do not count it.
     depth_free: bool,
@@ -263,6 +266,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             Vec::new()
         },
         depth_free: false,
+        copying: false,
     };
     let frames = if local_calls && p.count_depth {
         None
@@ -747,6 +751,38 @@ fn if_convert(
     (restore.count_ones() <= 2).then_some((end, ja, restore))
 }
 
+/// Longest loop latch copied after a conditional jump.
+const LATCH_MAX: usize = 12;
+
+/// Whether the forward conditional jump at `b` leads to a loop's latch: a
+/// block t..=j (t its target) that ends in `goto h` back to h <= b, with no
+/// exit, call or other `goto` on the way (conditional jumps may leave it).
+/// clang often places such a latch after the loop's exit path, so that each
+/// iteration takes two jumps (to the latch, and back); copying the latch
+/// after the jump, which is inverted to go to the exit path, leaves one.
+/// `Some(j)`.
+fn latch_after(code: &[VInsn], b: usize) -> Option<usize> {
+    let t = code.get(b)?.off as usize;
+    if t <= b + 1 {
+        return None;
+    }
+    for (j, c) in code.iter().enumerate().skip(t).take(LATCH_MAX) {
+        match c.op.shape() {
+            Shape::Ja => return (c.op == Op::Ja && (c.off as usize) <= b).then_some(j),
+            Shape::JmpK | Shape::JmpX => {}
+            Shape::Ja32
+            | Shape::Exit
+            | Shape::Call
+            | Shape::CallX
+            | Shape::LdAbs
+            | Shape::LdInd
+            | Shape::MayGoto => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The constant a `d = k` instruction sets (`Some((d, value))`): mov of an
 /// immediate at 64 or 32 bits, or LD_IMM64 (already resolved at load).
 fn const_set(c: &VInsn) -> Option<(u8, u64)> {
@@ -1152,7 +1188,10 @@ impl Gen<'_> {
             if_convert(&self.prog.code, &self.target, &self.live_out, b)
         };
         let Some((end, ja, restore)) = conv else {
-            self.a.jcc(c, t);
+            match self.latch_copy(b) {
+                Some(j) => self.emit_latch_copy(b, c, j),
+                None => self.a.jcc(c, t),
+            }
             return;
         };
         // r10 and (metering off) r9 hold the old values.
@@ -1188,6 +1227,42 @@ impl Gen<'_> {
             end
         };
         self.consumed = after - b - 1;
+    }
+
+    /// The end of the loop latch the conditional jump at `b` leads to, if it
+    /// is to be copied after the jump (see [`latch_after`]): without metering
+    /// (the copy would need its own fuel count), and not inside a copy.
+    fn latch_copy(&self, b: usize) -> Option<usize> {
+        if self.p.metering || self.copying {
+            return None;
+        }
+        latch_after(&self.prog.code, b)
+    }
+
+    /// `j<!c> next; <copy of t..=j>`: the loop's path falls through the
+    /// jump and its latch, one taken jump (the back edge) per iteration
+    /// instead of two. The latch stays in place too, for other entries.
+    fn emit_latch_copy(&mut self, b: usize, c: u8, j: usize) {
+        let next = self.chk[b + 1];
+        self.a.jcc(c ^ 1, next);
+        self.copying = true;
+        let mut k = self.prog.code[b].off as usize;
+        while k <= j {
+            let mut step = self.fused_test(k);
+            if step == 0 {
+                step = self.fused(k);
+            }
+            if step == 0 {
+                step = self.fused_load(k);
+            }
+            if step == 0 {
+                let i = self.prog.code[k];
+                self.insn(k, &i);
+                step = 1;
+            }
+            k += step + std::mem::take(&mut self.consumed);
+        }
+        self.copying = false;
     }
 
     fn insn(&mut self, e: usize, i: &VInsn) {
