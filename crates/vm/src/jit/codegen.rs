@@ -1265,6 +1265,26 @@ impl Gen<'_> {
         self.copying = false;
     }
 
+    /// Whether the store at `e` is `*(r10 + off) = r` right after `r = *(r10 +
+    /// off)` of the same size, with no jump landing between them: the bytes
+    /// already hold r's low bytes, so the store changes nothing. The stack is
+    /// always writable, and the load checked the same bytes.
+    fn stores_what_it_loaded(&self, e: usize) -> bool {
+        let code = &self.prog.code;
+        let (Some(l), Some(st)) = (e.checked_sub(1).and_then(|k| code.get(k)), code.get(e)) else {
+            return false;
+        };
+        !self.start[e]
+            && l.op.shape() == Shape::Ldx
+            && st.op.shape() == Shape::Stx
+            && l.src == 10
+            && st.dst == 10
+            && l.off == st.off
+            && l.dst == st.src
+            && l.dst < 10
+            && l.op.mem_size() == st.op.mem_size()
+    }
+
     fn insn(&mut self, e: usize, i: &VInsn) {
         let slot = self.prog.slot(e);
         let (dst, src) = (h(i.dst), h(i.src));
@@ -1436,6 +1456,8 @@ impl Gen<'_> {
                     self.mem_operand(i.dst, i.off, i.op.mem_size(), Access::Write, slot, false);
                 self.a.store_imm(size, imm as i32, base, disp);
             }
+            // clang's spill code reloads a stack slot and stores it back.
+            StxB | StxH | StxW | StxDw if self.stores_what_it_loaded(e) => {}
             StxB | StxH | StxW | StxDw => {
                 let size = Size::from_bytes(i.op.mem_size());
                 let (base, disp) =
