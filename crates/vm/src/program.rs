@@ -654,14 +654,14 @@ const SWITCH_MAX: u64 = 255;
 /// leaves: a shorter tree is a few predictable compares, cheaper than the lookup.
 const SWITCH_MIN_LEAVES: usize = 8;
 /// Longest chain of tree instructions followed for one value.
-const SWITCH_DEPTH: u32 = 64;
+pub(crate) const SWITCH_DEPTH: u32 = 64;
 /// Most nodes of one tree looked at.
 const SWITCH_NODES: usize = 1024;
 
 /// Whether `c` is an inner node of a compare tree on register `x`: a
 /// conditional jump on `x` against an immediate, or `ja`. Such nodes only read
 /// `x` and cannot fail.
-fn tree_node(c: &VInsn, x: u8) -> bool {
+pub(crate) fn tree_node(c: &VInsn, x: u8) -> bool {
     match c.op.shape() {
         Shape::Ja | Shape::Ja32 => true,
         Shape::JmpK => c.dst == x,
@@ -721,11 +721,22 @@ fn walk(code: &[VInsn], e: usize, x: u8, v: u64) -> Option<(u32, u32)> {
     None
 }
 
-/// Finds the compare trees worth a table and marks their roots
-/// [`fused::SWITCH`]. A root is a compare that dispatches on its own code (not
-/// inside a superinstruction); the tree's other instructions keep theirs, so a
+/// Marks the roots of the compare trees worth a table (see [`compare_trees`])
+/// [`fused::SWITCH`]. The tree's other instructions keep their codes, so a
 /// jump into the middle of a tree runs it compare by compare as before.
 fn switch_tables(code: &mut [VInsn]) -> Arc<[Switch]> {
+    let out = compare_trees(code);
+    for sw in &out {
+        code[sw.root as usize].code = fused::SWITCH;
+    }
+    out.into()
+}
+
+/// The compare trees worth a table, by root entry: both the interpreter
+/// ([`fused::SWITCH`]) and the JIT (jump and value tables) dispatch on these.
+/// A root is a compare that dispatches on its own code (not inside a
+/// superinstruction); each instruction belongs to one tree at most.
+pub(crate) fn compare_trees(code: &[VInsn]) -> Vec<Switch> {
     let n = code.len();
     let mut out = Vec::new();
     let mut covered = vec![false; n];
@@ -801,13 +812,12 @@ fn switch_tables(code: &mut [VInsn]) -> Arc<[Switch]> {
         if distinct.len() < SWITCH_MIN_LEAVES {
             continue;
         }
-        code[e].code = fused::SWITCH;
         out.push(Switch {
             root: e as u32,
             leaves: leaves.into_boxed_slice(),
         });
     }
-    out.into()
+    out
 }
 
 /// Marks superinstructions: indexed loads and pairs. The instructions after the

@@ -7,17 +7,16 @@
 //! that follows, one indexed access (when d's sum is dead after it, by a
 //! liveness pass); shifts by a register use BMI2 `shlx`/`shrx`/`sarx` where the
 //! host has them; backward jumps are rel8 when close; the divisor-0/-1 paths of
-//! a division are out of line; and without metering, a tree of compares on one
-//! register against constants (what clang makes of a `switch`, BPF having no
-//! indirect jump) gets a jump table for the register's values 0..=255, decided
-//! here by walking the tree. Found on the broadened suite (issue 14): unsigned
+//! a division are out of line. Found on the broadened suite (issue 14): unsigned
 //! division and modulo by a constant multiply by a magic number; multiplies by
 //! 2^k, 3, 5, 9 are shifts and `lea`s (a multiply-add one `lea`); compares with
 //! 0 are `test`; `d = s; d &= k; if d ==/!= 0` with d dead is one `test`;
 //! clang's v2 extension idiom `d <<= 32; d >>= 32` is one `mov r32`; loop heads
 //! are aligned to 16 bytes; a bpf-to-bpf call saves only the r6..r9 its callee
-//! can write. Later: a tree whose leaves only set one register to constants
-//! (a `switch` returning values) is a table of the values, not of jumps; a
+//! can write. Later: without metering, a tree of compares on one register
+//! against constants (what clang makes of a `switch`) whose leaves only set one
+//! register to constants (a `switch` returning values) is a table of the
+//! values (other trees stay compares, see [`value_switches`]); a
 //! conditional jump over a few flag-preserving moves/leas that rejoin its
 //! target is if-converted (the moves run, `cmov` undoes them when the jump
 //! would have been taken); a 64-bit unsigned division of two values known
@@ -42,7 +41,7 @@ use super::x86::{alu, cc, shift, Asm, Label, Size};
 use super::x86::{R10, R11, R12, R13, R14, R15, R8, R9, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
 use super::MapLookup;
 use crate::error::Access;
-use crate::program::{VInsn, VmProgram};
+use crate::program::{jmp_k_taken, tree_node, VInsn, VmProgram, SWITCH_DEPTH};
 use bpfvm_isa::consts::{BPF_MAX_LOOPS, MAX_BPF_STACK, MAX_CALL_FRAMES};
 use bpfvm_isa::uapi::{BPF_FUNC_MAP_LOOKUP_ELEM, BPF_FUNC_TAIL_CALL};
 use bpfvm_isa::{Op, Shape};
@@ -67,6 +66,9 @@ pub(crate) struct Generated {
     pub(crate) entry_nochk: Vec<u32>,
     /// Where the out-of-line code starts.
     pub(crate) main_end: u32,
+    /// Some(frames) when calls do not count the depth (see [`static_frames`]):
+    /// the most frames a run from depth 0 uses.
+    pub(crate) frames: Option<usize>,
 }
 
 pub(crate) struct Params<'a> {
@@ -79,6 +81,9 @@ pub(crate) struct Params<'a> {
     pub(crate) func_table: u64,
     /// `bpf_map_lookup_elem` compiled specially, by map address.
     pub(crate) map_lookups: &'a [(u64, MapLookup)],
+    /// Calls count the depth even when [`static_frames`] bounds it (a tail
+    /// call entering at a depth the bound does not cover).
+    pub(crate) count_depth: bool,
 }
 
 struct MemSlow {
@@ -120,8 +125,6 @@ struct Gen<'a> {
     div_edges: Vec<DivEdge>,
     /// Per instruction: registers live after it (see [`live_out`]).
     live_out: Vec<u16>,
-    /// Jump tables to emit after the code: (table label, leaf per value).
-    tables: Vec<(Label, Vec<usize>)>,
     /// Value tables to emit after the code: (table label, value per key).
     value_tables: Vec<(Label, Vec<u64>)>,
     /// Per instruction: whether a basic block starts there.
@@ -138,6 +141,12 @@ struct Gen<'a> {
     /// Per function entry: which of r6..r9 (register bits) the function and
     /// what it calls may write; a call saves only those (see [`func_writes`]).
     func_writes: Vec<u16>,
+    /// Emitting a copy of a loop latch after a conditional jump (see
+    /// [`latch_after`]): no copy inside a copy.
+    copying: bool,
+    /// No code can observe the call depth and calls cannot nest past the
+    /// limit from depth 0 (see [`static_frames`]): calls do not count it.
+    depth_free: bool,
 }
 
 /// `ctx.may_goto[ctx.depth] = BPF_MAX_LOOPS` (clobbers r11).
@@ -201,9 +210,6 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
     let mut target = vec![false; n];
     let mut loop_head = vec![false; n];
     let mut start = vec![false; n];
-    // Conditional jumps on a register against a constant: too few of them
-    // means no compare tree to tabulate (see `switch_trees`).
-    let mut compares = 0usize;
     let (mut local_calls, mut has_may_goto) = (false, false);
     for (e, v) in code.iter().enumerate() {
         let shape = v.op.shape();
@@ -218,7 +224,6 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
                 loop_head[t] = true;
             }
         }
-        compares += usize::from(shape == Shape::JmpK);
         local_calls |= v.op == Op::CallLocal;
         has_may_goto |= v.op == Op::MayGoto;
         if prog.func_start[e] {
@@ -248,7 +253,6 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         faults: Vec::new(),
         div_edges: Vec::new(),
         live_out: live_out(code),
-        tables: Vec::new(),
         value_tables: Vec::new(),
         hi_zero: hi_zero(code, &target),
         start,
@@ -261,16 +265,26 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         } else {
             Vec::new()
         },
+        depth_free: false,
+        copying: false,
     };
+    let frames = if local_calls && p.count_depth {
+        None
+    } else if local_calls {
+        static_frames(prog)
+    } else {
+        Some(1)
+    };
+    g.depth_free = frames.is_some();
     g.entry_thunk();
 
-    // Compare trees (a compiled `switch`) that become a jump table. Without
-    // metering only: the table skips the tree's instructions, which metering
-    // would have to count.
-    let dispatch = if p.metering || compares + 1 < SWITCH_MIN_LEAVES {
+    // Compare trees (a compiled `switch`) that return constants become a
+    // table of values. Without metering only: the table skips the tree's
+    // instructions, which metering would have to count.
+    let mut values = if p.metering || prog.switches.is_empty() {
         Vec::new()
     } else {
-        switch_trees(prog)
+        value_switches(prog)
     };
     let mut slot_offsets = vec![0u32; prog.insns().len()];
     // Instructions still to skip: already emitted by a fused sequence.
@@ -331,11 +345,8 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             g.a.bind(c);
             g.a.bind(nc);
         }
-        if let Some((x, leaves)) = dispatch.get(e).cloned().flatten() {
-            match value_table(code, e, x, leaves.len() - 1) {
-                Some((d, join, values)) => g.dispatch_values(x, d, join, values),
-                None => g.dispatch(x, leaves),
-            }
+        if let Some((x, d, join, values)) = values.get_mut(e).and_then(Option::take) {
+            g.dispatch_values(x, d, join, values);
         }
         let mut k = g.fused_test(e);
         if k == 0 {
@@ -359,13 +370,6 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
             g.a.data64(v);
         }
     }
-    for (table, leaves) in std::mem::take(&mut g.tables) {
-        g.a.bind(table);
-        for leaf in leaves {
-            let l = g.chk[leaf];
-            g.a.table_entry(l, table);
-        }
-    }
     let entry_chk = g
         .chk
         .iter()
@@ -383,6 +387,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         entry_chk,
         entry_nochk,
         main_end,
+        frames,
     }
 }
 
@@ -564,156 +569,73 @@ fn func_writes(prog: &VmProgram) -> Vec<u16> {
     writes
 }
 
-/// Values a compare tree is tabulated for: `0..=SWITCH_MAX` at most.
-const SWITCH_MAX: u64 = 255;
-/// A tree is worth a table when it has at least this many leaves.
-const SWITCH_MIN_LEAVES: usize = 8;
-
-/// Longest compare chain followed from a tree's root.
-const SWITCH_DEPTH: usize = 64;
-/// Most nodes of one tree looked at.
-const SWITCH_NODES: usize = 1024;
-
-/// Whether `c` is an inner node of a compare tree on register `x`: a
-/// conditional jump on `x` against an immediate (jset aside), or `ja`. Such
-/// nodes only read `x`.
-fn tree_node(c: &VInsn, x: u8) -> bool {
-    match c.op.shape() {
-        Shape::Ja | Shape::Ja32 => true,
-        Shape::JmpK => c.dst == x && !matches!(c.op, Op::JsetK | Op::Jset32K),
-        _ => false,
-    }
-}
-
-/// Where the tree starting at `e` leads when register `x` holds `v`: the first
-/// instruction that is not a tree node. None if the walk is longer than
-/// [`SWITCH_DEPTH`] (or loops).
-fn walk(code: &[VInsn], e: usize, x: u8, v: u64) -> Option<usize> {
-    let mut i = e;
-    for _ in 0..SWITCH_DEPTH {
-        let c = code.get(i)?;
-        if !tree_node(c, x) {
-            return Some(i);
-        }
-        i = if c.op.shape() != Shape::JmpK
-            || jump_taken(cond(c.op), !c.op.is_32bit(), v, c.imm as u64)
-        {
-            c.off as usize
-        } else {
-            i + 1
-        };
-    }
-    None
-}
-
-/// Whether `cmp a, b; j<cc>` jumps, at 64 bits (`w`) or 32.
-fn jump_taken(cc_: u8, w: bool, a: u64, b: u64) -> bool {
-    let (a, b, sa, sb) = if w {
-        (a, b, a as i64, b as i64)
-    } else {
-        let (a, b) = (a as u32, b as u32);
-        (a as u64, b as u64, a as i32 as i64, b as i32 as i64)
-    };
-    match cc_ {
-        cc::E => a == b,
-        cc::NE => a != b,
-        cc::A => a > b,
-        cc::AE => a >= b,
-        cc::B => a < b,
-        cc::BE => a <= b,
-        cc::G => sa > sb,
-        cc::GE => sa >= sb,
-        cc::L => sa < sb,
-        _ => sa <= sb,
-    }
-}
-
-/// Per instruction: Some((register, leaf per value 0..=hi)) where a tree of
-/// compares on one register starts that is worth a jump table. Values of the
-/// register above `hi` (as an unsigned 64-bit number) run the tree as before;
-/// for values up to `hi` the tree's outcome is computed here, and the leaf
-/// reached is the same whether the compares are 32- or 64-bit (a small
-/// non-negative value reads the same either way).
-fn switch_trees(prog: &VmProgram) -> Vec<Option<(u8, Vec<usize>)>> {
+/// The most frames (the entry function's included) a run from depth 0 can
+/// use, when that is within [`MAX_CALL_FRAMES`] and nothing but the depth limit
+/// reads the depth: no helper call (tail calls, callbacks and their frames),
+/// no callx, no `may_goto` (its count is per frame), no function address
+/// taken. Then bpf-to-bpf calls need not count the depth at run time: a chain
+/// of in-memory increments and decrements of the counter that measured about
+/// 15% of calls/v2's run time. None otherwise (recursion included).
+fn static_frames(prog: &VmProgram) -> Option<usize> {
     let code = &prog.code;
-    let n = code.len();
-    let mut out = vec![None; n];
-    let mut covered = vec![false; n];
-    // Per instruction: the root of the last tree that reached it.
-    let mut seen = vec![usize::MAX; n];
-    for e in 0..n {
-        let c = &code[e];
-        if covered[e] || c.op.shape() != Shape::JmpK || c.dst >= 10 || !tree_node(c, c.dst) {
-            continue;
+    let mut owner = 0;
+    let mut calls: Vec<(usize, usize)> = Vec::new();
+    for (e, c) in code.iter().enumerate() {
+        if prog.func_start[e] {
+            owner = e;
         }
-        let x = c.dst;
-        // The tree's nodes, found structurally (cheap): too few compares for
-        // SWITCH_MIN_LEAVES leaves means no table. Every node found is covered,
-        // so each is examined as part of one tree only.
-        let mut nodes = vec![e];
-        seen[e] = e;
-        let mut k = 0;
-        while k < nodes.len() && nodes.len() < SWITCH_NODES {
-            let i = nodes[k];
-            k += 1;
-            let succ: &[usize] = if code[i].op.shape() == Shape::JmpK {
-                &[i + 1, code[i].off as usize]
-            } else {
-                &[code[i].off as usize]
-            };
-            for &s in succ {
-                if s < n && seen[s] != e && tree_node(&code[s], x) {
-                    seen[s] = e;
-                    nodes.push(s);
-                }
+        match c.op.shape() {
+            Shape::Call if c.op == Op::CallLocal => calls.push((owner, c.off as usize)),
+            Shape::Call | Shape::CallX | Shape::MayGoto => return None,
+            Shape::LdImm64 if c.src == bpfvm_isa::consts::BPF_PSEUDO_FUNC => return None,
+            _ => {}
+        }
+    }
+    let mut frames = vec![1usize; code.len()];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &(f, callee) in &calls {
+            let d = 1 + *frames.get(callee)?;
+            if d > MAX_CALL_FRAMES {
+                // Too deep, or a cycle (which grows past any bound).
+                return None;
+            }
+            if d > frames[f] {
+                frames[f] = d;
+                changed = true;
             }
         }
-        for &i in &nodes {
-            covered[i] = true;
-        }
-        let compares = nodes
-            .iter()
-            .filter(|&&i| code[i].op.shape() == Shape::JmpK)
-            .count();
-        if compares + 1 < SWITCH_MIN_LEAVES {
-            continue;
-        }
-        // A compare against k changes its outcome only at k or k+1: past the
-        // largest constant in range every value takes the same path, so the
-        // walk stops there (when the whole tree was found; the leaf values
-        // reach through non-node instructions to further compares, which the
-        // value table walks itself).
-        let top = if k == nodes.len() {
-            nodes
-                .iter()
-                .map(|&i| &code[i])
-                .filter(|c| c.op.shape() == Shape::JmpK)
-                .map(|c| {
-                    if c.op.is_32bit() {
-                        c.imm as u32 as u64
-                    } else {
-                        c.imm as u64
-                    }
-                })
-                .filter(|&k| k <= SWITCH_MAX)
-                .max()
-                .map_or(0, |k| (k + 1).min(SWITCH_MAX))
-        } else {
-            SWITCH_MAX
-        };
-        let leaves: Option<Vec<usize>> = (0..=top).map(|v| walk(code, e, x, v)).collect();
-        let Some(mut leaves) = leaves else { continue };
-        let mut distinct = leaves.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if distinct.len() < SWITCH_MIN_LEAVES {
-            continue;
-        }
+    }
+    Some(frames[0])
+}
+
+/// Per instruction: Some((x, d, join, values)) where a compare tree on x
+/// starts that is a `switch` returning constants (see [`value_table`]). The
+/// trees are the ones the interpreter tabulates ([`crate::program::compare_trees`],
+/// found once at load). Other trees stay compares: a jump table's indirect
+/// jump measured slower than the tree's conditional jumps on the suite's
+/// `switch` (47 against 25 µs), as clang's own jump table is (native 45 µs),
+/// since the branch predictor learns a tree's outcomes better than an
+/// indirect jump's targets. Values of x above the table (as an unsigned 64-bit
+/// number) run the tree as before; the leaf a tabulated value reaches is the
+/// same whether the compares are 32- or 64-bit (a small non-negative value
+/// reads the same either way).
+#[allow(clippy::type_complexity)]
+fn value_switches(prog: &VmProgram) -> Vec<Option<(u8, u8, usize, Vec<u64>)>> {
+    let code = &prog.code;
+    let mut out = vec![None; code.len()];
+    for sw in prog.switches.iter() {
+        let root = sw.root as usize;
+        let leaves = &sw.leaves;
         // Values past the last change of leaf run the tree itself.
-        let last = leaves[leaves.len() - 1];
-        let hi = leaves.iter().rposition(|&l| l != last).map_or(0, |k| k + 1);
-        leaves.truncate(hi + 1);
-        out[e] = Some((c.dst, leaves));
+        let last = leaves[leaves.len() - 1].0;
+        let hi = leaves
+            .iter()
+            .rposition(|l| l.0 != last)
+            .map_or(0, |k| k + 1);
+        let x = code[root].dst;
+        out[root] = value_table(code, root, x, hi).map(|(d, join, v)| (x, d, join, v));
     }
     out
 }
@@ -829,6 +751,38 @@ fn if_convert(
     (restore.count_ones() <= 2).then_some((end, ja, restore))
 }
 
+/// Longest loop latch copied after a conditional jump.
+const LATCH_MAX: usize = 12;
+
+/// Whether the forward conditional jump at `b` leads to a loop's latch: a
+/// block t..=j (t its target) that ends in `goto h` back to h <= b, with no
+/// exit, call or other `goto` on the way (conditional jumps may leave it).
+/// clang often places such a latch after the loop's exit path, so that each
+/// iteration takes two jumps (to the latch, and back); copying the latch
+/// after the jump, which is inverted to go to the exit path, leaves one.
+/// `Some(j)`.
+fn latch_after(code: &[VInsn], b: usize) -> Option<usize> {
+    let t = code.get(b)?.off as usize;
+    if t <= b + 1 {
+        return None;
+    }
+    for (j, c) in code.iter().enumerate().skip(t).take(LATCH_MAX) {
+        match c.op.shape() {
+            Shape::Ja => return (c.op == Op::Ja && (c.off as usize) <= b).then_some(j),
+            Shape::JmpK | Shape::JmpX => {}
+            Shape::Ja32
+            | Shape::Exit
+            | Shape::Call
+            | Shape::CallX
+            | Shape::LdAbs
+            | Shape::LdInd
+            | Shape::MayGoto => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The constant a `d = k` instruction sets (`Some((d, value))`): mov of an
 /// immediate at 64 or 32 bits, or LD_IMM64 (already resolved at load).
 fn const_set(c: &VInsn) -> Option<(u8, u64)> {
@@ -855,14 +809,12 @@ fn value_table(code: &[VInsn], root: usize, x: u8, hi: usize) -> Option<(u8, usi
         let mut steps = 0;
         loop {
             steps += 1;
-            if steps > 2 * SWITCH_DEPTH {
+            if steps > 2 * SWITCH_DEPTH as usize {
                 return None;
             }
             let c = code.get(i)?;
             if tree_node(c, x) {
-                i = if c.op.shape() != Shape::JmpK
-                    || jump_taken(cond(c.op), !c.op.is_32bit(), v, c.imm as u64)
-                {
+                i = if c.op.shape() != Shape::JmpK || jmp_k_taken(c.op, v, c.imm) {
                     c.off as usize
                 } else {
                     i + 1
@@ -899,20 +851,6 @@ impl Gen<'_> {
         self.a.jmp(j);
         self.a.bind(tree);
         self.value_tables.push((table, values));
-    }
-
-    /// The jump-table entry of a compare tree (see [`switch_trees`]):
-    /// `if x <= hi goto table[x]`, else fall into the tree.
-    fn dispatch(&mut self, x: u8, leaves: Vec<usize>) {
-        let hx = h(x);
-        let a = &mut self.a;
-        let tree = a.label();
-        a.alu_ri(true, alu::CMP, hx, leaves.len() as i32 - 1);
-        a.jcc(cc::A, tree);
-        let table = a.label();
-        a.jmp_table(table, hx);
-        a.bind(tree);
-        self.tables.push((table, leaves));
     }
 
     fn fault(&mut self, kind: FaultKind, slot: usize, info: u32) -> Label {
@@ -1250,7 +1188,10 @@ impl Gen<'_> {
             if_convert(&self.prog.code, &self.target, &self.live_out, b)
         };
         let Some((end, ja, restore)) = conv else {
-            self.a.jcc(c, t);
+            match self.latch_copy(b) {
+                Some(j) => self.emit_latch_copy(b, c, j),
+                None => self.a.jcc(c, t),
+            }
             return;
         };
         // r10 and (metering off) r9 hold the old values.
@@ -1286,6 +1227,62 @@ impl Gen<'_> {
             end
         };
         self.consumed = after - b - 1;
+    }
+
+    /// The end of the loop latch the conditional jump at `b` leads to, if it
+    /// is to be copied after the jump (see [`latch_after`]): without metering
+    /// (the copy would need its own fuel count), and not inside a copy.
+    fn latch_copy(&self, b: usize) -> Option<usize> {
+        if self.p.metering || self.copying {
+            return None;
+        }
+        latch_after(&self.prog.code, b)
+    }
+
+    /// `j<!c> next; <copy of t..=j>`: the loop's path falls through the
+    /// jump and its latch, one taken jump (the back edge) per iteration
+    /// instead of two. The latch stays in place too, for other entries.
+    fn emit_latch_copy(&mut self, b: usize, c: u8, j: usize) {
+        let next = self.chk[b + 1];
+        self.a.jcc(c ^ 1, next);
+        self.copying = true;
+        let mut k = self.prog.code[b].off as usize;
+        while k <= j {
+            let mut step = self.fused_test(k);
+            if step == 0 {
+                step = self.fused(k);
+            }
+            if step == 0 {
+                step = self.fused_load(k);
+            }
+            if step == 0 {
+                let i = self.prog.code[k];
+                self.insn(k, &i);
+                step = 1;
+            }
+            k += step + std::mem::take(&mut self.consumed);
+        }
+        self.copying = false;
+    }
+
+    /// Whether the store at `e` is `*(r10 + off) = r` right after `r = *(r10 +
+    /// off)` of the same size, with no jump landing between them: the bytes
+    /// already hold r's low bytes, so the store changes nothing. The stack is
+    /// always writable, and the load checked the same bytes.
+    fn stores_what_it_loaded(&self, e: usize) -> bool {
+        let code = &self.prog.code;
+        let (Some(l), Some(st)) = (e.checked_sub(1).and_then(|k| code.get(k)), code.get(e)) else {
+            return false;
+        };
+        !self.start[e]
+            && l.op.shape() == Shape::Ldx
+            && st.op.shape() == Shape::Stx
+            && l.src == 10
+            && st.dst == 10
+            && l.off == st.off
+            && l.dst == st.src
+            && l.dst < 10
+            && l.op.mem_size() == st.op.mem_size()
     }
 
     fn insn(&mut self, e: usize, i: &VInsn) {
@@ -1459,6 +1456,8 @@ impl Gen<'_> {
                     self.mem_operand(i.dst, i.off, i.op.mem_size(), Access::Write, slot, false);
                 self.a.store_imm(size, imm as i32, base, disp);
             }
+            // clang's spill code reloads a stack slot and stores it back.
+            StxB | StxH | StxW | StxDw if self.stores_what_it_loaded(e) => {}
             StxB | StxH | StxW | StxDw => {
                 let size = Size::from_bytes(i.op.mem_size());
                 let (base, disp) =
@@ -1821,16 +1820,20 @@ impl Gen<'_> {
         }
     }
 
-    /// A bpf-to-bpf call: depth check, save the callee-saved registers the
+    /// A bpf-to-bpf call: depth check (unless [`static_frames`] bounds the
+    /// depth), save the callee-saved registers the
     /// callee may write (`saves`, register bits of r6..r9), new frame,
     /// `emit_call`. r10 is moved down and back up rather than saved: nothing
     /// writes it, and a frame is always 512 bytes.
     fn call_local(&mut self, slot: usize, saves: u16, emit_call: impl FnOnce(&mut Asm)) {
-        let f = self.fault(FaultKind::CallDepth, slot, 0);
-        let a = &mut self.a;
-        a.cmp_m32_i8(R12, ctx_off::DEPTH, (MAX_CALL_FRAMES - 1) as i8);
-        a.jcc(cc::AE, f);
-        a.incdec_m32(false, R12, ctx_off::DEPTH);
+        let count = !self.depth_free;
+        if count {
+            let f = self.fault(FaultKind::CallDepth, slot, 0);
+            let a = &mut self.a;
+            a.cmp_m32_i8(R12, ctx_off::DEPTH, (MAX_CALL_FRAMES - 1) as i8);
+            a.jcc(cc::AE, f);
+            a.incdec_m32(false, R12, ctx_off::DEPTH);
+        }
         self.reset_may_goto();
         let a = &mut self.a;
         let mut pushed: Vec<u8> = (6..10u8).filter(|r| saves & (1 << r) != 0).map(h).collect();
@@ -1848,7 +1851,9 @@ impl Gen<'_> {
         for &r in pushed.iter().rev() {
             a.pop(r);
         }
-        a.incdec_m32(true, R12, ctx_off::DEPTH);
+        if count {
+            a.incdec_m32(true, R12, ctx_off::DEPTH);
+        }
     }
 
     /// How to compile the call at `e` if it is `bpf_map_lookup_elem` on a map

@@ -532,7 +532,8 @@ unsafe fn call_helper(
             if m.tail_calls >= MAX_TAIL_CALL_CNT {
                 return TAIL_CALL_LIMIT_ERR;
             }
-            match super::cached_jit(&target, (*ctx).checked, (*ctx).metering) {
+            let depth = (*ctx).depth as usize;
+            match super::tail_call_jit(&target, (*ctx).checked, (*ctx).metering, depth) {
                 Ok(inner) => {
                     m.tail_calls += 1;
                     // The new program's entry initialises its own count.

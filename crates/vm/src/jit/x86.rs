@@ -79,8 +79,6 @@ pub(crate) struct Asm {
     pub(crate) buf: Vec<u8>,
     labels: Vec<Option<u32>>,
     fixups: Vec<(u32, Label)>,
-    /// Jump-table entries: (at, target, table): 4 bytes of `target - table`.
-    entries: Vec<(u32, Label, Label)>,
 }
 
 fn fits_i8(v: i64) -> bool {
@@ -99,7 +97,6 @@ impl Asm {
             buf: Vec::with_capacity(insns * 12 + 512),
             labels: Vec::with_capacity(insns * 2 + 16),
             fixups: Vec::with_capacity(insns + 16),
-            entries: Vec::new(),
         }
     }
 
@@ -128,12 +125,6 @@ impl Asm {
             self.buf[at as usize..at as usize + 4].copy_from_slice(&rel.to_le_bytes());
         }
         self.fixups.clear();
-        for &(at, target, table) in &self.entries {
-            let t = self.labels[target.0 as usize]? as i64;
-            let base = self.labels[table.0 as usize]? as i64;
-            let rel = (t - base) as i32;
-            self.buf[at as usize..at as usize + 4].copy_from_slice(&rel.to_le_bytes());
-        }
         Some(self.buf)
     }
 
@@ -564,32 +555,6 @@ impl Asm {
         self.rel32(l);
     }
 
-    /// One jump-table entry: `target - table` as 4 bytes.
-    pub(crate) fn table_entry(&mut self, target: Label, table: Label) {
-        self.entries.push((self.buf.len() as u32, target, table));
-        self.d(0);
-    }
-
-    /// `lea r11, [rip + table]; movsxd r10, [r11 + index*4]; add r10, r11;
-    /// jmp r10`: an indirect jump through a table of [`Asm::table_entry`]s.
-    pub(crate) fn jmp_table(&mut self, table: Label, index: u8) {
-        debug_assert_ne!(index, RSP, "rsp cannot be an index");
-        // lea r11, [rip + rel32]
-        self.b(0x4c);
-        self.b(0x8d);
-        self.b(0x1d);
-        self.rel32(table);
-        // movsxd r10, dword [r11 + index*4]
-        self.b(0x4d | (((index >> 3) & 1) << 1));
-        self.b(0x63);
-        self.b(0x14);
-        self.b(0x80 | ((index & 7) << 3) | 3);
-        self.alu_rr(true, 0x01, R10, R11);
-        self.b(0x41);
-        self.b(0xff);
-        self.b(0xe2);
-    }
-
     /// `lea r11, [rip + table]; mov dst, [r11 + index*8]`: a 64-bit value from
     /// a table of [`Asm::data64`]s.
     pub(crate) fn load_table(&mut self, table: Label, index: u8, dst: u8) {
@@ -776,35 +741,6 @@ mod tests {
         check("sarx rdi, rdi, rcx", |a| {
             a.shiftx(true, shift::SAR, RDI, RDI, RCX)
         });
-    }
-
-    #[test]
-    fn jump_tables_hold_offsets_from_the_table() {
-        let mut a = Asm::default();
-        let (table, t0, t1) = (a.label(), a.label(), a.label());
-        a.jmp_table(table, R13);
-        a.bind(t0);
-        a.ret();
-        a.bind(t1);
-        a.ud2();
-        a.bind(table);
-        a.table_entry(t1, table);
-        a.table_entry(t0, table);
-        let at = a.offset_of(table).expect("bound") as usize;
-        let (t0, t1) = (a.offset_of(t0).unwrap(), a.offset_of(t1).unwrap());
-        let bytes = a.finish().expect("bound");
-        let insns = crate::jit::disasm::decode(&bytes[..t0 as usize], 0);
-        let texts: Vec<&str> = insns.iter().map(|i| i.text.as_str()).collect();
-        assert_eq!(
-            texts[1..],
-            ["movsxd r10, [r11+r13*4]", "add r10, r11", "jmp r10"]
-        );
-        // The decoder resolves rip-relative operands to the address.
-        assert_eq!(texts[0], format!("lea r11, [{at:#x}]"));
-        let entry =
-            |k: usize| i32::from_le_bytes(bytes[at + 4 * k..at + 4 * k + 4].try_into().unwrap());
-        assert_eq!(entry(0), t1 as i32 - at as i32);
-        assert_eq!(entry(1), t0 as i32 - at as i32);
     }
 
     #[test]
