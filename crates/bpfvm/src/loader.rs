@@ -956,13 +956,32 @@ fn struct_walk(
     Ok(FieldRead::Scalar)
 }
 
+/// A `btf_type_tag(tag)` among the modifiers from `id` down to the type.
+fn has_type_tag(btf: &Btf, mut id: u32, tag: &str) -> bool {
+    for _ in 0..32 {
+        let Ok(t) = btf.type_by_id(id) else {
+            return false;
+        };
+        if t.kind() == BtfKind::TypeTag && btf.str_at(t.name_off) == tag {
+            return true;
+        }
+        if !(t.kind().is_modifier() || t.kind() == BtfKind::Typedef) || id == 0 {
+            return false;
+        }
+        id = t.size_or_type;
+    }
+    false
+}
+
 fn pointer_member(btf: &Btf, to: u32, whole: bool) -> bpfvm_verifier::FieldRead {
     use bpfvm_verifier::FieldRead;
+    let from = to;
     let to = btf.skip_modifiers(to).unwrap_or(0);
     match btf.type_by_id(to) {
         Ok(t) if whole && matches!(t.kind(), BtfKind::Struct | BtfKind::Union) => FieldRead::Ptr {
             type_id: to,
             rcu: false,
+            rcu_tag: has_type_tag(btf, from, "rcu"),
         },
         _ => FieldRead::Scalar,
     }

@@ -37,6 +37,9 @@ pub enum FieldRead {
     Ptr {
         type_id: u32,
         rcu: bool,
+        /// The member's pointer is tagged `__rcu` (`btf_type_tag("rcu")`):
+        /// it may be NULL.
+        rcu_tag: bool,
     },
 }
 
@@ -195,15 +198,37 @@ impl Verifier<'_> {
         };
         match c.types.struct_access(reg.btf_id, off32, size as u32) {
             Ok(FieldRead::Scalar) => Ok(Some(Reg::unknown().clone_low(size))),
-            Ok(FieldRead::Ptr { type_id, rcu }) => {
+            Ok(FieldRead::Ptr {
+                type_id,
+                rcu,
+                rcu_tag,
+            }) => {
+                use crate::kfuncs::{KFI_RCU, KFI_TRUSTED, KFI_UNTRUSTED};
                 let mut r = btf_ptr(&c, type_id);
-                // check_ptr_to_btf_access: an RCU-safe member read through a
-                // trusted or RCU pointer inside an RCU section is RCU.
-                let parent_ok = reg.ref_obj_id != 0
-                    || (reg.kf.flags & (crate::kfuncs::KFI_TRUSTED | crate::kfuncs::KFI_RCU) != 0
-                        && reg.kf.flags & crate::kfuncs::KFI_UNTRUSTED == 0);
-                if rcu && in_rcu && parent_ok && !reg.maybe_null {
-                    r.kf.flags |= crate::kfuncs::KFI_RCU;
+                // check_ptr_to_btf_access: what a pointer member read through
+                // `reg` may be trusted for.
+                let untrusted = reg.kf.flags & KFI_UNTRUSTED != 0;
+                let parent_ok = !untrusted
+                    && (reg.ref_obj_id != 0 || reg.kf.flags & (KFI_TRUSTED | KFI_RCU) != 0);
+                if untrusted {
+                    // Read through an untrusted pointer: untrusted too.
+                    r.kf.flags |= KFI_UNTRUSTED;
+                } else if parent_ok {
+                    if in_rcu && !reg.maybe_null {
+                        if rcu {
+                            r.kf.flags |= KFI_RCU;
+                        } else if rcu_tag {
+                            // An `__rcu` member may be NULL.
+                            r.kf.flags |= KFI_RCU;
+                            r.maybe_null = true;
+                            r.id = self.new_id();
+                        }
+                    } else {
+                        // Outside an RCU section (or through a pointer that
+                        // may be NULL) the kernel marks it untrusted rather
+                        // than leave a plain pointer helpers would take.
+                        r.kf.flags |= KFI_UNTRUSTED;
+                    }
                 }
                 Ok(Some(r))
             }

@@ -557,6 +557,14 @@ impl Verifier<'_> {
                 self.check_arg_alignment(&r, size)?;
             }
             Arg::BtfId { obj: want } => {
+                // btf_ptr_types: a plain, trusted or RCU pointer; never an
+                // untrusted one.
+                if r.ty == RegType::BtfId && r.kf.flags & crate::kfuncs::KFI_UNTRUSTED != 0 {
+                    return self.err(call_err(format!(
+                        "R{regno} type={} expected=ptr_, trusted_ptr_, rcu_ptr_",
+                        crate::kfuncs::reg_type_str(&r)
+                    )));
+                }
                 if r.ty != RegType::BtfId || r.maybe_null {
                     return self.type_err(regno, &r, "ptr_, trusted_ptr_, rcu_ptr_");
                 }
