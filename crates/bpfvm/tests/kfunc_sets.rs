@@ -10,13 +10,9 @@
 
 mod fixture_kernel;
 use bpfvm::Runtime;
-use fixture_kernel::{bpfvm_load, kernel_load, Expected};
-
-struct Case {
-    object: &'static str,
-    program: &'static str,
-    expected: Expected,
-}
+use fixture_kernel::{
+    bpfvm_verdict_failures, host_verdict_failures, Expected, VerdictCase as Case,
+};
 
 const EACCES: i32 = 13;
 
@@ -25,6 +21,7 @@ const fn ok(program: &'static str) -> Case {
         object: "kfunc_sets.o",
         program,
         expected: Expected::Accepted,
+        ours: None,
     }
 }
 
@@ -33,6 +30,7 @@ const fn no(object: &'static str, program: &'static str, line: &'static str) -> 
         object,
         program,
         expected: Expected::Refused(EACCES, line),
+        ours: None,
     }
 }
 
@@ -70,50 +68,15 @@ const CASES: &[Case] = &[
 
 #[test]
 fn verdicts_match_the_kernel() {
-    let rt = Runtime::with_cpus(1);
-    let mut failures = Vec::new();
-    for c in CASES {
-        let got = bpfvm_load(&rt, c.object, c.program).0;
-        match (c.expected, &got) {
-            (Expected::Accepted, Ok(())) => {}
-            (Expected::Refused(errno, line), Err((e, text)))
-                if *e == errno && text.contains(line) => {}
-            _ => failures.push(format!(
-                "{} {}: expected {:?}, bpfvm {got:?}",
-                c.object, c.program, c.expected
-            )),
-        }
-    }
+    let failures = bpfvm_verdict_failures(&Runtime::with_cpus(1), CASES);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn host_kernel_agrees() {
-    if let Some(why) = bpfvm_testsupport::bpftool_unavailable() {
-        eprintln!("skipping the host kernel comparison: {why}");
+    let Some(failures) = host_verdict_failures(CASES) else {
         return;
-    }
-    let mut failures = Vec::new();
-    let mut objects: Vec<&str> = CASES.iter().map(|c| c.object).collect();
-    objects.dedup();
-    for object in objects {
-        let kernel = kernel_load(object);
-        for c in CASES.iter().filter(|c| c.object == object) {
-            let agrees = match (&kernel, c.expected) {
-                (Ok(progs), Expected::Accepted) => progs.iter().any(|(n, _, _)| n == c.program),
-                (Err((e, text)), Expected::Refused(errno, line)) => {
-                    *e == errno && text.contains(line)
-                }
-                _ => false,
-            };
-            if !agrees {
-                failures.push(format!(
-                    "{object} {}: recorded {:?}, the host kernel now: {kernel:?}",
-                    c.program, c.expected
-                ));
-            }
-        }
-    }
+    };
     eprintln!(
         "{} kfunc set cases, {} differ from the host kernel",
         CASES.len(),

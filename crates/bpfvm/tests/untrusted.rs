@@ -11,13 +11,9 @@
 
 mod fixture_kernel;
 use bpfvm::Runtime;
-use fixture_kernel::{bpfvm_load, kernel_load, Expected};
-
-struct Case {
-    object: &'static str,
-    program: &'static str,
-    expected: Expected,
-}
+use fixture_kernel::{
+    bpfvm_verdict_failures, host_verdict_failures, Expected, VerdictCase as Case,
+};
 
 const EACCES: i32 = 13;
 const WANTS: &str = "expected=ptr_, trusted_ptr_, rcu_ptr_";
@@ -27,11 +23,13 @@ const CASES: &[Case] = &[
         object: "untrusted.o",
         program: "trusted_task",
         expected: Expected::Accepted,
+        ours: None,
     },
     Case {
         object: "untrusted_field.o",
         program: "field_task",
         expected: Expected::Refused(EACCES, WANTS),
+        ours: None,
     },
     Case {
         object: "untrusted_walk.o",
@@ -40,48 +38,20 @@ const CASES: &[Case] = &[
             EACCES,
             "R1 type=untrusted_ptr_ expected=ptr_, trusted_ptr_, rcu_ptr_",
         ),
+        ours: None,
     },
 ];
 
 #[test]
 fn verdicts_match_the_kernel() {
-    let rt = Runtime::with_cpus(1);
-    let mut failures = Vec::new();
-    for c in CASES {
-        let got = bpfvm_load(&rt, c.object, c.program).0;
-        match (c.expected, &got) {
-            (Expected::Accepted, Ok(())) => {}
-            (Expected::Refused(errno, line), Err((e, text)))
-                if *e == errno && text.contains(line) => {}
-            _ => failures.push(format!(
-                "{} {}: expected {:?}, bpfvm {got:?}",
-                c.object, c.program, c.expected
-            )),
-        }
-    }
+    let failures = bpfvm_verdict_failures(&Runtime::with_cpus(1), CASES);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn host_kernel_agrees() {
-    if let Some(why) = bpfvm_testsupport::bpftool_unavailable() {
-        eprintln!("skipping the host kernel comparison: {why}");
+    let Some(failures) = host_verdict_failures(CASES) else {
         return;
-    }
-    let mut failures = Vec::new();
-    for c in CASES {
-        let kernel = kernel_load(c.object);
-        let agrees = match (&kernel, c.expected) {
-            (Ok(progs), Expected::Accepted) => progs.iter().any(|(n, _, _)| n == c.program),
-            (Err((e, text)), Expected::Refused(errno, line)) => *e == errno && text.contains(line),
-            _ => false,
-        };
-        if !agrees {
-            failures.push(format!(
-                "{} {}: recorded {:?}, the host kernel now: {kernel:?}",
-                c.object, c.program, c.expected
-            ));
-        }
-    }
+    };
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -93,6 +93,67 @@ pub enum Expected {
 /// A verdict: accepted, or refused with errno and the message and log.
 pub type Verdict = Result<(), (i32, String)>;
 
+/// One row of a verdict table: a program of a fixture object and what the
+/// host kernel said of it.
+pub struct VerdictCase {
+    pub object: &'static str,
+    pub program: &'static str,
+    pub expected: Expected,
+    /// Where bpfvm stops at another refusal of the same program (its paths
+    /// are explored in another order), the line it prints instead.
+    pub ours: Option<&'static str>,
+}
+
+/// The rows where bpfvm's load disagrees with the table.
+pub fn bpfvm_verdict_failures(rt: &Runtime, cases: &[VerdictCase]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for c in cases {
+        let got = bpfvm_load(rt, c.object, c.program).0;
+        match (c.expected, &got) {
+            (Expected::Accepted, Ok(())) => {}
+            (Expected::Refused(errno, line), Err((e, text)))
+                if *e == errno && text.contains(c.ours.unwrap_or(line)) => {}
+            _ => failures.push(format!(
+                "{} {}: expected {:?}, bpfvm {got:?}",
+                c.object, c.program, c.expected
+            )),
+        }
+    }
+    failures
+}
+
+/// The rows where the host kernel now disagrees with the table (each
+/// object loaded once with `bpftool prog loadall`); None: it cannot be
+/// asked (printed).
+pub fn host_verdict_failures(cases: &[VerdictCase]) -> Option<Vec<String>> {
+    if let Some(why) = bpfvm_testsupport::bpftool_unavailable() {
+        eprintln!("skipping the host kernel comparison: {why}");
+        return None;
+    }
+    let mut failures = Vec::new();
+    let mut objects: Vec<&str> = cases.iter().map(|c| c.object).collect();
+    objects.dedup();
+    for object in objects {
+        let kernel = kernel_load(object);
+        for c in cases.iter().filter(|c| c.object == object) {
+            let agrees = match (&kernel, c.expected) {
+                (Ok(progs), Expected::Accepted) => progs.iter().any(|(n, _, _)| n == c.program),
+                (Err((e, text)), Expected::Refused(errno, line)) => {
+                    *e == errno && text.contains(line)
+                }
+                _ => false,
+            };
+            if !agrees {
+                failures.push(format!(
+                    "{object} {}: recorded {:?}, the host kernel now: {kernel:?}",
+                    c.program, c.expected
+                ));
+            }
+        }
+    }
+    Some(failures)
+}
+
 /// bpfvm's return value for program `name` of `obj`, loaded alone and run once
 /// on `packet`; Err: the load's error and verifier log, or the run's error.
 pub fn bpfvm_retval(rt: &Runtime, obj: &Object, name: &str, packet: &[u8]) -> Result<u32, String> {
