@@ -309,14 +309,7 @@ impl Verifier<'_> {
                     )
                 }) =>
             {
-                let mut r = Reg::ptr(RegType::Sock);
-                r.maybe_null = true;
-                self.new_id();
-                let rid = self.new_id();
-                r.id = rid;
-                r.ref_obj_id = rid;
-                st.refs.push((rid, pc));
-                r
+                self.acquired_or_null(st, pc, Reg::ptr(RegType::Sock))
             }
             Ret::MapValueOrNull
                 if meta
@@ -412,13 +405,7 @@ impl Verifier<'_> {
                 if let Some(o) = crate::kfuncs::Obj::from_name(&field.pointee) {
                     r.kf = crate::kfuncs::KfInfo::object(o, 0);
                 }
-                r.maybe_null = true;
-                self.new_id();
-                let rid = self.new_id();
-                r.id = rid;
-                r.ref_obj_id = rid;
-                st.refs.push((rid, pc));
-                r
+                self.acquired_or_null(st, pc, r)
             }
             Ret::RingbufMemOrNull => {
                 let mut r = Reg::ptr(RegType::RingbufMem);
@@ -450,6 +437,19 @@ impl Verifier<'_> {
             return Ok(Some(entry));
         }
         Ok(None)
+    }
+
+    /// R0 of an acquiring helper (`is_acquire_function`): `r`, maybe NULL,
+    /// holding a new reference. The kernel spends one id on the register and
+    /// one on the reference state; both print as the second.
+    fn acquired_or_null(&mut self, st: &mut State, pc: usize, mut r: Reg) -> Reg {
+        r.maybe_null = true;
+        self.new_id();
+        let rid = self.new_id();
+        r.id = rid;
+        r.ref_obj_id = rid;
+        st.refs.push((rid, pc));
+        r
     }
 
     /// `do_misc_fixups`: a tail call whose map differs between paths cannot
