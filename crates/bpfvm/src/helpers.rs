@@ -282,7 +282,7 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn prandom() -> u32 {
+pub(crate) fn prandom() -> u32 {
     use std::cell::Cell;
     thread_local!(static STATE: Cell<u64> = Cell::new(clock_ns(libc::CLOCK_MONOTONIC) | 1));
     STATE.with(|s| {

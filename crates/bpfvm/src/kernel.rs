@@ -53,11 +53,15 @@ pub struct MapObj {
     pub btf_value_type_id: u32,
     /// Made by a process without CAP_PERFMON (`!map->bypass_spec_v1`).
     pub created_unprivileged: bool,
-    /// Byte offsets of the value's kptr fields. Neither user space nor a
-    /// program's map update writes them, and user space reads them as 0
-    /// (the kernel's `copy_map_value` skips them): only `bpf_kptr_xchg`
-    /// stores a kernel object's address there.
-    pub(crate) kptr_offs: Vec<u32>,
+    /// The value's kptr fields. Neither user space nor a program's map
+    /// update writes them, and user space reads them as 0 (the kernel's
+    /// `copy_map_value` skips them): only `bpf_kptr_xchg` stores a kernel
+    /// object's address there.
+    pub(crate) kptrs: Vec<bpfvm_verifier::KptrField>,
+    /// The value has more special fields than BTF_FIELDS_MAX: like the
+    /// kernel's map_create, the map keeps none of them (no kptr, lock or
+    /// timer; btf_parse_fields' -E2BIG).
+    pub(crate) fields_overflow: bool,
     /// Handles and pins (user-space references). When it drops to zero a prog_array
     /// is cleared, as the kernel does on the last uref.
     user_refs: AtomicUsize,
@@ -67,13 +71,14 @@ impl MapObj {
     /// Zeroes the kptr fields of `values` (one value, or per-CPU values each
     /// padded to 8 bytes).
     pub(crate) fn clear_kptrs(&self, values: &mut [u8]) {
-        if self.kptr_offs.is_empty() {
+        if self.kptrs.is_empty() {
             return;
         }
         let stride = (self.attr().value_size as usize).next_multiple_of(8).max(1);
         for v in values.chunks_mut(stride) {
-            for &o in &self.kptr_offs {
-                if let Some(f) = v.get_mut(o as usize..o as usize + 8) {
+            for k in &self.kptrs {
+                let o = k.off as usize;
+                if let Some(f) = v.get_mut(o..o + 8) {
                     f.fill(0);
                 }
             }
@@ -908,14 +913,21 @@ impl Runtime {
             map_extra: a.map_extra,
         };
         let ops = bpfvm_maps::create_map(&attr, self.k.ncpus)?;
-        let kptr_offs: Vec<u32> = btf
+        let mut kptrs: Vec<bpfvm_verifier::KptrField> = btf
             .as_ref()
             .map(|b| crate::loader::kptr_fields(&b.btf, a.btf_value_type_id))
-            .unwrap_or_default()
-            .iter()
-            .map(|f| f.off)
-            .filter(|o| o + 8 <= a.value_size)
-            .collect();
+            .unwrap_or_default();
+        kptrs.retain(|f| f.off + 8 <= a.value_size);
+        const BTF_FIELDS_MAX: usize = 11;
+        let timer = btf
+            .as_ref()
+            .and_then(|b| crate::loader::timer_offset(&b.btf, a.btf_value_type_id));
+        let fields_overflow =
+            kptrs.len() + usize::from(spin_lock_off.is_some()) + usize::from(timer.is_some())
+                > BTF_FIELDS_MAX;
+        if fields_overflow {
+            kptrs.clear();
+        }
         let mut t = lock(&self.k.maps);
         let id = t.alloc().ok_or(BpfError::NoIds { kind: "map" })?;
         let m = Arc::new(MapObj {
@@ -926,7 +938,8 @@ impl Runtime {
             btf_key_type_id: a.btf_key_type_id,
             btf_value_type_id: a.btf_value_type_id,
             created_unprivileged: a.unprivileged,
-            kptr_offs,
+            kptrs,
+            fields_overflow,
             user_refs: AtomicUsize::new(0),
         });
         t.set(id, &m);
@@ -965,7 +978,7 @@ impl Runtime {
                 };
                 m.ops.update_fd(key, id, obj, flags)?;
             }
-            _ if !m.kptr_offs.is_empty() => {
+            _ if !m.kptrs.is_empty() => {
                 let mut v = value.to_vec();
                 m.clear_kptrs(&mut v);
                 m.ops.update_user(key, &v, flags)?

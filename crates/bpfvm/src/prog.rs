@@ -414,19 +414,9 @@ fn map_desc(m: &MapObj) -> bpfvm_verifier::MapDesc {
         .btf
         .as_ref()
         .and_then(|b| crate::loader::timer_offset(&b.btf, m.btf_value_type_id));
-    d.kptrs = m
-        .btf
-        .as_ref()
-        .map(|b| crate::loader::kptr_fields(&b.btf, m.btf_value_type_id))
-        .unwrap_or_default();
-    // More special fields than BTF_FIELDS_MAX: the kernel's map_create keeps
-    // the map but with no field record at all (btf_parse_fields' -E2BIG), so
-    // its program sees no kptr, lock or timer ("R1 has no valid kptr").
-    const BTF_FIELDS_MAX: usize = 11;
-    let fields =
-        d.kptrs.len() + usize::from(d.spin_lock_off.is_some()) + usize::from(d.timer_off.is_some());
-    if fields > BTF_FIELDS_MAX {
-        d.kptrs.clear();
+    d.kptrs = m.kptrs.clone();
+    // Its program sees no kptr, lock or timer ("R1 has no valid kptr").
+    if m.fields_overflow {
         d.spin_lock_off = None;
         d.timer_off = None;
     }

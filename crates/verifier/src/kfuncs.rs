@@ -291,6 +291,13 @@ pub enum DynptrKind {
     Xdp = bpfvm_isa::helpers::BPF_DYNPTR_TYPE_XDP as isize,
 }
 
+/// `is_trusted_reg` for a kernel object pointer: it holds a reference, or is
+/// marked trusted and not untrusted (an RCU pointer is not trusted).
+pub fn is_trusted(r: &Reg) -> bool {
+    r.ty == RegType::BtfId
+        && (r.ref_obj_id != 0 || (r.kf.flags & KFI_TRUSTED != 0 && r.kf.flags & KFI_UNTRUSTED == 0))
+}
+
 /// `reg_type_str`: a register's type with its flags (`trusted_ptr_`).
 pub fn reg_type_str(r: &Reg) -> String {
     if r.ty != RegType::BtfId {

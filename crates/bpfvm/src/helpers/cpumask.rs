@@ -84,16 +84,7 @@ fn any(m: &[u64; WORDS], n: u32) -> u32 {
     if set.is_empty() {
         return n;
     }
-    set[fastrand_index(set.len())]
-}
-
-fn fastrand_index(len: usize) -> usize {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static S: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
-    let mut x = S.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    ((x ^ (x >> 31)) % len as u64) as usize
+    set[super::prandom() as usize % set.len()]
 }
 
 pub(crate) fn create(_: &mut HelperCtx<'_, '_>, _: [u64; 5]) -> HResult {

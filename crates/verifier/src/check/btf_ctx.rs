@@ -203,13 +203,13 @@ impl Verifier<'_> {
                 rcu,
                 rcu_tag,
             }) => {
-                use crate::kfuncs::{KFI_RCU, KFI_TRUSTED, KFI_UNTRUSTED};
+                use crate::kfuncs::{KFI_RCU, KFI_UNTRUSTED};
                 let mut r = btf_ptr(&c, type_id);
                 // check_ptr_to_btf_access: what a pointer member read through
                 // `reg` may be trusted for.
                 let untrusted = reg.kf.flags & KFI_UNTRUSTED != 0;
-                let parent_ok = !untrusted
-                    && (reg.ref_obj_id != 0 || reg.kf.flags & (KFI_TRUSTED | KFI_RCU) != 0);
+                let parent_ok =
+                    crate::kfuncs::is_trusted(reg) || (!untrusted && reg.kf.flags & KFI_RCU != 0);
                 if untrusted {
                     // Read through an untrusted pointer: untrusted too.
                     r.kf.flags |= KFI_UNTRUSTED;

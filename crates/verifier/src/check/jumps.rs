@@ -476,10 +476,7 @@ impl Verifier<'_> {
         // A trusted kernel object (`is_trusted_reg`: referenced, or marked
         // trusted and not untrusted or merely RCU-protected) is not NULL; and
         // a pointer whose variable offset is unbounded may wrap to 0.
-        let trusted_btf = p.ty == RegType::BtfId
-            && (p.ref_obj_id != 0
-                || (p.kf.flags & crate::kfuncs::KFI_TRUSTED != 0
-                    && p.kf.flags & crate::kfuncs::KFI_UNTRUSTED == 0));
+        let trusted_btf = crate::kfuncs::is_trusted(p);
         let not_null = !p.maybe_null
             && p.smin > -MAX_VAR_OFF
             && p.smax < MAX_VAR_OFF

@@ -463,8 +463,7 @@ impl Verifier<'_> {
                 }
                 // check_kfunc_args asks how far the pointer is trusted before
                 // it looks at its type.
-                let trusted = r.ref_obj_id != 0
-                    || (r.kf.flags & KFI_TRUSTED != 0 && r.kf.flags & KFI_UNTRUSTED == 0);
+                let trusted = kfuncs::is_trusted(&r);
                 if trusted_args && !trusted {
                     if k.flags & KF_RCU == 0 {
                         return self
