@@ -162,6 +162,8 @@ impl Target {
             prog_type: self.prog_type,
             expected_attach_type: self.attach,
             privileged: self.privileged,
+            // A mutant loop that does not converge is refused early.
+            complexity_limit: crate::verifier::FUZZ_COMPLEXITY_LIMIT,
             ..Default::default()
         }
     }

@@ -63,7 +63,7 @@ pub const IMMS: &[i32] = &[
 /// The soundness rounds' verifier budget (the kernel's is 1,000,000): the
 /// generated programs need far less, and a mutant that loops for ever would
 /// make every round slow.
-pub const FUZZ_COMPLEXITY_LIMIT: u64 = 30_000;
+pub const FUZZ_COMPLEXITY_LIMIT: u64 = 10_000;
 
 pub fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn::new(code, dst, src, off, imm)
@@ -383,11 +383,51 @@ pub fn mutate(r: &mut Rng, p: &mut [Insn]) {
     if p[i].code == 0 || p[i].code == 0x18 {
         return;
     }
-    match r.below(4) {
+    // Mostly a field the opcode uses, so the mutant is still a well-formed
+    // instruction and reaches the verifier's semantic checks; sometimes any
+    // field, for the encoding checks ("uses reserved fields").
+    let fields = if r.below(4) == 0 {
+        &[0u8, 1, 2, 3][..]
+    } else {
+        used_fields(&p[i])
+    };
+    if fields.is_empty() {
+        return;
+    }
+    match r.pick(fields) {
         0 => p[i].off = p[i].off.wrapping_add(r.pick(&[-8i16, -4, -1, 1, 4, 8])),
         1 => p[i].imm = r.pick(IMMS),
         2 => p[i].dst_reg = r.below(10) as u8,
         _ => p[i].src_reg = r.below(11) as u8,
+    }
+}
+
+/// The fields [`mutate`] may change without making `insn` malformed: 0 off,
+/// 1 imm, 2 dst, 3 src.
+fn used_fields(insn: &Insn) -> &'static [u8] {
+    let code = insn.code;
+    let x = code & 0x08 != 0;
+    match code & 0x07 {
+        // ALU, ALU64: neg and byte swaps have only a destination; sdiv/smod
+        // and movsx use `off` as part of the opcode.
+        0x04 | 0x07 => match code & 0xf0 {
+            0x80 | 0xd0 => &[2],
+            _ if x => &[2, 3],
+            _ => &[2, 1],
+        },
+        // LDX
+        0x01 => &[2, 3, 0],
+        // ST
+        0x02 => &[2, 0, 1],
+        // STX: atomics keep their operation in imm.
+        0x03 => &[2, 3, 0],
+        // JMP, JMP32: ja, call and exit are left alone.
+        0x05 | 0x06 => match code & 0xf0 {
+            0x00 | 0x80 | 0x90 | 0xe0 => &[],
+            _ if x => &[2, 3, 0],
+            _ => &[2, 1, 0],
+        },
+        _ => &[],
     }
 }
 
@@ -512,6 +552,9 @@ pub struct VerdictReport {
     pub escapes: Vec<String>,
     /// bpfvm refuses, the kernel accepts.
     pub false_refusals: u64,
+    /// bpfvm refused as too complex for the fuzzing budget: not sent to the
+    /// kernel.
+    pub too_complex: u64,
 }
 
 /// One generated program and three mutations, each judged by bpfvm and by
@@ -521,12 +564,23 @@ pub fn verdict_round(r: &mut Rng, kernel: &crate::KernelVerifier, report: &mut V
     let lookup = |id: u32| maps.iter().find(|m| m.id == id).cloned();
     let opts = VerifierOpts {
         prog_type: BPF_PROG_TYPE_XDP,
+        // As in the soundness rounds: a mutant loop that does not converge
+        // is refused early (the kernel's verdict on it then counts as a
+        // false refusal, not an escape).
+        complexity_limit: FUZZ_COMPLEXITY_LIMIT,
         ..Default::default()
     };
     let mut p = gen(r);
     for _ in 0..4 {
         report.tried += 1;
         let ours = verify(&p, &lookup, &opts);
+        // A mutant loop bpfvm gave up on (its budget here is small) would
+        // cost the kernel up to a million instructions, for no escape.
+        if matches!(&ours, Err(e) if matches!(e.error, VerifierError::TooComplex { .. })) {
+            report.too_complex += 1;
+            mutate(r, &mut p);
+            continue;
+        }
         let theirs = kernel.verdict(&p, 0);
         match (ours, theirs) {
             (Ok(_), Err(e)) => {
@@ -544,8 +598,16 @@ pub fn verdict_round(r: &mut Rng, kernel: &crate::KernelVerifier, report: &mut V
     }
 }
 
-/// One generated program and three mutations of it: each is verified and,
-/// if accepted, run in the checked interpreter.
+/// Mutation chains per generated program in [`soundness_round`].
+pub const SOUNDNESS_CHAINS: usize = 4;
+/// Programs per chain: the chain's start and its successive mutations.
+pub const SOUNDNESS_CHAIN_LEN: usize = 4;
+
+/// One generated program and [`SOUNDNESS_CHAINS`] chains of mutations of it
+/// ([`SOUNDNESS_CHAIN_LEN`] programs each, the first chain starting with the
+/// program itself): each is verified and, if accepted, run in the checked
+/// interpreter. Generating costs dozens of verifications (each kept block is
+/// verified), so several chains share one generated program.
 pub fn soundness_round(r: &mut Rng, mem: &Mem, report: &mut SoundnessReport) {
     let maps = [global_map()];
     let lookup = |id: u32| maps.iter().find(|m| m.id == id).cloned();
@@ -560,32 +622,38 @@ pub fn soundness_round(r: &mut Rng, mem: &Mem, report: &mut SoundnessReport) {
         privileged: false,
         ..opts.clone()
     };
-    let mut p = gen(r);
-    for i in 0..4 {
-        report.tried += 1;
-        // Every other program under the unprivileged rules (sanitation,
-        // pointer comparisons, no scalar spills).
-        let o = if i % 2 == 1 { &unpriv } else { &opts };
-        match verify(&p, &lookup, o) {
-            Err(e) => {
-                let key: String = e
-                    .error
-                    .reason()
-                    .chars()
-                    .filter(|c| !c.is_ascii_digit())
-                    .collect();
-                *report.reasons.entry(key).or_default() += 1;
-            }
-            Ok(_) => {
-                report.accepted += 1;
-                if let Some(e) = run_checked(&p, mem, r) {
-                    report.escapes.push(format!(
-                        "{e}\n{}",
-                        bpfvm_isa::asm::disassemble_conformance(&p)
-                    ));
+    let base = gen(r);
+    for chain in 0..SOUNDNESS_CHAINS {
+        let mut p = base.clone();
+        if chain > 0 {
+            mutate(r, &mut p);
+        }
+        for i in 0..SOUNDNESS_CHAIN_LEN {
+            report.tried += 1;
+            // Every other program under the unprivileged rules (sanitation,
+            // pointer comparisons, no scalar spills).
+            let o = if (i + chain) % 2 == 1 { &unpriv } else { &opts };
+            match verify(&p, &lookup, o) {
+                Err(e) => {
+                    let key: String = e
+                        .error
+                        .reason()
+                        .chars()
+                        .filter(|c| !c.is_ascii_digit())
+                        .collect();
+                    *report.reasons.entry(key).or_default() += 1;
+                }
+                Ok(_) => {
+                    report.accepted += 1;
+                    if let Some(e) = run_checked(&p, mem, r) {
+                        report.escapes.push(format!(
+                            "{e}\n{}",
+                            bpfvm_isa::asm::disassemble_conformance(&p)
+                        ));
+                    }
                 }
             }
+            mutate(r, &mut p);
         }
-        mutate(r, &mut p);
     }
 }
