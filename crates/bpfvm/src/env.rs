@@ -113,7 +113,7 @@ impl RunEnv {
             value_regions: prog
                 .used_maps
                 .iter()
-                .flat_map(|m| m.ops.value_regions())
+                .flat_map(|m| m.ops.value_regions().into_iter().chain(m.kernel_region()))
                 .collect(),
             maps: prog
                 .used_maps
@@ -166,7 +166,7 @@ impl MemoryOracle for MapMemory<'_> {
         self.rt
             .maps()
             .iter()
-            .flat_map(|m| m.ops.value_regions())
+            .flat_map(|m| m.ops.value_regions().into_iter().chain(m.kernel_region()))
             .any(|r| region_allows(&r, addr, len, write))
     }
 }

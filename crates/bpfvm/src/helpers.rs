@@ -68,17 +68,26 @@ fn map_update_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let key = key_arg(ctx, &m, a[1])?;
     let mut value = ctx.read_bytes(a[2], m.attr().value_size as usize)?;
     m.clear_kptrs(&mut value);
+    let held = m.held_kptrs(key, cpu..cpu + 1);
     match m.ops.update(key, &value, a[3], cpu) {
-        Ok(()) => ret(0),
+        Ok(()) => {
+            MapObj::release_kptrs(held);
+            ret(0)
+        }
         Err(e) => err(errno_of(&e)),
     }
 }
 
 fn map_delete_elem(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let m = map_arg(ctx, a[0])?;
+    let cpu = env(ctx)?.cpu as usize;
     let key = key_arg(ctx, &m, a[1])?;
+    let held = m.held_kptrs(key, cpu..cpu + 1);
     match m.ops.delete(key) {
-        Ok(()) => ret(0),
+        Ok(()) => {
+            MapObj::release_kptrs(held);
+            ret(0)
+        }
         Err(e) => err(errno_of(&e)),
     }
 }

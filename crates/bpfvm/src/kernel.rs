@@ -84,6 +84,39 @@ impl MapObj {
             }
         }
     }
+    /// The objects the referenced kptr fields of the value at `key` hold
+    /// (each CPU's value of a per-CPU map), to be released once an update or
+    /// delete has overwritten them.
+    pub(crate) fn held_kptrs(&self, key: &[u8], cpus: std::ops::Range<usize>) -> Vec<u64> {
+        let mut held = Vec::new();
+        if !self.kptrs.iter().any(|k| k.referenced) {
+            return held;
+        }
+        for cpu in cpus {
+            let Some(v) = self.ops.lookup(key, cpu) else {
+                continue;
+            };
+            for k in self.kptrs.iter().filter(|k| k.referenced) {
+                // SAFETY: the field lies inside the value (checked against
+                // value_size when the fields were found); kptr fields are
+                // 8-byte aligned and only ever accessed atomically.
+                let f = unsafe { &*(v.add(k.off as usize) as *const std::sync::atomic::AtomicU64) };
+                let p = f.load(std::sync::atomic::Ordering::Acquire);
+                if p != 0 && k.pointee == "bpf_cpumask" {
+                    held.push(p);
+                }
+            }
+        }
+        held
+    }
+    /// Releases what [`held_kptrs`](Self::held_kptrs) found (the objects'
+    /// destructors: only `struct bpf_cpumask` is refcounted here; tasks and
+    /// cgroups are stand-ins that are never freed).
+    pub(crate) fn release_kptrs(held: Vec<u64>) {
+        for p in held {
+            crate::helpers::cpumask::drop_ref(p);
+        }
+    }
     /// The map type (`enum bpf_map_type`).
     pub fn map_type(&self) -> MapType {
         self.ops.attr().map_type
@@ -95,6 +128,12 @@ impl MapObj {
     /// The value a program's map pointer register holds for this map.
     pub fn prog_addr(&self) -> u64 {
         map_addr(&self.ops)
+    }
+    /// The map's kernel struct as programs may read it (zeroes until a
+    /// program that reads it is loaded).
+    pub(crate) fn kernel_region(&self) -> Option<bpfvm_maps::ValueRegion> {
+        let image = self.attr().kernel_image.as_ref()?;
+        Some(image.region())
     }
     /// Bytes of memory the map holds (`bytes_memlock` of `bpftool map show`).
     pub fn memory_usage(&self) -> u64 {
@@ -148,7 +187,10 @@ impl MapObj {
 
 /// The address identifying a map inside programs (its `struct bpf_map *`).
 pub(crate) fn map_addr(ops: &Arc<dyn MapOps>) -> u64 {
-    Arc::as_ptr(ops) as *const () as u64
+    match &ops.attr().kernel_image {
+        Some(image) => image.addr(),
+        None => Arc::as_ptr(ops) as *const () as u64,
+    }
 }
 
 /// A loaded program.
@@ -479,6 +521,10 @@ pub struct ProgLoadAttr {
     /// A tracing or LSM program's context, typed by its attach target
     /// (the kernel's `attach_btf_id`), as the object loader resolved it.
     pub btf_ctx: Option<Arc<bpfvm_verifier::BtfCtx>>,
+    /// The target kernel's types (the object loader's CO-RE target): loads
+    /// through map pointers read the map type's kernel struct through them.
+    /// `None`: `btf_ctx`'s, if any.
+    pub kernel_types: Option<Arc<dyn bpfvm_verifier::KernelTypes>>,
     /// The kernel BTF that kfunc calls' and `BPF_PSEUDO_BTF_ID` immediates
     /// index, when they are not bpfvm's own ids: the object loader links
     /// kfuncs against its CO-RE target (by default the host's
@@ -727,7 +773,11 @@ impl Runtime {
                 Ok(BpfReply::Ok)
             }
             BpfCmd::MapDeleteElem { map_id, key } => {
-                self.map_by_id(map_id)?.ops.delete_user(&key)?;
+                let m = self.map_by_id(map_id)?;
+                let percpu = m.attr().map_type.is_percpu();
+                let held = m.held_kptrs(&key, 0..if percpu { self.k.ncpus } else { 1 });
+                m.ops.delete_user(&key)?;
+                MapObj::release_kptrs(held);
                 Ok(BpfReply::Ok)
             }
             BpfCmd::MapGetNextKey { map_id, key } => {
@@ -911,6 +961,7 @@ impl Runtime {
             btf_value_type_id: a.btf_value_type_id,
             spin_lock_off,
             map_extra: a.map_extra,
+            kernel_image: Some(bpfvm_maps::KernelImage::new()),
         };
         let ops = bpfvm_maps::create_map(&attr, self.k.ncpus)?;
         let mut kptrs: Vec<bpfvm_verifier::KptrField> = btf
@@ -981,7 +1032,10 @@ impl Runtime {
             _ if !m.kptrs.is_empty() => {
                 let mut v = value.to_vec();
                 m.clear_kptrs(&mut v);
-                m.ops.update_user(key, &v, flags)?
+                let percpu = m.attr().map_type.is_percpu();
+                let held = m.held_kptrs(key, 0..if percpu { self.k.ncpus } else { 1 });
+                m.ops.update_user(key, &v, flags)?;
+                MapObj::release_kptrs(held);
             }
             _ => m.ops.update_user(key, value, flags)?,
         }

@@ -160,3 +160,10 @@ const _: () = {
     send_sync::<maps::RingBuf>();
     send_sync::<programs::Xdp>();
 };
+
+/// How many `struct bpf_cpumask` objects are alive in this process (a test
+/// checks that map updates and deletes release the ones they overwrite).
+#[doc(hidden)]
+pub fn live_cpumasks() -> usize {
+    helpers::cpumask::live_masks()
+}

@@ -358,11 +358,27 @@ impl Runtime {
         let needs_core = obj.programs.iter().any(|p| {
             wanted(p) && (!p.core_relos.is_empty() || btf_typed_ctx(p).is_some() || calls_kfunc(p))
         });
+        let target_btf = opts.target_btf.as_ref().or(self.k.target_btf.as_ref());
         let target = if needs_core {
-            core_target(obj, opts.target_btf.as_ref().or(self.k.target_btf.as_ref()))?
+            core_target(obj, target_btf)?
         } else {
             None
         };
+        // The kernel's types for loads through map pointers: the target's,
+        // read only if a program does such a load.
+        let kernel_types: Arc<dyn bpfvm_verifier::KernelTypes> = match &target {
+            Some((btf, _)) => Arc::new(TargetTypes(btf.clone(), Default::default())),
+            None => Arc::new(LazyTypes {
+                target: target_btf.cloned(),
+                // The object's own types stand for the kernel's only when
+                // asked for (an object rarely declares `struct bpf_array`).
+                obj_btf: matches!(target_btf, Some(TargetBtf::Object))
+                    .then(|| obj.btf.clone().map(Arc::new))
+                    .flatten(),
+                types: std::sync::OnceLock::new(),
+            }),
+        };
+        let kernel_types = Some(kernel_types);
 
         let mut progs: Vec<(String, ProgFd)> = Vec::new();
         for p in &obj.programs {
@@ -478,6 +494,7 @@ impl Runtime {
                 unprivileged: opts.unprivileged,
                 prog_flags: p.prog_flags | opts.prog_flags,
                 btf_ctx: btf_ctx_for(p, target.as_ref())?,
+                kernel_types: kernel_types.clone(),
                 vmlinux_btf: kfunc_ids.map(|(_, btf)| btf),
             };
             let fd = self
@@ -879,112 +896,377 @@ impl bpfvm_verifier::KernelTypes for TargetTypes {
         type_id: u32,
         off: u32,
         size: u32,
-    ) -> std::result::Result<bpfvm_verifier::FieldRead, String> {
-        struct_walk(&self.0, type_id, off, size, 0)
+    ) -> std::result::Result<bpfvm_verifier::FieldRead, bpfvm_verifier::VerifierError> {
+        struct_walk(&self.0, type_id, off, size)
+    }
+
+    fn member(&self, type_id: u32, name: &str) -> Option<(u32, u32)> {
+        member_at(&self.0, type_id, name, 3)
     }
 }
 
-/// `btf_struct_walk`, simplified: a read inside a struct gives a pointer to
-/// a struct where it reads exactly a pointer member, else a scalar.
+/// [`TargetTypes`] of a target read on first use: most programs never read a
+/// kernel struct, and parsing a kernel's BTF takes milliseconds.
+#[derive(Debug)]
+struct LazyTypes {
+    target: Option<TargetBtf>,
+    obj_btf: Option<Arc<Btf>>,
+    types: std::sync::OnceLock<Option<TargetTypes>>,
+}
+
+impl LazyTypes {
+    fn get(&self) -> Option<&TargetTypes> {
+        self.types
+            .get_or_init(|| {
+                let btf = match &self.target {
+                    None => host_vmlinux().map(|(b, _)| b),
+                    Some(TargetBtf::Object) => self.obj_btf.clone(),
+                    Some(TargetBtf::Btf(b)) => Some(b.clone()),
+                    // Unreadable: no kernel types (loads through map
+                    // pointers are then refused, naming what is missing).
+                    Some(TargetBtf::File(path)) => std::fs::read(path)
+                        .ok()
+                        .and_then(|b| Btf::parse(&b).ok())
+                        .map(Arc::new),
+                };
+                btf.map(|b| TargetTypes(b, Default::default()))
+            })
+            .as_ref()
+    }
+}
+
+impl bpfvm_verifier::KernelTypes for LazyTypes {
+    fn name(&self, type_id: u32) -> String {
+        self.get().map(|t| t.name(type_id)).unwrap_or_default()
+    }
+
+    fn struct_id(&self, name: &str) -> Option<u32> {
+        self.get()?.struct_id(name)
+    }
+
+    fn member(&self, type_id: u32, name: &str) -> Option<(u32, u32)> {
+        self.get()?.member(type_id, name)
+    }
+
+    fn struct_access(
+        &self,
+        type_id: u32,
+        off: u32,
+        size: u32,
+    ) -> std::result::Result<bpfvm_verifier::FieldRead, bpfvm_verifier::VerifierError> {
+        match self.get() {
+            Some(t) => t.struct_access(type_id, off, size),
+            None => Err(walk_invalid("no kernel BTF".to_string())),
+        }
+    }
+}
+
+/// What one step of [`struct_walk`] found (`enum bpf_struct_walk_result`).
+enum Walk {
+    Scalar,
+    /// A pointer member to struct `type_id`, read whole.
+    Ptr {
+        type_id: u32,
+        member: String,
+    },
+    /// The read starts exactly at a nested struct `type_id`: walk into it.
+    Struct(u32),
+}
+
+/// Flags a walk collects (`PTR_UNTRUSTED` from a union, the pointer
+/// member's `__user` / `__percpu` / `__rcu` tag).
+#[derive(Default)]
+struct WalkFlags {
+    untrusted: bool,
+    user: bool,
+    percpu: bool,
+    rcu: bool,
+}
+
+/// Offset and size of member `name` of struct `type_id`, or of its first
+/// member's (`struct bpf_array` holds `struct bpf_map` there), `depth`
+/// levels down at most.
+fn member_at(btf: &Btf, type_id: u32, name: &str, depth: u32) -> Option<(u32, u32)> {
+    let t = btf.type_by_id(btf.skip_modifiers(type_id).ok()?).ok()?;
+    let members = t.members();
+    for m in members {
+        if m.bitfield_size == 0 && btf.str_at(m.name_off) == name {
+            return Some((m.bits_offset / 8, btf.resolve_size(m.type_id).ok()?));
+        }
+    }
+    let first = members.first()?;
+    let ft = btf.skip_modifiers(first.type_id).ok()?;
+    if depth == 0 || btf.type_by_id(ft).ok()?.kind() != BtfKind::Struct {
+        return None;
+    }
+    let (off, size) = member_at(btf, ft, name, depth - 1)?;
+    Some((first.bits_offset / 8 + off, size))
+}
+
+/// `btf_struct_access` over the kernel's types: walks `size` bytes at `off`
+/// of struct `type_id` down to the member they read. A read must lie inside
+/// one member (an int array may be read across its elements), read a pointer
+/// member exactly and whole, and not fall in a hole; a union of more than one
+/// member makes the pointers read through it untrusted.
 fn struct_walk(
     btf: &Btf,
     type_id: u32,
     off: u32,
     size: u32,
-    depth: usize,
-) -> std::result::Result<bpfvm_verifier::FieldRead, String> {
+) -> std::result::Result<bpfvm_verifier::FieldRead, bpfvm_verifier::VerifierError> {
     use bpfvm_verifier::FieldRead;
-    let id = btf.skip_modifiers(type_id).unwrap_or(0);
-    let t = btf
-        .type_by_id(id)
-        .map_err(|e| format!("bad kernel type [{type_id}]: {e}"))?;
-    let name = btf.str_at(t.name_off);
-    if !matches!(t.kind(), BtfKind::Struct | BtfKind::Union) || depth > 32 {
-        return Err(format!("type [{id}] '{name}' is not a struct"));
-    }
-    if u64::from(off) + u64::from(size) > u64::from(t.size_or_type) {
-        return Err(format!(
-            "access beyond struct {name} at off {off} size {size}"
-        ));
-    }
-    for m in t.members() {
-        if m.bitfield_size > 0 || m.bits_offset % 8 != 0 {
-            let start = m.bits_offset / 8;
-            let end = (m.bits_offset + m.bitfield_size.max(1)).div_ceil(8);
-            if off >= start && off < end {
-                return Ok(FieldRead::Scalar);
+    let mut flags = WalkFlags::default();
+    let mut id = type_id;
+    let mut off = off;
+    // Each nested struct the read starts at is one step (the kernel loops
+    // the same way); the depth bound only stops malformed BTF.
+    for _ in 0..64 {
+        match walk_step(btf, id, off, size, &mut flags)? {
+            Walk::Scalar => return Ok(FieldRead::Scalar),
+            Walk::Ptr { type_id, member } => {
+                let strukt = btf.name(id).to_string();
+                return Ok(FieldRead::Ptr {
+                    type_id,
+                    rcu: safe_rcu(&strukt, &member),
+                    rcu_tag: flags.rcu,
+                    untrusted: flags.untrusted,
+                    user: flags.user,
+                    percpu: flags.percpu,
+                });
             }
-            continue;
+            Walk::Struct(next) => {
+                id = next;
+                off = 0;
+            }
         }
-        let moff = m.bits_offset / 8;
-        let msize = btf.resolve_size(m.type_id).unwrap_or(0);
-        if off < moff || off >= moff.saturating_add(msize) {
-            continue;
-        }
-        let mid = btf.skip_modifiers(m.type_id).unwrap_or(0);
-        let Ok(mt) = btf.type_by_id(mid) else {
-            return Ok(FieldRead::Scalar);
-        };
-        let inner = off - moff;
-        return match &mt.data {
-            bpfvm_obj::btf::BtfTypeData::Struct(_) | bpfvm_obj::btf::BtfTypeData::Union(_) => {
-                struct_walk(btf, mid, inner, size, depth + 1)
-            }
-            bpfvm_obj::btf::BtfTypeData::Array(a) => {
-                let eid = btf.skip_modifiers(a.elem_type).unwrap_or(0);
-                let esize = btf.resolve_size(eid).unwrap_or(0);
-                let Some(e) = btf.type_by_id(eid).ok().filter(|_| esize > 0) else {
-                    return Ok(FieldRead::Scalar);
-                };
-                let at = inner % esize;
-                match e.kind() {
-                    BtfKind::Struct | BtfKind::Union => struct_walk(btf, eid, at, size, depth + 1),
-                    BtfKind::Ptr => Ok(pointer_member(btf, e.size_or_type, at == 0 && size == 8)),
-                    _ => Ok(FieldRead::Scalar),
-                }
-            }
-            bpfvm_obj::btf::BtfTypeData::Ptr => {
-                let mut read = pointer_member(btf, mt.size_or_type, inner == 0 && size == 8);
-                if let FieldRead::Ptr { rcu, .. } = &mut read {
-                    *rcu = safe_rcu(name, btf.str_at(m.name_off));
-                }
-                Ok(read)
-            }
-            _ => Ok(FieldRead::Scalar),
-        };
     }
-    Ok(FieldRead::Scalar)
+    Err(walk_invalid(format!("type [{type_id}] nests too deep")))
 }
 
-/// A `btf_type_tag(tag)` among the modifiers from `id` down to the type.
-fn has_type_tag(btf: &Btf, mut id: u32, tag: &str) -> bool {
+/// One `btf_struct_walk`: from struct `type_id` (after modifiers) to the
+/// member `[off, off + size)` reads.
+fn walk_step(
+    btf: &Btf,
+    type_id: u32,
+    mut off: u32,
+    size: u32,
+    flags: &mut WalkFlags,
+) -> std::result::Result<Walk, bpfvm_verifier::VerifierError> {
+    use bpfvm_obj::btf::BtfTypeData;
+    let mut id = btf.skip_modifiers(type_id).unwrap_or(0);
+    // `goto again`: a read inside (not at the start of) a nested struct, or
+    // in an element of a trailing flexible array of structs.
+    for _ in 0..64 {
+        let t = btf
+            .type_by_id(id)
+            .map_err(|e| walk_invalid(format!("bad kernel type [{id}]: {e}")))?;
+        let tname = btf.str_at(t.name_off).to_string();
+        if !matches!(t.kind(), BtfKind::Struct | BtfKind::Union) {
+            return Err(walk_invalid(format!("Type '{tname}' is not a struct")));
+        }
+        let members = t.members();
+        if t.kind() == BtfKind::Union && members.len() != 1 {
+            flags.untrusted = true;
+        }
+        let beyond = || {
+            walk_access(format!(
+                "access beyond struct {tname} at off {off} size {size}"
+            ))
+        };
+        if u64::from(off) + u64::from(size) > u64::from(t.size_or_type) {
+            // Only a trailing flexible array may be read past the end.
+            let Some(last) = members.last() else {
+                return Err(beyond());
+            };
+            let at = btf.skip_modifiers(last.type_id).unwrap_or(0);
+            let arr = match btf.type_by_id(at).map(|x| &x.data) {
+                Ok(BtfTypeData::Array(a)) if a.nelems == 0 => *a,
+                _ => return Err(beyond()),
+            };
+            let moff = last.bits_offset / 8;
+            if off < moff {
+                return Err(beyond());
+            }
+            let eid = btf.skip_modifiers(arr.elem_type).unwrap_or(0);
+            let e = btf.type_by_id(eid).map_err(|_| beyond())?;
+            match e.kind() {
+                BtfKind::Int => return Ok(Walk::Scalar),
+                BtfKind::Struct | BtfKind::Union if e.size_or_type > 0 => {
+                    off = (off - moff) % e.size_or_type;
+                    id = eid;
+                    continue;
+                }
+                _ => return Err(beyond()),
+            }
+        }
+        let mut descend = None;
+        for m in members {
+            let moff = m.bits_offset / 8;
+            if u64::from(off) + u64::from(size) <= u64::from(moff) {
+                break;
+            }
+            if m.bitfield_size > 0 {
+                // A read covering the whole bitfield; a partial one reads
+                // no member.
+                let end_bit = m.bits_offset + m.bitfield_size;
+                if off <= moff && end_bit.div_ceil(8) <= off + size {
+                    return Ok(Walk::Scalar);
+                }
+                continue;
+            }
+            if off < moff {
+                break;
+            }
+            let mname = btf.str_at(m.name_off).to_string();
+            let Some(r) = resolve_size(btf, m.type_id) else {
+                // The kernel says EFAULT; bpfvm's nearest kind is EINVAL.
+                return Err(walk_invalid(format!("field {mname} doesn't have size")));
+            };
+            let mtrue_end = moff + r.size;
+            if off >= mtrue_end {
+                continue;
+            }
+            let (mut moff, mut msize, mut mid) = (moff, r.size, r.id);
+            if r.is_array {
+                if moff == mtrue_end {
+                    continue;
+                }
+                msize /= r.nelems;
+                moff += (off - moff) / msize * msize;
+                mid = r.elem_id;
+            }
+            let mt = btf
+                .type_by_id(btf.skip_modifiers(mid).unwrap_or(0))
+                .map_err(|e| walk_invalid(format!("bad kernel type [{mid}]: {e}")))?;
+            match mt.kind() {
+                BtfKind::Struct | BtfKind::Union => {
+                    if off == moff {
+                        return Ok(Walk::Struct(mid));
+                    }
+                    descend = Some((btf.skip_modifiers(mid).unwrap_or(0), off - moff));
+                    break;
+                }
+                BtfKind::Ptr => {
+                    if msize != size || off != moff {
+                        return Err(walk_access(format!(
+                            "cannot access ptr member {mname} with moff {moff} in struct {tname} with off {off} size {size}"
+                        )));
+                    }
+                    // Only a tag right after the pointer counts.
+                    if let Ok(tag) = btf.type_by_id(mt.size_or_type) {
+                        if tag.kind() == BtfKind::TypeTag {
+                            match btf.str_at(tag.name_off) {
+                                "user" => flags.user = true,
+                                "percpu" => flags.percpu = true,
+                                "rcu" => flags.rcu = true,
+                                _ => {}
+                            }
+                        }
+                    }
+                    let to = btf.skip_modifiers(mt.size_or_type).unwrap_or(0);
+                    if btf
+                        .type_by_id(to)
+                        .is_ok_and(|x| matches!(x.kind(), BtfKind::Struct | BtfKind::Union))
+                    {
+                        return Ok(Walk::Ptr {
+                            type_id: to,
+                            member: mname,
+                        });
+                    }
+                }
+                _ => {}
+            }
+            // An int (or an int array, as scratch space) read within the
+            // member's true end.
+            if off + size > mtrue_end && !flags.untrusted {
+                return Err(walk_access(format!(
+                    "access beyond the end of member {mname} (mend:{mtrue_end}) in struct {tname} with off {off} size {size}"
+                )));
+            }
+            return Ok(Walk::Scalar);
+        }
+        match descend {
+            Some((next, at)) => {
+                id = next;
+                off = at;
+            }
+            None => {
+                return Err(walk_invalid(format!(
+                    "struct {tname} doesn't have field at offset {off}"
+                )))
+            }
+        }
+    }
+    Err(walk_invalid(format!("type [{type_id}] nests too deep")))
+}
+
+/// A read no member allows (EACCES).
+fn walk_access(reason: String) -> bpfvm_verifier::VerifierError {
+    bpfvm_verifier::VerifierError::Unsafe { reason }
+}
+
+/// A read of no field, or of a type that is not a struct (EINVAL).
+fn walk_invalid(reason: String) -> bpfvm_verifier::VerifierError {
+    bpfvm_verifier::VerifierError::Invalid { reason }
+}
+
+/// `__btf_resolve_size` of a member's type: its size (all elements of a
+/// possibly multi-dimensional array), and for an array the element count and
+/// the innermost element's type.
+struct MemberSize {
+    size: u32,
+    /// The type after modifiers (the outer array for an array).
+    id: u32,
+    is_array: bool,
+    nelems: u32,
+    elem_id: u32,
+}
+
+fn resolve_size(btf: &Btf, type_id: u32) -> Option<MemberSize> {
+    use bpfvm_obj::btf::BtfTypeData;
+    let mut id = type_id;
+    let mut nelems: u32 = 1;
+    let mut array: Option<u32> = None;
+    let mut elem_id = 0;
     for _ in 0..32 {
-        let Ok(t) = btf.type_by_id(id) else {
-            return false;
+        let t = btf.type_by_id(id).ok()?;
+        let size = match t.kind() {
+            BtfKind::Int
+            | BtfKind::Struct
+            | BtfKind::Union
+            | BtfKind::Enum
+            | BtfKind::Enum64
+            | BtfKind::Float => t.size_or_type,
+            BtfKind::Ptr => 8,
+            BtfKind::Typedef
+            | BtfKind::Volatile
+            | BtfKind::Const
+            | BtfKind::Restrict
+            | BtfKind::TypeTag => {
+                id = t.size_or_type;
+                continue;
+            }
+            BtfKind::Array => {
+                let BtfTypeData::Array(a) = &t.data else {
+                    return None;
+                };
+                array.get_or_insert(id);
+                nelems = nelems.checked_mul(a.nelems)?;
+                elem_id = a.elem_type;
+                id = a.elem_type;
+                continue;
+            }
+            _ => return None,
         };
-        if t.kind() == BtfKind::TypeTag && btf.str_at(t.name_off) == tag {
-            return true;
-        }
-        if !(t.kind().is_modifier() || t.kind() == BtfKind::Typedef) || id == 0 {
-            return false;
-        }
-        id = t.size_or_type;
+        return Some(MemberSize {
+            size: nelems.checked_mul(size)?,
+            id: array.unwrap_or(id),
+            is_array: array.is_some(),
+            nelems,
+            elem_id,
+        });
     }
-    false
-}
-
-fn pointer_member(btf: &Btf, to: u32, whole: bool) -> bpfvm_verifier::FieldRead {
-    use bpfvm_verifier::FieldRead;
-    let from = to;
-    let to = btf.skip_modifiers(to).unwrap_or(0);
-    match btf.type_by_id(to) {
-        Ok(t) if whole && matches!(t.kind(), BtfKind::Struct | BtfKind::Union) => FieldRead::Ptr {
-            type_id: to,
-            rcu: false,
-            rcu_tag: has_type_tag(btf, from, "rcu"),
-        },
-        _ => FieldRead::Scalar,
-    }
+    None
 }
 
 /// The kernel's `BTF_TYPE_SAFE_RCU` members: pointers freed only after an

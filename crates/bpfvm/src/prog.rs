@@ -188,6 +188,17 @@ pub(crate) fn load(rt: &Runtime, mut a: ProgLoadAttr) -> Result<ProgFd> {
         });
     }
     let verified = verify(rt, &a, &name)?;
+    if verified.reads_map_structs {
+        let types = a
+            .kernel_types
+            .clone()
+            .or_else(|| a.btf_ctx.as_ref().map(|c| c.types.clone()));
+        if let Some(types) = types {
+            for m in &used_maps {
+                fill_kernel_image(m, types.as_ref());
+            }
+        }
+    }
     // Dead code is never checked (it may even write r10); as the kernel's
     // `sanitize_dead_code` does, it becomes `goto pc-1`.
     for (pc, d) in &decoded {
@@ -565,6 +576,7 @@ fn verify_with(
             .collect(),
         record_regs,
         btf_ctx: a.btf_ctx.clone(),
+        kernel_types: a.kernel_types.clone(),
         ..Default::default()
     };
     let maps = |id: u32| rt.map_by_id(id).ok().map(|m| map_desc(&m));
@@ -572,4 +584,43 @@ fn verify_with(
         name: name.to_string(),
         source: Box::new(r),
     })
+}
+
+/// Lays out map `m`'s kernel struct (`struct bpf_array`, ...) in its image
+/// after `types`, the kernel types the verifier checked the reads with: the
+/// `struct bpf_map` fields a program may read (type, sizes, flags, id,
+/// name). Other fields read as zero. Done once per map.
+fn fill_kernel_image(m: &MapObj, types: &dyn bpfvm_verifier::KernelTypes) {
+    let Some(image) = m.attr().kernel_image.as_ref() else {
+        return;
+    };
+    let Some(id) = types.struct_id(bpfvm_verifier::map_struct(m.map_type() as u32)) else {
+        return;
+    };
+    if !image.claim_fill() {
+        return;
+    }
+    let a = m.attr();
+    let mut name = [0u8; 16];
+    let n = a.name.len().min(15);
+    name[..n].copy_from_slice(&a.name.as_bytes()[..n]);
+    let ints: [(&str, u64); 8] = [
+        ("map_type", m.map_type() as u64),
+        ("key_size", a.key_size.into()),
+        ("value_size", a.value_size.into()),
+        ("max_entries", a.max_entries.into()),
+        ("map_extra", a.map_extra),
+        ("map_flags", a.map_flags.into()),
+        ("numa_node", a.numa_node.into()),
+        ("id", m.id.into()),
+    ];
+    for (field, v) in ints {
+        if let Some((off, size)) = types.member(id, field) {
+            let size = (size as usize).min(8);
+            image.write(off as usize, &v.to_le_bytes()[..size]);
+        }
+    }
+    if let Some((off, size)) = types.member(id, "name") {
+        image.write(off as usize, &name[..(size as usize).min(16)]);
+    }
 }

@@ -33,6 +33,67 @@ pub const BPF_RINGBUF_DISCARD_BIT: u32 = 1 << 30;
 /// Size of a ring buffer record header (`u32 len; u32 pg_off`).
 pub const BPF_RINGBUF_HDR_SZ: usize = 8;
 
+/// The kernel struct a map pointer shows a program that reads through it
+/// (`struct bpf_array`, `struct bpf_htab`, ...): [`KernelImage::SIZE`] bytes
+/// the runtime lays out after the target kernel's BTF, read-only to
+/// programs. Its address is the map pointer programs hold, so it is fixed
+/// when the map is created; it is filled when a program that reads it is
+/// loaded (only then are the kernel's types known).
+pub struct KernelImage {
+    words: Box<[std::sync::atomic::AtomicU64]>,
+    filled: std::sync::atomic::AtomicBool,
+}
+
+impl KernelImage {
+    /// Bytes of the image: the largest map struct of Linux 6.18
+    /// (`struct bpf_htab`) is 832.
+    pub const SIZE: usize = 1024;
+
+    pub fn new() -> Arc<KernelImage> {
+        Arc::new(KernelImage {
+            words: (0..Self::SIZE / 8)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            filled: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The address programs see as the map pointer.
+    pub fn addr(&self) -> u64 {
+        self.words.as_ptr() as u64
+    }
+
+    /// Writes `bytes` at `off` (bytes past the image are dropped).
+    pub fn write(&self, off: usize, bytes: &[u8]) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (i, b) in bytes.iter().enumerate() {
+            let at = off + i;
+            let Some(w) = self.words.get(at / 8) else {
+                return;
+            };
+            let shift = (at % 8) * 8;
+            let v = w.load(Relaxed);
+            w.store((v & !(0xff << shift)) | (u64::from(*b) << shift), Relaxed);
+        }
+    }
+
+    /// Marks the image filled; false if it already was.
+    pub fn claim_fill(&self) -> bool {
+        !self.filled.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// The image as memory programs may read.
+    pub fn region(&self) -> crate::ValueRegion {
+        crate::ValueRegion {
+            base: self.words.as_ptr() as *mut u8,
+            stride: Self::SIZE,
+            count: 1,
+            value_size: Self::SIZE,
+            writable_by_prog: false,
+        }
+    }
+}
+
 /// The attributes a map is created with (the `BPF_MAP_CREATE` part of `union bpf_attr`).
 #[derive(Clone, Default)]
 pub struct MapAttr {
@@ -53,6 +114,10 @@ pub struct MapAttr {
     pub spin_lock_off: Option<u32>,
     /// `map_extra`: a bloom filter's number of hash functions (low 4 bits).
     pub map_extra: u64,
+    /// What a program reading through the map pointer sees; `None`: the
+    /// map pointer is the map object's address (maps made outside a
+    /// runtime).
+    pub kernel_image: Option<Arc<KernelImage>>,
 }
 
 impl fmt::Debug for MapAttr {

@@ -267,6 +267,8 @@ pub struct Verifier<'a> {
     insns_since_ckpt: u64,
     jmps_since_ckpt: u64,
     safe_mem: Vec<bool>,
+    /// A load through a map pointer read the map type's kernel struct.
+    reads_map_structs: bool,
     stack_depth: Vec<u32>,
     /// Register states per slot (`VerifierOpts::record_regs`).
     insn_regs: Vec<[Vec<String>; 11]>,
@@ -338,6 +340,7 @@ impl<'a> Verifier<'a> {
             insns_since_ckpt: 0,
             jmps_since_ckpt: 0,
             safe_mem: vec![false; insns.len()],
+            reads_map_structs: false,
             insn_regs: if opts.record_regs {
                 vec![Default::default(); insns.len()]
             } else {
@@ -394,6 +397,7 @@ impl<'a> Verifier<'a> {
                     log: self.log,
                     stats,
                     safe_mem: self.safe_mem,
+                    reads_map_structs: self.reads_map_structs,
                     insn_regs: std::mem::take(&mut self.insn_regs),
                     stack_depth: self.stack_depth,
                     visited: self.visited,
@@ -1692,7 +1696,7 @@ mod dynptr;
 mod fastcall;
 mod jumps;
 mod kfunc;
-mod map_ptr;
+pub mod map_ptr;
 mod mem;
 mod precise;
 

@@ -230,27 +230,33 @@ pub struct KfInfo {
     /// [`DynptrKind`].
     pub obj: u8,
     /// `KFI_*` flags.
-    pub flags: u8,
+    pub flags: u16,
     /// An iterator's depth: how many `next` calls returned an element on
     /// this path (not compared by pruning, as in the kernel).
     pub depth: u32,
 }
 
 /// `PTR_TRUSTED`
-pub const KFI_TRUSTED: u8 = 1 << 0;
+pub const KFI_TRUSTED: u16 = 1 << 0;
 /// `MEM_RCU`
-pub const KFI_RCU: u8 = 1 << 1;
+pub const KFI_RCU: u16 = 1 << 1;
 /// `PTR_UNTRUSTED`
-pub const KFI_UNTRUSTED: u8 = 1 << 2;
+pub const KFI_UNTRUSTED: u16 = 1 << 2;
 /// `MEM_RDONLY` (on `PTR_TO_MEM`).
-pub const KFI_RDONLY: u8 = 1 << 3;
+pub const KFI_RDONLY: u16 = 1 << 3;
 /// Iterator slot: `BPF_ITER_STATE_DRAINED` (else active).
-pub const KFI_DRAINED: u8 = 1 << 4;
+pub const KFI_DRAINED: u16 = 1 << 4;
 /// Dynptr: the slot holding its first half.
-pub const KFI_FIRST_SLOT: u8 = 1 << 5;
+pub const KFI_FIRST_SLOT: u16 = 1 << 5;
 /// `PTR_TO_MEM` from `bpf_dynptr_slice{,_rdwr}` of an skb or xdp dynptr: it
 /// points into the packet, so it goes when the packet may change.
-pub const KFI_PKT_SLICE: u8 = 1 << 6;
+pub const KFI_PKT_SLICE: u16 = 1 << 6;
+/// `MEM_USER`: a kernel pointer to user memory (`__user`), not to be
+/// dereferenced.
+pub const KFI_USER: u16 = 1 << 7;
+/// `MEM_PERCPU`: a per-CPU pointer (`__percpu`), dereferenced only through
+/// `bpf_per_cpu_ptr` / `bpf_this_cpu_ptr`.
+pub const KFI_PERCPU: u16 = 1 << 8;
 
 impl KfInfo {
     pub const NONE: KfInfo = KfInfo {
@@ -258,7 +264,7 @@ impl KfInfo {
         flags: 0,
         depth: 0,
     };
-    pub fn object(obj: Obj, flags: u8) -> KfInfo {
+    pub fn object(obj: Obj, flags: u16) -> KfInfo {
         KfInfo {
             obj: obj.as_u8(),
             flags,
@@ -315,6 +321,12 @@ pub fn reg_type_str(r: &Reg) -> String {
 pub fn btf_ptr_name(r: &Reg) -> String {
     let f = r.kf.flags;
     let mut s = String::new();
+    if f & KFI_USER != 0 {
+        s.push_str("user_");
+    }
+    if f & KFI_PERCPU != 0 {
+        s.push_str("percpu_");
+    }
     if f & KFI_RCU != 0 {
         s.push_str("rcu_");
     }

@@ -34,6 +34,7 @@ use bpfvm_isa::Insn;
 use thiserror::Error;
 
 pub use check::btf_ctx::{BtfCtx, BtfCtxArg, FieldRead, KernelTypes};
+pub use check::map_ptr::map_struct;
 pub use prog::*;
 
 /// A map as the verifier needs to know it (`struct bpf_map` fields).
@@ -139,6 +140,11 @@ pub struct VerifierOpts {
     /// The context of a tracing or LSM program, typed by its attach target's
     /// BTF prototype (`None`: the program type's fixed context).
     pub btf_ctx: Option<std::sync::Arc<BtfCtx>>,
+    /// The target kernel's types (its BTF), for every program: loads through
+    /// a map pointer read the map type's kernel struct (`struct bpf_array`,
+    /// ...) through them. `None`: those of `btf_ctx`, if any; without
+    /// either, such loads are refused.
+    pub kernel_types: Option<std::sync::Arc<dyn KernelTypes>>,
 }
 
 impl Default for VerifierOpts {
@@ -160,6 +166,7 @@ impl Default for VerifierOpts {
             global_funcs: Vec::new(),
             btf_structs: Vec::new(),
             btf_ctx: None,
+            kernel_types: None,
         }
     }
 }
@@ -206,6 +213,9 @@ pub struct Verified {
     /// Per slot: the load/store at this slot was proven in bounds on every
     /// path that reaches it, so the VM may skip its runtime check.
     pub safe_mem: Vec<bool>,
+    /// Some load reads a map's kernel struct through the map pointer
+    /// ([`VerifierOpts::kernel_types`]): the runtime lays those structs out.
+    pub reads_map_structs: bool,
     /// Stack depth of each subprogram, in bytes (`stack depth A+B`).
     pub stack_depth: Vec<u32>,
     /// With [`VerifierOpts::record_regs`], per slot: for r0..r10, the distinct

@@ -107,6 +107,26 @@ pub(crate) fn acquire(_: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     ret(a[0])
 }
 
+/// Drops one reference to the mask at `addr` (a map update or delete
+/// overwrote the kptr field holding it, as the kernel's
+/// `bpf_obj_free_fields` runs its destructor). An address that is no mask
+/// (user space wrote the field) is left alone.
+pub(crate) fn drop_ref(addr: u64) {
+    let mut t = masks().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = t.get_mut(&addr) {
+        m.usage = m.usage.saturating_sub(1);
+        if m.usage == 0 {
+            t.remove(&addr);
+        }
+    }
+}
+
+/// How many masks are alive (tests count leaks with it).
+#[doc(hidden)]
+pub fn live_masks() -> usize {
+    masks().lock().unwrap_or_else(|e| e.into_inner()).len()
+}
+
 pub(crate) fn release(_: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     let mut t = masks().lock().unwrap_or_else(|e| e.into_inner());
     let m = t.get_mut(&a[0]).ok_or_else(|| not_a_mask(a[0]))?;

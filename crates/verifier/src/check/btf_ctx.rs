@@ -18,13 +18,21 @@ pub const MAX_BPF_FUNC_ARGS: i32 = 12;
 /// What the verifier asks of the kernel's types.
 pub trait KernelTypes: Send + Sync + std::fmt::Debug {
     /// A read of `size` bytes at `off` into struct `type_id` (the kernel's
-    /// `btf_struct_walk`): what it gives, or the verifier's message.
-    fn struct_access(&self, type_id: u32, off: u32, size: u32) -> Result<FieldRead, String>;
+    /// `btf_struct_walk`): what it gives, or the refusal (its message, and
+    /// by its kind the kernel's errno: EACCES for a read no member allows,
+    /// EINVAL for a hole or a type that is not a struct).
+    fn struct_access(&self, type_id: u32, off: u32, size: u32) -> Result<FieldRead, VerifierError>;
     /// The struct's name (`task_struct`).
     fn name(&self, type_id: u32) -> String;
     /// The id of struct `name` (`tcp_request_sock`), for the kernel objects
     /// helpers and kfuncs hand out, which carry no type id of their own.
     fn struct_id(&self, name: &str) -> Option<u32>;
+    /// Offset and size of member `name` of struct `type_id`, looking into
+    /// its first member when that is a struct (`struct bpf_array` begins
+    /// with its `struct bpf_map map`).
+    fn member(&self, _type_id: u32, _name: &str) -> Option<(u32, u32)> {
+        None
+    }
 }
 
 /// What a read through a BTF pointer gives.
@@ -40,6 +48,12 @@ pub enum FieldRead {
         /// The member's pointer is tagged `__rcu` (`btf_type_tag("rcu")`):
         /// it may be NULL.
         rcu_tag: bool,
+        /// Read through a union of more than one member: `PTR_UNTRUSTED`.
+        untrusted: bool,
+        /// Tagged `__user` (`MEM_USER`): not to be dereferenced.
+        user: bool,
+        /// Tagged `__percpu` (`MEM_PERCPU`): not to be dereferenced.
+        percpu: bool,
     },
 }
 
@@ -81,10 +95,10 @@ pub struct BtfCtx {
 /// A `PTR_TO_BTF_ID` to kernel struct `type_id`; a struct the kfunc and
 /// helper prototypes know by name (`task_struct`, `cgroup`, `sk_buff`, ...)
 /// is also that object for them.
-fn btf_ptr(c: &BtfCtx, type_id: u32) -> Reg {
+fn btf_ptr(types: &dyn KernelTypes, type_id: u32) -> Reg {
     let mut r = Reg::ptr(RegType::BtfId);
     r.btf_id = type_id;
-    let name = c.types.name(type_id);
+    let name = types.name(type_id);
     if let Some((o, _)) = crate::kfuncs::OBJS.iter().find(|(_, n)| *n == name) {
         r.kf.obj = o.as_u8();
     }
@@ -146,7 +160,7 @@ impl Verifier<'_> {
                     "func '{}' arg{arg} has btf_id {type_id} type STRUCT '{name}'",
                     c.func
                 ));
-                let mut r = btf_ptr(c, *type_id);
+                let mut r = btf_ptr(c.types.as_ref(), *type_id);
                 if *trusted {
                     r.kf.flags |= crate::kfuncs::KFI_TRUSTED;
                 }
@@ -169,12 +183,24 @@ impl Verifier<'_> {
         write: bool,
         in_rcu: bool,
     ) -> Result<Option<Reg>, Fail> {
-        let Some(c) = self.opts.btf_ctx.clone() else {
+        let Some(types) = self.kernel_types() else {
             return self.err(unsafe_(format!(
                 "R{regno} is a BTF pointer without the kernel's types"
             )));
         };
-        let name = c.types.name(reg.btf_id);
+        let name = types.name(reg.btf_id);
+        let mem = |f: u16| reg.kf.flags & f != 0;
+        if mem(crate::kfuncs::KFI_USER) || mem(crate::kfuncs::KFI_PERCPU) {
+            let what = if mem(crate::kfuncs::KFI_USER) {
+                "user"
+            } else {
+                "percpu"
+            };
+            return self.err(unsafe_(format!(
+                "R{regno} is ptr_{name} access {what} memory: off={}",
+                off + reg.off as i64
+            )));
+        }
         if write {
             return self.err(unsafe_("only read is supported".to_string()));
         }
@@ -196,44 +222,73 @@ impl Verifier<'_> {
                 "access beyond struct {name} at off {off} size {size}"
             )));
         };
-        match c.types.struct_access(reg.btf_id, off32, size as u32) {
+        match types.struct_access(reg.btf_id, off32, size as u32) {
             Ok(FieldRead::Scalar) => Ok(Some(Reg::unknown().clone_low(size))),
             Ok(FieldRead::Ptr {
                 type_id,
                 rcu,
                 rcu_tag,
+                untrusted: walked_union,
+                user,
+                percpu,
             }) => {
-                use crate::kfuncs::{KFI_RCU, KFI_UNTRUSTED};
-                let mut r = btf_ptr(&c, type_id);
+                use crate::kfuncs::{KFI_PERCPU, KFI_RCU, KFI_UNTRUSTED, KFI_USER};
+                let mut r = btf_ptr(types.as_ref(), type_id);
+                // What the walk itself found: a union on the way, the
+                // member's tag.
+                let mut walk = 0;
+                if walked_union {
+                    walk |= KFI_UNTRUSTED;
+                }
+                if user {
+                    walk |= KFI_USER;
+                }
+                if percpu {
+                    walk |= KFI_PERCPU;
+                }
                 // check_ptr_to_btf_access: what a pointer member read through
                 // `reg` may be trusted for.
                 let untrusted = reg.kf.flags & KFI_UNTRUSTED != 0;
                 let parent_ok =
                     crate::kfuncs::is_trusted(reg) || (!untrusted && reg.kf.flags & KFI_RCU != 0);
-                if untrusted {
+                r.kf.flags = if untrusted {
                     // Read through an untrusted pointer: untrusted too.
-                    r.kf.flags |= KFI_UNTRUSTED;
+                    KFI_UNTRUSTED
                 } else if parent_ok {
                     if in_rcu && !reg.maybe_null {
                         if rcu {
-                            r.kf.flags |= KFI_RCU;
+                            walk | KFI_RCU
                         } else if rcu_tag {
                             // An `__rcu` member may be NULL.
-                            r.kf.flags |= KFI_RCU;
                             r.maybe_null = true;
                             r.id = self.new_id();
+                            walk | KFI_RCU
+                        } else {
+                            walk
                         }
                     } else {
                         // Outside an RCU section (or through a pointer that
                         // may be NULL) the kernel marks it untrusted rather
                         // than leave a plain pointer helpers would take.
-                        r.kf.flags |= KFI_UNTRUSTED;
+                        KFI_UNTRUSTED
                     }
-                }
+                } else {
+                    // A plain (legacy) pointer gives plain pointers, keeping
+                    // what the walk found.
+                    walk
+                };
                 Ok(Some(r))
             }
-            Err(msg) => self.err(unsafe_(msg)),
+            Err(e) => self.err(e),
         }
+    }
+
+    /// The target kernel's types: the load's, else the attach target's.
+    pub(super) fn kernel_types(&self) -> Option<Arc<dyn KernelTypes>> {
+        self.opts
+            .kernel_types
+            .clone()
+            .or_else(|| self.opts.btf_ctx.as_ref().map(|c| c.types.clone()))
     }
 
     fn btf_ctx_log(&mut self, line: String) {

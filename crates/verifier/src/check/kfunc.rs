@@ -679,6 +679,17 @@ impl Verifier<'_> {
         write: bool,
         in_rcu: bool,
     ) -> Result<Option<Reg>, Fail> {
+        if !self.opts.gpl_compatible {
+            let tname = match (reg.btf_id, self.kernel_types()) {
+                (id, Some(t)) if id != 0 => t.name(id),
+                _ => Obj::from_u8(reg.kf.obj)
+                    .map(|o| o.name().to_string())
+                    .unwrap_or_default(),
+            };
+            return self.err(invalid(format!(
+                "Cannot access kernel 'struct {tname}' from non-GPL compatible program"
+            )));
+        }
         if reg.btf_id != 0 {
             return self.check_btf_struct_load(regno, reg, off, size, write, in_rcu);
         }
@@ -687,10 +698,7 @@ impl Verifier<'_> {
         // handed out (`bpf_skc_to_tcp_request_sock`) is read through its
         // struct's layout as the kernel does, so a pointer member stays a
         // pointer.
-        let kernel_id = name.and_then(|n| {
-            let c = self.opts.btf_ctx.as_ref()?;
-            c.types.struct_id(n)
-        });
+        let kernel_id = name.and_then(|n| self.kernel_types()?.struct_id(n));
         if let Some(id) = kernel_id {
             let mut typed = reg.clone();
             typed.btf_id = id;

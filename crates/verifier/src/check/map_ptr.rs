@@ -6,13 +6,15 @@
 //!
 //! The kernel lets privileged programs read a map's `struct bpf_map` (as the
 //! map type's own struct, `struct bpf_array`, `struct bpf_htab`, ...) through
-//! its BTF. bpfvm has no kernel structs behind its maps: it gives the kernel's
-//! refusals, and refuses the reads the kernel would allow with its own message.
+//! its BTF. bpfvm does the same through the target kernel's types
+//! ([`VerifierOpts::kernel_types`]); the runtime lays a stand-in of that
+//! struct out behind each map pointer. Without the kernel's types such reads
+//! are refused with bpfvm's own message.
 
 use super::*;
 
 /// The struct the kernel's map type is (`map_btf_id`), as the log names it.
-fn map_struct(map_type: u32) -> &'static str {
+pub fn map_struct(map_type: u32) -> &'static str {
     match map_type {
         // array, prog_array, perf_event_array, percpu_array, cgroup_array,
         // array_of_maps
@@ -56,6 +58,16 @@ impl Verifier<'_> {
         }
         if write {
             return self.err(unsafe_(format!("only read from {tname} is supported")));
+        }
+        // The map type's struct, walked as the kernel walks it
+        // (`btf_struct_access` from a plain, untagged pointer).
+        if let Some(id) = self.kernel_types().and_then(|t| t.struct_id(tname)) {
+            let mut typed = Reg::ptr(RegType::BtfId);
+            typed.btf_id = id;
+            let in_rcu = self.opts.prog_flags & BPF_F_SLEEPABLE == 0;
+            let r = self.check_btf_struct_load(regno, &typed, off, size, false, in_rcu)?;
+            self.reads_map_structs = true;
+            return Ok(r);
         }
         self.err(unsafe_(format!(
             "bpfvm does not model reads of struct {tname} (R{regno} off={off} size={size}) yet"
