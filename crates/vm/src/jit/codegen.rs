@@ -69,6 +69,9 @@ pub(crate) struct Generated {
     /// Some(frames) when calls do not count the depth (see [`static_frames`]):
     /// the most frames a run from depth 0 uses.
     pub(crate) frames: Option<usize>,
+    /// Where the context-free entry starts, when the code never reads the run
+    /// context (see [`Gen::fast_entry`]).
+    pub(crate) fast_entry: Option<u32>,
 }
 
 pub(crate) struct Params<'a> {
@@ -362,6 +365,23 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         fused_rest += std::mem::take(&mut g.consumed);
     }
     let main_end = g.a.pos() as u32;
+    // Code that never reaches the run context (r12) or the fuel register:
+    // no helper, legacy packet load or call-out of any kind, no fault
+    // (unchecked, no metering, no call depth counted, no kfunc), no
+    // may_goto. Such a run needs nothing but its registers and stack.
+    let ctx_free = !p.checked
+        && !p.metering
+        && !has_may_goto
+        && g.depth_free
+        && g.faults.is_empty()
+        && g.slows.is_empty()
+        && code.iter().all(|c| {
+            !matches!(
+                c.op.shape(),
+                Shape::Call | Shape::CallX | Shape::LdAbs | Shape::LdInd
+            ) || c.op == Op::CallLocal
+        });
+    let fast_entry = ctx_free.then(|| g.fast_entry());
     g.stubs();
     g.a.align(8);
     for (table, values) in std::mem::take(&mut g.value_tables) {
@@ -388,6 +408,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         entry_nochk,
         main_end,
         frames,
+        fast_entry,
     }
 }
 
@@ -929,6 +950,38 @@ impl Gen<'_> {
         a.jcc(cc::NE, unwind);
         a.store_imm32(R12, ctx_off::STATUS, 0);
         a.jmp_m(R12, ctx_off::TAIL_ADDR);
+    }
+
+    /// `extern "sysv64" fn(args: *const [u64; 5], r10) -> r0` for code that
+    /// never reads the run context: saves the callee-saved registers it uses,
+    /// loads r1..r5, calls the first instruction and returns r0. What a run
+    /// of a short program costs beside its code is mostly this entry and the
+    /// context a full one fills in.
+    fn fast_entry(&mut self) -> u32 {
+        let a = &mut self.a;
+        a.align(16);
+        let at = a.pos() as u32;
+        // Five pushes: rsp is 8 mod 16 inside BPF code, as after the full entry.
+        for r in [RBX, RBP, R13, R14, R15] {
+            a.push(r);
+        }
+        a.mov_rr(true, RBP, RSI);
+        a.mov_rr(true, RDX, RDI);
+        a.load(Size::Dw, false, RDI, RDX, 0);
+        a.load(Size::Dw, false, RSI, RDX, 8);
+        a.load(Size::Dw, false, RCX, RDX, 24);
+        a.load(Size::Dw, false, R8, RDX, 32);
+        a.load(Size::Dw, false, RDX, RDX, 16);
+        for r in [RAX, RBX, R13, R14, R15] {
+            a.alu_rr(false, 0x31, r, r);
+        }
+        let start = self.nochk[0];
+        a.call(start);
+        for r in [R15, R14, R13, RBP, RBX] {
+            a.pop(r);
+        }
+        a.ret();
+        at
     }
 
     /// Calls a Rust function at `f` (`mov r11, f; call r11`).
