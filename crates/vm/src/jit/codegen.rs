@@ -952,11 +952,12 @@ impl Gen<'_> {
         a.jmp_m(R12, ctx_off::TAIL_ADDR);
     }
 
-    /// `extern "sysv64" fn(args: *const [u64; 5], r10) -> r0` for code that
-    /// never reads the run context: saves the callee-saved registers it uses,
-    /// loads r1..r5, calls the first instruction and returns r0. What a run
-    /// of a short program costs beside its code is mostly this entry and the
-    /// context a full one fills in.
+    /// `extern "sysv64" fn(r1, r2, r3, r4, r5, r10) -> r0` for code that
+    /// never reads the run context: r1..r5 arrive where the register map puts
+    /// them (the System V argument registers), r10 in r9; saves the
+    /// callee-saved registers BPF code uses, calls the first instruction and
+    /// returns r0. What a run of a short program costs beside its code is
+    /// mostly its entry and the context a full one fills in.
     fn fast_entry(&mut self) -> u32 {
         let a = &mut self.a;
         a.align(16);
@@ -965,13 +966,7 @@ impl Gen<'_> {
         for r in [RBX, RBP, R13, R14, R15] {
             a.push(r);
         }
-        a.mov_rr(true, RBP, RSI);
-        a.mov_rr(true, RDX, RDI);
-        a.load(Size::Dw, false, RDI, RDX, 0);
-        a.load(Size::Dw, false, RSI, RDX, 8);
-        a.load(Size::Dw, false, RCX, RDX, 24);
-        a.load(Size::Dw, false, R8, RDX, 32);
-        a.load(Size::Dw, false, RDX, RDX, 16);
+        a.mov_rr(true, RBP, R9);
         for r in [RAX, RBX, R13, R14, R15] {
             a.alu_rr(false, 0x31, r, r);
         }
@@ -1691,8 +1686,16 @@ impl Gen<'_> {
         let (m, shift_by, add) = udiv_magic(d);
         let save_rax = dst != RAX && live & 1 != 0;
         let save_rdx = dst != RDX && live & (1 << 3) != 0;
-        // r11 = n (the low 32 bits for a 32-bit operation).
-        a.mov_rr(w, R11, dst);
+        // n: the dividend, multiplied in place when it is a 64-bit operand in
+        // a register `mul` does not write, else a copy in r11 (the low 32
+        // bits for a 32-bit operation). Each copy is an instruction on the
+        // dependency chain of a loop of divisions (a digit sum).
+        let n = if w && dst != RAX && dst != RDX {
+            dst
+        } else {
+            a.mov_rr(w, R11, dst);
+            R11
+        };
         if save_rax {
             a.mov_rr(true, R10, RAX);
         }
@@ -1704,30 +1707,39 @@ impl Gen<'_> {
             }
         }
         a.mov_ri(RAX, m);
-        a.mul_r(R11);
+        a.mul_r(n);
         // rdx = hi(n * m); q = add ? (((n - hi) >> 1) + hi) >> s : hi >> s
-        if add {
-            a.mov_rr(true, RAX, R11);
+        let q = if add {
+            a.mov_rr(true, RAX, n);
             a.alu_rr(true, 0x29, RAX, RDX);
             a.shift_ri(true, shift::SHR, RAX, 1);
             a.alu_rr(true, 0x01, RAX, RDX);
+            RAX
         } else {
-            a.mov_rr(true, RAX, RDX);
-        }
+            RDX
+        };
         if shift_by > 0 {
-            a.shift_ri(true, shift::SHR, RAX, shift_by);
+            a.shift_ri(true, shift::SHR, q, shift_by);
         }
-        if is_mod {
+        let result = if is_mod {
             // n - q * d
             if d <= i32::MAX as u64 {
-                a.imul_ri(true, RAX, d as i32);
+                a.imul_ri(true, q, d as i32);
             } else {
-                a.mov_ri(RDX, d);
-                a.imul_rr(true, RAX, RDX);
+                let t = if q == RAX { RDX } else { RAX };
+                a.mov_ri(t, d);
+                a.imul_rr(true, q, t);
             }
-            a.alu_rr(true, 0x29, R11, RAX);
+            a.alu_rr(true, 0x29, n, q);
+            n
         } else {
-            a.mov_rr(true, R11, RAX);
+            q
+        };
+        // Into dst before rax and rdx get their values back: neither is dst
+        // when it is saved. The result is below 2^32 for a 32-bit operation:
+        // zero-extended either way.
+        if result != dst {
+            a.mov_rr(true, dst, result);
         }
         if save_rax {
             a.mov_rr(true, RAX, R10);
@@ -1739,8 +1751,6 @@ impl Gen<'_> {
                 a.mov_rr(true, RDX, R9);
             }
         }
-        // The result is below 2^32 for a 32-bit operation: zero-extended either way.
-        a.mov_rr(true, dst, R11);
     }
 
     /// `live`: the BPF registers live after the instruction.

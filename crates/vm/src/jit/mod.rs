@@ -515,6 +515,9 @@ impl JitProgram {
     /// Runs the program: checked or unchecked as it was compiled (see
     /// [`JitOptions`]; the unsafe constructors of unchecked options carry the
     /// caller's promise).
+    // Inlined where it is called: r1..r5 go from the caller's values to the
+    // code without a copy through memory (see runtime::run_fast).
+    #[inline]
     pub fn run(&self, opts: RunOptions<'_>) -> Result<RunResult, VmError> {
         // Short programs: what a run costs beside the code matters.
         if let Some(entry) = self.inner.fast_entry {

@@ -284,19 +284,18 @@ fn run_leaf(
     })
 }
 
-/// `extern "sysv64" fn(args, r10) -> r0`: codegen's `fast_entry`.
-type FastEntry = unsafe extern "sysv64" fn(*const [u64; 5], u64) -> u64;
+/// `extern "sysv64" fn(r1, r2, r3, r4, r5, r10) -> r0`: codegen's `fast_entry`.
+type FastEntry = unsafe extern "sysv64" fn(u64, u64, u64, u64, u64, u64) -> u64;
 
 /// [`run`] for code that never reads the run context ([`JitInner::fast_entry`]:
 /// unchecked, no metering, nothing that calls out or faults): the frames are a
 /// buffer on this stack, as in [`run_leaf`], and there is no context to fill
 /// in. Nothing is counted (no metering) and nothing can fail. A program
-/// without bpf-to-bpf calls gets one frame, which keeps this function's own
-/// frame under a page (no stack probe per run). The buffer and the call are
-/// in [`run_fast_in`], which returns r0 in a register: inlined here, the
-/// result is written once, where the caller reads it (a copy through memory
-/// read back wider than it was written stalls store forwarding). `args` are
-/// read in place, 8 bytes at a time, as the caller just wrote them.
+/// without bpf-to-bpf calls gets one frame, which keeps the frame of
+/// [`run_fast_in`] under a page (no stack probe per run). r1..r5 and r10 go
+/// to the code in the argument registers they live in there, and r0 comes
+/// back in rax: a run's values do not make a round trip through memory,
+/// whose reads right after differently sized writes stall store forwarding.
 #[inline]
 pub(crate) fn run_fast(
     inner: &JitInner,
@@ -306,9 +305,9 @@ pub(crate) fn run_fast(
 ) -> crate::RunResult {
     const FRAME_WORDS: usize = MAX_BPF_STACK / 8;
     let r0 = if inner.frames == Some(1) {
-        run_fast_in::<FRAME_WORDS>(inner, entry, args, repeat)
+        run_fast_in::<FRAME_WORDS>(inner, entry, *args, repeat)
     } else {
-        run_fast_in::<{ MAX_CALL_FRAMES * FRAME_WORDS }>(inner, entry, args, repeat)
+        run_fast_in::<{ MAX_CALL_FRAMES * FRAME_WORDS }>(inner, entry, *args, repeat)
     };
     crate::RunResult {
         r0,
@@ -322,7 +321,7 @@ pub(crate) fn run_fast(
 fn run_fast_in<const WORDS: usize>(
     inner: &JitInner,
     entry: u32,
-    args: &[u64; 5],
+    [r1, r2, r3, r4, r5]: [u64; 5],
     repeat: u32,
 ) -> u64 {
     let mut stack = std::mem::MaybeUninit::<[u64; WORDS]>::uninit();
@@ -343,7 +342,7 @@ fn run_fast_in<const WORDS: usize>(
     let mut r0 = 0;
     for _ in 0..repeat.max(1) {
         // SAFETY: as above; the stack outlives the call.
-        r0 = unsafe { f(args, hi) };
+        r0 = unsafe { f(r1, r2, r3, r4, r5, hi) };
     }
     r0
 }
