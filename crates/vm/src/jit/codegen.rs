@@ -69,6 +69,9 @@ pub(crate) struct Generated {
     /// Some(frames) when calls do not count the depth (see [`static_frames`]):
     /// the most frames a run from depth 0 uses.
     pub(crate) frames: Option<usize>,
+    /// Where the context-free entry starts, when the code never reads the run
+    /// context (see [`Gen::fast_entry`]).
+    pub(crate) fast_entry: Option<u32>,
 }
 
 pub(crate) struct Params<'a> {
@@ -362,6 +365,23 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         fused_rest += std::mem::take(&mut g.consumed);
     }
     let main_end = g.a.pos() as u32;
+    // Code that never reaches the run context (r12) or the fuel register:
+    // no helper, legacy packet load or call-out of any kind, no fault
+    // (unchecked, no metering, no call depth counted, no kfunc), no
+    // may_goto. Such a run needs nothing but its registers and stack.
+    let ctx_free = !p.checked
+        && !p.metering
+        && !has_may_goto
+        && g.depth_free
+        && g.faults.is_empty()
+        && g.slows.is_empty()
+        && code.iter().all(|c| {
+            !matches!(
+                c.op.shape(),
+                Shape::Call | Shape::CallX | Shape::LdAbs | Shape::LdInd
+            ) || c.op == Op::CallLocal
+        });
+    let fast_entry = ctx_free.then(|| g.fast_entry());
     g.stubs();
     g.a.align(8);
     for (table, values) in std::mem::take(&mut g.value_tables) {
@@ -388,6 +408,7 @@ pub(crate) fn generate(prog: &VmProgram, p: &Params<'_>) -> Generated {
         entry_nochk,
         main_end,
         frames,
+        fast_entry,
     }
 }
 
@@ -929,6 +950,33 @@ impl Gen<'_> {
         a.jcc(cc::NE, unwind);
         a.store_imm32(R12, ctx_off::STATUS, 0);
         a.jmp_m(R12, ctx_off::TAIL_ADDR);
+    }
+
+    /// `extern "sysv64" fn(r1, r2, r3, r4, r5, r10) -> r0` for code that
+    /// never reads the run context: r1..r5 arrive where the register map puts
+    /// them (the System V argument registers), r10 in r9; saves the
+    /// callee-saved registers BPF code uses, calls the first instruction and
+    /// returns r0. What a run of a short program costs beside its code is
+    /// mostly its entry and the context a full one fills in.
+    fn fast_entry(&mut self) -> u32 {
+        let a = &mut self.a;
+        a.align(16);
+        let at = a.pos() as u32;
+        // Five pushes: rsp is 8 mod 16 inside BPF code, as after the full entry.
+        for r in [RBX, RBP, R13, R14, R15] {
+            a.push(r);
+        }
+        a.mov_rr(true, RBP, R9);
+        for r in [RAX, RBX, R13, R14, R15] {
+            a.alu_rr(false, 0x31, r, r);
+        }
+        let start = self.nochk[0];
+        a.call(start);
+        for r in [R15, R14, R13, RBP, RBX] {
+            a.pop(r);
+        }
+        a.ret();
+        at
     }
 
     /// Calls a Rust function at `f` (`mov r11, f; call r11`).
@@ -1638,8 +1686,16 @@ impl Gen<'_> {
         let (m, shift_by, add) = udiv_magic(d);
         let save_rax = dst != RAX && live & 1 != 0;
         let save_rdx = dst != RDX && live & (1 << 3) != 0;
-        // r11 = n (the low 32 bits for a 32-bit operation).
-        a.mov_rr(w, R11, dst);
+        // n: the dividend, multiplied in place when it is a 64-bit operand in
+        // a register `mul` does not write, else a copy in r11 (the low 32
+        // bits for a 32-bit operation). Each copy is an instruction on the
+        // dependency chain of a loop of divisions (a digit sum).
+        let n = if w && dst != RAX && dst != RDX {
+            dst
+        } else {
+            a.mov_rr(w, R11, dst);
+            R11
+        };
         if save_rax {
             a.mov_rr(true, R10, RAX);
         }
@@ -1651,30 +1707,39 @@ impl Gen<'_> {
             }
         }
         a.mov_ri(RAX, m);
-        a.mul_r(R11);
+        a.mul_r(n);
         // rdx = hi(n * m); q = add ? (((n - hi) >> 1) + hi) >> s : hi >> s
-        if add {
-            a.mov_rr(true, RAX, R11);
+        let q = if add {
+            a.mov_rr(true, RAX, n);
             a.alu_rr(true, 0x29, RAX, RDX);
             a.shift_ri(true, shift::SHR, RAX, 1);
             a.alu_rr(true, 0x01, RAX, RDX);
+            RAX
         } else {
-            a.mov_rr(true, RAX, RDX);
-        }
+            RDX
+        };
         if shift_by > 0 {
-            a.shift_ri(true, shift::SHR, RAX, shift_by);
+            a.shift_ri(true, shift::SHR, q, shift_by);
         }
-        if is_mod {
+        let result = if is_mod {
             // n - q * d
             if d <= i32::MAX as u64 {
-                a.imul_ri(true, RAX, d as i32);
+                a.imul_ri(true, q, d as i32);
             } else {
-                a.mov_ri(RDX, d);
-                a.imul_rr(true, RAX, RDX);
+                let t = if q == RAX { RDX } else { RAX };
+                a.mov_ri(t, d);
+                a.imul_rr(true, q, t);
             }
-            a.alu_rr(true, 0x29, R11, RAX);
+            a.alu_rr(true, 0x29, n, q);
+            n
         } else {
-            a.mov_rr(true, R11, RAX);
+            q
+        };
+        // Into dst before rax and rdx get their values back: neither is dst
+        // when it is saved. The result is below 2^32 for a 32-bit operation:
+        // zero-extended either way.
+        if result != dst {
+            a.mov_rr(true, dst, result);
         }
         if save_rax {
             a.mov_rr(true, RAX, R10);
@@ -1686,8 +1751,6 @@ impl Gen<'_> {
                 a.mov_rr(true, RDX, R9);
             }
         }
-        // The result is below 2^32 for a 32-bit operation: zero-extended either way.
-        a.mov_rr(true, dst, R11);
     }
 
     /// `live`: the BPF registers live after the instruction.

@@ -346,6 +346,9 @@ pub(crate) struct JitInner {
     /// Some(frames) when bpf-to-bpf calls do not count the depth: the most
     /// frames a run entered at depth 0 uses (see `codegen::static_frames`).
     pub(crate) frames: Option<usize>,
+    /// Offset of the context-free entry, for code that never reads the run
+    /// context (see `runtime::run_fast`).
+    pub(crate) fast_entry: Option<u32>,
 }
 
 /// Per-program cache of JIT code for tail calls, by (checked, metering).
@@ -457,6 +460,7 @@ fn compile(prog: &VmProgram, opts: &JitOptions, count_depth: bool) -> Result<Jit
         opts: opts.clone(),
         leaf,
         frames: g.frames,
+        fast_entry: g.fast_entry,
     })
 }
 
@@ -511,7 +515,14 @@ impl JitProgram {
     /// Runs the program: checked or unchecked as it was compiled (see
     /// [`JitOptions`]; the unsafe constructors of unchecked options carry the
     /// caller's promise).
+    // Inlined where it is called: r1..r5 go from the caller's values to the
+    // code without a copy through memory (see runtime::run_fast).
+    #[inline]
     pub fn run(&self, opts: RunOptions<'_>) -> Result<RunResult, VmError> {
+        // Short programs: what a run costs beside the code matters.
+        if let Some(entry) = self.inner.fast_entry {
+            return Ok(runtime::run_fast(&self.inner, entry, &opts.args, 1));
+        }
         runtime::run(&self.inner, opts, 1, 0, &mut |_| {})
     }
 
@@ -906,6 +917,104 @@ mod tests {
             let interp = p.run(RunOptions::new().args(args)).expect("runs").r0;
             let native = jit.run(RunOptions::new().args(args)).expect("runs").r0;
             assert_eq!(native, interp, "{k}: r1 = {r1:#x}, r2 = {r2:#x}");
+        }
+    }
+
+    /// Code that never reads the run context gets the context-free entry
+    /// (`runtime::run_fast`): nothing after the full entry thunk names r12,
+    /// and runs agree with the interpreter, once and repeated. Code that
+    /// calls out, faults, counts fuel or has may_goto does not get it.
+    #[test]
+    fn context_free_entry_only_where_the_code_never_reads_the_context() {
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let fast = [
+            // A loop with a division by a register (its divisor-0 path is
+            // out of line), stack slots and a bpf-to-bpf call.
+            "mov %r0, 0
+             mov %r3, 10
+             stxdw [%r10-8], %r3
+             L1:
+             ldxdw %r5, [%r10-8]
+             add %r5, %r3
+             stxdw [%r10-8], %r5
+             mov %r4, %r1
+             div %r4, %r2
+             add %r0, %r4
+             sub %r3, 1
+             jne %r3, 0, L1
+             ldxdw %r5, [%r10-8]
+             add %r0, %r5
+             mov %r6, %r0
+             call local +2
+             add %r0, %r6
+             exit
+             mov %r0, %r1
+             mul %r0, 3
+             exit",
+            // Straight-line code with a 64-bit constant and a modulo by one.
+            "lddw %r3, 0x9e3779b97f4a7c15
+             mov %r0, %r1
+             xor %r0, %r2
+             mul %r0, %r3
+             mov %r4, %r0
+             rsh %r4, 29
+             xor %r0, %r4
+             mod %r0, 1000003
+             exit",
+        ];
+        // SAFETY: the programs touch only their stack.
+        let unchecked = || unsafe { JitOptions::unchecked() }.metering(false);
+        for src in fast {
+            let insns = assemble(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let p = VmProgram::new(&insns, &LoadOptions::default()).expect("loads");
+            let jit = p.jit(&unchecked()).expect("compiles");
+            assert!(jit.inner.fast_entry.is_some(), "{src}");
+            let body = jit.insn_offsets()[0] as usize;
+            for i in jit.disassemble() {
+                assert!(
+                    i.offset < body || !i.text.contains("r12"),
+                    "{src}: {:#x} {}",
+                    i.offset,
+                    i.text
+                );
+            }
+            for (r1, r2) in [(7u64, 3u64), (1 << 40, 0), (u64::MAX, 5), (12345, 1)] {
+                let args = [r1, r2, 0, 0, 0];
+                let want = p.run(RunOptions::new().args(args)).expect("runs").r0;
+                let got = jit.run(RunOptions::new().args(args)).expect("runs");
+                assert_eq!(got.r0, want, "{src}: r1 = {r1:#x}, r2 = {r2:#x}");
+                let again = jit
+                    .run_repeat(RunOptions::new().args(args), 3, |_| {})
+                    .expect("runs");
+                assert_eq!(again.r0, want, "{src}: repeated");
+            }
+        }
+        let slow = [
+            // A helper call, may_goto, an atomic (its alignment is checked).
+            (unchecked(), "mov %r1, 1\ncall 5\nexit"),
+            (
+                unchecked(),
+                "mov %r1, 1\nstxdw [%r10-8], %r1\nlock add [%r10-8], %r1\nmov %r0, 0\nexit",
+            ),
+            (unchecked(), "mov %r0, 0\nmay_goto +1\nadd %r0, 1\nexit"),
+            // Checked mode, metering.
+            (JitOptions::checked().metering(false), "mov %r0, 1\nexit"),
+            (unchecked().metering(true), "mov %r0, 1\nexit"),
+        ];
+        let mut helpers = crate::HelperTable::new();
+        helpers.register(
+            5,
+            "bpf_ktime_get_ns",
+            |_: &mut crate::HelperCtx<'_, '_>, _| Ok(crate::HelperOutcome::Return(7)),
+        );
+        let helpers = LoadOptions::new(std::sync::Arc::new(helpers));
+        for (opts, src) in slow {
+            let insns = assemble(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let p = VmProgram::new(&insns, &helpers).expect("loads");
+            let jit = p.jit(&opts).expect("compiles");
+            assert!(jit.inner.fast_entry.is_none(), "{src}");
         }
     }
 
