@@ -1325,3 +1325,83 @@ fn truncate_name(name: &str) -> String {
         .take(15)
         .collect()
 }
+
+#[cfg(test)]
+mod struct_walk_oracle {
+    use super::*;
+
+    /// Reads of every size at offsets across the host's `task_struct`
+    /// (members, their ends, holes, bitfields, nested structs, unions,
+    /// arrays, pointers, the end of the struct), through a tp_btf argument:
+    /// bpfvm's walk must give the host kernel's verdict and errno class on
+    /// each. Needs root and /sys/kernel/btf/vmlinux (skips otherwise).
+    #[test]
+    fn struct_walk_matches_the_host_kernel() {
+        use bpfvm_testsupport::sys::{prog_load, ProgLoad};
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: asking the host kernel needs root");
+            return;
+        }
+        let Some((btf, _)) = host_vmlinux() else {
+            eprintln!("skipped: no readable {HOST_VMLINUX}");
+            return;
+        };
+        let task = btf
+            .find_by_name_kind("task_struct", BtfKind::Struct)
+            .expect("task_struct");
+        let target = btf
+            .find_by_name_kind("btf_trace_task_newtask", BtfKind::Typedef)
+            .expect("btf_trace_task_newtask");
+        let tsize = btf.type_by_id(task).unwrap().size_or_type;
+        let mut differ = Vec::new();
+        let mut n = 0;
+        // Every offset of the first 512 bytes, then every 7th, and the end.
+        let offs: Vec<u32> = (0..512)
+            .chain((512..tsize + 16).step_by(7))
+            .chain(tsize - 8..tsize + 8)
+            .collect();
+        for off in offs {
+            for (size, code) in [(1u32, 0x71u8), (2, 0x69), (4, 0x61), (8, 0x79)] {
+                let insns = [
+                    bpfvm_isa::Insn::new(0x79, 1, 1, 0, 0),
+                    bpfvm_isa::Insn::new(code, 0, 1, off as i16, 0),
+                    bpfvm_isa::Insn::new(0xb7, 0, 0, 0, 0),
+                    bpfvm_isa::Insn::new(0x95, 0, 0, 0, 0),
+                ];
+                let host = prog_load(&ProgLoad {
+                    prog_type: bpfvm_isa::uapi::BPF_PROG_TYPE_TRACING,
+                    expected_attach_type: bpfvm_isa::uapi::BPF_TRACE_RAW_TP,
+                    attach_btf_id: target,
+                    insns: &insns,
+                    log_level: 1,
+                    ..Default::default()
+                });
+                let ours = struct_walk(&btf, task, off, size);
+                n += 1;
+                let agree = match (&host, &ours) {
+                    (Ok(_), Ok(_)) => true,
+                    (Err(h), Err(o)) => h.errno == o.errno(),
+                    _ => false,
+                };
+                if !agree {
+                    differ.push(format!(
+                        "off {off} size {size}: host {:?}, bpfvm {:?}",
+                        host.as_ref()
+                            .map(|_| ())
+                            .map_err(|e| (e.errno, e.error_line())),
+                        ours.as_ref()
+                            .map(|_| ())
+                            .map_err(|e| (e.errno(), e.reason().to_string()))
+                    ));
+                }
+            }
+        }
+        eprintln!("{n} reads of task_struct, {} verdicts differ", differ.len());
+        assert!(
+            differ.is_empty(),
+            "{}",
+            differ[..differ.len().min(20)].join("\n")
+        );
+    }
+}

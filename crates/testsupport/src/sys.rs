@@ -268,6 +268,8 @@ pub struct ProgLoad<'a> {
     pub license: &'a CStr,
     pub prog_flags: u32,
     pub expected_attach_type: u32,
+    /// `attach_btf_id`: a tracing program's target in the kernel's BTF.
+    pub attach_btf_id: u32,
     pub name: &'a str,
     /// `prog_btf_fd`, for `func_info`.
     pub prog_btf_fd: u32,
@@ -291,6 +293,7 @@ impl Default for ProgLoad<'_> {
             license: c"GPL",
             prog_flags: 0,
             expected_attach_type: 0,
+            attach_btf_id: 0,
             name: "",
             prog_btf_fd: 0,
             func_info: &[],
@@ -352,7 +355,8 @@ pub fn prog_load(p: &ProgLoad) -> Result<Loaded, LoadError> {
         .u64(16, p.license.as_ptr() as u64)
         .u32(44, p.prog_flags)
         .name(48, p.name)
-        .u32(68, p.expected_attach_type);
+        .u32(68, p.expected_attach_type)
+        .u32(108, p.attach_btf_id);
     if !p.func_info.is_empty() {
         a.u32(72, p.prog_btf_fd)
             .u32(76, 8)
