@@ -10,7 +10,8 @@
 //!
 //! The producer side is what libbpf's `user_ring_buffer__reserve`/`__submit`/`__discard` do
 //! on the mmap-ed ring: [`UserRingBuf::reserve`] advances the producer position over a busy
-//! sample (`E2BIG` when it could never fit, `ENOSPC` when it does not fit now) and
+//! sample (`E2BIG` when it could never fit, `ENOSPC` when it does not fit now, `EPERM` when
+//! the map is frozen or `BPF_F_RDONLY`) and
 //! [`UserRingBuf::commit`] fills it and clears the busy bit, or marks it discarded. The
 //! consumer side, [`UserRingBuf::drain`], follows `bpf_user_ringbuf_drain`: one drain at a
 //! time (`-EBUSY`), samples in order, discarded ones skipped, a busy one ends the drain,
@@ -107,6 +108,8 @@ impl UserRingBuf {
     /// [`commit`](Self::commit) takes). `E2BIG` when the sample could never fit the ring,
     /// `ENOSPC` when it does not fit until programs drain more.
     pub fn reserve(&self, size: u32) -> Result<u64, MapError> {
+        // A frozen (or BPF_F_RDONLY) map cannot be mapped writable.
+        self.c.check_user_write()?;
         let total = round8(size as usize + BPF_RINGBUF_HDR_SZ) as u64;
         if total > self.size() {
             return Err(self.c.too_big(format!(
