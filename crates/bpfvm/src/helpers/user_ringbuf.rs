@@ -41,8 +41,10 @@ fn drain(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
         }
         let at = sample as u64;
         ctx.register_region(Region::new(at, u64::from(len), true, RegionKind::Mem));
-        let r = store(ctx, dynptr, Dynptr::new(at, BPF_DYNPTR_TYPE_LOCAL, len))
-            .and_then(|()| ctx.call_function(callback, [dynptr, cb_ctx, 0, 0, 0]).map_err(Into::into));
+        let r = store(ctx, dynptr, Dynptr::new(at, BPF_DYNPTR_TYPE_LOCAL, len)).and_then(|()| {
+            ctx.call_function(callback, [dynptr, cb_ctx, 0, 0, 0])
+                .map_err(Into::into)
+        });
         ctx.unregister_region(at);
         match r {
             Ok(0) => ControlFlow::Continue(()),
