@@ -82,6 +82,24 @@ fn host_vmlinux() -> Option<Target> {
     .clone()
 }
 
+/// libbpf's `adjust_ringbuf_sz`: a ring buffer's size rounded up to the
+/// smallest power-of-2 number of pages above it (0 and sizes already right
+/// stay; a size no such product reaches stays too, for the kernel to refuse).
+fn ringbuf_size(size: u32) -> u32 {
+    let page = bpfvm_maps::PAGE_SIZE;
+    if size == 0 || (size % page == 0 && (size / page).is_power_of_two()) {
+        return size;
+    }
+    let mut pages: u32 = 1;
+    while pages <= u32::MAX / page {
+        if pages * page > size {
+            return pages * page;
+        }
+        pages <<= 1;
+    }
+    size
+}
+
 /// The target BTF of one load, or `None` when the object has nothing to
 /// relocate against (no BTF of its own and no target).
 fn core_target(obj: &Object, target_btf: Option<&TargetBtf>) -> Result<Option<Target>> {
@@ -533,6 +551,10 @@ impl Runtime {
         let max_entries = if def.map_type == MapType::PerfEventArray as u32 && def.max_entries == 0
         {
             self.ncpus() as u32
+        } else if def.map_type == MapType::Ringbuf as u32
+            || def.map_type == MapType::UserRingbuf as u32
+        {
+            ringbuf_size(def.max_entries)
         } else {
             def.max_entries
         };
@@ -1042,4 +1064,23 @@ fn truncate_name(name: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
         .take(15)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ring_buffer_sizes_round_up_as_libbpf_rounds_them() {
+        for (given, made) in [
+            (0, 0),
+            (2, 4096),
+            (8, 4096),
+            (4096, 4096),
+            (4097, 8192),
+            (3 * 4096, 4 * 4096),
+            (1 << 20, 1 << 20),
+            (u32::MAX - 1, u32::MAX - 1),
+        ] {
+            assert_eq!(super::ringbuf_size(given), made, "{given}");
+        }
+    }
 }
