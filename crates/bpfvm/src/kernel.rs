@@ -195,6 +195,9 @@ pub struct ProgObj {
     pub verifier_log: String,
     /// The verifier's statistics (`processed N insns ...`).
     pub verifier_stats: bpfvm_verifier::Stats,
+    /// Where the program reads `task_struct`'s fields, when it calls
+    /// `bpf_get_current_task(_btf)` (`task.rs`).
+    pub(crate) task_layout: Option<crate::task::TaskLayout>,
 }
 
 pub use bpfvm_obj::{FuncInfo, LineInfo};
@@ -487,6 +490,13 @@ pub struct ProgLoadAttr {
     /// implements, after the tag is taken (as the kernel binds ids to
     /// addresses after it). `None`: [`kernel_btf`](crate::kfuncs::kernel_btf)'s ids.
     pub vmlinux_btf: Option<Arc<bpfvm_obj::Btf>>,
+    /// The kernel BTF the object loader relocated or typed the program
+    /// against (its CO-RE target, when it used one): the layouts of the
+    /// kernel structs the program reads through helpers' and kfuncs'
+    /// pointers, as the kernel's own BTF gives them to its verifier (the
+    /// sizes reads are bounded by, the stand-in task's fields). `None`: the
+    /// program's own BTF.
+    pub core_target: Option<Arc<bpfvm_obj::Btf>>,
 }
 
 /// The commands of the dispatcher, after `enum bpf_cmd`.

@@ -100,6 +100,11 @@ fn ringbuf_size(size: u32) -> u32 {
     size
 }
 
+/// The host kernel's BTF, when it is readable.
+pub(crate) fn host_vmlinux_btf() -> Option<Arc<Btf>> {
+    host_vmlinux().map(|(b, _)| b)
+}
+
 /// The target BTF of one load, or `None` when the object has nothing to
 /// relocate against (no BTF of its own and no target).
 fn core_target(obj: &Object, target_btf: Option<&TargetBtf>) -> Result<Option<Target>> {
@@ -497,6 +502,12 @@ impl Runtime {
                 prog_flags: p.prog_flags | opts.prog_flags,
                 btf_ctx: btf_ctx_for(p, target.as_ref())?,
                 vmlinux_btf: kfunc_ids.map(|(_, btf)| btf),
+                // Field offsets came from the target when it relocated or
+                // typed the program; else they are the program's own.
+                core_target: target
+                    .as_ref()
+                    .filter(|_| !p.core_relos.is_empty() || btf_typed_ctx(p).is_some())
+                    .map(|(b, _)| b.clone()),
             };
             let fd = self
                 .load_program(attr)
