@@ -198,6 +198,9 @@ pub struct ProgObj {
     /// Where the program reads `task_struct`'s fields, when it calls
     /// `bpf_get_current_task(_btf)` (`task.rs`).
     pub(crate) task_layout: Option<crate::task::TaskLayout>,
+    /// The slots of a BTF-typed context a test run fills from `ctx_in`
+    /// (`testrun/btf_ctx.rs`); `None`: the program type's own test run.
+    pub(crate) ctx_slots: Option<Vec<crate::testrun::CtxSlot>>,
 }
 
 pub use bpfvm_obj::{FuncInfo, LineInfo};

@@ -254,6 +254,12 @@ pub(crate) fn load(rt: &Runtime, mut a: ProgLoadAttr) -> Result<ProgFd> {
     } else {
         None
     };
+    let ctx_slots = crate::testrun::ctx_slots(
+        a.prog_type,
+        a.expected_attach_type,
+        a.btf_ctx.as_deref(),
+        a.core_target.as_deref(),
+    );
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
     rt.register_prog(|id| {
@@ -279,6 +285,7 @@ pub(crate) fn load(rt: &Runtime, mut a: ProgLoadAttr) -> Result<ProgFd> {
             verifier_log: verified.log,
             verifier_stats: verified.stats,
             task_layout,
+            ctx_slots,
         })
     })
 }
