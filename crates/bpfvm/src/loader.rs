@@ -87,7 +87,7 @@ fn host_vmlinux() -> Option<Target> {
 /// stay; a size no such product reaches stays too, for the kernel to refuse).
 fn ringbuf_size(size: u32) -> u32 {
     let page = bpfvm_maps::PAGE_SIZE;
-    if size == 0 || (size % page == 0 && (size / page).is_power_of_two()) {
+    if size == 0 || (size.is_multiple_of(page) && (size / page).is_power_of_two()) {
         return size;
     }
     let mut pages: u32 = 1;

@@ -51,7 +51,7 @@ impl TaskLayout {
         };
         for m in members {
             // Whole bytes only; a bitfield is never one of these.
-            if m.bitfield_size != 0 || m.bits_offset % 8 != 0 {
+            if m.bitfield_size != 0 || !m.bits_offset.is_multiple_of(8) {
                 continue;
             }
             let off = m.bits_offset / 8;

@@ -204,7 +204,7 @@ impl UserRingBuf {
     /// consumed here.
     fn peek(&self) -> Peek {
         let prod = self.producer_pos.load(Ordering::Acquire);
-        if prod % 8 != 0 {
+        if !prod.is_multiple_of(8) {
             return Peek::Error(-EINVAL);
         }
         let cons = self.consumer_pos.load(Ordering::Acquire);

@@ -101,7 +101,7 @@ pub(super) fn run(
         .iter()
         .rposition(|s| *s != CtxSlot::Unreadable)
         .map_or(0, |i| i + 1);
-    if given.len() % 8 != 0 || given.len() > readable * 8 {
+    if !given.len().is_multiple_of(8) || given.len() > readable * 8 {
         return Err(BpfError::Invalid(format!(
             "ctx_in is {} bytes; the attach target's context is {readable} u64 slots, ctx_in gives the first ones (a multiple of 8 bytes)",
             given.len()
