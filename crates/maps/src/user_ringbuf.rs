@@ -19,7 +19,7 @@
 //! returned, whether or not the callback asked to stop.
 
 use std::any::Any;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -50,8 +50,11 @@ pub struct UserRingBuf {
     /// Serialises producers (libbpf leaves that to the application; here several clients
     /// of one runtime may produce).
     producer: Mutex<()>,
-    /// Positions of samples reserved and not yet committed: a commit must name one.
-    reserved: Mutex<BTreeSet<u64>>,
+    /// Samples reserved and not yet committed, by position, with their size:
+    /// a commit must name one, and writes no more than its size (the header
+    /// sits in memory programs reach through stale slices, so it is not
+    /// trusted for that).
+    reserved: Mutex<BTreeMap<u64, u32>>,
     /// The kernel's `rb->busy`: a drain is running.
     busy: AtomicBool,
     /// Wakeups the drains sent to the producer (`irq_work_queue`).
@@ -86,7 +89,7 @@ impl UserRingBuf {
             consumer_pos: AtomicU64::new(0),
             producer_pos: AtomicU64::new(0),
             producer: Mutex::new(()),
-            reserved: Mutex::new(BTreeSet::new()),
+            reserved: Mutex::new(BTreeMap::new()),
             busy: AtomicBool::new(false),
             wakeups: AtomicU64::new(0),
         })
@@ -132,7 +135,7 @@ impl UserRingBuf {
         unsafe { AtomicU32::from_ptr(self.data.at(off + 4).cast()) }.store(0, Ordering::Relaxed);
         self.header(off)
             .store(size | BPF_RINGBUF_BUSY_BIT, Ordering::Relaxed);
-        lock(&self.reserved).insert(prod);
+        lock(&self.reserved).insert(prod, size);
         // Release: the busy header is visible before the producer position that covers it.
         self.producer_pos.store(prod + total, Ordering::Release);
         Ok(prod)
@@ -143,14 +146,13 @@ impl UserRingBuf {
     /// `pos` is not a sample reserved and not yet committed, or `data` is too long.
     pub fn commit(&self, pos: u64, data: &[u8], discard: bool) -> Result<(), MapError> {
         let mut reserved = lock(&self.reserved);
-        if !reserved.contains(&pos) {
+        let Some(&size) = reserved.get(&pos) else {
             return Err(self
                 .c
                 .invalid(format!("no sample is reserved at position {pos}")));
-        }
+        };
         let off = (pos & self.mask) as usize;
         let hdr = self.header(off);
-        let size = hdr.load(Ordering::Relaxed) & !BPF_RINGBUF_BUSY_BIT;
         if data.len() > size as usize {
             return Err(self.c.invalid(format!(
                 "{} bytes do not fit the {size}-byte sample",
