@@ -84,6 +84,10 @@ pub struct RunEnv {
     /// Storage `bpf_get_local_storage` gave this run, by map address (a
     /// test run gets storage of its own, zeroed, as in the kernel).
     pub local_storage: Vec<(u64, Box<[u64]>)>,
+    /// Where the program expects `task_struct`'s fields (`task.rs`).
+    pub task_layout: Option<crate::task::TaskLayout>,
+    /// The stand-in task `bpf_get_current_task(_btf)` gave this run.
+    pub task: Option<Box<[u64]>>,
 }
 
 impl Drop for RunEnv {
@@ -123,6 +127,8 @@ impl RunEnv {
             trace_flags: crate::printk::TraceFlags::PROG_TEST_RUN,
             locks: Vec::new(),
             local_storage: Vec::new(),
+            task_layout: prog.task_layout,
+            task: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 pub(crate) mod cpumask;
 pub(crate) mod dynptr;
+pub(crate) mod user_ringbuf;
 
 type HResult = Result<HelperOutcome, HelperError>;
 
@@ -854,6 +855,7 @@ pub fn implemented_helpers() -> HelperTable {
         .register(182, named(182), strncmp)
         .register(194, named(194), kptr_xchg);
     dynptr::register(&mut t);
+    user_ringbuf::register(&mut t);
     crate::nethelpers::register(&mut t);
     t
 }

@@ -237,6 +237,12 @@ pub struct ProgObj {
     pub verifier_log: String,
     /// The verifier's statistics (`processed N insns ...`).
     pub verifier_stats: bpfvm_verifier::Stats,
+    /// Where the program reads `task_struct`'s fields, when it calls
+    /// `bpf_get_current_task(_btf)` (`task.rs`).
+    pub(crate) task_layout: Option<crate::task::TaskLayout>,
+    /// The slots of a BTF-typed context a test run fills from `ctx_in`
+    /// (`testrun/btf_ctx.rs`); `None`: the program type's own test run.
+    pub(crate) ctx_slots: Option<Vec<crate::testrun::CtxSlot>>,
 }
 
 pub use bpfvm_obj::{FuncInfo, LineInfo};
@@ -533,6 +539,13 @@ pub struct ProgLoadAttr {
     /// implements, after the tag is taken (as the kernel binds ids to
     /// addresses after it). `None`: [`kernel_btf`](crate::kfuncs::kernel_btf)'s ids.
     pub vmlinux_btf: Option<Arc<bpfvm_obj::Btf>>,
+    /// The kernel BTF the object loader relocated or typed the program
+    /// against (its CO-RE target, when it used one): the layouts of the
+    /// kernel structs the program reads through helpers' and kfuncs'
+    /// pointers, as the kernel's own BTF gives them to its verifier (the
+    /// sizes reads are bounded by, the stand-in task's fields). `None`: the
+    /// program's own BTF.
+    pub core_target: Option<Arc<bpfvm_obj::Btf>>,
 }
 
 /// The commands of the dispatcher, after `enum bpf_cmd`.
@@ -587,6 +600,29 @@ pub enum BpfCmd {
     MapFreeze {
         /// The map.
         map_id: u32,
+    },
+    /// A user-space producer's reservation of a `size`-byte sample in a
+    /// `BPF_MAP_TYPE_USER_RINGBUF` (what libbpf's `user_ring_buffer__reserve`
+    /// does in the mmap-ed ring; bpf(2) has no command for it): replies
+    /// [`BpfReply::Sample`] with the sample's position. `E2BIG`: it can never
+    /// fit; `ENOSPC`: not until programs drain more.
+    UserRingbufReserve {
+        /// The map.
+        map_id: u32,
+        /// The sample's size in bytes.
+        size: u32,
+    },
+    /// Commits the sample reserved at `pos`, its first bytes set to `data`
+    /// (libbpf's `user_ring_buffer__submit`, or `__discard` when `discard`).
+    UserRingbufCommit {
+        /// The map.
+        map_id: u32,
+        /// The position [`BpfCmd::UserRingbufReserve`] replied.
+        pos: u64,
+        /// The sample's bytes (at most its size).
+        data: Vec<u8>,
+        /// Discard the sample instead: drains skip it.
+        discard: bool,
     },
     /// `BPF_PROG_LOAD`: replies [`BpfReply::Prog`].
     ProgLoad(ProgLoadAttr),
@@ -663,6 +699,8 @@ pub enum BpfReply {
     MapInfo(crate::info::MapInfo),
     /// A BTF object's info.
     BtfInfo(crate::info::BtfInfo),
+    /// The position of a user ring buffer sample just reserved.
+    Sample(u64),
 }
 
 impl Runtime {
@@ -794,6 +832,20 @@ impl Runtime {
             }
             BpfCmd::MapFreeze { map_id } => {
                 self.map_by_id(map_id)?.ops.freeze()?;
+                Ok(BpfReply::Ok)
+            }
+            BpfCmd::UserRingbufReserve { map_id, size } => {
+                let m = self.map_by_id(map_id)?;
+                Ok(BpfReply::Sample(user_ringbuf(&m)?.reserve(size)?))
+            }
+            BpfCmd::UserRingbufCommit {
+                map_id,
+                pos,
+                data,
+                discard,
+            } => {
+                let m = self.map_by_id(map_id)?;
+                user_ringbuf(&m)?.commit(pos, &data, discard)?;
                 Ok(BpfReply::Ok)
             }
             BpfCmd::ProgLoad(attr) => self.prog_load(attr).map(BpfReply::Prog),
@@ -1186,4 +1238,18 @@ impl Runtime {
         })
         .map(|_| ())
     }
+}
+
+/// The user ring buffer `m` is, or `EINVAL` (as libbpf's
+/// `user_ring_buffer__new` answers for another map type).
+fn user_ringbuf(m: &MapObj) -> Result<&bpfvm_maps::UserRingBuf> {
+    m.ops
+        .as_any()
+        .downcast_ref::<bpfvm_maps::UserRingBuf>()
+        .ok_or_else(|| {
+            BpfError::Map(bpfvm_maps::MapError::Invalid {
+                map: m.ops.label(),
+                reason: "not a user_ringbuf map".into(),
+            })
+        })
 }

@@ -61,6 +61,7 @@ pub mod printk;
 mod prog;
 pub mod programs;
 pub mod tag;
+mod task;
 mod testrun;
 mod trace;
 pub mod xlated;

@@ -82,6 +82,29 @@ fn host_vmlinux() -> Option<Target> {
     .clone()
 }
 
+/// libbpf's `adjust_ringbuf_sz`: a ring buffer's size rounded up to the
+/// smallest power-of-2 number of pages above it (0 and sizes already right
+/// stay; a size no such product reaches stays too, for the kernel to refuse).
+fn ringbuf_size(size: u32) -> u32 {
+    let page = bpfvm_maps::PAGE_SIZE;
+    if size == 0 || (size.is_multiple_of(page) && (size / page).is_power_of_two()) {
+        return size;
+    }
+    let mut pages: u32 = 1;
+    while pages <= u32::MAX / page {
+        if pages * page > size {
+            return pages * page;
+        }
+        pages <<= 1;
+    }
+    size
+}
+
+/// The host kernel's BTF, when it is readable.
+pub(crate) fn host_vmlinux_btf() -> Option<Arc<Btf>> {
+    host_vmlinux().map(|(b, _)| b)
+}
+
 /// The target BTF of one load, or `None` when the object has nothing to
 /// relocate against (no BTF of its own and no target).
 fn core_target(obj: &Object, target_btf: Option<&TargetBtf>) -> Result<Option<Target>> {
@@ -496,6 +519,12 @@ impl Runtime {
                 btf_ctx: btf_ctx_for(p, target.as_ref())?,
                 kernel_types: kernel_types.clone(),
                 vmlinux_btf: kfunc_ids.map(|(_, btf)| btf),
+                // Field offsets came from the target when it relocated or
+                // typed the program; else they are the program's own.
+                core_target: target
+                    .as_ref()
+                    .filter(|_| !p.core_relos.is_empty() || btf_typed_ctx(p).is_some())
+                    .map(|(b, _)| b.clone()),
             };
             let fd = self
                 .load_program(attr)
@@ -550,6 +579,10 @@ impl Runtime {
         let max_entries = if def.map_type == MapType::PerfEventArray as u32 && def.max_entries == 0
         {
             self.ncpus() as u32
+        } else if def.map_type == MapType::Ringbuf as u32
+            || def.map_type == MapType::UserRingbuf as u32
+        {
+            ringbuf_size(def.max_entries)
         } else {
             def.max_entries
         };
@@ -1403,5 +1436,24 @@ mod struct_walk_oracle {
             "{}",
             differ[..differ.len().min(20)].join("\n")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ring_buffer_sizes_round_up_as_libbpf_rounds_them() {
+        for (given, made) in [
+            (0, 0),
+            (2, 4096),
+            (8, 4096),
+            (4096, 4096),
+            (4097, 8192),
+            (3 * 4096, 4 * 4096),
+            (1 << 20, 1 << 20),
+            (u32::MAX - 1, u32::MAX - 1),
+        ] {
+            assert_eq!(super::ringbuf_size(given), made, "{given}");
+        }
     }
 }

@@ -13,7 +13,7 @@
 //!   the array, else `-EAGAIN` (an empty slot: no cgroups here);
 //! - `bpf_get_local_storage`: storage of its own for the run, zeroed, as the
 //!   kernel gives a test run;
-//! - `bpf_get_current_task_btf`: a zeroed, read-only stand-in task;
+//! - `bpf_get_current_task_btf`: the run's stand-in task (`task.rs`);
 //! - sockets (`bpf_sk_lookup_*`, `bpf_sk_fullsock`, `bpf_tcp_sock`,
 //!   `bpf_get_listener_sock`, `bpf_sk_storage_get`): none are found (NULL),
 //!   `bpf_sk_release` and `bpf_sk_storage_delete` have nothing to do;
@@ -37,8 +37,6 @@ const EOPNOTSUPP: i64 = 95;
 const BPF_F_CURRENT_CPU: u64 = 0xffff_ffff;
 /// `BPF_F_CTXLEN_MASK`
 const BPF_F_CTXLEN_MASK: u64 = 0xfffff << 32;
-/// Bytes of the stand-in task (a 6.18 `task_struct` is about 10 KiB).
-const TASK_SIZE: usize = 16 << 10;
 
 fn ret(v: i64) -> HResult {
     Ok(HelperOutcome::Return(v as u64))
@@ -146,13 +144,6 @@ fn get_local_storage(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     ret(base as i64)
 }
 
-fn current_task_btf(ctx: &mut HelperCtx<'_, '_>, _a: [u64; 5]) -> HResult {
-    static TASK: [u64; TASK_SIZE / 8] = [0; TASK_SIZE / 8];
-    let p = TASK.as_ptr() as u64;
-    ctx.register_region(Region::new(p, TASK_SIZE as u64, false, RegionKind::Mem));
-    ret(p as i64)
-}
-
 /// Registers the helpers above.
 pub fn register(t: &mut HelperTable) {
     t.register(
@@ -191,7 +182,11 @@ pub fn register(t: &mut HelperTable) {
         |c: &mut HelperCtx<'_, '_>, a: [u64; 5]| no_counter(c, a, true),
     )
     .register(81, "bpf_get_local_storage", get_local_storage)
-    .register(158, "bpf_get_current_task_btf", current_task_btf)
+    .register(
+        158,
+        "bpf_get_current_task_btf",
+        crate::task::get_current_task,
+    )
     .register(148, "bpf_copy_from_user", copy_from_user_fault)
     .register(191, "bpf_copy_from_user_task", copy_from_user_fault);
     let null = |_: &mut HelperCtx<'_, '_>, _: [u64; 5]| ret(0);

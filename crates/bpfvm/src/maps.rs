@@ -13,6 +13,7 @@
 //! | [`PerCpuArray<V>`] | `BPF_MAP_TYPE_PERCPU_ARRAY` |
 //! | [`LpmTrie<K, V>`] | `BPF_MAP_TYPE_LPM_TRIE` |
 //! | [`RingBuf`] | `BPF_MAP_TYPE_RINGBUF` |
+//! | [`UserRingBuf`] | `BPF_MAP_TYPE_USER_RINGBUF` (the producer's side) |
 //! | [`ProgramArray`] | `BPF_MAP_TYPE_PROG_ARRAY` |
 //! | [`RawMap`] | any type, keys and values as bytes |
 //!
@@ -43,6 +44,9 @@
 pub use bpfvm_maps::{with_value_files, MapAttr, ValueFile, ValueRegion};
 pub use bpfvm_maps::{MapError, MapOps, MapType, PerfEventArray, PerfRecord};
 pub use bpfvm_maps::{BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
+
+mod user_ringbuf;
+pub use user_ringbuf::{UserRingBuf, UserRingBufSample};
 
 use crate::error::BpfError;
 use crate::kernel::{BpfCmd, BpfReply, MapFd, MapObj, ProgFd, Runtime};

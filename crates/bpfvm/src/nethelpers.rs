@@ -1067,19 +1067,6 @@ fn xdp_store_bytes(ctx: &mut HelperCtx<'_, '_>, a: [u64; 5]) -> HResult {
     }
 }
 
-/// `bpf_get_current_task()`: a stable stand-in for the `task_struct`
-/// address, per thread, in the kernel's direct map. Nothing is mapped there
-/// for the program: reading through it (`bpf_probe_read_kernel`) returns
-/// -EFAULT, where the kernel would read the task.
-pub fn current_task_addr(tid: u32) -> u64 {
-    0xffff_8880_4000_0000 + (tid as u64) * 0x2000
-}
-
-fn get_current_task(ctx: &mut HelperCtx<'_, '_>, _a: [u64; 5]) -> HResult {
-    let tid = ctx.env::<RunEnv>()?.pid;
-    ret(current_task_addr(tid) as i64)
-}
-
 /// `bpf_get_ns_current_pid_tgid(dev, ino, nsdata, size)`: the pid and tgid
 /// in the pid namespace `dev`/`ino` names, which must be the process's own
 /// (`/proc/self/ns/pid`: `st_dev`, `st_ino`); else -EINVAL with `*nsdata`
@@ -1391,7 +1378,8 @@ pub fn register(t: &mut HelperTable) {
         .register(34, n(34), get_hash_recalc)
         .register(40, n(40), csum_update)
         .register(135, n(135), csum_level)
-        .register(35, n(35), Leaves(get_current_task))
+        // The run's stand-in task, the one bpf_get_current_task_btf gives.
+        .register(35, n(35), crate::task::get_current_task)
         .register(38, n(38), skb_change_tail)
         .register(39, n(39), skb_pull_data)
         .register(41, n(41), set_hash_invalid)

@@ -250,6 +250,27 @@ pub(crate) fn load(rt: &Runtime, mut a: ProgLoadAttr) -> Result<ProgFd> {
         None => None,
     };
     let gpl = license_is_gpl_compatible(&a.license);
+    let task_layout = if crate::task::calls_task_helper(&a.insns) {
+        a.core_target
+            .as_deref()
+            .and_then(crate::task::TaskLayout::from_btf)
+            .or_else(|| {
+                btf.as_ref()
+                    .and_then(|b| crate::task::TaskLayout::from_btf(&b.btf))
+            })
+            .or_else(|| {
+                crate::loader::host_vmlinux_btf()
+                    .and_then(|b| crate::task::TaskLayout::from_btf(&b))
+            })
+    } else {
+        None
+    };
+    let ctx_slots = crate::testrun::ctx_slots(
+        a.prog_type,
+        a.expected_attach_type,
+        a.btf_ctx.as_deref(),
+        a.core_target.as_deref(),
+    );
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
     rt.register_prog(|id| {
@@ -274,6 +295,8 @@ pub(crate) fn load(rt: &Runtime, mut a: ProgLoadAttr) -> Result<ProgFd> {
             run_time_ns: AtomicU64::new(0),
             verifier_log: verified.log,
             verifier_stats: verified.stats,
+            task_layout,
+            ctx_slots,
         })
     })
 }
@@ -562,10 +585,23 @@ fn verify_with(
             .as_ref()
             .map(|b| crate::globalfn::global_funcs(&b.btf, &a.func_info, a.prog_type.as_u32()))
             .unwrap_or_default(),
-        btf_structs: btf
-            .as_ref()
-            .map(|b| kernel_struct_sizes(&b.btf))
-            .unwrap_or_default(),
+        // The kernel's layouts where the loader had them, the program's
+        // (its vmlinux.h) for structs they lack.
+        btf_structs: {
+            let mut sizes = a
+                .core_target
+                .as_deref()
+                .map(kernel_struct_sizes)
+                .unwrap_or_default();
+            if let Some(b) = btf.as_ref() {
+                for (name, size) in kernel_struct_sizes(&b.btf) {
+                    if !sizes.iter().any(|(n, _)| *n == name) {
+                        sizes.push((name, size));
+                    }
+                }
+            }
+            sizes
+        },
         extra_helpers: rt
             .k
             .custom_helpers

@@ -12,7 +12,10 @@ use bpfvm_vm::{Observer, Region, RegionKind, RunOptions};
 use std::sync::atomic::Ordering;
 
 use bpfvm_isa::uapi::{ProgType, TestRunKind, BPF_PROG_TYPE_SCHED_ACT, BPF_PROG_TYPE_SCHED_CLS};
+
+mod btf_ctx;
 pub use bpfvm_isa::uapi::{BPF_F_TEST_SKB_CHECKSUM_COMPLETE, BPF_F_TEST_XDP_LIVE_FRAMES};
+pub(crate) use btf_ctx::{ctx_slots, CtxSlot};
 
 /// `XDP_PACKET_HEADROOM`.
 pub const XDP_PACKET_HEADROOM: usize = 256;
@@ -188,6 +191,11 @@ pub(crate) fn test_run_with(
     // The program type table says how each type's test run builds its context.
     let kind = ProgType::from_u32(prog.prog_type).and_then(ProgType::test_run);
     let res = match kind {
+        // tp_btf, fentry, fexit, fmod_ret: their context as the BTF types it.
+        _ if prog.ctx_slots.is_some() => {
+            let slots = prog.ctx_slots.as_deref().unwrap_or_default();
+            btf_ctx::run(rt, prog, slots, a, repeat, obs)
+        }
         Some(TestRunKind::Xdp) => run_xdp(rt, prog, a, repeat, obs),
         Some(TestRunKind::Skb) => run_skb(rt, prog, a, repeat, obs),
         Some(TestRunKind::RawTracepoint) => run_ctx(rt, prog, a, repeat, false, obs),

@@ -153,7 +153,8 @@ pub enum Effect {
     ChangesPkt,
     /// A tail call (the called program may change the packet too).
     TailCall,
-    /// Calls the PTR_TO_FUNC argument (bpf_loop, for_each_map_elem).
+    /// Calls the PTR_TO_FUNC argument (bpf_loop, for_each_map_elem,
+    /// user_ringbuf_drain).
     Callback,
 }
 
@@ -1261,7 +1262,12 @@ pub const HELPERS: &[HelperDef] = &[
     h(206, "bpf_tcp_raw_check_syncookie_ipv4", None, TC | XDP),
     h(207, "bpf_tcp_raw_check_syncookie_ipv6", None, TC | XDP),
     h(208, "bpf_ktime_get_tai_ns", p(NOARGS), BASE),
-    base_bpf(209, "bpf_user_ringbuf_drain", None, 0),
+    base_bpf(
+        209,
+        "bpf_user_ringbuf_drain",
+        some(Proto::new([MapPtr, Func, StackOrNull, A, D], INT).effect(Effect::Callback)),
+        0,
+    ),
     base_bpf(210, "bpf_cgrp_storage_get", None, TRACE),
     base_bpf(211, "bpf_cgrp_storage_delete", None, TRACE),
 ];

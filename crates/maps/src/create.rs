@@ -8,7 +8,9 @@ use crate::lpm::{LPM_KEY_SIZE_MAX, LPM_KEY_SIZE_MIN, LPM_VAL_SIZE_MAX};
 use crate::mem::Arena;
 use crate::ops::{Common, MapOps};
 use crate::types::*;
-use crate::{ArrayMap, ArrayOfMaps, DevArray, HashTab, LpmTrie, ProgArray, QueueStack, RingBuf};
+use crate::{
+    ArrayMap, ArrayOfMaps, DevArray, HashTab, LpmTrie, ProgArray, QueueStack, RingBuf, UserRingBuf,
+};
 
 /// Page size of the simulated kernel.
 pub const PAGE_SIZE: u32 = 4096;
@@ -469,6 +471,8 @@ const MAP_TYPES: &[MapTypeRow] = {
         row(T::DevmapHash, check_devmap, alloc!(HashTab)),
         row(T::Ringbuf, check_ringbuf, alloc!(RingBuf)),
         row(T::BloomFilter, special::check, special::bloom_filter),
+        // The same checks as ringbuf (ringbuf_map_alloc serves both).
+        row(T::UserRingbuf, check_ringbuf, alloc!(UserRingBuf)),
     ]
 };
 

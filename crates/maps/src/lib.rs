@@ -20,7 +20,7 @@
 //!
 //! Map types: array, percpu_array, hash, percpu_hash, lru_hash, lru_percpu_hash, prog_array,
 //! array_of_maps, hash_of_maps, devmap, devmap_hash, cpumap, queue, stack, lpm_trie,
-//! ringbuf, perf_event_array, stack_trace, cgroup_array, xskmap, bloom_filter, sockmap,
+//! ringbuf, user_ringbuf, perf_event_array, stack_trace, cgroup_array, xskmap, bloom_filter, sockmap,
 //! sockhash, sk_storage, cgroup_storage and percpu_cgroup_storage (the ones holding kernel
 //! objects bpfvm lacks stay empty: see `special.rs`). [`MapType`] names every kernel type;
 //! the others are refused with `EOPNOTSUPP`.
@@ -59,6 +59,7 @@ mod queue;
 mod ringbuf;
 mod special;
 mod types;
+mod user_ringbuf;
 
 pub use array::ArrayMap;
 pub use backing::{with_value_files, ValueFile};
@@ -79,3 +80,4 @@ pub use special::{
     jhash, jhash2, BloomFilter, PerfEventArray, PerfRecord, StackTrace, PERF_EVENT_MAX_STACK,
 };
 pub use types::*;
+pub use user_ringbuf::{UserRingBuf, BPF_MAX_USER_RINGBUF_SAMPLES, USER_RINGBUF_MAX_SAMPLE};

@@ -57,6 +57,11 @@ pub enum RegType {
     /// `PTR_TO_TP_BUFFER`: a writable raw tracepoint's buffer.
     #[doc(alias = "PTR_TO_TP_BUFFER")]
     TpBuffer,
+    /// `CONST_PTR_TO_DYNPTR`: a dynptr the kernel made (a
+    /// `bpf_user_ringbuf_drain` callback's sample), passed to helpers that
+    /// only read it; its type is in [`Reg::kf`]`.obj`, its id in `id`.
+    #[doc(alias = "CONST_PTR_TO_DYNPTR")]
+    ConstDynptr,
 }
 
 impl RegType {
@@ -83,6 +88,7 @@ impl RegType {
             RegType::TcpSock => "tcp_sock",
             RegType::XdpSock => "xdp_sock",
             RegType::TpBuffer => "tp_buffer",
+            RegType::ConstDynptr => "dynptr_ptr",
         };
         if maybe_null && self == RegType::BtfId {
             "ptr_or_null_".to_string()
@@ -605,6 +611,12 @@ pub fn reg_text(r: &Reg, cur_frame: u8, map_info: &dyn Fn(u32) -> (String, u32, 
     }
     if matches!(r.ty, RegType::RingbufMem | RegType::Mem) {
         f.push(format!("sz={}", r.mem_size));
+    }
+    if r.ty == RegType::ConstDynptr {
+        f.push(format!(
+            "type={}",
+            bpfvm_isa::helpers::dynptr_type_str(r.kf.obj)
+        ));
     }
     if r.is_const() {
         if r.var_off.value != 0 {

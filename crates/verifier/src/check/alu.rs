@@ -549,6 +549,7 @@ impl Verifier<'_> {
                 | RegType::BtfId
                 | RegType::Mem
                 | RegType::TpBuffer
+                | RegType::ConstDynptr
         );
         if !type_ok {
             return self.err(unsafe_(format!(

@@ -9,6 +9,7 @@ use super::*;
 const MAX_VAR_SIZE: u64 = 1 << 29;
 use bpfvm_isa::uapi::{
     BPF_FUNC_DYNPTR_FROM_MEM, BPF_FUNC_DYNPTR_WRITE, BPF_FUNC_SPIN_LOCK, BPF_FUNC_SPIN_UNLOCK,
+    BPF_FUNC_USER_RINGBUF_DRAIN,
 };
 /// bpf_loop counts up to this are verified iteration by iteration.
 const CB_BRUTE_FORCE: u64 = 32;
@@ -730,9 +731,10 @@ impl Verifier<'_> {
                 meta.release = Some(r.ref_obj_id);
             }
             Arg::DynptrUninit { kind } => {
-                if r.ty != RegType::Stack {
+                if !matches!(r.ty, RegType::Stack | RegType::ConstDynptr) {
                     return self.type_err(regno, &r, "fp, dynptr_ptr");
                 }
+                self.check_const_dynptr_off(regno, &r, false)?;
                 let pc = self.cur_insn;
                 self.process_dynptr(
                     st,
@@ -742,8 +744,12 @@ impl Verifier<'_> {
                 )?;
             }
             Arg::Dynptr { kind, release } => {
-                if r.ty != RegType::Stack {
+                if !matches!(r.ty, RegType::Stack | RegType::ConstDynptr) {
                     return self.type_err(regno, &r, "fp, dynptr_ptr");
+                }
+                self.check_const_dynptr_off(regno, &r, release)?;
+                if release && r.ty == RegType::ConstDynptr {
+                    return self.err(invalid("cannot release unowned const bpf_dynptr"));
                 }
                 if release {
                     self.check_dynptr_release(st, regno)?;
@@ -1182,6 +1188,15 @@ impl Verifier<'_> {
         let mut regs: [Reg; 11] = std::array::from_fn(|_| Reg::not_init());
         if id == 181 {
             regs[1] = Reg::bounded(u32::MAX as u64);
+            regs[2] = st.reg(3).clone();
+        } else if id == BPF_FUNC_USER_RINGBUF_DRAIN {
+            // set_user_ringbuf_callback_state: (const struct bpf_dynptr *
+            // over the sample, a local one with an id of its own; ctx).
+            let mut d = Reg::ptr(RegType::ConstDynptr);
+            d.kf.obj = bpfvm_isa::helpers::BPF_DYNPTR_TYPE_LOCAL;
+            d.kf.flags = crate::kfuncs::KFI_FIRST_SLOT;
+            d.id = self.new_id();
+            regs[1] = d;
             regs[2] = st.reg(3).clone();
         } else {
             let m = meta.map.clone().unwrap_or_default();

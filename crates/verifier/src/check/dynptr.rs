@@ -98,11 +98,37 @@ impl Verifier<'_> {
         want: DynArg,
     ) -> Result<Option<DynInfo>, Fail> {
         let r = st.reg(regno).clone();
-        if r.ty != RegType::Stack {
+        if !matches!(r.ty, RegType::Stack | RegType::ConstDynptr) {
             return self.err(invalid(format!(
                 "arg#{} expected pointer to stack or const struct bpf_dynptr",
                 regno - 1
             )));
+        }
+        if r.ty == RegType::ConstDynptr {
+            self.check_const_dynptr_off(regno, &r, false)?;
+            // A dynptr the kernel made can neither be made again here nor
+            // handed to a helper that changes it; every initialised dynptr
+            // argument bpfvm models is `const struct bpf_dynptr *`
+            // (MEM_RDONLY), so it is read only.
+            return match want {
+                DynArg::Uninit { .. } => {
+                    self.err(invalid("Dynptr has to be an uninitialized dynptr"))
+                }
+                DynArg::Init { kind } if kind != 0 && r.kf.obj != kind => {
+                    self.err(invalid(format!(
+                        "Expected a dynptr of type {} as arg #{}",
+                        dynptr_type_str(kind),
+                        regno - 1
+                    )))
+                }
+                DynArg::Init { .. } => Ok(Some(DynInfo {
+                    fi: Self::stack_frame_of(st, &r),
+                    spi: 0,
+                    kind: r.kf.obj,
+                    id: r.id,
+                    ref_obj_id: r.ref_obj_id,
+                })),
+            };
         }
         match want {
             DynArg::Uninit { kind, clone_ref } => {
@@ -182,6 +208,46 @@ impl Verifier<'_> {
                 Ok(Some(d))
             }
         }
+    }
+
+    /// `check_func_arg_reg_off` for a `CONST_PTR_TO_DYNPTR` argument: only
+    /// the pointer as the kernel gave it (a release function, which refuses
+    /// it anyway, says so about a fixed offset first).
+    pub(super) fn check_const_dynptr_off(
+        &self,
+        regno: u8,
+        r: &Reg,
+        release: bool,
+    ) -> Result<(), Fail> {
+        if r.ty != RegType::ConstDynptr {
+            return Ok(());
+        }
+        if release && r.off != 0 {
+            return self.err(VerifierError::Reference {
+                reason: format!(
+                    "R{regno} must have zero offset when passed to release func or trusted arg to kfunc"
+                ),
+            });
+        }
+        if r.off < 0 {
+            return self.err(unsafe_(format!(
+                "negative offset dynptr_ptr ptr R{regno} off={} disallowed",
+                r.off
+            )));
+        }
+        if r.off != 0 {
+            return self.err(unsafe_(format!(
+                "dereference of modified dynptr_ptr ptr R{regno} off={} disallowed",
+                r.off
+            )));
+        }
+        if !r.is_const() || r.var_off.value != 0 {
+            return self.err(unsafe_(format!(
+                "variable dynptr_ptr access var_off={} disallowed",
+                r.var_off.text()
+            )));
+        }
+        Ok(())
     }
 
     /// The release check of an `OBJ_RELEASE` dynptr argument: it must be a
