@@ -67,7 +67,7 @@ fn type_numbers_and_names() {
 #[test]
 fn generic_checks() {
     assert_eq!(create_err(a(MapType::Unspec, 4, 4, 1)), EINVAL);
-    assert_eq!(create_err(a(MapType::UserRingbuf, 0, 0, 4096)), EOPNOTSUPP);
+    assert_eq!(create_err(a(MapType::Arena, 0, 0, 1)), EOPNOTSUPP);
     assert_eq!(
         create_err(a(MapType::Array, 4, 4, 1).with_name("has space")),
         EINVAL
