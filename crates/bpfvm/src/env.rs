@@ -117,7 +117,12 @@ impl RunEnv {
             value_regions: prog
                 .used_maps
                 .iter()
-                .flat_map(|m| m.ops.value_regions().into_iter().chain(m.kernel_region()))
+                .flat_map(|m| {
+                    // Map images only for a program that reads them: every
+                    // checked access scans this list.
+                    let image = m.kernel_region().filter(|_| prog.reads_map_structs);
+                    m.ops.value_regions().into_iter().chain(image)
+                })
                 .collect(),
             maps: prog
                 .used_maps

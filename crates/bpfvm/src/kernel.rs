@@ -96,10 +96,14 @@ impl MapObj {
             let Some(v) = self.ops.lookup(key, cpu) else {
                 continue;
             };
-            for k in self.kptrs.iter().filter(|k| k.referenced) {
+            // A crafted BTF could place a field off its alignment: such a
+            // field holds nothing a program could have stored (the verifier
+            // wants kptr accesses aligned), and is not read as an atomic.
+            for k in self.kptrs.iter().filter(|k| k.referenced && k.off % 8 == 0) {
                 // SAFETY: the field lies inside the value (checked against
-                // value_size when the fields were found); kptr fields are
-                // 8-byte aligned and only ever accessed atomically.
+                // value_size when the fields were found), is 8-byte aligned
+                // in an 8-byte aligned value, and is only ever accessed
+                // atomically.
                 let f = unsafe { &*(v.add(k.off as usize) as *const std::sync::atomic::AtomicU64) };
                 let p = f.load(std::sync::atomic::Ordering::Acquire);
                 if p != 0 && k.pointee == "bpf_cpumask" {
@@ -217,6 +221,9 @@ pub struct ProgObj {
     pub(crate) jit_error: Option<JitUnavailable>,
     /// The maps the program refers to (`map_ids` of `bpftool prog show`).
     pub used_maps: Vec<Arc<MapObj>>,
+    /// The program reads its maps' kernel structs through map pointers: its
+    /// checked runs may read their images.
+    pub(crate) reads_map_structs: bool,
     /// Whether the license is GPL-compatible (GPL-only helpers allowed).
     pub gpl_compatible: bool,
     /// When the program was loaded.

@@ -285,6 +285,7 @@ pub(crate) fn load(rt: &Runtime, mut a: ProgLoadAttr) -> Result<ProgFd> {
             jit,
             jit_error,
             used_maps,
+            reads_map_structs: verified.reads_map_structs,
             gpl_compatible: gpl,
             loaded_at: SystemTime::now(),
             uid,
